@@ -1,0 +1,162 @@
+//! All wiring: `Application::build(cfg)` opens storage, starts the dispatcher and binds the
+//! HTTP listener; `run_until_stopped` serves until a signal, then shuts down in order.
+
+use crate::config::Config;
+use crate::db::{tokens, Db, DbOptions};
+use crate::delivery::{client::Sender, ssrf::Guard, Dispatcher};
+use crate::domain::{ids, time::now_ms};
+use crate::http::{self, auth, State};
+use actix_web::{middleware, web, App, HttpServer};
+use anyhow::Context;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub struct Application {
+    addr: std::net::SocketAddr,
+    server: actix_web::dev::Server,
+    state: web::Data<State>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    bootstrap_token: Option<String>,
+    _lock: std::fs::File,
+}
+
+impl Application {
+    /// Builds everything from `cfg`, binding `cfg.listen` (port 0 picks a free port).
+    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&cfg.listen)
+            .with_context(|| format!("while binding {}", cfg.listen))?;
+        Self::build_with_listener(cfg, listener).await
+    }
+
+    pub async fn build_with_listener(
+        cfg: Config,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
+        cfg.ensure_data_dir()?;
+        let lock = lock_data_dir(&cfg)?;
+        let db = Db::open(&DbOptions {
+            path: cfg.db_path(),
+            synchronous: cfg.database.synchronous.clone(),
+            readers: cfg.database.readers,
+            max_batch: cfg.database.max_batch,
+        })
+        .context("while opening the database")?;
+        let bootstrap_token = db
+            .write(|c| {
+                if tokens::count_active(c)? > 0 {
+                    return Ok(None);
+                }
+                let token = auth::generate_token();
+                tokens::insert(
+                    c,
+                    &ids::new_id(ids::TOKEN),
+                    "bootstrap",
+                    &auth::hash_token(&token),
+                    now_ms(),
+                )?;
+                Ok(Some(token))
+            })
+            .await?;
+
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let sender = Sender::new(&cfg.delivery, Guard::new(cfg.allow_destinations.clone()))?;
+        let dispatcher = Dispatcher::start(
+            db.clone(),
+            sender,
+            cfg.delivery.clone(),
+            cfg.retry_schedule(),
+            tracker.clone(),
+            cancel.clone(),
+        );
+        tracker.spawn(crate::housekeeping::run(
+            db.clone(),
+            cfg.api.idempotency_ttl,
+            cancel.clone(),
+        ));
+
+        let addr = listener.local_addr()?;
+        let state = web::Data::new(State {
+            db,
+            cfg: Arc::new(cfg),
+            dispatcher,
+            tokens: auth::TokenCache::default(),
+        });
+        let data = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(middleware::NormalizePath::trim())
+                .configure(http::api::routes)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+            tracker,
+            cancel,
+            bootstrap_token,
+            _lock: lock,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The address actually bound (with the real port when `listen` asked for port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The API token created on the first start of an empty data dir, if this was it.
+    pub fn bootstrap_token(&self) -> Option<&str> {
+        self.bootstrap_token.as_deref()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or the server handle stops it), then stops claiming,
+    /// lets in-flight deliveries finish within a grace period and flushes the database.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        self.cancel.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop within 10 s");
+        }
+        drop(self.state);
+        result.context("while serving HTTP")
+    }
+
+    /// A handle that stops the server (as a signal would).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// One server per data dir: a second one would break the single-writer guarantees.
+fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
+    let path = cfg.data_dir.join("hookbox.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("while opening {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another hookbox server is using {}; stop it first",
+            cfg.data_dir.display()
+        )
+    })?;
+    Ok(file)
+}

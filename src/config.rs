@@ -1,0 +1,355 @@
+//! One typed configuration: defaults → `hookbox.toml` → `HOOKBOX_*` environment → flags.
+
+use crate::domain::retry::RetrySchedule;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database and key files live.
+    pub data_dir: PathBuf,
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// Subnets deliveries may reach even though they are private or loopback.
+    pub allow_destinations: Vec<IpNet>,
+    /// `text` or `json`.
+    pub log_format: String,
+    pub database: DatabaseConfig,
+    pub delivery: DeliveryConfig,
+    pub api: ApiConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `full` (durable against power loss) or `normal`.
+    pub synchronous: String,
+    pub readers: usize,
+    /// Most callers' work committed in one transaction.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Delay before each attempt: the first is normally `0s`.
+    #[serde(with = "humantime_serde_vec")]
+    pub retry_schedule: Vec<Duration>,
+    /// ± fraction of random jitter on each delay.
+    pub retry_jitter: f64,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest `Retry-After` honoured.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
+    /// Requests in flight at once, over all endpoints.
+    pub max_in_flight: usize,
+    /// Requests in flight at once to one endpoint.
+    pub max_in_flight_per_endpoint: usize,
+    /// Deliveries held in memory (claimed) at once; the rest wait in the database.
+    pub max_queued: usize,
+    pub max_queued_per_endpoint: usize,
+    /// Bytes of each response body kept in the attempt log.
+    pub response_excerpt_bytes: usize,
+    /// Also send `svix-id`, `svix-timestamp`, `svix-signature`.
+    pub svix_headers: bool,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest message payload, in bytes.
+    pub max_payload_bytes: usize,
+    /// How long `Idempotency-Key` responses are replayed.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_ttl: Duration,
+    /// Grace period of a rotated secret when the caller names none.
+    #[serde(with = "humantime_serde")]
+    pub rotation_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./hookbox-data"),
+            listen: "127.0.0.1:8080".into(),
+            allow_destinations: Vec::new(),
+            log_format: "text".into(),
+            database: DatabaseConfig::default(),
+            delivery: DeliveryConfig::default(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            synchronous: "full".into(),
+            readers: 4,
+            max_batch: 2000,
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_schedule: [0, 5, 300, 1800, 7200, 18_000, 36_000]
+                .map(Duration::from_secs)
+                .to_vec(),
+            retry_jitter: 0.2,
+            request_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(3600),
+            max_in_flight: 256,
+            max_in_flight_per_endpoint: 64,
+            max_queued: 20_000,
+            max_queued_per_endpoint: 5_000,
+            response_excerpt_bytes: 4096,
+            svix_headers: false,
+            user_agent: concat!("hookbox/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_payload_bytes: 1024 * 1024,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            rotation_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Values given on the command line (or their `HOOKBOX_*` variables, read by clap).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub allow_destinations: Vec<IpNet>,
+    pub config_file: Option<PathBuf>,
+}
+
+/// Environment variables read by `Config::load` beside the ones clap reads.
+const ENV_KEYS: &[&str] = &[
+    "HOOKBOX_DATA_DIR",
+    "HOOKBOX_LISTEN",
+    "HOOKBOX_ALLOW_DESTINATIONS",
+    "HOOKBOX_CONFIG",
+    "HOOKBOX_LOG",
+    "HOOKBOX_LOG_FORMAT",
+    "HOOKBOX_SYNCHRONOUS",
+    "HOOKBOX_RETRY_SCHEDULE",
+    "HOOKBOX_REQUEST_TIMEOUT",
+    "HOOKBOX_MAX_PAYLOAD_BYTES",
+    "HOOKBOX_SVIX_HEADERS",
+];
+
+impl Config {
+    /// Builds the effective configuration from every layer.
+    pub fn load(o: &Overrides) -> anyhow::Result<Config> {
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("HOOKBOX_"))
+            .collect();
+        Self::load_from(o, &env)
+    }
+
+    pub fn load_from(o: &Overrides, env: &[(String, String)]) -> anyhow::Result<Config> {
+        use anyhow::Context;
+        let data_dir = o
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| Config::default().data_dir);
+        let file = o
+            .config_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("hookbox.toml"));
+        let mut cfg = if file.exists() {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("while reading {}", file.display()))?;
+            toml::from_str(&text).with_context(|| format!("while parsing {}", file.display()))?
+        } else if o.config_file.is_some() {
+            anyhow::bail!("config file {} does not exist", file.display());
+        } else {
+            Config::default()
+        };
+        for (k, v) in env {
+            match k.as_str() {
+                "HOOKBOX_LOG_FORMAT" => cfg.log_format = v.clone(),
+                "HOOKBOX_SYNCHRONOUS" => cfg.database.synchronous = v.clone(),
+                "HOOKBOX_RETRY_SCHEDULE" => {
+                    cfg.delivery.retry_schedule =
+                        parse_durations(v).context("while reading HOOKBOX_RETRY_SCHEDULE")?;
+                }
+                "HOOKBOX_REQUEST_TIMEOUT" => {
+                    cfg.delivery.request_timeout = humantime::parse_duration(v)
+                        .context("while reading HOOKBOX_REQUEST_TIMEOUT")?;
+                }
+                "HOOKBOX_MAX_PAYLOAD_BYTES" => {
+                    cfg.api.max_payload_bytes = v
+                        .parse()
+                        .context("while reading HOOKBOX_MAX_PAYLOAD_BYTES")?;
+                }
+                "HOOKBOX_SVIX_HEADERS" => {
+                    cfg.delivery.svix_headers = matches!(v.as_str(), "1" | "true" | "yes")
+                }
+                k if !ENV_KEYS.contains(&k) && !k.ends_with("_FILE") => {
+                    tracing::warn!(
+                        variable = k,
+                        "unknown HOOKBOX_ environment variable ignored (misspelled?)"
+                    );
+                }
+                _ => {}
+            }
+        }
+        cfg.data_dir = data_dir;
+        if let Some(l) = &o.listen {
+            cfg.listen = l.clone();
+        }
+        cfg.allow_destinations
+            .extend(o.allow_destinations.iter().copied());
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every rule and reports all violations at once.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut errors = Vec::new();
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(format!("listen: `{}` is not an ADDR:PORT", self.listen));
+        }
+        if !["full", "normal"].contains(&self.database.synchronous.to_ascii_lowercase().as_str()) {
+            errors.push("database.synchronous: must be `full` or `normal`".into());
+        }
+        if self.delivery.retry_schedule.is_empty() {
+            errors.push("delivery.retry_schedule: needs at least one entry".into());
+        }
+        if !(0.0..1.0).contains(&self.delivery.retry_jitter) {
+            errors.push("delivery.retry_jitter: must be in [0, 1)".into());
+        }
+        if self.delivery.max_in_flight == 0 || self.delivery.max_in_flight_per_endpoint == 0 {
+            errors.push("delivery.max_in_flight*: must be at least 1".into());
+        }
+        if self.delivery.max_queued == 0 || self.delivery.max_queued_per_endpoint == 0 {
+            errors.push("delivery.max_queued*: must be at least 1".into());
+        }
+        if !["text", "json"].contains(&self.log_format.as_str()) {
+            errors.push("log_format: must be `text` or `json`".into());
+        }
+        if self.api.max_payload_bytes == 0 {
+            errors.push("api.max_payload_bytes: must be at least 1".into());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  "))
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("hookbox.db")
+    }
+
+    pub fn retry_schedule(&self) -> RetrySchedule {
+        RetrySchedule {
+            delays: self.delivery.retry_schedule.clone(),
+            jitter: self.delivery.retry_jitter,
+        }
+    }
+
+    /// The effective configuration as TOML, for `check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+
+    pub fn ensure_data_dir(&self) -> anyhow::Result<&Path> {
+        use anyhow::Context;
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("while creating data dir {}", self.data_dir.display()))?;
+        Ok(&self.data_dir)
+    }
+}
+
+/// `0s,5s,5m` → durations.
+pub fn parse_durations(s: &str) -> anyhow::Result<Vec<Duration>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            humantime::parse_duration(p.trim()).map_err(|e| anyhow::anyhow!("`{}`: {e}", p.trim()))
+        })
+        .collect()
+}
+
+mod humantime_serde_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|d| humantime::format_duration(*d).to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        v.iter()
+            .map(|s| humantime::parse_duration(s).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hookbox.toml"),
+            "listen = \"127.0.0.1:9000\"\n[delivery]\nretry_schedule = [\"0s\", \"1s\"]\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let cfg = Config::load_from(&o, &[]).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:9000");
+        assert_eq!(
+            cfg.delivery.retry_schedule,
+            vec![Duration::ZERO, Duration::from_secs(1)]
+        );
+
+        let env = vec![("HOOKBOX_RETRY_SCHEDULE".to_string(), "0s,2s,3m".to_string())];
+        let o2 = Overrides {
+            listen: Some("127.0.0.1:9001".into()),
+            ..o
+        };
+        let cfg = Config::load_from(&o2, &env).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:9001");
+        assert_eq!(cfg.delivery.retry_schedule[2], Duration::from_secs(180));
+    }
+
+    #[test]
+    fn validate_lists_every_error() {
+        let mut cfg = Config { listen: "nope".into(), ..Config::default() };
+        cfg.delivery.retry_schedule.clear();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+        assert!(err.contains("retry_schedule"), "{err}");
+    }
+
+    #[test]
+    fn default_schedule_is_seven_attempts() {
+        let d = Config::default().delivery.retry_schedule;
+        assert_eq!(d.len(), 7);
+        assert_eq!(d[6], Duration::from_secs(10 * 3600));
+    }
+}

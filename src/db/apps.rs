@@ -1,0 +1,99 @@
+use super::{is_unique_violation, paged, DbError, DbResult, Page, PageQuery};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub rate_limit: Option<i64>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<App> {
+    let metadata: String = r.get(4)?;
+    Ok(App {
+        id: r.get(0)?,
+        uid: r.get(1)?,
+        name: r.get(2)?,
+        rate_limit: r.get(3)?,
+        metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+fn uid_conflict(e: rusqlite::Error) -> DbError {
+    if is_unique_violation(&e) {
+        DbError::Conflict("an application with this uid already exists".into())
+    } else {
+        e.into()
+    }
+}
+
+pub fn insert(c: &Connection, a: &App) -> DbResult<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO applications ({COLS}) VALUES (?,?,?,?,?,?,?)"
+    ))?
+    .execute(params![
+        a.id,
+        a.uid,
+        a.name,
+        a.rate_limit,
+        super::to_json(&a.metadata),
+        a.created_at,
+        a.updated_at
+    ])
+    .map_err(uid_conflict)?;
+    Ok(())
+}
+
+pub fn update(c: &Connection, a: &App) -> DbResult<()> {
+    c.prepare_cached(
+        "UPDATE applications SET uid=?, name=?, rate_limit=?, metadata=?, updated_at=? WHERE id=?",
+    )?
+    .execute(params![
+        a.uid,
+        a.name,
+        a.rate_limit,
+        super::to_json(&a.metadata),
+        a.updated_at,
+        a.id
+    ])
+    .map_err(uid_conflict)?;
+    Ok(())
+}
+
+/// By id, or else by uid.
+pub fn get(c: &Connection, key: &str) -> DbResult<Option<App>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLS} FROM applications WHERE id = ?1 UNION ALL \
+         SELECT {COLS} FROM applications WHERE uid = ?1 LIMIT 1"
+    ))?;
+    Ok(stmt.query_row([key], from_row).optional()?)
+}
+
+pub fn list(c: &Connection, page: &PageQuery) -> DbResult<Page<App>> {
+    paged(
+        c,
+        &format!("SELECT {COLS} FROM applications WHERE {{page}}"),
+        "id",
+        &[],
+        page,
+        from_row,
+    )
+}
+
+pub fn delete(c: &Connection, id: &str) -> DbResult<bool> {
+    Ok(c.prepare_cached("DELETE FROM applications WHERE id = ?")?
+        .execute([id])?
+        > 0)
+}
+
+pub fn count(c: &Connection) -> DbResult<i64> {
+    Ok(c.query_row("SELECT COUNT(*) FROM applications", [], |r| r.get(0))?)
+}

@@ -1,0 +1,425 @@
+//! The outbox: deliveries due, claimed (leased), and their outcomes.
+
+use super::{endpoints, messages, paged, to_json, DbResult, Page, PageQuery};
+use crate::domain::retry::RetrySchedule;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const SUCCESS: i64 = 0;
+pub const PENDING: i64 = 1;
+pub const FAIL: i64 = 2;
+pub const SKIPPED: i64 = 5;
+
+pub const TRIGGER_SCHEDULED: i64 = 0;
+pub const TRIGGER_MANUAL: i64 = 1;
+
+/// A delivery the dispatcher holds a lease on.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery_id: i64,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub manual: bool,
+    pub event_type: String,
+    pub payload: Arc<str>,
+}
+
+/// Claims up to `limit` due deliveries, skipping `busy` endpoints, by leasing them until
+/// `lease_until`.
+pub fn claim_due(
+    c: &Connection,
+    now: i64,
+    limit: usize,
+    lease_until: i64,
+    busy: &[String],
+) -> DbResult<Vec<Claimed>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type, m.event_type, m.payload \
+         FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+         WHERE d.status = 1 AND d.lease_until IS NULL AND d.next_attempt_at <= ? \
+           AND d.endpoint_id NOT IN (SELECT value FROM json_each(?)) \
+         ORDER BY d.next_attempt_at LIMIT ?",
+    )?;
+    let rows = stmt
+        .query_map(params![now, to_json(&busy), limit], |r| {
+            Ok(Claimed {
+                delivery_id: r.get(0)?,
+                msg_id: r.get(1)?,
+                endpoint_id: r.get(2)?,
+                attempts: r.get(3)?,
+                manual: r.get::<_, i64>(4)? == TRIGGER_MANUAL,
+                event_type: r.get(5)?,
+                payload: Arc::from(
+                    r.get::<_, Option<String>>(6)?
+                        .unwrap_or_else(|| "{}".into()),
+                ),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut lease = c.prepare_cached("UPDATE deliveries SET lease_until = ? WHERE id = ?")?;
+    for d in &rows {
+        lease.execute(params![lease_until, d.delivery_id])?;
+    }
+    Ok(rows)
+}
+
+/// When the next unclaimed delivery falls due.
+pub fn next_due(c: &Connection) -> DbResult<Option<i64>> {
+    Ok(c.query_row(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 1 AND lease_until IS NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Makes every leased delivery due again (at start: leases of a previous process are void).
+pub fn release_all_leases(c: &Connection) -> DbResult<usize> {
+    Ok(c.execute(
+        "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        [],
+    )?)
+}
+
+/// Makes deliveries whose lease expired before `now` due again.
+pub fn release_expired_leases(c: &Connection, now: i64) -> DbResult<usize> {
+    Ok(c.prepare_cached("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND lease_until < ?")?
+        .execute([now])?)
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Success,
+    /// A failure; `retry_after` is the receiver's (already clamped) request.
+    Failure {
+        retry_after: Option<Duration>,
+    },
+    /// 410 Gone: the endpoint is disabled at once.
+    Gone,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub delivery: Claimed,
+    pub attempt_id: String,
+    pub url: String,
+    pub outcome: Outcome,
+    pub status_code: i64,
+    pub response: String,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    pub at: i64,
+}
+
+/// What recording a batch of results changed.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Earliest retry scheduled, if any.
+    pub next_due: Option<i64>,
+    /// Endpoints that were disabled (410).
+    pub disabled: Vec<String>,
+}
+
+/// Records attempts and moves each delivery on: done, retry later, or failed.
+pub fn record(
+    c: &Connection,
+    results: &[AttemptResult],
+    schedule: &RetrySchedule,
+) -> DbResult<Recorded> {
+    let mut out = Recorded::default();
+    let mut insert = c.prepare_cached(
+        "INSERT INTO attempts (id, msg_id, endpoint_id, url, status, response_status_code, response, \
+         response_duration_ms, error, trigger_type, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    )?;
+    let mut update = c.prepare_cached(
+        "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
+         trigger_type = 0, updated_at = ? WHERE id = ?",
+    )?;
+    for r in results {
+        let d = &r.delivery;
+        let ok = matches!(r.outcome, Outcome::Success);
+        insert.execute(params![
+            r.attempt_id,
+            d.msg_id,
+            d.endpoint_id,
+            r.url,
+            if ok { SUCCESS } else { FAIL },
+            r.status_code,
+            r.response,
+            r.duration_ms,
+            r.error,
+            if d.manual {
+                TRIGGER_MANUAL
+            } else {
+                TRIGGER_SCHEDULED
+            },
+            r.at
+        ])?;
+        let attempts = d.attempts + 1;
+        let (status, next) = match &r.outcome {
+            Outcome::Success => (SUCCESS, None),
+            Outcome::Gone => {
+                endpoints::set_disabled(
+                    c,
+                    &d.endpoint_id,
+                    true,
+                    Some("the endpoint answered 410 Gone"),
+                    r.at,
+                )?;
+                skip_pending(c, &d.endpoint_id, r.at)?;
+                out.disabled.push(d.endpoint_id.clone());
+                (FAIL, None)
+            }
+            Outcome::Failure { retry_after } => match schedule.next_delay(attempts, *retry_after) {
+                Some(delay) => {
+                    let due = r.at + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                    out.next_due = Some(out.next_due.map_or(due, |n| n.min(due)));
+                    (PENDING, Some(due))
+                }
+                None => (FAIL, None),
+            },
+        };
+        update.execute(params![status, attempts, next, r.at, d.delivery_id])?;
+    }
+    Ok(out)
+}
+
+/// Marks a claimed delivery as skipped (its endpoint is disabled) without an attempt.
+pub fn skip(c: &Connection, delivery_id: i64, now: i64) -> DbResult<()> {
+    c.prepare_cached(
+        "UPDATE deliveries SET status = 5, lease_until = NULL, updated_at = ? WHERE id = ?",
+    )?
+    .execute(params![now, delivery_id])?;
+    Ok(())
+}
+
+/// Marks every unclaimed pending delivery of a disabled endpoint as skipped.
+pub fn skip_pending(c: &Connection, endpoint_id: &str, now: i64) -> DbResult<usize> {
+    Ok(c.prepare_cached(
+        "UPDATE deliveries SET status = 5, updated_at = ? WHERE endpoint_id = ? AND status = 1 AND lease_until IS NULL",
+    )?
+    .execute(params![now, endpoint_id])?)
+}
+
+/// Resend: one more manual attempt, now. Creates the delivery row when there is none.
+pub fn resend(
+    c: &Connection,
+    msg_id: &str,
+    endpoint_id: &str,
+    max_attempts: u32,
+    now: i64,
+) -> DbResult<()> {
+    let last = i64::from(max_attempts.saturating_sub(1));
+    c.prepare_cached(
+        "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, trigger_type, created_at, updated_at) \
+         VALUES (?1, ?2, 1, ?3, ?4, 1, ?4, ?4) \
+         ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
+           attempts = CASE WHEN status = 1 THEN attempts ELSE ?3 END, \
+           status = 1, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4 \
+         WHERE lease_until IS NULL",
+    )?
+    .execute(params![msg_id, endpoint_id, last, now])?;
+    Ok(())
+}
+
+/// Recover: failed deliveries of an endpoint in a time range get a fresh schedule.
+pub fn recover(
+    c: &Connection,
+    endpoint_id: &str,
+    since: i64,
+    until: Option<i64>,
+    now: i64,
+) -> DbResult<usize> {
+    Ok(c.prepare_cached(
+        "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4 \
+         WHERE endpoint_id = ?1 AND status = 2 AND created_at >= ?2 AND created_at < ?3",
+    )?
+    .execute(params![endpoint_id, since, until.unwrap_or(i64::MAX), now])?)
+}
+
+/// Replay missing: messages in a time range that this endpoint accepts and never attempted
+/// (no delivery row, or skipped while it was disabled) are queued for it.
+pub fn replay_missing(
+    c: &Connection,
+    ep: &endpoints::Endpoint,
+    since: i64,
+    until: Option<i64>,
+    now: i64,
+) -> DbResult<usize> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {} FROM messages m LEFT JOIN deliveries d ON d.msg_id = m.id AND d.endpoint_id = ?2 \
+         WHERE m.app_id = ?1 AND m.created_at >= ?3 AND m.created_at < ?4 AND (d.id IS NULL OR d.status = 5)",
+        messages::COLS
+    ))?;
+    let msgs = stmt
+        .query_map(
+            params![ep.app_id, ep.id, since, until.unwrap_or(i64::MAX)],
+            messages::from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut upsert = c.prepare_cached(
+        "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, trigger_type, created_at, updated_at) \
+         VALUES (?1, ?2, 1, 0, ?3, 1, ?3, ?3) \
+         ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0, next_attempt_at = ?3, \
+           trigger_type = 1, updated_at = ?3",
+    )?;
+    let mut n = 0;
+    for m in msgs
+        .iter()
+        .filter(|m| ep.accepts(&m.event_type, m.channels.as_deref()))
+    {
+        upsert.execute(params![m.id, ep.id, now])?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// How many messages were skipped while the endpoint was disabled.
+pub fn count_skipped(c: &Connection, endpoint_id: &str) -> DbResult<i64> {
+    Ok(
+        c.prepare_cached("SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ? AND status = 5")?
+            .query_row([endpoint_id], |r| r.get(0))?,
+    )
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub success: i64,
+    pub pending: i64,
+    pub sending: i64,
+    pub fail: i64,
+    pub canceled: i64,
+}
+
+pub fn stats(
+    c: &Connection,
+    endpoint_id: &str,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> DbResult<Stats> {
+    let mut stmt = c.prepare_cached(
+        "SELECT status, lease_until IS NOT NULL, COUNT(*) FROM deliveries \
+         WHERE endpoint_id = ? AND created_at >= ? AND created_at < ? GROUP BY 1, 2",
+    )?;
+    let mut s = Stats::default();
+    let rows = stmt.query_map(
+        params![endpoint_id, since.unwrap_or(0), until.unwrap_or(i64::MAX)],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        },
+    )?;
+    for row in rows {
+        match row? {
+            (SUCCESS, _, n) => s.success += n,
+            (PENDING, true, n) => s.sending += n,
+            (PENDING, false, n) => s.pending += n,
+            (FAIL, _, n) => s.fail += n,
+            (_, _, n) => s.canceled += n,
+        }
+    }
+    Ok(s)
+}
+
+/// A message as one endpoint saw it.
+pub struct EndpointMessage {
+    pub msg: messages::Message,
+    pub status: i64,
+    pub next_attempt_at: Option<i64>,
+}
+
+pub fn list_for_endpoint(
+    c: &Connection,
+    endpoint_id: &str,
+    status: Option<i64>,
+    filter: &messages::MessageFilter,
+    page: &PageQuery,
+) -> DbResult<Page<EndpointMessage>> {
+    let (cond, extra) = filter.sql();
+    let status_cond = if status.is_some() {
+        " AND d.status = ?"
+    } else {
+        ""
+    };
+    let mut params: Vec<&dyn rusqlite::ToSql> = vec![&endpoint_id];
+    if let Some(s) = &status {
+        params.push(s);
+    }
+    params.extend(extra.iter().map(|b| b.as_ref()));
+    paged(
+        c,
+        &format!(
+            "SELECT {}, d.status, d.next_attempt_at FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+             WHERE d.endpoint_id = ?{status_cond}{cond} AND {{page}}",
+            messages::COLS
+        ),
+        "m.id",
+        &params,
+        page,
+        |r| Ok(EndpointMessage { msg: messages::from_row(r)?, status: r.get(8)?, next_attempt_at: r.get(9)? }),
+    )
+}
+
+/// An endpoint as one message reached it.
+pub struct MessageEndpoint {
+    pub endpoint: endpoints::Endpoint,
+    pub status: i64,
+    pub next_attempt_at: Option<i64>,
+}
+
+pub fn list_for_message(
+    c: &Connection,
+    msg_id: &str,
+    page: &PageQuery,
+) -> DbResult<Page<MessageEndpoint>> {
+    let eps = paged(
+        c,
+        "SELECT d.endpoint_id, d.status, d.next_attempt_at FROM deliveries d WHERE d.msg_id = ? AND {page}",
+        "d.endpoint_id",
+        &[&msg_id],
+        page,
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)),
+    )?;
+    let mut items = Vec::with_capacity(eps.items.len());
+    for (id, status, next_attempt_at) in eps.items {
+        if let Some(endpoint) = endpoints::get_by_id(c, &id)? {
+            items.push(MessageEndpoint {
+                endpoint,
+                status,
+                next_attempt_at,
+            });
+        }
+    }
+    Ok(Page {
+        items,
+        done: eps.done,
+    })
+}
+
+/// The delivery of one message to one endpoint: (status, attempts, next attempt).
+pub fn get(
+    c: &Connection,
+    msg_id: &str,
+    endpoint_id: &str,
+) -> DbResult<Option<(i64, u32, Option<i64>)>> {
+    Ok(c.prepare_cached("SELECT status, attempts, next_attempt_at FROM deliveries WHERE msg_id = ? AND endpoint_id = ?")?
+        .query_row([msg_id, endpoint_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// Counts for metrics and health: (due now, scheduled later, leased).
+pub fn queue_depth(c: &Connection, now: i64) -> DbResult<(i64, i64, i64)> {
+    Ok(c.query_row(
+        "SELECT COALESCE(SUM(lease_until IS NULL AND next_attempt_at <= ?1), 0), \
+                COALESCE(SUM(lease_until IS NULL AND next_attempt_at > ?1), 0), \
+                COALESCE(SUM(lease_until IS NOT NULL), 0) FROM deliveries WHERE status = 1",
+        [now],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
+}

@@ -1,0 +1,223 @@
+use super::{is_unique_violation, json_col, paged, to_json, DbError, DbResult, Page, PageQuery};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub app_id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub rate_limit: Option<i64>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub headers: BTreeMap<String, String>,
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Endpoint {
+    /// Whether a message of this type and these channels goes to this endpoint.
+    pub fn accepts(&self, event_type: &str, channels: Option<&[String]>) -> bool {
+        crate::domain::routes_to(
+            event_type,
+            channels,
+            self.filter_types.as_deref(),
+            self.channels.as_deref(),
+        )
+    }
+}
+
+const COLS: &str =
+    "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
+                    headers, disabled, disabled_reason, disabled_at, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
+    let metadata: String = r.get(8)?;
+    let headers: String = r.get(9)?;
+    Ok(Endpoint {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        uid: r.get(2)?,
+        url: r.get(3)?,
+        description: r.get(4)?,
+        filter_types: json_col(r.get(5)?).unwrap_or_default(),
+        channels: json_col(r.get(6)?).unwrap_or_default(),
+        rate_limit: r.get(7)?,
+        metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+        headers: serde_json::from_str(&headers).unwrap_or_default(),
+        disabled: r.get(10)?,
+        disabled_reason: r.get(11)?,
+        disabled_at: r.get(12)?,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+    })
+}
+
+fn uid_conflict(e: rusqlite::Error) -> DbError {
+    if is_unique_violation(&e) {
+        DbError::Conflict("an endpoint with this uid already exists in this application".into())
+    } else {
+        e.into()
+    }
+}
+
+pub fn insert(c: &Connection, e: &Endpoint, secret: &str) -> DbResult<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    ))?
+    .execute(params![
+        e.id,
+        e.app_id,
+        e.uid,
+        e.url,
+        e.description,
+        e.filter_types.as_ref().map(to_json),
+        e.channels.as_ref().map(to_json),
+        e.rate_limit,
+        to_json(&e.metadata),
+        to_json(&e.headers),
+        e.disabled,
+        e.disabled_reason,
+        e.disabled_at,
+        e.created_at,
+        e.updated_at
+    ])
+    .map_err(uid_conflict)?;
+    c.prepare_cached(
+        "INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES (?,?,?)",
+    )?
+    .execute(params![e.id, secret, e.created_at])?;
+    Ok(())
+}
+
+pub fn update(c: &Connection, e: &Endpoint) -> DbResult<()> {
+    c.prepare_cached(
+        "UPDATE endpoints SET uid=?, url=?, description=?, filter_types=?, channels=?, rate_limit=?, \
+         metadata=?, headers=?, disabled=?, disabled_reason=?, disabled_at=?, updated_at=? WHERE id=?",
+    )?
+    .execute(params![
+        e.uid,
+        e.url,
+        e.description,
+        e.filter_types.as_ref().map(to_json),
+        e.channels.as_ref().map(to_json),
+        e.rate_limit,
+        to_json(&e.metadata),
+        to_json(&e.headers),
+        e.disabled,
+        e.disabled_reason,
+        e.disabled_at,
+        e.updated_at,
+        e.id
+    ])
+    .map_err(uid_conflict)?;
+    Ok(())
+}
+
+/// By id, or else by uid, within one application.
+pub fn get(c: &Connection, app_id: &str, key: &str) -> DbResult<Option<Endpoint>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLS} FROM endpoints WHERE app_id = ?1 AND id = ?2 UNION ALL \
+         SELECT {COLS} FROM endpoints WHERE app_id = ?1 AND uid = ?2 LIMIT 1"
+    ))?;
+    Ok(stmt.query_row([app_id, key], from_row).optional()?)
+}
+
+pub fn get_by_id(c: &Connection, id: &str) -> DbResult<Option<Endpoint>> {
+    let mut stmt = c.prepare_cached(&format!("SELECT {COLS} FROM endpoints WHERE id = ?"))?;
+    Ok(stmt.query_row([id], from_row).optional()?)
+}
+
+pub fn list(c: &Connection, app_id: &str, page: &PageQuery) -> DbResult<Page<Endpoint>> {
+    paged(
+        c,
+        &format!("SELECT {COLS} FROM endpoints WHERE app_id = ? AND {{page}}"),
+        "id",
+        &[&app_id],
+        page,
+        from_row,
+    )
+}
+
+pub fn all_in_app(c: &Connection, app_id: &str) -> DbResult<Vec<Endpoint>> {
+    let mut stmt = c.prepare_cached(&format!("SELECT {COLS} FROM endpoints WHERE app_id = ?"))?;
+    let rows = stmt
+        .query_map([app_id], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub fn delete(c: &Connection, id: &str) -> DbResult<bool> {
+    Ok(c.prepare_cached("DELETE FROM endpoints WHERE id = ?")?
+        .execute([id])?
+        > 0)
+}
+
+/// Disables (with a reason) or enables an endpoint.
+pub fn set_disabled(
+    c: &Connection,
+    id: &str,
+    disabled: bool,
+    reason: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
+    c.prepare_cached(
+        "UPDATE endpoints SET disabled=?1, disabled_reason=?2, disabled_at=CASE WHEN ?1 THEN ?3 END, \
+         updated_at=?3 WHERE id=?4",
+    )?
+    .execute(params![disabled, reason, now, id])?;
+    Ok(())
+}
+
+/// A signing secret and, for a rotated one, when it stops signing.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub secret: String,
+    pub expires_at: Option<i64>,
+}
+
+/// The current secret and every rotated one still in its grace period, current first.
+pub fn secrets(c: &Connection, endpoint_id: &str, now: i64) -> DbResult<Vec<Secret>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT secret, expires_at FROM endpoint_secrets WHERE endpoint_id = ? \
+         AND (expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NOT NULL, id DESC",
+    )?;
+    let rows = stmt
+        .query_map(params![endpoint_id, now], |r| {
+            Ok(Secret {
+                secret: r.get(0)?,
+                expires_at: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Makes `new_secret` current; the previous one keeps signing until `now + grace_ms`.
+pub fn rotate_secret(
+    c: &Connection,
+    endpoint_id: &str,
+    new_secret: &str,
+    grace_ms: i64,
+    now: i64,
+) -> DbResult<()> {
+    c.prepare_cached(
+        "UPDATE endpoint_secrets SET expires_at = ? WHERE endpoint_id = ? AND expires_at IS NULL",
+    )?
+    .execute(params![now + grace_ms, endpoint_id])?;
+    c.prepare_cached("DELETE FROM endpoint_secrets WHERE endpoint_id = ? AND expires_at <= ?")?
+        .execute(params![endpoint_id, now])?;
+    c.prepare_cached(
+        "INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES (?,?,?)",
+    )?
+    .execute(params![endpoint_id, new_secret, now])?;
+    c.prepare_cached("UPDATE endpoints SET updated_at = ? WHERE id = ?")?
+        .execute(params![now, endpoint_id])?;
+    Ok(())
+}

@@ -1,0 +1,241 @@
+use super::{
+    deliveries::Claimed, idempotency, is_unique_violation, json_col, paged, to_json, DbError,
+    DbResult, Page, PageQuery,
+};
+use crate::domain::ids;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub app_id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    /// The exact JSON text that is signed and sent; `None` once purged.
+    pub payload: Option<Arc<str>>,
+    pub channels: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub created_at: i64,
+}
+
+pub(crate) const COLS: &str =
+    "m.id, m.app_id, m.event_type, m.event_id, m.payload, m.channels, m.tags, m.created_at";
+
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        event_type: r.get(2)?,
+        event_id: r.get(3)?,
+        payload: r.get::<_, Option<String>>(4)?.map(Arc::from),
+        channels: json_col(r.get(5)?).unwrap_or_default(),
+        tags: json_col(r.get(6)?).unwrap_or_default(),
+        created_at: r.get(7)?,
+    })
+}
+
+/// What ingest did.
+pub enum Ingested {
+    /// The message was stored; these deliveries were claimed for immediate sending.
+    Created {
+        claimed: Vec<Claimed>,
+        unclaimed: usize,
+    },
+    /// The idempotency key was seen before: answer with the stored response.
+    Replayed { status: u16, body: String },
+}
+
+/// Where a message goes and how the ingest is answered.
+pub struct IngestRequest<'a> {
+    pub msg: &'a Message,
+    /// Only this endpoint (send-example), regardless of its filters.
+    pub only_endpoint: Option<&'a str>,
+    pub idempotency: Option<&'a idempotency::Key>,
+    /// The response to store with the idempotency key.
+    pub response: (u16, &'a str),
+    pub lease_until: i64,
+    /// When the deliveries fall due (`deliverAt`, or now).
+    pub due_at: i64,
+}
+
+/// Stores a message and its deliveries (the outbox) and the idempotency record, in the
+/// caller's transaction. `claim(endpoint_id)` says whether the dispatcher takes a delivery
+/// now (it is then leased) or leaves it for the scheduler.
+pub fn ingest(
+    c: &Connection,
+    req: &IngestRequest<'_>,
+    claim: &mut dyn FnMut(&str) -> bool,
+) -> DbResult<Ingested> {
+    let m = req.msg;
+    if let Some(key) = req.idempotency {
+        if let Some((status, body)) = idempotency::get(c, key)? {
+            return Ok(Ingested::Replayed { status, body });
+        }
+    }
+    c.prepare_cached(
+        "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags, created_at) \
+         VALUES (?,?,?,?,?,?,?,?)",
+    )?
+    .execute(params![
+        m.id,
+        m.app_id,
+        m.event_type,
+        m.event_id,
+        m.payload.as_deref(),
+        m.channels.as_ref().map(to_json),
+        m.tags.as_ref().map(to_json),
+        m.created_at
+    ])
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            DbError::Conflict("a message with this eventId already exists in this application".into())
+        } else {
+            e.into()
+        }
+    })?;
+
+    let mut targets = c.prepare_cached(
+        "SELECT id, filter_types, channels, disabled FROM endpoints WHERE app_id = ?",
+    )?;
+    let rows = targets
+        .query_map([&m.app_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut insert = c.prepare_cached(
+        "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?;
+    let mut claimed = Vec::new();
+    let mut unclaimed = 0;
+    for (endpoint_id, filter_types, channels, disabled) in rows {
+        let wanted = match req.only_endpoint {
+            Some(only) => only == endpoint_id,
+            None => accepts(m, filter_types.as_deref(), channels.as_deref()),
+        };
+        if !wanted {
+            continue;
+        }
+        if disabled {
+            insert.execute(params![
+                m.id,
+                endpoint_id,
+                super::deliveries::SKIPPED,
+                req.due_at,
+                None::<i64>,
+                m.created_at
+            ])?;
+            continue;
+        }
+        let take = claim(&endpoint_id);
+        let lease = take.then_some(req.lease_until);
+        insert.execute(params![
+            m.id,
+            endpoint_id,
+            super::deliveries::PENDING,
+            req.due_at,
+            lease,
+            m.created_at
+        ])?;
+        if take {
+            claimed.push(Claimed {
+                delivery_id: c.last_insert_rowid(),
+                msg_id: m.id.clone(),
+                endpoint_id,
+                attempts: 0,
+                manual: false,
+                event_type: m.event_type.clone(),
+                payload: m.payload.clone().unwrap_or_else(|| Arc::from("{}")),
+            });
+        } else {
+            unclaimed += 1;
+        }
+    }
+    if let Some(key) = req.idempotency {
+        idempotency::put(c, key, req.response.0, req.response.1, m.created_at)?;
+    }
+    Ok(Ingested::Created { claimed, unclaimed })
+}
+
+fn accepts(m: &Message, filter_types: Option<&str>, channels: Option<&str>) -> bool {
+    let types: Option<Vec<String>> = filter_types.and_then(|s| serde_json::from_str(s).ok());
+    let chans: Option<Vec<String>> = channels.and_then(|s| serde_json::from_str(s).ok());
+    crate::domain::routes_to(
+        &m.event_type,
+        m.channels.as_deref(),
+        types.as_deref(),
+        chans.as_deref(),
+    )
+}
+
+/// By id, or else by eventId, within one application.
+pub fn get(c: &Connection, app_id: &str, key: &str) -> DbResult<Option<Message>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLS} FROM messages m WHERE m.app_id = ?1 AND m.id = ?2 UNION ALL \
+         SELECT {COLS} FROM messages m WHERE m.app_id = ?1 AND m.event_id = ?2 LIMIT 1"
+    ))?;
+    Ok(stmt.query_row([app_id, key], from_row).optional()?)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct MessageFilter {
+    pub channel: Option<String>,
+    pub tag: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+impl MessageFilter {
+    /// SQL conditions on `m` and their parameters.
+    pub(crate) fn sql(&self) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
+        let mut cond = String::new();
+        let mut params: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(ch) = &self.channel {
+            cond.push_str(" AND EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ?)");
+            params.push(Box::new(ch.clone()));
+        }
+        if let Some(tag) = &self.tag {
+            cond.push_str(" AND EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ?)");
+            params.push(Box::new(tag.clone()));
+        }
+        if let Some(types) = &self.event_types {
+            cond.push_str(" AND m.event_type IN (SELECT value FROM json_each(?))");
+            params.push(Box::new(to_json(types)));
+        }
+        if let Some(b) = self.before {
+            cond.push_str(" AND m.id < ?");
+            params.push(Box::new(ids::lower_bound_at(ids::MESSAGE, b)));
+        }
+        if let Some(a) = self.after {
+            cond.push_str(" AND m.id >= ?");
+            params.push(Box::new(ids::lower_bound_at(ids::MESSAGE, a + 1)));
+        }
+        (cond, params)
+    }
+}
+
+pub fn list(
+    c: &Connection,
+    app_id: &str,
+    filter: &MessageFilter,
+    page: &PageQuery,
+) -> DbResult<Page<Message>> {
+    let (cond, extra) = filter.sql();
+    let mut params: Vec<&dyn rusqlite::ToSql> = vec![&app_id];
+    params.extend(extra.iter().map(|b| b.as_ref()));
+    paged(
+        c,
+        &format!("SELECT {COLS} FROM messages m WHERE m.app_id = ?{cond} AND {{page}}"),
+        "m.id",
+        &params,
+        page,
+        from_row,
+    )
+}

@@ -1,0 +1,23 @@
+//! Embedded migrations, applied in order at start. Never edit an applied one: add a file.
+
+use super::DbResult;
+use rusqlite::Connection;
+
+const MIGRATIONS: &[(&str, &str)] =
+    &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+
+/// Applies every migration newer than the database's `user_version`; returns the version.
+pub fn apply(conn: &mut Connection) -> DbResult<i64> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, (_name, sql)) in MIGRATIONS.iter().enumerate() {
+        let version = i64::try_from(i).unwrap_or(i64::MAX) + 1;
+        if version <= current {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}

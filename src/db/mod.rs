@@ -1,0 +1,210 @@
+//! Storage: the only place with SQL. One writer thread (group commit), a pool of readers.
+
+pub mod apps;
+pub mod attempts;
+pub mod deliveries;
+pub mod endpoints;
+pub mod event_types;
+pub mod idempotency;
+pub mod messages;
+mod migrations;
+mod readers;
+pub mod tokens;
+mod writer;
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+
+pub use readers::Readers;
+pub use writer::{Writer, WriterStats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub path: PathBuf,
+    /// `FULL` (default) or `NORMAL`.
+    pub synchronous: String,
+    pub readers: usize,
+    pub max_batch: usize,
+}
+
+/// The database: one writer thread and a pool of read-only connections.
+#[derive(Clone)]
+pub struct Db {
+    pub writer: Writer,
+    pub readers: Readers,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database, applies migrations and starts the writer.
+    pub fn open(opts: &DbOptions) -> DbResult<Db> {
+        let mut conn = open_connection(&opts.path, false, &opts.synchronous)?;
+        migrations::apply(&mut conn)?;
+        let writer = Writer::start(conn, opts.max_batch)?;
+        let readers = Readers::open(&opts.path, opts.readers.max(1), &opts.synchronous)?;
+        Ok(Db { writer, readers })
+    }
+
+    /// Runs `f` inside the writer's next transaction; returns after it has committed.
+    pub async fn write<T, F>(&self, f: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        self.writer.run(f).await
+    }
+
+    /// Runs `f` on a read-only connection, off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        self.readers.run(f).await
+    }
+}
+
+/// Applies migrations to the database at `path` and returns the schema version.
+pub fn migrate(path: &Path) -> DbResult<i64> {
+    let mut conn = open_connection(path, false, "FULL")?;
+    migrations::apply(&mut conn)
+}
+
+/// Copies the live database to `dest` consistently (`VACUUM INTO`).
+pub fn backup(path: &Path, dest: &Path) -> DbResult<()> {
+    let conn = open_connection(path, true, "FULL")?;
+    conn.execute("VACUUM INTO ?1", [dest.to_string_lossy()])?;
+    Ok(())
+}
+
+/// A synchronous connection for one-off commands (token management) that may run while a
+/// server holds the database: SQLite's locking and the busy timeout serialize them.
+pub fn open_direct(path: &Path) -> DbResult<Connection> {
+    let mut conn = open_connection(path, false, "FULL")?;
+    migrations::apply(&mut conn)?;
+    Ok(conn)
+}
+
+fn open_connection(path: &Path, read_only: bool, synchronous: &str) -> DbResult<Connection> {
+    use rusqlite::OpenFlags;
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let sync = if synchronous.eq_ignore_ascii_case("normal") {
+        "NORMAL"
+    } else {
+        "FULL"
+    };
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// `true` when `e` is a UNIQUE or PRIMARY KEY violation.
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// Decodes an optional JSON column.
+pub(crate) fn json_col<T: serde::de::DeserializeOwned>(s: Option<String>) -> DbResult<Option<T>> {
+    s.map(|s| serde_json::from_str(&s).map_err(|e| DbError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    // Serializing plain data (strings, maps, vectors) cannot fail.
+    serde_json::to_string(v).expect("plain data serializes")
+}
+
+/// One page of a listing ordered by a unique key column.
+#[derive(Debug, Clone, Default)]
+pub struct PageQuery {
+    pub limit: usize,
+    /// Items after this key, in listing order (`iterator`).
+    pub after: Option<String>,
+    /// Items before this key, in listing order (`iterator` starting with `-`).
+    pub before: Option<String>,
+    pub descending: bool,
+}
+
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// No more items in the direction that was asked for.
+    pub done: bool,
+}
+
+impl PageQuery {
+    /// `(condition, order by, parameter, reverse results)` for key column `col`.
+    pub(crate) fn sql(&self, col: &str) -> (String, String, Option<String>, bool) {
+        let (asc, desc) = (format!("{col} ASC"), format!("{col} DESC"));
+        match (&self.after, &self.before, self.descending) {
+            (Some(a), _, false) => (format!("{col} > ?"), asc, Some(a.clone()), false),
+            (Some(a), _, true) => (format!("{col} < ?"), desc, Some(a.clone()), false),
+            (None, Some(b), false) => (format!("{col} < ?"), desc, Some(b.clone()), true),
+            (None, Some(b), true) => (format!("{col} > ?"), asc, Some(b.clone()), true),
+            (None, None, false) => ("1".into(), asc, None, false),
+            (None, None, true) => ("1".into(), desc, None, false),
+        }
+    }
+}
+
+/// Runs a paged query. `base` is a SELECT with a WHERE clause ending in `AND {page}`;
+/// the page condition, order and limit are filled in.
+pub(crate) fn paged<T>(
+    conn: &Connection,
+    base: &str,
+    col: &str,
+    params: &[&dyn rusqlite::ToSql],
+    page: &PageQuery,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> DbResult<Page<T>> {
+    let (cond, order, param, reverse) = page.sql(col);
+    let sql = format!(
+        "{} ORDER BY {order} LIMIT {}",
+        base.replace("{page}", &cond),
+        page.limit + 1
+    );
+    let mut all: Vec<&dyn rusqlite::ToSql> = params.to_vec();
+    if let Some(p) = &param {
+        all.push(p);
+    }
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut items = stmt
+        .query_map(all.as_slice(), map)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let done = items.len() <= page.limit;
+    items.truncate(page.limit);
+    if reverse {
+        items.reverse();
+    }
+    Ok(Page { items, done })
+}

@@ -1,0 +1,156 @@
+//! The outbound HTTP client: pooled, no redirects, bounded in time and in what it reads.
+
+use super::ssrf::{Guard, GuardedResolver};
+use super::targets::Target;
+use crate::config::DeliveryConfig;
+use crate::domain::retry::parse_retry_after;
+use crate::domain::signing::signature_header;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    guard: Arc<Guard>,
+    excerpt_bytes: usize,
+    max_retry_after: Duration,
+    svix_headers: bool,
+}
+
+/// What came back from one request.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The HTTP status, or `None` when there was no response.
+    pub status: Option<u16>,
+    /// The first bytes of the response body (lossy UTF-8).
+    pub body: String,
+    pub retry_after: Option<Duration>,
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+impl Sent {
+    pub fn is_success(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+impl Sender {
+    pub fn new(cfg: &DeliveryConfig, guard: Guard) -> anyhow::Result<Sender> {
+        let guard = Arc::new(guard);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.request_timeout)
+            .pool_max_idle_per_host(cfg.max_in_flight_per_endpoint)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(cfg.user_agent.clone())
+            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
+            .build()?;
+        Ok(Sender {
+            client,
+            guard,
+            excerpt_bytes: cfg.response_excerpt_bytes,
+            max_retry_after: cfg.max_retry_after,
+            svix_headers: cfg.svix_headers,
+        })
+    }
+
+    /// Signs and POSTs `body` to the target.
+    pub async fn send(&self, target: &Target, msg_id: &str, body: &str, now_ms: i64) -> Sent {
+        let started = Instant::now();
+        let fail = |error: String| Sent {
+            status: None,
+            body: String::new(),
+            retry_after: None,
+            error: Some(error),
+            duration: started.elapsed(),
+        };
+        if let Err(e) = self.check_literal_host(&target.url) {
+            return fail(e);
+        }
+        let ts = now_ms.div_euclid(1000);
+        let signature = signature_header(&target.keys_at(now_ms), msg_id, ts, body.as_bytes());
+        let mut req = self.client.post(&target.url);
+        for (k, v) in &target.headers {
+            req = req.header(k, v);
+        }
+        req = req
+            .header("content-type", "application/json")
+            .header("webhook-id", msg_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", &signature);
+        if self.svix_headers {
+            req = req
+                .header("svix-id", msg_id)
+                .header("svix-timestamp", ts.to_string())
+                .header("svix-signature", &signature);
+        }
+        let mut resp = match req.body(body.to_owned()).send().await {
+            Ok(r) => r,
+            Err(e) => return fail(describe(&e)),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, now_ms, self.max_retry_after));
+        let mut excerpt = Vec::new();
+        let mut error = None;
+        while excerpt.len() < self.excerpt_bytes {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = self.excerpt_bytes - excerpt.len();
+                    excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(format!("reading the response body: {}", describe(&e)));
+                    break;
+                }
+            }
+        }
+        Sent {
+            status: Some(status),
+            body: String::from_utf8_lossy(&excerpt).into_owned(),
+            retry_after,
+            error,
+            duration: started.elapsed(),
+        }
+    }
+
+    /// reqwest does not resolve IP-literal hosts, so those are checked here.
+    fn check_literal_host(&self, url: &str) -> Result<(), String> {
+        let u = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+        let ip = match u.host() {
+            Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        self.guard.check(ip).map_err(|kind| {
+            format!(
+                "destination refused: {ip} is a {kind} address; allow it with --allow-destination"
+            )
+        })
+    }
+}
+
+/// An error with its causes, so the attempt log says what really happened.
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}

@@ -1,0 +1,8 @@
+//! Delivery: the dispatcher that claims due work and the HTTP client that sends it.
+
+pub mod client;
+pub mod dispatcher;
+pub mod ssrf;
+pub mod targets;
+
+pub use dispatcher::Dispatcher;

@@ -1,0 +1,86 @@
+//! What the dispatcher needs to send to an endpoint, cached and invalidated on change.
+
+use crate::db::{endpoints, Db, DbResult};
+use crate::domain::signing::SigningKey;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+pub struct Target {
+    pub endpoint_id: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// Signing keys with the time a rotated one stops signing.
+    pub keys: Vec<(SigningKey, Option<i64>)>,
+    pub disabled: bool,
+}
+
+impl Target {
+    /// Keys valid at `now`.
+    pub fn keys_at(&self, now: i64) -> Vec<SigningKey> {
+        self.keys
+            .iter()
+            .filter(|(_, exp)| exp.is_none_or(|e| e > now))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+#[derive(Default)]
+pub struct Targets {
+    map: Mutex<HashMap<String, Arc<Target>>>,
+    generation: AtomicU64,
+}
+
+impl Targets {
+    /// The endpoint's target, or `None` when the endpoint no longer exists.
+    pub async fn get(&self, db: &Db, endpoint_id: &str) -> DbResult<Option<Arc<Target>>> {
+        if let Some(t) = self.lock().get(endpoint_id) {
+            return Ok(Some(t.clone()));
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let id = endpoint_id.to_owned();
+        let loaded = db
+            .read(move |c| {
+                let Some(ep) = endpoints::get_by_id(c, &id)? else {
+                    return Ok(None);
+                };
+                let secrets = endpoints::secrets(c, &id, crate::domain::time::now_ms())?;
+                Ok(Some((ep, secrets)))
+            })
+            .await?;
+        let Some((ep, secrets)) = loaded else {
+            return Ok(None);
+        };
+        let target = Arc::new(Target {
+            endpoint_id: ep.id.clone(),
+            url: ep.url,
+            headers: ep.headers.into_iter().collect(),
+            keys: secrets
+                .into_iter()
+                .filter_map(|s| SigningKey::parse(&s.secret).ok().map(|k| (k, s.expires_at)))
+                .collect(),
+            disabled: ep.disabled,
+        });
+        let mut map = self.lock();
+        // A change committed while we read must not be overwritten by what we read before it.
+        if self.generation.load(Ordering::Acquire) == generation {
+            map.insert(ep.id, target.clone());
+        }
+        Ok(Some(target))
+    }
+
+    /// Forget an endpoint after it changed.
+    pub fn invalidate(&self, endpoint_id: &str) {
+        let mut map = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.remove(endpoint_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Target>>> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

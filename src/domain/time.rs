@@ -1,0 +1,53 @@
+//! Time as integer milliseconds since the Unix epoch, formatted RFC 3339 UTC with `Z`.
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+pub fn format_ms(ms: i64) -> String {
+    match Utc.timestamp_millis_opt(ms) {
+        chrono::LocalResult::Single(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        _ => "1970-01-01T00:00:00.000Z".to_owned(),
+    }
+}
+
+/// Parses RFC 3339, or a date-time with no offset (taken as UTC), or a bare date.
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_without_offset_are_utc() {
+        let a = parse_datetime("2024-01-01T00:00:00").unwrap();
+        let b = parse_datetime("2024-01-01T00:00:00+00:00").unwrap();
+        let c = parse_datetime("2024-01-01T01:00:00+01:00").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(format_ms(a), "2024-01-01T00:00:00.000Z");
+        assert!(parse_datetime("yesterday").is_none());
+    }
+}

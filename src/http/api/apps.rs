@@ -1,0 +1,196 @@
+use super::models::{ApplicationIn, ApplicationOut, ApplicationPatch, Metadata};
+use super::{body, caller, find_app, idempotent, json, path_key, query};
+use crate::db::apps::{self, App};
+use crate::domain::{ids, time::now_ms, validate::is_valid_uid};
+use crate::http::error::ApiError;
+use crate::http::extract::list_out;
+use crate::http::Data;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() || name.len() > 256 {
+        return Err(ApiError::invalid(
+            &["body", "name"],
+            "name must be 1 to 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_uid(uid: Option<&str>) -> Result<(), ApiError> {
+    match uid {
+        Some(u) if !is_valid_uid(u) => Err(ApiError::invalid(
+            &["body", "uid"],
+            "uid must match [a-zA-Z0-9-_.]{1,256}",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn metadata_map(m: Option<Metadata>) -> serde_json::Map<String, serde_json::Value> {
+    m.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect()
+}
+
+/// A validated new application.
+pub(super) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
+    check_name(&input.name)?;
+    check_uid(input.uid.as_deref())?;
+    let now = now_ms();
+    Ok(App {
+        id: ids::new_id(ids::APP),
+        uid: input.uid,
+        name: input.name,
+        rate_limit: input.throttle_rate.map(i64::from),
+        metadata: metadata_map(input.metadata),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+fn out(a: App) -> serde_json::Value {
+    serde_json::to_value(ApplicationOut::from(a)).unwrap_or_default()
+}
+
+pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let page = query(&req).page(false)?;
+    let q = page.clone();
+    let rows = st.db.read(move |c| apps::list(c, &q)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &list_out(rows, &page, |a| a.id.clone(), ApplicationOut::from),
+    ))
+}
+
+pub async fn create(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&st, &req).await?;
+    let input: ApplicationIn = body(&st, payload).await?;
+    let get_if_exists = query(&req).bool("get_if_exists", false)?;
+    idempotent(&st, &req, &who, || async {
+        let app = new_app(input)?;
+        let result = st
+            .db
+            .write(move |c| {
+                if get_if_exists {
+                    if let Some(uid) = &app.uid {
+                        if let Some(existing) = apps::get(c, uid)? {
+                            return Ok((false, existing));
+                        }
+                    }
+                }
+                apps::insert(c, &app)?;
+                Ok((true, app))
+            })
+            .await?;
+        let status = if result.0 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, out(result.1)))
+    })
+    .await
+}
+
+pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    Ok(json(StatusCode::OK, &ApplicationOut::from(app)))
+}
+
+/// Updates an application, or creates it with the path's uid when there is none.
+pub async fn put(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let key = path_key(&req, "app_id")?.to_owned();
+    let input: ApplicationIn = body(&st, payload).await?;
+    check_name(&input.name)?;
+    check_uid(input.uid.as_deref())?;
+    let (created, app) = st
+        .db
+        .write(move |c| match apps::get(c, &key)? {
+            Some(mut a) => {
+                a.name = input.name;
+                a.uid = input.uid.or(a.uid);
+                a.rate_limit = input.throttle_rate.map(i64::from);
+                a.metadata = metadata_map(input.metadata);
+                a.updated_at = now_ms();
+                apps::update(c, &a)?;
+                Ok((false, a))
+            }
+            None => {
+                let mut a = new_app(ApplicationIn {
+                    uid: Some(input.uid.unwrap_or(key)),
+                    ..input
+                })
+                .map_err(|e| crate::db::DbError::Conflict(e.to_string()))?;
+                a.updated_at = a.created_at;
+                apps::insert(c, &a)?;
+                Ok((true, a))
+            }
+        })
+        .await?;
+    Ok(json(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        &ApplicationOut::from(app),
+    ))
+}
+
+pub async fn patch(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let mut app = find_app(&st, &req).await?;
+    let p: ApplicationPatch = body(&st, payload).await?;
+    if let Some(name) = p.name {
+        check_name(&name)?;
+        app.name = name;
+    }
+    if let Some(uid) = p.uid {
+        check_uid(uid.as_deref())?;
+        app.uid = uid;
+    }
+    if let Some(rate) = p.throttle_rate {
+        app.rate_limit = rate.map(i64::from);
+    }
+    if let Some(m) = p.metadata {
+        app.metadata = metadata_map(Some(m));
+    }
+    app.updated_at = now_ms();
+    let saved = app.clone();
+    st.db.write(move |c| apps::update(c, &saved)).await?;
+    Ok(json(StatusCode::OK, &ApplicationOut::from(app)))
+}
+
+pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    let endpoint_ids = {
+        let id = app.id.clone();
+        st.db
+            .read(move |c| crate::db::endpoints::all_in_app(c, &id))
+            .await?
+    };
+    st.db.write(move |c| apps::delete(c, &app.id)).await?;
+    for ep in endpoint_ids {
+        st.dispatcher.endpoint_changed(&ep.id);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,602 @@
+use super::apps::check_uid;
+use super::messages::{ingest, IngestSpec};
+use super::models::{
+    api_status, message_json, status_text, EndpointIn, EndpointOut, EndpointPatch, EventExampleIn,
+    HeadersIn, HeadersPatchIn, SecretRotateIn, SinceIn,
+};
+use super::{body, caller, find_endpoint, idempotent, json, query};
+use crate::db::endpoints::{self as ep_db, Endpoint};
+use crate::db::{deliveries, event_types, messages::MessageFilter};
+use crate::domain::ids;
+use crate::domain::signing::SigningKey;
+use crate::domain::time::{format_ms, now_ms, parse_datetime};
+use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_event_type};
+use crate::http::error::ApiError;
+use crate::http::extract::list_out;
+use crate::http::Data;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use std::collections::BTreeMap;
+
+/// Headers hookbox sets itself, which an endpoint's custom headers may not replace.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "svix-id",
+    "svix-timestamp",
+    "svix-signature",
+];
+
+fn check_url(url: &str) -> Result<(), ApiError> {
+    check_endpoint_url(url).map_err(|m| ApiError::invalid(&["body", "url"], m))
+}
+
+fn check_channels(ch: Option<&Vec<String>>) -> Result<(), ApiError> {
+    if let Some(ch) = ch {
+        if ch.len() > 10 {
+            return Err(ApiError::invalid(
+                &["body", "channels"],
+                "at most 10 channels",
+            ));
+        }
+        if let Some(bad) = ch.iter().find(|c| !is_valid_channel(c)) {
+            return Err(ApiError::invalid(
+                &["body", "channels"],
+                format!("invalid channel `{bad}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_headers(h: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for (k, v) in h {
+        let name = actix_web::http::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            ApiError::invalid(
+                &["body", "headers"],
+                format!("`{k}` is not a valid header name"),
+            )
+        })?;
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            return Err(ApiError::invalid(
+                &["body", "headers"],
+                format!("`{k}` is set by hookbox and cannot be overridden"),
+            ));
+        }
+        if actix_web::http::header::HeaderValue::from_str(v).is_err() {
+            return Err(ApiError::invalid(
+                &["body", "headers"],
+                format!("the value of `{k}` is not a valid header value"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Empty means every type; named types must exist and not be archived.
+async fn check_event_types(
+    st: &Data,
+    types: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(types) = types.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if let Some(bad) = types.iter().find(|t| !is_valid_event_type(t)) {
+        return Err(ApiError::invalid(
+            &["body", "filterTypes"],
+            format!("invalid event type name `{bad}`"),
+        ));
+    }
+    let names = types.clone();
+    let missing = st.db.read(move |c| event_types::missing(c, &names)).await?;
+    if !missing.is_empty() {
+        return Err(ApiError::invalid(
+            &["body", "filterTypes"],
+            format!("unknown event types: {}", missing.join(", ")),
+        ));
+    }
+    let mut types = types;
+    types.sort();
+    types.dedup();
+    Ok(Some(types))
+}
+
+fn out(e: Endpoint) -> serde_json::Value {
+    serde_json::to_value(EndpointOut::from(e)).unwrap_or_default()
+}
+
+fn metadata(m: Option<super::models::Metadata>) -> serde_json::Map<String, serde_json::Value> {
+    m.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect()
+}
+
+fn parse_secret(s: Option<&str>) -> Result<SigningKey, ApiError> {
+    match s {
+        None => Ok(SigningKey::generate()),
+        Some(s) => {
+            SigningKey::parse(s).map_err(|e| ApiError::invalid(&["body", "secret"], e.to_string()))
+        }
+    }
+}
+
+pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let app = super::find_app(&st, &req).await?;
+    let page = query(&req).page(true)?;
+    let p = page.clone();
+    let rows = st.db.read(move |c| ep_db::list(c, &app.id, &p)).await?;
+    Ok(json(
+        StatusCode::OK,
+        &list_out(rows, &page, |e| e.id.clone(), EndpointOut::from),
+    ))
+}
+
+async fn validated_new(
+    st: &Data,
+    app_id: String,
+    input: EndpointIn,
+) -> Result<(Endpoint, SigningKey), ApiError> {
+    check_url(&input.url)?;
+    check_uid(input.uid.as_deref())?;
+    check_channels(input.channels.as_ref())?;
+    let headers = input.headers.unwrap_or_default();
+    check_headers(&headers)?;
+    let key = parse_secret(input.secret.as_deref())?;
+    let filter_types = check_event_types(st, input.event_types).await?;
+    let now = now_ms();
+    Ok((
+        Endpoint {
+            id: ids::new_id(ids::ENDPOINT),
+            app_id,
+            uid: input.uid,
+            url: input.url,
+            description: input.description,
+            filter_types,
+            channels: input.channels.filter(|c| !c.is_empty()),
+            rate_limit: input.throttle_rate.map(i64::from),
+            metadata: metadata(input.metadata),
+            headers,
+            disabled: input.disabled,
+            disabled_reason: input.disabled.then(|| "disabled when created".to_owned()),
+            disabled_at: input.disabled.then_some(now),
+            created_at: now,
+            updated_at: now,
+        },
+        key,
+    ))
+}
+
+pub async fn create(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&st, &req).await?;
+    let app = super::find_app(&st, &req).await?;
+    let input: EndpointIn = body(&st, payload).await?;
+    idempotent(&st, &req, &who, || async {
+        let (ep, key) = validated_new(&st, app.id, input).await?;
+        let saved = ep.clone();
+        st.db
+            .write(move |c| ep_db::insert(c, &saved, &key.to_secret_string()))
+            .await?;
+        Ok((StatusCode::CREATED, out(ep)))
+    })
+    .await
+}
+
+pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
+}
+
+async fn save(st: &Data, ep: Endpoint) -> Result<HttpResponse, ApiError> {
+    let saved = ep.clone();
+    st.db.write(move |c| ep_db::update(c, &saved)).await?;
+    st.dispatcher.endpoint_changed(&ep.id);
+    Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
+}
+
+fn set_disabled(ep: &mut Endpoint, disabled: bool, now: i64) {
+    if disabled != ep.disabled {
+        ep.disabled = disabled;
+        ep.disabled_reason = disabled.then(|| "disabled through the API".to_owned());
+        ep.disabled_at = disabled.then_some(now);
+    }
+}
+
+/// Replaces an endpoint, or creates it with the path's uid when there is none.
+pub async fn put(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let app = super::find_app(&st, &req).await?;
+    let key = super::path_key(&req, "endpoint_id")?.to_owned();
+    let input: EndpointIn = body(&st, payload).await?;
+    let app_id = app.id.clone();
+    let k = key.clone();
+    let existing = st.db.read(move |c| ep_db::get(c, &app_id, &k)).await?;
+    let Some(mut ep) = existing else {
+        let (mut ep, secret) = validated_new(
+            &st,
+            app.id,
+            EndpointIn {
+                uid: input.uid.clone().or(Some(key)),
+                ..input
+            },
+        )
+        .await?;
+        ep.uid = ep.uid.take();
+        let saved = ep.clone();
+        st.db
+            .write(move |c| ep_db::insert(c, &saved, &secret.to_secret_string()))
+            .await?;
+        return Ok(json(StatusCode::CREATED, &EndpointOut::from(ep)));
+    };
+    check_url(&input.url)?;
+    check_uid(input.uid.as_deref())?;
+    check_channels(input.channels.as_ref())?;
+    let now = now_ms();
+    ep.filter_types = check_event_types(&st, input.event_types).await?;
+    ep.url = input.url;
+    ep.description = input.description;
+    ep.uid = input.uid.or(ep.uid);
+    ep.rate_limit = input.throttle_rate.map(i64::from);
+    ep.channels = input.channels.filter(|c| !c.is_empty());
+    ep.metadata = metadata(input.metadata);
+    if let Some(h) = input.headers {
+        check_headers(&h)?;
+        ep.headers = h;
+    }
+    set_disabled(&mut ep, input.disabled, now);
+    ep.updated_at = now;
+    save(&st, ep).await
+}
+
+pub async fn patch(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, mut ep) = find_endpoint(&st, &req).await?;
+    let p: EndpointPatch = body(&st, payload).await?;
+    let now = now_ms();
+    if let Some(url) = p.url {
+        check_url(&url)?;
+        ep.url = url;
+    }
+    if let Some(d) = p.description {
+        ep.description = d;
+    }
+    if let Some(uid) = p.uid {
+        check_uid(uid.as_deref())?;
+        ep.uid = uid;
+    }
+    if let Some(r) = p.throttle_rate {
+        ep.rate_limit = r.map(i64::from);
+    }
+    if let Some(types) = p.event_types {
+        ep.filter_types = check_event_types(&st, types).await?;
+    }
+    if let Some(ch) = p.channels {
+        check_channels(ch.as_ref())?;
+        ep.channels = ch.filter(|c| !c.is_empty());
+    }
+    if let Some(m) = p.metadata {
+        ep.metadata = metadata(Some(m));
+    }
+    if let Some(d) = p.disabled {
+        set_disabled(&mut ep, d, now);
+    }
+    ep.updated_at = now;
+    save(&st, ep).await
+}
+
+pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let id = ep.id.clone();
+    st.db.write(move |c| ep_db::delete(c, &id)).await?;
+    st.dispatcher.endpoint_changed(&ep.id);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn secret(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let secrets = st
+        .db
+        .read(move |c| ep_db::secrets(c, &ep.id, now_ms()))
+        .await?;
+    let current = secrets
+        .into_iter()
+        .find(|s| s.expires_at.is_none())
+        .ok_or(ApiError::NotFound("secret"))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "key": current.secret }),
+    ))
+}
+
+/// Makes a new secret current; the old one keeps signing for the grace period.
+pub async fn rotate_secret(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let bytes = crate::http::extract::read_body(payload, 64 * 1024).await?;
+    let input: SecretRotateIn = if bytes.iter().all(u8::is_ascii_whitespace) {
+        SecretRotateIn::default()
+    } else {
+        crate::http::extract::parse_json(&bytes)?
+    };
+    let key = parse_secret(input.key.as_deref())?;
+    let grace = input
+        .grace_period_seconds
+        .map_or(st.cfg.api.rotation_grace, std::time::Duration::from_secs);
+    if grace > std::time::Duration::from_secs(7 * 24 * 3600) {
+        return Err(ApiError::invalid(
+            &["body", "gracePeriodSeconds"],
+            "at most 7 days",
+        ));
+    }
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 4);
+    let res = idempotent(&st, &req, &who, || async {
+        let secret = key.to_secret_string();
+        let id = ep.id.clone();
+        let s = secret.clone();
+        st.db
+            .write(move |c| ep_db::rotate_secret(c, &id, &s, grace_ms, now_ms()))
+            .await?;
+        Ok((StatusCode::OK, serde_json::json!({ "key": secret })))
+    })
+    .await;
+    st.dispatcher.endpoint_changed(&ep.id);
+    res
+}
+
+pub async fn headers(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "headers": ep.headers, "sensitive": [] }),
+    ))
+}
+
+pub async fn put_headers(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, mut ep) = find_endpoint(&st, &req).await?;
+    let input: HeadersIn = body(&st, payload).await?;
+    check_headers(&input.headers)?;
+    ep.headers = input.headers;
+    ep.updated_at = now_ms();
+    save(&st, ep).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Merges headers: a `null` value or a name in `deleteHeaders` removes it.
+pub async fn patch_headers(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, mut ep) = find_endpoint(&st, &req).await?;
+    let input: HeadersPatchIn = body(&st, payload).await?;
+    let set: BTreeMap<String, String> = input
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+        .collect();
+    check_headers(&set)?;
+    for (k, v) in input.headers {
+        match v {
+            Some(v) => ep.headers.insert(k, v),
+            None => ep.headers.remove(&k),
+        };
+    }
+    for k in input.delete_headers {
+        ep.headers.remove(&k);
+    }
+    ep.updated_at = now_ms();
+    save(&st, ep).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn stats(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let q = query(&req);
+    let (since, until) = (q.datetime("since")?, q.datetime("until")?);
+    let s = st
+        .db
+        .read(move |c| deliveries::stats(c, &ep.id, since, until))
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "success": s.success, "pending": s.pending, "sending": s.sending, "fail": s.fail, "canceled": s.canceled,
+        }),
+    ))
+}
+
+/// The example payload of an event type: its schema's `examples[index]`, or a small stand-in.
+fn example_payload(et: &event_types::EventType, index: usize) -> String {
+    let from_schema = et.schemas.as_ref().and_then(|s| {
+        s.as_object()?.values().find_map(|schema| {
+            schema
+                .get("examples")?
+                .get(index)
+                .filter(|v| v.is_object())
+                .cloned()
+        })
+    });
+    let v = from_schema.unwrap_or_else(
+        || serde_json::json!({ "type": et.name, "example": true, "description": et.description }),
+    );
+    v.to_string()
+}
+
+/// Sends an example of an event type to this endpoint only.
+pub async fn send_example(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&st, &req).await?;
+    let (app, ep) = find_endpoint(&st, &req).await?;
+    let input: EventExampleIn = body(&st, payload).await?;
+    let name = input.event_type.clone();
+    let et = st
+        .db
+        .read(move |c| event_types::get(c, &name))
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &["body", "eventType"],
+                format!("unknown event type `{}`", input.event_type),
+            )
+        })?;
+    let spec = IngestSpec {
+        app_id: app.id,
+        event_type: et.name.clone(),
+        event_id: None,
+        payload: example_payload(&et, input.example_index),
+        channels: None,
+        tags: None,
+        deliver_at: None,
+        only_endpoint: Some(ep.id),
+        status: StatusCode::OK,
+        with_content: true,
+    };
+    ingest(&st, &req, &who, spec).await
+}
+
+fn since_until(input: &SinceIn) -> Result<(i64, Option<i64>), ApiError> {
+    let since = parse_datetime(&input.since)
+        .ok_or_else(|| ApiError::invalid(&["body", "since"], "not a date-time"))?;
+    let until = input
+        .until
+        .as_deref()
+        .map(|u| {
+            parse_datetime(u)
+                .ok_or_else(|| ApiError::invalid(&["body", "until"], "not a date-time"))
+        })
+        .transpose()?;
+    Ok((since, until))
+}
+
+fn task_out(task: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": ids::new_id(ids::TASK),
+        "status": "finished",
+        "task": task,
+        "updatedAt": format_ms(now_ms()),
+    })
+}
+
+/// Failed deliveries since a time get a fresh retry schedule.
+pub async fn recover(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let input: SinceIn = body(&st, payload).await?;
+    let (since, until) = since_until(&input)?;
+    let n = st
+        .db
+        .write(move |c| deliveries::recover(c, &ep.id, since, until, now_ms()))
+        .await?;
+    if n > 0 {
+        st.dispatcher.wake();
+    }
+    let mut v = task_out("endpoint.recover");
+    v["count"] = n.into();
+    Ok(json(StatusCode::ACCEPTED, &v))
+}
+
+/// Messages the endpoint never got (it was disabled, or did not exist yet) are sent now.
+pub async fn replay_missing(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let input: SinceIn = body(&st, payload).await?;
+    let (since, until) = since_until(&input)?;
+    let n = st
+        .db
+        .write(move |c| deliveries::replay_missing(c, &ep, since, until, now_ms()))
+        .await?;
+    if n > 0 {
+        st.dispatcher.wake();
+    }
+    let mut v = task_out("endpoint.replay");
+    v["count"] = n.into();
+    Ok(json(StatusCode::ACCEPTED, &v))
+}
+
+/// Messages sent to this endpoint, with their delivery status.
+pub async fn messages(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let q = query(&req);
+    let page = q.page(true)?;
+    let status = q.int("status")?;
+    let with_content = q.bool("with_content", true)?;
+    let filter = MessageFilter {
+        channel: q.str("channel").map(str::to_owned),
+        tag: q.str("tag").map(str::to_owned),
+        event_types: q.list("event_types"),
+        before: q.datetime("before")?,
+        after: q.datetime("after")?,
+    };
+    let p = page.clone();
+    let rows = st
+        .db
+        .read(move |c| deliveries::list_for_endpoint(c, &ep.id, status, &filter, &p))
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &list_out(
+            rows,
+            &page,
+            |r| r.msg.id.clone(),
+            |r| {
+                let mut v = message_json(&r.msg, with_content);
+                let status = api_status(r.status);
+                v["status"] = status.into();
+                v["statusText"] = status_text(status).into();
+                v["nextAttempt"] = r
+                    .next_attempt_at
+                    .filter(|_| r.status == deliveries::PENDING)
+                    .map(format_ms)
+                    .into();
+                v
+            },
+        ),
+    ))
+}

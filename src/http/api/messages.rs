@@ -1,0 +1,266 @@
+use super::apps::new_app;
+use super::models::{api_status, message_json, status_text, EndpointOut, MessageIn};
+use super::{body, caller, find_app, idempotency_key, json, path_key, query, stored_response};
+use crate::db::messages::{self, IngestRequest, Ingested, Message, MessageFilter};
+use crate::db::{apps, deliveries};
+use crate::domain::ids;
+use crate::domain::time::{format_ms, now_ms, parse_datetime};
+use crate::domain::validate::{is_valid_channel, is_valid_event_type, is_valid_uid};
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::extract::list_out;
+use crate::http::Data;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+
+/// A validated message to store and send.
+pub(super) struct IngestSpec {
+    pub app_id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub payload: String,
+    pub channels: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub deliver_at: Option<i64>,
+    pub only_endpoint: Option<String>,
+    pub status: StatusCode,
+    pub with_content: bool,
+}
+
+/// Commits the message and its deliveries (and the idempotency record) in one transaction,
+/// then hands the deliveries to the dispatcher.
+pub(super) async fn ingest(
+    st: &Data,
+    req: &HttpRequest,
+    who: &Caller,
+    s: IngestSpec,
+) -> Result<HttpResponse, ApiError> {
+    let now = now_ms();
+    let msg = Message {
+        id: ids::new_id(ids::MESSAGE),
+        app_id: s.app_id,
+        event_type: s.event_type,
+        event_id: s.event_id,
+        payload: Some(Arc::from(s.payload)),
+        channels: s.channels,
+        tags: s.tags,
+        created_at: now,
+    };
+    let response = message_json(&msg, s.with_content).to_string();
+    let status = s.status.as_u16();
+    let key = idempotency_key(req, who)?;
+    let dispatcher = st.dispatcher.clone();
+    let lease_until = dispatcher.lease_until(now);
+    let due_at = s.deliver_at.filter(|t| *t > now).unwrap_or(now);
+    let only = s.only_endpoint;
+    let outcome = st
+        .db
+        .write(move |c| {
+            let req = IngestRequest {
+                msg: &msg,
+                only_endpoint: only.as_deref(),
+                idempotency: key.as_ref(),
+                response: (status, &response),
+                lease_until,
+                due_at,
+            };
+            let mut room = |ep: &str| due_at <= now && dispatcher.has_room(ep);
+            messages::ingest(c, &req, &mut room).map(|r| (r, response))
+        })
+        .await?;
+    match outcome {
+        (Ingested::Created { claimed, unclaimed }, body) => {
+            st.dispatcher.dispatch(claimed);
+            if unclaimed > 0 {
+                st.dispatcher.wake();
+            }
+            Ok(stored_response(status, body))
+        }
+        (Ingested::Replayed { status, body }, _) => Ok(stored_response(status, body)),
+    }
+}
+
+fn check_list(field: &str, v: Option<&Vec<String>>, max: usize) -> Result<(), ApiError> {
+    if let Some(v) = v {
+        if v.len() > max {
+            return Err(ApiError::invalid(
+                &["body", field],
+                format!("at most {max} entries"),
+            ));
+        }
+        if let Some(bad) = v.iter().find(|c| !is_valid_channel(c)) {
+            return Err(ApiError::invalid(
+                &["body", field],
+                format!("invalid entry `{bad}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let who = caller(&st, &req).await?;
+    let input: MessageIn = body(&st, payload).await?;
+    if !is_valid_event_type(&input.event_type) {
+        return Err(ApiError::invalid(
+            &["body", "eventType"],
+            "eventType must match [a-zA-Z0-9-_.:]{1,256}",
+        ));
+    }
+    if !input.payload.get().trim_start().starts_with('{') {
+        return Err(ApiError::invalid(
+            &["body", "payload"],
+            "payload must be a JSON object",
+        ));
+    }
+    if input.payload.get().len() > st.cfg.api.max_payload_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "payload is larger than {} bytes",
+            st.cfg.api.max_payload_bytes
+        )));
+    }
+    if let Some(id) = &input.event_id {
+        if !is_valid_uid(id) {
+            return Err(ApiError::invalid(
+                &["body", "eventId"],
+                "eventId must match [a-zA-Z0-9-_.]{1,256}",
+            ));
+        }
+    }
+    check_list("channels", input.channels.as_ref(), 10)?;
+    check_list("tags", input.tags.as_ref(), 5)?;
+    let deliver_at = input
+        .deliver_at
+        .as_deref()
+        .map(|d| {
+            parse_datetime(d)
+                .ok_or_else(|| ApiError::invalid(&["body", "deliverAt"], "not a date-time"))
+        })
+        .transpose()?;
+    let with_content = query(&req).bool("with_content", true)?;
+    let app = match find_app(&st, &req).await {
+        Ok(app) => app,
+        Err(ApiError::NotFound(_)) if input.application.is_some() => {
+            let key = path_key(&req, "app_id")?.to_owned();
+            let Some(app_in) = input.application else {
+                unreachable!("checked above")
+            };
+            let mut app = new_app(app_in)?;
+            app.uid = app.uid.or(Some(key));
+            st.db
+                .write(
+                    move |c| match apps::get(c, app.uid.as_deref().unwrap_or_default())? {
+                        Some(existing) => Ok(existing),
+                        None => apps::insert(c, &app).map(|()| app),
+                    },
+                )
+                .await?
+        }
+        Err(e) => return Err(e),
+    };
+    let spec = IngestSpec {
+        app_id: app.id,
+        event_type: input.event_type,
+        event_id: input.event_id,
+        payload: input.payload.get().to_owned(),
+        channels: input.channels.filter(|c| !c.is_empty()),
+        tags: input.tags.filter(|t| !t.is_empty()),
+        deliver_at,
+        only_endpoint: None,
+        status: StatusCode::ACCEPTED,
+        with_content,
+    };
+    ingest(&st, &req, &who, spec).await
+}
+
+fn filter(q: &crate::http::extract::Query) -> Result<MessageFilter, ApiError> {
+    Ok(MessageFilter {
+        channel: q.str("channel").map(str::to_owned),
+        tag: q.str("tag").map(str::to_owned),
+        event_types: q.list("event_types"),
+        before: q.datetime("before")?,
+        after: q.datetime("after")?,
+    })
+}
+
+pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    let q = query(&req);
+    let page = q.page(true)?;
+    let with_content = q.bool("with_content", true)?;
+    let f = filter(&q)?;
+    let p = page.clone();
+    let rows = st
+        .db
+        .read(move |c| messages::list(c, &app.id, &f, &p))
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &list_out(
+            rows,
+            &page,
+            |m| m.id.clone(),
+            |m| message_json(&m, with_content),
+        ),
+    ))
+}
+
+pub(super) async fn find_message(
+    st: &Data,
+    req: &HttpRequest,
+    app_id: &str,
+) -> Result<Message, ApiError> {
+    let key = path_key(req, "msg_id")?.to_owned();
+    let app_id = app_id.to_owned();
+    st.db
+        .read(move |c| messages::get(c, &app_id, &key))
+        .await?
+        .ok_or(ApiError::NotFound("message"))
+}
+
+pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    let m = find_message(&st, &req, &app.id).await?;
+    let with_content = query(&req).bool("with_content", true)?;
+    Ok(json(StatusCode::OK, &message_json(&m, with_content)))
+}
+
+/// The endpoints a message went to, with its delivery status at each.
+pub async fn endpoints(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    let m = find_message(&st, &req, &app.id).await?;
+    let page = query(&req).page(false)?;
+    let p = page.clone();
+    let rows = st
+        .db
+        .read(move |c| deliveries::list_for_message(c, &m.id, &p))
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &list_out(
+            rows,
+            &page,
+            |r| r.endpoint.id.clone(),
+            |r| {
+                let mut v = serde_json::to_value(EndpointOut::from(r.endpoint)).unwrap_or_default();
+                let status = api_status(r.status);
+                v["status"] = status.into();
+                v["statusText"] = status_text(status).into();
+                v["nextAttempt"] = r
+                    .next_attempt_at
+                    .filter(|_| r.status == deliveries::PENDING)
+                    .map(format_ms)
+                    .into();
+                v
+            },
+        ),
+    ))
+}

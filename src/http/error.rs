@@ -1,0 +1,137 @@
+//! The one error type at the HTTP boundary, with Svix's error bodies.
+
+use crate::db::DbError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ValidationItem {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("authentication failed")]
+    Unauthorized(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("validation failed")]
+    Validation(Vec<ValidationItem>),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// One validation error at `loc` (e.g. `["body", "url"]`).
+    pub fn invalid(loc: &[&str], msg: impl Into<String>) -> ApiError {
+        ApiError::Validation(vec![ValidationItem {
+            loc: loc.iter().map(|s| (*s).to_owned()).collect(),
+            msg: msg.into(),
+            kind: "value_error".into(),
+        }])
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "generic_error",
+            ApiError::Unauthorized(_) => "authentication_failed",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::Validation(_) => "validation",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Internal(_) => "server_error",
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(detail) => ApiError::Conflict {
+                code: "conflict",
+                detail,
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::Validation(items) => serde_json::json!({ "detail": items }),
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "request failed");
+                serde_json::json!({ "code": self.code(), "detail": "internal server error" })
+            }
+            ApiError::Unauthorized(why) => {
+                serde_json::json!({ "code": self.code(), "detail": why })
+            }
+            other => serde_json::json!({ "code": self.code(), "detail": other.to_string() }),
+        };
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_documented_status_and_code() {
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (ApiError::BadRequest("x".into()), 400, "generic_error"),
+            (ApiError::Unauthorized("x"), 401, "authentication_failed"),
+            (ApiError::NotFound("application"), 404, "not_found"),
+            (
+                ApiError::Conflict {
+                    code: "event_type_exists",
+                    detail: "x".into(),
+                },
+                409,
+                "event_type_exists",
+            ),
+            (
+                ApiError::invalid(&["body", "url"], "bad"),
+                422,
+                "validation",
+            ),
+            (
+                ApiError::PayloadTooLarge("x".into()),
+                413,
+                "payload_too_large",
+            ),
+            (ApiError::Internal("secret".into()), 500, "server_error"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!(e.status_code().as_u16(), status, "{e:?}");
+            assert_eq!(e.code(), code);
+            assert_eq!(e.error_response().status().as_u16(), status);
+        }
+        assert!(
+            ApiError::from(DbError::Conflict("dup".into())).status_code() == StatusCode::CONFLICT
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! hookbox: a self-hosted webhook sender in one binary with one SQLite file.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod delivery;
+pub mod domain;
+pub mod housekeeping;
+pub mod http;

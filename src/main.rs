@@ -1,0 +1,137 @@
+use anyhow::Context;
+use clap::Parser;
+use hookbox::app::Application;
+use hookbox::cli::{Cli, Command, ServeArgs, TokenAction};
+use hookbox::db;
+use hookbox::domain::{ids, time};
+use hookbox::http::auth;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let format = std::env::var("HOOKBOX_LOG_FORMAT").unwrap_or_default();
+    init_logging(&format);
+    match command {
+        Command::Serve(args) => serve(&args),
+        Command::Token { action } => token(action),
+        Command::Migrate(args) => {
+            let cfg = args.config()?;
+            cfg.ensure_data_dir()?;
+            let v = db::migrate(&cfg.db_path()).context("while migrating")?;
+            println!(
+                "database {} is at schema version {v}",
+                cfg.db_path().display()
+            );
+            Ok(())
+        }
+        Command::CheckConfig(args) => {
+            print!("{}", args.config()?.to_toml());
+            Ok(())
+        }
+        Command::Healthcheck(args) => healthcheck(&args),
+        Command::Backup { file, args } => {
+            let cfg = args.config()?;
+            anyhow::ensure!(!file.exists(), "{} exists already", file.display());
+            db::backup(&cfg.db_path(), &file).context("while backing up")?;
+            println!("backup written to {}", file.display());
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKBOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let cfg = args.config()?;
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(cfg).await?;
+        if let Some(token) = app.bootstrap_token() {
+            println!("First start: created an API token (shown only once):\n\n    {token}\n");
+        }
+        println!("hookbox listening on http://{} (API at /api/v1)", app.local_addr());
+        app.run_until_stopped().await
+    })
+}
+
+fn token(action: TokenAction) -> anyhow::Result<()> {
+    match action {
+        TokenAction::Create { name, args } => {
+            let cfg = args.config()?;
+            cfg.ensure_data_dir()?;
+            let conn = db::open_direct(&cfg.db_path())?;
+            let token = auth::generate_token();
+            db::tokens::insert(
+                &conn,
+                &ids::new_id(ids::TOKEN),
+                &name,
+                &auth::hash_token(&token),
+                time::now_ms(),
+            )?;
+            println!("{token}");
+        }
+        TokenAction::List { args } => {
+            let conn = db::open_direct(&args.config()?.db_path())?;
+            for t in db::tokens::list(&conn)? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                let used = t
+                    .last_used_at
+                    .map_or_else(|| "never".to_owned(), time::format_ms);
+                println!(
+                    "{}\t{}\t{state}\tcreated {}\tlast used {used}",
+                    t.id,
+                    t.name,
+                    time::format_ms(t.created_at)
+                );
+            }
+        }
+        TokenAction::Revoke { id_or_name, args } => {
+            let conn = db::open_direct(&args.config()?.db_path())?;
+            let n = db::tokens::revoke(&conn, &id_or_name, time::now_ms())?;
+            anyhow::ensure!(n > 0, "no active token named or with id `{id_or_name}`");
+            println!("revoked {n} token(s)");
+        }
+    }
+    Ok(())
+}
+
+fn healthcheck(args: &ServeArgs) -> anyhow::Result<()> {
+    let cfg = args.config()?;
+    let mut addr: std::net::SocketAddr = cfg.listen.parse()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/api/v1/health");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .with_context(|| format!("while asking {url}"))?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "{url} answered {}",
+            resp.status()
+        );
+        println!("ok");
+        Ok(())
+    })
+}
