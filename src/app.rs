@@ -97,7 +97,7 @@ impl Application {
         .shutdown_timeout(10)
         .run();
         Ok(Application {
-            port,
+            addr,
             server,
             state,
             tracker,

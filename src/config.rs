@@ -339,7 +339,10 @@ mod tests {
 
     #[test]
     fn validate_lists_every_error() {
-        let mut cfg = Config { listen: "nope".into(), ..Config::default() };
+        let mut cfg = Config {
+            listen: "nope".into(),
+            ..Config::default()
+        };
         cfg.delivery.retry_schedule.clear();
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");

@@ -59,7 +59,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         if let Some(token) = app.bootstrap_token() {
             println!("First start: created an API token (shown only once):\n\n    {token}\n");
         }
-        println!("hookbox listening on http://{} (API at /api/v1)", app.local_addr());
+        println!(
+            "hookbox listening on http://{} (API at /api/v1)",
+            app.local_addr()
+        );
         app.run_until_stopped().await
     })
 }
