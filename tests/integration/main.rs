@@ -1,0 +1,5 @@
+//! Integration tests: one binary, the real server, real SQLite files, real HTTP.
+
+mod support;
+
+mod api_apps;

@@ -1,0 +1,215 @@
+#![allow(dead_code)] // Each test uses part of the harness.
+//! Test harness: the real server on 127.0.0.1:0 with its own SQLite file, a real receiver.
+
+pub mod receiver;
+
+use hookbox::app::Application;
+use hookbox::config::Config;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub use receiver::TestReceiver;
+
+pub struct TestApp {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// A config for tests: a temp data dir, port 0, loopback allowed, a fast retry schedule.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut cfg = Config {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        ..Config::default()
+    };
+    cfg.allow_destinations = vec!["127.0.0.0/8".parse().unwrap()];
+    cfg.delivery.retry_schedule = [0, 300, 600].map(Duration::from_millis).to_vec();
+    cfg.delivery.retry_jitter = 0.0;
+    cfg.delivery.request_timeout = Duration::from_secs(2);
+    cfg
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server whose config `tweak` may change.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = test_config(dir.path());
+        tweak(&mut cfg);
+        Self::start(cfg, dir).await
+    }
+
+    pub async fn start(cfg: Config, dir: tempfile::TempDir) -> TestApp {
+        let app = Application::build(cfg).await.expect("server builds");
+        let token = app
+            .bootstrap_token()
+            .expect("an empty data dir gets a bootstrap token")
+            .to_owned();
+        let base = format!("http://127.0.0.1:{}/api/v1", app.port());
+        let handle = app.server_handle();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            base,
+            token,
+            client: reqwest::Client::new(),
+            dir,
+            handle,
+        }
+    }
+
+    /// Stops the server and waits for its shutdown.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.handle.stop(true).await;
+        self.dir
+    }
+
+    /// Sends a request and asserts the status; returns the JSON body (or null).
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, expect: u16) -> Value {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request is sent");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, expect, "{method} {path} answered {status}: {text}");
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
+        }
+    }
+
+    pub async fn get(&self, path: &str, expect: u16) -> Value {
+        self.call("GET", path, None, expect).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, expect: u16) -> Value {
+        self.call("POST", path, Some(body), expect).await
+    }
+
+    /// Sends raw bytes with a content type; returns status and body text.
+    pub async fn raw(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
+        let resp = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    pub async fn create_app(&self, name: &str) -> String {
+        let v = self.post("/app", json!({ "name": name }), 201).await;
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_event_type(&self, name: &str) {
+        self.post(
+            "/event-type",
+            json!({ "name": name, "description": format!("{name} happened") }),
+            201,
+        )
+        .await;
+    }
+
+    /// Creates an endpoint; returns (endpoint id, signing secret).
+    pub async fn create_endpoint(&self, app: &str, body: Value) -> (String, String) {
+        let ep = self.post(&format!("/app/{app}/endpoint"), body, 201).await;
+        let id = ep["id"].as_str().unwrap().to_owned();
+        let secret = self
+            .get(&format!("/app/{app}/endpoint/{id}/secret"), 200)
+            .await;
+        (id, secret["key"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn send(&self, app: &str, event_type: &str, payload: Value) -> String {
+        let m = self
+            .post(
+                &format!("/app/{app}/msg"),
+                json!({ "eventType": event_type, "payload": payload }),
+                202,
+            )
+            .await;
+        m["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Attempts recorded for a message, oldest first.
+    pub async fn attempts(&self, app: &str, msg: &str) -> Vec<Value> {
+        let v = self
+            .get(&format!("/app/{app}/attempt/msg/{msg}"), 200)
+            .await;
+        let mut a = v["data"].as_array().unwrap().clone();
+        a.reverse();
+        a
+    }
+
+    /// Waits until a message has at least `n` attempts recorded.
+    pub async fn wait_attempts(
+        &self,
+        app: &str,
+        msg: &str,
+        n: usize,
+        within: Duration,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let last = self.attempts(app, msg).await;
+            if last.len() >= n {
+                return last;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} attempts for {msg} within {within:?}, saw {}: {last:#?}",
+                last.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Polls `cond` until it holds or `within` passes; true when it held.
+pub async fn wait_for<F, Fut>(within: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Verifies a Standard Webhooks signature header independently of hookbox's own code:
+/// true when one of its `v1,` entries matches `secret`.
+pub fn signature_valid(secret: &str, id: &str, ts: &str, body: &[u8], header: &str) -> bool {
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(body);
+    let expected = format!("v1,{}", b64.encode(mac.finalize().into_bytes()));
+    header.split(' ').any(|s| s == expected)
+}
