@@ -3,3 +3,4 @@
 mod support;
 
 mod api_apps;
+mod delivery;

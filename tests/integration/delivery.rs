@@ -1,0 +1,622 @@
+use crate::support::receiver::Reply;
+use crate::support::{signature_valid, wait_for, TestApp, TestReceiver};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// An app with one event type and one endpoint at the receiver: (app, endpoint, secret).
+async fn setup(app: &TestApp, rx: &TestReceiver) -> (String, String, String) {
+    let a = app.create_app("shop").await;
+    app.create_event_type("order.created").await;
+    let (ep, secret) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
+        .await;
+    (a, ep, secret)
+}
+
+async fn delivery_status(app: &TestApp, a: &str, msg: &str) -> serde_json::Value {
+    app.get(&format!("/app/{a}/msg/{msg}/endpoint"), 200).await["data"][0].clone()
+}
+
+#[tokio::test]
+async fn delivery_is_signed_and_carries_the_exact_payload_bytes() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, _, secret) = setup(&app, &rx).await;
+    let raw = br#"{"eventType": "order.created", "payload": {"x": 1.50,  "big": 123456789012345678901234567890, "s": "caf\u00e9"}}"#;
+    let (status, body) = app
+        .raw("POST", &format!("/app/{a}/msg"), raw.to_vec())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let msg: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let got = rx.wait_for_count(1, Duration::from_secs(5)).await;
+    let r = &got[0];
+    assert_eq!(
+        r.body,
+        br#"{"x": 1.50,  "big": 123456789012345678901234567890, "s": "caf\u00e9"}"#
+    );
+    assert_eq!(r.header("webhook-id"), msg["id"].as_str());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let ts = r.header("webhook-timestamp").unwrap();
+    let age = chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap();
+    assert!((0..=5).contains(&age), "timestamp {ts} is {age}s old");
+    assert!(signature_valid(
+        &secret,
+        msg["id"].as_str().unwrap(),
+        ts,
+        &r.body,
+        r.header("webhook-signature").unwrap()
+    ));
+    assert!(!signature_valid(
+        &secret,
+        "msg_other",
+        ts,
+        &r.body,
+        r.header("webhook-signature").unwrap()
+    ));
+    // The response echoes the payload without losing precision.
+    assert!(body.contains("123456789012345678901234567890"), "{body}");
+    let attempts = app
+        .wait_attempts(&a, msg["id"].as_str().unwrap(), 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(attempts[0]["status"], 0);
+    assert_eq!(attempts[0]["responseStatusCode"], 200);
+    assert_eq!(attempts[0]["response"], "ok");
+}
+
+#[tokio::test]
+async fn failed_delivery_is_retried_on_schedule_and_then_marked_failed() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500).body("boom"));
+    let (a, _, _) = setup(&app, &rx).await;
+    let msg = app.send(&a, "order.created", json!({ "n": 1 })).await;
+    let got = rx.wait_for_count(3, Duration::from_secs(10)).await;
+    // Schedule in tests: 0, 300 ms, 600 ms.
+    let gap1 = got[1].at - got[0].at;
+    let gap2 = got[2].at - got[1].at;
+    assert!(
+        gap1 >= Duration::from_millis(280),
+        "first retry after {gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(580),
+        "second retry after {gap2:?}"
+    );
+    let attempts = app.wait_attempts(&a, &msg, 3, Duration::from_secs(5)).await;
+    assert!(attempts
+        .iter()
+        .all(|x| x["status"] == 2 && x["responseStatusCode"] == 500 && x["response"] == "boom"));
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            delivery_status(&app, &a, &msg).await["statusText"] == "fail"
+        })
+        .await
+    );
+    // No fourth attempt: the schedule has three.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(rx.count(), 3);
+}
+
+#[tokio::test]
+async fn a_retry_that_succeeds_ends_the_delivery_as_success() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(503)]);
+    let (a, _, _) = setup(&app, &rx).await;
+    let msg = app.send(&a, "order.created", json!({})).await;
+    let got = rx.wait_for_count(2, Duration::from_secs(5)).await;
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    assert!(
+        wait_for(Duration::from_secs(5), || async {
+            delivery_status(&app, &a, &msg).await["statusText"] == "success"
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn retry_after_header_postpones_the_next_attempt() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(429).header("Retry-After", "2")]);
+    let (a, _, _) = setup(&app, &rx).await;
+    app.send(&a, "order.created", json!({})).await;
+    let got = rx.wait_for_count(2, Duration::from_secs(6)).await;
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "retried after {gap:?} despite Retry-After: 2"
+    );
+}
+
+#[tokio::test]
+async fn gone_410_disables_the_endpoint_and_later_messages_are_skipped() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(410));
+    let (a, ep, _) = setup(&app, &rx).await;
+    app.send(&a, "order.created", json!({})).await;
+    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    let ok = wait_for(Duration::from_secs(5), || async {
+        app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await["disabled"] == true
+    })
+    .await;
+    assert!(ok, "endpoint was not disabled after 410");
+    let e = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert!(e["disabledReason"].as_str().unwrap().contains("410"), "{e}");
+    let later = app.send(&a, "order.created", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(rx.count(), 1, "a disabled endpoint got a request");
+    assert_eq!(app.attempts(&a, &later).await.len(), 0);
+    assert_eq!(
+        delivery_status(&app, &a, &later).await["statusText"],
+        "canceled"
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_failures_and_are_not_followed() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(302).header("Location", "/elsewhere"));
+    let (a, _, _) = setup(&app, &rx).await;
+    let msg = app.send(&a, "order.created", json!({})).await;
+    let attempts = app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
+    assert_eq!(attempts[0]["status"], 2);
+    assert_eq!(attempts[0]["responseStatusCode"], 302);
+    assert!(
+        rx.received().iter().all(|r| r.path == "/hook"),
+        "a redirect was followed"
+    );
+}
+
+#[tokio::test]
+async fn slow_endpoint_times_out_and_the_attempt_says_so() {
+    let app =
+        TestApp::spawn_with(|c| c.delivery.request_timeout = Duration::from_millis(400)).await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(200).delay(Duration::from_secs(3))]);
+    let (a, _, _) = setup(&app, &rx).await;
+    let msg = app.send(&a, "order.created", json!({})).await;
+    let attempts = app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
+    assert_eq!(attempts[0]["status"], 2);
+    assert_eq!(attempts[0]["responseStatusCode"], 0);
+    assert!(
+        attempts[0]["error"].as_str().unwrap().contains("timed out"),
+        "{}",
+        attempts[0]
+    );
+    assert!(attempts[0]["responseDurationMs"].as_i64().unwrap() >= 350);
+    // The retry (no delay scripted) succeeds.
+    let ok = wait_for(Duration::from_secs(5), || async {
+        delivery_status(&app, &a, &msg).await["statusText"] == "success"
+    })
+    .await;
+    assert!(ok);
+}
+
+#[tokio::test]
+async fn connection_refused_is_recorded_as_a_failed_attempt() {
+    let app = TestApp::spawn().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let a = app.create_app("x").await;
+    app.create_endpoint(
+        &a,
+        json!({ "url": format!("http://127.0.0.1:{port}/hook") }),
+    )
+    .await;
+    let msg = app.send(&a, "any.thing", json!({})).await;
+    let attempts = app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
+    assert_eq!(attempts[0]["responseStatusCode"], 0);
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection"),
+        "{}",
+        attempts[0]
+    );
+}
+
+#[tokio::test]
+async fn private_destinations_are_refused_unless_allowed() {
+    let app = TestApp::spawn_with(|c| c.allow_destinations.clear()).await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("x").await;
+    let port = rx.url.rsplit(':').next().unwrap().to_owned();
+    app.create_endpoint(&a, json!({ "url": format!("http://127.0.0.1:{port}/ip") }))
+        .await;
+    app.create_endpoint(
+        &a,
+        json!({ "url": format!("http://localhost:{port}/name") }),
+    )
+    .await;
+    let msg = app.send(&a, "any.thing", json!({})).await;
+    let attempts = app.wait_attempts(&a, &msg, 2, Duration::from_secs(5)).await;
+    for at in &attempts {
+        let err = at["error"].as_str().unwrap();
+        assert!(
+            err.contains("destination refused") && err.contains("loopback"),
+            "{at}"
+        );
+    }
+    assert_eq!(rx.count(), 0, "a refused destination was reached");
+}
+
+#[tokio::test]
+async fn during_rotation_grace_old_and_new_keys_both_sign() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, old) = setup(&app, &rx).await;
+    let new = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/secret/rotate"),
+            json!({ "gracePeriodSeconds": 60 }),
+            200,
+        )
+        .await;
+    let new = new["key"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert_eq!(
+        app.get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
+            .await["key"],
+        new.as_str()
+    );
+    app.send(&a, "order.created", json!({})).await;
+    let r = &rx.wait_for_count(1, Duration::from_secs(5)).await[0];
+    let (id, ts, sig) = (
+        r.header("webhook-id").unwrap(),
+        r.header("webhook-timestamp").unwrap(),
+        r.header("webhook-signature").unwrap(),
+    );
+    assert_eq!(sig.split(' ').count(), 2, "{sig}");
+    assert!(signature_valid(&old, id, ts, &r.body, sig));
+    assert!(signature_valid(&new, id, ts, &r.body, sig));
+
+    // A rotation with no grace stops the previous key at once.
+    let newer = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/secret/rotate"),
+            json!({ "gracePeriodSeconds": 0 }),
+            200,
+        )
+        .await;
+    let newer = newer["key"].as_str().unwrap().to_owned();
+    app.send(&a, "order.created", json!({})).await;
+    let r = &rx.wait_for_count(2, Duration::from_secs(5)).await[1];
+    let (id, ts, sig) = (
+        r.header("webhook-id").unwrap(),
+        r.header("webhook-timestamp").unwrap(),
+        r.header("webhook-signature").unwrap(),
+    );
+    assert!(signature_valid(&newer, id, ts, &r.body, sig));
+    assert!(
+        !signature_valid(&new, id, ts, &r.body, sig),
+        "the replaced key still signs"
+    );
+    // The oldest key, still in its grace period, keeps signing.
+    assert!(signature_valid(&old, id, ts, &r.body, sig));
+}
+
+#[tokio::test]
+async fn supplied_secret_is_used_and_bad_secret_is_422() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("x").await;
+    let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let (_, got) = app
+        .create_endpoint(&a, json!({ "url": rx.url, "secret": secret }))
+        .await;
+    assert_eq!(got, secret);
+    let v = app
+        .post(
+            &format!("/app/{a}/endpoint"),
+            json!({ "url": rx.url, "secret": "whsec_nope" }),
+            422,
+        )
+        .await;
+    assert_eq!(v["detail"][0]["loc"], json!(["body", "secret"]));
+}
+
+#[tokio::test]
+async fn event_type_filters_and_channels_route_messages() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("x").await;
+    app.create_event_type("a.one").await;
+    app.create_event_type("a.two").await;
+    app.create_endpoint(
+        &a,
+        json!({ "url": format!("{}/one", rx.url), "filterTypes": ["a.one"] }),
+    )
+    .await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/all", rx.url) }))
+        .await;
+    app.create_endpoint(
+        &a,
+        json!({ "url": format!("{}/eu", rx.url), "channels": ["eu"] }),
+    )
+    .await;
+    app.send(&a, "a.one", json!({})).await;
+    app.send(&a, "a.two", json!({})).await;
+    app.post(
+        &format!("/app/{a}/msg"),
+        json!({ "eventType": "a.two", "payload": {}, "channels": ["eu"] }),
+        202,
+    )
+    .await;
+    rx.wait_for_count(5, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut paths: Vec<String> = rx.received().iter().map(|r| r.path.clone()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/all", "/all", "/all", "/eu", "/one"]);
+    // Unknown event types cannot be subscribed to.
+    let v = app
+        .post(
+            &format!("/app/{a}/endpoint"),
+            json!({ "url": rx.url, "filterTypes": ["nope"] }),
+            422,
+        )
+        .await;
+    assert!(v["detail"][0]["msg"].as_str().unwrap().contains("nope"));
+}
+
+#[tokio::test]
+async fn custom_headers_are_sent_and_reserved_ones_refused() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("x").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": rx.url, "headers": { "X-Tenant": "t1" } }),
+        )
+        .await;
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}/headers"),
+        Some(json!({ "headers": { "X-Extra": "e" } })),
+        204,
+    )
+    .await;
+    let h = app
+        .get(&format!("/app/{a}/endpoint/{ep}/headers"), 200)
+        .await;
+    assert_eq!(h["headers"], json!({ "X-Extra": "e", "X-Tenant": "t1" }));
+    app.send(&a, "x.y", json!({})).await;
+    let r = &rx.wait_for_count(1, Duration::from_secs(5)).await[0];
+    assert_eq!(r.header("x-tenant"), Some("t1"));
+    assert_eq!(r.header("x-extra"), Some("e"));
+    let v = app
+        .call(
+            "PUT",
+            &format!("/app/{a}/endpoint/{ep}/headers"),
+            Some(json!({ "headers": { "webhook-id": "x" } })),
+            422,
+        )
+        .await;
+    assert!(v["detail"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("webhook-id"));
+}
+
+#[tokio::test]
+async fn resend_makes_one_more_manual_attempt_with_the_same_webhook_id() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, _) = setup(&app, &rx).await;
+    let msg = app.send(&a, "order.created", json!({})).await;
+    app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
+    let v = app
+        .post(
+            &format!("/app/{a}/msg/{msg}/endpoint/{ep}/resend"),
+            json!({}),
+            202,
+        )
+        .await;
+    assert_eq!(v, json!({}));
+    let attempts = app.wait_attempts(&a, &msg, 2, Duration::from_secs(5)).await;
+    assert_eq!(attempts[1]["triggerType"], 1);
+    let got = rx.received();
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    // A resend to a failing receiver is one attempt, not a new schedule.
+    rx.set_default(Reply::status(500));
+    app.post(
+        &format!("/app/{a}/msg/{msg}/endpoint/{ep}/resend"),
+        json!({}),
+        202,
+    )
+    .await;
+    app.wait_attempts(&a, &msg, 3, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(app.attempts(&a, &msg).await.len(), 3);
+}
+
+#[tokio::test]
+async fn recover_resends_failed_deliveries() {
+    let app = TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![Duration::ZERO]).await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let (a, ep, _) = setup(&app, &rx).await;
+    let since = chrono::Utc::now().to_rfc3339();
+    let m1 = app.send(&a, "order.created", json!({ "n": 1 })).await;
+    let m2 = app.send(&a, "order.created", json!({ "n": 2 })).await;
+    for m in [&m1, &m2] {
+        assert!(
+            wait_for(Duration::from_secs(5), || async {
+                delivery_status(&app, &a, m).await["statusText"] == "fail"
+            })
+            .await
+        );
+    }
+    rx.set_default(Reply::status(200));
+    let v = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/recover"),
+            json!({ "since": since }),
+            202,
+        )
+        .await;
+    assert_eq!(v["task"], "endpoint.recover");
+    for m in [&m1, &m2] {
+        assert!(
+            wait_for(Duration::from_secs(5), || async {
+                delivery_status(&app, &a, m).await["statusText"] == "success"
+            })
+            .await
+        );
+    }
+    let stats = app.get(&format!("/app/{a}/endpoint/{ep}/stats"), 200).await;
+    assert_eq!(
+        stats,
+        json!({ "success": 2, "pending": 0, "sending": 0, "fail": 0, "canceled": 0 })
+    );
+}
+
+#[tokio::test]
+async fn enabling_an_endpoint_can_replay_what_it_missed_while_disabled() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, _) = setup(&app, &rx).await;
+    let since = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "disabled": true })),
+        200,
+    )
+    .await;
+    let m1 = app.send(&a, "order.created", json!({ "n": 1 })).await;
+    let m2 = app.send(&a, "order.created", json!({ "n": 2 })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 0);
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "disabled": false })),
+        200,
+    )
+    .await;
+    let v = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/replay-missing"),
+            json!({ "since": since }),
+            202,
+        )
+        .await;
+    assert_eq!(v["count"], 2);
+    let got = rx.wait_for_count(2, Duration::from_secs(5)).await;
+    let mut ids: Vec<&str> = got
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut want = [m1.as_str(), m2.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    // Replaying again sends nothing new: both were delivered.
+    let v = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/replay-missing"),
+            json!({ "since": since }),
+            202,
+        )
+        .await;
+    assert_eq!(v["count"], 0);
+}
+
+#[tokio::test]
+async fn idempotency_key_and_event_id_never_create_twice() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, _, _) = setup(&app, &rx).await;
+    let send = |key: &'static str| {
+        app.client
+            .post(format!("{}/app/{a}/msg", app.base))
+            .bearer_auth(&app.token)
+            .header("idempotency-key", key)
+            .json(&json!({ "eventType": "order.created", "payload": { "k": key } }))
+            .send()
+    };
+    let r1: serde_json::Value = send("k1").await.unwrap().json().await.unwrap();
+    let r2 = send("k1").await.unwrap();
+    assert_eq!(r2.status(), 202);
+    let r2: serde_json::Value = r2.json().await.unwrap();
+    assert_eq!(r1["id"], r2["id"]);
+    let r3: serde_json::Value = send("k2").await.unwrap().json().await.unwrap();
+    assert_ne!(r1["id"], r3["id"]);
+    rx.wait_for_count(2, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 2);
+    assert_eq!(
+        app.get(&format!("/app/{a}/msg"), 200).await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let body = json!({ "eventType": "order.created", "payload": {}, "eventId": "evt-1" });
+    let first = app.post(&format!("/app/{a}/msg"), body.clone(), 202).await;
+    let dup = app.post(&format!("/app/{a}/msg"), body, 409).await;
+    assert_eq!(dup["code"], "conflict");
+    assert_eq!(
+        app.get(&format!("/app/{a}/msg/evt-1"), 200).await["id"],
+        first["id"]
+    );
+}
+
+#[tokio::test]
+async fn deliver_at_in_the_future_waits_until_then() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, _, _) = setup(&app, &rx).await;
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(1200);
+    let sent = Instant::now();
+    app.post(
+        &format!("/app/{a}/msg"),
+        json!({ "eventType": "order.created", "payload": {}, "deliverAt": at.to_rfc3339() }),
+        202,
+    )
+    .await;
+    let got = rx.wait_for_count(1, Duration::from_secs(5)).await;
+    assert!(
+        got[0].at - sent >= Duration::from_millis(1000),
+        "delivered after {:?}",
+        got[0].at - sent
+    );
+}
+
+#[tokio::test]
+async fn one_slow_endpoint_does_not_hold_up_another() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.max_in_flight = 8;
+        c.delivery.max_in_flight_per_endpoint = 2;
+    })
+    .await;
+    let slow = TestReceiver::start().await;
+    slow.set_default(Reply::status(200).delay(Duration::from_millis(1500)));
+    let fast = TestReceiver::start().await;
+    let a = app.create_app("x").await;
+    app.create_endpoint(&a, json!({ "url": slow.url })).await;
+    app.create_endpoint(&a, json!({ "url": fast.url })).await;
+    let started = Instant::now();
+    for i in 0..20 {
+        app.send(&a, "x.y", json!({ "i": i })).await;
+    }
+    fast.wait_for_count(20, Duration::from_secs(3)).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "fast endpoint waited {:?}",
+        started.elapsed()
+    );
+    assert!(
+        slow.count() <= 2,
+        "slow endpoint had {} requests in flight",
+        slow.count()
+    );
+}
