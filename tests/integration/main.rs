@@ -3,4 +3,6 @@
 mod support;
 
 mod api_apps;
+mod api_resources;
+mod crash;
 mod delivery;

@@ -1,0 +1,460 @@
+use crate::support::{TestApp, TestReceiver};
+use serde_json::json;
+use std::time::Duration;
+
+fn ids(v: &serde_json::Value, key: &str) -> Vec<String> {
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[key].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn event_types_are_created_listed_updated_and_archived() {
+    let app = TestApp::spawn().await;
+    let e = app
+        .post(
+            "/event-type",
+            json!({ "name": "invoice.paid", "description": "Paid", "groupName": "invoice" }),
+            201,
+        )
+        .await;
+    for key in [
+        "name",
+        "description",
+        "deprecated",
+        "createdAt",
+        "updatedAt",
+    ] {
+        assert!(!e[key].is_null(), "{key}: {e}");
+    }
+    let dup = app
+        .post(
+            "/event-type",
+            json!({ "name": "invoice.paid", "description": "again" }),
+            409,
+        )
+        .await;
+    assert_eq!(dup["code"], "event_type_exists");
+    app.create_event_type("user:created").await;
+    app.create_event_type("a_first").await;
+    assert_eq!(
+        ids(&app.get("/event-type", 200).await, "name"),
+        ["a_first", "invoice.paid", "user:created"]
+    );
+
+    let p = app
+        .call(
+            "PATCH",
+            "/event-type/invoice.paid",
+            Some(json!({ "description": "Invoice paid" })),
+            200,
+        )
+        .await;
+    assert_eq!(p["description"], "Invoice paid");
+    assert_eq!(p["groupName"], "invoice");
+    let created = app
+        .call(
+            "PUT",
+            "/event-type/new.one",
+            Some(json!({ "description": "New" })),
+            201,
+        )
+        .await;
+    assert_eq!(created["name"], "new.one");
+    app.call(
+        "PUT",
+        "/event-type/new.one",
+        Some(json!({ "description": "Newer" })),
+        200,
+    )
+    .await;
+
+    app.call("DELETE", "/event-type/a_first", None, 204).await;
+    assert_eq!(app.get("/event-type/a_first", 200).await["archived"], true);
+    assert!(!ids(&app.get("/event-type", 200).await, "name").contains(&"a_first".to_owned()));
+    assert!(ids(
+        &app.get("/event-type?include_archived=true", 200).await,
+        "name"
+    )
+    .contains(&"a_first".to_owned()));
+    app.call("DELETE", "/event-type/a_first?expunge=true", None, 204)
+        .await;
+    app.get("/event-type/a_first", 404).await;
+
+    let bad = app
+        .post(
+            "/event-type",
+            json!({ "name": "has space", "description": "x" }),
+            422,
+        )
+        .await;
+    assert_eq!(bad["detail"][0]["loc"], json!(["body", "name"]));
+    app.post("/event-type", json!({ "name": "no.description" }), 422)
+        .await;
+}
+
+#[tokio::test]
+async fn endpoints_have_svix_shapes_and_full_crud() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("x").await;
+    app.create_event_type("a.b").await;
+    let ep = app
+        .post(
+            &format!("/app/{a}/endpoint"),
+            json!({ "url": "https://example.com/hook", "uid": "my-ep", "filterTypes": ["a.b"], "description": "d", "version": 1 }),
+            201,
+        )
+        .await;
+    for key in [
+        "id",
+        "url",
+        "description",
+        "metadata",
+        "createdAt",
+        "updatedAt",
+    ] {
+        assert!(!ep[key].is_null(), "{key}: {ep}");
+    }
+    assert_eq!(ep["version"], 1);
+    assert_eq!(ep["filterTypes"], json!(["a.b"]));
+    assert_eq!(ep["eventTypes"], json!(["a.b"]));
+    let id = ep["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/app/{a}/endpoint/my-ep"), 200).await["id"],
+        id
+    );
+
+    let second = app
+        .post(
+            &format!("/app/{a}/endpoint"),
+            json!({ "url": "https://example.org/" }),
+            201,
+        )
+        .await;
+    // Endpoints list newest first.
+    assert_eq!(
+        ids(&app.get(&format!("/app/{a}/endpoint"), 200).await, "id"),
+        [second["id"].as_str().unwrap(), id]
+    );
+
+    let p = app
+        .call(
+            "PATCH",
+            &format!("/app/{a}/endpoint/{id}"),
+            Some(json!({ "uid": null, "description": "e" })),
+            200,
+        )
+        .await;
+    assert!(p["uid"].is_null());
+    assert_eq!(p["description"], "e");
+    assert_eq!(p["url"], "https://example.com/hook");
+    let put = app
+        .call(
+            "PUT",
+            &format!("/app/{a}/endpoint/{id}"),
+            Some(json!({ "url": "https://example.com/v2" })),
+            200,
+        )
+        .await;
+    assert_eq!(put["url"], "https://example.com/v2");
+    assert!(
+        put["filterTypes"].is_null(),
+        "PUT replaces the filter: {put}"
+    );
+
+    app.call("DELETE", &format!("/app/{a}/endpoint/{id}"), None, 204)
+        .await;
+    let err = app.get(&format!("/app/{a}/endpoint/{id}"), 404).await;
+    assert_eq!(err["code"], "not_found");
+
+    for (body, field) in [
+        (json!({ "url": "ftp://x" }), "url"),
+        (json!({ "url": "not a url" }), "url"),
+        (
+            json!({ "url": "https://x.com", "channels": ["bad channel"] }),
+            "channels",
+        ),
+        (json!({ "url": "https://x.com", "uid": "a/b" }), "uid"),
+    ] {
+        let v = app.post(&format!("/app/{a}/endpoint"), body, 422).await;
+        assert_eq!(v["detail"][0]["loc"], json!(["body", field]), "{v}");
+    }
+    app.get("/app/nope/endpoint", 404).await;
+}
+
+#[tokio::test]
+async fn messages_list_newest_first_filter_and_paginate_both_ways() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("x").await;
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let t = if i % 2 == 0 { "even.one" } else { "odd.one" };
+        sent.push(app.send(&a, t, json!({ "i": i })).await);
+    }
+    let all = app.get(&format!("/app/{a}/msg"), 200).await;
+    let mut newest_first = sent.clone();
+    newest_first.reverse();
+    assert_eq!(ids(&all, "id"), newest_first);
+
+    let p1 = app.get(&format!("/app/{a}/msg?limit=2"), 200).await;
+    assert_eq!(ids(&p1, "id"), newest_first[..2]);
+    let p2 = app
+        .get(
+            &format!(
+                "/app/{a}/msg?limit=2&iterator={}",
+                p1["iterator"].as_str().unwrap()
+            ),
+            200,
+        )
+        .await;
+    assert_eq!(ids(&p2, "id"), newest_first[2..4]);
+    let back = app
+        .get(
+            &format!(
+                "/app/{a}/msg?limit=2&iterator={}",
+                p2["prevIterator"].as_str().unwrap()
+            ),
+            200,
+        )
+        .await;
+    assert_eq!(ids(&back, "id"), newest_first[..2]);
+
+    let even = app
+        .get(&format!("/app/{a}/msg?event_types=even.one"), 200)
+        .await;
+    assert_eq!(even["data"].as_array().unwrap().len(), 3);
+    let both = app
+        .get(&format!("/app/{a}/msg?event_types=even.one,odd.one"), 200)
+        .await;
+    assert_eq!(both["data"].as_array().unwrap().len(), 5);
+
+    let bare = app
+        .get(&format!("/app/{a}/msg/{}?with_content=false", sent[0]), 200)
+        .await;
+    assert_eq!(bare["payload"], json!({}));
+    assert_eq!(
+        app.get(&format!("/app/{a}/msg/{}", sent[0]), 200).await["payload"],
+        json!({ "i": 0 })
+    );
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S");
+    // A datetime without an offset is UTC.
+    assert_eq!(
+        app.get(&format!("/app/{a}/msg?after={future}"), 200).await["data"],
+        json!([])
+    );
+    assert_eq!(
+        app.get(&format!("/app/{a}/msg?before={future}"), 200).await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    app.get(&format!("/app/{a}/msg/msg_nope"), 404).await;
+}
+
+#[tokio::test]
+async fn message_input_errors_are_clear_and_write_nothing() {
+    let app = TestApp::spawn_with(|c| c.api.max_payload_bytes = 1000).await;
+    let a = app.create_app("x").await;
+    let path = format!("/app/{a}/msg");
+    for (body, field) in [
+        (json!({ "eventType": "a.b", "payload": [1] }), "payload"),
+        (json!({ "eventType": "a.b", "payload": "text" }), "payload"),
+        (
+            json!({ "eventType": "bad type!", "payload": {} }),
+            "eventType",
+        ),
+        (
+            json!({ "eventType": "a.b", "payload": {}, "eventId": "has space" }),
+            "eventId",
+        ),
+        (
+            json!({ "eventType": "a.b", "payload": {}, "channels": ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"] }),
+            "channels",
+        ),
+        (
+            json!({ "eventType": "a.b", "payload": {}, "deliverAt": "tomorrow" }),
+            "deliverAt",
+        ),
+    ] {
+        let v = app.post(&path, body, 422).await;
+        assert_eq!(v["detail"][0]["loc"], json!(["body", field]), "{v}");
+    }
+    let v = app.post(&path, json!({ "payload": {} }), 422).await;
+    assert!(
+        v["detail"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("eventType"),
+        "{v}"
+    );
+    let big = "x".repeat(2000);
+    let v = app
+        .post(
+            &path,
+            json!({ "eventType": "a.b", "payload": { "big": big } }),
+            413,
+        )
+        .await;
+    assert_eq!(v["code"], "payload_too_large");
+    let (status, _) = app.raw("POST", &path, vec![b'{'; 200_000]).await;
+    assert_eq!(status, 413);
+    let (status, body) = app
+        .raw(
+            "POST",
+            &path,
+            b"{\"eventType\": \"a\xff\", \"payload\": {}}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let deep = format!(
+        "{{\"eventType\": \"a.b\", \"payload\": {}{}}}",
+        "{\"a\":".repeat(200),
+        "}".repeat(200)
+    );
+    let (status, body) = app.raw("POST", &path, deep.into_bytes()).await;
+    assert!(status == 400 || status == 422, "{status} {body}");
+    assert_eq!(app.get(&path, 200).await["data"], json!([]));
+    app.post(
+        "/app/nope/msg",
+        json!({ "eventType": "a.b", "payload": {} }),
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_message_can_create_its_application() {
+    let app = TestApp::spawn().await;
+    let m = app
+        .post(
+            "/app/tenant-7/msg",
+            json!({ "eventType": "a.b", "payload": {}, "application": { "name": "Tenant 7" } }),
+            202,
+        )
+        .await;
+    let created = app.get("/app/tenant-7", 200).await;
+    assert_eq!(created["name"], "Tenant 7");
+    assert_eq!(
+        app.get(
+            &format!("/app/tenant-7/msg/{}", m["id"].as_str().unwrap()),
+            200
+        )
+        .await["id"],
+        m["id"]
+    );
+}
+
+#[tokio::test]
+async fn attempts_stats_and_endpoint_messages_report_deliveries() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("x").await;
+    app.create_event_type("a.b").await;
+    let (ep, _) = app.create_endpoint(&a, json!({ "url": rx.url })).await;
+    let m = app.send(&a, "a.b", json!({ "k": 1 })).await;
+    let attempts = app.wait_attempts(&a, &m, 1, Duration::from_secs(5)).await;
+    let at = attempts[0]["id"].as_str().unwrap();
+    for key in [
+        "id",
+        "msgId",
+        "endpointId",
+        "url",
+        "response",
+        "responseStatusCode",
+        "responseDurationMs",
+        "status",
+        "statusText",
+        "triggerType",
+        "timestamp",
+    ] {
+        assert!(!attempts[0][key].is_null(), "{key}: {}", attempts[0]);
+    }
+    let one = app
+        .get(&format!("/app/{a}/msg/{m}/attempt/{at}"), 200)
+        .await;
+    assert_eq!(one["msgId"], m.as_str());
+    app.get(&format!("/app/{a}/msg/{m}/attempt/atmpt_nope"), 404)
+        .await;
+
+    let by_ep = app
+        .get(
+            &format!("/app/{a}/attempt/endpoint/{ep}?with_msg=true"),
+            200,
+        )
+        .await;
+    assert_eq!(by_ep["data"][0]["msg"]["payload"], json!({ "k": 1 }));
+    assert_eq!(
+        app.get(&format!("/app/{a}/attempt/endpoint/{ep}?status=2"), 200)
+            .await["data"],
+        json!([])
+    );
+    assert_eq!(
+        app.get(
+            &format!("/app/{a}/attempt/endpoint/{ep}?status_code_class=200"),
+            200
+        )
+        .await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.get(
+            &format!("/app/{a}/attempt/endpoint/{ep}?status_code_class=400"),
+            200
+        )
+        .await["data"],
+        json!([])
+    );
+
+    let msgs = app.get(&format!("/app/{a}/endpoint/{ep}/msg"), 200).await;
+    assert_eq!(msgs["data"][0]["id"], m.as_str());
+    assert_eq!(msgs["data"][0]["statusText"], "success");
+    let eps = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
+    assert_eq!(eps["data"][0]["id"], ep.as_str());
+    assert_eq!(eps["data"][0]["status"], 0);
+    let stats = app.get(&format!("/app/{a}/endpoint/{ep}/stats"), 200).await;
+    assert_eq!(stats["success"], 1);
+}
+
+#[tokio::test]
+async fn send_example_goes_only_to_that_endpoint() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("x").await;
+    app.post(
+        "/event-type",
+        json!({ "name": "a.b", "description": "d", "schemas": { "1": { "type": "object", "examples": [{ "hello": "world" }] } } }),
+        201,
+    )
+    .await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/one", rx.url) }))
+        .await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/two", rx.url) }))
+        .await;
+    let m = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/send-example"),
+            json!({ "eventType": "a.b" }),
+            200,
+        )
+        .await;
+    assert_eq!(m["payload"], json!({ "hello": "world" }));
+    let got = rx.wait_for_count(1, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 1);
+    assert_eq!(got[0].path, "/one");
+    assert_eq!(got[0].json(), json!({ "hello": "world" }));
+    app.post(
+        &format!("/app/{a}/endpoint/{ep}/send-example"),
+        json!({ "eventType": "nope" }),
+        422,
+    )
+    .await;
+}
