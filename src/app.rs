@@ -6,7 +6,7 @@ use crate::db::{tokens, Db, DbOptions};
 use crate::delivery::{client::Sender, ssrf::Guard, Dispatcher};
 use crate::domain::{ids, time::now_ms};
 use crate::http::{self, auth, State};
-use actix_web::{middleware, web, App, HttpServer};
+use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -90,7 +90,10 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .wrap(middleware::NormalizePath::trim())
+                .wrap_fn(|req, srv| {
+                    use actix_web::dev::Service;
+                    srv.call(http::trim_trailing_slash(req))
+                })
                 .configure(http::api::routes)
         })
         .listen(listener)?

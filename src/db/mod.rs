@@ -51,9 +51,17 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database, applies migrations and starts the writer.
     pub fn open(opts: &DbOptions) -> DbResult<Db> {
-        let mut conn = open_connection(&opts.path, false, &opts.synchronous)?;
+        // In `full` mode the writer syncs the WAL itself before answering (see writer.rs), so
+        // SQLite's own commit need not.
+        let durable = !opts.synchronous.eq_ignore_ascii_case("normal");
+        let mut conn = open_connection(&opts.path, false, "NORMAL")?;
         migrations::apply(&mut conn)?;
-        let writer = Writer::start(conn, opts.max_batch)?;
+        let wal = durable.then(|| {
+            let mut p = opts.path.clone().into_os_string();
+            p.push("-wal");
+            PathBuf::from(p)
+        });
+        let writer = Writer::start(conn, opts.max_batch, wal)?;
         let readers = Readers::open(&opts.path, opts.readers.max(1), &opts.synchronous)?;
         Ok(Db { writer, readers })
     }

@@ -80,6 +80,16 @@ async fn event_types_are_created_listed_updated_and_archived() {
         "name"
     )
     .contains(&"a_first".to_owned()));
+    // Creating an archived type again brings it back.
+    let back = app
+        .post(
+            "/event-type",
+            json!({ "name": "a_first", "description": "back" }),
+            201,
+        )
+        .await;
+    assert_eq!(back["archived"], false);
+    assert_eq!(back["description"], "back");
     app.call("DELETE", "/event-type/a_first?expunge=true", None, 204)
         .await;
     app.get("/event-type/a_first", 404).await;

@@ -478,7 +478,8 @@ pub async fn send_example(
             )
         })?;
     let spec = IngestSpec {
-        app_id: app.id,
+        app_key: app.id,
+        create_app: None,
         event_type: et.name.clone(),
         event_id: None,
         payload: example_payload(&et, input.example_index),

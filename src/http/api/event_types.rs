@@ -98,9 +98,20 @@ pub async fn create(
             created_at: now,
             updated_at: now,
         };
-        let saved = e.clone();
-        st.db
-            .write(move |c| event_types::insert(c, &saved))
+        // Creating an archived event type again brings it back (as Svix does).
+        let e = st
+            .db
+            .write(move |c| match event_types::get(c, &e.name)? {
+                Some(old) if old.archived => {
+                    let revived = EventType {
+                        created_at: old.created_at,
+                        ..e
+                    };
+                    event_types::update(c, &revived)?;
+                    Ok(revived)
+                }
+                _ => event_types::insert(c, &e).map(|()| e),
+            })
             .await
             .map_err(|err| match err {
                 crate::db::DbError::Conflict(detail) => ApiError::Conflict {

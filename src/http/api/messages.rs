@@ -16,7 +16,10 @@ use std::sync::Arc;
 
 /// A validated message to store and send.
 pub(super) struct IngestSpec {
-    pub app_id: String,
+    /// The application's id or uid: resolved inside the ingest transaction.
+    pub app_key: String,
+    /// Created when no application has that key (`application` in the body).
+    pub create_app: Option<apps::App>,
     pub event_type: String,
     pub event_id: Option<String>,
     pub payload: String,
@@ -37,9 +40,9 @@ pub(super) async fn ingest(
     s: IngestSpec,
 ) -> Result<HttpResponse, ApiError> {
     let now = now_ms();
-    let msg = Message {
+    let mut msg = Message {
         id: ids::new_id(ids::MESSAGE),
-        app_id: s.app_id,
+        app_id: String::new(),
         event_type: s.event_type,
         event_id: s.event_id,
         payload: Some(Arc::from(s.payload)),
@@ -54,9 +57,18 @@ pub(super) async fn ingest(
     let lease_until = dispatcher.lease_until(now);
     let due_at = s.deliver_at.filter(|t| *t > now).unwrap_or(now);
     let only = s.only_endpoint;
+    let (app_key, create_app) = (s.app_key, s.create_app);
     let outcome = st
         .db
         .write(move |c| {
+            msg.app_id = match (apps::get(c, &app_key)?, create_app) {
+                (Some(app), _) => app.id,
+                (None, Some(app)) => {
+                    apps::insert(c, &app)?;
+                    app.id
+                }
+                (None, None) => return Ok(None),
+            };
             let req = IngestRequest {
                 msg: &msg,
                 only_endpoint: only.as_deref(),
@@ -66,9 +78,10 @@ pub(super) async fn ingest(
                 due_at,
             };
             let mut room = |ep: &str| due_at <= now && dispatcher.has_room(ep);
-            messages::ingest(c, &req, &mut room).map(|r| (r, response))
+            messages::ingest(c, &req, &mut room).map(|r| Some((r, response)))
         })
-        .await?;
+        .await?
+        .ok_or(ApiError::NotFound("application"))?;
     match outcome {
         (Ingested::Created { claimed, unclaimed }, body) => {
             st.dispatcher.dispatch(claimed);
@@ -143,28 +156,18 @@ pub async fn create(
         })
         .transpose()?;
     let with_content = query(&req).bool("with_content", true)?;
-    let app = match find_app(&st, &req).await {
-        Ok(app) => app,
-        Err(ApiError::NotFound(_)) if input.application.is_some() => {
-            let key = path_key(&req, "app_id")?.to_owned();
-            let Some(app_in) = input.application else {
-                unreachable!("checked above")
-            };
+    let app_key = path_key(&req, "app_id")?.to_owned();
+    let create_app = match input.application {
+        Some(app_in) => {
             let mut app = new_app(app_in)?;
-            app.uid = app.uid.or(Some(key));
-            st.db
-                .write(
-                    move |c| match apps::get(c, app.uid.as_deref().unwrap_or_default())? {
-                        Some(existing) => Ok(existing),
-                        None => apps::insert(c, &app).map(|()| app),
-                    },
-                )
-                .await?
+            app.uid = app.uid.or_else(|| Some(app_key.clone()));
+            Some(app)
         }
-        Err(e) => return Err(e),
+        None => None,
     };
     let spec = IngestSpec {
-        app_id: app.id,
+        app_key,
+        create_app,
         event_type: input.event_type,
         event_id: input.event_id,
         payload: input.payload.get().to_owned(),

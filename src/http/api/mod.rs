@@ -21,74 +21,94 @@ use std::future::Future;
 
 /// Registers every `/api/v1` route. Paths are matched with the trailing slash trimmed.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, patch, post, put};
+    use web::{delete, get, patch, post, put, resource};
     let ep = "/app/{app_id}/endpoint/{endpoint_id}";
+    // Routes are tried in order: the hot path (message ingest) comes first.
     cfg.service(
         web::scope("/api/v1")
-            .route("/health", get().to(health::health))
-            .route("/health/ping", get().to(health::health))
-            .route("/app", get().to(apps::list))
-            .route("/app", post().to(apps::create))
-            .route("/app/{app_id}", get().to(apps::get))
-            .route("/app/{app_id}", put().to(apps::put))
-            .route("/app/{app_id}", patch().to(apps::patch))
-            .route("/app/{app_id}", delete().to(apps::delete))
-            .route("/event-type", get().to(event_types::list))
-            .route("/event-type", post().to(event_types::create))
-            .route("/event-type/{name}", get().to(event_types::get))
-            .route("/event-type/{name}", put().to(event_types::put))
-            .route("/event-type/{name}", patch().to(event_types::patch))
-            .route("/event-type/{name}", delete().to(event_types::delete))
-            .route("/app/{app_id}/endpoint", get().to(endpoints::list))
-            .route("/app/{app_id}/endpoint", post().to(endpoints::create))
-            .route(ep, get().to(endpoints::get))
-            .route(ep, put().to(endpoints::put))
-            .route(ep, patch().to(endpoints::patch))
-            .route(ep, delete().to(endpoints::delete))
-            .route(&format!("{ep}/secret"), get().to(endpoints::secret))
-            .route(
-                &format!("{ep}/secret/rotate"),
-                post().to(endpoints::rotate_secret),
+            .service(
+                resource("/app/{app_id}/msg")
+                    .route(post().to(messages::create))
+                    .route(get().to(messages::list)),
             )
-            .route(&format!("{ep}/headers"), get().to(endpoints::headers))
-            .route(&format!("{ep}/headers"), put().to(endpoints::put_headers))
-            .route(
-                &format!("{ep}/headers"),
-                patch().to(endpoints::patch_headers),
+            .service(resource("/health").route(get().to(health::health)))
+            .service(resource("/health/ping").route(get().to(health::health)))
+            .service(
+                resource("/app")
+                    .route(get().to(apps::list))
+                    .route(post().to(apps::create)),
             )
-            .route(&format!("{ep}/stats"), get().to(endpoints::stats))
-            .route(
-                &format!("{ep}/send-example"),
-                post().to(endpoints::send_example),
+            .service(
+                resource("/app/{app_id}")
+                    .route(get().to(apps::get))
+                    .route(put().to(apps::put))
+                    .route(patch().to(apps::patch))
+                    .route(delete().to(apps::delete)),
             )
-            .route(&format!("{ep}/recover"), post().to(endpoints::recover))
-            .route(
-                &format!("{ep}/replay-missing"),
-                post().to(endpoints::replay_missing),
+            .service(
+                resource("/event-type")
+                    .route(get().to(event_types::list))
+                    .route(post().to(event_types::create)),
             )
-            .route(&format!("{ep}/msg"), get().to(endpoints::messages))
-            .route("/app/{app_id}/msg", get().to(messages::list))
-            .route("/app/{app_id}/msg", post().to(messages::create))
-            .route("/app/{app_id}/msg/{msg_id}", get().to(messages::get))
-            .route(
-                "/app/{app_id}/msg/{msg_id}/endpoint",
-                get().to(messages::endpoints),
+            .service(
+                resource("/event-type/{name}")
+                    .route(get().to(event_types::get))
+                    .route(put().to(event_types::put))
+                    .route(patch().to(event_types::patch))
+                    .route(delete().to(event_types::delete)),
             )
-            .route(
-                "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
-                get().to(attempts::get),
+            .service(
+                resource("/app/{app_id}/endpoint")
+                    .route(get().to(endpoints::list))
+                    .route(post().to(endpoints::create)),
             )
-            .route(
-                "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
-                post().to(attempts::resend),
+            .service(
+                resource(ep)
+                    .route(get().to(endpoints::get))
+                    .route(put().to(endpoints::put))
+                    .route(patch().to(endpoints::patch))
+                    .route(delete().to(endpoints::delete)),
             )
-            .route(
-                "/app/{app_id}/attempt/endpoint/{endpoint_id}",
-                get().to(attempts::by_endpoint),
+            .service(resource(format!("{ep}/secret")).route(get().to(endpoints::secret)))
+            .service(
+                resource(format!("{ep}/secret/rotate")).route(post().to(endpoints::rotate_secret)),
             )
-            .route(
-                "/app/{app_id}/attempt/msg/{msg_id}",
-                get().to(attempts::by_message),
+            .service(
+                resource(format!("{ep}/headers"))
+                    .route(get().to(endpoints::headers))
+                    .route(put().to(endpoints::put_headers))
+                    .route(patch().to(endpoints::patch_headers)),
+            )
+            .service(resource(format!("{ep}/stats")).route(get().to(endpoints::stats)))
+            .service(
+                resource(format!("{ep}/send-example")).route(post().to(endpoints::send_example)),
+            )
+            .service(resource(format!("{ep}/recover")).route(post().to(endpoints::recover)))
+            .service(
+                resource(format!("{ep}/replay-missing"))
+                    .route(post().to(endpoints::replay_missing)),
+            )
+            .service(resource(format!("{ep}/msg")).route(get().to(endpoints::messages)))
+            .service(resource("/app/{app_id}/msg/{msg_id}").route(get().to(messages::get)))
+            .service(
+                resource("/app/{app_id}/msg/{msg_id}/endpoint")
+                    .route(get().to(messages::endpoints)),
+            )
+            .service(
+                resource("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}")
+                    .route(get().to(attempts::get)),
+            )
+            .service(
+                resource("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend")
+                    .route(post().to(attempts::resend)),
+            )
+            .service(
+                resource("/app/{app_id}/attempt/endpoint/{endpoint_id}")
+                    .route(get().to(attempts::by_endpoint)),
+            )
+            .service(
+                resource("/app/{app_id}/attempt/msg/{msg_id}")
+                    .route(get().to(attempts::by_message)),
             )
             .default_service(web::to(not_found)),
     );
