@@ -60,10 +60,10 @@ CREATE TABLE messages (
     payload     TEXT,                  -- exact JSON bytes that are signed and sent
     channels    TEXT,
     tags        TEXT,
-    created_at  INTEGER NOT NULL,
-    UNIQUE (app_id, event_id)
+    created_at  INTEGER NOT NULL
 );
 CREATE INDEX messages_app ON messages (app_id, id);
+CREATE UNIQUE INDEX messages_event_id ON messages (app_id, event_id) WHERE event_id IS NOT NULL;
 
 -- The outbox: one row per message x matching endpoint.
 -- status: 0 success, 1 pending, 2 fail, 4 canceled, 5 skipped (endpoint disabled at ingest).
@@ -82,7 +82,6 @@ CREATE TABLE deliveries (
     UNIQUE (msg_id, endpoint_id)
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 1 AND lease_until IS NULL;
-CREATE INDEX deliveries_leased ON deliveries (lease_until) WHERE lease_until IS NOT NULL;
 CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, msg_id);
 
 -- Every attempt. status: 0 success, 2 fail. trigger_type: 0 scheduled, 1 manual, 2 test.

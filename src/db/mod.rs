@@ -126,7 +126,8 @@ fn open_connection(path: &Path, read_only: bool, synchronous: &str) -> DbResult<
         conn.pragma_update(None, "journal_mode", "WAL")?;
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;"
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000; \
+         PRAGMA temp_store = MEMORY;"
     ))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

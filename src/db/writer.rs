@@ -92,14 +92,15 @@ impl Writer {
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> DbResult<T>) -> DbResult<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE job")?;
+            conn.prepare_cached("RELEASE job")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+            conn.prepare_cached("RELEASE job")?.execute([])?;
             Err(e)
         }
     }
@@ -137,7 +138,10 @@ fn run_writer(
             last_report = now;
         }
         let started = std::time::Instant::now();
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+        {
             tracing::error!(error = %e, "writer cannot begin a transaction");
             first(&conn)(false);
             continue;
@@ -149,8 +153,11 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let committed = match conn.execute_batch("COMMIT") {
-            Ok(()) => true,
+        let committed = match conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+        {
+            Ok(_) => true,
             Err(e) => {
                 tracing::error!(error = %e, "writer commit failed; rolling back the batch");
                 let _ = conn.execute_batch("ROLLBACK");
