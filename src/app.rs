@@ -90,6 +90,10 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap(actix_web::middleware::ErrorHandlers::new().handler(
+                    actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                    http::method_not_allowed,
+                ))
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service;
                     srv.call(http::trim_trailing_slash(req))

@@ -6,6 +6,10 @@ use hookbox::db;
 use hookbox::domain::{ids, time};
 use hookbox::http::auth;
 
+/// A faster allocator than glibc's for many small, short-lived allocations across threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));

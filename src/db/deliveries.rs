@@ -138,8 +138,13 @@ pub fn record(
         "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
          trigger_type = 0, updated_at = ? WHERE id = ?",
     )?;
+    let mut exists = c.prepare_cached("SELECT 1 FROM deliveries WHERE id = ?")?;
     for r in results {
         let d = &r.delivery;
+        // Deleted with its message, endpoint or application while it was being sent.
+        if !exists.exists([d.delivery_id])? {
+            continue;
+        }
         let ok = matches!(r.outcome, Outcome::Success);
         insert.execute(params![
             r.attempt_id,
@@ -422,4 +427,133 @@ pub fn queue_depth(c: &Connection, now: i64) -> DbResult<(i64, i64, i64)> {
         [now],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{apps, endpoints, messages};
+
+    fn seeded() -> (tempfile::TempDir, Connection, Vec<Claimed>) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::db::open_direct(&dir.path().join("t.db")).unwrap();
+        let app = apps::App {
+            id: "app_1".into(),
+            uid: None,
+            name: "a".into(),
+            rate_limit: None,
+            metadata: Default::default(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        apps::insert(&c, &app).unwrap();
+        for id in ["ep_1", "ep_2"] {
+            let ep = endpoints::Endpoint {
+                id: id.into(),
+                app_id: "app_1".into(),
+                uid: None,
+                url: "http://127.0.0.1/".into(),
+                description: String::new(),
+                filter_types: None,
+                channels: None,
+                rate_limit: None,
+                metadata: Default::default(),
+                headers: Default::default(),
+                disabled: false,
+                disabled_reason: None,
+                disabled_at: None,
+                created_at: 0,
+                updated_at: 0,
+            };
+            endpoints::insert(&c, &ep, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        }
+        let msg = messages::Message {
+            id: "msg_1".into(),
+            app_id: "app_1".into(),
+            event_type: "a.b".into(),
+            event_id: None,
+            payload: Some(Arc::from("{}")),
+            channels: None,
+            tags: None,
+            created_at: 0,
+        };
+        let req = messages::IngestRequest {
+            msg: &msg,
+            only_endpoint: None,
+            idempotency: None,
+            response: (202, "{}"),
+            lease_until: 1,
+            due_at: 0,
+        };
+        let messages::Ingested::Created { claimed, .. } =
+            messages::ingest(&c, &req, &mut |_| true).unwrap()
+        else {
+            panic!("created")
+        };
+        (dir, c, claimed)
+    }
+
+    fn result(d: &Claimed, outcome: Outcome) -> AttemptResult {
+        AttemptResult {
+            delivery: d.clone(),
+            attempt_id: crate::domain::ids::new_id("atmpt"),
+            url: "http://127.0.0.1/".into(),
+            outcome,
+            status_code: 200,
+            response: String::new(),
+            duration_ms: 1,
+            error: None,
+            at: 10,
+        }
+    }
+
+    #[test]
+    fn results_for_deleted_deliveries_are_dropped_without_failing_the_batch() {
+        let (_dir, c, claimed) = seeded();
+        assert_eq!(claimed.len(), 2);
+        endpoints::delete(&c, &claimed[0].endpoint_id).unwrap();
+        let schedule = RetrySchedule {
+            delays: vec![Duration::ZERO],
+            jitter: 0.0,
+        };
+        let results: Vec<_> = claimed
+            .iter()
+            .map(|d| result(d, Outcome::Success))
+            .collect();
+        record(&c, &results, &schedule).unwrap();
+        let status: i64 = c
+            .query_row(
+                "SELECT status FROM deliveries WHERE id = ?",
+                [claimed[1].delivery_id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(status, SUCCESS);
+    }
+
+    #[test]
+    fn failures_are_rescheduled_until_the_schedule_ends() {
+        let (_dir, c, claimed) = seeded();
+        let schedule = RetrySchedule {
+            delays: vec![Duration::ZERO, Duration::from_secs(5)],
+            jitter: 0.0,
+        };
+        let failed = |d: &Claimed| result(d, Outcome::Failure { retry_after: None });
+        let rec = record(&c, &[failed(&claimed[0])], &schedule).unwrap();
+        assert_eq!(rec.next_due, Some(10 + 5000));
+        let row = get(&c, "msg_1", &claimed[0].endpoint_id).unwrap().unwrap();
+        assert_eq!(row, (PENDING, 1, Some(5010)));
+        let again = Claimed {
+            attempts: 1,
+            ..claimed[0].clone()
+        };
+        record(&c, &[failed(&again)], &schedule).unwrap();
+        assert_eq!(
+            get(&c, "msg_1", &claimed[0].endpoint_id)
+                .unwrap()
+                .unwrap()
+                .0,
+            FAIL
+        );
+    }
 }

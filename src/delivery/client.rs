@@ -58,7 +58,7 @@ impl Sender {
     }
 
     /// Signs and POSTs `body` to the target.
-    pub async fn send(&self, target: &Target, msg_id: &str, body: &str, now_ms: i64) -> Sent {
+    pub async fn send(&self, target: &Target, msg_id: &str, body: &Arc<str>, now_ms: i64) -> Sent {
         let started = Instant::now();
         let fail = |error: String| Sent {
             status: None,
@@ -67,12 +67,16 @@ impl Sender {
             error: Some(error),
             duration: started.elapsed(),
         };
-        if let Err(e) = self.check_literal_host(&target.url) {
+        let url = match &target.parsed {
+            Some(u) => u.clone(),
+            None => return fail(format!("invalid URL: {}", target.url)),
+        };
+        if let Err(e) = self.check_literal_host(&url) {
             return fail(e);
         }
         let ts = now_ms.div_euclid(1000);
         let signature = signature_header(&target.keys_at(now_ms), msg_id, ts, body.as_bytes());
-        let mut req = self.client.post(&target.url);
+        let mut req = self.client.post(url);
         for (k, v) in &target.headers {
             req = req.header(k, v);
         }
@@ -87,7 +91,9 @@ impl Sender {
                 .header("svix-timestamp", ts.to_string())
                 .header("svix-signature", &signature);
         }
-        let mut resp = match req.body(body.to_owned()).send().await {
+        // The body shares the message's bytes: no copy per delivery.
+        let bytes = bytes::Bytes::from_owner(SharedText(body.clone()));
+        let mut resp = match req.body(bytes).send().await {
             Ok(r) => r,
             Err(e) => return fail(describe(&e)),
         };
@@ -122,8 +128,7 @@ impl Sender {
     }
 
     /// reqwest does not resolve IP-literal hosts, so those are checked here.
-    fn check_literal_host(&self, url: &str) -> Result<(), String> {
-        let u = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    fn check_literal_host(&self, u: &reqwest::Url) -> Result<(), String> {
         let ip = match u.host() {
             Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
             Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
@@ -134,6 +139,15 @@ impl Sender {
                 "destination refused: {ip} is a {kind} address; allow it with --allow-destination"
             )
         })
+    }
+}
+
+/// Shared text as the bytes of a request body.
+struct SharedText(Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

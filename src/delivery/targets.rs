@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 pub struct Target {
     pub endpoint_id: String,
     pub url: String,
+    /// `url` parsed once; `None` when it no longer parses (the attempt then says why).
+    pub parsed: Option<reqwest::Url>,
     pub headers: Vec<(String, String)>,
     /// Signing keys with the time a rotated one stops signing.
     pub keys: Vec<(SigningKey, Option<i64>)>,
@@ -55,6 +57,7 @@ impl Targets {
         };
         let target = Arc::new(Target {
             endpoint_id: ep.id.clone(),
+            parsed: reqwest::Url::parse(&ep.url).ok(),
             url: ep.url,
             headers: ep.headers.into_iter().collect(),
             keys: secrets

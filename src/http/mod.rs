@@ -40,3 +40,19 @@ pub fn trim_trailing_slash(
     }
     req
 }
+
+/// A JSON body for 405 answers (actix sends them empty).
+pub fn method_not_allowed<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    let (req, res) = res.into_parts();
+    let detail = format!("method {} is not allowed on {}", req.method(), req.path());
+    let body = serde_json::json!({ "code": "method_not_allowed", "detail": detail }).to_string();
+    let res = res.set_body(body).map_into_boxed_body();
+    let mut res = actix_web::dev::ServiceResponse::new(req, res).map_into_right_body();
+    res.headers_mut().insert(
+        actix_web::http::header::CONTENT_TYPE,
+        actix_web::http::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(actix_web::middleware::ErrorHandlerResponse::Response(res))
+}

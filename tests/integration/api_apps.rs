@@ -186,3 +186,12 @@ async fn applications_paginate_forwards_and_backwards() {
     let desc = app.get("/app?limit=1&order=descending", 200).await;
     assert_eq!(desc["data"][0]["id"], ids[4].as_str());
 }
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = TestApp::spawn().await;
+    let v = app.get("/nothing-here", 404).await;
+    assert_eq!(v["code"], "not_found");
+    let v = app.call("DELETE", "/app", None, 405).await;
+    assert_eq!(v["code"], "method_not_allowed");
+}

@@ -620,3 +620,29 @@ async fn one_slow_endpoint_does_not_hold_up_another() {
         slow.count()
     );
 }
+
+#[tokio::test]
+async fn deleting_an_endpoint_mid_delivery_leaves_other_results_intact() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(200).delay(Duration::from_millis(500)));
+    let a = app.create_app("x").await;
+    let (doomed, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/doomed", rx.url) }))
+        .await;
+    let (kept, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/kept", rx.url) }))
+        .await;
+    let msg = app.send(&a, "x.y", json!({})).await;
+    rx.wait_for_count(2, Duration::from_secs(5)).await;
+    // Both requests are in flight (their results will be recorded together).
+    app.call("DELETE", &format!("/app/{a}/endpoint/{doomed}"), None, 204)
+        .await;
+    let attempts = app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["endpointId"], kept.as_str());
+    assert_eq!(
+        delivery_status(&app, &a, &msg).await["statusText"],
+        "success"
+    );
+}
