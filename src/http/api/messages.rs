@@ -1,5 +1,5 @@
 use super::apps::new_app;
-use super::models::{api_status, message_json, status_text, EndpointOut, MessageIn};
+use super::models::{api_status, message_json, message_text, status_text, EndpointOut, MessageIn};
 use super::{body, caller, find_app, idempotency_key, json, path_key, query, stored_response};
 use crate::db::messages::{self, IngestRequest, Ingested, Message, MessageFilter};
 use crate::db::{apps, deliveries};
@@ -50,7 +50,7 @@ pub(super) async fn ingest(
         tags: s.tags,
         created_at: now,
     };
-    let response = message_json(&msg, s.with_content).to_string();
+    let response = message_text(&msg, s.with_content);
     let status = s.status.as_u16();
     let key = idempotency_key(req, who)?;
     let dispatcher = st.dispatcher.clone();

@@ -280,12 +280,13 @@ fn empty_object() -> &'static RawValue {
     serde_json::from_str::<&RawValue>("{}").expect("`{}` is valid JSON")
 }
 
-/// A message as JSON; `payload` is `{}` without content or once purged.
-pub fn message_json(m: &Message, with_content: bool) -> serde_json::Value {
-    let raw: Option<Box<RawValue>> = if with_content {
+/// Calls `f` with the message's output shape; `payload` is `{}` without content or once purged.
+fn with_message_out<R>(m: &Message, with_content: bool, f: impl FnOnce(&MessageOut<'_>) -> R) -> R {
+    // The stored payload is JSON text that was validated at ingest; `from_str` only scans it.
+    let raw: Option<&RawValue> = if with_content {
         m.payload
             .as_deref()
-            .and_then(|p| RawValue::from_string(p.to_owned()).ok())
+            .and_then(|p| serde_json::from_str(p).ok())
     } else {
         None
     };
@@ -293,7 +294,7 @@ pub fn message_json(m: &Message, with_content: bool) -> serde_json::Value {
         id: &m.id,
         event_type: &m.event_type,
         event_id: m.event_id.as_deref(),
-        payload: match raw.as_deref() {
+        payload: match raw {
             Some(r) => r,
             None => empty_object(),
         },
@@ -301,8 +302,22 @@ pub fn message_json(m: &Message, with_content: bool) -> serde_json::Value {
         tags: m.tags.as_deref(),
         timestamp: format_ms(m.created_at),
     };
+    f(&out)
+}
+
+/// A message as a JSON value (for listings that add fields to it).
+pub fn message_json(m: &Message, with_content: bool) -> serde_json::Value {
     // Serializing plain data and already-valid JSON text cannot fail.
-    serde_json::to_value(&out).expect("message serializes")
+    with_message_out(m, with_content, |out| {
+        serde_json::to_value(out).expect("message serializes")
+    })
+}
+
+/// A message as JSON text, with the payload copied verbatim (the ingest answer).
+pub fn message_text(m: &Message, with_content: bool) -> String {
+    with_message_out(m, with_content, |out| {
+        serde_json::to_string(out).expect("message serializes")
+    })
 }
 
 pub fn status_text(status: i64) -> &'static str {
