@@ -42,7 +42,8 @@ impl Sender {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.request_timeout)
-            .pool_max_idle_per_host(cfg.max_in_flight_per_endpoint)
+            // Endpoints often share a host: keep as many idle connections as may be in flight.
+            .pool_max_idle_per_host(cfg.max_in_flight)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .user_agent(cfg.user_agent.clone())
