@@ -33,6 +33,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             kind: "missing".into(),
         }]));
     }
+    // Syntax first, so a truncated or non-UTF-8 body is a 400 whatever its shape.
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(ApiError::BadRequest(format!("invalid JSON body: {e}")));
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Validation(vec![ValidationItem {
+            loc: vec!["body".into()],
+            msg: "the request body must be a JSON object".into(),
+            kind: "type_error".into(),
+        }]));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),

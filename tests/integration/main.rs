@@ -3,6 +3,7 @@
 mod support;
 
 mod api_apps;
+mod api_errors;
 mod api_resources;
 mod crash;
 mod delivery;

@@ -119,11 +119,12 @@ fn metadata(m: Option<super::models::Metadata>) -> serde_json::Map<String, serde
         .collect()
 }
 
-fn parse_secret(s: Option<&str>) -> Result<SigningKey, ApiError> {
+/// A supplied secret (body field `field`), or a new random one.
+fn parse_secret(s: Option<&str>, field: &str) -> Result<SigningKey, ApiError> {
     match s {
         None => Ok(SigningKey::generate()),
         Some(s) => {
-            SigningKey::parse(s).map_err(|e| ApiError::invalid(&["body", "secret"], e.to_string()))
+            SigningKey::parse(s).map_err(|e| ApiError::invalid(&["body", field], e.to_string()))
         }
     }
 }
@@ -150,7 +151,7 @@ async fn validated_new(
     check_channels(input.channels.as_ref())?;
     let headers = input.headers.unwrap_or_default();
     check_headers(&headers)?;
-    let key = parse_secret(input.secret.as_deref())?;
+    let key = parse_secret(input.secret.as_deref(), "secret")?;
     let filter_types = check_event_types(st, input.event_types).await?;
     let now = now_ms();
     Ok((
@@ -345,7 +346,7 @@ pub async fn rotate_secret(
     } else {
         crate::http::extract::parse_json(&bytes)?
     };
-    let key = parse_secret(input.key.as_deref())?;
+    let key = parse_secret(input.key.as_deref(), "key")?;
     let grace = input
         .grace_period_seconds
         .map_or(st.cfg.api.rotation_grace, std::time::Duration::from_secs);
