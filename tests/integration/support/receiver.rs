@@ -21,6 +21,16 @@ impl Received {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The Standard Webhooks headers: (webhook-id, webhook-timestamp, webhook-signature).
+    pub fn signed(&self) -> (&str, &str, &str) {
+        let h = |n| self.header(n).unwrap_or_else(|| panic!("no {n} header"));
+        (
+            h("webhook-id"),
+            h("webhook-timestamp"),
+            h("webhook-signature"),
+        )
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap()
     }
