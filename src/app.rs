@@ -73,11 +73,11 @@ impl Application {
             tracker.clone(),
             cancel.clone(),
         );
-        tracker.spawn(crate::housekeeping::run(
-            db.clone(),
-            cfg.api.idempotency_ttl,
-            cancel.clone(),
-        ));
+        let housekeeping_cfg = cfg.clone();
+        let (housekeeping_db, housekeeping_cancel) = (db.clone(), cancel.clone());
+        tracker.spawn(async move {
+            crate::housekeeping::run(housekeeping_db, &housekeeping_cfg, housekeeping_cancel).await;
+        });
 
         let addr = listener.local_addr()?;
         let state = web::Data::new(State {

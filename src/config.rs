@@ -20,6 +20,28 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub delivery: DeliveryConfig,
     pub api: ApiConfig,
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How long message payloads and response bodies are kept (per application and per
+    /// message too: `payloadRetentionPeriod`). Counts of deliveries are kept for good.
+    #[serde(with = "humantime_serde")]
+    pub payload: Duration,
+    /// How often the purge runs.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            payload: Duration::from_secs(30 * 24 * 3600),
+            sweep_interval: Duration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +106,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             delivery: DeliveryConfig::default(),
             api: ApiConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

@@ -1,43 +1,77 @@
-//! Periodic upkeep: expire idempotency records, checkpoint the WAL.
+//! Periodic upkeep: purge expired payloads, expire idempotency records, release lost leases.
 
-use crate::db::{deliveries, idempotency, Db};
+use crate::config::Config;
+use crate::db::{deliveries, idempotency, messages, Db};
 use crate::domain::time::now_ms;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-const EVERY: Duration = Duration::from_secs(300);
-const BATCH: usize = 5000;
+/// Rows touched per write transaction: small batches keep every write lock short.
+const BATCH: usize = 500;
 
-pub async fn run(db: Db, idempotency_ttl: Duration, cancel: CancellationToken) {
+pub async fn run(db: Db, cfg: &Config, cancel: CancellationToken) {
+    let every = cfg.retention.sweep_interval.min(Duration::from_secs(300));
+    let idempotency_ttl = ms(cfg.api.idempotency_ttl);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(EVERY) => {}
+            () = tokio::time::sleep(every) => {}
         }
-        // A lease outlives any wait in memory; one that expired belongs to work that was lost
-        // (a failed write of its result), so it is made due again.
-        match db
-            .write(|c| deliveries::release_expired_leases(c, now_ms()))
-            .await
-        {
-            Ok(n) if n > 0 => tracing::warn!(deliveries = n, "released expired delivery leases"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "releasing expired leases failed"),
+        sweep(&db, idempotency_ttl).await;
+    }
+}
+
+/// One pass of every task.
+pub async fn sweep(db: &Db, idempotency_ttl: i64) {
+    // A lease outlives any wait in memory; one that expired belongs to work that was lost
+    // (a failed write of its result), so it is made due again.
+    match db
+        .write(|c| deliveries::release_expired_leases(c, now_ms()))
+        .await
+    {
+        Ok(n) if n > 0 => tracing::warn!(deliveries = n, "released expired delivery leases"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "releasing expired leases failed"),
+    }
+    let purged = repeat(db, "payload purge", |c| {
+        messages::purge_expired(c, now_ms(), BATCH)
+    })
+    .await;
+    if purged > 0 {
+        tracing::info!(messages = purged, "purged expired payloads");
+        if let Err(e) = db.write(|c| messages::release_free_pages(c, 2000)).await {
+            tracing::warn!(error = %e, "incremental vacuum failed");
         }
-        let cutoff = now_ms() - i64::try_from(idempotency_ttl.as_millis()).unwrap_or(i64::MAX / 4);
-        // Small batches keep each write transaction short.
-        loop {
-            match db
-                .write(move |c| idempotency::purge(c, cutoff, BATCH))
-                .await
-            {
-                Ok(n) if n == BATCH => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "idempotency purge failed");
-                    break;
+    }
+    let cutoff = now_ms() - idempotency_ttl;
+    repeat(db, "idempotency purge", move |c| {
+        idempotency::purge(c, cutoff, BATCH)
+    })
+    .await;
+}
+
+/// Runs a batched purge until a batch comes back short; returns the total.
+async fn repeat<F>(db: &Db, what: &'static str, f: F) -> usize
+where
+    F: Fn(&rusqlite::Connection) -> crate::db::DbResult<usize> + Send + Sync + Clone + 'static,
+{
+    let mut total = 0;
+    loop {
+        match db.write(f.clone()).await {
+            Ok(n) => {
+                total += n;
+                if n < BATCH {
+                    return total;
                 }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} failed");
+                return total;
             }
         }
     }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }

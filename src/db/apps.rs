@@ -7,12 +7,14 @@ pub struct App {
     pub uid: Option<String>,
     pub name: String,
     pub rate_limit: Option<i64>,
+    /// How long message payloads are kept, when not the server's default.
+    pub retention_ms: Option<i64>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-const COLS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
+const COLS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at, retention_ms";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<App> {
     let metadata: String = r.get(4)?;
@@ -24,6 +26,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<App> {
         metadata: serde_json::from_str(&metadata).unwrap_or_default(),
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
+        retention_ms: r.get(7)?,
     })
 }
 
@@ -37,7 +40,7 @@ fn uid_conflict(e: rusqlite::Error) -> DbError {
 
 pub fn insert(c: &Connection, a: &App) -> DbResult<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO applications ({COLS}) VALUES (?,?,?,?,?,?,?)"
+        "INSERT INTO applications ({COLS}) VALUES (?,?,?,?,?,?,?,?)"
     ))?
     .execute(params![
         a.id,
@@ -46,7 +49,8 @@ pub fn insert(c: &Connection, a: &App) -> DbResult<()> {
         a.rate_limit,
         super::to_json(&a.metadata),
         a.created_at,
-        a.updated_at
+        a.updated_at,
+        a.retention_ms
     ])
     .map_err(uid_conflict)?;
     Ok(())
@@ -54,7 +58,7 @@ pub fn insert(c: &Connection, a: &App) -> DbResult<()> {
 
 pub fn update(c: &Connection, a: &App) -> DbResult<()> {
     c.prepare_cached(
-        "UPDATE applications SET uid=?, name=?, rate_limit=?, metadata=?, updated_at=? WHERE id=?",
+        "UPDATE applications SET uid=?, name=?, rate_limit=?, metadata=?, updated_at=?, retention_ms=? WHERE id=?",
     )?
     .execute(params![
         a.uid,
@@ -62,6 +66,7 @@ pub fn update(c: &Connection, a: &App) -> DbResult<()> {
         a.rate_limit,
         super::to_json(&a.metadata),
         a.updated_at,
+        a.retention_ms,
         a.id
     ])
     .map_err(uid_conflict)?;

@@ -442,6 +442,7 @@ mod tests {
             uid: None,
             name: "a".into(),
             rate_limit: None,
+            retention_ms: None,
             metadata: Default::default(),
             created_at: 0,
             updated_at: 0,
@@ -484,6 +485,7 @@ mod tests {
             response: (202, "{}"),
             lease_until: 1,
             due_at: 0,
+            expires_at: 1,
         };
         let messages::Ingested::Created { claimed, .. } =
             messages::ingest(&c, &req, &mut |_| true).unwrap()

@@ -57,6 +57,8 @@ pub struct IngestRequest<'a> {
     pub lease_until: i64,
     /// When the deliveries fall due (`deliverAt`, or now).
     pub due_at: i64,
+    /// When the payload may be purged.
+    pub expires_at: i64,
 }
 
 /// Stores a message and its deliveries (the outbox) and the idempotency record, in the
@@ -74,8 +76,8 @@ pub fn ingest(
         }
     }
     c.prepare_cached(
-        "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags, created_at) \
-         VALUES (?,?,?,?,?,?,?,?)",
+        "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags, created_at, \
+         expires_at) VALUES (?,?,?,?,?,?,?,?,?)",
     )?
     .execute(params![
         m.id,
@@ -85,7 +87,8 @@ pub fn ingest(
         m.payload.as_deref(),
         m.channels.as_ref().map(to_json),
         m.tags.as_ref().map(to_json),
-        m.created_at
+        m.created_at,
+        req.expires_at
     ])
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -238,4 +241,31 @@ pub fn list(
         page,
         from_row,
     )
+}
+
+/// Purges up to `limit` payloads that expired by `now`, with their attempts' response bodies;
+/// messages with a delivery still pending keep theirs. Returns how many were purged.
+pub fn purge_expired(c: &Connection, now: i64, limit: usize) -> DbResult<usize> {
+    let mut select = c.prepare_cached(
+        "SELECT id FROM messages m WHERE payload IS NOT NULL AND expires_at <= ?1 \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.status = 1) LIMIT ?2",
+    )?;
+    let ids = select
+        .query_map(params![now, limit], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut clear = c.prepare_cached("UPDATE messages SET payload = NULL WHERE id = ?")?;
+    let mut clear_attempts = c.prepare_cached(
+        "UPDATE attempts SET response = NULL WHERE msg_id = ? AND response IS NOT NULL",
+    )?;
+    for id in &ids {
+        clear.execute([id])?;
+        clear_attempts.execute([id])?;
+    }
+    Ok(ids.len())
+}
+
+/// Gives up to `pages` free pages back to the file system.
+pub fn release_free_pages(c: &Connection, pages: u32) -> DbResult<()> {
+    c.execute_batch(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    Ok(())
 }

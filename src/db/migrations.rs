@@ -3,12 +3,21 @@
 use super::DbResult;
 use rusqlite::Connection;
 
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../migrations/0001_init.sql")),
+    (
+        "0002_retention",
+        include_str!("../../migrations/0002_retention.sql"),
+    ),
+];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.
 pub fn apply(conn: &mut Connection) -> DbResult<i64> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current == 0 {
+        // Must be chosen before the first table exists: lets purged space be given back.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     for (i, (_name, sql)) in MIGRATIONS.iter().enumerate() {
         let version = i64::try_from(i).unwrap_or(i64::MAX) + 1;
         if version <= current {

@@ -8,6 +8,18 @@ use crate::http::Data;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+/// A retention period in days (1 to 3650) as milliseconds.
+fn retention_days(days: Option<u32>) -> Result<Option<i64>, ApiError> {
+    match days {
+        None => Ok(None),
+        Some(d) if (1..=3650).contains(&d) => Ok(Some(i64::from(d) * super::models::DAY_MS)),
+        Some(_) => Err(ApiError::invalid(
+            &["body", "payloadRetentionPeriod"],
+            "must be 1 to 3650 days",
+        )),
+    }
+}
+
 fn check_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.len() > 256 {
         return Err(ApiError::invalid(
@@ -45,6 +57,7 @@ pub(super) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
         uid: input.uid,
         name: input.name,
         rate_limit: input.throttle_rate.map(i64::from),
+        retention_ms: retention_days(input.payload_retention_period)?,
         metadata: metadata_map(input.metadata),
         created_at: now,
         updated_at: now,
@@ -115,29 +128,31 @@ pub async fn put(
     caller(&st, &req).await?;
     let key = path_key(&req, "app_id")?.to_owned();
     let input: ApplicationIn = body(&st, payload).await?;
-    check_name(&input.name)?;
-    check_uid(input.uid.as_deref())?;
+    // Validated as a new application; if one exists under the key, it takes these fields.
+    let fresh = new_app(ApplicationIn {
+        uid: Some(input.uid.clone().unwrap_or_else(|| key.clone())),
+        ..input
+    })?;
     let (created, app) = st
         .db
         .write(move |c| match apps::get(c, &key)? {
-            Some(mut a) => {
-                a.name = input.name;
-                a.uid = input.uid.or(a.uid);
-                a.rate_limit = input.throttle_rate.map(i64::from);
-                a.metadata = metadata_map(input.metadata);
-                a.updated_at = now_ms();
+            Some(old) => {
+                let a = App {
+                    id: old.id,
+                    uid: if key == fresh.uid.as_deref().unwrap_or_default() {
+                        old.uid
+                    } else {
+                        fresh.uid
+                    },
+                    created_at: old.created_at,
+                    ..fresh
+                };
                 apps::update(c, &a)?;
                 Ok((false, a))
             }
             None => {
-                let mut a = new_app(ApplicationIn {
-                    uid: Some(input.uid.unwrap_or(key)),
-                    ..input
-                })
-                .map_err(|e| crate::db::DbError::Conflict(e.to_string()))?;
-                a.updated_at = a.created_at;
-                apps::insert(c, &a)?;
-                Ok((true, a))
+                apps::insert(c, &fresh)?;
+                Ok((true, fresh))
             }
         })
         .await?;
@@ -166,6 +181,9 @@ pub async fn patch(
     if let Some(uid) = p.uid {
         check_uid(uid.as_deref())?;
         app.uid = uid;
+    }
+    if let Some(days) = p.payload_retention_period {
+        app.retention_ms = retention_days(days)?;
     }
     if let Some(rate) = p.throttle_rate {
         app.rate_limit = rate.map(i64::from);

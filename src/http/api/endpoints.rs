@@ -487,6 +487,7 @@ pub async fn send_example(
         channels: None,
         tags: None,
         deliver_at: None,
+        retention_ms: None,
         only_endpoint: Some(ep.id),
         status: StatusCode::OK,
         with_content: true,

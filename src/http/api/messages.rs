@@ -15,6 +15,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
 
 /// A validated message to store and send.
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
 pub(super) struct IngestSpec {
     /// The application's id or uid: resolved inside the ingest transaction.
     pub app_key: String,
@@ -26,6 +30,8 @@ pub(super) struct IngestSpec {
     pub channels: Option<Vec<String>>,
     pub tags: Option<Vec<String>>,
     pub deliver_at: Option<i64>,
+    /// How long this message's payload is kept, when not the application's or server's default.
+    pub retention_ms: Option<i64>,
     pub only_endpoint: Option<String>,
     pub status: StatusCode,
     pub with_content: bool,
@@ -58,17 +64,22 @@ pub(super) async fn ingest(
     let due_at = s.deliver_at.filter(|t| *t > now).unwrap_or(now);
     let only = s.only_endpoint;
     let (app_key, create_app) = (s.app_key, s.create_app);
+    let (retention_ms, default_retention) = (s.retention_ms, duration_ms(st.cfg.retention.payload));
     let outcome = st
         .db
         .write(move |c| {
-            msg.app_id = match (apps::get(c, &app_key)?, create_app) {
-                (Some(app), _) => app.id,
+            let app = match (apps::get(c, &app_key)?, create_app) {
+                (Some(app), _) => app,
                 (None, Some(app)) => {
                     apps::insert(c, &app)?;
-                    app.id
+                    app
                 }
                 (None, None) => return Ok(None),
             };
+            msg.app_id = app.id;
+            let keep = retention_ms
+                .or(app.retention_ms)
+                .unwrap_or(default_retention);
             let req = IngestRequest {
                 msg: &msg,
                 only_endpoint: only.as_deref(),
@@ -76,6 +87,7 @@ pub(super) async fn ingest(
                 response: (status, &response),
                 lease_until,
                 due_at,
+                expires_at: now.saturating_add(keep),
             };
             let mut room = |ep: &str| due_at <= now && dispatcher.has_room(ep);
             messages::ingest(c, &req, &mut room).map(|r| Some((r, response)))
@@ -174,6 +186,20 @@ pub async fn create(
         channels: input.channels.filter(|c| !c.is_empty()),
         tags: input.tags.filter(|t| !t.is_empty()),
         deliver_at,
+        retention_ms: match (
+            input.payload_retention_hours,
+            input.payload_retention_period,
+        ) {
+            (Some(h), _) if h >= 1 => Some(i64::from(h) * 3_600_000),
+            (None, Some(d)) if d >= 1 => Some(i64::from(d) * super::models::DAY_MS),
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::invalid(
+                    &["body", "payloadRetentionPeriod"],
+                    "must be at least 1",
+                ))
+            }
+        },
         only_endpoint: None,
         status: StatusCode::ACCEPTED,
         with_content,

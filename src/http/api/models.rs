@@ -17,6 +17,8 @@ pub fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 
 pub type Metadata = BTreeMap<String, String>;
 
+pub const DAY_MS: i64 = 24 * 3600 * 1000;
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
@@ -25,6 +27,8 @@ pub struct ApplicationIn {
     #[serde(alias = "rateLimit")]
     pub throttle_rate: Option<u32>,
     pub metadata: Option<Metadata>,
+    /// Days message payloads are kept (hookbox extension; default: the server's setting).
+    pub payload_retention_period: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -36,6 +40,8 @@ pub struct ApplicationPatch {
     #[serde(default, alias = "rateLimit", deserialize_with = "nullable")]
     pub throttle_rate: Option<Option<u32>>,
     pub metadata: Option<Metadata>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub payload_retention_period: Option<Option<u32>>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +52,7 @@ pub struct ApplicationOut {
     pub name: String,
     pub rate_limit: Option<i64>,
     pub throttle_rate: Option<i64>,
+    pub payload_retention_period: Option<i64>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub created_at: String,
     pub updated_at: String,
@@ -59,6 +66,7 @@ impl From<App> for ApplicationOut {
             name: a.name,
             rate_limit: a.rate_limit,
             throttle_rate: a.rate_limit,
+            payload_retention_period: a.retention_ms.map(|ms| ms / DAY_MS),
             metadata: a.metadata,
             created_at: format_ms(a.created_at),
             updated_at: format_ms(a.updated_at),
@@ -261,6 +269,10 @@ pub struct MessageIn {
     pub tags: Option<Vec<String>>,
     pub application: Option<ApplicationIn>,
     pub deliver_at: Option<String>,
+    /// Days this message's payload is kept.
+    pub payload_retention_period: Option<u32>,
+    /// Hours this message's payload is kept (wins over the period in days).
+    pub payload_retention_hours: Option<u32>,
 }
 
 #[derive(Serialize)]
