@@ -7,4 +7,5 @@ mod api_errors;
 mod api_resources;
 mod crash;
 mod delivery;
+mod faults;
 mod retention;

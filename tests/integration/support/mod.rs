@@ -1,6 +1,7 @@
 #![allow(dead_code)] // Each test uses part of the harness.
 //! Test harness: the real server on 127.0.0.1:0 with its own SQLite file, a real receiver.
 
+pub mod faulty;
 pub mod receiver;
 
 use hookbox::app::Application;

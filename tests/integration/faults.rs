@@ -1,0 +1,175 @@
+//! Fault injection: receivers that are slow, break the connection, never stop talking,
+//! fail, go away or redirect. Each test checks the attempt log and the next scheduled time
+//! (tests retry after 300 ms, then 600 ms, with no jitter).
+
+use crate::support::faulty::{Fault, FaultyServer};
+use crate::support::receiver::Reply;
+use crate::support::{TestApp, TestReceiver};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn ms(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// Sends one message to an endpoint at `url`; returns (app, msg, first attempt, next attempt
+/// as the API reports it).
+async fn first_attempt(app: &TestApp, url: &str) -> (String, String, Value, Option<i64>) {
+    let a = app.create_app("faults").await;
+    app.create_endpoint(&a, json!({ "url": url })).await;
+    let m = app.send(&a, "fault.test", json!({ "n": 1 })).await;
+    let attempt = app
+        .wait_attempts(&a, &m, 1, Duration::from_secs(10))
+        .await
+        .remove(0);
+    let ep = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
+    let next = ep["data"][0]["nextAttempt"]
+        .as_str()
+        .map(|_| ms(&ep["data"][0]["nextAttempt"]));
+    (a, m, attempt, next)
+}
+
+fn assert_retry_after(attempt: &Value, next: Option<i64>, min_ms: i64, max_ms: i64) {
+    let next = next.unwrap_or_else(|| panic!("no next attempt scheduled after {attempt}"));
+    let gap = next - ms(&attempt["timestamp"]);
+    assert!(
+        (min_ms..=max_ms).contains(&gap),
+        "next attempt {gap} ms after {attempt}"
+    );
+}
+
+async fn quick_timeout_app() -> TestApp {
+    TestApp::spawn_with(|c| c.delivery.request_timeout = Duration::from_millis(500)).await
+}
+
+#[tokio::test]
+async fn slow_response_headers_time_out_and_are_retried() {
+    let app = quick_timeout_app().await;
+    let srv = FaultyServer::start(Fault::SlowHeaders(Duration::from_secs(3))).await;
+    let (_, _, attempt, next) = first_attempt(&app, &srv.url).await;
+    assert_eq!(attempt["status"], 2);
+    assert_eq!(attempt["responseStatusCode"], 0);
+    assert!(
+        attempt["error"].as_str().unwrap().contains("timed out"),
+        "{attempt}"
+    );
+    assert_retry_after(&attempt, next, 250, 450);
+}
+
+#[tokio::test]
+async fn a_body_too_slow_to_finish_is_cut_off_at_the_timeout() {
+    let app = quick_timeout_app().await;
+    let srv = FaultyServer::start(Fault::SlowBody(Duration::from_millis(50))).await;
+    let (_, _, attempt, next) = first_attempt(&app, &srv.url).await;
+    // The receiver answered 200: the delivery counts, and the log says the body was cut off.
+    assert_eq!(attempt["status"], 0);
+    assert_eq!(attempt["responseStatusCode"], 200);
+    assert!(
+        attempt["error"].as_str().unwrap().contains("response body"),
+        "{attempt}"
+    );
+    assert!(
+        attempt["responseDurationMs"].as_i64().unwrap() < 2000,
+        "{attempt}"
+    );
+    assert!(next.is_none(), "a delivered message has no next attempt");
+}
+
+#[tokio::test]
+async fn a_connection_reset_mid_response_is_a_failed_attempt() {
+    let app = TestApp::spawn().await;
+    let srv = FaultyServer::start(Fault::ResetMidResponse).await;
+    let (_, _, attempt, next) = first_attempt(&app, &srv.url).await;
+    assert_eq!(attempt["status"], 2);
+    assert_eq!(attempt["responseStatusCode"], 0);
+    assert!(!attempt["error"].as_str().unwrap().is_empty(), "{attempt}");
+    assert_retry_after(&attempt, next, 250, 450);
+}
+
+#[tokio::test]
+async fn an_endless_response_body_is_read_only_up_to_the_excerpt() {
+    let app = TestApp::spawn().await;
+    let srv = FaultyServer::start(Fault::EndlessBody).await;
+    let (_, _, attempt, next) = first_attempt(&app, &srv.url).await;
+    assert_eq!(attempt["status"], 0);
+    assert_eq!(attempt["response"].as_str().unwrap().len(), 4096);
+    assert!(
+        attempt["responseDurationMs"].as_i64().unwrap() < 1000,
+        "{attempt}"
+    );
+    assert!(next.is_none());
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_on_the_schedule() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500).body("down"));
+    let (a, m, attempt, next) = first_attempt(&app, &rx.url).await;
+    assert_eq!(attempt["responseStatusCode"], 500);
+    assert_eq!(attempt["response"], "down");
+    assert_retry_after(&attempt, next, 250, 450);
+    let attempts = app.wait_attempts(&a, &m, 2, Duration::from_secs(5)).await;
+    let ep = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
+    assert_retry_after(
+        &attempts[1],
+        ep["data"][0]["nextAttempt"]
+            .as_str()
+            .map(|_| ms(&ep["data"][0]["nextAttempt"])),
+        550,
+        750,
+    );
+}
+
+#[tokio::test]
+async fn too_many_requests_with_retry_after_sets_the_next_attempt() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(429).header("Retry-After", "30"));
+    let (_, _, attempt, next) = first_attempt(&app, &rx.url).await;
+    assert_eq!(attempt["responseStatusCode"], 429);
+    assert_retry_after(&attempt, next, 29_000, 31_000);
+}
+
+#[tokio::test]
+async fn gone_410_disables_and_schedules_nothing() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(410));
+    let (a, _, attempt, next) = first_attempt(&app, &rx.url).await;
+    assert_eq!(attempt["responseStatusCode"], 410);
+    assert!(next.is_none());
+    let eps = app.get(&format!("/app/{a}/endpoint"), 200).await;
+    assert_eq!(eps["data"][0]["disabled"], true);
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_loopback_is_refused_without_the_allowlist() {
+    let app = TestApp::spawn_with(|c| c.allow_destinations.clear()).await;
+    let rx = TestReceiver::start().await;
+    let port = rx.url.rsplit(':').next().unwrap().to_owned();
+    let (_, _, attempt, next) = first_attempt(&app, &format!("http://localhost:{port}/")).await;
+    assert_eq!(attempt["responseStatusCode"], 0);
+    let err = attempt["error"].as_str().unwrap();
+    assert!(
+        err.contains("destination refused") && err.contains("localhost"),
+        "{err}"
+    );
+    assert_eq!(rx.count(), 0);
+    assert_retry_after(&attempt, next, 250, 450);
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_private_address_is_not_followed() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(307).header("Location", "http://10.0.0.1/internal"));
+    let (_, _, attempt, next) = first_attempt(&app, &rx.url).await;
+    assert_eq!(attempt["status"], 2);
+    assert_eq!(attempt["responseStatusCode"], 307);
+    assert_eq!(attempt["url"].as_str().unwrap(), rx.url);
+    assert_eq!(rx.count(), 1);
+    assert_retry_after(&attempt, next, 250, 450);
+}
