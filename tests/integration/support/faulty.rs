@@ -101,7 +101,7 @@ async fn serve(mut stream: TcpStream, fault: Fault) {
         }
         Fault::ResetMidResponse => {
             let _ = stream.write_all(b"HTTP/1.1 2").await;
-            let _ = stream.set_linger(Some(Duration::ZERO));
+            let _ = stream.set_zero_linger();
             drop(stream);
         }
         Fault::EndlessBody => {
