@@ -45,6 +45,8 @@ impl Application {
             max_batch: cfg.database.max_batch,
         })
         .context("while opening the database")?;
+        db.write(|c| crate::operational::ensure_app(c, now_ms()))
+            .await?;
         let bootstrap_token = db
             .write(|c| {
                 if tokens::count_active(c)? > 0 {
@@ -75,8 +77,15 @@ impl Application {
         );
         let housekeeping_cfg = cfg.clone();
         let (housekeeping_db, housekeeping_cancel) = (db.clone(), cancel.clone());
+        let housekeeping_dispatcher = dispatcher.clone();
         tracker.spawn(async move {
-            crate::housekeeping::run(housekeeping_db, &housekeeping_cfg, housekeeping_cancel).await;
+            crate::housekeeping::run(
+                housekeeping_db,
+                housekeeping_dispatcher,
+                &housekeeping_cfg,
+                housekeeping_cancel,
+            )
+            .await;
         });
 
         let addr = listener.local_addr()?;

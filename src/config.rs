@@ -78,6 +78,9 @@ pub struct DeliveryConfig {
     pub max_queued_per_endpoint: usize,
     /// Bytes of each response body kept in the attempt log.
     pub response_excerpt_bytes: usize,
+    /// An endpoint whose every attempt has failed for this long is disabled (`0s`: never).
+    #[serde(with = "humantime_serde")]
+    pub auto_disable_after: Duration,
     /// Also send `svix-id`, `svix-timestamp`, `svix-signature`.
     pub svix_headers: bool,
     pub user_agent: String,
@@ -136,6 +139,7 @@ impl Default for DeliveryConfig {
             max_queued: 20_000,
             max_queued_per_endpoint: 5_000,
             response_excerpt_bytes: 4096,
+            auto_disable_after: Duration::from_secs(24 * 3600),
             svix_headers: false,
             user_agent: concat!("hookbox/", env!("CARGO_PKG_VERSION")).into(),
         }

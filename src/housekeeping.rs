@@ -1,7 +1,9 @@
-//! Periodic upkeep: purge expired payloads, expire idempotency records, release lost leases.
+//! Periodic upkeep: disable endpoints that stay dead, purge expired payloads, expire
+//! idempotency records, release lost leases.
 
 use crate::config::Config;
-use crate::db::{deliveries, idempotency, messages, Db};
+use crate::db::{deliveries, endpoints, idempotency, messages, Db};
+use crate::delivery::Dispatcher;
 use crate::domain::time::now_ms;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -9,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 /// Rows touched per write transaction: small batches keep every write lock short.
 const BATCH: usize = 500;
 
-pub async fn run(db: Db, cfg: &Config, cancel: CancellationToken) {
+pub async fn run(db: Db, dispatcher: Dispatcher, cfg: &Config, cancel: CancellationToken) {
     let every = cfg.retention.sweep_interval.min(Duration::from_secs(300));
     let idempotency_ttl = ms(cfg.api.idempotency_ttl);
     loop {
@@ -17,7 +19,52 @@ pub async fn run(db: Db, cfg: &Config, cancel: CancellationToken) {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
+        if !cfg.delivery.auto_disable_after.is_zero() {
+            disable_dead_endpoints(&db, &dispatcher, ms(cfg.delivery.auto_disable_after)).await;
+        }
         sweep(&db, idempotency_ttl).await;
+    }
+}
+
+/// Disables endpoints whose every attempt has failed for `after` ms, says why, skips what
+/// they had pending (Enable can replay it) and tells the operator.
+pub async fn disable_dead_endpoints(db: &Db, dispatcher: &Dispatcher, after: i64) {
+    let result = db
+        .write(move |c| {
+            let now = now_ms();
+            let dead = endpoints::failing_since_before(c, now - after)?;
+            let mut notices = Vec::with_capacity(dead.len());
+            for (id, since) in &dead {
+                let reason = format!(
+                    "every delivery failed for {} (since {})",
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        u64::try_from(after).unwrap_or(0)
+                    )),
+                    crate::domain::time::format_ms(*since)
+                );
+                endpoints::set_disabled(c, id, true, Some(&reason), now)?;
+                deliveries::skip_pending(c, id, now)?;
+                notices.push(deliveries::Notice::Disabled {
+                    endpoint_id: id.clone(),
+                    reason,
+                    at: *since,
+                });
+            }
+            let announced = crate::operational::announce(c, &notices, now)?;
+            Ok((dead, announced))
+        })
+        .await;
+    match result {
+        Ok((dead, announced)) => {
+            for (id, _) in &dead {
+                tracing::warn!(endpoint = %id, "endpoint disabled: every delivery failed");
+                dispatcher.endpoint_changed(id);
+            }
+            if announced {
+                dispatcher.wake();
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "auto-disable sweep failed"),
     }
 }
 

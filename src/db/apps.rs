@@ -82,12 +82,13 @@ pub fn get(c: &Connection, key: &str) -> DbResult<Option<App>> {
     Ok(stmt.query_row([key], from_row).optional()?)
 }
 
-pub fn list(c: &Connection, page: &PageQuery) -> DbResult<Page<App>> {
+/// Every application but the one with uid `hidden_uid` (hookbox's own).
+pub fn list(c: &Connection, page: &PageQuery, hidden_uid: &str) -> DbResult<Page<App>> {
     paged(
         c,
-        &format!("SELECT {COLS} FROM applications WHERE {{page}}"),
+        &format!("SELECT {COLS} FROM applications WHERE uid IS NOT ? AND {{page}}"),
         "id",
-        &[],
+        &[&hidden_uid],
         page,
         from_row,
     )

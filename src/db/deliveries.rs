@@ -121,6 +121,38 @@ pub struct Recorded {
     pub next_due: Option<i64>,
     /// Endpoints that were disabled (410).
     pub disabled: Vec<String>,
+    /// What operators are told about (operational webhooks).
+    pub notices: Vec<Notice>,
+}
+
+/// After this many failed attempts in a row a message is "failing" (and its later success
+/// a recovery).
+pub const FAILING_AFTER: u32 = 4;
+
+/// An event about deliveries that operators are told about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// A message failed its `FAILING_AFTER`-th attempt and will be retried.
+    Failing(AttemptNotice),
+    /// A message's last attempt failed: no more retries.
+    Exhausted(AttemptNotice),
+    /// A message that was failing was delivered.
+    Recovered(AttemptNotice),
+    /// An endpoint was disabled, and why.
+    Disabled {
+        endpoint_id: String,
+        reason: String,
+        at: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptNotice {
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub attempt_id: String,
+    pub status_code: i64,
+    pub at: i64,
 }
 
 /// Records attempts and moves each delivery on: done, retry later, or failed.
@@ -139,6 +171,8 @@ pub fn record(
          trigger_type = 0, updated_at = ? WHERE id = ?",
     )?;
     let mut exists = c.prepare_cached("SELECT 1 FROM deliveries WHERE id = ?")?;
+    let mut failing: std::collections::BTreeMap<&str, Option<i64>> =
+        std::collections::BTreeMap::new();
     for r in results {
         let d = &r.delivery;
         // Deleted with its message, endpoint or application while it was being sent.
@@ -164,8 +198,21 @@ pub fn record(
             r.at
         ])?;
         let attempts = d.attempts + 1;
+        let notice = AttemptNotice {
+            msg_id: d.msg_id.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            attempt_id: r.attempt_id.clone(),
+            status_code: r.status_code,
+            at: r.at,
+        };
+        failing.insert(d.endpoint_id.as_str(), (!ok).then_some(r.at));
         let (status, next) = match &r.outcome {
-            Outcome::Success => (SUCCESS, None),
+            Outcome::Success => {
+                if d.attempts >= FAILING_AFTER {
+                    out.notices.push(Notice::Recovered(notice));
+                }
+                (SUCCESS, None)
+            }
             Outcome::Gone => {
                 endpoints::set_disabled(
                     c,
@@ -176,18 +223,33 @@ pub fn record(
                 )?;
                 skip_pending(c, &d.endpoint_id, r.at)?;
                 out.disabled.push(d.endpoint_id.clone());
+                out.notices.push(Notice::Disabled {
+                    endpoint_id: d.endpoint_id.clone(),
+                    reason: "the endpoint answered 410 Gone".into(),
+                    at: r.at,
+                });
                 (FAIL, None)
             }
             Outcome::Failure { retry_after } => match schedule.next_delay(attempts, *retry_after) {
                 Some(delay) => {
                     let due = r.at + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
                     out.next_due = Some(out.next_due.map_or(due, |n| n.min(due)));
+                    if attempts == FAILING_AFTER {
+                        out.notices.push(Notice::Failing(notice));
+                    }
                     (PENDING, Some(due))
                 }
-                None => (FAIL, None),
+                None => {
+                    out.notices.push(Notice::Exhausted(notice));
+                    (FAIL, None)
+                }
             },
         };
         update.execute(params![status, attempts, next, r.at, d.delivery_id])?;
+    }
+    // Each endpoint's latest outcome in this batch starts or ends its run of failures.
+    for (endpoint_id, failed_at) in failing {
+        endpoints::set_failing(c, endpoint_id, failed_at)?;
     }
     Ok(out)
 }

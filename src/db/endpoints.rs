@@ -169,10 +169,58 @@ pub fn set_disabled(
 ) -> DbResult<()> {
     c.prepare_cached(
         "UPDATE endpoints SET disabled=?1, disabled_reason=?2, disabled_at=CASE WHEN ?1 THEN ?3 END, \
-         updated_at=?3 WHERE id=?4",
+         failing_since=NULL, updated_at=?3 WHERE id=?4",
     )?
     .execute(params![disabled, reason, now, id])?;
     Ok(())
+}
+
+/// Starts (`Some(at)`, unless already failing) or ends (`None`) an endpoint's run of failures.
+pub fn set_failing(c: &Connection, endpoint_id: &str, failed_at: Option<i64>) -> DbResult<()> {
+    match failed_at {
+        Some(at) => c
+            .prepare_cached("UPDATE endpoints SET failing_since = ? WHERE id = ? AND failing_since IS NULL")?
+            .execute(params![at, endpoint_id])?,
+        None => c
+            .prepare_cached("UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL")?
+            .execute([endpoint_id])?,
+    };
+    Ok(())
+}
+
+/// Enabled endpoints whose every attempt has failed since before `cutoff`.
+pub fn failing_since_before(c: &Connection, cutoff: i64) -> DbResult<Vec<(String, i64)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, failing_since FROM endpoints WHERE disabled = 0 AND failing_since IS NOT NULL \
+         AND failing_since <= ?",
+    )?;
+    let rows = stmt
+        .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Who an endpoint belongs to.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub app_id: String,
+    pub app_uid: Option<String>,
+    pub endpoint_uid: Option<String>,
+}
+
+pub fn owner(c: &Connection, endpoint_id: &str) -> DbResult<Option<Owner>> {
+    Ok(c.prepare_cached(
+        "SELECT e.app_id, a.uid, e.uid FROM endpoints e JOIN applications a ON a.id = e.app_id WHERE e.id = ?",
+    )?
+    .query_row([endpoint_id], |r| Ok(Owner { app_id: r.get(0)?, app_uid: r.get(1)?, endpoint_uid: r.get(2)? }))
+    .optional()?)
+}
+
+pub fn count_in_app(c: &Connection, app_id: &str) -> DbResult<i64> {
+    Ok(
+        c.prepare_cached("SELECT COUNT(*) FROM endpoints WHERE app_id = ? AND disabled = 0")?
+            .query_row([app_id], |r| r.get(0))?,
+    )
 }
 
 /// A signing secret and, for a rotated one, when it stops signing.

@@ -251,15 +251,17 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
                 for id in &skipped {
                     deliveries::skip(c, *id, now)?;
                 }
-                deliveries::record(c, &attempts, &schedule)
+                let rec = deliveries::record(c, &attempts, &schedule)?;
+                let announced = crate::operational::announce(c, &rec.notices, now)?;
+                Ok((rec, announced))
             })
             .await;
         match result {
-            Ok(rec) => {
+            Ok((rec, announced)) => {
                 for ep in &rec.disabled {
                     inner.targets.invalidate(ep);
                 }
-                if rec.next_due.is_some() {
+                if rec.next_due.is_some() || announced {
                     inner.wake.notify_one();
                 }
             }

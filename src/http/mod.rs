@@ -25,12 +25,19 @@ pub type Data = actix_web::web::Data<State>;
 pub fn trim_trailing_slash(
     mut req: actix_web::dev::ServiceRequest,
 ) -> actix_web::dev::ServiceRequest {
+    const OPS: &str = "/api/v1/operational-webhook/";
     let path = req.path();
-    if path.len() > 1 && path.ends_with('/') {
+    let ops = path.starts_with(OPS);
+    if ops || (path.len() > 1 && path.ends_with('/')) {
         let trimmed = path.trim_end_matches('/');
         let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        // Operational webhook endpoints are the endpoints of a reserved application.
+        let trimmed = match trimmed.strip_prefix(OPS) {
+            Some(rest) => format!("/api/v1/app/{}/{rest}", crate::operational::APP_UID),
+            None => trimmed.to_owned(),
+        };
         let new = match req.query_string() {
-            "" => trimmed.to_owned(),
+            "" => trimmed,
             q => format!("{trimmed}?{q}"),
         };
         if let Ok(uri) = new.parse::<actix_web::http::Uri>() {

@@ -8,4 +8,5 @@ mod api_resources;
 mod crash;
 mod delivery;
 mod faults;
+mod operational;
 mod retention;

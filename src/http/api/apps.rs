@@ -30,6 +30,17 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Application uids: the endpoint rule, and `_hookbox…` is reserved.
+fn check_app_uid(uid: Option<&str>) -> Result<(), ApiError> {
+    if uid.is_some_and(|u| u.starts_with(crate::operational::RESERVED_PREFIX)) {
+        return Err(ApiError::invalid(
+            &["body", "uid"],
+            "uids starting with `_hookbox` are reserved",
+        ));
+    }
+    check_uid(uid)
+}
+
 pub(super) fn check_uid(uid: Option<&str>) -> Result<(), ApiError> {
     match uid {
         Some(u) if !is_valid_uid(u) => Err(ApiError::invalid(
@@ -50,7 +61,7 @@ fn metadata_map(m: Option<Metadata>) -> serde_json::Map<String, serde_json::Valu
 /// A validated new application.
 pub(super) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
     check_name(&input.name)?;
-    check_uid(input.uid.as_deref())?;
+    check_app_uid(input.uid.as_deref())?;
     let now = now_ms();
     Ok(App {
         id: ids::new_id(ids::APP),
@@ -72,7 +83,10 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     caller(&st, &req).await?;
     let page = query(&req).page(false)?;
     let q = page.clone();
-    let rows = st.db.read(move |c| apps::list(c, &q)).await?;
+    let rows = st
+        .db
+        .read(move |c| apps::list(c, &q, crate::operational::APP_UID))
+        .await?;
     Ok(json(
         StatusCode::OK,
         &list_out(rows, &page, |a| a.id.clone(), ApplicationOut::from),
@@ -179,7 +193,7 @@ pub async fn patch(
         app.name = name;
     }
     if let Some(uid) = p.uid {
-        check_uid(uid.as_deref())?;
+        check_app_uid(uid.as_deref())?;
         app.uid = uid;
     }
     if let Some(days) = p.payload_retention_period {

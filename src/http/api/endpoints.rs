@@ -14,6 +14,7 @@ use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_eve
 use crate::http::error::ApiError;
 use crate::http::extract::list_out;
 use crate::http::Data;
+use crate::operational;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::collections::BTreeMap;
@@ -188,8 +189,12 @@ pub async fn create(
         let (ep, key) = validated_new(&st, app.id, input).await?;
         let saved = ep.clone();
         st.db
-            .write(move |c| ep_db::insert(c, &saved, &key.to_secret_string()))
-            .await?;
+            .write(move |c| {
+                ep_db::insert(c, &saved, &key.to_secret_string())?;
+                operational::endpoint_event(c, "endpoint.created", &saved.id, now_ms())
+            })
+            .await
+            .map(|announced| wake_if(&st, announced))?;
         Ok((StatusCode::CREATED, out(ep)))
     })
     .await
@@ -201,9 +206,23 @@ pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
 
+/// Wakes the scheduler when an operational event was stored.
+fn wake_if(st: &Data, announced: bool) {
+    if announced {
+        st.dispatcher.wake();
+    }
+}
+
 async fn save(st: &Data, ep: Endpoint) -> Result<HttpResponse, ApiError> {
     let saved = ep.clone();
-    st.db.write(move |c| ep_db::update(c, &saved)).await?;
+    let announced = st
+        .db
+        .write(move |c| {
+            ep_db::update(c, &saved)?;
+            operational::endpoint_event(c, "endpoint.updated", &saved.id, now_ms())
+        })
+        .await?;
+    wake_if(st, announced);
     st.dispatcher.endpoint_changed(&ep.id);
     Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
@@ -242,8 +261,12 @@ pub async fn put(
         ep.uid = ep.uid.take();
         let saved = ep.clone();
         st.db
-            .write(move |c| ep_db::insert(c, &saved, &secret.to_secret_string()))
-            .await?;
+            .write(move |c| {
+                ep_db::insert(c, &saved, &secret.to_secret_string())?;
+                operational::endpoint_event(c, "endpoint.created", &saved.id, now_ms())
+            })
+            .await
+            .map(|announced| wake_if(&st, announced))?;
         return Ok(json(StatusCode::CREATED, &EndpointOut::from(ep)));
     };
     check_url(&input.url)?;
@@ -308,9 +331,16 @@ pub async fn patch(
 
 pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
-    let (_, ep) = find_endpoint(&st, &req).await?;
-    let id = ep.id.clone();
-    st.db.write(move |c| ep_db::delete(c, &id)).await?;
+    let (app, ep) = find_endpoint(&st, &req).await?;
+    let (id, uid) = (ep.id.clone(), ep.uid.clone());
+    let announced = st
+        .db
+        .write(move |c| {
+            ep_db::delete(c, &id)?;
+            operational::endpoint_deleted(c, &app, &id, uid.as_deref(), now_ms())
+        })
+        .await?;
+    wake_if(&st, announced);
     st.dispatcher.endpoint_changed(&ep.id);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,144 @@
+//! Operational webhooks: events about hookbox itself (`endpoint.created`,
+//! `message.attempt.failing`, …) sent to the operator's own endpoints. Those endpoints belong
+//! to a reserved application, so the events are stored, signed, retried and logged exactly
+//! like any message. The API manages them under `/api/v1/operational-webhook/endpoint`.
+
+use crate::db::deliveries::{AttemptNotice, Notice};
+use crate::db::messages::{self, IngestRequest, Message};
+use crate::db::{apps, endpoints, DbResult};
+use crate::domain::{ids, time::format_ms};
+use rusqlite::Connection;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The reserved application's uid. User uids may not start with `_hookbox`.
+pub const APP_UID: &str = "_hookbox_operational";
+pub const RESERVED_PREFIX: &str = "_hookbox";
+
+/// How long operational event payloads are kept.
+const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Creates the reserved application when it does not exist yet.
+pub fn ensure_app(c: &Connection, now: i64) -> DbResult<String> {
+    if let Some(app) = apps::get(c, APP_UID)? {
+        return Ok(app.id);
+    }
+    let app = apps::App {
+        id: ids::new_id(ids::APP),
+        uid: Some(APP_UID.into()),
+        name: "Operational webhooks".into(),
+        rate_limit: None,
+        retention_ms: Some(KEEP_MS),
+        metadata: Default::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    apps::insert(c, &app)?;
+    Ok(app.id)
+}
+
+/// Stores an operational event for every operator endpoint; returns whether there was one.
+/// The scheduler picks it up (it is due at once); callers wake it.
+pub fn emit(c: &Connection, event_type: &str, data: Value, now: i64) -> DbResult<bool> {
+    let Some(app) = apps::get(c, APP_UID)? else {
+        return Ok(false);
+    };
+    if endpoints::count_in_app(c, &app.id)? == 0 {
+        return Ok(false);
+    }
+    let payload =
+        json!({ "type": event_type, "timestamp": format_ms(now), "data": data }).to_string();
+    let msg = Message {
+        id: ids::new_id(ids::MESSAGE),
+        app_id: app.id,
+        event_type: event_type.to_owned(),
+        event_id: None,
+        payload: Some(Arc::from(payload)),
+        channels: None,
+        tags: None,
+        created_at: now,
+    };
+    let req = IngestRequest {
+        msg: &msg,
+        only_endpoint: None,
+        idempotency: None,
+        response: (202, ""),
+        lease_until: 0,
+        due_at: now,
+        expires_at: now + KEEP_MS,
+    };
+    messages::ingest(c, &req, &mut |_| false)?;
+    Ok(true)
+}
+
+/// `endpoint.created` and friends, for an endpoint of a user's application.
+pub fn endpoint_event(
+    c: &Connection,
+    event_type: &str,
+    endpoint_id: &str,
+    now: i64,
+) -> DbResult<bool> {
+    let Some(owner) = endpoints::owner(c, endpoint_id)? else {
+        return Ok(false);
+    };
+    if owner.app_uid.as_deref() == Some(APP_UID) {
+        return Ok(false);
+    }
+    emit(c, event_type, owner_json(&owner, endpoint_id), now)
+}
+
+/// `endpoint.deleted`: the endpoint is gone, so its details are passed in.
+pub fn endpoint_deleted(
+    c: &Connection,
+    app: &apps::App,
+    endpoint_id: &str,
+    endpoint_uid: Option<&str>,
+    now: i64,
+) -> DbResult<bool> {
+    if app.uid.as_deref() == Some(APP_UID) {
+        return Ok(false);
+    }
+    let data = json!({ "appId": app.id, "appUid": app.uid, "endpointId": endpoint_id, "endpointUid": endpoint_uid });
+    emit(c, "endpoint.deleted", data, now)
+}
+
+/// Turns what recording delivery results noticed into events; returns whether any was stored.
+/// Nothing is said about the operator's own endpoints (that could loop).
+pub fn announce(c: &Connection, notices: &[Notice], now: i64) -> DbResult<bool> {
+    let mut any = false;
+    for n in notices {
+        let (event_type, endpoint_id) = match n {
+            Notice::Failing(a) => ("message.attempt.failing", &a.endpoint_id),
+            Notice::Exhausted(a) => ("message.attempt.exhausted", &a.endpoint_id),
+            Notice::Recovered(a) => ("message.attempt.recovered", &a.endpoint_id),
+            Notice::Disabled { endpoint_id, .. } => ("endpoint.disabled", endpoint_id),
+        };
+        let Some(owner) = endpoints::owner(c, endpoint_id)? else {
+            continue;
+        };
+        if owner.app_uid.as_deref() == Some(APP_UID) {
+            continue;
+        }
+        let mut data = owner_json(&owner, endpoint_id);
+        match n {
+            Notice::Failing(a) | Notice::Exhausted(a) | Notice::Recovered(a) => {
+                data["msgId"] = a.msg_id.clone().into();
+                data["lastAttempt"] = attempt_json(a);
+            }
+            Notice::Disabled { reason, at, .. } => {
+                data["reason"] = reason.clone().into();
+                data["failSince"] = format_ms(*at).into();
+            }
+        }
+        any |= emit(c, event_type, data, now)?;
+    }
+    Ok(any)
+}
+
+fn owner_json(o: &endpoints::Owner, endpoint_id: &str) -> Value {
+    json!({ "appId": o.app_id, "appUid": o.app_uid, "endpointId": endpoint_id, "endpointUid": o.endpoint_uid })
+}
+
+fn attempt_json(a: &AttemptNotice) -> Value {
+    json!({ "id": a.attempt_id, "responseStatusCode": a.status_code, "timestamp": format_ms(a.at) })
+}
