@@ -8,7 +8,7 @@ async fn unknown_ids_are_404_on_every_route() {
     let app = TestApp::spawn().await;
     let a = app.create_app("x").await;
     let (ep, _) = app
-        .create_endpoint(&a, json!({ "url": "https://example.com/" }))
+        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/" }))
         .await;
     let m = app.send(&a, "x.y", json!({})).await;
     let cases: Vec<(&str, String, Option<Value>)> = vec![
@@ -22,7 +22,7 @@ async fn unknown_ids_are_404_on_every_route() {
         (
             "POST",
             "/app/app_nope/endpoint".into(),
-            Some(json!({ "url": "https://example.com/" })),
+            Some(json!({ "url": "http://127.0.0.1:9/" })),
         ),
         ("GET", format!("/app/{a}/endpoint/ep_nope"), None),
         (
@@ -78,7 +78,7 @@ async fn malformed_input_is_422_or_400_on_every_route() {
     let app = TestApp::spawn().await;
     let a = app.create_app("x").await;
     let (ep, _) = app
-        .create_endpoint(&a, json!({ "url": "https://example.com/" }))
+        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/" }))
         .await;
     let e = format!("/app/{a}/endpoint/{ep}");
     let cases: Vec<(&str, String, Value, &str)> = vec![

@@ -8,5 +8,6 @@ mod api_resources;
 mod crash;
 mod delivery;
 mod faults;
+mod hostile;
 mod operational;
 mod retention;

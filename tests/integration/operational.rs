@@ -60,7 +60,7 @@ async fn operators_get_signed_endpoint_lifecycle_events() {
     let (ep, _) = app
         .create_endpoint(
             &a,
-            json!({ "url": "https://example.com/hook", "uid": "main" }),
+            json!({ "url": "http://127.0.0.1:9/hook", "uid": "main" }),
         )
         .await;
     app.call(
