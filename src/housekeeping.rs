@@ -1,5 +1,5 @@
 //! Periodic upkeep: disable endpoints that stay dead, purge expired payloads, expire
-//! idempotency records, release lost leases.
+//! idempotency records.
 
 use crate::config::Config;
 use crate::db::{deliveries, endpoints, idempotency, messages, Db};
@@ -70,16 +70,6 @@ pub async fn disable_dead_endpoints(db: &Db, dispatcher: &Dispatcher, after: i64
 
 /// One pass of every task.
 pub async fn sweep(db: &Db, idempotency_ttl: i64) {
-    // A lease outlives any wait in memory; one that expired belongs to work that was lost
-    // (a failed write of its result), so it is made due again.
-    match db
-        .write(|c| deliveries::release_expired_leases(c, now_ms()))
-        .await
-    {
-        Ok(n) if n > 0 => tracing::warn!(deliveries = n, "released expired delivery leases"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "releasing expired leases failed"),
-    }
     let purged = repeat(db, "payload purge", |c| {
         messages::purge_expired(c, now_ms(), BATCH)
     })

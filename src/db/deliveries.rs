@@ -83,12 +83,6 @@ pub fn release_all_leases(c: &Connection) -> DbResult<usize> {
     )?)
 }
 
-/// Makes deliveries whose lease expired before `now` due again.
-pub fn release_expired_leases(c: &Connection, now: i64) -> DbResult<usize> {
-    Ok(c.prepare_cached("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND lease_until < ?")?
-        .execute([now])?)
-}
-
 /// How one attempt ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {

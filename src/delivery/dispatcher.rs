@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Leases outlive any in-memory wait; a restart releases them at once.
+/// Claims are leased. While this process lives it finishes every claim it holds (results are
+/// written, retrying if need be); at start, the leases of a previous process are released.
 const LEASE: Duration = Duration::from_secs(3600);
 const CLAIM_BATCH: usize = 1000;
 const RESULT_BATCH: usize = 2000;
@@ -243,12 +244,26 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
                 Done::Skipped(id) => skipped.push(id),
             }
         }
-        let schedule = inner.schedule.clone();
+        record_results(&inner, Arc::new(attempts), Arc::new(skipped)).await;
+    }
+}
+
+/// Writes a batch of results, retrying while the database refuses (a full disk, say): the
+/// deliveries stay leased meanwhile, so nothing else sends them again.
+async fn record_results(
+    inner: &Arc<Inner>,
+    attempts: Arc<Vec<AttemptResult>>,
+    skipped: Arc<Vec<i64>>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let (schedule, attempts, skipped) =
+            (inner.schedule.clone(), attempts.clone(), skipped.clone());
         let result = inner
             .db
             .write(move |c| {
                 let now = time::now_ms();
-                for id in &skipped {
+                for id in skipped.iter() {
                     deliveries::skip(c, *id, now)?;
                 }
                 let rec = deliveries::record(c, &attempts, &schedule)?;
@@ -264,9 +279,17 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
                 if rec.next_due.is_some() || announced {
                     inner.wake.notify_one();
                 }
+                return;
             }
-            // The leases stay; a restart makes these deliveries due again (at least once).
-            Err(e) => tracing::error!(error = %e, "cannot record delivery results"),
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = ?backoff, "cannot record delivery results");
+                tokio::select! {
+                    // Unrecorded deliveries stay leased; the next start makes them due again.
+                    () = inner.cancel.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
         }
     }
 }
