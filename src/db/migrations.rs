@@ -3,8 +3,13 @@
 use super::DbResult;
 use rusqlite::Connection;
 
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../migrations/0001_init.sql")),
+    (
+        "0003_endpoint_delivery_options",
+        include_str!("../../migrations/0003_endpoint_delivery_options.sql"),
+    ),
+];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.
 pub fn apply(conn: &mut Connection) -> DbResult<i64> {

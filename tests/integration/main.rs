@@ -7,3 +7,5 @@ mod api_errors;
 mod api_resources;
 mod crash;
 mod delivery;
+mod delivery_options;
+mod delivery_pacing;
