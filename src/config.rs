@@ -84,6 +84,14 @@ pub struct DeliveryConfig {
     /// Also send `svix-id`, `svix-timestamp`, `svix-signature`.
     pub svix_headers: bool,
     pub user_agent: String,
+    /// Endpoint URLs must be `https://`; deliveries to older `http://` URLs are refused.
+    pub https_only: bool,
+    /// How long an endpoint pauses after it answers 429, 502, 503 or 504; each further such
+    /// answer doubles the pause (up to `max_slow_down_pause`), each success halves it.
+    #[serde(with = "humantime_serde")]
+    pub slow_down_pause: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_slow_down_pause: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +150,9 @@ impl Default for DeliveryConfig {
             auto_disable_after: Duration::from_secs(24 * 3600),
             svix_headers: false,
             user_agent: concat!("hookbox/", env!("CARGO_PKG_VERSION")).into(),
+            https_only: false,
+            slow_down_pause: Duration::from_secs(1),
+            max_slow_down_pause: Duration::from_secs(60),
         }
     }
 }
@@ -178,6 +189,7 @@ const ENV_KEYS: &[&str] = &[
     "HOOKBOX_REQUEST_TIMEOUT",
     "HOOKBOX_MAX_PAYLOAD_BYTES",
     "HOOKBOX_SVIX_HEADERS",
+    "HOOKBOX_HTTPS_ONLY",
 ];
 
 impl Config {
@@ -228,6 +240,9 @@ impl Config {
                 "HOOKBOX_SVIX_HEADERS" => {
                     cfg.delivery.svix_headers = matches!(v.as_str(), "1" | "true" | "yes")
                 }
+                "HOOKBOX_HTTPS_ONLY" => {
+                    cfg.delivery.https_only = matches!(v.as_str(), "1" | "true" | "yes")
+                }
                 k if !ENV_KEYS.contains(&k) && !k.ends_with("_FILE") => {
                     tracing::warn!(
                         variable = k,
@@ -264,6 +279,11 @@ impl Config {
         }
         if self.delivery.max_in_flight == 0 || self.delivery.max_in_flight_per_endpoint == 0 {
             errors.push("delivery.max_in_flight*: must be at least 1".into());
+        }
+        if self.delivery.slow_down_pause > self.delivery.max_slow_down_pause {
+            errors.push(
+                "delivery.slow_down_pause: must not exceed delivery.max_slow_down_pause".into(),
+            );
         }
         if self.delivery.max_queued == 0 || self.delivery.max_queued_per_endpoint == 0 {
             errors.push("delivery.max_queued*: must be at least 1".into());
@@ -374,6 +394,18 @@ mod tests {
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
         assert!(err.contains("retry_schedule"), "{err}");
+    }
+
+    #[test]
+    fn https_only_can_be_switched_on_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        assert!(!Config::load_from(&o, &[]).unwrap().delivery.https_only);
+        let env = vec![("HOOKBOX_HTTPS_ONLY".to_string(), "true".to_string())];
+        assert!(Config::load_from(&o, &env).unwrap().delivery.https_only);
     }
 
     #[test]

@@ -514,6 +514,8 @@ mod tests {
                 filter_types: None,
                 channels: None,
                 rate_limit: None,
+                legacy_signature: false,
+                verify_ssl: true,
                 metadata: Default::default(),
                 headers: Default::default(),
                 disabled: false,

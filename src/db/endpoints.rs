@@ -12,6 +12,10 @@ pub struct Endpoint {
     pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     pub rate_limit: Option<i64>,
+    /// Also sign with `X-Webhook-Signature-256: sha256=<hex>`.
+    pub legacy_signature: bool,
+    /// `false` skips TLS certificate verification for this endpoint.
+    pub verify_ssl: bool,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub headers: BTreeMap<String, String>,
     pub disabled: bool,
@@ -35,7 +39,8 @@ impl Endpoint {
 
 const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
-                    headers, disabled, disabled_reason, disabled_at, created_at, updated_at";
+                    headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
+                    legacy_signature, verify_ssl";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     let metadata: String = r.get(8)?;
@@ -56,6 +61,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
         disabled_at: r.get(12)?,
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
+        legacy_signature: r.get(15)?,
+        verify_ssl: r.get(16)?,
     })
 }
 
@@ -69,7 +76,7 @@ fn uid_conflict(e: rusqlite::Error) -> DbError {
 
 pub fn insert(c: &Connection, e: &Endpoint, secret: &str) -> DbResult<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     ))?
     .execute(params![
         e.id,
@@ -86,7 +93,9 @@ pub fn insert(c: &Connection, e: &Endpoint, secret: &str) -> DbResult<()> {
         e.disabled_reason,
         e.disabled_at,
         e.created_at,
-        e.updated_at
+        e.updated_at,
+        e.legacy_signature,
+        e.verify_ssl
     ])
     .map_err(uid_conflict)?;
     c.prepare_cached(
@@ -99,7 +108,8 @@ pub fn insert(c: &Connection, e: &Endpoint, secret: &str) -> DbResult<()> {
 pub fn update(c: &Connection, e: &Endpoint) -> DbResult<()> {
     c.prepare_cached(
         "UPDATE endpoints SET uid=?, url=?, description=?, filter_types=?, channels=?, rate_limit=?, \
-         metadata=?, headers=?, disabled=?, disabled_reason=?, disabled_at=?, updated_at=? WHERE id=?",
+         metadata=?, headers=?, disabled=?, disabled_reason=?, disabled_at=?, updated_at=?, \
+         legacy_signature=?, verify_ssl=? WHERE id=?",
     )?
     .execute(params![
         e.uid,
@@ -114,6 +124,8 @@ pub fn update(c: &Connection, e: &Endpoint) -> DbResult<()> {
         e.disabled_reason,
         e.disabled_at,
         e.updated_at,
+        e.legacy_signature,
+        e.verify_ssl,
         e.id
     ])
     .map_err(uid_conflict)?;

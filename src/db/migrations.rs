@@ -10,6 +10,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0002_retention.sql"),
     ),
     (
+        "0003_endpoint_delivery_options",
+        include_str!("../../migrations/0003_endpoint_delivery_options.sql"),
+    ),
+    (
         "0004_endpoint_health",
         include_str!("../../migrations/0004_endpoint_health.sql"),
     ),

@@ -1,8 +1,14 @@
 //! The dispatcher: takes claimed deliveries (from ingest, at once, or from the scheduler when
 //! they fall due), sends them within the global and per-endpoint caps, and hands the results
 //! to the writer in batches.
+//!
+//! A delivery takes, in order: a place among its endpoint's in-flight slots, admission by the
+//! endpoint's pacing (rate limit, slow-down after 429/502/503/504), then a global in-flight
+//! permit. So waiting for one endpoint's pace holds none of the global capacity and never
+//! delays other endpoints.
 
 use super::client::Sender;
+use super::pacing::{Admit, Pace, Pacing};
 use super::targets::Targets;
 use crate::config::DeliveryConfig;
 use crate::db::deliveries::{self, AttemptResult, Claimed, Outcome};
@@ -12,7 +18,7 @@ use crate::domain::{ids, time};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,6 +28,8 @@ use tokio_util::task::TaskTracker;
 const LEASE: Duration = Duration::from_secs(3600);
 const CLAIM_BATCH: usize = 1000;
 const RESULT_BATCH: usize = 2000;
+/// How often the scheduler drops the idle pacing state of endpoints with nothing queued.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -48,6 +56,7 @@ struct Inner {
 
 struct EndpointSlot {
     permits: Arc<Semaphore>,
+    pacing: Arc<Pacing>,
     queued: usize,
 }
 
@@ -145,23 +154,28 @@ impl Inner {
 
     fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
         for c in claimed {
-            let permits = {
+            let (permits, pacing) = {
                 let mut slots = self.slots();
                 let slot = slots
                     .entry(c.endpoint_id.clone())
                     .or_insert_with(|| EndpointSlot {
                         permits: Arc::new(Semaphore::new(self.cfg.max_in_flight_per_endpoint)),
+                        pacing: Arc::new(Pacing::new(
+                            self.cfg.max_in_flight_per_endpoint,
+                            self.cfg.slow_down_pause,
+                            self.cfg.max_slow_down_pause,
+                        )),
                         queued: 0,
                     });
                 slot.queued += 1;
-                slot.permits.clone()
+                (slot.permits.clone(), slot.pacing.clone())
             };
             self.queued.fetch_add(1, Ordering::Relaxed);
             let inner = self.clone();
             self.tracker.spawn(async move {
                 let done = tokio::select! {
                     () = inner.cancel.cancelled() => None,
-                    d = inner.deliver(&c, permits) => d,
+                    d = inner.deliver(&c, permits, pacing) => d,
                 };
                 inner.release(&c.endpoint_id);
                 if let Some(done) = done {
@@ -176,7 +190,9 @@ impl Inner {
             let mut slots = self.slots();
             if let Some(slot) = slots.get_mut(endpoint_id) {
                 slot.queued -= 1;
-                if slot.queued == 0 {
+                // An endpoint still paced (rate or slow-down) keeps its state; the scheduler
+                // drops it once it is idle.
+                if slot.queued == 0 && slot.pacing.is_idle(Instant::now()) {
                     slots.remove(endpoint_id);
                 }
             }
@@ -187,25 +203,53 @@ impl Inner {
         }
     }
 
-    async fn deliver(&self, c: &Claimed, permits: Arc<Semaphore>) -> Option<Done> {
-        let target = match self.targets.get(&self.db, &c.endpoint_id).await {
-            Ok(Some(t)) => t,
-            // The endpoint was deleted: its deliveries went with it.
-            Ok(None) => return None,
+    /// The endpoint's sending details, or `None` when it is gone or cannot be read.
+    async fn target(&self, endpoint_id: &str) -> Option<Arc<super::targets::Target>> {
+        match self.targets.get(&self.db, endpoint_id).await {
+            Ok(t) => t,
             Err(e) => {
-                tracing::error!(error = %e, endpoint = %c.endpoint_id, "cannot load endpoint; will retry after restart");
-                return None;
+                tracing::error!(error = %e, endpoint = %endpoint_id, "cannot load endpoint; will retry after restart");
+                None
             }
-        };
+        }
+    }
+
+    async fn deliver(
+        &self,
+        c: &Claimed,
+        permits: Arc<Semaphore>,
+        pacing: Arc<Pacing>,
+    ) -> Option<Done> {
+        // `None`: the endpoint was deleted (its deliveries went with it) or cannot be read
+        // (the lease stays; a restart makes the delivery due again).
+        let mut target = self.target(&c.endpoint_id).await?;
         if target.disabled {
             return Some(Done::Skipped(c.delivery_id));
         }
         let _endpoint_permit = permits.acquire_owned().await.ok()?;
+        let paced = loop {
+            let freed = pacing.freed();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            match pacing.try_admit(target.rate_limit, Instant::now()) {
+                Admit::Go(p) => break p,
+                Admit::WaitUntil(t) => {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+                }
+                Admit::WaitForFree => freed.await,
+            }
+            // The endpoint may have changed (rate, URL, disabled) while this delivery waited.
+            target = self.target(&c.endpoint_id).await?;
+            if target.disabled {
+                return Some(Done::Skipped(c.delivery_id));
+            }
+        };
         let _global_permit = self.global.clone().acquire_owned().await.ok()?;
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
         let now = time::now_ms();
         let sent = self.sender.send(&target, &c.msg_id, &c.payload, now).await;
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        paced.finish(Pace::of(sent.status), Instant::now());
         let outcome = match sent.status {
             Some(s) if (200..300).contains(&s) => Outcome::Success,
             Some(410) => Outcome::Gone,
@@ -300,12 +344,21 @@ async fn scheduler_loop(inner: Arc<Inner>) {
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot release old leases"),
     }
+    let mut pruned = Instant::now();
     loop {
         let room = inner
             .cfg
             .max_queued
             .saturating_sub(inner.queued.load(Ordering::Relaxed));
         let mut full = room == 0;
+        if pruned.elapsed() >= PRUNE_EVERY {
+            // Forget the pacing of endpoints with nothing queued once it has nothing to remember.
+            let now = Instant::now();
+            inner
+                .slots()
+                .retain(|_, s| s.queued > 0 || !s.pacing.is_idle(now));
+            pruned = now;
+        }
         if room > 0 {
             let limit = room.min(CLAIM_BATCH);
             let busy: Vec<String> = inner

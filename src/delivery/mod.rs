@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod dispatcher;
+pub mod pacing;
 pub mod ssrf;
 pub mod targets;
 

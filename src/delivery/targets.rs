@@ -16,6 +16,12 @@ pub struct Target {
     /// Signing keys with the time a rotated one stops signing.
     pub keys: Vec<(SigningKey, Option<i64>)>,
     pub disabled: bool,
+    /// Most messages per second (a token bucket in the dispatcher); `None` is unlimited.
+    pub rate_limit: Option<u32>,
+    /// Also send `X-Webhook-Signature-256`.
+    pub legacy_signature: bool,
+    /// `false` sends through the client that skips certificate verification.
+    pub verify_ssl: bool,
 }
 
 impl Target {
@@ -26,6 +32,15 @@ impl Target {
             .filter(|(_, exp)| exp.is_none_or(|e| e > now))
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// The current key: the one without an expiry (rotated keys only sign until theirs).
+    pub fn current_key(&self) -> Option<&SigningKey> {
+        self.keys
+            .iter()
+            .find(|(_, exp)| exp.is_none())
+            .or_else(|| self.keys.first())
+            .map(|(k, _)| k)
     }
 }
 
@@ -65,6 +80,13 @@ impl Targets {
                 .filter_map(|s| SigningKey::parse(&s.secret).ok().map(|k| (k, s.expires_at)))
                 .collect(),
             disabled: ep.disabled,
+            // Zero or less is no limit (a rate of zero would never send).
+            rate_limit: ep
+                .rate_limit
+                .and_then(|r| u32::try_from(r).ok())
+                .filter(|r| *r > 0),
+            legacy_signature: ep.legacy_signature,
+            verify_ssl: ep.verify_ssl,
         });
         let mut map = self.lock();
         // A change committed while we read must not be overwritten by what we read before it.

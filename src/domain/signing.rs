@@ -63,6 +63,15 @@ impl SigningKey {
         mac.update(body);
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
     }
+
+    /// The legacy `X-Webhook-Signature-256` value: `sha256=` + hex(HMAC-SHA256(key, body)),
+    /// keyed with the decoded bytes of the `whsec_…` secret and covering only the body.
+    pub fn legacy_sign(&self, body: &[u8]) -> String {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
 }
 
 /// The `webhook-signature` header value: one signature per valid key, space-separated.
@@ -96,6 +105,21 @@ mod tests {
                 br#"{"test": 2432232314}"#
             ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn legacy_signature_is_hex_hmac_sha256_of_the_body_under_the_decoded_key() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            SigningKey(b"Jefe".to_vec()).legacy_sign(b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // The Standard Webhooks vector's key and body (computed independently with Python's hmac).
+        let key = SigningKey::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        assert_eq!(
+            key.legacy_sign(br#"{"email":"test@example.com","username":"test_user"}"#),
+            "sha256=83cc2611bccec7432b7f4733ec80ac7f9ad46f3f29bdcc391d40214349bc71cf"
         );
     }
 

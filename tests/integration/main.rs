@@ -7,6 +7,8 @@ mod api_errors;
 mod api_resources;
 mod crash;
 mod delivery;
+mod delivery_options;
+mod delivery_pacing;
 mod faults;
 mod hostile;
 mod operational;

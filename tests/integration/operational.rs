@@ -108,7 +108,7 @@ async fn operators_hear_when_a_message_is_failing_exhausted_or_recovered() {
     let dead = TestReceiver::start().await;
     dead.set_default(Reply::status(500));
     let flaky = TestReceiver::start().await;
-    flaky.script((0..4).map(|_| Reply::status(503)));
+    flaky.script((0..4).map(|_| Reply::status(500)));
     let a = app.create_app("customer").await;
     let (dead_ep, _) = app.create_endpoint(&a, json!({ "url": dead.url })).await;
     let (flaky_ep, _) = app.create_endpoint(&a, json!({ "url": flaky.url })).await;

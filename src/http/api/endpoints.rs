@@ -33,10 +33,19 @@ const RESERVED_HEADERS: &[&str] = &[
     "svix-id",
     "svix-timestamp",
     "svix-signature",
+    "x-webhook-signature-256",
 ];
 
-fn check_url(url: &str) -> Result<(), ApiError> {
-    check_endpoint_url(url).map_err(|m| ApiError::invalid(&["body", "url"], m))
+fn check_url(st: &Data, url: &str) -> Result<(), ApiError> {
+    check_endpoint_url(url).map_err(|m| ApiError::invalid(&["body", "url"], m))?;
+    let https = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+    if st.cfg.delivery.https_only && !https {
+        return Err(ApiError::invalid(
+            &["body", "url"],
+            "this server only delivers to https URLs (delivery.https_only)",
+        ));
+    }
+    Ok(())
 }
 
 fn check_channels(ch: Option<&Vec<String>>) -> Result<(), ApiError> {
@@ -147,7 +156,7 @@ async fn validated_new(
     app_id: String,
     input: EndpointIn,
 ) -> Result<(Endpoint, SigningKey), ApiError> {
-    check_url(&input.url)?;
+    check_url(st, &input.url)?;
     check_uid(input.uid.as_deref())?;
     check_channels(input.channels.as_ref())?;
     let headers = input.headers.unwrap_or_default();
@@ -165,6 +174,8 @@ async fn validated_new(
             filter_types,
             channels: input.channels.filter(|c| !c.is_empty()),
             rate_limit: input.throttle_rate.map(i64::from),
+            legacy_signature: input.legacy_signature,
+            verify_ssl: input.verify_ssl.unwrap_or(true),
             metadata: metadata(input.metadata),
             headers,
             disabled: input.disabled,
@@ -269,7 +280,7 @@ pub async fn put(
             .map(|announced| wake_if(&st, announced))?;
         return Ok(json(StatusCode::CREATED, &EndpointOut::from(ep)));
     };
-    check_url(&input.url)?;
+    check_url(&st, &input.url)?;
     check_uid(input.uid.as_deref())?;
     check_channels(input.channels.as_ref())?;
     let now = now_ms();
@@ -278,6 +289,8 @@ pub async fn put(
     ep.description = input.description;
     ep.uid = input.uid.or(ep.uid);
     ep.rate_limit = input.throttle_rate.map(i64::from);
+    ep.legacy_signature = input.legacy_signature;
+    ep.verify_ssl = input.verify_ssl.unwrap_or(true);
     ep.channels = input.channels.filter(|c| !c.is_empty());
     ep.metadata = metadata(input.metadata);
     if let Some(h) = input.headers {
@@ -299,7 +312,7 @@ pub async fn patch(
     let p: EndpointPatch = body(&st, payload).await?;
     let now = now_ms();
     if let Some(url) = p.url {
-        check_url(&url)?;
+        check_url(&st, &url)?;
         ep.url = url;
     }
     if let Some(d) = p.description {
@@ -321,6 +334,12 @@ pub async fn patch(
     }
     if let Some(m) = p.metadata {
         ep.metadata = metadata(Some(m));
+    }
+    if let Some(l) = p.legacy_signature {
+        ep.legacy_signature = l;
+    }
+    if let Some(v) = p.verify_ssl {
+        ep.verify_ssl = v;
     }
     if let Some(d) = p.disabled {
         set_disabled(&mut ep, d, now);

@@ -164,6 +164,11 @@ pub struct EndpointIn {
     pub secret: Option<String>,
     pub metadata: Option<Metadata>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// Also send `X-Webhook-Signature-256` (hex HMAC-SHA256 of the body).
+    #[serde(default)]
+    pub legacy_signature: bool,
+    /// `false` skips TLS certificate verification; absent means `true`.
+    pub verify_ssl: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -181,6 +186,8 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     pub channels: Option<Option<Vec<String>>>,
     pub metadata: Option<Metadata>,
+    pub legacy_signature: Option<bool>,
+    pub verify_ssl: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -193,6 +200,8 @@ pub struct EndpointOut {
     pub version: i64,
     pub rate_limit: Option<i64>,
     pub throttle_rate: Option<i64>,
+    pub legacy_signature: bool,
+    pub verify_ssl: bool,
     pub disabled: bool,
     pub disabled_reason: Option<String>,
     pub filter_types: Option<Vec<String>>,
@@ -213,6 +222,8 @@ impl From<Endpoint> for EndpointOut {
             version: 1,
             rate_limit: e.rate_limit,
             throttle_rate: e.rate_limit,
+            legacy_signature: e.legacy_signature,
+            verify_ssl: e.verify_ssl,
             disabled: e.disabled,
             disabled_reason: e.disabled_reason,
             filter_types: e.filter_types.clone(),

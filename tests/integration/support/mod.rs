@@ -18,6 +18,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 /// A config for tests: a temp data dir, port 0, loopback allowed, a fast retry schedule.
@@ -48,26 +49,51 @@ impl TestApp {
     }
 
     pub async fn start(cfg: Config, dir: tempfile::TempDir) -> TestApp {
+        Self::start_with_token(cfg, dir, None).await
+    }
+
+    /// Stops the server, then starts it again on the same data dir (and with the same token)
+    /// with a config that `tweak` may change.
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let token = self.token.clone();
+        let dir = self.stop().await;
+        let mut cfg = test_config(dir.path());
+        tweak(&mut cfg);
+        Self::start_with_token(cfg, dir, Some(token)).await
+    }
+
+    async fn start_with_token(
+        cfg: Config,
+        dir: tempfile::TempDir,
+        token: Option<String>,
+    ) -> TestApp {
         let app = Application::build(cfg).await.expect("server builds");
-        let token = app
-            .bootstrap_token()
-            .expect("an empty data dir gets a bootstrap token")
-            .to_owned();
+        let token = token.unwrap_or_else(|| {
+            app.bootstrap_token()
+                .expect("an empty data dir gets a bootstrap token")
+                .to_owned()
+        });
         let base = format!("http://127.0.0.1:{}/api/v1", app.port());
         let handle = app.server_handle();
-        tokio::spawn(app.run_until_stopped());
+        let running = tokio::spawn(app.run_until_stopped());
         TestApp {
             base,
             token,
             client: reqwest::Client::new(),
             dir,
             handle,
+            running,
         }
     }
 
-    /// Stops the server and waits for its shutdown.
+    /// Stops the server and waits for its shutdown (background tasks and the data dir lock
+    /// included).
     pub async fn stop(self) -> tempfile::TempDir {
         self.handle.stop(true).await;
+        self.running
+            .await
+            .expect("server task completes")
+            .expect("server stops cleanly");
         self.dir
     }
 

@@ -1,0 +1,362 @@
+//! Per-endpoint pacing, kept by the dispatcher beside each endpoint's in-flight slots:
+//!
+//! - the endpoint's rate limit (`throttleRate`, messages per second) as a token bucket that
+//!   holds one second's worth of tokens, so a burst of up to `rate` goes out at once and then
+//!   one message every `1/rate` s;
+//! - a slow-down after 429, 502, 503 or 504: the endpoint pauses (doubling on each further
+//!   slow-down, up to a maximum) and its concurrency is halved; each success adds one to the
+//!   concurrency again and halves the next pause, down to the base.
+//!
+//! Deliveries wait here; nothing is dropped. The logic takes the time as an argument so that
+//! it is tested without sleeping.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+pub struct Pacing {
+    state: Mutex<State>,
+    /// Signalled whenever a request finishes, so deliveries waiting for room look again.
+    freed: Notify,
+    max_in_flight: usize,
+    base_pause: Duration,
+    max_pause: Duration,
+}
+
+struct State {
+    in_flight: usize,
+    /// Requests allowed in flight now: at most `max_in_flight`, at least 1.
+    limit: usize,
+    bucket: Option<Bucket>,
+    /// Nothing is sent before this.
+    paused_until: Option<Instant>,
+    /// The pause the next slow-down answer imposes.
+    pause: Duration,
+    /// When the last slow-down was applied: answers to requests sent before it do not
+    /// compound it (they were already in flight when the endpoint was slowed down).
+    slowed_at: Option<Instant>,
+}
+
+struct Bucket {
+    rate: u32,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32, now: Instant) -> Bucket {
+        Bucket {
+            rate,
+            tokens: f64::from(rate),
+            at: now,
+        }
+    }
+
+    fn capacity(&self) -> f64 {
+        f64::from(self.rate)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * f64::from(self.rate)).min(self.capacity());
+        self.at = now;
+    }
+
+    /// Takes a token, or says how long until one is there.
+    fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        // A hair of tolerance so that float rounding never makes a due token wait again.
+        if self.tokens >= 1.0 - 1e-9 {
+            self.tokens = (self.tokens - 1.0).max(0.0);
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / f64::from(self.rate),
+            ))
+        }
+    }
+}
+
+/// What a delivery may do now.
+pub enum Admit {
+    /// Send; the permit counts the request as in flight until it is dropped.
+    Go(Permit),
+    /// Look again at this time (a pause, or the next token of the rate limit).
+    WaitUntil(Instant),
+    /// The endpoint's current concurrency is used up: look again when a request finishes.
+    WaitForFree,
+}
+
+/// How an answer affects the endpoint's pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// 2xx: recover a step.
+    Success,
+    /// 429, 502, 503, 504: slow down.
+    SlowDown,
+    /// Anything else leaves the pace as it is.
+    Neutral,
+}
+
+impl Pace {
+    pub fn of(status: Option<u16>) -> Pace {
+        match status {
+            Some(200..=299) => Pace::Success,
+            Some(429 | 502 | 503 | 504) => Pace::SlowDown,
+            _ => Pace::Neutral,
+        }
+    }
+}
+
+impl Pacing {
+    pub fn new(max_in_flight: usize, base_pause: Duration, max_pause: Duration) -> Pacing {
+        let max_in_flight = max_in_flight.max(1);
+        Pacing {
+            state: Mutex::new(State {
+                in_flight: 0,
+                limit: max_in_flight,
+                bucket: None,
+                paused_until: None,
+                pause: base_pause,
+                slowed_at: None,
+            }),
+            freed: Notify::new(),
+            max_in_flight,
+            base_pause,
+            max_pause: max_pause.max(base_pause),
+        }
+    }
+
+    /// Whether a delivery may be sent at `now` under `rate` (messages per second, `None` for
+    /// no limit). A changed rate takes effect at once, with a full bucket at the new rate.
+    pub fn try_admit(self: &Arc<Self>, rate: Option<u32>, now: Instant) -> Admit {
+        let mut s = self.lock();
+        if let Some(until) = s.paused_until {
+            if until > now {
+                return Admit::WaitUntil(until);
+            }
+            s.paused_until = None;
+        }
+        if s.in_flight >= s.limit {
+            return Admit::WaitForFree;
+        }
+        match rate.filter(|r| *r > 0) {
+            None => s.bucket = None,
+            Some(rate) => {
+                let bucket = match &mut s.bucket {
+                    Some(b) if b.rate == rate => b,
+                    other => other.insert(Bucket::new(rate, now)),
+                };
+                if let Err(wait) = bucket.take(now) {
+                    return Admit::WaitUntil(now + wait);
+                }
+            }
+        }
+        s.in_flight += 1;
+        Admit::Go(Permit {
+            pacing: self.clone(),
+            admitted: now,
+        })
+    }
+
+    /// Resolves when a request to this endpoint finishes. Create it (and `enable` it)
+    /// before `try_admit`, so that a request finishing in between is not missed.
+    pub fn freed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.freed.notified()
+    }
+
+    /// Nothing in flight and nothing remembered: the state can be dropped and made afresh.
+    pub fn is_idle(&self, now: Instant) -> bool {
+        let s = self.lock();
+        s.in_flight == 0
+            && s.limit == self.max_in_flight
+            && s.pause == self.base_pause
+            && s.paused_until.is_none_or(|u| u <= now)
+            && s.bucket.as_ref().is_none_or(|b| {
+                let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+                b.tokens + elapsed * f64::from(b.rate) >= b.capacity()
+            })
+    }
+
+    /// The concurrency currently allowed (for tests and metrics).
+    pub fn limit(&self) -> usize {
+        self.lock().limit
+    }
+
+    fn record(&self, pace: Pace, admitted: Instant, now: Instant) {
+        let mut s = self.lock();
+        match pace {
+            Pace::Success => {
+                s.limit = (s.limit + 1).min(self.max_in_flight);
+                s.pause = (s.pause / 2).max(self.base_pause);
+            }
+            Pace::SlowDown => {
+                if s.slowed_at.is_some_and(|at| admitted < at) {
+                    return;
+                }
+                s.limit = (s.limit / 2).max(1);
+                let until = now + s.pause;
+                s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
+                s.pause = (s.pause * 2).min(self.max_pause);
+                s.slowed_at = Some(now);
+            }
+            Pace::Neutral => {}
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A request in flight to the endpoint; dropping it frees its place.
+pub struct Permit {
+    pacing: Arc<Pacing>,
+    admitted: Instant,
+}
+
+impl Permit {
+    /// Records how the endpoint answered, then frees the place.
+    pub fn finish(self, pace: Pace, now: Instant) {
+        self.pacing.record(pace, self.admitted, now);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        {
+            let mut s = self.pacing.lock();
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+        self.pacing.freed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAUSE: Duration = Duration::from_secs(1);
+
+    fn pacing(max: usize) -> Arc<Pacing> {
+        Arc::new(Pacing::new(max, PAUSE, Duration::from_secs(8)))
+    }
+
+    fn go(a: Admit) -> Permit {
+        match a {
+            Admit::Go(p) => p,
+            Admit::WaitUntil(_) => panic!("expected Go, got WaitUntil"),
+            Admit::WaitForFree => panic!("expected Go, got WaitForFree"),
+        }
+    }
+
+    fn wait_until(a: Admit) -> Instant {
+        match a {
+            Admit::WaitUntil(t) => t,
+            Admit::Go(_) => panic!("expected WaitUntil, got Go"),
+            Admit::WaitForFree => panic!("expected WaitUntil, got WaitForFree"),
+        }
+    }
+
+    #[test]
+    fn rate_limit_allows_a_burst_of_one_second_then_one_token_per_interval() {
+        let p = pacing(64);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            go(p.try_admit(Some(5), t0));
+        }
+        let near_200ms =
+            |d: Duration| d.abs_diff(Duration::from_millis(200)) < Duration::from_micros(10);
+        let next = wait_until(p.try_admit(Some(5), t0));
+        assert!(near_200ms(next - t0), "{:?}", next - t0);
+        go(p.try_admit(Some(5), next));
+        let after = wait_until(p.try_admit(Some(5), next));
+        assert!(near_200ms(after - next), "{:?}", after - next);
+    }
+
+    #[test]
+    fn no_rate_limit_never_waits_for_tokens() {
+        let p = pacing(1000);
+        let t0 = Instant::now();
+        let permits: Vec<_> = (0..1000).map(|_| go(p.try_admit(None, t0))).collect();
+        assert_eq!(permits.len(), 1000);
+    }
+
+    #[test]
+    fn a_changed_rate_takes_effect_at_once() {
+        let p = pacing(64);
+        let t0 = Instant::now();
+        go(p.try_admit(Some(1), t0));
+        wait_until(p.try_admit(Some(1), t0));
+        // Raised to 10/s: a fresh bucket at the new rate.
+        for _ in 0..10 {
+            go(p.try_admit(Some(10), t0));
+        }
+        wait_until(p.try_admit(Some(10), t0));
+        // Removed: no more waiting for tokens.
+        go(p.try_admit(None, t0));
+    }
+
+    #[test]
+    fn slow_down_answer_pauses_the_endpoint_and_halves_its_concurrency() {
+        let p = pacing(8);
+        let t0 = Instant::now();
+        go(p.try_admit(None, t0)).finish(Pace::SlowDown, t0);
+        assert_eq!(p.limit(), 4);
+        assert_eq!(wait_until(p.try_admit(None, t0)), t0 + PAUSE);
+        let t1 = t0 + PAUSE;
+        let held: Vec<_> = (0..4).map(|_| go(p.try_admit(None, t1))).collect();
+        assert!(matches!(p.try_admit(None, t1), Admit::WaitForFree));
+        drop(held);
+        // The next slow-down pauses twice as long.
+        let t2 = t1 + Duration::from_millis(10);
+        go(p.try_admit(None, t2)).finish(Pace::SlowDown, t2);
+        assert_eq!(wait_until(p.try_admit(None, t2)), t2 + 2 * PAUSE);
+        assert_eq!(p.limit(), 2);
+    }
+
+    #[test]
+    fn answers_to_requests_sent_before_a_slow_down_do_not_compound_it() {
+        let p = pacing(8);
+        let t0 = Instant::now();
+        let a = go(p.try_admit(None, t0));
+        let b = go(p.try_admit(None, t0));
+        let t1 = t0 + Duration::from_millis(5);
+        a.finish(Pace::SlowDown, t1);
+        b.finish(Pace::SlowDown, t1 + Duration::from_millis(1));
+        assert_eq!(p.limit(), 4);
+        assert_eq!(wait_until(p.try_admit(None, t1)), t1 + PAUSE);
+    }
+
+    #[test]
+    fn successes_recover_gradually_until_the_state_is_idle_again() {
+        let p = pacing(4);
+        let mut t = Instant::now();
+        go(p.try_admit(None, t)).finish(Pace::SlowDown, t);
+        t += PAUSE;
+        go(p.try_admit(None, t)).finish(Pace::SlowDown, t);
+        assert_eq!(p.limit(), 1);
+        t += 2 * PAUSE;
+        assert!(!p.is_idle(t));
+        go(p.try_admit(None, t)).finish(Pace::Success, t);
+        assert_eq!(p.limit(), 2);
+        assert!(!p.is_idle(t));
+        for _ in 0..3 {
+            go(p.try_admit(None, t)).finish(Pace::Success, t);
+        }
+        assert_eq!(p.limit(), 4);
+        assert!(p.is_idle(t));
+    }
+
+    #[test]
+    fn other_failures_leave_the_pace_alone() {
+        let p = pacing(4);
+        let t = Instant::now();
+        go(p.try_admit(None, t)).finish(Pace::of(Some(500)), t);
+        go(p.try_admit(None, t)).finish(Pace::of(None), t);
+        assert_eq!(p.limit(), 4);
+        assert!(p.is_idle(t));
+        assert_eq!(Pace::of(Some(429)), Pace::SlowDown);
+        assert_eq!(Pace::of(Some(204)), Pace::Success);
+    }
+}

@@ -1,0 +1,199 @@
+//! Per-endpoint delivery options (legacy signature, TLS verification), HTTPS-only mode and
+//! URLs sent as given.
+
+use crate::support::{signature_valid, TestApp, TestReceiver};
+use serde_json::json;
+use std::time::Duration;
+
+/// `sha256=` + hex(HMAC-SHA256(decoded whsec_ key, body)), computed without hookbox's code.
+fn legacy_expected(secret: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn app_with_event_type(app: &TestApp) -> String {
+    let a = app.create_app("shop").await;
+    app.create_event_type("order.created").await;
+    a
+}
+
+#[tokio::test]
+async fn legacy_signature_header_carries_the_hex_hmac_of_the_body_when_the_endpoint_opts_in() {
+    let app = TestApp::spawn().await;
+    let legacy = TestReceiver::start().await;
+    let plain = TestReceiver::start().await;
+    let a = app_with_event_type(&app).await;
+    let (ep, secret) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/hook", legacy.url), "legacySignature": true }),
+        )
+        .await;
+    let (plain_ep, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/hook", plain.url) }))
+        .await;
+    let shown = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert_eq!(shown["legacySignature"], true);
+    let shown = app.get(&format!("/app/{a}/endpoint/{plain_ep}"), 200).await;
+    assert_eq!(shown["legacySignature"], false);
+
+    let msg = app
+        .send(
+            &a,
+            "order.created",
+            json!({ "total": 12.50, "note": "café" }),
+        )
+        .await;
+    let r = legacy.wait_for_count(1, Duration::from_secs(5)).await[0].clone();
+    assert_eq!(
+        r.header("x-webhook-signature-256"),
+        Some(legacy_expected(&secret, &r.body).as_str())
+    );
+    // The Standard Webhooks headers are still there.
+    assert!(signature_valid(
+        &secret,
+        &msg,
+        r.header("webhook-timestamp").unwrap(),
+        &r.body,
+        r.header("webhook-signature").unwrap()
+    ));
+    let p = plain.wait_for_count(1, Duration::from_secs(5)).await[0].clone();
+    assert_eq!(p.header("x-webhook-signature-256"), None);
+
+    // Opting out applies to the next delivery.
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "legacySignature": false })),
+        200,
+    )
+    .await;
+    app.send(&a, "order.created", json!({ "n": 2 })).await;
+    let r = legacy.wait_for_count(2, Duration::from_secs(5)).await[1].clone();
+    assert_eq!(r.header("x-webhook-signature-256"), None);
+}
+
+#[tokio::test]
+async fn custom_headers_cannot_replace_the_legacy_signature_header() {
+    let app = TestApp::spawn().await;
+    let a = app_with_event_type(&app).await;
+    app.post(
+        &format!("/app/{a}/endpoint"),
+        json!({
+            "url": "https://127.0.0.1:9/hook",
+            "headers": { "X-Webhook-Signature-256": "sha256=forged" }
+        }),
+        422,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn https_only_mode_refuses_http_endpoint_urls_with_422() {
+    let app = TestApp::spawn_with(|cfg| cfg.delivery.https_only = true).await;
+    let a = app_with_event_type(&app).await;
+    let err = app
+        .post(
+            &format!("/app/{a}/endpoint"),
+            json!({ "url": "http://127.0.0.1:9/hook" }),
+            422,
+        )
+        .await;
+    assert_eq!(err["detail"][0]["loc"], json!(["body", "url"]), "{err}");
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": "https://127.0.0.1:9/hook" }))
+        .await;
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "url": "http://127.0.0.1:9/other" })),
+        422,
+    )
+    .await;
+    app.call(
+        "PUT",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "url": "http://127.0.0.1:9/other" })),
+        422,
+    )
+    .await;
+    let shown = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert_eq!(shown["url"], "https://127.0.0.1:9/hook");
+}
+
+#[tokio::test]
+async fn delivery_to_an_http_url_that_predates_https_only_mode_is_refused_and_recorded() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app_with_event_type(&app).await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
+        .await;
+    let app = app.restart_with(|cfg| cfg.delivery.https_only = true).await;
+    let msg = app.send(&a, "order.created", json!({ "n": 1 })).await;
+    let attempts = app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
+    let first = &attempts[0];
+    assert_eq!(first["status"], 2, "{first:#?}");
+    assert_eq!(first["responseStatusCode"], 0);
+    assert!(
+        first["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("https"),
+        "{first:#?}"
+    );
+    assert_eq!(rx.count(), 0, "nothing reached the http URL");
+}
+
+#[tokio::test]
+async fn endpoint_url_query_string_is_sent_exactly_as_given() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app_with_event_type(&app).await;
+    let url = format!("{}/hook?a=1&b=%20x", rx.url);
+    let (ep, _) = app.create_endpoint(&a, json!({ "url": url })).await;
+    let shown = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert_eq!(shown["url"], url);
+    app.send(&a, "order.created", json!({})).await;
+    let got = rx.wait_for_count(1, Duration::from_secs(5)).await;
+    assert_eq!(got[0].path, "/hook?a=1&b=%20x");
+}
+
+#[tokio::test]
+async fn verify_ssl_defaults_to_true_and_can_be_turned_off_per_endpoint() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app_with_event_type(&app).await;
+    let (checked, _) = app
+        .create_endpoint(&a, json!({ "url": "https://127.0.0.1:9/hook" }))
+        .await;
+    let shown = app.get(&format!("/app/{a}/endpoint/{checked}"), 200).await;
+    assert_eq!(shown["verifySsl"], true);
+    let (unchecked, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/hook", rx.url), "verifySsl": false }),
+        )
+        .await;
+    let shown = app
+        .get(&format!("/app/{a}/endpoint/{unchecked}"), 200)
+        .await;
+    assert_eq!(shown["verifySsl"], false);
+    // Its requests go through the client that skips verification: plain HTTP still works.
+    app.send(&a, "order.created", json!({})).await;
+    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    let patched = app
+        .call(
+            "PATCH",
+            &format!("/app/{a}/endpoint/{unchecked}"),
+            Some(json!({ "verifySsl": true })),
+            200,
+        )
+        .await;
+    assert_eq!(patched["verifySsl"], true);
+}

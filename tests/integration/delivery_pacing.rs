@@ -1,0 +1,173 @@
+//! Per-endpoint pacing: the rate limit (`throttleRate`) and the slow-down after 429/502/503/504.
+
+use crate::support::receiver::{Received, Reply};
+use crate::support::{TestApp, TestReceiver};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Receipt times, in order.
+fn times(got: &[Received]) -> Vec<Instant> {
+    let mut t: Vec<Instant> = got.iter().map(|r| r.at).collect();
+    t.sort();
+    t
+}
+
+#[tokio::test]
+async fn rate_limited_endpoint_never_exceeds_its_rate_while_another_gets_everything_at_once() {
+    const RATE: f64 = 5.0;
+    const MESSAGES: usize = 20;
+    let app = TestApp::spawn().await;
+    let throttled = TestReceiver::start().await;
+    let free = TestReceiver::start().await;
+    let a = app.create_app("shop").await;
+    app.create_event_type("order.created").await;
+    app.create_endpoint(
+        &a,
+        json!({ "url": format!("{}/throttled", throttled.url), "throttleRate": 5 }),
+    )
+    .await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/free", free.url) }))
+        .await;
+
+    let mut msgs = Vec::new();
+    for n in 0..MESSAGES {
+        msgs.push(app.send(&a, "order.created", json!({ "n": n })).await);
+    }
+    let sent = Instant::now();
+
+    let free_got = free.wait_for_count(MESSAGES, Duration::from_secs(5)).await;
+    let free_done = *times(&free_got).last().unwrap();
+    assert!(
+        free_done < sent + Duration::from_secs(1),
+        "the endpoint without a rate limit took {:?} after the last message",
+        free_done - sent
+    );
+    let throttled_when_free_done = throttled
+        .received()
+        .iter()
+        .filter(|r| r.at <= free_done)
+        .count();
+    assert!(
+        throttled_when_free_done < MESSAGES,
+        "the throttled endpoint had everything as soon as the free one"
+    );
+
+    // Waiting, never dropping: every message reaches the throttled endpoint too.
+    let got = throttled
+        .wait_for_count(MESSAGES, Duration::from_secs(15))
+        .await;
+    let t = times(&got);
+    // A token bucket of one second's worth (burst = rate): any window [t_i, t_j] holds at most
+    // burst + rate × (t_j − t_i) requests. 100 ms of slack covers the time between admission
+    // and receipt.
+    for i in 0..t.len() {
+        for j in i..t.len() {
+            let window = (t[j] - t[i]).as_secs_f64() + 0.1;
+            let count = (j - i + 1) as f64;
+            assert!(
+                count <= RATE + RATE * window,
+                "{count} requests within {:?} (requests {i}..={j}): over 5/s with a burst of 5",
+                t[j] - t[i]
+            );
+        }
+    }
+    // After the burst, the other 15 need at least 3 s at 5/s.
+    let span = t[t.len() - 1] - t[0];
+    assert!(
+        span >= Duration::from_millis(2800),
+        "20 requests in {span:?}"
+    );
+    assert_eq!(got.len(), MESSAGES, "no message is sent twice");
+    for m in &msgs {
+        let attempts = app.wait_attempts(&a, m, 2, Duration::from_secs(5)).await;
+        assert!(attempts.iter().all(|x| x["status"] == 0), "{attempts:#?}");
+    }
+}
+
+#[tokio::test]
+async fn a_changed_rate_limit_takes_effect_for_waiting_deliveries() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("shop").await;
+    app.create_event_type("order.created").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/hook", rx.url), "throttleRate": 1 }),
+        )
+        .await;
+    for n in 0..8 {
+        app.send(&a, "order.created", json!({ "n": n })).await;
+    }
+    // At 1/s (burst 1) the first goes at once and the rest wait a second each.
+    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    assert!(rx.count() < 8, "the limit of 1/s did not hold");
+    let raised = Instant::now();
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "throttleRate": 1000 })),
+        200,
+    )
+    .await;
+    let got = rx.wait_for_count(8, Duration::from_secs(5)).await;
+    let last = *times(&got).last().unwrap();
+    // At the old rate the last would come 7 s after the first.
+    assert!(
+        last < raised + Duration::from_millis(2500),
+        "the raised limit did not apply: last request {:?} after the change",
+        last.saturating_duration_since(raised)
+    );
+}
+
+#[tokio::test]
+async fn slow_down_answer_pauses_that_endpoint_while_another_proceeds_at_full_speed() {
+    const PAUSE: Duration = Duration::from_millis(1500);
+    let app = TestApp::spawn_with(|cfg| {
+        cfg.delivery.slow_down_pause = PAUSE;
+        cfg.delivery.max_slow_down_pause = Duration::from_secs(10);
+    })
+    .await;
+    let busy = TestReceiver::start().await;
+    busy.script([Reply::status(503)]);
+    let other = TestReceiver::start().await;
+    let a = app.create_app("shop").await;
+    app.create_event_type("order.created").await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/busy", busy.url) }))
+        .await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/other", other.url) }))
+        .await;
+
+    let first = app.send(&a, "order.created", json!({ "n": 0 })).await;
+    // The 503 is recorded before more work arrives, so the endpoint is already slowed down.
+    let attempts = app
+        .wait_attempts(&a, &first, 2, Duration::from_secs(5))
+        .await;
+    let busy_attempt = attempts
+        .iter()
+        .find(|x| x["responseStatusCode"] == 503)
+        .expect("the busy endpoint answered 503");
+    assert_eq!(busy_attempt["status"], 2);
+    let refused_at = busy.received()[0].at;
+    for n in 1..=10 {
+        app.send(&a, "order.created", json!({ "n": n })).await;
+    }
+
+    let other_got = other.wait_for_count(11, Duration::from_secs(5)).await;
+    let other_done = *times(&other_got).last().unwrap();
+    // Ten new messages plus the retry of the first (due 300 ms after its 503).
+    let busy_got = busy.wait_for_count(12, Duration::from_secs(10)).await;
+    let busy_times = times(&busy_got);
+    let resumed = busy_times[1];
+    assert!(
+        resumed >= refused_at + PAUSE - Duration::from_millis(50),
+        "the busy endpoint got its next request {:?} after the 503",
+        resumed - refused_at
+    );
+    assert!(
+        other_done < resumed,
+        "the other endpoint was held up: done {:?} after the 503, busy resumed after {:?}",
+        other_done - refused_at,
+        resumed - refused_at
+    );
+}
