@@ -87,7 +87,7 @@ struct Ids {
 fn routes(ids: &Ids) -> Vec<(&'static str, String, Option<Value>)> {
     let (a, e, m) = (&ids.app, &ids.ep, &ids.msg);
     let ep_body = json!({ "url": "http://127.0.0.1:9/h", "description": "d", "uid": "u1", "filterTypes": ["a.b"],
-                          "channels": ["c"], "throttleRate": 5, "metadata": { "k": "v" }, "headers": { "X-A": "b" } });
+                          "channels": ["c"], "throttleRate": 5, "metadata": { "k": "v" }, "headers": { "X-A": "b" }, "legacySignature": true, "verifySsl": true });
     vec![
         (
             "POST",
