@@ -78,12 +78,11 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
     );
     e.gauge(
         "hookbox_queue_deliveries",
-        "Pending deliveries in the database: due (waiting for a sender), scheduled (a later \
-         retry or deliverAt), leased (claimed by the dispatcher).",
+        "Pending deliveries waiting in the database, not yet claimed: due (now), scheduled \
+         (a later retry or deliverAt).",
         &[
             (&[("state", "due")], g.due as f64),
             (&[("state", "scheduled")], g.scheduled as f64),
-            (&[("state", "leased")], g.leased as f64),
         ],
     );
     e.gauge(

@@ -157,7 +157,7 @@ async fn metrics_count_ingested_messages_and_attempts_by_outcome_in_prometheus_t
     );
     assert_eq!(get(&after, "hookbox_endpoints{state=\"disabled\"}"), 1.0);
     assert_eq!(get(&after, "hookbox_endpoints{state=\"enabled\"}"), 1.0);
-    for state in ["due", "scheduled", "leased"] {
+    for state in ["due", "scheduled"] {
         assert_eq!(
             get(
                 &after,
