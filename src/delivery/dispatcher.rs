@@ -75,7 +75,7 @@ pub struct Counters {
     pub failed: Counter,
     /// Attempts answered 410 Gone (the endpoint is disabled).
     pub gone: Counter,
-    /// Deliveries not attempted because their endpoint is disabled.
+    /// Claimed deliveries not attempted because their endpoint was disabled meanwhile.
     pub skipped: Counter,
     pub in_flight: AtomicUsize,
     /// Duration of each attempt, in µs.
