@@ -1,5 +1,7 @@
 //! All wiring: `Application::build(cfg)` opens storage, starts the dispatcher and binds the
-//! HTTP listener; `run_until_stopped` serves until a signal, then shuts down in order.
+//! HTTP listener; `run_until_stopped` serves until a signal, then shuts down in order:
+//! stop accepting, stop claiming, let what is in flight finish within the grace period,
+//! flush the writer, checkpoint the WAL.
 
 use crate::config::Config;
 use crate::db::{tokens, Db, DbOptions};
@@ -20,6 +22,7 @@ pub struct Application {
     state: web::Data<State>,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    grace: Duration,
     bootstrap_token: Option<String>,
     _lock: std::fs::File,
 }
@@ -89,14 +92,17 @@ impl Application {
         });
 
         let addr = listener.local_addr()?;
+        let grace = cfg.shutdown_grace;
         let state = web::Data::new(State {
             db,
             cfg: Arc::new(cfg),
             dispatcher,
             tokens: auth::TokenCache::default(),
+            metrics: http::metrics::HttpMetrics::default(),
         });
         let data = state.clone();
         let server = HttpServer::new(move || {
+            let traced = data.clone();
             App::new()
                 .app_data(data.clone())
                 .wrap(actix_web::middleware::ErrorHandlers::new().handler(
@@ -107,10 +113,15 @@ impl Application {
                     use actix_web::dev::Service;
                     srv.call(http::trim_trailing_slash(req))
                 })
+                // Outermost: every log line of a request, and its answer, carry its id.
+                .wrap_fn(move |req, srv| http::request_id::traced(&traced, req, srv))
+                .service(web::resource("/metrics").route(web::get().to(http::metrics::scrape)))
                 .configure(http::api::routes)
         })
         .listen(listener)?
-        .shutdown_timeout(10)
+        // Signals are handled by `run_until_stopped`, which stops the server itself.
+        .disable_signals()
+        .shutdown_timeout(grace.as_secs().max(1))
         .run();
         Ok(Application {
             addr,
@@ -118,6 +129,7 @@ impl Application {
             state,
             tracker,
             cancel,
+            grace,
             bootstrap_token,
             _lock: lock,
         })
@@ -137,25 +149,130 @@ impl Application {
         self.bootstrap_token.as_deref()
     }
 
-    /// Serves until SIGINT/SIGTERM (or the server handle stops it), then stops claiming,
-    /// lets in-flight deliveries finish within a grace period and flushes the database.
+    /// Serves until SIGTERM or SIGINT (or the server handle stops it), then shuts down
+    /// gracefully: stops accepting connections and claiming deliveries, lets requests and
+    /// deliveries in flight finish within the grace period, commits and syncs every pending
+    /// write, checkpoints the WAL and returns `Ok`. A second signal during that returns an
+    /// error at once.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let result = self.server.await;
-        self.cancel.cancel();
-        self.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("background tasks did not stop within 10 s");
+        let mut signals = Signals::new().context("while installing signal handlers")?;
+        let handle = self.server.handle();
+        // Spawned: the server future carries out the pause and stop commands sent below.
+        let mut server = tokio::spawn(self.server);
+        let served = tokio::select! {
+            served = &mut server => Some(served),
+            name = signals.recv() => {
+                tracing::info!(signal = name, grace = ?self.grace, "shutting down; a second signal stops at once");
+                None
+            }
+        };
+        let deadline = tokio::time::Instant::now() + self.grace;
+        let graceful = async {
+            let served = match served {
+                Some(served) => served,
+                None => {
+                    // Stop accepting connections, but keep the HTTP workers running while the
+                    // deliveries in flight finish: those that ingest handed over run on them.
+                    handle.pause().await;
+                    self.state.dispatcher.shutdown(deadline).await;
+                    // Then let the requests in flight finish and stop the workers.
+                    let stopped = handle.stop(true);
+                    let served = (&mut server).await;
+                    stopped.await;
+                    served
+                }
+            };
+            shutdown(&self.state, &self.tracker, &self.cancel, deadline).await;
+            match served {
+                Ok(served) => served.context("while serving HTTP"),
+                Err(e) => Err(anyhow::anyhow!("the HTTP server task failed: {e}")),
+            }
+        };
+        tokio::select! {
+            done = graceful => done,
+            name = signals.recv() => {
+                tracing::warn!(signal = name, "second signal: stopping at once");
+                anyhow::bail!("stopped at once by a second {name}; deliveries in flight will be sent again at the next start")
+            }
         }
-        drop(self.state);
-        result.context("while serving HTTP")
     }
 
-    /// A handle that stops the server (as a signal would).
+    /// A handle that stops the HTTP server; `run_until_stopped` then shuts the rest down.
+    /// Unlike a signal, this stops the HTTP workers first, and with them the deliveries that
+    /// ingest handed over (they run there); their leases keep them for the next start.
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+}
+
+/// After the HTTP server has stopped: the dispatcher (again, for deliveries that requests
+/// finishing during the stop handed over; they stay leased), the background tasks, the
+/// database.
+async fn shutdown(
+    state: &State,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+    deadline: tokio::time::Instant,
+) {
+    let started = std::time::Instant::now();
+    let in_time = state.dispatcher.shutdown(deadline).await;
+    cancel.cancel();
+    tracker.close();
+    // What is left (housekeeping) stops at once on `cancel`; a stuck write is no reason to
+    // hang forever.
+    let stuck = tokio::time::timeout_at(
+        deadline.max(tokio::time::Instant::now()) + Duration::from_secs(5),
+        tracker.wait(),
+    )
+    .await
+    .is_err();
+    if stuck {
+        tracing::warn!("background tasks did not stop in time");
+    }
+    state.db.close().await;
+    tracing::info!(
+        deliveries_finished = in_time,
+        secs = started.elapsed().as_secs_f64(),
+        "stopped: every write committed, WAL checkpointed"
+    );
+}
+
+/// SIGTERM and SIGINT.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Waits for the next signal and names it.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        }
     }
 }
 

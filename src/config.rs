@@ -17,6 +17,9 @@ pub struct Config {
     pub allow_destinations: Vec<IpNet>,
     /// `text` or `json`.
     pub log_format: String,
+    /// On SIGTERM/SIGINT, how long requests and deliveries in flight may take to finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
     pub database: DatabaseConfig,
     pub delivery: DeliveryConfig,
     pub api: ApiConfig,
@@ -114,6 +117,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             allow_destinations: Vec::new(),
             log_format: "text".into(),
+            shutdown_grace: Duration::from_secs(10),
             database: DatabaseConfig::default(),
             delivery: DeliveryConfig::default(),
             api: ApiConfig::default(),
@@ -184,6 +188,7 @@ const ENV_KEYS: &[&str] = &[
     "HOOKBOX_CONFIG",
     "HOOKBOX_LOG",
     "HOOKBOX_LOG_FORMAT",
+    "HOOKBOX_SHUTDOWN_GRACE",
     "HOOKBOX_SYNCHRONOUS",
     "HOOKBOX_RETRY_SCHEDULE",
     "HOOKBOX_REQUEST_TIMEOUT",
@@ -223,6 +228,10 @@ impl Config {
         for (k, v) in env {
             match k.as_str() {
                 "HOOKBOX_LOG_FORMAT" => cfg.log_format = v.clone(),
+                "HOOKBOX_SHUTDOWN_GRACE" => {
+                    cfg.shutdown_grace = humantime::parse_duration(v)
+                        .context("while reading HOOKBOX_SHUTDOWN_GRACE")?;
+                }
                 "HOOKBOX_SYNCHRONOUS" => cfg.database.synchronous = v.clone(),
                 "HOOKBOX_RETRY_SCHEDULE" => {
                     cfg.delivery.retry_schedule =

@@ -8,4 +8,5 @@ pub mod delivery;
 pub mod domain;
 pub mod housekeeping;
 pub mod http;
+pub mod metrics;
 pub mod operational;

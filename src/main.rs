@@ -13,8 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
-    let format = std::env::var("HOOKBOX_LOG_FORMAT").unwrap_or_default();
-    init_logging(&format);
+    init_logging(&log_format(&command));
     match command {
         Command::Serve(args) => serve(&args),
         Command::Token { action } => token(action),
@@ -41,6 +40,28 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `json` or `text`: `HOOKBOX_LOG_FORMAT`, else `log_format` in the config file. Reading the
+/// configuration here logs nothing (logging is not set up yet); the command reads it again
+/// and reports any problem then.
+fn log_format(command: &Command) -> String {
+    if let Ok(format) = std::env::var("HOOKBOX_LOG_FORMAT") {
+        return format;
+    }
+    let args = match command {
+        Command::Serve(a)
+        | Command::Migrate(a)
+        | Command::CheckConfig(a)
+        | Command::Healthcheck(a)
+        | Command::Backup { args: a, .. } => a,
+        Command::Token { action } => match action {
+            TokenAction::Create { args, .. }
+            | TokenAction::List { args }
+            | TokenAction::Revoke { args, .. } => args,
+        },
+    };
+    args.config().map(|c| c.log_format).unwrap_or_default()
 }
 
 fn init_logging(format: &str) {

@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod messages;
 mod migrations;
 mod readers;
+pub mod stats;
 pub mod tokens;
 mod writer;
 
@@ -73,6 +74,12 @@ impl Db {
         F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
     {
         self.writer.run(f).await
+    }
+
+    /// Flushes and stops the writer: every write sent before is committed and synced, the WAL
+    /// is checkpointed (and truncated), and the writer and sync threads have ended.
+    pub async fn close(&self) {
+        self.writer.close().await;
     }
 
     /// Runs `f` on a read-only connection, off the async threads.

@@ -10,28 +10,55 @@
 //! the writer already commits the next batches, so a slow disk limits latency, not throughput.
 
 use super::{DbError, DbResult};
+use crate::metrics::{Histogram, BATCH_BOUNDS, FAST_LATENCY_BOUNDS_MICROS};
 use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 type Finish = Box<dyn FnOnce(bool) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Finish + Send>;
 
+/// What the writer thread is asked to do.
+enum Cmd {
+    Run(Job),
+    /// Commit and sync everything sent before, checkpoint the WAL, stop; then answer.
+    Close(oneshot::Sender<()>),
+}
+
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Cmd>,
     stats: Arc<WriterStats>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 /// Counters for metrics: transactions, jobs and commit time.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct WriterStats {
     pub commits: AtomicU64,
     pub jobs: AtomicU64,
     pub commit_micros: AtomicU64,
     pub syncs: AtomicU64,
+    /// Callers' jobs per transaction.
+    pub batch_size: Histogram,
+    /// BEGIN to COMMIT of each transaction (running the batch's work included), in µs.
+    pub commit_latency: Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            commits: AtomicU64::new(0),
+            jobs: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            batch_size: Histogram::new(BATCH_BOUNDS, 1.0),
+            commit_latency: Histogram::new(FAST_LATENCY_BOUNDS_MICROS, 1e6),
+        }
+    }
 }
 
 impl Writer {
@@ -41,7 +68,7 @@ impl Writer {
         max_batch: usize,
         sync_wal: Option<PathBuf>,
     ) -> DbResult<Writer> {
-        let (tx, rx) = mpsc::channel::<Job>(8192);
+        let (tx, rx) = mpsc::channel::<Cmd>(8192);
         let stats = Arc::new(WriterStats::default());
         let spawn_err =
             |e: std::io::Error| DbError::Corrupt(format!("cannot start a database thread: {e}"));
@@ -49,20 +76,51 @@ impl Writer {
             Some(wal) => {
                 let (sync_tx, sync_rx) = std::sync::mpsc::channel::<Vec<Finish>>();
                 let sync_stats = stats.clone();
-                std::thread::Builder::new()
+                let thread = std::thread::Builder::new()
                     .name("hookbox-sync".into())
                     .spawn(move || run_syncer(&wal, &sync_rx, &sync_stats))
                     .map_err(spawn_err)?;
-                Some(sync_tx)
+                Some(Syncer {
+                    tx: sync_tx,
+                    thread,
+                })
             }
             None => None,
         };
         let thread_stats = stats.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hookbox-writer".into())
             .spawn(move || run_writer(conn, rx, max_batch.max(1), syncer, &thread_stats))
             .map_err(spawn_err)?;
-        Ok(Writer { tx, stats })
+        Ok(Writer {
+            tx,
+            stats,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Stops the writer: every job sent before is committed (and synced, in durable mode) and
+    /// answered, the WAL is checkpointed into the database file and truncated, and both
+    /// threads have ended when this returns. Later writes fail with `WriterGone`.
+    pub async fn close(&self) {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        if self.tx.send(Cmd::Close(ack_tx)).await.is_ok() {
+            // An error means the thread ended without answering (it panicked): join it anyway.
+            let _ = ack_rx.await;
+        }
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            if !matches!(
+                tokio::task::spawn_blocking(move || thread.join()).await,
+                Ok(Ok(()))
+            ) {
+                tracing::error!("the database writer thread panicked");
+            }
+        }
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -86,7 +144,10 @@ impl Writer {
                 let _ = done_tx.send(answer);
             })
         });
-        self.tx.send(job).await.map_err(|_| DbError::WriterGone)?;
+        self.tx
+            .send(Cmd::Run(job))
+            .await
+            .map_err(|_| DbError::WriterGone)?;
         done_rx.await.map_err(|_| DbError::WriterGone)?
     }
 }
@@ -106,16 +167,33 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> DbResult<T>
     }
 }
 
+/// The WAL sync thread and the channel feeding it.
+struct Syncer {
+    tx: std::sync::mpsc::Sender<Vec<Finish>>,
+    thread: JoinHandle<()>,
+}
+
 fn run_writer(
     conn: Connection,
-    mut rx: mpsc::Receiver<Job>,
+    mut rx: mpsc::Receiver<Cmd>,
     max_batch: usize,
-    syncer: Option<std::sync::mpsc::Sender<Vec<Finish>>>,
+    syncer: Option<Syncer>,
     stats: &WriterStats,
 ) {
     let mut finishes: Vec<Finish> = Vec::with_capacity(max_batch);
     let mut last_report = (std::time::Instant::now(), 0u64, 0u64, 0u64, 0u64);
-    while let Some(first) = rx.blocking_recv() {
+    // Who asked to close: answered once everything is committed, synced and checkpointed.
+    let mut closers: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(cmd) = rx.blocking_recv() {
+        let first = match cmd {
+            Cmd::Run(job) => job,
+            Cmd::Close(ack) => {
+                // Jobs already queued are still received (and run); new sends fail.
+                closers.push(ack);
+                rx.close();
+                continue;
+            }
+        };
         if last_report.0.elapsed() >= std::time::Duration::from_secs(2)
             && tracing::enabled!(tracing::Level::DEBUG)
         {
@@ -149,7 +227,11 @@ fn run_writer(
         finishes.push(first(&conn));
         while finishes.len() < max_batch {
             match rx.try_recv() {
-                Ok(job) => finishes.push(job(&conn)),
+                Ok(Cmd::Run(job)) => finishes.push(job(&conn)),
+                Ok(Cmd::Close(ack)) => {
+                    closers.push(ack);
+                    rx.close();
+                }
                 Err(_) => break,
             }
         }
@@ -164,18 +246,18 @@ fn run_writer(
                 false
             }
         };
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
             .jobs
             .fetch_add(finishes.len() as u64, Ordering::Relaxed);
-        stats.commit_micros.fetch_add(
-            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        stats.commit_micros.fetch_add(micros, Ordering::Relaxed);
+        stats.batch_size.observe(finishes.len() as u64);
+        stats.commit_latency.observe(micros);
         match &syncer {
             Some(sync) if committed => {
                 let batch = std::mem::replace(&mut finishes, Vec::with_capacity(max_batch));
-                if let Err(std::sync::mpsc::SendError(batch)) = sync.send(batch) {
+                if let Err(std::sync::mpsc::SendError(batch)) = sync.tx.send(batch) {
                     tracing::error!("the WAL sync thread has stopped");
                     batch.into_iter().for_each(|f| f(false));
                 }
@@ -195,9 +277,34 @@ fn run_writer(
         syncs = stats.syncs.load(Ordering::Relaxed),
         "database writer stopping"
     );
-    // Every sender is gone: flush the WAL into the main file before the thread ends.
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
-        tracing::warn!(error = %e, "final checkpoint failed");
+    // Let the sync thread sync and answer the last batches, then end it.
+    if let Some(Syncer { tx, thread }) = syncer {
+        drop(tx);
+        if thread.join().is_err() {
+            tracing::error!("the WAL sync thread panicked");
+        }
+    }
+    // Closed, or every sender is gone: copy the WAL into the database file and empty it.
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    }) {
+        // After a TRUNCATE checkpoint the WAL is empty: its page counts say nothing more.
+        Ok((0, _, _)) => tracing::info!("WAL checkpointed"),
+        Ok((busy, log, done)) => tracing::warn!(
+            busy,
+            pages = log,
+            checkpointed = done,
+            "final checkpoint was blocked by a reader"
+        ),
+        Err(e) => tracing::warn!(error = %e, "final checkpoint failed"),
+    }
+    drop(conn);
+    for ack in closers {
+        let _ = ack.send(());
     }
 }
 
@@ -220,5 +327,60 @@ fn run_syncer(
         for f in batches.into_iter().flatten() {
             f(synced.is_ok());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::{Db, DbError, DbOptions};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_commits_every_pending_write_then_truncates_the_wal_and_refuses_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&DbOptions {
+            path: path.clone(),
+            synchronous: "full".into(),
+            readers: 1,
+            max_batch: 16,
+        })
+        .unwrap();
+        db.write(|c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER)")?))
+            .await
+            .unwrap();
+        let writes: Vec<_> = (0..200)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |c| Ok(c.execute("INSERT INTO t VALUES (?)", [n])?))
+                        .await
+                })
+            })
+            .collect();
+        // Every write is either committed and acknowledged, or refused: none is lost after
+        // an acknowledgement, and the close waits for all that were queued before it.
+        db.close().await;
+        let mut acked = 0;
+        for w in writes {
+            match w.await.unwrap() {
+                Ok(1) => acked += 1,
+                Err(DbError::WriterGone) => {}
+                other => panic!("unexpected: {other:?}"),
+            }
+        }
+        let wal = dir.path().join("t.db-wal");
+        assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+        let stored: i64 = db
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(stored, acked);
+        assert!(matches!(
+            db.write(|_| Ok(())).await,
+            Err(DbError::WriterGone)
+        ));
+        assert!(db.writer.stats().batch_size.snapshot().1 >= 1);
+        // Closing twice is harmless.
+        db.close().await;
     }
 }

@@ -15,11 +15,13 @@ use crate::db::deliveries::{self, AttemptResult, Claimed, Outcome};
 use crate::db::Db;
 use crate::domain::retry::RetrySchedule;
 use crate::domain::{ids, time};
+use crate::metrics::{Counter, Histogram};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -34,6 +36,14 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Dispatcher {
     inner: Arc<Inner>,
+    /// The scheduler and result loops, awaited by `shutdown`.
+    loops: Arc<Mutex<Loops>>,
+}
+
+#[derive(Default)]
+struct Loops {
+    scheduler: Option<JoinHandle<()>>,
+    results: Option<JoinHandle<()>>,
 }
 
 struct Inner {
@@ -49,8 +59,14 @@ struct Inner {
     backlog: AtomicBool,
     wake: Notify,
     results: mpsc::UnboundedSender<Done>,
-    tracker: TaskTracker,
+    /// One task per claimed delivery.
+    deliveries: TaskTracker,
+    /// Stop claiming and starting deliveries (shutdown has begun).
     cancel: CancellationToken,
+    /// Drop the requests still in flight (the grace period is over).
+    abort: CancellationToken,
+    /// Every delivery task has ended: the result loop writes what is left and stops.
+    finished: CancellationToken,
     pub counters: Counters,
 }
 
@@ -61,11 +77,32 @@ struct EndpointSlot {
 }
 
 /// Totals for metrics.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct Counters {
-    pub succeeded: AtomicU64,
-    pub failed: AtomicU64,
+    /// Attempts answered 2xx.
+    pub succeeded: Counter,
+    /// Attempts that failed (non-2xx other than 410, timeout, connection error).
+    pub failed: Counter,
+    /// Attempts answered 410 Gone (the endpoint is disabled).
+    pub gone: Counter,
+    /// Claimed deliveries not attempted because their endpoint was disabled meanwhile.
+    pub skipped: Counter,
     pub in_flight: AtomicUsize,
+    /// Duration of each attempt, in µs.
+    pub attempt_latency: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            succeeded: Counter::default(),
+            failed: Counter::default(),
+            gone: Counter::default(),
+            skipped: Counter::default(),
+            in_flight: AtomicUsize::new(0),
+            attempt_latency: Histogram::latency(),
+        }
+    }
 }
 
 enum Done {
@@ -74,7 +111,8 @@ enum Done {
 }
 
 impl Dispatcher {
-    /// Starts the scheduler and result loops on `tracker`; they stop on `cancel`.
+    /// Starts the scheduler and result loops on `tracker`. Cancelling `cancel` stops claiming;
+    /// `shutdown` does that, waits for the deliveries in flight and ends both loops.
     pub fn start(
         db: Db,
         sender: Sender,
@@ -96,13 +134,59 @@ impl Dispatcher {
             backlog: AtomicBool::new(true),
             wake: Notify::new(),
             results: tx,
-            tracker: tracker.clone(),
+            deliveries: TaskTracker::new(),
             cancel,
+            abort: CancellationToken::new(),
+            finished: CancellationToken::new(),
             counters: Counters::default(),
         });
-        tracker.spawn(results_loop(inner.clone(), rx));
-        tracker.spawn(scheduler_loop(inner.clone()));
-        Dispatcher { inner }
+        let loops = Loops {
+            results: Some(tracker.spawn(results_loop(inner.clone(), rx))),
+            scheduler: Some(tracker.spawn(scheduler_loop(inner.clone()))),
+        };
+        Dispatcher {
+            inner,
+            loops: Arc::new(Mutex::new(loops)),
+        }
+    }
+
+    /// Stops claiming (cancels the token given to `start`), lets the requests in flight
+    /// finish until `deadline`, then drops the rest, and returns once every result is written.
+    /// Deliveries claimed but not finished keep their lease, which the next start releases.
+    /// Returns whether everything in flight finished in time. Calling it again waits for the
+    /// deliveries handed over since (they start no request and keep their lease).
+    pub async fn shutdown(&self, deadline: tokio::time::Instant) -> bool {
+        let inner = &self.inner;
+        inner.cancel.cancel();
+        let scheduler = self.loops().scheduler.take();
+        if let Some(h) = scheduler {
+            // After this nothing claims or dispatches any more.
+            let _ = h.await;
+        }
+        inner.deliveries.close();
+        let in_time = tokio::time::timeout_at(deadline, inner.deliveries.wait())
+            .await
+            .is_ok();
+        if !in_time {
+            tracing::warn!(
+                in_flight = inner.counters.in_flight.load(Ordering::Relaxed),
+                "grace period over: dropping the deliveries still in flight (they will be sent again after restart)"
+            );
+            inner.abort.cancel();
+            inner.deliveries.wait().await;
+        }
+        inner.finished.cancel();
+        let results = self.loops().results.take();
+        if let Some(h) = results {
+            let _ = h.await;
+        }
+        in_time
+    }
+
+    fn loops(&self) -> std::sync::MutexGuard<'_, Loops> {
+        self.loops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn lease_until(&self, now: i64) -> i64 {
@@ -172,9 +256,9 @@ impl Inner {
             };
             self.queued.fetch_add(1, Ordering::Relaxed);
             let inner = self.clone();
-            self.tracker.spawn(async move {
+            self.deliveries.spawn(async move {
                 let done = tokio::select! {
-                    () = inner.cancel.cancelled() => None,
+                    () = inner.abort.cancelled() => None,
                     d = inner.deliver(&c, permits, pacing) => d,
                 };
                 inner.release(&c.endpoint_id);
@@ -224,32 +308,56 @@ impl Inner {
         // (the lease stays; a restart makes the delivery due again).
         let mut target = self.target(&c.endpoint_id).await?;
         if target.disabled {
+            self.counters.skipped.inc();
             return Some(Done::Skipped(c.delivery_id));
         }
-        let _endpoint_permit = permits.acquire_owned().await.ok()?;
-        let paced = loop {
-            let freed = pacing.freed();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            match pacing.try_admit(target.rate_limit, Instant::now()) {
-                Admit::Go(p) => break p,
-                Admit::WaitUntil(t) => {
-                    tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+        // Err(Some(done)): the endpoint was disabled while waiting; Err(None): it is gone.
+        let admitted = async {
+            let endpoint_permit = permits.acquire_owned().await.map_err(|_| None)?;
+            let paced = loop {
+                let freed = pacing.freed();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                match pacing.try_admit(target.rate_limit, Instant::now()) {
+                    Admit::Go(p) => break p,
+                    Admit::WaitUntil(t) => {
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+                    }
+                    Admit::WaitForFree => freed.await,
                 }
-                Admit::WaitForFree => freed.await,
-            }
-            // The endpoint may have changed (rate, URL, disabled) while this delivery waited.
-            target = self.target(&c.endpoint_id).await?;
-            if target.disabled {
-                return Some(Done::Skipped(c.delivery_id));
-            }
+                // The endpoint may have changed (rate, URL, disabled) while this delivery waited.
+                target = self.target(&c.endpoint_id).await.ok_or(None)?;
+                if target.disabled {
+                    self.counters.skipped.inc();
+                    return Err(Some(Done::Skipped(c.delivery_id)));
+                }
+            };
+            let global_permit = self
+                .global
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| None)?;
+            Ok((endpoint_permit, paced, global_permit))
         };
-        let _global_permit = self.global.clone().acquire_owned().await.ok()?;
+        // Once shutdown has begun no new request starts; the lease keeps the delivery for
+        // the next start.
+        let (_endpoint_permit, paced, _global_permit) = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return None,
+            admitted = admitted => match admitted {
+                Ok(p) => p,
+                Err(done) => return done,
+            },
+        };
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
         let now = time::now_ms();
         let sent = self.sender.send(&target, &c.msg_id, &c.payload, now).await;
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         paced.finish(Pace::of(sent.status), Instant::now());
+        self.counters
+            .attempt_latency
+            .observe_duration(sent.duration);
         let outcome = match sent.status {
             Some(s) if (200..300).contains(&s) => Outcome::Success,
             Some(410) => Outcome::Gone,
@@ -257,12 +365,11 @@ impl Inner {
                 retry_after: sent.retry_after,
             },
         };
-        let counter = if matches!(outcome, Outcome::Success) {
-            &self.counters.succeeded
-        } else {
-            &self.counters.failed
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Success => self.counters.succeeded.inc(),
+            Outcome::Gone => self.counters.gone.inc(),
+            Outcome::Failure { .. } => self.counters.failed.inc(),
+        }
         Some(Done::Attempt(Box::new(AttemptResult {
             delivery: c.clone(),
             attempt_id: ids::new_id(ids::ATTEMPT),
@@ -279,7 +386,17 @@ impl Inner {
 
 async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) {
     let mut batch = Vec::with_capacity(RESULT_BATCH);
-    while rx.recv_many(&mut batch, RESULT_BATCH).await > 0 {
+    loop {
+        // Results queued before `finished` are all taken first (every delivery task has sent
+        // its result before `finished` is cancelled).
+        let n = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, RESULT_BATCH) => n,
+            () = inner.finished.cancelled() => 0,
+        };
+        if n == 0 {
+            break;
+        }
         let mut attempts = Vec::with_capacity(batch.len());
         let mut skipped = Vec::new();
         for d in batch.drain(..) {
@@ -345,7 +462,7 @@ async fn scheduler_loop(inner: Arc<Inner>) {
         Err(e) => tracing::error!(error = %e, "cannot release old leases"),
     }
     let mut pruned = Instant::now();
-    loop {
+    while !inner.cancel.is_cancelled() {
         let room = inner
             .cfg
             .max_queued

@@ -12,6 +12,7 @@ pub const MESSAGE: &str = "msg";
 pub const ATTEMPT: &str = "atmpt";
 pub const TOKEN: &str = "tok";
 pub const TASK: &str = "qtask";
+pub const REQUEST: &str = "req";
 
 /// The millisecond timestamp an id was made at, if it is one of ours.
 pub fn timestamp_ms(id: &str) -> Option<i64> {

@@ -4,6 +4,8 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod metrics;
+pub mod request_id;
 
 use crate::config::Config;
 use crate::db::Db;
@@ -16,6 +18,7 @@ pub struct State {
     pub cfg: Arc<Config>,
     pub dispatcher: Dispatcher,
     pub tokens: auth::TokenCache,
+    pub metrics: metrics::HttpMetrics,
 }
 
 pub type Data = actix_web::web::Data<State>;

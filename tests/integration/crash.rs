@@ -16,23 +16,39 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookbox");
+
+/// The binary under test: `TEST_HOOKBOX_BIN` when set (a private copy, for a target dir
+/// shared by several checkouts whose builds overwrite `target/debug/hookbox`), else Cargo's.
+pub(crate) fn bin() -> std::ffi::OsString {
+    std::env::var_os("TEST_HOOKBOX_BIN").unwrap_or_else(|| BIN.into())
+}
 const PRODUCERS: usize = 8;
 const KILLS: usize = 4;
 
 /// A running `hookbox serve`. Dropping it kills the process, so a failing test leaves no
 /// server behind.
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
     /// `http://127.0.0.1:PORT/api/v1`
-    api: String,
+    pub(crate) api: String,
     log: PathBuf,
 }
 
 impl Server {
     /// Starts the binary on `data_dir` with a free port; stderr goes to `log`.
-    async fn start(data_dir: &Path, log: PathBuf) -> Server {
+    pub(crate) async fn start(data_dir: &Path, log: PathBuf) -> Server {
+        Self::start_with_env(data_dir, log, &[]).await
+    }
+
+    /// Like `start`, with extra environment variables.
+    pub(crate) async fn start_with_env(
+        data_dir: &Path,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Server {
         let stderr = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
@@ -88,7 +104,7 @@ impl Server {
         assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -203,7 +219,7 @@ async fn call(
 async fn acknowledged_messages_survive_repeated_kill_9_and_are_delivered_signed_under_their_ids() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["token", "create", "--name", "crash", "--data-dir"])
         .arg(dir.path())
         .output()

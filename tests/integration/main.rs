@@ -11,5 +11,6 @@ mod delivery_options;
 mod delivery_pacing;
 mod faults;
 mod hostile;
+mod observability;
 mod operational;
 mod retention;

@@ -96,6 +96,7 @@ pub(super) async fn ingest(
         .ok_or(ApiError::NotFound("application"))?;
     match outcome {
         (Ingested::Created { claimed, unclaimed }, body) => {
+            st.metrics.messages_ingested.inc();
             st.dispatcher.dispatch(claimed);
             if unclaimed > 0 {
                 st.dispatcher.wake();
@@ -129,6 +130,7 @@ pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
     let who = caller(&st, &req).await?;
     let input: MessageIn = body(&st, payload).await?;
     if !is_valid_event_type(&input.event_type) {
@@ -204,7 +206,13 @@ pub async fn create(
         status: StatusCode::ACCEPTED,
         with_content,
     };
-    ingest(&st, &req, &who, spec).await
+    let answer = ingest(&st, &req, &who, spec).await;
+    if answer.is_ok() {
+        st.metrics
+            .ingest_latency
+            .observe_duration(started.elapsed());
+    }
+    answer
 }
 
 fn filter(q: &crate::http::extract::Query) -> Result<MessageFilter, ApiError> {
