@@ -8,3 +8,4 @@ pub mod delivery;
 pub mod domain;
 pub mod housekeeping;
 pub mod http;
+pub mod main_key;

@@ -3,102 +3,18 @@
 //! server is killed with SIGKILL several times and restarted on the same data dir. Every
 //! acknowledged message must still reach its endpoint, signed, under the id ingest returned.
 
+use crate::support::server::{bin, Server};
 use crate::support::{signature_valid, wait_for, TestReceiver};
 use rand::Rng;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::BufRead;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookbox");
 const PRODUCERS: usize = 8;
 const KILLS: usize = 4;
-
-/// A running `hookbox serve`. Dropping it kills the process, so a failing test leaves no
-/// server behind.
-struct Server {
-    child: Child,
-    /// `http://127.0.0.1:PORT/api/v1`
-    api: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts the binary on `data_dir` with a free port; stderr goes to `log`.
-    async fn start(data_dir: &Path, log: PathBuf) -> Server {
-        let stderr = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--allow-destination", "127.0.0.0/8"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("hookbox serve spawns");
-        let stdout = child.stdout.take().unwrap();
-        let mut server = Server {
-            child,
-            api: String::new(),
-            log,
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            // Reads to the end (the process's death) so the server never writes to a closed
-            // or full pipe.
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let url = line
-                    .strip_prefix("hookbox listening on ")
-                    .and_then(|rest| rest.split_whitespace().next());
-                if let (Some(url), Some(tx)) = (url, tx.take()) {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(url)) => server.api = format!("{url}/api/v1"),
-            other => panic!(
-                "hookbox serve did not print its address ({other:?}); exit: {:?}; stderr:\n{}",
-                server.child.try_wait(),
-                server.stderr()
-            ),
-        }
-        server
-    }
-
-    /// `kill -9`, after checking the server had not died on its own.
-    fn kill_9(mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!(
-                "the server died before it was killed ({status}); stderr:\n{}",
-                self.stderr()
-            );
-        }
-        self.child.kill().unwrap();
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What the producers saw.
 #[derive(Default)]
@@ -203,7 +119,7 @@ async fn call(
 async fn acknowledged_messages_survive_repeated_kill_9_and_are_delivered_signed_under_their_ids() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["token", "create", "--name", "crash", "--data-dir"])
         .arg(dir.path())
         .output()

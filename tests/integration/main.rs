@@ -7,3 +7,4 @@ mod api_errors;
 mod api_resources;
 mod crash;
 mod delivery;
+mod secrets;

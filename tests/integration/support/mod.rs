@@ -2,6 +2,8 @@
 //! Test harness: the real server on 127.0.0.1:0 with its own SQLite file, a real receiver.
 
 pub mod receiver;
+#[cfg(unix)]
+pub mod server;
 
 use hookbox::app::Application;
 use hookbox::config::Config;
