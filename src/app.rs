@@ -41,13 +41,20 @@ impl Application {
     ) -> anyhow::Result<Application> {
         cfg.ensure_data_dir()?;
         let lock = lock_data_dir(&cfg)?;
-        let db = Db::open(&DbOptions {
-            path: cfg.db_path(),
-            synchronous: cfg.database.synchronous.clone(),
-            readers: cfg.database.readers,
-            max_batch: cfg.database.max_batch,
-        })
-        .context("while opening the database")?;
+        let (main_key, key_source) =
+            crate::main_key::load_or_create(&cfg).context("while loading the main key")?;
+        let db = Db::open(
+            &DbOptions {
+                path: cfg.db_path(),
+                synchronous: cfg.database.synchronous.clone(),
+                readers: cfg.database.readers,
+                max_batch: cfg.database.max_batch,
+            },
+            main_key,
+        )
+        .with_context(|| {
+            format!("while opening the database with the main key from {key_source}")
+        })?;
         db.write(|c| crate::operational::ensure_app(c, now_ms()))
             .await?;
         let bootstrap_token = db
@@ -277,7 +284,7 @@ impl Signals {
 }
 
 /// One server per data dir: a second one would break the single-writer guarantees.
-fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
+pub fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
     let path = cfg.data_dir.join("hookbox.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -70,6 +70,8 @@ pub enum Command {
     CheckConfig(ServeArgs),
     /// Exit 0 when the local server answers its health check.
     Healthcheck(ServeArgs),
+    /// Re-encrypt every endpoint secret under a new main key (stop the server first).
+    RotateMainKey(ServeArgs),
     /// Write a consistent copy of the live database to FILE.
     Backup {
         file: PathBuf,

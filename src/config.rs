@@ -20,6 +20,12 @@ pub struct Config {
     /// On SIGTERM/SIGINT, how long requests and deliveries in flight may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// File holding the main key (base64 of 32 bytes) that encrypts endpoint secrets.
+    /// Unset: `hookbox.key` in the data dir, created on first start.
+    pub main_key_file: Option<PathBuf>,
+    /// The main key itself, from `HOOKBOX_MAIN_KEY` only; never printed.
+    #[serde(skip)]
+    pub main_key: Option<HiddenKey>,
     pub database: DatabaseConfig,
     pub delivery: DeliveryConfig,
     pub api: ApiConfig,
@@ -44,6 +50,26 @@ impl Default for RetentionConfig {
             payload: Duration::from_secs(30 * 24 * 3600),
             sweep_interval: Duration::from_secs(300),
         }
+    }
+}
+
+/// A key given in the environment: shown by neither `Debug` nor `check-config`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HiddenKey(String);
+
+impl HiddenKey {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for HiddenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HiddenKey(..)")
     }
 }
 
@@ -118,6 +144,8 @@ impl Default for Config {
             allow_destinations: Vec::new(),
             log_format: "text".into(),
             shutdown_grace: Duration::from_secs(10),
+            main_key_file: None,
+            main_key: None,
             database: DatabaseConfig::default(),
             delivery: DeliveryConfig::default(),
             api: ApiConfig::default(),
@@ -195,6 +223,8 @@ const ENV_KEYS: &[&str] = &[
     "HOOKBOX_MAX_PAYLOAD_BYTES",
     "HOOKBOX_SVIX_HEADERS",
     "HOOKBOX_HTTPS_ONLY",
+    "HOOKBOX_MAIN_KEY",
+    "HOOKBOX_MAIN_KEY_FILE",
 ];
 
 impl Config {
@@ -252,6 +282,8 @@ impl Config {
                 "HOOKBOX_HTTPS_ONLY" => {
                     cfg.delivery.https_only = matches!(v.as_str(), "1" | "true" | "yes")
                 }
+                "HOOKBOX_MAIN_KEY" => cfg.main_key = Some(HiddenKey::new(v.clone())),
+                "HOOKBOX_MAIN_KEY_FILE" => cfg.main_key_file = Some(PathBuf::from(v)),
                 k if !ENV_KEYS.contains(&k) && !k.ends_with("_FILE") => {
                     tracing::warn!(
                         variable = k,
@@ -300,6 +332,16 @@ impl Config {
         if !["text", "json"].contains(&self.log_format.as_str()) {
             errors.push("log_format: must be `text` or `json`".into());
         }
+        if self.main_key.is_some() && self.main_key_file.is_some() {
+            errors.push(
+                "main_key_file: set either HOOKBOX_MAIN_KEY or a main key file, not both".into(),
+            );
+        }
+        if let Some(k) = &self.main_key {
+            if crate::domain::crypto::MainKey::from_base64(k.expose()).is_err() {
+                errors.push("HOOKBOX_MAIN_KEY: must be base64 of exactly 32 bytes".into());
+            }
+        }
         if self.api.max_payload_bytes == 0 {
             errors.push("api.max_payload_bytes: must be at least 1".into());
         }
@@ -321,9 +363,11 @@ impl Config {
         }
     }
 
-    /// The effective configuration as TOML, for `check-config`.
+    /// The effective configuration as TOML, for `check-config`: the main key itself is
+    /// never shown, only where it comes from.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+        let body = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"));
+        format!("# main key: {}\n{body}", crate::main_key::source(self))
     }
 
     pub fn ensure_data_dir(&self) -> anyhow::Result<&Path> {
@@ -415,6 +459,29 @@ mod tests {
         assert!(!Config::load_from(&o, &[]).unwrap().delivery.https_only);
         let env = vec![("HOOKBOX_HTTPS_ONLY".to_string(), "true".to_string())];
         assert!(Config::load_from(&o, &env).unwrap().delivery.https_only);
+    }
+
+    #[test]
+    fn main_key_from_env_is_read_but_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let key = crate::domain::crypto::MainKey::generate().to_base64();
+        let env = vec![("HOOKBOX_MAIN_KEY".to_string(), key.clone())];
+        let cfg = Config::load_from(&o, &env).unwrap();
+        assert_eq!(cfg.main_key.as_ref().unwrap().expose(), key);
+        assert!(!cfg.to_toml().contains(&key), "{}", cfg.to_toml());
+        assert!(cfg.to_toml().contains("# main key: HOOKBOX_MAIN_KEY"));
+        assert!(!format!("{cfg:?}").contains(&key));
+
+        let bad = vec![("HOOKBOX_MAIN_KEY".to_string(), "c2hvcnQ=".to_string())];
+        let err = Config::load_from(&o, &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("HOOKBOX_MAIN_KEY") && !err.contains("c2hvcnQ="),
+            "{err}"
+        );
     }
 
     #[test]

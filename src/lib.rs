@@ -8,5 +8,6 @@ pub mod delivery;
 pub mod domain;
 pub mod housekeeping;
 pub mod http;
+pub mod main_key;
 pub mod metrics;
 pub mod operational;

@@ -32,6 +32,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck(args) => healthcheck(&args),
+        Command::RotateMainKey(args) => rotate_main_key(&args),
         Command::Backup { file, args } => {
             let cfg = args.config()?;
             anyhow::ensure!(!file.exists(), "{} exists already", file.display());
@@ -54,6 +55,7 @@ fn log_format(command: &Command) -> String {
         | Command::Migrate(a)
         | Command::CheckConfig(a)
         | Command::Healthcheck(a)
+        | Command::RotateMainKey(a)
         | Command::Backup { args: a, .. } => a,
         Command::Token { action } => match action {
             TokenAction::Create { args, .. }
@@ -133,6 +135,31 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
             anyhow::ensure!(n > 0, "no active token named or with id `{id_or_name}`");
             println!("revoked {n} token(s)");
         }
+    }
+    Ok(())
+}
+
+fn rotate_main_key(args: &ServeArgs) -> anyhow::Result<()> {
+    use hookbox::main_key::{self, Rotated};
+    let cfg = args.config()?;
+    cfg.ensure_data_dir()?;
+    let _lock = hookbox::app::lock_data_dir(&cfg)?;
+    let rotated = main_key::rotate(&cfg, |new| {
+        println!(
+            "New main key (in use only once this command reports success):\n\n    {}\n",
+            new.to_base64()
+        );
+    })
+    .context("while rotating the main key")?;
+    match rotated {
+        Rotated::KeyFileReplaced { path, secrets } => println!(
+            "re-encrypted {secrets} endpoint secret(s); the new main key is in {}",
+            path.display()
+        ),
+        Rotated::UpdateConfiguration { source, secrets } => println!(
+            "re-encrypted {secrets} endpoint secret(s) under the new key above. Put it in \
+             {source} now: the server will not start with the old one."
+        ),
     }
     Ok(())
 }

@@ -524,7 +524,8 @@ mod tests {
                 created_at: 0,
                 updated_at: 0,
             };
-            endpoints::insert(&c, &ep, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+            let key = crate::domain::crypto::MainKey::generate();
+            endpoints::insert(&c, &key, &ep, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
         }
         let msg = messages::Message {
             id: "msg_1".into(),

@@ -1,4 +1,6 @@
 use super::{is_unique_violation, json_col, paged, to_json, DbError, DbResult, Page, PageQuery};
+use crate::domain::crypto::{self, MainKey};
+use crate::domain::signing::SECRET_PREFIX;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::BTreeMap;
 
@@ -74,7 +76,8 @@ fn uid_conflict(e: rusqlite::Error) -> DbError {
     }
 }
 
-pub fn insert(c: &Connection, e: &Endpoint, secret: &str) -> DbResult<()> {
+/// Inserts an endpoint and its first signing secret (stored sealed under `key`).
+pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbResult<()> {
     c.prepare_cached(&format!(
         "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     ))?
@@ -101,7 +104,7 @@ pub fn insert(c: &Connection, e: &Endpoint, secret: &str) -> DbResult<()> {
     c.prepare_cached(
         "INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES (?,?,?)",
     )?
-    .execute(params![e.id, secret, e.created_at])?;
+    .execute(params![e.id, key.seal(&e.id, secret), e.created_at])?;
     Ok(())
 }
 
@@ -235,33 +238,52 @@ pub fn count_in_app(c: &Connection, app_id: &str) -> DbResult<i64> {
     )
 }
 
-/// A signing secret and, for a rotated one, when it stops signing.
-#[derive(Debug, Clone)]
+/// A signing secret (decrypted) and, for a rotated one, when it stops signing.
+#[derive(Clone)]
 pub struct Secret {
     pub secret: String,
     pub expires_at: Option<i64>,
 }
 
-/// The current secret and every rotated one still in its grace period, current first.
-pub fn secrets(c: &Connection, endpoint_id: &str, now: i64) -> DbResult<Vec<Secret>> {
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The current secret and every rotated one still in its grace period, current first,
+/// decrypted with `key`.
+pub fn secrets(
+    c: &Connection,
+    key: &MainKey,
+    endpoint_id: &str,
+    now: i64,
+) -> DbResult<Vec<Secret>> {
     let mut stmt = c.prepare_cached(
         "SELECT secret, expires_at FROM endpoint_secrets WHERE endpoint_id = ? \
          AND (expires_at IS NULL OR expires_at > ?) ORDER BY expires_at IS NOT NULL, id DESC",
     )?;
     let rows = stmt
         .query_map(params![endpoint_id, now], |r| {
-            Ok(Secret {
-                secret: r.get(0)?,
-                expires_at: r.get(1)?,
-            })
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    rows.into_iter()
+        .map(|(stored, expires_at)| {
+            Ok(Secret {
+                secret: open(key, endpoint_id, &stored)?,
+                expires_at,
+            })
+        })
+        .collect()
 }
 
 /// Makes `new_secret` current; the previous one keeps signing until `now + grace_ms`.
 pub fn rotate_secret(
     c: &Connection,
+    key: &MainKey,
     endpoint_id: &str,
     new_secret: &str,
     grace_ms: i64,
@@ -276,8 +298,95 @@ pub fn rotate_secret(
     c.prepare_cached(
         "INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES (?,?,?)",
     )?
-    .execute(params![endpoint_id, new_secret, now])?;
+    .execute(params![endpoint_id, key.seal(endpoint_id, new_secret), now])?;
     c.prepare_cached("UPDATE endpoints SET updated_at = ? WHERE id = ?")?
         .execute(params![now, endpoint_id])?;
     Ok(())
+}
+
+/// Decrypts a stored secret; a legacy plaintext one (`whsec_…`) is not accepted here: it is
+/// sealed at start (see [`seal_plaintext_secrets`]) before anything reads secrets.
+fn open(key: &MainKey, endpoint_id: &str, stored: &str) -> DbResult<String> {
+    key.open(endpoint_id, stored).map_err(|e| match e {
+        crypto::CryptoError::Undecryptable => DbError::Undecryptable {
+            endpoint_id: endpoint_id.to_owned(),
+        },
+        other => DbError::Corrupt(format!("secret of endpoint {endpoint_id}: {other}")),
+    })
+}
+
+/// Every stored secret row: `(row id, endpoint id, stored value)`.
+fn all_secret_rows(c: &Connection) -> DbResult<Vec<(i64, String, String)>> {
+    let mut stmt = c.prepare("SELECT id, endpoint_id, secret FROM endpoint_secrets ORDER BY id")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+fn store_secret(c: &Connection, row_id: i64, stored: &str) -> DbResult<()> {
+    c.prepare_cached("UPDATE endpoint_secrets SET secret = ? WHERE id = ?")?
+        .execute(params![stored, row_id])?;
+    Ok(())
+}
+
+/// Seals every plaintext (`whsec_…`) secret under `key` and checks that every sealed one
+/// opens with it; returns how many rows changed. Older versions also kept rotation responses
+/// (which carry the new secret) in plaintext for `Idempotency-Key` replays: those are
+/// dropped. Run inside one transaction: either every secret ends up sealed, or nothing
+/// changes. Idempotent.
+pub fn seal_plaintext_secrets(c: &Connection, key: &MainKey) -> DbResult<usize> {
+    let mut sealed = super::idempotency::delete_plaintext_secret_replays(c)?;
+    for (row, endpoint_id, stored) in all_secret_rows(c)? {
+        if stored.starts_with(SECRET_PREFIX) {
+            store_secret(c, row, &key.seal(&endpoint_id, &stored))?;
+            sealed += 1;
+        } else {
+            open(key, &endpoint_id, &stored)?;
+        }
+    }
+    Ok(sealed)
+}
+
+/// Whether any secret is stored sealed (so a main key exists somewhere).
+pub fn any_sealed_secret(c: &Connection) -> DbResult<bool> {
+    let pattern = format!("{}%", crypto::SEALED_PREFIX);
+    Ok(
+        c.prepare_cached("SELECT EXISTS (SELECT 1 FROM endpoint_secrets WHERE secret LIKE ?)")?
+            .query_row([pattern], |r| r.get(0))?,
+    )
+}
+
+/// Whether every sealed secret opens with `key` (true when there is none).
+pub fn sealed_secrets_open_with(c: &Connection, key: &MainKey) -> DbResult<bool> {
+    for (_, endpoint_id, stored) in all_secret_rows(c)? {
+        if crypto::is_sealed(&stored) && key.open(&endpoint_id, &stored).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Re-seals every secret from `old` to `new` (plaintext ones are sealed too); returns how
+/// many. Run inside one transaction.
+pub fn reseal_secrets(c: &Connection, old: &MainKey, new: &MainKey) -> DbResult<usize> {
+    let rows = all_secret_rows(c)?;
+    for (row, endpoint_id, stored) in &rows {
+        let plain = if stored.starts_with(SECRET_PREFIX) {
+            stored.clone()
+        } else {
+            open(old, endpoint_id, stored)?
+        };
+        store_secret(c, *row, &new.seal(endpoint_id, &plain))?;
+    }
+    // Replayable responses that carry a secret are sealed too; one that no longer opens
+    // (its key is long gone) is only a replay lost, so it is dropped.
+    let replays = super::idempotency::sealed(c)?;
+    for (row, path, body) in &replays {
+        match old.open(path, body) {
+            Ok(plain) => super::idempotency::set_body(c, *row, &new.seal(path, &plain))?,
+            Err(_) => super::idempotency::delete_row(c, *row)?,
+        }
+    }
+    Ok(rows.len())
 }

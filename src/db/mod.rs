@@ -13,8 +13,10 @@ pub mod stats;
 pub mod tokens;
 mod writer;
 
+use crate::domain::crypto::MainKey;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use readers::Readers;
 pub use writer::{Writer, WriterStats};
@@ -29,6 +31,11 @@ pub enum DbError {
     WriterGone,
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+    #[error(
+        "the signing secret of endpoint {endpoint_id} does not decrypt with the main key \
+         (wrong key, or the database was changed)"
+    )]
+    Undecryptable { endpoint_id: String },
 }
 
 pub type DbResult<T> = Result<T, DbError>;
@@ -47,16 +54,29 @@ pub struct DbOptions {
 pub struct Db {
     pub writer: Writer,
     pub readers: Readers,
+    /// Seals and opens endpoint signing secrets (see `endpoints::secrets`).
+    pub main_key: Arc<MainKey>,
 }
 
 impl Db {
-    /// Opens (creating if needed) the database, applies migrations and starts the writer.
-    pub fn open(opts: &DbOptions) -> DbResult<Db> {
+    /// Opens (creating if needed) the database, applies migrations, seals any plaintext
+    /// signing secret under `main_key` and starts the writer. Fails with
+    /// [`DbError::Undecryptable`] when a stored secret does not open with `main_key`.
+    pub fn open(opts: &DbOptions, main_key: MainKey) -> DbResult<Db> {
         // In `full` mode the writer syncs the WAL itself before answering (see writer.rs), so
         // SQLite's own commit need not.
         let durable = !opts.synchronous.eq_ignore_ascii_case("normal");
         let mut conn = open_connection(&opts.path, false, "NORMAL")?;
         migrations::apply(&mut conn)?;
+        let sealed = rewrite_secrets(&mut conn, |tx| {
+            endpoints::seal_plaintext_secrets(tx, &main_key)
+        })?;
+        if sealed > 0 {
+            tracing::info!(
+                rows = sealed,
+                "encrypted endpoint secrets stored in plaintext"
+            );
+        }
         let wal = durable.then(|| {
             let mut p = opts.path.clone().into_os_string();
             p.push("-wal");
@@ -64,7 +84,11 @@ impl Db {
         });
         let writer = Writer::start(conn, opts.max_batch, wal)?;
         let readers = Readers::open(&opts.path, opts.readers.max(1), &opts.synchronous)?;
-        Ok(Db { writer, readers })
+        Ok(Db {
+            writer,
+            readers,
+            main_key: Arc::new(main_key),
+        })
     }
 
     /// Runs `f` inside the writer's next transaction; returns after it has committed.
@@ -96,6 +120,43 @@ impl Db {
 pub fn migrate(path: &Path) -> DbResult<i64> {
     let mut conn = open_connection(path, false, "FULL")?;
     migrations::apply(&mut conn)
+}
+
+/// Runs `f` (which rewrites stored secrets) in one transaction with `secure_delete` on, so
+/// the values it replaces are zeroed in the database pages; when it changed anything, the
+/// WAL (which holds the old page images) is then checkpointed and truncated.
+fn rewrite_secrets(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> DbResult<usize>,
+) -> DbResult<usize> {
+    conn.pragma_update(None, "secure_delete", true)?;
+    let tx = conn.transaction()?;
+    let changed = f(&tx)?;
+    tx.commit()?;
+    conn.pragma_update(None, "secure_delete", false)?;
+    if changed > 0 {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
+    Ok(changed)
+}
+
+/// Whether the database at `path` holds any sealed secret (so some main key was used).
+pub fn holds_sealed_secrets(path: &Path) -> DbResult<bool> {
+    let conn = open_direct(path)?;
+    endpoints::any_sealed_secret(&conn)
+}
+
+/// Whether every sealed secret in the database at `path` opens with `key`.
+pub fn sealed_secrets_open_with(path: &Path, key: &MainKey) -> DbResult<bool> {
+    let conn = open_direct(path)?;
+    endpoints::sealed_secrets_open_with(&conn, key)
+}
+
+/// Re-seals every endpoint secret from `old` to `new` in one transaction; returns how many.
+/// When this returns, the change is committed and durable (and the WAL truncated).
+pub fn reseal_secrets(path: &Path, old: &MainKey, new: &MainKey) -> DbResult<usize> {
+    let mut conn = open_direct(path)?;
+    rewrite_secrets(&mut conn, |tx| endpoints::reseal_secrets(tx, old, new))
 }
 
 /// Copies the live database to `dest` consistently (`VACUUM INTO`).

@@ -338,12 +338,15 @@ mod tests {
     async fn close_commits_every_pending_write_then_truncates_the_wal_and_refuses_more() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let db = Db::open(&DbOptions {
-            path: path.clone(),
-            synchronous: "full".into(),
-            readers: 1,
-            max_batch: 16,
-        })
+        let db = Db::open(
+            &DbOptions {
+                path: path.clone(),
+                synchronous: "full".into(),
+                readers: 1,
+                max_batch: 16,
+            },
+            crate::domain::crypto::MainKey::generate(),
+        )
         .unwrap();
         db.write(|c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER)")?))
             .await

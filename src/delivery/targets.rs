@@ -58,12 +58,13 @@ impl Targets {
         }
         let generation = self.generation.load(Ordering::Acquire);
         let id = endpoint_id.to_owned();
+        let key = db.main_key.clone();
         let loaded = db
             .read(move |c| {
                 let Some(ep) = endpoints::get_by_id(c, &id)? else {
                     return Ok(None);
                 };
-                let secrets = endpoints::secrets(c, &id, crate::domain::time::now_ms())?;
+                let secrets = endpoints::secrets(c, &key, &id, crate::domain::time::now_ms())?;
                 Ok(Some((ep, secrets)))
             })
             .await?;

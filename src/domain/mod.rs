@@ -1,5 +1,6 @@
 //! Pure types and rules: no I/O.
 
+pub mod crypto;
 pub mod ids;
 pub mod retry;
 pub mod signing;

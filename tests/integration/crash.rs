@@ -3,118 +3,18 @@
 //! server is killed with SIGKILL several times and restarted on the same data dir. Every
 //! acknowledged message must still reach its endpoint, signed, under the id ingest returned.
 
+use crate::support::server::{bin, Server};
 use crate::support::{signature_valid, wait_for, TestReceiver};
 use rand::Rng;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::BufRead;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookbox");
-
-/// The binary under test: `TEST_HOOKBOX_BIN` when set (a private copy, for a target dir
-/// shared by several checkouts whose builds overwrite `target/debug/hookbox`), else Cargo's.
-pub(crate) fn bin() -> std::ffi::OsString {
-    std::env::var_os("TEST_HOOKBOX_BIN").unwrap_or_else(|| BIN.into())
-}
 const PRODUCERS: usize = 8;
 const KILLS: usize = 4;
-
-/// A running `hookbox serve`. Dropping it kills the process, so a failing test leaves no
-/// server behind.
-pub(crate) struct Server {
-    pub(crate) child: Child,
-    /// `http://127.0.0.1:PORT/api/v1`
-    pub(crate) api: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts the binary on `data_dir` with a free port; stderr goes to `log`.
-    pub(crate) async fn start(data_dir: &Path, log: PathBuf) -> Server {
-        Self::start_with_env(data_dir, log, &[]).await
-    }
-
-    /// Like `start`, with extra environment variables.
-    pub(crate) async fn start_with_env(
-        data_dir: &Path,
-        log: PathBuf,
-        env: &[(&str, &str)],
-    ) -> Server {
-        let stderr = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(bin())
-            .envs(env.iter().copied())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--allow-destination", "127.0.0.0/8"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("hookbox serve spawns");
-        let stdout = child.stdout.take().unwrap();
-        let mut server = Server {
-            child,
-            api: String::new(),
-            log,
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            // Reads to the end (the process's death) so the server never writes to a closed
-            // or full pipe.
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let url = line
-                    .strip_prefix("hookbox listening on ")
-                    .and_then(|rest| rest.split_whitespace().next());
-                if let (Some(url), Some(tx)) = (url, tx.take()) {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(url)) => server.api = format!("{url}/api/v1"),
-            other => panic!(
-                "hookbox serve did not print its address ({other:?}); exit: {:?}; stderr:\n{}",
-                server.child.try_wait(),
-                server.stderr()
-            ),
-        }
-        server
-    }
-
-    /// `kill -9`, after checking the server had not died on its own.
-    fn kill_9(mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!(
-                "the server died before it was killed ({status}); stderr:\n{}",
-                self.stderr()
-            );
-        }
-        self.child.kill().unwrap();
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
-    }
-
-    pub(crate) fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What the producers saw.
 #[derive(Default)]

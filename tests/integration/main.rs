@@ -14,3 +14,4 @@ mod hostile;
 mod observability;
 mod operational;
 mod retention;
+mod secrets;

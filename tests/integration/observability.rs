@@ -286,7 +286,7 @@ async fn request_id_comes_back_in_a_header_and_is_taken_from_the_client_when_san
 #[cfg(unix)]
 mod real_binary {
     use super::*;
-    use crate::crash::{bin, Server};
+    use crate::support::server::{bin, Server};
     use std::path::Path;
     use std::process::Command;
 

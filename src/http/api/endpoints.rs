@@ -199,9 +199,10 @@ pub async fn create(
     idempotent(&st, &req, &who, || async {
         let (ep, key) = validated_new(&st, app.id, input).await?;
         let saved = ep.clone();
+        let main_key = st.db.main_key.clone();
         st.db
             .write(move |c| {
-                ep_db::insert(c, &saved, &key.to_secret_string())?;
+                ep_db::insert(c, &main_key, &saved, &key.to_secret_string())?;
                 operational::endpoint_event(c, "endpoint.created", &saved.id, now_ms())
             })
             .await
@@ -271,9 +272,10 @@ pub async fn put(
         .await?;
         ep.uid = ep.uid.take();
         let saved = ep.clone();
+        let main_key = st.db.main_key.clone();
         st.db
             .write(move |c| {
-                ep_db::insert(c, &saved, &secret.to_secret_string())?;
+                ep_db::insert(c, &main_key, &saved, &secret.to_secret_string())?;
                 operational::endpoint_event(c, "endpoint.created", &saved.id, now_ms())
             })
             .await
@@ -367,9 +369,10 @@ pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
 pub async fn secret(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
+    let main_key = st.db.main_key.clone();
     let secrets = st
         .db
-        .read(move |c| ep_db::secrets(c, &ep.id, now_ms()))
+        .read(move |c| ep_db::secrets(c, &main_key, &ep.id, now_ms()))
         .await?;
     let current = secrets
         .into_iter()
@@ -406,12 +409,13 @@ pub async fn rotate_secret(
         ));
     }
     let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 4);
-    let res = idempotent(&st, &req, &who, || async {
+    let res = super::idempotent_secret(&st, &req, &who, || async {
         let secret = key.to_secret_string();
         let id = ep.id.clone();
         let s = secret.clone();
+        let main_key = st.db.main_key.clone();
         st.db
-            .write(move |c| ep_db::rotate_secret(c, &id, &s, grace_ms, now_ms()))
+            .write(move |c| ep_db::rotate_secret(c, &main_key, &id, &s, grace_ms, now_ms()))
             .await?;
         Ok((StatusCode::OK, serde_json::json!({ "key": secret })))
     })

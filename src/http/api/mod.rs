@@ -217,16 +217,57 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
 {
+    run_idempotent(st, req, caller, false, f).await
+}
+
+/// [`idempotent`] for a response that carries a signing secret: the copy kept for replays
+/// is sealed under the main key (bound to the request path), like the secrets themselves.
+pub(super) async fn idempotent_secret<F, Fut>(
+    st: &Data,
+    req: &HttpRequest,
+    caller: &Caller,
+    f: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
+{
+    run_idempotent(st, req, caller, true, f).await
+}
+
+async fn run_idempotent<F, Fut>(
+    st: &Data,
+    req: &HttpRequest,
+    caller: &Caller,
+    sealed: bool,
+    f: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
+{
     let key = idempotency_key(req, caller)?;
     if let Some(k) = key.clone() {
+        let path = k.path.clone();
         if let Some((status, body)) = st.db.read(move |c| idempotency::get(c, &k)).await? {
+            let body = if sealed {
+                st.db.main_key.open(&path, &body).map_err(|e| {
+                    ApiError::Internal(format!("stored idempotent response for {path}: {e}"))
+                })?
+            } else {
+                body
+            };
             return Ok(stored_response(status, body));
         }
     }
     let (status, value) = f().await?;
     let body = value.to_string();
     if let Some(k) = key {
-        let stored = body.clone();
+        let stored = if sealed {
+            st.db.main_key.seal(&k.path, &body)
+        } else {
+            body.clone()
+        };
         let code = status.as_u16();
         st.db
             .write(move |c| idempotency::put(c, &k, code, &stored, crate::domain::time::now_ms()))

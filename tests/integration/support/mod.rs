@@ -3,6 +3,8 @@
 
 pub mod faulty;
 pub mod receiver;
+#[cfg(unix)]
+pub mod server;
 
 use hookbox::app::Application;
 use hookbox::config::Config;
