@@ -150,7 +150,7 @@ async fn a_missing_key_file_is_not_replaced_when_secrets_are_encrypted() {
     c.execute_batch(&format!(
         "INSERT INTO applications (id, name, created_at, updated_at) VALUES ('app_1', 'A', 1, 1);
          INSERT INTO endpoints (id, app_id, url, created_at, updated_at) \
-            VALUES ('ep_1', 'app_1', 'https://example.com/', 1, 1);
+            VALUES ('ep_1', 'app_1', 'http://127.0.0.1:9/', 1, 1);
          INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES ('ep_1', '{sealed}', 1);"
     ))
     .unwrap();
@@ -475,7 +475,7 @@ fn sealed_data_dir(key: &hookbox::domain::crypto::MainKey) -> tempfile::TempDir 
     c.execute_batch(&format!(
         "INSERT INTO applications (id, name, created_at, updated_at) VALUES ('app_1', 'A', 1, 1);
          INSERT INTO endpoints (id, app_id, url, created_at, updated_at) \
-            VALUES ('ep_1', 'app_1', 'https://example.com/', 1, 1);
+            VALUES ('ep_1', 'app_1', 'http://127.0.0.1:9/', 1, 1);
          INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES ('ep_1', '{sealed}', 1);"
     ))
     .unwrap();
