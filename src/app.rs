@@ -2,7 +2,7 @@
 //! HTTP listener; `run_until_stopped` serves until a signal, then shuts down in order.
 
 use crate::config::Config;
-use crate::db::{tokens, Db, DbOptions};
+use crate::db::{admin as admin_db, tokens, Db, DbOptions};
 use crate::delivery::{client::Sender, ssrf::Guard, Dispatcher};
 use crate::domain::{ids, time::now_ms};
 use crate::http::{self, auth, State};
@@ -21,6 +21,7 @@ pub struct Application {
     tracker: TaskTracker,
     cancel: CancellationToken,
     bootstrap_token: Option<String>,
+    setup_token: Option<String>,
     _lock: std::fs::File,
 }
 
@@ -61,6 +62,23 @@ impl Application {
                 Ok(Some(token))
             })
             .await?;
+        let setup_token = db
+            .write(|c| {
+                if admin_db::count_users(c)? > 0 {
+                    return Ok(None);
+                }
+                let token = http::admin::new_secret();
+                let now = now_ms();
+                let ttl = i64::try_from(http::admin::SETUP_LINK_TTL.as_millis()).unwrap_or(0);
+                admin_db::replace_setup_token(
+                    c,
+                    &http::admin::hash_secret(&token),
+                    now,
+                    now + ttl,
+                )?;
+                Ok(Some(token))
+            })
+            .await?;
 
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
@@ -85,6 +103,7 @@ impl Application {
             cfg: Arc::new(cfg),
             dispatcher,
             tokens: auth::TokenCache::default(),
+            console: http::admin::Console::new(),
         });
         let data = state.clone();
         let server = HttpServer::new(move || {
@@ -99,6 +118,7 @@ impl Application {
                     srv.call(http::trim_trailing_slash(req))
                 })
                 .configure(http::api::routes)
+                .configure(http::admin::routes)
         })
         .listen(listener)?
         .shutdown_timeout(10)
@@ -110,6 +130,7 @@ impl Application {
             tracker,
             cancel,
             bootstrap_token,
+            setup_token,
             _lock: lock,
         })
     }
@@ -126,6 +147,12 @@ impl Application {
     /// The API token created on the first start of an empty data dir, if this was it.
     pub fn bootstrap_token(&self) -> Option<&str> {
         self.bootstrap_token.as_deref()
+    }
+
+    /// The one-time token of the first admin's setup link (`/admin/setup?token=…`), made on
+    /// every start while no admin exists (each start replaces the previous link).
+    pub fn setup_token(&self) -> Option<&str> {
+        self.setup_token.as_deref()
     }
 
     /// Serves until SIGINT/SIGTERM (or the server handle stops it), then stops claiming,

@@ -64,6 +64,11 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Manage admin console users.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Create or upgrade the database schema, then exit.
     Migrate(ServeArgs),
     /// Print the effective configuration, secrets hidden.
@@ -95,6 +100,28 @@ pub enum TokenAction {
     /// Revoke a token by id or name.
     Revoke {
         id_or_name: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminAction {
+    /// Create an admin; the password is read from stdin (first line) or --password-file.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Set a new password (stdin or --password-file) and end the admin's sessions.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
         #[command(flatten)]
         args: ServeArgs,
     },

@@ -9,6 +9,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_retention",
         include_str!("../../migrations/0002_retention.sql"),
     ),
+    (
+        "0005_console",
+        include_str!("../../migrations/0005_console.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O.
 
 pub mod ids;
+pub mod password;
 pub mod retry;
 pub mod signing;
 pub mod time;

@@ -1,5 +1,6 @@
-//! HTTP: the `/api/v1` API (and, later, the console).
+//! HTTP: the `/api/v1` API and the `/admin` console.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -16,6 +17,7 @@ pub struct State {
     pub cfg: Arc<Config>,
     pub dispatcher: Dispatcher,
     pub tokens: auth::TokenCache,
+    pub console: admin::Console,
 }
 
 pub type Data = actix_web::web::Data<State>;

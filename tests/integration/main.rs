@@ -2,6 +2,7 @@
 
 mod support;
 
+mod admin_auth;
 mod api_apps;
 mod api_errors;
 mod api_resources;
