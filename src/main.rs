@@ -1,7 +1,7 @@
 use anyhow::Context;
 use clap::Parser;
 use hookbox::app::Application;
-use hookbox::cli::{AdminAction, Cli, Command, ServeArgs, TokenAction};
+use hookbox::cli::{Cli, Command, ServeArgs, TokenAction};
 use hookbox::db;
 use hookbox::domain::{ids, time};
 use hookbox::http::auth;
@@ -18,7 +18,11 @@ fn main() -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(&args),
         Command::Token { action } => token(action),
-        Command::Admin { action } => admin(action),
+        Command::Admin { action } => {
+            let msg = hookbox::cli::admin(action, &mut std::io::stdin().lock())?;
+            println!("{msg}");
+            Ok(())
+        }
         Command::Migrate(args) => {
             let cfg = args.config()?;
             cfg.ensure_data_dir()?;
@@ -118,65 +122,6 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
             let n = db::tokens::revoke(&conn, &id_or_name, time::now_ms())?;
             anyhow::ensure!(n > 0, "no active token named or with id `{id_or_name}`");
             println!("revoked {n} token(s)");
-        }
-    }
-    Ok(())
-}
-
-/// The password for `admin create|reset-password`: from a file, else the first line of stdin.
-fn read_password(file: Option<&std::path::Path>) -> anyhow::Result<String> {
-    let raw = match file {
-        Some(f) => {
-            std::fs::read_to_string(f).with_context(|| format!("while reading {}", f.display()))?
-        }
-        None => {
-            use std::io::IsTerminal;
-            if std::io::stdin().is_terminal() {
-                eprint!("Password (input is shown; pipe it or use --password-file to hide it): ");
-            }
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("while reading the password from stdin")?;
-            line
-        }
-    };
-    let pw = raw.trim_end_matches(['\n', '\r']).to_owned();
-    hookbox::domain::password::check_new(&pw)
-        .map_err(|e| anyhow::anyhow!("password refused: {e}"))?;
-    Ok(pw)
-}
-
-fn admin(action: AdminAction) -> anyhow::Result<()> {
-    use hookbox::domain::password;
-    match action {
-        AdminAction::Create {
-            username,
-            password_file,
-            args,
-        } => {
-            hookbox::http::admin::check_username(&username)
-                .map_err(|e| anyhow::anyhow!("username refused: {e}"))?;
-            let pw = read_password(password_file.as_deref())?;
-            let hash = password::hash(&pw).map_err(|e| anyhow::anyhow!(e))?;
-            let cfg = args.config()?;
-            cfg.ensure_data_dir()?;
-            let conn = db::open_direct(&cfg.db_path())?;
-            db::admin::insert_user(&conn, &username, &hash, time::now_ms())
-                .context("while creating the admin")?;
-            println!("created admin `{username}`");
-        }
-        AdminAction::ResetPassword {
-            username,
-            password_file,
-            args,
-        } => {
-            let pw = read_password(password_file.as_deref())?;
-            let hash = password::hash(&pw).map_err(|e| anyhow::anyhow!(e))?;
-            let conn = db::open_direct(&args.config()?.db_path())?;
-            let found = db::admin::set_password(&conn, &username, &hash, time::now_ms())?;
-            anyhow::ensure!(found, "no admin named `{username}`");
-            println!("password of `{username}` changed; its sessions were ended");
         }
     }
     Ok(())

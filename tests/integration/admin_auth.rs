@@ -3,10 +3,32 @@
 use crate::support::console::{Console, PASSWORD};
 use crate::support::TestApp;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookbox");
-
 /// Every console page (with placeholder ids where the page needs one).
-pub const PAGES: &[&str] = &["/admin"];
+pub const PAGES: &[&str] = &[
+    "/admin",
+    "/admin/apps",
+    "/admin/apps/app_x",
+    "/admin/apps/app_x/delete",
+    "/admin/apps/app_x/webhooks",
+    "/admin/apps/app_x/webhooks/new",
+    "/admin/apps/app_x/endpoints/ep_x",
+    "/admin/apps/app_x/endpoints/ep_x/logs",
+    "/admin/apps/app_x/endpoints/ep_x/attempts/msg_x/atmpt_x",
+    "/admin/apps/app_x/endpoints/ep_x/enable",
+];
+
+/// Every console form target.
+pub const FORMS: &[&str] = &[
+    "/admin/logout",
+    "/admin/apps",
+    "/admin/apps/app_x/delete",
+    "/admin/apps/app_x/webhooks/new",
+    "/admin/apps/app_x/endpoints/ep_x/messages/msg_x/resend",
+    "/admin/apps/app_x/endpoints/ep_x/secret",
+    "/admin/apps/app_x/endpoints/ep_x/secret/rotate",
+    "/admin/apps/app_x/endpoints/ep_x/disable",
+    "/admin/apps/app_x/endpoints/ep_x/enable",
+];
 
 #[tokio::test]
 async fn first_admin_is_created_through_the_one_time_setup_link() {
@@ -122,8 +144,10 @@ async fn every_console_page_redirects_to_login_when_logged_out() {
         assert_eq!(r.status, 303, "{page}");
         assert_eq!(r.location.as_deref(), Some("/admin/login"), "{page}");
     }
-    let r = c.post("/admin/logout", &[("csrf", "x")]).await;
-    assert_eq!(r.location.as_deref(), Some("/admin/login"));
+    for form in FORMS {
+        let r = c.post(form, &[("csrf", "x")]).await;
+        assert_eq!(r.location.as_deref(), Some("/admin/login"), "POST {form}");
+    }
     // A forged cookie is no session.
     c.cookie = Some("forged".into());
     assert_eq!(c.get("/admin").await.status, 303);
@@ -225,78 +249,48 @@ async fn static_files_are_served_with_cache_headers() {
     assert_eq!(r.status(), 404);
 }
 
-fn run_admin_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+/// Runs `hookbox admin …` (parsed like the real command line) in this process.
+fn run_admin_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> Result<String, String> {
+    use clap::Parser;
+    let mut argv = vec!["hookbox"];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["--data-dir", dir.to_str().unwrap()]);
+    let cli = hookbox::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let Some(hookbox::cli::Command::Admin { action }) = cli.command else {
+        return Err("not an admin command".into());
+    };
+    hookbox::cli::admin(action, &mut stdin.as_bytes()).map_err(|e| format!("{e:#}"))
 }
 
 #[tokio::test]
 async fn admin_cli_creates_admins_and_resets_passwords_while_the_server_runs() {
     let app = TestApp::spawn().await;
     let dir = app.dir.path().to_path_buf();
-    let out = run_admin_cli(
-        &dir,
-        &["admin", "create", "--username", "ops"],
-        "first password 1\n",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let create = ["admin", "create", "--username", "ops"];
+    run_admin_cli(&dir, &create, "first password 1\n").unwrap();
     let mut c = Console::new(&app);
     assert_eq!(c.login("ops", "first password 1").await.status, 303);
     // The same name again is refused; so is a short password.
-    let out = run_admin_cli(
-        &dir,
-        &["admin", "create", "--username", "ops"],
-        "first password 1\n",
-    );
-    assert!(!out.status.success());
-    let out = run_admin_cli(&dir, &["admin", "create", "--username", "x"], "short\n");
-    assert!(!out.status.success());
-    // A new password ends the admin's sessions.
+    let err = run_admin_cli(&dir, &create, "first password 1\n").unwrap_err();
+    assert!(err.contains("already exists"), "{err}");
+    let err = run_admin_cli(&dir, &["admin", "create", "--username", "x"], "short\n").unwrap_err();
+    assert!(err.contains("password refused"), "{err}");
+    // A new password (here from a file) ends the admin's sessions.
     let pw_file = dir.join("pw.txt");
     std::fs::write(&pw_file, "second password 2\n").unwrap();
-    let out = run_admin_cli(
-        &dir,
-        &[
-            "admin",
-            "reset-password",
-            "--username",
-            "ops",
-            "--password-file",
-            pw_file.to_str().unwrap(),
-        ],
-        "",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let reset = [
+        "admin",
+        "reset-password",
+        "--username",
+        "ops",
+        "--password-file",
+        pw_file.to_str().unwrap(),
+    ];
+    run_admin_cli(&dir, &reset, "").unwrap();
     assert_eq!(c.get("/admin").await.status, 303);
     assert_eq!(c.login("ops", "first password 1").await.status, 401);
     assert_eq!(c.login("ops", "second password 2").await.status, 303);
-    let out = run_admin_cli(
-        &dir,
-        &["admin", "reset-password", "--username", "nobody"],
-        "whatever password\n",
-    );
-    assert!(!out.status.success());
+    let reset_nobody = ["admin", "reset-password", "--username", "nobody"];
+    let err = run_admin_cli(&dir, &reset_nobody, "whatever password\n").unwrap_err();
+    assert!(err.contains("no admin named"), "{err}");
 }

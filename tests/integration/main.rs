@@ -3,6 +3,7 @@
 mod support;
 
 mod admin_auth;
+mod admin_console;
 mod api_apps;
 mod api_errors;
 mod api_resources;

@@ -1,9 +1,11 @@
 //! The admin console under `/admin`: server-rendered pages (askama), forms that work without
 //! JavaScript, server-side sessions, a CSRF token in every form, embedded static files.
 
+mod apps;
 mod assets;
 mod auth;
 mod dashboard;
+mod endpoints;
 
 use super::Data;
 use crate::db::admin::{self as admin_db, Session};
@@ -32,6 +34,7 @@ const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// Registers every `/admin` route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use web::{get, post, resource};
+    let ep = "/apps/{app_id}/endpoints/{endpoint_id}";
     cfg.service(
         web::scope("/admin")
             .service(resource("").route(get().to(dashboard::show)))
@@ -46,6 +49,43 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 resource("/setup")
                     .route(get().to(auth::setup_form))
                     .route(post().to(auth::setup)),
+            )
+            .service(
+                resource("/apps")
+                    .route(get().to(apps::list))
+                    .route(post().to(apps::create)),
+            )
+            .service(resource("/apps/{app_id}").route(get().to(apps::open)))
+            .service(
+                resource("/apps/{app_id}/delete")
+                    .route(get().to(apps::confirm_delete))
+                    .route(post().to(apps::delete)),
+            )
+            .service(resource("/apps/{app_id}/webhooks").route(get().to(endpoints::list)))
+            .service(
+                resource("/apps/{app_id}/webhooks/new")
+                    .route(get().to(endpoints::new_form))
+                    .route(post().to(endpoints::create)),
+            )
+            .service(resource(ep).route(get().to(endpoints::overview)))
+            .service(resource(format!("{ep}/logs")).route(get().to(endpoints::logs)))
+            .service(
+                resource(format!("{ep}/attempts/{{msg_id}}/{{attempt_id}}"))
+                    .route(get().to(endpoints::attempt)),
+            )
+            .service(
+                resource(format!("{ep}/messages/{{msg_id}}/resend"))
+                    .route(post().to(endpoints::resend)),
+            )
+            .service(resource(format!("{ep}/secret")).route(post().to(endpoints::reveal_secret)))
+            .service(
+                resource(format!("{ep}/secret/rotate")).route(post().to(endpoints::rotate_secret)),
+            )
+            .service(resource(format!("{ep}/disable")).route(post().to(endpoints::disable)))
+            .service(
+                resource(format!("{ep}/enable"))
+                    .route(get().to(endpoints::confirm_enable))
+                    .route(post().to(endpoints::enable)),
             )
             .default_service(web::to(not_found)),
     );
@@ -344,6 +384,32 @@ pub(super) async fn admin_post(
         return Err(ConsoleError::Csrf);
     }
     Ok((admin, form))
+}
+
+/// A path segment (ids and uids only).
+pub(super) fn path<'a>(req: &'a HttpRequest, name: &str) -> Result<&'a str, ConsoleError> {
+    let v = req.match_info().get(name).unwrap_or_default();
+    if crate::domain::validate::is_valid_uid(v) {
+        Ok(v)
+    } else {
+        Err(ConsoleError::NotFound("page"))
+    }
+}
+
+/// The fixed confirmation a redirect asked for (`?ok=…`); unknown codes show nothing.
+pub(super) fn notice(req: &HttpRequest) -> Option<&'static str> {
+    let q = crate::http::extract::Query::parse(req.query_string());
+    Some(match q.str("ok")? {
+        "app-created" => "Application created.",
+        "app-deleted" => "Application deleted.",
+        "endpoint-created" => "Endpoint added.",
+        "resent" => "The message is being sent again.",
+        "rotated" => "Signing secret rotated. The previous secret keeps signing during the grace period.",
+        "disabled" => "Endpoint disabled. Messages that arrive now are kept and can be replayed when you enable it.",
+        "enabled" => "Endpoint enabled.",
+        "replayed" => "Endpoint enabled; the messages it missed are being sent.",
+        _ => return None,
+    })
 }
 
 /// Whether the request reached us over TLS (directly or through a proxy that says so).

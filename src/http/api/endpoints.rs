@@ -141,7 +141,7 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     ))
 }
 
-async fn validated_new(
+pub(crate) async fn validated_new(
     st: &Data,
     app_id: String,
     input: EndpointIn,

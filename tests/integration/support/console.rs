@@ -5,6 +5,7 @@ use super::TestApp;
 
 pub const PASSWORD: &str = "a long test password";
 
+#[derive(Clone)]
 pub struct Console {
     pub root: String,
     client: reqwest::Client,

@@ -1,0 +1,670 @@
+//! Settings → Webhooks: an application's endpoints, adding one, and each endpoint's pages
+//! (overview with signing secret and enable/disable, message logs, attempt detail, resend).
+
+use super::apps::{field_error, find_app};
+use super::{
+    admin, admin_post, notice, page, page_with, path, percent, redirect, when, Chrome, ConsoleError,
+};
+use crate::db::admin::{self as admin_db, Health};
+use crate::db::apps::App;
+use crate::db::attempts::{self, AttemptFilter};
+use crate::db::endpoints::{self as ep_db, Endpoint};
+use crate::db::{deliveries, event_types, messages, PageQuery};
+use crate::domain::signing::SigningKey;
+use crate::domain::time::now_ms;
+use crate::http::api::{validated_new, EndpointIn};
+use crate::http::error::ApiError;
+use crate::http::extract::Query;
+use crate::http::Data;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+const DAY: i64 = 24 * 3_600_000;
+const LOG_PAGE: usize = 25;
+
+/// A status badge: label and CSS class.
+pub struct Badge {
+    pub label: &'static str,
+    pub class: &'static str,
+}
+
+fn badge(ep: &Endpoint, h: &Health) -> Badge {
+    let (label, class) = if ep.disabled {
+        ("Disabled", "badge-warn")
+    } else if h.last_failed {
+        ("Failing", "badge-bad")
+    } else if h.succeeded + h.failed == 0 {
+        ("No recent attempts", "badge-muted")
+    } else {
+        ("Healthy", "badge-ok")
+    };
+    Badge { label, class }
+}
+
+pub struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub badge: Badge,
+    pub rate: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/list.html")]
+struct ListPage {
+    chrome: Chrome,
+    app: App,
+    endpoints: Vec<EndpointRow>,
+}
+
+pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    let app_id = app.id.clone();
+    let since = now_ms() - DAY;
+    let (eps, health) = st
+        .db
+        .read(move |c| {
+            let mut eps = ep_db::all_in_app(c, &app_id)?;
+            eps.sort_by(|a, b| a.id.cmp(&b.id));
+            let ids: Vec<String> = eps.iter().map(|e| e.id.clone()).collect();
+            Ok((eps, admin_db::health(c, &ids, since)?))
+        })
+        .await?;
+    let endpoints = eps
+        .into_iter()
+        .map(|ep| {
+            let h = health.get(&ep.id).copied().unwrap_or_default();
+            EndpointRow {
+                badge: badge(&ep, &h),
+                rate: percent(h.success_rate()),
+                id: ep.id,
+                url: ep.url,
+                description: ep.description,
+            }
+        })
+        .collect();
+    let mut chrome = admin.chrome("apps");
+    chrome.notice = notice(&req);
+    page(&ListPage {
+        chrome,
+        app,
+        endpoints,
+    })
+}
+
+/// Event types for the checkboxes, grouped by their group (or the part of the name before
+/// the first `.` or `:`).
+pub struct Group {
+    pub name: String,
+    pub types: Vec<TypeBox>,
+}
+
+pub struct TypeBox {
+    pub name: String,
+    pub description: String,
+    pub checked: bool,
+}
+
+fn groups(types: Vec<event_types::EventType>, checked: &[String]) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    for t in types {
+        let group = t
+            .group_name
+            .clone()
+            .filter(|g| !g.is_empty())
+            .unwrap_or_else(|| {
+                t.name
+                    .split(['.', ':'])
+                    .next()
+                    .filter(|p| p.len() < t.name.len())
+                    .unwrap_or("other")
+                    .to_owned()
+            });
+        let b = TypeBox {
+            checked: checked.contains(&t.name),
+            name: t.name,
+            description: t.description,
+        };
+        match out.iter_mut().find(|g| g.name == group) {
+            Some(g) => g.types.push(b),
+            None => out.push(Group {
+                name: group,
+                types: vec![b],
+            }),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/new.html")]
+struct NewPage {
+    chrome: Chrome,
+    app: App,
+    groups: Vec<Group>,
+    all_events: bool,
+    url: String,
+    description: String,
+    channels: String,
+    rate_limit: String,
+    url_error: Option<String>,
+    events_error: Option<String>,
+    channels_error: Option<String>,
+    rate_error: Option<String>,
+    error: Option<String>,
+}
+
+async fn catalog(st: &Data) -> Result<Vec<event_types::EventType>, ConsoleError> {
+    let q = PageQuery {
+        limit: 10_000,
+        ..PageQuery::default()
+    };
+    Ok(st
+        .db
+        .read(move |c| event_types::list(c, &q, false))
+        .await?
+        .items)
+}
+
+pub async fn new_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    page(&NewPage {
+        chrome: admin.chrome("apps"),
+        app,
+        groups: groups(catalog(&st).await?, &[]),
+        all_events: true,
+        url: String::new(),
+        description: String::new(),
+        channels: String::new(),
+        rate_limit: String::new(),
+        url_error: None,
+        events_error: None,
+        channels_error: None,
+        rate_error: None,
+        error: None,
+    })
+}
+
+pub async fn create(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let app = find_app(&st, &req).await?;
+    let events = form.all("events");
+    let all_events = form.get("all_events") == "1" || events.is_empty();
+    let channels: Vec<String> = form
+        .get("channels")
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let rate_raw = form.get("rate_limit").to_owned();
+    let rate = if rate_raw.is_empty() {
+        Ok(None)
+    } else {
+        rate_raw
+            .parse::<u32>()
+            .ok()
+            .filter(|r| *r > 0)
+            .map(Some)
+            .ok_or_else(|| "a whole number of messages per second, at least 1".to_owned())
+    };
+    let input = EndpointIn {
+        url: form.get("url").to_owned(),
+        description: form.get("description").to_owned(),
+        uid: None,
+        throttle_rate: rate.clone().unwrap_or(None),
+        disabled: false,
+        event_types: (!all_events).then(|| events.clone()),
+        channels: (!channels.is_empty()).then(|| channels.clone()),
+        secret: None,
+        metadata: None,
+        headers: None,
+    };
+    let failure: ApiError = match (
+        rate.is_ok(),
+        validated_new(&st, app.id.clone(), input).await,
+    ) {
+        (true, Ok((ep, key))) => {
+            let (saved, id) = (ep.clone(), ep.id.clone());
+            st.db
+                .write(move |c| ep_db::insert(c, &saved, &key.to_secret_string()))
+                .await?;
+            return Ok(redirect(&format!(
+                "/admin/apps/{}/endpoints/{id}?ok=endpoint-created",
+                app.id
+            )));
+        }
+        (_, Err(e)) => e,
+        (false, Ok(_)) => ApiError::Validation(Vec::new()),
+    };
+    let url_error = field_error(&failure, "url");
+    let events_error = field_error(&failure, "filterTypes");
+    let channels_error = field_error(&failure, "channels");
+    let error = match &failure {
+        ApiError::Validation(_)
+            if url_error.is_some() || events_error.is_some() || channels_error.is_some() =>
+        {
+            None
+        }
+        ApiError::Validation(items) => items.first().map(|i| i.msg.clone()),
+        other => Some(other.to_string()),
+    };
+    page_with(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &NewPage {
+            chrome: admin.chrome("apps"),
+            groups: groups(catalog(&st).await?, &events),
+            app,
+            all_events,
+            url: form.get("url").to_owned(),
+            description: form.get("description").to_owned(),
+            channels: channels.join(", "),
+            rate_limit: rate_raw,
+            url_error,
+            events_error,
+            channels_error,
+            rate_error: rate.err(),
+            error,
+        },
+    )
+}
+
+/// What every endpoint page shows at the top.
+pub struct Head {
+    pub app: App,
+    pub ep: Endpoint,
+    pub badge: Badge,
+    pub tab: &'static str,
+    pub base: String,
+}
+
+async fn find_endpoint(
+    st: &Data,
+    req: &HttpRequest,
+    tab: &'static str,
+) -> Result<(Head, Health), ConsoleError> {
+    let app = find_app(st, req).await?;
+    let key = path(req, "endpoint_id")?.to_owned();
+    let app_id = app.id.clone();
+    let since = now_ms() - DAY;
+    let (ep, health) = st
+        .db
+        .read(move |c| {
+            let Some(ep) = ep_db::get(c, &app_id, &key)? else {
+                return Ok(None);
+            };
+            let h = admin_db::health(c, std::slice::from_ref(&ep.id), since)?
+                .remove(&ep.id)
+                .unwrap_or_default();
+            Ok(Some((ep, h)))
+        })
+        .await?
+        .ok_or(ConsoleError::NotFound("endpoint"))?;
+    let base = format!("/admin/apps/{}/endpoints/{}", app.id, ep.id);
+    Ok((
+        Head {
+            badge: badge(&ep, &health),
+            app,
+            ep,
+            tab,
+            base,
+        },
+        health,
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/overview.html")]
+struct OverviewPage {
+    chrome: Chrome,
+    head: Head,
+    rate: String,
+    stats: deliveries::Stats,
+    disabled_since: String,
+    created: String,
+    skipped: i64,
+    secret: Option<String>,
+    grace: String,
+}
+
+async fn overview_page(
+    st: &Data,
+    req: &HttpRequest,
+    chrome: Chrome,
+    secret: Option<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (head, health) = find_endpoint(st, req, "overview").await?;
+    let id = head.ep.id.clone();
+    let (stats, skipped) = st
+        .db
+        .read(move |c| {
+            Ok((
+                deliveries::stats(c, &id, None, None)?,
+                deliveries::count_skipped(c, &id)?,
+            ))
+        })
+        .await?;
+    page(&OverviewPage {
+        chrome,
+        rate: percent(health.success_rate()),
+        stats,
+        disabled_since: head.ep.disabled_at.map_or_else(String::new, when),
+        created: when(head.ep.created_at),
+        skipped,
+        secret,
+        grace: humantime::format_duration(st.cfg.api.rotation_grace).to_string(),
+        head,
+    })
+}
+
+pub async fn overview(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let mut chrome = admin.chrome("apps");
+    chrome.notice = notice(&req);
+    overview_page(&st, &req, chrome, None).await
+}
+
+/// Shows the current signing secret (a POST, so it never sits in a URL or a cache).
+pub async fn reveal_secret(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, _) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    let id = head.ep.id;
+    let secret = st
+        .db
+        .read(move |c| ep_db::secrets(c, &id, now_ms()))
+        .await?
+        .into_iter()
+        .find(|s| s.expires_at.is_none())
+        .map(|s| s.secret)
+        .ok_or(ConsoleError::NotFound("signing secret"))?;
+    overview_page(&st, &req, admin.chrome("apps"), Some(secret)).await
+}
+
+/// A new current secret; the old one keeps signing for the configured grace period.
+pub async fn rotate_secret(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    let grace = i64::try_from(st.cfg.api.rotation_grace.as_millis()).unwrap_or(DAY);
+    let secret = SigningKey::generate().to_secret_string();
+    let id = head.ep.id.clone();
+    st.db
+        .write(move |c| ep_db::rotate_secret(c, &id, &secret, grace, now_ms()))
+        .await?;
+    st.dispatcher.endpoint_changed(&head.ep.id);
+    Ok(redirect(&format!("{}?ok=rotated", head.base)))
+}
+
+pub async fn disable(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, _) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    if !head.ep.disabled {
+        let id = head.ep.id.clone();
+        let reason = format!("disabled in the console by {}", admin.session.username);
+        st.db
+            .write(move |c| ep_db::set_disabled(c, &id, true, Some(&reason), now_ms()))
+            .await?;
+        st.dispatcher.endpoint_changed(&head.ep.id);
+    }
+    Ok(redirect(&format!("{}?ok=disabled", head.base)))
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/enable.html")]
+struct EnablePage {
+    chrome: Chrome,
+    head: Head,
+    skipped: i64,
+    disabled_since: String,
+}
+
+pub async fn confirm_enable(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    if !head.ep.disabled {
+        return Ok(redirect(&head.base));
+    }
+    let id = head.ep.id.clone();
+    let skipped = st
+        .db
+        .read(move |c| deliveries::count_skipped(c, &id))
+        .await?;
+    page(&EnablePage {
+        chrome: admin.chrome("apps"),
+        disabled_since: head.ep.disabled_at.map_or_else(String::new, when),
+        head,
+        skipped,
+    })
+}
+
+/// Enables the endpoint and, when asked, queues what it missed while disabled.
+pub async fn enable(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (_, form) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    let replay = form.get("replay") == "1";
+    let mut ep = head.ep.clone();
+    let replayed = st
+        .db
+        .write(move |c| {
+            let now = now_ms();
+            // What was skipped since it was disabled; never messages from before it existed.
+            let since = admin_db::first_skipped_at(c, &ep.id)?
+                .into_iter()
+                .chain(ep.disabled_at)
+                .min()
+                .unwrap_or(now)
+                .max(ep.created_at);
+            ep_db::set_disabled(c, &ep.id, false, None, now)?;
+            ep.disabled = false;
+            if replay {
+                deliveries::replay_missing(c, &ep, since, None, now)
+            } else {
+                Ok(0)
+            }
+        })
+        .await?;
+    st.dispatcher.endpoint_changed(&head.ep.id);
+    if replayed > 0 {
+        st.dispatcher.wake();
+    }
+    let ok = if replay { "replayed" } else { "enabled" };
+    Ok(redirect(&format!("{}?ok={ok}", head.base)))
+}
+
+pub struct LogRow {
+    pub id: String,
+    pub msg_id: String,
+    pub ok: bool,
+    pub time: String,
+    pub event_type: String,
+    pub code: String,
+    pub duration: i64,
+    pub trigger: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/logs.html")]
+struct LogsPage {
+    chrome: Chrome,
+    head: Head,
+    rows: Vec<LogRow>,
+    filter: &'static str,
+    older: Option<String>,
+    first_page: bool,
+}
+
+fn trigger(t: i64) -> &'static str {
+    match t {
+        0 => "scheduled",
+        1 => "manual",
+        _ => "test",
+    }
+}
+
+fn code(status: i64) -> String {
+    if status == 0 {
+        "no response".to_owned()
+    } else {
+        status.to_string()
+    }
+}
+
+pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "logs").await?;
+    let q = Query::parse(req.query_string());
+    let (filter, status) = match q.str("status") {
+        Some("succeeded") => ("succeeded", Some(deliveries::SUCCESS)),
+        Some("failed") => ("failed", Some(deliveries::FAIL)),
+        _ => ("all", None),
+    };
+    let after = q
+        .str("after")
+        .filter(|a| crate::domain::validate::is_valid_uid(a))
+        .map(str::to_owned);
+    let first_page = after.is_none();
+    let f = AttemptFilter {
+        endpoint_id: Some(head.ep.id.clone()),
+        status,
+        ..AttemptFilter::default()
+    };
+    let p = PageQuery {
+        limit: LOG_PAGE,
+        after,
+        before: None,
+        descending: true,
+    };
+    let found = st.db.read(move |c| attempts::list(c, &f, &p)).await?;
+    let older = (!found.done)
+        .then(|| found.items.last().map(|a| a.id.clone()))
+        .flatten();
+    let rows = found
+        .items
+        .into_iter()
+        .map(|a| LogRow {
+            ok: a.status == deliveries::SUCCESS,
+            time: when(a.created_at),
+            event_type: a.msg.map(|m| m.event_type).unwrap_or_default(),
+            code: code(a.response_status_code),
+            duration: a.response_duration_ms,
+            trigger: trigger(a.trigger_type),
+            id: a.id,
+            msg_id: a.msg_id,
+        })
+        .collect();
+    let mut chrome = admin.chrome("apps");
+    chrome.notice = notice(&req);
+    page(&LogsPage {
+        chrome,
+        head,
+        rows,
+        filter,
+        older,
+        first_page,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/attempt.html")]
+struct AttemptPage {
+    chrome: Chrome,
+    head: Head,
+    a: attempts::Attempt,
+    ok: bool,
+    time: String,
+    code: String,
+    trigger: &'static str,
+    event_type: String,
+    request_body: String,
+}
+
+/// Pretty-prints JSON for reading; anything else is shown as it is.
+fn pretty(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| body.to_owned())
+}
+
+pub async fn attempt(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "logs").await?;
+    let msg_id = path(&req, "msg_id")?.to_owned();
+    let attempt_id = path(&req, "attempt_id")?.to_owned();
+    let a = st
+        .db
+        .read(move |c| attempts::get(c, &msg_id, &attempt_id))
+        .await?
+        .filter(|a| a.endpoint_id == head.ep.id)
+        .ok_or(ConsoleError::NotFound("attempt"))?;
+    let msg = a.msg.clone();
+    page(&AttemptPage {
+        chrome: admin.chrome("apps"),
+        head,
+        ok: a.status == deliveries::SUCCESS,
+        time: when(a.created_at),
+        code: code(a.response_status_code),
+        trigger: trigger(a.trigger_type),
+        event_type: msg
+            .as_ref()
+            .map(|m| m.event_type.clone())
+            .unwrap_or_default(),
+        request_body: msg.and_then(|m| m.payload).map_or_else(
+            || "(the payload has been purged by the retention policy)".to_owned(),
+            |p| pretty(&p),
+        ),
+        a,
+    })
+}
+
+/// Sends a message to this endpoint once more, now.
+pub async fn resend(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "logs").await?;
+    if head.ep.disabled {
+        return Err(ConsoleError::BadRequest(
+            "This endpoint is disabled: enable it before resending messages to it.".into(),
+        ));
+    }
+    let msg_key = path(&req, "msg_id")?.to_owned();
+    let app_id = head.app.id.clone();
+    let msg = st
+        .db
+        .read(move |c| messages::get(c, &app_id, &msg_key))
+        .await?
+        .ok_or(ConsoleError::NotFound("message"))?;
+    let max = st.cfg.retry_schedule().max_attempts();
+    let ep_id = head.ep.id.clone();
+    st.db
+        .write(move |c| deliveries::resend(c, &msg.id, &ep_id, max, now_ms()))
+        .await?;
+    st.dispatcher.wake();
+    Ok(redirect(&format!("{}/logs?ok=resent", head.base)))
+}
