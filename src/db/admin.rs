@@ -264,6 +264,51 @@ pub fn first_skipped_at(c: &Connection, endpoint_id: &str) -> DbResult<Option<i6
     .query_row([endpoint_id], |r| r.get(0))?)
 }
 
+/// A test event sent from the console: its message and the one attempt it got.
+#[derive(Debug, Clone)]
+pub struct TestSend {
+    pub msg_id: String,
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub expires_at: i64,
+    pub attempt_id: String,
+    pub url: String,
+    pub succeeded: bool,
+    pub status_code: i64,
+    pub response: String,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+    pub at: i64,
+}
+
+/// Records a test send: the message (so the attempt log can show it) and its attempt with
+/// trigger "test". No delivery row: a test event is never retried.
+pub fn record_test_send(c: &Connection, t: &TestSend) -> DbResult<()> {
+    c.execute(
+        "INSERT INTO messages (id, app_id, event_type, payload, created_at, expires_at) VALUES (?,?,?,?,?,?)",
+        params![t.msg_id, t.app_id, t.event_type, t.payload, t.at, t.expires_at],
+    )?;
+    c.execute(
+        "INSERT INTO attempts (id, msg_id, endpoint_id, url, status, response_status_code, response, \
+         response_duration_ms, error, trigger_type, created_at) VALUES (?,?,?,?,?,?,?,?,?,2,?)",
+        params![
+            t.attempt_id,
+            t.msg_id,
+            t.endpoint_id,
+            t.url,
+            if t.succeeded { 0 } else { 2 },
+            t.status_code,
+            t.response,
+            t.duration_ms,
+            t.error,
+            t.at
+        ],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

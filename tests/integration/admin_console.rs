@@ -415,3 +415,53 @@ async fn hostile_strings_are_escaped_on_every_page_that_shows_them() {
     let r = c.login(HOSTILE, "wrong password!").await;
     assert_escaped(&r.body, "login error");
 }
+
+#[tokio::test]
+async fn send_test_event_shows_the_response_inline_and_records_the_attempt() {
+    use crate::support::receiver::Reply;
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("Acme").await;
+    let mut c = Console::first_admin(&app).await;
+    let page = add_endpoint(&mut c, &a, &[("url", &format!("{}/hook", rx.url))]).await;
+    let testing = format!("{page}/testing");
+    assert!(c
+        .page(&testing)
+        .await
+        .contains("The event catalog is empty"));
+    let r = c.submit(&testing, &[("event_type", "invoice.paid")]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("Choose an event type"));
+    app.create_event_type("invoice.paid").await;
+    rx.script([Reply::status(201).body(HOSTILE)]);
+    let r = c.submit(&testing, &[("event_type", "invoice.paid")]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("id=\"test-code\">201<"), "{}", r.body);
+    assert_escaped(&r.body, "test response body");
+    // Sent signed, through the delivery client, once.
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    let ep = page.rsplit('/').next().unwrap();
+    let secret = app
+        .get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
+        .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (id, ts, sig) = got[0].signed();
+    assert!(crate::support::signature_valid(
+        &secret,
+        id,
+        ts,
+        &got[0].body,
+        sig
+    ));
+    assert_eq!(got[0].json()["type"], "invoice.paid");
+    // Recorded as a test attempt, and not retried.
+    let logs = c.page(&format!("{page}/logs")).await;
+    assert!(logs.contains("test") && logs.contains(">201<"), "{logs}");
+    rx.set_default(Reply::status(500).body("down"));
+    let r = c.submit(&testing, &[("event_type", "invoice.paid")]).await;
+    assert!(r.body.contains("id=\"test-code\">500<") && r.body.contains("Failed"));
+    assert_eq!(rx.count(), 2);
+}

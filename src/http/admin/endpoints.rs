@@ -668,3 +668,123 @@ pub async fn resend(
     st.dispatcher.wake();
     Ok(redirect(&format!("{}/logs?ok=resent", head.base)))
 }
+
+/// What a test send got back, shown inline.
+pub struct TestResult {
+    pub ok: bool,
+    pub event_type: String,
+    pub code: String,
+    pub duration_ms: i64,
+    pub body: String,
+    pub error: Option<String>,
+    pub attempt_link: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/testing.html")]
+struct TestingPage {
+    chrome: Chrome,
+    head: Head,
+    types: Vec<String>,
+    selected: String,
+    error: Option<String>,
+    result: Option<TestResult>,
+}
+
+async fn type_names(st: &Data) -> Result<Vec<String>, ConsoleError> {
+    Ok(catalog(st).await?.into_iter().map(|t| t.name).collect())
+}
+
+pub async fn testing(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "testing").await?;
+    let types = type_names(&st).await?;
+    page(&TestingPage {
+        chrome: admin.chrome("apps"),
+        selected: types.first().cloned().unwrap_or_default(),
+        head,
+        types,
+        error: None,
+        result: None,
+    })
+}
+
+/// Sends an example of an event type to this endpoint now, waits for the answer and shows
+/// it; the message and the attempt (trigger "test") are recorded.
+pub async fn send_test(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "testing").await?;
+    let types = type_names(&st).await?;
+    let name = form.get("event_type").to_owned();
+    let et = if crate::domain::validate::is_valid_event_type(&name) {
+        let n = name.clone();
+        st.db.read(move |c| event_types::get(c, &n)).await?
+    } else {
+        None
+    };
+    let Some(et) = et.filter(|t| !t.archived) else {
+        return page_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &TestingPage {
+                chrome: admin.chrome("apps"),
+                head,
+                types,
+                selected: name,
+                error: Some("Choose an event type from the event catalog.".into()),
+                result: None,
+            },
+        );
+    };
+    let payload: std::sync::Arc<str> = crate::http::api::example_payload(&et, 0).into();
+    let msg_id = crate::domain::ids::new_id(crate::domain::ids::MESSAGE);
+    let now = now_ms();
+    let (url, sent) = st
+        .dispatcher
+        .send_now(&head.ep.id, &msg_id, &payload, now)
+        .await?
+        .ok_or(ConsoleError::NotFound("endpoint"))?;
+    let keep = head.app.retention_ms.unwrap_or_else(|| {
+        i64::try_from(st.cfg.retention.payload.as_millis()).unwrap_or(i64::MAX / 4)
+    });
+    let record = admin_db::TestSend {
+        msg_id: msg_id.clone(),
+        app_id: head.app.id.clone(),
+        endpoint_id: head.ep.id.clone(),
+        event_type: et.name.clone(),
+        payload: payload.to_string(),
+        expires_at: now.saturating_add(keep),
+        attempt_id: crate::domain::ids::new_id(crate::domain::ids::ATTEMPT),
+        url,
+        succeeded: sent.is_success(),
+        status_code: sent.status.map_or(0, i64::from),
+        response: sent.body.clone(),
+        duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
+        error: sent.error.clone(),
+        at: now,
+    };
+    let attempt_link = format!("{}/attempts/{msg_id}/{}", head.base, record.attempt_id);
+    let result = TestResult {
+        ok: record.succeeded,
+        event_type: et.name.clone(),
+        code: code(record.status_code),
+        duration_ms: record.duration_ms,
+        body: sent.body,
+        error: sent.error,
+        attempt_link,
+    };
+    st.db
+        .write(move |c| admin_db::record_test_send(c, &record))
+        .await?;
+    page(&TestingPage {
+        chrome: admin.chrome("apps"),
+        head,
+        types,
+        selected: et.name,
+        error: None,
+        result: Some(result),
+    })
+}

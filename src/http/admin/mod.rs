@@ -70,6 +70,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource(ep).route(get().to(endpoints::overview)))
             .service(resource(format!("{ep}/logs")).route(get().to(endpoints::logs)))
             .service(
+                resource(format!("{ep}/testing"))
+                    .route(get().to(endpoints::testing))
+                    .route(post().to(endpoints::send_test)),
+            )
+            .service(
                 resource(format!("{ep}/attempts/{{msg_id}}/{{attempt_id}}"))
                     .route(get().to(endpoints::attempt)),
             )

@@ -442,7 +442,7 @@ pub async fn stats(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError>
 }
 
 /// The example payload of an event type: its schema's `examples[index]`, or a small stand-in.
-fn example_payload(et: &event_types::EventType, index: usize) -> String {
+pub(crate) fn example_payload(et: &event_types::EventType, index: usize) -> String {
     let from_schema = et.schemas.as_ref().and_then(|s| {
         s.as_object()?.values().find_map(|schema| {
             schema

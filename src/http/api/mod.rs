@@ -10,7 +10,7 @@ mod models;
 
 // Shared with the console, so that both apply the same rules.
 pub(crate) use apps::new_app;
-pub(crate) use endpoints::validated_new;
+pub(crate) use endpoints::{example_payload, validated_new};
 pub(crate) use models::{ApplicationIn, EndpointIn};
 
 use super::auth::Caller;
