@@ -7,6 +7,8 @@ use crate::support::TestApp;
 pub const PAGES: &[&str] = &[
     "/admin",
     "/admin/apps",
+    "/admin/event-types",
+    "/admin/tokens",
     "/admin/apps/app_x",
     "/admin/apps/app_x/delete",
     "/admin/apps/app_x/webhooks",
@@ -21,6 +23,8 @@ pub const PAGES: &[&str] = &[
 /// Every console form target.
 pub const FORMS: &[&str] = &[
     "/admin/logout",
+    "/admin/tokens",
+    "/admin/tokens/tok_x/revoke",
     "/admin/apps",
     "/admin/apps/app_x/delete",
     "/admin/apps/app_x/webhooks/new",

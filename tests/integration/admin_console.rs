@@ -465,3 +465,80 @@ async fn send_test_event_shows_the_response_inline_and_records_the_attempt() {
     assert!(r.body.contains("id=\"test-code\">500<") && r.body.contains("Failed"));
     assert_eq!(rx.count(), 2);
 }
+
+#[tokio::test]
+async fn event_catalog_lists_event_types_by_group() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    assert!(c
+        .page("/admin/event-types")
+        .await
+        .contains("No event types yet"));
+    app.create_event_type("invoice.paid").await;
+    app.post(
+        "/event-type",
+        json!({ "name": "user:created", "description": HOSTILE }),
+        201,
+    )
+    .await;
+    let page = c.page("/admin/event-types").await;
+    assert!(page.contains("invoice.paid") && page.contains(">invoice<") && page.contains(">user<"));
+    assert_escaped(&page, "event catalog");
+}
+
+#[tokio::test]
+async fn api_tokens_are_shown_once_listed_and_revoked() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    let page = c.page("/admin/tokens").await;
+    assert!(page.contains("bootstrap"));
+    let r = c.submit("/admin/tokens", &[("name", "")]).await;
+    assert_eq!(r.status, 422);
+    let r = c.submit("/admin/tokens", &[("name", HOSTILE)]).await;
+    assert_eq!(r.status, 200);
+    assert_escaped(&r.body, "tokens page");
+    let at = r.body.find("id=\"token-value\">").unwrap() + "id=\"token-value\">".len();
+    let token = r.body[at..at + r.body[at..].find('<').unwrap()].to_owned();
+    assert!(token.starts_with("hbx_"));
+    let client = reqwest::Client::new();
+    let call = |t: String| {
+        let (client, base) = (client.clone(), app.base.clone());
+        async move {
+            client
+                .get(format!("{base}/app"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(call(token.clone()).await, 200);
+    // The list never shows it again.
+    let list = c.page("/admin/tokens").await;
+    assert!(!list.contains(&token));
+    let at = list.find("/admin/tokens/tok_").unwrap() + "/admin/tokens/".len();
+    let id = list[at..at + list[at..].find('/').unwrap()].to_owned();
+    // The newest token comes first; revoke it (not without the CSRF token).
+    assert_eq!(
+        c.post(&format!("/admin/tokens/{id}/revoke"), &[])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(call(token.clone()).await, 200);
+    let r = c.submit(&format!("/admin/tokens/{id}/revoke"), &[]).await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/admin/tokens?ok=token-revoked")
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let f = call(token.clone());
+            async move { f.await == 401 }
+        })
+        .await
+    );
+    assert!(c.page("/admin/tokens").await.contains("revoked"));
+}

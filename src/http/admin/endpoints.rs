@@ -107,21 +107,25 @@ pub struct TypeBox {
     pub checked: bool,
 }
 
+/// An event type's group, or the part of its name before the first `.` or `:`.
+pub(super) fn group_of(t: &event_types::EventType) -> String {
+    t.group_name
+        .clone()
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| {
+            t.name
+                .split(['.', ':'])
+                .next()
+                .filter(|p| p.len() < t.name.len())
+                .unwrap_or("other")
+                .to_owned()
+        })
+}
+
 fn groups(types: Vec<event_types::EventType>, checked: &[String]) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
     for t in types {
-        let group = t
-            .group_name
-            .clone()
-            .filter(|g| !g.is_empty())
-            .unwrap_or_else(|| {
-                t.name
-                    .split(['.', ':'])
-                    .next()
-                    .filter(|p| p.len() < t.name.len())
-                    .unwrap_or("other")
-                    .to_owned()
-            });
+        let group = group_of(&t);
         let b = TypeBox {
             checked: checked.contains(&t.name),
             name: t.name,

@@ -4,6 +4,7 @@
 mod apps;
 mod assets;
 mod auth;
+mod catalog;
 mod dashboard;
 mod endpoints;
 
@@ -50,6 +51,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(get().to(auth::setup_form))
                     .route(post().to(auth::setup)),
             )
+            .service(resource("/event-types").route(get().to(catalog::event_catalog)))
+            .service(
+                resource("/tokens")
+                    .route(get().to(catalog::api_tokens))
+                    .route(post().to(catalog::create_token)),
+            )
+            .service(resource("/tokens/{token_id}/revoke").route(post().to(catalog::revoke_token)))
             .service(
                 resource("/apps")
                     .route(get().to(apps::list))
@@ -412,6 +420,7 @@ pub(super) fn notice(req: &HttpRequest) -> Option<&'static str> {
         "rotated" => "Signing secret rotated. The previous secret keeps signing during the grace period.",
         "disabled" => "Endpoint disabled. Messages that arrive now are kept and can be replayed when you enable it.",
         "enabled" => "Endpoint enabled.",
+        "token-revoked" => "Token revoked. Requests using it are refused within a few seconds.",
         "replayed" => "Endpoint enabled; the messages it missed are being sent.",
         _ => return None,
     })
