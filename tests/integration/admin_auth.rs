@@ -126,14 +126,48 @@ async fn login_succeeds_with_the_right_password_and_fails_with_a_wrong_one() {
 }
 
 #[tokio::test]
+async fn a_login_form_posted_from_elsewhere_is_rejected() {
+    let app = TestApp::spawn().await;
+    Console::first_admin(&app).await;
+    let mut c = Console::new(&app);
+    // No token, or a token without its cookie: a cross-site form cannot log anyone in.
+    let r = c
+        .post(
+            "/admin/login",
+            &[("username", "admin"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let token = c.login_token().await;
+    c.login_cookie = None;
+    let r = c
+        .post(
+            "/admin/login",
+            &[
+                ("login_csrf", &token),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(c.cookie.is_none());
+}
+
+#[tokio::test]
 async fn session_cookie_is_secure_behind_a_tls_proxy() {
     let app = TestApp::spawn().await;
     Console::first_admin(&app).await;
     let mut c = Console::new(&app);
+    let token = c.login_token().await;
     let r = c
         .post_with_headers(
             "/admin/login",
-            &[("username", "admin"), ("password", PASSWORD)],
+            &[
+                ("login_csrf", &token),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ],
             &[("x-forwarded-proto", "https")],
         )
         .await;

@@ -412,7 +412,7 @@ async fn hostile_strings_are_escaped_on_every_page_that_shows_them() {
         .await;
     assert_eq!(r.status, 422);
     assert_escaped(&r.body, "add endpoint errors");
-    let r = c.login(HOSTILE, "wrong password!").await;
+    let r = Console::new(&app).login(HOSTILE, "wrong password!").await;
     assert_escaped(&r.body, "login error");
 }
 

@@ -1,8 +1,8 @@
 //! Login, logout and the first admin's setup link.
 
 use super::{
-    admin, admin_post, idle_ms, is_https, page, page_with, redirect, sha256_hex, ConsoleError,
-    Form, COOKIE,
+    admin, admin_post, cookie, idle_ms, is_https, page, page_with, redirect, same, sha256_hex,
+    ConsoleError, Form, COOKIE,
 };
 use crate::db::admin as admin_db;
 use crate::domain::password;
@@ -28,16 +28,46 @@ pub fn hash_secret(s: &str) -> String {
 struct LoginPage<'a> {
     username: &'a str,
     error: Option<&'a str>,
+    token: &'a str,
+}
+
+/// The login form's anti-forgery cookie: a login form posted from another site (which would
+/// log the victim into the attacker's account) lacks the matching hidden field.
+const LOGIN_COOKIE: &str = "hookbox_login";
+
+/// The login page, with a token in a cookie and in the form (double submit).
+fn login_page(
+    req: &HttpRequest,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+) -> Result<HttpResponse, ConsoleError> {
+    let token = cookie(req, LOGIN_COOKIE).unwrap_or_else(new_secret);
+    let mut res = page_with(
+        status,
+        &LoginPage {
+            username,
+            error,
+            token: &token,
+        },
+    )?;
+    let mut c =
+        format!("{LOGIN_COOKIE}={token}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=86400");
+    if is_https(req) {
+        c.push_str("; Secure");
+    }
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&c) {
+        res.headers_mut()
+            .append(actix_web::http::header::SET_COOKIE, v);
+    }
+    Ok(res)
 }
 
 pub async fn login_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     if admin(&st, &req).await.is_ok() {
         return Ok(redirect("/admin"));
     }
-    page(&LoginPage {
-        username: "",
-        error: None,
-    })
+    login_page(&req, StatusCode::OK, "", None)
 }
 
 fn client_ip(req: &HttpRequest) -> std::net::IpAddr {
@@ -51,6 +81,10 @@ pub async fn login(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let form = Form::parse(&body);
+    let expected = cookie(&req, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(form.get("login_csrf"), &expected) {
+        return Err(ConsoleError::Csrf);
+    }
     let username = form.get("username").to_owned();
     let pw = form.raw("password").to_owned();
     let key = (username.clone(), client_ip(&req));
@@ -73,12 +107,11 @@ pub async fn login(
         (true, Some(u)) => u,
         _ => {
             st.console.failed(key);
-            return page_with(
+            return login_page(
+                &req,
                 StatusCode::UNAUTHORIZED,
-                &LoginPage {
-                    username: &username,
-                    error: Some("Wrong username or password."),
-                },
+                &username,
+                Some("Wrong username or password."),
             );
         }
     };

@@ -308,11 +308,12 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-fn session_cookie(req: &HttpRequest) -> Option<String> {
+/// The value of a cookie sent with the request.
+fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
     let header = req.headers().get(header::COOKIE)?.to_str().ok()?;
     header.split(';').find_map(|kv| {
         let (k, v) = kv.trim().split_once('=')?;
-        (k == COOKIE && !v.is_empty()).then(|| v.to_owned())
+        (k == name && !v.is_empty()).then(|| v.to_owned())
     })
 }
 
@@ -322,7 +323,7 @@ fn idle_ms() -> i64 {
 
 /// The admin logged in on this request, or `LoginRequired`.
 pub(super) async fn admin(st: &Data, req: &HttpRequest) -> Result<Admin, ConsoleError> {
-    let cookie = session_cookie(req).ok_or(ConsoleError::LoginRequired)?;
+    let cookie = cookie(req, COOKIE).ok_or(ConsoleError::LoginRequired)?;
     let hash = sha256_hex(&cookie);
     let now = now_ms();
     let session = st

@@ -10,6 +10,8 @@ pub struct Console {
     pub root: String,
     client: reqwest::Client,
     pub cookie: Option<String>,
+    /// The login form's anti-forgery cookie.
+    pub login_cookie: Option<String>,
     /// The last `Set-Cookie` header seen, as sent.
     pub last_set_cookie: Option<String>,
 }
@@ -31,6 +33,7 @@ impl Console {
                 .build()
                 .unwrap(),
             cookie: None,
+            login_cookie: None,
             last_set_cookie: None,
         }
     }
@@ -56,13 +59,25 @@ impl Console {
     }
 
     async fn send(&mut self, req: reqwest::RequestBuilder) -> Resp {
-        let req = match &self.cookie {
-            Some(c) => req.header("cookie", format!("hookbox_session={c}")),
-            None => req,
+        let mut cookies = Vec::new();
+        if let Some(c) = &self.cookie {
+            cookies.push(format!("hookbox_session={c}"));
+        }
+        if let Some(c) = &self.login_cookie {
+            cookies.push(format!("hookbox_login={c}"));
+        }
+        let req = if cookies.is_empty() {
+            req
+        } else {
+            req.header("cookie", cookies.join("; "))
         };
         let resp = req.send().await.expect("request is sent");
         for v in resp.headers().get_all("set-cookie") {
             let v = v.to_str().unwrap().to_owned();
+            if let Some(rest) = v.strip_prefix("hookbox_login=") {
+                self.login_cookie = Some(rest.split(';').next().unwrap().to_owned());
+                continue;
+            }
             let value = v
                 .split(';')
                 .next()
@@ -129,12 +144,26 @@ impl Console {
         self.post(path, &all).await
     }
 
+    /// Opens the login page (for its anti-forgery token), then logs in.
     pub async fn login(&mut self, user: &str, password: &str) -> Resp {
+        let token = self.login_token().await;
         self.post(
             "/admin/login",
-            &[("username", user), ("password", password)],
+            &[
+                ("login_csrf", &token),
+                ("username", user),
+                ("password", password),
+            ],
         )
         .await
+    }
+
+    /// The login form's hidden token (its cookie is kept).
+    pub async fn login_token(&mut self) -> String {
+        let page = self.page("/admin/login").await;
+        let marker = "name=\"login_csrf\" value=\"";
+        let at = page.find(marker).unwrap() + marker.len();
+        page[at..at + page[at..].find('"').unwrap()].to_owned()
     }
 }
 
