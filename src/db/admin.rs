@@ -160,8 +160,28 @@ pub fn activity(c: &Connection, since: i64) -> DbResult<Activity> {
         "SELECT created_at / 3600000 * 3600000 AS h, SUM(status = 0), SUM(status <> 0) \
          FROM attempts WHERE id >= ? GROUP BY h ORDER BY h",
     )?;
+    let rows = stmt.query_map([lower], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    collect_activity(rows)
+}
+
+/// Like `activity`, for one endpoint.
+pub fn endpoint_activity(c: &Connection, endpoint_id: &str, since: i64) -> DbResult<Activity> {
+    let lower = ids::lower_bound_at(ids::ATTEMPT, since);
+    let mut stmt = c.prepare_cached(
+        "SELECT created_at / 3600000 * 3600000 AS h, SUM(status = 0), SUM(status <> 0) \
+         FROM attempts WHERE endpoint_id = ? AND id >= ? GROUP BY h ORDER BY h",
+    )?;
+    let rows = stmt.query_map(params![endpoint_id, lower], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    collect_activity(rows)
+}
+
+fn collect_activity(
+    rows: impl Iterator<Item = rusqlite::Result<(i64, i64, i64)>>,
+) -> DbResult<Activity> {
     let mut a = Activity::default();
-    for row in stmt.query_map([lower], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+    for row in rows {
         let (h, ok, bad): (i64, i64, i64) = row?;
         a.succeeded += ok;
         a.failed += bad;

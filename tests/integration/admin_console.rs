@@ -277,6 +277,7 @@ async fn add_endpoint_then_message_logs_then_resend_delivers_again() {
     app.wait_attempts(&a, &msg, 2, Duration::from_secs(5)).await;
     let logs = c.page(&logs_path).await;
     assert!(logs.contains("manual"), "{logs}");
+    assert!(c.page(&page).await.contains("<svg class=\"chart\""));
     let dash = c.page("/admin").await;
     assert!(
         dash.contains("<svg") && dash.contains("id=\"stat-succeeded\">2<"),

@@ -8,8 +8,10 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 const HOUR: i64 = 3_600_000;
-const CHART_H: i64 = 120;
+pub const CHART_H: i64 = 120;
 const BAR_W: i64 = 20;
+/// Width of the 24-hour chart in SVG units.
+pub const CHART_W: i64 = 24 * (BAR_W + 4);
 
 /// One hour's bar: successes stacked under failures, in SVG units.
 pub struct Bar {
@@ -89,7 +91,7 @@ pub async fn show(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         bars: bars(&activity, now),
         activity,
         success_rate: percent(rate),
-        chart_w: 24 * (BAR_W + 4),
+        chart_w: CHART_W,
         chart_h: CHART_H,
     })
 }

@@ -337,6 +337,10 @@ struct OverviewPage {
     skipped: i64,
     secret: Option<String>,
     grace: String,
+    activity: admin_db::Activity,
+    bars: Vec<super::dashboard::Bar>,
+    chart_w: i64,
+    chart_h: i64,
 }
 
 async fn overview_page(
@@ -347,12 +351,14 @@ async fn overview_page(
 ) -> Result<HttpResponse, ConsoleError> {
     let (head, health) = find_endpoint(st, req, "overview").await?;
     let id = head.ep.id.clone();
-    let (stats, skipped) = st
+    let now = now_ms();
+    let (stats, skipped, activity) = st
         .db
         .read(move |c| {
             Ok((
                 deliveries::stats(c, &id, None, None)?,
                 deliveries::count_skipped(c, &id)?,
+                admin_db::endpoint_activity(c, &id, now - DAY)?,
             ))
         })
         .await?;
@@ -365,6 +371,10 @@ async fn overview_page(
         skipped,
         secret,
         grace: humantime::format_duration(st.cfg.api.rotation_grace).to_string(),
+        bars: super::dashboard::bars(&activity, now),
+        activity,
+        chart_w: super::dashboard::CHART_W,
+        chart_h: super::dashboard::CHART_H,
         head,
     })
 }
