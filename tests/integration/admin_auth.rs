@@ -16,6 +16,7 @@ pub const PAGES: &[&str] = &[
     "/admin/apps/app_x/endpoints/ep_x",
     "/admin/apps/app_x/endpoints/ep_x/logs",
     "/admin/apps/app_x/endpoints/ep_x/testing",
+    "/admin/apps/app_x/endpoints/ep_x/settings",
     "/admin/apps/app_x/endpoints/ep_x/attempts/msg_x/atmpt_x",
     "/admin/apps/app_x/endpoints/ep_x/enable",
 ];
@@ -33,6 +34,7 @@ pub const FORMS: &[&str] = &[
     "/admin/apps/app_x/endpoints/ep_x/secret/rotate",
     "/admin/apps/app_x/endpoints/ep_x/disable",
     "/admin/apps/app_x/endpoints/ep_x/testing",
+    "/admin/apps/app_x/endpoints/ep_x/settings",
     "/admin/apps/app_x/endpoints/ep_x/enable",
 ];
 

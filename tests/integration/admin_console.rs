@@ -396,6 +396,7 @@ async fn hostile_strings_are_escaped_on_every_page_that_shows_them() {
         format!("/admin/apps/{a}/webhooks"),
         format!("/admin/apps/{a}/webhooks/new"),
         page.clone(),
+        format!("{page}/settings"),
         logs_path.clone(),
     ] {
         assert_escaped(&c.page(&path).await, &path);
@@ -542,4 +543,70 @@ async fn api_tokens_are_shown_once_listed_and_revoked() {
         .await
     );
     assert!(c.page("/admin/tokens").await.contains("revoked"));
+}
+
+#[tokio::test]
+async fn endpoint_settings_change_url_events_and_rate_limit_but_keep_the_secret() {
+    let app = TestApp::spawn().await;
+    for t in ["invoice.paid", "user:created"] {
+        app.create_event_type(t).await;
+    }
+    let a = app.create_app("Acme").await;
+    let (ep, secret) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": "https://example.com/old", "filterTypes": ["invoice.paid"] }),
+        )
+        .await;
+    let mut c = Console::first_admin(&app).await;
+    let settings = format!("/admin/apps/{a}/endpoints/{ep}/settings");
+    let form = c.page(&settings).await;
+    assert!(form.contains("value=\"invoice.paid\" checked"), "{form}");
+    assert!(!form.contains("name=\"all_events\" value=\"1\" checked"));
+    assert!(form.contains("value=\"https://example.com/old\""));
+    let r = c
+        .submit(&settings, &[("url", "nope"), ("events", "user:created")])
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("not a valid URL"));
+    assert_eq!(
+        app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await["url"],
+        "https://example.com/old"
+    );
+    let r = c
+        .submit(
+            &settings,
+            &[
+                ("url", "https://example.com/new"),
+                ("description", "d"),
+                ("events", "user:created"),
+                ("rate_limit", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.location,
+        Some(format!("/admin/apps/{a}/endpoints/{ep}?ok=endpoint-saved"))
+    );
+    let v = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert_eq!(v["url"], "https://example.com/new");
+    assert_eq!(v["filterTypes"], json!(["user:created"]));
+    assert_eq!(v["rateLimit"], 3);
+    assert_eq!(v["description"], "d");
+    let kept = app
+        .get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
+        .await;
+    assert_eq!(kept["key"], secret.as_str());
+    // "All events" clears the filter.
+    c.submit(
+        &settings,
+        &[
+            ("url", "https://example.com/new"),
+            ("all_events", "1"),
+            ("events", "user:created"),
+        ],
+    )
+    .await;
+    let v = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert!(v["filterTypes"].is_null(), "{v}");
 }

@@ -143,22 +143,135 @@ fn groups(types: Vec<event_types::EventType>, checked: &[String]) -> Vec<Group> 
     out
 }
 
+/// The endpoint form as shown: values, checkboxes and errors next to each field.
+#[derive(Default)]
+pub struct Fields {
+    pub groups: Vec<Group>,
+    pub all_events: bool,
+    pub url: String,
+    pub description: String,
+    pub channels: String,
+    pub rate_limit: String,
+    pub url_error: Option<String>,
+    pub events_error: Option<String>,
+    pub channels_error: Option<String>,
+    pub rate_error: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Fields {
+    /// The form filled in from an endpoint (or empty, for a new one).
+    async fn of(st: &Data, ep: Option<&Endpoint>) -> Result<Fields, ConsoleError> {
+        let checked = ep.and_then(|e| e.filter_types.clone()).unwrap_or_default();
+        Ok(Fields {
+            groups: groups(catalog(st).await?, &checked),
+            all_events: ep.is_none_or(|e| e.filter_types.is_none()),
+            url: ep.map(|e| e.url.clone()).unwrap_or_default(),
+            description: ep.map(|e| e.description.clone()).unwrap_or_default(),
+            channels: ep
+                .and_then(|e| e.channels.as_ref())
+                .map(|c| c.join(", "))
+                .unwrap_or_default(),
+            rate_limit: ep
+                .and_then(|e| e.rate_limit)
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            ..Fields::default()
+        })
+    }
+}
+
+/// A submitted endpoint form, validated by the API's own rules (`validated_new`).
+struct Submitted {
+    events: Vec<String>,
+    all_events: bool,
+    channels: Vec<String>,
+    rate_raw: String,
+    rate_error: Option<String>,
+    url: String,
+    description: String,
+}
+
+impl Submitted {
+    fn parse(form: &super::Form) -> Submitted {
+        let events = form.all("events");
+        let rate_raw = form.get("rate_limit").to_owned();
+        let rate_ok = rate_raw.is_empty() || rate_raw.parse::<u32>().is_ok_and(|r| r > 0);
+        Submitted {
+            all_events: form.get("all_events") == "1" || events.is_empty(),
+            events,
+            channels: form
+                .get("channels")
+                .split([',', ' ', '\n'])
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            rate_error: (!rate_ok)
+                .then(|| "a whole number of messages per second, at least 1".to_owned()),
+            rate_raw,
+            url: form.get("url").to_owned(),
+            description: form.get("description").to_owned(),
+        }
+    }
+
+    /// A new endpoint from the form, or the form with its errors.
+    async fn validate(self, st: &Data, app_id: &str) -> Result<(Endpoint, SigningKey), Fields> {
+        let input = EndpointIn {
+            url: self.url.clone(),
+            description: self.description.clone(),
+            uid: None,
+            throttle_rate: self.rate_raw.parse().ok(),
+            disabled: false,
+            event_types: (!self.all_events).then(|| self.events.clone()),
+            channels: (!self.channels.is_empty()).then(|| self.channels.clone()),
+            secret: None,
+            metadata: None,
+            headers: None,
+        };
+        let failure = match (
+            self.rate_error.is_none(),
+            validated_new(st, app_id.to_owned(), input).await,
+        ) {
+            (true, Ok(ok)) => return Ok(ok),
+            (_, Err(e)) => e,
+            (false, Ok(_)) => ApiError::Validation(Vec::new()),
+        };
+        let url_error = field_error(&failure, "url");
+        let events_error = field_error(&failure, "filterTypes");
+        let channels_error = field_error(&failure, "channels");
+        let placed = url_error.is_some() || events_error.is_some() || channels_error.is_some();
+        let error = match &failure {
+            ApiError::Validation(_) if placed => None,
+            ApiError::Validation(items) => items.first().map(|i| i.msg.clone()),
+            other => Some(other.to_string()),
+        };
+        let groups = match catalog(st).await {
+            Ok(types) => groups(types, &self.events),
+            Err(_) => Vec::new(),
+        };
+        Err(Fields {
+            groups,
+            all_events: self.all_events,
+            url: self.url,
+            description: self.description,
+            channels: self.channels.join(", "),
+            rate_limit: self.rate_raw,
+            url_error,
+            events_error,
+            channels_error,
+            rate_error: self.rate_error,
+            error,
+        })
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/endpoints/new.html")]
 struct NewPage {
     chrome: Chrome,
     app: App,
-    groups: Vec<Group>,
-    all_events: bool,
-    url: String,
-    description: String,
-    channels: String,
-    rate_limit: String,
-    url_error: Option<String>,
-    events_error: Option<String>,
-    channels_error: Option<String>,
-    rate_error: Option<String>,
-    error: Option<String>,
+    f: Fields,
 }
 
 async fn catalog(st: &Data) -> Result<Vec<event_types::EventType>, ConsoleError> {
@@ -179,17 +292,7 @@ pub async fn new_form(st: Data, req: HttpRequest) -> Result<HttpResponse, Consol
     page(&NewPage {
         chrome: admin.chrome("apps"),
         app,
-        groups: groups(catalog(&st).await?, &[]),
-        all_events: true,
-        url: String::new(),
-        description: String::new(),
-        channels: String::new(),
-        rate_limit: String::new(),
-        url_error: None,
-        events_error: None,
-        channels_error: None,
-        rate_error: None,
-        error: None,
+        f: Fields::of(&st, None).await?,
     })
 }
 
@@ -200,85 +303,77 @@ pub async fn create(
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, form) = admin_post(&st, &req, &body).await?;
     let app = find_app(&st, &req).await?;
-    let events = form.all("events");
-    let all_events = form.get("all_events") == "1" || events.is_empty();
-    let channels: Vec<String> = form
-        .get("channels")
-        .split([',', ' ', '\n'])
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let rate_raw = form.get("rate_limit").to_owned();
-    let rate = if rate_raw.is_empty() {
-        Ok(None)
-    } else {
-        rate_raw
-            .parse::<u32>()
-            .ok()
-            .filter(|r| *r > 0)
-            .map(Some)
-            .ok_or_else(|| "a whole number of messages per second, at least 1".to_owned())
-    };
-    let input = EndpointIn {
-        url: form.get("url").to_owned(),
-        description: form.get("description").to_owned(),
-        uid: None,
-        throttle_rate: rate.clone().unwrap_or(None),
-        disabled: false,
-        event_types: (!all_events).then(|| events.clone()),
-        channels: (!channels.is_empty()).then(|| channels.clone()),
-        secret: None,
-        metadata: None,
-        headers: None,
-    };
-    let failure: ApiError = match (
-        rate.is_ok(),
-        validated_new(&st, app.id.clone(), input).await,
-    ) {
-        (true, Ok((ep, key))) => {
+    match Submitted::parse(&form).validate(&st, &app.id).await {
+        Ok((ep, key)) => {
             let (saved, id) = (ep.clone(), ep.id.clone());
             st.db
                 .write(move |c| ep_db::insert(c, &saved, &key.to_secret_string()))
                 .await?;
-            return Ok(redirect(&format!(
+            Ok(redirect(&format!(
                 "/admin/apps/{}/endpoints/{id}?ok=endpoint-created",
                 app.id
-            )));
+            )))
         }
-        (_, Err(e)) => e,
-        (false, Ok(_)) => ApiError::Validation(Vec::new()),
-    };
-    let url_error = field_error(&failure, "url");
-    let events_error = field_error(&failure, "filterTypes");
-    let channels_error = field_error(&failure, "channels");
-    let error = match &failure {
-        ApiError::Validation(_)
-            if url_error.is_some() || events_error.is_some() || channels_error.is_some() =>
-        {
-            None
+        Err(f) => page_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &NewPage {
+                chrome: admin.chrome("apps"),
+                app,
+                f,
+            },
+        ),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/edit.html")]
+struct EditPage {
+    chrome: Chrome,
+    head: Head,
+    f: Fields,
+}
+
+pub async fn edit_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "settings").await?;
+    let f = Fields::of(&st, Some(&head.ep)).await?;
+    page(&EditPage {
+        chrome: admin.chrome("apps"),
+        head,
+        f,
+    })
+}
+
+/// Saves URL, description, event types, channels and rate limit (the rest is kept).
+pub async fn update(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "settings").await?;
+    match Submitted::parse(&form).validate(&st, &head.app.id).await {
+        Ok((valid, _)) => {
+            let mut ep = head.ep.clone();
+            ep.url = valid.url;
+            ep.description = valid.description;
+            ep.filter_types = valid.filter_types;
+            ep.channels = valid.channels;
+            ep.rate_limit = valid.rate_limit;
+            ep.updated_at = now_ms();
+            st.db.write(move |c| ep_db::update(c, &ep)).await?;
+            st.dispatcher.endpoint_changed(&head.ep.id);
+            Ok(redirect(&format!("{}?ok=endpoint-saved", head.base)))
         }
-        ApiError::Validation(items) => items.first().map(|i| i.msg.clone()),
-        other => Some(other.to_string()),
-    };
-    page_with(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &NewPage {
-            chrome: admin.chrome("apps"),
-            groups: groups(catalog(&st).await?, &events),
-            app,
-            all_events,
-            url: form.get("url").to_owned(),
-            description: form.get("description").to_owned(),
-            channels: channels.join(", "),
-            rate_limit: rate_raw,
-            url_error,
-            events_error,
-            channels_error,
-            rate_error: rate.err(),
-            error,
-        },
-    )
+        Err(f) => page_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &EditPage {
+                chrome: admin.chrome("apps"),
+                head,
+                f,
+            },
+        ),
+    }
 }
 
 /// What every endpoint page shows at the top.

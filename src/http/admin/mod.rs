@@ -78,6 +78,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource(ep).route(get().to(endpoints::overview)))
             .service(resource(format!("{ep}/logs")).route(get().to(endpoints::logs)))
             .service(
+                resource(format!("{ep}/settings"))
+                    .route(get().to(endpoints::edit_form))
+                    .route(post().to(endpoints::update)),
+            )
+            .service(
                 resource(format!("{ep}/testing"))
                     .route(get().to(endpoints::testing))
                     .route(post().to(endpoints::send_test)),
@@ -417,6 +422,7 @@ pub(super) fn notice(req: &HttpRequest) -> Option<&'static str> {
         "app-created" => "Application created.",
         "app-deleted" => "Application deleted.",
         "endpoint-created" => "Endpoint added.",
+        "endpoint-saved" => "Endpoint saved.",
         "resent" => "The message is being sent again.",
         "rotated" => "Signing secret rotated. The previous secret keeps signing during the grace period.",
         "disabled" => "Endpoint disabled. Messages that arrive now are kept and can be replayed when you enable it.",
