@@ -610,3 +610,51 @@ async fn endpoint_settings_change_url_events_and_rate_limit_but_keep_the_secret(
     let v = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
     assert!(v["filterTypes"].is_null(), "{v}");
 }
+
+#[tokio::test]
+async fn message_logs_are_newest_first_filtered_by_status_and_paginated() {
+    use crate::support::receiver::Reply;
+    let app = TestApp::spawn_with(|cfg| {
+        cfg.delivery.retry_schedule = vec![Duration::ZERO];
+    })
+    .await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("Acme").await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
+        .await;
+    rx.script([Reply::status(500).body("boom")]);
+    let mut ids = Vec::new();
+    for n in 0..27 {
+        ids.push(
+            app.send(&a, &format!("order.n{n}"), json!({ "n": n }))
+                .await,
+        );
+        rx.wait_for_count(n + 1, Duration::from_secs(5)).await;
+    }
+    app.wait_attempts(&a, &ids[26], 1, Duration::from_secs(5))
+        .await;
+    let mut c = Console::first_admin(&app).await;
+    let logs = format!("/admin/apps/{a}/endpoints/{ep}/logs");
+    let first = c.page(&logs).await;
+    // Newest first: the last message is on the first page, the first is not.
+    assert!(
+        first.contains(">order.n26<") && !first.contains(">order.n0<"),
+        "{first}"
+    );
+    assert!(first.find(">order.n26<").unwrap() < first.find(">order.n25<").unwrap());
+    let at = first.find("after=").unwrap();
+    let next = &first[first[..at].rfind('"').unwrap() + 1..at + first[at..].find('"').unwrap()];
+    let next = next.replace("&amp;", "&");
+    let second = c.page(&next).await;
+    assert!(
+        second.contains(">order.n0<") && !second.contains(">order.n26<"),
+        "{second}"
+    );
+    assert!(second.contains("← Newest"));
+    let failed = c.page(&format!("{logs}?status=failed")).await;
+    assert!(failed.contains(">order.n0<") && failed.contains(">500<"));
+    assert!(!failed.contains(">order.n1<"));
+    let ok = c.page(&format!("{logs}?status=succeeded")).await;
+    assert!(!ok.contains(">order.n0<") && ok.contains(">order.n26<"));
+}

@@ -465,7 +465,7 @@ async fn overview_page(
         created: when(head.ep.created_at),
         skipped,
         secret,
-        grace: humantime::format_duration(st.cfg.api.rotation_grace).to_string(),
+        grace: span(st.cfg.api.rotation_grace),
         bars: super::dashboard::bars(&activity, now),
         activity,
         chart_w: super::dashboard::CHART_W,
@@ -479,6 +479,21 @@ pub async fn overview(st: Data, req: HttpRequest) -> Result<HttpResponse, Consol
     let mut chrome = admin.chrome("apps");
     chrome.notice = notice(&req);
     overview_page(&st, &req, chrome, None).await
+}
+
+/// A duration for people: `24 hours`, `3 days`, `90 minutes`.
+fn span(d: std::time::Duration) -> String {
+    let mins = d.as_secs() / 60;
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if mins >= 72 * 60 && mins.is_multiple_of(24 * 60) {
+        plural(mins / (24 * 60), "day")
+    } else if mins >= 120 && mins.is_multiple_of(60) {
+        plural(mins / 60, "hour")
+    } else if mins > 0 {
+        plural(mins, "minute")
+    } else {
+        plural(d.as_secs(), "second")
+    }
 }
 
 /// Shows the current signing secret (a POST, so it never sits in a URL or a cache).
@@ -896,4 +911,19 @@ pub async fn send_test(
         error: None,
         result: Some(result),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span;
+    use std::time::Duration;
+
+    #[test]
+    fn grace_periods_read_naturally() {
+        assert_eq!(span(Duration::from_secs(24 * 3600)), "24 hours");
+        assert_eq!(span(Duration::from_secs(3 * 24 * 3600)), "3 days");
+        assert_eq!(span(Duration::from_secs(60)), "1 minute");
+        assert_eq!(span(Duration::from_secs(90 * 60)), "90 minutes");
+        assert_eq!(span(Duration::from_secs(5)), "5 seconds");
+    }
 }
