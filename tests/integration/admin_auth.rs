@@ -157,6 +157,49 @@ async fn a_login_form_posted_from_elsewhere_is_rejected() {
 }
 
 #[tokio::test]
+async fn login_returns_to_the_page_that_asked_for_it() {
+    let app = TestApp::spawn().await;
+    Console::first_admin(&app).await;
+    let mut c = Console::new(&app);
+    let r = c.get("/admin/apps?after=app_x").await;
+    let login = r.location.unwrap();
+    assert_eq!(login, "/admin/login?next=%2Fadmin%2Fapps%3Fafter%3Dapp_x");
+    let page = c.page(&login).await;
+    assert!(
+        page.contains("name=\"next\" value=\"/admin/apps?after=app_x\""),
+        "{page}"
+    );
+    let token = c.login_token().await;
+    let r = c
+        .post(
+            "/admin/login",
+            &[
+                ("login_csrf", &token),
+                ("username", "admin"),
+                ("password", PASSWORD),
+                ("next", "/admin/apps?after=app_x"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/admin/apps?after=app_x"));
+    // Never to another site.
+    let mut d = Console::new(&app);
+    let token = d.login_token().await;
+    let r = d
+        .post(
+            "/admin/login",
+            &[
+                ("login_csrf", &token),
+                ("username", "admin"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/admin"));
+}
+
+#[tokio::test]
 async fn session_cookie_is_secure_behind_a_tls_proxy() {
     let app = TestApp::spawn().await;
     Console::first_admin(&app).await;
@@ -184,7 +227,8 @@ async fn every_console_page_redirects_to_login_when_logged_out() {
     for page in PAGES {
         let r = c.get(page).await;
         assert_eq!(r.status, 303, "{page}");
-        assert_eq!(r.location.as_deref(), Some("/admin/login"), "{page}");
+        let to = r.location.unwrap();
+        assert!(to.starts_with("/admin/login"), "{page} -> {to}");
     }
     for form in FORMS {
         let r = c.post(form, &[("csrf", "x")]).await;

@@ -1,8 +1,8 @@
 //! Login, logout and the first admin's setup link.
 
 use super::{
-    admin, admin_post, cookie, idle_ms, is_https, page, page_with, redirect, same, sha256_hex,
-    ConsoleError, Form, COOKIE,
+    admin, admin_post, cookie, idle_ms, is_https, page, page_with, redirect, safe_next, same,
+    sha256_hex, ConsoleError, Form, COOKIE,
 };
 use crate::db::admin as admin_db;
 use crate::domain::password;
@@ -29,6 +29,7 @@ struct LoginPage<'a> {
     username: &'a str,
     error: Option<&'a str>,
     token: &'a str,
+    next: &'a str,
 }
 
 /// The login form's anti-forgery cookie: a login form posted from another site (which would
@@ -41,6 +42,7 @@ fn login_page(
     status: StatusCode,
     username: &str,
     error: Option<&str>,
+    next: &str,
 ) -> Result<HttpResponse, ConsoleError> {
     let token = cookie(req, LOGIN_COOKIE).unwrap_or_else(new_secret);
     let mut res = page_with(
@@ -49,6 +51,7 @@ fn login_page(
             username,
             error,
             token: &token,
+            next: safe_next(next),
         },
     )?;
     let mut c =
@@ -64,10 +67,12 @@ fn login_page(
 }
 
 pub async fn login_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let q = crate::http::extract::Query::parse(req.query_string());
+    let next = q.str("next").unwrap_or_default().to_owned();
     if admin(&st, &req).await.is_ok() {
-        return Ok(redirect("/admin"));
+        return Ok(redirect(safe_next(&next)));
     }
-    login_page(&req, StatusCode::OK, "", None)
+    login_page(&req, StatusCode::OK, "", None, &next)
 }
 
 fn client_ip(req: &HttpRequest) -> std::net::IpAddr {
@@ -112,11 +117,12 @@ pub async fn login(
                 StatusCode::UNAUTHORIZED,
                 &username,
                 Some("Wrong username or password."),
+                form.get("next"),
             );
         }
     };
     st.console.succeeded(&key);
-    start_session(&st, &req, user.id).await
+    start_session(&st, &req, user.id, safe_next(form.get("next"))).await
 }
 
 /// Creates a session for `user_id` and answers with its cookie and a redirect to the dashboard.
@@ -124,13 +130,14 @@ async fn start_session(
     st: &Data,
     req: &HttpRequest,
     user_id: String,
+    then: &str,
 ) -> Result<HttpResponse, ConsoleError> {
     let sid = new_secret();
     let (hash, csrf, now) = (hash_secret(&sid), new_secret(), now_ms());
     st.db
         .write(move |c| admin_db::insert_session(c, &hash, &user_id, &csrf, now, now + idle_ms()))
         .await?;
-    let mut res = redirect("/admin");
+    let mut res = redirect(then);
     set_cookie(&mut res, &sid, None, is_https(req));
     Ok(res)
 }
@@ -250,5 +257,5 @@ pub async fn setup(
         })
         .await?
         .ok_or_else(|| ConsoleError::Gone(SETUP_GONE.into()))?;
-    start_session(&st, &req, user_id).await
+    start_session(&st, &req, user_id, "/admin").await
 }

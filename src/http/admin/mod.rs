@@ -165,8 +165,9 @@ impl Default for Console {
 /// What can go wrong on a console page; each renders as a page (or a redirect to login).
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
+    /// Redirects to the login page, which returns to `next` (a console path) afterwards.
     #[error("please log in")]
-    LoginRequired,
+    LoginRequired { next: Option<String> },
     #[error("the form has expired or did not come from this console")]
     Csrf,
     #[error("{0} not found")]
@@ -207,7 +208,7 @@ struct ErrorPage<'a> {
 impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ConsoleError::LoginRequired => StatusCode::SEE_OTHER,
+            ConsoleError::LoginRequired { .. } => StatusCode::SEE_OTHER,
             ConsoleError::Csrf => StatusCode::FORBIDDEN,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -218,8 +219,14 @@ impl ResponseError for ConsoleError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if matches!(self, ConsoleError::LoginRequired) {
-            return redirect("/admin/login");
+        if let ConsoleError::LoginRequired { next } = self {
+            return match next {
+                Some(n) => redirect(&format!(
+                    "/admin/login?next={}",
+                    url::form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>()
+                )),
+                None => redirect("/admin/login"),
+            };
         }
         let status = self.status_code();
         let (title, message) = match self {
@@ -235,7 +242,7 @@ impl ResponseError for ConsoleError {
                 tracing::error!(error = %detail, "console request failed");
                 ("Something went wrong", "The server could not complete this request. The details are in its log.".to_owned())
             }
-            ConsoleError::LoginRequired => ("", String::new()),
+            ConsoleError::LoginRequired { .. } => ("", String::new()),
         };
         let page = ErrorPage {
             status: status.as_u16(),
@@ -328,14 +335,23 @@ fn idle_ms() -> i64 {
 
 /// The admin logged in on this request, or `LoginRequired`.
 pub(super) async fn admin(st: &Data, req: &HttpRequest) -> Result<Admin, ConsoleError> {
-    let cookie = cookie(req, COOKIE).ok_or(ConsoleError::LoginRequired)?;
+    // A page asked for while logged out is opened again after login (forms are not replayed).
+    let login = || ConsoleError::LoginRequired {
+        next: (req.method() == actix_web::http::Method::GET && req.path() != "/admin").then(|| {
+            match req.query_string() {
+                "" => req.path().to_owned(),
+                q => format!("{}?{q}", req.path()),
+            }
+        }),
+    };
+    let cookie = cookie(req, COOKIE).ok_or_else(login)?;
     let hash = sha256_hex(&cookie);
     let now = now_ms();
     let session = st
         .db
         .read(move |c| admin_db::session(c, &hash, now))
         .await?
-        .ok_or(ConsoleError::LoginRequired)?;
+        .ok_or_else(login)?;
     // Extending the idle timeout costs a write: once a minute is precise enough.
     if now - session.last_seen_at > 60_000 {
         let h = session.id_hash.clone();
@@ -433,6 +449,19 @@ pub(super) fn notice(req: &HttpRequest) -> Option<&'static str> {
     })
 }
 
+/// Where to go after login: a console path from `next`, never another site.
+pub(super) fn safe_next(next: &str) -> &str {
+    let ok = (next.starts_with("/admin/") || next.starts_with("/admin?"))
+        && !next.starts_with("/admin/login")
+        && !next.contains(['\\', '\r', '\n'])
+        && !next.contains("//");
+    if ok {
+        next
+    } else {
+        "/admin"
+    }
+}
+
 /// Whether the request reached us over TLS (directly or through a proxy that says so).
 fn is_https(req: &HttpRequest) -> bool {
     req.connection_info().scheme() == "https"
@@ -464,5 +493,22 @@ mod tests {
         assert_eq!(f.get("name"), "<b> c");
         assert_eq!(f.get("missing"), "");
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+
+    #[test]
+    fn login_returns_only_to_console_paths() {
+        assert_eq!(safe_next("/admin/apps?after=x"), "/admin/apps?after=x");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/admin//evil",
+            "/adminx/../x",
+            "/admin/login",
+            "",
+            "/\\evil",
+        ] {
+            let got = safe_next(bad);
+            assert_eq!(got, "/admin", "{bad}");
+        }
     }
 }
