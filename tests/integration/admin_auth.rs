@@ -17,6 +17,7 @@ pub const PAGES: &[&str] = &[
     "/admin/apps/app_x/endpoints/ep_x/logs",
     "/admin/apps/app_x/endpoints/ep_x/testing",
     "/admin/apps/app_x/endpoints/ep_x/settings",
+    "/admin/apps/app_x/endpoints/ep_x/delete",
     "/admin/apps/app_x/endpoints/ep_x/attempts/msg_x/atmpt_x",
     "/admin/apps/app_x/endpoints/ep_x/enable",
 ];
@@ -35,6 +36,7 @@ pub const FORMS: &[&str] = &[
     "/admin/apps/app_x/endpoints/ep_x/disable",
     "/admin/apps/app_x/endpoints/ep_x/testing",
     "/admin/apps/app_x/endpoints/ep_x/settings",
+    "/admin/apps/app_x/endpoints/ep_x/delete",
     "/admin/apps/app_x/endpoints/ep_x/enable",
 ];
 

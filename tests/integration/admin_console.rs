@@ -597,6 +597,11 @@ async fn endpoint_settings_change_url_events_and_rate_limit_but_keep_the_secret(
         .get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
         .await;
     assert_eq!(kept["key"], secret.as_str());
+    // Deleting takes a confirmation, and the CSRF token.
+    let delete = format!("/admin/apps/{a}/endpoints/{ep}/delete");
+    assert!(c.page(&delete).await.contains("Delete this endpoint?"));
+    assert_eq!(c.post(&delete, &[]).await.status, 403);
+    app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
     // "All events" clears the filter.
     c.submit(
         &settings,
@@ -609,6 +614,13 @@ async fn endpoint_settings_change_url_events_and_rate_limit_but_keep_the_secret(
     .await;
     let v = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
     assert!(v["filterTypes"].is_null(), "{v}");
+    let r = c.submit(&delete, &[]).await;
+    assert_eq!(
+        r.location,
+        Some(format!("/admin/apps/{a}/webhooks?ok=endpoint-deleted"))
+    );
+    app.get(&format!("/app/{a}/endpoint/{ep}"), 404).await;
+    assert_eq!(c.get(&settings).await.status, 404);
 }
 
 #[tokio::test]

@@ -376,6 +376,38 @@ pub async fn update(
     }
 }
 
+#[derive(Template)]
+#[template(path = "admin/endpoints/delete.html")]
+struct DeletePage {
+    chrome: Chrome,
+    head: Head,
+}
+
+pub async fn confirm_delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "settings").await?;
+    page(&DeletePage {
+        chrome: admin.chrome("apps"),
+        head,
+    })
+}
+
+pub async fn delete(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "settings").await?;
+    let id = head.ep.id.clone();
+    st.db.write(move |c| ep_db::delete(c, &id)).await?;
+    st.dispatcher.endpoint_changed(&head.ep.id);
+    Ok(redirect(&format!(
+        "/admin/apps/{}/webhooks?ok=endpoint-deleted",
+        head.app.id
+    )))
+}
+
 /// What every endpoint page shows at the top.
 pub struct Head {
     pub app: App,

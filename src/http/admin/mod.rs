@@ -101,6 +101,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(resource(format!("{ep}/disable")).route(post().to(endpoints::disable)))
             .service(
+                resource(format!("{ep}/delete"))
+                    .route(get().to(endpoints::confirm_delete))
+                    .route(post().to(endpoints::delete)),
+            )
+            .service(
                 resource(format!("{ep}/enable"))
                     .route(get().to(endpoints::confirm_enable))
                     .route(post().to(endpoints::enable)),
@@ -439,6 +444,7 @@ pub(super) fn notice(req: &HttpRequest) -> Option<&'static str> {
         "app-deleted" => "Application deleted.",
         "endpoint-created" => "Endpoint added.",
         "endpoint-saved" => "Endpoint saved.",
+        "endpoint-deleted" => "Endpoint deleted.",
         "resent" => "The message is being sent again.",
         "rotated" => "Signing secret rotated. The previous secret keeps signing during the grace period.",
         "disabled" => "Endpoint disabled. Messages that arrive now are kept and can be replayed when you enable it.",
