@@ -581,6 +581,7 @@ async fn endpoint_settings_change_url_events_and_rate_limit_but_keep_the_secret(
                 ("description", "d"),
                 ("events", "user:created"),
                 ("rate_limit", "3"),
+                ("headers", "X-Team: billing\n\nX-Env: prod"),
             ],
         )
         .await;
@@ -593,6 +594,31 @@ async fn endpoint_settings_change_url_events_and_rate_limit_but_keep_the_secret(
     assert_eq!(v["filterTypes"], json!(["user:created"]));
     assert_eq!(v["rateLimit"], 3);
     assert_eq!(v["description"], "d");
+    let h = app
+        .get(&format!("/app/{a}/endpoint/{ep}/headers"), 200)
+        .await;
+    assert_eq!(
+        h["headers"],
+        json!({ "X-Env": "prod", "X-Team": "billing" })
+    );
+    assert!(c
+        .page(&settings)
+        .await
+        .contains("X-Env: prod\nX-Team: billing"));
+    // Headers hookbox sets itself, and lines that are not headers, are refused.
+    for (bad, why) in [
+        ("webhook-id: x", "cannot be overridden"),
+        ("no colon", "is not `Name: value`"),
+    ] {
+        let r = c
+            .submit(
+                &settings,
+                &[("url", "https://example.com/new"), ("headers", bad)],
+            )
+            .await;
+        assert_eq!(r.status, 422);
+        assert!(r.body.contains(why), "{}", r.body);
+    }
     let kept = app
         .get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
         .await;

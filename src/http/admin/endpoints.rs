@@ -152,6 +152,9 @@ pub struct Fields {
     pub description: String,
     pub channels: String,
     pub rate_limit: String,
+    /// Custom headers, one `Name: value` per line.
+    pub headers: String,
+    pub headers_error: Option<String>,
     pub url_error: Option<String>,
     pub events_error: Option<String>,
     pub channels_error: Option<String>,
@@ -176,6 +179,15 @@ impl Fields {
                 .and_then(|e| e.rate_limit)
                 .map(|r| r.to_string())
                 .unwrap_or_default(),
+            headers: ep
+                .map(|e| {
+                    e.headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default(),
             ..Fields::default()
         })
     }
@@ -190,6 +202,22 @@ struct Submitted {
     rate_error: Option<String>,
     url: String,
     description: String,
+    headers_raw: String,
+    headers: Result<std::collections::BTreeMap<String, String>, String>,
+}
+
+/// `Name: value` lines (blank lines ignored) as a header map.
+fn parse_headers(raw: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    raw.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l
+                .split_once(':')
+                .ok_or_else(|| format!("`{l}` is not `Name: value`"))?;
+            Ok((k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect()
 }
 
 impl Submitted {
@@ -212,6 +240,8 @@ impl Submitted {
             rate_raw,
             url: form.get("url").to_owned(),
             description: form.get("description").to_owned(),
+            headers: parse_headers(form.get("headers")),
+            headers_raw: form.get("headers").to_owned(),
         }
     }
 
@@ -227,10 +257,10 @@ impl Submitted {
             channels: (!self.channels.is_empty()).then(|| self.channels.clone()),
             secret: None,
             metadata: None,
-            headers: None,
+            headers: self.headers.clone().ok(),
         };
         let failure = match (
-            self.rate_error.is_none(),
+            self.rate_error.is_none() && self.headers.is_ok(),
             validated_new(st, app_id.to_owned(), input).await,
         ) {
             (true, Ok(ok)) => return Ok(ok),
@@ -240,7 +270,14 @@ impl Submitted {
         let url_error = field_error(&failure, "url");
         let events_error = field_error(&failure, "filterTypes");
         let channels_error = field_error(&failure, "channels");
-        let placed = url_error.is_some() || events_error.is_some() || channels_error.is_some();
+        let headers_error = self
+            .headers
+            .err()
+            .or_else(|| field_error(&failure, "headers"));
+        let placed = url_error.is_some()
+            || events_error.is_some()
+            || channels_error.is_some()
+            || headers_error.is_some();
         let error = match &failure {
             ApiError::Validation(_) if placed => None,
             ApiError::Validation(items) => items.first().map(|i| i.msg.clone()),
@@ -257,6 +294,8 @@ impl Submitted {
             description: self.description,
             channels: self.channels.join(", "),
             rate_limit: self.rate_raw,
+            headers: self.headers_raw,
+            headers_error,
             url_error,
             events_error,
             channels_error,
@@ -360,6 +399,7 @@ pub async fn update(
             ep.filter_types = valid.filter_types;
             ep.channels = valid.channels;
             ep.rate_limit = valid.rate_limit;
+            ep.headers = valid.headers;
             ep.updated_at = now_ms();
             st.db.write(move |c| ep_db::update(c, &ep)).await?;
             st.dispatcher.endpoint_changed(&head.ep.id);
