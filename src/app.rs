@@ -4,7 +4,7 @@
 //! flush the writer, checkpoint the WAL.
 
 use crate::config::Config;
-use crate::db::{tokens, Db, DbOptions};
+use crate::db::{admin as admin_db, tokens, Db, DbOptions};
 use crate::delivery::{client::Sender, ssrf::Guard, Dispatcher};
 use crate::domain::{ids, time::now_ms};
 use crate::http::{self, auth, State};
@@ -24,6 +24,7 @@ pub struct Application {
     cancel: CancellationToken,
     grace: Duration,
     bootstrap_token: Option<String>,
+    setup_token: Option<String>,
     _lock: std::fs::File,
 }
 
@@ -73,6 +74,23 @@ impl Application {
                 Ok(Some(token))
             })
             .await?;
+        let setup_token = db
+            .write(|c| {
+                if admin_db::count_users(c)? > 0 {
+                    return Ok(None);
+                }
+                let token = http::admin::new_secret();
+                let now = now_ms();
+                let ttl = i64::try_from(http::admin::SETUP_LINK_TTL.as_millis()).unwrap_or(0);
+                admin_db::replace_setup_token(
+                    c,
+                    &http::admin::hash_secret(&token),
+                    now,
+                    now + ttl,
+                )?;
+                Ok(Some(token))
+            })
+            .await?;
 
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
@@ -106,6 +124,7 @@ impl Application {
             dispatcher,
             tokens: auth::TokenCache::default(),
             metrics: http::metrics::HttpMetrics::default(),
+            console: http::admin::Console::new(),
         });
         let data = state.clone();
         let server = HttpServer::new(move || {
@@ -124,6 +143,7 @@ impl Application {
                 .wrap_fn(move |req, srv| http::request_id::traced(&traced, req, srv))
                 .service(web::resource("/metrics").route(web::get().to(http::metrics::scrape)))
                 .configure(http::api::routes)
+                .configure(http::admin::routes)
         })
         .listen(listener)?
         // Signals are handled by `run_until_stopped`, which stops the server itself.
@@ -138,6 +158,7 @@ impl Application {
             cancel,
             grace,
             bootstrap_token,
+            setup_token,
             _lock: lock,
         })
     }
@@ -154,6 +175,12 @@ impl Application {
     /// The API token created on the first start of an empty data dir, if this was it.
     pub fn bootstrap_token(&self) -> Option<&str> {
         self.bootstrap_token.as_deref()
+    }
+
+    /// The one-time token of the first admin's setup link (`/admin/setup?token=…`), made on
+    /// every start while no admin exists (each start replaces the previous link).
+    pub fn setup_token(&self) -> Option<&str> {
+        self.setup_token.as_deref()
     }
 
     /// Serves until SIGTERM or SIGINT (or the server handle stops it), then shuts down

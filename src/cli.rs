@@ -1,9 +1,10 @@
 //! Command line: one subcommand per function.
 
 use crate::config::{Config, Overrides};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,6 +65,11 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Manage admin console users.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Create or upgrade the database schema, then exit.
     Migrate(ServeArgs),
     /// Print the effective configuration, secrets hidden.
@@ -100,4 +106,86 @@ pub enum TokenAction {
         #[command(flatten)]
         args: ServeArgs,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminAction {
+    /// Create an admin; the password is read from stdin (first line) or --password-file.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Set a new password (stdin or --password-file) and end the admin's sessions.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+}
+
+/// The password for `admin create|reset-password`: from a file, else the first line of
+/// `stdin` (so it stays out of the shell history and the process list).
+fn read_password(file: Option<&Path>, stdin: &mut dyn std::io::BufRead) -> anyhow::Result<String> {
+    let raw = match file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("while reading {}", f.display()))?
+        }
+        None => {
+            let mut line = String::new();
+            stdin
+                .read_line(&mut line)
+                .context("while reading the password from stdin")?;
+            line
+        }
+    };
+    let pw = raw.trim_end_matches(['\n', '\r']).to_owned();
+    crate::domain::password::check_new(&pw)
+        .map_err(|e| anyhow::anyhow!("password refused: {e}"))?;
+    Ok(pw)
+}
+
+/// Runs `hookbox admin …` and returns what to print. Works while a server uses the
+/// database: SQLite's locking serializes the two writers.
+pub fn admin(action: AdminAction, stdin: &mut dyn std::io::BufRead) -> anyhow::Result<String> {
+    use crate::db;
+    use crate::domain::{password, time};
+    match action {
+        AdminAction::Create {
+            username,
+            password_file,
+            args,
+        } => {
+            crate::http::admin::check_username(&username)
+                .map_err(|e| anyhow::anyhow!("username refused: {e}"))?;
+            let pw = read_password(password_file.as_deref(), stdin)?;
+            let hash = password::hash(&pw).map_err(|e| anyhow::anyhow!(e))?;
+            let cfg = args.config()?;
+            cfg.ensure_data_dir()?;
+            let conn = db::open_direct(&cfg.db_path())?;
+            db::admin::insert_user(&conn, &username, &hash, time::now_ms())
+                .context("while creating the admin")?;
+            Ok(format!("created admin `{username}`"))
+        }
+        AdminAction::ResetPassword {
+            username,
+            password_file,
+            args,
+        } => {
+            let pw = read_password(password_file.as_deref(), stdin)?;
+            let hash = password::hash(&pw).map_err(|e| anyhow::anyhow!(e))?;
+            let conn = db::open_direct(&args.config()?.db_path())?;
+            let found = db::admin::set_password(&conn, &username, &hash, time::now_ms())?;
+            anyhow::ensure!(found, "no admin named `{username}`");
+            Ok(format!(
+                "password of `{username}` changed; its sessions were ended"
+            ))
+        }
+    }
 }

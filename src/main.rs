@@ -1,7 +1,7 @@
 use anyhow::Context;
 use clap::Parser;
 use hookbox::app::Application;
-use hookbox::cli::{Cli, Command, ServeArgs, TokenAction};
+use hookbox::cli::{AdminAction, Cli, Command, ServeArgs, TokenAction};
 use hookbox::db;
 use hookbox::domain::{ids, time};
 use hookbox::http::auth;
@@ -17,6 +17,11 @@ fn main() -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(&args),
         Command::Token { action } => token(action),
+        Command::Admin { action } => {
+            let msg = hookbox::cli::admin(action, &mut std::io::stdin().lock())?;
+            println!("{msg}");
+            Ok(())
+        }
         Command::Migrate(args) => {
             let cfg = args.config()?;
             cfg.ensure_data_dir()?;
@@ -62,6 +67,9 @@ fn log_format(command: &Command) -> String {
             | TokenAction::List { args }
             | TokenAction::Revoke { args, .. } => args,
         },
+        Command::Admin { action } => match action {
+            AdminAction::Create { args, .. } | AdminAction::ResetPassword { args, .. } => args,
+        },
     };
     args.config().map(|c| c.log_format).unwrap_or_default()
 }
@@ -87,9 +95,15 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             println!("First start: created an API token (shown only once):\n\n    {token}\n");
         }
         println!(
-            "hookbox listening on http://{} (API at /api/v1)",
+            "hookbox listening on http://{} (API at /api/v1, console at /admin)",
             app.local_addr()
         );
+        if let Some(token) = app.setup_token() {
+            println!(
+                "No admin yet: open this link within 24 hours to create the first one (it works once):\n\n    http://{}/admin/setup?token={token}\n",
+                app.local_addr()
+            );
+        }
         app.run_until_stopped().await
     })
 }

@@ -17,6 +17,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_endpoint_health",
         include_str!("../../migrations/0004_endpoint_health.sql"),
     ),
+    (
+        "0005_console",
+        include_str!("../../migrations/0005_console.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

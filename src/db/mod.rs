@@ -1,5 +1,6 @@
 //! Storage: the only place with SQL. One writer thread (group commit), a pool of readers.
 
+pub mod admin;
 pub mod apps;
 pub mod attempts;
 pub mod deliveries;

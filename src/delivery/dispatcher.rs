@@ -220,6 +220,23 @@ impl Dispatcher {
         self.inner.targets.invalidate(endpoint_id);
     }
 
+    /// Sends one request to an endpoint now, outside the queue, with the client, signing and
+    /// SSRF guard that deliveries use (the console's Send Test Event). Returns the URL used
+    /// and what came back; `None` when the endpoint no longer exists.
+    pub async fn send_now(
+        &self,
+        endpoint_id: &str,
+        msg_id: &str,
+        body: &Arc<str>,
+        now: i64,
+    ) -> crate::db::DbResult<Option<(String, super::client::Sent)>> {
+        let Some(target) = self.inner.targets.get(&self.inner.db, endpoint_id).await? else {
+            return Ok(None);
+        };
+        let sent = self.inner.sender.send(&target, msg_id, body, now).await;
+        Ok(Some((target.url.clone(), sent)))
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.inner.counters
     }

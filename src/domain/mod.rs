@@ -2,6 +2,7 @@
 
 pub mod crypto;
 pub mod ids;
+pub mod password;
 pub mod retry;
 pub mod signing;
 pub mod time;

@@ -1,5 +1,6 @@
-//! HTTP: the `/api/v1` API (and, later, the console).
+//! HTTP: the `/api/v1` API and the `/admin` console.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -19,6 +20,7 @@ pub struct State {
     pub dispatcher: Dispatcher,
     pub tokens: auth::TokenCache,
     pub metrics: metrics::HttpMetrics,
+    pub console: admin::Console,
 }
 
 pub type Data = actix_web::web::Data<State>;

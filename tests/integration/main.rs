@@ -2,6 +2,8 @@
 
 mod support;
 
+mod admin_auth;
+mod admin_console;
 mod api_apps;
 mod api_errors;
 mod api_resources;

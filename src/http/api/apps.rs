@@ -59,7 +59,7 @@ fn metadata_map(m: Option<Metadata>) -> serde_json::Map<String, serde_json::Valu
 }
 
 /// A validated new application.
-pub(super) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
+pub(crate) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
     check_name(&input.name)?;
     check_app_uid(input.uid.as_deref())?;
     let now = now_ms();

@@ -5,6 +5,7 @@ use super::models::{
     HeadersIn, HeadersPatchIn, SecretRotateIn, SinceIn,
 };
 use super::{body, caller, find_endpoint, idempotent, json, query};
+use crate::db::apps::App as AppRow;
 use crate::db::endpoints::{self as ep_db, Endpoint};
 use crate::db::{deliveries, event_types, messages::MessageFilter};
 use crate::domain::ids;
@@ -151,7 +152,7 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     ))
 }
 
-async fn validated_new(
+pub(crate) async fn validated_new(
     st: &Data,
     app_id: String,
     input: EndpointIn,
@@ -198,15 +199,7 @@ pub async fn create(
     let input: EndpointIn = body(&st, payload).await?;
     idempotent(&st, &req, &who, || async {
         let (ep, key) = validated_new(&st, app.id, input).await?;
-        let saved = ep.clone();
-        let main_key = st.db.main_key.clone();
-        st.db
-            .write(move |c| {
-                ep_db::insert(c, &main_key, &saved, &key.to_secret_string())?;
-                operational::endpoint_event(c, "endpoint.created", &saved.id, now_ms())
-            })
-            .await
-            .map(|announced| wake_if(&st, announced))?;
+        store_new(&st, ep.clone(), key).await?;
         Ok((StatusCode::CREATED, out(ep)))
     })
     .await
@@ -225,17 +218,52 @@ fn wake_if(st: &Data, announced: bool) {
     }
 }
 
-async fn save(st: &Data, ep: Endpoint) -> Result<HttpResponse, ApiError> {
-    let saved = ep.clone();
+/// Stores a new endpoint with its (encrypted) secret and tells the operator.
+pub(crate) async fn store_new(st: &Data, ep: Endpoint, key: SigningKey) -> Result<(), ApiError> {
+    let main_key = st.db.main_key.clone();
     let announced = st
         .db
         .write(move |c| {
-            ep_db::update(c, &saved)?;
-            operational::endpoint_event(c, "endpoint.updated", &saved.id, now_ms())
+            ep_db::insert(c, &main_key, &ep, &key.to_secret_string())?;
+            operational::endpoint_event(c, "endpoint.created", &ep.id, now_ms())
+        })
+        .await?;
+    wake_if(st, announced);
+    Ok(())
+}
+
+/// Stores a changed endpoint, drops its cached sending details and tells the operator.
+pub(crate) async fn store_changed(st: &Data, ep: Endpoint) -> Result<(), ApiError> {
+    let id = ep.id.clone();
+    let announced = st
+        .db
+        .write(move |c| {
+            ep_db::update(c, &ep)?;
+            operational::endpoint_event(c, "endpoint.updated", &ep.id, now_ms())
+        })
+        .await?;
+    wake_if(st, announced);
+    st.dispatcher.endpoint_changed(&id);
+    Ok(())
+}
+
+/// Deletes an endpoint (its deliveries and attempts go with it) and tells the operator.
+pub(crate) async fn remove(st: &Data, app: AppRow, ep: &Endpoint) -> Result<(), ApiError> {
+    let (id, uid) = (ep.id.clone(), ep.uid.clone());
+    let announced = st
+        .db
+        .write(move |c| {
+            ep_db::delete(c, &id)?;
+            operational::endpoint_deleted(c, &app, &id, uid.as_deref(), now_ms())
         })
         .await?;
     wake_if(st, announced);
     st.dispatcher.endpoint_changed(&ep.id);
+    Ok(())
+}
+
+async fn save(st: &Data, ep: Endpoint) -> Result<HttpResponse, ApiError> {
+    store_changed(st, ep.clone()).await?;
     Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
 
@@ -261,7 +289,7 @@ pub async fn put(
     let k = key.clone();
     let existing = st.db.read(move |c| ep_db::get(c, &app_id, &k)).await?;
     let Some(mut ep) = existing else {
-        let (mut ep, secret) = validated_new(
+        let (ep, secret) = validated_new(
             &st,
             app.id,
             EndpointIn {
@@ -270,16 +298,7 @@ pub async fn put(
             },
         )
         .await?;
-        ep.uid = ep.uid.take();
-        let saved = ep.clone();
-        let main_key = st.db.main_key.clone();
-        st.db
-            .write(move |c| {
-                ep_db::insert(c, &main_key, &saved, &secret.to_secret_string())?;
-                operational::endpoint_event(c, "endpoint.created", &saved.id, now_ms())
-            })
-            .await
-            .map(|announced| wake_if(&st, announced))?;
+        store_new(&st, ep.clone(), secret).await?;
         return Ok(json(StatusCode::CREATED, &EndpointOut::from(ep)));
     };
     check_url(&st, &input.url)?;
@@ -353,16 +372,7 @@ pub async fn patch(
 pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (app, ep) = find_endpoint(&st, &req).await?;
-    let (id, uid) = (ep.id.clone(), ep.uid.clone());
-    let announced = st
-        .db
-        .write(move |c| {
-            ep_db::delete(c, &id)?;
-            operational::endpoint_deleted(c, &app, &id, uid.as_deref(), now_ms())
-        })
-        .await?;
-    wake_if(&st, announced);
-    st.dispatcher.endpoint_changed(&ep.id);
+    remove(&st, app, &ep).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -495,7 +505,7 @@ pub async fn stats(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError>
 }
 
 /// The example payload of an event type: its schema's `examples[index]`, or a small stand-in.
-fn example_payload(et: &event_types::EventType, index: usize) -> String {
+pub(crate) fn example_payload(et: &event_types::EventType, index: usize) -> String {
     let from_schema = et.schemas.as_ref().and_then(|s| {
         s.as_object()?.values().find_map(|schema| {
             schema

@@ -8,6 +8,14 @@ mod health;
 mod messages;
 mod models;
 
+// Shared with the console, so that both apply the same rules.
+pub(crate) use apps::new_app;
+pub(crate) use endpoints::{
+    example_payload, remove as remove_endpoint, store_changed as store_changed_endpoint,
+    store_new as store_new_endpoint, validated_new,
+};
+pub(crate) use models::{ApplicationIn, EndpointIn};
+
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{parse_json, read_body, Query};

@@ -1,6 +1,7 @@
 #![allow(dead_code)] // Each test uses part of the harness.
 //! Test harness: the real server on 127.0.0.1:0 with its own SQLite file, a real receiver.
 
+pub mod console;
 pub mod faulty;
 pub mod receiver;
 #[cfg(unix)]
@@ -16,7 +17,11 @@ pub use receiver::TestReceiver;
 
 pub struct TestApp {
     pub base: String,
+    /// `http://127.0.0.1:PORT`, for the console.
+    pub root: String,
     pub token: String,
+    /// The first admin's setup token, while no admin exists.
+    pub setup_token: Option<String>,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
@@ -75,12 +80,16 @@ impl TestApp {
                 .expect("an empty data dir gets a bootstrap token")
                 .to_owned()
         });
-        let base = format!("http://127.0.0.1:{}/api/v1", app.port());
+        let root = format!("http://127.0.0.1:{}", app.port());
+        let base = format!("{root}/api/v1");
+        let setup_token = app.setup_token().map(str::to_owned);
         let handle = app.server_handle();
         let running = tokio::spawn(app.run_until_stopped());
         TestApp {
             base,
+            root,
             token,
+            setup_token,
             client: reqwest::Client::new(),
             dir,
             handle,

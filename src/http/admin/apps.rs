@@ -1,0 +1,205 @@
+//! Applications: list, create, delete (after a confirmation page).
+
+use super::{
+    admin, admin_post, notice, page, page_with, path, redirect, when, Chrome, ConsoleError,
+};
+use crate::db::{admin as admin_db, apps as app_db, endpoints as ep_db, DbError, PageQuery};
+use crate::http::api::{new_app, ApplicationIn};
+use crate::http::error::ApiError;
+use crate::http::Data;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+const PAGE: usize = 50;
+
+pub struct AppRow {
+    pub id: String,
+    pub uid: String,
+    pub name: String,
+    pub endpoints: i64,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/apps/list.html")]
+struct ListPage {
+    chrome: Chrome,
+    apps: Vec<AppRow>,
+    next: Option<String>,
+    first_page: bool,
+    name: String,
+    uid: String,
+    name_error: Option<String>,
+    uid_error: Option<String>,
+}
+
+async fn rows(
+    st: &Data,
+    after: Option<String>,
+) -> Result<(Vec<AppRow>, Option<String>), ConsoleError> {
+    let q = PageQuery {
+        limit: PAGE,
+        after,
+        before: None,
+        descending: false,
+    };
+    st.db
+        .read(move |c| {
+            let page = app_db::list(c, &q, crate::operational::APP_UID)?;
+            let next = (!page.done)
+                .then(|| page.items.last().map(|a| a.id.clone()))
+                .flatten();
+            let rows = page
+                .items
+                .into_iter()
+                .map(|a| {
+                    Ok(AppRow {
+                        endpoints: admin_db::count_endpoints(c, &a.id)?,
+                        created: when(a.created_at),
+                        uid: a.uid.unwrap_or_default(),
+                        id: a.id,
+                        name: a.name,
+                    })
+                })
+                .collect::<Result<Vec<_>, DbError>>()?;
+            Ok((rows, next))
+        })
+        .await
+        .map_err(Into::into)
+}
+
+pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let q = crate::http::extract::Query::parse(req.query_string());
+    let after = q
+        .str("after")
+        .filter(|a| crate::domain::validate::is_valid_uid(a))
+        .map(str::to_owned);
+    let first_page = after.is_none();
+    let (apps, next) = rows(&st, after).await?;
+    let mut chrome = admin.chrome("apps");
+    chrome.notice = notice(&req);
+    page(&ListPage {
+        chrome,
+        apps,
+        next,
+        first_page,
+        name: String::new(),
+        uid: String::new(),
+        name_error: None,
+        uid_error: None,
+    })
+}
+
+/// The message of a validation error about `field` (the API's `loc`), if it is about it.
+pub(super) fn field_error(e: &ApiError, field: &str) -> Option<String> {
+    match e {
+        ApiError::Validation(items) => items
+            .iter()
+            .find(|i| i.loc.last().is_some_and(|l| l == field))
+            .map(|i| i.msg.clone()),
+        _ => None,
+    }
+}
+
+pub async fn create(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let name = form.get("name").to_owned();
+    let uid = form.get("uid").to_owned();
+    let input = ApplicationIn {
+        name: name.clone(),
+        uid: (!uid.is_empty()).then(|| uid.clone()),
+        throttle_rate: None,
+        metadata: None,
+        payload_retention_period: None,
+    };
+    let result = match new_app(input) {
+        Ok(app) => {
+            let saved = app.clone();
+            match st.db.write(move |c| app_db::insert(c, &saved)).await {
+                Ok(()) => {
+                    return Ok(redirect(&format!(
+                        "/admin/apps/{}/webhooks?ok=app-created",
+                        app.id
+                    )))
+                }
+                Err(DbError::Conflict(m)) => (None, Some(m)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e) => (field_error(&e, "name"), field_error(&e, "uid")),
+    };
+    let (apps, next) = rows(&st, None).await?;
+    page_with(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &ListPage {
+            chrome: admin.chrome("apps"),
+            apps,
+            next,
+            first_page: true,
+            name,
+            uid,
+            name_error: result.0,
+            uid_error: result.1,
+        },
+    )
+}
+
+/// The application named in the path (by id or uid).
+pub(super) async fn find_app(st: &Data, req: &HttpRequest) -> Result<app_db::App, ConsoleError> {
+    let key = path(req, "app_id")?.to_owned();
+    st.db
+        .read(move |c| app_db::get(c, &key))
+        .await?
+        .ok_or(ConsoleError::NotFound("application"))
+}
+
+pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    admin(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    Ok(redirect(&format!("/admin/apps/{}/webhooks", app.id)))
+}
+
+#[derive(Template)]
+#[template(path = "admin/apps/delete.html")]
+struct DeletePage {
+    chrome: Chrome,
+    app: app_db::App,
+    endpoints: i64,
+}
+
+pub async fn confirm_delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    let id = app.id.clone();
+    let endpoints = st
+        .db
+        .read(move |c| admin_db::count_endpoints(c, &id))
+        .await?;
+    page(&DeletePage {
+        chrome: admin.chrome("apps"),
+        app,
+        endpoints,
+    })
+}
+
+pub async fn delete(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_post(&st, &req, &body).await?;
+    let app = find_app(&st, &req).await?;
+    let id = app.id.clone();
+    let endpoints = st.db.read(move |c| ep_db::all_in_app(c, &id)).await?;
+    st.db.write(move |c| app_db::delete(c, &app.id)).await?;
+    for ep in endpoints {
+        st.dispatcher.endpoint_changed(&ep.id);
+    }
+    Ok(redirect("/admin/apps?ok=app-deleted"))
+}

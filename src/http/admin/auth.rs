@@ -1,0 +1,261 @@
+//! Login, logout and the first admin's setup link.
+
+use super::{
+    admin, admin_post, cookie, idle_ms, is_https, page, page_with, redirect, safe_next, same,
+    sha256_hex, ConsoleError, Form, COOKIE,
+};
+use crate::db::admin as admin_db;
+use crate::domain::password;
+use crate::domain::time::now_ms;
+use crate::http::Data;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use rand::distributions::{Alphanumeric, DistString};
+
+/// A random value for session ids, CSRF tokens and setup links (43 alphanumerics, >250 bits).
+pub fn new_secret() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 43)
+}
+
+/// How session ids and setup tokens are stored.
+pub fn hash_secret(s: &str) -> String {
+    sha256_hex(s)
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage<'a> {
+    username: &'a str,
+    error: Option<&'a str>,
+    token: &'a str,
+    next: &'a str,
+}
+
+/// The login form's anti-forgery cookie: a login form posted from another site (which would
+/// log the victim into the attacker's account) lacks the matching hidden field.
+const LOGIN_COOKIE: &str = "hookbox_login";
+
+/// The login page, with a token in a cookie and in the form (double submit).
+fn login_page(
+    req: &HttpRequest,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+    next: &str,
+) -> Result<HttpResponse, ConsoleError> {
+    let token = cookie(req, LOGIN_COOKIE).unwrap_or_else(new_secret);
+    let mut res = page_with(
+        status,
+        &LoginPage {
+            username,
+            error,
+            token: &token,
+            next: safe_next(next),
+        },
+    )?;
+    let mut c =
+        format!("{LOGIN_COOKIE}={token}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=86400");
+    if is_https(req) {
+        c.push_str("; Secure");
+    }
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&c) {
+        res.headers_mut()
+            .append(actix_web::http::header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+pub async fn login_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let q = crate::http::extract::Query::parse(req.query_string());
+    let next = q.str("next").unwrap_or_default().to_owned();
+    if admin(&st, &req).await.is_ok() {
+        return Ok(redirect(safe_next(&next)));
+    }
+    login_page(&req, StatusCode::OK, "", None, &next)
+}
+
+fn client_ip(req: &HttpRequest) -> std::net::IpAddr {
+    req.peer_addr()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip())
+}
+
+pub async fn login(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let form = Form::parse(&body);
+    let expected = cookie(&req, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(form.get("login_csrf"), &expected) {
+        return Err(ConsoleError::Csrf);
+    }
+    let username = form.get("username").to_owned();
+    let pw = form.raw("password").to_owned();
+    let key = (username.clone(), client_ip(&req));
+    if st.console.throttled(&key) {
+        return Err(ConsoleError::RateLimited);
+    }
+    let name = username.clone();
+    let user = st
+        .db
+        .read(move |c| admin_db::user_by_name(c, &name))
+        .await?;
+    let hash = user.as_ref().map_or_else(
+        || st.console.dummy_hash.clone(),
+        |u| u.password_hash.clone(),
+    );
+    let ok = web::block(move || password::verify(&pw, &hash))
+        .await
+        .map_err(|e| ConsoleError::Internal(e.to_string()))?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            st.console.failed(key);
+            return login_page(
+                &req,
+                StatusCode::UNAUTHORIZED,
+                &username,
+                Some("Wrong username or password."),
+                form.get("next"),
+            );
+        }
+    };
+    st.console.succeeded(&key);
+    start_session(&st, &req, user.id, safe_next(form.get("next"))).await
+}
+
+/// Creates a session for `user_id` and answers with its cookie and a redirect to the dashboard.
+async fn start_session(
+    st: &Data,
+    req: &HttpRequest,
+    user_id: String,
+    then: &str,
+) -> Result<HttpResponse, ConsoleError> {
+    let sid = new_secret();
+    let (hash, csrf, now) = (hash_secret(&sid), new_secret(), now_ms());
+    st.db
+        .write(move |c| admin_db::insert_session(c, &hash, &user_id, &csrf, now, now + idle_ms()))
+        .await?;
+    let mut res = redirect(then);
+    set_cookie(&mut res, &sid, None, is_https(req));
+    Ok(res)
+}
+
+/// Sets (or, with `max_age` 0, removes) the session cookie: HttpOnly, SameSite=Lax, and
+/// Secure when the request came over TLS. Without `max_age` it lasts for the browser session;
+/// the server ends it after `SESSION_IDLE` of inactivity anyway.
+fn set_cookie(res: &mut HttpResponse, value: &str, max_age: Option<u32>, secure: bool) {
+    let mut c = format!("{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Lax");
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    if secure {
+        c.push_str("; Secure");
+    }
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&c) {
+        res.headers_mut()
+            .append(actix_web::http::header::SET_COOKIE, v);
+    }
+}
+
+pub async fn logout(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, _) = admin_post(&st, &req, &body).await?;
+    let hash = admin.session.id_hash;
+    st.db
+        .write(move |c| admin_db::delete_session(c, &hash))
+        .await?;
+    let mut res = redirect("/admin/login");
+    set_cookie(&mut res, "", Some(0), is_https(&req));
+    Ok(res)
+}
+
+#[derive(Template)]
+#[template(path = "admin/setup.html")]
+struct SetupPage<'a> {
+    token: &'a str,
+    username: &'a str,
+    username_error: Option<String>,
+    password_error: Option<String>,
+}
+
+const SETUP_GONE: &str = "This setup link is invalid, has expired or was already used. \
+    Restart hookbox for a new one, or create an admin with `hookbox admin create --username NAME`.";
+
+pub async fn setup_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let q = crate::http::extract::Query::parse(req.query_string());
+    let token = q.str("token").unwrap_or_default().to_owned();
+    let hash = hash_secret(&token);
+    let now = now_ms();
+    let valid = st
+        .db
+        .read(move |c| {
+            Ok(admin_db::count_users(c)? == 0 && admin_db::setup_token_valid(c, &hash, now)?)
+        })
+        .await?;
+    if !valid {
+        return Err(ConsoleError::Gone(SETUP_GONE.into()));
+    }
+    page(&SetupPage {
+        token: &token,
+        username: "",
+        username_error: None,
+        password_error: None,
+    })
+}
+
+/// Why a username is refused, if it is.
+pub fn check_username(u: &str) -> Result<(), String> {
+    if u.is_empty() || u.chars().count() > 64 || u.chars().any(char::is_whitespace) {
+        return Err("use 1 to 64 characters, without spaces".into());
+    }
+    Ok(())
+}
+
+pub async fn setup(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let form = Form::parse(&body);
+    let token = form.get("token").to_owned();
+    let username = form.get("username").to_owned();
+    let pw = form.raw("password").to_owned();
+    let username_error = check_username(&username).err();
+    let password_error = password::check_new(&pw)
+        .err()
+        .or_else(|| (pw != form.raw("confirm")).then(|| "the two passwords differ".to_owned()));
+    if username_error.is_some() || password_error.is_some() {
+        return page_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &SetupPage {
+                token: &token,
+                username: &username,
+                username_error,
+                password_error,
+            },
+        );
+    }
+    let hash = web::block(move || password::hash(&pw))
+        .await
+        .map_err(|e| ConsoleError::Internal(e.to_string()))?
+        .map_err(ConsoleError::Internal)?;
+    let token_hash = hash_secret(&token);
+    let now = now_ms();
+    let user_id = st
+        .db
+        .write(move |c| {
+            if admin_db::count_users(c)? > 0 || !admin_db::consume_setup_token(c, &token_hash, now)?
+            {
+                return Ok(None);
+            }
+            admin_db::insert_user(c, &username, &hash, now).map(Some)
+        })
+        .await?
+        .ok_or_else(|| ConsoleError::Gone(SETUP_GONE.into()))?;
+    start_session(&st, &req, user_id, "/admin").await
+}

@@ -1,0 +1,117 @@
+//! The dashboard: the last 24 hours at a glance, with an hourly bar chart (server-side SVG).
+
+use super::{admin, page, percent, Chrome, ConsoleError};
+use crate::db::admin::{self as admin_db, Activity, Totals};
+use crate::domain::time::now_ms;
+use crate::http::Data;
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+
+const HOUR: i64 = 3_600_000;
+pub const CHART_H: i64 = 120;
+const BAR_W: i64 = 20;
+/// Width of the 24-hour chart in SVG units.
+pub const CHART_W: i64 = 24 * (BAR_W + 4);
+
+/// One hour's bar: successes stacked under failures, in SVG units.
+pub struct Bar {
+    pub x: i64,
+    pub ok_y: i64,
+    pub ok_h: i64,
+    pub fail_y: i64,
+    pub fail_h: i64,
+    pub title: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+struct DashboardPage {
+    chrome: Chrome,
+    totals: Totals,
+    activity: Activity,
+    success_rate: String,
+    bars: Vec<Bar>,
+    chart_w: i64,
+    chart_h: i64,
+}
+
+/// Bars for the 24 hours ending with the one holding `now` (empty hours are zero-height).
+pub fn bars(a: &Activity, now: i64) -> Vec<Bar> {
+    let last = now.div_euclid(HOUR) * HOUR;
+    let max = a
+        .hourly
+        .iter()
+        .map(|(_, ok, bad)| ok + bad)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    (0..24)
+        .map(|i| {
+            let hour = last - (23 - i) * HOUR;
+            let (ok, bad) = a
+                .hourly
+                .iter()
+                .find(|(h, _, _)| *h == hour)
+                .map_or((0, 0), |(_, ok, bad)| (*ok, *bad));
+            let ok_h = ok * CHART_H / max;
+            let fail_h = bad * CHART_H / max;
+            Bar {
+                x: i * (BAR_W + 4),
+                ok_y: CHART_H - ok_h,
+                ok_h,
+                fail_y: CHART_H - ok_h - fail_h,
+                fail_h,
+                title: format!(
+                    "{}: {ok} succeeded, {bad} failed",
+                    super::when(hour).trim_end_matches(":00 UTC").to_owned() + " UTC"
+                ),
+            }
+        })
+        .collect()
+}
+
+pub async fn show(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let now = now_ms();
+    let (totals, activity) = st
+        .db
+        .read(move |c| {
+            Ok((
+                admin_db::totals(c)?,
+                admin_db::activity(c, now - 24 * HOUR)?,
+            ))
+        })
+        .await?;
+    let total = activity.succeeded + activity.failed;
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    let rate = (total > 0).then(|| 100.0 * activity.succeeded as f64 / total as f64);
+    page(&DashboardPage {
+        chrome: admin.chrome("dashboard"),
+        totals,
+        bars: bars(&activity, now),
+        activity,
+        success_rate: percent(rate),
+        chart_w: CHART_W,
+        chart_h: CHART_H,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_cover_24_hours_scaled_to_the_busiest() {
+        let now = 100 * HOUR + 5;
+        let a = Activity {
+            succeeded: 6,
+            failed: 2,
+            hourly: vec![(100 * HOUR, 4, 0), (99 * HOUR, 2, 2)],
+        };
+        let b = bars(&a, now);
+        assert_eq!(b.len(), 24);
+        assert_eq!(b[23].ok_h, CHART_H);
+        assert_eq!(b[22].ok_h + b[22].fail_h, CHART_H);
+        assert_eq!(b[0].ok_h + b[0].fail_h, 0);
+    }
+}

@@ -1,0 +1,1000 @@
+//! Settings → Webhooks: an application's endpoints, adding one, and each endpoint's pages
+//! (overview with signing secret and enable/disable, message logs, attempt detail, resend).
+
+use super::apps::{field_error, find_app};
+use super::{
+    admin, admin_post, notice, page, page_with, path, percent, redirect, when, Chrome, ConsoleError,
+};
+use crate::db::admin::{self as admin_db, Health};
+use crate::db::apps::App;
+use crate::db::attempts::{self, AttemptFilter};
+use crate::db::endpoints::{self as ep_db, Endpoint};
+use crate::db::{deliveries, event_types, messages, PageQuery};
+use crate::domain::signing::SigningKey;
+use crate::domain::time::now_ms;
+use crate::http::api::{validated_new, EndpointIn};
+use crate::http::error::ApiError;
+use crate::http::extract::Query;
+use crate::http::Data;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+const DAY: i64 = 24 * 3_600_000;
+const LOG_PAGE: usize = 25;
+
+/// A status badge: label and CSS class.
+pub struct Badge {
+    pub label: &'static str,
+    pub class: &'static str,
+}
+
+fn badge(ep: &Endpoint, h: &Health) -> Badge {
+    let (label, class) = if ep.disabled {
+        ("Disabled", "badge-warn")
+    } else if h.last_failed {
+        ("Failing", "badge-bad")
+    } else if h.succeeded + h.failed == 0 {
+        ("No recent attempts", "badge-muted")
+    } else {
+        ("Healthy", "badge-ok")
+    };
+    Badge { label, class }
+}
+
+pub struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub badge: Badge,
+    pub rate: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/list.html")]
+struct ListPage {
+    chrome: Chrome,
+    app: App,
+    endpoints: Vec<EndpointRow>,
+}
+
+pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    let app_id = app.id.clone();
+    let since = now_ms() - DAY;
+    let (eps, health) = st
+        .db
+        .read(move |c| {
+            let mut eps = ep_db::all_in_app(c, &app_id)?;
+            eps.sort_by(|a, b| a.id.cmp(&b.id));
+            let ids: Vec<String> = eps.iter().map(|e| e.id.clone()).collect();
+            Ok((eps, admin_db::health(c, &ids, since)?))
+        })
+        .await?;
+    let endpoints = eps
+        .into_iter()
+        .map(|ep| {
+            let h = health.get(&ep.id).copied().unwrap_or_default();
+            EndpointRow {
+                badge: badge(&ep, &h),
+                rate: percent(h.success_rate()),
+                id: ep.id,
+                url: ep.url,
+                description: ep.description,
+            }
+        })
+        .collect();
+    let mut chrome = admin.chrome("apps");
+    chrome.notice = notice(&req);
+    page(&ListPage {
+        chrome,
+        app,
+        endpoints,
+    })
+}
+
+/// Event types for the checkboxes, grouped by their group (or the part of the name before
+/// the first `.` or `:`).
+pub struct Group {
+    pub name: String,
+    pub types: Vec<TypeBox>,
+}
+
+pub struct TypeBox {
+    pub name: String,
+    pub description: String,
+    pub checked: bool,
+}
+
+/// An event type's group, or the part of its name before the first `.` or `:`.
+pub(super) fn group_of(t: &event_types::EventType) -> String {
+    t.group_name
+        .clone()
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| {
+            t.name
+                .split(['.', ':'])
+                .next()
+                .filter(|p| p.len() < t.name.len())
+                .unwrap_or("other")
+                .to_owned()
+        })
+}
+
+fn groups(types: Vec<event_types::EventType>, checked: &[String]) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    for t in types {
+        let group = group_of(&t);
+        let b = TypeBox {
+            checked: checked.contains(&t.name),
+            name: t.name,
+            description: t.description,
+        };
+        match out.iter_mut().find(|g| g.name == group) {
+            Some(g) => g.types.push(b),
+            None => out.push(Group {
+                name: group,
+                types: vec![b],
+            }),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The endpoint form as shown: values, checkboxes and errors next to each field.
+#[derive(Default)]
+pub struct Fields {
+    pub groups: Vec<Group>,
+    pub all_events: bool,
+    pub url: String,
+    pub description: String,
+    pub channels: String,
+    pub rate_limit: String,
+    /// Custom headers, one `Name: value` per line.
+    pub headers: String,
+    pub headers_error: Option<String>,
+    pub url_error: Option<String>,
+    pub events_error: Option<String>,
+    pub channels_error: Option<String>,
+    pub rate_error: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Fields {
+    /// The form filled in from an endpoint (or empty, for a new one).
+    async fn of(st: &Data, ep: Option<&Endpoint>) -> Result<Fields, ConsoleError> {
+        let checked = ep.and_then(|e| e.filter_types.clone()).unwrap_or_default();
+        Ok(Fields {
+            groups: groups(catalog(st).await?, &checked),
+            all_events: ep.is_none_or(|e| e.filter_types.is_none()),
+            url: ep.map(|e| e.url.clone()).unwrap_or_default(),
+            description: ep.map(|e| e.description.clone()).unwrap_or_default(),
+            channels: ep
+                .and_then(|e| e.channels.as_ref())
+                .map(|c| c.join(", "))
+                .unwrap_or_default(),
+            rate_limit: ep
+                .and_then(|e| e.rate_limit)
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            headers: ep
+                .map(|e| {
+                    e.headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default(),
+            ..Fields::default()
+        })
+    }
+}
+
+/// A submitted endpoint form, validated by the API's own rules (`validated_new`).
+struct Submitted {
+    events: Vec<String>,
+    all_events: bool,
+    channels: Vec<String>,
+    rate_raw: String,
+    rate_error: Option<String>,
+    url: String,
+    description: String,
+    headers_raw: String,
+    headers: Result<std::collections::BTreeMap<String, String>, String>,
+}
+
+/// `Name: value` lines (blank lines ignored) as a header map.
+fn parse_headers(raw: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    raw.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l
+                .split_once(':')
+                .ok_or_else(|| format!("`{l}` is not `Name: value`"))?;
+            Ok((k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect()
+}
+
+impl Submitted {
+    fn parse(form: &super::Form) -> Submitted {
+        let events = form.all("events");
+        let rate_raw = form.get("rate_limit").to_owned();
+        let rate_ok = rate_raw.is_empty() || rate_raw.parse::<u32>().is_ok_and(|r| r > 0);
+        Submitted {
+            all_events: form.get("all_events") == "1" || events.is_empty(),
+            events,
+            channels: form
+                .get("channels")
+                .split([',', ' ', '\n'])
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            rate_error: (!rate_ok)
+                .then(|| "a whole number of messages per second, at least 1".to_owned()),
+            rate_raw,
+            url: form.get("url").to_owned(),
+            description: form.get("description").to_owned(),
+            headers: parse_headers(form.get("headers")),
+            headers_raw: form.get("headers").to_owned(),
+        }
+    }
+
+    /// A new endpoint from the form, or the form with its errors.
+    async fn validate(self, st: &Data, app_id: &str) -> Result<(Endpoint, SigningKey), Fields> {
+        let input = EndpointIn {
+            url: self.url.clone(),
+            description: self.description.clone(),
+            uid: None,
+            throttle_rate: self.rate_raw.parse().ok(),
+            disabled: false,
+            event_types: (!self.all_events).then(|| self.events.clone()),
+            channels: (!self.channels.is_empty()).then(|| self.channels.clone()),
+            secret: None,
+            metadata: None,
+            headers: self.headers.clone().ok(),
+            legacy_signature: false,
+            verify_ssl: None,
+        };
+        let failure = match (
+            self.rate_error.is_none() && self.headers.is_ok(),
+            validated_new(st, app_id.to_owned(), input).await,
+        ) {
+            (true, Ok(ok)) => return Ok(ok),
+            (_, Err(e)) => e,
+            (false, Ok(_)) => ApiError::Validation(Vec::new()),
+        };
+        let url_error = field_error(&failure, "url");
+        let events_error = field_error(&failure, "filterTypes");
+        let channels_error = field_error(&failure, "channels");
+        let headers_error = self
+            .headers
+            .err()
+            .or_else(|| field_error(&failure, "headers"));
+        let placed = url_error.is_some()
+            || events_error.is_some()
+            || channels_error.is_some()
+            || headers_error.is_some();
+        let error = match &failure {
+            ApiError::Validation(_) if placed => None,
+            ApiError::Validation(items) => items.first().map(|i| i.msg.clone()),
+            other => Some(other.to_string()),
+        };
+        let groups = match catalog(st).await {
+            Ok(types) => groups(types, &self.events),
+            Err(_) => Vec::new(),
+        };
+        Err(Fields {
+            groups,
+            all_events: self.all_events,
+            url: self.url,
+            description: self.description,
+            channels: self.channels.join(", "),
+            rate_limit: self.rate_raw,
+            headers: self.headers_raw,
+            headers_error,
+            url_error,
+            events_error,
+            channels_error,
+            rate_error: self.rate_error,
+            error,
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/new.html")]
+struct NewPage {
+    chrome: Chrome,
+    app: App,
+    f: Fields,
+}
+
+async fn catalog(st: &Data) -> Result<Vec<event_types::EventType>, ConsoleError> {
+    let q = PageQuery {
+        limit: 10_000,
+        ..PageQuery::default()
+    };
+    Ok(st
+        .db
+        .read(move |c| event_types::list(c, &q, false))
+        .await?
+        .items)
+}
+
+pub async fn new_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    page(&NewPage {
+        chrome: admin.chrome("apps"),
+        app,
+        f: Fields::of(&st, None).await?,
+    })
+}
+
+pub async fn create(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let app = find_app(&st, &req).await?;
+    match Submitted::parse(&form).validate(&st, &app.id).await {
+        Ok((ep, key)) => {
+            let id = ep.id.clone();
+            crate::http::api::store_new_endpoint(&st, ep, key).await?;
+            Ok(redirect(&format!(
+                "/admin/apps/{}/endpoints/{id}?ok=endpoint-created",
+                app.id
+            )))
+        }
+        Err(f) => page_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &NewPage {
+                chrome: admin.chrome("apps"),
+                app,
+                f,
+            },
+        ),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/edit.html")]
+struct EditPage {
+    chrome: Chrome,
+    head: Head,
+    f: Fields,
+}
+
+pub async fn edit_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "settings").await?;
+    let f = Fields::of(&st, Some(&head.ep)).await?;
+    page(&EditPage {
+        chrome: admin.chrome("apps"),
+        head,
+        f,
+    })
+}
+
+/// Saves URL, description, event types, channels and rate limit (the rest is kept).
+pub async fn update(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "settings").await?;
+    match Submitted::parse(&form).validate(&st, &head.app.id).await {
+        Ok((valid, _)) => {
+            let mut ep = head.ep.clone();
+            ep.url = valid.url;
+            ep.description = valid.description;
+            ep.filter_types = valid.filter_types;
+            ep.channels = valid.channels;
+            ep.rate_limit = valid.rate_limit;
+            ep.headers = valid.headers;
+            ep.updated_at = now_ms();
+            crate::http::api::store_changed_endpoint(&st, ep).await?;
+            Ok(redirect(&format!("{}?ok=endpoint-saved", head.base)))
+        }
+        Err(f) => page_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &EditPage {
+                chrome: admin.chrome("apps"),
+                head,
+                f,
+            },
+        ),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/delete.html")]
+struct DeletePage {
+    chrome: Chrome,
+    head: Head,
+}
+
+pub async fn confirm_delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "settings").await?;
+    page(&DeletePage {
+        chrome: admin.chrome("apps"),
+        head,
+    })
+}
+
+pub async fn delete(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "settings").await?;
+    crate::http::api::remove_endpoint(&st, head.app.clone(), &head.ep).await?;
+    Ok(redirect(&format!(
+        "/admin/apps/{}/webhooks?ok=endpoint-deleted",
+        head.app.id
+    )))
+}
+
+/// What every endpoint page shows at the top.
+pub struct Head {
+    pub app: App,
+    pub ep: Endpoint,
+    pub badge: Badge,
+    pub tab: &'static str,
+    pub base: String,
+}
+
+async fn find_endpoint(
+    st: &Data,
+    req: &HttpRequest,
+    tab: &'static str,
+) -> Result<(Head, Health), ConsoleError> {
+    let app = find_app(st, req).await?;
+    let key = path(req, "endpoint_id")?.to_owned();
+    let app_id = app.id.clone();
+    let since = now_ms() - DAY;
+    let (ep, health) = st
+        .db
+        .read(move |c| {
+            let Some(ep) = ep_db::get(c, &app_id, &key)? else {
+                return Ok(None);
+            };
+            let h = admin_db::health(c, std::slice::from_ref(&ep.id), since)?
+                .remove(&ep.id)
+                .unwrap_or_default();
+            Ok(Some((ep, h)))
+        })
+        .await?
+        .ok_or(ConsoleError::NotFound("endpoint"))?;
+    let base = format!("/admin/apps/{}/endpoints/{}", app.id, ep.id);
+    Ok((
+        Head {
+            badge: badge(&ep, &health),
+            app,
+            ep,
+            tab,
+            base,
+        },
+        health,
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/overview.html")]
+struct OverviewPage {
+    chrome: Chrome,
+    head: Head,
+    rate: String,
+    stats: deliveries::Stats,
+    disabled_since: String,
+    created: String,
+    skipped: i64,
+    secret: Option<String>,
+    grace: String,
+    activity: admin_db::Activity,
+    bars: Vec<super::dashboard::Bar>,
+    chart_w: i64,
+    chart_h: i64,
+}
+
+async fn overview_page(
+    st: &Data,
+    req: &HttpRequest,
+    chrome: Chrome,
+    secret: Option<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let (head, health) = find_endpoint(st, req, "overview").await?;
+    let id = head.ep.id.clone();
+    let now = now_ms();
+    let (stats, skipped, activity) = st
+        .db
+        .read(move |c| {
+            Ok((
+                deliveries::stats(c, &id, None, None)?,
+                deliveries::count_skipped(c, &id)?,
+                admin_db::endpoint_activity(c, &id, now - DAY)?,
+            ))
+        })
+        .await?;
+    page(&OverviewPage {
+        chrome,
+        rate: percent(health.success_rate()),
+        stats,
+        disabled_since: head.ep.disabled_at.map_or_else(String::new, when),
+        created: when(head.ep.created_at),
+        skipped,
+        secret,
+        grace: span(st.cfg.api.rotation_grace),
+        bars: super::dashboard::bars(&activity, now),
+        activity,
+        chart_w: super::dashboard::CHART_W,
+        chart_h: super::dashboard::CHART_H,
+        head,
+    })
+}
+
+pub async fn overview(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let mut chrome = admin.chrome("apps");
+    chrome.notice = notice(&req);
+    overview_page(&st, &req, chrome, None).await
+}
+
+/// A duration for people: `24 hours`, `3 days`, `90 minutes`.
+fn span(d: std::time::Duration) -> String {
+    let mins = d.as_secs() / 60;
+    let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    if mins >= 72 * 60 && mins.is_multiple_of(24 * 60) {
+        plural(mins / (24 * 60), "day")
+    } else if mins >= 120 && mins.is_multiple_of(60) {
+        plural(mins / 60, "hour")
+    } else if mins > 0 {
+        plural(mins, "minute")
+    } else {
+        plural(d.as_secs(), "second")
+    }
+}
+
+/// Shows the current signing secret (a POST, so it never sits in a URL or a cache).
+pub async fn reveal_secret(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, _) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    let id = head.ep.id;
+    let main_key = st.db.main_key.clone();
+    let secret = st
+        .db
+        .read(move |c| ep_db::secrets(c, &main_key, &id, now_ms()))
+        .await?
+        .into_iter()
+        .find(|s| s.expires_at.is_none())
+        .map(|s| s.secret)
+        .ok_or(ConsoleError::NotFound("signing secret"))?;
+    overview_page(&st, &req, admin.chrome("apps"), Some(secret)).await
+}
+
+/// A new current secret; the old one keeps signing for the configured grace period.
+pub async fn rotate_secret(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    let grace = i64::try_from(st.cfg.api.rotation_grace.as_millis()).unwrap_or(DAY);
+    let secret = SigningKey::generate().to_secret_string();
+    let id = head.ep.id.clone();
+    let main_key = st.db.main_key.clone();
+    st.db
+        .write(move |c| ep_db::rotate_secret(c, &main_key, &id, &secret, grace, now_ms()))
+        .await?;
+    st.dispatcher.endpoint_changed(&head.ep.id);
+    Ok(redirect(&format!("{}?ok=rotated", head.base)))
+}
+
+pub async fn disable(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, _) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    if !head.ep.disabled {
+        let id = head.ep.id.clone();
+        let reason = format!("disabled in the console by {}", admin.session.username);
+        st.db
+            .write(move |c| ep_db::set_disabled(c, &id, true, Some(&reason), now_ms()))
+            .await?;
+        st.dispatcher.endpoint_changed(&head.ep.id);
+    }
+    Ok(redirect(&format!("{}?ok=disabled", head.base)))
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/enable.html")]
+struct EnablePage {
+    chrome: Chrome,
+    head: Head,
+    skipped: i64,
+    disabled_since: String,
+}
+
+pub async fn confirm_enable(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    if !head.ep.disabled {
+        return Ok(redirect(&head.base));
+    }
+    let id = head.ep.id.clone();
+    let skipped = st
+        .db
+        .read(move |c| deliveries::count_skipped(c, &id))
+        .await?;
+    page(&EnablePage {
+        chrome: admin.chrome("apps"),
+        disabled_since: head.ep.disabled_at.map_or_else(String::new, when),
+        head,
+        skipped,
+    })
+}
+
+/// Enables the endpoint and, when asked, queues what it missed while disabled.
+pub async fn enable(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (_, form) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    let replay = form.get("replay") == "1";
+    let mut ep = head.ep.clone();
+    let replayed = st
+        .db
+        .write(move |c| {
+            let now = now_ms();
+            // What was skipped since it was disabled; never messages from before it existed.
+            let since = admin_db::first_skipped_at(c, &ep.id)?
+                .into_iter()
+                .chain(ep.disabled_at)
+                .min()
+                .unwrap_or(now)
+                .max(ep.created_at);
+            ep_db::set_disabled(c, &ep.id, false, None, now)?;
+            ep.disabled = false;
+            if replay {
+                deliveries::replay_missing(c, &ep, since, None, now)
+            } else {
+                Ok(0)
+            }
+        })
+        .await?;
+    st.dispatcher.endpoint_changed(&head.ep.id);
+    if replayed > 0 {
+        st.dispatcher.wake();
+    }
+    let ok = if replay { "replayed" } else { "enabled" };
+    Ok(redirect(&format!("{}?ok={ok}", head.base)))
+}
+
+pub struct LogRow {
+    pub id: String,
+    pub msg_id: String,
+    pub ok: bool,
+    pub time: String,
+    pub event_type: String,
+    pub code: String,
+    pub duration: i64,
+    pub trigger: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/logs.html")]
+struct LogsPage {
+    chrome: Chrome,
+    head: Head,
+    rows: Vec<LogRow>,
+    filter: &'static str,
+    older: Option<String>,
+    first_page: bool,
+}
+
+fn trigger(t: i64) -> &'static str {
+    match t {
+        0 => "scheduled",
+        1 => "manual",
+        _ => "test",
+    }
+}
+
+fn code(status: i64) -> String {
+    if status == 0 {
+        "no response".to_owned()
+    } else {
+        status.to_string()
+    }
+}
+
+pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "logs").await?;
+    let q = Query::parse(req.query_string());
+    let (filter, status) = match q.str("status") {
+        Some("succeeded") => ("succeeded", Some(deliveries::SUCCESS)),
+        Some("failed") => ("failed", Some(deliveries::FAIL)),
+        _ => ("all", None),
+    };
+    let after = q
+        .str("after")
+        .filter(|a| crate::domain::validate::is_valid_uid(a))
+        .map(str::to_owned);
+    let first_page = after.is_none();
+    let f = AttemptFilter {
+        endpoint_id: Some(head.ep.id.clone()),
+        status,
+        ..AttemptFilter::default()
+    };
+    let p = PageQuery {
+        limit: LOG_PAGE,
+        after,
+        before: None,
+        descending: true,
+    };
+    let found = st.db.read(move |c| attempts::list(c, &f, &p)).await?;
+    let older = (!found.done)
+        .then(|| found.items.last().map(|a| a.id.clone()))
+        .flatten();
+    let rows = found
+        .items
+        .into_iter()
+        .map(|a| LogRow {
+            ok: a.status == deliveries::SUCCESS,
+            time: when(a.created_at),
+            event_type: a.msg.map(|m| m.event_type).unwrap_or_default(),
+            code: code(a.response_status_code),
+            duration: a.response_duration_ms,
+            trigger: trigger(a.trigger_type),
+            id: a.id,
+            msg_id: a.msg_id,
+        })
+        .collect();
+    let mut chrome = admin.chrome("apps");
+    chrome.notice = notice(&req);
+    page(&LogsPage {
+        chrome,
+        head,
+        rows,
+        filter,
+        older,
+        first_page,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/attempt.html")]
+struct AttemptPage {
+    chrome: Chrome,
+    head: Head,
+    a: attempts::Attempt,
+    ok: bool,
+    time: String,
+    code: String,
+    trigger: &'static str,
+    event_type: String,
+    request_body: String,
+}
+
+/// Pretty-prints JSON for reading; anything else is shown as it is.
+fn pretty(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| body.to_owned())
+}
+
+pub async fn attempt(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "logs").await?;
+    let msg_id = path(&req, "msg_id")?.to_owned();
+    let attempt_id = path(&req, "attempt_id")?.to_owned();
+    let a = st
+        .db
+        .read(move |c| attempts::get(c, &msg_id, &attempt_id))
+        .await?
+        .filter(|a| a.endpoint_id == head.ep.id)
+        .ok_or(ConsoleError::NotFound("attempt"))?;
+    let msg = a.msg.clone();
+    page(&AttemptPage {
+        chrome: admin.chrome("apps"),
+        head,
+        ok: a.status == deliveries::SUCCESS,
+        time: when(a.created_at),
+        code: code(a.response_status_code),
+        trigger: trigger(a.trigger_type),
+        event_type: msg
+            .as_ref()
+            .map(|m| m.event_type.clone())
+            .unwrap_or_default(),
+        request_body: msg.and_then(|m| m.payload).map_or_else(
+            || "(the payload has been purged by the retention policy)".to_owned(),
+            |p| pretty(&p),
+        ),
+        a,
+    })
+}
+
+/// Sends a message to this endpoint once more, now.
+pub async fn resend(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "logs").await?;
+    if head.ep.disabled {
+        return Err(ConsoleError::BadRequest(
+            "This endpoint is disabled: enable it before resending messages to it.".into(),
+        ));
+    }
+    let msg_key = path(&req, "msg_id")?.to_owned();
+    let app_id = head.app.id.clone();
+    let msg = st
+        .db
+        .read(move |c| messages::get(c, &app_id, &msg_key))
+        .await?
+        .ok_or(ConsoleError::NotFound("message"))?;
+    let max = st.cfg.retry_schedule().max_attempts();
+    let ep_id = head.ep.id.clone();
+    st.db
+        .write(move |c| deliveries::resend(c, &msg.id, &ep_id, max, now_ms()))
+        .await?;
+    st.dispatcher.wake();
+    Ok(redirect(&format!("{}/logs?ok=resent", head.base)))
+}
+
+/// What a test send got back, shown inline.
+pub struct TestResult {
+    pub ok: bool,
+    pub event_type: String,
+    pub code: String,
+    pub duration_ms: i64,
+    pub body: String,
+    pub error: Option<String>,
+    pub attempt_link: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/testing.html")]
+struct TestingPage {
+    chrome: Chrome,
+    head: Head,
+    types: Vec<String>,
+    selected: String,
+    error: Option<String>,
+    result: Option<TestResult>,
+}
+
+async fn type_names(st: &Data) -> Result<Vec<String>, ConsoleError> {
+    Ok(catalog(st).await?.into_iter().map(|t| t.name).collect())
+}
+
+pub async fn testing(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "testing").await?;
+    let types = type_names(&st).await?;
+    page(&TestingPage {
+        chrome: admin.chrome("apps"),
+        selected: types.first().cloned().unwrap_or_default(),
+        head,
+        types,
+        error: None,
+        result: None,
+    })
+}
+
+/// Sends an example of an event type to this endpoint now, waits for the answer and shows
+/// it; the message and the attempt (trigger "test") are recorded.
+pub async fn send_test(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "testing").await?;
+    let types = type_names(&st).await?;
+    let name = form.get("event_type").to_owned();
+    let et = if crate::domain::validate::is_valid_event_type(&name) {
+        let n = name.clone();
+        st.db.read(move |c| event_types::get(c, &n)).await?
+    } else {
+        None
+    };
+    let Some(et) = et.filter(|t| !t.archived) else {
+        return page_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &TestingPage {
+                chrome: admin.chrome("apps"),
+                head,
+                types,
+                selected: name,
+                error: Some("Choose an event type from the event catalog.".into()),
+                result: None,
+            },
+        );
+    };
+    let payload: std::sync::Arc<str> = crate::http::api::example_payload(&et, 0).into();
+    let msg_id = crate::domain::ids::new_id(crate::domain::ids::MESSAGE);
+    let now = now_ms();
+    let (url, sent) = st
+        .dispatcher
+        .send_now(&head.ep.id, &msg_id, &payload, now)
+        .await?
+        .ok_or(ConsoleError::NotFound("endpoint"))?;
+    let keep = head.app.retention_ms.unwrap_or_else(|| {
+        i64::try_from(st.cfg.retention.payload.as_millis()).unwrap_or(i64::MAX / 4)
+    });
+    let record = admin_db::TestSend {
+        msg_id: msg_id.clone(),
+        app_id: head.app.id.clone(),
+        endpoint_id: head.ep.id.clone(),
+        event_type: et.name.clone(),
+        payload: payload.to_string(),
+        expires_at: now.saturating_add(keep),
+        attempt_id: crate::domain::ids::new_id(crate::domain::ids::ATTEMPT),
+        url,
+        succeeded: sent.is_success(),
+        status_code: sent.status.map_or(0, i64::from),
+        response: sent.body.clone(),
+        duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
+        error: sent.error.clone(),
+        at: now,
+    };
+    let attempt_link = format!("{}/attempts/{msg_id}/{}", head.base, record.attempt_id);
+    let result = TestResult {
+        ok: record.succeeded,
+        event_type: et.name.clone(),
+        code: code(record.status_code),
+        duration_ms: record.duration_ms,
+        body: sent.body,
+        error: sent.error,
+        attempt_link,
+    };
+    st.db
+        .write(move |c| admin_db::record_test_send(c, &record))
+        .await?;
+    page(&TestingPage {
+        chrome: admin.chrome("apps"),
+        head,
+        types,
+        selected: et.name,
+        error: None,
+        result: Some(result),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span;
+    use std::time::Duration;
+
+    #[test]
+    fn grace_periods_read_naturally() {
+        assert_eq!(span(Duration::from_secs(24 * 3600)), "24 hours");
+        assert_eq!(span(Duration::from_secs(3 * 24 * 3600)), "3 days");
+        assert_eq!(span(Duration::from_secs(60)), "1 minute");
+        assert_eq!(span(Duration::from_secs(90 * 60)), "90 minutes");
+        assert_eq!(span(Duration::from_secs(5)), "5 seconds");
+    }
+}

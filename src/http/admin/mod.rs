@@ -1,0 +1,531 @@
+//! The admin console under `/admin`: server-rendered pages (askama), forms that work without
+//! JavaScript, server-side sessions, a CSRF token in every form, embedded static files.
+
+mod apps;
+mod assets;
+mod auth;
+mod catalog;
+mod dashboard;
+mod endpoints;
+
+use super::Data;
+use crate::db::admin::{self as admin_db, Session};
+use crate::db::DbError;
+use crate::domain::time::now_ms;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub use auth::{check_username, hash_secret, new_secret};
+
+const COOKIE: &str = "hookbox_session";
+/// A session ends after this long without a request.
+pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+/// How long a first-admin setup link stays valid.
+pub const SETUP_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Failed logins allowed per username and address within `LOGIN_WINDOW`.
+const LOGIN_FAILURES: usize = 5;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Registers every `/admin` route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use web::{get, post, resource};
+    let ep = "/apps/{app_id}/endpoints/{endpoint_id}";
+    cfg.service(
+        web::scope("/admin")
+            .service(resource("").route(get().to(dashboard::show)))
+            .service(resource("/static/{file:.*}").route(get().to(assets::serve)))
+            .service(
+                resource("/login")
+                    .route(get().to(auth::login_form))
+                    .route(post().to(auth::login)),
+            )
+            .service(resource("/logout").route(post().to(auth::logout)))
+            .service(
+                resource("/setup")
+                    .route(get().to(auth::setup_form))
+                    .route(post().to(auth::setup)),
+            )
+            .service(resource("/event-types").route(get().to(catalog::event_catalog)))
+            .service(
+                resource("/tokens")
+                    .route(get().to(catalog::api_tokens))
+                    .route(post().to(catalog::create_token)),
+            )
+            .service(resource("/tokens/{token_id}/revoke").route(post().to(catalog::revoke_token)))
+            .service(
+                resource("/apps")
+                    .route(get().to(apps::list))
+                    .route(post().to(apps::create)),
+            )
+            .service(resource("/apps/{app_id}").route(get().to(apps::open)))
+            .service(
+                resource("/apps/{app_id}/delete")
+                    .route(get().to(apps::confirm_delete))
+                    .route(post().to(apps::delete)),
+            )
+            .service(resource("/apps/{app_id}/webhooks").route(get().to(endpoints::list)))
+            .service(
+                resource("/apps/{app_id}/webhooks/new")
+                    .route(get().to(endpoints::new_form))
+                    .route(post().to(endpoints::create)),
+            )
+            .service(resource(ep).route(get().to(endpoints::overview)))
+            .service(resource(format!("{ep}/logs")).route(get().to(endpoints::logs)))
+            .service(
+                resource(format!("{ep}/settings"))
+                    .route(get().to(endpoints::edit_form))
+                    .route(post().to(endpoints::update)),
+            )
+            .service(
+                resource(format!("{ep}/testing"))
+                    .route(get().to(endpoints::testing))
+                    .route(post().to(endpoints::send_test)),
+            )
+            .service(
+                resource(format!("{ep}/attempts/{{msg_id}}/{{attempt_id}}"))
+                    .route(get().to(endpoints::attempt)),
+            )
+            .service(
+                resource(format!("{ep}/messages/{{msg_id}}/resend"))
+                    .route(post().to(endpoints::resend)),
+            )
+            .service(resource(format!("{ep}/secret")).route(post().to(endpoints::reveal_secret)))
+            .service(
+                resource(format!("{ep}/secret/rotate")).route(post().to(endpoints::rotate_secret)),
+            )
+            .service(resource(format!("{ep}/disable")).route(post().to(endpoints::disable)))
+            .service(
+                resource(format!("{ep}/delete"))
+                    .route(get().to(endpoints::confirm_delete))
+                    .route(post().to(endpoints::delete)),
+            )
+            .service(
+                resource(format!("{ep}/enable"))
+                    .route(get().to(endpoints::confirm_enable))
+                    .route(post().to(endpoints::enable)),
+            )
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn not_found() -> Result<HttpResponse, ConsoleError> {
+    Err(ConsoleError::NotFound("page"))
+}
+
+/// The console's own state: login throttling and a hash to verify against for unknown users.
+pub struct Console {
+    failures: Mutex<HashMap<(String, IpAddr), Vec<Instant>>>,
+    dummy_hash: String,
+}
+
+impl Console {
+    pub fn new() -> Console {
+        Console {
+            failures: Mutex::default(),
+            // Logins for unknown users verify against this, so they take as long as others.
+            dummy_hash: crate::domain::password::hash("not a real password").unwrap_or_default(),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<(String, IpAddr), Vec<Instant>>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// True when this username and address have failed too often recently.
+    fn throttled(&self, key: &(String, IpAddr)) -> bool {
+        let mut map = self.failures();
+        map.get_mut(key).is_some_and(|v| {
+            v.retain(|t| t.elapsed() < LOGIN_WINDOW);
+            v.len() >= LOGIN_FAILURES
+        })
+    }
+
+    fn failed(&self, key: (String, IpAddr)) {
+        let mut map = self.failures();
+        if map.len() > 100_000 {
+            map.retain(|_, v| v.iter().any(|t| t.elapsed() < LOGIN_WINDOW));
+        }
+        map.entry(key).or_default().push(Instant::now());
+    }
+
+    fn succeeded(&self, key: &(String, IpAddr)) {
+        self.failures().remove(key);
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What can go wrong on a console page; each renders as a page (or a redirect to login).
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// Redirects to the login page, which returns to `next` (a console path) afterwards.
+    #[error("please log in")]
+    LoginRequired { next: Option<String> },
+    #[error("the form has expired or did not come from this console")]
+    Csrf,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("too many failed logins; wait a minute and try again")]
+    RateLimited,
+    #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for ConsoleError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(d) => ConsoleError::BadRequest(d),
+            other => ConsoleError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::http::error::ApiError> for ConsoleError {
+    fn from(e: crate::http::error::ApiError) -> Self {
+        use crate::http::error::ApiError as E;
+        match e {
+            E::NotFound(what) => ConsoleError::NotFound(what),
+            E::Internal(detail) => ConsoleError::Internal(detail),
+            other => ConsoleError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<askama::Error> for ConsoleError {
+    fn from(e: askama::Error) -> Self {
+        ConsoleError::Internal(format!("template: {e}"))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: String,
+}
+
+impl ResponseError for ConsoleError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ConsoleError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            ConsoleError::Csrf => StatusCode::FORBIDDEN,
+            ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
+            ConsoleError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ConsoleError::Gone(_) => StatusCode::GONE,
+            ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ConsoleError::LoginRequired { next } = self {
+            return match next {
+                Some(n) => redirect(&format!(
+                    "/admin/login?next={}",
+                    url::form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>()
+                )),
+                None => redirect("/admin/login"),
+            };
+        }
+        let status = self.status_code();
+        let (title, message) = match self {
+            ConsoleError::Csrf => (
+                "Form rejected",
+                "This form has expired or did not come from this console. Go back, reload the page and try again.".to_owned(),
+            ),
+            ConsoleError::NotFound(what) => ("Not found", format!("This {what} does not exist, or has been deleted.")),
+            ConsoleError::RateLimited => ("Too many attempts", self.to_string()),
+            ConsoleError::Gone(m) => ("Link no longer valid", m.clone()),
+            ConsoleError::BadRequest(m) => ("Something is wrong with this request", m.clone()),
+            ConsoleError::Internal(detail) => {
+                tracing::error!(error = %detail, "console request failed");
+                ("Something went wrong", "The server could not complete this request. The details are in its log.".to_owned())
+            }
+            ConsoleError::LoginRequired { .. } => ("", String::new()),
+        };
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title,
+            message,
+        };
+        let body = page
+            .render()
+            .unwrap_or_else(|_| "<!doctype html><title>Error</title><p>Error</p>".to_owned());
+        html(status, body)
+    }
+}
+
+/// An HTML response with the console's security headers.
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
+        .body(body)
+}
+
+/// Renders a page with status 200.
+pub(super) fn page<T: Template>(t: &T) -> Result<HttpResponse, ConsoleError> {
+    Ok(html(StatusCode::OK, t.render()?))
+}
+
+/// Renders a page with another status (a form with errors: 422).
+pub(super) fn page_with<T: Template>(
+    status: StatusCode,
+    t: &T,
+) -> Result<HttpResponse, ConsoleError> {
+    Ok(html(status, t.render()?))
+}
+
+/// 303 See Other: where a form post goes next.
+pub(super) fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// What every page's frame shows: who is logged in, the CSRF token, the current section.
+pub struct Chrome {
+    pub username: String,
+    pub csrf: String,
+    pub section: &'static str,
+    /// A fixed confirmation message after a form post (never user input).
+    pub notice: Option<&'static str>,
+}
+
+/// The logged-in admin of a request.
+pub struct Admin {
+    pub session: Session,
+}
+
+impl Admin {
+    pub fn chrome(&self, section: &'static str) -> Chrome {
+        Chrome {
+            username: self.session.username.clone(),
+            csrf: self.session.csrf.clone(),
+            section,
+            notice: None,
+        }
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// The value of a cookie sent with the request.
+fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    let header = req.headers().get(header::COOKIE)?.to_str().ok()?;
+    header.split(';').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == name && !v.is_empty()).then(|| v.to_owned())
+    })
+}
+
+fn idle_ms() -> i64 {
+    i64::try_from(SESSION_IDLE.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+/// The admin logged in on this request, or `LoginRequired`.
+pub(super) async fn admin(st: &Data, req: &HttpRequest) -> Result<Admin, ConsoleError> {
+    // A page asked for while logged out is opened again after login (forms are not replayed).
+    let login = || ConsoleError::LoginRequired {
+        next: (req.method() == actix_web::http::Method::GET && req.path() != "/admin").then(|| {
+            match req.query_string() {
+                "" => req.path().to_owned(),
+                q => format!("{}?{q}", req.path()),
+            }
+        }),
+    };
+    let cookie = cookie(req, COOKIE).ok_or_else(login)?;
+    let hash = sha256_hex(&cookie);
+    let now = now_ms();
+    let session = st
+        .db
+        .read(move |c| admin_db::session(c, &hash, now))
+        .await?
+        .ok_or_else(login)?;
+    // Extending the idle timeout costs a write: once a minute is precise enough.
+    if now - session.last_seen_at > 60_000 {
+        let h = session.id_hash.clone();
+        st.db
+            .write(move |c| admin_db::touch_session(c, &h, now, now + idle_ms()))
+            .await?;
+    }
+    Ok(Admin { session })
+}
+
+/// A submitted `application/x-www-form-urlencoded` form; a name may repeat (checkboxes).
+pub struct Form {
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Form {
+        Form {
+            fields: url::form_urlencoded::parse(body).into_owned().collect(),
+        }
+    }
+
+    /// The first value of a field, trimmed ("" when absent).
+    pub fn get(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.trim())
+    }
+
+    /// The raw first value (passwords are not trimmed).
+    pub fn raw(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A form post from a logged-in admin whose CSRF token matches the session's.
+pub(super) async fn admin_post(
+    st: &Data,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<(Admin, Form), ConsoleError> {
+    let admin = admin(st, req).await?;
+    let form = Form::parse(body);
+    if !same(form.get("csrf"), &admin.session.csrf) {
+        return Err(ConsoleError::Csrf);
+    }
+    Ok((admin, form))
+}
+
+/// A path segment (ids and uids only).
+pub(super) fn path<'a>(req: &'a HttpRequest, name: &str) -> Result<&'a str, ConsoleError> {
+    let v = req.match_info().get(name).unwrap_or_default();
+    if crate::domain::validate::is_valid_uid(v) {
+        Ok(v)
+    } else {
+        Err(ConsoleError::NotFound("page"))
+    }
+}
+
+/// The fixed confirmation a redirect asked for (`?ok=…`); unknown codes show nothing.
+pub(super) fn notice(req: &HttpRequest) -> Option<&'static str> {
+    let q = crate::http::extract::Query::parse(req.query_string());
+    Some(match q.str("ok")? {
+        "app-created" => "Application created.",
+        "app-deleted" => "Application deleted.",
+        "endpoint-created" => "Endpoint added.",
+        "endpoint-saved" => "Endpoint saved.",
+        "endpoint-deleted" => "Endpoint deleted.",
+        "resent" => "The message is being sent again.",
+        "rotated" => "Signing secret rotated. The previous secret keeps signing during the grace period.",
+        "disabled" => "Endpoint disabled. Messages that arrive now are kept and can be replayed when you enable it.",
+        "enabled" => "Endpoint enabled.",
+        "token-revoked" => "Token revoked. Requests using it are refused within a few seconds.",
+        "replayed" => "Endpoint enabled; the messages it missed are being sent.",
+        _ => return None,
+    })
+}
+
+/// Where to go after login: a console path from `next`, never another site.
+pub(super) fn safe_next(next: &str) -> &str {
+    let ok = (next.starts_with("/admin/") || next.starts_with("/admin?"))
+        && !next.starts_with("/admin/login")
+        && !next.contains(['\\', '\r', '\n'])
+        && !next.contains("//");
+    if ok {
+        next
+    } else {
+        "/admin"
+    }
+}
+
+/// Whether the request reached us over TLS (directly or through a proxy that says so).
+fn is_https(req: &HttpRequest) -> bool {
+    req.connection_info().scheme() == "https"
+}
+
+/// Formats a time for people: `2026-01-02 15:04:05 UTC`.
+pub fn when(ms: i64) -> String {
+    use chrono::TimeZone;
+    match chrono::Utc.timestamp_millis_opt(ms) {
+        chrono::LocalResult::Single(t) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        _ => "—".to_owned(),
+    }
+}
+
+/// `98.5 %`, or `—` without data.
+pub fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "—".to_owned(), |r| format!("{r:.1} %"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_keep_repeated_fields_and_decode() {
+        let f = Form::parse(b"a=1&t=x.y&t=z%3Aw&name=%3Cb%3E+c&empty=");
+        assert_eq!(f.get("a"), "1");
+        assert_eq!(f.all("t"), vec!["x.y", "z:w"]);
+        assert_eq!(f.get("name"), "<b> c");
+        assert_eq!(f.get("missing"), "");
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+
+    #[test]
+    fn login_returns_only_to_console_paths() {
+        assert_eq!(safe_next("/admin/apps?after=x"), "/admin/apps?after=x");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/admin//evil",
+            "/adminx/../x",
+            "/admin/login",
+            "",
+            "/\\evil",
+        ] {
+            let got = safe_next(bad);
+            assert_eq!(got, "/admin", "{bad}");
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Console authentication: setup link, login, sessions, CSRF, throttling, the admin CLI.
+
+use crate::support::console::{Console, PASSWORD};
+use crate::support::TestApp;
+
+/// Every console page (with placeholder ids where the page needs one).
+pub const PAGES: &[&str] = &[
+    "/admin",
+    "/admin/apps",
+    "/admin/event-types",
+    "/admin/tokens",
+    "/admin/apps/app_x",
+    "/admin/apps/app_x/delete",
+    "/admin/apps/app_x/webhooks",
+    "/admin/apps/app_x/webhooks/new",
+    "/admin/apps/app_x/endpoints/ep_x",
+    "/admin/apps/app_x/endpoints/ep_x/logs",
+    "/admin/apps/app_x/endpoints/ep_x/testing",
+    "/admin/apps/app_x/endpoints/ep_x/settings",
+    "/admin/apps/app_x/endpoints/ep_x/delete",
+    "/admin/apps/app_x/endpoints/ep_x/attempts/msg_x/atmpt_x",
+    "/admin/apps/app_x/endpoints/ep_x/enable",
+];
+
+/// Every console form target.
+pub const FORMS: &[&str] = &[
+    "/admin/logout",
+    "/admin/tokens",
+    "/admin/tokens/tok_x/revoke",
+    "/admin/apps",
+    "/admin/apps/app_x/delete",
+    "/admin/apps/app_x/webhooks/new",
+    "/admin/apps/app_x/endpoints/ep_x/messages/msg_x/resend",
+    "/admin/apps/app_x/endpoints/ep_x/secret",
+    "/admin/apps/app_x/endpoints/ep_x/secret/rotate",
+    "/admin/apps/app_x/endpoints/ep_x/disable",
+    "/admin/apps/app_x/endpoints/ep_x/testing",
+    "/admin/apps/app_x/endpoints/ep_x/settings",
+    "/admin/apps/app_x/endpoints/ep_x/delete",
+    "/admin/apps/app_x/endpoints/ep_x/enable",
+];
+
+#[tokio::test]
+async fn first_admin_is_created_through_the_one_time_setup_link() {
+    let app = TestApp::spawn().await;
+    let token = app.setup_token.clone().unwrap();
+    let mut c = Console::new(&app);
+    let form = c.page(&format!("/admin/setup?token={token}")).await;
+    assert!(form.contains("Create admin"), "{form}");
+    // A short password is refused next to its field; nothing is created.
+    let r = c
+        .post(
+            "/admin/setup",
+            &[
+                ("token", &token),
+                ("username", "ops"),
+                ("password", "short"),
+                ("confirm", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("at least 10 characters"), "{}", r.body);
+    let r = c
+        .post(
+            "/admin/setup",
+            &[
+                ("token", &token),
+                ("username", "ops"),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location.as_deref(), Some("/admin"));
+    assert!(c.page("/admin").await.contains("Dashboard"));
+    // The link works once.
+    let mut other = Console::new(&app);
+    assert_eq!(
+        other
+            .get(&format!("/admin/setup?token={token}"))
+            .await
+            .status,
+        410
+    );
+    let r = other
+        .post(
+            "/admin/setup",
+            &[
+                ("token", &token),
+                ("username", "eve"),
+                ("password", PASSWORD),
+                ("confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 410);
+    assert!(other.cookie.is_none());
+    assert_eq!(other.get("/admin/setup?token=wrong").await.status, 410);
+}
+
+#[tokio::test]
+async fn login_succeeds_with_the_right_password_and_fails_with_a_wrong_one() {
+    let app = TestApp::spawn().await;
+    Console::first_admin(&app).await;
+    let mut c = Console::new(&app);
+    let r = c.login("admin", "not the password").await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("Wrong username or password"));
+    assert!(c.cookie.is_none());
+    let r = c.login("nobody", PASSWORD).await;
+    assert_eq!(r.status, 401);
+    let r = c.login("admin", PASSWORD).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location.as_deref(), Some("/admin"));
+    let cookie = c.last_set_cookie.clone().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let page = c.page("/admin").await;
+    assert!(page.contains("admin") && page.contains("Log out"));
+    // The login page sends a logged-in admin on to the dashboard.
+    assert_eq!(
+        c.get("/admin/login").await.location.as_deref(),
+        Some("/admin")
+    );
+}
+
+#[tokio::test]
+async fn a_login_form_posted_from_elsewhere_is_rejected() {
+    let app = TestApp::spawn().await;
+    Console::first_admin(&app).await;
+    let mut c = Console::new(&app);
+    // No token, or a token without its cookie: a cross-site form cannot log anyone in.
+    let r = c
+        .post(
+            "/admin/login",
+            &[("username", "admin"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let token = c.login_token().await;
+    c.login_cookie = None;
+    let r = c
+        .post(
+            "/admin/login",
+            &[
+                ("login_csrf", &token),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(c.cookie.is_none());
+}
+
+#[tokio::test]
+async fn login_returns_to_the_page_that_asked_for_it() {
+    let app = TestApp::spawn().await;
+    Console::first_admin(&app).await;
+    let mut c = Console::new(&app);
+    let r = c.get("/admin/apps?after=app_x").await;
+    let login = r.location.unwrap();
+    assert_eq!(login, "/admin/login?next=%2Fadmin%2Fapps%3Fafter%3Dapp_x");
+    let page = c.page(&login).await;
+    assert!(
+        page.contains("name=\"next\" value=\"/admin/apps?after=app_x\""),
+        "{page}"
+    );
+    let token = c.login_token().await;
+    let r = c
+        .post(
+            "/admin/login",
+            &[
+                ("login_csrf", &token),
+                ("username", "admin"),
+                ("password", PASSWORD),
+                ("next", "/admin/apps?after=app_x"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/admin/apps?after=app_x"));
+    // Never to another site.
+    let mut d = Console::new(&app);
+    let token = d.login_token().await;
+    let r = d
+        .post(
+            "/admin/login",
+            &[
+                ("login_csrf", &token),
+                ("username", "admin"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/admin"));
+}
+
+#[tokio::test]
+async fn session_cookie_is_secure_behind_a_tls_proxy() {
+    let app = TestApp::spawn().await;
+    Console::first_admin(&app).await;
+    let mut c = Console::new(&app);
+    let token = c.login_token().await;
+    let r = c
+        .post_with_headers(
+            "/admin/login",
+            &[
+                ("login_csrf", &token),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ],
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert!(c.last_set_cookie.unwrap().contains("Secure"));
+}
+
+#[tokio::test]
+async fn every_console_page_redirects_to_login_when_logged_out() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::new(&app);
+    for page in PAGES {
+        let r = c.get(page).await;
+        assert_eq!(r.status, 303, "{page}");
+        let to = r.location.unwrap();
+        assert!(to.starts_with("/admin/login"), "{page} -> {to}");
+    }
+    for form in FORMS {
+        let r = c.post(form, &[("csrf", "x")]).await;
+        assert_eq!(r.location.as_deref(), Some("/admin/login"), "POST {form}");
+    }
+    // A forged cookie is no session.
+    c.cookie = Some("forged".into());
+    assert_eq!(c.get("/admin").await.status, 303);
+    let login = c.page("/admin/login").await;
+    assert!(login.contains("Log in"));
+}
+
+#[tokio::test]
+async fn posts_without_or_with_a_wrong_csrf_token_are_rejected() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    for form in [vec![], vec![("csrf", "wrong")], vec![("csrf", "")]] {
+        let r = c.post("/admin/logout", &form).await;
+        assert_eq!(r.status, 403);
+        assert!(r.body.contains("Form rejected"), "{}", r.body);
+    }
+    // Nothing changed: the session still works.
+    assert!(c.page("/admin").await.contains("Log out"));
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_on_the_server() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    let stolen = c.cookie.clone();
+    let r = c.submit("/admin/logout", &[]).await;
+    assert_eq!(r.status, 303);
+    assert!(c.cookie.is_none());
+    assert!(c.last_set_cookie.clone().unwrap().contains("Max-Age=0"));
+    // The old cookie value no longer opens a session.
+    c.cookie = stolen;
+    assert_eq!(
+        c.get("/admin").await.location.as_deref(),
+        Some("/admin/login")
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_sends_the_admin_back_to_login() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    assert_eq!(c.get("/admin").await.status, 200);
+    // Age the session past its idle timeout.
+    let db = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db.execute("UPDATE admin_sessions SET expires_at = 1", [])
+        .unwrap();
+    assert_eq!(
+        c.get("/admin").await.location.as_deref(),
+        Some("/admin/login")
+    );
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_are_rate_limited() {
+    let app = TestApp::spawn().await;
+    Console::first_admin(&app).await;
+    let mut c = Console::new(&app);
+    for _ in 0..5 {
+        assert_eq!(c.login("admin", "wrong password!").await.status, 401);
+    }
+    // Even the right password is turned away for now.
+    let r = c.login("admin", PASSWORD).await;
+    assert_eq!(r.status, 429);
+    assert!(r.body.contains("Too many"));
+    assert!(c.cookie.is_none());
+    // Another username from the same address is not affected.
+    assert_eq!(c.login("someone", "wrong password!").await.status, 401);
+}
+
+#[tokio::test]
+async fn static_files_are_served_with_cache_headers() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/admin/static/admin.css", app.root);
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let r = client
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = client
+        .get(format!("{}/admin/static/nope.css", app.root))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+/// Runs `hookbox admin …` (parsed like the real command line) in this process.
+fn run_admin_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> Result<String, String> {
+    use clap::Parser;
+    let mut argv = vec!["hookbox"];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["--data-dir", dir.to_str().unwrap()]);
+    let cli = hookbox::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let Some(hookbox::cli::Command::Admin { action }) = cli.command else {
+        return Err("not an admin command".into());
+    };
+    hookbox::cli::admin(action, &mut stdin.as_bytes()).map_err(|e| format!("{e:#}"))
+}
+
+#[tokio::test]
+async fn admin_cli_creates_admins_and_resets_passwords_while_the_server_runs() {
+    let app = TestApp::spawn().await;
+    let dir = app.dir.path().to_path_buf();
+    let create = ["admin", "create", "--username", "ops"];
+    run_admin_cli(&dir, &create, "first password 1\n").unwrap();
+    let mut c = Console::new(&app);
+    assert_eq!(c.login("ops", "first password 1").await.status, 303);
+    // The same name again is refused; so is a short password.
+    let err = run_admin_cli(&dir, &create, "first password 1\n").unwrap_err();
+    assert!(err.contains("already exists"), "{err}");
+    let err = run_admin_cli(&dir, &["admin", "create", "--username", "x"], "short\n").unwrap_err();
+    assert!(err.contains("password refused"), "{err}");
+    // A new password (here from a file) ends the admin's sessions.
+    let pw_file = dir.join("pw.txt");
+    std::fs::write(&pw_file, "second password 2\n").unwrap();
+    let reset = [
+        "admin",
+        "reset-password",
+        "--username",
+        "ops",
+        "--password-file",
+        pw_file.to_str().unwrap(),
+    ];
+    run_admin_cli(&dir, &reset, "").unwrap();
+    assert_eq!(c.get("/admin").await.status, 303);
+    assert_eq!(c.login("ops", "first password 1").await.status, 401);
+    assert_eq!(c.login("ops", "second password 2").await.status, 303);
+    let reset_nobody = ["admin", "reset-password", "--username", "nobody"];
+    let err = run_admin_cli(&dir, &reset_nobody, "whatever password\n").unwrap_err();
+    assert!(err.contains("no admin named"), "{err}");
+}
