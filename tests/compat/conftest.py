@@ -34,7 +34,7 @@ from svix.exceptions import HttpError
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("HOOKBOX_BIN", ROOT / "target" / "debug" / "hookbox"))
-LISTENING = re.compile(r"hookbox listening on (http://127\.0\.0\.1:\d+) \(API at /api/v1\)")
+LISTENING = re.compile(r"hookbox listening on (http://127\.0\.0\.1:\d+) \(API at /api/v1")
 # One entry per attempt: first immediately, then 1 s, then 1 s (3 attempts in all).
 RETRY_SCHEDULE = "0s,1s,1s"
 MAX_ATTEMPTS = len(RETRY_SCHEDULE.split(","))
