@@ -77,8 +77,11 @@ fn log_format(command: &Command) -> String {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKBOX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: log files and collectors get plain text (and formatting
+    // each request's span fields stays cheaper).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
