@@ -203,6 +203,16 @@ pub fn set_failing(c: &Connection, endpoint_id: &str, failed_at: Option<i64>) ->
     Ok(())
 }
 
+/// When the endpoint's current run of failed attempts began, if it is failing.
+pub fn failing_since(c: &Connection, endpoint_id: &str) -> DbResult<Option<i64>> {
+    Ok(
+        c.prepare_cached("SELECT failing_since FROM endpoints WHERE id = ?")?
+            .query_row([endpoint_id], |r| r.get(0))
+            .optional()?
+            .flatten(),
+    )
+}
+
 /// Enabled endpoints whose every attempt has failed since before `cutoff`.
 pub fn failing_since_before(c: &Connection, cutoff: i64) -> DbResult<Vec<(String, i64)>> {
     let mut stmt = c.prepare_cached(

@@ -6,6 +6,7 @@ mod admin_auth;
 mod admin_console;
 mod api_apps;
 mod api_errors;
+mod api_health;
 mod api_resources;
 mod crash;
 mod delivery;

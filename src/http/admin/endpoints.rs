@@ -935,45 +935,22 @@ pub async fn send_test(
         );
     };
     let payload: std::sync::Arc<str> = crate::http::api::example_payload(&et, 0).into();
-    let msg_id = crate::domain::ids::new_id(crate::domain::ids::MESSAGE);
-    let now = now_ms();
-    let (url, sent) = st
-        .dispatcher
-        .send_now(&head.ep.id, &msg_id, &payload, now)
+    let record = crate::http::api::send_test_now(&st, &head.app, &head.ep, &et.name, payload)
         .await?
-        .ok_or(ConsoleError::NotFound("endpoint"))?;
-    let keep = head.app.retention_ms.unwrap_or_else(|| {
-        i64::try_from(st.cfg.retention.payload.as_millis()).unwrap_or(i64::MAX / 4)
-    });
-    let record = admin_db::TestSend {
-        msg_id: msg_id.clone(),
-        app_id: head.app.id.clone(),
-        endpoint_id: head.ep.id.clone(),
-        event_type: et.name.clone(),
-        payload: payload.to_string(),
-        expires_at: now.saturating_add(keep),
-        attempt_id: crate::domain::ids::new_id(crate::domain::ids::ATTEMPT),
-        url,
-        succeeded: sent.is_success(),
-        status_code: sent.status.map_or(0, i64::from),
-        response: sent.body.clone(),
-        duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
-        error: sent.error.clone(),
-        at: now,
-    };
-    let attempt_link = format!("{}/attempts/{msg_id}/{}", head.base, record.attempt_id);
+        .record;
+    let attempt_link = format!(
+        "{}/attempts/{}/{}",
+        head.base, record.msg_id, record.attempt_id
+    );
     let result = TestResult {
         ok: record.succeeded,
         event_type: et.name.clone(),
         code: code(record.status_code),
         duration_ms: record.duration_ms,
-        body: sent.body,
-        error: sent.error,
+        body: record.response,
+        error: record.error,
         attempt_link,
     };
-    st.db
-        .write(move |c| admin_db::record_test_send(c, &record))
-        .await?;
     page(&TestingPage {
         chrome: admin.chrome("apps"),
         head,

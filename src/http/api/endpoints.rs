@@ -666,3 +666,162 @@ pub async fn messages(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiErr
         ),
     ))
 }
+
+/// hookbox: the endpoint's health over a window (default the last 24 h): status, why it is
+/// disabled, since when it has been failing, success rate and attempts per hour.
+pub async fn health(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let q = query(&req);
+    let since = q
+        .datetime("since")?
+        .unwrap_or_else(|| now_ms() - 24 * 3600 * 1000);
+    let id = ep.id.clone();
+    let (health, activity, failing_since) = st
+        .db
+        .read(move |c| {
+            let mut h = crate::db::admin::health(c, std::slice::from_ref(&id), since)?;
+            let activity = crate::db::admin::endpoint_activity(c, &id, since)?;
+            Ok((
+                h.remove(&id).unwrap_or_default(),
+                activity,
+                ep_db::failing_since(c, &id)?,
+            ))
+        })
+        .await?;
+    let status = if ep.disabled {
+        "disabled"
+    } else if health.last_failed {
+        "failing"
+    } else if health.succeeded > 0 {
+        "healthy"
+    } else {
+        "unknown"
+    };
+    let hourly: Vec<serde_json::Value> = activity
+        .hourly
+        .iter()
+        .map(
+            |(h, ok, bad)| serde_json::json!({ "hour": format_ms(*h), "success": ok, "fail": bad }),
+        )
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "status": status,
+            "disabledReason": ep.disabled_reason,
+            "disabledAt": ep.disabled_at.map(format_ms),
+            "failingSince": failing_since.map(format_ms),
+            "since": format_ms(since),
+            "success": health.succeeded,
+            "fail": health.failed,
+            "successRate": health.success_rate(),
+            "hourly": hourly,
+        }),
+    ))
+}
+
+/// What a synchronous test send got back.
+pub(crate) struct TestOutcome {
+    pub record: crate::db::admin::TestSend,
+}
+
+/// Sends `payload` as an event of type `event_type` to the endpoint now, through the
+/// dispatcher's client (signing and the SSRF guard included), waits for the answer and records
+/// the attempt (trigger "test"). Shared by the API and the console.
+pub(crate) async fn send_test(
+    st: &Data,
+    app: &AppRow,
+    ep: &Endpoint,
+    event_type: &str,
+    payload: std::sync::Arc<str>,
+) -> Result<TestOutcome, ApiError> {
+    let msg_id = ids::new_id(ids::MESSAGE);
+    let now = now_ms();
+    let (url, sent) = st
+        .dispatcher
+        .send_now(&ep.id, &msg_id, &payload, now)
+        .await?
+        .ok_or(ApiError::NotFound("endpoint"))?;
+    let keep = app.retention_ms.unwrap_or_else(|| {
+        i64::try_from(st.cfg.retention.payload.as_millis()).unwrap_or(i64::MAX / 4)
+    });
+    let record = crate::db::admin::TestSend {
+        msg_id,
+        app_id: app.id.clone(),
+        endpoint_id: ep.id.clone(),
+        event_type: event_type.to_owned(),
+        payload: payload.to_string(),
+        expires_at: now.saturating_add(keep),
+        attempt_id: ids::new_id(ids::ATTEMPT),
+        url,
+        succeeded: sent.is_success(),
+        status_code: sent.status.map_or(0, i64::from),
+        response: sent.body,
+        duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
+        error: sent.error,
+        at: now,
+    };
+    let stored = record.clone();
+    st.db
+        .write(move |c| crate::db::admin::record_test_send(c, &stored))
+        .await?;
+    Ok(TestOutcome { record })
+}
+
+/// hookbox: a synchronous test send. Body `{"eventType": …, "payload"?: {…}}`; without a
+/// payload the event type's example is sent. Answers with the endpoint's response.
+pub async fn test(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let (app, ep) = find_endpoint(&st, &req).await?;
+    let input: TestIn = body(&st, payload).await?;
+    let name = input.event_type.clone();
+    let et = st
+        .db
+        .read(move |c| event_types::get(c, &name))
+        .await?
+        .filter(|t| !t.archived)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &["body", "eventType"],
+                format!("unknown event type `{}`", input.event_type),
+            )
+        })?;
+    let body_text = match input.payload {
+        Some(p) if p.get().trim_start().starts_with('{') => p.get().to_owned(),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["body", "payload"],
+                "payload must be a JSON object",
+            ))
+        }
+        None => example_payload(&et, 0),
+    };
+    let out = send_test(&st, &app, &ep, &et.name, body_text.into())
+        .await?
+        .record;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "msgId": out.msg_id,
+            "attemptId": out.attempt_id,
+            "url": out.url,
+            "success": out.succeeded,
+            "responseStatusCode": out.status_code,
+            "response": out.response,
+            "responseDurationMs": out.duration_ms,
+            "error": out.error,
+        }),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestIn {
+    pub event_type: String,
+    pub payload: Option<Box<serde_json::value::RawValue>>,
+}

@@ -11,8 +11,8 @@ mod models;
 // Shared with the console, so that both apply the same rules.
 pub(crate) use apps::new_app;
 pub(crate) use endpoints::{
-    example_payload, remove as remove_endpoint, store_changed as store_changed_endpoint,
-    store_new as store_new_endpoint, validated_new,
+    example_payload, remove as remove_endpoint, send_test as send_test_now,
+    store_changed as store_changed_endpoint, store_new as store_new_endpoint, validated_new,
 };
 pub(crate) use models::{ApplicationIn, EndpointIn};
 
@@ -88,6 +88,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(patch().to(endpoints::patch_headers)),
             )
             .service(resource(format!("{ep}/stats")).route(get().to(endpoints::stats)))
+            .service(resource(format!("{ep}/health")).route(get().to(endpoints::health)))
+            .service(resource(format!("{ep}/test")).route(post().to(endpoints::test)))
             .service(
                 resource(format!("{ep}/send-example")).route(post().to(endpoints::send_example)),
             )
