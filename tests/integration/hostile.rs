@@ -176,6 +176,12 @@ fn routes(ids: &Ids) -> Vec<(&'static str, String, Option<Value>)> {
         ("GET", "/event-type".into(), None),
         ("GET", format!("/app/{a}/endpoint"), None),
         ("GET", format!("/app/{a}/endpoint/{e}/stats"), None),
+        ("GET", format!("/app/{a}/endpoint/{e}/health"), None),
+        (
+            "POST",
+            format!("/app/{a}/endpoint/{e}/test"),
+            Some(json!({ "eventType": "a.b", "payload": { "k": "v" } })),
+        ),
         ("GET", format!("/app/{a}/endpoint/{e}/msg"), None),
         ("GET", format!("/app/{a}/msg"), None),
         ("GET", format!("/app/{a}/msg/{m}/endpoint"), None),
