@@ -201,14 +201,18 @@ pub struct Totals {
     pub pending_deliveries: i64,
 }
 
-pub fn totals(c: &Connection) -> DbResult<Totals> {
+/// The dashboard's counts; the application with uid `hidden_uid` (hookbox's own) and its
+/// endpoints are left out.
+pub fn totals(c: &Connection, hidden_uid: &str) -> DbResult<Totals> {
     Ok(c.query_row(
-        "SELECT (SELECT COUNT(*) FROM applications), (SELECT COUNT(*) FROM endpoints), \
-         (SELECT COUNT(*) FROM endpoints WHERE disabled), \
-         (SELECT COUNT(*) FROM endpoints e WHERE NOT e.disabled AND \
+        "WITH mine AS (SELECT e.* FROM endpoints e JOIN applications a ON a.id = e.app_id \
+                       WHERE a.uid IS NOT ?1) \
+         SELECT (SELECT COUNT(*) FROM applications WHERE uid IS NOT ?1), (SELECT COUNT(*) FROM mine), \
+         (SELECT COUNT(*) FROM mine WHERE disabled), \
+         (SELECT COUNT(*) FROM mine e WHERE NOT e.disabled AND \
             (SELECT a.status FROM attempts a WHERE a.endpoint_id = e.id ORDER BY a.id DESC LIMIT 1) = 2), \
          (SELECT COUNT(*) FROM deliveries WHERE status = 1)",
-        [],
+        [hidden_uid],
         |r| {
             Ok(Totals {
                 applications: r.get(0)?,

@@ -282,6 +282,10 @@ async fn add_endpoint_then_message_logs_then_resend_delivers_again() {
     assert!(
         dash.contains("<svg") && dash.contains("id=\"stat-succeeded\">2<"),
         "{dash}"
+    ); // hookbox's own application (operational webhooks) is not one of the user's.
+    assert!(
+        dash.contains("Applications</span><span class=\"stat-value\">1<"),
+        "{dash}"
     );
 }
 

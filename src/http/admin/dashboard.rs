@@ -77,7 +77,7 @@ pub async fn show(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         .db
         .read(move |c| {
             Ok((
-                admin_db::totals(c)?,
+                admin_db::totals(c, crate::operational::APP_UID)?,
                 admin_db::activity(c, now - 24 * HOUR)?,
             ))
         })
