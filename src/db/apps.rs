@@ -99,7 +99,3 @@ pub fn delete(c: &Connection, id: &str) -> DbResult<bool> {
         .execute([id])?
         > 0)
 }
-
-pub fn count(c: &Connection) -> DbResult<i64> {
-    Ok(c.query_row("SELECT COUNT(*) FROM applications", [], |r| r.get(0))?)
-}

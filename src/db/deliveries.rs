@@ -474,17 +474,6 @@ pub fn get(
         .optional()?)
 }
 
-/// Counts for metrics and health: (due now, scheduled later, leased).
-pub fn queue_depth(c: &Connection, now: i64) -> DbResult<(i64, i64, i64)> {
-    Ok(c.query_row(
-        "SELECT COALESCE(SUM(lease_until IS NULL AND next_attempt_at <= ?1), 0), \
-                COALESCE(SUM(lease_until IS NULL AND next_attempt_at > ?1), 0), \
-                COALESCE(SUM(lease_until IS NOT NULL), 0) FROM deliveries WHERE status = 1",
-        [now],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -243,6 +243,17 @@ pub struct Page<T> {
     pub done: bool,
 }
 
+impl<T> Page<T> {
+    /// The key to continue after, when there are more items.
+    pub fn next_key(&self, key: impl Fn(&T) -> String) -> Option<String> {
+        if self.done {
+            None
+        } else {
+            self.items.last().map(key)
+        }
+    }
+}
+
 impl PageQuery {
     /// `(condition, order by, parameter, reverse results)` for key column `col`.
     pub(crate) fn sql(&self, col: &str) -> (String, String, Option<String>, bool) {

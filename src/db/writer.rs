@@ -181,7 +181,6 @@ fn run_writer(
     stats: &WriterStats,
 ) {
     let mut finishes: Vec<Finish> = Vec::with_capacity(max_batch);
-    let mut last_report = (std::time::Instant::now(), 0u64, 0u64, 0u64, 0u64);
     // Who asked to close: answered once everything is committed, synced and checkpointed.
     let mut closers: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(cmd) = rx.blocking_recv() {
@@ -194,27 +193,6 @@ fn run_writer(
                 continue;
             }
         };
-        if last_report.0.elapsed() >= std::time::Duration::from_secs(2)
-            && tracing::enabled!(tracing::Level::DEBUG)
-        {
-            let now = (
-                std::time::Instant::now(),
-                stats.commits.load(Ordering::Relaxed),
-                stats.jobs.load(Ordering::Relaxed),
-                stats.commit_micros.load(Ordering::Relaxed),
-                stats.syncs.load(Ordering::Relaxed),
-            );
-            let commits = now.1 - last_report.1;
-            tracing::debug!(
-                commits,
-                avg_batch = (now.2 - last_report.2) as f64 / commits.max(1) as f64,
-                avg_commit_us = (now.3 - last_report.3) / commits.max(1),
-                syncs = now.4 - last_report.4,
-                secs = last_report.0.elapsed().as_secs_f64(),
-                "writer"
-            );
-            last_report = now;
-        }
         let started = std::time::Instant::now();
         if let Err(e) = conn
             .prepare_cached("BEGIN IMMEDIATE")

@@ -213,6 +213,26 @@ mod real_binary {
     }
 
     /// Sends one message and checks that delivery `n` (1-based) is signed with `secret`.
+    /// Application `acme` with endpoint `ep` at the receiver.
+    async fn acme_with_endpoint(server: &Server, token: &str, rx: &TestReceiver) {
+        call(
+            server,
+            token,
+            "POST",
+            "/app",
+            json!({ "name": "Acme", "uid": "acme" }),
+        )
+        .await;
+        call(
+            server,
+            token,
+            "POST",
+            "/app/acme/endpoint",
+            json!({ "url": rx.url, "uid": "ep" }),
+        )
+        .await;
+    }
+
     async fn delivery_is_signed(server: &Server, token: &str, rx: &TestReceiver, n: usize) {
         call(
             server,
@@ -242,22 +262,7 @@ mod real_binary {
         let token = token(dir);
 
         let server = Server::start(dir, dir.join("1.log")).await;
-        call(
-            &server,
-            &token,
-            "POST",
-            "/app",
-            json!({ "name": "Acme", "uid": "acme" }),
-        )
-        .await;
-        call(
-            &server,
-            &token,
-            "POST",
-            "/app/acme/endpoint",
-            json!({ "url": rx.url, "uid": "ep" }),
-        )
-        .await;
+        acme_with_endpoint(&server, &token, &rx).await;
         delivery_is_signed(&server, &token, &rx, 1).await;
         let key_file = dir.join("hookbox.key");
         assert_eq!(mode(&key_file), 0o600);
@@ -392,22 +397,7 @@ mod real_binary {
         let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
         let env = [("HOOKBOX_MAIN_KEY", key.as_str())];
         let server = Server::start_with_env(dir, dir.join("1.log"), &env).await;
-        call(
-            &server,
-            &token,
-            "POST",
-            "/app",
-            json!({ "name": "Acme", "uid": "acme" }),
-        )
-        .await;
-        call(
-            &server,
-            &token,
-            "POST",
-            "/app/acme/endpoint",
-            json!({ "url": rx.url, "uid": "ep" }),
-        )
-        .await;
+        acme_with_endpoint(&server, &token, &rx).await;
         delivery_is_signed(&server, &token, &rx, 1).await;
         let secret = call(
             &server,

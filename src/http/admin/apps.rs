@@ -1,8 +1,6 @@
 //! Applications: list, create, delete (after a confirmation page).
 
-use super::{
-    admin, admin_post, notice, page, page_with, path, redirect, when, Chrome, ConsoleError,
-};
+use super::{admin, admin_post, page, page_with, path, redirect, when, Chrome, ConsoleError};
 use crate::db::{admin as admin_db, apps as app_db, endpoints as ep_db, DbError, PageQuery};
 use crate::http::api::{new_app, ApplicationIn};
 use crate::http::error::ApiError;
@@ -47,9 +45,7 @@ async fn rows(
     st.db
         .read(move |c| {
             let page = app_db::list(c, &q, crate::operational::APP_UID)?;
-            let next = (!page.done)
-                .then(|| page.items.last().map(|a| a.id.clone()))
-                .flatten();
+            let next = page.next_key(|a| a.id.clone());
             let rows = page
                 .items
                 .into_iter()
@@ -78,8 +74,7 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         .map(str::to_owned);
     let first_page = after.is_none();
     let (apps, next) = rows(&st, after).await?;
-    let mut chrome = admin.chrome("apps");
-    chrome.notice = notice(&req);
+    let chrome = admin.chrome_with_notice("apps", &req);
     page(&ListPage {
         chrome,
         apps,

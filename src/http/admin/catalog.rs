@@ -1,6 +1,6 @@
 //! The event catalog (read-only here: event types are managed through the API) and API tokens.
 
-use super::{admin, admin_post, notice, page, page_with, redirect, when, Chrome, ConsoleError};
+use super::{admin, admin_post, page, page_with, redirect, when, Chrome, ConsoleError};
 use crate::db::{event_types, tokens, PageQuery};
 use crate::domain::{ids, time::now_ms};
 use crate::http::auth::{generate_token, hash_token};
@@ -104,8 +104,7 @@ async fn token_rows(st: &Data) -> Result<Vec<TokenRow>, ConsoleError> {
 
 pub async fn api_tokens(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
-    let mut chrome = admin.chrome("tokens");
-    chrome.notice = notice(&req);
+    let chrome = admin.chrome_with_notice("tokens", &req);
     page(&TokensPage {
         chrome,
         tokens: token_rows(&st).await?,

@@ -3,7 +3,7 @@
 
 use super::apps::{field_error, find_app};
 use super::{
-    admin, admin_post, notice, page, page_with, path, percent, redirect, when, Chrome, ConsoleError,
+    admin, admin_post, page, page_with, path, percent, redirect, when, Chrome, ConsoleError,
 };
 use crate::db::admin::{self as admin_db, Health};
 use crate::db::apps::App;
@@ -85,8 +85,7 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
             }
         })
         .collect();
-    let mut chrome = admin.chrome("apps");
-    chrome.notice = notice(&req);
+    let chrome = admin.chrome_with_notice("apps", &req);
     page(&ListPage {
         chrome,
         app,
@@ -545,8 +544,7 @@ async fn overview_page(
 
 pub async fn overview(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
-    let mut chrome = admin.chrome("apps");
-    chrome.notice = notice(&req);
+    let chrome = admin.chrome_with_notice("apps", &req);
     overview_page(&st, &req, chrome, None).await
 }
 
@@ -753,9 +751,7 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         descending: true,
     };
     let found = st.db.read(move |c| attempts::list(c, &f, &p)).await?;
-    let older = (!found.done)
-        .then(|| found.items.last().map(|a| a.id.clone()))
-        .flatten();
+    let older = found.next_key(|a| a.id.clone());
     let rows = found
         .items
         .into_iter()
@@ -770,8 +766,7 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
             msg_id: a.msg_id,
         })
         .collect();
-    let mut chrome = admin.chrome("apps");
-    chrome.notice = notice(&req);
+    let chrome = admin.chrome_with_notice("apps", &req);
     page(&LogsPage {
         chrome,
         head,

@@ -330,6 +330,14 @@ impl Admin {
             notice: None,
         }
     }
+
+    /// The page chrome with the notice a redirect asked for (`?ok=…`).
+    pub fn chrome_with_notice(&self, section: &'static str, req: &HttpRequest) -> Chrome {
+        Chrome {
+            notice: notice(req),
+            ..self.chrome(section)
+        }
+    }
 }
 
 fn sha256_hex(s: &str) -> String {
