@@ -16,5 +16,6 @@ mod faults;
 mod hostile;
 mod observability;
 mod operational;
+mod portal;
 mod retention;
 mod secrets;

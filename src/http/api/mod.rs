@@ -7,6 +7,7 @@ mod event_types;
 mod health;
 mod messages;
 mod models;
+mod portal;
 
 // Shared with the console, so that both apply the same rules.
 pub(crate) use apps::new_app;
@@ -40,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(get().to(messages::list)),
             )
             .service(resource("/health").route(get().to(health::health)))
+            .service(resource("/auth/app-portal-access/{app_id}").route(post().to(portal::access)))
             .service(resource("/health/ping").route(get().to(health::health)))
             .service(
                 resource("/app")
