@@ -1,5 +1,6 @@
 //! `/api/v1`: Svix-compatible routes and hookbox's own, one file per resource.
 
+mod analytics;
 mod apps;
 mod attempts;
 mod endpoints;
@@ -42,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/health").route(get().to(health::health)))
             .service(resource("/auth/app-portal-access/{app_id}").route(post().to(portal::access)))
+            .service(resource("/app/{app_id}/analytics").route(get().to(analytics::analytics)))
             .service(resource("/health/ping").route(get().to(health::health)))
             .service(
                 resource("/app")
