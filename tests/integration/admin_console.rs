@@ -232,10 +232,13 @@ async fn add_endpoint_then_message_logs_then_resend_delivers_again() {
         ],
     )
     .await;
+    rx.script([crate::support::receiver::Reply::status(200)
+        .header("x-receiver", "<b>seen</b>")
+        .body("ok")]);
     let msg = app
         .send(&a, "invoice.paid", json!({ "invoice": "in_1" }))
         .await;
-    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    let sent = rx.wait_for_count(1, Duration::from_secs(5)).await;
     let logs_path = format!("{page}/logs");
     assert!(
         wait_for(Duration::from_secs(5), || {
@@ -260,6 +263,20 @@ async fn add_endpoint_then_message_logs_then_resend_delivers_again() {
     let detail = c.page(link).await;
     assert!(
         detail.contains(&msg) && detail.contains("in_1") && detail.contains("ok"),
+        "{detail}"
+    );
+    // The headers exactly as sent (signature included), and those that came back, escaped.
+    let (_, ts, sig) = sent[0].signed();
+    for line in [
+        format!("webhook-id: {msg}"),
+        format!("webhook-timestamp: {ts}"),
+        format!("webhook-signature: {sig}"),
+        "content-type: application/json".to_owned(),
+    ] {
+        assert!(detail.contains(&line), "{line} in {detail}");
+    }
+    assert!(
+        detail.contains("x-receiver: &lt;b&gt;seen&lt;/b&gt;"),
         "{detail}"
     );
     let list = c.page(&format!("/admin/apps/{a}/webhooks")).await;
