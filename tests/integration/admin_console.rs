@@ -256,7 +256,7 @@ async fn add_endpoint_then_message_logs_then_resend_delivers_again() {
     assert!(c
         .page(&format!("{logs_path}?status=failed"))
         .await
-        .contains("No delivery attempts with this status"));
+        .contains("No delivery attempts matching these filters"));
     // The attempt's detail page shows what was sent and what came back.
     let at = logs.find("/attempts/").unwrap();
     let link = &logs[logs[..at].rfind('"').unwrap() + 1..at + logs[at..].find('"').unwrap()];
@@ -502,6 +502,8 @@ async fn send_test_event_shows_the_response_inline_and_records_the_attempt() {
     let r = c.submit(&testing, &[("event_type", "invoice.paid")]).await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("id=\"test-code\">201<"), "{}", r.body);
+    assert!(r.body.contains(">Healthy<"), "the badge counts the test attempt");
+    assert!(r.body.contains(">Healthy<"), "the badge counts the test attempt");
     assert_escaped(&r.body, "test response body");
     // Sent signed, through the delivery client, once.
     let got = rx.received();
@@ -797,6 +799,24 @@ async fn message_logs_are_newest_first_filtered_by_status_and_paginated() {
     assert!(!failed.contains(">order.n1<"));
     let ok = c.page(&format!("{logs}?status=succeeded")).await;
     assert!(!ok.contains(">order.n0<") && ok.contains(">order.n26<"));
+    // By event type, alone and with a status; the status links keep the event type.
+    let one = c.page(&format!("{logs}?event_type=order.n5")).await;
+    assert!(
+        one.contains(">order.n5<") && !one.contains(">order.n6<"),
+        "{one}"
+    );
+    assert!(
+        one.contains("status=failed&amp;event_type=order.n5"),
+        "{one}"
+    );
+    let none = c
+        .page(&format!("{logs}?status=failed&event_type=order.n5"))
+        .await;
+    assert!(none.contains("No delivery attempts matching these filters"));
+    let both = c
+        .page(&format!("{logs}?status=failed&event_type=order.n0"))
+        .await;
+    assert!(both.contains(">order.n0<") && both.contains(">500<"));
 }
 
 #[tokio::test]

@@ -758,6 +758,12 @@ struct LogsPage {
     head: Head,
     rows: Vec<LogRow>,
     filter: &'static str,
+    /// The event type filtered on ("" for all) and the choices.
+    event_type: String,
+    types: Vec<String>,
+    /// (label, link, current) for each status filter, keeping the event type.
+    status_links: Vec<(&'static str, String, bool)>,
+    newest: String,
     older: Option<String>,
     first_page: bool,
 }
@@ -792,10 +798,53 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         .filter(|a| crate::domain::validate::is_valid_uid(a))
         .map(str::to_owned);
     let first_page = after.is_none();
+    let event_type = q
+        .str("event_type")
+        .filter(|t| crate::domain::validate::is_valid_event_type(t))
+        .unwrap_or_default()
+        .to_owned();
     let f = AttemptFilter {
         endpoint_id: Some(head.ep.id.clone()),
         status,
+        messages: crate::db::messages::MessageFilter {
+            event_types: (!event_type.is_empty()).then(|| vec![event_type.clone()]),
+            ..Default::default()
+        },
         ..AttemptFilter::default()
+    };
+    // Links keep the other filter: `?status=…&event_type=…`.
+    let link = |status: &str, after: Option<&str>| {
+        let mut qs = url::form_urlencoded::Serializer::new(String::new());
+        if status != "all" {
+            qs.append_pair("status", status);
+        }
+        if !event_type.is_empty() {
+            qs.append_pair("event_type", &event_type);
+        }
+        if let Some(a) = after {
+            qs.append_pair("after", a);
+        }
+        match qs.finish() {
+            q if q.is_empty() => format!("{}/logs", head.base),
+            q => format!("{}/logs?{q}", head.base),
+        }
+    };
+    let status_links = [
+        ("All", "all"),
+        ("Succeeded", "succeeded"),
+        ("Failed", "failed"),
+    ]
+    .into_iter()
+    .map(|(label, s)| (label, link(s, None), s == filter))
+    .collect();
+    let newest = link(filter, None);
+    let types = match &head.ep.filter_types {
+        Some(t) => t.clone(),
+        None => type_options(&st)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect(),
     };
     let p = PageQuery {
         limit: LOG_PAGE,
@@ -804,7 +853,9 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         descending: true,
     };
     let found = st.db.read(move |c| attempts::list(c, &f, &p)).await?;
-    let older = found.next_key(|a| a.id.clone());
+    let older = found
+        .next_key(|a| a.id.clone())
+        .map(|k| link(filter, Some(&k)));
     let rows = found
         .items
         .into_iter()
@@ -825,6 +876,10 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         head,
         rows,
         filter,
+        event_type,
+        types,
+        status_links,
+        newest,
         older,
         first_page,
     })
@@ -1028,6 +1083,8 @@ pub async fn send_test(
     )
     .await?
     .record;
+    // The header's status badge counts this attempt too.
+    let (head, _) = find_endpoint(&st, &req, "testing").await?;
     let attempt_link = format!(
         "{}/attempts/{}/{}",
         head.base, record.msg_id, record.attempt_id
