@@ -1,5 +1,10 @@
 //! The console clicked through in Chromium: each test starts its own hookbox, browser and
 //! receiver, and checks real outcomes (signed requests received, API state changed).
+//!
+//! A new test: `let Some(mut c) = Console::start("name").await else { return };`, then steps
+//! with the harness's helpers (`open` only for a link a person would paste, then
+//! `click_link`, `fill`, `check`, `select`, `click_button`, `screenshot`), asserting through
+//! `c.api` and `c.receiver` what really happened.
 
 use crate::harness::{Console, WAIT};
 use crate::support::receiver::Reply;
@@ -165,7 +170,7 @@ async fn endpoint_added_in_the_console_receives_a_signed_test_event() {
         .send("shop", "customer.created", json!({"n": 1}))
         .await;
     let failed = c.api.send("shop", "invoice.failed", json!({"n": 2})).await;
-    let got = c.receiver.wait_for_count(2, WAIT).await;
+    c.receiver.wait_for_count(2, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ids: Vec<String> = c
         .receiver
@@ -173,7 +178,7 @@ async fn endpoint_added_in_the_console_receives_a_signed_test_event() {
         .iter()
         .map(|r| r.signed().0.to_owned())
         .collect();
-    assert_eq!(got.len(), 2, "{ids:?}");
+    assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.contains(&failed) && !ids.contains(&skipped), "{ids:?}");
 
     c.click_link("Event catalog").await;
@@ -192,6 +197,17 @@ async fn endpoint_added_in_the_console_receives_a_signed_test_event() {
     assert_eq!(c.heading().await, "Webhooks");
     c.assert_shows(&url).await;
     c.screenshot("webhooks").await;
+
+    // The dashboard counts the two deliveries (the test send and `invoice.failed`).
+    c.click_link("Dashboard").await;
+    assert_eq!(
+        c.text_of("stat-succeeded").await,
+        "2",
+        "{}",
+        c.context().await
+    );
+    assert_eq!(c.text_of("stat-failed").await, "0");
+    c.screenshot("dashboard-activity").await;
     c.finish().await;
 }
 

@@ -240,6 +240,7 @@ impl Console {
     /// Everything started, no one logged in yet; `None` when browser tests are skipped.
     pub async fn start(test: &'static str) -> Option<Console> {
         let tools = tools(test)?;
+        forget_screenshots(test);
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         hookbox_cli(
@@ -647,6 +648,19 @@ impl Console {
         self.check("all_events", "1", false).await;
         for e in events {
             self.check("events", e, true).await;
+        }
+    }
+}
+
+/// Removes the screenshots an earlier run of `test` left, so that none is stale.
+fn forget_screenshots(test: &str) {
+    let Ok(entries) = std::fs::read_dir(screenshot_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{test}-")) && name.ends_with(".png") {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }
