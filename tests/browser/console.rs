@@ -115,19 +115,35 @@ async fn endpoint_added_in_the_console_receives_a_signed_test_event() {
 
     // The signing secret, as a person would copy it from the page.
     let secret = reveal(&c).await;
+    let copy = c.button("Copy").await;
+    copy.click().await.unwrap();
+    let copied = wait_for(WAIT, || async {
+        copy.text().await.is_ok_and(|t| t.trim() == "Copied")
+    })
+    .await;
+    assert!(copied, "the Copy button confirms {}", c.context().await);
     let api_secret = c.api.get(&format!("/app/shop/endpoint/{ep}/secret")).await;
     assert_eq!(api_secret["key"], secret.as_str());
 
-    // Send Test Event: the receiver's answer is shown inline.
+    // Send Test Event: the payload box shows the chosen type's example (the page's script
+    // fills it in) until it is edited; the receiver's answer is shown inline.
     c.click_link("Testing").await;
     c.select("event_type", "invoice.paid").await;
-    c.click_button("Send example").await;
+    let example = c.field("payload").await.prop("value").await.unwrap();
+    assert!(
+        example.is_some_and(|e| e.contains("\"invoice.paid\"")),
+        "the payload box shows invoice.paid's example"
+    );
+    c.fill("payload", r#"{"invoice": "inv_42", "amount": 1200}"#)
+        .await;
+    c.click_button("Send Test Event").await;
     assert_eq!(c.text_of("test-code").await, "200", "{}", c.context().await);
     assert!(c.text_of("test-body").await.contains("from the receiver"));
     c.screenshot("testing-result").await;
     let got = c.receiver.wait_for_count(1, WAIT).await;
     let test = &got[0];
     assert_eq!(test.path, "/hooks/shop");
+    assert_eq!(test.json(), json!({"invoice": "inv_42", "amount": 1200}));
     let (msg_id, ts, sig) = test.signed();
     assert!(
         signature_valid(&secret, msg_id, ts, &test.body, sig),
