@@ -15,6 +15,47 @@ use std::sync::Arc;
 pub const APP_UID: &str = "_hookbox_operational";
 pub const RESERVED_PREFIX: &str = "_hookbox";
 
+/// The events operator endpoints can subscribe to, with what each means.
+pub const EVENTS: [(&str, &str); 7] = [
+    ("endpoint.created", "An endpoint was created"),
+    ("endpoint.updated", "An endpoint was changed"),
+    ("endpoint.deleted", "An endpoint was deleted"),
+    (
+        "endpoint.disabled",
+        "An endpoint was disabled (410 Gone, or failing for too long)",
+    ),
+    (
+        "message.attempt.failing",
+        "A message failed its 4th attempt and will be retried",
+    ),
+    (
+        "message.attempt.exhausted",
+        "A message's last attempt failed: it will not be retried",
+    ),
+    (
+        "message.attempt.recovered",
+        "A message was delivered after failing",
+    ),
+];
+
+/// The events above as event types, for choosing among them.
+pub fn event_types() -> Vec<crate::db::event_types::EventType> {
+    EVENTS
+        .iter()
+        .map(|(name, description)| crate::db::event_types::EventType {
+            name: (*name).to_owned(),
+            description: (*description).to_owned(),
+            group_name: None,
+            schemas: None,
+            feature_flags: None,
+            archived: false,
+            deprecated: false,
+            created_at: 0,
+            updated_at: 0,
+        })
+        .collect()
+}
+
 /// How long operational event payloads are kept.
 const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 

@@ -14,6 +14,13 @@ pub struct App {
     pub updated_at: i64,
 }
 
+impl App {
+    /// hookbox's own application, whose endpoints receive operational webhooks.
+    pub fn is_operational(&self) -> bool {
+        self.uid.as_deref() == Some(crate::operational::APP_UID)
+    }
+}
+
 const COLS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at, retention_ms";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<App> {

@@ -198,3 +198,93 @@ async fn a_healthy_endpoint_is_never_auto_disabled() {
         false
     );
 }
+
+#[tokio::test]
+async fn operational_endpoints_are_managed_in_the_console_and_filter_their_events() {
+    use crate::support::console::Console;
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    let r = c.get("/admin/operational").await;
+    assert_eq!(r.status, 303);
+    let webhooks = r.location.unwrap();
+    assert!(webhooks.ends_with("/webhooks"), "{webhooks}");
+    let ops_app = webhooks.split('/').nth(3).unwrap().to_owned();
+    let page = c.page(&webhooks).await;
+    assert!(page.contains("Operational webhooks") && !page.contains("Customer portal"));
+    // The form offers the operational events, not the (empty) event catalog.
+    let form = c.page(&format!("{webhooks}/new")).await;
+    for (name, _) in hookbox::operational::EVENTS {
+        assert!(form.contains(&format!("value=\"{name}\"")), "{name}");
+    }
+    let rx = TestReceiver::start().await;
+    let r = c
+        .submit(
+            &format!("{webhooks}/new"),
+            &[
+                ("url", &format!("{}/ops", rx.url)),
+                ("events", "endpoint.created"),
+                ("events", "endpoint.deleted"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let listed = app.get("/operational-webhook/endpoint", 200).await;
+    let ops = &listed["data"][0];
+    assert_eq!(
+        ops["filterTypes"],
+        json!(["endpoint.created", "endpoint.deleted"])
+    );
+    // Subscribed events arrive; the others (endpoint.updated) do not.
+    let a = app.create_app("Acme").await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/x" }))
+        .await;
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "description": "changed" })),
+        200,
+    )
+    .await;
+    app.call("DELETE", &format!("/app/{a}/endpoint/{ep}"), None, 204)
+        .await;
+    let got = rx.wait_for_count(2, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let types: Vec<Value> = rx
+        .received()
+        .iter()
+        .map(|r| r.json()["type"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        vec![json!("endpoint.created"), json!("endpoint.deleted")],
+        "{got:?}"
+    );
+    // An unknown operational event is refused; hookbox's application is not deleted or renamed.
+    let r = c
+        .submit(
+            &format!("{webhooks}/new"),
+            &[("url", "http://127.0.0.1:9/y"), ("events", "invoice.paid")],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.body.contains("unknown event types: invoice.paid"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        c.get(&format!("/admin/apps/{ops_app}/delete")).await.status,
+        404
+    );
+    assert_eq!(
+        c.get(&format!("/admin/apps/{ops_app}/settings"))
+            .await
+            .status,
+        404
+    );
+    let r = c
+        .submit(&format!("/admin/apps/{ops_app}/delete"), &[])
+        .await;
+    assert_eq!(r.status, 404);
+}

@@ -160,6 +160,25 @@ pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     Ok(redirect(&format!("/admin/apps/{}/webhooks", app.id)))
 }
 
+/// `GET /admin/operational`: the endpoints that receive hookbox's operational webhooks are
+/// those of its own application, managed on the same pages as any application's.
+pub async fn operational(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    admin(&st, &req).await?;
+    let now = crate::domain::time::now_ms();
+    let id = st
+        .db
+        .write(move |c| crate::operational::ensure_app(c, now))
+        .await?;
+    Ok(redirect(&format!("/admin/apps/{id}/webhooks")))
+}
+
+/// The application in the path, unless it is hookbox's own (not renamed nor deleted).
+async fn user_app(st: &Data, req: &HttpRequest) -> Result<app_db::App, ConsoleError> {
+    Some(find_app(st, req).await?)
+        .filter(|a| !a.is_operational())
+        .ok_or(ConsoleError::NotFound("application"))
+}
+
 #[derive(Template)]
 #[template(path = "admin/apps/delete.html")]
 struct DeletePage {
@@ -170,7 +189,7 @@ struct DeletePage {
 
 pub async fn confirm_delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
-    let app = find_app(&st, &req).await?;
+    let app = user_app(&st, &req).await?;
     let id = app.id.clone();
     let endpoints = st
         .db
@@ -189,7 +208,7 @@ pub async fn delete(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     admin_post(&st, &req, &body).await?;
-    let app = find_app(&st, &req).await?;
+    let app = user_app(&st, &req).await?;
     let id = app.id.clone();
     let endpoints = st.db.read(move |c| ep_db::all_in_app(c, &id)).await?;
     st.db.write(move |c| app_db::delete(c, &app.id)).await?;
@@ -215,7 +234,7 @@ struct SettingsPage {
 /// `GET /admin/apps/{app}/settings`: rename, uid, payload retention, delete.
 pub async fn settings(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
-    let app = find_app(&st, &req).await?;
+    let app = user_app(&st, &req).await?;
     page(&SettingsPage {
         chrome: admin.chrome_with_notice("apps", &req),
         name: app.name.clone(),
@@ -237,7 +256,7 @@ pub async fn rename(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, form) = admin_post(&st, &req, &body).await?;
-    let app = find_app(&st, &req).await?;
+    let app = user_app(&st, &req).await?;
     let (name, uid, retention) = (
         form.get("name").to_owned(),
         form.get("uid").to_owned(),

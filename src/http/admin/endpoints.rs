@@ -168,10 +168,10 @@ pub struct Fields {
 
 impl Fields {
     /// The form filled in from an endpoint (or empty, for a new one).
-    async fn of(st: &Data, ep: Option<&Endpoint>) -> Result<Fields, ConsoleError> {
+    async fn of(st: &Data, app: &App, ep: Option<&Endpoint>) -> Result<Fields, ConsoleError> {
         let checked = ep.and_then(|e| e.filter_types.clone()).unwrap_or_default();
         Ok(Fields {
-            groups: groups(catalog(st).await?, &checked),
+            groups: groups(catalog(st, app).await?, &checked),
             all_events: ep.is_none_or(|e| e.filter_types.is_none()),
             url: ep.map(|e| e.url.clone()).unwrap_or_default(),
             description: ep.map(|e| e.description.clone()).unwrap_or_default(),
@@ -256,7 +256,7 @@ impl Submitted {
     }
 
     /// A new endpoint from the form, or the form with its errors.
-    async fn validate(self, st: &Data, app_id: &str) -> Result<(Endpoint, SigningKey), Fields> {
+    async fn validate(self, st: &Data, app: &App) -> Result<(Endpoint, SigningKey), Fields> {
         let input = EndpointIn {
             url: self.url.clone(),
             description: self.description.clone(),
@@ -273,7 +273,7 @@ impl Submitted {
         };
         let failure = match (
             self.rate_error.is_none() && self.headers.is_ok(),
-            validated_new(st, app_id.to_owned(), input).await,
+            validated_new(st, app.id.clone(), input).await,
         ) {
             (true, Ok(ok)) => return Ok(ok),
             (_, Err(e)) => e,
@@ -295,7 +295,7 @@ impl Submitted {
             ApiError::Validation(items) => items.first().map(|i| i.msg.clone()),
             other => Some(other.to_string()),
         };
-        let groups = match catalog(st).await {
+        let groups = match catalog(st, app).await {
             Ok(types) => groups(types, &self.events),
             Err(_) => Vec::new(),
         };
@@ -327,7 +327,12 @@ struct NewPage {
     f: Fields,
 }
 
-async fn catalog(st: &Data) -> Result<Vec<event_types::EventType>, ConsoleError> {
+/// The event types an endpoint of `app` can subscribe to: the catalog's, or for hookbox's
+/// own application the operational events.
+async fn catalog(st: &Data, app: &App) -> Result<Vec<event_types::EventType>, ConsoleError> {
+    if app.uid.as_deref() == Some(crate::operational::APP_UID) {
+        return Ok(crate::operational::event_types());
+    }
     let q = PageQuery {
         limit: 10_000,
         ..PageQuery::default()
@@ -342,10 +347,11 @@ async fn catalog(st: &Data) -> Result<Vec<event_types::EventType>, ConsoleError>
 pub async fn new_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let app = find_app(&st, &req).await?;
+    let f = Fields::of(&st, &app, None).await?;
     page(&NewPage {
         chrome: admin.chrome("apps"),
         app,
-        f: Fields::of(&st, None).await?,
+        f,
     })
 }
 
@@ -356,7 +362,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, form) = admin_post(&st, &req, &body).await?;
     let app = find_app(&st, &req).await?;
-    match Submitted::parse(&form).validate(&st, &app.id).await {
+    match Submitted::parse(&form).validate(&st, &app).await {
         Ok((ep, key)) => {
             let id = ep.id.clone();
             crate::http::api::store_new_endpoint(&st, ep, key).await?;
@@ -388,7 +394,7 @@ struct EditPage {
 pub async fn edit_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
-    let f = Fields::of(&st, Some(&head.ep)).await?;
+    let f = Fields::of(&st, &head.app, Some(&head.ep)).await?;
     page(&EditPage {
         chrome: admin.chrome("apps"),
         head,
@@ -404,7 +410,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
-    match Submitted::parse(&form).validate(&st, &head.app.id).await {
+    match Submitted::parse(&form).validate(&st, &head.app).await {
         Ok((valid, _)) => {
             let mut ep = head.ep.clone();
             ep.url = valid.url;
@@ -840,7 +846,7 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     let newest = link(filter, None);
     let types = match &head.ep.filter_types {
         Some(t) => t.clone(),
-        None => type_options(&st)
+        None => type_options(&st, &head.app)
             .await?
             .into_iter()
             .map(|t| t.name)
@@ -998,8 +1004,8 @@ pub struct TypeOption {
     pub example: String,
 }
 
-async fn type_options(st: &Data) -> Result<Vec<TypeOption>, ConsoleError> {
-    Ok(catalog(st)
+async fn type_options(st: &Data, app: &App) -> Result<Vec<TypeOption>, ConsoleError> {
+    Ok(catalog(st, app)
         .await?
         .into_iter()
         .map(|t| TypeOption {
@@ -1012,7 +1018,7 @@ async fn type_options(st: &Data) -> Result<Vec<TypeOption>, ConsoleError> {
 pub async fn testing(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let (head, _) = find_endpoint(&st, &req, "testing").await?;
-    let types = type_options(&st).await?;
+    let types = type_options(&st, &head.app).await?;
     page(&TestingPage {
         chrome: admin.chrome("apps"),
         selected: types.first().map(|t| t.name.clone()).unwrap_or_default(),
@@ -1035,7 +1041,7 @@ pub async fn send_test(
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "testing").await?;
-    let types = type_options(&st).await?;
+    let types = type_options(&st, &head.app).await?;
     let name = form.get("event_type").to_owned();
     let text = form.get("payload").to_owned();
     let et = if crate::domain::validate::is_valid_event_type(&name) {

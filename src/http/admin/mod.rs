@@ -133,6 +133,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(post().to(apps::create)),
         )
         .service(resource("/apps/{app_id}").route(get().to(apps::open)))
+        .service(resource("/operational").route(get().to(apps::operational)))
         .service(
             resource("/apps/{app_id}/settings")
                 .route(get().to(apps::settings))

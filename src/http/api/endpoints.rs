@@ -91,9 +91,11 @@ pub(super) fn check_headers(h: &BTreeMap<String, String>) -> Result<(), ApiError
     Ok(())
 }
 
-/// Empty means every type; named types must exist and not be archived.
+/// Empty means every type; named types must exist and not be archived (for hookbox's own
+/// application: be operational events).
 async fn check_event_types(
     st: &Data,
+    app_id: &str,
     types: Option<Vec<String>>,
 ) -> Result<Option<Vec<String>>, ApiError> {
     let Some(types) = types.filter(|t| !t.is_empty()) else {
@@ -105,8 +107,17 @@ async fn check_event_types(
             format!("invalid event type name `{bad}`"),
         ));
     }
-    let names = types.clone();
-    let missing = st.db.read(move |c| event_types::missing(c, &names)).await?;
+    let (names, app_id) = (types.clone(), app_id.to_owned());
+    let missing = st
+        .db
+        .read(move |c| {
+            if crate::db::apps::get(c, &app_id)?.is_some_and(|a| a.is_operational()) {
+                let known = |n: &String| operational::EVENTS.iter().any(|(e, _)| e == n);
+                return Ok(names.into_iter().filter(|n| !known(n)).collect());
+            }
+            event_types::missing(c, &names)
+        })
+        .await?;
     if !missing.is_empty() {
         return Err(ApiError::invalid(
             &["body", "filterTypes"],
@@ -163,7 +174,7 @@ pub(crate) async fn validated_new(
     let headers = input.headers.unwrap_or_default();
     check_headers(&headers)?;
     let key = parse_secret(input.secret.as_deref(), "secret")?;
-    let filter_types = check_event_types(st, input.event_types).await?;
+    let filter_types = check_event_types(st, &app_id, input.event_types).await?;
     let now = now_ms();
     Ok((
         Endpoint {
@@ -305,7 +316,7 @@ pub async fn put(
     check_uid(input.uid.as_deref())?;
     check_channels(input.channels.as_ref())?;
     let now = now_ms();
-    ep.filter_types = check_event_types(&st, input.event_types).await?;
+    ep.filter_types = check_event_types(&st, &ep.app_id, input.event_types).await?;
     ep.url = input.url;
     ep.description = input.description;
     ep.uid = input.uid.or(ep.uid);
@@ -347,7 +358,7 @@ pub async fn patch(
         ep.rate_limit = r.map(i64::from);
     }
     if let Some(types) = p.event_types {
-        ep.filter_types = check_event_types(&st, types).await?;
+        ep.filter_types = check_event_types(&st, &ep.app_id, types).await?;
     }
     if let Some(ch) = p.channels {
         check_channels(ch.as_ref())?;
