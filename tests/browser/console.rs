@@ -358,3 +358,180 @@ async fn api_token_made_in_the_console_works_until_revoked() {
     assert_eq!(status, 200, "other tokens keep working");
     c.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_type_made_in_the_catalog_is_edited_archived_and_sent_as_a_test() {
+    let Some(mut c) = Console::start("catalog").await else {
+        return;
+    };
+    let path = "/event-type/order.shipped";
+    c.open_and_log_in().await;
+    c.click_link("Event catalog").await;
+    c.assert_shows("No event types yet").await;
+
+    // A broken example is refused inline, with what was typed kept.
+    c.fill("name", "order.shipped").await;
+    c.fill("description", "An order left the warehouse").await;
+    c.fill("group", "Orders").await;
+    c.fill("example", r#"{"order": "ord_1", "items": 2"#).await;
+    c.check("deprecated", "1", true).await;
+    c.click_button("Create event type").await;
+    let error = c.find(Locator::Css(".field-error")).await;
+    let error = error.text().await.unwrap();
+    assert!(
+        error.starts_with("This is not valid JSON"),
+        "{error} {}",
+        c.context().await
+    );
+    assert!(c.is_checked("deprecated", "1").await);
+    let kept = c.field("name").await.prop("value").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("order.shipped"));
+    c.screenshot("invalid-example").await;
+    let (status, _) = c.api.call_as(&c.api.token, "GET", path, None).await;
+    assert_eq!(status, 404, "nothing was created");
+
+    // Keys in sorted order, as the example is stored and shown.
+    let example = json!({"items": 2, "order": "ord_1", "rush": false});
+    c.fill("example", &example.to_string()).await;
+    c.click_button("Create event type").await;
+    assert_eq!(
+        c.notice().await,
+        "Event type created.",
+        "{}",
+        c.context().await
+    );
+    // Listed under its group (shown in capitals by the style sheet), marked deprecated.
+    let group = c.find(Locator::Css("h2.group-name")).await;
+    let group = group.prop("textContent").await.unwrap();
+    assert_eq!(group.as_deref(), Some("Orders"));
+    let row = c
+        .find(Locator::XPath(
+            "//tbody/tr[td[normalize-space()='order.shipped']]",
+        ))
+        .await;
+    assert!(row.text().await.unwrap().contains("deprecated"));
+    c.screenshot("created").await;
+    let t = c.api.get(path).await;
+    assert_eq!(t["description"], "An order left the warehouse");
+    assert_eq!(t["groupName"], "Orders");
+    assert_eq!(t["deprecated"], true);
+    assert_eq!(t["archived"], false);
+    assert_eq!(t["schemas"]["1"]["examples"][0], example, "{t}");
+
+    // Edit.
+    c.click_link("order.shipped").await;
+    assert_eq!(c.heading().await, "order.shipped");
+    c.fill("description", "An order was shipped").await;
+    c.check("deprecated", "1", false).await;
+    c.click_button("Save").await;
+    assert_eq!(
+        c.notice().await,
+        "Event type saved.",
+        "{}",
+        c.context().await
+    );
+    let t = c.api.get(path).await;
+    assert_eq!(t["description"], "An order was shipped");
+    assert_eq!(t["deprecated"], false);
+    assert_eq!(t["schemas"]["1"]["examples"][0], example, "{t}");
+
+    // Archive, then restore.
+    c.click_button("Archive").await;
+    assert!(
+        c.notice().await.starts_with("Event type archived."),
+        "{}",
+        c.context().await
+    );
+    assert_eq!(c.api.get(path).await["archived"], true);
+    c.screenshot("archived").await;
+    c.click_button("Restore").await;
+    assert_eq!(c.notice().await, "Event type restored.");
+    assert_eq!(c.api.get(path).await["archived"], false);
+    c.button("Archive").await;
+
+    // The Testing tab offers its example; that is what the endpoint receives.
+    c.api
+        .create_event_type("invoice.paid", "An invoice was paid")
+        .await;
+    c.api
+        .post("/app", json!({"name": "Shop", "uid": "shop"}), 201)
+        .await;
+    let url = format!("{}/hooks/orders", c.receiver.url);
+    let body = json!({"url": url, "filterTypes": ["order.shipped"]});
+    c.api.post("/app/shop/endpoint", body, 201).await;
+    c.click_link("Applications").await;
+    c.click_link("Shop").await;
+    c.click_link(&url).await;
+    c.click_link("Testing").await;
+    c.select("event_type", "order.shipped").await;
+    let shown = c
+        .browser
+        .execute("return document.getElementById('payload').value;", vec![])
+        .await
+        .unwrap();
+    let shown = shown.as_str().unwrap_or_default().to_owned();
+    assert_eq!(shown, serde_json::to_string_pretty(&example).unwrap());
+    c.screenshot("testing-example").await;
+    c.click_button("Send Test Event").await;
+    assert_eq!(c.text_of("test-code").await, "200", "{}", c.context().await);
+    let got = c.receiver.wait_for_count(1, WAIT).await;
+    assert_eq!(got[0].path, "/hooks/orders");
+    // Byte for byte what the box showed (the browser posts its line breaks as CRLF).
+    assert_eq!(String::from_utf8_lossy(&got[0].body), shown);
+    assert_eq!(got[0].json(), example);
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_is_renamed_on_its_settings_tab() {
+    let Some(mut c) = Console::start("app-settings").await else {
+        return;
+    };
+    c.api
+        .post("/app", json!({"name": "Other", "uid": "taken"}), 201)
+        .await;
+    c.open_and_log_in().await;
+    c.create_app("Shop", "shop").await;
+    let id = c.api.get("/app/shop").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.click_link("Application settings").await;
+    assert_eq!(c.path().await, format!("/admin/apps/{id}/settings"));
+    assert_eq!(c.heading().await, "Shop");
+
+    // A uid another application has is refused on its field.
+    c.fill("uid", "taken").await;
+    c.click_button("Save").await;
+    let error = c.find(Locator::Css(".field-error")).await;
+    assert!(!error.text().await.unwrap().is_empty());
+    assert_eq!(c.api.get(&format!("/app/{id}")).await["uid"], "shop");
+
+    c.fill("name", "Shop Europe").await;
+    c.fill("uid", "shop-eu").await;
+    c.fill("retention", "30").await;
+    c.click_button("Save").await;
+    assert_eq!(
+        c.notice().await,
+        "Application saved.",
+        "{}",
+        c.context().await
+    );
+    assert_eq!(c.heading().await, "Shop Europe");
+    c.screenshot("saved").await;
+    let app = c.api.get(&format!("/app/{id}")).await;
+    assert_eq!(app["name"], "Shop Europe");
+    assert_eq!(app["uid"], "shop-eu");
+    assert_eq!(app["payloadRetentionPeriod"], 30);
+    assert_eq!(c.api.get("/app/shop-eu").await["id"], id.as_str());
+    let (status, _) = c.api.call_as(&c.api.token, "GET", "/app/shop", None).await;
+    assert_eq!(status, 404, "the old uid is gone");
+
+    // The new name is what the Applications list shows.
+    c.click_link("Applications").await;
+    c.find(Locator::XPath(
+        "//tbody/tr[td[normalize-space()='Shop Europe']]",
+    ))
+    .await;
+    c.finish().await;
+}

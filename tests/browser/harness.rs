@@ -137,6 +137,43 @@ impl Drop for Driver {
     }
 }
 
+/// A new Chromium session through `driver`, with its own profile (so its own cookies).
+async fn new_session(chromium: &Path, driver: &Driver, profile: &Path) -> Client {
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    // Both of rustls's crypto back ends are compiled in (reqwest brings ring), so one
+    // must be chosen before fantoccini builds its connector.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    ClientBuilder::rustls()
+        .expect("a rustls connector")
+        .capabilities(caps.as_object().unwrap().clone())
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "no Chromium session ({e}); chromedriver's log:\n{}",
+                driver.log()
+            )
+        })
+}
+
 /// Runs `hookbox ARGS --data-dir DIR` to completion with `stdin`; returns its stdout.
 fn hookbox_cli(dir: &Path, args: &[&str], stdin: &str) -> String {
     let mut child = Command::new(server::bin())
@@ -231,9 +268,10 @@ pub struct Console {
     /// Names screenshots `NN-name.png` in the order they are taken.
     test: &'static str,
     shots: usize,
-    _driver: Driver,
+    chromium: PathBuf,
+    driver: Driver,
     server: Server,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Console {
@@ -260,40 +298,12 @@ impl Console {
         };
         let receiver = TestReceiver::start().await;
         let driver = Driver::start(&tools, dir.path()).await;
-        let profile = dir.path().join("chromium-profile");
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": tools.chromium,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            },
-        });
-        // Both of rustls's crypto back ends are compiled in (reqwest brings ring), so one
-        // must be chosen before fantoccini builds its connector.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let browser = ClientBuilder::rustls()
-            .expect("a rustls connector")
-            .capabilities(caps.as_object().unwrap().clone())
-            .connect(&driver.url)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "no Chromium session ({e}); chromedriver's log:\n{}",
-                    driver.log()
-                )
-            });
+        let browser = new_session(
+            &tools.chromium,
+            &driver,
+            &dir.path().join("chromium-profile"),
+        )
+        .await;
         Some(Console {
             browser,
             root,
@@ -301,9 +311,10 @@ impl Console {
             receiver,
             test,
             shots: 0,
-            _driver: driver,
+            chromium: tools.chromium,
+            driver,
             server,
-            _dir: dir,
+            dir,
         })
     }
 
@@ -311,6 +322,26 @@ impl Console {
     pub async fn finish(self) {
         let Console { browser, .. } = self;
         let _ = browser.close().await;
+    }
+
+    /// Another browser, as someone else would use on another computer: its own Chromium
+    /// profile, so none of this one's cookies. `swap_browser` makes the helpers drive it.
+    pub async fn new_browser(&self, name: &str) -> Client {
+        let profile = self.dir.path().join(format!("chromium-profile-{name}"));
+        new_session(&self.chromium, &self.driver, &profile).await
+    }
+
+    /// Makes the helpers drive `other` (and leaves the browser they drove in `other`).
+    pub fn swap_browser(&mut self, other: &mut Client) {
+        std::mem::swap(&mut self.browser, other);
+    }
+
+    /// Opens an address someone handed over (a link on this server, or another site).
+    pub async fn open_url(&self, url: &str) {
+        self.browser
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("opening {url}: {e}"));
     }
 
     /// Opens a console page by path: only for where a person would type or paste a link

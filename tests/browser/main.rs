@@ -15,3 +15,4 @@ mod support;
 
 mod console;
 mod harness;
+mod portal;

@@ -1043,7 +1043,9 @@ pub async fn send_test(
     let (head, _) = find_endpoint(&st, &req, "testing").await?;
     let types = type_options(&st, &head.app).await?;
     let name = form.get("event_type").to_owned();
-    let text = form.get("payload").to_owned();
+    // Browsers send a textarea's line breaks as CRLF; send the payload with the LF the page
+    // showed (JSON has no raw line breaks inside strings, so only whitespace changes).
+    let text = form.get("payload").replace("\r\n", "\n");
     let et = if crate::domain::validate::is_valid_event_type(&name) {
         let n = name.clone();
         st.db.read(move |c| event_types::get(c, &n)).await?
