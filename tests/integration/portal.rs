@@ -79,6 +79,11 @@ async fn a_portal_link_opens_one_application_and_never_another() {
         let r = c.get(&path).await;
         assert_eq!(r.status, 404, "GET {path}");
         assert!(!r.body.contains("other hook"), "GET {path}");
+        assert!(r.body.contains("Not found"), "GET {path}");
+        assert!(
+            !r.body.contains("/admin\""),
+            "GET {path}: no way into the console"
+        );
     }
     let csrf = csrf_in(&overview).unwrap();
     for path in [

@@ -160,7 +160,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         use actix_web::dev::Service;
         let fut = srv.call(req);
         async {
-            let mut res = fut.await?;
+            let res = fut.await?;
+            // Error pages in the portal don't point at the admin console.
+            let shown = res.response().extensions().get::<Shown>().cloned();
+            let mut res = match shown {
+                Some(s) => res.map_body(|head, _| {
+                    let page = ErrorPage {
+                        status: head.status.as_u16(),
+                        title: s.title,
+                        message: s.message,
+                        back: None,
+                    };
+                    actix_web::body::EitherBody::right(actix_web::body::BoxBody::new(page.html()))
+                }),
+                None => res.map_into_left_body(),
+            };
             res.headers_mut().insert(
                 header::CONTENT_SECURITY_POLICY,
                 header::HeaderValue::from_static(PORTAL_CSP),
@@ -287,6 +301,23 @@ struct ErrorPage<'a> {
     status: u16,
     title: &'a str,
     message: String,
+    /// Where "Back" goes: the console's start, or nowhere in the customer portal.
+    back: Option<&'a str>,
+}
+
+impl ErrorPage<'_> {
+    fn html(&self) -> String {
+        self.render()
+            .unwrap_or_else(|_| "<!doctype html><title>Error</title><p>Error</p>".to_owned())
+    }
+}
+
+/// What an error page said, kept on the response so the portal can show it without the
+/// console's links.
+#[derive(Clone)]
+struct Shown {
+    title: &'static str,
+    message: String,
 }
 
 impl ResponseError for ConsoleError {
@@ -339,12 +370,12 @@ impl ResponseError for ConsoleError {
         let page = ErrorPage {
             status: status.as_u16(),
             title,
-            message,
+            message: message.clone(),
+            back: Some("/admin"),
         };
-        let body = page
-            .render()
-            .unwrap_or_else(|_| "<!doctype html><title>Error</title><p>Error</p>".to_owned());
-        html(status, body)
+        let mut res = html(status, page.html());
+        res.extensions_mut().insert(Shown { title, message });
+        res
     }
 }
 
