@@ -15,6 +15,7 @@ mod delivery_pacing;
 mod faults;
 mod hostile;
 mod observability;
+mod openapi;
 mod operational;
 mod retention;
 mod secrets;

@@ -7,6 +7,8 @@ mod event_types;
 mod health;
 mod messages;
 mod models;
+pub mod openapi;
+mod operational;
 
 // Shared with the console, so that both apply the same rules.
 pub(crate) use apps::new_app;
@@ -40,7 +42,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(get().to(messages::list)),
             )
             .service(resource("/health").route(get().to(health::health)))
-            .service(resource("/health/ping").route(get().to(health::health)))
+            .service(resource("/health/ping").route(get().to(health::ping)))
+            .service(resource("/openapi.json").route(get().to(openapi::serve_document)))
             .service(
                 resource("/app")
                     .route(get().to(apps::list))
