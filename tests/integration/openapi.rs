@@ -85,3 +85,28 @@ fn fill_params(path: &str) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+#[test]
+fn every_schema_reference_resolves() {
+    fn walk(v: &Value, doc: &Value, missing: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(r)) = o.get("$ref") {
+                    let pointer = r.trim_start_matches('#');
+                    if doc.pointer(pointer).is_none() {
+                        missing.push(r.clone());
+                    }
+                }
+                o.values().for_each(|x| walk(x, doc, missing));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, doc, missing)),
+            _ => {}
+        }
+    }
+    let doc: Value = serde_json::from_str(&document_json()).unwrap();
+    let mut missing = Vec::new();
+    walk(&doc, &doc, &mut missing);
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "unresolved references: {missing:?}");
+}

@@ -88,7 +88,9 @@ pub(super) fn check_headers(h: &BTreeMap<String, String>) -> Result<(), ApiError
                 format!("`{k}` is set by hookbox and cannot be overridden"),
             ));
         }
-        if actix_web::http::header::HeaderValue::from_str(v).is_err() {
+        // Visible ASCII, spaces and tabs: no control characters, and no bytes past ASCII that
+        // receivers would each decode their own way.
+        if !v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
             return Err(ApiError::invalid(
                 &["body", "headers"],
                 format!("the value of `{k}` is not a valid header value"),
@@ -489,7 +491,7 @@ pub async fn secret(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
     operation_id = "v1.endpoint.rotate-secret",
     tag = "Endpoint",
     params(AppPath, EndpointPath),
-    request_body = EndpointSecretRotateIn,
+    request_body = Option<EndpointSecretRotateIn>,
     responses((status = 200, description = "The new secret", body = EndpointSecretOut), WriteErrors)
 )]
 pub async fn rotate_secret(
@@ -500,7 +502,9 @@ pub async fn rotate_secret(
     let who = caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
     let bytes = crate::http::extract::read_body(payload, 64 * 1024).await?;
-    let input: EndpointSecretRotateIn = if bytes.iter().all(u8::is_ascii_whitespace) {
+    // The body is optional: none, or `null`, asks for a generated key and the default grace.
+    let empty = bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null";
+    let input: EndpointSecretRotateIn = if empty {
         EndpointSecretRotateIn::default()
     } else {
         crate::http::extract::parse_json(&bytes)?
@@ -621,10 +625,10 @@ pub async fn patch_headers(
 #[allow(dead_code)] // documents query parameters
 struct StatsRange {
     /// Count deliveries of messages created since this time.
-    #[param(format = DateTime)]
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     since: Option<String>,
     /// Count deliveries of messages created until this time.
-    #[param(format = DateTime)]
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     until: Option<String>,
 }
 
@@ -709,7 +713,7 @@ pub async fn send_example(
         create_app: None,
         event_type: et.name.clone(),
         event_id: None,
-        payload: example_payload(&et, input.example_index),
+        payload: example_payload(&et, input.example_index.unwrap_or(0)),
         channels: None,
         tags: None,
         deliver_at: None,
@@ -830,6 +834,12 @@ pub async fn messages(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiErr
     let q = query(&req);
     let page = q.page(true)?;
     let status = q.int("status")?;
+    if status.is_some_and(|s| !(0..=4).contains(&s)) {
+        return Err(ApiError::invalid(
+            &["query", "status"],
+            "one of 0, 1, 2, 3, 4",
+        ));
+    }
     let with_content = q.bool("with_content", true)?;
     let filter = MessageFilter {
         channel: q.str("channel").map(str::to_owned),
@@ -874,7 +884,7 @@ pub async fn messages(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiErr
 #[allow(dead_code)] // documents a query parameter
 struct HealthSince {
     /// The start of the window (default: 24 hours ago).
-    #[param(format = DateTime)]
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     since: Option<String>,
 }
 

@@ -17,6 +17,74 @@ pub fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// An optional whole number, also written as a float (`5.0`: JSON Schema counts it as an
+/// integer, and some JSON encoders write numbers so).
+pub fn whole<'de, T: TryFrom<u64>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let v = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=9.0e15).contains(f))
+            .map(|f| f as u64)
+    });
+    v.and_then(|v| T::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("`{n}` is not a whole number in range")))
+}
+
+/// [`whole`] for a field where `null` and leaving it out differ (see [`nullable`]).
+pub fn nullable_whole<'de, T: TryFrom<u64>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    whole(d).map(Some)
+}
+
+/// Header names (RFC 9110 tokens) and values (visible ASCII, spaces and tabs).
+const HEADER_NAME: &str = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$";
+const HEADER_VALUE: &str = r"^[\t\x20-\x7e]*$";
+
+fn header_map(nullable_values: bool) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let value_type = if nullable_values {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(value_type)
+                .pattern(Some(HEADER_VALUE)),
+        ))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(HEADER_NAME)),
+        ))
+        .build()
+}
+
+/// The schema of a header map.
+pub fn headers_schema() -> utoipa::openapi::schema::Object {
+    header_map(false)
+}
+
+fn optional_headers_schema() -> utoipa::openapi::schema::Object {
+    let mut o = header_map(false);
+    o.schema_type = utoipa::openapi::schema::SchemaType::from_iter([
+        utoipa::openapi::schema::Type::Object,
+        utoipa::openapi::schema::Type::Null,
+    ]);
+    o
+}
+
+fn headers_patch_schema() -> utoipa::openapi::schema::Object {
+    header_map(true)
+}
+
 pub type Metadata = BTreeMap<String, String>;
 
 pub const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -35,11 +103,13 @@ pub struct ApplicationIn {
     #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<String>,
     /// Maximum messages per second to send to this application's endpoints.
-    #[serde(alias = "rateLimit")]
+    #[serde(default, alias = "rateLimit", deserialize_with = "whole")]
+    #[schema(maximum = 4294967295_u64, format = "uint32")]
     pub throttle_rate: Option<u32>,
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub metadata: Option<Metadata>,
     /// Days message payloads are kept (hookbox extension; default: the server's setting).
+    #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 1, maximum = 3650)]
     pub payload_retention_period: Option<u32>,
 }
@@ -52,12 +122,12 @@ pub struct ApplicationPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<Option<String>>,
-    #[serde(default, alias = "rateLimit", deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[serde(default, alias = "rateLimit", deserialize_with = "nullable_whole")]
+    #[schema(value_type = Option<u32>, maximum = 4294967295_u64, format = "uint32")]
     pub throttle_rate: Option<Option<u32>>,
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub metadata: Option<Metadata>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "nullable_whole")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub payload_retention_period: Option<Option<u32>>,
 }
@@ -210,7 +280,8 @@ pub struct EndpointIn {
     #[schema(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<String>,
     /// Maximum messages per second to send to this endpoint.
-    #[serde(alias = "rateLimit")]
+    #[serde(default, alias = "rateLimit", deserialize_with = "whole")]
+    #[schema(maximum = 4294967295_u64, format = "uint32")]
     pub throttle_rate: Option<u32>,
     #[serde(default)]
     pub disabled: bool,
@@ -221,15 +292,17 @@ pub struct EndpointIn {
     /// Channels this endpoint listens to (omit for all).
     #[schema(inline, value_type = Option<Vec<Channel>>, max_items = 10)]
     pub channels: Option<Vec<String>>,
-    /// The signing secret; generated when absent.
+    /// The signing secret: 24 to 75 bytes in standard base64, optionally prefixed with
+    /// `whsec_`; generated when absent.
     #[schema(
-        pattern = r"^(whsec_)?[a-zA-Z0-9+/=]{32,100}$",
+        pattern = r"^(whsec_)?(?:[A-Za-z0-9+/]{4}){8,24}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
         example = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
     )]
     pub secret: Option<String>,
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub metadata: Option<Metadata>,
     /// Extra headers sent with every delivery.
+    #[schema(schema_with = optional_headers_schema)]
     pub headers: Option<BTreeMap<String, String>>,
     /// Also send `X-Webhook-Signature-256` (hex HMAC-SHA256 of the body).
     #[serde(default)]
@@ -247,8 +320,8 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub uid: Option<Option<String>>,
-    #[serde(default, alias = "rateLimit", deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[serde(default, alias = "rateLimit", deserialize_with = "nullable_whole")]
+    #[schema(value_type = Option<u32>, maximum = 4294967295_u64, format = "uint32")]
     pub throttle_rate: Option<Option<u32>>,
     pub disabled: Option<bool>,
     #[serde(default, alias = "filterTypes", deserialize_with = "nullable")]
@@ -344,10 +417,13 @@ impl From<Endpoint> for EndpointOut {
 #[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointSecretRotateIn {
-    /// The new secret; generated when absent.
-    #[schema(pattern = r"^(whsec_)?[a-zA-Z0-9+/=]{32,100}$")]
+    /// The new secret (as `secret` of `EndpointIn`); generated when absent.
+    #[schema(
+        pattern = r"^(whsec_)?(?:[A-Za-z0-9+/]{4}){8,24}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     pub key: Option<String>,
     /// How long the old secret keeps signing (at most 7 days; default: the server's setting).
+    #[serde(default, deserialize_with = "whole")]
     #[schema(maximum = 604800)]
     pub grace_period_seconds: Option<u64>,
 }
@@ -360,6 +436,7 @@ pub struct EndpointSecretOut {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EndpointHeadersIn {
+    #[schema(schema_with = headers_schema)]
     pub headers: BTreeMap<String, String>,
 }
 
@@ -367,6 +444,7 @@ pub struct EndpointHeadersIn {
 #[serde(rename_all = "camelCase")]
 pub struct EndpointHeadersPatchIn {
     /// Headers to set; a `null` value removes the header.
+    #[schema(schema_with = headers_patch_schema)]
     pub headers: BTreeMap<String, Option<String>>,
     /// Headers to remove.
     #[serde(default)]
@@ -394,17 +472,18 @@ pub struct EndpointStats {
 pub struct EventExampleIn {
     #[schema(max_length = 256, pattern = r"^[a-zA-Z0-9\-_.:]+$")]
     pub event_type: String,
-    /// Which of the schema's `examples` to send.
-    #[serde(default)]
-    pub example_index: usize,
+    /// Which of the schema's `examples` to send (default 0).
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(maximum = 1000000)]
+    pub example_index: Option<usize>,
 }
 
 /// A time window; `until` defaults to now.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RecoverIn {
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     pub since: String,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     pub until: Option<String>,
 }
 
@@ -457,13 +536,15 @@ pub struct MessageIn {
     /// Creates the application (with the path's uid) when there is none.
     pub application: Option<ApplicationIn>,
     /// Send no earlier than this time.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     pub deliver_at: Option<String>,
     /// Days this message's payload is kept.
-    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = "uint32")]
     pub payload_retention_period: Option<u32>,
     /// Hours this message's payload is kept (wins over the period in days).
-    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = "uint32")]
     pub payload_retention_hours: Option<u32>,
 }
 

@@ -6,7 +6,7 @@
 
 #![allow(dead_code)] // the parameter structs exist for their `IntoParams` derive only
 
-use super::{apps, attempts, endpoints, event_types, health, messages, models, operational};
+use super::{apps, attempts, endpoints, event_types, health, messages, operational};
 use crate::http::error::{HTTPValidationError, HttpErrorOut};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -74,7 +74,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         operational::put_headers,
         operational::patch_headers,
     ),
-    components(schemas(models::MessageStatus, models::MessageAttemptTriggerType)),
+    components(schemas(HttpErrorOut, HTTPValidationError)),
     modifiers(&BearerAuth),
     security(("HTTPBearer" = [])),
     tags(
@@ -253,10 +253,10 @@ pub struct MessageFilterParams {
     /// Only these event types (repeated, or comma-joined).
     event_types: Option<Vec<String>>,
     /// Only messages created before this time.
-    #[param(format = DateTime)]
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     before: Option<String>,
     /// Only messages created after this time.
-    #[param(format = DateTime)]
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     after: Option<String>,
 }
 

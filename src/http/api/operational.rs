@@ -110,7 +110,7 @@ pub fn secret() {}
     operation_id = "v1.operational-webhook.endpoint.rotate-secret",
     tag = "Operational Webhook Endpoint",
     params(EndpointPath),
-    request_body = EndpointSecretRotateIn,
+    request_body = Option<EndpointSecretRotateIn>,
     responses((status = 200, description = "The new secret", body = EndpointSecretOut), WriteErrors)
 )]
 pub fn rotate_secret() {}
