@@ -1,16 +1,19 @@
 """Runs schemathesis against a real hookbox and its served OpenAPI document.
 
 Starts `hookbox serve` on 127.0.0.1:0 with a fresh data directory and an API token made with
-`hookbox token create`, then runs `schemathesis run` on `/api/v1/openapi.json` with the default
-checks (configured in schemathesis.toml beside this file). Outgoing deliveries are sent through
-an HTTP proxy at 127.0.0.1:9 that refuses connections, so the endpoint URLs schemathesis makes
-up are never contacted. Extra arguments go to `schemathesis run`.
+`hookbox token create`, stores a few resources (an application, an endpoint, a message and its
+failed attempt) so that reads have real data to answer with, then runs `schemathesis run` on
+`/api/v1/openapi.json` with the default checks (configured in schemathesis.toml beside this file,
+which points the read operations at those resources). Outgoing deliveries are sent through an
+HTTP proxy at 127.0.0.1:9 that refuses connections, so the endpoint URLs schemathesis makes up
+are never contacted. Extra arguments go to `schemathesis run`.
 
 Exit status: schemathesis's.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -20,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -73,6 +77,39 @@ def start(data_dir: Path, log) -> tuple[subprocess.Popen, str]:
     sys.exit(f"hookbox did not start; stdout: {''.join(seen)!r}")
 
 
+def call(url: str, token: str, method: str, path: str, body: object = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        f"{url}/api/v1{path}", data=data, method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=15) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def seed(url: str, token: str) -> dict[str, str]:
+    """Stores the resources the read operations are pointed at; returns their ids by name."""
+    call(url, token, "POST", "/event-type", {"name": "user.signup", "description": "seed"})
+    app = call(url, token, "POST", "/app", {"name": "seed", "uid": "seed-app"})["id"]
+    ep = call(url, token, "POST", f"/app/{app}/endpoint",
+              {"url": "http://127.0.0.1:9/seed", "uid": "seed-ep", "channels": ["a"]})["id"]
+    msg = call(url, token, "POST", f"/app/{app}/msg",
+               {"eventType": "user.signup", "payload": {"a": 1}, "eventId": "seed-msg",
+                "channels": ["a"], "tags": ["t"]})["id"]
+    deadline = time.monotonic() + 15
+    while True:
+        attempts = call(url, token, "GET", f"/app/{app}/attempt/msg/{msg}")["data"]
+        if attempts:
+            break
+        if time.monotonic() > deadline:
+            sys.exit("the seeded message got no attempt within 15 s")
+        time.sleep(0.1)
+    return {
+        "HOOKBOX_ST_APP": app, "HOOKBOX_ST_ENDPOINT": ep, "HOOKBOX_ST_MSG": msg,
+        "HOOKBOX_ST_ATTEMPT": attempts[0]["id"],
+    }
+
+
 def main() -> int:
     if not BINARY.exists():
         sys.exit(f"{BINARY} not found: run `cargo build --bins` first")
@@ -93,8 +130,9 @@ def main() -> int:
                     "--header", f"Authorization: Bearer {token}",
                     *sys.argv[1:],
                 ]
+                env = {**os.environ, **seed(url, token)}
                 print("== schemathesis:", " ".join(cmd).replace(token, "<token>"), flush=True)
-                code = subprocess.run(cmd, cwd=str(data_dir)).returncode
+                code = subprocess.run(cmd, cwd=str(data_dir), env=env).returncode
             finally:
                 proc.terminate()
                 try:

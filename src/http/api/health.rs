@@ -1,6 +1,6 @@
 use actix_web::HttpResponse;
 
-/// `GET /api/v1/health`: 204 when the server is up. No authentication.
+/// Health check: 204 when the server is up (no token needed).
 #[utoipa::path(
     get,
     path = "/api/v1/health",
@@ -13,7 +13,7 @@ pub async fn health() -> HttpResponse {
     HttpResponse::NoContent().finish()
 }
 
-/// `GET /api/v1/health/ping`: the same as `/health`.
+/// Health check, as `/api/v1/health`.
 #[utoipa::path(
     get,
     path = "/api/v1/health/ping",

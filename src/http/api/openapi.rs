@@ -112,7 +112,7 @@ pub fn document_json() -> String {
     text
 }
 
-/// This document.
+/// This OpenAPI document (no token needed).
 #[utoipa::path(
     get,
     path = "/api/v1/openapi.json",
