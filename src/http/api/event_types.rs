@@ -34,6 +34,12 @@ fn check(
         ));
     }
     if let Some(s) = schemas {
+        if let Some(version) = s.keys().find(|k| !s[k.as_str()].is_object()) {
+            return Err(ApiError::invalid(
+                &["body", "schemas", version],
+                "a schema must be a JSON object",
+            ));
+        }
         if serde_json::to_string(s).map_or(0, |t| t.len()) > 256 * 1024 {
             return Err(ApiError::invalid(
                 &["body", "schemas"],
