@@ -4,8 +4,6 @@
 //! A new route: put `#[utoipa::path(...)]` on its handler and add the handler to `paths(...)`
 //! below. Its schemas are collected from the attribute.
 
-#![allow(dead_code)] // the parameter structs exist for their `IntoParams` derive only
-
 use super::{apps, attempts, endpoints, event_types, health, messages, operational};
 use crate::http::error::{HTTPValidationError, HttpErrorOut};
 use actix_web::HttpResponse;
@@ -154,7 +152,10 @@ pub enum WriteErrors<'a> {
 }
 
 // ---- Parameters shared by several routes -----------------------------------------------------
+// Handlers read their parameters themselves; these types only describe them (hence the
+// `dead_code` allowances).
 
+#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct AppPath {
@@ -168,6 +169,7 @@ pub struct AppPath {
     app_id: String,
 }
 
+#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct EndpointPath {
@@ -181,6 +183,7 @@ pub struct EndpointPath {
     endpoint_id: String,
 }
 
+#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct MsgPath {
@@ -194,6 +197,7 @@ pub struct MsgPath {
     msg_id: String,
 }
 
+#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct AttemptPath {
@@ -207,6 +211,7 @@ pub struct AttemptPath {
     attempt_id: String,
 }
 
+#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct EventTypePath {
@@ -220,6 +225,7 @@ pub struct EventTypePath {
 }
 
 /// The order of a listing.
+#[allow(dead_code)]
 #[derive(ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Ordering {
@@ -228,6 +234,7 @@ pub enum Ordering {
 }
 
 /// Paging through a listing: pass the `iterator` (or `prevIterator`) of the last answer.
+#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
@@ -243,6 +250,7 @@ pub struct ListParams {
 }
 
 /// Filters of message listings.
+#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MessageFilterParams {
@@ -260,6 +268,7 @@ pub struct MessageFilterParams {
     after: Option<String>,
 }
 
+#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WithContent {
