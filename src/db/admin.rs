@@ -305,6 +305,8 @@ pub struct TestSend {
     pub duration_ms: i64,
     pub error: Option<String>,
     pub at: i64,
+    pub request_headers: String,
+    pub response_headers: String,
 }
 
 /// Records a test send: the message (so the attempt log can show it) and its attempt with
@@ -316,7 +318,8 @@ pub fn record_test_send(c: &Connection, t: &TestSend) -> DbResult<()> {
     )?;
     c.execute(
         "INSERT INTO attempts (id, msg_id, endpoint_id, url, status, response_status_code, response, \
-         response_duration_ms, error, trigger_type, created_at) VALUES (?,?,?,?,?,?,?,?,?,2,?)",
+         response_duration_ms, error, trigger_type, created_at, request_headers, response_headers) \
+         VALUES (?,?,?,?,?,?,?,?,?,2,?,?,?)",
         params![
             t.attempt_id,
             t.msg_id,
@@ -327,7 +330,9 @@ pub fn record_test_send(c: &Connection, t: &TestSend) -> DbResult<()> {
             t.response,
             t.duration_ms,
             t.error,
-            t.at
+            t.at,
+            t.request_headers,
+            t.response_headers
         ],
     )?;
     Ok(())

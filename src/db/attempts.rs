@@ -14,12 +14,15 @@ pub struct Attempt {
     pub error: Option<String>,
     pub trigger_type: i64,
     pub created_at: i64,
+    pub request_headers: Option<String>,
+    pub response_headers: Option<String>,
     pub msg: Option<messages::Message>,
 }
 
 const COLS: &str =
     "a.id, a.msg_id, a.endpoint_id, a.url, a.status, a.response_status_code, a.response, \
-                    a.response_duration_ms, a.error, a.trigger_type, a.created_at";
+                    a.response_duration_ms, a.error, a.trigger_type, a.created_at, \
+                    a.request_headers, a.response_headers";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
@@ -34,22 +37,24 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Attempt> {
         error: r.get(8)?,
         trigger_type: r.get(9)?,
         created_at: r.get(10)?,
+        request_headers: r.get(11)?,
+        response_headers: r.get(12)?,
         msg: None,
     })
 }
 
 fn with_msg(r: &Row<'_>) -> rusqlite::Result<Attempt> {
     let mut a = from_row(r)?;
-    // The message columns follow the attempt's 11.
+    // The message columns follow the attempt's 13.
     a.msg = Some(messages::Message {
-        id: r.get(11)?,
-        app_id: r.get(12)?,
-        event_type: r.get(13)?,
-        event_id: r.get(14)?,
-        payload: r.get::<_, Option<String>>(15)?.map(std::sync::Arc::from),
-        channels: super::json_col(r.get(16)?).unwrap_or_default(),
-        tags: super::json_col(r.get(17)?).unwrap_or_default(),
-        created_at: r.get(18)?,
+        id: r.get(13)?,
+        app_id: r.get(14)?,
+        event_type: r.get(15)?,
+        event_id: r.get(16)?,
+        payload: r.get::<_, Option<String>>(17)?.map(std::sync::Arc::from),
+        channels: super::json_col(r.get(18)?).unwrap_or_default(),
+        tags: super::json_col(r.get(19)?).unwrap_or_default(),
+        created_at: r.get(20)?,
     });
     Ok(a)
 }

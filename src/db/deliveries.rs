@@ -106,6 +106,8 @@ pub struct AttemptResult {
     pub duration_ms: i64,
     pub error: Option<String>,
     pub at: i64,
+    pub request_headers: String,
+    pub response_headers: String,
 }
 
 /// What recording a batch of results changed.
@@ -158,7 +160,8 @@ pub fn record(
     let mut out = Recorded::default();
     let mut insert = c.prepare_cached(
         "INSERT INTO attempts (id, msg_id, endpoint_id, url, status, response_status_code, response, \
-         response_duration_ms, error, trigger_type, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+         response_duration_ms, error, trigger_type, created_at, request_headers, response_headers) \
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )?;
     let mut update = c.prepare_cached(
         "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
@@ -189,7 +192,9 @@ pub fn record(
             } else {
                 TRIGGER_SCHEDULED
             },
-            r.at
+            r.at,
+            r.request_headers,
+            r.response_headers
         ])?;
         let attempts = d.attempts + 1;
         let notice = AttemptNotice {
@@ -554,6 +559,8 @@ mod tests {
             duration_ms: 1,
             error: None,
             at: 10,
+            request_headers: String::new(),
+            response_headers: String::new(),
         }
     }
 

@@ -255,7 +255,8 @@ pub fn purge_expired(c: &Connection, now: i64, limit: usize) -> DbResult<usize> 
         .collect::<Result<Vec<_>, _>>()?;
     let mut clear = c.prepare_cached("UPDATE messages SET payload = NULL WHERE id = ?")?;
     let mut clear_attempts = c.prepare_cached(
-        "UPDATE attempts SET response = NULL WHERE msg_id = ? AND response IS NOT NULL",
+        "UPDATE attempts SET response = NULL, request_headers = NULL, response_headers = NULL \
+         WHERE msg_id = ? AND response IS NOT NULL",
     )?;
     for id in &ids {
         clear.execute([id])?;

@@ -21,6 +21,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_console",
         include_str!("../../migrations/0005_console.sql"),
     ),
+    (
+        "0006_portal",
+        include_str!("../../migrations/0006_portal.sql"),
+    ),
+    (
+        "0007_attempt_headers",
+        include_str!("../../migrations/0007_attempt_headers.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

@@ -9,6 +9,7 @@ pub mod event_types;
 pub mod idempotency;
 pub mod messages;
 mod migrations;
+pub mod portal;
 mod readers;
 pub mod stats;
 pub mod tokens;

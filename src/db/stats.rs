@@ -70,3 +70,88 @@ mod tests {
         );
     }
 }
+
+/// Attempts of one application in a window, counted by outcome, event type, response code
+/// and time bucket (for the analytics API). Counts come from the attempt log and the
+/// messages' event types, which outlive payload retention.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Analytics {
+    pub success: i64,
+    pub fail: i64,
+    /// (event type, succeeded, failed), by name.
+    pub event_types: Vec<(String, i64, i64)>,
+    /// (response code, count), 0 when no response came, by code.
+    pub status_codes: Vec<(i64, i64)>,
+    /// (bucket start in ms, succeeded, failed) for every bucket of the window, oldest first.
+    pub buckets: Vec<(i64, i64, i64)>,
+}
+
+/// Counts attempts of `app_id` (optionally one endpoint) with `since <= created_at < until`,
+/// in buckets of `bucket_ms` aligned to the Unix epoch.
+pub fn analytics(
+    c: &Connection,
+    app_id: &str,
+    endpoint_id: Option<&str>,
+    since: i64,
+    until: i64,
+    bucket_ms: i64,
+) -> DbResult<Analytics> {
+    use crate::domain::ids;
+    use std::collections::BTreeMap;
+    let (lower, upper) = (
+        ids::lower_bound_at(ids::ATTEMPT, since),
+        ids::lower_bound_at(ids::ATTEMPT, until),
+    );
+    let mut stmt = c.prepare_cached(
+        "SELECT a.created_at / ?1 * ?1 AS b, m.event_type, a.status = 0, a.response_status_code, \
+                COUNT(*) \
+         FROM attempts a JOIN messages m ON m.id = a.msg_id \
+         WHERE a.id >= ?2 AND a.id < ?3 AND m.app_id = ?4 \
+           AND (?5 IS NULL OR a.endpoint_id = ?5) \
+         GROUP BY b, m.event_type, a.status = 0, a.response_status_code",
+    )?;
+    let rows = stmt.query_map(
+        rusqlite::params![bucket_ms, lower, upper, app_id, endpoint_id],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        },
+    )?;
+    let mut out = Analytics::default();
+    let mut types: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut codes: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut buckets: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    let first = since.div_euclid(bucket_ms) * bucket_ms;
+    let mut b = first;
+    while b < until {
+        buckets.insert(b, (0, 0));
+        b += bucket_ms;
+    }
+    for row in rows {
+        let (bucket, event_type, ok, code, n) = row?;
+        let add = |pair: &mut (i64, i64)| {
+            if ok {
+                pair.0 += n;
+            } else {
+                pair.1 += n;
+            }
+        };
+        if ok {
+            out.success += n;
+        } else {
+            out.fail += n;
+        }
+        add(types.entry(event_type).or_default());
+        *codes.entry(code).or_default() += n;
+        add(buckets.entry(bucket).or_default());
+    }
+    out.event_types = types.into_iter().map(|(t, (s, f))| (t, s, f)).collect();
+    out.status_codes = codes.into_iter().collect();
+    out.buckets = buckets.into_iter().map(|(b, (s, f))| (b, s, f)).collect();
+    Ok(out)
+}

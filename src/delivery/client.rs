@@ -18,6 +18,7 @@ pub struct Sender {
     max_retry_after: Duration,
     svix_headers: bool,
     https_only: bool,
+    user_agent: String,
 }
 
 /// What came back from one request.
@@ -30,6 +31,26 @@ pub struct Sent {
     pub retry_after: Option<Duration>,
     pub error: Option<String>,
     pub duration: Duration,
+    /// The headers sent, one `name: value` per line (empty when nothing was sent).
+    pub request_headers: String,
+    /// The response's headers, one `name: value` per line, at most `HEADERS_KEPT` bytes.
+    pub response_headers: String,
+}
+
+/// How much of a response's headers the attempt log keeps.
+pub const HEADERS_KEPT: usize = 4096;
+
+/// Headers as `name: value` lines, cut at `limit` bytes (on a line boundary).
+fn header_lines<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>, limit: usize) -> String {
+    let mut out = String::new();
+    for (k, v) in headers {
+        let line = format!("{k}: {}\n", String::from_utf8_lossy(v));
+        if out.len() + line.len() > limit {
+            break;
+        }
+        out.push_str(&line);
+    }
+    out
 }
 
 impl Sent {
@@ -63,31 +84,35 @@ impl Sender {
             max_retry_after: cfg.max_retry_after,
             svix_headers: cfg.svix_headers,
             https_only: cfg.https_only,
+            user_agent: cfg.user_agent.clone(),
         })
     }
 
     /// Signs and POSTs `body` to the target.
     pub async fn send(&self, target: &Target, msg_id: &str, body: &Arc<str>, now_ms: i64) -> Sent {
         let started = Instant::now();
-        let fail = |error: String| Sent {
+        let fail = |error: String, request_headers: String| Sent {
             status: None,
             body: String::new(),
             retry_after: None,
             error: Some(error),
             duration: started.elapsed(),
+            request_headers,
+            response_headers: String::new(),
         };
         let url = match &target.parsed {
             Some(u) => u.clone(),
-            None => return fail(format!("invalid URL: {}", target.url)),
+            None => return fail(format!("invalid URL: {}", target.url), String::new()),
         };
         if self.https_only && url.scheme() != "https" {
             return fail(
                 "destination refused: this server only delivers to https URLs (delivery.https_only)"
                     .to_owned(),
+                String::new(),
             );
         }
         if let Err(e) = self.check_literal_host(&url) {
-            return fail(e);
+            return fail(e, String::new());
         }
         let ts = now_ms.div_euclid(1000);
         let signature = signature_header(&target.keys_at(now_ms), msg_id, ts, body.as_bytes());
@@ -96,31 +121,49 @@ impl Sender {
         } else {
             &self.insecure_client
         };
-        let mut req = client.post(url);
-        for (k, v) in &target.headers {
-            req = req.header(k, v);
-        }
-        req = req
-            .header("content-type", "application/json")
-            .header("webhook-id", msg_id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", &signature);
+        let ts = ts.to_string();
+        let mut headers: Vec<(&str, &str)> = target
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        headers.extend([
+            ("content-type", "application/json"),
+            ("webhook-id", msg_id),
+            ("webhook-timestamp", ts.as_str()),
+            ("webhook-signature", signature.as_str()),
+        ]);
         if self.svix_headers {
-            req = req
-                .header("svix-id", msg_id)
-                .header("svix-timestamp", ts.to_string())
-                .header("svix-signature", &signature);
+            headers.extend([
+                ("svix-id", msg_id),
+                ("svix-timestamp", ts.as_str()),
+                ("svix-signature", signature.as_str()),
+            ]);
         }
-        if target.legacy_signature {
-            if let Some(key) = target.current_key() {
-                req = req.header("x-webhook-signature-256", key.legacy_sign(body.as_bytes()));
-            }
+        let legacy = if target.legacy_signature {
+            target
+                .current_key()
+                .map(|key| key.legacy_sign(body.as_bytes()))
+        } else {
+            None
+        };
+        if let Some(l) = &legacy {
+            headers.push(("x-webhook-signature-256", l.as_str()));
         }
+        let mut req = client.post(url);
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let request_headers = header_lines(
+            std::iter::once(("user-agent", self.user_agent.as_bytes()))
+                .chain(headers.iter().map(|(k, v)| (*k, v.as_bytes()))),
+            usize::MAX,
+        );
         // The body shares the message's bytes: no copy per delivery.
         let bytes = bytes::Bytes::from_owner(SharedText(body.clone()));
         let mut resp = match req.body(bytes).send().await {
             Ok(r) => r,
-            Err(e) => return fail(describe(&e)),
+            Err(e) => return fail(describe(&e), request_headers),
         };
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -128,6 +171,12 @@ impl Sender {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, now_ms, self.max_retry_after));
+        let response_headers = header_lines(
+            resp.headers()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+            HEADERS_KEPT,
+        );
         let mut excerpt = Vec::new();
         let mut error = None;
         while excerpt.len() < self.excerpt_bytes {
@@ -149,6 +198,8 @@ impl Sender {
             retry_after,
             error,
             duration: started.elapsed(),
+            request_headers,
+            response_headers,
         }
     }
 

@@ -397,6 +397,8 @@ impl Inner {
             duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
             error: sent.error,
             at: now,
+            request_headers: sent.request_headers,
+            response_headers: sent.response_headers,
         })))
     }
 }

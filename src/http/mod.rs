@@ -53,10 +53,19 @@ pub fn trim_trailing_slash(
     req
 }
 
-/// A JSON body for 405 answers (actix sends them empty).
+/// A JSON body for 405 answers (actix sends them empty); console pages answer with their own
+/// HTML page.
 pub fn method_not_allowed<B>(
     res: actix_web::dev::ServiceResponse<B>,
 ) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    if res
+        .headers()
+        .contains_key(actix_web::http::header::CONTENT_TYPE)
+    {
+        return Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+            res.map_into_left_body(),
+        ));
+    }
     let (req, res) = res.into_parts();
     let detail = format!("method {} is not allowed on {}", req.method(), req.path());
     let body = serde_json::json!({ "code": "method_not_allowed", "detail": detail }).to_string();

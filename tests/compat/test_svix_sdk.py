@@ -11,6 +11,7 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pydantic_core
 import pytest
 import standardwebhooks
@@ -978,3 +979,39 @@ def test_attempted_messages_of_an_endpoint_and_attempted_endpoints_of_a_message_
     assert ids(msgs) == [msg.id]
     assert msgs[0].status == MessageStatus.SUCCESS
     assert msgs[0].event_type == event_types.created
+
+
+# --------------------------------------------------------------------------------------------
+# Customer portal (app_portal_access)
+# --------------------------------------------------------------------------------------------
+
+
+def test_app_portal_access_gives_a_link_that_opens_this_application_only(client, app, hookbox):
+    from svix.models import AppPortalAccessIn
+
+    other = client.application.create(ApplicationIn(name="someone else", uid=uniq("app")))
+    access = client.authentication.app_portal_access(app.id, AppPortalAccessIn(expiry=3600))
+    assert access.token and access.url.startswith(hookbox.url + "/portal/open/")
+    assert access.url.endswith(access.token)
+    with httpx.Client(follow_redirects=True) as browser:
+        page = browser.get(access.url)
+        assert page.status_code == 200, page.text
+        assert "compat test app" in page.text and "Add Endpoint" in page.text
+        assert str(page.url).endswith(f"/portal/apps/{app.id}/webhooks")
+        # The same session cannot open another application's pages.
+        elsewhere = browser.get(str(page.url).replace(app.id, other.id))
+        assert elsewhere.status_code == 404
+        assert "someone else" not in elsewhere.text
+
+
+def test_app_portal_access_by_uid_can_create_the_application(client):
+    from svix.models import AppPortalAccessIn
+
+    uid = uniq("portal")
+    access = client.authentication.app_portal_access(
+        uid, AppPortalAccessIn(application=ApplicationIn(name="made for the portal"), read_only=True)
+    )
+    assert client.application.get(uid).name == "made for the portal"
+    with httpx.Client(follow_redirects=True) as browser:
+        page = browser.get(access.url)
+        assert page.status_code == 200 and "made for the portal" in page.text

@@ -232,10 +232,13 @@ async fn add_endpoint_then_message_logs_then_resend_delivers_again() {
         ],
     )
     .await;
+    rx.script([crate::support::receiver::Reply::status(200)
+        .header("x-receiver", "<b>seen</b>")
+        .body("ok")]);
     let msg = app
         .send(&a, "invoice.paid", json!({ "invoice": "in_1" }))
         .await;
-    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    let sent = rx.wait_for_count(1, Duration::from_secs(5)).await;
     let logs_path = format!("{page}/logs");
     assert!(
         wait_for(Duration::from_secs(5), || {
@@ -253,13 +256,27 @@ async fn add_endpoint_then_message_logs_then_resend_delivers_again() {
     assert!(c
         .page(&format!("{logs_path}?status=failed"))
         .await
-        .contains("No delivery attempts with this status"));
+        .contains("No delivery attempts matching these filters"));
     // The attempt's detail page shows what was sent and what came back.
     let at = logs.find("/attempts/").unwrap();
     let link = &logs[logs[..at].rfind('"').unwrap() + 1..at + logs[at..].find('"').unwrap()];
     let detail = c.page(link).await;
     assert!(
         detail.contains(&msg) && detail.contains("in_1") && detail.contains("ok"),
+        "{detail}"
+    );
+    // The headers exactly as sent (signature included), and those that came back, escaped.
+    let (_, ts, sig) = sent[0].signed();
+    for line in [
+        format!("webhook-id: {msg}"),
+        format!("webhook-timestamp: {ts}"),
+        format!("webhook-signature: {sig}"),
+        "content-type: application/json".to_owned(),
+    ] {
+        assert!(detail.contains(&line), "{line} in {detail}");
+    }
+    assert!(
+        detail.contains("x-receiver: &lt;b&gt;seen&lt;/b&gt;"),
         "{detail}"
     );
     let list = c.page(&format!("/admin/apps/{a}/webhooks")).await;
@@ -364,6 +381,48 @@ async fn signing_secret_is_hidden_until_revealed_and_rotates() {
     assert_ne!(new, secret);
     let r = c.submit(&format!("{page}/secret"), &[]).await;
     assert!(r.body.contains(&new) && !r.body.contains(&secret));
+
+    // The grace period is chosen: the secrets that still sign, and until when. (The first
+    // secret is in its 24-hour default grace from the rotation above.)
+    let db = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
+    let signing = |db: &rusqlite::Connection| -> Vec<Option<i64>> {
+        let mut stmt = db
+            .prepare(
+                "SELECT expires_at FROM endpoint_secrets WHERE endpoint_id = ? ORDER BY created_at",
+            )
+            .unwrap();
+        stmt.query_map([&ep], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let day = chrono::Utc::now().timestamp_millis() + 24 * 3_600_000;
+    let s = signing(&db);
+    assert_eq!(s.len(), 2);
+    assert!((s[0].unwrap() - day).abs() < 60_000, "{s:?}");
+    let r = c
+        .submit(&format!("{page}/secret/rotate"), &[("grace", "0")])
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        signing(&db),
+        vec![s[0], None],
+        "no grace: the replaced secret stops at once"
+    );
+    let before = chrono::Utc::now().timestamp_millis();
+    let r = c
+        .submit(&format!("{page}/secret/rotate"), &[("grace", "1h")])
+        .await;
+    assert_eq!(r.status, 303);
+    let s = signing(&db);
+    assert_eq!(s.len(), 3);
+    let until = s[1].unwrap() - before;
+    assert!((3_590_000..3_610_000).contains(&until), "{until}");
+    let r = c
+        .submit(&format!("{page}/secret/rotate"), &[("grace", "forever")])
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(signing(&db).len(), 3, "refused: nothing rotated");
 }
 
 #[tokio::test]
@@ -443,6 +502,8 @@ async fn send_test_event_shows_the_response_inline_and_records_the_attempt() {
     let r = c.submit(&testing, &[("event_type", "invoice.paid")]).await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("id=\"test-code\">201<"), "{}", r.body);
+    assert!(r.body.contains(">Healthy<"), "the badge counts the test attempt");
+    assert!(r.body.contains(">Healthy<"), "the badge counts the test attempt");
     assert_escaped(&r.body, "test response body");
     // Sent signed, through the delivery client, once.
     let got = rx.received();
@@ -470,6 +531,35 @@ async fn send_test_event_shows_the_response_inline_and_records_the_attempt() {
     let r = c.submit(&testing, &[("event_type", "invoice.paid")]).await;
     assert!(r.body.contains("id=\"test-code\">500<") && r.body.contains("Failed"));
     assert_eq!(rx.count(), 2);
+    // An edited payload is sent as written; a broken one is refused next to the field.
+    let r = c
+        .submit(
+            &testing,
+            &[("event_type", "invoice.paid"), ("payload", "{\"id\": 1,")],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("This is not valid JSON"), "{}", r.body);
+    let r = c
+        .submit(
+            &testing,
+            &[("event_type", "invoice.paid"), ("payload", "[1]")],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("must be a JSON object"));
+    assert_eq!(rx.count(), 2, "nothing sent for refused payloads");
+    let custom = r#"{"id": "inv_9", "big": 12345678901234567890}"#;
+    let r = c
+        .submit(
+            &testing,
+            &[("event_type", "invoice.paid"), ("payload", custom)],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let got = rx.received();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2].body, custom.as_bytes(), "sent byte for byte");
 }
 
 #[tokio::test]
@@ -568,6 +658,8 @@ async fn endpoint_settings_change_url_events_and_rate_limit_but_keep_the_secret(
     assert!(form.contains("value=\"invoice.paid\" checked"), "{form}");
     assert!(!form.contains("name=\"all_events\" value=\"1\" checked"));
     assert!(form.contains("value=\"http://127.0.0.1:9/old\""));
+    assert!(form.contains("name=\"verify_ssl\" value=\"1\" checked"));
+    assert!(!form.contains("name=\"legacy_signature\" value=\"1\" checked"));
     let r = c
         .submit(&settings, &[("url", "nope"), ("events", "user:created")])
         .await;
@@ -586,6 +678,7 @@ async fn endpoint_settings_change_url_events_and_rate_limit_but_keep_the_secret(
                 ("events", "user:created"),
                 ("rate_limit", "3"),
                 ("headers", "X-Team: billing\n\nX-Env: prod"),
+                ("legacy_signature", "1"),
             ],
         )
         .await;
@@ -598,6 +691,13 @@ async fn endpoint_settings_change_url_events_and_rate_limit_but_keep_the_secret(
     assert_eq!(v["filterTypes"], json!(["user:created"]));
     assert_eq!(v["rateLimit"], 3);
     assert_eq!(v["description"], "d");
+    assert_eq!(v["legacySignature"], true);
+    assert_eq!(
+        v["verifySsl"], false,
+        "unchecked box: certificates not verified"
+    );
+    let overview = c.page(&format!("/admin/apps/{a}/endpoints/{ep}")).await;
+    assert!(overview.contains("Not verified") && overview.contains("X-Webhook-Signature-256"));
     let h = app
         .get(&format!("/app/{a}/endpoint/{ep}/headers"), 200)
         .await;
@@ -699,4 +799,209 @@ async fn message_logs_are_newest_first_filtered_by_status_and_paginated() {
     assert!(!failed.contains(">order.n1<"));
     let ok = c.page(&format!("{logs}?status=succeeded")).await;
     assert!(!ok.contains(">order.n0<") && ok.contains(">order.n26<"));
+    // By event type, alone and with a status; the status links keep the event type.
+    let one = c.page(&format!("{logs}?event_type=order.n5")).await;
+    assert!(
+        one.contains(">order.n5<") && !one.contains(">order.n6<"),
+        "{one}"
+    );
+    assert!(
+        one.contains("status=failed&amp;event_type=order.n5"),
+        "{one}"
+    );
+    let none = c
+        .page(&format!("{logs}?status=failed&event_type=order.n5"))
+        .await;
+    assert!(none.contains("No delivery attempts matching these filters"));
+    let both = c
+        .page(&format!("{logs}?status=failed&event_type=order.n0"))
+        .await;
+    assert!(both.contains(">order.n0<") && both.contains(">500<"));
+}
+
+#[tokio::test]
+async fn event_types_are_created_edited_and_archived_in_the_console() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    // Errors are shown next to their field and nothing is written.
+    let r = c
+        .submit(
+            "/admin/event-types",
+            &[("name", "bad name!"), ("example", "{not json")],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("Use 1 to 256 letters"), "{}", r.body);
+    assert!(r.body.contains("This is not valid JSON"), "{}", r.body);
+    assert!(r.body.contains("{not json"), "input is kept");
+    let r = c
+        .submit("/admin/event-types", &[("name", "a.b"), ("example", "[1]")])
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("must be a JSON object"));
+    assert_eq!(
+        app.get("/event-type?include_archived=true", 200).await["data"],
+        json!([])
+    );
+
+    let r = c
+        .submit(
+            "/admin/event-types",
+            &[
+                ("name", "invoice.paid"),
+                ("description", HOSTILE),
+                ("group", "billing"),
+                ("example", r#"{"id": "inv_1", "amount": 4200}"#),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let t = app.get("/event-type/invoice.paid", 200).await;
+    assert_eq!(t["description"], HOSTILE);
+    assert_eq!(t["groupName"], "billing");
+    assert_eq!(
+        t["schemas"]["1"]["examples"][0],
+        json!({"id": "inv_1", "amount": 4200})
+    );
+    let page = c.page("/admin/event-types").await;
+    assert!(page.contains(">billing<"));
+    assert_escaped(&page, "catalog");
+    let r = c
+        .submit("/admin/event-types", &[("name", "invoice.paid")])
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("already exists"));
+
+    // Send Test Event sends the example edited here.
+    let edit = c.page("/admin/event-types/invoice.paid").await;
+    assert_escaped(&edit, "event type page");
+    assert!(edit.contains("inv_1"));
+    let r = c
+        .submit(
+            "/admin/event-types/invoice.paid",
+            &[
+                ("description", "Paid"),
+                ("group", ""),
+                ("example", r#"{"id": "inv_2"}"#),
+                ("deprecated", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let t = app.get("/event-type/invoice.paid", 200).await;
+    assert_eq!(t["description"], "Paid");
+    assert_eq!(t["groupName"], json!(null));
+    assert_eq!(t["deprecated"], true);
+    assert_eq!(t["schemas"]["1"]["examples"][0], json!({"id": "inv_2"}));
+    let r = c
+        .submit("/admin/event-types/invoice.paid", &[("example", "")])
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        app.get("/event-type/invoice.paid", 200).await["schemas"],
+        json!(null)
+    );
+
+    // Archive, then restore.
+    let r = c
+        .submit(
+            "/admin/event-types/invoice.paid/archive",
+            &[("archive", "1")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        app.get("/event-type/invoice.paid", 200).await["archived"],
+        true
+    );
+    let a = app.create_app("Acme").await;
+    let form = c.page(&format!("/admin/apps/{a}/webhooks/new")).await;
+    assert!(
+        !form.contains("invoice.paid"),
+        "archived types are not offered"
+    );
+    let r = c
+        .submit(
+            "/admin/event-types/invoice.paid/archive",
+            &[("archive", "0")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        app.get("/event-type/invoice.paid", 200).await["archived"],
+        false
+    );
+    assert_eq!(c.get("/admin/event-types/nope").await.status, 404);
+}
+
+#[tokio::test]
+async fn applications_are_renamed_in_their_settings() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    let a = app.create_app("Acme").await;
+    let path = format!("/admin/apps/{a}/settings");
+    assert!(c.page(&path).await.contains("value=\"Acme\""));
+    let r = c.submit(&path, &[("name", ""), ("uid", "acme")]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("name must be 1 to 256 characters"));
+    let r = c
+        .submit(&path, &[("name", "Acme"), ("retention", "0")])
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("1 to 3650"), "{}", r.body);
+    let r = c
+        .submit(
+            &path,
+            &[("name", HOSTILE), ("uid", "acme-2"), ("retention", "7")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let got = app.get(&format!("/app/{a}"), 200).await;
+    assert_eq!(got["name"], HOSTILE);
+    assert_eq!(got["uid"], "acme-2");
+    assert_escaped(&c.page(&path).await, "application settings");
+    assert_escaped(&c.page("/admin/apps").await, "applications");
+    // A uid another application has is refused.
+    app.post("/app", json!({ "name": "B", "uid": "taken" }), 201)
+        .await;
+    let r = c.submit(&path, &[("name", "X"), ("uid", "taken")]).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(app.get(&format!("/app/{a}"), 200).await["uid"], "acme-2");
+}
+
+#[tokio::test]
+async fn console_urls_answer_wrong_methods_with_an_html_405() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    let a = app.create_app("Acme").await;
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        ("DELETE", "/admin/apps".to_owned()),
+        ("PUT", format!("/admin/apps/{a}/webhooks")),
+        ("POST", "/admin/event-types/x.y/archive/".to_owned()),
+        ("PATCH", "/admin/login".to_owned()),
+        ("GET", "/admin/logout".to_owned()),
+    ] {
+        let resp = client
+            .request(method.parse().unwrap(), format!("{}{path}", app.root))
+            .header(
+                "cookie",
+                format!("hookbox_session={}", c.cookie.clone().unwrap()),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        let body = resp.text().await.unwrap();
+        if path.ends_with('/') {
+            // A trailing slash is the same page.
+            assert_ne!(status, 500, "{method} {path}");
+            continue;
+        }
+        assert_eq!(status, 405, "{method} {path}");
+        assert!(ct.starts_with("text/html"), "{method} {path}: {ct}");
+        assert!(body.contains("cannot be used that way"), "{method} {path}");
+    }
+    assert_eq!(c.get("/admin/nowhere").await.status, 404);
 }

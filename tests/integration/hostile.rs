@@ -187,6 +187,12 @@ fn routes(ids: &Ids) -> Vec<(&'static str, String, Option<Value>)> {
         ("GET", format!("/app/{a}/msg/{m}/endpoint"), None),
         ("GET", format!("/app/{a}/attempt/endpoint/{e}"), None),
         ("GET", format!("/app/{a}/attempt/msg/{m}"), None),
+        ("GET", format!("/app/{a}/analytics"), None),
+        (
+            "POST",
+            format!("/auth/app-portal-access/{a}"),
+            Some(json!({ "expiry": 3600, "readOnly": false, "application": { "name": "n" } })),
+        ),
     ]
 }
 

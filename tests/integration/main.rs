@@ -4,6 +4,7 @@ mod support;
 
 mod admin_auth;
 mod admin_console;
+mod analytics;
 mod api_apps;
 mod api_errors;
 mod api_health;
@@ -17,5 +18,6 @@ mod hostile;
 mod observability;
 mod openapi;
 mod operational;
+mod portal;
 mod retention;
 mod secrets;

@@ -46,6 +46,23 @@ async fn expired_payloads_and_response_bodies_are_purged_but_counts_survive() {
         "the response body outlived the payload"
     );
     assert_eq!(attempts[0]["responseStatusCode"], 200);
+    let db = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
+    let headers: (Option<String>, Option<String>) = db
+        .query_row(
+            "SELECT request_headers, response_headers FROM attempts WHERE msg_id = ?",
+            [&gone],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(headers, (None, None), "the headers outlived the payload");
+    let other: Option<String> = db
+        .query_row(
+            "SELECT request_headers FROM attempts WHERE msg_id = ?",
+            [&kept],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(other.is_some_and(|h| h.contains("webhook-signature: v1,")));
     let stats = app.get(&format!("/app/{a}/endpoint/{ep}/stats"), 200).await;
     assert_eq!(
         stats["success"], 2,

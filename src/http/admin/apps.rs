@@ -198,3 +198,104 @@ pub async fn delete(
     }
     Ok(redirect("/admin/apps?ok=app-deleted"))
 }
+
+#[derive(Template)]
+#[template(path = "admin/apps/settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    app: app_db::App,
+    name: String,
+    uid: String,
+    retention: String,
+    name_error: Option<String>,
+    uid_error: Option<String>,
+    retention_error: Option<String>,
+}
+
+/// `GET /admin/apps/{app}/settings`: rename, uid, payload retention, delete.
+pub async fn settings(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    page(&SettingsPage {
+        chrome: admin.chrome_with_notice("apps", &req),
+        name: app.name.clone(),
+        uid: app.uid.clone().unwrap_or_default(),
+        retention: app
+            .retention_ms
+            .map_or_else(String::new, |ms| (ms / 86_400_000).to_string()),
+        app,
+        name_error: None,
+        uid_error: None,
+        retention_error: None,
+    })
+}
+
+/// `POST /admin/apps/{app}/settings`: saves the name, uid and retention.
+pub async fn rename(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let app = find_app(&st, &req).await?;
+    let (name, uid, retention) = (
+        form.get("name").to_owned(),
+        form.get("uid").to_owned(),
+        form.get("retention").to_owned(),
+    );
+    let days = match retention.as_str() {
+        "" => Ok(None),
+        d => d.parse::<u32>().map(Some).map_err(|_| {
+            "Enter a whole number of days from 1 to 3650, or leave it empty.".to_owned()
+        }),
+    };
+    // Validated by the same rules as the API's.
+    let checked = days.clone().ok().map(|days| {
+        new_app(ApplicationIn {
+            name: name.clone(),
+            uid: (!uid.is_empty()).then(|| uid.clone()),
+            throttle_rate: None,
+            metadata: None,
+            payload_retention_period: days,
+        })
+    });
+    let mut errors = (None, None, days.err());
+    if let Some(Ok(fresh)) = checked {
+        let updated = app_db::App {
+            name: fresh.name,
+            uid: fresh.uid,
+            retention_ms: fresh.retention_ms,
+            updated_at: fresh.updated_at,
+            ..app.clone()
+        };
+        match st.db.write(move |c| app_db::update(c, &updated)).await {
+            Ok(()) => {
+                return Ok(redirect(&format!(
+                    "/admin/apps/{}/settings?ok=app-saved",
+                    app.id
+                )))
+            }
+            Err(DbError::Conflict(m)) => errors.1 = Some(m),
+            Err(e) => return Err(e.into()),
+        }
+    } else if let Some(Err(e)) = checked {
+        errors = (
+            field_error(&e, "name"),
+            field_error(&e, "uid"),
+            field_error(&e, "payloadRetentionPeriod"),
+        );
+    }
+    page_with(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &SettingsPage {
+            chrome: admin.chrome("apps"),
+            app,
+            name,
+            uid,
+            retention,
+            name_error: errors.0,
+            uid_error: errors.1,
+            retention_error: errors.2,
+        },
+    )
+}

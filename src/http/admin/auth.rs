@@ -165,7 +165,7 @@ pub async fn logout(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, _) = admin_post(&st, &req, &body).await?;
-    let hash = admin.session.id_hash;
+    let hash = admin.session_hash;
     st.db
         .write(move |c| admin_db::delete_session(c, &hash))
         .await?;

@@ -1,7 +1,9 @@
-//! The event catalog (read-only here: event types are managed through the API) and API tokens.
+//! The event catalog (list, create, edit, archive) and API tokens.
 
-use super::{admin, admin_post, page, page_with, redirect, when, Chrome, ConsoleError};
-use crate::db::{event_types, tokens, PageQuery};
+use super::{admin, admin_post, page, page_with, redirect, when, Chrome, ConsoleError, Form};
+use crate::db::event_types::{self, EventType};
+use crate::db::{tokens, PageQuery};
+use crate::domain::validate::is_valid_event_type;
 use crate::domain::{ids, time::now_ms};
 use crate::http::auth::{generate_token, hash_token};
 use crate::http::Data;
@@ -28,10 +30,139 @@ struct CatalogPage {
     chrome: Chrome,
     groups: Vec<TypeGroup>,
     count: usize,
+    /// The new-event-type form, refilled after an error.
+    form: TypeForm,
 }
 
-pub async fn event_catalog(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+/// The event type form's values and its errors, field by field.
+#[derive(Default)]
+pub struct TypeForm {
+    pub name: String,
+    pub description: String,
+    pub group: String,
+    pub example: String,
+    pub deprecated: bool,
+    pub name_error: Option<String>,
+    pub description_error: Option<String>,
+    pub group_error: Option<String>,
+    pub example_error: Option<String>,
+}
+
+impl TypeForm {
+    fn from_type(t: &EventType) -> TypeForm {
+        let example = example_of(t.schemas.as_ref())
+            .and_then(|v| serde_json::to_string_pretty(v).ok())
+            .unwrap_or_default();
+        TypeForm {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            group: t.group_name.clone().unwrap_or_default(),
+            example,
+            deprecated: t.deprecated,
+            ..TypeForm::default()
+        }
+    }
+
+    fn parse(form: &Form, name: &str) -> TypeForm {
+        TypeForm {
+            name: name.to_owned(),
+            description: form.get("description").to_owned(),
+            group: form.get("group").to_owned(),
+            example: form.get("example").to_owned(),
+            deprecated: form.get("deprecated") == "1",
+            ..TypeForm::default()
+        }
+    }
+
+    /// Checks the fields; returns the example payload (if any) when all are valid.
+    fn validate(&mut self) -> Option<Option<serde_json::Value>> {
+        if !is_valid_event_type(&self.name) {
+            self.name_error =
+                Some("Use 1 to 256 letters, digits and - _ . : (for example invoice.paid).".into());
+        }
+        if self.description.len() > 8192 {
+            self.description_error = Some("Keep the description under 8192 characters.".into());
+        }
+        if self.group.len() > 256 {
+            self.group_error = Some("Keep the group name under 256 characters.".into());
+        }
+        let example = match self.example.as_str() {
+            "" => None,
+            text if text.len() > 256 * 1024 => {
+                self.example_error = Some("The example is larger than 256 KiB.".into());
+                None
+            }
+            text => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(v) if v.is_object() => Some(v),
+                Ok(_) => {
+                    self.example_error =
+                        Some("The example must be a JSON object, like {\"id\": 1}.".into());
+                    None
+                }
+                Err(e) => {
+                    self.example_error = Some(format!("This is not valid JSON: {e}."));
+                    None
+                }
+            },
+        };
+        let ok = self.name_error.is_none()
+            && self.description_error.is_none()
+            && self.group_error.is_none()
+            && self.example_error.is_none();
+        ok.then_some(example)
+    }
+}
+
+/// The first example payload of an event type's schemas (Svix's `{"1": {"examples": [...]}}`).
+fn example_of(schemas: Option<&serde_json::Value>) -> Option<&serde_json::Value> {
+    schemas?
+        .as_object()?
+        .values()
+        .find_map(|s| s.get("examples")?.get(0))
+}
+
+/// The schemas with their first example replaced (or removed when `example` is None); a
+/// schema that held nothing but our example goes with it.
+fn with_example(
+    schemas: Option<serde_json::Value>,
+    example: Option<serde_json::Value>,
+) -> Option<serde_json::Value> {
+    use serde_json::{json, Value};
+    let mut map = match schemas {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let version = map.keys().next().cloned().unwrap_or_else(|| "1".to_owned());
+    let schema = map.entry(version.clone()).or_insert_with(|| json!({}));
+    if let Value::Object(s) = schema {
+        let mut examples = match s.remove("examples") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        };
+        match example {
+            Some(e) if examples.is_empty() => examples.push(e),
+            Some(e) => examples[0] = e,
+            None if !examples.is_empty() => {
+                examples.remove(0);
+            }
+            None => {}
+        }
+        if !examples.is_empty() {
+            s.insert("examples".into(), Value::Array(examples));
+        }
+        if s.is_empty() {
+            map.remove(&version);
+        }
+    }
+    (!map.is_empty()).then_some(Value::Object(map))
+}
+
+async fn catalog_page(
+    st: &Data,
+    chrome: Chrome,
+    status: StatusCode,
+    form: TypeForm,
+) -> Result<HttpResponse, ConsoleError> {
     let q = PageQuery {
         limit: 10_000,
         ..PageQuery::default()
@@ -61,11 +192,163 @@ pub async fn event_catalog(st: Data, req: HttpRequest) -> Result<HttpResponse, C
         }
     }
     groups.sort_by(|a, b| a.name.cmp(&b.name));
-    page(&CatalogPage {
-        chrome: admin.chrome("catalog"),
-        groups,
-        count,
+    page_with(
+        status,
+        &CatalogPage {
+            chrome,
+            groups,
+            count,
+            form,
+        },
+    )
+}
+
+pub async fn event_catalog(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let chrome = admin.chrome_with_notice("catalog", &req);
+    catalog_page(&st, chrome, StatusCode::OK, TypeForm::default()).await
+}
+
+/// `POST /admin/event-types`: a new event type (an archived one of that name comes back).
+pub async fn create_event_type(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let mut f = TypeForm::parse(&form, form.get("name"));
+    let Some(example) = f.validate() else {
+        let chrome = admin.chrome("catalog");
+        return catalog_page(&st, chrome, StatusCode::UNPROCESSABLE_ENTITY, f).await;
+    };
+    let now = now_ms();
+    let t = EventType {
+        name: f.name.clone(),
+        description: f.description.clone(),
+        group_name: (!f.group.is_empty()).then(|| f.group.clone()),
+        schemas: with_example(None, example),
+        feature_flags: None,
+        archived: false,
+        deprecated: f.deprecated,
+        created_at: now,
+        updated_at: now,
+    };
+    let created = st
+        .db
+        .write(move |c| match event_types::get(c, &t.name)? {
+            Some(old) if old.archived => {
+                let revived = EventType {
+                    created_at: old.created_at,
+                    ..t
+                };
+                event_types::update(c, &revived).map(|()| true)
+            }
+            Some(_) => Ok(false),
+            None => event_types::insert(c, &t).map(|()| true),
+        })
+        .await?;
+    if !created {
+        f.name_error = Some("An event type with this name already exists.".into());
+        let chrome = admin.chrome("catalog");
+        return catalog_page(&st, chrome, StatusCode::UNPROCESSABLE_ENTITY, f).await;
+    }
+    Ok(redirect("/admin/event-types?ok=type-created"))
+}
+
+#[derive(Template)]
+#[template(path = "admin/event_type.html")]
+struct EditTypePage {
+    chrome: Chrome,
+    form: TypeForm,
+    archived: bool,
+}
+
+async fn find_type(st: &Data, req: &HttpRequest) -> Result<EventType, ConsoleError> {
+    let name = req.match_info().get("name").unwrap_or_default().to_owned();
+    if !is_valid_event_type(&name) {
+        return Err(ConsoleError::NotFound("event type"));
+    }
+    st.db
+        .read(move |c| event_types::get(c, &name))
+        .await?
+        .ok_or(ConsoleError::NotFound("event type"))
+}
+
+/// `GET /admin/event-types/{name}`: the edit form.
+pub async fn edit_event_type(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let t = find_type(&st, &req).await?;
+    page(&EditTypePage {
+        chrome: admin.chrome_with_notice("catalog", &req),
+        form: TypeForm::from_type(&t),
+        archived: t.archived,
     })
+}
+
+/// `POST /admin/event-types/{name}`: saves description, group, example and deprecation.
+pub async fn update_event_type(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let t = find_type(&st, &req).await?;
+    let mut f = TypeForm::parse(&form, &t.name);
+    let Some(example) = f.validate() else {
+        return page_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &EditTypePage {
+                chrome: admin.chrome("catalog"),
+                form: f,
+                archived: t.archived,
+            },
+        );
+    };
+    let link = format!(
+        "/admin/event-types/{}?ok=type-saved",
+        url::form_urlencoded::byte_serialize(t.name.as_bytes()).collect::<String>()
+    );
+    let updated = EventType {
+        description: f.description,
+        group_name: (!f.group.is_empty()).then_some(f.group),
+        schemas: with_example(t.schemas.clone(), example),
+        deprecated: f.deprecated,
+        updated_at: now_ms(),
+        ..t
+    };
+    st.db
+        .write(move |c| event_types::update(c, &updated))
+        .await?;
+    Ok(redirect(&link))
+}
+
+/// `POST /admin/event-types/{name}/archive`: archives (`archive=1`) or restores it.
+pub async fn archive_event_type(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (_, form) = admin_post(&st, &req, &body).await?;
+    let t = find_type(&st, &req).await?;
+    let archive = form.get("archive") == "1";
+    let link = format!(
+        "/admin/event-types/{}?ok={}",
+        url::form_urlencoded::byte_serialize(t.name.as_bytes()).collect::<String>(),
+        if archive {
+            "type-archived"
+        } else {
+            "type-restored"
+        }
+    );
+    let updated = EventType {
+        archived: archive,
+        updated_at: now_ms(),
+        ..t
+    };
+    st.db
+        .write(move |c| event_types::update(c, &updated))
+        .await?;
+    Ok(redirect(&link))
 }
 
 pub struct TokenRow {

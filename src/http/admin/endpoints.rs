@@ -3,7 +3,8 @@
 
 use super::apps::{field_error, find_app};
 use super::{
-    admin, admin_post, page, page_with, path, percent, redirect, when, Chrome, ConsoleError,
+    admin, admin_post, page, page_with, path, percent, redirect, root_of, when, Chrome,
+    ConsoleError,
 };
 use crate::db::admin::{self as admin_db, Health};
 use crate::db::apps::App;
@@ -154,6 +155,10 @@ pub struct Fields {
     /// Custom headers, one `Name: value` per line.
     pub headers: String,
     pub headers_error: Option<String>,
+    /// Verify the receiver's TLS certificate (on unless turned off).
+    pub verify_ssl: bool,
+    /// Also send `X-Webhook-Signature-256: sha256=<hex>`.
+    pub legacy_signature: bool,
     pub url_error: Option<String>,
     pub events_error: Option<String>,
     pub channels_error: Option<String>,
@@ -187,6 +192,8 @@ impl Fields {
                         .join("\n")
                 })
                 .unwrap_or_default(),
+            verify_ssl: ep.is_none_or(|e| e.verify_ssl),
+            legacy_signature: ep.is_some_and(|e| e.legacy_signature),
             ..Fields::default()
         })
     }
@@ -203,6 +210,8 @@ struct Submitted {
     description: String,
     headers_raw: String,
     headers: Result<std::collections::BTreeMap<String, String>, String>,
+    verify_ssl: bool,
+    legacy_signature: bool,
 }
 
 /// `Name: value` lines (blank lines ignored) as a header map.
@@ -241,6 +250,8 @@ impl Submitted {
             description: form.get("description").to_owned(),
             headers: parse_headers(form.get("headers")),
             headers_raw: form.get("headers").to_owned(),
+            verify_ssl: form.get("verify_ssl") == "1",
+            legacy_signature: form.get("legacy_signature") == "1",
         }
     }
 
@@ -257,8 +268,8 @@ impl Submitted {
             secret: None,
             metadata: None,
             headers: self.headers.clone().ok(),
-            legacy_signature: false,
-            verify_ssl: None,
+            legacy_signature: self.legacy_signature,
+            verify_ssl: Some(self.verify_ssl),
         };
         let failure = match (
             self.rate_error.is_none() && self.headers.is_ok(),
@@ -297,6 +308,8 @@ impl Submitted {
             rate_limit: self.rate_raw,
             headers: self.headers_raw,
             headers_error,
+            verify_ssl: self.verify_ssl,
+            legacy_signature: self.legacy_signature,
             url_error,
             events_error,
             channels_error,
@@ -348,7 +361,8 @@ pub async fn create(
             let id = ep.id.clone();
             crate::http::api::store_new_endpoint(&st, ep, key).await?;
             Ok(redirect(&format!(
-                "/admin/apps/{}/endpoints/{id}?ok=endpoint-created",
+                "{}/apps/{}/endpoints/{id}?ok=endpoint-created",
+                admin.root(),
                 app.id
             )))
         }
@@ -399,6 +413,8 @@ pub async fn update(
             ep.channels = valid.channels;
             ep.rate_limit = valid.rate_limit;
             ep.headers = valid.headers;
+            ep.verify_ssl = valid.verify_ssl;
+            ep.legacy_signature = valid.legacy_signature;
             ep.updated_at = now_ms();
             crate::http::api::store_changed_endpoint(&st, ep).await?;
             Ok(redirect(&format!("{}?ok=endpoint-saved", head.base)))
@@ -435,11 +451,12 @@ pub async fn delete(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    admin_post(&st, &req, &body).await?;
+    let (admin, _) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
     crate::http::api::remove_endpoint(&st, head.app.clone(), &head.ep).await?;
     Ok(redirect(&format!(
-        "/admin/apps/{}/webhooks?ok=endpoint-deleted",
+        "{}/apps/{}/webhooks?ok=endpoint-deleted",
+        admin.root(),
         head.app.id
     )))
 }
@@ -475,7 +492,7 @@ async fn find_endpoint(
         })
         .await?
         .ok_or(ConsoleError::NotFound("endpoint"))?;
-    let base = format!("/admin/apps/{}/endpoints/{}", app.id, ep.id);
+    let base = format!("{}/apps/{}/endpoints/{}", root_of(req), app.id, ep.id);
     Ok((
         Head {
             badge: badge(&ep, &health),
@@ -499,7 +516,8 @@ struct OverviewPage {
     created: String,
     skipped: i64,
     secret: Option<String>,
-    grace: String,
+    /// (form value, label) of each grace period offered when rotating.
+    grace_choices: Vec<(&'static str, String)>,
     activity: admin_db::Activity,
     bars: Vec<super::dashboard::Bar>,
     chart_w: i64,
@@ -533,7 +551,16 @@ async fn overview_page(
         created: when(head.ep.created_at),
         skipped,
         secret,
-        grace: span(st.cfg.api.rotation_grace),
+        grace_choices: GRACE_CHOICES
+            .iter()
+            .map(|&(value, label, hours)| {
+                let label = match hours {
+                    None => format!("{} (default)", span(st.cfg.api.rotation_grace)),
+                    Some(_) => label.to_owned(),
+                };
+                (value, label)
+            })
+            .collect(),
         bars: super::dashboard::bars(&activity, now),
         activity,
         chart_w: super::dashboard::CHART_W,
@@ -584,15 +611,37 @@ pub async fn reveal_secret(
     overview_page(&st, &req, admin.chrome("apps"), Some(secret)).await
 }
 
-/// A new current secret; the old one keeps signing for the configured grace period.
+/// Grace periods offered when rotating: (form value, label, hours; None = the server's default).
+pub const GRACE_CHOICES: [(&str, &str, Option<i64>); 6] = [
+    ("default", "the default", None),
+    ("0", "none: stop at once", Some(0)),
+    ("1h", "1 hour", Some(1)),
+    ("24h", "24 hours", Some(24)),
+    ("3d", "3 days", Some(72)),
+    ("7d", "7 days", Some(168)),
+];
+
+/// A new current secret; the old one keeps signing for the chosen grace period.
 pub async fn rotate_secret(
     st: Data,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
-    admin_post(&st, &req, &body).await?;
+    let (_, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
-    let grace = i64::try_from(st.cfg.api.rotation_grace.as_millis()).unwrap_or(DAY);
+    let choice = match form.get("grace") {
+        "" => "default",
+        c => c,
+    };
+    let Some(&(_, _, hours)) = GRACE_CHOICES.iter().find(|(v, _, _)| *v == choice) else {
+        return Err(ConsoleError::BadRequest(
+            "Choose how long the current secret keeps signing.".into(),
+        ));
+    };
+    let grace = hours.map_or_else(
+        || i64::try_from(st.cfg.api.rotation_grace.as_millis()).unwrap_or(DAY),
+        |h| h * 3_600_000,
+    );
     let secret = SigningKey::generate().to_secret_string();
     let id = head.ep.id.clone();
     let main_key = st.db.main_key.clone();
@@ -612,7 +661,11 @@ pub async fn disable(
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
     if !head.ep.disabled {
         let id = head.ep.id.clone();
-        let reason = format!("disabled in the console by {}", admin.session.username);
+        let reason = if admin.portal.is_some() {
+            "disabled in the customer portal".to_owned()
+        } else {
+            format!("disabled in the console by {}", admin.username)
+        };
         st.db
             .write(move |c| ep_db::set_disabled(c, &id, true, Some(&reason), now_ms()))
             .await?;
@@ -705,6 +758,12 @@ struct LogsPage {
     head: Head,
     rows: Vec<LogRow>,
     filter: &'static str,
+    /// The event type filtered on ("" for all) and the choices.
+    event_type: String,
+    types: Vec<String>,
+    /// (label, link, current) for each status filter, keeping the event type.
+    status_links: Vec<(&'static str, String, bool)>,
+    newest: String,
     older: Option<String>,
     first_page: bool,
 }
@@ -739,10 +798,53 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         .filter(|a| crate::domain::validate::is_valid_uid(a))
         .map(str::to_owned);
     let first_page = after.is_none();
+    let event_type = q
+        .str("event_type")
+        .filter(|t| crate::domain::validate::is_valid_event_type(t))
+        .unwrap_or_default()
+        .to_owned();
     let f = AttemptFilter {
         endpoint_id: Some(head.ep.id.clone()),
         status,
+        messages: crate::db::messages::MessageFilter {
+            event_types: (!event_type.is_empty()).then(|| vec![event_type.clone()]),
+            ..Default::default()
+        },
         ..AttemptFilter::default()
+    };
+    // Links keep the other filter: `?status=…&event_type=…`.
+    let link = |status: &str, after: Option<&str>| {
+        let mut qs = url::form_urlencoded::Serializer::new(String::new());
+        if status != "all" {
+            qs.append_pair("status", status);
+        }
+        if !event_type.is_empty() {
+            qs.append_pair("event_type", &event_type);
+        }
+        if let Some(a) = after {
+            qs.append_pair("after", a);
+        }
+        match qs.finish() {
+            q if q.is_empty() => format!("{}/logs", head.base),
+            q => format!("{}/logs?{q}", head.base),
+        }
+    };
+    let status_links = [
+        ("All", "all"),
+        ("Succeeded", "succeeded"),
+        ("Failed", "failed"),
+    ]
+    .into_iter()
+    .map(|(label, s)| (label, link(s, None), s == filter))
+    .collect();
+    let newest = link(filter, None);
+    let types = match &head.ep.filter_types {
+        Some(t) => t.clone(),
+        None => type_options(&st)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect(),
     };
     let p = PageQuery {
         limit: LOG_PAGE,
@@ -751,7 +853,9 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         descending: true,
     };
     let found = st.db.read(move |c| attempts::list(c, &f, &p)).await?;
-    let older = found.next_key(|a| a.id.clone());
+    let older = found
+        .next_key(|a| a.id.clone())
+        .map(|k| link(filter, Some(&k)));
     let rows = found
         .items
         .into_iter()
@@ -772,6 +876,10 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         head,
         rows,
         filter,
+        event_type,
+        types,
+        status_links,
+        newest,
         older,
         first_page,
     })
@@ -875,32 +983,51 @@ pub struct TestResult {
 struct TestingPage {
     chrome: Chrome,
     head: Head,
-    types: Vec<String>,
+    types: Vec<TypeOption>,
     selected: String,
+    /// The payload to send: empty means the event type's example.
+    payload: String,
     error: Option<String>,
+    payload_error: Option<String>,
     result: Option<TestResult>,
 }
 
-async fn type_names(st: &Data) -> Result<Vec<String>, ConsoleError> {
-    Ok(catalog(st).await?.into_iter().map(|t| t.name).collect())
+/// An event type offered for a test send, with the example it sends by default.
+pub struct TypeOption {
+    pub name: String,
+    pub example: String,
+}
+
+async fn type_options(st: &Data) -> Result<Vec<TypeOption>, ConsoleError> {
+    Ok(catalog(st)
+        .await?
+        .into_iter()
+        .map(|t| TypeOption {
+            example: crate::http::api::example_payload(&t, 0),
+            name: t.name,
+        })
+        .collect())
 }
 
 pub async fn testing(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let (head, _) = find_endpoint(&st, &req, "testing").await?;
-    let types = type_names(&st).await?;
+    let types = type_options(&st).await?;
     page(&TestingPage {
         chrome: admin.chrome("apps"),
-        selected: types.first().cloned().unwrap_or_default(),
+        selected: types.first().map(|t| t.name.clone()).unwrap_or_default(),
         head,
         types,
+        payload: String::new(),
         error: None,
+        payload_error: None,
         result: None,
     })
 }
 
-/// Sends an example of an event type to this endpoint now, waits for the answer and shows
-/// it; the message and the attempt (trigger "test") are recorded.
+/// Sends an event to this endpoint now (the event type's example, or the payload given),
+/// waits for the answer and shows it; the message and the attempt (trigger "test") are
+/// recorded.
 pub async fn send_test(
     st: Data,
     req: HttpRequest,
@@ -908,15 +1035,29 @@ pub async fn send_test(
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "testing").await?;
-    let types = type_names(&st).await?;
+    let types = type_options(&st).await?;
     let name = form.get("event_type").to_owned();
+    let text = form.get("payload").to_owned();
     let et = if crate::domain::validate::is_valid_event_type(&name) {
         let n = name.clone();
         st.db.read(move |c| event_types::get(c, &n)).await?
     } else {
         None
     };
-    let Some(et) = et.filter(|t| !t.archived) else {
+    let et = et.filter(|t| !t.archived);
+    let payload = match text.as_str() {
+        "" => Ok(et.as_ref().map(|t| crate::http::api::example_payload(t, 0))),
+        t if t.len() > st.cfg.api.max_payload_bytes => Err(format!(
+            "The payload is larger than {} bytes.",
+            st.cfg.api.max_payload_bytes
+        )),
+        t => match serde_json::from_str::<&serde_json::value::RawValue>(t) {
+            Ok(v) if v.get().trim_start().starts_with('{') => Ok(Some(t.to_owned())),
+            Ok(_) => Err("The payload must be a JSON object.".to_owned()),
+            Err(e) => Err(format!("This is not valid JSON: {e}.")),
+        },
+    };
+    let (Some(et), Ok(Some(payload))) = (&et, &payload) else {
         return page_with(
             StatusCode::UNPROCESSABLE_ENTITY,
             &TestingPage {
@@ -924,15 +1065,26 @@ pub async fn send_test(
                 head,
                 types,
                 selected: name,
-                error: Some("Choose an event type from the event catalog.".into()),
+                payload: text,
+                error: et
+                    .is_none()
+                    .then(|| "Choose an event type from the event catalog.".into()),
+                payload_error: payload.err(),
                 result: None,
             },
         );
     };
-    let payload: std::sync::Arc<str> = crate::http::api::example_payload(&et, 0).into();
-    let record = crate::http::api::send_test_now(&st, &head.app, &head.ep, &et.name, payload)
-        .await?
-        .record;
+    let record = crate::http::api::send_test_now(
+        &st,
+        &head.app,
+        &head.ep,
+        &et.name,
+        payload.as_str().into(),
+    )
+    .await?
+    .record;
+    // The header's status badge counts this attempt too.
+    let (head, _) = find_endpoint(&st, &req, "testing").await?;
     let attempt_link = format!(
         "{}/attempts/{}/{}",
         head.base, record.msg_id, record.attempt_id
@@ -950,8 +1102,10 @@ pub async fn send_test(
         chrome: admin.chrome("apps"),
         head,
         types,
-        selected: et.name,
+        selected: et.name.clone(),
+        payload: text,
         error: None,
+        payload_error: None,
         result: Some(result),
     })
 }

@@ -7,9 +7,10 @@ mod auth;
 mod catalog;
 mod dashboard;
 mod endpoints;
+mod portal;
 
 use super::Data;
-use crate::db::admin::{self as admin_db, Session};
+use crate::db::admin as admin_db;
 use crate::db::DbError;
 use crate::domain::time::now_ms;
 use actix_web::http::{header, StatusCode};
@@ -22,6 +23,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use auth::{check_username, hash_secret, new_secret};
+pub use portal::{
+    create_link as create_portal_link, link_url as portal_link_url, MAX_TTL as PORTAL_MAX_TTL,
+};
 
 const COOKIE: &str = "hookbox_session";
 /// A session ends after this long without a request.
@@ -32,86 +36,142 @@ pub const SETUP_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
 const LOGIN_FAILURES: usize = 5;
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 
-/// Registers every `/admin` route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    use web::{get, post, resource};
+/// A console page: methods it does not answer get an HTML 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// An application's Settings → Webhooks pages: served under `/admin` to admins and under
+/// `/portal` to a customer's portal session for that application.
+fn webhook_pages(scope: actix_web::Scope) -> actix_web::Scope {
+    use web::{get, post};
     let ep = "/apps/{app_id}/endpoints/{endpoint_id}";
-    cfg.service(
-        web::scope("/admin")
-            .service(resource("").route(get().to(dashboard::show)))
-            .service(resource("/static/{file:.*}").route(get().to(assets::serve)))
-            .service(
-                resource("/login")
-                    .route(get().to(auth::login_form))
-                    .route(post().to(auth::login)),
-            )
-            .service(resource("/logout").route(post().to(auth::logout)))
-            .service(
-                resource("/setup")
-                    .route(get().to(auth::setup_form))
-                    .route(post().to(auth::setup)),
-            )
-            .service(resource("/event-types").route(get().to(catalog::event_catalog)))
-            .service(
-                resource("/tokens")
-                    .route(get().to(catalog::api_tokens))
-                    .route(post().to(catalog::create_token)),
-            )
-            .service(resource("/tokens/{token_id}/revoke").route(post().to(catalog::revoke_token)))
-            .service(
-                resource("/apps")
-                    .route(get().to(apps::list))
-                    .route(post().to(apps::create)),
-            )
-            .service(resource("/apps/{app_id}").route(get().to(apps::open)))
-            .service(
-                resource("/apps/{app_id}/delete")
-                    .route(get().to(apps::confirm_delete))
-                    .route(post().to(apps::delete)),
-            )
-            .service(resource("/apps/{app_id}/webhooks").route(get().to(endpoints::list)))
-            .service(
-                resource("/apps/{app_id}/webhooks/new")
-                    .route(get().to(endpoints::new_form))
-                    .route(post().to(endpoints::create)),
-            )
-            .service(resource(ep).route(get().to(endpoints::overview)))
-            .service(resource(format!("{ep}/logs")).route(get().to(endpoints::logs)))
-            .service(
-                resource(format!("{ep}/settings"))
-                    .route(get().to(endpoints::edit_form))
-                    .route(post().to(endpoints::update)),
-            )
-            .service(
-                resource(format!("{ep}/testing"))
-                    .route(get().to(endpoints::testing))
-                    .route(post().to(endpoints::send_test)),
-            )
-            .service(
-                resource(format!("{ep}/attempts/{{msg_id}}/{{attempt_id}}"))
-                    .route(get().to(endpoints::attempt)),
-            )
-            .service(
-                resource(format!("{ep}/messages/{{msg_id}}/resend"))
-                    .route(post().to(endpoints::resend)),
-            )
-            .service(resource(format!("{ep}/secret")).route(post().to(endpoints::reveal_secret)))
-            .service(
-                resource(format!("{ep}/secret/rotate")).route(post().to(endpoints::rotate_secret)),
-            )
-            .service(resource(format!("{ep}/disable")).route(post().to(endpoints::disable)))
-            .service(
-                resource(format!("{ep}/delete"))
-                    .route(get().to(endpoints::confirm_delete))
-                    .route(post().to(endpoints::delete)),
-            )
-            .service(
-                resource(format!("{ep}/enable"))
-                    .route(get().to(endpoints::confirm_enable))
-                    .route(post().to(endpoints::enable)),
-            )
-            .default_service(web::to(not_found)),
-    );
+    scope
+        .service(resource("/apps/{app_id}/webhooks").route(get().to(endpoints::list)))
+        .service(
+            resource("/apps/{app_id}/webhooks/new")
+                .route(get().to(endpoints::new_form))
+                .route(post().to(endpoints::create)),
+        )
+        .service(resource(ep).route(get().to(endpoints::overview)))
+        .service(resource(&format!("{ep}/logs")).route(get().to(endpoints::logs)))
+        .service(
+            resource(&format!("{ep}/settings"))
+                .route(get().to(endpoints::edit_form))
+                .route(post().to(endpoints::update)),
+        )
+        .service(
+            resource(&format!("{ep}/testing"))
+                .route(get().to(endpoints::testing))
+                .route(post().to(endpoints::send_test)),
+        )
+        .service(
+            resource(&format!("{ep}/attempts/{{msg_id}}/{{attempt_id}}"))
+                .route(get().to(endpoints::attempt)),
+        )
+        .service(
+            resource(&format!("{ep}/messages/{{msg_id}}/resend"))
+                .route(post().to(endpoints::resend)),
+        )
+        .service(resource(&format!("{ep}/secret")).route(post().to(endpoints::reveal_secret)))
+        .service(
+            resource(&format!("{ep}/secret/rotate")).route(post().to(endpoints::rotate_secret)),
+        )
+        .service(resource(&format!("{ep}/disable")).route(post().to(endpoints::disable)))
+        .service(
+            resource(&format!("{ep}/delete"))
+                .route(get().to(endpoints::confirm_delete))
+                .route(post().to(endpoints::delete)),
+        )
+        .service(
+            resource(&format!("{ep}/enable"))
+                .route(get().to(endpoints::confirm_enable))
+                .route(post().to(endpoints::enable)),
+        )
+        .default_service(web::to(not_found))
+}
+
+/// Registers every console route: `/admin` and the customer portal under `/portal`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use web::{get, post};
+    let admin = web::scope("/admin")
+        .service(resource("").route(get().to(dashboard::show)))
+        .service(resource("/static/{file:.*}").route(get().to(assets::serve)))
+        .service(
+            resource("/login")
+                .route(get().to(auth::login_form))
+                .route(post().to(auth::login)),
+        )
+        .service(resource("/logout").route(post().to(auth::logout)))
+        .service(
+            resource("/setup")
+                .route(get().to(auth::setup_form))
+                .route(post().to(auth::setup)),
+        )
+        .service(
+            resource("/event-types")
+                .route(get().to(catalog::event_catalog))
+                .route(post().to(catalog::create_event_type)),
+        )
+        .service(
+            resource("/event-types/{name}")
+                .route(get().to(catalog::edit_event_type))
+                .route(post().to(catalog::update_event_type)),
+        )
+        .service(
+            resource("/event-types/{name}/archive").route(post().to(catalog::archive_event_type)),
+        )
+        .service(
+            resource("/tokens")
+                .route(get().to(catalog::api_tokens))
+                .route(post().to(catalog::create_token)),
+        )
+        .service(resource("/tokens/{token_id}/revoke").route(post().to(catalog::revoke_token)))
+        .service(
+            resource("/apps")
+                .route(get().to(apps::list))
+                .route(post().to(apps::create)),
+        )
+        .service(resource("/apps/{app_id}").route(get().to(apps::open)))
+        .service(
+            resource("/apps/{app_id}/settings")
+                .route(get().to(apps::settings))
+                .route(post().to(apps::rename)),
+        )
+        .service(
+            resource("/apps/{app_id}/delete")
+                .route(get().to(apps::confirm_delete))
+                .route(post().to(apps::delete)),
+        )
+        .service(
+            resource("/apps/{app_id}/portal")
+                .route(get().to(portal::links))
+                .route(post().to(portal::create)),
+        )
+        .service(
+            resource("/apps/{app_id}/portal/{link_id}/revoke").route(post().to(portal::revoke)),
+        );
+    let portal = webhook_pages(
+        web::scope(PORTAL_ROOT).service(resource("/open/{token}").route(get().to(portal::open))),
+    )
+    // Portal pages are made to be embedded in the operator's own product.
+    .wrap_fn(|req, srv| {
+        use actix_web::dev::Service;
+        let fut = srv.call(req);
+        async {
+            let mut res = fut.await?;
+            res.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                header::HeaderValue::from_static(PORTAL_CSP),
+            );
+            Ok(res)
+        }
+    });
+    cfg.service(webhook_pages(admin)).service(portal);
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ConsoleError> {
+    Err(ConsoleError::MethodNotAllowed)
 }
 
 async fn not_found() -> Result<HttpResponse, ConsoleError> {
@@ -183,6 +243,13 @@ pub enum ConsoleError {
     Gone(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("this portal link is read-only")]
+    ReadOnly,
+    /// A portal page without a live portal session (there is no login page to send it to).
+    #[error("{0}")]
+    PortalLogin(String),
+    #[error("this page does not answer that method")]
+    MethodNotAllowed,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -225,8 +292,10 @@ impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
             ConsoleError::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            ConsoleError::Csrf => StatusCode::FORBIDDEN,
+            ConsoleError::Csrf | ConsoleError::ReadOnly => StatusCode::FORBIDDEN,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
+            ConsoleError::PortalLogin(_) => StatusCode::UNAUTHORIZED,
+            ConsoleError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ConsoleError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ConsoleError::Gone(_) => StatusCode::GONE,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -252,6 +321,12 @@ impl ResponseError for ConsoleError {
             ),
             ConsoleError::NotFound(what) => ("Not found", format!("This {what} does not exist, or has been deleted.")),
             ConsoleError::RateLimited => ("Too many attempts", self.to_string()),
+            ConsoleError::PortalLogin(m) => ("Session ended", m.clone()),
+            ConsoleError::MethodNotAllowed => ("Not allowed", "This page cannot be used that way. Go back and use the page's buttons and forms.".to_owned()),
+            ConsoleError::ReadOnly => (
+                "Read-only access",
+                "This link lets you look at your webhooks but not change them. Ask for a link with full access.".to_owned(),
+            ),
             ConsoleError::Gone(m) => ("Link no longer valid", m.clone()),
             ConsoleError::BadRequest(m) => ("Something is wrong with this request", m.clone()),
             ConsoleError::Internal(detail) => {
@@ -272,15 +347,18 @@ impl ResponseError for ConsoleError {
     }
 }
 
+const ADMIN_CSP: &str =
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'";
+/// The portal may be framed by any site: its links are handed to the operator's product.
+const PORTAL_CSP: &str =
+    "default-src 'self'; img-src 'self' data:; frame-ancestors *; form-action 'self'";
+
 /// An HTML response with the console's security headers.
 fn html(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-        ))
+        .insert_header((header::CONTENT_SECURITY_POLICY, ADMIN_CSP))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "same-origin"))
         .body(body)
@@ -314,20 +392,36 @@ pub struct Chrome {
     pub section: &'static str,
     /// A fixed confirmation message after a form post (never user input).
     pub notice: Option<&'static str>,
+    /// Where the pages live: `/admin`, or `/portal` for a customer's portal session.
+    pub root: &'static str,
+    /// A portal session: no admin navigation, one application only.
+    pub portal: bool,
 }
 
-/// The logged-in admin of a request.
+/// A customer's portal session: one application, perhaps read-only.
+pub struct Portal {
+    pub app_id: String,
+    pub read_only: bool,
+}
+
+/// Who is using the console on this request: an admin, or a customer through a portal link.
 pub struct Admin {
-    pub session: Session,
+    pub username: String,
+    pub csrf: String,
+    /// The admin session's hash (for logout).
+    pub session_hash: String,
+    pub portal: Option<Portal>,
 }
 
 impl Admin {
     pub fn chrome(&self, section: &'static str) -> Chrome {
         Chrome {
-            username: self.session.username.clone(),
-            csrf: self.session.csrf.clone(),
+            username: self.username.clone(),
+            csrf: self.csrf.clone(),
             section,
             notice: None,
+            root: self.root(),
+            portal: self.portal.is_some(),
         }
     }
 
@@ -338,7 +432,29 @@ impl Admin {
             ..self.chrome(section)
         }
     }
+
+    /// The path prefix of this user's pages: `/admin` or `/portal`.
+    pub fn root(&self) -> &'static str {
+        if self.portal.is_some() {
+            PORTAL_ROOT
+        } else {
+            "/admin"
+        }
+    }
 }
+
+/// The root of the pages a request is on: `/portal` or `/admin` (`admin()` has checked that
+/// the session matches it).
+pub(super) fn root_of(req: &HttpRequest) -> &'static str {
+    if req.path().starts_with(PORTAL_ROOT) {
+        PORTAL_ROOT
+    } else {
+        "/admin"
+    }
+}
+
+/// Where a portal session's pages live (the same pages as an admin's, for one application).
+pub const PORTAL_ROOT: &str = "/portal";
 
 fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
@@ -357,8 +473,13 @@ fn idle_ms() -> i64 {
     i64::try_from(SESSION_IDLE.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-/// The admin logged in on this request, or `LoginRequired`.
+/// The user of this request, or `LoginRequired`. Pages under `/portal` accept only a portal
+/// session, and only for the application it was opened for; pages under `/admin` accept only
+/// an admin session.
 pub(super) async fn admin(st: &Data, req: &HttpRequest) -> Result<Admin, ConsoleError> {
+    if req.path().starts_with(PORTAL_ROOT) {
+        return portal::session(st, req).await;
+    }
     // A page asked for while logged out is opened again after login (forms are not replayed).
     let login = || ConsoleError::LoginRequired {
         next: (req.method() == actix_web::http::Method::GET && req.path() != "/admin").then(|| {
@@ -383,7 +504,12 @@ pub(super) async fn admin(st: &Data, req: &HttpRequest) -> Result<Admin, Console
             .write(move |c| admin_db::touch_session(c, &h, now, now + idle_ms()))
             .await?;
     }
-    Ok(Admin { session })
+    Ok(Admin {
+        username: session.username,
+        csrf: session.csrf,
+        session_hash: session.id_hash,
+        portal: None,
+    })
 }
 
 /// A submitted `application/x-www-form-urlencoded` form; a name may repeat (checkboxes).
@@ -439,8 +565,11 @@ pub(super) async fn admin_post(
 ) -> Result<(Admin, Form), ConsoleError> {
     let admin = admin(st, req).await?;
     let form = Form::parse(body);
-    if !same(form.get("csrf"), &admin.session.csrf) {
+    if !same(form.get("csrf"), &admin.csrf) {
         return Err(ConsoleError::Csrf);
+    }
+    if admin.portal.as_ref().is_some_and(|p| p.read_only) {
+        return Err(ConsoleError::ReadOnly);
     }
     Ok((admin, form))
 }
@@ -461,6 +590,12 @@ pub(super) fn notice(req: &HttpRequest) -> Option<&'static str> {
     Some(match q.str("ok")? {
         "app-created" => "Application created.",
         "app-deleted" => "Application deleted.",
+        "app-saved" => "Application saved.",
+        "portal-revoked" => "Portal link revoked. Pages opened with it stop working at once.",
+        "type-created" => "Event type created.",
+        "type-saved" => "Event type saved.",
+        "type-archived" => "Event type archived. Endpoints keep it; new messages of it are still accepted.",
+        "type-restored" => "Event type restored.",
         "endpoint-created" => "Endpoint added.",
         "endpoint-saved" => "Endpoint saved.",
         "endpoint-deleted" => "Endpoint deleted.",

@@ -989,6 +989,8 @@ pub(crate) async fn send_test(
         succeeded: sent.is_success(),
         status_code: sent.status.map_or(0, i64::from),
         response: sent.body,
+        request_headers: sent.request_headers,
+        response_headers: sent.response_headers,
         duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
         error: sent.error,
         at: now,

@@ -1,5 +1,6 @@
 //! `/api/v1`: Svix-compatible routes and hookbox's own, one file per resource.
 
+mod analytics;
 mod apps;
 mod attempts;
 mod endpoints;
@@ -9,6 +10,7 @@ mod messages;
 mod models;
 pub mod openapi;
 mod operational;
+mod portal;
 
 // Shared with the console, so that both apply the same rules.
 pub(crate) use apps::new_app;
@@ -42,6 +44,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(get().to(messages::list)),
             )
             .service(resource("/health").route(get().to(health::health)))
+            .service(resource("/auth/app-portal-access/{app_id}").route(post().to(portal::access)))
+            .service(resource("/app/{app_id}/analytics").route(get().to(analytics::analytics)))
             .service(resource("/health/ping").route(get().to(health::ping)))
             .service(resource("/openapi.json").route(get().to(openapi::serve_document)))
             .service(

@@ -12,6 +12,8 @@ pub struct Console {
     pub cookie: Option<String>,
     /// The login form's anti-forgery cookie.
     pub login_cookie: Option<String>,
+    /// A customer portal session's cookie.
+    pub portal_cookie: Option<String>,
     /// The last `Set-Cookie` header seen, as sent.
     pub last_set_cookie: Option<String>,
 }
@@ -34,6 +36,7 @@ impl Console {
                 .unwrap(),
             cookie: None,
             login_cookie: None,
+            portal_cookie: None,
             last_set_cookie: None,
         }
     }
@@ -66,6 +69,9 @@ impl Console {
         if let Some(c) = &self.login_cookie {
             cookies.push(format!("hookbox_login={c}"));
         }
+        if let Some(c) = &self.portal_cookie {
+            cookies.push(format!("hookbox_portal={c}"));
+        }
         let req = if cookies.is_empty() {
             req
         } else {
@@ -76,6 +82,11 @@ impl Console {
             let v = v.to_str().unwrap().to_owned();
             if let Some(rest) = v.strip_prefix("hookbox_login=") {
                 self.login_cookie = Some(rest.split(';').next().unwrap().to_owned());
+                continue;
+            }
+            if let Some(rest) = v.strip_prefix("hookbox_portal=") {
+                self.portal_cookie = Some(rest.split(';').next().unwrap().to_owned());
+                self.last_set_cookie = Some(v);
                 continue;
             }
             let value = v

@@ -1,0 +1,253 @@
+//! Customer portal: expiring links that open one application's Settings → Webhooks pages
+//! (the same pages admins use, under `/portal`), and the page where admins make and revoke
+//! them. A portal session is bound to its application: any other path answers 404.
+
+use super::apps::find_app;
+use super::{
+    admin, admin_post, cookie, idle_ms, is_https, page, redirect, sha256_hex, when, Admin, Chrome,
+    ConsoleError, Portal, PORTAL_ROOT,
+};
+use crate::db::{apps as app_db, portal as portal_db};
+use crate::domain::time::now_ms;
+use crate::http::Data;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use std::time::Duration;
+
+const COOKIE: &str = "hookbox_portal";
+/// The longest a link may live.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A new link for `app_id`, valid for `ttl`: the secret token (stored only hashed).
+pub async fn create_link(
+    st: &Data,
+    app_id: &str,
+    ttl: Duration,
+    read_only: bool,
+) -> Result<String, crate::db::DbError> {
+    let token = super::new_secret();
+    let now = now_ms();
+    let ttl_ms = i64::try_from(ttl.min(MAX_TTL).as_millis()).unwrap_or(i64::MAX / 4);
+    let link = portal_db::Link {
+        token_hash: sha256_hex(&token),
+        app_id: app_id.to_owned(),
+        read_only,
+        created_at: now,
+        expires_at: now + ttl_ms,
+    };
+    st.db
+        .write(move |c| portal_db::insert_link(c, &link))
+        .await?;
+    Ok(token)
+}
+
+/// The absolute address of a link's token, on the host the request came to.
+pub fn link_url(req: &HttpRequest, token: &str) -> String {
+    let info = req.connection_info();
+    format!(
+        "{}://{}{PORTAL_ROOT}/open/{token}",
+        info.scheme(),
+        info.host()
+    )
+}
+
+/// The portal session of this request, checked against the application in the path.
+pub(super) async fn session(st: &Data, req: &HttpRequest) -> Result<Admin, ConsoleError> {
+    let expired = || {
+        ConsoleError::PortalLogin(
+            "Your session has ended. Open the webhooks page again from the application that sent you here.".into(),
+        )
+    };
+    let cookie = cookie(req, COOKIE).ok_or_else(expired)?;
+    let hash = sha256_hex(&cookie);
+    let now = now_ms();
+    let (session, app) = st
+        .db
+        .read(move |c| {
+            let Some(s) = portal_db::session(c, &hash, now)? else {
+                return Ok(None);
+            };
+            let app = app_db::get(c, &s.app_id)?;
+            Ok(app.map(|a| (s, a)))
+        })
+        .await?
+        .ok_or_else(expired)?;
+    // One application only: every portal page names it in its path, by id.
+    if req.match_info().get("app_id") != Some(session.app_id.as_str()) {
+        return Err(ConsoleError::NotFound("page"));
+    }
+    if now - session.last_seen_at > 60_000 {
+        let (h, until) = (
+            session.id_hash.clone(),
+            (now + idle_ms()).min(session.link_expires_at),
+        );
+        st.db
+            .write(move |c| portal_db::touch_session(c, &h, now, until))
+            .await?;
+    }
+    Ok(Admin {
+        username: app.name,
+        csrf: session.csrf,
+        session_hash: session.id_hash,
+        portal: Some(Portal {
+            app_id: session.app_id,
+            read_only: session.read_only,
+        }),
+    })
+}
+
+/// `GET /portal/open/{token}`: starts a portal session and opens the application's webhooks.
+pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let token = req.match_info().get("token").unwrap_or_default();
+    let gone = || {
+        ConsoleError::Gone(
+            "This link is invalid or has expired. Ask the application that sent you here for a new one.".into(),
+        )
+    };
+    if token.is_empty() || token.len() > 100 {
+        return Err(gone());
+    }
+    let hash = sha256_hex(token);
+    let now = now_ms();
+    let link = st
+        .db
+        .read(move |c| portal_db::link(c, &hash, now))
+        .await?
+        .ok_or_else(gone)?;
+    let sid = super::new_secret();
+    let (sid_hash, csrf) = (sha256_hex(&sid), super::new_secret());
+    let until = (now + idle_ms()).min(link.expires_at);
+    let link_hash = link.token_hash.clone();
+    st.db
+        .write(move |c| portal_db::insert_session(c, &sid_hash, &link_hash, &csrf, now, until))
+        .await?;
+    let mut res = redirect(&format!("{PORTAL_ROOT}/apps/{}/webhooks", link.app_id));
+    // In an iframe on another site the cookie is a third-party one: it needs SameSite=None,
+    // which browsers accept only with Secure (so over TLS). Over plain HTTP, Lax.
+    let same_site = if is_https(&req) {
+        "None; Secure"
+    } else {
+        "Lax"
+    };
+    let c = format!("{COOKIE}={sid}; Path={PORTAL_ROOT}; HttpOnly; SameSite={same_site}");
+    if let Ok(v) = header::HeaderValue::from_str(&c) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+pub struct LinkRow {
+    pub id: String,
+    pub created: String,
+    pub expires: String,
+    pub read_only: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/apps/portal.html")]
+struct LinksPage {
+    chrome: Chrome,
+    app: app_db::App,
+    links: Vec<LinkRow>,
+    /// A link just made: shown this once.
+    created: Option<String>,
+}
+
+/// Short ids for links in the list (the start of the token's hash, enough to revoke by).
+fn link_id(hash: &str) -> String {
+    hash.chars().take(16).collect()
+}
+
+async fn links_page(
+    st: &Data,
+    req: &HttpRequest,
+    admin: &Admin,
+    created: Option<String>,
+) -> Result<HttpResponse, ConsoleError> {
+    let app = find_app(st, req).await?;
+    let (id, now) = (app.id.clone(), now_ms());
+    let links = st
+        .db
+        .read(move |c| portal_db::live_links(c, &id, now))
+        .await?
+        .into_iter()
+        .map(|l| LinkRow {
+            id: link_id(&l.token_hash),
+            created: when(l.created_at),
+            expires: when(l.expires_at),
+            read_only: l.read_only,
+        })
+        .collect();
+    page(&LinksPage {
+        chrome: admin.chrome_with_notice("apps", req),
+        app,
+        links,
+        created,
+    })
+}
+
+/// `GET /admin/apps/{app}/portal`: the application's live portal links and a form for a new one.
+pub async fn links(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    links_page(&st, &req, &admin, None).await
+}
+
+/// `POST /admin/apps/{app}/portal`: makes a link and shows it once.
+pub async fn create(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    let (admin, form) = admin_post(&st, &req, &body).await?;
+    let app = find_app(&st, &req).await?;
+    if app.uid.as_deref() == Some(crate::operational::APP_UID) {
+        return Err(ConsoleError::NotFound("application"));
+    }
+    let hours: u64 = match form.get("valid_for") {
+        "1h" => 1,
+        "24h" => 24,
+        "7d" => 7 * 24,
+        "30d" => 30 * 24,
+        _ => {
+            return Err(ConsoleError::BadRequest(
+                "Choose how long the link stays valid.".into(),
+            ))
+        }
+    };
+    let read_only = form.get("read_only") == "1";
+    let token = create_link(&st, &app.id, Duration::from_secs(hours * 3600), read_only).await?;
+    links_page(&st, &req, &admin, Some(link_url(&req, &token))).await
+}
+
+/// `POST /admin/apps/{app}/portal/{link}/revoke`: ends a link and the sessions it opened.
+pub async fn revoke(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_post(&st, &req, &body).await?;
+    let app = find_app(&st, &req).await?;
+    let short = super::path(&req, "link_id")?.to_owned();
+    let (id, now) = (app.id.clone(), now_ms());
+    let found = st
+        .db
+        .write(move |c| {
+            let hash = portal_db::live_links(c, &id, now)?
+                .into_iter()
+                .map(|l| l.token_hash)
+                .find(|h| link_id(h) == short);
+            match hash {
+                Some(h) => portal_db::revoke_link(c, &id, &h),
+                None => Ok(false),
+            }
+        })
+        .await?;
+    if !found {
+        return Err(ConsoleError::NotFound("portal link"));
+    }
+    Ok(redirect(&format!(
+        "/admin/apps/{}/portal?ok=portal-revoked",
+        app.id
+    )))
+}

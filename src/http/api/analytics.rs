@@ -1,0 +1,157 @@
+//! hookbox: `GET /api/v1/app/{app_id}/analytics`, attempt counts of an application over a
+//! window by outcome, event type, response code and hour or day.
+
+use super::{caller, find_app, json, query};
+use crate::db::{endpoints as ep_db, stats};
+use crate::domain::time::{format_ms, now_ms};
+use crate::http::error::ApiError;
+use crate::http::Data;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+/// The longest window, and the most hourly buckets one answer holds.
+const MAX_WINDOW: i64 = 366 * DAY;
+const MAX_HOURLY_WINDOW: i64 = 31 * DAY;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub success: i64,
+    pub fail: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeCounts {
+    pub event_type: String,
+    pub success: i64,
+    pub fail: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCodeCount {
+    /// The receiver's HTTP status; 0 when no response came (timeout, refused, …).
+    pub code: i64,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bucket {
+    pub start: String,
+    pub success: i64,
+    pub fail: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsOut {
+    pub since: String,
+    pub until: String,
+    pub interval: &'static str,
+    pub total: Counts,
+    pub event_types: Vec<EventTypeCounts>,
+    pub status_codes: Vec<StatusCodeCount>,
+    pub buckets: Vec<Bucket>,
+}
+
+/// Query: `since`, `until` (default: the last 24 hours), `interval` (`hour` or `day`; default
+/// `hour` up to 2 days, else `day`), `endpointId` (an endpoint's id or uid).
+pub async fn analytics(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    let q = query(&req);
+    let until = q.datetime("until")?.unwrap_or_else(now_ms);
+    let since = q.datetime("since")?.unwrap_or(until - DAY);
+    if since >= until {
+        return Err(ApiError::invalid(
+            &["query", "since"],
+            "since must be before until",
+        ));
+    }
+    if until - since > MAX_WINDOW {
+        return Err(ApiError::invalid(
+            &["query", "since"],
+            "the window is longer than 366 days",
+        ));
+    }
+    let (interval, bucket) = match q.str("interval") {
+        None if until - since <= 2 * DAY => ("hour", HOUR),
+        None | Some("day") => ("day", DAY),
+        Some("hour") if until - since <= MAX_HOURLY_WINDOW => ("hour", HOUR),
+        Some("hour") => {
+            return Err(ApiError::invalid(
+                &["query", "interval"],
+                "hourly buckets cover at most 31 days; use interval=day",
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["query", "interval"],
+                "interval must be hour or day",
+            ))
+        }
+    };
+    let endpoint = match q.str("endpointId") {
+        None => None,
+        Some(key) if crate::domain::validate::is_valid_uid(key) => {
+            let (app_id, key) = (app.id.clone(), key.to_owned());
+            let ep = st
+                .db
+                .read(move |c| ep_db::get(c, &app_id, &key))
+                .await?
+                .ok_or(ApiError::NotFound("endpoint"))?;
+            Some(ep.id)
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["query", "endpointId"],
+                "must match [a-zA-Z0-9-_.]{1,256}",
+            ))
+        }
+    };
+    let app_id = app.id.clone();
+    let a = st
+        .db
+        .read(move |c| stats::analytics(c, &app_id, endpoint.as_deref(), since, until, bucket))
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &AnalyticsOut {
+            since: format_ms(since),
+            until: format_ms(until),
+            interval,
+            total: Counts {
+                success: a.success,
+                fail: a.fail,
+            },
+            event_types: a
+                .event_types
+                .into_iter()
+                .map(|(event_type, success, fail)| EventTypeCounts {
+                    event_type,
+                    success,
+                    fail,
+                })
+                .collect(),
+            status_codes: a
+                .status_codes
+                .into_iter()
+                .map(|(code, count)| StatusCodeCount { code, count })
+                .collect(),
+            buckets: a
+                .buckets
+                .into_iter()
+                .map(|(start, success, fail)| Bucket {
+                    start: format_ms(start),
+                    success,
+                    fail,
+                })
+                .collect(),
+        },
+    ))
+}

@@ -1,0 +1,90 @@
+//! `POST /api/v1/auth/app-portal-access/{app_id}`: a link to the customer portal of one
+//! application (Svix's `app_portal_access`), answered with `{url, token}`.
+
+use super::models::ApplicationIn;
+use super::{body, caller, json, path_key};
+use crate::db::apps as app_db;
+use crate::http::admin::{create_portal_link, portal_link_url, PORTAL_MAX_TTL};
+use crate::http::error::ApiError;
+use crate::http::Data;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AppPortalAccessIn {
+    /// Creates the application (with the path's key as its uid) when it does not exist.
+    pub application: Option<ApplicationIn>,
+    /// Seconds the link stays valid (default 7 days).
+    pub expiry: Option<u64>,
+    pub read_only: Option<bool>,
+    /// Svix's capabilities: without `ManageEndpoint` the portal is read-only.
+    pub capabilities: Option<Vec<String>>,
+    // `featureFlags` is accepted and ignored: hookbox's portal has no feature flags.
+}
+
+#[derive(Debug, Serialize)]
+pub struct AppPortalAccessOut {
+    pub url: String,
+    pub token: String,
+}
+
+const MIN_EXPIRY: u64 = 60;
+const DEFAULT_EXPIRY: u64 = 7 * 24 * 3600;
+
+pub async fn access(
+    st: Data,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller(&st, &req).await?;
+    let key = path_key(&req, "app_id")?.to_owned();
+    let input: AppPortalAccessIn = body(&st, payload).await?;
+    let expiry = input.expiry.unwrap_or(DEFAULT_EXPIRY);
+    if !(MIN_EXPIRY..=PORTAL_MAX_TTL.as_secs()).contains(&expiry) {
+        return Err(ApiError::invalid(
+            &["body", "expiry"],
+            format!(
+                "must be {MIN_EXPIRY} to {} seconds",
+                PORTAL_MAX_TTL.as_secs()
+            ),
+        ));
+    }
+    let read_only = input.read_only.unwrap_or(false)
+        || input
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| !c.iter().any(|c| c == "ManageEndpoint"));
+    // Validated before anything is written.
+    let fresh = input
+        .application
+        .map(|a| {
+            super::new_app(ApplicationIn {
+                uid: Some(a.uid.clone().unwrap_or_else(|| key.clone())),
+                ..a
+            })
+        })
+        .transpose()?;
+    let app = st
+        .db
+        .write(move |c| match app_db::get(c, &key)? {
+            Some(app) => Ok(Some(app)),
+            None => match fresh {
+                Some(app) => app_db::insert(c, &app).map(|()| Some(app)),
+                None => Ok(None),
+            },
+        })
+        .await?
+        .filter(|a| a.uid.as_deref() != Some(crate::operational::APP_UID))
+        .ok_or(ApiError::NotFound("application"))?;
+    let token = create_portal_link(&st, &app.id, Duration::from_secs(expiry), read_only).await?;
+    Ok(json(
+        StatusCode::OK,
+        &AppPortalAccessOut {
+            url: portal_link_url(&req, &token),
+            token,
+        },
+    ))
+}

@@ -1,0 +1,360 @@
+//! The console clicked through in Chromium: each test starts its own hookbox, browser and
+//! receiver, and checks real outcomes (signed requests received, API state changed).
+//!
+//! A new test: `let Some(mut c) = Console::start("name").await else { return };`, then steps
+//! with the harness's helpers (`open` only for a link a person would paste, then
+//! `click_link`, `fill`, `check`, `select`, `click_button`, `screenshot`), asserting through
+//! `c.api` and `c.receiver` what really happened.
+
+use crate::harness::{Console, WAIT};
+use crate::support::receiver::Reply;
+use crate::support::{signature_valid, wait_for};
+use fantoccini::Locator;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const RECEIVER_SAYS: &str = r#"{"thanks":"from the receiver"}"#;
+
+/// The event catalog every test starts with; endpoints subscribe to the first two.
+async fn catalog(c: &Console) {
+    c.api
+        .create_event_type("invoice.paid", "An invoice was paid")
+        .await;
+    c.api
+        .create_event_type("invoice.failed", "A payment failed")
+        .await;
+    c.api
+        .create_event_type("customer.created", "A customer signed up")
+        .await;
+}
+
+/// Logged in, with the application `Shop` (uid `shop`) and an endpoint for
+/// `invoice.paid` and `invoice.failed` at the receiver; the browser is on its overview.
+/// Returns the endpoint id.
+async fn shop_with_endpoint(c: &Console) -> String {
+    catalog(c).await;
+    c.open_and_log_in().await;
+    c.create_app("Shop", "shop").await;
+    let url = format!("{}/hooks/shop", c.receiver.url);
+    c.add_endpoint(&url, "Billing", &["invoice.paid", "invoice.failed"])
+        .await
+}
+
+/// The signing secret, revealed on the endpoint's overview.
+async fn reveal(c: &Console) -> String {
+    c.click_button("Reveal").await;
+    let secret = c.text_of("secret-value").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    secret
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_added_in_the_console_receives_a_signed_test_event() {
+    let Some(mut c) = Console::start("endpoint").await else {
+        return;
+    };
+    catalog(&c).await;
+    c.receiver.set_default(
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(RECEIVER_SAYS),
+    );
+
+    // Log in: the console sends a visitor without a session to the login form.
+    c.open("/admin").await;
+    assert!(
+        c.path().await.starts_with("/admin/login"),
+        "{}",
+        c.path().await
+    );
+    c.screenshot("login").await;
+    c.log_in().await;
+    c.screenshot("dashboard").await;
+
+    // The browser refuses to send the form while the required name is empty.
+    c.click_link("Applications").await;
+    c.button("Create application").await.click().await.unwrap();
+    let hint = c
+        .field("name")
+        .await
+        .prop("validationMessage")
+        .await
+        .unwrap();
+    assert!(hint.is_some_and(|h| !h.is_empty()), "no validation message");
+    assert_eq!(c.path().await, "/admin/apps");
+    c.assert_shows("No applications yet").await;
+
+    c.create_app("Shop", "shop").await;
+    assert_eq!(c.api.get("/app/shop").await["name"], "Shop");
+
+    // Add Endpoint, for two of the three event types.
+    let url = format!("{}/hooks/shop", c.receiver.url);
+    c.click_link("Add Endpoint").await;
+    c.fill_endpoint_form(&url, "Billing", &["invoice.paid", "invoice.failed"])
+        .await;
+    assert!(!c.is_checked("events", "customer.created").await);
+    c.screenshot("add-endpoint").await;
+    c.click_button("Create").await;
+    assert_eq!(c.notice().await, "Endpoint added.", "{}", c.context().await);
+    let ep = c.prop("Endpoint ID").await;
+    let events = c.prop("Events").await;
+    assert!(events.contains("invoice.paid") && events.contains("invoice.failed"));
+    assert!(!events.contains("customer.created"), "{events}");
+    c.screenshot("endpoint-overview").await;
+    let api_ep = c.api.get(&format!("/app/shop/endpoint/{ep}")).await;
+    assert_eq!(api_ep["url"], url.as_str());
+    assert_eq!(api_ep["description"], "Billing");
+    let types: BTreeSet<&str> = api_ep["filterTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(types, BTreeSet::from(["invoice.failed", "invoice.paid"]));
+
+    // The signing secret, as a person would copy it from the page.
+    let secret = reveal(&c).await;
+    let copy = c.button("Copy").await;
+    copy.click().await.unwrap();
+    let copied = wait_for(WAIT, || async {
+        copy.text().await.is_ok_and(|t| t.trim() == "Copied")
+    })
+    .await;
+    assert!(copied, "the Copy button confirms {}", c.context().await);
+    let api_secret = c.api.get(&format!("/app/shop/endpoint/{ep}/secret")).await;
+    assert_eq!(api_secret["key"], secret.as_str());
+
+    // Send Test Event: the payload box shows the chosen type's example (the page's script
+    // fills it in) until it is edited; the receiver's answer is shown inline.
+    c.click_link("Testing").await;
+    c.select("event_type", "invoice.paid").await;
+    let example = c.field("payload").await.prop("value").await.unwrap();
+    assert!(
+        example.is_some_and(|e| e.contains("\"invoice.paid\"")),
+        "the payload box shows invoice.paid's example"
+    );
+    c.fill("payload", r#"{"invoice": "inv_42", "amount": 1200}"#)
+        .await;
+    c.click_button("Send Test Event").await;
+    assert_eq!(c.text_of("test-code").await, "200", "{}", c.context().await);
+    assert!(c.text_of("test-body").await.contains("from the receiver"));
+    c.screenshot("testing-result").await;
+    let got = c.receiver.wait_for_count(1, WAIT).await;
+    let test = &got[0];
+    assert_eq!(test.path, "/hooks/shop");
+    assert_eq!(test.json(), json!({"invoice": "inv_42", "amount": 1200}));
+    let (msg_id, ts, sig) = test.signed();
+    assert!(
+        signature_valid(&secret, msg_id, ts, &test.body, sig),
+        "the test event is signed with the revealed secret"
+    );
+
+    // Message Logs show the attempt; its detail shows what was sent and answered.
+    c.click_link("Message Logs").await;
+    let row = c
+        .find(Locator::XPath(
+            "//tbody/tr[td[normalize-space()='invoice.paid']]",
+        ))
+        .await;
+    let row_text = row.text().await.unwrap();
+    assert!(
+        row_text.contains("Succeeded") && row_text.contains("200"),
+        "{row_text}"
+    );
+    c.screenshot("message-logs").await;
+    c.click_link("Details").await;
+    assert_eq!(c.prop("Message ID").await, msg_id);
+    assert_eq!(c.prop("Event type").await, "invoice.paid");
+    assert_eq!(c.prop("Sent to").await, url);
+    assert!(c.prop("Response code").await.contains("200"));
+    let shown: Value = serde_json::from_str(&c.text_of("request-body").await).unwrap();
+    assert_eq!(
+        shown,
+        test.json(),
+        "the request body shown is the one received"
+    );
+    assert!(c
+        .text_of("response-body")
+        .await
+        .contains("from the receiver"));
+    c.screenshot("attempt-detail").await;
+
+    // The two chosen event types reach the endpoint; the third does not.
+    let skipped = c
+        .api
+        .send("shop", "customer.created", json!({"n": 1}))
+        .await;
+    let failed = c.api.send("shop", "invoice.failed", json!({"n": 2})).await;
+    c.receiver.wait_for_count(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ids: Vec<String> = c
+        .receiver
+        .received()
+        .iter()
+        .map(|r| r.signed().0.to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&failed) && !ids.contains(&skipped), "{ids:?}");
+
+    c.click_link("Event catalog").await;
+    for t in ["invoice.paid", "invoice.failed", "customer.created"] {
+        c.assert_shows(t).await;
+    }
+    c.screenshot("event-catalog").await;
+
+    c.click_link("Applications").await;
+    let row = c
+        .find(Locator::XPath("//tbody/tr[td[normalize-space()='Shop']]"))
+        .await;
+    assert!(row.text().await.unwrap().contains("shop"));
+    c.screenshot("applications").await;
+    c.click_link("Shop").await;
+    assert_eq!(c.heading().await, "Webhooks");
+    c.assert_shows(&url).await;
+    c.screenshot("webhooks").await;
+
+    // The dashboard counts the two deliveries (the test send and `invoice.failed`).
+    c.click_link("Dashboard").await;
+    assert_eq!(
+        c.text_of("stat-succeeded").await,
+        "2",
+        "{}",
+        c.context().await
+    );
+    assert_eq!(c.text_of("stat-failed").await, "0");
+    c.screenshot("dashboard-activity").await;
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_secret_is_revealed_and_rotated() {
+    let Some(mut c) = Console::start("secret").await else {
+        return;
+    };
+    let ep = shop_with_endpoint(&c).await;
+    let old = reveal(&c).await;
+    c.screenshot("secret-revealed").await;
+
+    c.expand("Rotate the secret").await;
+    c.click_button("Rotate secret").await;
+    assert!(
+        c.notice().await.starts_with("Signing secret rotated."),
+        "{}",
+        c.context().await
+    );
+    assert!(c.displayed(Locator::Id("secret-value")).await.is_empty());
+    let new = reveal(&c).await;
+    assert_ne!(new, old, "rotating made a new secret");
+    let api_secret = c.api.get(&format!("/app/shop/endpoint/{ep}/secret")).await;
+    assert_eq!(api_secret["key"], new.as_str());
+
+    // Deliveries are signed with the new secret, and with the old one during the grace
+    // period.
+    c.api
+        .send("shop", "invoice.paid", json!({"after": "rotation"}))
+        .await;
+    let got = c.receiver.wait_for_count(1, WAIT).await;
+    let (id, ts, sig) = got[0].signed();
+    assert!(signature_valid(&new, id, ts, &got[0].body, sig), "{sig}");
+    assert!(signature_valid(&old, id, ts, &got[0].body, sig), "{sig}");
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_endpoint_replays_what_it_missed_when_enabled() {
+    let Some(mut c) = Console::start("disable").await else {
+        return;
+    };
+    let ep = shop_with_endpoint(&c).await;
+    let ep_path = format!("/app/shop/endpoint/{ep}");
+
+    c.click_button("Disable").await;
+    assert!(c.notice().await.starts_with("Endpoint disabled."));
+    assert_eq!(c.api.get(&ep_path).await["disabled"], true);
+
+    let sent = BTreeSet::from([
+        c.api
+            .send("shop", "invoice.paid", json!({"while": "off"}))
+            .await,
+        c.api
+            .send("shop", "invoice.failed", json!({"while": "off"}))
+            .await,
+    ]);
+    // The overview tells what arrived meanwhile (reloading until both are counted).
+    let counted = wait_for(WAIT, || async {
+        c.browser.refresh().await.unwrap();
+        c.page_text()
+            .await
+            .contains("2 message(s) arrived meanwhile")
+    })
+    .await;
+    assert!(counted, "{}", c.context().await);
+    assert_eq!(c.receiver.count(), 0, "nothing is sent while disabled");
+
+    c.click_link("Enable").await;
+    assert_eq!(c.text_of("skipped-count").await, "2");
+    assert!(c.is_checked("replay", "1").await, "replay is offered");
+    c.screenshot("enable-with-replay").await;
+    c.click_button("Enable endpoint").await;
+    assert_eq!(
+        c.notice().await,
+        "Endpoint enabled; the messages it missed are being sent."
+    );
+    assert_eq!(c.api.get(&ep_path).await["disabled"], false);
+
+    let secret = c.api.get(&format!("{ep_path}/secret")).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = c.receiver.wait_for_count(2, WAIT).await;
+    let mut ids = BTreeSet::new();
+    for r in &got {
+        let (id, ts, sig) = r.signed();
+        assert!(signature_valid(&secret, id, ts, &r.body, sig));
+        assert_eq!(r.json()["while"], "off");
+        ids.insert(id.to_owned());
+    }
+    assert_eq!(ids, sent, "the missed messages were replayed");
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_token_made_in_the_console_works_until_revoked() {
+    let Some(mut c) = Console::start("tokens").await else {
+        return;
+    };
+    c.open_and_log_in().await;
+    c.click_link("API tokens").await;
+    c.fill("name", "deploy-bot").await;
+    c.click_button("Create token").await;
+    let token = c.text_of("token-value").await;
+    c.screenshot("tokens").await;
+    let (status, body) = c.api.call_as(&token, "GET", "/app", None).await;
+    assert_eq!(status, 200, "the new token works: {body}");
+
+    // Shown once: the tokens page does not show it again.
+    c.click_link("API tokens").await;
+    assert!(c.displayed(Locator::Id("token-value")).await.is_empty());
+    assert!(!c.page_text().await.contains(&token));
+
+    c.expand_at(
+        "//tr[td[normalize-space()='deploy-bot']]//summary",
+        "Revoke deploy-bot",
+    )
+    .await;
+    c.click_button("Revoke token").await;
+    assert!(c.notice().await.starts_with("Token revoked."));
+    let row = c
+        .find(Locator::XPath("//tr[td[normalize-space()='deploy-bot']]"))
+        .await;
+    assert!(row.text().await.unwrap().contains("revoked"));
+    let refused = wait_for(WAIT, || async {
+        c.api.call_as(&token, "GET", "/app", None).await.0 == 401
+    })
+    .await;
+    assert!(refused, "the revoked token is still accepted");
+    let (status, _) = c.api.call_as(&c.api.token, "GET", "/app", None).await;
+    assert_eq!(status, 200, "other tokens keep working");
+    c.finish().await;
+}
