@@ -502,8 +502,14 @@ async fn send_test_event_shows_the_response_inline_and_records_the_attempt() {
     let r = c.submit(&testing, &[("event_type", "invoice.paid")]).await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("id=\"test-code\">201<"), "{}", r.body);
-    assert!(r.body.contains(">Healthy<"), "the badge counts the test attempt");
-    assert!(r.body.contains(">Healthy<"), "the badge counts the test attempt");
+    assert!(
+        r.body.contains(">Healthy<"),
+        "the badge counts the test attempt"
+    );
+    assert!(
+        r.body.contains(">Healthy<"),
+        "the badge counts the test attempt"
+    );
     assert_escaped(&r.body, "test response body");
     // Sent signed, through the delivery client, once.
     let got = rx.received();
