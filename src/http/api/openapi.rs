@@ -4,7 +4,9 @@
 //! A new route: put `#[utoipa::path(...)]` on its handler and add the handler to `paths(...)`
 //! below. Its schemas are collected from the attribute.
 
-use super::{apps, attempts, endpoints, event_types, health, messages, operational};
+use super::{
+    analytics, apps, attempts, endpoints, event_types, health, messages, operational, portal,
+};
 use crate::http::error::{HTTPValidationError, HttpErrorOut};
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -28,6 +30,8 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         apps::put,
         apps::patch,
         apps::delete,
+        analytics::analytics,
+        portal::access,
         event_types::list,
         event_types::create,
         event_types::get,
@@ -78,6 +82,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
     tags(
         (name = "Health"),
         (name = "Application"),
+        (name = "Authentication"),
         (name = "Event Type"),
         (name = "Endpoint"),
         (name = "Message"),
