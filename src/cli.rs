@@ -78,6 +78,8 @@ pub enum Command {
     Healthcheck(ServeArgs),
     /// Re-encrypt every endpoint secret under a new main key (stop the server first).
     RotateMainKey(ServeArgs),
+    /// Print the OpenAPI document of the API (as served at /api/v1/openapi.json).
+    Openapi,
     /// Write a consistent copy of the live database to FILE.
     Backup {
         file: PathBuf,

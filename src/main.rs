@@ -38,6 +38,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Healthcheck(args) => healthcheck(&args),
         Command::RotateMainKey(args) => rotate_main_key(&args),
+        Command::Openapi => {
+            print!("{}", hookbox::http::api::openapi::document_json());
+            Ok(())
+        }
         Command::Backup { file, args } => {
             let cfg = args.config()?;
             anyhow::ensure!(!file.exists(), "{} exists already", file.display());
@@ -62,6 +66,8 @@ fn log_format(command: &Command) -> String {
         | Command::Healthcheck(a)
         | Command::RotateMainKey(a)
         | Command::Backup { args: a, .. } => a,
+        // Needs no configuration.
+        Command::Openapi => return String::new(),
         Command::Token { action } => match action {
             TokenAction::Create { args, .. }
             | TokenAction::List { args }

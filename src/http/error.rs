@@ -4,13 +4,34 @@ use crate::db::DbError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One validation error of a 422 answer.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[schema(as = ValidationErrorItem)]
 pub struct ValidationItem {
+    /// Where: `["body", "url"]`, `["query", "limit"]`, `["path", "app_id"]`…
     pub loc: Vec<String>,
     pub msg: String,
+    /// `value_error`, `type_error` or `missing`.
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+/// The body of every error answer but 422.
+#[derive(Serialize, ToSchema)]
+#[schema(title = "HttpError")]
+pub struct HttpErrorOut<'a> {
+    /// `generic_error`, `authentication_failed`, `not_found`, `conflict`, …
+    pub code: &'a str,
+    pub detail: &'a str,
+}
+
+/// The body of a 422 answer.
+#[derive(Serialize, ToSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub struct HTTPValidationError<'a> {
+    pub detail: &'a [ValidationItem],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,18 +101,23 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = match self {
-            ApiError::Validation(items) => serde_json::json!({ "detail": items }),
+        let mut res = HttpResponse::build(self.status_code());
+        let code = self.code();
+        match self {
+            ApiError::Validation(items) => res.json(HTTPValidationError { detail: items }),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
-                serde_json::json!({ "code": self.code(), "detail": "internal server error" })
+                res.json(HttpErrorOut {
+                    code,
+                    detail: "internal server error",
+                })
             }
-            ApiError::Unauthorized(why) => {
-                serde_json::json!({ "code": self.code(), "detail": why })
-            }
-            other => serde_json::json!({ "code": self.code(), "detail": other.to_string() }),
-        };
-        HttpResponse::build(self.status_code()).json(body)
+            ApiError::Unauthorized(why) => res.json(HttpErrorOut { code, detail: why }),
+            other => res.json(HttpErrorOut {
+                code,
+                detail: &other.to_string(),
+            }),
+        }
     }
 }
 

@@ -165,7 +165,7 @@ impl Query {
             },
         };
         for it in after.iter().chain(before.iter()) {
-            if it.len() > 256 {
+            if it.chars().count() > 256 {
                 return Err(ApiError::invalid(
                     &["query", "iterator"],
                     "iterator is too long",

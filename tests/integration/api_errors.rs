@@ -187,3 +187,56 @@ async fn malformed_input_is_422_or_400_on_every_route() {
         .await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// Requests that the OpenAPI document allows are accepted; what it rules out is refused.
+#[tokio::test]
+async fn input_is_judged_as_the_openapi_document_describes_it() {
+    let app = TestApp::spawn().await;
+    // JSON Schema counts 5.0 as an integer.
+    let a = app
+        .post(
+            "/app",
+            json!({ "name": "x", "throttleRate": 5.0, "payloadRetentionPeriod": 2.0 }),
+            201,
+        )
+        .await;
+    assert_eq!(a["throttleRate"], 5);
+    let a = a["id"].as_str().unwrap().to_owned();
+    app.post("/app", json!({ "name": "x", "throttleRate": 5.5 }), 422)
+        .await;
+    // Lengths count characters, not bytes.
+    app.post("/app", json!({ "name": "é".repeat(256) }), 201)
+        .await;
+    app.post("/app", json!({ "name": "é".repeat(257) }), 422)
+        .await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/" }))
+        .await;
+    let base = format!("/app/{a}/endpoint/{ep}");
+    // Header values are visible ASCII.
+    let bad = json!({ "headers": { "x-a": "caf\u{e9}" } });
+    app.call("PUT", &format!("{base}/headers"), Some(bad.clone()), 422)
+        .await;
+    app.call("PATCH", &format!("{base}/headers"), Some(bad), 422)
+        .await;
+    // The rotation body is optional, `null` included.
+    let (status, body) = app
+        .raw("POST", &format!("{base}/secret/rotate"), b"null".to_vec())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Status filters name a status.
+    app.get(&format!("{base}/msg?status=7"), 422).await;
+    app.get(&format!("/app/{a}/attempt/endpoint/{ep}?status=-1"), 422)
+        .await;
+    app.get(&format!("{base}/msg?status=2"), 200).await;
+    let long = "é".repeat(256);
+    app.get(&format!("/app?iterator={long}"), 200).await;
+    app.get(&format!("/app?iterator={long}é"), 422).await;
+    // Event type schemas are JSON objects.
+    app.post(
+        "/event-type",
+        json!({ "name": "a.b", "description": "d", "schemas": { "1": 5 } }),
+        422,
+    )
+    .await;
+}

@@ -296,6 +296,10 @@ async fn hostile_requests_get_a_clear_4xx_and_write_nothing() {
             deep.clone().into_bytes(),
             huge.clone(),
         ] {
+            // The rotation body is optional, and `null` says so as well as no body.
+            if raw == b"null" && path.ends_with("/secret/rotate") {
+                continue;
+            }
             let status = check.send(method, &path, raw, Some(&token)).await;
             assert!((400..500).contains(&status), "{method} {path}: {status}");
         }

@@ -16,6 +16,7 @@ mod delivery_pacing;
 mod faults;
 mod hostile;
 mod observability;
+mod openapi;
 mod operational;
 mod portal;
 mod retention;

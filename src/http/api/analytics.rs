@@ -1,6 +1,7 @@
 //! hookbox: `GET /api/v1/app/{app_id}/analytics`, attempt counts of an application over a
 //! window by outcome, event type, response code and hour or day.
 
+use super::openapi::{AppPath, ReadErrors};
 use super::{caller, find_app, json, query};
 use crate::db::{endpoints as ep_db, stats};
 use crate::domain::time::{format_ms, now_ms};
@@ -9,6 +10,7 @@ use crate::http::Data;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -16,14 +18,14 @@ const DAY: i64 = 24 * HOUR;
 const MAX_WINDOW: i64 = 366 * DAY;
 const MAX_HOURLY_WINDOW: i64 = 31 * DAY;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub success: i64,
     pub fail: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeCounts {
     pub event_type: String,
@@ -31,7 +33,7 @@ pub struct EventTypeCounts {
     pub fail: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusCodeCount {
     /// The receiver's HTTP status; 0 when no response came (timeout, refused, …).
@@ -39,19 +41,24 @@ pub struct StatusCodeCount {
     pub count: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Bucket {
+    #[schema(format = DateTime)]
     pub start: String,
     pub success: i64,
     pub fail: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyticsOut {
+    #[schema(format = DateTime)]
     pub since: String,
+    #[schema(format = DateTime)]
     pub until: String,
+    /// `hour` or `day`: the length of each bucket.
+    #[schema(pattern = "^(hour|day)$")]
     pub interval: &'static str,
     pub total: Counts,
     pub event_types: Vec<EventTypeCounts>,
@@ -59,8 +66,48 @@ pub struct AnalyticsOut {
     pub buckets: Vec<Bucket>,
 }
 
-/// Query: `since`, `until` (default: the last 24 hours), `interval` (`hour` or `day`; default
-/// `hour` up to 2 days, else `day`), `endpointId` (an endpoint's id or uid).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents query parameters
+struct AnalyticsParams {
+    /// The start of the window (default: 24 hours before `until`; at most 366 days before it).
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    since: Option<String>,
+    /// The end of the window (default: now).
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    until: Option<String>,
+    /// Bucket length: default `hour` for windows up to 2 days, else `day`; `hour` covers at
+    /// most 31 days.
+    #[param(inline)]
+    interval: Option<Interval>,
+    /// Only attempts to this endpoint (id or uid).
+    #[param(
+        rename = "endpointId",
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[a-zA-Z0-9\-_.]+$"
+    )]
+    endpoint_id: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // documents the values of `interval`
+enum Interval {
+    Hour,
+    Day,
+}
+
+/// hookbox: attempt counts of an application over a window (default the last 24 hours) by
+/// outcome, event type, response code and hour or day.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/analytics",
+    operation_id = "v1.application.analytics",
+    tag = "Application",
+    params(AppPath, AnalyticsParams),
+    responses((status = 200, description = "OK", body = AnalyticsOut), ReadErrors)
+)]
 pub async fn analytics(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;

@@ -1,12 +1,23 @@
-use super::models::{ApplicationIn, ApplicationOut, ApplicationPatch, Metadata};
+use super::models::{
+    ApplicationIn, ApplicationOut, ApplicationPatch, ListResponse_ApplicationOut_, Metadata,
+};
+use super::openapi::{AppPath, ListParams, ReadErrors, WriteErrors};
 use super::{body, caller, find_app, idempotent, json, path_key, query};
 use crate::db::apps::{self, App};
 use crate::domain::{ids, time::now_ms, validate::is_valid_uid};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents a query parameter
+struct GetIfExists {
+    /// `true`: when an application has the body's uid, answer 200 with it instead of 409.
+    get_if_exists: Option<bool>,
+}
 
 /// A retention period in days (1 to 3650) as milliseconds.
 fn retention_days(days: Option<u32>) -> Result<Option<i64>, ApiError> {
@@ -21,7 +32,7 @@ fn retention_days(days: Option<u32>) -> Result<Option<i64>, ApiError> {
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.len() > 256 {
+    if name.trim().is_empty() || name.chars().count() > 256 {
         return Err(ApiError::invalid(
             &["body", "name"],
             "name must be 1 to 256 characters",
@@ -79,6 +90,15 @@ fn out(a: App) -> serde_json::Value {
     serde_json::to_value(ApplicationOut::from(a)).unwrap_or_default()
 }
 
+/// List applications (oldest first by default).
+#[utoipa::path(
+    get,
+    path = "/api/v1/app",
+    operation_id = "v1.application.list",
+    tag = "Application",
+    params(ListParams),
+    responses((status = 200, description = "OK", body = ListResponse_ApplicationOut_), ReadErrors)
+)]
 pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let page = query(&req).page(false)?;
@@ -93,6 +113,21 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     ))
 }
 
+/// Create an application.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app",
+    operation_id = "v1.application.create",
+    tag = "Application",
+    params(GetIfExists),
+    request_body = ApplicationIn,
+    responses(
+        (status = 201, description = "Created", body = ApplicationOut),
+        (status = 200, description = "With `get_if_exists=true`: the application with this uid", body = ApplicationOut),
+        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
 pub async fn create(
     st: Data,
     req: HttpRequest,
@@ -127,13 +162,36 @@ pub async fn create(
     .await
 }
 
+/// Get an application.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}",
+    operation_id = "v1.application.get",
+    tag = "Application",
+    params(AppPath),
+    responses((status = 200, description = "OK", body = ApplicationOut), ReadErrors)
+)]
 pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;
     Ok(json(StatusCode::OK, &ApplicationOut::from(app)))
 }
 
-/// Updates an application, or creates it with the path's uid when there is none.
+/// Update an application, or create it with the path's uid when there is none.
+#[utoipa::path(
+    put,
+    path = "/api/v1/app/{app_id}",
+    operation_id = "v1.application.update",
+    tag = "Application",
+    params(AppPath),
+    request_body = ApplicationIn,
+    responses(
+        (status = 200, description = "Updated", body = ApplicationOut),
+        (status = 201, description = "Created", body = ApplicationOut),
+        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
 pub async fn put(
     st: Data,
     req: HttpRequest,
@@ -180,6 +238,20 @@ pub async fn put(
     ))
 }
 
+/// Change some fields of an application.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/app/{app_id}",
+    operation_id = "v1.application.patch",
+    tag = "Application",
+    params(AppPath),
+    request_body = ApplicationPatch,
+    responses(
+        (status = 200, description = "OK", body = ApplicationOut),
+        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
 pub async fn patch(
     st: Data,
     req: HttpRequest,
@@ -211,6 +283,15 @@ pub async fn patch(
     Ok(json(StatusCode::OK, &ApplicationOut::from(app)))
 }
 
+/// Delete an application with its endpoints and messages.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}",
+    operation_id = "v1.application.delete",
+    tag = "Application",
+    params(AppPath),
+    responses((status = 204, description = "Deleted"), ReadErrors)
+)]
 pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;

@@ -1,14 +1,57 @@
 use super::messages::find_message;
-use super::models::attempt_json;
+use super::models::{attempt_out, ListResponse_MessageAttemptOut_, MessageAttemptOut};
+use super::openapi::{
+    AppPath, AttemptPath, EndpointPath, ListParams, MessageFilterParams, MsgPath, ReadErrors,
+};
 use super::{caller, find_app, find_endpoint, json, path_key, query};
 use crate::db::attempts::{self, AttemptFilter};
 use crate::db::{deliveries, endpoints as ep_db, messages::MessageFilter};
 use crate::domain::time::now_ms;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::{list_out, Query};
 use crate::http::Data;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
+
+/// Filters of attempt listings.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents query parameters
+struct AttemptFilterParams {
+    /// Only attempts with this status.
+    #[param(value_type = Option<super::models::MessageStatus>)]
+    status: Option<i64>,
+    /// Only attempts whose response status is in this class (0: no response).
+    #[param(inline, value_type = Option<StatusCodeClass>)]
+    status_code_class: Option<i64>,
+    /// Include each attempt's message as `msg` (default `false`).
+    with_msg: Option<bool>,
+    /// With `with_msg=true`: `false` leaves the payload out.
+    with_content: Option<bool>,
+}
+
+/// A class of HTTP status codes: 0 (no response), 100, 200, 300, 400, 500.
+struct StatusCodeClass;
+
+impl utoipa::PartialSchema for StatusCodeClass {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .enum_values(Some([0, 100, 200, 300, 400, 500]))
+            .into()
+    }
+}
+impl utoipa::ToSchema for StatusCodeClass {}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents a query parameter
+struct ByEndpoint {
+    /// Only attempts to this endpoint (id or uid).
+    #[param(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    endpoint_id: Option<String>,
+}
 
 fn filter(q: &Query) -> Result<AttemptFilter, ApiError> {
     let class = q.int("status_code_class")?;
@@ -20,10 +63,17 @@ fn filter(q: &Query) -> Result<AttemptFilter, ApiError> {
             ));
         }
     }
+    let status = q.int("status")?;
+    if status.is_some_and(|s| !(0..=4).contains(&s)) {
+        return Err(ApiError::invalid(
+            &["query", "status"],
+            "one of 0, 1, 2, 3, 4",
+        ));
+    }
     Ok(AttemptFilter {
         endpoint_id: None,
         msg_id: None,
-        status: q.int("status")?,
+        status,
         status_code_class: class,
         messages: MessageFilter {
             channel: q.str("channel").map(str::to_owned),
@@ -47,11 +97,20 @@ async fn list(st: &Data, q: &Query, f: AttemptFilter) -> Result<HttpResponse, Ap
             rows,
             &page,
             |a| a.id.clone(),
-            |a| attempt_json(a, with_msg, with_content),
+            |a| attempt_out(a, with_msg, with_content),
         ),
     ))
 }
 
+/// List the attempts to send messages to an endpoint, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
+    operation_id = "v1.message-attempt.list-by-endpoint",
+    tag = "Message Attempt",
+    params(AppPath, EndpointPath, ListParams, AttemptFilterParams, MessageFilterParams),
+    responses((status = 200, description = "OK", body = ListResponse_MessageAttemptOut_), ReadErrors)
+)]
 pub async fn by_endpoint(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
@@ -63,6 +122,15 @@ pub async fn by_endpoint(st: Data, req: HttpRequest) -> Result<HttpResponse, Api
     list(&st, &q, f).await
 }
 
+/// List the attempts to send a message, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}",
+    operation_id = "v1.message-attempt.list-by-msg",
+    tag = "Message Attempt",
+    params(AppPath, MsgPath, ByEndpoint, ListParams, AttemptFilterParams, MessageFilterParams),
+    responses((status = 200, description = "OK", body = ListResponse_MessageAttemptOut_), ReadErrors)
+)]
 pub async fn by_message(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;
@@ -88,6 +156,15 @@ pub async fn by_message(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiE
     list(&st, &q, f).await
 }
 
+/// Get an attempt.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+    operation_id = "v1.message-attempt.get",
+    tag = "Message Attempt",
+    params(AppPath, MsgPath, AttemptPath),
+    responses((status = 200, description = "OK", body = MessageAttemptOut), ReadErrors)
+)]
 pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;
@@ -98,10 +175,22 @@ pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
         .read(move |c| attempts::get(c, &m.id, &attempt_id))
         .await?
         .ok_or(ApiError::NotFound("attempt"))?;
-    Ok(json(StatusCode::OK, &attempt_json(a, false, true)))
+    Ok(json(StatusCode::OK, &attempt_out(a, false, true)))
 }
 
-/// Sends the message to the endpoint once more, now.
+/// Send the message to the endpoint once more, now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    operation_id = "v1.message-attempt.resend",
+    tag = "Message Attempt",
+    params(AppPath, MsgPath, EndpointPath),
+    responses(
+        (status = 202, description = "Scheduled", body = Object, example = json!({})),
+        (status = 409, description = "The endpoint is disabled", body = HttpErrorOut),
+        ReadErrors
+    )
+)]
 pub async fn resend(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (app, ep) = find_endpoint(&st, &req).await?;

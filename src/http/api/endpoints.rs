@@ -1,8 +1,15 @@
 use super::apps::check_uid;
 use super::messages::{ingest, IngestSpec};
 use super::models::{
-    api_status, message_json, status_text, EndpointIn, EndpointOut, EndpointPatch, EventExampleIn,
-    HeadersIn, HeadersPatchIn, SecretRotateIn, SinceIn,
+    api_status, status_text, with_message_out, BackgroundTaskStatus, BackgroundTaskType,
+    EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn, EndpointHealthOut,
+    EndpointHealthStatus, EndpointIn, EndpointMessageOut, EndpointOut, EndpointPatch,
+    EndpointSecretOut, EndpointSecretRotateIn, EndpointStats, EndpointTestIn, EndpointTestOut,
+    EventExampleIn, HourlyAttempts, ListResponse_EndpointMessageOut_, ListResponse_EndpointOut_,
+    MessageOut, RecoverIn, RecoverOut,
+};
+use super::openapi::{
+    AppPath, EndpointPath, ListParams, MessageFilterParams, ReadErrors, WithContent, WriteErrors,
 };
 use super::{body, caller, find_endpoint, idempotent, json, query};
 use crate::db::apps::App as AppRow;
@@ -12,7 +19,7 @@ use crate::domain::ids;
 use crate::domain::signing::SigningKey;
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
 use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_event_type};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
 use crate::operational;
@@ -81,7 +88,9 @@ pub(super) fn check_headers(h: &BTreeMap<String, String>) -> Result<(), ApiError
                 format!("`{k}` is set by hookbox and cannot be overridden"),
             ));
         }
-        if actix_web::http::header::HeaderValue::from_str(v).is_err() {
+        // Visible ASCII, spaces and tabs: no control characters, and no bytes past ASCII that
+        // receivers would each decode their own way.
+        if !v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
             return Err(ApiError::invalid(
                 &["body", "headers"],
                 format!("the value of `{k}` is not a valid header value"),
@@ -151,6 +160,15 @@ fn parse_secret(s: Option<&str>, field: &str) -> Result<SigningKey, ApiError> {
     }
 }
 
+/// List an application's endpoints, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint",
+    operation_id = "v1.endpoint.list",
+    tag = "Endpoint",
+    params(AppPath, ListParams),
+    responses((status = 200, description = "OK", body = ListResponse_EndpointOut_), ReadErrors)
+)]
 pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = super::find_app(&st, &req).await?;
@@ -200,6 +218,20 @@ pub(crate) async fn validated_new(
     ))
 }
 
+/// Create an endpoint.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint",
+    operation_id = "v1.endpoint.create",
+    tag = "Endpoint",
+    params(AppPath),
+    request_body = EndpointIn,
+    responses(
+        (status = 201, description = "Created", body = EndpointOut),
+        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
 pub async fn create(
     st: Data,
     req: HttpRequest,
@@ -216,6 +248,15 @@ pub async fn create(
     .await
 }
 
+/// Get an endpoint.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.get",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    responses((status = 200, description = "OK", body = EndpointOut), ReadErrors)
+)]
 pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
@@ -286,7 +327,21 @@ fn set_disabled(ep: &mut Endpoint, disabled: bool, now: i64) {
     }
 }
 
-/// Replaces an endpoint, or creates it with the path's uid when there is none.
+/// Replace an endpoint, or create it with the path's uid when there is none.
+#[utoipa::path(
+    put,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.update",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = EndpointIn,
+    responses(
+        (status = 200, description = "Updated", body = EndpointOut),
+        (status = 201, description = "Created", body = EndpointOut),
+        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
 pub async fn put(
     st: Data,
     req: HttpRequest,
@@ -334,6 +389,20 @@ pub async fn put(
     save(&st, ep).await
 }
 
+/// Change some fields of an endpoint.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.patch",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = EndpointPatch,
+    responses(
+        (status = 200, description = "OK", body = EndpointOut),
+        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
 pub async fn patch(
     st: Data,
     req: HttpRequest,
@@ -380,6 +449,15 @@ pub async fn patch(
     save(&st, ep).await
 }
 
+/// Delete an endpoint with its deliveries and attempts.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.delete",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    responses((status = 204, description = "Deleted"), ReadErrors)
+)]
 pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (app, ep) = find_endpoint(&st, &req).await?;
@@ -387,6 +465,15 @@ pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Get the endpoint's current signing secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
+    operation_id = "v1.endpoint.get-secret",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    responses((status = 200, description = "OK", body = EndpointSecretOut), ReadErrors)
+)]
 pub async fn secret(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
@@ -401,11 +488,23 @@ pub async fn secret(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
         .ok_or(ApiError::NotFound("secret"))?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "key": current.secret }),
+        &EndpointSecretOut {
+            key: current.secret,
+        },
     ))
 }
 
-/// Makes a new secret current; the old one keeps signing for the grace period.
+/// Make a new secret current; the old one keeps signing for the grace period. The body is
+/// optional.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+    operation_id = "v1.endpoint.rotate-secret",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = Option<EndpointSecretRotateIn>,
+    responses((status = 200, description = "The new secret", body = EndpointSecretOut), WriteErrors)
+)]
 pub async fn rotate_secret(
     st: Data,
     req: HttpRequest,
@@ -414,8 +513,10 @@ pub async fn rotate_secret(
     let who = caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
     let bytes = crate::http::extract::read_body(payload, 64 * 1024).await?;
-    let input: SecretRotateIn = if bytes.iter().all(u8::is_ascii_whitespace) {
-        SecretRotateIn::default()
+    // The body is optional: none, or `null`, asks for a generated key and the default grace.
+    let empty = bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null";
+    let input: EndpointSecretRotateIn = if empty {
+        EndpointSecretRotateIn::default()
     } else {
         crate::http::extract::parse_json(&bytes)?
     };
@@ -438,22 +539,45 @@ pub async fn rotate_secret(
         st.db
             .write(move |c| ep_db::rotate_secret(c, &main_key, &id, &s, grace_ms, now_ms()))
             .await?;
-        Ok((StatusCode::OK, serde_json::json!({ "key": secret })))
+        let out = serde_json::to_value(EndpointSecretOut { key: secret }).unwrap_or_default();
+        Ok((StatusCode::OK, out))
     })
     .await;
     st.dispatcher.endpoint_changed(&ep.id);
     res
 }
 
+/// Get the headers sent with every delivery.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    operation_id = "v1.endpoint.get-headers",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    responses((status = 200, description = "OK", body = EndpointHeadersOut), ReadErrors)
+)]
 pub async fn headers(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "headers": ep.headers, "sensitive": [] }),
+        &EndpointHeadersOut {
+            headers: ep.headers,
+            sensitive: Vec::new(),
+        },
     ))
 }
 
+/// Replace the headers sent with every delivery.
+#[utoipa::path(
+    put,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    operation_id = "v1.endpoint.update-headers",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = EndpointHeadersIn,
+    responses((status = 204, description = "Replaced"), WriteErrors)
+)]
 pub async fn put_headers(
     st: Data,
     req: HttpRequest,
@@ -461,7 +585,7 @@ pub async fn put_headers(
 ) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, mut ep) = find_endpoint(&st, &req).await?;
-    let input: HeadersIn = body(&st, payload).await?;
+    let input: EndpointHeadersIn = body(&st, payload).await?;
     check_headers(&input.headers)?;
     ep.headers = input.headers;
     ep.updated_at = now_ms();
@@ -469,7 +593,16 @@ pub async fn put_headers(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Merges headers: a `null` value or a name in `deleteHeaders` removes it.
+/// Merge headers: a `null` value or a name in `deleteHeaders` removes one.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    operation_id = "v1.endpoint.patch-headers",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = EndpointHeadersPatchIn,
+    responses((status = 204, description = "Merged"), WriteErrors)
+)]
 pub async fn patch_headers(
     st: Data,
     req: HttpRequest,
@@ -477,7 +610,7 @@ pub async fn patch_headers(
 ) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, mut ep) = find_endpoint(&st, &req).await?;
-    let input: HeadersPatchIn = body(&st, payload).await?;
+    let input: EndpointHeadersPatchIn = body(&st, payload).await?;
     let set: BTreeMap<String, String> = input
         .headers
         .iter()
@@ -498,6 +631,27 @@ pub async fn patch_headers(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents query parameters
+struct StatsRange {
+    /// Count deliveries of messages created since this time.
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    since: Option<String>,
+    /// Count deliveries of messages created until this time.
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    until: Option<String>,
+}
+
+/// Count the endpoint's deliveries by status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats",
+    operation_id = "v1.endpoint.get-stats",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath, StatsRange),
+    responses((status = 200, description = "OK", body = EndpointStats), ReadErrors)
+)]
 pub async fn stats(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
@@ -509,9 +663,13 @@ pub async fn stats(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError>
         .await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "success": s.success, "pending": s.pending, "sending": s.sending, "fail": s.fail, "canceled": s.canceled,
-        }),
+        &EndpointStats {
+            success: s.success,
+            pending: s.pending,
+            sending: s.sending,
+            fail: s.fail,
+            canceled: s.canceled,
+        },
     ))
 }
 
@@ -532,7 +690,16 @@ pub(crate) fn example_payload(et: &event_types::EventType, index: usize) -> Stri
     v.to_string()
 }
 
-/// Sends an example of an event type to this endpoint only.
+/// Send an example of an event type to this endpoint only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
+    operation_id = "v1.endpoint.send-example",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = EventExampleIn,
+    responses((status = 200, description = "The message sent", body = MessageOut), WriteErrors)
+)]
 pub async fn send_example(
     st: Data,
     req: HttpRequest,
@@ -557,7 +724,7 @@ pub async fn send_example(
         create_app: None,
         event_type: et.name.clone(),
         event_id: None,
-        payload: example_payload(&et, input.example_index),
+        payload: example_payload(&et, input.example_index.unwrap_or(0)),
         channels: None,
         tags: None,
         deliver_at: None,
@@ -569,7 +736,7 @@ pub async fn send_example(
     ingest(&st, &req, &who, spec).await
 }
 
-fn since_until(input: &SinceIn) -> Result<(i64, Option<i64>), ApiError> {
+fn since_until(input: &RecoverIn) -> Result<(i64, Option<i64>), ApiError> {
     let since = parse_datetime(&input.since)
         .ok_or_else(|| ApiError::invalid(&["body", "since"], "not a date-time"))?;
     let until = input
@@ -583,16 +750,26 @@ fn since_until(input: &SinceIn) -> Result<(i64, Option<i64>), ApiError> {
     Ok((since, until))
 }
 
-fn task_out(task: &str) -> serde_json::Value {
-    serde_json::json!({
-        "id": ids::new_id(ids::TASK),
-        "status": "finished",
-        "task": task,
-        "updatedAt": format_ms(now_ms()),
-    })
+fn task_out(task: BackgroundTaskType, count: usize) -> RecoverOut {
+    RecoverOut {
+        id: ids::new_id(ids::TASK),
+        status: BackgroundTaskStatus::Finished,
+        task,
+        updated_at: format_ms(now_ms()),
+        count,
+    }
 }
 
-/// Failed deliveries since a time get a fresh retry schedule.
+/// Give the endpoint's failed deliveries in a time window a fresh retry schedule.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+    operation_id = "v1.endpoint.recover",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = RecoverIn,
+    responses((status = 202, description = "Accepted", body = RecoverOut), WriteErrors)
+)]
 pub async fn recover(
     st: Data,
     req: HttpRequest,
@@ -600,7 +777,7 @@ pub async fn recover(
 ) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
-    let input: SinceIn = body(&st, payload).await?;
+    let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
     let n = st
         .db
@@ -609,12 +786,21 @@ pub async fn recover(
     if n > 0 {
         st.dispatcher.wake();
     }
-    let mut v = task_out("endpoint.recover");
-    v["count"] = n.into();
-    Ok(json(StatusCode::ACCEPTED, &v))
+    let out = task_out(BackgroundTaskType::Recover, n);
+    Ok(json(StatusCode::ACCEPTED, &out))
 }
 
-/// Messages the endpoint never got (it was disabled, or did not exist yet) are sent now.
+/// Send the messages of a time window that the endpoint never got (it was disabled, or did
+/// not exist yet).
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing",
+    operation_id = "v1.endpoint.replay-missing",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = RecoverIn,
+    responses((status = 202, description = "Accepted", body = RecoverOut), WriteErrors)
+)]
 pub async fn replay_missing(
     st: Data,
     req: HttpRequest,
@@ -622,7 +808,7 @@ pub async fn replay_missing(
 ) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
-    let input: SinceIn = body(&st, payload).await?;
+    let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
     let n = st
         .db
@@ -631,18 +817,40 @@ pub async fn replay_missing(
     if n > 0 {
         st.dispatcher.wake();
     }
-    let mut v = task_out("endpoint.replay");
-    v["count"] = n.into();
-    Ok(json(StatusCode::ACCEPTED, &v))
+    let out = task_out(BackgroundTaskType::Replay, n);
+    Ok(json(StatusCode::ACCEPTED, &out))
 }
 
-/// Messages sent to this endpoint, with their delivery status.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents a query parameter
+struct StatusFilter {
+    /// Only messages with this delivery status.
+    #[param(value_type = Option<super::models::MessageStatus>)]
+    status: Option<i64>,
+}
+
+/// List the messages sent to this endpoint, with their delivery status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg",
+    operation_id = "v1.message-attempt.list-attempted-messages",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath, ListParams, StatusFilter, MessageFilterParams, WithContent),
+    responses((status = 200, description = "OK", body = ListResponse_EndpointMessageOut_), ReadErrors)
+)]
 pub async fn messages(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
     let page = q.page(true)?;
     let status = q.int("status")?;
+    if status.is_some_and(|s| !(0..=4).contains(&s)) {
+        return Err(ApiError::invalid(
+            &["query", "status"],
+            "one of 0, 1, 2, 3, 4",
+        ));
+    }
     let with_content = q.bool("with_content", true)?;
     let filter = MessageFilter {
         channel: q.str("channel").map(str::to_owned),
@@ -663,23 +871,44 @@ pub async fn messages(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiErr
             &page,
             |r| r.msg.id.clone(),
             |r| {
-                let mut v = message_json(&r.msg, with_content);
                 let status = api_status(r.status);
-                v["status"] = status.into();
-                v["statusText"] = status_text(status).into();
-                v["nextAttempt"] = r
+                let next_attempt = r
                     .next_attempt_at
                     .filter(|_| r.status == deliveries::PENDING)
-                    .map(format_ms)
-                    .into();
-                v
+                    .map(format_ms);
+                with_message_out(&r.msg, with_content, |message| {
+                    serde_json::to_value(EndpointMessageOut {
+                        message,
+                        status,
+                        status_text: status_text(status),
+                        next_attempt,
+                    })
+                    .unwrap_or_default()
+                })
             },
         ),
     ))
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents a query parameter
+struct HealthSince {
+    /// The start of the window (default: 24 hours ago).
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    since: Option<String>,
+}
+
 /// hookbox: the endpoint's health over a window (default the last 24 h): status, why it is
 /// disabled, since when it has been failing, success rate and attempts per hour.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/health",
+    operation_id = "v1.endpoint.health",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath, HealthSince),
+    responses((status = 200, description = "OK", body = EndpointHealthOut), ReadErrors)
+)]
 pub async fn health(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
@@ -701,34 +930,36 @@ pub async fn health(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
         })
         .await?;
     let status = if ep.disabled {
-        "disabled"
+        EndpointHealthStatus::Disabled
     } else if health.last_failed {
-        "failing"
+        EndpointHealthStatus::Failing
     } else if health.succeeded > 0 {
-        "healthy"
+        EndpointHealthStatus::Healthy
     } else {
-        "unknown"
+        EndpointHealthStatus::Unknown
     };
-    let hourly: Vec<serde_json::Value> = activity
+    let hourly = activity
         .hourly
         .iter()
-        .map(
-            |(h, ok, bad)| serde_json::json!({ "hour": format_ms(*h), "success": ok, "fail": bad }),
-        )
+        .map(|&(h, success, fail)| HourlyAttempts {
+            hour: format_ms(h),
+            success,
+            fail,
+        })
         .collect();
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "status": status,
-            "disabledReason": ep.disabled_reason,
-            "disabledAt": ep.disabled_at.map(format_ms),
-            "failingSince": failing_since.map(format_ms),
-            "since": format_ms(since),
-            "success": health.succeeded,
-            "fail": health.failed,
-            "successRate": health.success_rate(),
-            "hourly": hourly,
-        }),
+        &EndpointHealthOut {
+            status,
+            disabled_reason: ep.disabled_reason,
+            disabled_at: ep.disabled_at.map(format_ms),
+            failing_since: failing_since.map(format_ms),
+            since: format_ms(since),
+            success: health.succeeded,
+            fail: health.failed,
+            success_rate: health.success_rate(),
+            hourly,
+        },
     ))
 }
 
@@ -784,6 +1015,15 @@ pub(crate) async fn send_test(
 
 /// hookbox: a synchronous test send. Body `{"eventType": …, "payload"?: {…}}`; without a
 /// payload the event type's example is sent. Answers with the endpoint's response.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/test",
+    operation_id = "v1.endpoint.test",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = EndpointTestIn,
+    responses((status = 200, description = "OK", body = EndpointTestOut), WriteErrors)
+)]
 pub async fn test(
     st: Data,
     req: HttpRequest,
@@ -791,7 +1031,7 @@ pub async fn test(
 ) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (app, ep) = find_endpoint(&st, &req).await?;
-    let input: TestIn = body(&st, payload).await?;
+    let input: EndpointTestIn = body(&st, payload).await?;
     let name = input.event_type.clone();
     let et = st
         .db
@@ -819,22 +1059,15 @@ pub async fn test(
         .record;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({
-            "msgId": out.msg_id,
-            "attemptId": out.attempt_id,
-            "url": out.url,
-            "success": out.succeeded,
-            "responseStatusCode": out.status_code,
-            "response": out.response,
-            "responseDurationMs": out.duration_ms,
-            "error": out.error,
-        }),
+        &EndpointTestOut {
+            msg_id: out.msg_id,
+            attempt_id: out.attempt_id,
+            url: out.url,
+            success: out.succeeded,
+            response_status_code: out.status_code,
+            response: out.response,
+            response_duration_ms: out.duration_ms,
+            error: out.error,
+        },
     ))
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TestIn {
-    pub event_type: String,
-    pub payload: Option<Box<serde_json::value::RawValue>>,
 }

@@ -1,8 +1,11 @@
-use super::models::{EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate};
+use super::models::{
+    EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListResponse_EventTypeOut_,
+};
+use super::openapi::{EventTypePath, ListParams, ReadErrors, WriteErrors};
 use super::{body, caller, idempotent, json, query};
 use crate::db::event_types::{self, EventType};
 use crate::domain::{time::now_ms, validate::is_valid_event_type};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
 use actix_web::http::StatusCode;
@@ -24,13 +27,19 @@ fn check(
     description: &str,
     schemas: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<(), ApiError> {
-    if description.len() > 8192 {
+    if description.chars().count() > 8192 {
         return Err(ApiError::invalid(
             &["body", "description"],
             "description is longer than 8192 characters",
         ));
     }
     if let Some(s) = schemas {
+        if let Some(version) = s.keys().find(|k| !s[k.as_str()].is_object()) {
+            return Err(ApiError::invalid(
+                &["body", "schemas", version],
+                "a schema must be a JSON object",
+            ));
+        }
         if serde_json::to_string(s).map_or(0, |t| t.len()) > 256 * 1024 {
             return Err(ApiError::invalid(
                 &["body", "schemas"],
@@ -49,6 +58,33 @@ fn out(e: EventType) -> EventTypeOut {
     EventTypeOut::new(e, true)
 }
 
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents query parameters
+struct ListFilter {
+    /// Include archived event types (default `false`).
+    include_archived: Option<bool>,
+    /// `false` leaves `schemas` out (`null`); default `true`.
+    with_content: Option<bool>,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents a query parameter
+struct Expunge {
+    /// `true` deletes the event type instead of archiving it.
+    expunge: Option<bool>,
+}
+
+/// List event types, by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-type",
+    operation_id = "v1.event-type.list",
+    tag = "Event Type",
+    params(ListParams, ListFilter),
+    responses((status = 200, description = "OK", body = ListResponse_EventTypeOut_), ReadErrors)
+)]
 pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let q = query(&req);
@@ -71,6 +107,19 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     ))
 }
 
+/// Create an event type (creating an archived one again brings it back).
+#[utoipa::path(
+    post,
+    path = "/api/v1/event-type",
+    operation_id = "v1.event-type.create",
+    tag = "Event Type",
+    request_body = EventTypeIn,
+    responses(
+        (status = 201, description = "Created", body = EventTypeOut),
+        (status = 409, description = "An event type has this name", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
 pub async fn create(
     st: Data,
     req: HttpRequest,
@@ -128,6 +177,15 @@ pub async fn create(
     .await
 }
 
+/// Get an event type.
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.get",
+    tag = "Event Type",
+    params(EventTypePath),
+    responses((status = 200, description = "OK", body = EventTypeOut), ReadErrors)
+)]
 pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let name = name_from_path(&req)?;
@@ -139,6 +197,20 @@ pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(json(StatusCode::OK, &out(e)))
 }
 
+/// Update an event type, or create it.
+#[utoipa::path(
+    put,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.update",
+    tag = "Event Type",
+    params(EventTypePath),
+    request_body = EventTypeUpdate,
+    responses(
+        (status = 200, description = "Updated", body = EventTypeOut),
+        (status = 201, description = "Created", body = EventTypeOut),
+        WriteErrors
+    )
+)]
 pub async fn put(
     st: Data,
     req: HttpRequest,
@@ -182,6 +254,16 @@ pub async fn put(
     ))
 }
 
+/// Change some fields of an event type.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.patch",
+    tag = "Event Type",
+    params(EventTypePath),
+    request_body = EventTypePatch,
+    responses((status = 200, description = "OK", body = EventTypeOut), WriteErrors)
+)]
 pub async fn patch(
     st: Data,
     req: HttpRequest,
@@ -229,7 +311,15 @@ pub async fn patch(
     Ok(json(StatusCode::OK, &out(e)))
 }
 
-/// Archives the event type; `?expunge=true` deletes it.
+/// Archive an event type; `?expunge=true` deletes it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/event-type/{event_type_name}",
+    operation_id = "v1.event-type.delete",
+    tag = "Event Type",
+    params(EventTypePath, Expunge),
+    responses((status = 204, description = "Archived or deleted"), ReadErrors)
+)]
 pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let name = name_from_path(&req)?;

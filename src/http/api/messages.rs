@@ -1,5 +1,12 @@
 use super::apps::new_app;
-use super::models::{api_status, message_json, message_text, status_text, EndpointOut, MessageIn};
+use super::models::{
+    api_status, message_json, message_text, status_text, EndpointOut,
+    ListResponse_MessageEndpointOut_, ListResponse_MessageOut_, MessageEndpointOut, MessageIn,
+    MessageOut,
+};
+use super::openapi::{
+    AppPath, ListParams, MessageFilterParams, MsgPath, ReadErrors, WithContent, WriteErrors,
+};
 use super::{body, caller, find_app, idempotency_key, json, path_key, query, stored_response};
 use crate::db::messages::{self, IngestRequest, Ingested, Message, MessageFilter};
 use crate::db::{apps, deliveries};
@@ -7,7 +14,7 @@ use crate::domain::ids;
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
 use crate::domain::validate::{is_valid_channel, is_valid_event_type, is_valid_uid};
 use crate::http::auth::Caller;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
 use actix_web::http::StatusCode;
@@ -125,6 +132,21 @@ fn check_list(field: &str, v: Option<&Vec<String>>, max: usize) -> Result<(), Ap
     Ok(())
 }
 
+/// Send a message to the application's endpoints (`application` in the body creates the
+/// application when there is none).
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/msg",
+    operation_id = "v1.message.create",
+    tag = "Message",
+    params(AppPath, WithContent),
+    request_body = MessageIn,
+    responses(
+        (status = 202, description = "Stored; deliveries are under way", body = MessageOut),
+        (status = 409, description = "A message has this `eventId`", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
 pub async fn create(
     st: Data,
     req: HttpRequest,
@@ -225,6 +247,15 @@ fn filter(q: &crate::http::extract::Query) -> Result<MessageFilter, ApiError> {
     })
 }
 
+/// List the application's messages, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg",
+    operation_id = "v1.message.list",
+    tag = "Message",
+    params(AppPath, ListParams, MessageFilterParams, WithContent),
+    responses((status = 200, description = "OK", body = ListResponse_MessageOut_), ReadErrors)
+)]
 pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;
@@ -261,6 +292,15 @@ pub(super) async fn find_message(
         .ok_or(ApiError::NotFound("message"))
 }
 
+/// Get a message by id or `eventId`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}",
+    operation_id = "v1.message.get",
+    tag = "Message",
+    params(AppPath, MsgPath, WithContent),
+    responses((status = 200, description = "OK", body = MessageOut), ReadErrors)
+)]
 pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;
@@ -269,7 +309,15 @@ pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(json(StatusCode::OK, &message_json(&m, with_content)))
 }
 
-/// The endpoints a message went to, with its delivery status at each.
+/// List the endpoints a message went to, with its delivery status at each.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint",
+    operation_id = "v1.message-attempt.list-attempted-destinations",
+    tag = "Message Attempt",
+    params(AppPath, MsgPath, ListParams),
+    responses((status = 200, description = "OK", body = ListResponse_MessageEndpointOut_), ReadErrors)
+)]
 pub async fn endpoints(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;
@@ -287,16 +335,16 @@ pub async fn endpoints(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiEr
             &page,
             |r| r.endpoint.id.clone(),
             |r| {
-                let mut v = serde_json::to_value(EndpointOut::from(r.endpoint)).unwrap_or_default();
                 let status = api_status(r.status);
-                v["status"] = status.into();
-                v["statusText"] = status_text(status).into();
-                v["nextAttempt"] = r
-                    .next_attempt_at
-                    .filter(|_| r.status == deliveries::PENDING)
-                    .map(format_ms)
-                    .into();
-                v
+                MessageEndpointOut {
+                    endpoint: EndpointOut::from(r.endpoint),
+                    status,
+                    status_text: status_text(status),
+                    next_attempt: r
+                        .next_attempt_at
+                        .filter(|_| r.status == deliveries::PENDING)
+                        .map(format_ms),
+                }
             },
         ),
     ))

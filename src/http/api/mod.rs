@@ -8,6 +8,8 @@ mod event_types;
 mod health;
 mod messages;
 mod models;
+pub mod openapi;
+mod operational;
 mod portal;
 
 // Shared with the console, so that both apply the same rules.
@@ -44,7 +46,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/health").route(get().to(health::health)))
             .service(resource("/auth/app-portal-access/{app_id}").route(post().to(portal::access)))
             .service(resource("/app/{app_id}/analytics").route(get().to(analytics::analytics)))
-            .service(resource("/health/ping").route(get().to(health::health)))
+            .service(resource("/health/ping").route(get().to(health::ping)))
+            .service(resource("/openapi.json").route(get().to(openapi::serve_document)))
             .service(
                 resource("/app")
                     .route(get().to(apps::list))

@@ -1,7 +1,8 @@
 //! `POST /api/v1/auth/app-portal-access/{app_id}`: a link to the customer portal of one
 //! application (Svix's `app_portal_access`), answered with `{url, token}`.
 
-use super::models::ApplicationIn;
+use super::models::{whole, ApplicationIn};
+use super::openapi::{AppPath, WriteErrors};
 use super::{body, caller, json, path_key};
 use crate::db::apps as app_db;
 use crate::http::admin::{create_portal_link, portal_link_url, PORTAL_MAX_TTL};
@@ -12,12 +13,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppPortalAccessIn {
     /// Creates the application (with the path's key as its uid) when it does not exist.
     pub application: Option<ApplicationIn>,
     /// Seconds the link stays valid (default 7 days).
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 60, maximum = 31536000)]
     pub expiry: Option<u64>,
     pub read_only: Option<bool>,
     /// Svix's capabilities: without `ManageEndpoint` the portal is read-only.
@@ -25,7 +28,7 @@ pub struct AppPortalAccessIn {
     // `featureFlags` is accepted and ignored: hookbox's portal has no feature flags.
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppPortalAccessOut {
     pub url: String,
     pub token: String,
@@ -34,6 +37,21 @@ pub struct AppPortalAccessOut {
 const MIN_EXPIRY: u64 = 60;
 const DEFAULT_EXPIRY: u64 = 7 * 24 * 3600;
 
+/// A link to the customer portal of one application. With `application` in the body, the
+/// application is created (the path's key as its uid) when there is none.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/app-portal-access/{app_id}",
+    operation_id = "v1.authentication.app-portal-access",
+    tag = "Authentication",
+    params(AppPath),
+    request_body = AppPortalAccessIn,
+    responses(
+        (status = 200, description = "OK", body = AppPortalAccessOut),
+        (status = 409, description = "The application's uid is taken", body = crate::http::error::HttpErrorOut),
+        WriteErrors
+    )
+)]
 pub async fn access(
     st: Data,
     req: HttpRequest,
