@@ -13,6 +13,18 @@ pub struct Link {
     pub expires_at: i64,
 }
 
+const LINK_COLS: &str = "token_hash, app_id, read_only, created_at, expires_at";
+
+fn link_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+    Ok(Link {
+        token_hash: r.get(0)?,
+        app_id: r.get(1)?,
+        read_only: r.get(2)?,
+        created_at: r.get(3)?,
+        expires_at: r.get(4)?,
+    })
+}
+
 pub fn insert_link(c: &Connection, l: &Link) -> DbResult<()> {
     c.prepare_cached(
         "INSERT INTO portal_links (token_hash, app_id, read_only, created_at, expires_at) \
@@ -30,37 +42,20 @@ pub fn insert_link(c: &Connection, l: &Link) -> DbResult<()> {
 
 /// The link with this hash, unless it has expired at `now`.
 pub fn link(c: &Connection, token_hash: &str, now: i64) -> DbResult<Option<Link>> {
-    Ok(c.prepare_cached(
-        "SELECT token_hash, app_id, read_only, created_at, expires_at FROM portal_links \
-         WHERE token_hash = ? AND expires_at > ?",
-    )?
-    .query_row(params![token_hash, now], |r| {
-        Ok(Link {
-            token_hash: r.get(0)?,
-            app_id: r.get(1)?,
-            read_only: r.get(2)?,
-            created_at: r.get(3)?,
-            expires_at: r.get(4)?,
-        })
-    })
+    Ok(c.prepare_cached(&format!(
+        "SELECT {LINK_COLS} FROM portal_links WHERE token_hash = ? AND expires_at > ?"
+    ))?
+    .query_row(params![token_hash, now], link_from_row)
     .optional()?)
 }
 
 /// An application's links that have not expired, newest first.
 pub fn live_links(c: &Connection, app_id: &str, now: i64) -> DbResult<Vec<Link>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT token_hash, app_id, read_only, created_at, expires_at FROM portal_links \
-         WHERE app_id = ? AND expires_at > ? ORDER BY created_at DESC LIMIT 100",
-    )?;
-    let rows = stmt.query_map(params![app_id, now], |r| {
-        Ok(Link {
-            token_hash: r.get(0)?,
-            app_id: r.get(1)?,
-            read_only: r.get(2)?,
-            created_at: r.get(3)?,
-            expires_at: r.get(4)?,
-        })
-    })?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {LINK_COLS} FROM portal_links \
+         WHERE app_id = ? AND expires_at > ? ORDER BY created_at DESC LIMIT 100"
+    ))?;
+    let rows = stmt.query_map(params![app_id, now], link_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
