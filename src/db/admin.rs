@@ -190,6 +190,111 @@ fn collect_activity(
     Ok(a)
 }
 
+/// An endpoint that needs attention: disabled, or whose latest attempts failed.
+#[derive(Debug, Clone)]
+pub struct Troubled {
+    pub app_id: String,
+    pub app_name: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    /// When it was disabled, or when its run of failures began.
+    pub since: Option<i64>,
+}
+
+/// Up to `limit` endpoints that are disabled or failing (users' applications only), the
+/// longest-troubled first.
+pub fn troubled(c: &Connection, hidden_uid: &str, limit: i64) -> DbResult<Vec<Troubled>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT a.id, a.name, e.id, e.url, e.disabled, e.disabled_reason, \
+                CASE WHEN e.disabled THEN e.disabled_at ELSE e.failing_since END AS since \
+         FROM endpoints e JOIN applications a ON a.id = e.app_id \
+         WHERE a.uid IS NOT ?1 AND (e.disabled OR e.failing_since IS NOT NULL) \
+         ORDER BY since LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![hidden_uid, limit], |r| {
+        Ok(Troubled {
+            app_id: r.get(0)?,
+            app_name: r.get(1)?,
+            endpoint_id: r.get(2)?,
+            url: r.get(3)?,
+            disabled: r.get(4)?,
+            disabled_reason: r.get(5)?,
+            since: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A failed attempt, for the dashboard's list of recent failures.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub msg_id: String,
+    pub attempt_id: String,
+    pub event_type: String,
+    pub status_code: i64,
+    pub error: Option<String>,
+    pub at: i64,
+}
+
+/// The latest `limit` failed attempts since `since`, newest first.
+pub fn recent_failures(c: &Connection, since: i64, limit: i64) -> DbResult<Vec<Failure>> {
+    let lower = ids::lower_bound_at(ids::ATTEMPT, since);
+    let mut stmt = c.prepare_cached(
+        "SELECT e.app_id, a.endpoint_id, a.url, a.msg_id, a.id, m.event_type, \
+                a.response_status_code, a.error, a.created_at \
+         FROM attempts a JOIN endpoints e ON e.id = a.endpoint_id \
+         JOIN messages m ON m.id = a.msg_id \
+         WHERE a.id >= ?1 AND a.status <> 0 ORDER BY a.id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![lower, limit], |r| {
+        Ok(Failure {
+            app_id: r.get(0)?,
+            endpoint_id: r.get(1)?,
+            url: r.get(2)?,
+            msg_id: r.get(3)?,
+            attempt_id: r.get(4)?,
+            event_type: r.get(5)?,
+            status_code: r.get(6)?,
+            error: r.get(7)?,
+            at: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// When an endpoint last had an attempt, last succeeded, and began failing (if it is).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Times {
+    pub last_attempt: Option<i64>,
+    pub last_success: Option<i64>,
+    pub failing_since: Option<i64>,
+}
+
+pub fn endpoint_times(c: &Connection, endpoint_id: &str) -> DbResult<Times> {
+    let last = |cond: &str| -> DbResult<Option<i64>> {
+        Ok(c.prepare_cached(&format!(
+            "SELECT created_at FROM attempts WHERE endpoint_id = ?{cond} ORDER BY id DESC LIMIT 1"
+        ))?
+        .query_row([endpoint_id], |r| r.get(0))
+        .optional()?)
+    };
+    let failing_since = c
+        .prepare_cached("SELECT failing_since FROM endpoints WHERE id = ?")?
+        .query_row([endpoint_id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(Times {
+        last_attempt: last("")?,
+        last_success: last(" AND status = 0")?,
+        failing_since,
+    })
+}
+
 /// Counts shown on the dashboard.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Totals {

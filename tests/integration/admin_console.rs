@@ -1011,3 +1011,65 @@ async fn console_urls_answer_wrong_methods_with_an_html_405() {
     }
     assert_eq!(c.get("/admin/nowhere").await.status, 404);
 }
+
+#[tokio::test]
+async fn dashboard_lists_troubled_endpoints_and_recent_failures() {
+    use crate::support::receiver::Reply;
+    let app = TestApp::spawn_with(|cfg| cfg.delivery.retry_schedule = vec![Duration::ZERO]).await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500).body("down"));
+    let a = app.create_app("Acme").await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/{HOSTILE}", rx.url) }))
+        .await;
+    let mut c = Console::first_admin(&app).await;
+    let dash = c.page("/admin").await;
+    assert!(dash.contains("None: no endpoint is failing or disabled."));
+    assert!(dash.contains("No failed attempts in the last 24 hours."));
+    let msg = app.send(&a, "invoice.paid", json!({})).await;
+    app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
+    let dash = c.page("/admin").await;
+    let overview = format!("/admin/apps/{a}/endpoints/{ep}");
+    assert!(dash.contains(&format!("href=\"{overview}\"")), "{dash}");
+    assert!(
+        dash.contains(">Failing<") && dash.contains("HTTP 500"),
+        "{dash}"
+    );
+    assert!(
+        dash.contains(&format!("{overview}/attempts/{msg}/")),
+        "{dash}"
+    );
+    assert!(!dash.contains(HOSTILE), "the URL is escaped");
+    let page = c.page(&overview).await;
+    assert!(page.contains("<strong>Failing</strong> since"), "{page}");
+    assert!(page.contains("id=\"last-success\">never<"));
+    assert!(!page.contains("id=\"last-attempt\">never<"));
+    // Disabled: listed with its reason.
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "disabled": true })),
+        200,
+    )
+    .await;
+    let dash = c.page("/admin").await;
+    assert!(dash.contains(">Disabled<"), "{dash}");
+    // A later success clears "failing" (the list shows only the disabled state now).
+    rx.set_default(Reply::status(200));
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "disabled": false })),
+        200,
+    )
+    .await;
+    let msg = app.send(&a, "invoice.paid", json!({})).await;
+    app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
+    let page = c.page(&overview).await;
+    assert!(!page.contains("<strong>Failing</strong>"), "{page}");
+    assert!(!page.contains("id=\"last-success\">never<"));
+    assert!(c
+        .page("/admin")
+        .await
+        .contains("None: no endpoint is failing or disabled."));
+}

@@ -33,6 +33,27 @@ struct DashboardPage {
     bars: Vec<Bar>,
     chart_w: i64,
     chart_h: i64,
+    troubled: Vec<TroubledRow>,
+    failures: Vec<FailureRow>,
+}
+
+/// A disabled or failing endpoint, as listed.
+pub struct TroubledRow {
+    pub link: String,
+    pub app_name: String,
+    pub url: String,
+    pub disabled: bool,
+    pub reason: String,
+    pub since: String,
+}
+
+/// A recent failed attempt, as listed.
+pub struct FailureRow {
+    pub link: String,
+    pub url: String,
+    pub event_type: String,
+    pub outcome: String,
+    pub time: String,
 }
 
 /// Bars for the 24 hours ending with the one holding `now` (empty hours are zero-height).
@@ -73,15 +94,45 @@ pub fn bars(a: &Activity, now: i64) -> Vec<Bar> {
 pub async fn show(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let now = now_ms();
-    let (totals, activity) = st
+    let (totals, activity, troubled, failures) = st
         .db
         .read(move |c| {
             Ok((
                 admin_db::totals(c, crate::operational::APP_UID)?,
                 admin_db::activity(c, now - 24 * HOUR)?,
+                admin_db::troubled(c, crate::operational::APP_UID, 20)?,
+                admin_db::recent_failures(c, now - 24 * HOUR, 10)?,
             ))
         })
         .await?;
+    let troubled = troubled
+        .into_iter()
+        .map(|t| TroubledRow {
+            link: format!("/admin/apps/{}/endpoints/{}", t.app_id, t.endpoint_id),
+            app_name: t.app_name,
+            url: t.url,
+            disabled: t.disabled,
+            reason: t.disabled_reason.unwrap_or_default(),
+            since: t.since.map_or_else(String::new, super::when),
+        })
+        .collect();
+    let failures = failures
+        .into_iter()
+        .map(|f| FailureRow {
+            link: format!(
+                "/admin/apps/{}/endpoints/{}/attempts/{}/{}",
+                f.app_id, f.endpoint_id, f.msg_id, f.attempt_id
+            ),
+            url: f.url,
+            event_type: f.event_type,
+            outcome: match (f.status_code, f.error) {
+                (0, Some(e)) => e,
+                (0, None) => "no response".to_owned(),
+                (code, _) => format!("HTTP {code}"),
+            },
+            time: super::when(f.at),
+        })
+        .collect();
     let total = activity.succeeded + activity.failed;
     #[allow(clippy::cast_precision_loss)] // counts far below 2^52
     let rate = (total > 0).then(|| 100.0 * activity.succeeded as f64 / total as f64);
@@ -93,6 +144,8 @@ pub async fn show(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         success_rate: percent(rate),
         chart_w: CHART_W,
         chart_h: CHART_H,
+        troubled,
+        failures,
     })
 }
 

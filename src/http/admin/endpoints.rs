@@ -519,6 +519,9 @@ struct OverviewPage {
     rate: String,
     stats: deliveries::Stats,
     disabled_since: String,
+    failing_since: String,
+    last_attempt: String,
+    last_success: String,
     created: String,
     skipped: i64,
     secret: Option<String>,
@@ -539,13 +542,14 @@ async fn overview_page(
     let (head, health) = find_endpoint(st, req, "overview").await?;
     let id = head.ep.id.clone();
     let now = now_ms();
-    let (stats, skipped, activity) = st
+    let (stats, skipped, activity, times) = st
         .db
         .read(move |c| {
             Ok((
                 deliveries::stats(c, &id, None, None)?,
                 deliveries::count_skipped(c, &id)?,
                 admin_db::endpoint_activity(c, &id, now - DAY)?,
+                admin_db::endpoint_times(c, &id)?,
             ))
         })
         .await?;
@@ -554,6 +558,9 @@ async fn overview_page(
         rate: percent(health.success_rate()),
         stats,
         disabled_since: head.ep.disabled_at.map_or_else(String::new, when),
+        failing_since: times.failing_since.map_or_else(String::new, when),
+        last_attempt: times.last_attempt.map_or_else(|| "never".to_owned(), when),
+        last_success: times.last_success.map_or_else(|| "never".to_owned(), when),
         created: when(head.ep.created_at),
         skipped,
         secret,
