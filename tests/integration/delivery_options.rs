@@ -197,3 +197,102 @@ async fn verify_ssl_defaults_to_true_and_can_be_turned_off_per_endpoint() {
         .await;
     assert_eq!(patched["verifySsl"], true);
 }
+
+/// A real HTTPS receiver with a self-signed certificate for 127.0.0.1 (Python's `ssl` module,
+/// certificate made by rcgen); answers every POST with 200. Killed on drop.
+struct SelfSignedReceiver {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SelfSignedReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const TLS_SERVER: &str = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+impl SelfSignedReceiver {
+    fn start() -> SelfSignedReceiver {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", TLS_SERVER])
+            .arg(&cert_path)
+            .arg(&key_path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().expect("the server prints its port");
+        SelfSignedReceiver {
+            child,
+            url: format!("https://127.0.0.1:{port}/hook"),
+            _dir: dir,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_self_signed_https_receiver_is_refused_unless_verify_ssl_is_off() {
+    let app = TestApp::spawn_with(|cfg| cfg.delivery.retry_schedule = vec![Duration::ZERO]).await;
+    let tls = SelfSignedReceiver::start();
+    let a = app_with_event_type(&app).await;
+    let (strict, _) = app.create_endpoint(&a, json!({ "url": tls.url })).await;
+    let msg = app.send(&a, "order.created", json!({})).await;
+    let attempts = app
+        .wait_attempts(&a, &msg, 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(attempts[0]["endpointId"], strict.as_str());
+    assert_eq!(attempts[0]["status"], 2, "{attempts:?}");
+    assert_eq!(attempts[0]["responseStatusCode"], 0);
+    let db = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
+    let error: String = db
+        .query_row("SELECT error FROM attempts WHERE msg_id = ?", [&msg], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(error.contains("certificate"), "{error}");
+    // The same receiver, with verification off for this endpoint: delivered over TLS.
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{strict}"),
+        Some(json!({ "verifySsl": false })),
+        200,
+    )
+    .await;
+    let msg = app.send(&a, "order.created", json!({})).await;
+    let attempts = app
+        .wait_attempts(&a, &msg, 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(attempts[0]["status"], 0, "{attempts:?}");
+    assert_eq!(attempts[0]["responseStatusCode"], 200);
+    assert_eq!(attempts[0]["response"], "ok");
+}
