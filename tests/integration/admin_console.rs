@@ -493,7 +493,7 @@ async fn send_test_event_shows_the_response_inline_and_records_the_attempt() {
     assert!(c
         .page(&testing)
         .await
-        .contains("The event catalog is empty"));
+        .contains("No event types are defined yet"));
     let r = c.submit(&testing, &[("event_type", "invoice.paid")]).await;
     assert_eq!(r.status, 422);
     assert!(r.body.contains("Choose an event type"));
