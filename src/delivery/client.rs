@@ -42,13 +42,16 @@ pub const HEADERS_KEPT: usize = 4096;
 
 /// Headers as `name: value` lines, cut at `limit` bytes (on a line boundary).
 fn header_lines<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>, limit: usize) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(512);
     for (k, v) in headers {
-        let line = format!("{k}: {}\n", String::from_utf8_lossy(v));
-        if out.len() + line.len() > limit {
+        let v = String::from_utf8_lossy(v);
+        if out.len() + k.len() + v.len() + 3 > limit {
             break;
         }
-        out.push_str(&line);
+        out.push_str(k);
+        out.push_str(": ");
+        out.push_str(&v);
+        out.push('\n');
     }
     out
 }
@@ -243,4 +246,24 @@ fn describe(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_lines;
+
+    #[test]
+    fn header_lines_are_cut_on_a_line_boundary() {
+        let h = [
+            ("a", b"1".as_slice()),
+            ("bb", b"22".as_slice()),
+            ("c", b"\xff".as_slice()),
+        ];
+        assert_eq!(
+            header_lines(h.into_iter(), usize::MAX),
+            "a: 1\nbb: 22\nc: \u{fffd}\n"
+        );
+        assert_eq!(header_lines(h.into_iter(), 12), "a: 1\nbb: 22\n");
+        assert_eq!(header_lines(h.into_iter(), 11), "a: 1\n");
+    }
 }
