@@ -283,11 +283,7 @@ pub fn endpoint_times(c: &Connection, endpoint_id: &str) -> DbResult<Times> {
         .query_row([endpoint_id], |r| r.get(0))
         .optional()?)
     };
-    let failing_since = c
-        .prepare_cached("SELECT failing_since FROM endpoints WHERE id = ?")?
-        .query_row([endpoint_id], |r| r.get(0))
-        .optional()?
-        .flatten();
+    let failing_since = super::endpoints::failing_since(c, endpoint_id)?;
     Ok(Times {
         last_attempt: last("")?,
         last_success: last(" AND status = 0")?,
@@ -342,10 +338,15 @@ pub struct Health {
 impl Health {
     /// Percentage of successful attempts, or `None` without attempts.
     pub fn success_rate(&self) -> Option<f64> {
-        let total = self.succeeded + self.failed;
-        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-        (total > 0).then(|| 100.0 * self.succeeded as f64 / total as f64)
+        success_rate(self.succeeded, self.failed)
     }
+}
+
+/// Percentage of `ok` among `ok + bad`, or `None` when both are 0.
+pub fn success_rate(ok: i64, bad: i64) -> Option<f64> {
+    let total = ok + bad;
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    (total > 0).then(|| 100.0 * ok as f64 / total as f64)
 }
 
 pub fn health(

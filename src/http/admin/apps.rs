@@ -173,7 +173,7 @@ pub async fn operational(st: Data, req: HttpRequest) -> Result<HttpResponse, Con
 }
 
 /// The application in the path, unless it is hookbox's own (not renamed nor deleted).
-async fn user_app(st: &Data, req: &HttpRequest) -> Result<app_db::App, ConsoleError> {
+pub(super) async fn user_app(st: &Data, req: &HttpRequest) -> Result<app_db::App, ConsoleError> {
     Some(find_app(st, req).await?)
         .filter(|a| !a.is_operational())
         .ok_or(ConsoleError::NotFound("application"))

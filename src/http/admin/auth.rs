@@ -1,8 +1,8 @@
 //! Login, logout and the first admin's setup link.
 
 use super::{
-    admin, admin_post, cookie, idle_ms, is_https, page, page_with, redirect, safe_next, same,
-    sha256_hex, ConsoleError, Form, COOKIE,
+    admin, admin_post, cookie, hash_secret, idle_ms, is_https, page, page_with, redirect,
+    safe_next, same, ConsoleError, Form, COOKIE,
 };
 use crate::db::admin as admin_db;
 use crate::domain::password;
@@ -16,11 +16,6 @@ use rand::distributions::{Alphanumeric, DistString};
 /// A random value for session ids, CSRF tokens and setup links (43 alphanumerics, >250 bits).
 pub fn new_secret() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 43)
-}
-
-/// How session ids and setup tokens are stored.
-pub fn hash_secret(s: &str) -> String {
-    sha256_hex(s)
 }
 
 #[derive(Template)]

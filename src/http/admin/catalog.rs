@@ -2,7 +2,7 @@
 
 use super::{admin, admin_post, page, page_with, redirect, when, Chrome, ConsoleError, Form};
 use crate::db::event_types::{self, EventType};
-use crate::db::{tokens, PageQuery};
+use crate::db::tokens;
 use crate::domain::validate::is_valid_event_type;
 use crate::domain::{ids, time::now_ms};
 use crate::http::auth::{generate_token, hash_token};
@@ -19,16 +19,11 @@ pub struct TypeRow {
     pub has_schema: bool,
 }
 
-pub struct TypeGroup {
-    pub name: String,
-    pub types: Vec<TypeRow>,
-}
-
 #[derive(Template)]
 #[template(path = "admin/catalog.html")]
 struct CatalogPage {
     chrome: Chrome,
-    groups: Vec<TypeGroup>,
+    groups: Vec<super::endpoints::Group<TypeRow>>,
     count: usize,
     /// The new-event-type form, refilled after an error.
     form: TypeForm,
@@ -163,35 +158,15 @@ async fn catalog_page(
     status: StatusCode,
     form: TypeForm,
 ) -> Result<HttpResponse, ConsoleError> {
-    let q = PageQuery {
-        limit: 10_000,
-        ..PageQuery::default()
-    };
-    let types = st
-        .db
-        .read(move |c| event_types::list(c, &q, true))
-        .await?
-        .items;
+    let types = super::endpoints::all_event_types(st, true).await?;
     let count = types.len();
-    let mut groups: Vec<TypeGroup> = Vec::new();
-    for t in types {
-        let group = super::endpoints::group_of(&t);
-        let row = TypeRow {
-            has_schema: t.schemas.is_some(),
-            name: t.name,
-            description: t.description,
-            archived: t.archived,
-            deprecated: t.deprecated,
-        };
-        match groups.iter_mut().find(|g| g.name == group) {
-            Some(g) => g.types.push(row),
-            None => groups.push(TypeGroup {
-                name: group,
-                types: vec![row],
-            }),
-        }
-    }
-    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    let groups = super::endpoints::grouped(types, |t| TypeRow {
+        has_schema: t.schemas.is_some(),
+        name: t.name,
+        description: t.description,
+        archived: t.archived,
+        deprecated: t.deprecated,
+    });
     page_with(
         status,
         &CatalogPage {
@@ -263,6 +238,12 @@ struct EditTypePage {
     archived: bool,
 }
 
+/// An event type's page with a confirmation notice.
+fn type_link(name: &str, ok: &str) -> String {
+    let name: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    format!("/admin/event-types/{name}?ok={ok}")
+}
+
 async fn find_type(st: &Data, req: &HttpRequest) -> Result<EventType, ConsoleError> {
     let name = req.match_info().get("name").unwrap_or_default().to_owned();
     if !is_valid_event_type(&name) {
@@ -304,10 +285,7 @@ pub async fn update_event_type(
             },
         );
     };
-    let link = format!(
-        "/admin/event-types/{}?ok=type-saved",
-        url::form_urlencoded::byte_serialize(t.name.as_bytes()).collect::<String>()
-    );
+    let link = type_link(&t.name, "type-saved");
     let updated = EventType {
         description: f.description,
         group_name: (!f.group.is_empty()).then_some(f.group),
@@ -331,14 +309,13 @@ pub async fn archive_event_type(
     let (_, form) = admin_post(&st, &req, &body).await?;
     let t = find_type(&st, &req).await?;
     let archive = form.get("archive") == "1";
-    let link = format!(
-        "/admin/event-types/{}?ok={}",
-        url::form_urlencoded::byte_serialize(t.name.as_bytes()).collect::<String>(),
+    let link = type_link(
+        &t.name,
         if archive {
             "type-archived"
         } else {
             "type-restored"
-        }
+        },
     );
     let updated = EventType {
         archived: archive,

@@ -133,9 +133,7 @@ pub async fn show(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
             time: super::when(f.at),
         })
         .collect();
-    let total = activity.succeeded + activity.failed;
-    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-    let rate = (total > 0).then(|| 100.0 * activity.succeeded as f64 / total as f64);
+    let rate = admin_db::success_rate(activity.succeeded, activity.failed);
     page(&DashboardPage {
         chrome: admin.chrome("dashboard"),
         totals,

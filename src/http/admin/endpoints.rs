@@ -96,9 +96,9 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
 
 /// Event types for the checkboxes, grouped by their group (or the part of the name before
 /// the first `.` or `:`).
-pub struct Group {
+pub struct Group<T = TypeBox> {
     pub name: String,
-    pub types: Vec<TypeBox>,
+    pub types: Vec<T>,
 }
 
 pub struct TypeBox {
@@ -122,25 +122,33 @@ pub(super) fn group_of(t: &event_types::EventType) -> String {
         })
 }
 
-fn groups(types: Vec<event_types::EventType>, checked: &[String]) -> Vec<Group> {
-    let mut out: Vec<Group> = Vec::new();
+/// Event types grouped (see `group_of`), groups by name, each type made a row by `row`.
+pub(super) fn grouped<T>(
+    types: Vec<event_types::EventType>,
+    row: impl Fn(event_types::EventType) -> T,
+) -> Vec<Group<T>> {
+    let mut out: Vec<Group<T>> = Vec::new();
     for t in types {
         let group = group_of(&t);
-        let b = TypeBox {
-            checked: checked.contains(&t.name),
-            name: t.name,
-            description: t.description,
-        };
+        let r = row(t);
         match out.iter_mut().find(|g| g.name == group) {
-            Some(g) => g.types.push(b),
+            Some(g) => g.types.push(r),
             None => out.push(Group {
                 name: group,
-                types: vec![b],
+                types: vec![r],
             }),
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+fn groups(types: Vec<event_types::EventType>, checked: &[String]) -> Vec<Group> {
+    grouped(types, |t| TypeBox {
+        checked: checked.contains(&t.name),
+        name: t.name,
+        description: t.description,
+    })
 }
 
 /// The endpoint form as shown: values, checkboxes and errors next to each field.
@@ -330,16 +338,24 @@ struct NewPage {
 /// The event types an endpoint of `app` can subscribe to: the catalog's, or for hookbox's
 /// own application the operational events.
 async fn catalog(st: &Data, app: &App) -> Result<Vec<event_types::EventType>, ConsoleError> {
-    if app.uid.as_deref() == Some(crate::operational::APP_UID) {
+    if app.is_operational() {
         return Ok(crate::operational::event_types());
     }
+    all_event_types(st, false).await
+}
+
+/// Every event type of the catalog (archived ones too, if asked), by name.
+pub(super) async fn all_event_types(
+    st: &Data,
+    include_archived: bool,
+) -> Result<Vec<event_types::EventType>, ConsoleError> {
     let q = PageQuery {
         limit: 10_000,
         ..PageQuery::default()
     };
     Ok(st
         .db
-        .read(move |c| event_types::list(c, &q, false))
+        .read(move |c| event_types::list(c, &q, include_archived))
         .await?
         .items)
 }
@@ -535,11 +551,10 @@ struct OverviewPage {
 
 async fn overview_page(
     st: &Data,
-    req: &HttpRequest,
+    (head, health): (Head, Health),
     chrome: Chrome,
     secret: Option<String>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (head, health) = find_endpoint(st, req, "overview").await?;
     let id = head.ep.id.clone();
     let now = now_ms();
     let (stats, skipped, activity, times) = st
@@ -585,7 +600,8 @@ async fn overview_page(
 pub async fn overview(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let chrome = admin.chrome_with_notice("apps", &req);
-    overview_page(&st, &req, chrome, None).await
+    let found = find_endpoint(&st, &req, "overview").await?;
+    overview_page(&st, found, chrome, None).await
 }
 
 /// A duration for people: `24 hours`, `3 days`, `90 minutes`.
@@ -610,8 +626,8 @@ pub async fn reveal_secret(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, _) = admin_post(&st, &req, &body).await?;
-    let (head, _) = find_endpoint(&st, &req, "overview").await?;
-    let id = head.ep.id;
+    let found = find_endpoint(&st, &req, "overview").await?;
+    let id = found.0.ep.id.clone();
     let main_key = st.db.main_key.clone();
     let secret = st
         .db
@@ -621,7 +637,7 @@ pub async fn reveal_secret(
         .find(|s| s.expires_at.is_none())
         .map(|s| s.secret)
         .ok_or(ConsoleError::NotFound("signing secret"))?;
-    overview_page(&st, &req, admin.chrome("apps"), Some(secret)).await
+    overview_page(&st, found, admin.chrome("apps"), Some(secret)).await
 }
 
 /// Grace periods offered when rotating: (form value, label, hours; None = the server's default).
@@ -853,7 +869,7 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     let newest = link(filter, None);
     let types = match &head.ep.filter_types {
         Some(t) => t.clone(),
-        None => type_options(&st, &head.app)
+        None => catalog(&st, &head.app)
             .await?
             .into_iter()
             .map(|t| t.name)
@@ -1099,7 +1115,16 @@ pub async fn send_test(
     .await?
     .record;
     // The header's status badge counts this attempt too.
-    let (head, _) = find_endpoint(&st, &req, "testing").await?;
+    let (id, since) = (head.ep.id.clone(), now_ms() - DAY);
+    let health = st
+        .db
+        .read(move |c| Ok(admin_db::health(c, std::slice::from_ref(&id), since)?.remove(&id)))
+        .await?
+        .unwrap_or_default();
+    let head = Head {
+        badge: badge(&head.ep, &health),
+        ..head
+    };
     let attempt_link = format!(
         "{}/attempts/{}/{}",
         head.base, record.msg_id, record.attempt_id

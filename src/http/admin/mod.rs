@@ -16,13 +16,14 @@ use crate::domain::time::now_ms;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use auth::{check_username, hash_secret, new_secret};
+/// How session ids, setup links and portal links are stored (as API tokens are).
+pub use crate::http::auth::hash_token as hash_secret;
+pub use auth::{check_username, new_secret};
 pub use portal::{
     create_link as create_portal_link, link_url as portal_link_url, MAX_TTL as PORTAL_MAX_TTL,
 };
@@ -488,10 +489,6 @@ pub(super) fn root_of(req: &HttpRequest) -> &'static str {
 /// Where a portal session's pages live (the same pages as an admin's, for one application).
 pub const PORTAL_ROOT: &str = "/portal";
 
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
 /// The value of a cookie sent with the request.
 fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
     let header = req.headers().get(header::COOKIE)?.to_str().ok()?;
@@ -522,7 +519,7 @@ pub(super) async fn admin(st: &Data, req: &HttpRequest) -> Result<Admin, Console
         }),
     };
     let cookie = cookie(req, COOKIE).ok_or_else(login)?;
-    let hash = sha256_hex(&cookie);
+    let hash = hash_secret(&cookie);
     let now = now_ms();
     let session = st
         .db

@@ -2,9 +2,9 @@
 //! (the same pages admins use, under `/portal`), and the page where admins make and revoke
 //! them. A portal session is bound to its application: any other path answers 404.
 
-use super::apps::find_app;
+use super::apps::{find_app, user_app};
 use super::{
-    admin, admin_post, cookie, idle_ms, is_https, page, redirect, sha256_hex, when, Admin, Chrome,
+    admin, admin_post, cookie, hash_secret, idle_ms, is_https, page, redirect, when, Admin, Chrome,
     ConsoleError, Portal, PORTAL_ROOT,
 };
 use crate::db::{apps as app_db, portal as portal_db};
@@ -30,7 +30,7 @@ pub async fn create_link(
     let now = now_ms();
     let ttl_ms = i64::try_from(ttl.min(MAX_TTL).as_millis()).unwrap_or(i64::MAX / 4);
     let link = portal_db::Link {
-        token_hash: sha256_hex(&token),
+        token_hash: hash_secret(&token),
         app_id: app_id.to_owned(),
         read_only,
         created_at: now,
@@ -60,7 +60,7 @@ pub(super) async fn session(st: &Data, req: &HttpRequest) -> Result<Admin, Conso
         )
     };
     let cookie = cookie(req, COOKIE).ok_or_else(expired)?;
-    let hash = sha256_hex(&cookie);
+    let hash = hash_secret(&cookie);
     let now = now_ms();
     let (session, app) = st
         .db
@@ -108,7 +108,7 @@ pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     if token.is_empty() || token.len() > 100 {
         return Err(gone());
     }
-    let hash = sha256_hex(token);
+    let hash = hash_secret(token);
     let now = now_ms();
     let link = st
         .db
@@ -116,7 +116,7 @@ pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         .await?
         .ok_or_else(gone)?;
     let sid = super::new_secret();
-    let (sid_hash, csrf) = (sha256_hex(&sid), super::new_secret());
+    let (sid_hash, csrf) = (hash_secret(&sid), super::new_secret());
     let until = (now + idle_ms()).min(link.expires_at);
     let link_hash = link.token_hash.clone();
     st.db
@@ -200,10 +200,7 @@ pub async fn create(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, form) = admin_post(&st, &req, &body).await?;
-    let app = find_app(&st, &req).await?;
-    if app.uid.as_deref() == Some(crate::operational::APP_UID) {
-        return Err(ConsoleError::NotFound("application"));
-    }
+    let app = user_app(&st, &req).await?;
     let hours: u64 = match form.get("valid_for") {
         "1h" => 1,
         "24h" => 24,
