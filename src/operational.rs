@@ -38,6 +38,15 @@ pub const EVENTS: [(&str, &str); 7] = [
     ),
 ];
 
+/// The names among `names` that are not operational events.
+pub fn unknown_events(names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| !EVENTS.iter().any(|(e, _)| e == n))
+        .cloned()
+        .collect()
+}
+
 /// The events above as event types, for choosing among them.
 pub fn event_types() -> Vec<crate::db::event_types::EventType> {
     EVENTS
@@ -136,7 +145,7 @@ pub fn endpoint_deleted(
     endpoint_uid: Option<&str>,
     now: i64,
 ) -> DbResult<bool> {
-    if app.uid.as_deref() == Some(APP_UID) {
+    if app.is_operational() {
         return Ok(false);
     }
     let data = json!({ "appId": app.id, "appUid": app.uid, "endpointId": endpoint_id, "endpointUid": endpoint_uid });

@@ -375,12 +375,14 @@ impl Inner {
         self.counters
             .attempt_latency
             .observe_duration(sent.duration);
-        let outcome = match sent.status {
-            Some(s) if (200..300).contains(&s) => Outcome::Success,
-            Some(410) => Outcome::Gone,
-            _ => Outcome::Failure {
+        let outcome = if sent.is_success() {
+            Outcome::Success
+        } else if sent.status == Some(410) {
+            Outcome::Gone
+        } else {
+            Outcome::Failure {
                 retry_after: sent.retry_after,
-            },
+            }
         };
         match outcome {
             Outcome::Success => self.counters.succeeded.inc(),

@@ -281,7 +281,7 @@ impl Submitted {
         };
         let failure = match (
             self.rate_error.is_none() && self.headers.is_ok(),
-            validated_new(st, app.id.clone(), input).await,
+            validated_new(st, app, input).await,
         ) {
             (true, Ok(ok)) => return Ok(ok),
             (_, Err(e)) => e,

@@ -62,7 +62,7 @@ pub(super) fn check_uid(uid: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-fn metadata_map(m: Option<Metadata>) -> serde_json::Map<String, serde_json::Value> {
+pub(super) fn metadata_map(m: Option<Metadata>) -> serde_json::Map<String, serde_json::Value> {
     m.unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))

@@ -5,7 +5,7 @@ use super::openapi::{
 };
 use super::{caller, find_app, find_endpoint, json, path_key, query};
 use crate::db::attempts::{self, AttemptFilter};
-use crate::db::{deliveries, endpoints as ep_db, messages::MessageFilter};
+use crate::db::{deliveries, endpoints as ep_db};
 use crate::domain::time::now_ms;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::{list_out, Query};
@@ -63,25 +63,12 @@ fn filter(q: &Query) -> Result<AttemptFilter, ApiError> {
             ));
         }
     }
-    let status = q.int("status")?;
-    if status.is_some_and(|s| !(0..=4).contains(&s)) {
-        return Err(ApiError::invalid(
-            &["query", "status"],
-            "one of 0, 1, 2, 3, 4",
-        ));
-    }
     Ok(AttemptFilter {
         endpoint_id: None,
         msg_id: None,
-        status,
+        status: super::messages::status_param(q)?,
         status_code_class: class,
-        messages: MessageFilter {
-            channel: q.str("channel").map(str::to_owned),
-            tag: q.str("tag").map(str::to_owned),
-            event_types: q.list("event_types"),
-            before: q.datetime("before")?,
-            after: q.datetime("after")?,
-        },
+        messages: super::messages::filter(q)?,
     })
 }
 

@@ -14,7 +14,7 @@ use super::openapi::{
 use super::{body, caller, find_endpoint, idempotent, json, query};
 use crate::db::apps::App as AppRow;
 use crate::db::endpoints::{self as ep_db, Endpoint};
-use crate::db::{deliveries, event_types, messages::MessageFilter};
+use crate::db::{deliveries, event_types};
 use crate::domain::ids;
 use crate::domain::signing::SigningKey;
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
@@ -104,7 +104,7 @@ pub(super) fn check_headers(h: &BTreeMap<String, String>) -> Result<(), ApiError
 /// application: be operational events).
 async fn check_event_types(
     st: &Data,
-    app_id: &str,
+    app: &AppRow,
     types: Option<Vec<String>>,
 ) -> Result<Option<Vec<String>>, ApiError> {
     let Some(types) = types.filter(|t| !t.is_empty()) else {
@@ -116,17 +116,12 @@ async fn check_event_types(
             format!("invalid event type name `{bad}`"),
         ));
     }
-    let (names, app_id) = (types.clone(), app_id.to_owned());
-    let missing = st
-        .db
-        .read(move |c| {
-            if crate::db::apps::get(c, &app_id)?.is_some_and(|a| a.is_operational()) {
-                let known = |n: &String| operational::EVENTS.iter().any(|(e, _)| e == n);
-                return Ok(names.into_iter().filter(|n| !known(n)).collect());
-            }
-            event_types::missing(c, &names)
-        })
-        .await?;
+    let missing = if app.is_operational() {
+        operational::unknown_events(&types)
+    } else {
+        let names = types.clone();
+        st.db.read(move |c| event_types::missing(c, &names)).await?
+    };
     if !missing.is_empty() {
         return Err(ApiError::invalid(
             &["body", "filterTypes"],
@@ -141,13 +136,6 @@ async fn check_event_types(
 
 fn out(e: Endpoint) -> serde_json::Value {
     serde_json::to_value(EndpointOut::from(e)).unwrap_or_default()
-}
-
-fn metadata(m: Option<super::models::Metadata>) -> serde_json::Map<String, serde_json::Value> {
-    m.unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
-        .collect()
 }
 
 /// A supplied secret (body field `field`), or a new random one.
@@ -183,7 +171,7 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> 
 
 pub(crate) async fn validated_new(
     st: &Data,
-    app_id: String,
+    app: &AppRow,
     input: EndpointIn,
 ) -> Result<(Endpoint, SigningKey), ApiError> {
     check_url(st, &input.url)?;
@@ -192,12 +180,12 @@ pub(crate) async fn validated_new(
     let headers = input.headers.unwrap_or_default();
     check_headers(&headers)?;
     let key = parse_secret(input.secret.as_deref(), "secret")?;
-    let filter_types = check_event_types(st, &app_id, input.event_types).await?;
+    let filter_types = check_event_types(st, app, input.event_types).await?;
     let now = now_ms();
     Ok((
         Endpoint {
             id: ids::new_id(ids::ENDPOINT),
-            app_id,
+            app_id: app.id.clone(),
             uid: input.uid,
             url: input.url,
             description: input.description,
@@ -206,7 +194,7 @@ pub(crate) async fn validated_new(
             rate_limit: input.throttle_rate.map(i64::from),
             legacy_signature: input.legacy_signature,
             verify_ssl: input.verify_ssl.unwrap_or(true),
-            metadata: metadata(input.metadata),
+            metadata: super::apps::metadata_map(input.metadata),
             headers,
             disabled: input.disabled,
             disabled_reason: input.disabled.then(|| "disabled when created".to_owned()),
@@ -241,7 +229,7 @@ pub async fn create(
     let app = super::find_app(&st, &req).await?;
     let input: EndpointIn = body(&st, payload).await?;
     idempotent(&st, &req, &who, || async {
-        let (ep, key) = validated_new(&st, app.id, input).await?;
+        let (ep, key) = validated_new(&st, &app, input).await?;
         store_new(&st, ep.clone(), key).await?;
         Ok((StatusCode::CREATED, out(ep)))
     })
@@ -357,7 +345,7 @@ pub async fn put(
     let Some(mut ep) = existing else {
         let (ep, secret) = validated_new(
             &st,
-            app.id,
+            &app,
             EndpointIn {
                 uid: input.uid.clone().or(Some(key)),
                 ..input
@@ -371,7 +359,7 @@ pub async fn put(
     check_uid(input.uid.as_deref())?;
     check_channels(input.channels.as_ref())?;
     let now = now_ms();
-    ep.filter_types = check_event_types(&st, &ep.app_id, input.event_types).await?;
+    ep.filter_types = check_event_types(&st, &app, input.event_types).await?;
     ep.url = input.url;
     ep.description = input.description;
     ep.uid = input.uid.or(ep.uid);
@@ -379,7 +367,7 @@ pub async fn put(
     ep.legacy_signature = input.legacy_signature;
     ep.verify_ssl = input.verify_ssl.unwrap_or(true);
     ep.channels = input.channels.filter(|c| !c.is_empty());
-    ep.metadata = metadata(input.metadata);
+    ep.metadata = super::apps::metadata_map(input.metadata);
     if let Some(h) = input.headers {
         check_headers(&h)?;
         ep.headers = h;
@@ -409,7 +397,7 @@ pub async fn patch(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
-    let (_, mut ep) = find_endpoint(&st, &req).await?;
+    let (app, mut ep) = find_endpoint(&st, &req).await?;
     let p: EndpointPatch = body(&st, payload).await?;
     let now = now_ms();
     if let Some(url) = p.url {
@@ -427,14 +415,14 @@ pub async fn patch(
         ep.rate_limit = r.map(i64::from);
     }
     if let Some(types) = p.event_types {
-        ep.filter_types = check_event_types(&st, &ep.app_id, types).await?;
+        ep.filter_types = check_event_types(&st, &app, types).await?;
     }
     if let Some(ch) = p.channels {
         check_channels(ch.as_ref())?;
         ep.channels = ch.filter(|c| !c.is_empty());
     }
     if let Some(m) = p.metadata {
-        ep.metadata = metadata(Some(m));
+        ep.metadata = super::apps::metadata_map(Some(m));
     }
     if let Some(l) = p.legacy_signature {
         ep.legacy_signature = l;
@@ -844,21 +832,9 @@ pub async fn messages(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiErr
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
     let page = q.page(true)?;
-    let status = q.int("status")?;
-    if status.is_some_and(|s| !(0..=4).contains(&s)) {
-        return Err(ApiError::invalid(
-            &["query", "status"],
-            "one of 0, 1, 2, 3, 4",
-        ));
-    }
+    let status = super::messages::status_param(&q)?;
     let with_content = q.bool("with_content", true)?;
-    let filter = MessageFilter {
-        channel: q.str("channel").map(str::to_owned),
-        tag: q.str("tag").map(str::to_owned),
-        event_types: q.list("event_types"),
-        before: q.datetime("before")?,
-        after: q.datetime("after")?,
-    };
+    let filter = super::messages::filter(&q)?;
     let p = page.clone();
     let rows = st
         .db

@@ -237,7 +237,20 @@ pub async fn create(
     answer
 }
 
-fn filter(q: &crate::http::extract::Query) -> Result<MessageFilter, ApiError> {
+/// The `status` query parameter of delivery and attempt listings (0 to 4).
+pub(super) fn status_param(q: &crate::http::extract::Query) -> Result<Option<i64>, ApiError> {
+    let status = q.int("status")?;
+    if status.is_some_and(|s| !(0..=4).contains(&s)) {
+        return Err(ApiError::invalid(
+            &["query", "status"],
+            "one of 0, 1, 2, 3, 4",
+        ));
+    }
+    Ok(status)
+}
+
+/// The message filters of a listing's query: channel, tag, event types, before, after.
+pub(super) fn filter(q: &crate::http::extract::Query) -> Result<MessageFilter, ApiError> {
     Ok(MessageFilter {
         channel: q.str("channel").map(str::to_owned),
         tag: q.str("tag").map(str::to_owned),

@@ -95,7 +95,7 @@ pub async fn access(
             },
         })
         .await?
-        .filter(|a| a.uid.as_deref() != Some(crate::operational::APP_UID))
+        .filter(|a| !a.is_operational())
         .ok_or(ApiError::NotFound("application"))?;
     let token = create_portal_link(&st, &app.id, Duration::from_secs(expiry), read_only).await?;
     Ok(json(
