@@ -118,7 +118,7 @@ impl Sender {
             return fail(e, String::new());
         }
         let ts = now_ms.div_euclid(1000);
-        let signature = signature_header(&target.keys_at(now_ms), msg_id, ts, body.as_bytes());
+        let signature = signature_header(target.keys_at(now_ms), msg_id, ts, body.as_bytes());
         let client = if target.verify_ssl {
             &self.client
         } else {

@@ -26,12 +26,11 @@ pub struct Target {
 
 impl Target {
     /// Keys valid at `now`.
-    pub fn keys_at(&self, now: i64) -> Vec<SigningKey> {
+    pub fn keys_at(&self, now: i64) -> impl Iterator<Item = &SigningKey> {
         self.keys
             .iter()
-            .filter(|(_, exp)| exp.is_none_or(|e| e > now))
-            .map(|(k, _)| k.clone())
-            .collect()
+            .filter(move |(_, exp)| exp.is_none_or(|e| e > now))
+            .map(|(k, _)| k)
     }
 
     /// The current key: the one without an expiry (rotated keys only sign until theirs).

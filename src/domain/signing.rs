@@ -75,11 +75,20 @@ impl SigningKey {
 }
 
 /// The `webhook-signature` header value: one signature per valid key, space-separated.
-pub fn signature_header(keys: &[SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    keys.iter()
-        .map(|k| k.sign(msg_id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+pub fn signature_header<'a>(
+    keys: impl IntoIterator<Item = &'a SigningKey>,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    let mut out = String::new();
+    for k in keys {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&k.sign(msg_id, timestamp, body));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -127,7 +136,7 @@ mod tests {
     fn every_key_signs_space_separated() {
         let a = SigningKey::generate();
         let b = SigningKey::generate();
-        let h = signature_header(&[a.clone(), b.clone()], "msg_x", 5, b"{}");
+        let h = signature_header([&a, &b], "msg_x", 5, b"{}");
         assert_eq!(
             h,
             format!(
@@ -135,6 +144,15 @@ mod tests {
                 a.sign("msg_x", 5, b"{}"),
                 b.sign("msg_x", 5, b"{}")
             )
+        );
+        let parts: Vec<&str> = h.split(' ').collect();
+        assert!(
+            parts.len() == 2 && parts[0] != parts[1] && parts.iter().all(|p| p.starts_with("v1,"))
+        );
+        assert_eq!(
+            signature_header([&a], "msg_x", 5, b"{}"),
+            parts[0],
+            "one key: no separator"
         );
     }
 
