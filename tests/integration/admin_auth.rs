@@ -121,7 +121,7 @@ async fn login_succeeds_with_the_right_password_and_fails_with_a_wrong_one() {
     );
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
     let page = c.page("/admin").await;
-    assert!(page.contains("admin") && page.contains("Log out"));
+    assert!(page.contains("<span class=\"who\">admin</span>") && page.contains("Log out"));
     // The login page sends a logged-in admin on to the dashboard.
     assert_eq!(
         c.get("/admin/login").await.location.as_deref(),

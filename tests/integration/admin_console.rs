@@ -348,13 +348,16 @@ async fn enable_without_replay_sends_nothing_old() {
     let a = app.create_app("Acme").await;
     let mut c = Console::first_admin(&app).await;
     let page = add_endpoint(&mut c, &a, &[("url", &format!("{}/hook", rx.url))]).await;
-    c.submit(&format!("{page}/disable"), &[]).await;
+    let r = c.submit(&format!("{page}/disable"), &[]).await;
+    assert_eq!(r.location, Some(format!("{page}?ok=disabled")));
     app.send(&a, "order.created", json!({ "n": 1 })).await;
     let r = c.submit(&format!("{page}/enable"), &[]).await;
     assert_eq!(r.location, Some(format!("{page}?ok=enabled")));
     let after = app.send(&a, "order.created", json!({ "n": 2 })).await;
     let got = rx.wait_for_count(1, Duration::from_secs(5)).await;
     assert_eq!(got[0].header("webhook-id"), Some(after.as_str()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 1, "the missed message was not sent");
 }
 
 #[tokio::test]
@@ -502,10 +505,6 @@ async fn send_test_event_shows_the_response_inline_and_records_the_attempt() {
     let r = c.submit(&testing, &[("event_type", "invoice.paid")]).await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("id=\"test-code\">201<"), "{}", r.body);
-    assert!(
-        r.body.contains(">Healthy<"),
-        "the badge counts the test attempt"
-    );
     assert!(
         r.body.contains(">Healthy<"),
         "the badge counts the test attempt"

@@ -82,6 +82,8 @@ async fn rate_limited_endpoint_never_exceeds_its_rate_while_another_gets_everyth
         let attempts = app.wait_attempts(&a, m, 2, Duration::from_secs(5)).await;
         assert!(attempts.iter().all(|x| x["status"] == 0), "{attempts:#?}");
     }
+    // Later too: nothing arrived twice.
+    assert_eq!(throttled.count(), MESSAGES, "a message was sent twice");
 }
 
 #[tokio::test]
