@@ -87,20 +87,22 @@ pub fn ensure_app(c: &Connection, now: i64) -> DbResult<String> {
     Ok(app.id)
 }
 
-/// Stores an operational event for every operator endpoint; returns whether there was one.
-/// The scheduler picks it up (it is due at once); callers wake it.
-pub fn emit(c: &Connection, event_type: &str, data: Value, now: i64) -> DbResult<bool> {
+/// The reserved application's id, when it has endpoints to tell (else there is nothing to do).
+fn listening(c: &Connection) -> DbResult<Option<String>> {
     let Some(app) = apps::get(c, APP_UID)? else {
-        return Ok(false);
+        return Ok(None);
     };
-    if endpoints::count_in_app(c, &app.id)? == 0 {
-        return Ok(false);
-    }
+    Ok((endpoints::count_in_app(c, &app.id)? > 0).then_some(app.id))
+}
+
+/// Stores an operational event for the operator endpoints of application `ops_app`; the
+/// scheduler picks it up (it is due at once); callers wake it.
+fn emit(c: &Connection, ops_app: &str, event_type: &str, data: Value, now: i64) -> DbResult<()> {
     let payload =
         json!({ "type": event_type, "timestamp": format_ms(now), "data": data }).to_string();
     let msg = Message {
         id: ids::new_id(ids::MESSAGE),
-        app_id: app.id,
+        app_id: ops_app.to_owned(),
         event_type: event_type.to_owned(),
         event_id: None,
         payload: Some(Arc::from(payload)),
@@ -118,7 +120,7 @@ pub fn emit(c: &Connection, event_type: &str, data: Value, now: i64) -> DbResult
         expires_at: now + KEEP_MS,
     };
     messages::ingest(c, &req, &mut |_| false)?;
-    Ok(true)
+    Ok(())
 }
 
 /// `endpoint.created` and friends, for an endpoint of a user's application.
@@ -128,13 +130,17 @@ pub fn endpoint_event(
     endpoint_id: &str,
     now: i64,
 ) -> DbResult<bool> {
+    let Some(ops) = listening(c)? else {
+        return Ok(false);
+    };
     let Some(owner) = endpoints::owner(c, endpoint_id)? else {
         return Ok(false);
     };
     if owner.app_uid.as_deref() == Some(APP_UID) {
         return Ok(false);
     }
-    emit(c, event_type, owner_json(&owner, endpoint_id), now)
+    emit(c, &ops, event_type, owner_json(&owner, endpoint_id), now)?;
+    Ok(true)
 }
 
 /// `endpoint.deleted`: the endpoint is gone, so its details are passed in.
@@ -148,13 +154,24 @@ pub fn endpoint_deleted(
     if app.is_operational() {
         return Ok(false);
     }
+    let Some(ops) = listening(c)? else {
+        return Ok(false);
+    };
     let data = json!({ "appId": app.id, "appUid": app.uid, "endpointId": endpoint_id, "endpointUid": endpoint_uid });
-    emit(c, "endpoint.deleted", data, now)
+    emit(c, &ops, "endpoint.deleted", data, now)?;
+    Ok(true)
 }
 
 /// Turns what recording delivery results noticed into events; returns whether any was stored.
 /// Nothing is said about the operator's own endpoints (that could loop).
 pub fn announce(c: &Connection, notices: &[Notice], now: i64) -> DbResult<bool> {
+    if notices.is_empty() {
+        return Ok(false);
+    }
+    // Looked up once per batch; with no operator endpoint nothing else is read.
+    let Some(ops) = listening(c)? else {
+        return Ok(false);
+    };
     let mut any = false;
     for n in notices {
         let (event_type, endpoint_id) = match n {
@@ -180,7 +197,8 @@ pub fn announce(c: &Connection, notices: &[Notice], now: i64) -> DbResult<bool> 
                 data["failSince"] = format_ms(*at).into();
             }
         }
-        any |= emit(c, event_type, data, now)?;
+        emit(c, &ops, event_type, data, now)?;
+        any = true;
     }
     Ok(any)
 }
