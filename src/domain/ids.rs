@@ -1,9 +1,18 @@
 //! Typed, prefixed, time-sortable identifiers (`msg_01J…`). An id never contains `.`.
 
 /// A new id: `prefix_` followed by a ULID (48-bit millisecond time, 80 random bits), so ids
-/// sort by creation time and pagination by id is pagination by time.
+/// sort by creation time and pagination by id is pagination by time. Within one millisecond
+/// the ULIDs of a process increase too (a monotonic generator), so two messages sent one
+/// after the other list in that order.
 pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", ulid::Ulid::new())
+    static GENERATOR: std::sync::Mutex<ulid::Generator> =
+        std::sync::Mutex::new(ulid::Generator::new());
+    let next = GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .generate();
+    // Only 2^80 ids in one millisecond exhaust it; a random one is then as good.
+    format!("{prefix}_{}", next.unwrap_or_else(|_| ulid::Ulid::new()))
 }
 
 pub const APP: &str = "app";
@@ -42,5 +51,11 @@ mod tests {
         let ts = timestamp_ms(&a).unwrap();
         assert!(lower_bound_at(MESSAGE, ts) <= a);
         assert!(lower_bound_at(MESSAGE, ts + 1) > a);
+    }
+
+    #[test]
+    fn ids_made_one_after_the_other_increase_within_a_millisecond() {
+        let ids: Vec<String> = (0..2000).map(|_| new_id(MESSAGE)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 }
