@@ -47,6 +47,7 @@ impl Application {
         let db = Db::open(
             &DbOptions {
                 path: cfg.db_path(),
+                max_size_mib: cfg.database.max_size_mib,
                 synchronous: cfg.database.synchronous.clone(),
                 readers: cfg.database.readers,
                 max_batch: cfg.database.max_batch,
@@ -56,7 +57,8 @@ impl Application {
         .with_context(|| {
             format!("while opening the database with the main key from {key_source}")
         })?;
-        db.write(|c| crate::operational::ensure_app(c, now_ms()))
+        let operational_app_id = db
+            .write(|c| crate::operational::ensure_app(c, now_ms()))
             .await?;
         let bootstrap_token = db
             .write(|c| {
@@ -118,13 +120,15 @@ impl Application {
 
         let addr = listener.local_addr()?;
         let grace = cfg.shutdown_grace;
+        let console = http::admin::Console::new(&db.main_key);
         let state = web::Data::new(State {
             db,
             cfg: Arc::new(cfg),
             dispatcher,
             tokens: auth::TokenCache::default(),
             metrics: http::metrics::HttpMetrics::default(),
-            console: http::admin::Console::new(),
+            console,
+            operational_app_id,
         });
         let data = state.clone();
         let server = HttpServer::new(move || {

@@ -15,6 +15,12 @@ pub struct Config {
     pub listen: String,
     /// Subnets deliveries may reach even though they are private or loopback.
     pub allow_destinations: Vec<IpNet>,
+    /// Reverse proxies (subnets) whose `X-Forwarded-For`/`Forwarded` headers are believed for
+    /// the client's address, scheme and host. Empty: forwarded headers are ignored.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The address people reach hookbox at (`https://hooks.example.com`): portal links are
+    /// built on it. Unset: on the host the request came to.
+    pub public_url: Option<String>,
     /// `text` or `json`.
     pub log_format: String,
     /// On SIGTERM/SIGINT, how long requests and deliveries in flight may take to finish.
@@ -81,6 +87,9 @@ pub struct DatabaseConfig {
     pub readers: usize,
     /// Most callers' work committed in one transaction.
     pub max_batch: usize,
+    /// Largest size of the database file in MiB (`0`: no limit but the disk's). Past it,
+    /// writes are refused as on a full disk (503) until data is purged or the limit raised.
+    pub max_size_mib: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +130,11 @@ pub struct DeliveryConfig {
     pub slow_down_pause: Duration,
     #[serde(with = "humantime_serde")]
     pub max_slow_down_pause: Duration,
+    /// An HTTP proxy (`http://host:port`) that every delivery goes through, e.g. for a static
+    /// egress address. Proxies in the environment (`HTTP_PROXY`, …) are never used. With a
+    /// proxy, the proxy resolves host names and decides what they may reach; hookbox still
+    /// refuses URLs whose host is a private or reserved IP address, or `localhost`.
+    pub proxy_addr: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +156,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./hookbox-data"),
             listen: "127.0.0.1:8080".into(),
             allow_destinations: Vec::new(),
+            trusted_proxies: Vec::new(),
+            public_url: None,
             log_format: "text".into(),
             shutdown_grace: Duration::from_secs(10),
             main_key_file: None,
@@ -160,6 +176,7 @@ impl Default for DatabaseConfig {
             synchronous: "full".into(),
             readers: 4,
             max_batch: 2000,
+            max_size_mib: 0,
         }
     }
 }
@@ -185,6 +202,7 @@ impl Default for DeliveryConfig {
             https_only: false,
             slow_down_pause: Duration::from_secs(1),
             max_slow_down_pause: Duration::from_secs(60),
+            proxy_addr: None,
         }
     }
 }
@@ -225,6 +243,9 @@ const ENV_KEYS: &[&str] = &[
     "HOOKBOX_HTTPS_ONLY",
     "HOOKBOX_MAIN_KEY",
     "HOOKBOX_MAIN_KEY_FILE",
+    "HOOKBOX_TRUSTED_PROXIES",
+    "HOOKBOX_PUBLIC_URL",
+    "HOOKBOX_PROXY_ADDR",
 ];
 
 impl Config {
@@ -284,6 +305,17 @@ impl Config {
                 }
                 "HOOKBOX_MAIN_KEY" => cfg.main_key = Some(HiddenKey::new(v.clone())),
                 "HOOKBOX_MAIN_KEY_FILE" => cfg.main_key_file = Some(PathBuf::from(v)),
+                "HOOKBOX_TRUSTED_PROXIES" => {
+                    cfg.trusted_proxies = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()
+                        .context("while reading HOOKBOX_TRUSTED_PROXIES (comma-separated CIDRs)")?;
+                }
+                "HOOKBOX_PUBLIC_URL" => cfg.public_url = Some(v.clone()),
+                "HOOKBOX_PROXY_ADDR" => cfg.delivery.proxy_addr = Some(v.clone()),
                 k if !ENV_KEYS.contains(&k) && !k.ends_with("_FILE") => {
                     tracing::warn!(
                         variable = k,
@@ -345,6 +377,22 @@ impl Config {
         if self.api.max_payload_bytes == 0 {
             errors.push("api.max_payload_bytes: must be at least 1".into());
         }
+        if let Some(u) = &self.public_url {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
+                _ => errors.push(format!(
+                    "public_url: `{u}` is not an http(s) URL like https://hooks.example.com"
+                )),
+            }
+        }
+        if let Some(u) = &self.delivery.proxy_addr {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
+                _ => errors.push(format!(
+                    "delivery.proxy_addr: `{u}` is not an http(s) proxy URL like http://proxy:3128"
+                )),
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -372,7 +420,12 @@ impl Config {
 
     pub fn ensure_data_dir(&self) -> anyhow::Result<&Path> {
         use anyhow::Context;
-        std::fs::create_dir_all(&self.data_dir)
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        // Only its owner may enter it: it holds the database and, by default, the main key.
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+        dir.create(&self.data_dir)
             .with_context(|| format!("while creating data dir {}", self.data_dir.display()))?;
         Ok(&self.data_dir)
     }

@@ -441,6 +441,7 @@ pub struct MessageEndpoint {
 
 pub fn list_for_message(
     c: &Connection,
+    key: &crate::domain::crypto::MainKey,
     msg_id: &str,
     page: &PageQuery,
 ) -> DbResult<Page<MessageEndpoint>> {
@@ -454,7 +455,7 @@ pub fn list_for_message(
     )?;
     let mut items = Vec::with_capacity(eps.items.len());
     for (id, status, next_attempt_at) in eps.items {
-        if let Some(endpoint) = endpoints::get_by_id(c, &id)? {
+        if let Some(endpoint) = endpoints::get_by_id(c, key, &id)? {
             items.push(MessageEndpoint {
                 endpoint,
                 status,

@@ -44,10 +44,56 @@ const COLS: &str =
                     headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
                     legacy_signature, verify_ssl";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
+/// An endpoint as read, its headers still as stored (sealed): see [`Stored::open`].
+pub(crate) struct Stored(Endpoint, String);
+
+impl Stored {
+    /// The endpoint with its headers opened with `key`.
+    pub(crate) fn open(self, key: &MainKey) -> DbResult<Endpoint> {
+        let Stored(mut e, stored) = self;
+        e.headers = open_headers(key, &e.id, &stored)?;
+        Ok(e)
+    }
+}
+
+/// What seals an endpoint's headers: bound to the endpoint, and to being its headers (a
+/// sealed header value copied into a secret's place does not open).
+fn headers_aad(endpoint_id: &str) -> String {
+    format!("{endpoint_id}#headers")
+}
+
+/// Headers as stored: `{}` when there are none, else their JSON sealed under `key`.
+fn seal_headers(key: &MainKey, endpoint_id: &str, h: &BTreeMap<String, String>) -> String {
+    if h.is_empty() {
+        "{}".to_owned()
+    } else {
+        key.seal(&headers_aad(endpoint_id), &to_json(h))
+    }
+}
+
+/// Opens stored headers: sealed ones with `key`; plaintext JSON (written before headers
+/// were sealed, and sealed at start) as it is.
+fn open_headers(
+    key: &MainKey,
+    endpoint_id: &str,
+    stored: &str,
+) -> DbResult<BTreeMap<String, String>> {
+    let plain = if crypto::is_sealed(stored) {
+        key.open(&headers_aad(endpoint_id), stored)
+            .map_err(|_| DbError::Undecryptable {
+                endpoint_id: endpoint_id.to_owned(),
+            })?
+    } else {
+        stored.to_owned()
+    };
+    serde_json::from_str(&plain)
+        .map_err(|e| DbError::Corrupt(format!("headers of endpoint {endpoint_id}: {e}")))
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
     let metadata: String = r.get(8)?;
     let headers: String = r.get(9)?;
-    Ok(Endpoint {
+    let e = Endpoint {
         id: r.get(0)?,
         app_id: r.get(1)?,
         uid: r.get(2)?,
@@ -57,7 +103,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
         channels: json_col(r.get(6)?).unwrap_or_default(),
         rate_limit: r.get(7)?,
         metadata: serde_json::from_str(&metadata).unwrap_or_default(),
-        headers: serde_json::from_str(&headers).unwrap_or_default(),
+        headers: BTreeMap::new(),
         disabled: r.get(10)?,
         disabled_reason: r.get(11)?,
         disabled_at: r.get(12)?,
@@ -65,7 +111,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
         updated_at: r.get(14)?,
         legacy_signature: r.get(15)?,
         verify_ssl: r.get(16)?,
-    })
+    };
+    Ok(Stored(e, headers))
 }
 
 fn uid_conflict(e: rusqlite::Error) -> DbError {
@@ -91,7 +138,7 @@ pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbRe
         e.channels.as_ref().map(to_json),
         e.rate_limit,
         to_json(&e.metadata),
-        to_json(&e.headers),
+        seal_headers(key, &e.id, &e.headers),
         e.disabled,
         e.disabled_reason,
         e.disabled_at,
@@ -108,7 +155,8 @@ pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbRe
     Ok(())
 }
 
-pub fn update(c: &Connection, e: &Endpoint) -> DbResult<()> {
+/// Stores every field of `e` (its headers sealed under `key`).
+pub fn update(c: &Connection, key: &MainKey, e: &Endpoint) -> DbResult<()> {
     c.prepare_cached(
         "UPDATE endpoints SET uid=?, url=?, description=?, filter_types=?, channels=?, rate_limit=?, \
          metadata=?, headers=?, disabled=?, disabled_reason=?, disabled_at=?, updated_at=?, \
@@ -122,7 +170,7 @@ pub fn update(c: &Connection, e: &Endpoint) -> DbResult<()> {
         e.channels.as_ref().map(to_json),
         e.rate_limit,
         to_json(&e.metadata),
-        to_json(&e.headers),
+        seal_headers(key, &e.id, &e.headers),
         e.disabled,
         e.disabled_reason,
         e.disabled_at,
@@ -135,37 +183,56 @@ pub fn update(c: &Connection, e: &Endpoint) -> DbResult<()> {
     Ok(())
 }
 
-/// By id, or else by uid, within one application.
-pub fn get(c: &Connection, app_id: &str, key: &str) -> DbResult<Option<Endpoint>> {
+/// By id, or else by uid (`ep`), within one application; headers opened with `key`.
+pub fn get(c: &Connection, key: &MainKey, app_id: &str, ep: &str) -> DbResult<Option<Endpoint>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLS} FROM endpoints WHERE app_id = ?1 AND id = ?2 UNION ALL \
          SELECT {COLS} FROM endpoints WHERE app_id = ?1 AND uid = ?2 LIMIT 1"
     ))?;
-    Ok(stmt.query_row([app_id, key], from_row).optional()?)
+    stmt.query_row([app_id, ep], from_row)
+        .optional()?
+        .map(|s| s.open(key))
+        .transpose()
 }
 
-pub fn get_by_id(c: &Connection, id: &str) -> DbResult<Option<Endpoint>> {
+pub fn get_by_id(c: &Connection, key: &MainKey, id: &str) -> DbResult<Option<Endpoint>> {
     let mut stmt = c.prepare_cached(&format!("SELECT {COLS} FROM endpoints WHERE id = ?"))?;
-    Ok(stmt.query_row([id], from_row).optional()?)
+    stmt.query_row([id], from_row)
+        .optional()?
+        .map(|s| s.open(key))
+        .transpose()
 }
 
-pub fn list(c: &Connection, app_id: &str, page: &PageQuery) -> DbResult<Page<Endpoint>> {
-    paged(
+pub fn list(
+    c: &Connection,
+    key: &MainKey,
+    app_id: &str,
+    page: &PageQuery,
+) -> DbResult<Page<Endpoint>> {
+    let page = paged(
         c,
         &format!("SELECT {COLS} FROM endpoints WHERE app_id = ? AND {{page}}"),
         "id",
         &[&app_id],
         page,
         from_row,
-    )
+    )?;
+    Ok(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|s| s.open(key))
+            .collect::<DbResult<_>>()?,
+        done: page.done,
+    })
 }
 
-pub fn all_in_app(c: &Connection, app_id: &str) -> DbResult<Vec<Endpoint>> {
+pub fn all_in_app(c: &Connection, key: &MainKey, app_id: &str) -> DbResult<Vec<Endpoint>> {
     let mut stmt = c.prepare_cached(&format!("SELECT {COLS} FROM endpoints WHERE app_id = ?"))?;
     let rows = stmt
         .query_map([app_id], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    rows.into_iter().map(|s| s.open(key)).collect()
 }
 
 pub fn delete(c: &Connection, id: &str) -> DbResult<bool> {
@@ -347,6 +414,13 @@ fn store_secret(c: &Connection, row_id: i64, stored: &str) -> DbResult<()> {
 /// changes. Idempotent.
 pub fn seal_plaintext_secrets(c: &Connection, key: &MainKey) -> DbResult<usize> {
     let mut sealed = super::idempotency::delete_plaintext_secret_replays(c)?;
+    for (endpoint_id, stored) in all_header_rows(c)? {
+        if !crypto::is_sealed(&stored) {
+            let headers = open_headers(key, &endpoint_id, &stored)?;
+            store_headers(c, &endpoint_id, &seal_headers(key, &endpoint_id, &headers))?;
+            sealed += 1;
+        }
+    }
     for (row, endpoint_id, stored) in all_secret_rows(c)? {
         if stored.starts_with(SECRET_PREFIX) {
             store_secret(c, row, &key.seal(&endpoint_id, &stored))?;
@@ -367,14 +441,36 @@ pub fn any_sealed_secret(c: &Connection) -> DbResult<bool> {
     )
 }
 
-/// Whether every sealed secret opens with `key` (true when there is none).
+/// Whether every sealed secret (and sealed headers) opens with `key` (true when there is
+/// none).
 pub fn sealed_secrets_open_with(c: &Connection, key: &MainKey) -> DbResult<bool> {
     for (_, endpoint_id, stored) in all_secret_rows(c)? {
         if crypto::is_sealed(&stored) && key.open(&endpoint_id, &stored).is_err() {
             return Ok(false);
         }
     }
+    for (endpoint_id, stored) in all_header_rows(c)? {
+        if crypto::is_sealed(&stored) && key.open(&headers_aad(&endpoint_id), &stored).is_err() {
+            return Ok(false);
+        }
+    }
     Ok(true)
+}
+
+/// Every endpoint's stored headers that are not empty: `(endpoint id, stored value)`.
+fn all_header_rows(c: &Connection) -> DbResult<Vec<(String, String)>> {
+    let mut stmt =
+        c.prepare("SELECT id, headers FROM endpoints WHERE headers != '{}' ORDER BY id")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+fn store_headers(c: &Connection, endpoint_id: &str, stored: &str) -> DbResult<()> {
+    c.prepare_cached("UPDATE endpoints SET headers = ? WHERE id = ?")?
+        .execute(params![stored, endpoint_id])?;
+    Ok(())
 }
 
 /// Re-seals every secret from `old` to `new` (plaintext ones are sealed too); returns how
@@ -388,6 +484,10 @@ pub fn reseal_secrets(c: &Connection, old: &MainKey, new: &MainKey) -> DbResult<
             open(old, endpoint_id, stored)?
         };
         store_secret(c, *row, &new.seal(endpoint_id, &plain))?;
+    }
+    for (endpoint_id, stored) in all_header_rows(c)? {
+        let headers = open_headers(old, &endpoint_id, &stored)?;
+        store_headers(c, &endpoint_id, &seal_headers(new, &endpoint_id, &headers))?;
     }
     // Replayable responses that carry a secret are sealed too; one that no longer opens
     // (its key is long gone) is only a replay lost, so it is dropped.

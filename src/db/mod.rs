@@ -31,20 +31,48 @@ pub enum DbError {
     Conflict(String),
     #[error("the database writer has stopped")]
     WriterGone,
+    /// SQLite's `SQLITE_FULL` (or `ENOSPC` when syncing): no space on the disk, or the
+    /// database reached `database.max_size_mib`. Nothing of the failed work was written.
+    #[error("database or disk is full")]
+    Full,
+    /// The transaction holding the work did not commit (or its WAL did not sync): nothing
+    /// of it counts as written.
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+    #[error("cannot use the database file: {0}")]
+    Io(String),
     #[error(
-        "the signing secret of endpoint {endpoint_id} does not decrypt with the main key \
-         (wrong key, or the database was changed)"
+        "the signing secret (or custom headers) of endpoint {endpoint_id} does not decrypt with \
+         the main key (wrong key, or the database was changed)"
     )]
     Undecryptable { endpoint_id: String },
 }
 
 pub type DbResult<T> = Result<T, DbError>;
 
+impl DbError {
+    /// Whether the disk (or the database's size limit) is full.
+    pub fn is_full(&self) -> bool {
+        match self {
+            DbError::Full => true,
+            DbError::Sqlite(e) => is_full(e),
+            _ => false,
+        }
+    }
+}
+
+/// SQLite's `SQLITE_FULL`.
+fn is_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     pub path: PathBuf,
+    /// Largest database size in MiB; 0: no limit.
+    pub max_size_mib: u64,
     /// `FULL` (default) or `NORMAL`.
     pub synchronous: String,
     pub readers: usize,
@@ -70,6 +98,12 @@ impl Db {
         let durable = !opts.synchronous.eq_ignore_ascii_case("normal");
         let mut conn = open_connection(&opts.path, false, "NORMAL")?;
         migrations::apply(&mut conn)?;
+        if opts.max_size_mib > 0 {
+            // Past it SQLite answers SQLITE_FULL, as on a full disk.
+            let page_size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = opts.max_size_mib.saturating_mul(1024 * 1024) / page_size.max(1);
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
         let sealed = rewrite_secrets(&mut conn, |tx| {
             endpoints::seal_plaintext_secrets(tx, &main_key)
         })?;
@@ -161,10 +195,44 @@ pub fn reseal_secrets(path: &Path, old: &MainKey, new: &MainKey) -> DbResult<usi
     rewrite_secrets(&mut conn, |tx| endpoints::reseal_secrets(tx, old, new))
 }
 
-/// Copies the live database to `dest` consistently (`VACUUM INTO`).
+/// Copies the live database to `dest` consistently (`VACUUM INTO`), readable by its owner
+/// only.
 pub fn backup(path: &Path, dest: &Path) -> DbResult<()> {
     let conn = open_connection(path, true, "FULL")?;
+    make_private(dest)?;
     conn.execute("VACUUM INTO ?1", [dest.to_string_lossy()])?;
+    Ok(())
+}
+
+/// Creates the database file at `path` (empty: a valid empty database) readable and
+/// writable by its owner only, and takes those rights from group and others on an existing
+/// one and its `-wal` and `-shm` files. SQLite gives the `-wal` and `-shm` files it creates
+/// the database file's mode.
+fn make_private(path: &Path) -> DbResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |e: std::io::Error| DbError::Io(format!("{}: {e}", path.display()));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if let Ok(meta) = std::fs::metadata(&p) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                        .map_err(io)?;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
     Ok(())
 }
 
@@ -185,6 +253,9 @@ fn open_connection(path: &Path, read_only: bool, synchronous: &str) -> DbResult<
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
+    if !read_only {
+        make_private(path)?;
+    }
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let sync = if synchronous.eq_ignore_ascii_case("normal") {

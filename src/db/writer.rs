@@ -13,13 +13,55 @@ use super::{DbError, DbResult};
 use crate::metrics::{Histogram, BATCH_BOUNDS, FAST_LATENCY_BOUNDS_MICROS};
 use rusqlite::Connection;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
-type Finish = Box<dyn FnOnce(bool) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Finish + Send>;
+/// How a job's transaction ended: committed (and synced, in durable mode), or why not.
+type Outcome = Result<(), Failure>;
+type Finish = Box<dyn FnOnce(Outcome) + Send>;
+
+/// Why a transaction did not count as written.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// The disk, or the database's size limit, is full.
+    Full,
+    Begin,
+    Commit,
+    Sync,
+    /// Another write of the batch failed and SQLite rolled back the whole transaction.
+    Aborted,
+}
+
+impl Failure {
+    fn of_sqlite(e: &rusqlite::Error, otherwise: Failure) -> Failure {
+        if super::is_full(e) {
+            Failure::Full
+        } else {
+            otherwise
+        }
+    }
+}
+
+impl From<Failure> for DbError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Full => DbError::Full,
+            Failure::Begin => DbError::NotCommitted("the transaction could not begin".into()),
+            Failure::Commit => DbError::NotCommitted("the transaction failed to commit".into()),
+            Failure::Sync => DbError::NotCommitted("the WAL could not be synced to disk".into()),
+            Failure::Aborted => DbError::NotCommitted(
+                "another write of the same transaction failed and SQLite rolled it back".into(),
+            ),
+        }
+    }
+}
+/// A caller's work: run in the writer's transaction (`Some`), or skipped (`None`: no
+/// transaction could be had). Gives back how to answer the caller once the transaction's fate
+/// is known and, when the work's error made SQLite roll back the whole transaction (it does
+/// so on `SQLITE_FULL`, among others), why.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (Finish, Option<Failure>) + Send>;
 
 /// What the writer thread is asked to do.
 enum Cmd {
@@ -46,6 +88,33 @@ pub struct WriterStats {
     pub batch_size: Histogram,
     /// BEGIN to COMMIT of each transaction (running the batch's work included), in µs.
     pub commit_latency: Histogram,
+    /// Writes refused because the disk (or the size limit) was full.
+    pub full_errors: AtomicU64,
+    /// The last write was refused for that reason (cleared by the next that succeeds).
+    pub full: AtomicBool,
+}
+
+impl WriterStats {
+    /// Notes how a caller's write ended, for the `full` gauge and counter.
+    fn note<T>(&self, answer: &DbResult<T>) {
+        match answer {
+            Ok(_) => {
+                if self.full.load(Ordering::Relaxed) {
+                    self.full.store(false, Ordering::Relaxed);
+                    tracing::info!("writes succeed again: the database is no longer full");
+                }
+            }
+            Err(e) if e.is_full() => {
+                self.full_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.full.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "database or disk is full: writes are refused until space is freed"
+                    );
+                }
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 impl Default for WriterStats {
@@ -57,6 +126,8 @@ impl Default for WriterStats {
             syncs: AtomicU64::new(0),
             batch_size: Histogram::new(BATCH_BOUNDS, 1.0),
             commit_latency: Histogram::new(FAST_LATENCY_BOUNDS_MICROS, 1e6),
+            full_errors: AtomicU64::new(0),
+            full: AtomicBool::new(false),
         }
     }
 }
@@ -133,16 +204,34 @@ impl Writer {
         F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<DbResult<T>>();
-        let job: Job = Box::new(move |conn: &Connection| {
-            let result = in_savepoint(conn, f);
-            Box::new(move |committed: bool| {
-                let answer = match result {
-                    Ok(v) if committed => Ok(v),
-                    Ok(_) => Err(DbError::Corrupt("the transaction failed to commit".into())),
-                    Err(e) => Err(e),
+        let stats = self.stats.clone();
+        let job: Job = Box::new(move |conn: Option<&Connection>| {
+            let (result, aborted) = match conn {
+                Some(conn) => {
+                    let result = in_savepoint(conn, f);
+                    let aborted = match &result {
+                        Err(e) if conn.is_autocommit() => Some(if e.is_full() {
+                            Failure::Full
+                        } else {
+                            Failure::Aborted
+                        }),
+                        _ => None,
+                    };
+                    (Some(result), aborted)
+                }
+                None => (None, None),
+            };
+            let finish: Finish = Box::new(move |outcome: Outcome| {
+                let answer = match (result, outcome) {
+                    (Some(Err(e)), _) => Err(e),
+                    (Some(Ok(v)), Ok(())) => Ok(v),
+                    (_, Err(failure)) => Err(failure.into()),
+                    (None, Ok(())) => Err(Failure::Begin.into()),
                 };
+                stats.note(&answer);
                 let _ = done_tx.send(answer);
-            })
+            });
+            (finish, aborted)
         });
         self.tx
             .send(Cmd::Run(job))
@@ -159,6 +248,8 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> DbResult<T>
             conn.prepare_cached("RELEASE job")?.execute([])?;
             Ok(v)
         }
+        // SQLite rolled back the whole transaction (and the savepoint with it).
+        Err(e) if conn.is_autocommit() => Err(e),
         Err(e) => {
             conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
             conn.prepare_cached("RELEASE job")?.execute([])?;
@@ -199,13 +290,27 @@ fn run_writer(
             .and_then(|mut s| s.execute([]))
         {
             tracing::error!(error = %e, "writer cannot begin a transaction");
-            first(&conn)(false);
+            first(None).0(Err(Failure::of_sqlite(&e, Failure::Begin)));
             continue;
         }
-        finishes.push(first(&conn));
-        while finishes.len() < max_batch {
+        // Runs a job; when its error rolled back the whole transaction, every job of the
+        // batch so far is answered with that failure and `Some` is returned.
+        let run = |job: Job, finishes: &mut Vec<Finish>| {
+            let (finish, aborted) = job(Some(&conn));
+            finishes.push(finish);
+            if let Some(failure) = aborted {
+                tracing::error!(
+                    ?failure,
+                    "a write failed and SQLite rolled back its transaction; failing the batch"
+                );
+                finishes.drain(..).for_each(|f| f(Err(failure)));
+            }
+            aborted
+        };
+        let mut aborted = run(first, &mut finishes);
+        while aborted.is_none() && finishes.len() < max_batch {
             match rx.try_recv() {
-                Ok(Cmd::Run(job)) => finishes.push(job(&conn)),
+                Ok(Cmd::Run(job)) => aborted = run(job, &mut finishes),
                 Ok(Cmd::Close(ack)) => {
                     closers.push(ack);
                     rx.close();
@@ -213,16 +318,19 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let committed = match conn
-            .prepare_cached("COMMIT")
-            .and_then(|mut s| s.execute([]))
-        {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "writer commit failed; rolling back the batch");
-                let _ = conn.execute_batch("ROLLBACK");
-                false
-            }
+        let outcome = match aborted {
+            Some(failure) => Err(failure),
+            None => match conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+            {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    tracing::error!(error = %e, "writer commit failed; rolling back the batch");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(Failure::of_sqlite(&e, Failure::Commit))
+                }
+            },
         };
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -233,14 +341,14 @@ fn run_writer(
         stats.batch_size.observe(finishes.len() as u64);
         stats.commit_latency.observe(micros);
         match &syncer {
-            Some(sync) if committed => {
+            Some(sync) if outcome.is_ok() => {
                 let batch = std::mem::replace(&mut finishes, Vec::with_capacity(max_batch));
                 if let Err(std::sync::mpsc::SendError(batch)) = sync.tx.send(batch) {
                     tracing::error!("the WAL sync thread has stopped");
-                    batch.into_iter().for_each(|f| f(false));
+                    batch.into_iter().for_each(|f| f(Err(Failure::Sync)));
                 }
             }
-            _ => finishes.drain(..).for_each(|f| f(committed)),
+            _ => finishes.drain(..).for_each(|f| f(outcome)),
         }
     }
     let (commits, jobs) = (
@@ -297,13 +405,20 @@ fn run_syncer(
         batches.extend(rx.try_iter());
         // fsync works on the file, whichever descriptor asks; opening it anew each time also
         // follows the WAL if SQLite ever recreates it.
-        let synced = std::fs::File::open(wal).and_then(|f| f.sync_data());
-        if let Err(e) = &synced {
-            tracing::error!(error = %e, wal = %wal.display(), "cannot sync the WAL; failing the batch");
-        }
+        let synced = match std::fs::File::open(wal).and_then(|f| f.sync_data()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, wal = %wal.display(), "cannot sync the WAL; failing the batch");
+                Err(if e.kind() == std::io::ErrorKind::StorageFull {
+                    Failure::Full
+                } else {
+                    Failure::Sync
+                })
+            }
+        };
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         for f in batches.into_iter().flatten() {
-            f(synced.is_ok());
+            f(synced);
         }
     }
 }
@@ -318,6 +433,7 @@ mod tests {
         let path = dir.path().join("t.db");
         let db = Db::open(
             &DbOptions {
+                max_size_mib: 0,
                 path: path.clone(),
                 synchronous: "full".into(),
                 readers: 1,

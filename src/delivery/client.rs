@@ -35,7 +35,14 @@ pub struct Sent {
     pub request_headers: String,
     /// The response's headers, one `name: value` per line, at most `HEADERS_KEPT` bytes.
     pub response_headers: String,
+    /// For the operator only: why a destination was refused (what the host resolved to).
+    /// `error` says no more than [`REFUSED`], so API and portal users learn nothing of
+    /// internal names.
+    pub refused_detail: Option<String>,
 }
+
+/// What callers are told about a destination the SSRF guard refused.
+pub const REFUSED: &str = "destination refused: private or reserved address";
 
 /// How much of a response's headers the attempt log keeps.
 pub const HEADERS_KEPT: usize = 4096;
@@ -65,8 +72,13 @@ impl Sent {
 impl Sender {
     pub fn new(cfg: &DeliveryConfig, guard: Guard) -> anyhow::Result<Sender> {
         let guard = Arc::new(guard);
+        let proxy = cfg
+            .proxy_addr
+            .as_deref()
+            .map(reqwest::Proxy::all)
+            .transpose()?;
         let builder = || {
-            reqwest::Client::builder()
+            let b = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(cfg.connect_timeout)
                 .timeout(cfg.request_timeout)
@@ -75,7 +87,15 @@ impl Sender {
                 .pool_idle_timeout(Duration::from_secs(60))
                 .tcp_nodelay(true)
                 .user_agent(cfg.user_agent.clone())
-                .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
+                // Proxies from the environment (`HTTP_PROXY`, …) would resolve names out of
+                // the guard's sight: only the configured one is used.
+                .no_proxy();
+            match &proxy {
+                // Every connection goes to the proxy, which resolves the endpoints' names
+                // and decides what they may reach; literal addresses are checked in `send`.
+                Some(p) => b.proxy(p.clone()),
+                None => b.dns_resolver(Arc::new(GuardedResolver(guard.clone()))),
+            }
         };
         let client = builder().build()?;
         let insecure_client = builder().danger_accept_invalid_certs(true).build()?;
@@ -94,28 +114,42 @@ impl Sender {
     /// Signs and POSTs `body` to the target.
     pub async fn send(&self, target: &Target, msg_id: &str, body: &Arc<str>, now_ms: i64) -> Sent {
         let started = Instant::now();
-        let fail = |error: String, request_headers: String| Sent {
-            status: None,
-            body: String::new(),
-            retry_after: None,
-            error: Some(error),
-            duration: started.elapsed(),
-            request_headers,
-            response_headers: String::new(),
+        let fail = |(error, refused_detail): (String, Option<String>), request_headers: String| {
+            if let Some(detail) = &refused_detail {
+                tracing::warn!(url = %target.url, detail = %detail, "destination refused");
+            }
+            Sent {
+                status: None,
+                body: String::new(),
+                retry_after: None,
+                error: Some(error),
+                duration: started.elapsed(),
+                request_headers,
+                response_headers: String::new(),
+                refused_detail,
+            }
         };
         let url = match &target.parsed {
             Some(u) => u.clone(),
-            None => return fail(format!("invalid URL: {}", target.url), String::new()),
+            None => {
+                return fail(
+                    (format!("invalid URL: {}", target.url), None),
+                    String::new(),
+                )
+            }
         };
         if self.https_only && url.scheme() != "https" {
             return fail(
-                "destination refused: this server only delivers to https URLs (delivery.https_only)"
-                    .to_owned(),
+                (
+                    "destination refused: this server only delivers to https URLs (delivery.https_only)"
+                        .to_owned(),
+                    None,
+                ),
                 String::new(),
             );
         }
-        if let Err(e) = self.check_literal_host(&url) {
-            return fail(e, String::new());
+        if let Err(detail) = self.check_literal_host(&url) {
+            return fail((REFUSED.to_owned(), Some(detail)), String::new());
         }
         let ts = now_ms.div_euclid(1000);
         let signature = signature_header(target.keys_at(now_ms), msg_id, ts, body.as_bytes());
@@ -157,9 +191,21 @@ impl Sender {
         for (k, v) in &headers {
             req = req.header(*k, *v);
         }
+        // The attempt log keeps the headers sent, credentials redacted (`Bearer ***`): the
+        // endpoint's own headers come first in `headers`, the shown form stands for them.
         let request_headers = header_lines(
             std::iter::once(("user-agent", self.user_agent.as_bytes()))
-                .chain(headers.iter().map(|(k, v)| (*k, v.as_bytes()))),
+                .chain(
+                    target
+                        .headers_shown
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_bytes())),
+                )
+                .chain(
+                    headers[target.headers.len()..]
+                        .iter()
+                        .map(|(k, v)| (*k, v.as_bytes())),
+                ),
             usize::MAX,
         );
         // The body shares the message's bytes: no copy per delivery.
@@ -190,7 +236,7 @@ impl Sender {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    error = Some(format!("reading the response body: {}", describe(&e)));
+                    error = Some(format!("reading the response body: {}", describe(&e).0));
                     break;
                 }
             }
@@ -203,19 +249,28 @@ impl Sender {
             duration: started.elapsed(),
             request_headers,
             response_headers,
+            refused_detail: None,
         }
     }
 
-    /// reqwest does not resolve IP-literal hosts, so those are checked here.
+    /// reqwest does not resolve IP-literal hosts (nor any host, through a proxy), so those
+    /// are checked here; `localhost` is taken for the loopback address it names.
     fn check_literal_host(&self, u: &reqwest::Url) -> Result<(), String> {
         let ip = match u.host() {
             Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
             Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+            Some(url::Host::Domain(d))
+                if d.eq_ignore_ascii_case("localhost")
+                    || d.to_ascii_lowercase().ends_with(".localhost") =>
+            {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            }
             _ => return Ok(()),
         };
         self.guard.check(ip).map_err(|kind| {
             format!(
-                "destination refused: {ip} is a {kind} address; allow it with --allow-destination"
+                "destination refused: {} is a {kind} address; allow it with --allow-destination",
+                u.host_str().unwrap_or_default()
             )
         })
     }
@@ -230,8 +285,20 @@ impl AsRef<[u8]> for SharedText {
     }
 }
 
-/// An error with its causes, so the attempt log says what really happened.
-fn describe(e: &reqwest::Error) -> String {
+/// An error with its causes, so the attempt log says what really happened; a destination
+/// the guard refused is only [`REFUSED`], with the details apart (for the operator).
+fn describe(e: &reqwest::Error) -> (String, Option<String>) {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(r) = cause.downcast_ref::<super::ssrf::Refused>() {
+            return (REFUSED.to_owned(), Some(r.to_string()));
+        }
+        source = cause.source();
+    }
+    (full_chain(e), None)
+}
+
+fn full_chain(e: &reqwest::Error) -> String {
     let mut s = if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {

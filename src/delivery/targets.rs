@@ -13,6 +13,8 @@ pub struct Target {
     /// `url` parsed once; `None` when it no longer parses (the attempt then says why).
     pub parsed: Option<reqwest::Url>,
     pub headers: Vec<(String, String)>,
+    /// `headers` as the attempt log shows them: credentials redacted (`Bearer ***`).
+    pub headers_shown: Vec<(String, String)>,
     /// Signing keys with the time a rotated one stops signing.
     pub keys: Vec<(SigningKey, Option<i64>)>,
     pub disabled: bool,
@@ -60,7 +62,7 @@ impl Targets {
         let key = db.main_key.clone();
         let loaded = db
             .read(move |c| {
-                let Some(ep) = endpoints::get_by_id(c, &id)? else {
+                let Some(ep) = endpoints::get_by_id(c, &key, &id)? else {
                     return Ok(None);
                 };
                 let secrets = endpoints::secrets(c, &key, &id, crate::domain::time::now_ms())?;
@@ -74,6 +76,11 @@ impl Targets {
             endpoint_id: ep.id.clone(),
             parsed: reqwest::Url::parse(&ep.url).ok(),
             url: ep.url,
+            headers_shown: ep
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::domain::headers::shown(k, v)))
+                .collect(),
             headers: ep.headers.into_iter().collect(),
             keys: secrets
                 .into_iter()

@@ -55,6 +55,16 @@ impl MainKey {
         STANDARD.encode(self.0)
     }
 
+    /// A 32-byte key for `purpose`, derived from this one (HMAC-SHA256): the same on every
+    /// node that shares the main key, and useless for opening sealed secrets.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new((&self.0).into())
     }

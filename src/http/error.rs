@@ -48,9 +48,15 @@ pub enum ApiError {
     Validation(Vec<ValidationItem>),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The server cannot store anything right now (the disk is full): try again later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// How long callers are asked to wait when storage is full.
+const RETRY_AFTER_FULL_SECS: u32 = 30;
 
 impl ApiError {
     /// One validation error at `loc` (e.g. `["body", "url"]`).
@@ -70,10 +76,15 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code,
             ApiError::Validation(_) => "validation",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Unavailable(_) => "storage_full",
             ApiError::Internal(_) => "server_error",
         }
     }
 }
+
+/// What callers are told when the disk (or the database's size limit) is full.
+pub const FULL_DETAIL: &str = "the server cannot store messages right now: its disk (or its \
+     database size limit) is full; nothing of this request was stored, retry later";
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
@@ -82,6 +93,7 @@ impl From<DbError> for ApiError {
                 code: "conflict",
                 detail,
             },
+            full if full.is_full() => ApiError::Unavailable(FULL_DETAIL.to_owned()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -96,6 +108,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -113,6 +126,11 @@ impl ResponseError for ApiError {
                 })
             }
             ApiError::Unauthorized(why) => res.json(HttpErrorOut { code, detail: why }),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!("request refused: database or disk is full");
+                res.insert_header(("retry-after", RETRY_AFTER_FULL_SECS.to_string()))
+                    .json(HttpErrorOut { code, detail })
+            }
             other => res.json(HttpErrorOut {
                 code,
                 detail: &other.to_string(),

@@ -4,6 +4,7 @@
 use super::error::{ApiError, ValidationItem};
 use crate::db::PageQuery;
 use crate::domain::time::parse_datetime;
+use crate::domain::validate::{nested_too_deep, MAX_JSON_DEPTH};
 use actix_web::web;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -42,6 +43,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             loc: vec!["body".into()],
             msg: "the request body must be a JSON object".into(),
             kind: "type_error".into(),
+        }]));
+    }
+    // Every field's value may nest `MAX_JSON_DEPTH` levels (the body's own object is one more).
+    if let Some(path) = nested_too_deep(bytes, MAX_JSON_DEPTH + 1) {
+        let mut loc = vec!["body".to_owned()];
+        loc.extend(path.into_iter().next());
+        return Err(ApiError::Validation(vec![ValidationItem {
+            loc,
+            msg: format!("nested more than {MAX_JSON_DEPTH} levels of arrays and objects deep"),
+            kind: "value_error".into(),
         }]));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -182,12 +193,23 @@ impl Query {
 }
 
 /// The Svix list envelope.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOut<O> {
+    data: Vec<O>,
+    iterator: Option<String>,
+    prev_iterator: Option<String>,
+    done: bool,
+}
+
+/// The Svix list envelope of a page. Items are serialized as they are (no detour through
+/// `serde_json::Value`, which refuses deeply nested payloads).
 pub fn list_out<T, O: serde::Serialize>(
     page: crate::db::Page<T>,
     q: &PageQuery,
     key: impl Fn(&T) -> String,
     out: impl Fn(T) -> O,
-) -> serde_json::Value {
+) -> ListOut<O> {
     let first = page.items.first().map(&key);
     let last = page.items.last().map(&key);
     // Paging backwards, `done` says there is nothing before; the forward iterator still works.
@@ -197,13 +219,12 @@ pub fn list_out<T, O: serde::Serialize>(
     } else {
         last
     };
-    let data: Vec<O> = page.items.into_iter().map(out).collect();
-    serde_json::json!({
-        "data": data,
-        "iterator": iterator,
-        "prevIterator": first.map(|f| format!("-{f}")),
-        "done": done,
-    })
+    ListOut {
+        data: page.items.into_iter().map(out).collect(),
+        iterator,
+        prev_iterator: first.map(|f| format!("-{f}")),
+        done,
+    }
 }
 
 #[cfg(test)]

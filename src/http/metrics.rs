@@ -111,6 +111,16 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
         "fsyncs of the WAL by the sync thread (durable mode).",
         &[(&[], w.syncs.load(Ordering::Relaxed))],
     );
+    e.counter(
+        "hookbox_db_full_errors_total",
+        "Writes refused because the disk (or database.max_size_mib) was full.",
+        &[(&[], w.full_errors.load(Ordering::Relaxed))],
+    );
+    e.gauge(
+        "hookbox_db_full",
+        "1 while writes are refused because the disk (or database.max_size_mib) is full.",
+        &[(&[], f64::from(u8::from(w.full.load(Ordering::Relaxed))))],
+    );
     e.histogram(
         "hookbox_db_writer_batch_size",
         "Callers' writes committed together in one transaction (group commit).",

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod forwarded;
 pub mod metrics;
 pub mod request_id;
 
@@ -21,9 +22,46 @@ pub struct State {
     pub tokens: auth::TokenCache,
     pub metrics: metrics::HttpMetrics,
     pub console: admin::Console,
+    /// The id of hookbox's own application (operational webhooks), made at start.
+    pub operational_app_id: String,
 }
 
 pub type Data = actix_web::web::Data<State>;
+
+/// Marks a request that came in as `/api/v1/operational-webhook/endpoint…`: the only way to
+/// reach hookbox's reserved application through the API.
+#[derive(Clone, Copy)]
+pub struct OperationalRoute;
+
+/// What of the reserved application the operational webhook routes reach: its endpoints,
+/// their secrets and headers (as Svix's operational webhook API), nothing else.
+fn operational_route(rest: &str) -> bool {
+    let mut parts = rest.split('/');
+    matches!(
+        (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next()
+        ),
+        (Some("endpoint"), None | Some(_), None, None, None)
+            | (
+                Some("endpoint"),
+                Some(_),
+                Some("secret" | "headers"),
+                None,
+                None
+            )
+            | (
+                Some("endpoint"),
+                Some(_),
+                Some("secret"),
+                Some("rotate"),
+                None
+            )
+    )
+}
 
 /// Answers `/path/` as `/path` (the SDKs send no trailing slash, Svix's docs show one): the
 /// request is rewritten in place, never redirected.
@@ -37,10 +75,16 @@ pub fn trim_trailing_slash(
         let trimmed = path.trim_end_matches('/');
         let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
         // Operational webhook endpoints are the endpoints of a reserved application.
-        let trimmed = match trimmed.strip_prefix(OPS) {
-            Some(rest) => format!("/api/v1/app/{}/{rest}", crate::operational::APP_UID),
-            None => trimmed.to_owned(),
+        let (trimmed, operational) = match trimmed.strip_prefix(OPS) {
+            Some(rest) if operational_route(rest) => (
+                format!("/api/v1/app/{}/{rest}", crate::operational::APP_UID),
+                true,
+            ),
+            _ => (trimmed.to_owned(), false),
         };
+        if operational {
+            actix_web::HttpMessage::extensions_mut(&req).insert(OperationalRoute);
+        }
         let new = match req.query_string() {
             "" => trimmed,
             q => format!("{trimmed}?{q}"),

@@ -63,7 +63,7 @@ where
         "request",
         request_id = %id,
         method = %req.method(),
-        path = %req.path(),
+        path = %loggable_path(req.match_info().as_str()),
     );
     let in_flight = InFlight::new(st);
     let started = Instant::now();
@@ -86,9 +86,24 @@ where
     .instrument(span)
 }
 
+/// Where a path carries a secret (a portal link's token), the secret is left out.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const OPEN: &str = "/portal/open/";
+    match path.find(OPEN) {
+        Some(at) => format!("{}***", &path[..at + OPEN.len()]).into(),
+        None => path.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn portal_link_tokens_are_left_out_of_logged_paths() {
+        assert_eq!(loggable_path("/portal/open/abcDEF123"), "/portal/open/***");
+        assert_eq!(loggable_path("/api/v1/app"), "/api/v1/app");
+    }
 
     #[test]
     fn sane_ids_are_short_and_plain() {

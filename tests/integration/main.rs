@@ -21,3 +21,4 @@ mod operational;
 mod portal;
 mod retention;
 mod secrets;
+mod security;

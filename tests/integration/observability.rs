@@ -286,19 +286,8 @@ async fn request_id_comes_back_in_a_header_and_is_taken_from_the_client_when_san
 #[cfg(unix)]
 mod real_binary {
     use super::*;
-    use crate::support::server::{bin, Server};
-    use std::path::Path;
+    use crate::support::server::{create_token, Server};
     use std::process::Command;
-
-    fn token(dir: &Path) -> String {
-        let out = Command::new(bin())
-            .args(["token", "create", "--name", "t", "--data-dir"])
-            .arg(dir)
-            .output()
-            .expect("hookbox token create runs");
-        assert!(out.status.success(), "token create: {out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
 
     fn signal(server: &Server, name: &str) {
         let status = Command::new("kill")
@@ -380,7 +369,7 @@ mod real_binary {
             "log_format = \"json\"\nshutdown_grace = \"10s\"\n",
         )
         .unwrap();
-        let token = token(dir.path());
+        let token = create_token(dir.path());
         let receiver = TestReceiver::start().await;
         receiver.set_default(Reply::status(200).delay(Duration::from_secs(1)));
         let env = [("HOOKBOX_LOG", "info,hookbox::access=debug")];
@@ -471,7 +460,7 @@ mod real_binary {
             "shutdown_grace = \"60s\"\n",
         )
         .unwrap();
-        let token = token(dir.path());
+        let token = create_token(dir.path());
         let receiver = TestReceiver::start().await;
         receiver.set_default(Reply::status(200).delay(Duration::from_secs(60)));
         let mut server = Server::start(dir.path(), dir.path().join("serve.log")).await;

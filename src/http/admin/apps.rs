@@ -161,15 +161,14 @@ pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
 }
 
 /// `GET /admin/operational`: the endpoints that receive hookbox's operational webhooks are
-/// those of its own application, managed on the same pages as any application's.
+/// those of its own application (made at start), managed on the same pages as any
+/// application's.
 pub async fn operational(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     admin(&st, &req).await?;
-    let now = crate::domain::time::now_ms();
-    let id = st
-        .db
-        .write(move |c| crate::operational::ensure_app(c, now))
-        .await?;
-    Ok(redirect(&format!("/admin/apps/{id}/webhooks")))
+    Ok(redirect(&format!(
+        "/admin/apps/{}/webhooks",
+        st.operational_app_id
+    )))
 }
 
 /// The application in the path, unless it is hookbox's own (not renamed nor deleted).
@@ -209,8 +208,8 @@ pub async fn delete(
 ) -> Result<HttpResponse, ConsoleError> {
     admin_post(&st, &req, &body).await?;
     let app = user_app(&st, &req).await?;
-    let id = app.id.clone();
-    let endpoints = st.db.read(move |c| ep_db::all_in_app(c, &id)).await?;
+    let (id, key) = (app.id.clone(), st.db.main_key.clone());
+    let endpoints = st.db.read(move |c| ep_db::all_in_app(c, &key, &id)).await?;
     st.db.write(move |c| app_db::delete(c, &app.id)).await?;
     for ep in endpoints {
         st.dispatcher.endpoint_changed(&ep.id);

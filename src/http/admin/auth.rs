@@ -40,12 +40,16 @@ fn login_page(
     next: &str,
 ) -> Result<HttpResponse, ConsoleError> {
     let token = cookie(req, LOGIN_COOKIE).unwrap_or_else(new_secret);
+    let form_value = req
+        .app_data::<Data>()
+        .map(|st| st.console.login_form_value(&token))
+        .unwrap_or_default();
     let mut res = page_with(
         status,
         &LoginPage {
             username,
             error,
-            token: &token,
+            token: &form_value,
             next: safe_next(next),
         },
     )?;
@@ -70,26 +74,25 @@ pub async fn login_form(st: Data, req: HttpRequest) -> Result<HttpResponse, Cons
     login_page(&req, StatusCode::OK, "", None, &next)
 }
 
-fn client_ip(req: &HttpRequest) -> std::net::IpAddr {
-    req.peer_addr()
-        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip())
-}
-
 pub async fn login(
     st: Data,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let form = Form::parse(&body);
-    let expected = cookie(&req, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !same(form.get("login_csrf"), &expected) {
+    let token = cookie(&req, LOGIN_COOKIE).unwrap_or_default();
+    if token.is_empty() || !same(form.get("login_csrf"), &st.console.login_form_value(&token)) {
         return Err(ConsoleError::Csrf);
     }
     let username = form.get("username").to_owned();
     let pw = form.raw("password").to_owned();
-    let key = (username.clone(), client_ip(&req));
-    if st.console.throttled(&key) {
+    let client = crate::http::forwarded::client_ip(&req);
+    if !st.console.begin_login(client) {
         return Err(ConsoleError::RateLimited);
+    }
+    let wait = st.console.slowdown(&username);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
     }
     let name = username.clone();
     let user = st
@@ -106,7 +109,7 @@ pub async fn login(
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            st.console.failed(key);
+            st.console.failed(username.clone());
             return login_page(
                 &req,
                 StatusCode::UNAUTHORIZED,
@@ -116,7 +119,7 @@ pub async fn login(
             );
         }
     };
-    st.console.succeeded(&key);
+    st.console.succeeded(client, &username);
     start_session(&st, &req, user.id, safe_next(form.get("next"))).await
 }
 

@@ -3,7 +3,7 @@
 use super::{admin, admin_post, page, page_with, redirect, when, Chrome, ConsoleError, Form};
 use crate::db::event_types::{self, EventType};
 use crate::db::tokens;
-use crate::domain::validate::is_valid_event_type;
+use crate::domain::validate::{is_valid_event_type, too_deep, MAX_JSON_DEPTH};
 use crate::domain::{ids, time::now_ms};
 use crate::http::auth::{generate_token, hash_token};
 use crate::http::Data;
@@ -88,6 +88,12 @@ impl TypeForm {
                 None
             }
             text => match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(_) if too_deep(text) => {
+                    self.example_error = Some(format!(
+                        "The example nests more than {MAX_JSON_DEPTH} levels of arrays and objects."
+                    ));
+                    None
+                }
                 Ok(v) if v.is_object() => Some(v),
                 Ok(_) => {
                     self.example_error =

@@ -13,6 +13,7 @@ use crate::db::endpoints::{self as ep_db, Endpoint};
 use crate::db::{deliveries, event_types, messages, PageQuery};
 use crate::domain::signing::SigningKey;
 use crate::domain::time::now_ms;
+use crate::domain::validate::{too_deep, MAX_JSON_DEPTH};
 use crate::http::api::{validated_new, EndpointIn};
 use crate::http::error::ApiError;
 use crate::http::extract::Query;
@@ -64,10 +65,11 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     let app = find_app(&st, &req).await?;
     let app_id = app.id.clone();
     let since = now_ms() - DAY;
+    let main_key = st.db.main_key.clone();
     let (eps, health) = st
         .db
         .read(move |c| {
-            let mut eps = ep_db::all_in_app(c, &app_id)?;
+            let mut eps = ep_db::all_in_app(c, &main_key, &app_id)?;
             eps.sort_by(|a, b| a.id.cmp(&b.id));
             let ids: Vec<String> = eps.iter().map(|e| e.id.clone()).collect();
             Ok((eps, admin_db::health(c, &ids, since)?))
@@ -195,7 +197,7 @@ impl Fields {
                 .map(|e| {
                     e.headers
                         .iter()
-                        .map(|(k, v)| format!("{k}: {v}"))
+                        .map(|(k, v)| format!("{k}: {}", crate::domain::headers::shown(k, v)))
                         .collect::<Vec<_>>()
                         .join("\n")
                 })
@@ -434,7 +436,8 @@ pub async fn update(
             ep.filter_types = valid.filter_types;
             ep.channels = valid.channels;
             ep.rate_limit = valid.rate_limit;
-            ep.headers = valid.headers;
+            // Credentials were shown redacted: sent back unchanged, they stay as stored.
+            ep.headers = crate::domain::headers::keep_redacted(valid.headers, &head.ep.headers);
             ep.verify_ssl = valid.verify_ssl;
             ep.legacy_signature = valid.legacy_signature;
             ep.updated_at = now_ms();
@@ -501,10 +504,11 @@ async fn find_endpoint(
     let key = path(req, "endpoint_id")?.to_owned();
     let app_id = app.id.clone();
     let since = now_ms() - DAY;
+    let main_key = st.db.main_key.clone();
     let (ep, health) = st
         .db
         .read(move |c| {
-            let Some(ep) = ep_db::get(c, &app_id, &key)? else {
+            let Some(ep) = ep_db::get(c, &main_key, &app_id, &key)? else {
                 return Ok(None);
             };
             let h = admin_db::health(c, std::slice::from_ref(&ep.id), since)?
@@ -1083,6 +1087,9 @@ pub async fn send_test(
             st.cfg.api.max_payload_bytes
         )),
         t => match serde_json::from_str::<&serde_json::value::RawValue>(t) {
+            Ok(_) if too_deep(t) => Err(format!(
+                "The payload nests more than {MAX_JSON_DEPTH} levels of arrays and objects."
+            )),
             Ok(v) if v.get().trim_start().starts_with('{') => Ok(Some(t.to_owned())),
             Ok(_) => Err("The payload must be a JSON object.".to_owned()),
             Err(e) => Err(format!("This is not valid JSON: {e}.")),
@@ -1105,15 +1112,20 @@ pub async fn send_test(
             },
         );
     };
-    let record = crate::http::api::send_test_now(
+    let outcome = crate::http::api::send_test_now(
         &st,
         &head.app,
         &head.ep,
         &et.name,
         payload.as_str().into(),
     )
-    .await?
-    .record;
+    .await?;
+    let record = outcome.record;
+    // The operator may know what an internal name resolves to; a portal user may not.
+    let error = match outcome.refused_detail {
+        Some(detail) if admin.portal.is_none() => Some(detail),
+        _ => record.error,
+    };
     // The header's status badge counts this attempt too.
     let (id, since) = (head.ep.id.clone(), now_ms() - DAY);
     let health = st
@@ -1135,7 +1147,7 @@ pub async fn send_test(
         code: code(record.status_code),
         duration_ms: record.duration_ms,
         body: record.response,
-        error: record.error,
+        error,
         attempt_link,
     };
     page(&TestingPage {

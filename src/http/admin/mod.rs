@@ -33,9 +33,12 @@ const COOKIE: &str = "hookbox_session";
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 /// How long a first-admin setup link stays valid.
 pub const SETUP_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Failed logins allowed per username and address within `LOGIN_WINDOW`.
+/// Login attempts evaluated per client address within `LOGIN_WINDOW` (a success clears them);
+/// also the failures per username after which its logins are slowed down.
 const LOGIN_FAILURES: usize = 5;
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// The wait before each password check for a username that keeps failing.
+const LOGIN_SLOWDOWN: Duration = Duration::from_secs(1);
 
 /// A console page: methods it does not answer get an HTML 405.
 fn resource(path: &str) -> actix_web::Resource {
@@ -194,52 +197,89 @@ async fn not_found() -> Result<HttpResponse, ConsoleError> {
     Err(ConsoleError::NotFound("page"))
 }
 
-/// The console's own state: login throttling and a hash to verify against for unknown users.
+/// The console's own state: login throttling, a hash to verify against for unknown users,
+/// and the key that binds login forms to this server.
 pub struct Console {
-    failures: Mutex<HashMap<(String, IpAddr), Vec<Instant>>>,
+    /// Login attempts per client address within `LOGIN_WINDOW`, counted before the password
+    /// is checked (so attempts that arrive at once cannot all be evaluated).
+    attempts: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+    /// Failed logins per username within `LOGIN_WINDOW`, from any address.
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
     dummy_hash: String,
+    login_key: [u8; 32],
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Keeps the times within the window of one key; drops keys with none once the map is big.
+fn prune<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<Instant>>) {
+    if map.len() > 100_000 {
+        map.retain(|_, v| v.iter().any(|t| t.elapsed() < LOGIN_WINDOW));
+    }
 }
 
 impl Console {
-    pub fn new() -> Console {
+    pub fn new(main_key: &crate::domain::crypto::MainKey) -> Console {
         Console {
+            attempts: Mutex::default(),
             failures: Mutex::default(),
             // Logins for unknown users verify against this, so they take as long as others.
             dummy_hash: crate::domain::password::hash("not a real password").unwrap_or_default(),
+            login_key: main_key.derive("hookbox login form"),
         }
     }
 
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<(String, IpAddr), Vec<Instant>>> {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// True when this username and address have failed too often recently.
-    fn throttled(&self, key: &(String, IpAddr)) -> bool {
-        let mut map = self.failures();
-        map.get_mut(key).is_some_and(|v| {
-            v.retain(|t| t.elapsed() < LOGIN_WINDOW);
-            v.len() >= LOGIN_FAILURES
-        })
-    }
-
-    fn failed(&self, key: (String, IpAddr)) {
-        let mut map = self.failures();
-        if map.len() > 100_000 {
-            map.retain(|_, v| v.iter().any(|t| t.elapsed() < LOGIN_WINDOW));
+    /// Counts a login attempt from `client`; `false` when it has made `LOGIN_FAILURES`
+    /// attempts within the window already (then it is not evaluated).
+    fn begin_login(&self, client: IpAddr) -> bool {
+        let mut map = locked(&self.attempts);
+        prune(&mut map);
+        let times = map.entry(client).or_default();
+        times.retain(|t| t.elapsed() < LOGIN_WINDOW);
+        if times.len() >= LOGIN_FAILURES {
+            return false;
         }
-        map.entry(key).or_default().push(Instant::now());
+        times.push(Instant::now());
+        true
     }
 
-    fn succeeded(&self, key: &(String, IpAddr)) {
-        self.failures().remove(key);
+    /// How long to wait before checking a password for `username`: nothing, unless it has
+    /// failed `LOGIN_FAILURES` times within the window (from anywhere), then `LOGIN_SLOWDOWN`.
+    /// Slowed down, never refused: others' failures must not lock the user out.
+    fn slowdown(&self, username: &str) -> Duration {
+        let mut map = locked(&self.failures);
+        let Some(times) = map.get_mut(username) else {
+            return Duration::ZERO;
+        };
+        times.retain(|t| t.elapsed() < LOGIN_WINDOW);
+        if times.len() >= LOGIN_FAILURES {
+            LOGIN_SLOWDOWN
+        } else {
+            Duration::ZERO
+        }
     }
-}
 
-impl Default for Console {
-    fn default() -> Self {
-        Self::new()
+    fn failed(&self, username: String) {
+        let mut map = locked(&self.failures);
+        prune(&mut map);
+        map.entry(username).or_default().push(Instant::now());
+    }
+
+    fn succeeded(&self, client: IpAddr, username: &str) {
+        locked(&self.attempts).remove(&client);
+        locked(&self.failures).remove(username);
+    }
+
+    /// The login form's hidden value for the anti-forgery cookie `token`: a MAC under a
+    /// server key, so that whoever can plant the cookie still cannot make a matching form.
+    fn login_form_value(&self, token: &str) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.login_key)
+            .expect("HMAC takes any key length");
+        mac.update(token.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 
@@ -266,6 +306,9 @@ pub enum ConsoleError {
     PortalLogin(String),
     #[error("this page does not answer that method")]
     MethodNotAllowed,
+    /// Nothing can be stored right now (the disk is full).
+    #[error("{}", crate::http::error::FULL_DETAIL)]
+    StorageFull,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -274,6 +317,7 @@ impl From<DbError> for ConsoleError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Conflict(d) => ConsoleError::BadRequest(d),
+            full if full.is_full() => ConsoleError::StorageFull,
             other => ConsoleError::Internal(other.to_string()),
         }
     }
@@ -284,6 +328,7 @@ impl From<crate::http::error::ApiError> for ConsoleError {
         use crate::http::error::ApiError as E;
         match e {
             E::NotFound(what) => ConsoleError::NotFound(what),
+            E::Unavailable(_) => ConsoleError::StorageFull,
             E::Internal(detail) => ConsoleError::Internal(detail),
             other => ConsoleError::BadRequest(other.to_string()),
         }
@@ -332,6 +377,7 @@ impl ResponseError for ConsoleError {
             ConsoleError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ConsoleError::Gone(_) => StatusCode::GONE,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ConsoleError::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -362,6 +408,7 @@ impl ResponseError for ConsoleError {
             ),
             ConsoleError::Gone(m) => ("Link no longer valid", m.clone()),
             ConsoleError::BadRequest(m) => ("Something is wrong with this request", m.clone()),
+            ConsoleError::StorageFull => ("Storage is full", "The server cannot store anything right now: its disk (or its database size limit) is full. Nothing of this form was saved; try again once space is freed.".to_owned()),
             ConsoleError::Internal(detail) => {
                 tracing::error!(error = %detail, "console request failed");
                 ("Something went wrong", "The server could not complete this request. The details are in its log.".to_owned())
@@ -476,10 +523,16 @@ impl Admin {
     }
 }
 
+/// The path as the router matched it (percent-decoded where that changes nothing, so
+/// `/%70ortal/…` is `/portal/…`): every decision about a path is made on this one.
+fn routed_path(req: &HttpRequest) -> &str {
+    req.match_info().as_str()
+}
+
 /// The root of the pages a request is on: `/portal` or `/admin` (`admin()` has checked that
 /// the session matches it).
 pub(super) fn root_of(req: &HttpRequest) -> &'static str {
-    if req.path().starts_with(PORTAL_ROOT) {
+    if routed_path(req).starts_with(PORTAL_ROOT) {
         PORTAL_ROOT
     } else {
         "/admin"
@@ -506,16 +559,17 @@ fn idle_ms() -> i64 {
 /// session, and only for the application it was opened for; pages under `/admin` accept only
 /// an admin session.
 pub(super) async fn admin(st: &Data, req: &HttpRequest) -> Result<Admin, ConsoleError> {
-    if req.path().starts_with(PORTAL_ROOT) {
+    let path = routed_path(req);
+    if path.starts_with(PORTAL_ROOT) {
         return portal::session(st, req).await;
     }
     // A page asked for while logged out is opened again after login (forms are not replayed).
     let login = || ConsoleError::LoginRequired {
-        next: (req.method() == actix_web::http::Method::GET && req.path() != "/admin").then(|| {
-            match req.query_string() {
-                "" => req.path().to_owned(),
-                q => format!("{}?{q}", req.path()),
-            }
+        next: (req.method() == actix_web::http::Method::GET && path != "/admin").then(|| match req
+            .query_string()
+        {
+            "" => path.to_owned(),
+            q => format!("{path}?{q}"),
         }),
     };
     let cookie = cookie(req, COOKIE).ok_or_else(login)?;
@@ -653,7 +707,7 @@ pub(super) fn safe_next(next: &str) -> &str {
 
 /// Whether the request reached us over TLS (directly or through a proxy that says so).
 fn is_https(req: &HttpRequest) -> bool {
-    req.connection_info().scheme() == "https"
+    crate::http::forwarded::is_https(req)
 }
 
 /// Formats a time for people: `2026-01-02 15:04:05 UTC`.

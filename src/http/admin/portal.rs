@@ -42,13 +42,12 @@ pub async fn create_link(
     Ok(token)
 }
 
-/// The absolute address of a link's token, on the host the request came to.
+/// The absolute address of a link's token: on `public_url` when configured, else on the
+/// host the request came to (see `forwarded::public_base`).
 pub fn link_url(req: &HttpRequest, token: &str) -> String {
-    let info = req.connection_info();
     format!(
-        "{}://{}{PORTAL_ROOT}/open/{token}",
-        info.scheme(),
-        info.host()
+        "{}{PORTAL_ROOT}/open/{token}",
+        crate::http::forwarded::public_base(req)
     )
 }
 

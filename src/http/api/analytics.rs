@@ -147,9 +147,10 @@ pub async fn analytics(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiEr
         None => None,
         Some(key) if crate::domain::validate::is_valid_uid(key) => {
             let (app_id, key) = (app.id.clone(), key.to_owned());
+            let main_key = st.db.main_key.clone();
             let ep = st
                 .db
-                .read(move |c| ep_db::get(c, &app_id, &key))
+                .read(move |c| ep_db::get(c, &main_key, &app_id, &key))
                 .await?
                 .ok_or(ApiError::NotFound("endpoint"))?;
             Some(ep.id)

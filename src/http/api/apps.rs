@@ -2,7 +2,7 @@ use super::models::{
     ApplicationIn, ApplicationOut, ApplicationPatch, ListResponse_ApplicationOut_, Metadata,
 };
 use super::openapi::{AppPath, ListParams, ReadErrors, WriteErrors};
-use super::{body, caller, find_app, idempotent, json, path_key, query};
+use super::{app_key, body, caller, find_app, idempotent, json, query};
 use crate::db::apps::{self, App};
 use crate::domain::{ids, time::now_ms, validate::is_valid_uid};
 use crate::http::error::{ApiError, HttpErrorOut};
@@ -198,7 +198,7 @@ pub async fn put(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
-    let key = path_key(&req, "app_id")?.to_owned();
+    let key = app_key(&st, &req)?;
     let input: ApplicationIn = body(&st, payload).await?;
     // Validated as a new application; if one exists under the key, it takes these fields.
     let fresh = new_app(ApplicationIn {
@@ -296,9 +296,9 @@ pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;
     let endpoint_ids = {
-        let id = app.id.clone();
+        let (id, key) = (app.id.clone(), st.db.main_key.clone());
         st.db
-            .read(move |c| crate::db::endpoints::all_in_app(c, &id))
+            .read(move |c| crate::db::endpoints::all_in_app(c, &key, &id))
             .await?
     };
     st.db.write(move |c| apps::delete(c, &app.id)).await?;

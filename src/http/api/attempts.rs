@@ -127,9 +127,10 @@ pub async fn by_message(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiE
         None => None,
         Some(key) => {
             let (app_id, key) = (app.id.clone(), key.to_owned());
+            let main_key = st.db.main_key.clone();
             let ep = st
                 .db
-                .read(move |c| ep_db::get(c, &app_id, &key))
+                .read(move |c| ep_db::get(c, &main_key, &app_id, &key))
                 .await?
                 .ok_or(ApiError::NotFound("endpoint"))?;
             Some(ep.id)

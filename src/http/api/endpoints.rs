@@ -1,7 +1,7 @@
 use super::apps::check_uid;
 use super::messages::{ingest, IngestSpec};
 use super::models::{
-    api_status, status_text, with_message_out, BackgroundTaskStatus, BackgroundTaskType,
+    api_status, raw_json, status_text, with_message_out, BackgroundTaskStatus, BackgroundTaskType,
     EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn, EndpointHealthOut,
     EndpointHealthStatus, EndpointIn, EndpointMessageOut, EndpointOut, EndpointPatch,
     EndpointSecretOut, EndpointSecretRotateIn, EndpointStats, EndpointTestIn, EndpointTestOut,
@@ -75,6 +75,7 @@ fn check_channels(ch: Option<&Vec<String>>) -> Result<(), ApiError> {
 }
 
 pub(super) fn check_headers(h: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    check_headers_size(h)?;
     for (k, v) in h {
         let name = actix_web::http::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
             ApiError::invalid(
@@ -96,6 +97,19 @@ pub(super) fn check_headers(h: &BTreeMap<String, String>) -> Result<(), ApiError
                 format!("the value of `{k}` is not a valid header value"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Custom headers may take at most `MAX_HEADERS_BYTES`.
+fn check_headers_size(h: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    use crate::domain::headers::{size, MAX_HEADERS_BYTES};
+    let n = size(h);
+    if n > MAX_HEADERS_BYTES {
+        return Err(ApiError::invalid(
+            &["body", "headers"],
+            format!("the headers take {n} bytes; at most {MAX_HEADERS_BYTES} are allowed"),
+        ));
     }
     Ok(())
 }
@@ -162,7 +176,11 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     let app = super::find_app(&st, &req).await?;
     let page = query(&req).page(true)?;
     let p = page.clone();
-    let rows = st.db.read(move |c| ep_db::list(c, &app.id, &p)).await?;
+    let key = st.db.main_key.clone();
+    let rows = st
+        .db
+        .read(move |c| ep_db::list(c, &key, &app.id, &p))
+        .await?;
     Ok(json(
         StatusCode::OK,
         &list_out(rows, &page, |e| e.id.clone(), EndpointOut::from),
@@ -274,11 +292,11 @@ pub(crate) async fn store_new(st: &Data, ep: Endpoint, key: SigningKey) -> Resul
 
 /// Stores a changed endpoint, drops its cached sending details and tells the operator.
 pub(crate) async fn store_changed(st: &Data, ep: Endpoint) -> Result<(), ApiError> {
-    let id = ep.id.clone();
+    let (id, key) = (ep.id.clone(), st.db.main_key.clone());
     let announced = st
         .db
         .write(move |c| {
-            ep_db::update(c, &ep)?;
+            ep_db::update(c, &key, &ep)?;
             operational::endpoint_event(c, "endpoint.updated", &ep.id, now_ms())
         })
         .await?;
@@ -341,7 +359,11 @@ pub async fn put(
     let input: EndpointIn = body(&st, payload).await?;
     let app_id = app.id.clone();
     let k = key.clone();
-    let existing = st.db.read(move |c| ep_db::get(c, &app_id, &k)).await?;
+    let main_key = st.db.main_key.clone();
+    let existing = st
+        .db
+        .read(move |c| ep_db::get(c, &main_key, &app_id, &k))
+        .await?;
     let Some(mut ep) = existing else {
         let (ep, secret) = validated_new(
             &st,
@@ -547,11 +569,16 @@ pub async fn rotate_secret(
 pub async fn headers(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
+    // As Svix: the values of sensitive headers are not returned, only their names.
+    let (sensitive, headers): (BTreeMap<_, _>, BTreeMap<_, _>) = ep
+        .headers
+        .into_iter()
+        .partition(|(k, _)| crate::domain::headers::is_sensitive(k));
     Ok(json(
         StatusCode::OK,
         &EndpointHeadersOut {
-            headers: ep.headers,
-            sensitive: Vec::new(),
+            headers,
+            sensitive: sensitive.into_keys().collect(),
         },
     ))
 }
@@ -614,6 +641,7 @@ pub async fn patch_headers(
     for k in input.delete_headers {
         ep.headers.remove(&k);
     }
+    check_headers_size(&ep.headers)?;
     ep.updated_at = now_ms();
     save(&st, ep).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -853,13 +881,12 @@ pub async fn messages(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiErr
                     .filter(|_| r.status == deliveries::PENDING)
                     .map(format_ms);
                 with_message_out(&r.msg, with_content, |message| {
-                    serde_json::to_value(EndpointMessageOut {
+                    raw_json(&EndpointMessageOut {
                         message,
                         status,
                         status_text: status_text(status),
                         next_attempt,
                     })
-                    .unwrap_or_default()
                 })
             },
         ),
@@ -942,6 +969,8 @@ pub async fn health(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
 /// What a synchronous test send got back.
 pub(crate) struct TestOutcome {
     pub record: crate::db::admin::TestSend,
+    /// Why the destination was refused, for the operator's eyes only.
+    pub refused_detail: Option<String>,
 }
 
 /// Sends `payload` as an event of type `event_type` to the endpoint now, through the
@@ -961,6 +990,7 @@ pub(crate) async fn send_test(
         .send_now(&ep.id, &msg_id, &payload, now)
         .await?
         .ok_or(ApiError::NotFound("endpoint"))?;
+    let refused_detail = sent.refused_detail.clone();
     let keep = app.retention_ms.unwrap_or_else(|| {
         i64::try_from(st.cfg.retention.payload.as_millis()).unwrap_or(i64::MAX / 4)
     });
@@ -986,7 +1016,10 @@ pub(crate) async fn send_test(
     st.db
         .write(move |c| crate::db::admin::record_test_send(c, &stored))
         .await?;
-    Ok(TestOutcome { record })
+    Ok(TestOutcome {
+        record,
+        refused_detail,
+    })
 }
 
 /// hookbox: a synchronous test send. Body `{"eventType": …, "payload"?: {…}}`; without a

@@ -1,15 +1,31 @@
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, ResponseError};
 
-/// Health check: 204 when the server is up (no token needed).
+/// Health check: 204 when the server is up (no token needed); 503 while it cannot store
+/// anything because its disk (or database size limit) is full.
 #[utoipa::path(
     get,
     path = "/api/v1/health",
     operation_id = "v1.health.get",
     tag = "Health",
     security(()),
-    responses((status = 204, description = "The server is up"))
+    responses(
+        (status = 204, description = "The server is up"),
+        (status = 503, description = "The server is up but cannot store anything: its disk (or database size limit) is full", body = crate::http::error::HttpErrorOut)
+    )
 )]
-pub async fn health() -> HttpResponse {
+pub async fn health(st: crate::http::Data) -> HttpResponse {
+    if st
+        .db
+        .writer
+        .stats()
+        .full
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return crate::http::error::ApiError::Unavailable(
+            crate::http::error::FULL_DETAIL.to_owned(),
+        )
+        .error_response();
+    }
     HttpResponse::NoContent().finish()
 }
 
@@ -20,8 +36,11 @@ pub async fn health() -> HttpResponse {
     operation_id = "v1.health.ping",
     tag = "Health",
     security(()),
-    responses((status = 204, description = "The server is up"))
+    responses(
+        (status = 204, description = "The server is up"),
+        (status = 503, description = "The server is up but cannot store anything: its disk (or database size limit) is full", body = crate::http::error::HttpErrorOut)
+    )
 )]
-pub async fn ping() -> HttpResponse {
-    health().await
+pub async fn ping(st: crate::http::Data) -> HttpResponse {
+    health(st).await
 }

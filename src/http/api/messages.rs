@@ -192,7 +192,7 @@ pub async fn create(
         })
         .transpose()?;
     let with_content = query(&req).bool("with_content", true)?;
-    let app_key = path_key(&req, "app_id")?.to_owned();
+    let app_key = super::app_key(&st, &req)?;
     let create_app = match input.application {
         Some(app_in) => {
             let mut app = new_app(app_in)?;
@@ -336,10 +336,10 @@ pub async fn endpoints(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiEr
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let page = query(&req).page(false)?;
-    let p = page.clone();
+    let (p, key) = (page.clone(), st.db.main_key.clone());
     let rows = st
         .db
-        .read(move |c| deliveries::list_for_message(c, &m.id, &p))
+        .read(move |c| deliveries::list_for_message(c, &key, &m.id, &p))
         .await?;
     Ok(json(
         StatusCode::OK,

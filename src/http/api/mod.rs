@@ -172,8 +172,21 @@ pub(super) fn path_key<'a>(req: &'a HttpRequest, name: &'static str) -> Result<&
     }
 }
 
+/// The application key (id or uid) in the path. hookbox's own application answers as if it
+/// did not exist, except on the operational webhook routes (its endpoints).
+pub(super) fn app_key(st: &Data, req: &HttpRequest) -> Result<String, ApiError> {
+    let key = path_key(req, "app_id")?;
+    let reserved = key == crate::operational::APP_UID || key == st.operational_app_id;
+    if reserved
+        && !actix_web::HttpMessage::extensions(req).contains::<crate::http::OperationalRoute>()
+    {
+        return Err(ApiError::NotFound("application"));
+    }
+    Ok(key.to_owned())
+}
+
 pub(super) async fn find_app(st: &Data, req: &HttpRequest) -> Result<app_db::App, ApiError> {
-    let key = path_key(req, "app_id")?.to_owned();
+    let key = app_key(st, req)?;
     st.db
         .read(move |c| app_db::get(c, &key))
         .await?
@@ -186,10 +199,10 @@ pub(super) async fn find_endpoint(
 ) -> Result<(app_db::App, ep_db::Endpoint), ApiError> {
     let app = find_app(st, req).await?;
     let key = path_key(req, "endpoint_id")?.to_owned();
-    let app_id = app.id.clone();
+    let (app_id, main_key) = (app.id.clone(), st.db.main_key.clone());
     let ep = st
         .db
-        .read(move |c| ep_db::get(c, &app_id, &key))
+        .read(move |c| ep_db::get(c, &main_key, &app_id, &key))
         .await?
         .ok_or(ApiError::NotFound("endpoint"))?;
     Ok((app, ep))
@@ -218,7 +231,8 @@ pub(super) fn idempotency_key(
     }
     Ok(Some(idempotency::Key {
         token_id: caller.token_id.clone(),
-        path: req.path().trim_end_matches('/').to_owned(),
+        // As routed, so that `%`-spellings of one path share its keys.
+        path: req.match_info().as_str().trim_end_matches('/').to_owned(),
         key: key.to_owned(),
     }))
 }

@@ -671,7 +671,7 @@ pub struct MessageAttemptOut {
     /// The message, with `with_msg=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<MessageOut>)]
-    pub msg: Option<serde_json::Value>,
+    pub msg: Option<Box<RawValue>>,
 }
 
 fn empty_object() -> &'static RawValue {
@@ -708,19 +708,25 @@ pub fn with_message_out<R>(
     f(out)
 }
 
-/// A message as a JSON value (for listings that add fields to it).
-pub fn message_json(m: &Message, with_content: bool) -> serde_json::Value {
-    // Serializing plain data and already-valid JSON text cannot fail.
-    with_message_out(m, with_content, |out| {
-        serde_json::to_value(&out).expect("message serializes")
+/// `v` as JSON text kept as it is: stored payloads inside are copied verbatim, never parsed
+/// again, so any stored payload (however deep) is answered as it was stored. Output shapes
+/// hold strings, numbers and valid JSON text, so this does not fail; if it did, the failure
+/// is logged and `{}` answered rather than a panic.
+pub fn raw_json(v: &impl Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize a response item");
+        empty_object().to_owned()
     })
+}
+
+/// A message as JSON (for listings and reads).
+pub fn message_json(m: &Message, with_content: bool) -> Box<RawValue> {
+    with_message_out(m, with_content, |out| raw_json(&out))
 }
 
 /// A message as JSON text, with the payload copied verbatim (the ingest answer).
 pub fn message_text(m: &Message, with_content: bool) -> String {
-    with_message_out(m, with_content, |out| {
-        serde_json::to_string(&out).expect("message serializes")
-    })
+    Box::<str>::from(message_json(m, with_content)).into_string()
 }
 
 pub fn status_text(status: i64) -> &'static str {
@@ -862,4 +868,38 @@ pub struct EndpointTestOut {
     pub response_duration_ms: i64,
     #[schema(required)]
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_stored_payload_reads_back_verbatim_however_deep() {
+        // Deeper than serde_json's own parsing limit (128): stored before depth was checked.
+        let deep = format!("{{\"x\": {}1{}}}", "[".repeat(300), "]".repeat(300));
+        let m = Message {
+            id: "msg_1".into(),
+            app_id: "app_1".into(),
+            event_type: "t".into(),
+            event_id: None,
+            payload: Some(std::sync::Arc::from(deep.as_str())),
+            channels: None,
+            tags: None,
+            created_at: 0,
+        };
+        let text = message_text(&m, true);
+        assert!(text.contains(&deep), "{text}");
+        let listed = serde_json::to_string(&crate::http::extract::list_out(
+            crate::db::Page {
+                items: vec![m],
+                done: true,
+            },
+            &crate::db::PageQuery::default(),
+            |m: &Message| m.id.clone(),
+            |m| message_json(&m, true),
+        ))
+        .unwrap();
+        assert!(listed.contains(&deep));
+    }
 }

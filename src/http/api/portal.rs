@@ -3,7 +3,7 @@
 
 use super::models::{whole, ApplicationIn};
 use super::openapi::{AppPath, WriteErrors};
-use super::{body, caller, json, path_key};
+use super::{app_key, body, caller, json};
 use crate::db::apps as app_db;
 use crate::http::admin::{create_portal_link, portal_link_url, PORTAL_MAX_TTL};
 use crate::http::error::ApiError;
@@ -58,7 +58,7 @@ pub async fn access(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
-    let key = path_key(&req, "app_id")?.to_owned();
+    let key = app_key(&st, &req)?;
     let input: AppPortalAccessIn = body(&st, payload).await?;
     let expiry = input.expiry.unwrap_or(DEFAULT_EXPIRY);
     if !(MIN_EXPIRY..=PORTAL_MAX_TTL.as_secs()).contains(&expiry) {

@@ -16,6 +16,17 @@ pub fn bin() -> PathBuf {
     )
 }
 
+/// Creates an API token on `dir` with `hookbox token create`; returns it.
+pub fn create_token(dir: &Path) -> String {
+    let out = Command::new(bin())
+        .args(["token", "create", "--name", "t", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("hookbox token create runs");
+    assert!(out.status.success(), "token create: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// A running `hookbox serve`. Dropping it kills the process, so a failing test leaves no
 /// server behind.
 pub struct Server {
@@ -33,6 +44,17 @@ impl Server {
 
     /// [`Server::start`] with these environment variables set.
     pub async fn start_with_env(data_dir: &Path, log: PathBuf, env: &[(&str, &str)]) -> Server {
+        Self::start_with_args(data_dir, log, env, &["--allow-destination", "127.0.0.0/8"]).await
+    }
+
+    /// Starts the binary on `data_dir` with a free port, these environment variables and
+    /// these extra `serve` arguments (no destination is allowed unless they say so).
+    pub async fn start_with_args(
+        data_dir: &Path,
+        log: PathBuf,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
         let stderr = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(bin())
             .envs(env.iter().copied())
@@ -40,7 +62,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
-            .args(["--allow-destination", "127.0.0.0/8"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
