@@ -414,7 +414,18 @@ impl Config {
     /// The effective configuration as TOML, for `check-config`: the main key itself is
     /// never shown, only where it comes from.
     pub fn to_toml(&self) -> String {
-        let body = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"));
+        let mut shown = self.clone();
+        // A proxy's password is not shown either.
+        if let Some(addr) = &mut shown.delivery.proxy_addr {
+            if let Ok(mut u) = url::Url::parse(addr) {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("hidden"));
+                    *addr = u.to_string();
+                }
+            }
+        }
+        let body =
+            toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"));
         format!("# main key: {}\n{body}", crate::main_key::source(self))
     }
 
@@ -427,6 +438,16 @@ impl Config {
         std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
         dir.create(&self.data_dir)
             .with_context(|| format!("while creating data dir {}", self.data_dir.display()))?;
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(&self.data_dir) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    dir = %self.data_dir.display(),
+                    "the data dir can be entered by group or others; `chmod 700` it (it holds the database and, by default, the main key)"
+                );
+            }
+        }
         Ok(&self.data_dir)
     }
 }

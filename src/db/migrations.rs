@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_attempt_headers",
         include_str!("../../migrations/0007_attempt_headers.sql"),
     ),
+    (
+        "0008_refused_errors",
+        include_str!("../../migrations/0008_refused_errors.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

@@ -225,8 +225,11 @@ fn make_private(path: &Path) -> DbResult<()> {
             let p = PathBuf::from(p);
             if let Ok(meta) = std::fs::metadata(&p) {
                 if meta.permissions().mode() & 0o077 != 0 {
-                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
-                        .map_err(io)?;
+                    if let Err(e) =
+                        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    {
+                        tracing::warn!(file = %p.display(), error = %e, "the database file is readable by others and its mode cannot be changed");
+                    }
                 }
             }
         }

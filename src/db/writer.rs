@@ -50,7 +50,9 @@ impl From<Failure> for DbError {
             Failure::Full => DbError::Full,
             Failure::Begin => DbError::NotCommitted("the transaction could not begin".into()),
             Failure::Commit => DbError::NotCommitted("the transaction failed to commit".into()),
-            Failure::Sync => DbError::NotCommitted("the WAL could not be synced to disk".into()),
+            Failure::Sync => DbError::NotCommitted(
+                "the WAL could not be synced to disk: the write may or may not be kept".into(),
+            ),
             Failure::Aborted => DbError::NotCommitted(
                 "another write of the same transaction failed and SQLite rolled it back".into(),
             ),
@@ -251,8 +253,16 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> DbResult<T>
         // SQLite rolled back the whole transaction (and the savepoint with it).
         Err(e) if conn.is_autocommit() => Err(e),
         Err(e) => {
-            conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
-            conn.prepare_cached("RELEASE job")?.execute([])?;
+            let undone = conn
+                .prepare_cached("ROLLBACK TO job")
+                .and_then(|mut s| s.execute([]))
+                .and_then(|_| conn.prepare_cached("RELEASE job")?.execute([]));
+            if let Err(undo) = undone {
+                // The failed work cannot be taken out alone: the whole transaction goes (the
+                // writer sees it ended and fails the batch), so none of it is committed.
+                tracing::error!(error = %undo, "cannot roll back a failed write; aborting its transaction");
+                let _ = conn.execute_batch("ROLLBACK");
+            }
             Err(e)
         }
     }
@@ -405,17 +415,14 @@ fn run_syncer(
         batches.extend(rx.try_iter());
         // fsync works on the file, whichever descriptor asks; opening it anew each time also
         // follows the WAL if SQLite ever recreates it.
-        let synced = match std::fs::File::open(wal).and_then(|f| f.sync_data()) {
-            Ok(()) => Ok(()),
-            Err(e) => {
+        // The batch is committed but not known to be durable: its callers are told it
+        // failed (and that it may have been stored), whatever the cause.
+        let synced = std::fs::File::open(wal)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| {
                 tracing::error!(error = %e, wal = %wal.display(), "cannot sync the WAL; failing the batch");
-                Err(if e.kind() == std::io::ErrorKind::StorageFull {
-                    Failure::Full
-                } else {
-                    Failure::Sync
-                })
-            }
-        };
+                Failure::Sync
+            });
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         for f in batches.into_iter().flatten() {
             f(synced);

@@ -72,6 +72,24 @@ impl Sent {
 impl Sender {
     pub fn new(cfg: &DeliveryConfig, guard: Guard) -> anyhow::Result<Sender> {
         let guard = Arc::new(guard);
+        let env_proxy = [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ]
+        .into_iter()
+        .find(|v| std::env::var_os(v).is_some());
+        if let (Some(var), None) = (env_proxy, &cfg.proxy_addr) {
+            tracing::warn!(
+                variable = var,
+                "a proxy is set in the environment but deliveries do not use it (it would bypass \
+                 the destination checks); set delivery.proxy_addr (HOOKBOX_PROXY_ADDR) to send \
+                 them through a proxy"
+            );
+        }
         let proxy = cfg
             .proxy_addr
             .as_deref()
@@ -260,8 +278,10 @@ impl Sender {
             Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
             Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
             Some(url::Host::Domain(d))
-                if d.eq_ignore_ascii_case("localhost")
-                    || d.to_ascii_lowercase().ends_with(".localhost") =>
+                if {
+                    let d = d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase();
+                    d == "localhost" || d.ends_with(".localhost")
+                } =>
             {
                 std::net::Ipv4Addr::LOCALHOST.into()
             }

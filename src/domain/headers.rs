@@ -11,36 +11,46 @@ pub fn size(headers: &BTreeMap<String, String>) -> usize {
     headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum()
 }
 
-/// Whether a header's value is a credential: `Authorization`, `Proxy-Authorization`,
-/// `Cookie`, and any name that says auth, token, secret, key, password, signature or
-/// credential. Their values are stored sealed like all custom headers, and shown only
+/// Whether a header's value is a credential: any name that says cookie, auth, token,
+/// secret, key, password, signature, credential or session (`Authorization` among them). Their values are stored sealed like all custom headers, and shown only
 /// redacted (attempt logs, the console, the portal, the API's `sensitive` list).
 pub fn is_sensitive(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n == "cookie"
-        || [
-            "auth",
-            "token",
-            "secret",
-            "key",
-            "password",
-            "passwd",
-            "signature",
-            "credential",
-            "session",
-        ]
-        .iter()
-        .any(|w| n.contains(w))
+    [
+        "cookie",
+        "auth",
+        "token",
+        "secret",
+        "key",
+        "password",
+        "passwd",
+        "signature",
+        "credential",
+        "session",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
-/// How a header's value is shown: as it is, or for a sensitive header only its scheme
-/// (`Bearer ***`) or `***`.
+/// How a header's value is shown: as it is, or for a sensitive header `***`, keeping only
+/// the scheme word of an `Authorization` value (`Bearer ***`).
 pub fn shown(name: &str, value: &str) -> String {
     if !is_sensitive(name) {
         return value.to_owned();
     }
+    let authorization = name.eq_ignore_ascii_case("authorization")
+        || name.eq_ignore_ascii_case("proxy-authorization");
     match value.split_once(' ') {
-        Some((scheme, _)) if !scheme.is_empty() && scheme.len() <= 20 => format!("{scheme} ***"),
+        Some((scheme, _))
+            if authorization
+                && scheme.len() <= 20
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            format!("{scheme} ***")
+        }
         _ => "***".to_owned(),
     }
 }
@@ -71,6 +81,10 @@ mod tests {
         assert!(!is_sensitive("X-Tenant") && !is_sensitive("Accept"));
         assert_eq!(shown("Authorization", "Bearer abc.def"), "Bearer ***");
         assert_eq!(shown("X-Api-Key", "k-123"), "***");
+        assert_eq!(shown("X-Api-Key", "k-123 extra"), "***");
+        assert_eq!(shown("Cookie", "sid=abc123; other=x"), "***");
+        assert_eq!(shown("Authorization", "sid=abc 123"), "***");
+        assert!(is_sensitive("Set-Cookie"));
         assert_eq!(shown("X-Tenant", "acme"), "acme");
         let stored = BTreeMap::from([("Authorization".to_owned(), "Bearer s3cr3t".to_owned())]);
         let back = BTreeMap::from([

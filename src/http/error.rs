@@ -84,7 +84,7 @@ impl ApiError {
 
 /// What callers are told when the disk (or the database's size limit) is full.
 pub const FULL_DETAIL: &str = "the server cannot store messages right now: its disk (or its \
-     database size limit) is full; nothing of this request was stored, retry later";
+     database size limit) is full; retry later";
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {

@@ -1,12 +1,15 @@
 //! Who is asking, and where they reached hookbox: the client's address, the scheme and the
-//! host. `Forwarded` and `X-Forwarded-*` headers are believed only when the TCP peer is one
-//! of `trusted_proxies`; from anyone else they are ignored, since anyone can send them.
+//! host. `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed only when
+//! the TCP peer is one of `trusted_proxies`; from anyone else they are ignored, since anyone
+//! can send them. (The `Forwarded` header is not read: most proxies append to
+//! `X-Forwarded-For` but pass a client's own `Forwarded` through untouched.)
 
 use super::Data;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::HttpRequest;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn trusted(req: &HttpRequest) -> &[IpNet] {
     req.app_data::<Data>()
@@ -15,7 +18,7 @@ fn trusted(req: &HttpRequest) -> &[IpNet] {
 
 fn peer(req: &HttpRequest) -> IpAddr {
     req.peer_addr()
-        .map_or(Ipv4Addr::UNSPECIFIED.into(), |a| a.ip())
+        .map_or(Ipv4Addr::UNSPECIFIED.into(), |a| a.ip().to_canonical())
 }
 
 fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
@@ -31,51 +34,57 @@ fn list<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a s
         .map(str::trim)
 }
 
-/// The `param` of each element of the `Forwarded` headers, in order (`None` where an element
-/// lacks it).
-fn forwarded_params<'a>(headers: &'a HeaderMap, param: &'a str) -> Vec<Option<&'a str>> {
-    list(headers, "forwarded")
-        .map(|element| {
-            element.split(';').find_map(|pair| {
-                let (k, v) = pair.trim().split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case(param)
-                    .then(|| v.trim().trim_matches('"'))
-            })
-        })
-        .collect()
+/// The last value of `name`: the one the nearest proxy set.
+fn last<'a>(headers: &'a HeaderMap, name: &'a str) -> Option<&'a str> {
+    list(headers, name).filter(|v| !v.is_empty()).last()
 }
 
 /// `192.0.2.1`, `192.0.2.1:80`, `[2001:db8::1]`, `[2001:db8::1]:80` or `2001:db8::1`.
 fn parse_node(s: &str) -> Option<IpAddr> {
-    if let Some(rest) = s.strip_prefix('[') {
-        return rest.split(']').next()?.parse().ok();
-    }
-    s.parse().ok().or_else(|| {
-        s.rsplit_once(':')?
-            .0
-            .parse::<Ipv4Addr>()
-            .ok()
-            .map(IpAddr::V4)
-    })
+    let ip = if let Some(rest) = s.strip_prefix('[') {
+        rest.split(']').next()?.parse().ok()?
+    } else {
+        s.parse().ok().or_else(|| {
+            s.rsplit_once(':')?
+                .0
+                .parse::<Ipv4Addr>()
+                .ok()
+                .map(IpAddr::V4)
+        })?
+    };
+    Some(IpAddr::to_canonical(&ip))
 }
 
 /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the nearest
-/// address in the forwarding chain that is not a trusted proxy.
+/// address in `X-Forwarded-For` that is not a trusted proxy.
 pub fn client_ip(req: &HttpRequest) -> IpAddr {
-    chain_client(peer(req), req.headers(), trusted(req))
+    let peer = peer(req);
+    let trusted = trusted(req);
+    if !is_trusted(peer, trusted) && req.headers().contains_key("x-forwarded-for") {
+        warn_untrusted_once(peer);
+    }
+    chain_client(peer, req.headers(), trusted)
+}
+
+/// Says once per process that forwarded headers come from a peer that is not trusted: behind
+/// a proxy that is not in `trusted_proxies`, every client has the proxy's address.
+fn warn_untrusted_once(peer: IpAddr) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %peer,
+            "X-Forwarded-For came from a peer that is not in trusted_proxies and was ignored; \
+             behind a reverse proxy, add its address to trusted_proxies so that clients are \
+             told apart"
+        );
+    }
 }
 
 fn chain_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(peer, trusted) {
         return peer;
     }
-    let fors = forwarded_params(headers, "for");
-    let chain: Vec<&str> = if fors.iter().any(Option::is_some) {
-        fors.into_iter().flatten().collect()
-    } else {
-        list(headers, "x-forwarded-for").collect()
-    };
+    let chain: Vec<&str> = list(headers, "x-forwarded-for").collect();
     let mut client = peer;
     for hop in chain.iter().rev() {
         match parse_node(hop) {
@@ -92,21 +101,23 @@ fn chain_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr 
     client
 }
 
-/// Whether the client reached hookbox over TLS (as a trusted proxy says).
+/// Whether the client reached hookbox over TLS: `public_url` is `https://`, or a trusted
+/// proxy says so.
 pub fn is_https(req: &HttpRequest) -> bool {
     if req.app_config().secure() {
         return true;
     }
-    if !is_trusted(peer(req), trusted(req)) {
-        return false;
+    let public_https = req.app_data::<Data>().is_some_and(|st| {
+        st.cfg
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    });
+    if public_https {
+        return true;
     }
-    let headers = req.headers();
-    let proto = forwarded_params(headers, "proto")
-        .into_iter()
-        .flatten()
-        .next_back()
-        .or_else(|| list(headers, "x-forwarded-proto").last());
-    proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
+    is_trusted(peer(req), trusted(req))
+        && last(req.headers(), "x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }
 
 /// Where people reach hookbox, as `scheme://host[:port]` without a trailing slash:
@@ -121,13 +132,7 @@ pub fn public_base(req: &HttpRequest) -> String {
     }
     let headers = req.headers();
     let forwarded_host = is_trusted(peer(req), trusted(req))
-        .then(|| {
-            forwarded_params(headers, "host")
-                .into_iter()
-                .flatten()
-                .next()
-                .or_else(|| list(headers, "x-forwarded-host").next())
-        })
+        .then(|| last(headers, "x-forwarded-host"))
         .flatten();
     let host = forwarded_host
         .map(str::to_owned)
@@ -143,6 +148,18 @@ pub fn public_base(req: &HttpRequest) -> String {
     format!("{scheme}://{host}")
 }
 
+/// What login throttling counts a client by: its IPv4 address, or the /64 of its IPv6
+/// address (one host usually holds a whole /64).
+pub fn throttle_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,37 +173,42 @@ mod tests {
         h
     }
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn the_client_is_the_nearest_untrusted_hop() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let proxy = ip("10.0.0.2");
         let h = headers(&[("x-forwarded-for", "198.51.100.1, 203.0.113.7, 10.0.0.9")]);
-        assert_eq!(
-            chain_client(proxy, &h, &trusted),
-            "203.0.113.7".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(chain_client(proxy, &h, &trusted), ip("203.0.113.7"));
         // From an untrusted peer, the headers mean nothing.
-        let stranger: IpAddr = "192.0.2.5".parse().unwrap();
+        let stranger = ip("192.0.2.5");
         assert_eq!(chain_client(stranger, &h, &trusted), stranger);
-        // `Forwarded` wins over `X-Forwarded-For`, with ports and IPv6 brackets.
+        // A client's own `Forwarded` is not read; ports, brackets and v4-mapped forms are.
         let h = headers(&[
-            (
-                "forwarded",
-                "for=\"[2001:db8::1]:4711\";proto=https, for=10.1.1.1:80",
-            ),
-            ("x-forwarded-for", "198.51.100.1"),
+            ("forwarded", "for=192.0.2.99"),
+            ("x-forwarded-for", "[::ffff:198.51.100.1]:4711, 10.1.1.1:80"),
         ]);
-        assert_eq!(
-            chain_client(proxy, &h, &trusted),
-            "2001:db8::1".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(chain_client(proxy, &h, &trusted), ip("198.51.100.1"));
         // An unknown hop stops the walk at the last proxy.
         let h = headers(&[("x-forwarded-for", "203.0.113.7, unknown, 10.0.0.9")]);
-        assert_eq!(
-            chain_client(proxy, &h, &trusted),
-            "10.0.0.9".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(chain_client(proxy, &h, &trusted), ip("10.0.0.9"));
         // No header: the proxy itself.
         assert_eq!(chain_client(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+
+    #[test]
+    fn ipv6_clients_are_throttled_by_their_64() {
+        assert_eq!(
+            throttle_key(ip("2001:db8:1:2:aaaa::1")),
+            throttle_key(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            throttle_key(ip("2001:db8:1:2::1")),
+            throttle_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(throttle_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 }

@@ -607,9 +607,44 @@ async fn a_login_form_token_not_issued_by_the_server_is_refused() {
         .await;
     assert_eq!(r.status, 403, "{r:?}");
     assert!(c.cookie.is_none());
-    // The token the server issued works.
+    // A form posted from another site is refused even with a pair the server issued (which
+    // anyone can fetch), as browsers say where a form came from.
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let mut c = Console::new(&app);
+        let token = c.login_token().await;
+        let r = c
+            .post_with_headers(
+                "/admin/login",
+                &[
+                    ("login_csrf", &token),
+                    ("username", "admin"),
+                    ("password", PASSWORD),
+                ],
+                &[(name, value)],
+            )
+            .await;
+        assert_eq!(r.status, 403, "{name}: {r:?}");
+        assert!(c.cookie.is_none());
+    }
+    // The token the server issued, posted from its own page, works.
     let mut c = Console::new(&app);
-    assert_eq!(c.login("admin", PASSWORD).await.status, 303);
+    let token = c.login_token().await;
+    let own = app.root.clone();
+    let r = c
+        .post_with_headers(
+            "/admin/login",
+            &[
+                ("login_csrf", &token),
+                ("username", "admin"),
+                ("password", PASSWORD),
+            ],
+            &[("origin", &own), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{r:?}");
 }
 
 #[tokio::test]

@@ -74,6 +74,28 @@ pub async fn login_form(st: Data, req: HttpRequest) -> Result<HttpResponse, Cons
     login_page(&req, StatusCode::OK, "", None, &next)
 }
 
+/// Whether a form was posted from hookbox's own pages, as the browser tells (`Sec-Fetch-Site`,
+/// `Origin`): a login form posted from another site, even a sibling subdomain that can plant
+/// the form's cookie, is refused. Clients that tell nothing (not browsers) pass.
+fn from_own_pages(req: &HttpRequest) -> bool {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        if site != "same-origin" && site != "none" {
+            return false;
+        }
+    }
+    let Some(origin) = header("origin") else {
+        return true;
+    };
+    // Host and explicit port only: behind a TLS proxy the scheme seen here may differ.
+    let authority = |u: &str| {
+        let u = url::Url::parse(u).ok()?;
+        Some((u.host_str()?.to_ascii_lowercase(), u.port()))
+    };
+    let theirs = authority(origin);
+    theirs.is_some() && theirs == authority(&crate::http::forwarded::public_base(req))
+}
+
 pub async fn login(
     st: Data,
     req: HttpRequest,
@@ -81,19 +103,28 @@ pub async fn login(
 ) -> Result<HttpResponse, ConsoleError> {
     let form = Form::parse(&body);
     let token = cookie(&req, LOGIN_COOKIE).unwrap_or_default();
-    if token.is_empty() || !same(form.get("login_csrf"), &st.console.login_form_value(&token)) {
+    if token.is_empty()
+        || !same(form.get("login_csrf"), &st.console.login_form_value(&token))
+        || !from_own_pages(&req)
+    {
         return Err(ConsoleError::Csrf);
     }
     let username = form.get("username").to_owned();
     let pw = form.raw("password").to_owned();
-    let client = crate::http::forwarded::client_ip(&req);
-    if !st.console.begin_login(client) {
+    let client = crate::http::forwarded::throttle_key(crate::http::forwarded::client_ip(&req));
+    // Counted by at most 256 characters of the name: no key grows without bound.
+    let name_key: String = username.chars().take(256).collect();
+    if !st.console.begin_login(client, &name_key) {
         return Err(ConsoleError::RateLimited);
     }
-    let wait = st.console.slowdown(&username);
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
-    }
+    let _turn = match st.console.turn(&name_key) {
+        Some(turn) => {
+            let held = turn.lock_owned().await;
+            tokio::time::sleep(super::LOGIN_SLOWDOWN).await;
+            Some(held)
+        }
+        None => None,
+    };
     let name = username.clone();
     let user = st
         .db
@@ -109,7 +140,7 @@ pub async fn login(
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            st.console.failed(username.clone());
+            st.console.failed(&name_key);
             return login_page(
                 &req,
                 StatusCode::UNAUTHORIZED,
@@ -119,7 +150,7 @@ pub async fn login(
             );
         }
     };
-    st.console.succeeded(client, &username);
+    st.console.succeeded(client, &name_key);
     start_session(&st, &req, user.id, safe_next(form.get("next"))).await
 }
 

@@ -18,7 +18,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How session ids, setup links and portal links are stored (as API tokens are).
@@ -33,12 +33,14 @@ const COOKIE: &str = "hookbox_session";
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 /// How long a first-admin setup link stays valid.
 pub const SETUP_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Login attempts evaluated per client address within `LOGIN_WINDOW` (a success clears them);
-/// also the failures per username after which its logins are slowed down.
+/// Password checks per client address and username within `LOGIN_WINDOW` (a success clears
+/// them); also the failures per username after which its logins are slowed down.
 const LOGIN_FAILURES: usize = 5;
+/// Password checks per client address, whatever the usernames, within `LOGIN_WINDOW`.
+const LOGIN_CHECKS_PER_CLIENT: usize = 20;
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// The wait before each password check for a username that keeps failing.
-const LOGIN_SLOWDOWN: Duration = Duration::from_secs(1);
+pub(super) const LOGIN_SLOWDOWN: Duration = Duration::from_secs(1);
 
 /// A console page: methods it does not answer get an HTML 405.
 fn resource(path: &str) -> actix_web::Resource {
@@ -200,23 +202,40 @@ async fn not_found() -> Result<HttpResponse, ConsoleError> {
 /// The console's own state: login throttling, a hash to verify against for unknown users,
 /// and the key that binds login forms to this server.
 pub struct Console {
-    /// Login attempts per client address within `LOGIN_WINDOW`, counted before the password
-    /// is checked (so attempts that arrive at once cannot all be evaluated).
-    attempts: Mutex<HashMap<IpAddr, Vec<Instant>>>,
-    /// Failed logins per username within `LOGIN_WINDOW`, from any address.
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
+    /// Password checks per client and username within `LOGIN_WINDOW`, counted before the
+    /// check (so attempts that arrive at once cannot all be evaluated).
+    attempts: Mutex<HashMap<(IpAddr, String), Vec<Instant>>>,
+    /// Password checks per client, whatever the username, within `LOGIN_WINDOW`.
+    per_client: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+    /// Failed logins per username within `LOGIN_WINDOW`, from any client, and the turn its
+    /// checks take one at a time once it keeps failing.
+    failures: Mutex<HashMap<String, Failures>>,
     dummy_hash: String,
     login_key: [u8; 32],
+}
+
+#[derive(Default)]
+struct Failures {
+    times: Vec<Instant>,
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Keeps the times within the window of one key; drops keys with none once the map is big.
-fn prune<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<Instant>>) {
+fn recent(times: &mut Vec<Instant>) -> usize {
+    times.retain(|t| t.elapsed() < LOGIN_WINDOW);
+    times.len()
+}
+
+/// Drops keys with nothing recent once a map is big.
+fn prune<K: std::hash::Hash + Eq, V>(
+    map: &mut HashMap<K, V>,
+    times: impl Fn(&mut V) -> &mut Vec<Instant>,
+) {
     if map.len() > 100_000 {
-        map.retain(|_, v| v.iter().any(|t| t.elapsed() < LOGIN_WINDOW));
+        map.retain(|_, v| recent(times(v)) > 0);
     }
 }
 
@@ -224,6 +243,7 @@ impl Console {
     pub fn new(main_key: &crate::domain::crypto::MainKey) -> Console {
         Console {
             attempts: Mutex::default(),
+            per_client: Mutex::default(),
             failures: Mutex::default(),
             // Logins for unknown users verify against this, so they take as long as others.
             dummy_hash: crate::domain::password::hash("not a real password").unwrap_or_default(),
@@ -231,45 +251,48 @@ impl Console {
         }
     }
 
-    /// Counts a login attempt from `client`; `false` when it has made `LOGIN_FAILURES`
-    /// attempts within the window already (then it is not evaluated).
-    fn begin_login(&self, client: IpAddr) -> bool {
-        let mut map = locked(&self.attempts);
-        prune(&mut map);
-        let times = map.entry(client).or_default();
-        times.retain(|t| t.elapsed() < LOGIN_WINDOW);
-        if times.len() >= LOGIN_FAILURES {
+    /// Counts a password check by `client` for `username`; `false` (and not counted) when
+    /// the client has had `LOGIN_FAILURES` checks for that username, or `LOGIN_CHECKS_PER_CLIENT`
+    /// in all, within the window.
+    fn begin_login(&self, client: IpAddr, username: &str) -> bool {
+        let mut attempts = locked(&self.attempts);
+        let mut per_client = locked(&self.per_client);
+        prune(&mut attempts, |v| v);
+        prune(&mut per_client, |v| v);
+        let mine = attempts.entry((client, username.to_owned())).or_default();
+        let all = per_client.entry(client).or_default();
+        if recent(mine) >= LOGIN_FAILURES || recent(all) >= LOGIN_CHECKS_PER_CLIENT {
             return false;
         }
-        times.push(Instant::now());
+        mine.push(Instant::now());
+        all.push(Instant::now());
         true
     }
 
-    /// How long to wait before checking a password for `username`: nothing, unless it has
-    /// failed `LOGIN_FAILURES` times within the window (from anywhere), then `LOGIN_SLOWDOWN`.
-    /// Slowed down, never refused: others' failures must not lock the user out.
-    fn slowdown(&self, username: &str) -> Duration {
+    /// The turn to wait for before checking a password for `username`: none, unless it has
+    /// failed `LOGIN_FAILURES` times within the window (from anywhere); then its checks run
+    /// one at a time, each after `LOGIN_SLOWDOWN`. Slowed down, never refused: others'
+    /// failures must not lock the user out.
+    fn turn(&self, username: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
         let mut map = locked(&self.failures);
-        let Some(times) = map.get_mut(username) else {
-            return Duration::ZERO;
-        };
-        times.retain(|t| t.elapsed() < LOGIN_WINDOW);
-        if times.len() >= LOGIN_FAILURES {
-            LOGIN_SLOWDOWN
-        } else {
-            Duration::ZERO
-        }
+        let f = map.get_mut(username)?;
+        (recent(&mut f.times) >= LOGIN_FAILURES).then(|| f.turn.clone())
     }
 
-    fn failed(&self, username: String) {
+    fn failed(&self, username: &str) {
         let mut map = locked(&self.failures);
-        prune(&mut map);
-        map.entry(username).or_default().push(Instant::now());
+        prune(&mut map, |f| &mut f.times);
+        map.entry(username.to_owned())
+            .or_default()
+            .times
+            .push(Instant::now());
     }
 
     fn succeeded(&self, client: IpAddr, username: &str) {
-        locked(&self.attempts).remove(&client);
-        locked(&self.failures).remove(username);
+        locked(&self.attempts).remove(&(client, username.to_owned()));
+        if let Some(f) = locked(&self.failures).get_mut(username) {
+            f.times.clear();
+        }
     }
 
     /// The login form's hidden value for the anti-forgery cookie `token`: a MAC under a
@@ -408,7 +431,7 @@ impl ResponseError for ConsoleError {
             ),
             ConsoleError::Gone(m) => ("Link no longer valid", m.clone()),
             ConsoleError::BadRequest(m) => ("Something is wrong with this request", m.clone()),
-            ConsoleError::StorageFull => ("Storage is full", "The server cannot store anything right now: its disk (or its database size limit) is full. Nothing of this form was saved; try again once space is freed.".to_owned()),
+            ConsoleError::StorageFull => ("Storage is full", "The server cannot store anything right now: its disk (or its database size limit) is full. Try again once space is freed.".to_owned()),
             ConsoleError::Internal(detail) => {
                 tracing::error!(error = %detail, "console request failed");
                 ("Something went wrong", "The server could not complete this request. The details are in its log.".to_owned())

@@ -300,9 +300,15 @@ where
             body.clone()
         };
         let code = status.as_u16();
-        st.db
+        // The work is done and stored: if only remembering the answer fails (a full disk,
+        // say), the caller still gets it; a retry with the key would then repeat the work.
+        if let Err(e) = st
+            .db
             .write(move |c| idempotency::put(c, &k, code, &stored, crate::domain::time::now_ms()))
-            .await?;
+            .await
+        {
+            tracing::warn!(error = %e, "could not keep the response for its Idempotency-Key");
+        }
     }
     Ok(stored_response(status.as_u16(), body))
 }

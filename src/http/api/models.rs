@@ -454,7 +454,8 @@ pub struct EndpointHeadersPatchIn {
 #[derive(Serialize, ToSchema)]
 pub struct EndpointHeadersOut {
     pub headers: BTreeMap<String, String>,
-    /// Always empty: hookbox does not redact headers.
+    /// Names of the sensitive headers (credentials, such as `Authorization`), whose values are
+    /// not returned.
     pub sensitive: Vec<String>,
 }
 
