@@ -206,17 +206,8 @@ async fn session_cookie_is_secure_behind_a_tls_proxy() {
     let login_over = |app: &TestApp| {
         let mut c = Console::new(app);
         async move {
-            let token = c.login_token().await;
             let r = c
-                .post_with_headers(
-                    "/admin/login",
-                    &[
-                        ("login_csrf", &token),
-                        ("username", "admin"),
-                        ("password", PASSWORD),
-                    ],
-                    &[("x-forwarded-proto", "https")],
-                )
+                .login_with_headers("admin", PASSWORD, &[("x-forwarded-proto", "https")])
                 .await;
             assert_eq!(r.status, 303);
             c.last_set_cookie.unwrap()

@@ -75,7 +75,7 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
-async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
+pub(crate) async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
     let url = app.base.replace("/api/v1", "/metrics");
     // No token: scrapers are not given one.
     let resp = app.client.get(&url).send().await.unwrap();
@@ -86,7 +86,7 @@ async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
     parse_metrics(&text)
 }
 
-fn get(m: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn get(m: &BTreeMap<String, f64>, series: &str) -> f64 {
     *m.get(series)
         .unwrap_or_else(|| panic!("no series {series} in {m:#?}"))
 }

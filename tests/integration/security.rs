@@ -4,6 +4,7 @@
 //! operational application is not writable, endpoint headers are sealed and redacted, files
 //! are private, and a full disk is reported as such.
 
+use crate::observability::{get, scrape};
 use crate::support::console::{csrf_in, Console, PASSWORD};
 use crate::support::{TestApp, TestReceiver};
 use serde_json::{json, Value};
@@ -200,19 +201,9 @@ async fn behind_a_trusted_proxy_a_client_that_failed_cannot_lock_out_another() {
     let login = |c: &mut Console, from: &'static str, password: &'static str| {
         let mut c = c.clone();
         async move {
-            let token = c.login_token().await;
-            let r = c
-                .post_with_headers(
-                    "/admin/login",
-                    &[
-                        ("login_csrf", &token),
-                        ("username", "admin"),
-                        ("password", password),
-                    ],
-                    &[("x-forwarded-for", from)],
-                )
-                .await;
-            r.status
+            c.login_with_headers("admin", password, &[("x-forwarded-for", from)])
+                .await
+                .status
         }
     };
     let mut attacker = Console::new(&app);
@@ -234,32 +225,14 @@ async fn forwarded_headers_from_an_untrusted_peer_are_ignored() {
     let mut c = Console::new(&app);
     // Each try claims another address; without trusted proxies the peer's address counts.
     for n in 0..5 {
-        let token = c.login_token().await;
         let from = format!("203.0.113.{n}");
         let r = c
-            .post_with_headers(
-                "/admin/login",
-                &[
-                    ("login_csrf", &token),
-                    ("username", "admin"),
-                    ("password", "guess"),
-                ],
-                &[("x-forwarded-for", &from)],
-            )
+            .login_with_headers("admin", "guess", &[("x-forwarded-for", &from)])
             .await;
         assert_eq!(r.status, 401);
     }
-    let token = c.login_token().await;
     let r = c
-        .post_with_headers(
-            "/admin/login",
-            &[
-                ("login_csrf", &token),
-                ("username", "admin"),
-                ("password", "guess"),
-            ],
-            &[("x-forwarded-for", "198.51.100.99")],
-        )
+        .login_with_headers("admin", "guess", &[("x-forwarded-for", "198.51.100.99")])
         .await;
     assert_eq!(r.status, 429);
     // A portal link is built on the host the request came to, not on a forwarded one.
@@ -558,28 +531,16 @@ async fn console_paths_are_checked_as_the_router_reads_them() {
     assert_ne!(r.status, 200, "{r:?}");
 }
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+async fn health_status(app: &TestApp) -> u16 {
+    let resp = app.client.get(format!("{}/health", app.base)).send().await;
+    resp.unwrap().status().as_u16()
 }
 
 #[tokio::test]
 async fn opening_the_operational_webhooks_page_writes_nothing() {
     let app = TestApp::spawn().await;
     let mut admin = Console::first_admin(&app).await;
-    let metrics = || async {
-        let text = app
-            .client
-            .get(format!("{}/metrics", app.root))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metric(&text, "hookbox_db_transactions_total")
-    };
+    let metrics = || async { get(&scrape(&app).await, "hookbox_db_transactions_total") };
     admin.page("/admin").await;
     let before = metrics().await;
     let r = admin.get("/admin/operational").await;
@@ -614,33 +575,19 @@ async fn a_login_form_token_not_issued_by_the_server_is_refused() {
         ("sec-fetch-site", "same-site"),
     ] {
         let mut c = Console::new(&app);
-        let token = c.login_token().await;
         let r = c
-            .post_with_headers(
-                "/admin/login",
-                &[
-                    ("login_csrf", &token),
-                    ("username", "admin"),
-                    ("password", PASSWORD),
-                ],
-                &[(name, value)],
-            )
+            .login_with_headers("admin", PASSWORD, &[(name, value)])
             .await;
         assert_eq!(r.status, 403, "{name}: {r:?}");
         assert!(c.cookie.is_none());
     }
     // The token the server issued, posted from its own page, works.
     let mut c = Console::new(&app);
-    let token = c.login_token().await;
     let own = app.root.clone();
     let r = c
-        .post_with_headers(
-            "/admin/login",
-            &[
-                ("login_csrf", &token),
-                ("username", "admin"),
-                ("password", PASSWORD),
-            ],
+        .login_with_headers(
+            "admin",
+            PASSWORD,
             &[("origin", &own), ("sec-fetch-site", "same-origin")],
         )
         .await;
@@ -684,36 +631,16 @@ async fn a_full_database_answers_503_with_retry_after_loses_nothing_and_recovers
         v["detail"].as_str().unwrap().contains("cannot store"),
         "{v}"
     );
-    let health = app
-        .client
-        .get(format!("{}/health", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status().as_u16(), 503);
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.root))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(metric(&text, "hookbox_db_full"), 1.0);
-    assert!(metric(&text, "hookbox_db_full_errors_total") >= 1.0);
+    assert_eq!(health_status(&app).await, 503);
+    let m = scrape(&app).await;
+    assert_eq!(get(&m, "hookbox_db_full"), 1.0);
+    assert!(get(&m, "hookbox_db_full_errors_total") >= 1.0);
 
     // Space is freed: the filler application goes, and writes work again.
     app.call("DELETE", &format!("/app/{filler}"), None, 204)
         .await;
     let after = app.send(&keep, "big", json!({ "small": 2 })).await;
-    let health = app
-        .client
-        .get(format!("{}/health", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status().as_u16(), 204);
+    assert_eq!(health_status(&app).await, 204);
     // Nothing acknowledged was lost.
     let got = receiver.wait_for_count(2, Duration::from_secs(10)).await;
     let ids: Vec<_> = got
@@ -728,29 +655,67 @@ mod real_binary {
     use super::*;
     use crate::support::server::{create_token, Server};
 
-    /// A server with no destination allowed, with `env` set.
-    async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, String) {
-        let token = create_token(dir);
-        let server = Server::start_with_args(dir, dir.join("serve.log"), env, &[]).await;
-        (server, token)
+    /// The real binary, with no destination allowed and `env` set, and a token for it.
+    struct Remote {
+        server: Server,
+        token: String,
     }
 
-    async fn api(
-        server: &Server,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: Value,
-    ) -> (u16, Value) {
-        let resp = reqwest::Client::new()
-            .request(method.parse().unwrap(), format!("{}{path}", server.api))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+    impl Remote {
+        async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Remote {
+            let token = create_token(dir);
+            let server = Server::start_with_args(dir, dir.join("serve.log"), env, &[]).await;
+            Remote { server, token }
+        }
+
+        async fn api(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+            let resp = reqwest::Client::new()
+                .request(
+                    method.parse().unwrap(),
+                    format!("{}{path}", self.server.api),
+                )
+                .bearer_auth(&self.token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        }
+
+        /// A new application (and the event type `e`); its id.
+        async fn app(&self) -> String {
+            let (_, app) = self.api("POST", "/app", json!({ "name": "p" })).await;
+            self.api(
+                "POST",
+                "/event-type",
+                json!({ "name": "e", "description": "e" }),
+            )
+            .await;
+            app["id"].as_str().unwrap().to_owned()
+        }
+
+        /// Adds an endpoint at `url` to `app` and test-sends to it: the test send's answer.
+        async fn test_send(&self, app: &str, url: &str) -> Value {
+            let (status, ep) = self
+                .api(
+                    "POST",
+                    &format!("/app/{app}/endpoint"),
+                    json!({ "url": url }),
+                )
+                .await;
+            assert_eq!(status, 201, "{ep}");
+            let ep = ep["id"].as_str().unwrap();
+            let (status, out) = self
+                .api(
+                    "POST",
+                    &format!("/app/{app}/endpoint/{ep}/test"),
+                    json!({ "eventType": "e", "payload": { "via": "proxy" } }),
+                )
+                .await;
+            assert_eq!(status, 200, "{out}");
+            out
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -758,7 +723,7 @@ mod real_binary {
         let dir = tempfile::tempdir().unwrap();
         let proxy = TestReceiver::start().await;
         let inside = TestReceiver::start().await;
-        let (server, token) = start(
+        let remote = Remote::start(
             dir.path(),
             &[
                 ("HTTP_PROXY", &proxy.url),
@@ -768,40 +733,13 @@ mod real_binary {
             ],
         )
         .await;
-        let (_, app) = api(&server, &token, "POST", "/app", json!({ "name": "p" })).await;
-        let app = app["id"].as_str().unwrap().to_owned();
-        api(
-            &server,
-            &token,
-            "POST",
-            "/event-type",
-            json!({ "name": "e", "description": "e" }),
-        )
-        .await;
+        let app = remote.app().await;
         let port = inside.url.rsplit(':').next().unwrap();
         for url in [
             format!("http://localhost:{port}/in"),
             "http://metadata.google.internal/computeMetadata/v1/".to_owned(),
         ] {
-            let (status, ep) = api(
-                &server,
-                &token,
-                "POST",
-                &format!("/app/{app}/endpoint"),
-                json!({ "url": url }),
-            )
-            .await;
-            assert_eq!(status, 201, "{ep}");
-            let ep = ep["id"].as_str().unwrap();
-            let (status, out) = api(
-                &server,
-                &token,
-                "POST",
-                &format!("/app/{app}/endpoint/{ep}/test"),
-                json!({ "eventType": "e", "payload": {} }),
-            )
-            .await;
-            assert_eq!(status, 200, "{out}");
+            let out = remote.test_send(&app, &url).await;
             assert_eq!(out["success"], false, "{url}: {out}");
         }
         assert_eq!(
@@ -810,48 +748,17 @@ mod real_binary {
             "a request went to the environment's proxy"
         );
         assert_eq!(inside.count(), 0);
+        assert!(remote.server.stderr().contains("do not use it"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_configured_proxy_carries_deliveries_but_private_literal_addresses_stay_refused() {
         let dir = tempfile::tempdir().unwrap();
         let proxy = TestReceiver::start().await;
-        let (server, token) = start(dir.path(), &[("HOOKBOX_PROXY_ADDR", &proxy.url)]).await;
-        let (_, app) = api(&server, &token, "POST", "/app", json!({ "name": "p" })).await;
-        let app = app["id"].as_str().unwrap().to_owned();
-        api(
-            &server,
-            &token,
-            "POST",
-            "/event-type",
-            json!({ "name": "e", "description": "e" }),
-        )
-        .await;
-        let send = |url: &'static str| {
-            let (server, token, app) = (&server, &token, &app);
-            async move {
-                let (_, ep) = api(
-                    server,
-                    token,
-                    "POST",
-                    &format!("/app/{app}/endpoint"),
-                    json!({ "url": url }),
-                )
-                .await;
-                let ep = ep["id"].as_str().unwrap().to_owned();
-                api(
-                    server,
-                    token,
-                    "POST",
-                    &format!("/app/{app}/endpoint/{ep}/test"),
-                    json!({ "eventType": "e", "payload": { "via": "proxy" } }),
-                )
-                .await
-                .1
-            }
-        };
+        let remote = Remote::start(dir.path(), &[("HOOKBOX_PROXY_ADDR", &proxy.url)]).await;
+        let app = remote.app().await;
         // A name goes to the proxy, which decides where it leads (here: it answers itself).
-        let out = send("http://hooks.example.test/in").await;
+        let out = remote.test_send(&app, "http://hooks.example.test/in").await;
         assert_eq!(out["success"], true, "{out}");
         let got = proxy.received();
         assert_eq!(got.len(), 1);
@@ -863,8 +770,9 @@ mod real_binary {
             "http://[::1]:9/x",
             "http://10.0.0.1/x",
             "http://localhost:9/x",
+            "http://localhost.:9/x",
         ] {
-            let out = send(url).await;
+            let out = remote.test_send(&app, url).await;
             assert_eq!(out["success"], false, "{url}: {out}");
             assert_eq!(
                 out["error"], "destination refused: private or reserved address",
@@ -877,19 +785,13 @@ mod real_binary {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn portal_link_tokens_are_kept_out_of_the_logs() {
         let dir = tempfile::tempdir().unwrap();
-        let (server, token) = start(dir.path(), &[("HOOKBOX_LOG", "debug")]).await;
-        let (_, app) = api(&server, &token, "POST", "/app", json!({ "name": "p" })).await;
-        let app = app["id"].as_str().unwrap().to_owned();
-        let (_, link) = api(
-            &server,
-            &token,
-            "POST",
-            &format!("/auth/app-portal-access/{app}"),
-            json!({}),
-        )
-        .await;
+        let remote = Remote::start(dir.path(), &[("HOOKBOX_LOG", "debug")]).await;
+        let app = remote.app().await;
+        let (_, link) = remote
+            .api("POST", &format!("/auth/app-portal-access/{app}"), json!({}))
+            .await;
         let link_token = link["token"].as_str().unwrap();
-        let root = server.api.trim_end_matches("/api/v1");
+        let root = remote.server.api.trim_end_matches("/api/v1");
         let resp = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -899,7 +801,7 @@ mod real_binary {
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), 303);
-        let log = server.stderr();
+        let log = remote.server.stderr();
         assert!(
             log.contains("/portal/open/"),
             "the request is logged:\n{log}"

@@ -157,14 +157,25 @@ impl Console {
 
     /// Opens the login page (for its anti-forgery token), then logs in.
     pub async fn login(&mut self, user: &str, password: &str) -> Resp {
+        self.login_with_headers(user, password, &[]).await
+    }
+
+    /// [`Console::login`], the form posted with these request headers.
+    pub async fn login_with_headers(
+        &mut self,
+        user: &str,
+        password: &str,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let token = self.login_token().await;
-        self.post(
+        self.post_with_headers(
             "/admin/login",
             &[
                 ("login_csrf", &token),
                 ("username", user),
                 ("password", password),
             ],
+            headers,
         )
         .await
     }
