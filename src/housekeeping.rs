@@ -42,8 +42,9 @@ pub async fn disable_dead_endpoints(db: &Db, dispatcher: &Dispatcher, after: i64
                     )),
                     crate::domain::time::format_ms(*since)
                 );
-                endpoints::set_disabled(c, id, true, Some(&reason), now)?;
-                deliveries::skip_pending(c, id, now)?;
+                if !endpoints::disable(c, id, &reason, now)? {
+                    continue;
+                }
                 notices.push(deliveries::Notice::Disabled {
                     endpoint_id: id.clone(),
                     reason,

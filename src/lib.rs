@@ -11,3 +11,4 @@ pub mod http;
 pub mod main_key;
 pub mod metrics;
 pub mod operational;
+pub mod service;

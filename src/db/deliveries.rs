@@ -4,7 +4,6 @@ use super::{endpoints, messages, paged, to_json, DbResult, Page, PageQuery};
 use crate::domain::retry::RetrySchedule;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub const SUCCESS: i64 = 0;
 pub const PENDING: i64 = 1;
@@ -83,17 +82,8 @@ pub fn release_all_leases(c: &Connection) -> DbResult<usize> {
     )?)
 }
 
-/// How one attempt ended.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Success,
-    /// A failure; `retry_after` is the receiver's (already clamped) request.
-    Failure {
-        retry_after: Option<Duration>,
-    },
-    /// 410 Gone: the endpoint is disabled at once.
-    Gone,
-}
+use crate::domain::delivery::{transition, Transition, GONE_REASON};
+pub use crate::domain::delivery::{Outcome, FAILING_AFTER};
 
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
@@ -120,10 +110,6 @@ pub struct Recorded {
     /// What operators are told about (operational webhooks).
     pub notices: Vec<Notice>,
 }
-
-/// After this many failed attempts in a row a message is "failing" (and its later success
-/// a recovery).
-pub const FAILING_AFTER: u32 = 4;
 
 /// An event about deliveries that operators are told about.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,7 +182,6 @@ pub fn record(
             r.request_headers,
             r.response_headers
         ])?;
-        let attempts = d.attempts + 1;
         let notice = AttemptNotice {
             msg_id: d.msg_id.clone(),
             endpoint_id: d.endpoint_id.clone(),
@@ -205,45 +190,37 @@ pub fn record(
             at: r.at,
         };
         failing.insert(d.endpoint_id.as_str(), (!ok).then_some(r.at));
-        let (status, next) = match &r.outcome {
-            Outcome::Success => {
-                if d.attempts >= FAILING_AFTER {
+        let (status, next) = match transition(d.attempts, &r.outcome, schedule, r.at) {
+            Transition::Delivered { recovered } => {
+                if recovered {
                     out.notices.push(Notice::Recovered(notice));
                 }
                 (SUCCESS, None)
             }
-            Outcome::Gone => {
-                endpoints::set_disabled(
-                    c,
-                    &d.endpoint_id,
-                    true,
-                    Some("the endpoint answered 410 Gone"),
-                    r.at,
-                )?;
-                skip_pending(c, &d.endpoint_id, r.at)?;
-                out.disabled.push(d.endpoint_id.clone());
-                out.notices.push(Notice::Disabled {
-                    endpoint_id: d.endpoint_id.clone(),
-                    reason: "the endpoint answered 410 Gone".into(),
-                    at: r.at,
-                });
+            Transition::DisableEndpoint => {
+                if endpoints::disable(c, &d.endpoint_id, GONE_REASON, r.at)? {
+                    out.disabled.push(d.endpoint_id.clone());
+                    out.notices.push(Notice::Disabled {
+                        endpoint_id: d.endpoint_id.clone(),
+                        reason: GONE_REASON.into(),
+                        at: r.at,
+                    });
+                }
                 (FAIL, None)
             }
-            Outcome::Failure { retry_after } => match schedule.next_delay(attempts, *retry_after) {
-                Some(delay) => {
-                    let due = r.at + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                    out.next_due = Some(out.next_due.map_or(due, |n| n.min(due)));
-                    if attempts == FAILING_AFTER {
-                        out.notices.push(Notice::Failing(notice));
-                    }
-                    (PENDING, Some(due))
+            Transition::Retry { due, failing } => {
+                out.next_due = Some(out.next_due.map_or(due, |n| n.min(due)));
+                if failing {
+                    out.notices.push(Notice::Failing(notice));
                 }
-                None => {
-                    out.notices.push(Notice::Exhausted(notice));
-                    (FAIL, None)
-                }
-            },
+                (PENDING, Some(due))
+            }
+            Transition::Exhausted => {
+                out.notices.push(Notice::Exhausted(notice));
+                (FAIL, None)
+            }
         };
+        let attempts = d.attempts.saturating_add(1);
         update.execute(params![status, attempts, next, r.at, d.delivery_id])?;
     }
     // Each endpoint's latest outcome in this batch starts or ends its run of failures.
@@ -484,6 +461,7 @@ pub fn get(
 mod tests {
     use super::*;
     use crate::db::{apps, endpoints, messages};
+    use std::time::Duration;
 
     fn seeded() -> (tempfile::TempDir, Connection, Vec<Claimed>) {
         let dir = tempfile::tempdir().unwrap();

@@ -155,12 +155,12 @@ pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbRe
     Ok(())
 }
 
-/// Stores every field of `e` (its headers sealed under `key`).
+/// Stores the fields of `e` that its owner edits (its headers sealed under `key`); whether
+/// it is enabled changes only through [`disable`] and [`enable`].
 pub fn update(c: &Connection, key: &MainKey, e: &Endpoint) -> DbResult<()> {
     c.prepare_cached(
         "UPDATE endpoints SET uid=?, url=?, description=?, filter_types=?, channels=?, rate_limit=?, \
-         metadata=?, headers=?, disabled=?, disabled_reason=?, disabled_at=?, updated_at=?, \
-         legacy_signature=?, verify_ssl=? WHERE id=?",
+         metadata=?, headers=?, updated_at=?, legacy_signature=?, verify_ssl=? WHERE id=?",
     )?
     .execute(params![
         e.uid,
@@ -171,9 +171,6 @@ pub fn update(c: &Connection, key: &MainKey, e: &Endpoint) -> DbResult<()> {
         e.rate_limit,
         to_json(&e.metadata),
         seal_headers(key, &e.id, &e.headers),
-        e.disabled,
-        e.disabled_reason,
-        e.disabled_at,
         e.updated_at,
         e.legacy_signature,
         e.verify_ssl,
@@ -241,19 +238,40 @@ pub fn delete(c: &Connection, id: &str) -> DbResult<bool> {
         > 0)
 }
 
-/// Disables (with a reason) or enables an endpoint.
-pub fn set_disabled(
-    c: &Connection,
-    id: &str,
-    disabled: bool,
-    reason: Option<&str>,
-    now: i64,
-) -> DbResult<()> {
+/// Disables an endpoint, however that comes about (its owner, a 410, a long run of
+/// failures): records why and since when, and marks what it had pending as skipped, so that
+/// Enable can replay it. `false` when it was disabled already (then nothing changes). The
+/// caller announces `endpoint.disabled` (see `operational::announce`).
+pub fn disable(c: &Connection, id: &str, reason: &str, now: i64) -> DbResult<bool> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE endpoints SET disabled=1, disabled_reason=?1, disabled_at=?2, \
+             failing_since=NULL, updated_at=?2 WHERE id=?3 AND disabled=0",
+        )?
+        .execute(params![reason, now, id])?
+        > 0;
+    if changed {
+        super::deliveries::skip_pending(c, id, now)?;
+    }
+    Ok(changed)
+}
+
+/// Whether the endpoint is disabled; `None` when there is no such endpoint.
+pub fn is_disabled(c: &Connection, id: &str) -> DbResult<Option<bool>> {
+    Ok(
+        c.prepare_cached("SELECT disabled FROM endpoints WHERE id = ?")?
+            .query_row([id], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+/// Enables an endpoint (what it missed while disabled stays skipped unless replayed).
+pub fn enable(c: &Connection, id: &str, now: i64) -> DbResult<()> {
     c.prepare_cached(
-        "UPDATE endpoints SET disabled=?1, disabled_reason=?2, disabled_at=CASE WHEN ?1 THEN ?3 END, \
-         failing_since=NULL, updated_at=?3 WHERE id=?4",
+        "UPDATE endpoints SET disabled=0, disabled_reason=NULL, disabled_at=NULL, \
+         failing_since=NULL, updated_at=?1 WHERE id=?2",
     )?
-    .execute(params![disabled, reason, now, id])?;
+    .execute(params![now, id])?;
     Ok(())
 }
 

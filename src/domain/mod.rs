@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O.
 
 pub mod crypto;
+pub mod delivery;
 pub mod headers;
 pub mod ids;
 pub mod password;

@@ -288,3 +288,75 @@ async fn operational_endpoints_are_managed_in_the_console_and_filter_their_event
         .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn disabling_in_the_console_or_the_api_announces_it_and_skips_what_was_pending_as_a_410_does()
+{
+    let app = TestApp::spawn().await;
+    let (ops, secret) = operator(&app).await;
+    let a = app.create_app("customer").await;
+    let (by_console, _) = app
+        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/one" }))
+        .await;
+    let (by_api, _) = app
+        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/two" }))
+        .await;
+    // Pending for both, due tomorrow.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let msg = app
+        .post(
+            &format!("/app/{a}/msg"),
+            json!({ "eventType": "any.thing", "payload": {}, "deliverAt": tomorrow }),
+            202,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut admin = crate::support::console::Console::first_admin(&app).await;
+    let r = admin
+        .submit(
+            &format!("/admin/apps/{a}/endpoints/{by_console}/disable"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{r:?}");
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{by_api}"),
+        Some(json!({ "disabled": true })),
+        200,
+    )
+    .await;
+
+    let ok = wait_for(Duration::from_secs(10), || async {
+        events(&ops, &secret)
+            .iter()
+            .filter(|e| e["type"] == "endpoint.disabled")
+            .count()
+            == 2
+    })
+    .await;
+    let got = events(&ops, &secret);
+    assert!(ok, "{got:#?}");
+    for (ep, reason) in [
+        (&by_console, "disabled in the console by admin"),
+        (&by_api, "disabled through the API"),
+    ] {
+        let e = got
+            .iter()
+            .find(|e| e["type"] == "endpoint.disabled" && e["data"]["endpointId"] == **ep)
+            .unwrap_or_else(|| panic!("no endpoint.disabled for {ep}: {got:#?}"));
+        assert_eq!(e["data"]["reason"], reason, "{e}");
+    }
+    // What each had pending is skipped (canceled), so Enable can offer to replay it.
+    let dests = app.get(&format!("/app/{a}/msg/{msg}/endpoint"), 200).await;
+    let statuses: Vec<_> = dests["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].clone())
+        .collect();
+    assert_eq!(statuses, vec![json!(4), json!(4)], "{dests}");
+}

@@ -693,16 +693,12 @@ pub async fn disable(
     let (admin, _) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
     if !head.ep.disabled {
-        let id = head.ep.id.clone();
         let reason = if admin.portal.is_some() {
             "disabled in the customer portal".to_owned()
         } else {
             format!("disabled in the console by {}", admin.username)
         };
-        st.db
-            .write(move |c| ep_db::set_disabled(c, &id, true, Some(&reason), now_ms()))
-            .await?;
-        st.dispatcher.endpoint_changed(&head.ep.id);
+        crate::service::endpoints::disable(&st.db, &st.dispatcher, &head.ep.id, reason).await?;
     }
     Ok(redirect(&format!("{}?ok=disabled", head.base)))
 }
@@ -756,7 +752,7 @@ pub async fn enable(
                 .min()
                 .unwrap_or(now)
                 .max(ep.created_at);
-            ep_db::set_disabled(c, &ep.id, false, None, now)?;
+            ep_db::enable(c, &ep.id, now)?;
             ep.disabled = false;
             if replay {
                 deliveries::replay_missing(c, &ep, since, None, now)

@@ -290,20 +290,45 @@ pub(crate) async fn store_new(st: &Data, ep: Endpoint, key: SigningKey) -> Resul
     Ok(())
 }
 
-/// Stores a changed endpoint, drops its cached sending details and tells the operator.
+/// Stores a changed endpoint, drops its cached sending details and tells the operator. When
+/// `ep.disabled` differs from what is stored, the endpoint is disabled (with the effects of
+/// every other way of disabling: pending deliveries skipped, `endpoint.disabled` announced)
+/// or enabled.
 pub(crate) async fn store_changed(st: &Data, ep: Endpoint) -> Result<(), ApiError> {
     let (id, key) = (ep.id.clone(), st.db.main_key.clone());
     let announced = st
         .db
         .write(move |c| {
+            let now = now_ms();
+            let was_disabled = ep_db::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
             ep_db::update(c, &key, &ep)?;
-            operational::endpoint_event(c, "endpoint.updated", &ep.id, now_ms())
+            let mut notices = Vec::new();
+            if ep.disabled && !was_disabled {
+                let reason = ep
+                    .disabled_reason
+                    .clone()
+                    .unwrap_or_else(|| API_DISABLED.to_owned());
+                if ep_db::disable(c, &ep.id, &reason, now)? {
+                    notices.push(crate::db::deliveries::Notice::Disabled {
+                        endpoint_id: ep.id.clone(),
+                        reason,
+                        at: now,
+                    });
+                }
+            } else if !ep.disabled && was_disabled {
+                ep_db::enable(c, &ep.id, now)?;
+            }
+            let updated = operational::endpoint_event(c, "endpoint.updated", &ep.id, now)?;
+            Ok(operational::announce(c, &notices, now)? || updated)
         })
         .await?;
     wake_if(st, announced);
     st.dispatcher.endpoint_changed(&id);
     Ok(())
 }
+
+/// Why an endpoint disabled through the API is.
+const API_DISABLED: &str = "disabled through the API";
 
 /// Deletes an endpoint (its deliveries and attempts go with it) and tells the operator.
 pub(crate) async fn remove(st: &Data, app: AppRow, ep: &Endpoint) -> Result<(), ApiError> {
@@ -328,7 +353,7 @@ async fn save(st: &Data, ep: Endpoint) -> Result<HttpResponse, ApiError> {
 fn set_disabled(ep: &mut Endpoint, disabled: bool, now: i64) {
     if disabled != ep.disabled {
         ep.disabled = disabled;
-        ep.disabled_reason = disabled.then(|| "disabled through the API".to_owned());
+        ep.disabled_reason = disabled.then(|| API_DISABLED.to_owned());
         ep.disabled_at = disabled.then_some(now);
     }
 }

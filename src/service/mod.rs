@@ -1,0 +1,5 @@
+//! Use cases, one function each, shared by the API and the console: each applies its own
+//! effects (waking the dispatcher, dropping cached endpoint details, operational events), so
+//! no handler has to remember them.
+
+pub mod endpoints;
