@@ -6,6 +6,7 @@ pub mod headers;
 pub mod ids;
 pub mod password;
 pub mod retry;
+pub mod secrets;
 pub mod signing;
 pub mod time;
 pub mod validate;

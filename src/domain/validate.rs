@@ -26,7 +26,7 @@ pub fn check_endpoint_url(s: &str) -> Result<(), &'static str> {
     if s.len() > 65_536 {
         return Err("URL is too long");
     }
-    let u = reqwest::Url::parse(s).map_err(|_| "not a valid URL")?;
+    let u = url::Url::parse(s).map_err(|_| "not a valid URL")?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err("URL scheme must be http or https");
     }

@@ -3,8 +3,6 @@
 use super::error::ApiError;
 use crate::db::{tokens, Db};
 use crate::domain::time::now_ms;
-use rand::distributions::{Alphanumeric, DistString};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,17 +12,7 @@ use std::time::{Duration, Instant};
 const CACHE_TTL: Duration = Duration::from_secs(5);
 const CACHE_MAX: usize = 10_000;
 
-/// A new API token: `hbx_` and 40 random alphanumerics.
-pub fn generate_token() -> String {
-    format!(
-        "hbx_{}",
-        Alphanumeric.sample_string(&mut rand::thread_rng(), 40)
-    )
-}
-
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+pub use crate::domain::secrets::{generate_token, hash_secret as hash_token};
 
 /// Who made a request.
 #[derive(Debug, Clone)]

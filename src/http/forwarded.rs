@@ -148,6 +148,15 @@ pub fn public_base(req: &HttpRequest) -> String {
     format!("{scheme}://{host}")
 }
 
+/// The absolute address of a portal link's token (see [`public_base`]).
+pub fn portal_link_url(req: &HttpRequest, token: &str) -> String {
+    format!(
+        "{}{}{token}",
+        public_base(req),
+        crate::service::portal::OPEN_PATH
+    )
+}
+
 /// What login throttling counts a client by: its IPv4 address, or the /64 of its IPv6
 /// address (one host usually holds a whole /64).
 pub fn throttle_key(ip: IpAddr) -> IpAddr {

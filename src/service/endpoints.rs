@@ -1,8 +1,158 @@
 //! Endpoints: what changes their state.
 
-use crate::db::{deliveries::Notice, endpoints, Db, DbResult};
+use crate::db::apps::App;
+use crate::db::endpoints::{self, Endpoint};
+use crate::db::{admin::TestSend, deliveries::Notice, event_types::EventType, Db, DbResult};
 use crate::delivery::Dispatcher;
+use crate::domain::ids;
+use crate::domain::signing::SigningKey;
 use crate::domain::time::now_ms;
+use crate::operational;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Stores a new endpoint with its (encrypted) signing key and announces `endpoint.created`.
+pub async fn create(
+    db: &Db,
+    dispatcher: &Dispatcher,
+    ep: Endpoint,
+    key: SigningKey,
+) -> DbResult<()> {
+    let main_key = db.main_key.clone();
+    let announced = db
+        .write(move |c| {
+            endpoints::insert(c, &main_key, &ep, &key.to_secret_string())?;
+            operational::endpoint_event(c, "endpoint.created", &ep.id, now_ms())
+        })
+        .await?;
+    settle(dispatcher, "", false, announced);
+    Ok(())
+}
+
+/// Why an endpoint disabled through [`update`] without a reason of its own is.
+pub const API_DISABLED: &str = "disabled through the API";
+
+/// Stores a changed endpoint and announces `endpoint.updated`. When `ep.disabled` differs
+/// from what is stored, the endpoint is disabled (with the effects of every other way of
+/// disabling: reason and time recorded, pending deliveries skipped, `endpoint.disabled`
+/// announced) or enabled.
+pub async fn update(db: &Db, dispatcher: &Dispatcher, ep: Endpoint) -> DbResult<()> {
+    let (id, key) = (ep.id.clone(), db.main_key.clone());
+    let announced = db
+        .write(move |c| {
+            let now = now_ms();
+            let was_disabled = endpoints::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
+            endpoints::update(c, &key, &ep)?;
+            let mut notices = Vec::new();
+            if ep.disabled && !was_disabled {
+                let reason = ep
+                    .disabled_reason
+                    .clone()
+                    .unwrap_or_else(|| API_DISABLED.to_owned());
+                if endpoints::disable(c, &ep.id, &reason, now)? {
+                    notices.push(Notice::Disabled {
+                        endpoint_id: ep.id.clone(),
+                        reason,
+                        at: now,
+                    });
+                }
+            } else if !ep.disabled && was_disabled {
+                endpoints::enable(c, &ep.id, now)?;
+            }
+            let updated = operational::endpoint_event(c, "endpoint.updated", &ep.id, now)?;
+            Ok(operational::announce(c, &notices, now)? || updated)
+        })
+        .await?;
+    settle(dispatcher, &id, true, announced);
+    Ok(())
+}
+
+/// Deletes an endpoint (its deliveries and attempts go with it) and announces
+/// `endpoint.deleted`.
+pub async fn delete(db: &Db, dispatcher: &Dispatcher, app: App, ep: &Endpoint) -> DbResult<()> {
+    let (id, uid) = (ep.id.clone(), ep.uid.clone());
+    let announced = db
+        .write(move |c| {
+            endpoints::delete(c, &id)?;
+            operational::endpoint_deleted(c, &app, &id, uid.as_deref(), now_ms())
+        })
+        .await?;
+    settle(dispatcher, &ep.id, true, announced);
+    Ok(())
+}
+
+/// What a synchronous test send got back.
+pub struct TestOutcome {
+    pub record: TestSend,
+    /// Why the destination was refused, for the operator's eyes only.
+    pub refused_detail: Option<String>,
+}
+
+/// Sends `payload` as an event of type `event_type` to the endpoint now, through the
+/// dispatcher's client (signing and the SSRF guard included), waits for the answer and records
+/// the attempt (trigger "test"), kept as long as the application's payloads (else
+/// `default_retention`). `None` when the endpoint is gone.
+pub async fn send_test(
+    db: &Db,
+    dispatcher: &Dispatcher,
+    default_retention: Duration,
+    app: &App,
+    ep: &Endpoint,
+    event_type: &str,
+    payload: Arc<str>,
+) -> DbResult<Option<TestOutcome>> {
+    let msg_id = ids::new_id(ids::MESSAGE);
+    let now = now_ms();
+    let Some((url, sent)) = dispatcher.send_now(&ep.id, &msg_id, &payload, now).await? else {
+        return Ok(None);
+    };
+    let keep = app
+        .retention_ms
+        .unwrap_or_else(|| i64::try_from(default_retention.as_millis()).unwrap_or(i64::MAX / 4));
+    let refused_detail = sent.refused_detail.clone();
+    let record = TestSend {
+        msg_id,
+        app_id: app.id.clone(),
+        endpoint_id: ep.id.clone(),
+        event_type: event_type.to_owned(),
+        payload: payload.to_string(),
+        expires_at: now.saturating_add(keep),
+        attempt_id: ids::new_id(ids::ATTEMPT),
+        url,
+        succeeded: sent.is_success(),
+        status_code: sent.status.map_or(0, i64::from),
+        response: sent.body,
+        request_headers: sent.request_headers,
+        response_headers: sent.response_headers,
+        duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
+        error: sent.error,
+        at: now,
+    };
+    let stored = record.clone();
+    db.write(move |c| crate::db::admin::record_test_send(c, &stored))
+        .await?;
+    Ok(Some(TestOutcome {
+        record,
+        refused_detail,
+    }))
+}
+
+/// The example payload of an event type: its schema's `examples[index]`, or a small stand-in.
+pub fn example_payload(et: &EventType, index: usize) -> String {
+    let from_schema = et.schemas.as_ref().and_then(|s| {
+        s.as_object()?.values().find_map(|schema| {
+            schema
+                .get("examples")?
+                .get(index)
+                .filter(|v| v.is_object())
+                .cloned()
+        })
+    });
+    let v = from_schema.unwrap_or_else(
+        || serde_json::json!({ "type": et.name, "example": true, "description": et.description }),
+    );
+    v.to_string()
+}
 
 /// Disables an endpoint for `reason`, with the effects every way of disabling shares (its
 /// owner in the API, console or portal, a 410, a long run of failures): the reason and time

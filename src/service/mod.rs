@@ -3,3 +3,4 @@
 //! no handler has to remember them.
 
 pub mod endpoints;
+pub mod portal;

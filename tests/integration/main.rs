@@ -15,6 +15,7 @@ mod delivery_options;
 mod delivery_pacing;
 mod faults;
 mod hostile;
+mod layers;
 mod observability;
 mod openapi;
 mod operational;

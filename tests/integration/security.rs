@@ -81,7 +81,8 @@ async fn deeply_nested_payloads_are_refused_where_they_enter_and_the_deepest_all
         .get(&format!("/app/{app_id}/endpoint/{ep}/msg"), 200)
         .await;
     assert_eq!(list["data"][0]["payload"], deepest);
-    receiver.wait_for_count(1, Duration::from_secs(10)).await;
+    app.wait_attempts(&app_id, &msg, 1, Duration::from_secs(10))
+        .await;
     let attempts = app
         .get(
             &format!("/app/{app_id}/attempt/msg/{msg}?with_msg=true"),
@@ -466,7 +467,9 @@ async fn endpoint_headers_are_sealed_at_rest_capped_and_redacted_in_attempt_logs
     assert_eq!(got[1].header("x-tenant"), Some("globex"));
 
     // The attempt log keeps a redacted copy.
-    let attempts = app.attempts(&app_id, &msg).await;
+    let attempts = app
+        .wait_attempts(&app_id, &msg, 1, Duration::from_secs(10))
+        .await;
     let attempt_id = attempts[0]["id"].as_str().unwrap();
     let mut admin = Console::first_admin(&app).await;
     let page = admin

@@ -11,12 +11,8 @@ use crate::http::Data;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use rand::distributions::{Alphanumeric, DistString};
 
-/// A random value for session ids, CSRF tokens and setup links (43 alphanumerics, >250 bits).
-pub fn new_secret() -> String {
-    Alphanumeric.sample_string(&mut rand::thread_rng(), 43)
-}
+pub use crate::domain::secrets::new_secret;
 
 #[derive(Template)]
 #[template(path = "admin/login.html")]

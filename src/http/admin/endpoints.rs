@@ -18,6 +18,7 @@ use crate::http::api::{validated_new, EndpointIn};
 use crate::http::error::ApiError;
 use crate::http::extract::Query;
 use crate::http::Data;
+use crate::service::endpoints as service;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -383,7 +384,7 @@ pub async fn create(
     match Submitted::parse(&form).validate(&st, &app).await {
         Ok((ep, key)) => {
             let id = ep.id.clone();
-            crate::http::api::store_new_endpoint(&st, ep, key).await?;
+            service::create(&st.db, &st.dispatcher, ep, key).await?;
             Ok(redirect(&format!(
                 "{}/apps/{}/endpoints/{id}?ok=endpoint-created",
                 admin.root(),
@@ -441,7 +442,7 @@ pub async fn update(
             ep.verify_ssl = valid.verify_ssl;
             ep.legacy_signature = valid.legacy_signature;
             ep.updated_at = now_ms();
-            crate::http::api::store_changed_endpoint(&st, ep).await?;
+            service::update(&st.db, &st.dispatcher, ep).await?;
             Ok(redirect(&format!("{}?ok=endpoint-saved", head.base)))
         }
         Err(f) => page_with(
@@ -478,7 +479,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, _) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
-    crate::http::api::remove_endpoint(&st, head.app.clone(), &head.ep).await?;
+    service::delete(&st.db, &st.dispatcher, head.app.clone(), &head.ep).await?;
     Ok(redirect(&format!(
         "{}/apps/{}/webhooks?ok=endpoint-deleted",
         admin.root(),
@@ -698,7 +699,7 @@ pub async fn disable(
         } else {
             format!("disabled in the console by {}", admin.username)
         };
-        crate::service::endpoints::disable(&st.db, &st.dispatcher, &head.ep.id, reason).await?;
+        service::disable(&st.db, &st.dispatcher, &head.ep.id, reason).await?;
     }
     Ok(redirect(&format!("{}?ok=disabled", head.base)))
 }
@@ -1032,7 +1033,7 @@ async fn type_options(st: &Data, app: &App) -> Result<Vec<TypeOption>, ConsoleEr
         .await?
         .into_iter()
         .map(|t| TypeOption {
-            example: crate::http::api::example_payload(&t, 0),
+            example: service::example_payload(&t, 0),
             name: t.name,
         })
         .collect())
@@ -1077,7 +1078,7 @@ pub async fn send_test(
     };
     let et = et.filter(|t| !t.archived);
     let payload = match text.as_str() {
-        "" => Ok(et.as_ref().map(|t| crate::http::api::example_payload(t, 0))),
+        "" => Ok(et.as_ref().map(|t| service::example_payload(t, 0))),
         t if t.len() > st.cfg.api.max_payload_bytes => Err(format!(
             "The payload is larger than {} bytes.",
             st.cfg.api.max_payload_bytes
@@ -1108,14 +1109,17 @@ pub async fn send_test(
             },
         );
     };
-    let outcome = crate::http::api::send_test_now(
-        &st,
+    let outcome = service::send_test(
+        &st.db,
+        &st.dispatcher,
+        st.cfg.retention.payload,
         &head.app,
         &head.ep,
         &et.name,
         payload.as_str().into(),
     )
-    .await?;
+    .await?
+    .ok_or(ConsoleError::NotFound("endpoint"))?;
     let record = outcome.record;
     // The operator may know what an internal name resolves to; a portal user may not.
     let error = match outcome.refused_detail {

@@ -24,9 +24,6 @@ use std::time::{Duration, Instant};
 /// How session ids, setup links and portal links are stored (as API tokens are).
 pub use crate::http::auth::hash_token as hash_secret;
 pub use auth::{check_username, new_secret};
-pub use portal::{
-    create_link as create_portal_link, link_url as portal_link_url, MAX_TTL as PORTAL_MAX_TTL,
-};
 
 const COOKIE: &str = "hookbox_session";
 /// A session ends after this long without a request.

@@ -16,40 +16,6 @@ use askama::Template;
 use std::time::Duration;
 
 const COOKIE: &str = "hookbox_portal";
-/// The longest a link may live.
-pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// A new link for `app_id`, valid for `ttl`: the secret token (stored only hashed).
-pub async fn create_link(
-    st: &Data,
-    app_id: &str,
-    ttl: Duration,
-    read_only: bool,
-) -> Result<String, crate::db::DbError> {
-    let token = super::new_secret();
-    let now = now_ms();
-    let ttl_ms = i64::try_from(ttl.min(MAX_TTL).as_millis()).unwrap_or(i64::MAX / 4);
-    let link = portal_db::Link {
-        token_hash: hash_secret(&token),
-        app_id: app_id.to_owned(),
-        read_only,
-        created_at: now,
-        expires_at: now + ttl_ms,
-    };
-    st.db
-        .write(move |c| portal_db::insert_link(c, &link))
-        .await?;
-    Ok(token)
-}
-
-/// The absolute address of a link's token: on `public_url` when configured, else on the
-/// host the request came to (see `forwarded::public_base`).
-pub fn link_url(req: &HttpRequest, token: &str) -> String {
-    format!(
-        "{}{PORTAL_ROOT}/open/{token}",
-        crate::http::forwarded::public_base(req)
-    )
-}
 
 /// The portal session of this request, checked against the application in the path.
 pub(super) async fn session(st: &Data, req: &HttpRequest) -> Result<Admin, ConsoleError> {
@@ -212,8 +178,20 @@ pub async fn create(
         }
     };
     let read_only = form.get("read_only") == "1";
-    let token = create_link(&st, &app.id, Duration::from_secs(hours * 3600), read_only).await?;
-    links_page(&st, &req, &admin, Some(link_url(&req, &token))).await
+    let token = crate::service::portal::create_link(
+        &st.db,
+        &app.id,
+        Duration::from_secs(hours * 3600),
+        read_only,
+    )
+    .await?;
+    links_page(
+        &st,
+        &req,
+        &admin,
+        Some(crate::http::forwarded::portal_link_url(&req, &token)),
+    )
+    .await
 }
 
 /// `POST /admin/apps/{app}/portal/{link}/revoke`: ends a link and the sessions it opened.

@@ -22,7 +22,7 @@ use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_eve
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
-use crate::operational;
+use crate::service::endpoints as service;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::collections::BTreeMap;
@@ -131,7 +131,7 @@ async fn check_event_types(
         ));
     }
     let missing = if app.is_operational() {
-        operational::unknown_events(&types)
+        crate::operational::unknown_events(&types)
     } else {
         let names = types.clone();
         st.db.read(move |c| event_types::missing(c, &names)).await?
@@ -248,7 +248,7 @@ pub async fn create(
     let input: EndpointIn = body(&st, payload).await?;
     idempotent(&st, &req, &who, || async {
         let (ep, key) = validated_new(&st, &app, input).await?;
-        store_new(&st, ep.clone(), key).await?;
+        service::create(&st.db, &st.dispatcher, ep.clone(), key).await?;
         Ok((StatusCode::CREATED, out(ep)))
     })
     .await
@@ -269,91 +269,15 @@ pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
 
-/// Wakes the scheduler when an operational event was stored.
-fn wake_if(st: &Data, announced: bool) {
-    if announced {
-        st.dispatcher.wake();
-    }
-}
-
-/// Stores a new endpoint with its (encrypted) secret and tells the operator.
-pub(crate) async fn store_new(st: &Data, ep: Endpoint, key: SigningKey) -> Result<(), ApiError> {
-    let main_key = st.db.main_key.clone();
-    let announced = st
-        .db
-        .write(move |c| {
-            ep_db::insert(c, &main_key, &ep, &key.to_secret_string())?;
-            operational::endpoint_event(c, "endpoint.created", &ep.id, now_ms())
-        })
-        .await?;
-    wake_if(st, announced);
-    Ok(())
-}
-
-/// Stores a changed endpoint, drops its cached sending details and tells the operator. When
-/// `ep.disabled` differs from what is stored, the endpoint is disabled (with the effects of
-/// every other way of disabling: pending deliveries skipped, `endpoint.disabled` announced)
-/// or enabled.
-pub(crate) async fn store_changed(st: &Data, ep: Endpoint) -> Result<(), ApiError> {
-    let (id, key) = (ep.id.clone(), st.db.main_key.clone());
-    let announced = st
-        .db
-        .write(move |c| {
-            let now = now_ms();
-            let was_disabled = ep_db::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
-            ep_db::update(c, &key, &ep)?;
-            let mut notices = Vec::new();
-            if ep.disabled && !was_disabled {
-                let reason = ep
-                    .disabled_reason
-                    .clone()
-                    .unwrap_or_else(|| API_DISABLED.to_owned());
-                if ep_db::disable(c, &ep.id, &reason, now)? {
-                    notices.push(crate::db::deliveries::Notice::Disabled {
-                        endpoint_id: ep.id.clone(),
-                        reason,
-                        at: now,
-                    });
-                }
-            } else if !ep.disabled && was_disabled {
-                ep_db::enable(c, &ep.id, now)?;
-            }
-            let updated = operational::endpoint_event(c, "endpoint.updated", &ep.id, now)?;
-            Ok(operational::announce(c, &notices, now)? || updated)
-        })
-        .await?;
-    wake_if(st, announced);
-    st.dispatcher.endpoint_changed(&id);
-    Ok(())
-}
-
-/// Why an endpoint disabled through the API is.
-const API_DISABLED: &str = "disabled through the API";
-
-/// Deletes an endpoint (its deliveries and attempts go with it) and tells the operator.
-pub(crate) async fn remove(st: &Data, app: AppRow, ep: &Endpoint) -> Result<(), ApiError> {
-    let (id, uid) = (ep.id.clone(), ep.uid.clone());
-    let announced = st
-        .db
-        .write(move |c| {
-            ep_db::delete(c, &id)?;
-            operational::endpoint_deleted(c, &app, &id, uid.as_deref(), now_ms())
-        })
-        .await?;
-    wake_if(st, announced);
-    st.dispatcher.endpoint_changed(&ep.id);
-    Ok(())
-}
-
 async fn save(st: &Data, ep: Endpoint) -> Result<HttpResponse, ApiError> {
-    store_changed(st, ep.clone()).await?;
+    service::update(&st.db, &st.dispatcher, ep.clone()).await?;
     Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
 
 fn set_disabled(ep: &mut Endpoint, disabled: bool, now: i64) {
     if disabled != ep.disabled {
         ep.disabled = disabled;
-        ep.disabled_reason = disabled.then(|| API_DISABLED.to_owned());
+        ep.disabled_reason = disabled.then(|| service::API_DISABLED.to_owned());
         ep.disabled_at = disabled.then_some(now);
     }
 }
@@ -399,7 +323,7 @@ pub async fn put(
             },
         )
         .await?;
-        store_new(&st, ep.clone(), secret).await?;
+        service::create(&st.db, &st.dispatcher, ep.clone(), secret).await?;
         return Ok(json(StatusCode::CREATED, &EndpointOut::from(ep)));
     };
     check_url(&st, &input.url)?;
@@ -496,7 +420,7 @@ pub async fn patch(
 pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let (app, ep) = find_endpoint(&st, &req).await?;
-    remove(&st, app, &ep).await?;
+    service::delete(&st.db, &st.dispatcher, app, &ep).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -714,23 +638,6 @@ pub async fn stats(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError>
     ))
 }
 
-/// The example payload of an event type: its schema's `examples[index]`, or a small stand-in.
-pub(crate) fn example_payload(et: &event_types::EventType, index: usize) -> String {
-    let from_schema = et.schemas.as_ref().and_then(|s| {
-        s.as_object()?.values().find_map(|schema| {
-            schema
-                .get("examples")?
-                .get(index)
-                .filter(|v| v.is_object())
-                .cloned()
-        })
-    });
-    let v = from_schema.unwrap_or_else(
-        || serde_json::json!({ "type": et.name, "example": true, "description": et.description }),
-    );
-    v.to_string()
-}
-
 /// Send an example of an event type to this endpoint only.
 #[utoipa::path(
     post,
@@ -765,7 +672,7 @@ pub async fn send_example(
         create_app: None,
         event_type: et.name.clone(),
         event_id: None,
-        payload: example_payload(&et, input.example_index.unwrap_or(0)),
+        payload: service::example_payload(&et, input.example_index.unwrap_or(0)),
         channels: None,
         tags: None,
         deliver_at: None,
@@ -991,62 +898,6 @@ pub async fn health(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
     ))
 }
 
-/// What a synchronous test send got back.
-pub(crate) struct TestOutcome {
-    pub record: crate::db::admin::TestSend,
-    /// Why the destination was refused, for the operator's eyes only.
-    pub refused_detail: Option<String>,
-}
-
-/// Sends `payload` as an event of type `event_type` to the endpoint now, through the
-/// dispatcher's client (signing and the SSRF guard included), waits for the answer and records
-/// the attempt (trigger "test"). Shared by the API and the console.
-pub(crate) async fn send_test(
-    st: &Data,
-    app: &AppRow,
-    ep: &Endpoint,
-    event_type: &str,
-    payload: std::sync::Arc<str>,
-) -> Result<TestOutcome, ApiError> {
-    let msg_id = ids::new_id(ids::MESSAGE);
-    let now = now_ms();
-    let (url, sent) = st
-        .dispatcher
-        .send_now(&ep.id, &msg_id, &payload, now)
-        .await?
-        .ok_or(ApiError::NotFound("endpoint"))?;
-    let refused_detail = sent.refused_detail.clone();
-    let keep = app.retention_ms.unwrap_or_else(|| {
-        i64::try_from(st.cfg.retention.payload.as_millis()).unwrap_or(i64::MAX / 4)
-    });
-    let record = crate::db::admin::TestSend {
-        msg_id,
-        app_id: app.id.clone(),
-        endpoint_id: ep.id.clone(),
-        event_type: event_type.to_owned(),
-        payload: payload.to_string(),
-        expires_at: now.saturating_add(keep),
-        attempt_id: ids::new_id(ids::ATTEMPT),
-        url,
-        succeeded: sent.is_success(),
-        status_code: sent.status.map_or(0, i64::from),
-        response: sent.body,
-        request_headers: sent.request_headers,
-        response_headers: sent.response_headers,
-        duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
-        error: sent.error,
-        at: now,
-    };
-    let stored = record.clone();
-    st.db
-        .write(move |c| crate::db::admin::record_test_send(c, &stored))
-        .await?;
-    Ok(TestOutcome {
-        record,
-        refused_detail,
-    })
-}
-
 /// hookbox: a synchronous test send. Body `{"eventType": …, "payload"?: {…}}`; without a
 /// payload the event type's example is sent. Answers with the endpoint's response.
 #[utoipa::path(
@@ -1086,11 +937,20 @@ pub async fn test(
                 "payload must be a JSON object",
             ))
         }
-        None => example_payload(&et, 0),
+        None => service::example_payload(&et, 0),
     };
-    let out = send_test(&st, &app, &ep, &et.name, body_text.into())
-        .await?
-        .record;
+    let out = service::send_test(
+        &st.db,
+        &st.dispatcher,
+        st.cfg.retention.payload,
+        &app,
+        &ep,
+        &et.name,
+        body_text.into(),
+    )
+    .await?
+    .ok_or(ApiError::NotFound("endpoint"))?
+    .record;
     Ok(json(
         StatusCode::OK,
         &EndpointTestOut {

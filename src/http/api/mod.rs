@@ -14,10 +14,7 @@ mod portal;
 
 // Shared with the console, so that both apply the same rules.
 pub(crate) use apps::new_app;
-pub(crate) use endpoints::{
-    example_payload, remove as remove_endpoint, send_test as send_test_now,
-    store_changed as store_changed_endpoint, store_new as store_new_endpoint, validated_new,
-};
+pub(crate) use endpoints::validated_new;
 pub(crate) use models::{ApplicationIn, EndpointIn};
 
 use super::auth::Caller;

@@ -5,9 +5,10 @@ use super::models::{whole, ApplicationIn};
 use super::openapi::{AppPath, WriteErrors};
 use super::{app_key, body, caller, json};
 use crate::db::apps as app_db;
-use crate::http::admin::{create_portal_link, portal_link_url, PORTAL_MAX_TTL};
 use crate::http::error::ApiError;
+use crate::http::forwarded::portal_link_url;
 use crate::http::Data;
+use crate::service::portal::{create_link, MAX_TTL as PORTAL_MAX_TTL};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -97,7 +98,7 @@ pub async fn access(
         .await?
         .filter(|a| !a.is_operational())
         .ok_or(ApiError::NotFound("application"))?;
-    let token = create_portal_link(&st, &app.id, Duration::from_secs(expiry), read_only).await?;
+    let token = create_link(&st.db, &app.id, Duration::from_secs(expiry), read_only).await?;
     Ok(json(
         StatusCode::OK,
         &AppPortalAccessOut {

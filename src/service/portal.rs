@@ -1,0 +1,34 @@
+//! Customer portal links: expiring links that open one application's webhook pages.
+
+use crate::db::{portal, Db, DbResult};
+use crate::domain::secrets::{hash_secret, new_secret};
+use crate::domain::time::now_ms;
+use std::time::Duration;
+
+/// The longest a link may live.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Where a link's token is opened, under the server's public address.
+pub const OPEN_PATH: &str = "/portal/open/";
+
+/// A new link for `app_id`, valid for `ttl` (at most [`MAX_TTL`]): the secret token, which is
+/// stored only hashed.
+pub async fn create_link(
+    db: &Db,
+    app_id: &str,
+    ttl: Duration,
+    read_only: bool,
+) -> DbResult<String> {
+    let token = new_secret();
+    let now = now_ms();
+    let ttl_ms = i64::try_from(ttl.min(MAX_TTL).as_millis()).unwrap_or(i64::MAX / 4);
+    let link = portal::Link {
+        token_hash: hash_secret(&token),
+        app_id: app_id.to_owned(),
+        read_only,
+        created_at: now,
+        expires_at: now + ttl_ms,
+    };
+    db.write(move |c| portal::insert_link(c, &link)).await?;
+    Ok(token)
+}
