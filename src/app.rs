@@ -83,7 +83,7 @@ impl Application {
                 }
                 let token = http::admin::new_secret();
                 let now = now_ms();
-                let ttl = i64::try_from(http::admin::SETUP_LINK_TTL.as_millis()).unwrap_or(0);
+                let ttl = crate::domain::time::duration_ms(http::admin::SETUP_LINK_TTL);
                 admin_db::replace_setup_token(
                     c,
                     &http::admin::hash_secret(&token),

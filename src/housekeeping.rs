@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::db::{deliveries, endpoints, idempotency, messages, Db};
 use crate::delivery::Dispatcher;
-use crate::domain::time::now_ms;
+use crate::domain::time::{duration_ms, now_ms};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -13,14 +13,19 @@ const BATCH: usize = 500;
 
 pub async fn run(db: Db, dispatcher: Dispatcher, cfg: &Config, cancel: CancellationToken) {
     let every = cfg.retention.sweep_interval.min(Duration::from_secs(300));
-    let idempotency_ttl = ms(cfg.api.idempotency_ttl);
+    let idempotency_ttl = duration_ms(cfg.api.idempotency_ttl);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
         if !cfg.delivery.auto_disable_after.is_zero() {
-            disable_dead_endpoints(&db, &dispatcher, ms(cfg.delivery.auto_disable_after)).await;
+            disable_dead_endpoints(
+                &db,
+                &dispatcher,
+                duration_ms(cfg.delivery.auto_disable_after),
+            )
+            .await;
         }
         sweep(&db, idempotency_ttl).await;
     }
@@ -108,8 +113,4 @@ where
             }
         }
     }
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }

@@ -527,6 +527,46 @@ mod tests {
         (dir, c, claimed)
     }
 
+    #[test]
+    fn an_endpoint_filter_that_cannot_be_read_matches_nothing_rather_than_everything() {
+        let (_dir, c, _) = seeded();
+        c.execute(
+            "UPDATE endpoints SET filter_types = 'not json', channels = '[' WHERE id = 'ep_2'",
+            [],
+        )
+        .unwrap();
+        let msg = messages::Message {
+            id: "msg_2".into(),
+            app_id: "app_1".into(),
+            event_type: "a.b".into(),
+            event_id: None,
+            payload: Some(Arc::from("{}")),
+            channels: None,
+            tags: None,
+            created_at: 0,
+        };
+        let req = messages::IngestRequest {
+            msg: &msg,
+            only_endpoint: None,
+            idempotency: None,
+            response: (202, "{}"),
+            lease_until: 1,
+            due_at: 0,
+            expires_at: 1,
+        };
+        let messages::Ingested::Created { claimed, unclaimed } =
+            messages::ingest(&c, &req, &mut |_| true).unwrap()
+        else {
+            panic!("created")
+        };
+        let to: Vec<&str> = claimed.iter().map(|d| d.endpoint_id.as_str()).collect();
+        assert_eq!((to, unclaimed), (vec!["ep_1"], 0));
+        let key = crate::domain::crypto::MainKey::generate();
+        let ep = endpoints::get_by_id(&c, &key, "ep_2").unwrap().unwrap();
+        assert_eq!(ep.filter_types, Some(Vec::new()));
+        assert!(!ep.accepts("a.b", None));
+    }
+
     fn result(d: &Claimed, outcome: Outcome) -> AttemptResult {
         AttemptResult {
             delivery: d.clone(),

@@ -1,4 +1,4 @@
-use super::{is_unique_violation, json_col, paged, to_json, DbError, DbResult, Page, PageQuery};
+use super::{filter_col, is_unique_violation, paged, to_json, DbError, DbResult, Page, PageQuery};
 use crate::domain::crypto::{self, MainKey};
 use crate::domain::signing::SECRET_PREFIX;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -93,14 +93,14 @@ fn open_headers(
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
     let metadata: String = r.get(8)?;
     let headers: String = r.get(9)?;
+    let id: String = r.get(0)?;
     let e = Endpoint {
-        id: r.get(0)?,
         app_id: r.get(1)?,
         uid: r.get(2)?,
         url: r.get(3)?,
         description: r.get(4)?,
-        filter_types: json_col(r.get(5)?).unwrap_or_default(),
-        channels: json_col(r.get(6)?).unwrap_or_default(),
+        filter_types: filter_col(r.get::<_, Option<String>>(5)?.as_deref(), &id),
+        channels: filter_col(r.get::<_, Option<String>>(6)?.as_deref(), &id),
         rate_limit: r.get(7)?,
         metadata: serde_json::from_str(&metadata).unwrap_or_default(),
         headers: BTreeMap::new(),
@@ -111,6 +111,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
         updated_at: r.get(14)?,
         legacy_signature: r.get(15)?,
         verify_ssl: r.get(16)?,
+        id,
     };
     Ok(Stored(e, headers))
 }

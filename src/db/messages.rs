@@ -120,7 +120,12 @@ pub fn ingest(
     for (endpoint_id, filter_types, channels, disabled) in rows {
         let wanted = match req.only_endpoint {
             Some(only) => only == endpoint_id,
-            None => accepts(m, filter_types.as_deref(), channels.as_deref()),
+            None => accepts(
+                m,
+                &endpoint_id,
+                filter_types.as_deref(),
+                channels.as_deref(),
+            ),
         };
         if !wanted {
             continue;
@@ -166,9 +171,14 @@ pub fn ingest(
     Ok(Ingested::Created { claimed, unclaimed })
 }
 
-fn accepts(m: &Message, filter_types: Option<&str>, channels: Option<&str>) -> bool {
-    let types: Option<Vec<String>> = filter_types.and_then(|s| serde_json::from_str(s).ok());
-    let chans: Option<Vec<String>> = channels.and_then(|s| serde_json::from_str(s).ok());
+fn accepts(
+    m: &Message,
+    endpoint_id: &str,
+    filter_types: Option<&str>,
+    channels: Option<&str>,
+) -> bool {
+    let types = super::filter_col(filter_types, endpoint_id);
+    let chans = super::filter_col(channels, endpoint_id);
     crate::domain::routes_to(
         &m.event_type,
         m.channels.as_deref(),

@@ -296,6 +296,17 @@ pub(crate) fn json_col<T: serde::de::DeserializeOwned>(s: Option<String>) -> DbR
         .transpose()
 }
 
+/// Decodes an endpoint's filter column (event types or channels): `None` (no filter) only
+/// when there is none. One that cannot be read matches nothing (`Some([])`), never
+/// everything, and is logged.
+pub(crate) fn filter_col(s: Option<&str>, endpoint_id: &str) -> Option<Vec<String>> {
+    let s = s?;
+    Some(serde_json::from_str(s).unwrap_or_else(|e| {
+        tracing::error!(endpoint = endpoint_id, error = %e, "an endpoint filter cannot be read; it matches nothing");
+        Vec::new()
+    }))
+}
+
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     // Serializing plain data (strings, maps, vectors) cannot fail.
     serde_json::to_string(v).expect("plain data serializes")

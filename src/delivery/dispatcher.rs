@@ -190,7 +190,7 @@ impl Dispatcher {
     }
 
     pub fn lease_until(&self, now: i64) -> i64 {
-        now + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX / 4)
+        now + crate::domain::time::duration_ms(LEASE)
     }
 
     /// Whether ingest may hand this endpoint a delivery now rather than leave it queued.
@@ -396,7 +396,7 @@ impl Inner {
             outcome,
             status_code: sent.status.map_or(0, i64::from),
             response: sent.body,
-            duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
+            duration_ms: crate::domain::time::duration_ms(sent.duration),
             error: sent.error,
             at: now,
             request_headers: sent.request_headers,
@@ -506,7 +506,7 @@ async fn scheduler_loop(inner: Arc<Inner>) {
                 .map(|(k, _)| k.clone())
                 .collect();
             let now = time::now_ms();
-            let lease_until = now + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX / 4);
+            let lease_until = now + crate::domain::time::duration_ms(LEASE);
             match inner
                 .db
                 .write(move |c| deliveries::claim_due(c, now, limit, lease_until, &busy))

@@ -54,7 +54,7 @@ pub fn transition(
         Outcome::Gone => Transition::DisableEndpoint,
         Outcome::Failure { retry_after } => match schedule.next_delay(attempts, *retry_after) {
             Some(delay) => Transition::Retry {
-                due: at.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2)),
+                due: at.saturating_add(crate::domain::time::duration_ms(delay)),
                 failing: attempts == FAILING_AFTER,
             },
             None => Transition::Exhausted,

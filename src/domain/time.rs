@@ -6,6 +6,12 @@ pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// A duration in milliseconds, the one way hookbox converts them: saturating at a quarter of
+/// `i64::MAX` (about 73 million years), so that adding it to any time cannot overflow.
+pub fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).map_or(i64::MAX / 4, |ms| ms.min(i64::MAX / 4))
+}
+
 pub fn format_ms(ms: i64) -> String {
     match Utc.timestamp_millis_opt(ms) {
         chrono::LocalResult::Single(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -39,6 +45,18 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_convert_one_way_and_never_overflow_a_time() {
+        assert_eq!(
+            duration_ms(std::time::Duration::from_micros(1_500_999)),
+            1_500
+        );
+        assert_eq!(duration_ms(std::time::Duration::MAX), i64::MAX / 4);
+        assert!(now_ms()
+            .checked_add(duration_ms(std::time::Duration::MAX))
+            .is_some());
+    }
 
     #[test]
     fn datetimes_without_offset_are_utc() {

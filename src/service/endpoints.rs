@@ -108,7 +108,7 @@ pub async fn send_test(
     };
     let keep = app
         .retention_ms
-        .unwrap_or_else(|| i64::try_from(default_retention.as_millis()).unwrap_or(i64::MAX / 4));
+        .unwrap_or_else(|| crate::domain::time::duration_ms(default_retention));
     let refused_detail = sent.refused_detail.clone();
     let record = TestSend {
         msg_id,
@@ -124,7 +124,7 @@ pub async fn send_test(
         response: sent.body,
         request_headers: sent.request_headers,
         response_headers: sent.response_headers,
-        duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
+        duration_ms: crate::domain::time::duration_ms(sent.duration),
         error: sent.error,
         at: now,
     };

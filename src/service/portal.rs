@@ -21,7 +21,7 @@ pub async fn create_link(
 ) -> DbResult<String> {
     let token = new_secret();
     let now = now_ms();
-    let ttl_ms = i64::try_from(ttl.min(MAX_TTL).as_millis()).unwrap_or(i64::MAX / 4);
+    let ttl_ms = crate::domain::time::duration_ms(ttl.min(MAX_TTL));
     let link = portal::Link {
         token_hash: hash_secret(&token),
         app_id: app_id.to_owned(),

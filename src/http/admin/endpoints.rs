@@ -673,7 +673,7 @@ pub async fn rotate_secret(
         ));
     };
     let grace = hours.map_or_else(
-        || i64::try_from(st.cfg.api.rotation_grace.as_millis()).unwrap_or(DAY),
+        || crate::domain::time::duration_ms(st.cfg.api.rotation_grace),
         |h| h * 3_600_000,
     );
     let secret = SigningKey::generate().to_secret_string();

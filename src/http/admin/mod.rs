@@ -572,7 +572,7 @@ fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
 }
 
 fn idle_ms() -> i64 {
-    i64::try_from(SESSION_IDLE.as_millis()).unwrap_or(i64::MAX / 4)
+    crate::domain::time::duration_ms(SESSION_IDLE)
 }
 
 /// The user of this request, or `LoginRequired`. Pages under `/portal` accept only a portal

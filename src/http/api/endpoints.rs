@@ -489,7 +489,7 @@ pub async fn rotate_secret(
             "at most 7 days",
         ));
     }
-    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 4);
+    let grace_ms = crate::domain::time::duration_ms(grace);
     let res = super::idempotent_secret(&st, &req, &who, || async {
         let secret = key.to_secret_string();
         let id = ep.id.clone();

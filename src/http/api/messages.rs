@@ -22,10 +22,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
 
 /// A validated message to store and send.
-fn duration_ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
-}
-
 pub(super) struct IngestSpec {
     /// The application's id or uid: resolved inside the ingest transaction.
     pub app_key: String,
@@ -71,7 +67,10 @@ pub(super) async fn ingest(
     let due_at = s.deliver_at.filter(|t| *t > now).unwrap_or(now);
     let only = s.only_endpoint;
     let (app_key, create_app) = (s.app_key, s.create_app);
-    let (retention_ms, default_retention) = (s.retention_ms, duration_ms(st.cfg.retention.payload));
+    let (retention_ms, default_retention) = (
+        s.retention_ms,
+        crate::domain::time::duration_ms(st.cfg.retention.payload),
+    );
     let outcome = st
         .db
         .write(move |c| {
