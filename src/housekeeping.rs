@@ -76,10 +76,11 @@ pub async fn disable_dead_endpoints(db: &Db, dispatcher: &Dispatcher, after: i64
 
 /// One pass of every task.
 pub async fn sweep(db: &Db, idempotency_ttl: i64) {
-    let purged = repeat(db, "payload purge", |c| {
-        messages::purge_expired(c, now_ms(), BATCH)
-    })
-    .await;
+    let purged = db
+        .write_batches("payload purge", BATCH, |c| {
+            messages::purge_expired(c, now_ms(), BATCH)
+        })
+        .await;
     if purged > 0 {
         tracing::info!(messages = purged, "purged expired payloads");
         if let Err(e) = db.write(|c| messages::release_free_pages(c, 2000)).await {
@@ -87,30 +88,8 @@ pub async fn sweep(db: &Db, idempotency_ttl: i64) {
         }
     }
     let cutoff = now_ms() - idempotency_ttl;
-    repeat(db, "idempotency purge", move |c| {
+    db.write_batches("idempotency purge", BATCH, move |c| {
         idempotency::purge(c, cutoff, BATCH)
     })
     .await;
-}
-
-/// Runs a batched purge until a batch comes back short; returns the total.
-async fn repeat<F>(db: &Db, what: &'static str, f: F) -> usize
-where
-    F: Fn(&rusqlite::Connection) -> crate::db::DbResult<usize> + Send + Sync + Clone + 'static,
-{
-    let mut total = 0;
-    loop {
-        match db.write(f.clone()).await {
-            Ok(n) => {
-                total += n;
-                if n < BATCH {
-                    return total;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "{what} failed");
-                return total;
-            }
-        }
-    }
 }

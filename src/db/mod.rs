@@ -9,6 +9,7 @@ pub mod event_types;
 pub mod idempotency;
 pub mod messages;
 mod migrations;
+pub mod operational;
 pub mod portal;
 mod readers;
 pub mod stats;
@@ -140,6 +141,30 @@ impl Db {
     /// is checkpointed (and truncated), and the writer and sync threads have ended.
     pub async fn close(&self) {
         self.writer.close().await;
+    }
+
+    /// Runs `f` (which changes at most `batch` rows and returns how many) in write after write
+    /// until one changes fewer; returns the total. Small batches keep each write lock short.
+    /// A failure ends the run, logged as `what`.
+    pub async fn write_batches<F>(&self, what: &'static str, batch: usize, f: F) -> usize
+    where
+        F: Fn(&Connection) -> DbResult<usize> + Send + Sync + Clone + 'static,
+    {
+        let mut total = 0;
+        loop {
+            match self.write(f.clone()).await {
+                Ok(n) => {
+                    total += n;
+                    if n < batch {
+                        return total;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what} failed");
+                    return total;
+                }
+            }
+        }
     }
 
     /// Runs `f` on a read-only connection, off the async threads.

@@ -4,6 +4,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod headers;
 pub mod ids;
+pub mod operational;
 pub mod password;
 pub mod retry;
 pub mod secrets;
