@@ -238,6 +238,11 @@ impl Application {
     /// A handle that stops the HTTP server; `run_until_stopped` then shuts the rest down.
     /// Unlike a signal, this stops the HTTP workers first, and with them the deliveries that
     /// ingest handed over (they run there); their leases keep them for the next start.
+    /// The dispatcher, for tests that step it.
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.state.dispatcher.clone()
+    }
+
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }

@@ -130,6 +130,9 @@ pub struct DeliveryConfig {
     pub slow_down_pause: Duration,
     #[serde(with = "humantime_serde")]
     pub max_slow_down_pause: Duration,
+    /// The clock deliveries are scheduled by (tests move it forward; not configurable).
+    #[serde(skip)]
+    pub clock: crate::domain::time::Clock,
     /// An HTTP proxy (`http://host:port`) that every delivery goes through, e.g. for a static
     /// egress address. Proxies in the environment (`HTTP_PROXY`, …) are never used. With a
     /// proxy, the proxy resolves host names and decides what they may reach; hookbox still
@@ -203,6 +206,7 @@ impl Default for DeliveryConfig {
             slow_down_pause: Duration::from_secs(1),
             max_slow_down_pause: Duration::from_secs(60),
             proxy_addr: None,
+            clock: crate::domain::time::Clock::default(),
         }
     }
 }

@@ -13,8 +13,8 @@ use super::targets::Targets;
 use crate::config::DeliveryConfig;
 use crate::db::deliveries::{self, AttemptResult, Claimed, Outcome};
 use crate::db::Db;
+use crate::domain::ids;
 use crate::domain::retry::RetrySchedule;
-use crate::domain::{ids, time};
 use crate::metrics::{Counter, Histogram};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -55,6 +55,8 @@ struct Inner {
     global: Arc<Semaphore>,
     per_endpoint: Mutex<HashMap<String, EndpointSlot>>,
     queued: AtomicUsize,
+    /// Results handed to the result loop and not yet recorded.
+    unrecorded: AtomicUsize,
     /// Deliveries wait in the database because memory was full.
     backlog: AtomicBool,
     wake: Notify,
@@ -131,6 +133,7 @@ impl Dispatcher {
             targets: Targets::default(),
             per_endpoint: Mutex::new(HashMap::new()),
             queued: AtomicUsize::new(0),
+            unrecorded: AtomicUsize::new(0),
             backlog: AtomicBool::new(true),
             wake: Notify::new(),
             results: tx,
@@ -244,6 +247,47 @@ impl Dispatcher {
     pub fn queued(&self) -> usize {
         self.inner.queued.load(Ordering::Relaxed)
     }
+
+    /// Nothing held in memory: no delivery queued or in flight, every result recorded.
+    pub fn idle(&self) -> bool {
+        self.inner.queued.load(Ordering::Relaxed) == 0
+            && self.inner.unrecorded.load(Ordering::Relaxed) == 0
+    }
+
+    /// One step, in the caller's time: claims what is due by the dispatcher's clock, sends it
+    /// (within the same caps and pacing as always), records the results and returns how many
+    /// deliveries it took. Tests step it after moving the clock, instead of sleeping to see
+    /// whether something happens; it runs beside the background scheduler, which keeps going.
+    pub async fn run_once(&self) -> crate::db::DbResult<usize> {
+        let inner = &self.inner;
+        let now = inner.cfg.clock.now_ms();
+        let lease_until = now + crate::domain::time::duration_ms(LEASE);
+        let claimed = inner
+            .db
+            .write(move |c| deliveries::claim_due(c, now, CLAIM_BATCH, lease_until, &[]))
+            .await?;
+        let sends = claimed.iter().map(|c| {
+            let (permits, pacing) = inner.enter(&c.endpoint_id);
+            async move {
+                let done = inner.deliver(c, permits, pacing).await;
+                inner.release(&c.endpoint_id);
+                done
+            }
+        });
+        let (mut attempts, mut skipped) = (Vec::new(), Vec::new());
+        for done in futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            match done {
+                Done::Attempt(a) => attempts.push(*a),
+                Done::Skipped(id) => skipped.push(id),
+            }
+        }
+        record_results(inner, Arc::new(attempts), Arc::new(skipped)).await;
+        Ok(claimed.len())
+    }
 }
 
 impl Inner {
@@ -253,35 +297,42 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Counts a delivery in for its endpoint: its in-flight permits and pacing (undone by
+    /// [`Inner::release`]).
+    fn enter(&self, endpoint_id: &str) -> (Arc<Semaphore>, Arc<Pacing>) {
+        let mut slots = self.slots();
+        let slot = slots
+            .entry(endpoint_id.to_owned())
+            .or_insert_with(|| EndpointSlot {
+                permits: Arc::new(Semaphore::new(self.cfg.max_in_flight_per_endpoint)),
+                pacing: Arc::new(Pacing::new(
+                    self.cfg.max_in_flight_per_endpoint,
+                    self.cfg.slow_down_pause,
+                    self.cfg.max_slow_down_pause,
+                )),
+                queued: 0,
+            });
+        slot.queued += 1;
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        (slot.permits.clone(), slot.pacing.clone())
+    }
+
     fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
         for c in claimed {
-            let (permits, pacing) = {
-                let mut slots = self.slots();
-                let slot = slots
-                    .entry(c.endpoint_id.clone())
-                    .or_insert_with(|| EndpointSlot {
-                        permits: Arc::new(Semaphore::new(self.cfg.max_in_flight_per_endpoint)),
-                        pacing: Arc::new(Pacing::new(
-                            self.cfg.max_in_flight_per_endpoint,
-                            self.cfg.slow_down_pause,
-                            self.cfg.max_slow_down_pause,
-                        )),
-                        queued: 0,
-                    });
-                slot.queued += 1;
-                (slot.permits.clone(), slot.pacing.clone())
-            };
-            self.queued.fetch_add(1, Ordering::Relaxed);
+            let (permits, pacing) = self.enter(&c.endpoint_id);
             let inner = self.clone();
             self.deliveries.spawn(async move {
                 let done = tokio::select! {
                     () = inner.abort.cancelled() => None,
                     d = inner.deliver(&c, permits, pacing) => d,
                 };
-                inner.release(&c.endpoint_id);
                 if let Some(done) = done {
-                    let _ = inner.results.send(done);
+                    inner.unrecorded.fetch_add(1, Ordering::Relaxed);
+                    if inner.results.send(done).is_err() {
+                        inner.unrecorded.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
+                inner.release(&c.endpoint_id);
             });
         }
     }
@@ -368,7 +419,7 @@ impl Inner {
             },
         };
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        let now = time::now_ms();
+        let now = self.cfg.clock.now_ms();
         let sent = self.sender.send(&target, &c.msg_id, &c.payload, now).await;
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         paced.finish(Pace::of(sent.status), Instant::now());
@@ -426,7 +477,9 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
                 Done::Skipped(id) => skipped.push(id),
             }
         }
+        let n = attempts.len() + skipped.len();
         record_results(&inner, Arc::new(attempts), Arc::new(skipped)).await;
+        inner.unrecorded.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
@@ -441,10 +494,11 @@ async fn record_results(
     loop {
         let (schedule, attempts, skipped) =
             (inner.schedule.clone(), attempts.clone(), skipped.clone());
+        let clock = inner.cfg.clock.clone();
         let result = inner
             .db
             .write(move |c| {
-                let now = time::now_ms();
+                let now = clock.now_ms();
                 for id in skipped.iter() {
                     deliveries::skip(c, *id, now)?;
                 }
@@ -505,7 +559,7 @@ async fn scheduler_loop(inner: Arc<Inner>) {
                 .filter(|(_, s)| s.queued >= inner.cfg.max_queued_per_endpoint)
                 .map(|(k, _)| k.clone())
                 .collect();
-            let now = time::now_ms();
+            let now = inner.cfg.clock.now_ms();
             let lease_until = now + crate::domain::time::duration_ms(LEASE);
             match inner
                 .db
@@ -530,13 +584,17 @@ async fn scheduler_loop(inner: Arc<Inner>) {
             match inner.db.read(deliveries::next_due).await {
                 // Due but not claimed: every such delivery's endpoint is busy. Wait for a
                 // delivery to finish (which wakes us) rather than spin.
-                Ok(Some(due)) if due <= time::now_ms() => {
+                Ok(Some(due)) if due <= inner.cfg.clock.now_ms() => {
                     inner.backlog.store(true, Ordering::Release);
                     Duration::from_secs(1)
                 }
                 Ok(Some(due)) => {
                     inner.backlog.store(false, Ordering::Release);
-                    Duration::from_millis(u64::try_from(due - time::now_ms()).unwrap_or(0).max(1))
+                    Duration::from_millis(
+                        u64::try_from(due - inner.cfg.clock.now_ms())
+                            .unwrap_or(0)
+                            .max(1),
+                    )
                 }
                 Ok(None) => {
                     inner.backlog.store(false, Ordering::Release);

@@ -6,6 +6,24 @@ pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// The time deliveries are scheduled by: the system's, or (in tests) the system's moved
+/// forward by [`Clock::advance`]. Never behind the system's, so whatever was stored at system
+/// time is never in this clock's future.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl Clock {
+    pub fn now_ms(&self) -> i64 {
+        now_ms().saturating_add(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and every copy of it) forward by `d`.
+    pub fn advance(&self, d: std::time::Duration) {
+        self.0
+            .fetch_add(duration_ms(d), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A duration in milliseconds, the one way hookbox converts them: saturating at a quarter of
 /// `i64::MAX` (about 73 million years), so that adding it to any time cannot overflow.
 pub fn duration_ms(d: std::time::Duration) -> i64 {

@@ -356,7 +356,7 @@ async fn enable_without_replay_sends_nothing_old() {
     let after = app.send(&a, "order.created", json!({ "n": 2 })).await;
     let got = rx.wait_for_count(1, Duration::from_secs(5)).await;
     assert_eq!(got[0].header("webhook-id"), Some(after.as_str()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     assert_eq!(rx.count(), 1, "the missed message was not sent");
 }
 

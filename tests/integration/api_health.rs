@@ -94,6 +94,6 @@ async fn test_send_answers_with_the_endpoints_response_and_is_logged() {
         .await;
     assert_eq!(failed["success"], false);
     assert_eq!(failed["responseStatusCode"], 503);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     assert_eq!(rx.count(), 3);
 }

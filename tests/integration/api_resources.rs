@@ -457,7 +457,7 @@ async fn send_example_goes_only_to_that_endpoint() {
         .await;
     assert_eq!(m["payload"], json!({ "hello": "world" }));
     let got = rx.wait_for_count(1, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     assert_eq!(rx.count(), 1);
     assert_eq!(got[0].path, "/one");
     assert_eq!(got[0].json(), json!({ "hello": "world" }));

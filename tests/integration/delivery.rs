@@ -93,7 +93,7 @@ async fn failed_delivery_is_retried_on_schedule_and_then_marked_failed() {
         .await
     );
     // No fourth attempt: the schedule has three.
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     assert_eq!(rx.count(), 3);
 }
 
@@ -145,7 +145,7 @@ async fn gone_410_disables_the_endpoint_and_later_messages_are_skipped() {
     let e = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
     assert!(e["disabledReason"].as_str().unwrap().contains("410"), "{e}");
     let later = app.send(&a, "order.created", json!({})).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     assert_eq!(rx.count(), 1, "a disabled endpoint got a request");
     assert_eq!(app.attempts(&a, &later).await.len(), 0);
     assert_eq!(
@@ -342,7 +342,7 @@ async fn event_type_filters_and_channels_route_messages() {
     )
     .await;
     rx.wait_for_count(5, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     let mut paths: Vec<String> = rx.received().iter().map(|r| r.path.clone()).collect();
     paths.sort();
     assert_eq!(paths, ["/all", "/all", "/all", "/eu", "/one"]);
@@ -425,7 +425,7 @@ async fn resend_makes_one_more_manual_attempt_with_the_same_webhook_id() {
     )
     .await;
     app.wait_attempts(&a, &msg, 3, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     assert_eq!(app.attempts(&a, &msg).await.len(), 3);
 }
 
@@ -485,7 +485,7 @@ async fn enabling_an_endpoint_can_replay_what_it_missed_while_disabled() {
     .await;
     let m1 = app.send(&a, "order.created", json!({ "n": 1 })).await;
     let m2 = app.send(&a, "order.created", json!({ "n": 2 })).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     assert_eq!(rx.count(), 0);
     app.call(
         "PATCH",
@@ -543,7 +543,7 @@ async fn idempotency_key_and_event_id_never_create_twice() {
     let r3: serde_json::Value = send("k2").await.unwrap().json().await.unwrap();
     assert_ne!(r1["id"], r3["id"]);
     rx.wait_for_count(2, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     assert_eq!(rx.count(), 2);
     assert_eq!(
         app.get(&format!("/app/{a}/msg"), 200).await["data"]
@@ -634,6 +634,35 @@ async fn deleting_an_endpoint_mid_delivery_leaves_other_results_intact() {
     let attempts = app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0]["endpointId"], kept.as_str());
+    assert_eq!(
+        delivery_status(&app, &a, &msg).await["statusText"],
+        "success"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_an_hour_away_is_sent_when_the_clock_gets_there_and_not_before() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.retry_schedule = vec![Duration::ZERO, Duration::from_secs(3600)];
+    })
+    .await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(500)]);
+    let (a, _, _) = setup(&app, &rx).await;
+    let msg = app.send(&a, "order.created", json!({})).await;
+    app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
+    assert!(wait_for(Duration::from_secs(5), || async { app.dispatcher.idle() }).await);
+    // Due in an hour: a step now, or 59 minutes on, finds nothing.
+    assert_eq!(app.dispatcher.run_once().await.unwrap(), 0);
+    app.clock.advance(Duration::from_secs(59 * 60));
+    assert_eq!(app.dispatcher.run_once().await.unwrap(), 0);
+    assert_eq!(rx.count(), 1);
+    // An hour on, the step sends it (and records the attempt) before it returns.
+    app.clock.advance(Duration::from_secs(60));
+    assert_eq!(app.dispatcher.run_once().await.unwrap(), 1);
+    assert_eq!(rx.count(), 2);
+    let attempts = app.attempts(&a, &msg).await;
+    assert_eq!(attempts.len(), 2);
     assert_eq!(
         delivery_status(&app, &a, &msg).await["statusText"],
         "success"

@@ -175,7 +175,7 @@ async fn an_endpoint_failing_for_the_configured_time_is_disabled_with_its_reason
     // A disabled endpoint gets nothing more.
     let before = dead.count();
     app.send(&a, "x.y", json!({})).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     assert_eq!(dead.count(), before);
 }
 
@@ -192,7 +192,15 @@ async fn a_healthy_endpoint_is_never_auto_disabled() {
     let (ep, _) = app.create_endpoint(&a, json!({ "url": rx.url })).await;
     app.send(&a, "x.y", json!({})).await;
     rx.wait_for_count(2, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Delivered again, it is no longer failing: the sweep, which disables only endpoints
+    // failing for `auto_disable_after`, has nothing to go on.
+    let recovered = wait_for(Duration::from_secs(5), || async {
+        app.get(&format!("/app/{a}/endpoint/{ep}/health"), 200)
+            .await["failingSince"]
+            .is_null()
+    })
+    .await;
+    assert!(recovered, "the endpoint still counts as failing");
     assert_eq!(
         app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await["disabled"],
         false
@@ -249,7 +257,7 @@ async fn operational_endpoints_are_managed_in_the_console_and_filter_their_event
     app.call("DELETE", &format!("/app/{a}/endpoint/{ep}"), None, 204)
         .await;
     let got = rx.wait_for_count(2, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.assert_nothing_due_within(Duration::from_secs(5)).await;
     let types: Vec<Value> = rx
         .received()
         .iter()

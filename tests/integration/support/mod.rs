@@ -24,6 +24,10 @@ pub struct TestApp {
     pub setup_token: Option<String>,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The clock deliveries are scheduled by, and the dispatcher, for tests that move the one
+    /// and step the other.
+    pub clock: hookbox::domain::time::Clock,
+    pub dispatcher: hookbox::delivery::Dispatcher,
     handle: actix_web::dev::ServerHandle,
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -74,6 +78,7 @@ impl TestApp {
         dir: tempfile::TempDir,
         token: Option<String>,
     ) -> TestApp {
+        let clock = cfg.delivery.clock.clone();
         let app = Application::build(cfg).await.expect("server builds");
         let token = token.unwrap_or_else(|| {
             app.bootstrap_token()
@@ -83,6 +88,7 @@ impl TestApp {
         let root = format!("http://127.0.0.1:{}", app.port());
         let base = format!("{root}/api/v1");
         let setup_token = app.setup_token().map(str::to_owned);
+        let dispatcher = app.dispatcher();
         let handle = app.server_handle();
         let running = tokio::spawn(app.run_until_stopped());
         TestApp {
@@ -92,9 +98,26 @@ impl TestApp {
             setup_token,
             client: reqwest::Client::new(),
             dir,
+            clock,
+            dispatcher,
             handle,
             running,
         }
+    }
+
+    /// Proves that nothing more will be sent within `ahead`: once the dispatcher holds
+    /// nothing (waited for, with a deadline), moves the clock `ahead` and steps the
+    /// dispatcher, which must find nothing due. Moves the clock for good: call it last.
+    pub async fn assert_nothing_due_within(&self, ahead: Duration) {
+        let idle = wait_for(Duration::from_secs(10), || async { self.dispatcher.idle() }).await;
+        assert!(idle, "the dispatcher still holds deliveries");
+        self.clock.advance(ahead);
+        let due = self
+            .dispatcher
+            .run_once()
+            .await
+            .expect("the dispatcher steps");
+        assert_eq!(due, 0, "{due} deliveries were due within {ahead:?}");
     }
 
     /// Stops the server and waits for its shutdown (background tasks and the data dir lock
