@@ -3,4 +3,5 @@
 //! no handler has to remember them.
 
 pub mod endpoints;
+pub mod event_types;
 pub mod portal;

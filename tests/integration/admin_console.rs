@@ -1072,3 +1072,46 @@ async fn dashboard_lists_troubled_endpoints_and_recent_failures() {
         .await
         .contains("None: no endpoint is failing or disabled."));
 }
+
+#[tokio::test]
+async fn the_api_and_the_console_apply_the_same_event_type_rules() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    // 8192 characters is the limit, however many bytes they take.
+    let long = "é".repeat(8192);
+    app.post(
+        "/event-type",
+        json!({ "name": "api.long", "description": long }),
+        201,
+    )
+    .await;
+    let r = c
+        .submit(
+            "/admin/event-types",
+            &[("name", "console.long"), ("description", &long)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    // A group name past 256 characters is refused by both.
+    let group = "g".repeat(257);
+    let v = app
+        .post(
+            "/event-type",
+            json!({ "name": "api.group", "description": "d", "groupName": group }),
+            422,
+        )
+        .await;
+    assert_eq!(v["detail"][0]["loc"], json!(["body", "groupName"]), "{v}");
+    let r = c
+        .submit(
+            "/admin/event-types",
+            &[
+                ("name", "console.group"),
+                ("description", "d"),
+                ("group", &group),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("longer than 256 characters"), "{}", r.body);
+}

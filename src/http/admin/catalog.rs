@@ -69,18 +69,18 @@ impl TypeForm {
         }
     }
 
-    /// Checks the fields; returns the example payload (if any) when all are valid.
+    /// Checks the fields by the catalog's rules (`service::event_types`, as the API does);
+    /// returns the example payload (if any) when all are valid.
     fn validate(&mut self) -> Option<Option<serde_json::Value>> {
-        if !is_valid_event_type(&self.name) {
-            self.name_error =
-                Some("Use 1 to 256 letters, digits and - _ . : (for example invoice.paid).".into());
-        }
-        if self.description.len() > 8192 {
-            self.description_error = Some("Keep the description under 8192 characters.".into());
-        }
-        if self.group.len() > 256 {
-            self.group_error = Some("Keep the group name under 256 characters.".into());
-        }
+        use crate::service::event_types as rules;
+        let shown = |e: rules::FieldError| Some(sentence(&e.msg));
+        self.name_error = rules::check_name(&self.name).err().and_then(shown);
+        self.description_error = rules::check_description(&self.description)
+            .err()
+            .and_then(shown);
+        self.group_error = rules::check_group((!self.group.is_empty()).then_some(&*self.group))
+            .err()
+            .and_then(shown);
         let example = match self.example.as_str() {
             "" => None,
             text if text.len() > 256 * 1024 => {
@@ -112,6 +112,14 @@ impl TypeForm {
             && self.example_error.is_none();
         ok.then_some(example)
     }
+}
+
+/// A rule's message as the console shows it: a sentence.
+fn sentence(msg: &str) -> String {
+    let mut chars = msg.chars();
+    chars.next().map_or_else(String::new, |first| {
+        format!("{}{}.", first.to_uppercase(), chars.as_str())
+    })
 }
 
 /// The first example payload of an event type's schemas (Svix's `{"1": {"examples": [...]}}`).
@@ -214,20 +222,14 @@ pub async fn create_event_type(
         created_at: now,
         updated_at: now,
     };
-    let created = st
-        .db
-        .write(move |c| match event_types::get(c, &t.name)? {
-            Some(old) if old.archived => {
-                let revived = EventType {
-                    created_at: old.created_at,
-                    ..t
-                };
-                event_types::update(c, &revived).map(|()| true)
-            }
-            Some(_) => Ok(false),
-            None => event_types::insert(c, &t).map(|()| true),
-        })
-        .await?;
+    if let Err(e) = crate::service::event_types::check(&t) {
+        f.example_error = Some(sentence(&e.msg));
+        let chrome = admin.chrome("catalog");
+        return catalog_page(&st, chrome, StatusCode::UNPROCESSABLE_ENTITY, f).await;
+    }
+    let created = crate::service::event_types::create(&st.db, t)
+        .await?
+        .is_some();
     if !created {
         f.name_error = Some("An event type with this name already exists.".into());
         let chrome = admin.chrome("catalog");
@@ -292,14 +294,26 @@ pub async fn update_event_type(
         );
     };
     let link = type_link(&t.name, "type-saved");
+    let archived = t.archived;
     let updated = EventType {
-        description: f.description,
-        group_name: (!f.group.is_empty()).then_some(f.group),
+        description: f.description.clone(),
+        group_name: (!f.group.is_empty()).then(|| f.group.clone()),
         schemas: with_example(t.schemas.clone(), example),
         deprecated: f.deprecated,
         updated_at: now_ms(),
         ..t
     };
+    if let Err(e) = crate::service::event_types::check(&updated) {
+        f.example_error = Some(sentence(&e.msg));
+        return page_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &EditTypePage {
+                chrome: admin.chrome("catalog"),
+                form: f,
+                archived,
+            },
+        );
+    }
     st.db
         .write(move |c| event_types::update(c, &updated))
         .await?;

@@ -8,6 +8,7 @@ use crate::domain::{time::now_ms, validate::is_valid_event_type};
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
+use crate::service::event_types as service;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -23,31 +24,24 @@ fn name_from_path(req: &HttpRequest) -> Result<String, ApiError> {
     }
 }
 
+/// The catalog's rules (`service::event_types`), as 422s located in the body.
 fn check(
-    description: &str,
+    description: Option<&str>,
+    group: Option<&str>,
     schemas: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<(), ApiError> {
-    if description.chars().count() > 8192 {
-        return Err(ApiError::invalid(
-            &["body", "description"],
-            "description is longer than 8192 characters",
-        ));
-    }
-    if let Some(s) = schemas {
-        if let Some(version) = s.keys().find(|k| !s[k.as_str()].is_object()) {
-            return Err(ApiError::invalid(
-                &["body", "schemas", version],
-                "a schema must be a JSON object",
-            ));
-        }
-        if serde_json::to_string(s).map_or(0, |t| t.len()) > 256 * 1024 {
-            return Err(ApiError::invalid(
-                &["body", "schemas"],
-                "schemas are larger than 256 KiB",
-            ));
-        }
-    }
-    Ok(())
+    let located = |e: service::FieldError| {
+        let mut loc = vec!["body"];
+        loc.extend(e.loc.iter().map(String::as_str));
+        ApiError::invalid(&loc, e.msg)
+    };
+    description
+        .map_or(Ok(()), service::check_description)
+        .map_err(located)?;
+    service::check_group(group).map_err(located)?;
+    schemas
+        .map_or(Ok(()), service::check_schemas)
+        .map_err(located)
 }
 
 fn flags(many: Option<Vec<String>>, one: Option<String>) -> Option<Vec<String>> {
@@ -133,7 +127,11 @@ pub async fn create(
             "name must match [a-zA-Z0-9-_.:]{1,256}",
         ));
     }
-    check(&input.description, input.schemas.as_ref())?;
+    check(
+        Some(&input.description),
+        input.group_name.as_deref(),
+        input.schemas.as_ref(),
+    )?;
     idempotent(&st, &req, &who, || async {
         let now = now_ms();
         let e = EventType {
@@ -147,27 +145,11 @@ pub async fn create(
             created_at: now,
             updated_at: now,
         };
-        // Creating an archived event type again brings it back (as Svix does).
-        let e = st
-            .db
-            .write(move |c| match event_types::get(c, &e.name)? {
-                Some(old) if old.archived => {
-                    let revived = EventType {
-                        created_at: old.created_at,
-                        ..e
-                    };
-                    event_types::update(c, &revived)?;
-                    Ok(revived)
-                }
-                _ => event_types::insert(c, &e).map(|()| e),
-            })
-            .await
-            .map_err(|err| match err {
-                crate::db::DbError::Conflict(detail) => ApiError::Conflict {
-                    code: "event_type_exists",
-                    detail,
-                },
-                other => other.into(),
+        let e = service::create(&st.db, e)
+            .await?
+            .ok_or_else(|| ApiError::Conflict {
+                code: "event_type_exists",
+                detail: "an event type with this name already exists".into(),
             })?;
         Ok((
             StatusCode::CREATED,
@@ -219,7 +201,11 @@ pub async fn put(
     caller(&st, &req).await?;
     let name = name_from_path(&req)?;
     let input: EventTypeUpdate = body(&st, payload).await?;
-    check(&input.description, input.schemas.as_ref())?;
+    check(
+        Some(&input.description),
+        input.group_name.as_deref(),
+        input.schemas.as_ref(),
+    )?;
     let (created, e) = st
         .db
         .write(move |c| {
@@ -272,12 +258,11 @@ pub async fn patch(
     caller(&st, &req).await?;
     let name = name_from_path(&req)?;
     let p: EventTypePatch = body(&st, payload).await?;
-    if let Some(d) = &p.description {
-        check(d, None)?;
-    }
-    if let Some(Some(s)) = &p.schemas {
-        check("", Some(s))?;
-    }
+    check(
+        p.description.as_deref(),
+        p.group_name.as_ref().and_then(Option::as_deref),
+        p.schemas.as_ref().and_then(Option::as_ref),
+    )?;
     let e = st
         .db
         .write(move |c| {

@@ -192,6 +192,7 @@ pub struct EventTypeIn {
     pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
     pub feature_flags: Option<Vec<String>>,
     pub feature_flag: Option<String>,
+    #[schema(max_length = 256)]
     pub group_name: Option<String>,
 }
 
@@ -208,6 +209,7 @@ pub struct EventTypeUpdate {
     pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
     pub feature_flags: Option<Vec<String>>,
     pub feature_flag: Option<String>,
+    #[schema(max_length = 256)]
     pub group_name: Option<String>,
 }
 
@@ -225,7 +227,7 @@ pub struct EventTypePatch {
     #[schema(value_type = Option<Vec<String>>)]
     pub feature_flags: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 256)]
     pub group_name: Option<Option<String>>,
 }
 

@@ -1,0 +1,120 @@
+//! The event catalog: its rules, written once for the API and the console.
+
+use crate::db::event_types::{self, EventType};
+use crate::db::{Db, DbResult};
+use crate::domain::validate::is_valid_event_type;
+use serde_json::Value;
+
+pub const MAX_DESCRIPTION_CHARS: usize = 8192;
+pub const MAX_GROUP_CHARS: usize = 256;
+pub const MAX_SCHEMAS_BYTES: usize = 256 * 1024;
+
+/// A field of an event type that breaks a rule: where (`["schemas", "1"]`, say) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub loc: Vec<String>,
+    pub msg: String,
+}
+
+fn field(loc: &[&str], msg: impl Into<String>) -> FieldError {
+    FieldError {
+        loc: loc.iter().map(|s| (*s).to_owned()).collect(),
+        msg: msg.into(),
+    }
+}
+
+pub fn check_name(name: &str) -> Result<(), FieldError> {
+    if is_valid_event_type(name) {
+        Ok(())
+    } else {
+        Err(field(
+            &["name"],
+            "use 1 to 256 letters, digits and - _ . : (for example invoice.paid)",
+        ))
+    }
+}
+
+/// Lengths are counted in characters, as the API documents them.
+pub fn check_description(description: &str) -> Result<(), FieldError> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(field(
+            &["description"],
+            format!("the description is longer than {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_group(group: Option<&str>) -> Result<(), FieldError> {
+    if group.is_some_and(|g| g.chars().count() > MAX_GROUP_CHARS) {
+        return Err(field(
+            &["groupName"],
+            format!("the group name is longer than {MAX_GROUP_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Schemas by version: each a JSON object, all together at most `MAX_SCHEMAS_BYTES`.
+pub fn check_schemas(schemas: &serde_json::Map<String, Value>) -> Result<(), FieldError> {
+    if let Some(version) = schemas.keys().find(|k| !schemas[k.as_str()].is_object()) {
+        return Err(field(
+            &["schemas", version],
+            "a schema must be a JSON object",
+        ));
+    }
+    if serde_json::to_string(schemas).map_or(0, |t| t.len()) > MAX_SCHEMAS_BYTES {
+        return Err(field(&["schemas"], "the schemas are larger than 256 KiB"));
+    }
+    Ok(())
+}
+
+/// Every rule on an event type's fields.
+pub fn check(t: &EventType) -> Result<(), FieldError> {
+    check_name(&t.name)?;
+    check_description(&t.description)?;
+    check_group(t.group_name.as_deref())?;
+    if let Some(Value::Object(s)) = &t.schemas {
+        check_schemas(s)?;
+    }
+    Ok(())
+}
+
+/// Stores a new event type, or brings back an archived one of that name (keeping when it
+/// was first created), as Svix does. `None` when a live one has the name.
+pub async fn create(db: &Db, t: EventType) -> DbResult<Option<EventType>> {
+    db.write(move |c| match event_types::get(c, &t.name)? {
+        Some(old) if old.archived => {
+            let revived = EventType {
+                created_at: old.created_at,
+                ..t
+            };
+            event_types::update(c, &revived)?;
+            Ok(Some(revived))
+        }
+        Some(_) => Ok(None),
+        None => event_types::insert(c, &t).map(|()| Some(t)),
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_characters_and_the_group_is_capped() {
+        let long = "é".repeat(MAX_DESCRIPTION_CHARS);
+        assert!(
+            check_description(&long).is_ok(),
+            "8192 characters, 16384 bytes"
+        );
+        assert!(check_description(&format!("{long}x")).is_err());
+        assert!(check_group(Some(&"ü".repeat(MAX_GROUP_CHARS))).is_ok());
+        let err = check_group(Some(&"g".repeat(MAX_GROUP_CHARS + 1))).unwrap_err();
+        assert_eq!(err.loc, ["groupName"]);
+        let mut s = serde_json::Map::new();
+        s.insert("1".into(), Value::Bool(true));
+        assert_eq!(check_schemas(&s).unwrap_err().loc, ["schemas", "1"]);
+    }
+}
