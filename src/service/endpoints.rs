@@ -183,6 +183,147 @@ pub async fn disable(
     Ok(changed)
 }
 
+/// Enables an endpoint and, with `replay`, queues what it missed while disabled (what was
+/// skipped since then; never messages from before it existed). Returns how many were queued.
+pub async fn enable(
+    db: &Db,
+    dispatcher: &Dispatcher,
+    ep: &Endpoint,
+    replay: bool,
+) -> DbResult<usize> {
+    let mut ep = ep.clone();
+    let id = ep.id.clone();
+    let replayed = db
+        .write(move |c| {
+            let now = now_ms();
+            let since = crate::db::admin::first_skipped_at(c, &ep.id)?
+                .into_iter()
+                .chain(ep.disabled_at)
+                .min()
+                .unwrap_or(now)
+                .max(ep.created_at);
+            endpoints::enable(c, &ep.id, now)?;
+            ep.disabled = false;
+            if replay {
+                crate::db::deliveries::replay_missing(c, &ep, since, None, now)
+            } else {
+                Ok(0)
+            }
+        })
+        .await?;
+    settle(dispatcher, &id, true, replayed > 0);
+    Ok(replayed)
+}
+
+/// Failed deliveries of an endpoint in a time window get a fresh retry schedule; how many.
+pub async fn recover(
+    db: &Db,
+    dispatcher: &Dispatcher,
+    endpoint_id: &str,
+    since: i64,
+    until: Option<i64>,
+) -> DbResult<usize> {
+    let id = endpoint_id.to_owned();
+    let n = db
+        .write(move |c| crate::db::deliveries::recover(c, &id, since, until, now_ms()))
+        .await?;
+    settle(dispatcher, endpoint_id, false, n > 0);
+    Ok(n)
+}
+
+/// Queues the messages of a time window that the endpoint never got (it was disabled, or
+/// did not exist yet); how many.
+pub async fn replay_missing(
+    db: &Db,
+    dispatcher: &Dispatcher,
+    ep: &Endpoint,
+    since: i64,
+    until: Option<i64>,
+) -> DbResult<usize> {
+    let e = ep.clone();
+    let n = db
+        .write(move |c| crate::db::deliveries::replay_missing(c, &e, since, until, now_ms()))
+        .await?;
+    settle(dispatcher, &ep.id, false, n > 0);
+    Ok(n)
+}
+
+/// How an endpoint is doing, as the API's health route and the console's badges say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Disabled,
+    /// Its last attempt failed.
+    Failing,
+    Healthy,
+    /// No attempt in the window looked at.
+    Unknown,
+}
+
+/// The one rule for an endpoint's status, from its attempts in a window.
+pub fn status(ep: &Endpoint, h: &crate::db::admin::Health) -> Status {
+    if ep.disabled {
+        Status::Disabled
+    } else if h.last_failed {
+        Status::Failing
+    } else if h.succeeded + h.failed == 0 {
+        Status::Unknown
+    } else {
+        Status::Healthy
+    }
+}
+
+/// Longest time a rotated-out signing key keeps signing.
+pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Makes `secret` the endpoint's signing key; the previous one keeps signing for `grace`.
+pub async fn rotate_secret(
+    db: &Db,
+    dispatcher: &Dispatcher,
+    endpoint_id: &str,
+    secret: String,
+    grace: Duration,
+) -> DbResult<()> {
+    let (id, main_key) = (endpoint_id.to_owned(), db.main_key.clone());
+    let grace_ms = crate::domain::time::duration_ms(grace.min(MAX_ROTATION_GRACE));
+    db.write(move |c| endpoints::rotate_secret(c, &main_key, &id, &secret, grace_ms, now_ms()))
+        .await?;
+    settle(dispatcher, endpoint_id, true, false);
+    Ok(())
+}
+
+/// Why a message cannot be resent.
+#[derive(Debug)]
+pub enum ResendError {
+    /// The endpoint is disabled: enable it first.
+    Disabled,
+    Db(crate::db::DbError),
+}
+
+impl From<crate::db::DbError> for ResendError {
+    fn from(e: crate::db::DbError) -> Self {
+        ResendError::Db(e)
+    }
+}
+
+/// One more attempt of a message at an endpoint, now (manual trigger; a failure does not
+/// start a new retry schedule).
+pub async fn resend(
+    db: &Db,
+    dispatcher: &Dispatcher,
+    max_attempts: u32,
+    msg_id: &str,
+    ep: &Endpoint,
+) -> Result<(), ResendError> {
+    if ep.disabled {
+        return Err(ResendError::Disabled);
+    }
+    let (msg, id) = (msg_id.to_owned(), ep.id.clone());
+    db.write(move |c| crate::db::deliveries::resend(c, &msg, &id, max_attempts, now_ms()))
+        .await?;
+    dispatcher.wake();
+    Ok(())
+}
+
 /// What follows a change of an endpoint's state: its cached details go, and the scheduler
 /// wakes for what was stored to announce.
 pub fn settle(dispatcher: &Dispatcher, endpoint_id: &str, changed: bool, announced: bool) {

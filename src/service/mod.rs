@@ -2,6 +2,7 @@
 //! effects (waking the dispatcher, dropping cached endpoint details, operational events), so
 //! no handler has to remember them.
 
+pub mod apps;
 pub mod endpoints;
 pub mod event_types;
 pub mod portal;

@@ -1,7 +1,7 @@
 //! Applications: list, create, delete (after a confirmation page).
 
 use super::{admin, admin_post, page, page_with, path, redirect, when, Chrome, ConsoleError};
-use crate::db::{admin as admin_db, apps as app_db, endpoints as ep_db, DbError, PageQuery};
+use crate::db::{admin as admin_db, apps as app_db, DbError, PageQuery};
 use crate::http::api::{new_app, ApplicationIn};
 use crate::http::error::ApiError;
 use crate::http::Data;
@@ -208,12 +208,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ConsoleError> {
     admin_post(&st, &req, &body).await?;
     let app = user_app(&st, &req).await?;
-    let (id, key) = (app.id.clone(), st.db.main_key.clone());
-    let endpoints = st.db.read(move |c| ep_db::all_in_app(c, &key, &id)).await?;
-    st.db.write(move |c| app_db::delete(c, &app.id)).await?;
-    for ep in endpoints {
-        st.dispatcher.endpoint_changed(&ep.id);
-    }
+    crate::service::apps::delete(&st.db, &st.dispatcher, &app).await?;
     Ok(redirect("/admin/apps?ok=app-deleted"))
 }
 

@@ -33,14 +33,11 @@ pub struct Badge {
 }
 
 fn badge(ep: &Endpoint, h: &Health) -> Badge {
-    let (label, class) = if ep.disabled {
-        ("Disabled", "badge-warn")
-    } else if h.last_failed {
-        ("Failing", "badge-bad")
-    } else if h.succeeded + h.failed == 0 {
-        ("No recent attempts", "badge-muted")
-    } else {
-        ("Healthy", "badge-ok")
+    let (label, class) = match service::status(ep, h) {
+        service::Status::Disabled => ("Disabled", "badge-warn"),
+        service::Status::Failing => ("Failing", "badge-bad"),
+        service::Status::Unknown => ("No recent attempts", "badge-muted"),
+        service::Status::Healthy => ("Healthy", "badge-ok"),
     };
     Badge { label, class }
 }
@@ -672,17 +669,11 @@ pub async fn rotate_secret(
             "Choose how long the current secret keeps signing.".into(),
         ));
     };
-    let grace = hours.map_or_else(
-        || crate::domain::time::duration_ms(st.cfg.api.rotation_grace),
-        |h| h * 3_600_000,
-    );
+    let grace = hours.map_or(st.cfg.api.rotation_grace, |h| {
+        std::time::Duration::from_secs(u64::try_from(h).unwrap_or(0) * 3600)
+    });
     let secret = SigningKey::generate().to_secret_string();
-    let id = head.ep.id.clone();
-    let main_key = st.db.main_key.clone();
-    st.db
-        .write(move |c| ep_db::rotate_secret(c, &main_key, &id, &secret, grace, now_ms()))
-        .await?;
-    st.dispatcher.endpoint_changed(&head.ep.id);
+    service::rotate_secret(&st.db, &st.dispatcher, &head.ep.id, secret, grace).await?;
     Ok(redirect(&format!("{}?ok=rotated", head.base)))
 }
 
@@ -741,31 +732,7 @@ pub async fn enable(
     let (_, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
     let replay = form.get("replay") == "1";
-    let mut ep = head.ep.clone();
-    let replayed = st
-        .db
-        .write(move |c| {
-            let now = now_ms();
-            // What was skipped since it was disabled; never messages from before it existed.
-            let since = admin_db::first_skipped_at(c, &ep.id)?
-                .into_iter()
-                .chain(ep.disabled_at)
-                .min()
-                .unwrap_or(now)
-                .max(ep.created_at);
-            ep_db::enable(c, &ep.id, now)?;
-            ep.disabled = false;
-            if replay {
-                deliveries::replay_missing(c, &ep, since, None, now)
-            } else {
-                Ok(0)
-            }
-        })
-        .await?;
-    st.dispatcher.endpoint_changed(&head.ep.id);
-    if replayed > 0 {
-        st.dispatcher.wake();
-    }
+    service::enable(&st.db, &st.dispatcher, &head.ep, replay).await?;
     let ok = if replay { "replayed" } else { "enabled" };
     Ok(redirect(&format!("{}?ok={ok}", head.base)))
 }
@@ -976,11 +943,6 @@ pub async fn resend(
 ) -> Result<HttpResponse, ConsoleError> {
     admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "logs").await?;
-    if head.ep.disabled {
-        return Err(ConsoleError::BadRequest(
-            "This endpoint is disabled: enable it before resending messages to it.".into(),
-        ));
-    }
     let msg_key = path(&req, "msg_id")?.to_owned();
     let app_id = head.app.id.clone();
     let msg = st
@@ -989,11 +951,14 @@ pub async fn resend(
         .await?
         .ok_or(ConsoleError::NotFound("message"))?;
     let max = st.cfg.retry_schedule().max_attempts();
-    let ep_id = head.ep.id.clone();
-    st.db
-        .write(move |c| deliveries::resend(c, &msg.id, &ep_id, max, now_ms()))
-        .await?;
-    st.dispatcher.wake();
+    service::resend(&st.db, &st.dispatcher, max, &msg.id, &head.ep)
+        .await
+        .map_err(|e| match e {
+            service::ResendError::Disabled => ConsoleError::BadRequest(
+                "This endpoint is disabled: enable it before resending messages to it.".into(),
+            ),
+            service::ResendError::Db(e) => e.into(),
+        })?;
     Ok(redirect(&format!("{}/logs?ok=resent", head.base)))
 }
 

@@ -295,15 +295,6 @@ pub async fn patch(
 pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     caller(&st, &req).await?;
     let app = find_app(&st, &req).await?;
-    let endpoint_ids = {
-        let (id, key) = (app.id.clone(), st.db.main_key.clone());
-        st.db
-            .read(move |c| crate::db::endpoints::all_in_app(c, &key, &id))
-            .await?
-    };
-    st.db.write(move |c| apps::delete(c, &app.id)).await?;
-    for ep in endpoint_ids {
-        st.dispatcher.endpoint_changed(&ep.id);
-    }
+    crate::service::apps::delete(&st.db, &st.dispatcher, &app).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,8 +5,7 @@ use super::openapi::{
 };
 use super::{caller, find_app, find_endpoint, json, path_key, query};
 use crate::db::attempts::{self, AttemptFilter};
-use crate::db::{deliveries, endpoints as ep_db};
-use crate::domain::time::now_ms;
+use crate::db::endpoints as ep_db;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::{list_out, Query};
 use crate::http::Data;
@@ -183,16 +182,15 @@ pub async fn resend(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
     caller(&st, &req).await?;
     let (app, ep) = find_endpoint(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
-    if ep.disabled {
-        return Err(ApiError::Conflict {
-            code: "endpoint_disabled",
-            detail: "the endpoint is disabled".into(),
-        });
-    }
     let max = st.cfg.retry_schedule().max_attempts();
-    st.db
-        .write(move |c| deliveries::resend(c, &m.id, &ep.id, max, now_ms()))
-        .await?;
-    st.dispatcher.wake();
+    crate::service::endpoints::resend(&st.db, &st.dispatcher, max, &m.id, &ep)
+        .await
+        .map_err(|e| match e {
+            crate::service::endpoints::ResendError::Disabled => ApiError::Conflict {
+                code: "endpoint_disabled",
+                detail: "the endpoint is disabled".into(),
+            },
+            crate::service::endpoints::ResendError::Db(e) => e.into(),
+        })?;
     Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
 }

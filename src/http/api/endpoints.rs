@@ -483,26 +483,19 @@ pub async fn rotate_secret(
     let grace = input
         .grace_period_seconds
         .map_or(st.cfg.api.rotation_grace, std::time::Duration::from_secs);
-    if grace > std::time::Duration::from_secs(7 * 24 * 3600) {
+    if grace > service::MAX_ROTATION_GRACE {
         return Err(ApiError::invalid(
             &["body", "gracePeriodSeconds"],
             "at most 7 days",
         ));
     }
-    let grace_ms = crate::domain::time::duration_ms(grace);
     let res = super::idempotent_secret(&st, &req, &who, || async {
         let secret = key.to_secret_string();
-        let id = ep.id.clone();
-        let s = secret.clone();
-        let main_key = st.db.main_key.clone();
-        st.db
-            .write(move |c| ep_db::rotate_secret(c, &main_key, &id, &s, grace_ms, now_ms()))
-            .await?;
+        service::rotate_secret(&st.db, &st.dispatcher, &ep.id, secret.clone(), grace).await?;
         let out = serde_json::to_value(EndpointSecretOut { key: secret }).unwrap_or_default();
         Ok((StatusCode::OK, out))
     })
     .await;
-    st.dispatcher.endpoint_changed(&ep.id);
     res
 }
 
@@ -727,13 +720,7 @@ pub async fn recover(
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
-    let n = st
-        .db
-        .write(move |c| deliveries::recover(c, &ep.id, since, until, now_ms()))
-        .await?;
-    if n > 0 {
-        st.dispatcher.wake();
-    }
+    let n = service::recover(&st.db, &st.dispatcher, &ep.id, since, until).await?;
     let out = task_out(BackgroundTaskType::Recover, n);
     Ok(json(StatusCode::ACCEPTED, &out))
 }
@@ -758,13 +745,7 @@ pub async fn replay_missing(
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
-    let n = st
-        .db
-        .write(move |c| deliveries::replay_missing(c, &ep, since, until, now_ms()))
-        .await?;
-    if n > 0 {
-        st.dispatcher.wake();
-    }
+    let n = service::replay_missing(&st.db, &st.dispatcher, &ep, since, until).await?;
     let out = task_out(BackgroundTaskType::Replay, n);
     Ok(json(StatusCode::ACCEPTED, &out))
 }
@@ -864,14 +845,11 @@ pub async fn health(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
             ))
         })
         .await?;
-    let status = if ep.disabled {
-        EndpointHealthStatus::Disabled
-    } else if health.last_failed {
-        EndpointHealthStatus::Failing
-    } else if health.succeeded > 0 {
-        EndpointHealthStatus::Healthy
-    } else {
-        EndpointHealthStatus::Unknown
+    let status = match service::status(&ep, &health) {
+        service::Status::Disabled => EndpointHealthStatus::Disabled,
+        service::Status::Failing => EndpointHealthStatus::Failing,
+        service::Status::Healthy => EndpointHealthStatus::Healthy,
+        service::Status::Unknown => EndpointHealthStatus::Unknown,
     };
     let hourly = activity
         .hourly
