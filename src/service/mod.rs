@@ -5,4 +5,5 @@
 pub mod apps;
 pub mod endpoints;
 pub mod event_types;
+pub mod messages;
 pub mod portal;

@@ -8,7 +8,7 @@ use super::openapi::{
     AppPath, ListParams, MessageFilterParams, MsgPath, ReadErrors, WithContent, WriteErrors,
 };
 use super::{body, caller, find_app, idempotency_key, json, path_key, query, stored_response};
-use crate::db::messages::{self, IngestRequest, Ingested, Message, MessageFilter};
+use crate::db::messages::{self, Message, MessageFilter};
 use crate::db::{apps, deliveries};
 use crate::domain::ids;
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
@@ -17,6 +17,7 @@ use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
+use crate::service::messages as service;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
@@ -49,7 +50,7 @@ pub(super) async fn ingest(
     s: IngestSpec,
 ) -> Result<HttpResponse, ApiError> {
     let now = now_ms();
-    let mut msg = Message {
+    let msg = Message {
         id: ids::new_id(ids::MESSAGE),
         app_id: String::new(),
         event_type: s.event_type,
@@ -61,55 +62,26 @@ pub(super) async fn ingest(
     };
     let response = message_text(&msg, s.with_content);
     let status = s.status.as_u16();
-    let key = idempotency_key(req, who)?;
-    let dispatcher = st.dispatcher.clone();
-    let lease_until = dispatcher.lease_until(now);
-    let due_at = s.deliver_at.filter(|t| *t > now).unwrap_or(now);
-    let only = s.only_endpoint;
-    let (app_key, create_app) = (s.app_key, s.create_app);
-    let (retention_ms, default_retention) = (
-        s.retention_ms,
-        crate::domain::time::duration_ms(st.cfg.retention.payload),
-    );
-    let outcome = st
-        .db
-        .write(move |c| {
-            let app = match (apps::get(c, &app_key)?, create_app) {
-                (Some(app), _) => app,
-                (None, Some(app)) => {
-                    apps::insert(c, &app)?;
-                    app
-                }
-                (None, None) => return Ok(None),
-            };
-            msg.app_id = app.id;
-            let keep = retention_ms
-                .or(app.retention_ms)
-                .unwrap_or(default_retention);
-            let req = IngestRequest {
-                msg: &msg,
-                only_endpoint: only.as_deref(),
-                idempotency: key.as_ref(),
-                response: (status, &response),
-                lease_until,
-                due_at,
-                expires_at: now.saturating_add(keep),
-            };
-            let mut room = |ep: &str| due_at <= now && dispatcher.has_room(ep);
-            messages::ingest(c, &req, &mut room).map(|r| Some((r, response)))
-        })
+    let new = service::NewMessage {
+        msg,
+        app_key: s.app_key,
+        create_app: s.create_app,
+        only_endpoint: s.only_endpoint,
+        deliver_at: s.deliver_at,
+        retention_ms: s.retention_ms,
+        default_retention_ms: crate::domain::time::duration_ms(st.cfg.retention.payload),
+        idempotency: idempotency_key(req, who)?,
+        response: (status, response),
+    };
+    match service::ingest(&st.db, &st.dispatcher, new)
         .await?
-        .ok_or(ApiError::NotFound("application"))?;
-    match outcome {
-        (Ingested::Created { claimed, unclaimed }, body) => {
+        .ok_or(ApiError::NotFound("application"))?
+    {
+        service::Stored::Created { response } => {
             st.metrics.messages_ingested.inc();
-            st.dispatcher.dispatch(claimed);
-            if unclaimed > 0 {
-                st.dispatcher.wake();
-            }
-            Ok(stored_response(status, body))
+            Ok(stored_response(status, response))
         }
-        (Ingested::Replayed { status, body }, _) => Ok(stored_response(status, body)),
+        service::Stored::Replayed { status, body } => Ok(stored_response(status, body)),
     }
 }
 
