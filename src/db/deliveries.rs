@@ -500,8 +500,14 @@ mod tests {
             let key = crate::domain::crypto::MainKey::generate();
             endpoints::insert(&c, &key, &ep, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
         }
+        let (claimed, _) = ingest_one(&c, "msg_1");
+        (dir, c, claimed)
+    }
+
+    /// Ingests a message of type `a.b` into `app_1`: what was claimed, and how many were not.
+    fn ingest_one(c: &Connection, id: &str) -> (Vec<Claimed>, usize) {
         let msg = messages::Message {
-            id: "msg_1".into(),
+            id: id.into(),
             app_id: "app_1".into(),
             event_type: "a.b".into(),
             event_id: None,
@@ -519,12 +525,10 @@ mod tests {
             due_at: 0,
             expires_at: 1,
         };
-        let messages::Ingested::Created { claimed, .. } =
-            messages::ingest(&c, &req, &mut |_| true).unwrap()
-        else {
-            panic!("created")
-        };
-        (dir, c, claimed)
+        match messages::ingest(c, &req, &mut |_| true).unwrap() {
+            messages::Ingested::Created { claimed, unclaimed } => (claimed, unclaimed),
+            messages::Ingested::Replayed { .. } => panic!("created"),
+        }
     }
 
     #[test]
@@ -535,30 +539,7 @@ mod tests {
             [],
         )
         .unwrap();
-        let msg = messages::Message {
-            id: "msg_2".into(),
-            app_id: "app_1".into(),
-            event_type: "a.b".into(),
-            event_id: None,
-            payload: Some(Arc::from("{}")),
-            channels: None,
-            tags: None,
-            created_at: 0,
-        };
-        let req = messages::IngestRequest {
-            msg: &msg,
-            only_endpoint: None,
-            idempotency: None,
-            response: (202, "{}"),
-            lease_until: 1,
-            due_at: 0,
-            expires_at: 1,
-        };
-        let messages::Ingested::Created { claimed, unclaimed } =
-            messages::ingest(&c, &req, &mut |_| true).unwrap()
-        else {
-            panic!("created")
-        };
+        let (claimed, unclaimed) = ingest_one(&c, "msg_2");
         let to: Vec<&str> = claimed.iter().map(|d| d.endpoint_id.as_str()).collect();
         assert_eq!((to, unclaimed), (vec!["ep_1"], 0));
         let key = crate::domain::crypto::MainKey::generate();
