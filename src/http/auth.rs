@@ -14,10 +14,53 @@ const CACHE_MAX: usize = 10_000;
 
 pub use crate::domain::secrets::{generate_token, hash_secret as hash_token};
 
-/// Who made a request.
+/// Who made a request: an extractor that answers 401 unless the request carries a live API
+/// token (`Authorization: Bearer …`). Handlers name it first, so it is checked before their
+/// body is read.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub token_id: String,
+}
+
+impl actix_web::FromRequest for Caller {
+    type Error = ApiError;
+    type Future = futures_util::future::Either<
+        futures_util::future::Ready<Result<Caller, ApiError>>,
+        futures_util::future::LocalBoxFuture<'static, Result<Caller, ApiError>>,
+    >;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        use futures_util::future::{ready, Either};
+        let Some(st) = req.app_data::<super::Data>().cloned() else {
+            return Either::Left(ready(Err(ApiError::Internal("no server state".into()))));
+        };
+        let header = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        // A token seen lately is answered from memory, without a task or a copy.
+        match st.tokens.cached(header) {
+            Some(known) => Either::Left(ready(known)),
+            None => {
+                let header = header.map(str::to_owned);
+                Either::Right(Box::pin(async move {
+                    st.tokens.authenticate(&st.db, header.as_deref()).await
+                }))
+            }
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
+    let header = header.ok_or(ApiError::Unauthorized("missing Authorization header"))?;
+    Ok(header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(ApiError::Unauthorized(
+            "Authorization must be `Bearer <token>`",
+        ))?
+        .trim())
 }
 
 #[derive(Default)]
@@ -26,17 +69,30 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
+    /// What is known of an `Authorization` header value without reading the database: a
+    /// malformed one is refused, a token seen within `CACHE_TTL` answered; `None` when the
+    /// database must be asked ([`TokenCache::authenticate`]).
+    pub fn cached(&self, header: Option<&str>) -> Option<Result<Caller, ApiError>> {
+        let token = match bearer(header) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        let hash = hash_token(token);
+        let known = self
+            .lock()
+            .get(&hash)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(id, _)| id.clone())?;
+        Some(
+            known
+                .map(|token_id| Caller { token_id })
+                .ok_or(ApiError::Unauthorized("invalid or revoked token")),
+        )
+    }
+
     /// Checks an `Authorization` header value.
     pub async fn authenticate(&self, db: &Db, header: Option<&str>) -> Result<Caller, ApiError> {
-        let header = header.ok_or(ApiError::Unauthorized("missing Authorization header"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(ApiError::Unauthorized(
-                "Authorization must be `Bearer <token>`",
-            ))?
-            .trim();
-        let hash = hash_token(token);
+        let hash = hash_token(bearer(header)?);
         let cached = self
             .lock()
             .get(&hash)

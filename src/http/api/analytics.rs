@@ -2,9 +2,10 @@
 //! window by outcome, event type, response code and hour or day.
 
 use super::openapi::{AppPath, ReadErrors};
-use super::{caller, find_app, json, query};
+use super::{find_app, json, query};
 use crate::db::{endpoints as ep_db, stats};
 use crate::domain::time::{format_ms, now_ms};
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::Data;
 use actix_web::http::StatusCode;
@@ -108,8 +109,7 @@ enum Interval {
     params(AppPath, AnalyticsParams),
     responses((status = 200, description = "OK", body = AnalyticsOut), ReadErrors)
 )]
-pub async fn analytics(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn analytics(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let q = query(&req);
     let until = q.datetime("until")?.unwrap_or_else(now_ms);

@@ -2,9 +2,10 @@ use super::models::{
     ApplicationIn, ApplicationOut, ApplicationPatch, ListResponse_ApplicationOut_, Metadata,
 };
 use super::openapi::{AppPath, ListParams, ReadErrors, WriteErrors};
-use super::{app_key, body, caller, find_app, idempotent, json, query};
+use super::{app_key, body, find_app, idempotent, json, query};
 use crate::db::apps::{self, App};
 use crate::domain::{ids, time::now_ms, validate::is_valid_uid};
+use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
@@ -99,8 +100,7 @@ fn out(a: App) -> serde_json::Value {
     params(ListParams),
     responses((status = 200, description = "OK", body = ListResponse_ApplicationOut_), ReadErrors)
 )]
-pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let page = query(&req).page(false)?;
     let q = page.clone();
     let rows = st
@@ -130,10 +130,10 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> 
 )]
 pub async fn create(
     st: Data,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&st, &req).await?;
     let input: ApplicationIn = body(&st, payload).await?;
     let get_if_exists = query(&req).bool("get_if_exists", false)?;
     idempotent(&st, &req, &who, || async {
@@ -171,8 +171,7 @@ pub async fn create(
     params(AppPath),
     responses((status = 200, description = "OK", body = ApplicationOut), ReadErrors)
 )]
-pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     Ok(json(StatusCode::OK, &ApplicationOut::from(app)))
 }
@@ -194,10 +193,10 @@ pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
 )]
 pub async fn put(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let key = app_key(&st, &req)?;
     let input: ApplicationIn = body(&st, payload).await?;
     // Validated as a new application; if one exists under the key, it takes these fields.
@@ -254,10 +253,10 @@ pub async fn put(
 )]
 pub async fn patch(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let mut app = find_app(&st, &req).await?;
     let p: ApplicationPatch = body(&st, payload).await?;
     if let Some(name) = p.name {
@@ -292,8 +291,7 @@ pub async fn patch(
     params(AppPath),
     responses((status = 204, description = "Deleted"), ReadErrors)
 )]
-pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     crate::service::apps::delete(&st.db, &st.dispatcher, &app).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -3,9 +3,10 @@ use super::models::{attempt_out, ListResponse_MessageAttemptOut_, MessageAttempt
 use super::openapi::{
     AppPath, AttemptPath, EndpointPath, ListParams, MessageFilterParams, MsgPath, ReadErrors,
 };
-use super::{caller, find_app, find_endpoint, json, path_key, query};
+use super::{find_app, find_endpoint, json, path_key, query};
 use crate::db::attempts::{self, AttemptFilter};
 use crate::db::endpoints as ep_db;
+use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::{list_out, Query};
 use crate::http::Data;
@@ -97,8 +98,11 @@ async fn list(st: &Data, q: &Query, f: AttemptFilter) -> Result<HttpResponse, Ap
     params(AppPath, EndpointPath, ListParams, AttemptFilterParams, MessageFilterParams),
     responses((status = 200, description = "OK", body = ListResponse_MessageAttemptOut_), ReadErrors)
 )]
-pub async fn by_endpoint(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn by_endpoint(
+    st: Data,
+    _who: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
     let f = AttemptFilter {
@@ -117,8 +121,11 @@ pub async fn by_endpoint(st: Data, req: HttpRequest) -> Result<HttpResponse, Api
     params(AppPath, MsgPath, ByEndpoint, ListParams, AttemptFilterParams, MessageFilterParams),
     responses((status = 200, description = "OK", body = ListResponse_MessageAttemptOut_), ReadErrors)
 )]
-pub async fn by_message(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn by_message(
+    st: Data,
+    _who: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let q = query(&req);
@@ -152,8 +159,7 @@ pub async fn by_message(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiE
     params(AppPath, MsgPath, AttemptPath),
     responses((status = 200, description = "OK", body = MessageAttemptOut), ReadErrors)
 )]
-pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let attempt_id = path_key(&req, "attempt_id")?.to_owned();
@@ -178,8 +184,7 @@ pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
         ReadErrors
     )
 )]
-pub async fn resend(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn resend(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (app, ep) = find_endpoint(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let max = st.cfg.retry_schedule().max_attempts();

@@ -11,7 +11,7 @@ use super::models::{
 use super::openapi::{
     AppPath, EndpointPath, ListParams, MessageFilterParams, ReadErrors, WithContent, WriteErrors,
 };
-use super::{body, caller, find_endpoint, idempotent, json, query};
+use super::{body, find_endpoint, idempotent, json, query};
 use crate::db::apps::App as AppRow;
 use crate::db::endpoints::{self as ep_db, Endpoint};
 use crate::db::{deliveries, event_types};
@@ -19,6 +19,7 @@ use crate::domain::ids;
 use crate::domain::signing::SigningKey;
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
 use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_event_type};
+use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
@@ -171,8 +172,7 @@ fn parse_secret(s: Option<&str>, field: &str) -> Result<SigningKey, ApiError> {
     params(AppPath, ListParams),
     responses((status = 200, description = "OK", body = ListResponse_EndpointOut_), ReadErrors)
 )]
-pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = super::find_app(&st, &req).await?;
     let page = query(&req).page(true)?;
     let p = page.clone();
@@ -240,10 +240,10 @@ pub(crate) async fn validated_new(
 )]
 pub async fn create(
     st: Data,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&st, &req).await?;
     let app = super::find_app(&st, &req).await?;
     let input: EndpointIn = body(&st, payload).await?;
     idempotent(&st, &req, &who, || async {
@@ -263,8 +263,7 @@ pub async fn create(
     params(AppPath, EndpointPath),
     responses((status = 200, description = "OK", body = EndpointOut), ReadErrors)
 )]
-pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
@@ -299,10 +298,10 @@ fn set_disabled(ep: &mut Endpoint, disabled: bool, now: i64) {
 )]
 pub async fn put(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let app = super::find_app(&st, &req).await?;
     let key = super::path_key(&req, "endpoint_id")?.to_owned();
     let input: EndpointIn = body(&st, payload).await?;
@@ -364,10 +363,10 @@ pub async fn put(
 )]
 pub async fn patch(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let (app, mut ep) = find_endpoint(&st, &req).await?;
     let p: EndpointPatch = body(&st, payload).await?;
     let now = now_ms();
@@ -417,8 +416,7 @@ pub async fn patch(
     params(AppPath, EndpointPath),
     responses((status = 204, description = "Deleted"), ReadErrors)
 )]
-pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (app, ep) = find_endpoint(&st, &req).await?;
     service::delete(&st.db, &st.dispatcher, app, &ep).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -433,8 +431,7 @@ pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
     params(AppPath, EndpointPath),
     responses((status = 200, description = "OK", body = EndpointSecretOut), ReadErrors)
 )]
-pub async fn secret(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn secret(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let main_key = st.db.main_key.clone();
     let secrets = st
@@ -466,10 +463,10 @@ pub async fn secret(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
 )]
 pub async fn rotate_secret(
     st: Data,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
     let bytes = crate::http::extract::read_body(payload, 64 * 1024).await?;
     // The body is optional: none, or `null`, asks for a generated key and the default grace.
@@ -508,8 +505,7 @@ pub async fn rotate_secret(
     params(AppPath, EndpointPath),
     responses((status = 200, description = "OK", body = EndpointHeadersOut), ReadErrors)
 )]
-pub async fn headers(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn headers(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     // As Svix: the values of sensitive headers are not returned, only their names.
     let (sensitive, headers): (BTreeMap<_, _>, BTreeMap<_, _>) = ep
@@ -537,10 +533,10 @@ pub async fn headers(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiErro
 )]
 pub async fn put_headers(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let (_, mut ep) = find_endpoint(&st, &req).await?;
     let input: EndpointHeadersIn = body(&st, payload).await?;
     check_headers(&input.headers)?;
@@ -562,10 +558,10 @@ pub async fn put_headers(
 )]
 pub async fn patch_headers(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let (_, mut ep) = find_endpoint(&st, &req).await?;
     let input: EndpointHeadersPatchIn = body(&st, payload).await?;
     let set: BTreeMap<String, String> = input
@@ -610,8 +606,7 @@ struct StatsRange {
     params(AppPath, EndpointPath, StatsRange),
     responses((status = 200, description = "OK", body = EndpointStats), ReadErrors)
 )]
-pub async fn stats(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn stats(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
     let (since, until) = (q.datetime("since")?, q.datetime("until")?);
@@ -643,10 +638,10 @@ pub async fn stats(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError>
 )]
 pub async fn send_example(
     st: Data,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&st, &req).await?;
     let (app, ep) = find_endpoint(&st, &req).await?;
     let input: EventExampleIn = body(&st, payload).await?;
     let name = input.event_type.clone();
@@ -713,10 +708,10 @@ fn task_out(task: BackgroundTaskType, count: usize) -> RecoverOut {
 )]
 pub async fn recover(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
@@ -738,10 +733,10 @@ pub async fn recover(
 )]
 pub async fn replay_missing(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
@@ -768,8 +763,7 @@ struct StatusFilter {
     params(AppPath, EndpointPath, ListParams, StatusFilter, MessageFilterParams, WithContent),
     responses((status = 200, description = "OK", body = ListResponse_EndpointMessageOut_), ReadErrors)
 )]
-pub async fn messages(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
     let page = q.page(true)?;
@@ -825,8 +819,7 @@ struct HealthSince {
     params(AppPath, EndpointPath, HealthSince),
     responses((status = 200, description = "OK", body = EndpointHealthOut), ReadErrors)
 )]
-pub async fn health(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn health(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
     let since = q
@@ -889,10 +882,10 @@ pub async fn health(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError
 )]
 pub async fn test(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let (app, ep) = find_endpoint(&st, &req).await?;
     let input: EndpointTestIn = body(&st, payload).await?;
     let name = input.event_type.clone();

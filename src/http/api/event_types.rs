@@ -2,9 +2,10 @@ use super::models::{
     EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListResponse_EventTypeOut_,
 };
 use super::openapi::{EventTypePath, ListParams, ReadErrors, WriteErrors};
-use super::{body, caller, idempotent, json, query};
+use super::{body, idempotent, json, query};
 use crate::db::event_types::{self, EventType};
 use crate::domain::{time::now_ms, validate::is_valid_event_type};
+use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
@@ -79,8 +80,7 @@ struct Expunge {
     params(ListParams, ListFilter),
     responses((status = 200, description = "OK", body = ListResponse_EventTypeOut_), ReadErrors)
 )]
-pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = query(&req);
     let page = q.page(false)?;
     let include_archived = q.bool("include_archived", false)?;
@@ -116,10 +116,10 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> 
 )]
 pub async fn create(
     st: Data,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let who = caller(&st, &req).await?;
     let input: EventTypeIn = body(&st, payload).await?;
     if !is_valid_event_type(&input.name) {
         return Err(ApiError::invalid(
@@ -168,8 +168,7 @@ pub async fn create(
     params(EventTypePath),
     responses((status = 200, description = "OK", body = EventTypeOut), ReadErrors)
 )]
-pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = name_from_path(&req)?;
     let e = st
         .db
@@ -195,10 +194,10 @@ pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
 )]
 pub async fn put(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let name = name_from_path(&req)?;
     let input: EventTypeUpdate = body(&st, payload).await?;
     check(
@@ -252,10 +251,10 @@ pub async fn put(
 )]
 pub async fn patch(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let name = name_from_path(&req)?;
     let p: EventTypePatch = body(&st, payload).await?;
     check(
@@ -305,8 +304,7 @@ pub async fn patch(
     params(EventTypePath, Expunge),
     responses((status = 204, description = "Archived or deleted"), ReadErrors)
 )]
-pub async fn delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = name_from_path(&req)?;
     let expunge = query(&req).bool("expunge", false)?;
     let found = st

@@ -7,7 +7,7 @@ use super::models::{
 use super::openapi::{
     AppPath, ListParams, MessageFilterParams, MsgPath, ReadErrors, WithContent, WriteErrors,
 };
-use super::{body, caller, find_app, idempotency_key, json, path_key, query, stored_response};
+use super::{body, find_app, idempotency_key, json, path_key, query, stored_response};
 use crate::db::messages::{self, Message, MessageFilter};
 use crate::db::{apps, deliveries};
 use crate::domain::ids;
@@ -120,11 +120,11 @@ fn check_list(field: &str, v: Option<&Vec<String>>, max: usize) -> Result<(), Ap
 )]
 pub async fn create(
     st: Data,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
-    let who = caller(&st, &req).await?;
     let input: MessageIn = body(&st, payload).await?;
     if !is_valid_event_type(&input.event_type) {
         return Err(ApiError::invalid(
@@ -240,8 +240,7 @@ pub(super) fn filter(q: &crate::http::extract::Query) -> Result<MessageFilter, A
     params(AppPath, ListParams, MessageFilterParams, WithContent),
     responses((status = 200, description = "OK", body = ListResponse_MessageOut_), ReadErrors)
 )]
-pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let q = query(&req);
     let page = q.page(true)?;
@@ -285,8 +284,7 @@ pub(super) async fn find_message(
     params(AppPath, MsgPath, WithContent),
     responses((status = 200, description = "OK", body = MessageOut), ReadErrors)
 )]
-pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let with_content = query(&req).bool("with_content", true)?;
@@ -302,8 +300,7 @@ pub async fn get(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     params(AppPath, MsgPath, ListParams),
     responses((status = 200, description = "OK", body = ListResponse_MessageEndpointOut_), ReadErrors)
 )]
-pub async fn endpoints(st: Data, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
+pub async fn endpoints(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let page = query(&req).page(false)?;

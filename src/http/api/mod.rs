@@ -132,15 +132,6 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("route"))
 }
 
-/// Authenticates the request's bearer token.
-pub(super) async fn caller(st: &Data, req: &HttpRequest) -> Result<Caller, ApiError> {
-    let header = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
-    st.tokens.authenticate(&st.db, header).await
-}
-
 /// Reads and parses a JSON body within the configured size limit.
 pub(super) async fn body<T: DeserializeOwned>(
     st: &Data,

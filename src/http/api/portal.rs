@@ -3,8 +3,9 @@
 
 use super::models::{whole, ApplicationIn};
 use super::openapi::{AppPath, WriteErrors};
-use super::{app_key, body, caller, json};
+use super::{app_key, body, json};
 use crate::db::apps as app_db;
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::forwarded::portal_link_url;
 use crate::http::Data;
@@ -55,10 +56,10 @@ const DEFAULT_EXPIRY: u64 = 7 * 24 * 3600;
 )]
 pub async fn access(
     st: Data,
+    _who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller(&st, &req).await?;
     let key = app_key(&st, &req)?;
     let input: AppPortalAccessIn = body(&st, payload).await?;
     let expiry = input.expiry.unwrap_or(DEFAULT_EXPIRY);
