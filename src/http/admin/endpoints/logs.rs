@@ -1,0 +1,228 @@
+//! An endpoint's message logs, an attempt's detail, and resend.
+
+use super::*;
+
+pub struct LogRow {
+    pub id: String,
+    pub msg_id: String,
+    pub ok: bool,
+    pub time: String,
+    pub event_type: String,
+    pub code: String,
+    pub duration: i64,
+    pub trigger: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/logs.html")]
+struct LogsPage {
+    chrome: Chrome,
+    head: Head,
+    rows: Vec<LogRow>,
+    filter: &'static str,
+    /// The event type filtered on ("" for all) and the choices.
+    event_type: String,
+    types: Vec<String>,
+    /// (label, link, current) for each status filter, keeping the event type.
+    status_links: Vec<(&'static str, String, bool)>,
+    newest: String,
+    older: Option<String>,
+    first_page: bool,
+}
+
+fn trigger(t: i64) -> &'static str {
+    match t {
+        0 => "scheduled",
+        1 => "manual",
+        _ => "test",
+    }
+}
+
+pub(super) fn code(status: i64) -> String {
+    if status == 0 {
+        "no response".to_owned()
+    } else {
+        status.to_string()
+    }
+}
+
+pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "logs").await?;
+    let q = Query::parse(req.query_string());
+    let (filter, status) = match q.str("status") {
+        Some("succeeded") => ("succeeded", Some(deliveries::SUCCESS)),
+        Some("failed") => ("failed", Some(deliveries::FAIL)),
+        _ => ("all", None),
+    };
+    let after = q
+        .str("after")
+        .filter(|a| crate::domain::validate::is_valid_uid(a))
+        .map(str::to_owned);
+    let first_page = after.is_none();
+    let event_type = q
+        .str("event_type")
+        .filter(|t| crate::domain::validate::is_valid_event_type(t))
+        .unwrap_or_default()
+        .to_owned();
+    let f = AttemptFilter {
+        endpoint_id: Some(head.ep.id.clone()),
+        status,
+        messages: crate::db::messages::MessageFilter {
+            event_types: (!event_type.is_empty()).then(|| vec![event_type.clone()]),
+            ..Default::default()
+        },
+        ..AttemptFilter::default()
+    };
+    // Links keep the other filter: `?status=…&event_type=…`.
+    let link = |status: &str, after: Option<&str>| {
+        let mut qs = url::form_urlencoded::Serializer::new(String::new());
+        if status != "all" {
+            qs.append_pair("status", status);
+        }
+        if !event_type.is_empty() {
+            qs.append_pair("event_type", &event_type);
+        }
+        if let Some(a) = after {
+            qs.append_pair("after", a);
+        }
+        match qs.finish() {
+            q if q.is_empty() => format!("{}/logs", head.base),
+            q => format!("{}/logs?{q}", head.base),
+        }
+    };
+    let status_links = [
+        ("All", "all"),
+        ("Succeeded", "succeeded"),
+        ("Failed", "failed"),
+    ]
+    .into_iter()
+    .map(|(label, s)| (label, link(s, None), s == filter))
+    .collect();
+    let newest = link(filter, None);
+    let types = match &head.ep.filter_types {
+        Some(t) => t.clone(),
+        None => catalog(&st, &head.app)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect(),
+    };
+    let p = PageQuery {
+        limit: LOG_PAGE,
+        after,
+        before: None,
+        descending: true,
+    };
+    let found = st.db.read(move |c| attempts::list(c, &f, &p)).await?;
+    let older = found
+        .next_key(|a| a.id.clone())
+        .map(|k| link(filter, Some(&k)));
+    let rows = found
+        .items
+        .into_iter()
+        .map(|a| LogRow {
+            ok: a.status == deliveries::SUCCESS,
+            time: when(a.created_at),
+            event_type: a.msg.map(|m| m.event_type).unwrap_or_default(),
+            code: code(a.response_status_code),
+            duration: a.response_duration_ms,
+            trigger: trigger(a.trigger_type),
+            id: a.id,
+            msg_id: a.msg_id,
+        })
+        .collect();
+    let chrome = admin.chrome_with_notice("apps", &req);
+    page(&LogsPage {
+        chrome,
+        head,
+        rows,
+        filter,
+        event_type,
+        types,
+        status_links,
+        newest,
+        older,
+        first_page,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/attempt.html")]
+struct AttemptPage {
+    chrome: Chrome,
+    head: Head,
+    a: attempts::Attempt,
+    ok: bool,
+    time: String,
+    code: String,
+    trigger: &'static str,
+    event_type: String,
+    request_body: String,
+}
+
+/// Pretty-prints JSON for reading; anything else is shown as it is.
+fn pretty(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| body.to_owned())
+}
+
+pub async fn attempt(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let (head, _) = find_endpoint(&st, &req, "logs").await?;
+    let msg_id = path(&req, "msg_id")?.to_owned();
+    let attempt_id = path(&req, "attempt_id")?.to_owned();
+    let a = st
+        .db
+        .read(move |c| attempts::get(c, &msg_id, &attempt_id))
+        .await?
+        .filter(|a| a.endpoint_id == head.ep.id)
+        .ok_or(ConsoleError::NotFound("attempt"))?;
+    let msg = a.msg.clone();
+    page(&AttemptPage {
+        chrome: admin.chrome("apps"),
+        head,
+        ok: a.status == deliveries::SUCCESS,
+        time: when(a.created_at),
+        code: code(a.response_status_code),
+        trigger: trigger(a.trigger_type),
+        event_type: msg
+            .as_ref()
+            .map(|m| m.event_type.clone())
+            .unwrap_or_default(),
+        request_body: msg.and_then(|m| m.payload).map_or_else(
+            || "(the payload has been purged by the retention policy)".to_owned(),
+            |p| pretty(&p),
+        ),
+        a,
+    })
+}
+
+/// Sends a message to this endpoint once more, now.
+pub async fn resend(
+    st: Data,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleError> {
+    admin_post(&st, &req, &body).await?;
+    let (head, _) = find_endpoint(&st, &req, "logs").await?;
+    let msg_key = path(&req, "msg_id")?.to_owned();
+    let app_id = head.app.id.clone();
+    let msg = st
+        .db
+        .read(move |c| messages::get(c, &app_id, &msg_key))
+        .await?
+        .ok_or(ConsoleError::NotFound("message"))?;
+    let max = st.cfg.retry_schedule().max_attempts();
+    service::resend(&st.db, &st.dispatcher, max, &msg.id, &head.ep)
+        .await
+        .map_err(|e| match e {
+            service::ResendError::Disabled => ConsoleError::BadRequest(
+                "This endpoint is disabled: enable it before resending messages to it.".into(),
+            ),
+            service::ResendError::Db(e) => e.into(),
+        })?;
+    Ok(redirect(&format!("{}/logs?ok=resent", head.base)))
+}

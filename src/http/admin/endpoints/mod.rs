@@ -1,0 +1,232 @@
+//! Settings → Webhooks: an application's endpoints (this file: the list, the header every
+//! endpoint page shares, the event-type grouping) and each endpoint's pages, a file each.
+
+mod logs;
+mod overview;
+mod settings;
+mod testing;
+
+pub use logs::{attempt, logs, resend};
+pub use overview::{confirm_enable, disable, enable, overview, reveal_secret, rotate_secret};
+pub use settings::{confirm_delete, create, delete, edit_form, new_form, update};
+pub use testing::{send_test, testing};
+
+use super::apps::{field_error, find_app};
+use super::{
+    admin, admin_post, page, page_with, path, percent, redirect, root_of, when, Chrome,
+    ConsoleError,
+};
+use crate::db::admin::{self as admin_db, Health};
+use crate::db::apps::App;
+use crate::db::attempts::{self, AttemptFilter};
+use crate::db::endpoints::{self as ep_db, Endpoint};
+use crate::db::{deliveries, event_types, messages, PageQuery};
+use crate::domain::signing::SigningKey;
+use crate::domain::time::now_ms;
+use crate::domain::validate::{too_deep, MAX_JSON_DEPTH};
+use crate::http::api::{validated_new, EndpointIn};
+use crate::http::error::ApiError;
+use crate::http::extract::Query;
+use crate::http::Data;
+use crate::service::endpoints as service;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+const DAY: i64 = 24 * 3_600_000;
+const LOG_PAGE: usize = 25;
+
+/// A status badge: label and CSS class.
+pub struct Badge {
+    pub label: &'static str,
+    pub class: &'static str,
+}
+
+fn badge(ep: &Endpoint, h: &Health) -> Badge {
+    let (label, class) = match service::status(ep, h) {
+        service::Status::Disabled => ("Disabled", "badge-warn"),
+        service::Status::Failing => ("Failing", "badge-bad"),
+        service::Status::Unknown => ("No recent attempts", "badge-muted"),
+        service::Status::Healthy => ("Healthy", "badge-ok"),
+    };
+    Badge { label, class }
+}
+
+pub struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub badge: Badge,
+    pub rate: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/endpoints/list.html")]
+struct ListPage {
+    chrome: Chrome,
+    app: App,
+    endpoints: Vec<EndpointRow>,
+}
+
+pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let admin = admin(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
+    let app_id = app.id.clone();
+    let since = now_ms() - DAY;
+    let main_key = st.db.main_key.clone();
+    let (eps, health) = st
+        .db
+        .read(move |c| {
+            let mut eps = ep_db::all_in_app(c, &main_key, &app_id)?;
+            eps.sort_by(|a, b| a.id.cmp(&b.id));
+            let ids: Vec<String> = eps.iter().map(|e| e.id.clone()).collect();
+            Ok((eps, admin_db::health(c, &ids, since)?))
+        })
+        .await?;
+    let endpoints = eps
+        .into_iter()
+        .map(|ep| {
+            let h = health.get(&ep.id).copied().unwrap_or_default();
+            EndpointRow {
+                badge: badge(&ep, &h),
+                rate: percent(h.success_rate()),
+                id: ep.id,
+                url: ep.url,
+                description: ep.description,
+            }
+        })
+        .collect();
+    let chrome = admin.chrome_with_notice("apps", &req);
+    page(&ListPage {
+        chrome,
+        app,
+        endpoints,
+    })
+}
+
+/// Event types for the checkboxes, grouped by their group (or the part of the name before
+/// the first `.` or `:`).
+pub struct Group<T = TypeBox> {
+    pub name: String,
+    pub types: Vec<T>,
+}
+
+pub struct TypeBox {
+    pub name: String,
+    pub description: String,
+    pub checked: bool,
+}
+
+/// An event type's group, or the part of its name before the first `.` or `:`.
+pub(super) fn group_of(t: &event_types::EventType) -> String {
+    t.group_name
+        .clone()
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| {
+            t.name
+                .split(['.', ':'])
+                .next()
+                .filter(|p| p.len() < t.name.len())
+                .unwrap_or("other")
+                .to_owned()
+        })
+}
+
+/// Event types grouped (see `group_of`), groups by name, each type made a row by `row`.
+pub(super) fn grouped<T>(
+    types: Vec<event_types::EventType>,
+    row: impl Fn(event_types::EventType) -> T,
+) -> Vec<Group<T>> {
+    let mut out: Vec<Group<T>> = Vec::new();
+    for t in types {
+        let group = group_of(&t);
+        let r = row(t);
+        match out.iter_mut().find(|g| g.name == group) {
+            Some(g) => g.types.push(r),
+            None => out.push(Group {
+                name: group,
+                types: vec![r],
+            }),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn groups(types: Vec<event_types::EventType>, checked: &[String]) -> Vec<Group> {
+    grouped(types, |t| TypeBox {
+        checked: checked.contains(&t.name),
+        name: t.name,
+        description: t.description,
+    })
+}
+
+/// The event types an endpoint of `app` can subscribe to: the catalog's, or for hookbox's
+/// own application the operational events.
+async fn catalog(st: &Data, app: &App) -> Result<Vec<event_types::EventType>, ConsoleError> {
+    if app.is_operational() {
+        return Ok(crate::operational::event_types());
+    }
+    all_event_types(st, false).await
+}
+
+/// Every event type of the catalog (archived ones too, if asked), by name.
+pub(super) async fn all_event_types(
+    st: &Data,
+    include_archived: bool,
+) -> Result<Vec<event_types::EventType>, ConsoleError> {
+    let q = PageQuery {
+        limit: 10_000,
+        ..PageQuery::default()
+    };
+    Ok(st
+        .db
+        .read(move |c| event_types::list(c, &q, include_archived))
+        .await?
+        .items)
+}
+
+/// What every endpoint page shows at the top.
+pub struct Head {
+    pub app: App,
+    pub ep: Endpoint,
+    pub badge: Badge,
+    pub tab: &'static str,
+    pub base: String,
+}
+
+async fn find_endpoint(
+    st: &Data,
+    req: &HttpRequest,
+    tab: &'static str,
+) -> Result<(Head, Health), ConsoleError> {
+    let app = find_app(st, req).await?;
+    let key = path(req, "endpoint_id")?.to_owned();
+    let app_id = app.id.clone();
+    let since = now_ms() - DAY;
+    let main_key = st.db.main_key.clone();
+    let (ep, health) = st
+        .db
+        .read(move |c| {
+            let Some(ep) = ep_db::get(c, &main_key, &app_id, &key)? else {
+                return Ok(None);
+            };
+            let h = admin_db::health(c, std::slice::from_ref(&ep.id), since)?
+                .remove(&ep.id)
+                .unwrap_or_default();
+            Ok(Some((ep, h)))
+        })
+        .await?
+        .ok_or(ConsoleError::NotFound("endpoint"))?;
+    let base = format!("{}/apps/{}/endpoints/{}", root_of(req), app.id, ep.id);
+    Ok((
+        Head {
+            badge: badge(&ep, &health),
+            app,
+            ep,
+            tab,
+            base,
+        },
+        health,
+    ))
+}
