@@ -88,7 +88,7 @@ where
 
 /// Where a path carries a secret (a portal link's token), the secret is left out.
 fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
-    const OPEN: &str = "/portal/open/";
+    const OPEN: &str = crate::service::portal::OPEN_PATH;
     match path.find(OPEN) {
         Some(at) => format!("{}***", &path[..at + OPEN.len()]).into(),
         None => path.into(),

@@ -25,7 +25,9 @@ pub async fn create(
             operational::endpoint_event(c, "endpoint.created", &ep.id, now_ms())
         })
         .await?;
-    settle(dispatcher, "", false, announced);
+    if announced {
+        dispatcher.wake();
+    }
     Ok(())
 }
 

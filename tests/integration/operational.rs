@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Registers an operational endpoint at a new receiver; returns it and its secret.
-async fn operator(app: &TestApp) -> (TestReceiver, String) {
+pub(crate) async fn operator(app: &TestApp) -> (TestReceiver, String) {
     let rx = TestReceiver::start().await;
     let ep = app
         .post(

@@ -19,6 +19,15 @@ fn nested(levels: usize) -> String {
     )
 }
 
+/// POSTs `{"eventType": "deep.event", "payload": <nested(levels)>}` to `path`.
+async fn post_nested(app: &TestApp, path: &str, levels: usize) -> (u16, String) {
+    let body = format!(
+        r#"{{"eventType": "deep.event", "payload": {}}}"#,
+        nested(levels)
+    );
+    app.raw("POST", path, body.into_bytes()).await
+}
+
 /// The path (and query) of an absolute URL on the test server.
 fn path_of(app: &TestApp, url: &str) -> String {
     url.strip_prefix(&app.root)
@@ -48,25 +57,13 @@ async fn deeply_nested_payloads_are_refused_where_they_enter_and_the_deepest_all
         .await;
 
     // The API: a message payload 200 levels deep is a 422 naming the field.
-    let body = format!(
-        r#"{{"eventType": "deep.event", "payload": {}}}"#,
-        nested(200)
-    );
-    let (status, text) = app
-        .raw("POST", &format!("/app/{app_id}/msg"), body.into_bytes())
-        .await;
+    let (status, text) = post_nested(&app, &format!("/app/{app_id}/msg"), 200).await;
     assert_eq!(status, 422, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["detail"][0]["loc"], json!(["body", "payload"]), "{v}");
     assert!(text.contains("64 levels"), "{text}");
     // 65 is one too many; 64 is accepted.
-    let body = format!(
-        r#"{{"eventType": "deep.event", "payload": {}}}"#,
-        nested(65)
-    );
-    let (status, _) = app
-        .raw("POST", &format!("/app/{app_id}/msg"), body.into_bytes())
-        .await;
+    let (status, _) = post_nested(&app, &format!("/app/{app_id}/msg"), 65).await;
     assert_eq!(status, 422);
     let deepest: Value = serde_json::from_str(&nested(64)).unwrap();
     let msg = app.send(&app_id, "deep.event", deepest.clone()).await;
@@ -99,17 +96,7 @@ async fn deeply_nested_payloads_are_refused_where_they_enter_and_the_deepest_all
     assert!(text.contains(r#""loc":["body","schemas"]"#), "{text}");
 
     // The API's test send.
-    let body = format!(
-        r#"{{"eventType": "deep.event", "payload": {}}}"#,
-        nested(100)
-    );
-    let (status, text) = app
-        .raw(
-            "POST",
-            &format!("/app/{app_id}/endpoint/{ep}/test"),
-            body.into_bytes(),
-        )
-        .await;
+    let (status, text) = post_nested(&app, &format!("/app/{app_id}/endpoint/{ep}/test"), 100).await;
     assert_eq!(status, 422, "{text}");
 
     // The console's catalog and Testing tab, and the portal's Testing tab.
@@ -332,20 +319,14 @@ async fn the_operational_application_is_not_reachable_through_the_application_ro
     let app = TestApp::spawn().await;
     let ops = "_hookbox_operational";
     // Its endpoints are managed where they belong.
-    let receiver = TestReceiver::start().await;
-    app.post(
-        "/operational-webhook/endpoint",
-        json!({ "url": receiver.url }),
-        201,
-    )
-    .await;
-    assert_eq!(
+    let (receiver, _) = crate::operational::operator(&app).await;
+    let operator_endpoints = || async {
         app.get("/operational-webhook/endpoint", 200).await["data"]
             .as_array()
             .unwrap()
-            .len(),
-        1
-    );
+            .len()
+    };
+    assert_eq!(operator_endpoints().await, 1);
     // Nothing else of it is reachable, by uid or by id.
     let listed = app.get("/app?limit=250", 200).await;
     assert!(!listed.to_string().contains(ops), "{listed}");
@@ -384,13 +365,7 @@ async fn the_operational_application_is_not_reachable_through_the_application_ro
     app.post("/app", json!({ "name": "x", "uid": ops }), 422)
         .await;
     assert_eq!(receiver.count(), 0, "no forged operational event was sent");
-    assert_eq!(
-        app.get("/operational-webhook/endpoint", 200).await["data"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(operator_endpoints().await, 1);
 }
 
 /// Every byte the database files hold, main file and WAL.
