@@ -4,9 +4,9 @@
 //! flush the writer, checkpoint the WAL.
 
 use crate::config::Config;
-use crate::db::{admin as admin_db, tokens, Db, DbOptions};
+use crate::db::{DbOptions, Store};
 use crate::delivery::{client::Sender, ssrf::Guard, Dispatcher};
-use crate::domain::{ids, time::now_ms};
+use crate::domain::time::now_ms;
 use crate::http::{self, auth, State};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -44,7 +44,7 @@ impl Application {
         let lock = lock_data_dir(&cfg)?;
         let (main_key, key_source) =
             crate::main_key::load_or_create(&cfg).context("while loading the main key")?;
-        let db = Db::open(
+        let store = Store::open_sqlite(
             &DbOptions {
                 path: cfg.db_path(),
                 max_size_mib: cfg.database.max_size_mib,
@@ -57,48 +57,29 @@ impl Application {
         .with_context(|| {
             format!("while opening the database with the main key from {key_source}")
         })?;
-        let operational_app_id = db
-            .write(|c| crate::operational::ensure_app(c, now_ms()))
-            .await?;
-        let bootstrap_token = db
-            .write(|c| {
-                if tokens::count_active(c)? > 0 {
-                    return Ok(None);
-                }
-                let token = auth::generate_token();
-                tokens::insert(
-                    c,
-                    &ids::new_id(ids::TOKEN),
-                    "bootstrap",
-                    &auth::hash_token(&token),
-                    now_ms(),
-                )?;
-                Ok(Some(token))
-            })
-            .await?;
-        let setup_token = db
-            .write(|c| {
-                if admin_db::count_users(c)? > 0 {
-                    return Ok(None);
-                }
-                let token = http::admin::new_secret();
-                let now = now_ms();
-                let ttl = crate::domain::time::duration_ms(http::admin::SETUP_LINK_TTL);
-                admin_db::replace_setup_token(
-                    c,
-                    &http::admin::hash_secret(&token),
-                    now,
-                    now + ttl,
-                )?;
-                Ok(Some(token))
-            })
-            .await?;
+        let operational_app_id = store.ensure_operational_app(now_ms()).await?;
+        let bootstrap_token = {
+            let token = auth::generate_token();
+            store
+                .create_first_token("bootstrap", &auth::hash_token(&token), now_ms())
+                .await?
+                .map(|_| token)
+        };
+        let setup_token = {
+            let token = http::admin::new_secret();
+            let now = now_ms();
+            let ttl = crate::domain::time::duration_ms(http::admin::SETUP_LINK_TTL);
+            store
+                .replace_setup_token(&http::admin::hash_secret(&token), now, now + ttl)
+                .await?
+                .then_some(token)
+        };
 
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         let sender = Sender::new(&cfg.delivery, Guard::new(cfg.allow_destinations.clone()))?;
         let dispatcher = Dispatcher::start(
-            db.clone(),
+            store.clone(),
             sender,
             cfg.delivery.clone(),
             cfg.retry_schedule(),
@@ -106,11 +87,11 @@ impl Application {
             cancel.clone(),
         );
         let housekeeping_cfg = cfg.clone();
-        let (housekeeping_db, housekeeping_cancel) = (db.clone(), cancel.clone());
+        let (housekeeping_store, housekeeping_cancel) = (store.clone(), cancel.clone());
         let housekeeping_dispatcher = dispatcher.clone();
         tracker.spawn(async move {
             crate::housekeeping::run(
-                housekeeping_db,
+                housekeeping_store,
                 housekeeping_dispatcher,
                 &housekeeping_cfg,
                 housekeeping_cancel,
@@ -120,9 +101,9 @@ impl Application {
 
         let addr = listener.local_addr()?;
         let grace = cfg.shutdown_grace;
-        let console = http::admin::Console::new(&db.main_key);
+        let console = http::admin::Console::new(store.main_key());
         let state = web::Data::new(State {
-            db,
+            store,
             cfg: Arc::new(cfg),
             dispatcher,
             tokens: auth::TokenCache::default(),
@@ -272,7 +253,7 @@ async fn shutdown(
     if stuck {
         tracing::warn!("background tasks did not stop in time");
     }
-    state.db.close().await;
+    state.store.close().await;
     tracing::info!(
         deliveries_finished = in_time,
         secs = started.elapsed().as_secs_f64(),

@@ -170,8 +170,7 @@ pub fn admin(action: AdminAction, stdin: &mut dyn std::io::BufRead) -> anyhow::R
             let hash = password::hash(&pw).map_err(|e| anyhow::anyhow!(e))?;
             let cfg = args.config()?;
             cfg.ensure_data_dir()?;
-            let conn = db::open_direct(&cfg.db_path())?;
-            db::admin::insert_user(&conn, &username, &hash, time::now_ms())
+            db::commands::create_admin(&cfg.db_path(), &username, &hash, time::now_ms())
                 .context("while creating the admin")?;
             Ok(format!("created admin `{username}`"))
         }
@@ -182,8 +181,12 @@ pub fn admin(action: AdminAction, stdin: &mut dyn std::io::BufRead) -> anyhow::R
         } => {
             let pw = read_password(password_file.as_deref(), stdin)?;
             let hash = password::hash(&pw).map_err(|e| anyhow::anyhow!(e))?;
-            let conn = db::open_direct(&args.config()?.db_path())?;
-            let found = db::admin::set_password(&conn, &username, &hash, time::now_ms())?;
+            let found = db::commands::set_admin_password(
+                &args.config()?.db_path(),
+                &username,
+                &hash,
+                time::now_ms(),
+            )?;
             anyhow::ensure!(found, "no admin named `{username}`");
             Ok(format!(
                 "password of `{username}` changed; its sessions were ended"

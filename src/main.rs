@@ -3,7 +3,7 @@ use clap::Parser;
 use hookbox::app::Application;
 use hookbox::cli::{AdminAction, Cli, Command, ServeArgs, TokenAction};
 use hookbox::db;
-use hookbox::domain::{ids, time};
+use hookbox::domain::time;
 use hookbox::http::auth;
 
 /// A faster allocator than glibc's for many small, short-lived allocations across threads.
@@ -122,11 +122,9 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
         TokenAction::Create { name, args } => {
             let cfg = args.config()?;
             cfg.ensure_data_dir()?;
-            let conn = db::open_direct(&cfg.db_path())?;
             let token = auth::generate_token();
-            db::tokens::insert(
-                &conn,
-                &ids::new_id(ids::TOKEN),
+            db::commands::create_token(
+                &cfg.db_path(),
                 &name,
                 &auth::hash_token(&token),
                 time::now_ms(),
@@ -134,8 +132,7 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
             println!("{token}");
         }
         TokenAction::List { args } => {
-            let conn = db::open_direct(&args.config()?.db_path())?;
-            for t in db::tokens::list(&conn)? {
+            for t in db::commands::list_tokens(&args.config()?.db_path())? {
                 let state = if t.revoked_at.is_some() {
                     "revoked"
                 } else {
@@ -153,8 +150,8 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
             }
         }
         TokenAction::Revoke { id_or_name, args } => {
-            let conn = db::open_direct(&args.config()?.db_path())?;
-            let n = db::tokens::revoke(&conn, &id_or_name, time::now_ms())?;
+            let n =
+                db::commands::revoke_token(&args.config()?.db_path(), &id_or_name, time::now_ms())?;
             anyhow::ensure!(n > 0, "no active token named or with id `{id_or_name}`");
             println!("revoked {n} token(s)");
         }

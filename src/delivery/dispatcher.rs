@@ -11,8 +11,7 @@ use super::client::Sender;
 use super::pacing::{Admit, Pace, Pacing};
 use super::targets::Targets;
 use crate::config::DeliveryConfig;
-use crate::db::deliveries::{self, AttemptResult, Claimed, Outcome};
-use crate::db::Db;
+use crate::db::{AttemptResult, Claimed, Outcome, Store};
 use crate::domain::ids;
 use crate::domain::retry::RetrySchedule;
 use crate::metrics::{Counter, Histogram};
@@ -47,7 +46,7 @@ struct Loops {
 }
 
 struct Inner {
-    db: Db,
+    store: Store,
     sender: Sender,
     schedule: RetrySchedule,
     cfg: DeliveryConfig,
@@ -116,7 +115,7 @@ impl Dispatcher {
     /// Starts the scheduler and result loops on `tracker`. Cancelling `cancel` stops claiming;
     /// `shutdown` does that, waits for the deliveries in flight and ends both loops.
     pub fn start(
-        db: Db,
+        store: Store,
         sender: Sender,
         cfg: DeliveryConfig,
         schedule: RetrySchedule,
@@ -125,7 +124,7 @@ impl Dispatcher {
     ) -> Dispatcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
-            db,
+            store,
             sender,
             schedule,
             global: Arc::new(Semaphore::new(cfg.max_in_flight)),
@@ -233,7 +232,12 @@ impl Dispatcher {
         body: &Arc<str>,
         now: i64,
     ) -> crate::db::DbResult<Option<(String, super::client::Sent)>> {
-        let Some(target) = self.inner.targets.get(&self.inner.db, endpoint_id).await? else {
+        let Some(target) = self
+            .inner
+            .targets
+            .get(&self.inner.store, endpoint_id)
+            .await?
+        else {
             return Ok(None);
         };
         let sent = self.inner.sender.send(&target, msg_id, body, now).await;
@@ -263,8 +267,8 @@ impl Dispatcher {
         let now = inner.cfg.clock.now_ms();
         let lease_until = now + crate::domain::time::duration_ms(LEASE);
         let claimed = inner
-            .db
-            .write(move |c| deliveries::claim_due(c, now, CLAIM_BATCH, lease_until, &[]))
+            .store
+            .claim_due(now, CLAIM_BATCH, lease_until, Vec::new())
             .await?;
         let sends = claimed.iter().map(|c| {
             let (permits, pacing) = inner.enter(&c.endpoint_id);
@@ -357,7 +361,7 @@ impl Inner {
 
     /// The endpoint's sending details, or `None` when it is gone or cannot be read.
     async fn target(&self, endpoint_id: &str) -> Option<Arc<super::targets::Target>> {
-        match self.targets.get(&self.db, endpoint_id).await {
+        match self.targets.get(&self.store, endpoint_id).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(error = %e, endpoint = %endpoint_id, "cannot load endpoint; will retry after restart");
@@ -492,20 +496,14 @@ async fn record_results(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let (schedule, attempts, skipped) =
-            (inner.schedule.clone(), attempts.clone(), skipped.clone());
-        let clock = inner.cfg.clock.clone();
         let result = inner
-            .db
-            .write(move |c| {
-                let now = clock.now_ms();
-                for id in skipped.iter() {
-                    deliveries::skip(c, *id, now)?;
-                }
-                let rec = deliveries::record(c, &attempts, &schedule)?;
-                let announced = crate::operational::announce(c, &rec.notices, now)?;
-                Ok((rec, announced))
-            })
+            .store
+            .record_attempts(
+                attempts.clone(),
+                skipped.clone(),
+                inner.schedule.clone(),
+                inner.cfg.clock.clone(),
+            )
             .await;
         match result {
             Ok((rec, announced)) => {
@@ -531,7 +529,7 @@ async fn record_results(
 }
 
 async fn scheduler_loop(inner: Arc<Inner>) {
-    match inner.db.write(deliveries::release_all_leases).await {
+    match inner.store.release_all_leases().await {
         Ok(n) if n > 0 => tracing::info!(deliveries = n, "released leases of a previous run"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot release old leases"),
@@ -561,11 +559,7 @@ async fn scheduler_loop(inner: Arc<Inner>) {
                 .collect();
             let now = inner.cfg.clock.now_ms();
             let lease_until = now + crate::domain::time::duration_ms(LEASE);
-            match inner
-                .db
-                .write(move |c| deliveries::claim_due(c, now, limit, lease_until, &busy))
-                .await
-            {
+            match inner.store.claim_due(now, limit, lease_until, busy).await {
                 Ok(claimed) => {
                     full = claimed.len() == limit;
                     inner.dispatch(claimed);
@@ -581,7 +575,7 @@ async fn scheduler_loop(inner: Arc<Inner>) {
             inner.backlog.store(true, Ordering::Release);
             Duration::from_secs(60)
         } else {
-            match inner.db.read(deliveries::next_due).await {
+            match inner.store.next_due().await {
                 // Due but not claimed: every such delivery's endpoint is busy. Wait for a
                 // delivery to finish (which wakes us) rather than spin.
                 Ok(Some(due)) if due <= inner.cfg.clock.now_ms() => {

@@ -1,6 +1,6 @@
 //! What the dispatcher needs to send to an endpoint, cached and invalidated on change.
 
-use crate::db::{endpoints, Db, DbResult};
+use crate::db::{DbResult, Store};
 use crate::domain::signing::SigningKey;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,21 +53,13 @@ pub struct Targets {
 
 impl Targets {
     /// The endpoint's target, or `None` when the endpoint no longer exists.
-    pub async fn get(&self, db: &Db, endpoint_id: &str) -> DbResult<Option<Arc<Target>>> {
+    pub async fn get(&self, store: &Store, endpoint_id: &str) -> DbResult<Option<Arc<Target>>> {
         if let Some(t) = self.lock().get(endpoint_id) {
             return Ok(Some(t.clone()));
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let id = endpoint_id.to_owned();
-        let key = db.main_key.clone();
-        let loaded = db
-            .read(move |c| {
-                let Some(ep) = endpoints::get_by_id(c, &key, &id)? else {
-                    return Ok(None);
-                };
-                let secrets = endpoints::secrets(c, &key, &id, crate::domain::time::now_ms())?;
-                Ok(Some((ep, secrets)))
-            })
+        let loaded = store
+            .endpoint_for_sending(endpoint_id, crate::domain::time::now_ms())
             .await?;
         let Some((ep, secrets)) = loaded else {
             return Ok(None);

@@ -62,6 +62,13 @@ pub fn transition(
     }
 }
 
+/// Percentage of `ok` among `ok + bad`, or `None` when both are 0.
+pub fn success_rate(ok: i64, bad: i64) -> Option<f64> {
+    let total = ok + bad;
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    (total > 0).then(|| 100.0 * ok as f64 / total as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Bearer-token authentication against hashed API tokens.
 
 use super::error::ApiError;
-use crate::db::{tokens, Db};
+use crate::db::Store;
 use crate::domain::time::now_ms;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,7 +44,7 @@ impl actix_web::FromRequest for Caller {
             None => {
                 let header = header.map(str::to_owned);
                 Either::Right(Box::pin(async move {
-                    st.tokens.authenticate(&st.db, header.as_deref()).await
+                    st.tokens.authenticate(&st.store, header.as_deref()).await
                 }))
             }
         }
@@ -91,7 +91,11 @@ impl TokenCache {
     }
 
     /// Checks an `Authorization` header value.
-    pub async fn authenticate(&self, db: &Db, header: Option<&str>) -> Result<Caller, ApiError> {
+    pub async fn authenticate(
+        &self,
+        store: &Store,
+        header: Option<&str>,
+    ) -> Result<Caller, ApiError> {
         let hash = hash_token(bearer(header)?);
         let cached = self
             .lock()
@@ -101,14 +105,7 @@ impl TokenCache {
         let id = match cached {
             Some(id) => id,
             None => {
-                let h = hash.clone();
-                let id = db.read(move |c| tokens::find_active(c, &h)).await?;
-                if let Some(id) = &id {
-                    let touched = id.clone();
-                    let _ = db
-                        .write(move |c| tokens::touch(c, &touched, now_ms()))
-                        .await;
-                }
+                let id = store.token_by_hash(&hash, now_ms()).await?;
                 let mut map = self.lock();
                 if map.len() >= CACHE_MAX {
                     map.clear();

@@ -3,7 +3,6 @@
 
 use super::error::ApiError;
 use super::Data;
-use crate::db::stats;
 use crate::domain::time::now_ms;
 use crate::metrics::{Counter, Exposition, Gauge, Histogram};
 use actix_web::HttpResponse;
@@ -30,10 +29,10 @@ impl Default for HttpMetrics {
 }
 
 pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
-    let g = st.db.read(|c| stats::gauges(c, now_ms())).await?;
+    let g = st.store.gauges(now_ms()).await?;
     let m = &st.metrics;
     let d = st.dispatcher.counters();
-    let w = st.db.writer.stats();
+    let w = st.store.writer_stats();
     let mut e = Exposition::default();
     e.counter(
         "hookbox_messages_ingested_total",

@@ -10,13 +10,13 @@ pub mod metrics;
 pub mod request_id;
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::Store;
 use crate::delivery::Dispatcher;
 use std::sync::Arc;
 
 /// Everything a handler needs, shared by all workers.
 pub struct State {
-    pub db: Db,
+    pub store: Store,
     pub cfg: Arc<Config>,
     pub dispatcher: Dispatcher,
     pub tokens: auth::TokenCache,

@@ -1,29 +1,22 @@
 //! Endpoints: what changes their state.
 
-use crate::db::apps::App;
-use crate::db::endpoints::{self, Endpoint};
-use crate::db::{admin::TestSend, deliveries::Notice, event_types::EventType, Db, DbResult};
+use crate::db::{App, DbResult, Endpoint, EventType, Health, Store, TestSend};
 use crate::delivery::Dispatcher;
 use crate::domain::ids;
 use crate::domain::signing::SigningKey;
 use crate::domain::time::now_ms;
-use crate::operational;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Stores a new endpoint with its (encrypted) signing key and announces `endpoint.created`.
 pub async fn create(
-    db: &Db,
+    store: &Store,
     dispatcher: &Dispatcher,
     ep: Endpoint,
     key: SigningKey,
 ) -> DbResult<()> {
-    let main_key = db.main_key.clone();
-    let announced = db
-        .write(move |c| {
-            endpoints::insert(c, &main_key, &ep, &key.to_secret_string())?;
-            operational::endpoint_event(c, "endpoint.created", &ep.id, now_ms())
-        })
+    let announced = store
+        .create_endpoint(ep, key.to_secret_string(), now_ms())
         .await?;
     if announced {
         dispatcher.wake();
@@ -38,47 +31,26 @@ pub const API_DISABLED: &str = "disabled through the API";
 /// from what is stored, the endpoint is disabled (with the effects of every other way of
 /// disabling: reason and time recorded, pending deliveries skipped, `endpoint.disabled`
 /// announced) or enabled.
-pub async fn update(db: &Db, dispatcher: &Dispatcher, ep: Endpoint) -> DbResult<()> {
-    let (id, key) = (ep.id.clone(), db.main_key.clone());
-    let announced = db
-        .write(move |c| {
-            let now = now_ms();
-            let was_disabled = endpoints::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
-            endpoints::update(c, &key, &ep)?;
-            let mut notices = Vec::new();
-            if ep.disabled && !was_disabled {
-                let reason = ep
-                    .disabled_reason
-                    .clone()
-                    .unwrap_or_else(|| API_DISABLED.to_owned());
-                if endpoints::disable(c, &ep.id, &reason, now)? {
-                    notices.push(Notice::Disabled {
-                        endpoint_id: ep.id.clone(),
-                        reason,
-                        at: now,
-                    });
-                }
-            } else if !ep.disabled && was_disabled {
-                endpoints::enable(c, &ep.id, now)?;
-            }
-            let updated = operational::endpoint_event(c, "endpoint.updated", &ep.id, now)?;
-            Ok(operational::announce(c, &notices, now)? || updated)
-        })
-        .await?;
+pub async fn update(store: &Store, dispatcher: &Dispatcher, ep: Endpoint) -> DbResult<()> {
+    let id = ep.id.clone();
+    let reason = ep
+        .disabled_reason
+        .clone()
+        .unwrap_or_else(|| API_DISABLED.to_owned());
+    let announced = store.update_endpoint(ep, reason, now_ms()).await?;
     settle(dispatcher, &id, true, announced);
     Ok(())
 }
 
 /// Deletes an endpoint (its deliveries and attempts go with it) and announces
 /// `endpoint.deleted`.
-pub async fn delete(db: &Db, dispatcher: &Dispatcher, app: App, ep: &Endpoint) -> DbResult<()> {
-    let (id, uid) = (ep.id.clone(), ep.uid.clone());
-    let announced = db
-        .write(move |c| {
-            endpoints::delete(c, &id)?;
-            operational::endpoint_deleted(c, &app, &id, uid.as_deref(), now_ms())
-        })
-        .await?;
+pub async fn delete(
+    store: &Store,
+    dispatcher: &Dispatcher,
+    app: App,
+    ep: &Endpoint,
+) -> DbResult<()> {
+    let announced = store.delete_endpoint(app, ep, now_ms()).await?;
     settle(dispatcher, &ep.id, true, announced);
     Ok(())
 }
@@ -95,7 +67,7 @@ pub struct TestOutcome {
 /// the attempt (trigger "test"), kept as long as the application's payloads (else
 /// `default_retention`). `None` when the endpoint is gone.
 pub async fn send_test(
-    db: &Db,
+    store: &Store,
     dispatcher: &Dispatcher,
     default_retention: Duration,
     app: &App,
@@ -130,9 +102,7 @@ pub async fn send_test(
         error: sent.error,
         at: now,
     };
-    let stored = record.clone();
-    db.write(move |c| crate::db::admin::record_test_send(c, &stored))
-        .await?;
+    store.record_test_send(record.clone()).await?;
     Ok(Some(TestOutcome {
         record,
         refused_detail,
@@ -161,73 +131,71 @@ pub fn example_payload(et: &EventType, index: usize) -> String {
 /// recorded, its pending deliveries skipped (Enable can replay them), `endpoint.disabled`
 /// announced, its cached sending details dropped. `false` when it was disabled already.
 pub async fn disable(
-    db: &Db,
+    store: &Store,
     dispatcher: &Dispatcher,
     endpoint_id: &str,
     reason: String,
 ) -> DbResult<bool> {
-    let id = endpoint_id.to_owned();
-    let (changed, announced) = db
-        .write(move |c| {
-            let now = now_ms();
-            if !endpoints::disable(c, &id, &reason, now)? {
-                return Ok((false, false));
-            }
-            let notice = Notice::Disabled {
-                endpoint_id: id,
-                reason,
-                at: now,
-            };
-            Ok((true, crate::operational::announce(c, &[notice], now)?))
-        })
+    let (changed, announced) = store
+        .disable_endpoints(vec![(endpoint_id.to_owned(), reason)], now_ms())
         .await?;
+    let changed = !changed.is_empty();
     settle(dispatcher, endpoint_id, changed, announced);
     Ok(changed)
+}
+
+/// Disables every endpoint whose every attempt has failed for `after` ms (the auto-disable
+/// rule), with the effects of [`disable`]; returns their ids.
+pub async fn disable_failing(
+    store: &Store,
+    dispatcher: &Dispatcher,
+    after: i64,
+) -> DbResult<Vec<String>> {
+    let period =
+        humantime::format_duration(Duration::from_millis(u64::try_from(after).unwrap_or(0)))
+            .to_string();
+    let reason = move |since: i64| {
+        format!(
+            "every delivery failed for {period} (since {})",
+            crate::domain::time::format_ms(since)
+        )
+    };
+    let now = now_ms();
+    let (dead, announced) = store
+        .disable_failing_endpoints(now - after, reason, now)
+        .await?;
+    for id in &dead {
+        dispatcher.endpoint_changed(id);
+    }
+    if announced {
+        dispatcher.wake();
+    }
+    Ok(dead)
 }
 
 /// Enables an endpoint and, with `replay`, queues what it missed while disabled (what was
 /// skipped since then; never messages from before it existed). Returns how many were queued.
 pub async fn enable(
-    db: &Db,
+    store: &Store,
     dispatcher: &Dispatcher,
     ep: &Endpoint,
     replay: bool,
 ) -> DbResult<usize> {
-    let mut ep = ep.clone();
-    let id = ep.id.clone();
-    let replayed = db
-        .write(move |c| {
-            let now = now_ms();
-            let since = crate::db::admin::first_skipped_at(c, &ep.id)?
-                .into_iter()
-                .chain(ep.disabled_at)
-                .min()
-                .unwrap_or(now)
-                .max(ep.created_at);
-            endpoints::enable(c, &ep.id, now)?;
-            ep.disabled = false;
-            if replay {
-                crate::db::deliveries::replay_missing(c, &ep, since, None, now)
-            } else {
-                Ok(0)
-            }
-        })
-        .await?;
-    settle(dispatcher, &id, true, replayed > 0);
+    let replayed = store.enable_endpoint(ep, replay, now_ms()).await?;
+    settle(dispatcher, &ep.id, true, replayed > 0);
     Ok(replayed)
 }
 
 /// Failed deliveries of an endpoint in a time window get a fresh retry schedule; how many.
 pub async fn recover(
-    db: &Db,
+    store: &Store,
     dispatcher: &Dispatcher,
     endpoint_id: &str,
     since: i64,
     until: Option<i64>,
 ) -> DbResult<usize> {
-    let id = endpoint_id.to_owned();
-    let n = db
-        .write(move |c| crate::db::deliveries::recover(c, &id, since, until, now_ms()))
+    let n = store
+        .recover_endpoint(endpoint_id, since, until, now_ms())
         .await?;
     settle(dispatcher, endpoint_id, false, n > 0);
     Ok(n)
@@ -236,16 +204,13 @@ pub async fn recover(
 /// Queues the messages of a time window that the endpoint never got (it was disabled, or
 /// did not exist yet); how many.
 pub async fn replay_missing(
-    db: &Db,
+    store: &Store,
     dispatcher: &Dispatcher,
     ep: &Endpoint,
     since: i64,
     until: Option<i64>,
 ) -> DbResult<usize> {
-    let e = ep.clone();
-    let n = db
-        .write(move |c| crate::db::deliveries::replay_missing(c, &e, since, until, now_ms()))
-        .await?;
+    let n = store.replay_missing(ep, since, until, now_ms()).await?;
     settle(dispatcher, &ep.id, false, n > 0);
     Ok(n)
 }
@@ -262,7 +227,7 @@ pub enum Status {
 }
 
 /// The one rule for an endpoint's status, from its attempts in a window.
-pub fn status(ep: &Endpoint, h: &crate::db::admin::Health) -> Status {
+pub fn status(ep: &Endpoint, h: &Health) -> Status {
     if ep.disabled {
         Status::Disabled
     } else if h.last_failed {
@@ -279,15 +244,15 @@ pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Makes `secret` the endpoint's signing key; the previous one keeps signing for `grace`.
 pub async fn rotate_secret(
-    db: &Db,
+    store: &Store,
     dispatcher: &Dispatcher,
     endpoint_id: &str,
     secret: String,
     grace: Duration,
 ) -> DbResult<()> {
-    let (id, main_key) = (endpoint_id.to_owned(), db.main_key.clone());
     let grace_ms = crate::domain::time::duration_ms(grace.min(MAX_ROTATION_GRACE));
-    db.write(move |c| endpoints::rotate_secret(c, &main_key, &id, &secret, grace_ms, now_ms()))
+    store
+        .rotate_secret(endpoint_id, secret, grace_ms, now_ms())
         .await?;
     settle(dispatcher, endpoint_id, true, false);
     Ok(())
@@ -310,7 +275,7 @@ impl From<crate::db::DbError> for ResendError {
 /// One more attempt of a message at an endpoint, now (manual trigger; a failure does not
 /// start a new retry schedule).
 pub async fn resend(
-    db: &Db,
+    store: &Store,
     dispatcher: &Dispatcher,
     max_attempts: u32,
     msg_id: &str,
@@ -319,9 +284,7 @@ pub async fn resend(
     if ep.disabled {
         return Err(ResendError::Disabled);
     }
-    let (msg, id) = (msg_id.to_owned(), ep.id.clone());
-    db.write(move |c| crate::db::deliveries::resend(c, &msg, &id, max_attempts, now_ms()))
-        .await?;
+    store.resend(msg_id, &ep.id, max_attempts, now_ms()).await?;
     dispatcher.wake();
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! The event catalog: its rules, written once for the API and the console.
 
-use crate::db::event_types::{self, EventType};
-use crate::db::{Db, DbResult};
+use crate::db::{DbResult, EventType, Store};
 use crate::domain::validate::is_valid_event_type;
 use serde_json::Value;
 
@@ -82,20 +81,8 @@ pub fn check(t: &EventType) -> Result<(), FieldError> {
 
 /// Stores a new event type, or brings back an archived one of that name (keeping when it
 /// was first created), as Svix does. `None` when a live one has the name.
-pub async fn create(db: &Db, t: EventType) -> DbResult<Option<EventType>> {
-    db.write(move |c| match event_types::get(c, &t.name)? {
-        Some(old) if old.archived => {
-            let revived = EventType {
-                created_at: old.created_at,
-                ..t
-            };
-            event_types::update(c, &revived)?;
-            Ok(Some(revived))
-        }
-        Some(_) => Ok(None),
-        None => event_types::insert(c, &t).map(|()| Some(t)),
-    })
-    .await
+pub async fn create(store: &Store, t: EventType) -> DbResult<Option<EventType>> {
+    store.create_event_type(t).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Customer portal links: expiring links that open one application's webhook pages.
 
-use crate::db::{portal, Db, DbResult};
+use crate::db::{DbResult, PortalLink, Store};
 use crate::domain::secrets::{hash_secret, new_secret};
 use crate::domain::time::now_ms;
 use std::time::Duration;
@@ -14,7 +14,7 @@ pub const OPEN_PATH: &str = "/portal/open/";
 /// A new link for `app_id`, valid for `ttl` (at most [`MAX_TTL`]): the secret token, which is
 /// stored only hashed.
 pub async fn create_link(
-    db: &Db,
+    store: &Store,
     app_id: &str,
     ttl: Duration,
     read_only: bool,
@@ -22,13 +22,13 @@ pub async fn create_link(
     let token = new_secret();
     let now = now_ms();
     let ttl_ms = crate::domain::time::duration_ms(ttl.min(MAX_TTL));
-    let link = portal::Link {
+    let link = PortalLink {
         token_hash: hash_secret(&token),
         app_id: app_id.to_owned(),
         read_only,
         created_at: now,
         expires_at: now + ttl_ms,
     };
-    db.write(move |c| portal::insert_link(c, &link)).await?;
+    store.create_portal_link(link).await?;
     Ok(token)
 }

@@ -112,3 +112,40 @@ fn sqlite_stays_in_storage() {
     }
     assert!(hits.is_empty(), "SQLite outside src/db:\n{hits:#?}");
 }
+
+#[test]
+fn sql_lives_in_the_sqlite_backend_and_the_store_is_the_way_in() {
+    let root = src();
+    let mut hits = Vec::new();
+    for file in rust_files(&root) {
+        let name = file.strip_prefix(&root).unwrap().display().to_string();
+        if name.starts_with("db/sqlite/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            let sql = [
+                "SELECT ",
+                "INSERT INTO",
+                "DELETE FROM",
+                "UPDATE ",
+                "PRAGMA ",
+            ]
+            .iter()
+            .any(|w| code.contains(&format!("\"{w}")));
+            // Work run on the writer thread or a reader: only the SQLite backend does that.
+            let outside = !name.starts_with("db/");
+            let closure =
+                outside && (code.contains(".write(move |") || code.contains(".read(move |"));
+            let backend = outside && code.contains("db::sqlite");
+            if sql || closure || backend {
+                hits.push(format!("{name}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "SQL outside src/db/sqlite, or storage reached around the Store:\n{hits:#?}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Applications: list, create, delete (after a confirmation page).
 
 use super::{admin, admin_post, page, page_with, path, redirect, when, Chrome, ConsoleError};
-use crate::db::{admin as admin_db, apps as app_db, DbError, PageQuery};
+use crate::db::{App, DbError, PageQuery};
 use crate::http::api::{new_app, ApplicationIn};
 use crate::http::error::ApiError;
 use crate::http::Data;
@@ -42,27 +42,23 @@ async fn rows(
         before: None,
         descending: false,
     };
-    st.db
-        .read(move |c| {
-            let page = app_db::list(c, &q, crate::operational::APP_UID)?;
-            let next = page.next_key(|a| a.id.clone());
-            let rows = page
-                .items
-                .into_iter()
-                .map(|a| {
-                    Ok(AppRow {
-                        endpoints: admin_db::count_endpoints(c, &a.id)?,
-                        created: when(a.created_at),
-                        uid: a.uid.unwrap_or_default(),
-                        id: a.id,
-                        name: a.name,
-                    })
-                })
-                .collect::<Result<Vec<_>, DbError>>()?;
-            Ok((rows, next))
+    let page = st
+        .store
+        .apps_with_endpoint_counts(&q, crate::operational::APP_UID)
+        .await?;
+    let next = page.next_key(|(a, _)| a.id.clone());
+    let rows = page
+        .items
+        .into_iter()
+        .map(|(a, endpoints)| AppRow {
+            endpoints,
+            created: when(a.created_at),
+            uid: a.uid.unwrap_or_default(),
+            id: a.id,
+            name: a.name,
         })
-        .await
-        .map_err(Into::into)
+        .collect();
+    Ok((rows, next))
 }
 
 pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
@@ -114,19 +110,16 @@ pub async fn create(
         payload_retention_period: None,
     };
     let result = match new_app(input) {
-        Ok(app) => {
-            let saved = app.clone();
-            match st.db.write(move |c| app_db::insert(c, &saved)).await {
-                Ok(()) => {
-                    return Ok(redirect(&format!(
-                        "/admin/apps/{}/webhooks?ok=app-created",
-                        app.id
-                    )))
-                }
-                Err(DbError::Conflict(m)) => (None, Some(m)),
-                Err(e) => return Err(e.into()),
+        Ok(app) => match st.store.create_app(app.clone()).await {
+            Ok(()) => {
+                return Ok(redirect(&format!(
+                    "/admin/apps/{}/webhooks?ok=app-created",
+                    app.id
+                )))
             }
-        }
+            Err(DbError::Conflict(m)) => (None, Some(m)),
+            Err(e) => return Err(e.into()),
+        },
         Err(e) => (field_error(&e, "name"), field_error(&e, "uid")),
     };
     let (apps, next) = rows(&st, None).await?;
@@ -146,10 +139,10 @@ pub async fn create(
 }
 
 /// The application named in the path (by id or uid).
-pub(super) async fn find_app(st: &Data, req: &HttpRequest) -> Result<app_db::App, ConsoleError> {
-    let key = path(req, "app_id")?.to_owned();
-    st.db
-        .read(move |c| app_db::get(c, &key))
+pub(super) async fn find_app(st: &Data, req: &HttpRequest) -> Result<App, ConsoleError> {
+    let key = path(req, "app_id")?;
+    st.store
+        .app(key)
         .await?
         .ok_or(ConsoleError::NotFound("application"))
 }
@@ -172,7 +165,7 @@ pub async fn operational(st: Data, req: HttpRequest) -> Result<HttpResponse, Con
 }
 
 /// The application in the path, unless it is hookbox's own (not renamed nor deleted).
-pub(super) async fn user_app(st: &Data, req: &HttpRequest) -> Result<app_db::App, ConsoleError> {
+pub(super) async fn user_app(st: &Data, req: &HttpRequest) -> Result<App, ConsoleError> {
     Some(find_app(st, req).await?)
         .filter(|a| !a.is_operational())
         .ok_or(ConsoleError::NotFound("application"))
@@ -182,18 +175,14 @@ pub(super) async fn user_app(st: &Data, req: &HttpRequest) -> Result<app_db::App
 #[template(path = "admin/apps/delete.html")]
 struct DeletePage {
     chrome: Chrome,
-    app: app_db::App,
+    app: App,
     endpoints: i64,
 }
 
 pub async fn confirm_delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let app = user_app(&st, &req).await?;
-    let id = app.id.clone();
-    let endpoints = st
-        .db
-        .read(move |c| admin_db::count_endpoints(c, &id))
-        .await?;
+    let endpoints = st.store.count_endpoints(&app.id).await?;
     page(&DeletePage {
         chrome: admin.chrome("apps"),
         app,
@@ -208,7 +197,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ConsoleError> {
     admin_post(&st, &req, &body).await?;
     let app = user_app(&st, &req).await?;
-    crate::service::apps::delete(&st.db, &st.dispatcher, &app).await?;
+    crate::service::apps::delete(&st.store, &st.dispatcher, &app).await?;
     Ok(redirect("/admin/apps?ok=app-deleted"))
 }
 
@@ -216,7 +205,7 @@ pub async fn delete(
 #[template(path = "admin/apps/settings.html")]
 struct SettingsPage {
     chrome: Chrome,
-    app: app_db::App,
+    app: App,
     name: String,
     uid: String,
     retention: String,
@@ -274,14 +263,14 @@ pub async fn rename(
     });
     let mut errors = (None, None, days.err());
     if let Some(Ok(fresh)) = checked {
-        let updated = app_db::App {
+        let updated = App {
             name: fresh.name,
             uid: fresh.uid,
             retention_ms: fresh.retention_ms,
             updated_at: fresh.updated_at,
             ..app.clone()
         };
-        match st.db.write(move |c| app_db::update(c, &updated)).await {
+        match st.store.update_app(updated).await {
             Ok(()) => {
                 return Ok(redirect(&format!(
                     "/admin/apps/{}/settings?ok=app-saved",

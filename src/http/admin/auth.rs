@@ -4,7 +4,6 @@ use super::{
     admin, admin_post, cookie, hash_secret, idle_ms, is_https, page, page_with, redirect,
     safe_next, same, ConsoleError, Form, COOKIE,
 };
-use crate::db::admin as admin_db;
 use crate::domain::password;
 use crate::domain::time::now_ms;
 use crate::http::Data;
@@ -121,11 +120,7 @@ pub async fn login(
         }
         None => None,
     };
-    let name = username.clone();
-    let user = st
-        .db
-        .read(move |c| admin_db::user_by_name(c, &name))
-        .await?;
+    let user = st.store.admin_by_name(&username).await?;
     let hash = user.as_ref().map_or_else(
         || st.console.dummy_hash.clone(),
         |u| u.password_hash.clone(),
@@ -159,8 +154,8 @@ async fn start_session(
 ) -> Result<HttpResponse, ConsoleError> {
     let sid = new_secret();
     let (hash, csrf, now) = (hash_secret(&sid), new_secret(), now_ms());
-    st.db
-        .write(move |c| admin_db::insert_session(c, &hash, &user_id, &csrf, now, now + idle_ms()))
+    st.store
+        .create_admin_session(&hash, &user_id, &csrf, now, now + idle_ms())
         .await?;
     let mut res = redirect(then);
     set_cookie(&mut res, &sid, None, is_https(req));
@@ -190,10 +185,7 @@ pub async fn logout(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, _) = admin_post(&st, &req, &body).await?;
-    let hash = admin.session_hash;
-    st.db
-        .write(move |c| admin_db::delete_session(c, &hash))
-        .await?;
+    st.store.end_admin_session(&admin.session_hash).await?;
     let mut res = redirect("/admin/login");
     set_cookie(&mut res, "", Some(0), is_https(&req));
     Ok(res)
@@ -216,12 +208,7 @@ pub async fn setup_form(st: Data, req: HttpRequest) -> Result<HttpResponse, Cons
     let token = q.str("token").unwrap_or_default().to_owned();
     let hash = hash_secret(&token);
     let now = now_ms();
-    let valid = st
-        .db
-        .read(move |c| {
-            Ok(admin_db::count_users(c)? == 0 && admin_db::setup_token_valid(c, &hash, now)?)
-        })
-        .await?;
+    let valid = st.store.setup_token_usable(&hash, now).await?;
     if !valid {
         return Err(ConsoleError::Gone(SETUP_GONE.into()));
     }
@@ -272,14 +259,8 @@ pub async fn setup(
     let token_hash = hash_secret(&token);
     let now = now_ms();
     let user_id = st
-        .db
-        .write(move |c| {
-            if admin_db::count_users(c)? > 0 || !admin_db::consume_setup_token(c, &token_hash, now)?
-            {
-                return Ok(None);
-            }
-            admin_db::insert_user(c, &username, &hash, now).map(Some)
-        })
+        .store
+        .create_first_admin(&token_hash, &username, &hash, now)
         .await?
         .ok_or_else(|| ConsoleError::Gone(SETUP_GONE.into()))?;
     start_session(&st, &req, user_id, "/admin").await

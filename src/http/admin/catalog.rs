@@ -1,10 +1,9 @@
 //! The event catalog (list, create, edit, archive) and API tokens.
 
 use super::{admin, admin_post, page, page_with, redirect, when, Chrome, ConsoleError, Form};
-use crate::db::event_types::{self, EventType};
-use crate::db::tokens;
+use crate::db::EventType;
+use crate::domain::time::now_ms;
 use crate::domain::validate::{is_valid_event_type, too_deep, MAX_JSON_DEPTH};
-use crate::domain::{ids, time::now_ms};
 use crate::http::auth::{generate_token, hash_token};
 use crate::http::Data;
 use actix_web::http::StatusCode;
@@ -227,7 +226,7 @@ pub async fn create_event_type(
         let chrome = admin.chrome("catalog");
         return catalog_page(&st, chrome, StatusCode::UNPROCESSABLE_ENTITY, f).await;
     }
-    let created = crate::service::event_types::create(&st.db, t)
+    let created = crate::service::event_types::create(&st.store, t)
         .await?
         .is_some();
     if !created {
@@ -257,8 +256,8 @@ async fn find_type(st: &Data, req: &HttpRequest) -> Result<EventType, ConsoleErr
     if !is_valid_event_type(&name) {
         return Err(ConsoleError::NotFound("event type"));
     }
-    st.db
-        .read(move |c| event_types::get(c, &name))
+    st.store
+        .event_type(&name)
         .await?
         .ok_or(ConsoleError::NotFound("event type"))
 }
@@ -314,9 +313,7 @@ pub async fn update_event_type(
             },
         );
     }
-    st.db
-        .write(move |c| event_types::update(c, &updated))
-        .await?;
+    st.store.update_event_type(updated).await?;
     Ok(redirect(&link))
 }
 
@@ -342,9 +339,7 @@ pub async fn archive_event_type(
         updated_at: now_ms(),
         ..t
     };
-    st.db
-        .write(move |c| event_types::update(c, &updated))
-        .await?;
+    st.store.update_event_type(updated).await?;
     Ok(redirect(&link))
 }
 
@@ -368,7 +363,7 @@ struct TokensPage {
 }
 
 async fn token_rows(st: &Data) -> Result<Vec<TokenRow>, ConsoleError> {
-    let list = st.db.read(tokens::list).await?;
+    let list = st.store.tokens().await?;
     Ok(list
         .into_iter()
         .rev()
@@ -416,9 +411,8 @@ pub async fn create_token(
         );
     }
     let token = generate_token();
-    let (hash, n) = (hash_token(&token), name.clone());
-    st.db
-        .write(move |c| tokens::insert(c, &ids::new_id(ids::TOKEN), &n, &hash, now_ms()))
+    st.store
+        .create_token(&name, &hash_token(&token), now_ms())
         .await?;
     page(&TokensPage {
         chrome: admin.chrome("tokens"),
@@ -435,14 +429,11 @@ pub async fn revoke_token(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     admin_post(&st, &req, &body).await?;
-    let id = super::path(&req, "token_id")?.to_owned();
+    let id = super::path(&req, "token_id")?;
     if !id.starts_with("tok_") {
         return Err(ConsoleError::NotFound("token"));
     }
-    let n = st
-        .db
-        .write(move |c| tokens::revoke(c, &id, now_ms()))
-        .await?;
+    let n = st.store.revoke_token(id, now_ms()).await?;
     if n == 0 {
         return Err(ConsoleError::NotFound("token"));
     }

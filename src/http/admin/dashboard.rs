@@ -1,7 +1,7 @@
 //! The dashboard: the last 24 hours at a glance, with an hourly bar chart (server-side SVG).
 
 use super::{admin, page, percent, Chrome, ConsoleError};
-use crate::db::admin::{self as admin_db, Activity, Totals};
+use crate::db::{Activity, Dashboard, Totals};
 use crate::domain::time::now_ms;
 use crate::http::Data;
 use actix_web::{HttpRequest, HttpResponse};
@@ -94,16 +94,14 @@ pub fn bars(a: &Activity, now: i64) -> Vec<Bar> {
 pub async fn show(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let now = now_ms();
-    let (totals, activity, troubled, failures) = st
-        .db
-        .read(move |c| {
-            Ok((
-                admin_db::totals(c, crate::operational::APP_UID)?,
-                admin_db::activity(c, now - 24 * HOUR)?,
-                admin_db::troubled(c, crate::operational::APP_UID, 20)?,
-                admin_db::recent_failures(c, now - 24 * HOUR, 10)?,
-            ))
-        })
+    let Dashboard {
+        totals,
+        activity,
+        troubled,
+        failures,
+    } = st
+        .store
+        .dashboard(crate::operational::APP_UID, now - 24 * HOUR)
         .await?;
     let troubled = troubled
         .into_iter()
@@ -133,7 +131,7 @@ pub async fn show(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
             time: super::when(f.at),
         })
         .collect();
-    let rate = admin_db::success_rate(activity.succeeded, activity.failed);
+    let rate = crate::domain::delivery::success_rate(activity.succeeded, activity.failed);
     page(&DashboardPage {
         chrome: admin.chrome("dashboard"),
         totals,

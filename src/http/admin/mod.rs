@@ -19,7 +19,6 @@ pub use throttle::Console;
 use throttle::LOGIN_SLOWDOWN;
 
 use super::Data;
-use crate::db::admin as admin_db;
 use crate::db::DbError;
 use crate::domain::time::now_ms;
 use actix_web::http::{header, StatusCode};
@@ -188,15 +187,14 @@ pub(super) async fn admin(st: &Data, req: &HttpRequest) -> Result<Admin, Console
     let hash = hash_secret(&cookie);
     let now = now_ms();
     let session = st
-        .db
-        .read(move |c| admin_db::session(c, &hash, now))
+        .store
+        .admin_session(&hash, now)
         .await?
         .ok_or_else(login)?;
     // Extending the idle timeout costs a write: once a minute is precise enough.
     if now - session.last_seen_at > 60_000 {
-        let h = session.id_hash.clone();
-        st.db
-            .write(move |c| admin_db::touch_session(c, &h, now, now + idle_ms()))
+        st.store
+            .touch_admin_session(&session.id_hash, now, now + idle_ms())
             .await?;
     }
     Ok(Admin {

@@ -7,7 +7,7 @@ use super::{
     admin, admin_post, cookie, hash_secret, idle_ms, is_https, page, redirect, when, Admin, Chrome,
     ConsoleError, Portal, PORTAL_ROOT,
 };
-use crate::db::{apps as app_db, portal as portal_db};
+use crate::db::App;
 use crate::domain::time::now_ms;
 use crate::http::Data;
 use actix_web::http::header;
@@ -28,14 +28,8 @@ pub(super) async fn session(st: &Data, req: &HttpRequest) -> Result<Admin, Conso
     let hash = hash_secret(&cookie);
     let now = now_ms();
     let (session, app) = st
-        .db
-        .read(move |c| {
-            let Some(s) = portal_db::session(c, &hash, now)? else {
-                return Ok(None);
-            };
-            let app = app_db::get(c, &s.app_id)?;
-            Ok(app.map(|a| (s, a)))
-        })
+        .store
+        .portal_session(&hash, now)
         .await?
         .ok_or_else(expired)?;
     // One application only: every portal page names it in its path, by id.
@@ -43,12 +37,9 @@ pub(super) async fn session(st: &Data, req: &HttpRequest) -> Result<Admin, Conso
         return Err(ConsoleError::NotFound("page"));
     }
     if now - session.last_seen_at > 60_000 {
-        let (h, until) = (
-            session.id_hash.clone(),
-            (now + idle_ms()).min(session.link_expires_at),
-        );
-        st.db
-            .write(move |c| portal_db::touch_session(c, &h, now, until))
+        let until = (now + idle_ms()).min(session.link_expires_at);
+        st.store
+            .touch_portal_session(&session.id_hash, now, until)
             .await?;
     }
     Ok(Admin {
@@ -75,17 +66,12 @@ pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     }
     let hash = hash_secret(token);
     let now = now_ms();
-    let link = st
-        .db
-        .read(move |c| portal_db::link(c, &hash, now))
-        .await?
-        .ok_or_else(gone)?;
+    let link = st.store.portal_link(&hash, now).await?.ok_or_else(gone)?;
     let sid = super::new_secret();
     let (sid_hash, csrf) = (hash_secret(&sid), super::new_secret());
     let until = (now + idle_ms()).min(link.expires_at);
-    let link_hash = link.token_hash.clone();
-    st.db
-        .write(move |c| portal_db::insert_session(c, &sid_hash, &link_hash, &csrf, now, until))
+    st.store
+        .create_portal_session(&sid_hash, &link.token_hash, &csrf, now, until)
         .await?;
     let mut res = redirect(&format!("{PORTAL_ROOT}/apps/{}/webhooks", link.app_id));
     // In an iframe on another site the cookie is a third-party one: it needs SameSite=None,
@@ -113,7 +99,7 @@ pub struct LinkRow {
 #[template(path = "admin/apps/portal.html")]
 struct LinksPage {
     chrome: Chrome,
-    app: app_db::App,
+    app: App,
     links: Vec<LinkRow>,
     /// A link just made: shown this once.
     created: Option<String>,
@@ -131,10 +117,9 @@ async fn links_page(
     created: Option<String>,
 ) -> Result<HttpResponse, ConsoleError> {
     let app = find_app(st, req).await?;
-    let (id, now) = (app.id.clone(), now_ms());
     let links = st
-        .db
-        .read(move |c| portal_db::live_links(c, &id, now))
+        .store
+        .live_portal_links(&app.id, now_ms())
         .await?
         .into_iter()
         .map(|l| LinkRow {
@@ -179,7 +164,7 @@ pub async fn create(
     };
     let read_only = form.get("read_only") == "1";
     let token = crate::service::portal::create_link(
-        &st.db,
+        &st.store,
         &app.id,
         Duration::from_secs(hours * 3600),
         read_only,
@@ -203,19 +188,9 @@ pub async fn revoke(
     admin_post(&st, &req, &body).await?;
     let app = find_app(&st, &req).await?;
     let short = super::path(&req, "link_id")?.to_owned();
-    let (id, now) = (app.id.clone(), now_ms());
     let found = st
-        .db
-        .write(move |c| {
-            let hash = portal_db::live_links(c, &id, now)?
-                .into_iter()
-                .map(|l| l.token_hash)
-                .find(|h| link_id(h) == short);
-            match hash {
-                Some(h) => portal_db::revoke_link(c, &id, &h),
-                None => Ok(false),
-            }
-        })
+        .store
+        .revoke_portal_link(&app.id, now_ms(), move |h| link_id(h) == short)
         .await?;
     if !found {
         return Err(ConsoleError::NotFound("portal link"));

@@ -3,7 +3,6 @@
 
 use super::openapi::{AppPath, ReadErrors};
 use super::{find_app, json, query};
-use crate::db::{endpoints as ep_db, stats};
 use crate::domain::time::{format_ms, now_ms};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -146,11 +145,9 @@ pub async fn analytics(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpR
     let endpoint = match q.str("endpointId") {
         None => None,
         Some(key) if crate::domain::validate::is_valid_uid(key) => {
-            let (app_id, key) = (app.id.clone(), key.to_owned());
-            let main_key = st.db.main_key.clone();
             let ep = st
-                .db
-                .read(move |c| ep_db::get(c, &main_key, &app_id, &key))
+                .store
+                .endpoint(&app.id, key)
                 .await?
                 .ok_or(ApiError::NotFound("endpoint"))?;
             Some(ep.id)
@@ -162,10 +159,9 @@ pub async fn analytics(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpR
             ))
         }
     };
-    let app_id = app.id.clone();
     let a = st
-        .db
-        .read(move |c| stats::analytics(c, &app_id, endpoint.as_deref(), since, until, bucket))
+        .store
+        .analytics(&app.id, endpoint, since, until, bucket)
         .await?;
     Ok(json(
         StatusCode::OK,

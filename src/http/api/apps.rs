@@ -3,7 +3,7 @@ use super::models::{
 };
 use super::openapi::{AppPath, ListParams, ReadErrors, WriteErrors};
 use super::{app_key, body, find_app, idempotent, json, query};
-use crate::db::apps::{self, App};
+use crate::db::App;
 use crate::domain::{ids, time::now_ms, validate::is_valid_uid};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
@@ -102,11 +102,7 @@ fn out(a: App) -> serde_json::Value {
 )]
 pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let page = query(&req).page(false)?;
-    let q = page.clone();
-    let rows = st
-        .db
-        .read(move |c| apps::list(c, &q, crate::operational::APP_UID))
-        .await?;
+    let rows = st.store.apps(&page, crate::operational::APP_UID).await?;
     Ok(json(
         StatusCode::OK,
         &list_out(rows, &page, |a| a.id.clone(), ApplicationOut::from),
@@ -138,20 +134,14 @@ pub async fn create(
     let get_if_exists = query(&req).bool("get_if_exists", false)?;
     idempotent(&st, &req, &who, || async {
         let app = new_app(input)?;
-        let result = st
-            .db
-            .write(move |c| {
-                if get_if_exists {
-                    if let Some(uid) = &app.uid {
-                        if let Some(existing) = apps::get(c, uid)? {
-                            return Ok((false, existing));
-                        }
-                    }
-                }
-                apps::insert(c, &app)?;
-                Ok((true, app))
-            })
-            .await?;
+        let result = match app.uid.clone().filter(|_| get_if_exists) {
+            Some(uid) => st.store.get_or_create_app(&uid, app).await?,
+            None => st
+                .store
+                .create_app(app.clone())
+                .await
+                .map(|()| (true, app))?,
+        };
         let status = if result.0 {
             StatusCode::CREATED
         } else {
@@ -204,27 +194,14 @@ pub async fn put(
         uid: Some(input.uid.clone().unwrap_or_else(|| key.clone())),
         ..input
     })?;
+    let same_uid = fresh.uid.as_deref() == Some(key.as_str());
     let (created, app) = st
-        .db
-        .write(move |c| match apps::get(c, &key)? {
-            Some(old) => {
-                let a = App {
-                    id: old.id,
-                    uid: if key == fresh.uid.as_deref().unwrap_or_default() {
-                        old.uid
-                    } else {
-                        fresh.uid
-                    },
-                    created_at: old.created_at,
-                    ..fresh
-                };
-                apps::update(c, &a)?;
-                Ok((false, a))
-            }
-            None => {
-                apps::insert(c, &fresh)?;
-                Ok((true, fresh))
-            }
+        .store
+        .put_app(&key, fresh, move |old, fresh| App {
+            id: old.id,
+            uid: if same_uid { old.uid } else { fresh.uid },
+            created_at: old.created_at,
+            ..fresh
         })
         .await?;
     Ok(json(
@@ -277,8 +254,7 @@ pub async fn patch(
         app.metadata = metadata_map(Some(m));
     }
     app.updated_at = now_ms();
-    let saved = app.clone();
-    st.db.write(move |c| apps::update(c, &saved)).await?;
+    st.store.update_app(app.clone()).await?;
     Ok(json(StatusCode::OK, &ApplicationOut::from(app)))
 }
 
@@ -293,6 +269,6 @@ pub async fn patch(
 )]
 pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
-    crate::service::apps::delete(&st.db, &st.dispatcher, &app).await?;
+    crate::service::apps::delete(&st.store, &st.dispatcher, &app).await?;
     Ok(HttpResponse::NoContent().finish())
 }

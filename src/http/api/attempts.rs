@@ -4,8 +4,7 @@ use super::openapi::{
     AppPath, AttemptPath, EndpointPath, ListParams, MessageFilterParams, MsgPath, ReadErrors,
 };
 use super::{find_app, find_endpoint, json, path_key, query};
-use crate::db::attempts::{self, AttemptFilter};
-use crate::db::endpoints as ep_db;
+use crate::db::AttemptFilter;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::{list_out, Query};
@@ -76,8 +75,7 @@ async fn list(st: &Data, q: &Query, f: AttemptFilter) -> Result<HttpResponse, Ap
     let page = q.page(true)?;
     let with_content = q.bool("with_content", true)?;
     let with_msg = q.bool("with_msg", false)?;
-    let p = page.clone();
-    let rows = st.db.read(move |c| attempts::list(c, &f, &p)).await?;
+    let rows = st.store.attempts(f, &page).await?;
     Ok(json(
         StatusCode::OK,
         &list_out(
@@ -132,11 +130,9 @@ pub async fn by_message(
     let endpoint_id = match q.str("endpoint_id") {
         None => None,
         Some(key) => {
-            let (app_id, key) = (app.id.clone(), key.to_owned());
-            let main_key = st.db.main_key.clone();
             let ep = st
-                .db
-                .read(move |c| ep_db::get(c, &main_key, &app_id, &key))
+                .store
+                .endpoint(&app.id, key)
                 .await?
                 .ok_or(ApiError::NotFound("endpoint"))?;
             Some(ep.id)
@@ -162,10 +158,10 @@ pub async fn by_message(
 pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
-    let attempt_id = path_key(&req, "attempt_id")?.to_owned();
+    let attempt_id = path_key(&req, "attempt_id")?;
     let a = st
-        .db
-        .read(move |c| attempts::get(c, &m.id, &attempt_id))
+        .store
+        .attempt(&m.id, attempt_id)
         .await?
         .ok_or(ApiError::NotFound("attempt"))?;
     Ok(json(StatusCode::OK, &attempt_out(a, false, true)))
@@ -188,7 +184,7 @@ pub async fn resend(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResp
     let (app, ep) = find_endpoint(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let max = st.cfg.retry_schedule().max_attempts();
-    crate::service::endpoints::resend(&st.db, &st.dispatcher, max, &m.id, &ep)
+    crate::service::endpoints::resend(&st.store, &st.dispatcher, max, &m.id, &ep)
         .await
         .map_err(|e| match e {
             crate::service::endpoints::ResendError::Disabled => ApiError::Conflict {

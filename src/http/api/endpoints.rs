@@ -12,9 +12,7 @@ use super::openapi::{
     AppPath, EndpointPath, ListParams, MessageFilterParams, ReadErrors, WithContent, WriteErrors,
 };
 use super::{body, find_endpoint, idempotent, json, query};
-use crate::db::apps::App as AppRow;
-use crate::db::endpoints::{self as ep_db, Endpoint};
-use crate::db::{deliveries, event_types};
+use crate::db::{App as AppRow, Endpoint, HealthReport};
 use crate::domain::ids;
 use crate::domain::signing::SigningKey;
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
@@ -134,8 +132,7 @@ async fn check_event_types(
     let missing = if app.is_operational() {
         crate::operational::unknown_events(&types)
     } else {
-        let names = types.clone();
-        st.db.read(move |c| event_types::missing(c, &names)).await?
+        st.store.missing_event_types(types.clone()).await?
     };
     if !missing.is_empty() {
         return Err(ApiError::invalid(
@@ -175,12 +172,7 @@ fn parse_secret(s: Option<&str>, field: &str) -> Result<SigningKey, ApiError> {
 pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = super::find_app(&st, &req).await?;
     let page = query(&req).page(true)?;
-    let p = page.clone();
-    let key = st.db.main_key.clone();
-    let rows = st
-        .db
-        .read(move |c| ep_db::list(c, &key, &app.id, &p))
-        .await?;
+    let rows = st.store.endpoints(&app.id, &page).await?;
     Ok(json(
         StatusCode::OK,
         &list_out(rows, &page, |e| e.id.clone(), EndpointOut::from),
@@ -248,7 +240,7 @@ pub async fn create(
     let input: EndpointIn = body(&st, payload).await?;
     idempotent(&st, &req, &who, || async {
         let (ep, key) = validated_new(&st, &app, input).await?;
-        service::create(&st.db, &st.dispatcher, ep.clone(), key).await?;
+        service::create(&st.store, &st.dispatcher, ep.clone(), key).await?;
         Ok((StatusCode::CREATED, out(ep)))
     })
     .await
@@ -269,7 +261,7 @@ pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespons
 }
 
 async fn save(st: &Data, ep: Endpoint) -> Result<HttpResponse, ApiError> {
-    service::update(&st.db, &st.dispatcher, ep.clone()).await?;
+    service::update(&st.store, &st.dispatcher, ep.clone()).await?;
     Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
 
@@ -305,13 +297,7 @@ pub async fn put(
     let app = super::find_app(&st, &req).await?;
     let key = super::path_key(&req, "endpoint_id")?.to_owned();
     let input: EndpointIn = body(&st, payload).await?;
-    let app_id = app.id.clone();
-    let k = key.clone();
-    let main_key = st.db.main_key.clone();
-    let existing = st
-        .db
-        .read(move |c| ep_db::get(c, &main_key, &app_id, &k))
-        .await?;
+    let existing = st.store.endpoint(&app.id, &key).await?;
     let Some(mut ep) = existing else {
         let (ep, secret) = validated_new(
             &st,
@@ -322,7 +308,7 @@ pub async fn put(
             },
         )
         .await?;
-        service::create(&st.db, &st.dispatcher, ep.clone(), secret).await?;
+        service::create(&st.store, &st.dispatcher, ep.clone(), secret).await?;
         return Ok(json(StatusCode::CREATED, &EndpointOut::from(ep)));
     };
     check_url(&st, &input.url)?;
@@ -418,7 +404,7 @@ pub async fn patch(
 )]
 pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (app, ep) = find_endpoint(&st, &req).await?;
-    service::delete(&st.db, &st.dispatcher, app, &ep).await?;
+    service::delete(&st.store, &st.dispatcher, app, &ep).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -433,11 +419,7 @@ pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResp
 )]
 pub async fn secret(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
-    let main_key = st.db.main_key.clone();
-    let secrets = st
-        .db
-        .read(move |c| ep_db::secrets(c, &main_key, &ep.id, now_ms()))
-        .await?;
+    let secrets = st.store.endpoint_secrets(&ep.id, now_ms()).await?;
     let current = secrets
         .into_iter()
         .find(|s| s.expires_at.is_none())
@@ -488,7 +470,7 @@ pub async fn rotate_secret(
     }
     let res = super::idempotent_secret(&st, &req, &who, || async {
         let secret = key.to_secret_string();
-        service::rotate_secret(&st.db, &st.dispatcher, &ep.id, secret.clone(), grace).await?;
+        service::rotate_secret(&st.store, &st.dispatcher, &ep.id, secret.clone(), grace).await?;
         let out = serde_json::to_value(EndpointSecretOut { key: secret }).unwrap_or_default();
         Ok((StatusCode::OK, out))
     })
@@ -610,10 +592,7 @@ pub async fn stats(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespo
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
     let (since, until) = (q.datetime("since")?, q.datetime("until")?);
-    let s = st
-        .db
-        .read(move |c| deliveries::stats(c, &ep.id, since, until))
-        .await?;
+    let s = st.store.delivery_stats(&ep.id, since, until).await?;
     Ok(json(
         StatusCode::OK,
         &EndpointStats {
@@ -644,10 +623,9 @@ pub async fn send_example(
 ) -> Result<HttpResponse, ApiError> {
     let (app, ep) = find_endpoint(&st, &req).await?;
     let input: EventExampleIn = body(&st, payload).await?;
-    let name = input.event_type.clone();
     let et = st
-        .db
-        .read(move |c| event_types::get(c, &name))
+        .store
+        .event_type(&input.event_type)
         .await?
         .ok_or_else(|| {
             ApiError::invalid(
@@ -715,7 +693,7 @@ pub async fn recover(
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
-    let n = service::recover(&st.db, &st.dispatcher, &ep.id, since, until).await?;
+    let n = service::recover(&st.store, &st.dispatcher, &ep.id, since, until).await?;
     let out = task_out(BackgroundTaskType::Recover, n);
     Ok(json(StatusCode::ACCEPTED, &out))
 }
@@ -740,7 +718,7 @@ pub async fn replay_missing(
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
-    let n = service::replay_missing(&st.db, &st.dispatcher, &ep, since, until).await?;
+    let n = service::replay_missing(&st.store, &st.dispatcher, &ep, since, until).await?;
     let out = task_out(BackgroundTaskType::Replay, n);
     Ok(json(StatusCode::ACCEPTED, &out))
 }
@@ -770,10 +748,9 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
     let status = super::messages::status_param(&q)?;
     let with_content = q.bool("with_content", true)?;
     let filter = super::messages::filter(&q)?;
-    let p = page.clone();
     let rows = st
-        .db
-        .read(move |c| deliveries::list_for_endpoint(c, &ep.id, status, &filter, &p))
+        .store
+        .endpoint_messages(&ep.id, status, filter, &page)
         .await?;
     Ok(json(
         StatusCode::OK,
@@ -785,7 +762,7 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
                 let status = api_status(r.status);
                 let next_attempt = r
                     .next_attempt_at
-                    .filter(|_| r.status == deliveries::PENDING)
+                    .filter(|_| r.status == crate::db::status::PENDING)
                     .map(format_ms);
                 with_message_out(&r.msg, with_content, |message| {
                     raw_json(&EndpointMessageOut {
@@ -825,19 +802,11 @@ pub async fn health(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResp
     let since = q
         .datetime("since")?
         .unwrap_or_else(|| now_ms() - 24 * 3600 * 1000);
-    let id = ep.id.clone();
-    let (health, activity, failing_since) = st
-        .db
-        .read(move |c| {
-            let mut h = crate::db::admin::health(c, std::slice::from_ref(&id), since)?;
-            let activity = crate::db::admin::endpoint_activity(c, &id, since)?;
-            Ok((
-                h.remove(&id).unwrap_or_default(),
-                activity,
-                ep_db::failing_since(c, &id)?,
-            ))
-        })
-        .await?;
+    let HealthReport {
+        health,
+        activity,
+        failing_since,
+    } = st.store.endpoint_health_report(&ep.id, since).await?;
     let status = match service::status(&ep, &health) {
         service::Status::Disabled => EndpointHealthStatus::Disabled,
         service::Status::Failing => EndpointHealthStatus::Failing,
@@ -888,10 +857,9 @@ pub async fn test(
 ) -> Result<HttpResponse, ApiError> {
     let (app, ep) = find_endpoint(&st, &req).await?;
     let input: EndpointTestIn = body(&st, payload).await?;
-    let name = input.event_type.clone();
     let et = st
-        .db
-        .read(move |c| event_types::get(c, &name))
+        .store
+        .event_type(&input.event_type)
         .await?
         .filter(|t| !t.archived)
         .ok_or_else(|| {
@@ -911,7 +879,7 @@ pub async fn test(
         None => service::example_payload(&et, 0),
     };
     let out = service::send_test(
-        &st.db,
+        &st.store,
         &st.dispatcher,
         st.cfg.retention.payload,
         &app,

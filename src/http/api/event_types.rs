@@ -3,7 +3,7 @@ use super::models::{
 };
 use super::openapi::{EventTypePath, ListParams, ReadErrors, WriteErrors};
 use super::{body, idempotent, json, query};
-use crate::db::event_types::{self, EventType};
+use crate::db::EventType;
 use crate::domain::{time::now_ms, validate::is_valid_event_type};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
@@ -86,10 +86,7 @@ pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespon
     let include_archived = q.bool("include_archived", false)?;
     let with_content = q.bool("with_content", true)?;
     let p = page.clone();
-    let rows = st
-        .db
-        .read(move |c| event_types::list(c, &p, include_archived))
-        .await?;
+    let rows = st.store.event_types(&p, include_archived).await?;
     Ok(json(
         StatusCode::OK,
         &list_out(
@@ -145,7 +142,7 @@ pub async fn create(
             created_at: now,
             updated_at: now,
         };
-        let e = service::create(&st.db, e)
+        let e = service::create(&st.store, e)
             .await?
             .ok_or_else(|| ApiError::Conflict {
                 code: "event_type_exists",
@@ -171,8 +168,8 @@ pub async fn create(
 pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = name_from_path(&req)?;
     let e = st
-        .db
-        .read(move |c| event_types::get(c, &name))
+        .store
+        .event_type(&name)
         .await?
         .ok_or(ApiError::NotFound("event type"))?;
     Ok(json(StatusCode::OK, &out(e)))
@@ -205,28 +202,19 @@ pub async fn put(
         input.group_name.as_deref(),
         input.schemas.as_ref(),
     )?;
+    let now = now_ms();
     let (created, e) = st
-        .db
-        .write(move |c| {
-            let now = now_ms();
-            let existing = event_types::get(c, &name)?;
-            let e = EventType {
-                created_at: existing.as_ref().map_or(now, |e| e.created_at),
-                name,
-                description: input.description,
-                group_name: input.group_name,
-                schemas: input.schemas.map(serde_json::Value::Object),
-                feature_flags: flags(input.feature_flags, input.feature_flag),
-                archived: input.archived,
-                deprecated: input.deprecated,
-                updated_at: now,
-            };
-            if existing.is_some() {
-                event_types::update(c, &e)?;
-            } else {
-                event_types::insert(c, &e)?;
-            }
-            Ok((existing.is_none(), e))
+        .store
+        .put_event_type(&name.clone(), move |existing| EventType {
+            created_at: existing.map_or(now, |e| e.created_at),
+            name,
+            description: input.description,
+            group_name: input.group_name,
+            schemas: input.schemas.map(serde_json::Value::Object),
+            feature_flags: flags(input.feature_flags, input.feature_flag),
+            archived: input.archived,
+            deprecated: input.deprecated,
+            updated_at: now,
         })
         .await?;
     Ok(json(
@@ -263,11 +251,8 @@ pub async fn patch(
         p.schemas.as_ref().and_then(Option::as_ref),
     )?;
     let e = st
-        .db
-        .write(move |c| {
-            let Some(mut e) = event_types::get(c, &name)? else {
-                return Ok(None);
-            };
+        .store
+        .change_event_type(&name, move |e| {
             if let Some(d) = p.description {
                 e.description = d;
             }
@@ -287,8 +272,6 @@ pub async fn patch(
                 e.group_name = g;
             }
             e.updated_at = now_ms();
-            event_types::update(c, &e)?;
-            Ok(Some(e))
         })
         .await?
         .ok_or(ApiError::NotFound("event type"))?;
@@ -307,21 +290,17 @@ pub async fn patch(
 pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = name_from_path(&req)?;
     let expunge = query(&req).bool("expunge", false)?;
-    let found = st
-        .db
-        .write(move |c| {
-            if expunge {
-                return event_types::delete(c, &name);
-            }
-            let Some(mut e) = event_types::get(c, &name)? else {
-                return Ok(false);
-            };
-            e.archived = true;
-            e.updated_at = now_ms();
-            event_types::update(c, &e)?;
-            Ok(true)
-        })
-        .await?;
+    let found = if expunge {
+        st.store.expunge_event_type(&name).await?
+    } else {
+        st.store
+            .change_event_type(&name, |e| {
+                e.archived = true;
+                e.updated_at = now_ms();
+            })
+            .await?
+            .is_some()
+    };
     if found {
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -15,9 +15,8 @@ use actix_web::{HttpResponse, ResponseError};
 )]
 pub async fn health(st: crate::http::Data) -> HttpResponse {
     if st
-        .db
-        .writer
-        .stats()
+        .store
+        .writer_stats()
         .full
         .load(std::sync::atomic::Ordering::Relaxed)
     {

@@ -8,8 +8,7 @@ use super::openapi::{
     AppPath, ListParams, MessageFilterParams, MsgPath, ReadErrors, WithContent, WriteErrors,
 };
 use super::{body, find_app, idempotency_key, json, path_key, query, stored_response};
-use crate::db::messages::{self, Message, MessageFilter};
-use crate::db::{apps, deliveries};
+use crate::db::{Message, MessageFilter};
 use crate::domain::ids;
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
 use crate::domain::validate::{is_valid_channel, is_valid_event_type, is_valid_uid};
@@ -27,7 +26,7 @@ pub(super) struct IngestSpec {
     /// The application's id or uid: resolved inside the ingest transaction.
     pub app_key: String,
     /// Created when no application has that key (`application` in the body).
-    pub create_app: Option<apps::App>,
+    pub create_app: Option<crate::db::App>,
     pub event_type: String,
     pub event_id: Option<String>,
     pub payload: String,
@@ -73,7 +72,7 @@ pub(super) async fn ingest(
         idempotency: idempotency_key(req, who)?,
         response: (status, response),
     };
-    match service::ingest(&st.db, &st.dispatcher, new)
+    match service::ingest(&st.store, &st.dispatcher, new)
         .await?
         .ok_or(ApiError::NotFound("application"))?
     {
@@ -246,11 +245,7 @@ pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespon
     let page = q.page(true)?;
     let with_content = q.bool("with_content", true)?;
     let f = filter(&q)?;
-    let p = page.clone();
-    let rows = st
-        .db
-        .read(move |c| messages::list(c, &app.id, &f, &p))
-        .await?;
+    let rows = st.store.messages(&app.id, f, &page).await?;
     Ok(json(
         StatusCode::OK,
         &list_out(
@@ -267,10 +262,9 @@ pub(super) async fn find_message(
     req: &HttpRequest,
     app_id: &str,
 ) -> Result<Message, ApiError> {
-    let key = path_key(req, "msg_id")?.to_owned();
-    let app_id = app_id.to_owned();
-    st.db
-        .read(move |c| messages::get(c, &app_id, &key))
+    let key = path_key(req, "msg_id")?;
+    st.store
+        .message(app_id, key)
         .await?
         .ok_or(ApiError::NotFound("message"))
 }
@@ -304,11 +298,7 @@ pub async fn endpoints(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpR
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let page = query(&req).page(false)?;
-    let (p, key) = (page.clone(), st.db.main_key.clone());
-    let rows = st
-        .db
-        .read(move |c| deliveries::list_for_message(c, &key, &m.id, &p))
-        .await?;
+    let rows = st.store.message_endpoints(&m.id, &page).await?;
     Ok(json(
         StatusCode::OK,
         &list_out(
@@ -323,7 +313,7 @@ pub async fn endpoints(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpR
                     status_text: status_text(status),
                     next_attempt: r
                         .next_attempt_at
-                        .filter(|_| r.status == deliveries::PENDING)
+                        .filter(|_| r.status == crate::db::status::PENDING)
                         .map(format_ms),
                 }
             },

@@ -21,7 +21,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{parse_json, read_body, Query};
 use super::Data;
-use crate::db::{apps as app_db, endpoints as ep_db, idempotency};
+use crate::db::{App, Endpoint, IdempotencyKey};
 use crate::domain::validate::is_valid_uid;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -173,10 +173,10 @@ pub(super) fn app_key(st: &Data, req: &HttpRequest) -> Result<String, ApiError> 
     Ok(key.to_owned())
 }
 
-pub(super) async fn find_app(st: &Data, req: &HttpRequest) -> Result<app_db::App, ApiError> {
+pub(super) async fn find_app(st: &Data, req: &HttpRequest) -> Result<App, ApiError> {
     let key = app_key(st, req)?;
-    st.db
-        .read(move |c| app_db::get(c, &key))
+    st.store
+        .app(&key)
         .await?
         .ok_or(ApiError::NotFound("application"))
 }
@@ -184,13 +184,12 @@ pub(super) async fn find_app(st: &Data, req: &HttpRequest) -> Result<app_db::App
 pub(super) async fn find_endpoint(
     st: &Data,
     req: &HttpRequest,
-) -> Result<(app_db::App, ep_db::Endpoint), ApiError> {
+) -> Result<(App, Endpoint), ApiError> {
     let app = find_app(st, req).await?;
-    let key = path_key(req, "endpoint_id")?.to_owned();
-    let (app_id, main_key) = (app.id.clone(), st.db.main_key.clone());
+    let key = path_key(req, "endpoint_id")?;
     let ep = st
-        .db
-        .read(move |c| ep_db::get(c, &main_key, &app_id, &key))
+        .store
+        .endpoint(&app.id, key)
         .await?
         .ok_or(ApiError::NotFound("endpoint"))?;
     Ok((app, ep))
@@ -204,7 +203,7 @@ pub(super) fn json(status: StatusCode, v: &impl serde::Serialize) -> HttpRespons
 pub(super) fn idempotency_key(
     req: &HttpRequest,
     caller: &Caller,
-) -> Result<Option<idempotency::Key>, ApiError> {
+) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
@@ -217,7 +216,7 @@ pub(super) fn idempotency_key(
             "must be 1 to 256 characters",
         ));
     }
-    Ok(Some(idempotency::Key {
+    Ok(Some(IdempotencyKey {
         token_id: caller.token_id.clone(),
         // As routed, so that `%`-spellings of one path share its keys.
         path: req.match_info().as_str().trim_end_matches('/').to_owned(),
@@ -268,9 +267,9 @@ where
     let key = idempotency_key(req, caller)?;
     if let Some(k) = key.clone() {
         let path = k.path.clone();
-        if let Some((status, body)) = st.db.read(move |c| idempotency::get(c, &k)).await? {
+        if let Some((status, body)) = st.store.idempotent_response(&k).await? {
             let body = if sealed {
-                st.db.main_key.open(&path, &body).map_err(|e| {
+                st.store.main_key().open(&path, &body).map_err(|e| {
                     ApiError::Internal(format!("stored idempotent response for {path}: {e}"))
                 })?
             } else {
@@ -283,7 +282,7 @@ where
     let body = value.to_string();
     if let Some(k) = key {
         let stored = if sealed {
-            st.db.main_key.seal(&k.path, &body)
+            st.store.main_key().seal(&k.path, &body)
         } else {
             body.clone()
         };
@@ -291,8 +290,8 @@ where
         // The work is done and stored: if only remembering the answer fails (a full disk,
         // say), the caller still gets it; a retry with the key would then repeat the work.
         if let Err(e) = st
-            .db
-            .write(move |c| idempotency::put(c, &k, code, &stored, crate::domain::time::now_ms()))
+            .store
+            .keep_idempotent_response(k, code, stored, crate::domain::time::now_ms())
             .await
         {
             tracing::warn!(error = %e, "could not keep the response for its Idempotency-Key");

@@ -1,9 +1,7 @@
 //! Request and response bodies, camelCase as Svix's. Each derives its OpenAPI schema
 //! (`ToSchema`) under Svix's name, so the served document describes what is parsed and sent.
 
-use crate::db::{
-    apps::App, attempts::Attempt, endpoints::Endpoint, event_types::EventType, messages::Message,
-};
+use crate::db::{App, Attempt, Endpoint, EventType, Message};
 use crate::domain::time::format_ms;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;

@@ -4,7 +4,6 @@
 use super::models::{whole, ApplicationIn};
 use super::openapi::{AppPath, WriteErrors};
 use super::{app_key, body, json};
-use crate::db::apps as app_db;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::forwarded::portal_link_url;
@@ -88,18 +87,12 @@ pub async fn access(
         })
         .transpose()?;
     let app = st
-        .db
-        .write(move |c| match app_db::get(c, &key)? {
-            Some(app) => Ok(Some(app)),
-            None => match fresh {
-                Some(app) => app_db::insert(c, &app).map(|()| Some(app)),
-                None => Ok(None),
-            },
-        })
+        .store
+        .app_or_create(&key, fresh)
         .await?
         .filter(|a| !a.is_operational())
         .ok_or(ApiError::NotFound("application"))?;
-    let token = create_link(&st.db, &app.id, Duration::from_secs(expiry), read_only).await?;
+    let token = create_link(&st.store, &app.id, Duration::from_secs(expiry), read_only).await?;
     Ok(json(
         StatusCode::OK,
         &AppPortalAccessOut {

@@ -51,8 +51,8 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     let (head, _) = find_endpoint(&st, &req, "logs").await?;
     let q = Query::parse(req.query_string());
     let (filter, status) = match q.str("status") {
-        Some("succeeded") => ("succeeded", Some(deliveries::SUCCESS)),
-        Some("failed") => ("failed", Some(deliveries::FAIL)),
+        Some("succeeded") => ("succeeded", Some(crate::db::status::SUCCESS)),
+        Some("failed") => ("failed", Some(crate::db::status::FAIL)),
         _ => ("all", None),
     };
     let after = q
@@ -68,7 +68,7 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     let f = AttemptFilter {
         endpoint_id: Some(head.ep.id.clone()),
         status,
-        messages: crate::db::messages::MessageFilter {
+        messages: crate::db::MessageFilter {
             event_types: (!event_type.is_empty()).then(|| vec![event_type.clone()]),
             ..Default::default()
         },
@@ -114,7 +114,7 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         before: None,
         descending: true,
     };
-    let found = st.db.read(move |c| attempts::list(c, &f, &p)).await?;
+    let found = st.store.attempts(f, &p).await?;
     let older = found
         .next_key(|a| a.id.clone())
         .map(|k| link(filter, Some(&k)));
@@ -122,7 +122,7 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         .items
         .into_iter()
         .map(|a| LogRow {
-            ok: a.status == deliveries::SUCCESS,
+            ok: a.status == crate::db::status::SUCCESS,
             time: when(a.created_at),
             event_type: a.msg.map(|m| m.event_type).unwrap_or_default(),
             code: code(a.response_status_code),
@@ -152,7 +152,7 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
 struct AttemptPage {
     chrome: Chrome,
     head: Head,
-    a: attempts::Attempt,
+    a: crate::db::Attempt,
     ok: bool,
     time: String,
     code: String,
@@ -172,11 +172,11 @@ fn pretty(body: &str) -> String {
 pub async fn attempt(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let (head, _) = find_endpoint(&st, &req, "logs").await?;
-    let msg_id = path(&req, "msg_id")?.to_owned();
-    let attempt_id = path(&req, "attempt_id")?.to_owned();
+    let msg_id = path(&req, "msg_id")?;
+    let attempt_id = path(&req, "attempt_id")?;
     let a = st
-        .db
-        .read(move |c| attempts::get(c, &msg_id, &attempt_id))
+        .store
+        .attempt(msg_id, attempt_id)
         .await?
         .filter(|a| a.endpoint_id == head.ep.id)
         .ok_or(ConsoleError::NotFound("attempt"))?;
@@ -184,7 +184,7 @@ pub async fn attempt(st: Data, req: HttpRequest) -> Result<HttpResponse, Console
     page(&AttemptPage {
         chrome: admin.chrome("apps"),
         head,
-        ok: a.status == deliveries::SUCCESS,
+        ok: a.status == crate::db::status::SUCCESS,
         time: when(a.created_at),
         code: code(a.response_status_code),
         trigger: trigger(a.trigger_type),
@@ -208,15 +208,14 @@ pub async fn resend(
 ) -> Result<HttpResponse, ConsoleError> {
     admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "logs").await?;
-    let msg_key = path(&req, "msg_id")?.to_owned();
-    let app_id = head.app.id.clone();
+    let msg_key = path(&req, "msg_id")?;
     let msg = st
-        .db
-        .read(move |c| messages::get(c, &app_id, &msg_key))
+        .store
+        .message(&head.app.id, msg_key)
         .await?
         .ok_or(ConsoleError::NotFound("message"))?;
     let max = st.cfg.retry_schedule().max_attempts();
-    service::resend(&st.db, &st.dispatcher, max, &msg.id, &head.ep)
+    service::resend(&st.store, &st.dispatcher, max, &msg.id, &head.ep)
         .await
         .map_err(|e| match e {
             service::ResendError::Disabled => ConsoleError::BadRequest(

@@ -16,11 +16,7 @@ use super::{
     admin, admin_post, page, page_with, path, percent, redirect, root_of, when, Chrome,
     ConsoleError,
 };
-use crate::db::admin::{self as admin_db, Health};
-use crate::db::apps::App;
-use crate::db::attempts::{self, AttemptFilter};
-use crate::db::endpoints::{self as ep_db, Endpoint};
-use crate::db::{deliveries, event_types, messages, PageQuery};
+use crate::db::{App, AttemptFilter, Endpoint, EventType, Health, PageQuery};
 use crate::domain::signing::SigningKey;
 use crate::domain::time::now_ms;
 use crate::domain::validate::{too_deep, MAX_JSON_DEPTH};
@@ -71,18 +67,8 @@ struct ListPage {
 pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let admin = admin(&st, &req).await?;
     let app = find_app(&st, &req).await?;
-    let app_id = app.id.clone();
     let since = now_ms() - DAY;
-    let main_key = st.db.main_key.clone();
-    let (eps, health) = st
-        .db
-        .read(move |c| {
-            let mut eps = ep_db::all_in_app(c, &main_key, &app_id)?;
-            eps.sort_by(|a, b| a.id.cmp(&b.id));
-            let ids: Vec<String> = eps.iter().map(|e| e.id.clone()).collect();
-            Ok((eps, admin_db::health(c, &ids, since)?))
-        })
-        .await?;
+    let (eps, health) = st.store.endpoints_with_health(&app.id, since).await?;
     let endpoints = eps
         .into_iter()
         .map(|ep| {
@@ -118,7 +104,7 @@ pub struct TypeBox {
 }
 
 /// An event type's group, or the part of its name before the first `.` or `:`.
-pub(super) fn group_of(t: &event_types::EventType) -> String {
+pub(super) fn group_of(t: &EventType) -> String {
     t.group_name
         .clone()
         .filter(|g| !g.is_empty())
@@ -133,10 +119,7 @@ pub(super) fn group_of(t: &event_types::EventType) -> String {
 }
 
 /// Event types grouped (see `group_of`), groups by name, each type made a row by `row`.
-pub(super) fn grouped<T>(
-    types: Vec<event_types::EventType>,
-    row: impl Fn(event_types::EventType) -> T,
-) -> Vec<Group<T>> {
+pub(super) fn grouped<T>(types: Vec<EventType>, row: impl Fn(EventType) -> T) -> Vec<Group<T>> {
     let mut out: Vec<Group<T>> = Vec::new();
     for t in types {
         let group = group_of(&t);
@@ -153,7 +136,7 @@ pub(super) fn grouped<T>(
     out
 }
 
-fn groups(types: Vec<event_types::EventType>, checked: &[String]) -> Vec<Group> {
+fn groups(types: Vec<EventType>, checked: &[String]) -> Vec<Group> {
     grouped(types, |t| TypeBox {
         checked: checked.contains(&t.name),
         name: t.name,
@@ -163,7 +146,7 @@ fn groups(types: Vec<event_types::EventType>, checked: &[String]) -> Vec<Group> 
 
 /// The event types an endpoint of `app` can subscribe to: the catalog's, or for hookbox's
 /// own application the operational events.
-async fn catalog(st: &Data, app: &App) -> Result<Vec<event_types::EventType>, ConsoleError> {
+async fn catalog(st: &Data, app: &App) -> Result<Vec<EventType>, ConsoleError> {
     if app.is_operational() {
         return Ok(crate::operational::event_types());
     }
@@ -174,16 +157,12 @@ async fn catalog(st: &Data, app: &App) -> Result<Vec<event_types::EventType>, Co
 pub(super) async fn all_event_types(
     st: &Data,
     include_archived: bool,
-) -> Result<Vec<event_types::EventType>, ConsoleError> {
+) -> Result<Vec<EventType>, ConsoleError> {
     let q = PageQuery {
         limit: 10_000,
         ..PageQuery::default()
     };
-    Ok(st
-        .db
-        .read(move |c| event_types::list(c, &q, include_archived))
-        .await?
-        .items)
+    Ok(st.store.event_types(&q, include_archived).await?.items)
 }
 
 /// What every endpoint page shows at the top.
@@ -201,21 +180,11 @@ async fn find_endpoint(
     tab: &'static str,
 ) -> Result<(Head, Health), ConsoleError> {
     let app = find_app(st, req).await?;
-    let key = path(req, "endpoint_id")?.to_owned();
-    let app_id = app.id.clone();
+    let key = path(req, "endpoint_id")?;
     let since = now_ms() - DAY;
-    let main_key = st.db.main_key.clone();
     let (ep, health) = st
-        .db
-        .read(move |c| {
-            let Some(ep) = ep_db::get(c, &main_key, &app_id, &key)? else {
-                return Ok(None);
-            };
-            let h = admin_db::health(c, std::slice::from_ref(&ep.id), since)?
-                .remove(&ep.id)
-                .unwrap_or_default();
-            Ok(Some((ep, h)))
-        })
+        .store
+        .endpoint_with_health(&app.id, key, since)
         .await?
         .ok_or(ConsoleError::NotFound("endpoint"))?;
     let base = format!("{}/apps/{}/endpoints/{}", root_of(req), app.id, ep.id);

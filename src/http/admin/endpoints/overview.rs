@@ -8,7 +8,7 @@ struct OverviewPage {
     chrome: Chrome,
     head: Head,
     rate: String,
-    stats: deliveries::Stats,
+    stats: crate::db::Stats,
     disabled_since: String,
     failing_since: String,
     last_attempt: String,
@@ -18,7 +18,7 @@ struct OverviewPage {
     secret: Option<String>,
     /// (form value, label) of each grace period offered when rotating.
     grace_choices: Vec<(&'static str, String)>,
-    activity: admin_db::Activity,
+    activity: crate::db::Activity,
     bars: Vec<crate::http::admin::dashboard::Bar>,
     chart_w: i64,
     chart_h: i64,
@@ -30,19 +30,13 @@ async fn overview_page(
     chrome: Chrome,
     secret: Option<String>,
 ) -> Result<HttpResponse, ConsoleError> {
-    let id = head.ep.id.clone();
     let now = now_ms();
-    let (stats, skipped, activity, times) = st
-        .db
-        .read(move |c| {
-            Ok((
-                deliveries::stats(c, &id, None, None)?,
-                deliveries::count_skipped(c, &id)?,
-                admin_db::endpoint_activity(c, &id, now - DAY)?,
-                admin_db::endpoint_times(c, &id)?,
-            ))
-        })
-        .await?;
+    let crate::db::EndpointSummary {
+        stats,
+        skipped,
+        activity,
+        times,
+    } = st.store.endpoint_summary(&head.ep.id, now - DAY).await?;
     page(&OverviewPage {
         chrome,
         rate: percent(health.success_rate()),
@@ -102,11 +96,9 @@ pub async fn reveal_secret(
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, _) = admin_post(&st, &req, &body).await?;
     let found = find_endpoint(&st, &req, "overview").await?;
-    let id = found.0.ep.id.clone();
-    let main_key = st.db.main_key.clone();
     let secret = st
-        .db
-        .read(move |c| ep_db::secrets(c, &main_key, &id, now_ms()))
+        .store
+        .endpoint_secrets(&found.0.ep.id, now_ms())
         .await?
         .into_iter()
         .find(|s| s.expires_at.is_none())
@@ -146,7 +138,7 @@ pub async fn rotate_secret(
         std::time::Duration::from_secs(u64::try_from(h).unwrap_or(0) * 3600)
     });
     let secret = SigningKey::generate().to_secret_string();
-    service::rotate_secret(&st.db, &st.dispatcher, &head.ep.id, secret, grace).await?;
+    service::rotate_secret(&st.store, &st.dispatcher, &head.ep.id, secret, grace).await?;
     Ok(redirect(&format!("{}?ok=rotated", head.base)))
 }
 
@@ -163,7 +155,7 @@ pub async fn disable(
         } else {
             format!("disabled in the console by {}", admin.username)
         };
-        service::disable(&st.db, &st.dispatcher, &head.ep.id, reason).await?;
+        service::disable(&st.store, &st.dispatcher, &head.ep.id, reason).await?;
     }
     Ok(redirect(&format!("{}?ok=disabled", head.base)))
 }
@@ -183,11 +175,7 @@ pub async fn confirm_enable(st: Data, req: HttpRequest) -> Result<HttpResponse, 
     if !head.ep.disabled {
         return Ok(redirect(&head.base));
     }
-    let id = head.ep.id.clone();
-    let skipped = st
-        .db
-        .read(move |c| deliveries::count_skipped(c, &id))
-        .await?;
+    let skipped = st.store.count_skipped(&head.ep.id).await?;
     page(&EnablePage {
         chrome: admin.chrome("apps"),
         disabled_since: head.ep.disabled_at.map_or_else(String::new, when),
@@ -205,7 +193,7 @@ pub async fn enable(
     let (_, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
     let replay = form.get("replay") == "1";
-    service::enable(&st.db, &st.dispatcher, &head.ep, replay).await?;
+    service::enable(&st.store, &st.dispatcher, &head.ep, replay).await?;
     let ok = if replay { "replayed" } else { "enabled" };
     Ok(redirect(&format!("{}?ok={ok}", head.base)))
 }

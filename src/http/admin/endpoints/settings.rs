@@ -207,7 +207,7 @@ pub async fn create(
     match Submitted::parse(&form).validate(&st, &app).await {
         Ok((ep, key)) => {
             let id = ep.id.clone();
-            service::create(&st.db, &st.dispatcher, ep, key).await?;
+            service::create(&st.store, &st.dispatcher, ep, key).await?;
             Ok(redirect(&format!(
                 "{}/apps/{}/endpoints/{id}?ok=endpoint-created",
                 admin.root(),
@@ -265,7 +265,7 @@ pub async fn update(
             ep.verify_ssl = valid.verify_ssl;
             ep.legacy_signature = valid.legacy_signature;
             ep.updated_at = now_ms();
-            service::update(&st.db, &st.dispatcher, ep).await?;
+            service::update(&st.store, &st.dispatcher, ep).await?;
             Ok(redirect(&format!("{}?ok=endpoint-saved", head.base)))
         }
         Err(f) => page_with(
@@ -302,7 +302,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, _) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
-    service::delete(&st.db, &st.dispatcher, head.app.clone(), &head.ep).await?;
+    service::delete(&st.store, &st.dispatcher, head.app.clone(), &head.ep).await?;
     Ok(redirect(&format!(
         "{}/apps/{}/webhooks?ok=endpoint-deleted",
         admin.root(),

@@ -77,8 +77,7 @@ pub async fn send_test(
     // showed (JSON has no raw line breaks inside strings, so only whitespace changes).
     let text = form.get("payload").replace("\r\n", "\n");
     let et = if crate::domain::validate::is_valid_event_type(&name) {
-        let n = name.clone();
-        st.db.read(move |c| event_types::get(c, &n)).await?
+        st.store.event_type(&name).await?
     } else {
         None
     };
@@ -116,7 +115,7 @@ pub async fn send_test(
         );
     };
     let outcome = service::send_test(
-        &st.db,
+        &st.store,
         &st.dispatcher,
         st.cfg.retention.payload,
         &head.app,
@@ -133,12 +132,10 @@ pub async fn send_test(
         _ => record.error,
     };
     // The header's status badge counts this attempt too.
-    let (id, since) = (head.ep.id.clone(), now_ms() - DAY);
     let health = st
-        .db
-        .read(move |c| Ok(admin_db::health(c, std::slice::from_ref(&id), since)?.remove(&id)))
-        .await?
-        .unwrap_or_default();
+        .store
+        .endpoint_health(&head.ep.id, now_ms() - DAY)
+        .await?;
     let head = Head {
         badge: badge(&head.ep, &health),
         ..head

@@ -342,12 +342,7 @@ impl Health {
     }
 }
 
-/// Percentage of `ok` among `ok + bad`, or `None` when both are 0.
-pub fn success_rate(ok: i64, bad: i64) -> Option<f64> {
-    let total = ok + bad;
-    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-    (total > 0).then(|| 100.0 * ok as f64 / total as f64)
-}
+pub use crate::domain::delivery::success_rate;
 
 pub fn health(
     c: &Connection,
@@ -451,7 +446,7 @@ mod tests {
     #[test]
     fn sessions_expire_and_password_resets_end_them() {
         let dir = tempfile::tempdir().unwrap();
-        let c = crate::db::open_direct(&dir.path().join("t.db")).unwrap();
+        let c = crate::db::sqlite::open_direct(&dir.path().join("t.db")).unwrap();
         let uid = insert_user(&c, "ada", "h1", 0).unwrap();
         assert!(matches!(
             insert_user(&c, "ada", "h2", 0),
@@ -470,7 +465,7 @@ mod tests {
     #[test]
     fn setup_tokens_are_single_use_and_expire() {
         let dir = tempfile::tempdir().unwrap();
-        let c = crate::db::open_direct(&dir.path().join("t.db")).unwrap();
+        let c = crate::db::sqlite::open_direct(&dir.path().join("t.db")).unwrap();
         replace_setup_token(&c, "t", 0, 100).unwrap();
         assert!(!setup_token_valid(&c, "t", 100).unwrap());
         assert!(setup_token_valid(&c, "t", 99).unwrap());

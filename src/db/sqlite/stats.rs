@@ -42,7 +42,7 @@ mod tests {
     #[test]
     fn delivery_counts_use_the_partial_due_index() {
         let dir = tempfile::tempdir().unwrap();
-        let c = crate::db::open_direct(&dir.path().join("t.db")).unwrap();
+        let c = crate::db::sqlite::open_direct(&dir.path().join("t.db")).unwrap();
         for op in ["<=", ">"] {
             let plan: Vec<String> = c
                 .prepare(&format!(

@@ -432,7 +432,8 @@ fn run_syncer(
 
 #[cfg(test)]
 mod tests {
-    use crate::db::{Db, DbError, DbOptions};
+    use crate::db::sqlite::Db;
+    use crate::db::{DbError, DbOptions};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn close_commits_every_pending_write_then_truncates_the_wal_and_refuses_more() {

@@ -4,29 +4,11 @@
 use super::deliveries::{AttemptNotice, Notice};
 use super::messages::{self, IngestRequest, Message};
 use super::{apps, endpoints, DbResult};
-use crate::domain::operational::{APP_UID, EVENTS, KEEP_MS};
+use crate::domain::operational::{APP_UID, KEEP_MS};
 use crate::domain::{ids, time::format_ms};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// The events above as event types, for choosing among them.
-pub fn event_types() -> Vec<crate::db::event_types::EventType> {
-    EVENTS
-        .iter()
-        .map(|(name, description)| crate::db::event_types::EventType {
-            name: (*name).to_owned(),
-            description: (*description).to_owned(),
-            group_name: None,
-            schemas: None,
-            feature_flags: None,
-            archived: false,
-            deprecated: false,
-            created_at: 0,
-            updated_at: 0,
-        })
-        .collect()
-}
 
 /// Creates the reserved application when it does not exist yet.
 pub fn ensure_app(c: &Connection, now: i64) -> DbResult<String> {

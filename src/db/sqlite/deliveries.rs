@@ -2,7 +2,7 @@
 
 use super::{endpoints, messages, paged, to_json, DbResult, Page, PageQuery};
 use crate::domain::retry::RetrySchedule;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use std::sync::Arc;
 
 pub const SUCCESS: i64 = 0;
@@ -82,8 +82,8 @@ pub fn release_all_leases(c: &Connection) -> DbResult<usize> {
     )?)
 }
 
+pub use crate::domain::delivery::Outcome;
 use crate::domain::delivery::{transition, Transition, GONE_REASON};
-pub use crate::domain::delivery::{Outcome, FAILING_AFTER};
 
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
@@ -447,11 +447,13 @@ pub fn list_for_message(
 }
 
 /// The delivery of one message to one endpoint: (status, attempts, next attempt).
-pub fn get(
+#[cfg(test)]
+fn get(
     c: &Connection,
     msg_id: &str,
     endpoint_id: &str,
 ) -> DbResult<Option<(i64, u32, Option<i64>)>> {
+    use rusqlite::OptionalExtension as _;
     Ok(c.prepare_cached("SELECT status, attempts, next_attempt_at FROM deliveries WHERE msg_id = ? AND endpoint_id = ?")?
         .query_row([msg_id, endpoint_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?)
@@ -460,12 +462,12 @@ pub fn get(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{apps, endpoints, messages};
+    use crate::db::sqlite::{apps, endpoints, messages};
     use std::time::Duration;
 
     fn seeded() -> (tempfile::TempDir, Connection, Vec<Claimed>) {
         let dir = tempfile::tempdir().unwrap();
-        let c = crate::db::open_direct(&dir.path().join("t.db")).unwrap();
+        let c = crate::db::sqlite::open_direct(&dir.path().join("t.db")).unwrap();
         let app = apps::App {
             id: "app_1".into(),
             uid: None,

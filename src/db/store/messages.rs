@@ -1,0 +1,220 @@
+//! Messages, their deliveries' listings, attempts, analytics and idempotent responses.
+
+use super::{
+    Analytics, App, Attempt, AttemptFilter, EndpointMessage, IdempotencyKey, Ingested, Message,
+    MessageEndpoint, MessageFilter, Stats, Store,
+};
+use crate::db::sqlite::{apps, attempts, deliveries, idempotency, messages, stats};
+use crate::db::{DbResult, Page, PageQuery};
+
+/// A message to store with its deliveries, as the ingest path hands it over.
+pub struct NewMessage {
+    pub msg: Message,
+    /// The application, by id or uid.
+    pub app_key: String,
+    /// Stored first when no application has `app_key`.
+    pub create_app: Option<App>,
+    /// Only this endpoint (send-example), regardless of its filters.
+    pub only_endpoint: Option<String>,
+    /// When the deliveries fall due, if later than now.
+    pub deliver_at: Option<i64>,
+    /// How long the payload is kept, when the request says.
+    pub retention_ms: Option<i64>,
+    pub default_retention_ms: i64,
+    pub idempotency: Option<IdempotencyKey>,
+    /// The answer to store with the idempotency key.
+    pub response: (u16, String),
+}
+
+impl Store {
+    /// Stores a message, its deliveries and its idempotency record in one transaction (the
+    /// outbox). Deliveries due now whose endpoint `room` accepts are leased until
+    /// `lease_until` and returned for immediate sending. `None` when there is no such
+    /// application; with the response stored for `m.response`.
+    pub async fn ingest(
+        &self,
+        m: NewMessage,
+        lease_until: i64,
+        mut room: impl FnMut(&str) -> bool + Send + 'static,
+    ) -> DbResult<Option<(Ingested, String)>> {
+        let now = m.msg.created_at;
+        let due_at = m.deliver_at.filter(|t| *t > now).unwrap_or(now);
+        match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| {
+                    let NewMessage {
+                        mut msg,
+                        app_key,
+                        create_app,
+                        only_endpoint,
+                        retention_ms,
+                        default_retention_ms,
+                        idempotency,
+                        response,
+                        ..
+                    } = m;
+                    let app = match (apps::get(c, &app_key)?, create_app) {
+                        (Some(app), _) => app,
+                        (None, Some(app)) => {
+                            apps::insert(c, &app)?;
+                            app
+                        }
+                        (None, None) => return Ok(None),
+                    };
+                    msg.app_id = app.id;
+                    let keep = retention_ms
+                        .or(app.retention_ms)
+                        .unwrap_or(default_retention_ms);
+                    let req = messages::IngestRequest {
+                        msg: &msg,
+                        only_endpoint: only_endpoint.as_deref(),
+                        idempotency: idempotency.as_ref(),
+                        response: (response.0, &response.1),
+                        lease_until,
+                        due_at,
+                        expires_at: now.saturating_add(keep),
+                    };
+                    let mut claim = |ep: &str| due_at <= now && room(ep);
+                    messages::ingest(c, &req, &mut claim).map(|r| Some((r, response.1)))
+                })
+                .await
+            }
+        }
+    }
+
+    /// A message of an application, by id or `eventId`.
+    pub async fn message(&self, app_id: &str, key: &str) -> DbResult<Option<Message>> {
+        let (app_id, key) = (app_id.to_owned(), key.to_owned());
+        match self {
+            Store::Sqlite(db) => db.read(move |c| messages::get(c, &app_id, &key)).await,
+        }
+    }
+
+    pub async fn messages(
+        &self,
+        app_id: &str,
+        filter: MessageFilter,
+        page: &PageQuery,
+    ) -> DbResult<Page<Message>> {
+        let (app_id, p) = (app_id.to_owned(), page.clone());
+        match self {
+            Store::Sqlite(db) => {
+                db.read(move |c| messages::list(c, &app_id, &filter, &p))
+                    .await
+            }
+        }
+    }
+
+    /// The endpoints a message went to, with its delivery at each.
+    pub async fn message_endpoints(
+        &self,
+        msg_id: &str,
+        page: &PageQuery,
+    ) -> DbResult<Page<MessageEndpoint>> {
+        let (id, p, key) = (msg_id.to_owned(), page.clone(), self.main_key().clone());
+        match self {
+            Store::Sqlite(db) => {
+                db.read(move |c| deliveries::list_for_message(c, &key, &id, &p))
+                    .await
+            }
+        }
+    }
+
+    /// The messages sent to an endpoint, with their delivery there (of `status`, if given).
+    pub async fn endpoint_messages(
+        &self,
+        endpoint_id: &str,
+        status: Option<i64>,
+        filter: MessageFilter,
+        page: &PageQuery,
+    ) -> DbResult<Page<EndpointMessage>> {
+        let (id, p) = (endpoint_id.to_owned(), page.clone());
+        match self {
+            Store::Sqlite(db) => {
+                db.read(move |c| deliveries::list_for_endpoint(c, &id, status, &filter, &p))
+                    .await
+            }
+        }
+    }
+
+    /// Counts of an endpoint's deliveries by state, created in a window.
+    pub async fn delivery_stats(
+        &self,
+        endpoint_id: &str,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> DbResult<Stats> {
+        let id = endpoint_id.to_owned();
+        match self {
+            Store::Sqlite(db) => {
+                db.read(move |c| deliveries::stats(c, &id, since, until))
+                    .await
+            }
+        }
+    }
+
+    pub async fn attempts(
+        &self,
+        filter: AttemptFilter,
+        page: &PageQuery,
+    ) -> DbResult<Page<Attempt>> {
+        let p = page.clone();
+        match self {
+            Store::Sqlite(db) => db.read(move |c| attempts::list(c, &filter, &p)).await,
+        }
+    }
+
+    pub async fn attempt(&self, msg_id: &str, attempt_id: &str) -> DbResult<Option<Attempt>> {
+        let (m, a) = (msg_id.to_owned(), attempt_id.to_owned());
+        match self {
+            Store::Sqlite(db) => db.read(move |c| attempts::get(c, &m, &a)).await,
+        }
+    }
+
+    /// Attempts of an application (or one endpoint) in `[since, until)`, counted by outcome,
+    /// event type, response code and `bucket_ms` bucket.
+    pub async fn analytics(
+        &self,
+        app_id: &str,
+        endpoint_id: Option<String>,
+        since: i64,
+        until: i64,
+        bucket_ms: i64,
+    ) -> DbResult<Analytics> {
+        let app_id = app_id.to_owned();
+        match self {
+            Store::Sqlite(db) => {
+                db.read(move |c| {
+                    stats::analytics(c, &app_id, endpoint_id.as_deref(), since, until, bucket_ms)
+                })
+                .await
+            }
+        }
+    }
+
+    /// The response stored for an idempotency key: status and body.
+    pub async fn idempotent_response(
+        &self,
+        key: &IdempotencyKey,
+    ) -> DbResult<Option<(u16, String)>> {
+        let k = key.clone();
+        match self {
+            Store::Sqlite(db) => db.read(move |c| idempotency::get(c, &k)).await,
+        }
+    }
+
+    pub async fn keep_idempotent_response(
+        &self,
+        key: IdempotencyKey,
+        status: u16,
+        body: String,
+        now: i64,
+    ) -> DbResult<()> {
+        match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| idempotency::put(c, &key, status, &body, now))
+                    .await
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The storage seam. A [`Store`] is an enum over backends rather than a trait object: the
+//! hot paths (`ingest`, `claim_due`, `record_attempts`) dispatch statically with no boxed
+//! futures, and adding a backend makes the compiler list every method that must handle it.
+//! Each method is one use case, sized so a backend can do it in one transaction; none
+//! promises SQLite-only behaviour (row ids, `INSERT OR IGNORE`, one process owning every
+//! lease) in its contract. The entities and read models they return are re-exported here,
+//! so callers never name a backend's module.
+
+mod admin;
+mod apps;
+mod deliveries;
+mod endpoints;
+mod event_types;
+mod messages;
+mod portal;
+mod tokens;
+
+use super::sqlite::{self, Db};
+use super::{DbOptions, DbResult};
+use crate::domain::crypto::MainKey;
+use std::sync::Arc;
+
+pub use super::sqlite::admin::{
+    Activity, AdminUser, Failure, Health, Session as AdminSession, TestSend, Times, Totals,
+    Troubled,
+};
+pub use super::sqlite::apps::App;
+pub use super::sqlite::attempts::{Attempt, AttemptFilter};
+pub use super::sqlite::deliveries::{
+    AttemptNotice, AttemptResult, Claimed, EndpointMessage, MessageEndpoint, Notice, Outcome,
+    Recorded, Stats,
+};
+pub use super::sqlite::endpoints::{Endpoint, Owner, Secret};
+pub use super::sqlite::event_types::EventType;
+pub use super::sqlite::idempotency::Key as IdempotencyKey;
+pub use super::sqlite::messages::{Ingested, Message, MessageFilter};
+pub use super::sqlite::portal::{Link as PortalLink, Session as PortalSession};
+pub use super::sqlite::stats::{Analytics, Gauges};
+pub use super::sqlite::tokens::Token;
+pub use super::sqlite::WriterStats;
+/// Delivery states as stored.
+pub mod status {
+    pub use crate::db::sqlite::deliveries::{FAIL, PENDING, SKIPPED, SUCCESS};
+}
+pub use admin::{Dashboard, EndpointSummary};
+pub use endpoints::HealthReport;
+pub use event_types::operational_event_types;
+pub use messages::NewMessage;
+
+/// Where hookbox keeps its state.
+#[derive(Clone)]
+pub enum Store {
+    /// One SQLite file: one writer thread with group commit, a pool of readers.
+    Sqlite(Db),
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the SQLite database described by `opts`.
+    pub fn open_sqlite(opts: &DbOptions, main_key: MainKey) -> DbResult<Store> {
+        Ok(Store::Sqlite(Db::open(opts, main_key)?))
+    }
+
+    /// The key that seals endpoint secrets at rest.
+    pub fn main_key(&self) -> &Arc<MainKey> {
+        match self {
+            Store::Sqlite(db) => &db.main_key,
+        }
+    }
+
+    /// Flushes and closes: every acknowledged write is durable when this returns.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(db) => db.close().await,
+        }
+    }
+
+    /// The writer's counters, for `/metrics`.
+    pub fn writer_stats(&self) -> &WriterStats {
+        match self {
+            Store::Sqlite(db) => db.writer.stats(),
+        }
+    }
+
+    /// Figures read at scrape time, for `/metrics`.
+    pub async fn gauges(&self, now: i64) -> DbResult<Gauges> {
+        match self {
+            Store::Sqlite(db) => db.read(move |c| sqlite::stats::gauges(c, now)).await,
+        }
+    }
+}
