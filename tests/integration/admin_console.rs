@@ -2,7 +2,7 @@
 //! enable/disable with replay, CSRF on every form, and escaping of hostile strings.
 
 use crate::support::console::Console;
-use crate::support::{wait_for, TestApp, TestReceiver};
+use crate::support::{signature_valid, wait_for, TestApp, TestReceiver};
 use serde_json::json;
 use std::time::Duration;
 
@@ -360,12 +360,38 @@ async fn enable_without_replay_sends_nothing_old() {
     assert_eq!(rx.count(), 1, "the missed message was not sent");
 }
 
+/// Sends a message to the endpoint behind `rx`; returns which of `keys` signed its delivery,
+/// after checking that no other key did.
+async fn signed_by(app: &TestApp, rx: &TestReceiver, a: &str, keys: &[&str]) -> Vec<bool> {
+    let n = rx.count();
+    app.send(a, "order.created", json!({})).await;
+    let r = &rx.wait_for_count(n + 1, Duration::from_secs(5)).await[n];
+    let (id, ts, sig) = r.signed();
+    let signed: Vec<bool> = keys
+        .iter()
+        .map(|k| signature_valid(k, id, ts, &r.body, sig))
+        .collect();
+    assert_eq!(
+        sig.split(' ').count(),
+        signed.iter().filter(|s| **s).count(),
+        "a key not listed signed: {sig}"
+    );
+    signed
+}
+
+/// Moves the delivery clock forward to `at` (Unix milliseconds).
+fn move_clock_to(app: &TestApp, at: i64) {
+    let ahead = u64::try_from(at - app.clock.now_ms()).expect("the clock is already past it");
+    app.clock.advance(Duration::from_millis(ahead));
+}
+
 #[tokio::test]
 async fn signing_secret_is_hidden_until_revealed_and_rotates() {
     let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
     let a = app.create_app("Acme").await;
     let (ep, secret) = app
-        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/hook" }))
+        .create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
         .await;
     let mut c = Console::first_admin(&app).await;
     let page = format!("/admin/apps/{a}/endpoints/{ep}");
@@ -375,41 +401,34 @@ async fn signing_secret_is_hidden_until_revealed_and_rotates() {
     assert!(r.body.contains(&secret));
     let r = c.submit(&format!("{page}/secret/rotate"), &[]).await;
     assert_eq!(r.location, Some(format!("{page}?ok=rotated")));
-    let new = app
-        .get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
-        .await["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let day = chrono::Utc::now().timestamp_millis() + 24 * 3_600_000;
+    let current = || async {
+        app.get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
+            .await["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let new = current().await;
     assert_ne!(new, secret);
     let r = c.submit(&format!("{page}/secret"), &[]).await;
     assert!(r.body.contains(&new) && !r.body.contains(&secret));
 
-    // The grace period is chosen: the secrets that still sign, and until when. (The first
-    // secret is in its 24-hour default grace from the rotation above.)
-    let db = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
-    let signing = |db: &rusqlite::Connection| -> Vec<Option<i64>> {
-        let mut stmt = db
-            .prepare(
-                "SELECT expires_at FROM endpoint_secrets WHERE endpoint_id = ? ORDER BY created_at",
-            )
-            .unwrap();
-        stmt.query_map([&ep], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
-    let day = chrono::Utc::now().timestamp_millis() + 24 * 3_600_000;
-    let s = signing(&db);
-    assert_eq!(s.len(), 2);
-    assert!((s[0].unwrap() - day).abs() < 60_000, "{s:?}");
+    // The grace period is chosen: the secrets that still sign, and until when, show in the
+    // signatures of deliveries. (The first secret is in its 24-hour default grace from the
+    // rotation above.)
+    assert_eq!(
+        signed_by(&app, &rx, &a, &[&secret, &new]).await,
+        [true, true]
+    );
     let r = c
         .submit(&format!("{page}/secret/rotate"), &[("grace", "0")])
         .await;
     assert_eq!(r.status, 303);
+    let third = current().await;
     assert_eq!(
-        signing(&db),
-        vec![s[0], None],
+        signed_by(&app, &rx, &a, &[&secret, &new, &third]).await,
+        [true, false, true],
         "no grace: the replaced secret stops at once"
     );
     let before = chrono::Utc::now().timestamp_millis();
@@ -417,15 +436,30 @@ async fn signing_secret_is_hidden_until_revealed_and_rotates() {
         .submit(&format!("{page}/secret/rotate"), &[("grace", "1h")])
         .await;
     assert_eq!(r.status, 303);
-    let s = signing(&db);
-    assert_eq!(s.len(), 3);
-    let until = s[1].unwrap() - before;
-    assert!((3_590_000..3_610_000).contains(&until), "{until}");
+    let fourth = current().await;
+    let keys = [secret.as_str(), &third, &fourth];
+    assert_eq!(signed_by(&app, &rx, &a, &keys).await, [true, true, true]);
     let r = c
         .submit(&format!("{page}/secret/rotate"), &[("grace", "forever")])
         .await;
     assert_eq!(r.status, 400);
-    assert_eq!(signing(&db).len(), 3, "refused: nothing rotated");
+    assert_eq!(current().await, fourth, "refused: nothing rotated");
+    assert_eq!(
+        signed_by(&app, &rx, &a, &keys).await,
+        [true, true, true],
+        "refused: nothing rotated"
+    );
+
+    // The hour's grace ends an hour after the rotation (within 10 seconds), the default
+    // one a day after the first rotation (within a minute).
+    move_clock_to(&app, before + 3_590_000);
+    assert_eq!(signed_by(&app, &rx, &a, &keys).await, [true, true, true]);
+    move_clock_to(&app, before + 3_610_000);
+    assert_eq!(signed_by(&app, &rx, &a, &keys).await, [true, false, true]);
+    move_clock_to(&app, day - 60_000);
+    assert_eq!(signed_by(&app, &rx, &a, &keys).await, [true, false, true]);
+    move_clock_to(&app, day + 60_000);
+    assert_eq!(signed_by(&app, &rx, &a, &keys).await, [false, false, true]);
 }
 
 #[tokio::test]

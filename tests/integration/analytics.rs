@@ -2,7 +2,7 @@
 //! bucket, for an application or one endpoint, surviving payload retention.
 
 use crate::support::receiver::Reply;
-use crate::support::{TestApp, TestReceiver};
+use crate::support::{wait_for, TestApp, TestReceiver};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -17,13 +17,17 @@ fn sum(buckets: &Value, key: &str) -> i64 {
 
 #[tokio::test]
 async fn analytics_count_attempts_by_outcome_event_type_code_and_hour() {
-    // One attempt per delivery: no retries within the test.
+    // One attempt per delivery: no retries within the test. Payloads expire after a second,
+    // so that the counts can be read again once the retention sweep has purged them.
     let app = TestApp::spawn_with(|cfg| {
         cfg.delivery.retry_schedule = vec![Duration::ZERO];
+        cfg.retention.payload = Duration::from_secs(1);
+        cfg.retention.sweep_interval = Duration::from_millis(100);
     })
     .await;
     let (ok_rx, bad_rx) = (TestReceiver::start().await, TestReceiver::start().await);
-    bad_rx.set_default(Reply::status(503));
+    // Both answer with a body, so that its purge shows in the attempts.
+    bad_rx.set_default(Reply::status(503).body("down"));
     app.create_event_type("invoice.paid").await;
     let a = app.create_app("Acme").await;
     let other = app.create_app("Other").await;
@@ -37,8 +41,9 @@ async fn analytics_count_attempts_by_outcome_event_type_code_and_hour() {
     .await;
     app.create_endpoint(&other, json!({ "url": ok_rx.url }))
         .await;
+    let mut sent = Vec::new();
     for t in ["invoice.paid", "invoice.paid", "user.created"] {
-        app.send(&a, t, json!({ "x": 1 })).await;
+        sent.push(app.send(&a, t, json!({ "x": 1 })).await);
     }
     app.send(&other, "invoice.paid", json!({})).await;
     // 3 to the good endpoint, 2 to the failing one, 1 for the other application.
@@ -91,13 +96,26 @@ async fn analytics_count_attempts_by_outcome_event_type_code_and_hour() {
     assert_eq!(before["total"], json!({ "success": 0, "fail": 0 }));
     assert_eq!(before["buckets"].as_array().unwrap().len(), 48);
 
-    // Counts survive the payloads' purge.
-    let db = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
-    db.execute("UPDATE messages SET payload = NULL", [])
-        .unwrap();
-    db.execute("UPDATE attempts SET response = NULL", [])
-        .unwrap();
-    assert_eq!(app.get(&path, 200).await["total"], v["total"]);
+    // Counts survive the payloads' purge: once every payload and response body of the
+    // application is gone, the same totals.
+    let purged = wait_for(Duration::from_secs(10), || async {
+        for msg in &sent {
+            if app.get(&format!("/app/{a}/msg/{msg}"), 200).await["payload"] != json!({}) {
+                return false;
+            }
+            let attempts = app.attempts(&a, msg).await;
+            if attempts.is_empty() || attempts.iter().any(|at| at["response"] != "") {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(purged, "the payloads and response bodies were not purged");
+    let after = app.get(&path, 200).await;
+    for key in ["total", "eventTypes", "statusCodes"] {
+        assert_eq!(after[key], v[key], "{key} after the purge: {after}");
+    }
 
     // Bad windows and filters are refused with the field named.
     for (q, field) in [

@@ -19,6 +19,7 @@ const HOSTILE_STRINGS: &[&str] = &[
 ];
 
 /// Counts of every table: "nothing was written" means these did not change.
+// Reads the SQLite file: only every table's count (many no API lists) proves "nothing written".
 fn snapshot(app: &TestApp) -> Vec<(String, i64)> {
     let c = rusqlite::Connection::open_with_flags(
         app.dir.path().join("hookbox.db"),

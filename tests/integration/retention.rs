@@ -1,5 +1,6 @@
+use crate::support::console::Console;
 use crate::support::{wait_for, TestApp, TestReceiver};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 #[tokio::test]
@@ -46,23 +47,34 @@ async fn expired_payloads_and_response_bodies_are_purged_but_counts_survive() {
         "the response body outlived the payload"
     );
     assert_eq!(attempts[0]["responseStatusCode"], 200);
-    let db = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
-    let headers: (Option<String>, Option<String>) = db
-        .query_row(
-            "SELECT request_headers, response_headers FROM attempts WHERE msg_id = ?",
-            [&gone],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+    // The console's attempt page shows the recorded request and response headers.
+    let mut c = Console::first_admin(&app).await;
+    let attempt_page = |msg: &str, attempt: &Value| {
+        format!(
+            "/admin/apps/{a}/endpoints/{ep}/attempts/{msg}/{}",
+            attempt["id"].as_str().unwrap()
         )
-        .unwrap();
-    assert_eq!(headers, (None, None), "the headers outlived the payload");
-    let other: Option<String> = db
-        .query_row(
-            "SELECT request_headers FROM attempts WHERE msg_id = ?",
-            [&kept],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert!(other.is_some_and(|h| h.contains("webhook-signature: v1,")));
+    };
+    let page = c.page(&attempt_page(&gone, &attempts[0])).await;
+    assert!(
+        !page.contains("id=\"request-headers\"") && !page.contains("id=\"response-headers\""),
+        "the headers outlived the payload: {page}"
+    );
+    assert!(
+        page.contains("Headers not recorded (an older attempt, or purged by the retention policy)")
+            && page.contains("Headers not recorded.</p>"),
+        "{page}"
+    );
+    let kept_attempts = app
+        .wait_attempts(&a, &kept, 1, Duration::from_secs(5))
+        .await;
+    let page = c.page(&attempt_page(&kept, &kept_attempts[0])).await;
+    let shown = page
+        .split_once("<pre id=\"request-headers\">")
+        .and_then(|(_, rest)| rest.split_once("</pre>"))
+        .map(|(h, _)| h)
+        .unwrap_or_else(|| panic!("the kept message's request headers are gone: {page}"));
+    assert!(shown.contains("webhook-signature: v1,"), "{shown}");
     let stats = app.get(&format!("/app/{a}/endpoint/{ep}/stats"), 200).await;
     assert_eq!(
         stats["success"], 2,
