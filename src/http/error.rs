@@ -86,6 +86,28 @@ impl ApiError {
 pub const FULL_DETAIL: &str = "the server cannot store messages right now: its disk (or its \
      database size limit) is full; retry later";
 
+/// A broken rule of the service layer, located in the request body.
+impl From<crate::service::input::FieldError> for ApiError {
+    fn from(e: crate::service::input::FieldError) -> Self {
+        let mut loc = vec!["body".to_owned()];
+        loc.extend(e.loc);
+        ApiError::Validation(vec![ValidationItem {
+            loc,
+            msg: e.msg,
+            kind: "value_error".into(),
+        }])
+    }
+}
+
+impl From<crate::service::input::Rejected> for ApiError {
+    fn from(e: crate::service::input::Rejected) -> Self {
+        match e {
+            crate::service::input::Rejected::Invalid(e) => e.into(),
+            crate::service::input::Rejected::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {

@@ -1,7 +1,77 @@
 //! Applications.
 
+use super::input::{check_uid, metadata_map, FieldError};
 use crate::db::{App, DbResult, Store};
 use crate::delivery::Dispatcher;
+use crate::domain::{ids, time::now_ms};
+use std::collections::BTreeMap;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// A new application as asked for, before its rules are checked.
+#[derive(Debug, Clone, Default)]
+pub struct AppInput {
+    pub name: String,
+    pub uid: Option<String>,
+    /// Messages per second to its endpoints.
+    pub throttle_rate: Option<u32>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Days its payloads are kept, when not the server's setting.
+    pub retention_days: Option<u32>,
+}
+
+impl AppInput {
+    /// The application, or the first rule it breaks.
+    pub fn parse(self) -> Result<App, FieldError> {
+        check_name(&self.name)?;
+        check_app_uid(self.uid.as_deref())?;
+        let now = now_ms();
+        Ok(App {
+            id: ids::new_id(ids::APP),
+            uid: self.uid,
+            name: self.name,
+            rate_limit: self.throttle_rate.map(i64::from),
+            retention_ms: retention(self.retention_days)?,
+            metadata: metadata_map(self.metadata),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+/// 1 to 256 characters, not only blanks.
+pub fn check_name(name: &str) -> Result<(), FieldError> {
+    if name.trim().is_empty() || name.chars().count() > 256 {
+        return Err(FieldError::new(
+            &["name"],
+            "name must be 1 to 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Application uids: the endpoint rule, and `_hookbox…` is reserved.
+pub fn check_app_uid(uid: Option<&str>) -> Result<(), FieldError> {
+    if uid.is_some_and(|u| u.starts_with(crate::operational::RESERVED_PREFIX)) {
+        return Err(FieldError::new(
+            &["uid"],
+            "uids starting with `_hookbox` are reserved",
+        ));
+    }
+    check_uid(uid)
+}
+
+/// How long payloads are kept, from a number of days (1 to 3650); `None`: the server's.
+pub fn retention(days: Option<u32>) -> Result<Option<i64>, FieldError> {
+    match days {
+        None => Ok(None),
+        Some(d) if (1..=3650).contains(&d) => Ok(Some(i64::from(d) * DAY_MS)),
+        Some(_) => Err(FieldError::new(
+            &["payloadRetentionPeriod"],
+            "must be 1 to 3650 days",
+        )),
+    }
+}
 
 /// Deletes an application with its endpoints, messages and their history; the endpoints'
 /// cached sending details go too.

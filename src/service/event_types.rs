@@ -8,18 +8,10 @@ pub const MAX_DESCRIPTION_CHARS: usize = 8192;
 pub const MAX_GROUP_CHARS: usize = 256;
 pub const MAX_SCHEMAS_BYTES: usize = 256 * 1024;
 
-/// A field of an event type that breaks a rule: where (`["schemas", "1"]`, say) and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub loc: Vec<String>,
-    pub msg: String,
-}
+pub use super::input::FieldError;
 
 fn field(loc: &[&str], msg: impl Into<String>) -> FieldError {
-    FieldError {
-        loc: loc.iter().map(|s| (*s).to_owned()).collect(),
-        msg: msg.into(),
-    }
+    FieldError::new(loc, msg)
 }
 
 pub fn check_name(name: &str) -> Result<(), FieldError> {

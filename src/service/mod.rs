@@ -3,7 +3,9 @@
 //! no handler has to remember them.
 
 pub mod apps;
+pub mod endpoint_input;
 pub mod endpoints;
 pub mod event_types;
+pub mod input;
 pub mod messages;
 pub mod portal;

@@ -2,9 +2,9 @@
 
 use super::{admin, admin_post, page, page_with, path, redirect, when, Chrome, ConsoleError};
 use crate::db::{App, DbError, PageQuery};
-use crate::http::api::{new_app, ApplicationIn};
-use crate::http::error::ApiError;
 use crate::http::Data;
+use crate::service::apps::AppInput;
+use crate::service::input::FieldError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -84,14 +84,8 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
 }
 
 /// The message of a validation error about `field` (the API's `loc`), if it is about it.
-pub(super) fn field_error(e: &ApiError, field: &str) -> Option<String> {
-    match e {
-        ApiError::Validation(items) => items
-            .iter()
-            .find(|i| i.loc.last().is_some_and(|l| l == field))
-            .map(|i| i.msg.clone()),
-        _ => None,
-    }
+pub(super) fn field_error(e: &FieldError, field: &str) -> Option<String> {
+    e.at(field).map(str::to_owned)
 }
 
 pub async fn create(
@@ -102,14 +96,12 @@ pub async fn create(
     let (admin, form) = admin_post(&st, &req, &body).await?;
     let name = form.get("name").to_owned();
     let uid = form.get("uid").to_owned();
-    let input = ApplicationIn {
+    let input = AppInput {
         name: name.clone(),
         uid: (!uid.is_empty()).then(|| uid.clone()),
-        throttle_rate: None,
-        metadata: None,
-        payload_retention_period: None,
+        ..AppInput::default()
     };
-    let result = match new_app(input) {
+    let result = match input.parse() {
         Ok(app) => match st.store.create_app(app.clone()).await {
             Ok(()) => {
                 return Ok(redirect(&format!(
@@ -253,13 +245,13 @@ pub async fn rename(
     };
     // Validated by the same rules as the API's.
     let checked = days.clone().ok().map(|days| {
-        new_app(ApplicationIn {
+        AppInput {
             name: name.clone(),
             uid: (!uid.is_empty()).then(|| uid.clone()),
-            throttle_rate: None,
-            metadata: None,
-            payload_retention_period: days,
-        })
+            retention_days: days,
+            ..AppInput::default()
+        }
+        .parse()
     });
     let mut errors = (None, None, days.err());
     if let Some(Ok(fresh)) = checked {

@@ -1,14 +1,16 @@
 use super::models::{
-    ApplicationIn, ApplicationOut, ApplicationPatch, ListResponse_ApplicationOut_, Metadata,
+    ApplicationIn, ApplicationOut, ApplicationPatch, ListResponse_ApplicationOut_,
 };
 use super::openapi::{AppPath, ListParams, ReadErrors, WriteErrors};
 use super::{app_key, body, find_app, idempotent, json, query};
 use crate::db::App;
-use crate::domain::{ids, time::now_ms, validate::is_valid_uid};
+use crate::domain::time::now_ms;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
+use crate::service::apps::{check_app_uid, check_name, retention, AppInput};
+use crate::service::input::metadata_map;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -21,70 +23,9 @@ struct GetIfExists {
 }
 
 /// A retention period in days (1 to 3650) as milliseconds.
-fn retention_days(days: Option<u32>) -> Result<Option<i64>, ApiError> {
-    match days {
-        None => Ok(None),
-        Some(d) if (1..=3650).contains(&d) => Ok(Some(i64::from(d) * super::models::DAY_MS)),
-        Some(_) => Err(ApiError::invalid(
-            &["body", "payloadRetentionPeriod"],
-            "must be 1 to 3650 days",
-        )),
-    }
-}
-
-fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.chars().count() > 256 {
-        return Err(ApiError::invalid(
-            &["body", "name"],
-            "name must be 1 to 256 characters",
-        ));
-    }
-    Ok(())
-}
-
-/// Application uids: the endpoint rule, and `_hookbox…` is reserved.
-fn check_app_uid(uid: Option<&str>) -> Result<(), ApiError> {
-    if uid.is_some_and(|u| u.starts_with(crate::operational::RESERVED_PREFIX)) {
-        return Err(ApiError::invalid(
-            &["body", "uid"],
-            "uids starting with `_hookbox` are reserved",
-        ));
-    }
-    check_uid(uid)
-}
-
-pub(super) fn check_uid(uid: Option<&str>) -> Result<(), ApiError> {
-    match uid {
-        Some(u) if !is_valid_uid(u) => Err(ApiError::invalid(
-            &["body", "uid"],
-            "uid must match [a-zA-Z0-9-_.]{1,256}",
-        )),
-        _ => Ok(()),
-    }
-}
-
-pub(super) fn metadata_map(m: Option<Metadata>) -> serde_json::Map<String, serde_json::Value> {
-    m.unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
-        .collect()
-}
-
 /// A validated new application.
-pub(crate) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
-    check_name(&input.name)?;
-    check_app_uid(input.uid.as_deref())?;
-    let now = now_ms();
-    Ok(App {
-        id: ids::new_id(ids::APP),
-        uid: input.uid,
-        name: input.name,
-        rate_limit: input.throttle_rate.map(i64::from),
-        retention_ms: retention_days(input.payload_retention_period)?,
-        metadata: metadata_map(input.metadata),
-        created_at: now,
-        updated_at: now,
-    })
+pub(super) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
+    Ok(AppInput::from(input).parse()?)
 }
 
 fn out(a: App) -> serde_json::Value {
@@ -245,7 +186,7 @@ pub async fn patch(
         app.uid = uid;
     }
     if let Some(days) = p.payload_retention_period {
-        app.retention_ms = retention_days(days)?;
+        app.retention_ms = retention(days)?;
     }
     if let Some(rate) = p.throttle_rate {
         app.rate_limit = rate.map(i64::from);

@@ -1,4 +1,3 @@
-use super::apps::check_uid;
 use super::messages::{ingest, IngestSpec};
 use super::models::{
     api_status, raw_json, status_text, with_message_out, BackgroundTaskStatus, BackgroundTaskType,
@@ -16,148 +15,22 @@ use crate::db::{App as AppRow, Endpoint, HealthReport};
 use crate::domain::ids;
 use crate::domain::signing::SigningKey;
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
-use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_event_type};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
+use crate::service::endpoint_input::{
+    check_channels, check_event_types, check_headers, check_headers_size, check_url, parse_secret,
+    EndpointInput,
+};
 use crate::service::endpoints as service;
+use crate::service::input::{check_uid, metadata_map};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::collections::BTreeMap;
 
-/// Headers hookbox sets itself, which an endpoint's custom headers may not replace.
-const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "host",
-    "user-agent",
-    "transfer-encoding",
-    "connection",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "svix-id",
-    "svix-timestamp",
-    "svix-signature",
-    "x-webhook-signature-256",
-];
-
-fn check_url(st: &Data, url: &str) -> Result<(), ApiError> {
-    check_endpoint_url(url).map_err(|m| ApiError::invalid(&["body", "url"], m))?;
-    let https = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
-    if st.cfg.delivery.https_only && !https {
-        return Err(ApiError::invalid(
-            &["body", "url"],
-            "this server only delivers to https URLs (delivery.https_only)",
-        ));
-    }
-    Ok(())
-}
-
-fn check_channels(ch: Option<&Vec<String>>) -> Result<(), ApiError> {
-    if let Some(ch) = ch {
-        if ch.len() > 10 {
-            return Err(ApiError::invalid(
-                &["body", "channels"],
-                "at most 10 channels",
-            ));
-        }
-        if let Some(bad) = ch.iter().find(|c| !is_valid_channel(c)) {
-            return Err(ApiError::invalid(
-                &["body", "channels"],
-                format!("invalid channel `{bad}`"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-pub(super) fn check_headers(h: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    check_headers_size(h)?;
-    for (k, v) in h {
-        let name = actix_web::http::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-            ApiError::invalid(
-                &["body", "headers"],
-                format!("`{k}` is not a valid header name"),
-            )
-        })?;
-        if RESERVED_HEADERS.contains(&name.as_str()) {
-            return Err(ApiError::invalid(
-                &["body", "headers"],
-                format!("`{k}` is set by hookbox and cannot be overridden"),
-            ));
-        }
-        // Visible ASCII, spaces and tabs: no control characters, and no bytes past ASCII that
-        // receivers would each decode their own way.
-        if !v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
-            return Err(ApiError::invalid(
-                &["body", "headers"],
-                format!("the value of `{k}` is not a valid header value"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Custom headers may take at most `MAX_HEADERS_BYTES`.
-fn check_headers_size(h: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    use crate::domain::headers::{size, MAX_HEADERS_BYTES};
-    let n = size(h);
-    if n > MAX_HEADERS_BYTES {
-        return Err(ApiError::invalid(
-            &["body", "headers"],
-            format!("the headers take {n} bytes; at most {MAX_HEADERS_BYTES} are allowed"),
-        ));
-    }
-    Ok(())
-}
-
-/// Empty means every type; named types must exist and not be archived (for hookbox's own
-/// application: be operational events).
-async fn check_event_types(
-    st: &Data,
-    app: &AppRow,
-    types: Option<Vec<String>>,
-) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(types) = types.filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    if let Some(bad) = types.iter().find(|t| !is_valid_event_type(t)) {
-        return Err(ApiError::invalid(
-            &["body", "filterTypes"],
-            format!("invalid event type name `{bad}`"),
-        ));
-    }
-    let missing = if app.is_operational() {
-        crate::operational::unknown_events(&types)
-    } else {
-        st.store.missing_event_types(types.clone()).await?
-    };
-    if !missing.is_empty() {
-        return Err(ApiError::invalid(
-            &["body", "filterTypes"],
-            format!("unknown event types: {}", missing.join(", ")),
-        ));
-    }
-    let mut types = types;
-    types.sort();
-    types.dedup();
-    Ok(Some(types))
-}
-
 fn out(e: Endpoint) -> serde_json::Value {
     serde_json::to_value(EndpointOut::from(e)).unwrap_or_default()
-}
-
-/// A supplied secret (body field `field`), or a new random one.
-fn parse_secret(s: Option<&str>, field: &str) -> Result<SigningKey, ApiError> {
-    match s {
-        None => Ok(SigningKey::generate()),
-        Some(s) => {
-            SigningKey::parse(s).map_err(|e| ApiError::invalid(&["body", field], e.to_string()))
-        }
-    }
 }
 
 /// List an application's endpoints, newest first.
@@ -179,41 +52,14 @@ pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespon
     ))
 }
 
-pub(crate) async fn validated_new(
+pub(super) async fn validated_new(
     st: &Data,
     app: &AppRow,
     input: EndpointIn,
 ) -> Result<(Endpoint, SigningKey), ApiError> {
-    check_url(st, &input.url)?;
-    check_uid(input.uid.as_deref())?;
-    check_channels(input.channels.as_ref())?;
-    let headers = input.headers.unwrap_or_default();
-    check_headers(&headers)?;
-    let key = parse_secret(input.secret.as_deref(), "secret")?;
-    let filter_types = check_event_types(st, app, input.event_types).await?;
-    let now = now_ms();
-    Ok((
-        Endpoint {
-            id: ids::new_id(ids::ENDPOINT),
-            app_id: app.id.clone(),
-            uid: input.uid,
-            url: input.url,
-            description: input.description,
-            filter_types,
-            channels: input.channels.filter(|c| !c.is_empty()),
-            rate_limit: input.throttle_rate.map(i64::from),
-            legacy_signature: input.legacy_signature,
-            verify_ssl: input.verify_ssl.unwrap_or(true),
-            metadata: super::apps::metadata_map(input.metadata),
-            headers,
-            disabled: input.disabled,
-            disabled_reason: input.disabled.then(|| "disabled when created".to_owned()),
-            disabled_at: input.disabled.then_some(now),
-            created_at: now,
-            updated_at: now,
-        },
-        key,
-    ))
+    Ok(EndpointInput::from(input)
+        .parse(&st.store, app, st.cfg.delivery.https_only)
+        .await?)
 }
 
 /// Create an endpoint.
@@ -311,11 +157,11 @@ pub async fn put(
         service::create(&st.store, &st.dispatcher, ep.clone(), secret).await?;
         return Ok(json(StatusCode::CREATED, &EndpointOut::from(ep)));
     };
-    check_url(&st, &input.url)?;
+    check_url(&input.url, st.cfg.delivery.https_only)?;
     check_uid(input.uid.as_deref())?;
     check_channels(input.channels.as_ref())?;
     let now = now_ms();
-    ep.filter_types = check_event_types(&st, &app, input.event_types).await?;
+    ep.filter_types = check_event_types(&st.store, &app, input.event_types).await?;
     ep.url = input.url;
     ep.description = input.description;
     ep.uid = input.uid.or(ep.uid);
@@ -323,7 +169,7 @@ pub async fn put(
     ep.legacy_signature = input.legacy_signature;
     ep.verify_ssl = input.verify_ssl.unwrap_or(true);
     ep.channels = input.channels.filter(|c| !c.is_empty());
-    ep.metadata = super::apps::metadata_map(input.metadata);
+    ep.metadata = metadata_map(input.metadata);
     if let Some(h) = input.headers {
         check_headers(&h)?;
         ep.headers = h;
@@ -357,7 +203,7 @@ pub async fn patch(
     let p: EndpointPatch = body(&st, payload).await?;
     let now = now_ms();
     if let Some(url) = p.url {
-        check_url(&st, &url)?;
+        check_url(&url, st.cfg.delivery.https_only)?;
         ep.url = url;
     }
     if let Some(d) = p.description {
@@ -371,14 +217,14 @@ pub async fn patch(
         ep.rate_limit = r.map(i64::from);
     }
     if let Some(types) = p.event_types {
-        ep.filter_types = check_event_types(&st, &app, types).await?;
+        ep.filter_types = check_event_types(&st.store, &app, types).await?;
     }
     if let Some(ch) = p.channels {
         check_channels(ch.as_ref())?;
         ep.channels = ch.filter(|c| !c.is_empty());
     }
     if let Some(m) = p.metadata {
-        ep.metadata = super::apps::metadata_map(Some(m));
+        ep.metadata = metadata_map(Some(m));
     }
     if let Some(l) = p.legacy_signature {
         ep.legacy_signature = l;

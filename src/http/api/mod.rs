@@ -12,11 +12,6 @@ pub mod openapi;
 mod operational;
 mod portal;
 
-// Shared with the console, so that both apply the same rules.
-pub(crate) use apps::new_app;
-pub(crate) use endpoints::validated_new;
-pub(crate) use models::{ApplicationIn, EndpointIn};
-
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{parse_json, read_body, Query};

@@ -112,6 +112,18 @@ pub struct ApplicationIn {
     pub payload_retention_period: Option<u32>,
 }
 
+impl From<ApplicationIn> for crate::service::apps::AppInput {
+    fn from(a: ApplicationIn) -> Self {
+        crate::service::apps::AppInput {
+            name: a.name,
+            uid: a.uid,
+            throttle_rate: a.throttle_rate,
+            metadata: a.metadata,
+            retention_days: a.payload_retention_period,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
@@ -309,6 +321,25 @@ pub struct EndpointIn {
     pub legacy_signature: bool,
     /// `false` skips TLS certificate verification; absent means `true`.
     pub verify_ssl: Option<bool>,
+}
+
+impl From<EndpointIn> for crate::service::endpoint_input::EndpointInput {
+    fn from(e: EndpointIn) -> Self {
+        crate::service::endpoint_input::EndpointInput {
+            url: e.url,
+            description: e.description,
+            uid: e.uid,
+            throttle_rate: e.throttle_rate,
+            disabled: e.disabled,
+            event_types: e.event_types,
+            channels: e.channels,
+            secret: e.secret,
+            metadata: e.metadata,
+            headers: e.headers,
+            legacy_signature: e.legacy_signature,
+            verify_ssl: e.verify_ssl,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default, ToSchema)]

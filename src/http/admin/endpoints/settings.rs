@@ -58,7 +58,7 @@ impl Fields {
     }
 }
 
-/// A submitted endpoint form, validated by the API's own rules (`validated_new`).
+/// A submitted endpoint form, checked by the rules the API applies (`EndpointInput`).
 struct Submitted {
     events: Vec<String>,
     all_events: bool,
@@ -116,43 +116,43 @@ impl Submitted {
 
     /// A new endpoint from the form, or the form with its errors.
     async fn validate(self, st: &Data, app: &App) -> Result<(Endpoint, SigningKey), Fields> {
-        let input = EndpointIn {
+        let input = EndpointInput {
             url: self.url.clone(),
             description: self.description.clone(),
-            uid: None,
             throttle_rate: self.rate_raw.parse().ok(),
-            disabled: false,
             event_types: (!self.all_events).then(|| self.events.clone()),
             channels: (!self.channels.is_empty()).then(|| self.channels.clone()),
-            secret: None,
-            metadata: None,
             headers: self.headers.clone().ok(),
             legacy_signature: self.legacy_signature,
             verify_ssl: Some(self.verify_ssl),
+            ..EndpointInput::default()
         };
         let failure = match (
             self.rate_error.is_none() && self.headers.is_ok(),
-            validated_new(st, app, input).await,
+            input
+                .parse(&st.store, app, st.cfg.delivery.https_only)
+                .await,
         ) {
             (true, Ok(ok)) => return Ok(ok),
-            (_, Err(e)) => e,
-            (false, Ok(_)) => ApiError::Validation(Vec::new()),
+            (_, Err(Rejected::Invalid(e))) => Some(Ok(e)),
+            (_, Err(Rejected::Db(e))) => Some(Err(e.to_string())),
+            (false, Ok(_)) => None,
         };
-        let url_error = field_error(&failure, "url");
-        let events_error = field_error(&failure, "filterTypes");
-        let channels_error = field_error(&failure, "channels");
-        let headers_error = self
-            .headers
-            .err()
-            .or_else(|| field_error(&failure, "headers"));
+        let invalid = failure.as_ref().and_then(|f| f.as_ref().ok());
+        let located = |field: &str| invalid.and_then(|e| field_error(e, field));
+        let url_error = located("url");
+        let events_error = located("filterTypes");
+        let channels_error = located("channels");
+        let headers_error = self.headers.err().or_else(|| located("headers"));
         let placed = url_error.is_some()
             || events_error.is_some()
             || channels_error.is_some()
             || headers_error.is_some();
-        let error = match &failure {
-            ApiError::Validation(_) if placed => None,
-            ApiError::Validation(items) => items.first().map(|i| i.msg.clone()),
-            other => Some(other.to_string()),
+        let error = match failure {
+            Some(Ok(_)) if placed => None,
+            Some(Ok(e)) => Some(e.msg),
+            Some(Err(other)) => Some(other),
+            None => None,
         };
         let groups = match catalog(st, app).await {
             Ok(types) => groups(types, &self.events),

@@ -1,0 +1,197 @@
+//! An endpoint as asked for, and the rules it must keep: one set for the API (create, update,
+//! patch) and the console's forms.
+
+use super::input::{check_uid, metadata_map, FieldError, Rejected};
+use crate::db::{App, Endpoint, Store};
+use crate::domain::signing::SigningKey;
+use crate::domain::time::now_ms;
+use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_event_type};
+use crate::domain::{headers, ids};
+use std::collections::BTreeMap;
+
+/// Headers hookbox sets itself, which an endpoint's custom headers may not replace.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "svix-id",
+    "svix-timestamp",
+    "svix-signature",
+    "x-webhook-signature-256",
+];
+
+/// A new endpoint as asked for, before its rules are checked.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointInput {
+    pub url: String,
+    pub description: String,
+    pub uid: Option<String>,
+    pub throttle_rate: Option<u32>,
+    pub disabled: bool,
+    /// Event types it receives; `None` or empty: all.
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    /// Its signing secret; generated when `None`.
+    pub secret: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub legacy_signature: bool,
+    pub verify_ssl: Option<bool>,
+}
+
+impl EndpointInput {
+    /// The endpoint of `app` with its signing key, or the first rule it breaks. With
+    /// `https_only`, only `https` URLs are taken.
+    pub async fn parse(
+        self,
+        store: &Store,
+        app: &App,
+        https_only: bool,
+    ) -> Result<(Endpoint, SigningKey), Rejected> {
+        check_url(&self.url, https_only)?;
+        check_uid(self.uid.as_deref())?;
+        check_channels(self.channels.as_ref())?;
+        let headers = self.headers.unwrap_or_default();
+        check_headers(&headers)?;
+        let key = parse_secret(self.secret.as_deref(), "secret")?;
+        let filter_types = check_event_types(store, app, self.event_types).await?;
+        let now = now_ms();
+        Ok((
+            Endpoint {
+                id: ids::new_id(ids::ENDPOINT),
+                app_id: app.id.clone(),
+                uid: self.uid,
+                url: self.url,
+                description: self.description,
+                filter_types,
+                channels: self.channels.filter(|c| !c.is_empty()),
+                rate_limit: self.throttle_rate.map(i64::from),
+                legacy_signature: self.legacy_signature,
+                verify_ssl: self.verify_ssl.unwrap_or(true),
+                metadata: metadata_map(self.metadata),
+                headers,
+                disabled: self.disabled,
+                disabled_reason: self.disabled.then(|| "disabled when created".to_owned()),
+                disabled_at: self.disabled.then_some(now),
+                created_at: now,
+                updated_at: now,
+            },
+            key,
+        ))
+    }
+}
+
+/// An absolute `http`/`https` URL (only `https` with `https_only`).
+pub fn check_url(url: &str, https_only: bool) -> Result<(), FieldError> {
+    check_endpoint_url(url).map_err(|m| FieldError::new(&["url"], m))?;
+    let https = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+    if https_only && !https {
+        return Err(FieldError::new(
+            &["url"],
+            "this server only delivers to https URLs (delivery.https_only)",
+        ));
+    }
+    Ok(())
+}
+
+/// At most 10 channels, each a valid channel name.
+pub fn check_channels(ch: Option<&Vec<String>>) -> Result<(), FieldError> {
+    if let Some(ch) = ch {
+        if ch.len() > 10 {
+            return Err(FieldError::new(&["channels"], "at most 10 channels"));
+        }
+        if let Some(bad) = ch.iter().find(|c| !is_valid_channel(c)) {
+            return Err(FieldError::new(
+                &["channels"],
+                format!("invalid channel `{bad}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Custom headers: valid names and values, none that hookbox sets itself, within the size cap.
+pub fn check_headers(h: &BTreeMap<String, String>) -> Result<(), FieldError> {
+    check_headers_size(h)?;
+    for (k, v) in h {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            FieldError::new(&["headers"], format!("`{k}` is not a valid header name"))
+        })?;
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            return Err(FieldError::new(
+                &["headers"],
+                format!("`{k}` is set by hookbox and cannot be overridden"),
+            ));
+        }
+        // Visible ASCII, spaces and tabs: no control characters, and no bytes past ASCII that
+        // receivers would each decode their own way.
+        if !v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+            return Err(FieldError::new(
+                &["headers"],
+                format!("the value of `{k}` is not a valid header value"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Custom headers may take at most `MAX_HEADERS_BYTES`.
+pub fn check_headers_size(h: &BTreeMap<String, String>) -> Result<(), FieldError> {
+    let n = headers::size(h);
+    if n > headers::MAX_HEADERS_BYTES {
+        return Err(FieldError::new(
+            &["headers"],
+            format!(
+                "the headers take {n} bytes; at most {} are allowed",
+                headers::MAX_HEADERS_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Empty means every type; named types must exist and not be archived (for hookbox's own
+/// application: be operational events). Sorted, without duplicates.
+pub async fn check_event_types(
+    store: &Store,
+    app: &App,
+    types: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, Rejected> {
+    let Some(mut types) = types.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if let Some(bad) = types.iter().find(|t| !is_valid_event_type(t)) {
+        return Err(
+            FieldError::new(&["filterTypes"], format!("invalid event type name `{bad}`")).into(),
+        );
+    }
+    let missing = if app.is_operational() {
+        crate::operational::unknown_events(&types)
+    } else {
+        store.missing_event_types(types.clone()).await?
+    };
+    if !missing.is_empty() {
+        return Err(FieldError::new(
+            &["filterTypes"],
+            format!("unknown event types: {}", missing.join(", ")),
+        )
+        .into());
+    }
+    types.sort();
+    types.dedup();
+    Ok(Some(types))
+}
+
+/// A supplied secret (in field `field`), or a new random one.
+pub fn parse_secret(s: Option<&str>, field: &str) -> Result<SigningKey, FieldError> {
+    match s {
+        None => Ok(SigningKey::generate()),
+        Some(s) => SigningKey::parse(s).map_err(|e| FieldError::new(&[field], e.to_string())),
+    }
+}
