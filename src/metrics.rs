@@ -1,13 +1,33 @@
-//! Metrics without a registry crate: lock-free counters and fixed-bucket histograms that the
-//! hot paths update with a few relaxed atomic adds, and a writer for the Prometheus text
-//! exposition format (version 0.0.4) used by `GET /metrics`.
+//! Instruments for `GET /metrics`, exposed with the `prometheus-client` crate.
 //!
-//! Nothing here is global: the owners (HTTP state, dispatcher, database writer) hold their
-//! own instruments and the `/metrics` handler reads them all at scrape time.
+//! Counts and gauges that the HTTP layer and the dispatcher update are the crate's own
+//! [`Counter`] and [`Gauge`]: a shared atomic each, updated with one relaxed `fetch_add`.
+//! Histograms are this module's [`Histogram`], because the crate's takes a mutex on every
+//! observation: ours does a binary search over fixed bounds and two relaxed atomic adds, and
+//! at scrape time hands the crate a [`ConstHistogram`] to encode. Some owners keep plain
+//! atomics that they also read themselves (the database writer's totals, the dispatcher's
+//! deliveries in flight); those are exposed as [`ConstCounter`] and [`ConstGauge`] read at
+//! scrape time.
+//!
+//! Nothing here is global. The owners (HTTP state, dispatcher, database writer) hold their
+//! own instruments as plain fields, and `crate::http::metrics::scrape` builds a fresh
+//! `prometheus_client::registry::Registry` on every scrape from handles to them and from the
+//! figures read at that moment (counts from the database, the writer's totals, the
+//! dispatcher's queue), then encodes it in the Prometheus text format, version 0.0.4
+//! ([`CONTENT_TYPE`]). A registry per scrape costs a few small allocations per scrape and
+//! none per event; unlike one built at startup, it needs neither a collector nor gauges set
+//! just before encoding (which two concurrent scrapes could interleave) for the figures read
+//! from the database. [`Labelled`] exposes separately held instruments as one labelled
+//! family, so that each labelled count is updated through its own handle, with no lookup.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub use prometheus_client::metrics::counter::{ConstCounter, Counter};
+pub use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 
 /// Upper bounds, in microseconds, for latency histograms: 1 ms … 30 s.
 pub const LATENCY_BOUNDS_MICROS: &[u64] = &[
@@ -23,48 +43,13 @@ pub const FAST_LATENCY_BOUNDS_MICROS: &[u64] = &[
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
 ];
 
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A value that goes up and down (requests in flight).
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
-
-impl Gauge {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A histogram over integer observations with fixed upper bounds. Observations are stored in
-/// integer units (e.g. microseconds) and exposed divided by `scale` (e.g. as seconds).
+/// A histogram over integer observations with fixed upper bounds, updated without a lock.
+/// Observations are stored in integer units (e.g. microseconds) and exposed divided by
+/// `scale` (e.g. as seconds).
 #[derive(Debug)]
 pub struct Histogram {
     bounds: &'static [u64],
-    /// One per bound, plus the `+Inf` bucket. Not cumulative: summed at scrape time.
+    /// One per bound, plus the `+Inf` bucket. Not cumulative.
     buckets: Box<[AtomicU64]>,
     sum: AtomicU64,
     scale: f64,
@@ -96,103 +81,109 @@ impl Histogram {
         self.observe(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
 
+    /// The figures now, scaled, for the encoder.
+    pub fn to_const(&self) -> ConstHistogram {
+        let mut count = 0;
+        let buckets = self
+            .bounds
+            .iter()
+            .zip(self.buckets.iter())
+            .map(|(bound, n)| {
+                let n = n.load(Ordering::Relaxed);
+                count += n;
+                (*bound as f64 / self.scale, n)
+            })
+            .collect();
+        count += self.buckets[self.bounds.len()].load(Ordering::Relaxed);
+        ConstHistogram {
+            buckets,
+            count,
+            sum: self.sum.load(Ordering::Relaxed) as f64 / self.scale,
+        }
+    }
+
     /// Cumulative counts per bound (the last is the total count) and the sum, scaled.
     pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let c = self.to_const();
         let mut acc = 0;
-        let mut cumulative = Vec::with_capacity(self.bounds.len());
-        for (i, b) in self.buckets.iter().enumerate() {
-            acc += b.load(Ordering::Relaxed);
-            if let Some(bound) = self.bounds.get(i) {
-                cumulative.push((*bound as f64 / self.scale, acc));
-            }
-        }
-        (
-            cumulative,
-            acc,
-            self.sum.load(Ordering::Relaxed) as f64 / self.scale,
-        )
+        let cumulative = c
+            .buckets
+            .iter()
+            .map(|(bound, n)| {
+                acc += n;
+                (*bound, acc)
+            })
+            .collect();
+        (cumulative, c.count, c.sum)
     }
 }
 
-/// Writes metric families in the Prometheus text format.
-#[derive(Default)]
-pub struct Exposition {
-    out: String,
+/// A [`Histogram`]'s figures at one moment, as `prometheus-client` encodes them (the `+Inf`
+/// bucket is added by the encoder, holding `count`).
+#[derive(Debug)]
+pub struct ConstHistogram {
+    /// Upper bound and the observations in that bucket alone (not cumulative).
+    buckets: Vec<(f64, u64)>,
+    count: u64,
+    sum: f64,
 }
 
-impl Exposition {
-    pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
+impl TypedMetric for ConstHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
 
-    fn header(&mut self, name: &str, kind: &str, help: &str) {
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+impl EncodeMetric for ConstHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let v = v
-                    .replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace('\n', "\\n");
-                let _ = write!(self.out, "{k}=\"{v}\"");
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {}", format_value(value));
-    }
-
-    /// A counter family; `name` should end in `_total`.
-    pub fn counter(&mut self, name: &str, help: &str, samples: &[(&[(&str, &str)], u64)]) {
-        self.header(name, "counter", help);
-        for (labels, v) in samples {
-            self.sample(name, labels, *v as f64);
-        }
-    }
-
-    pub fn gauge(&mut self, name: &str, help: &str, samples: &[(&[(&str, &str)], f64)]) {
-        self.header(name, "gauge", help);
-        for (labels, v) in samples {
-            self.sample(name, labels, *v);
-        }
-    }
-
-    pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
-        self.header(name, "histogram", help);
-        let (buckets, count, sum) = h.snapshot();
-        let bucket = format!("{name}_bucket");
-        for (bound, n) in buckets {
-            self.sample(&bucket, &[("le", &format_value(bound))], n as f64);
-        }
-        self.sample(&bucket, &[("le", "+Inf")], count as f64);
-        self.sample(&format!("{name}_sum"), &[], sum);
-        self.sample(&format!("{name}_count"), &[], count as f64);
-    }
-
-    pub fn finish(self) -> String {
-        self.out
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }
 
-fn format_value(v: f64) -> String {
-    if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else if v.is_nan() {
-        "NaN".to_owned()
-    } else {
-        // `{}` prints the shortest representation that round-trips (`0.001`, `12`).
-        format!("{v}")
+/// Instruments held apart by their owner, exposed as one family told apart by the value of
+/// one label, in the order given. (`prometheus_client::metrics::family::Family` owns its
+/// children, finds them by their labels under a lock and encodes them in hash order.)
+#[derive(Debug)]
+pub struct Labelled<M> {
+    label: &'static str,
+    children: Vec<(&'static str, M)>,
+}
+
+impl<M> Labelled<M> {
+    pub fn new(label: &'static str, children: impl IntoIterator<Item = (&'static str, M)>) -> Self {
+        Labelled {
+            label,
+            children: children.into_iter().collect(),
+        }
+    }
+}
+
+impl<M: EncodeMetric + TypedMetric> EncodeMetric for Labelled<M> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (value, metric) in &self.children {
+            metric.encode(encoder.encode_family(&[(self.label, *value)])?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prometheus_client::encoding::prometheus_text::encode;
+    use prometheus_client::registry::Registry;
+
+    fn text(r: &Registry) -> String {
+        let mut out = String::new();
+        encode(&mut out, r).unwrap();
+        out
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_inclusive_of_their_bound() {
@@ -210,17 +201,27 @@ mod tests {
     fn exposition_writes_help_type_and_escaped_labels() {
         let h = Histogram::new(&[1_000, 500_000], 1e6);
         h.observe_duration(Duration::from_millis(2));
-        let mut e = Exposition::default();
-        e.counter(
-            "x_total",
-            "Things.",
-            &[(&[("outcome", "a\"b")], 3), (&[], 4)],
+        let (a, b): (Counter, Counter) = (Counter::default(), Counter::default());
+        a.inc_by(3);
+        b.inc_by(4);
+        let mut r = Registry::default();
+        // The encoder adds `_total` to a counter's name and a full stop to its help.
+        r.register(
+            "x",
+            "Things",
+            Labelled::new("outcome", [("a\"b", a), ("c", b)]),
         );
-        e.histogram("lat_seconds", "Latency.", &h);
-        let text = e.finish();
-        assert!(text.contains("# HELP x_total Things.\n# TYPE x_total counter\n"));
-        assert!(text.contains("x_total{outcome=\"a\\\"b\"} 3\n"));
-        assert!(text.contains("x_total 4\n"));
+        r.register("lat_seconds", "Latency", h.to_const());
+        let text = text(&r);
+        assert!(
+            text.contains("# HELP x_total Things.\n# TYPE x_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("x_total{outcome=\"a\\\"b\"} 3\nx_total{outcome=\"c\"} 4\n"));
+        assert!(
+            text.contains("# HELP lat_seconds Latency.\n# TYPE lat_seconds histogram\n"),
+            "{text}"
+        );
         assert!(
             text.contains("lat_seconds_bucket{le=\"0.001\"} 0\n"),
             "{text}"
@@ -235,5 +236,37 @@ mod tests {
         );
         assert!(text.contains("lat_seconds_sum 0.002\n"), "{text}");
         assert!(text.contains("lat_seconds_count 1\n"), "{text}");
+        assert!(
+            !text.contains("# EOF"),
+            "Prometheus text, not OpenMetrics: {text}"
+        );
+    }
+
+    /// The `le` values dashboards select on, in Go's shortest `%g` form as client_golang
+    /// writes them (so 50 µs is `5e-05`).
+    #[test]
+    fn bucket_bounds_keep_their_le_values() {
+        let le = |h: Histogram| {
+            let mut r = Registry::default();
+            r.register("h", "H", h.to_const());
+            text(&r)
+                .lines()
+                .filter_map(|l| l.strip_prefix("h_bucket{le=\""))
+                .map(|l| l.split('"').next().unwrap().to_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            le(Histogram::latency()),
+            "0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 30 +Inf"
+        );
+        assert_eq!(
+            le(Histogram::new(BATCH_BOUNDS, 1.0)),
+            "1 2 5 10 25 50 100 250 500 1000 2000 +Inf"
+        );
+        assert_eq!(
+            le(Histogram::new(FAST_LATENCY_BOUNDS_MICROS, 1e6)),
+            "5e-05 0.0001 0.00025 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 1 +Inf"
+        );
     }
 }

@@ -443,7 +443,7 @@ impl Inner {
             Outcome::Success => self.counters.succeeded.inc(),
             Outcome::Gone => self.counters.gone.inc(),
             Outcome::Failure { .. } => self.counters.failed.inc(),
-        }
+        };
         Some(Done::Attempt(Box::new(AttemptResult {
             delivery: c.clone(),
             attempt_id: ids::new_id(ids::ATTEMPT),

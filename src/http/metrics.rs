@@ -1,12 +1,16 @@
-//! `GET /metrics`: every figure in the Prometheus text format. Unauthenticated, like the
-//! health check, so that a scraper needs no API token; it reveals counts, never content.
+//! `GET /metrics`: every figure in the Prometheus text format (version 0.0.4). Unauthenticated,
+//! like the health check, so that a scraper needs no API token; it reveals counts, never
+//! content. Each scrape builds its own `prometheus-client` registry from the owners'
+//! instruments and the figures read then (see `crate::metrics`), encodes it and drops it.
 
 use super::error::ApiError;
 use super::Data;
 use crate::domain::time::now_ms;
-use crate::metrics::{Counter, Exposition, Gauge, Histogram};
+use crate::metrics::{ConstCounter, ConstGauge, Counter, Gauge, Histogram, Labelled, CONTENT_TYPE};
 use actix_web::HttpResponse;
-use std::sync::atomic::Ordering;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Figures the HTTP layer keeps.
 #[derive(Debug)]
@@ -33,104 +37,117 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
     let m = &st.metrics;
     let d = st.dispatcher.counters();
     let w = st.store.writer_stats();
-    let mut e = Exposition::default();
-    e.counter(
-        "hookbox_messages_ingested_total",
-        "Messages stored by ingest (idempotent replays not counted).",
-        &[(&[], m.messages_ingested.get())],
+    let total = |n: &AtomicU64| ConstCounter::new(n.load(Ordering::Relaxed));
+    // Names and help as exposed, less what the encoder adds: `_total` to a counter's name,
+    // a full stop to each help text.
+    let mut r = Registry::default();
+    r.register(
+        "hookbox_messages_ingested",
+        "Messages stored by ingest (idempotent replays not counted)",
+        m.messages_ingested.clone(),
     );
-    e.histogram(
+    r.register(
         "hookbox_ingest_duration_seconds",
-        "Time to answer a successful POST /api/v1/app/{app}/msg (stored and synced).",
-        &m.ingest_latency,
+        "Time to answer a successful POST /api/v1/app/{app}/msg (stored and synced)",
+        m.ingest_latency.to_const(),
     );
-    e.gauge(
+    r.register(
         "hookbox_http_requests_in_flight",
-        "HTTP requests being served.",
-        &[(&[], m.requests_in_flight.get() as f64)],
+        "HTTP requests being served",
+        m.requests_in_flight.clone(),
     );
-    e.counter(
-        "hookbox_delivery_attempts_total",
+    r.register(
+        "hookbox_delivery_attempts",
         "Delivery attempts by outcome: success (2xx), failure (retried while the schedule \
-         lasts), gone (410: the endpoint was disabled).",
-        &[
-            (&[("outcome", "success")], d.succeeded.get()),
-            (&[("outcome", "failure")], d.failed.get()),
-            (&[("outcome", "gone")], d.gone.get()),
-        ],
+         lasts), gone (410: the endpoint was disabled)",
+        Labelled::new(
+            "outcome",
+            [
+                ("success", d.succeeded.clone()),
+                ("failure", d.failed.clone()),
+                ("gone", d.gone.clone()),
+            ],
+        ),
     );
-    e.counter(
-        "hookbox_deliveries_skipped_total",
+    r.register(
+        "hookbox_deliveries_skipped",
         "Claimed deliveries not attempted because their endpoint was disabled meanwhile \
-         (deliveries to an endpoint disabled at ingest are stored as skipped, not counted).",
-        &[(&[], d.skipped.get())],
+         (deliveries to an endpoint disabled at ingest are stored as skipped, not counted)",
+        d.skipped.clone(),
     );
-    e.histogram(
+    r.register(
         "hookbox_delivery_attempt_duration_seconds",
-        "Duration of each delivery attempt (connect to response, or to the error).",
-        &d.attempt_latency,
+        "Duration of each delivery attempt (connect to response, or to the error)",
+        d.attempt_latency.to_const(),
     );
-    e.gauge(
+    r.register(
         "hookbox_deliveries_in_flight",
-        "Delivery requests waiting for their endpoint's answer.",
-        &[(&[], d.in_flight.load(Ordering::Relaxed) as f64)],
+        "Delivery requests waiting for their endpoint's answer",
+        ConstGauge::new(d.in_flight.load(Ordering::Relaxed)),
     );
-    e.gauge(
+    r.register(
         "hookbox_queue_deliveries",
         "Pending deliveries waiting in the database, not yet claimed: due (now), scheduled \
-         (a later retry or deliverAt).",
-        &[
-            (&[("state", "due")], g.due as f64),
-            (&[("state", "scheduled")], g.scheduled as f64),
-        ],
+         (a later retry or deliverAt)",
+        Labelled::new(
+            "state",
+            [
+                ("due", ConstGauge::new(g.due)),
+                ("scheduled", ConstGauge::new(g.scheduled)),
+            ],
+        ),
     );
-    e.gauge(
+    r.register(
         "hookbox_queue_in_memory",
-        "Deliveries the dispatcher holds in memory (queued or in flight).",
-        &[(&[], st.dispatcher.queued() as f64)],
+        "Deliveries the dispatcher holds in memory (queued or in flight)",
+        ConstGauge::new(st.dispatcher.queued()),
     );
-    e.gauge(
+    r.register(
         "hookbox_endpoints",
-        "Endpoints by state.",
-        &[
-            (
-                &[("state", "enabled")],
-                (g.endpoints - g.endpoints_disabled) as f64,
-            ),
-            (&[("state", "disabled")], g.endpoints_disabled as f64),
-        ],
+        "Endpoints by state",
+        Labelled::new(
+            "state",
+            [
+                (
+                    "enabled",
+                    ConstGauge::new(g.endpoints - g.endpoints_disabled),
+                ),
+                ("disabled", ConstGauge::new(g.endpoints_disabled)),
+            ],
+        ),
     );
-    e.counter(
-        "hookbox_db_transactions_total",
-        "Write transactions committed (or rolled back) by the writer.",
-        &[(&[], w.commits.load(Ordering::Relaxed))],
+    r.register(
+        "hookbox_db_transactions",
+        "Write transactions committed (or rolled back) by the writer",
+        total(&w.commits),
     );
-    e.counter(
-        "hookbox_db_wal_syncs_total",
-        "fsyncs of the WAL by the sync thread (durable mode).",
-        &[(&[], w.syncs.load(Ordering::Relaxed))],
+    r.register(
+        "hookbox_db_wal_syncs",
+        "fsyncs of the WAL by the sync thread (durable mode)",
+        total(&w.syncs),
     );
-    e.counter(
-        "hookbox_db_full_errors_total",
-        "Writes refused because the disk (or database.max_size_mib) was full.",
-        &[(&[], w.full_errors.load(Ordering::Relaxed))],
+    r.register(
+        "hookbox_db_full_errors",
+        "Writes refused because the disk (or database.max_size_mib) was full",
+        total(&w.full_errors),
     );
-    e.gauge(
+    r.register(
         "hookbox_db_full",
-        "1 while writes are refused because the disk (or database.max_size_mib) is full.",
-        &[(&[], f64::from(u8::from(w.full.load(Ordering::Relaxed))))],
+        "1 while writes are refused because the disk (or database.max_size_mib) is full",
+        ConstGauge::new(i64::from(w.full.load(Ordering::Relaxed))),
     );
-    e.histogram(
+    r.register(
         "hookbox_db_writer_batch_size",
-        "Callers' writes committed together in one transaction (group commit).",
-        &w.batch_size,
+        "Callers' writes committed together in one transaction (group commit)",
+        w.batch_size.to_const(),
     );
-    e.histogram(
+    r.register(
         "hookbox_db_commit_duration_seconds",
-        "BEGIN to COMMIT of each write transaction, the batch's work included.",
-        &w.commit_latency,
+        "BEGIN to COMMIT of each write transaction, the batch's work included",
+        w.commit_latency.to_const(),
     );
-    Ok(HttpResponse::Ok()
-        .content_type(Exposition::CONTENT_TYPE)
-        .body(e.finish()))
+    let mut body = String::new();
+    prometheus_text::encode(&mut body, &r)
+        .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))?;
+    Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(body))
 }

@@ -75,20 +75,120 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
-pub(crate) async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
+/// `GET /metrics` as served, checked to be the Prometheus text format (0.0.4).
+async fn scrape_text(app: &TestApp) -> String {
     let url = app.base.replace("/api/v1", "/metrics");
     // No token: scrapers are not given one.
     let resp = app.client.get(&url).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
-    let text = resp.text().await.unwrap();
-    parse_metrics(&text)
+    assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8");
+    resp.text().await.unwrap()
+}
+
+pub(crate) async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
+    parse_metrics(&scrape_text(app).await)
 }
 
 pub(crate) fn get(m: &BTreeMap<String, f64>, series: &str) -> f64 {
     *m.get(series)
         .unwrap_or_else(|| panic!("no series {series} in {m:#?}"))
+}
+
+/// Dashboards and alerts select on these: every family with its type, every series with its
+/// labels and, for histograms, its bucket bounds as written in `le`. A metric renamed,
+/// retyped, relabelled or rebucketed fails here.
+#[tokio::test]
+async fn metrics_expose_exactly_the_families_types_labels_and_buckets_dashboards_rely_on() {
+    const FAMILIES: &[(&str, &str)] = &[
+        ("hookbox_messages_ingested_total", "counter"),
+        ("hookbox_ingest_duration_seconds", "histogram"),
+        ("hookbox_http_requests_in_flight", "gauge"),
+        ("hookbox_delivery_attempts_total", "counter"),
+        ("hookbox_deliveries_skipped_total", "counter"),
+        ("hookbox_delivery_attempt_duration_seconds", "histogram"),
+        ("hookbox_deliveries_in_flight", "gauge"),
+        ("hookbox_queue_deliveries", "gauge"),
+        ("hookbox_queue_in_memory", "gauge"),
+        ("hookbox_endpoints", "gauge"),
+        ("hookbox_db_transactions_total", "counter"),
+        ("hookbox_db_wal_syncs_total", "counter"),
+        ("hookbox_db_full_errors_total", "counter"),
+        ("hookbox_db_full", "gauge"),
+        ("hookbox_db_writer_batch_size", "histogram"),
+        ("hookbox_db_commit_duration_seconds", "histogram"),
+    ];
+    const LABELS: &[(&str, &str, &[&str])] = &[
+        (
+            "hookbox_delivery_attempts_total",
+            "outcome",
+            &["success", "failure", "gone"],
+        ),
+        ("hookbox_queue_deliveries", "state", &["due", "scheduled"]),
+        ("hookbox_endpoints", "state", &["enabled", "disabled"]),
+    ];
+    const LATENCY: &[&str] = &[
+        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+        "10", "30",
+    ];
+    const BUCKETS: &[(&str, &[&str])] = &[
+        ("hookbox_ingest_duration_seconds", LATENCY),
+        ("hookbox_delivery_attempt_duration_seconds", LATENCY),
+        (
+            "hookbox_db_writer_batch_size",
+            &[
+                "1", "2", "5", "10", "25", "50", "100", "250", "500", "1000", "2000",
+            ],
+        ),
+        (
+            "hookbox_db_commit_duration_seconds",
+            &[
+                "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+                "0.025", "0.05", "0.1", "0.25", "1",
+            ],
+        ),
+    ];
+
+    let app = TestApp::spawn().await;
+    let text = scrape_text(&app).await;
+    let declared = |prefix: &str| -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|l| {
+                let (name, rest) = l.split_once(' ').unwrap();
+                (name.to_owned(), rest.to_owned())
+            })
+            .collect()
+    };
+    let types = declared("# TYPE ");
+    let expected: Vec<(String, String)> = FAMILIES
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect();
+    assert_eq!(types, expected, "families and types, in order");
+    let helped: Vec<String> = declared("# HELP ").into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = expected.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(helped, names, "one # HELP per family");
+
+    let mut series = BTreeSet::new();
+    for (name, kind) in FAMILIES {
+        if *kind == "histogram" {
+            let (_, bounds) = BUCKETS.iter().find(|(n, _)| n == name).unwrap();
+            for le in bounds.iter().chain(&["+Inf"]) {
+                series.insert(format!("{name}_bucket{{le=\"{le}\"}}"));
+            }
+            series.insert(format!("{name}_sum"));
+            series.insert(format!("{name}_count"));
+        } else if let Some((_, label, values)) = LABELS.iter().find(|(n, _, _)| n == name) {
+            for v in *values {
+                series.insert(format!("{name}{{{label}=\"{v}\"}}"));
+            }
+        } else {
+            series.insert((*name).to_owned());
+        }
+    }
+    let exposed: BTreeSet<String> = parse_metrics(&text).into_keys().collect();
+    assert_eq!(exposed, series);
 }
 
 #[tokio::test]
