@@ -1,0 +1,156 @@
+//! What an endpoint received: delivery counts, its messages, its health.
+
+use super::*;
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents query parameters
+struct StatsRange {
+    /// Count deliveries of messages created since this time.
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    since: Option<String>,
+    /// Count deliveries of messages created until this time.
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    until: Option<String>,
+}
+
+/// Count the endpoint's deliveries by status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats",
+    operation_id = "v1.endpoint.get-stats",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath, StatsRange),
+    responses((status = 200, description = "OK", body = EndpointStats), ReadErrors)
+)]
+pub async fn stats(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let q = query(&req);
+    let (since, until) = (q.datetime("since")?, q.datetime("until")?);
+    let s = st.store.delivery_stats(&ep.id, since, until).await?;
+    Ok(json(
+        StatusCode::OK,
+        &EndpointStats {
+            success: s.success,
+            pending: s.pending,
+            sending: s.sending,
+            fail: s.fail,
+            canceled: s.canceled,
+        },
+    ))
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents a query parameter
+struct StatusFilter {
+    /// Only messages with this delivery status.
+    #[param(value_type = Option<crate::http::api::models::MessageStatus>)]
+    status: Option<i64>,
+}
+
+/// List the messages sent to this endpoint, with their delivery status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg",
+    operation_id = "v1.message-attempt.list-attempted-messages",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath, ListParams, StatusFilter, MessageFilterParams, WithContent),
+    responses((status = 200, description = "OK", body = ListResponse_EndpointMessageOut_), ReadErrors)
+)]
+pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let q = query(&req);
+    let page = q.page(true)?;
+    let status = crate::http::api::messages::status_param(&q)?;
+    let with_content = q.bool("with_content", true)?;
+    let filter = crate::http::api::messages::filter(&q)?;
+    let rows = st
+        .store
+        .endpoint_messages(&ep.id, status, filter, &page)
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &list_out(
+            rows,
+            &page,
+            |r| r.msg.id.clone(),
+            |r| {
+                let status = api_status(r.status);
+                let next_attempt = r
+                    .next_attempt_at
+                    .filter(|_| r.status == crate::db::status::PENDING)
+                    .map(format_ms);
+                with_message_out(&r.msg, with_content, |message| {
+                    raw_json(&EndpointMessageOut {
+                        message,
+                        status,
+                        status_text: status_text(status),
+                        next_attempt,
+                    })
+                })
+            },
+        ),
+    ))
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents a query parameter
+struct HealthSince {
+    /// The start of the window (default: 24 hours ago).
+    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    since: Option<String>,
+}
+
+/// hookbox: the endpoint's health over a window (default the last 24 h): status, why it is
+/// disabled, since when it has been failing, success rate and attempts per hour.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/health",
+    operation_id = "v1.endpoint.health",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath, HealthSince),
+    responses((status = 200, description = "OK", body = EndpointHealthOut), ReadErrors)
+)]
+pub async fn health(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    let q = query(&req);
+    let since = q
+        .datetime("since")?
+        .unwrap_or_else(|| now_ms() - 24 * 3600 * 1000);
+    let HealthReport {
+        health,
+        activity,
+        failing_since,
+    } = st.store.endpoint_health_report(&ep.id, since).await?;
+    let status = match service::status(&ep, &health) {
+        service::Status::Disabled => EndpointHealthStatus::Disabled,
+        service::Status::Failing => EndpointHealthStatus::Failing,
+        service::Status::Healthy => EndpointHealthStatus::Healthy,
+        service::Status::Unknown => EndpointHealthStatus::Unknown,
+    };
+    let hourly = activity
+        .hourly
+        .iter()
+        .map(|&(h, success, fail)| HourlyAttempts {
+            hour: format_ms(h),
+            success,
+            fail,
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &EndpointHealthOut {
+            status,
+            disabled_reason: ep.disabled_reason,
+            disabled_at: ep.disabled_at.map(format_ms),
+            failing_since: failing_since.map(format_ms),
+            since: format_ms(since),
+            success: health.succeeded,
+            fail: health.failed,
+            success_rate: health.success_rate(),
+            hourly,
+        },
+    ))
+}

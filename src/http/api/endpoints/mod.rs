@@ -1,0 +1,263 @@
+use super::messages::{ingest, IngestSpec};
+use super::models::{
+    api_status, raw_json, status_text, with_message_out, BackgroundTaskStatus, BackgroundTaskType,
+    EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn, EndpointHealthOut,
+    EndpointHealthStatus, EndpointIn, EndpointMessageOut, EndpointOut, EndpointPatch,
+    EndpointSecretOut, EndpointSecretRotateIn, EndpointStats, EndpointTestIn, EndpointTestOut,
+    EventExampleIn, HourlyAttempts, ListResponse_EndpointMessageOut_, ListResponse_EndpointOut_,
+    MessageOut, RecoverIn, RecoverOut,
+};
+use super::openapi::{
+    AppPath, EndpointPath, ListParams, MessageFilterParams, ReadErrors, WithContent, WriteErrors,
+};
+use super::{body, find_endpoint, idempotent, json, query};
+use crate::db::{App as AppRow, Endpoint, HealthReport};
+use crate::domain::ids;
+use crate::domain::signing::SigningKey;
+use crate::domain::time::{format_ms, now_ms, parse_datetime};
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, HttpErrorOut};
+use crate::http::extract::list_out;
+use crate::http::Data;
+use crate::service::endpoint_input::{
+    check_channels, check_event_types, check_headers, check_headers_size, check_url, parse_secret,
+    EndpointInput,
+};
+use crate::service::endpoints as service;
+use crate::service::input::{check_uid, metadata_map};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+mod activity;
+mod secrets;
+mod sending;
+
+pub use activity::*;
+pub use secrets::*;
+pub use sending::*;
+use std::collections::BTreeMap;
+
+fn out(e: Endpoint) -> serde_json::Value {
+    serde_json::to_value(EndpointOut::from(e)).unwrap_or_default()
+}
+
+/// List an application's endpoints, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint",
+    operation_id = "v1.endpoint.list",
+    tag = "Endpoint",
+    params(AppPath, ListParams),
+    responses((status = 200, description = "OK", body = ListResponse_EndpointOut_), ReadErrors)
+)]
+pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let app = super::find_app(&st, &req).await?;
+    let page = query(&req).page(true)?;
+    let rows = st.store.endpoints(&app.id, &page).await?;
+    Ok(json(
+        StatusCode::OK,
+        &list_out(rows, &page, |e| e.id.clone(), EndpointOut::from),
+    ))
+}
+
+pub(super) async fn validated_new(
+    st: &Data,
+    app: &AppRow,
+    input: EndpointIn,
+) -> Result<(Endpoint, SigningKey), ApiError> {
+    Ok(EndpointInput::from(input)
+        .parse(&st.store, app, st.cfg.delivery.https_only)
+        .await?)
+}
+
+/// Create an endpoint.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint",
+    operation_id = "v1.endpoint.create",
+    tag = "Endpoint",
+    params(AppPath),
+    request_body = EndpointIn,
+    responses(
+        (status = 201, description = "Created", body = EndpointOut),
+        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
+pub async fn create(
+    st: Data,
+    who: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let app = super::find_app(&st, &req).await?;
+    let input: EndpointIn = body(&st, payload).await?;
+    idempotent(&st, &req, &who, || async {
+        let (ep, key) = validated_new(&st, &app, input).await?;
+        service::create(&st.store, &st.dispatcher, ep.clone(), key).await?;
+        Ok((StatusCode::CREATED, out(ep)))
+    })
+    .await
+}
+
+/// Get an endpoint.
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.get",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    responses((status = 200, description = "OK", body = EndpointOut), ReadErrors)
+)]
+pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (_, ep) = find_endpoint(&st, &req).await?;
+    Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
+}
+
+async fn save(st: &Data, ep: Endpoint) -> Result<HttpResponse, ApiError> {
+    service::update(&st.store, &st.dispatcher, ep.clone()).await?;
+    Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
+}
+
+fn set_disabled(ep: &mut Endpoint, disabled: bool, now: i64) {
+    if disabled != ep.disabled {
+        ep.disabled = disabled;
+        ep.disabled_reason = disabled.then(|| service::API_DISABLED.to_owned());
+        ep.disabled_at = disabled.then_some(now);
+    }
+}
+
+/// Replace an endpoint, or create it with the path's uid when there is none.
+#[utoipa::path(
+    put,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.update",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = EndpointIn,
+    responses(
+        (status = 200, description = "Updated", body = EndpointOut),
+        (status = 201, description = "Created", body = EndpointOut),
+        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
+pub async fn put(
+    st: Data,
+    _who: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let app = super::find_app(&st, &req).await?;
+    let key = super::path_key(&req, "endpoint_id")?.to_owned();
+    let input: EndpointIn = body(&st, payload).await?;
+    let existing = st.store.endpoint(&app.id, &key).await?;
+    let Some(mut ep) = existing else {
+        let (ep, secret) = validated_new(
+            &st,
+            &app,
+            EndpointIn {
+                uid: input.uid.clone().or(Some(key)),
+                ..input
+            },
+        )
+        .await?;
+        service::create(&st.store, &st.dispatcher, ep.clone(), secret).await?;
+        return Ok(json(StatusCode::CREATED, &EndpointOut::from(ep)));
+    };
+    check_url(&input.url, st.cfg.delivery.https_only)?;
+    check_uid(input.uid.as_deref())?;
+    check_channels(input.channels.as_ref())?;
+    let now = now_ms();
+    ep.filter_types = check_event_types(&st.store, &app, input.event_types).await?;
+    ep.url = input.url;
+    ep.description = input.description;
+    ep.uid = input.uid.or(ep.uid);
+    ep.rate_limit = input.throttle_rate.map(i64::from);
+    ep.legacy_signature = input.legacy_signature;
+    ep.verify_ssl = input.verify_ssl.unwrap_or(true);
+    ep.channels = input.channels.filter(|c| !c.is_empty());
+    ep.metadata = metadata_map(input.metadata);
+    if let Some(h) = input.headers {
+        check_headers(&h)?;
+        ep.headers = h;
+    }
+    set_disabled(&mut ep, input.disabled, now);
+    ep.updated_at = now;
+    save(&st, ep).await
+}
+
+/// Change some fields of an endpoint.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.patch",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    request_body = EndpointPatch,
+    responses(
+        (status = 200, description = "OK", body = EndpointOut),
+        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        WriteErrors
+    )
+)]
+pub async fn patch(
+    st: Data,
+    _who: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (app, mut ep) = find_endpoint(&st, &req).await?;
+    let p: EndpointPatch = body(&st, payload).await?;
+    let now = now_ms();
+    if let Some(url) = p.url {
+        check_url(&url, st.cfg.delivery.https_only)?;
+        ep.url = url;
+    }
+    if let Some(d) = p.description {
+        ep.description = d;
+    }
+    if let Some(uid) = p.uid {
+        check_uid(uid.as_deref())?;
+        ep.uid = uid;
+    }
+    if let Some(r) = p.throttle_rate {
+        ep.rate_limit = r.map(i64::from);
+    }
+    if let Some(types) = p.event_types {
+        ep.filter_types = check_event_types(&st.store, &app, types).await?;
+    }
+    if let Some(ch) = p.channels {
+        check_channels(ch.as_ref())?;
+        ep.channels = ch.filter(|c| !c.is_empty());
+    }
+    if let Some(m) = p.metadata {
+        ep.metadata = metadata_map(Some(m));
+    }
+    if let Some(l) = p.legacy_signature {
+        ep.legacy_signature = l;
+    }
+    if let Some(v) = p.verify_ssl {
+        ep.verify_ssl = v;
+    }
+    if let Some(d) = p.disabled {
+        set_disabled(&mut ep, d, now);
+    }
+    ep.updated_at = now;
+    save(&st, ep).await
+}
+
+/// Delete an endpoint with its deliveries and attempts.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    operation_id = "v1.endpoint.delete",
+    tag = "Endpoint",
+    params(AppPath, EndpointPath),
+    responses((status = 204, description = "Deleted"), ReadErrors)
+)]
+pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (app, ep) = find_endpoint(&st, &req).await?;
+    service::delete(&st.store, &st.dispatcher, app, &ep).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
