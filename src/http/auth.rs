@@ -105,7 +105,7 @@ impl TokenCache {
         let id = match cached {
             Some(id) => id,
             None => {
-                let id = store.token_by_hash(&hash, now_ms()).await?;
+                let id = crate::service::tokens::check(store, &hash, now_ms()).await?;
                 let mut map = self.lock();
                 if map.len() >= CACHE_MAX {
                     map.clear();

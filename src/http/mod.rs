@@ -26,6 +26,13 @@ pub struct State {
     pub operational_app_id: String,
 }
 
+impl State {
+    /// Now, by the server's clock (which tests may move forward).
+    pub fn now(&self) -> i64 {
+        self.cfg.delivery.clock.now_ms()
+    }
+}
+
 pub type Data = actix_web::web::Data<State>;
 
 /// Marks a request that came in as `/api/v1/operational-webhook/endpoint…`: the only way to

@@ -82,3 +82,42 @@ pub async fn delete(store: &Store, dispatcher: &Dispatcher, app: &App) -> DbResu
     }
     Ok(())
 }
+
+/// Stores a new application; a taken uid is a conflict.
+pub async fn create(store: &Store, app: App) -> DbResult<App> {
+    store.create_app(app.clone()).await?;
+    Ok(app)
+}
+
+/// The application with `app`'s uid when there is one (`false`), else `app` stored (`true`).
+pub async fn get_or_create(store: &Store, app: App) -> DbResult<(bool, App)> {
+    match app.uid.clone() {
+        Some(uid) => store.get_or_create_app(&uid, app).await,
+        None => create(store, app).await.map(|a| (true, a)),
+    }
+}
+
+/// The application under `key`; when there is none, `fresh` (if given) is stored.
+pub async fn open_or_create(store: &Store, key: &str, fresh: Option<App>) -> DbResult<Option<App>> {
+    store.app_or_create(key, fresh).await
+}
+
+/// Replaces the application under `key` with `fresh`'s fields (keeping its id, creation time
+/// and, when `fresh` names the same uid, that uid), or stores `fresh` when there is none.
+/// `true` when it was created.
+pub async fn put(store: &Store, key: &str, fresh: App) -> DbResult<(bool, App)> {
+    let same_uid = fresh.uid.as_deref() == Some(key);
+    store
+        .put_app(key, fresh, move |old, fresh| App {
+            id: old.id,
+            uid: if same_uid { old.uid } else { fresh.uid },
+            created_at: old.created_at,
+            ..fresh
+        })
+        .await
+}
+
+/// Stores a changed application.
+pub async fn update(store: &Store, app: App) -> DbResult<()> {
+    store.update_app(app).await
+}

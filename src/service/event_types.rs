@@ -77,6 +77,43 @@ pub async fn create(store: &Store, t: EventType) -> DbResult<Option<EventType>> 
     store.create_event_type(t).await
 }
 
+/// Stores `make(existing)` under `name`, replacing what is there; `true` when it is new.
+pub async fn put(
+    store: &Store,
+    name: &str,
+    make: impl FnOnce(Option<&EventType>) -> EventType + Send + 'static,
+) -> DbResult<(bool, EventType)> {
+    store.put_event_type(name, make).await
+}
+
+/// Applies `change` to the event type `name`; `None` when there is none.
+pub async fn change(
+    store: &Store,
+    name: &str,
+    change: impl FnOnce(&mut EventType) + Send + 'static,
+) -> DbResult<Option<EventType>> {
+    store.change_event_type(name, change).await
+}
+
+/// Archives (hides from new subscriptions) or, with `expunge`, deletes an event type;
+/// `false` when there is none.
+pub async fn remove(store: &Store, name: &str, expunge: bool, now: i64) -> DbResult<bool> {
+    if expunge {
+        return store.expunge_event_type(name).await;
+    }
+    Ok(change(store, name, move |e| {
+        e.archived = true;
+        e.updated_at = now;
+    })
+    .await?
+    .is_some())
+}
+
+/// Stores a changed event type (checked with [`check`] first).
+pub async fn update(store: &Store, e: EventType) -> DbResult<()> {
+    store.update_event_type(e).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Ingest: a message, its deliveries (the outbox) and its idempotency record, committed
 //! together, then handed to the dispatcher.
 
-use crate::db::{DbResult, Ingested, Store};
+use crate::db::{DbResult, IdempotencyKey, Ingested, Store};
 use crate::delivery::Dispatcher;
 
 pub use crate::db::NewMessage;
@@ -35,4 +35,17 @@ pub async fn ingest(
         }
         Ingested::Replayed { status, body } => Stored::Replayed { status, body },
     }))
+}
+
+/// Keeps the answer to a request made with an `Idempotency-Key`, replayed for a retry with
+/// the same key (until the key's time to live ends).
+pub async fn keep_response(
+    store: &Store,
+    key: IdempotencyKey,
+    status: u16,
+    body: String,
+) -> DbResult<()> {
+    store
+        .keep_idempotent_response(key, status, body, crate::domain::time::now_ms())
+        .await
 }

@@ -9,3 +9,5 @@ pub mod event_types;
 pub mod input;
 pub mod messages;
 pub mod portal;
+pub mod sessions;
+pub mod tokens;

@@ -280,12 +280,14 @@ async fn an_expired_session_sends_the_admin_back_to_login() {
     let app = TestApp::spawn().await;
     let mut c = Console::first_admin(&app).await;
     assert_eq!(c.get("/admin").await.status, 200);
-    // Age the session past its idle timeout. Raw SQL, as nothing else can: sessions expire by
-    // the system time (not the test clock) after a fixed 12 hours.
-    let db = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-    db.execute("UPDATE admin_sessions SET expires_at = 1", [])
-        .unwrap();
+    // Used just before the idle timeout ends, the session is extended by a full one.
+    let idle = hookbox::service::sessions::IDLE;
+    app.clock.advance(idle - std::time::Duration::from_secs(60));
+    assert_eq!(c.get("/admin").await.status, 200);
+    app.clock.advance(idle - std::time::Duration::from_secs(60));
+    assert_eq!(c.get("/admin").await.status, 200);
+    // Left alone past it, the session ends.
+    app.clock.advance(idle + std::time::Duration::from_secs(1));
     assert_eq!(
         c.get("/admin").await.location.as_deref(),
         Some("/admin/login")

@@ -139,3 +139,59 @@ fn sql_lives_in_the_sqlite_backend_and_the_store_is_the_way_in() {
         "SQL outside src/db/sqlite, or storage reached around the Store:\n{hits:#?}"
     );
 }
+
+#[test]
+fn handlers_read_through_the_store_and_change_through_services() {
+    // A Store method that changes something, by its name.
+    const CHANGES: &[&str] = &[
+        "create_",
+        "update_",
+        "put_",
+        "change_",
+        "delete_",
+        "disable_",
+        "enable_",
+        "revoke_",
+        "touch_",
+        "end_",
+        "keep_",
+        "record_",
+        "rotate_",
+        "resend",
+        "recover_",
+        "replay_",
+        "ingest",
+        "claim_",
+        "release_",
+        "purge_",
+        "get_or_create",
+        "app_or_create",
+        "replace_",
+        "expunge_",
+        "token_by_hash",
+        "ensure_",
+    ];
+    let root = src();
+    let mut hits = Vec::new();
+    for file in rust_files(&root.join("http")) {
+        let name = file.strip_prefix(&root).unwrap().display().to_string();
+        let text: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or_default().trim())
+            .collect();
+        for (at, _) in text.match_indices("store.") {
+            let method: String = text[at + "store.".len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if CHANGES.iter().any(|p| method.starts_with(p)) {
+                hits.push(format!("{name}: store.{method}"));
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "handlers changing state without a service:\n{hits:#?}"
+    );
+}

@@ -102,8 +102,8 @@ pub async fn create(
         ..AppInput::default()
     };
     let result = match input.parse() {
-        Ok(app) => match st.store.create_app(app.clone()).await {
-            Ok(()) => {
+        Ok(app) => match crate::service::apps::create(&st.store, app.clone()).await {
+            Ok(_) => {
                 return Ok(redirect(&format!(
                     "/admin/apps/{}/webhooks?ok=app-created",
                     app.id
@@ -262,7 +262,7 @@ pub async fn rename(
             updated_at: fresh.updated_at,
             ..app.clone()
         };
-        match st.store.update_app(updated).await {
+        match crate::service::apps::update(&st.store, updated).await {
             Ok(()) => {
                 return Ok(redirect(&format!(
                     "/admin/apps/{}/settings?ok=app-saved",

@@ -1,8 +1,8 @@
 //! Login, logout and the first admin's setup link.
 
 use super::{
-    admin, admin_post, cookie, hash_secret, idle_ms, is_https, page, page_with, redirect,
-    safe_next, same, ConsoleError, Form, COOKIE,
+    admin, admin_post, cookie, hash_secret, is_https, page, page_with, redirect, safe_next, same,
+    ConsoleError, Form, COOKIE,
 };
 use crate::domain::password;
 use crate::domain::time::now_ms;
@@ -152,11 +152,9 @@ async fn start_session(
     user_id: String,
     then: &str,
 ) -> Result<HttpResponse, ConsoleError> {
-    let sid = new_secret();
-    let (hash, csrf, now) = (hash_secret(&sid), new_secret(), now_ms());
-    st.store
-        .create_admin_session(&hash, &user_id, &csrf, now, now + idle_ms())
-        .await?;
+    let sid = crate::service::sessions::start_admin(&st.store, &user_id, st.now())
+        .await?
+        .id;
     let mut res = redirect(then);
     set_cookie(&mut res, &sid, None, is_https(req));
     Ok(res)
@@ -185,7 +183,7 @@ pub async fn logout(
     body: web::Bytes,
 ) -> Result<HttpResponse, ConsoleError> {
     let (admin, _) = admin_post(&st, &req, &body).await?;
-    st.store.end_admin_session(&admin.session_hash).await?;
+    crate::service::sessions::end_admin(&st.store, &admin.session_hash).await?;
     let mut res = redirect("/admin/login");
     set_cookie(&mut res, "", Some(0), is_https(&req));
     Ok(res)
@@ -256,12 +254,9 @@ pub async fn setup(
         .await
         .map_err(|e| ConsoleError::Internal(e.to_string()))?
         .map_err(ConsoleError::Internal)?;
-    let token_hash = hash_secret(&token);
-    let now = now_ms();
-    let user_id = st
-        .store
-        .create_first_admin(&token_hash, &username, &hash, now)
-        .await?
-        .ok_or_else(|| ConsoleError::Gone(SETUP_GONE.into()))?;
+    let user_id =
+        crate::service::sessions::create_first_admin(&st.store, &token, &username, &hash, st.now())
+            .await?
+            .ok_or_else(|| ConsoleError::Gone(SETUP_GONE.into()))?;
     start_session(&st, &req, user_id, "/admin").await
 }

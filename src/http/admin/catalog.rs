@@ -4,7 +4,7 @@ use super::{admin, admin_post, page, page_with, redirect, when, Chrome, ConsoleE
 use crate::db::EventType;
 use crate::domain::time::now_ms;
 use crate::domain::validate::{is_valid_event_type, too_deep, MAX_JSON_DEPTH};
-use crate::http::auth::{generate_token, hash_token};
+
 use crate::http::Data;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -313,7 +313,7 @@ pub async fn update_event_type(
             },
         );
     }
-    st.store.update_event_type(updated).await?;
+    crate::service::event_types::update(&st.store, updated).await?;
     Ok(redirect(&link))
 }
 
@@ -339,7 +339,7 @@ pub async fn archive_event_type(
         updated_at: now_ms(),
         ..t
     };
-    st.store.update_event_type(updated).await?;
+    crate::service::event_types::update(&st.store, updated).await?;
     Ok(redirect(&link))
 }
 
@@ -410,10 +410,7 @@ pub async fn create_token(
             },
         );
     }
-    let token = generate_token();
-    st.store
-        .create_token(&name, &hash_token(&token), now_ms())
-        .await?;
+    let token = crate::service::tokens::create(&st.store, &name, now_ms()).await?;
     page(&TokensPage {
         chrome: admin.chrome("tokens"),
         tokens: token_rows(&st).await?,
@@ -433,7 +430,7 @@ pub async fn revoke_token(
     if !id.starts_with("tok_") {
         return Err(ConsoleError::NotFound("token"));
     }
-    let n = st.store.revoke_token(id, now_ms()).await?;
+    let n = crate::service::tokens::revoke(&st.store, id, now_ms()).await?;
     if n == 0 {
         return Err(ConsoleError::NotFound("token"));
     }

@@ -20,7 +20,6 @@ use throttle::LOGIN_SLOWDOWN;
 
 use super::Data;
 use crate::db::DbError;
-use crate::domain::time::now_ms;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
@@ -35,7 +34,7 @@ pub use auth::{check_username, new_secret};
 
 const COOKIE: &str = "hookbox_session";
 /// A session ends after this long without a request.
-pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+pub const SESSION_IDLE: Duration = crate::service::sessions::IDLE;
 /// How long a first-admin setup link stays valid.
 pub const SETUP_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
 const ADMIN_CSP: &str =
@@ -162,10 +161,6 @@ fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
     })
 }
 
-fn idle_ms() -> i64 {
-    crate::domain::time::duration_ms(SESSION_IDLE)
-}
-
 /// The user of this request, or `LoginRequired`. Pages under `/portal` accept only a portal
 /// session, and only for the application it was opened for; pages under `/admin` accept only
 /// an admin session.
@@ -184,19 +179,9 @@ pub(super) async fn admin(st: &Data, req: &HttpRequest) -> Result<Admin, Console
         }),
     };
     let cookie = cookie(req, COOKIE).ok_or_else(login)?;
-    let hash = hash_secret(&cookie);
-    let now = now_ms();
-    let session = st
-        .store
-        .admin_session(&hash, now)
+    let session = crate::service::sessions::admin(&st.store, &cookie, st.now())
         .await?
         .ok_or_else(login)?;
-    // Extending the idle timeout costs a write: once a minute is precise enough.
-    if now - session.last_seen_at > 60_000 {
-        st.store
-            .touch_admin_session(&session.id_hash, now, now + idle_ms())
-            .await?;
-    }
     Ok(Admin {
         username: session.username,
         csrf: session.csrf,

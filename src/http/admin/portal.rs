@@ -4,8 +4,8 @@
 
 use super::apps::{find_app, user_app};
 use super::{
-    admin, admin_post, cookie, hash_secret, idle_ms, is_https, page, redirect, when, Admin, Chrome,
-    ConsoleError, Portal, PORTAL_ROOT,
+    admin, admin_post, cookie, is_https, page, redirect, when, Admin, Chrome, ConsoleError, Portal,
+    PORTAL_ROOT,
 };
 use crate::db::App;
 use crate::domain::time::now_ms;
@@ -25,22 +25,12 @@ pub(super) async fn session(st: &Data, req: &HttpRequest) -> Result<Admin, Conso
         )
     };
     let cookie = cookie(req, COOKIE).ok_or_else(expired)?;
-    let hash = hash_secret(&cookie);
-    let now = now_ms();
-    let (session, app) = st
-        .store
-        .portal_session(&hash, now)
+    let (session, app) = crate::service::sessions::portal(&st.store, &cookie, st.now())
         .await?
         .ok_or_else(expired)?;
     // One application only: every portal page names it in its path, by id.
     if req.match_info().get("app_id") != Some(session.app_id.as_str()) {
         return Err(ConsoleError::NotFound("page"));
-    }
-    if now - session.last_seen_at > 60_000 {
-        let until = (now + idle_ms()).min(session.link_expires_at);
-        st.store
-            .touch_portal_session(&session.id_hash, now, until)
-            .await?;
     }
     Ok(Admin {
         username: app.name,
@@ -64,15 +54,10 @@ pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     if token.is_empty() || token.len() > 100 {
         return Err(gone());
     }
-    let hash = hash_secret(token);
-    let now = now_ms();
-    let link = st.store.portal_link(&hash, now).await?.ok_or_else(gone)?;
-    let sid = super::new_secret();
-    let (sid_hash, csrf) = (hash_secret(&sid), super::new_secret());
-    let until = (now + idle_ms()).min(link.expires_at);
-    st.store
-        .create_portal_session(&sid_hash, &link.token_hash, &csrf, now, until)
-        .await?;
+    let (session, link) = crate::service::sessions::open_portal(&st.store, token, st.now())
+        .await?
+        .ok_or_else(gone)?;
+    let sid = session.id;
     let mut res = redirect(&format!("{PORTAL_ROOT}/apps/{}/webhooks", link.app_id));
     // In an iframe on another site the cookie is a third-party one: it needs SameSite=None,
     // which browsers accept only with Secure (so over TLS). Over plain HTTP, Lax.
@@ -188,9 +173,10 @@ pub async fn revoke(
     admin_post(&st, &req, &body).await?;
     let app = find_app(&st, &req).await?;
     let short = super::path(&req, "link_id")?.to_owned();
-    let found = st
-        .store
-        .revoke_portal_link(&app.id, now_ms(), move |h| link_id(h) == short)
+    let found =
+        crate::service::sessions::revoke_portal_link(&st.store, &app.id, now_ms(), move |h| {
+            link_id(h) == short
+        })
         .await?;
     if !found {
         return Err(ConsoleError::NotFound("portal link"));

@@ -9,7 +9,7 @@ use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
-use crate::service::apps::{check_app_uid, check_name, retention, AppInput};
+use crate::service::apps::{self as service, check_app_uid, check_name, retention, AppInput};
 use crate::service::input::metadata_map;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -75,13 +75,10 @@ pub async fn create(
     let get_if_exists = query(&req).bool("get_if_exists", false)?;
     idempotent(&st, &req, &who, || async {
         let app = new_app(input)?;
-        let result = match app.uid.clone().filter(|_| get_if_exists) {
-            Some(uid) => st.store.get_or_create_app(&uid, app).await?,
-            None => st
-                .store
-                .create_app(app.clone())
-                .await
-                .map(|()| (true, app))?,
+        let result = if get_if_exists {
+            service::get_or_create(&st.store, app).await?
+        } else {
+            (true, service::create(&st.store, app).await?)
         };
         let status = if result.0 {
             StatusCode::CREATED
@@ -135,16 +132,7 @@ pub async fn put(
         uid: Some(input.uid.clone().unwrap_or_else(|| key.clone())),
         ..input
     })?;
-    let same_uid = fresh.uid.as_deref() == Some(key.as_str());
-    let (created, app) = st
-        .store
-        .put_app(&key, fresh, move |old, fresh| App {
-            id: old.id,
-            uid: if same_uid { old.uid } else { fresh.uid },
-            created_at: old.created_at,
-            ..fresh
-        })
-        .await?;
+    let (created, app) = service::put(&st.store, &key, fresh).await?;
     Ok(json(
         if created {
             StatusCode::CREATED
@@ -195,7 +183,7 @@ pub async fn patch(
         app.metadata = metadata_map(Some(m));
     }
     app.updated_at = now_ms();
-    st.store.update_app(app.clone()).await?;
+    service::update(&st.store, app.clone()).await?;
     Ok(json(StatusCode::OK, &ApplicationOut::from(app)))
 }
 
@@ -210,6 +198,6 @@ pub async fn patch(
 )]
 pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
-    crate::service::apps::delete(&st.store, &st.dispatcher, &app).await?;
+    service::delete(&st.store, &st.dispatcher, &app).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -203,20 +203,18 @@ pub async fn put(
         input.schemas.as_ref(),
     )?;
     let now = now_ms();
-    let (created, e) = st
-        .store
-        .put_event_type(&name.clone(), move |existing| EventType {
-            created_at: existing.map_or(now, |e| e.created_at),
-            name,
-            description: input.description,
-            group_name: input.group_name,
-            schemas: input.schemas.map(serde_json::Value::Object),
-            feature_flags: flags(input.feature_flags, input.feature_flag),
-            archived: input.archived,
-            deprecated: input.deprecated,
-            updated_at: now,
-        })
-        .await?;
+    let (created, e) = service::put(&st.store, &name.clone(), move |existing| EventType {
+        created_at: existing.map_or(now, |e| e.created_at),
+        name,
+        description: input.description,
+        group_name: input.group_name,
+        schemas: input.schemas.map(serde_json::Value::Object),
+        feature_flags: flags(input.feature_flags, input.feature_flag),
+        archived: input.archived,
+        deprecated: input.deprecated,
+        updated_at: now,
+    })
+    .await?;
     Ok(json(
         if created {
             StatusCode::CREATED
@@ -250,31 +248,29 @@ pub async fn patch(
         p.group_name.as_ref().and_then(Option::as_deref),
         p.schemas.as_ref().and_then(Option::as_ref),
     )?;
-    let e = st
-        .store
-        .change_event_type(&name, move |e| {
-            if let Some(d) = p.description {
-                e.description = d;
-            }
-            if let Some(a) = p.archived {
-                e.archived = a;
-            }
-            if let Some(d) = p.deprecated {
-                e.deprecated = d;
-            }
-            if let Some(s) = p.schemas {
-                e.schemas = s.map(serde_json::Value::Object);
-            }
-            if let Some(f) = p.feature_flags {
-                e.feature_flags = f;
-            }
-            if let Some(g) = p.group_name {
-                e.group_name = g;
-            }
-            e.updated_at = now_ms();
-        })
-        .await?
-        .ok_or(ApiError::NotFound("event type"))?;
+    let e = service::change(&st.store, &name, move |e| {
+        if let Some(d) = p.description {
+            e.description = d;
+        }
+        if let Some(a) = p.archived {
+            e.archived = a;
+        }
+        if let Some(d) = p.deprecated {
+            e.deprecated = d;
+        }
+        if let Some(s) = p.schemas {
+            e.schemas = s.map(serde_json::Value::Object);
+        }
+        if let Some(f) = p.feature_flags {
+            e.feature_flags = f;
+        }
+        if let Some(g) = p.group_name {
+            e.group_name = g;
+        }
+        e.updated_at = now_ms();
+    })
+    .await?
+    .ok_or(ApiError::NotFound("event type"))?;
     Ok(json(StatusCode::OK, &out(e)))
 }
 
@@ -290,17 +286,7 @@ pub async fn patch(
 pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = name_from_path(&req)?;
     let expunge = query(&req).bool("expunge", false)?;
-    let found = if expunge {
-        st.store.expunge_event_type(&name).await?
-    } else {
-        st.store
-            .change_event_type(&name, |e| {
-                e.archived = true;
-                e.updated_at = now_ms();
-            })
-            .await?
-            .is_some()
-    };
+    let found = service::remove(&st.store, &name, expunge, now_ms()).await?;
     if found {
         Ok(HttpResponse::NoContent().finish())
     } else {

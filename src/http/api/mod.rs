@@ -284,11 +284,7 @@ where
         let code = status.as_u16();
         // The work is done and stored: if only remembering the answer fails (a full disk,
         // say), the caller still gets it; a retry with the key would then repeat the work.
-        if let Err(e) = st
-            .store
-            .keep_idempotent_response(k, code, stored, crate::domain::time::now_ms())
-            .await
-        {
+        if let Err(e) = crate::service::messages::keep_response(&st.store, k, code, stored).await {
             tracing::warn!(error = %e, "could not keep the response for its Idempotency-Key");
         }
     }

@@ -86,9 +86,7 @@ pub async fn access(
             })
         })
         .transpose()?;
-    let app = st
-        .store
-        .app_or_create(&key, fresh)
+    let app = crate::service::apps::open_or_create(&st.store, &key, fresh)
         .await?
         .filter(|a| !a.is_operational())
         .ok_or(ApiError::NotFound("application"))?;
