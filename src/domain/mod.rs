@@ -4,6 +4,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod headers;
 pub mod ids;
+pub mod model;
 pub mod operational;
 pub mod password;
 pub mod retry;

@@ -1,25 +1,7 @@
 use super::{is_unique_violation, paged, DbError, DbResult, Page, PageQuery};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-#[derive(Debug, Clone)]
-pub struct App {
-    pub id: String,
-    pub uid: Option<String>,
-    pub name: String,
-    pub rate_limit: Option<i64>,
-    /// How long message payloads are kept, when not the server's default.
-    pub retention_ms: Option<i64>,
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl App {
-    /// hookbox's own application, whose endpoints receive operational webhooks.
-    pub fn is_operational(&self) -> bool {
-        self.uid.as_deref() == Some(crate::operational::APP_UID)
-    }
-}
+pub use crate::domain::model::App;
 
 const COLS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at, retention_ms";
 

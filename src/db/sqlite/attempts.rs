@@ -1,23 +1,7 @@
 use super::{messages, paged, DbResult, Page, PageQuery};
 use rusqlite::{Connection, OptionalExtension, Row};
 
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    pub id: String,
-    pub msg_id: String,
-    pub endpoint_id: String,
-    pub url: String,
-    pub status: i64,
-    pub response_status_code: i64,
-    pub response: Option<String>,
-    pub response_duration_ms: i64,
-    pub error: Option<String>,
-    pub trigger_type: i64,
-    pub created_at: i64,
-    pub request_headers: Option<String>,
-    pub response_headers: Option<String>,
-    pub msg: Option<messages::Message>,
-}
+pub use crate::domain::model::Attempt;
 
 const COLS: &str =
     "a.id, a.msg_id, a.endpoint_id, a.url, a.status, a.response_status_code, a.response, \
@@ -35,7 +19,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Attempt> {
         response: r.get(6)?,
         response_duration_ms: r.get(7)?,
         error: r.get(8)?,
-        trigger_type: r.get(9)?,
+        trigger: r.get(9)?,
         created_at: r.get(10)?,
         request_headers: r.get(11)?,
         response_headers: r.get(12)?,
@@ -63,7 +47,7 @@ fn with_msg(r: &Row<'_>) -> rusqlite::Result<Attempt> {
 pub struct AttemptFilter {
     pub endpoint_id: Option<String>,
     pub msg_id: Option<String>,
-    pub status: Option<i64>,
+    pub status: Option<crate::domain::model::DeliveryStatus>,
     /// 100, 200, 300, 400 or 500; 0 for no response at all.
     pub status_code_class: Option<i64>,
     pub messages: messages::MessageFilter,

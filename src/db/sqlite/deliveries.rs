@@ -1,17 +1,19 @@
 //! The outbox: deliveries due, claimed (leased), and their outcomes.
 
 use super::{endpoints, messages, paged, to_json, DbResult, Page, PageQuery};
+use crate::domain::model::{DeliveryStatus, Trigger};
 use crate::domain::retry::RetrySchedule;
 use rusqlite::{params, Connection};
 use std::sync::Arc;
 
-pub const SUCCESS: i64 = 0;
-pub const PENDING: i64 = 1;
-pub const FAIL: i64 = 2;
-pub const SKIPPED: i64 = 5;
+// The stored codes, as the SQL here compares and writes them.
+pub(super) const SUCCESS: i64 = DeliveryStatus::Success.code();
+pub(super) const PENDING: i64 = DeliveryStatus::Pending.code();
+const FAIL: i64 = DeliveryStatus::Failed.code();
+pub(super) const SKIPPED: i64 = DeliveryStatus::Skipped.code();
 
-pub const TRIGGER_SCHEDULED: i64 = 0;
-pub const TRIGGER_MANUAL: i64 = 1;
+const TRIGGER_SCHEDULED: i64 = Trigger::Scheduled.code();
+const TRIGGER_MANUAL: i64 = Trigger::Manual.code();
 
 /// A delivery the dispatcher holds a lease on.
 #[derive(Debug, Clone)]
@@ -373,14 +375,14 @@ pub fn stats(
 /// A message as one endpoint saw it.
 pub struct EndpointMessage {
     pub msg: messages::Message,
-    pub status: i64,
+    pub status: crate::domain::model::DeliveryStatus,
     pub next_attempt_at: Option<i64>,
 }
 
 pub fn list_for_endpoint(
     c: &Connection,
     endpoint_id: &str,
-    status: Option<i64>,
+    status: Option<crate::domain::model::DeliveryStatus>,
     filter: &messages::MessageFilter,
     page: &PageQuery,
 ) -> DbResult<Page<EndpointMessage>> {
@@ -412,7 +414,7 @@ pub fn list_for_endpoint(
 /// An endpoint as one message reached it.
 pub struct MessageEndpoint {
     pub endpoint: endpoints::Endpoint,
-    pub status: i64,
+    pub status: crate::domain::model::DeliveryStatus,
     pub next_attempt_at: Option<i64>,
 }
 
@@ -428,7 +430,7 @@ pub fn list_for_message(
         "d.endpoint_id",
         &[&msg_id],
         page,
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)),
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, crate::domain::model::DeliveryStatus>(1)?, r.get::<_, Option<i64>>(2)?)),
     )?;
     let mut items = Vec::with_capacity(eps.items.len());
     for (id, status, next_attempt_at) in eps.items {

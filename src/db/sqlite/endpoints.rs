@@ -4,40 +4,7 @@ use crate::domain::signing::SECRET_PREFIX;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub id: String,
-    pub app_id: String,
-    pub uid: Option<String>,
-    pub url: String,
-    pub description: String,
-    pub filter_types: Option<Vec<String>>,
-    pub channels: Option<Vec<String>>,
-    pub rate_limit: Option<i64>,
-    /// Also sign with `X-Webhook-Signature-256: sha256=<hex>`.
-    pub legacy_signature: bool,
-    /// `false` skips TLS certificate verification for this endpoint.
-    pub verify_ssl: bool,
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    pub headers: BTreeMap<String, String>,
-    pub disabled: bool,
-    pub disabled_reason: Option<String>,
-    pub disabled_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl Endpoint {
-    /// Whether a message of this type and these channels goes to this endpoint.
-    pub fn accepts(&self, event_type: &str, channels: Option<&[String]>) -> bool {
-        crate::domain::routes_to(
-            event_type,
-            channels,
-            self.filter_types.as_deref(),
-            self.channels.as_deref(),
-        )
-    }
-}
+pub use crate::domain::model::Endpoint;
 
 const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \

@@ -1,18 +1,7 @@
 use super::{is_unique_violation, json_col, paged, to_json, DbError, DbResult, Page, PageQuery};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-#[derive(Debug, Clone)]
-pub struct EventType {
-    pub name: String,
-    pub description: String,
-    pub group_name: Option<String>,
-    pub schemas: Option<serde_json::Value>,
-    pub feature_flags: Option<Vec<String>>,
-    pub archived: bool,
-    pub deprecated: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
+pub use crate::domain::model::EventType;
 
 const COLS: &str =
     "name, description, group_name, schemas, feature_flags, archived, deprecated, created_at, updated_at";

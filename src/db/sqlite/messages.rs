@@ -6,18 +6,7 @@ use crate::domain::ids;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::sync::Arc;
 
-#[derive(Debug, Clone)]
-pub struct Message {
-    pub id: String,
-    pub app_id: String,
-    pub event_type: String,
-    pub event_id: Option<String>,
-    /// The exact JSON text that is signed and sent; `None` once purged.
-    pub payload: Option<Arc<str>>,
-    pub channels: Option<Vec<String>>,
-    pub tags: Option<Vec<String>>,
-    pub created_at: i64,
-}
+pub use crate::domain::model::Message;
 
 pub(crate) const COLS: &str =
     "m.id, m.app_id, m.event_type, m.event_id, m.payload, m.channels, m.tags, m.created_at";

@@ -334,3 +334,29 @@ pub(crate) fn paged<T>(
     }
     Ok(Page { items, done })
 }
+
+/// A delivery's status column. A code hookbox never writes reads as skipped (the API shows
+/// it as canceled).
+impl rusqlite::types::FromSql for crate::domain::model::DeliveryStatus {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Ok(Self::from_code(v.as_i64()?).unwrap_or(Self::Skipped))
+    }
+}
+
+impl rusqlite::ToSql for crate::domain::model::DeliveryStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.code().into())
+    }
+}
+
+impl rusqlite::types::FromSql for crate::domain::model::Trigger {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Ok(Self::from_code(v.as_i64()?))
+    }
+}
+
+impl rusqlite::ToSql for crate::domain::model::Trigger {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.code().into())
+    }
+}

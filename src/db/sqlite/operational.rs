@@ -4,7 +4,7 @@
 use super::deliveries::{AttemptNotice, Notice};
 use super::messages::{self, IngestRequest, Message};
 use super::{apps, endpoints, DbResult};
-use crate::domain::operational::{APP_UID, KEEP_MS};
+use crate::domain::operational::{Event, APP_UID, KEEP_MS};
 use crate::domain::{ids, time::format_ms};
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -66,12 +66,7 @@ fn emit(c: &Connection, ops_app: &str, event_type: &str, data: Value, now: i64) 
 }
 
 /// `endpoint.created` and friends, for an endpoint of a user's application.
-pub fn endpoint_event(
-    c: &Connection,
-    event_type: &str,
-    endpoint_id: &str,
-    now: i64,
-) -> DbResult<bool> {
+pub fn endpoint_event(c: &Connection, event: Event, endpoint_id: &str, now: i64) -> DbResult<bool> {
     let Some(ops) = listening(c)? else {
         return Ok(false);
     };
@@ -81,7 +76,7 @@ pub fn endpoint_event(
     if owner.app_uid.as_deref() == Some(APP_UID) {
         return Ok(false);
     }
-    emit(c, &ops, event_type, owner_json(&owner, endpoint_id), now)?;
+    emit(c, &ops, event.name(), owner_json(&owner, endpoint_id), now)?;
     Ok(true)
 }
 
@@ -100,7 +95,7 @@ pub fn endpoint_deleted(
         return Ok(false);
     };
     let data = json!({ "appId": app.id, "appUid": app.uid, "endpointId": endpoint_id, "endpointUid": endpoint_uid });
-    emit(c, &ops, "endpoint.deleted", data, now)?;
+    emit(c, &ops, Event::EndpointDeleted.name(), data, now)?;
     Ok(true)
 }
 
@@ -117,11 +112,12 @@ pub fn announce(c: &Connection, notices: &[Notice], now: i64) -> DbResult<bool> 
     let mut any = false;
     for n in notices {
         let (event_type, endpoint_id) = match n {
-            Notice::Failing(a) => ("message.attempt.failing", &a.endpoint_id),
-            Notice::Exhausted(a) => ("message.attempt.exhausted", &a.endpoint_id),
-            Notice::Recovered(a) => ("message.attempt.recovered", &a.endpoint_id),
-            Notice::Disabled { endpoint_id, .. } => ("endpoint.disabled", endpoint_id),
+            Notice::Failing(a) => (Event::AttemptFailing, &a.endpoint_id),
+            Notice::Exhausted(a) => (Event::AttemptExhausted, &a.endpoint_id),
+            Notice::Recovered(a) => (Event::AttemptRecovered, &a.endpoint_id),
+            Notice::Disabled { endpoint_id, .. } => (Event::EndpointDisabled, endpoint_id),
         };
+        let event_type = event_type.name();
         let Some(owner) = endpoints::owner(c, endpoint_id)? else {
             continue;
         };

@@ -5,6 +5,7 @@
 use super::{Activity, App, Endpoint, Health, Notice, Secret, Store, TestSend};
 use crate::db::sqlite::{admin, deliveries, endpoints, operational};
 use crate::db::{DbResult, Page, PageQuery};
+use crate::domain::operational::Event;
 
 /// An endpoint's attempts in a window, for its health report.
 pub struct HealthReport {
@@ -95,7 +96,7 @@ impl Store {
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     endpoints::insert(c, &main_key, &ep, &secret)?;
-                    operational::endpoint_event(c, "endpoint.created", &ep.id, now)
+                    operational::endpoint_event(c, Event::EndpointCreated, &ep.id, now)
                 })
                 .await
             }
@@ -129,7 +130,8 @@ impl Store {
                     } else if !ep.disabled && was_disabled {
                         endpoints::enable(c, &ep.id, now)?;
                     }
-                    let updated = operational::endpoint_event(c, "endpoint.updated", &ep.id, now)?;
+                    let updated =
+                        operational::endpoint_event(c, Event::EndpointUpdated, &ep.id, now)?;
                     Ok(operational::announce(c, &notices, now)? || updated)
                 })
                 .await

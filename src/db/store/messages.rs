@@ -124,7 +124,7 @@ impl Store {
     pub async fn endpoint_messages(
         &self,
         endpoint_id: &str,
-        status: Option<i64>,
+        status: Option<crate::domain::model::DeliveryStatus>,
         filter: MessageFilter,
         page: &PageQuery,
     ) -> DbResult<Page<EndpointMessage>> {

@@ -38,10 +38,6 @@ pub use super::sqlite::portal::{Link as PortalLink, Session as PortalSession};
 pub use super::sqlite::stats::{Analytics, Gauges};
 pub use super::sqlite::tokens::Token;
 pub use super::sqlite::WriterStats;
-/// Delivery states as stored.
-pub mod status {
-    pub use crate::db::sqlite::deliveries::{FAIL, PENDING, SKIPPED, SUCCESS};
-}
 pub use admin::{Dashboard, EndpointSummary};
 pub use endpoints::HealthReport;
 pub use event_types::operational_event_types;

@@ -1,8 +1,7 @@
 use super::apps::new_app;
 use super::models::{
-    api_status, message_json, message_text, status_text, EndpointOut,
-    ListResponse_MessageEndpointOut_, ListResponse_MessageOut_, MessageEndpointOut, MessageIn,
-    MessageOut,
+    message_json, message_text, EndpointOut, ListResponse_MessageEndpointOut_,
+    ListResponse_MessageOut_, MessageEndpointOut, MessageIn, MessageOut,
 };
 use super::openapi::{
     AppPath, ListParams, MessageFilterParams, MsgPath, ReadErrors, WithContent, WriteErrors,
@@ -10,6 +9,7 @@ use super::openapi::{
 use super::{body, find_app, idempotency_key, json, path_key, query, stored_response};
 use crate::db::{Message, MessageFilter};
 use crate::domain::ids;
+use crate::domain::model::DeliveryStatus;
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
 use crate::domain::validate::{is_valid_channel, is_valid_event_type, is_valid_uid};
 use crate::http::auth::Caller;
@@ -208,15 +208,15 @@ pub async fn create(
 }
 
 /// The `status` query parameter of delivery and attempt listings (0 to 4).
-pub(super) fn status_param(q: &crate::http::extract::Query) -> Result<Option<i64>, ApiError> {
-    let status = q.int("status")?;
-    if status.is_some_and(|s| !(0..=4).contains(&s)) {
-        return Err(ApiError::invalid(
-            &["query", "status"],
-            "one of 0, 1, 2, 3, 4",
-        ));
-    }
-    Ok(status)
+pub(super) fn status_param(
+    q: &crate::http::extract::Query,
+) -> Result<Option<DeliveryStatus>, ApiError> {
+    q.int("status")?
+        .map(|s| {
+            DeliveryStatus::from_api_code(s)
+                .ok_or_else(|| ApiError::invalid(&["query", "status"], "one of 0, 1, 2, 3, 4"))
+        })
+        .transpose()
 }
 
 /// The message filters of a listing's query: channel, tag, event types, before, after.
@@ -305,17 +305,14 @@ pub async fn endpoints(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpR
             rows,
             &page,
             |r| r.endpoint.id.clone(),
-            |r| {
-                let status = api_status(r.status);
-                MessageEndpointOut {
-                    endpoint: EndpointOut::from(r.endpoint),
-                    status,
-                    status_text: status_text(status),
-                    next_attempt: r
-                        .next_attempt_at
-                        .filter(|_| r.status == crate::db::status::PENDING)
-                        .map(format_ms),
-                }
+            |r| MessageEndpointOut {
+                endpoint: EndpointOut::from(r.endpoint),
+                status: r.status.api_code(),
+                status_text: r.status.api_text(),
+                next_attempt: r
+                    .next_attempt_at
+                    .filter(|_| r.status == DeliveryStatus::Pending)
+                    .map(format_ms),
             },
         ),
     ))

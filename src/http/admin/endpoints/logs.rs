@@ -30,14 +30,6 @@ struct LogsPage {
     first_page: bool,
 }
 
-fn trigger(t: i64) -> &'static str {
-    match t {
-        0 => "scheduled",
-        1 => "manual",
-        _ => "test",
-    }
-}
-
 pub(super) fn code(status: i64) -> String {
     if status == 0 {
         "no response".to_owned()
@@ -51,8 +43,11 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     let (head, _) = find_endpoint(&st, &req, "logs").await?;
     let q = Query::parse(req.query_string());
     let (filter, status) = match q.str("status") {
-        Some("succeeded") => ("succeeded", Some(crate::db::status::SUCCESS)),
-        Some("failed") => ("failed", Some(crate::db::status::FAIL)),
+        Some("succeeded") => (
+            "succeeded",
+            Some(crate::domain::model::DeliveryStatus::Success),
+        ),
+        Some("failed") => ("failed", Some(crate::domain::model::DeliveryStatus::Failed)),
         _ => ("all", None),
     };
     let after = q
@@ -122,12 +117,12 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
         .items
         .into_iter()
         .map(|a| LogRow {
-            ok: a.status == crate::db::status::SUCCESS,
+            ok: a.status == crate::domain::model::DeliveryStatus::Success,
             time: when(a.created_at),
             event_type: a.msg.map(|m| m.event_type).unwrap_or_default(),
             code: code(a.response_status_code),
             duration: a.response_duration_ms,
-            trigger: trigger(a.trigger_type),
+            trigger: a.trigger.name(),
             id: a.id,
             msg_id: a.msg_id,
         })
@@ -184,10 +179,10 @@ pub async fn attempt(st: Data, req: HttpRequest) -> Result<HttpResponse, Console
     page(&AttemptPage {
         chrome: admin.chrome("apps"),
         head,
-        ok: a.status == crate::db::status::SUCCESS,
+        ok: a.status == crate::domain::model::DeliveryStatus::Success,
         time: when(a.created_at),
         code: code(a.response_status_code),
-        trigger: trigger(a.trigger_type),
+        trigger: a.trigger.name(),
         event_type: msg
             .as_ref()
             .map(|m| m.event_type.clone())

@@ -76,16 +76,15 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
             &page,
             |r| r.msg.id.clone(),
             |r| {
-                let status = api_status(r.status);
                 let next_attempt = r
                     .next_attempt_at
-                    .filter(|_| r.status == crate::db::status::PENDING)
+                    .filter(|_| r.status == crate::domain::model::DeliveryStatus::Pending)
                     .map(format_ms);
                 with_message_out(&r.msg, with_content, |message| {
                     raw_json(&EndpointMessageOut {
                         message,
-                        status,
-                        status_text: status_text(status),
+                        status: r.status.api_code(),
+                        status_text: r.status.api_text(),
                         next_attempt,
                     })
                 })

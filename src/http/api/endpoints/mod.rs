@@ -1,11 +1,11 @@
 use super::messages::{ingest, IngestSpec};
 use super::models::{
-    api_status, raw_json, status_text, with_message_out, BackgroundTaskStatus, BackgroundTaskType,
-    EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn, EndpointHealthOut,
-    EndpointHealthStatus, EndpointIn, EndpointMessageOut, EndpointOut, EndpointPatch,
-    EndpointSecretOut, EndpointSecretRotateIn, EndpointStats, EndpointTestIn, EndpointTestOut,
-    EventExampleIn, HourlyAttempts, ListResponse_EndpointMessageOut_, ListResponse_EndpointOut_,
-    MessageOut, RecoverIn, RecoverOut,
+    raw_json, with_message_out, BackgroundTaskStatus, BackgroundTaskType, EndpointHeadersIn,
+    EndpointHeadersOut, EndpointHeadersPatchIn, EndpointHealthOut, EndpointHealthStatus,
+    EndpointIn, EndpointMessageOut, EndpointOut, EndpointPatch, EndpointSecretOut,
+    EndpointSecretRotateIn, EndpointStats, EndpointTestIn, EndpointTestOut, EventExampleIn,
+    HourlyAttempts, ListResponse_EndpointMessageOut_, ListResponse_EndpointOut_, MessageOut,
+    RecoverIn, RecoverOut,
 };
 use super::openapi::{
     AppPath, EndpointPath, ListParams, MessageFilterParams, ReadErrors, WithContent, WriteErrors,

@@ -92,7 +92,7 @@ fn int_enum(
         .into()
 }
 
-/// [`status_text`] of a delivery status.
+/// The name of a delivery status (`statusText`).
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the values of `statusText`
 #[serde(rename_all = "lowercase")]
@@ -217,27 +217,7 @@ pub fn message_text(m: &Message, with_content: bool) -> String {
     Box::<str>::from(message_json(m, with_content)).into_string()
 }
 
-pub fn status_text(status: i64) -> &'static str {
-    match status {
-        0 => "success",
-        1 => "pending",
-        2 => "fail",
-        3 => "sending",
-        _ => "canceled",
-    }
-}
-
-/// Internal delivery statuses as the API shows them (skipped shows as canceled).
-pub fn api_status(status: i64) -> i64 {
-    if (0..=4).contains(&status) {
-        status
-    } else {
-        4
-    }
-}
-
 pub fn attempt_out(a: Attempt, with_msg: bool, with_content: bool) -> MessageAttemptOut {
-    let status = api_status(a.status);
     MessageAttemptOut {
         msg: if with_msg {
             a.msg.as_ref().map(|m| message_json(m, with_content))
@@ -251,9 +231,9 @@ pub fn attempt_out(a: Attempt, with_msg: bool, with_content: bool) -> MessageAtt
         response: a.response.unwrap_or_default(),
         response_status_code: a.response_status_code,
         response_duration_ms: a.response_duration_ms,
-        status,
-        status_text: status_text(status),
-        trigger_type: a.trigger_type,
+        status: a.status.api_code(),
+        status_text: a.status.api_text(),
+        trigger_type: a.trigger.code(),
         timestamp: format_ms(a.created_at),
         error: a.error,
     }
