@@ -65,7 +65,7 @@ impl Targets {
             return Ok(None);
         };
         let target = Arc::new(Target {
-            endpoint_id: ep.id.clone(),
+            endpoint_id: ep.id.to_string(),
             parsed: reqwest::Url::parse(&ep.url).ok(),
             url: ep.url,
             headers_shown: ep
@@ -90,7 +90,7 @@ impl Targets {
         let mut map = self.lock();
         // A change committed while we read must not be overwritten by what we read before it.
         if self.generation.load(Ordering::Acquire) == generation {
-            map.insert(ep.id, target.clone());
+            map.insert(ep.id.into(), target.clone());
         }
         Ok(Some(target))
     }

@@ -2,6 +2,7 @@
 //! and the states a delivery goes through. Plain data: the store reads and writes them, the
 //! services apply the rules, the HTTP layer shows them.
 
+pub use super::ids::{AppId, AttemptId, EndpointId, MsgId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -114,7 +115,7 @@ impl Trigger {
 
 #[derive(Debug, Clone)]
 pub struct App {
-    pub id: String,
+    pub id: AppId,
     pub uid: Option<String>,
     pub name: String,
     pub rate_limit: Option<i64>,
@@ -134,8 +135,8 @@ impl App {
 
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub id: String,
-    pub app_id: String,
+    pub id: EndpointId,
+    pub app_id: AppId,
     pub uid: Option<String>,
     pub url: String,
     pub description: String,
@@ -182,8 +183,8 @@ pub struct EventType {
 
 #[derive(Debug, Clone)]
 pub struct Message {
-    pub id: String,
-    pub app_id: String,
+    pub id: MsgId,
+    pub app_id: AppId,
     pub event_type: String,
     pub event_id: Option<String>,
     /// The exact JSON text that is signed and sent; `None` once purged.
@@ -195,9 +196,9 @@ pub struct Message {
 
 #[derive(Debug, Clone)]
 pub struct Attempt {
-    pub id: String,
-    pub msg_id: String,
-    pub endpoint_id: String,
+    pub id: AttemptId,
+    pub msg_id: MsgId,
+    pub endpoint_id: EndpointId,
     pub url: String,
     pub status: DeliveryStatus,
     pub response_status_code: i64,

@@ -27,7 +27,7 @@ impl AppInput {
         check_app_uid(self.uid.as_deref())?;
         let now = now_ms();
         Ok(App {
-            id: ids::new_id(ids::APP),
+            id: ids::AppId::generate(),
             uid: self.uid,
             name: self.name,
             rate_limit: self.throttle_rate.map(i64::from),

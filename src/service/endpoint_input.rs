@@ -64,7 +64,7 @@ impl EndpointInput {
         let now = now_ms();
         Ok((
             Endpoint {
-                id: ids::new_id(ids::ENDPOINT),
+                id: ids::EndpointId::generate(),
                 app_id: app.id.clone(),
                 uid: self.uid,
                 url: self.url,

@@ -86,8 +86,8 @@ pub async fn send_test(
     let refused_detail = sent.refused_detail.clone();
     let record = TestSend {
         msg_id,
-        app_id: app.id.clone(),
-        endpoint_id: ep.id.clone(),
+        app_id: app.id.to_string(),
+        endpoint_id: ep.id.to_string(),
         event_type: event_type.to_owned(),
         payload: payload.to_string(),
         expires_at: now.saturating_add(keep),

@@ -3,6 +3,7 @@
 
 use super::{is_unique_violation, DbError, DbResult};
 use crate::domain::ids;
+use crate::domain::ids::EndpointId;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 
@@ -346,9 +347,9 @@ pub use crate::domain::delivery::success_rate;
 
 pub fn health(
     c: &Connection,
-    endpoint_ids: &[String],
+    endpoint_ids: &[EndpointId],
     since: i64,
-) -> DbResult<HashMap<String, Health>> {
+) -> DbResult<HashMap<EndpointId, Health>> {
     let lower = ids::lower_bound_at(ids::ATTEMPT, since);
     let mut counts = c.prepare_cached(
         "SELECT COALESCE(SUM(status = 0), 0), COALESCE(SUM(status <> 0), 0) FROM attempts \

@@ -45,8 +45,8 @@ fn with_msg(r: &Row<'_>) -> rusqlite::Result<Attempt> {
 
 #[derive(Debug, Default, Clone)]
 pub struct AttemptFilter {
-    pub endpoint_id: Option<String>,
-    pub msg_id: Option<String>,
+    pub endpoint_id: Option<crate::domain::ids::EndpointId>,
+    pub msg_id: Option<crate::domain::ids::MsgId>,
     pub status: Option<crate::domain::model::DeliveryStatus>,
     /// 100, 200, 300, 400 or 500; 0 for no response at all.
     pub status_code_class: Option<i64>,

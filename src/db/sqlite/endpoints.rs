@@ -78,7 +78,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
         updated_at: r.get(14)?,
         legacy_signature: r.get(15)?,
         verify_ssl: r.get(16)?,
-        id,
+        id: crate::domain::ids::EndpointId::from_string(id),
     };
     Ok(Stored(e, headers))
 }

@@ -143,7 +143,7 @@ pub fn ingest(
         if take {
             claimed.push(Claimed {
                 delivery_id: c.last_insert_rowid(),
-                msg_id: m.id.clone(),
+                msg_id: m.id.to_string(),
                 endpoint_id,
                 attempts: 0,
                 manual: false,

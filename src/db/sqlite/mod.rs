@@ -360,3 +360,27 @@ impl rusqlite::ToSql for crate::domain::model::Trigger {
         Ok(self.code().into())
     }
 }
+
+/// Typed ids are stored as their text.
+macro_rules! id_column {
+    ($($t:ty),*) => {$(
+        impl rusqlite::types::FromSql for $t {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                Ok(<$t>::from_string(String::column_result(v)?))
+            }
+        }
+
+        impl rusqlite::ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+    )*};
+}
+
+id_column!(
+    crate::domain::ids::AppId,
+    crate::domain::ids::EndpointId,
+    crate::domain::ids::MsgId,
+    crate::domain::ids::AttemptId
+);

@@ -13,10 +13,10 @@ use std::sync::Arc;
 /// Creates the reserved application when it does not exist yet.
 pub fn ensure_app(c: &Connection, now: i64) -> DbResult<String> {
     if let Some(app) = apps::get(c, APP_UID)? {
-        return Ok(app.id);
+        return Ok(app.id.into());
     }
     let app = apps::App {
-        id: ids::new_id(ids::APP),
+        id: ids::AppId::generate(),
         uid: Some(APP_UID.into()),
         name: "Operational webhooks".into(),
         rate_limit: None,
@@ -26,7 +26,7 @@ pub fn ensure_app(c: &Connection, now: i64) -> DbResult<String> {
         updated_at: now,
     };
     apps::insert(c, &app)?;
-    Ok(app.id)
+    Ok(app.id.into())
 }
 
 /// The reserved application's id, when it has endpoints to tell (else there is nothing to do).
@@ -34,7 +34,7 @@ fn listening(c: &Connection) -> DbResult<Option<String>> {
     let Some(app) = apps::get(c, APP_UID)? else {
         return Ok(None);
     };
-    Ok((endpoints::count_in_app(c, &app.id)? > 0).then_some(app.id))
+    Ok((endpoints::count_in_app(c, &app.id)? > 0).then_some(app.id.into()))
 }
 
 /// Stores an operational event for the operator endpoints of application `ops_app`; the
@@ -43,8 +43,8 @@ fn emit(c: &Connection, ops_app: &str, event_type: &str, data: Value, now: i64) 
     let payload =
         json!({ "type": event_type, "timestamp": format_ms(now), "data": data }).to_string();
     let msg = Message {
-        id: ids::new_id(ids::MESSAGE),
-        app_id: ops_app.to_owned(),
+        id: ids::MsgId::generate(),
+        app_id: ids::AppId::from_string(ops_app.to_owned()),
         event_type: event_type.to_owned(),
         event_id: None,
         payload: Some(Arc::from(payload)),

@@ -151,14 +151,17 @@ impl Store {
         &self,
         app_id: &str,
         since: i64,
-    ) -> DbResult<(Vec<Endpoint>, HashMap<String, Health>)> {
+    ) -> DbResult<(
+        Vec<Endpoint>,
+        HashMap<crate::domain::ids::EndpointId, Health>,
+    )> {
         let (id, key) = (app_id.to_owned(), self.main_key().clone());
         match self {
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     let mut eps = endpoints::all_in_app(c, &key, &id)?;
                     eps.sort_by(|a, b| a.id.cmp(&b.id));
-                    let ids: Vec<String> = eps.iter().map(|e| e.id.clone()).collect();
+                    let ids: Vec<_> = eps.iter().map(|e| e.id.clone()).collect();
                     Ok((eps, admin::health(c, &ids, since)?))
                 })
                 .await
@@ -195,6 +198,7 @@ impl Store {
         let id = endpoint_id.to_owned();
         match self {
             Store::Sqlite(db) => {
+                let id = crate::domain::ids::EndpointId::from_string(id);
                 db.read(move |c| {
                     Ok(admin::health(c, std::slice::from_ref(&id), since)?
                         .remove(&id)

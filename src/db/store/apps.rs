@@ -136,7 +136,7 @@ impl Store {
                 db.write(move |c| {
                     let eps = endpoints::all_in_app(c, &key, &id)?;
                     apps::delete(c, &id)?;
-                    Ok(eps.into_iter().map(|e| e.id).collect())
+                    Ok(eps.into_iter().map(|e| e.id.into()).collect())
                 })
                 .await
             }

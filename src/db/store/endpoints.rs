@@ -75,6 +75,7 @@ impl Store {
         let id = endpoint_id.to_owned();
         match self {
             Store::Sqlite(db) => {
+                let id = crate::domain::ids::EndpointId::from_string(id);
                 db.read(move |c| {
                     let mut h = admin::health(c, std::slice::from_ref(&id), since)?;
                     Ok(HealthReport {
@@ -122,7 +123,7 @@ impl Store {
                     if ep.disabled && !was_disabled {
                         if endpoints::disable(c, &ep.id, &disabled_reason, now)? {
                             notices.push(Notice::Disabled {
-                                endpoint_id: ep.id.clone(),
+                                endpoint_id: ep.id.to_string(),
                                 reason: disabled_reason,
                                 at: now,
                             });

@@ -176,7 +176,7 @@ impl Store {
     pub async fn analytics(
         &self,
         app_id: &str,
-        endpoint_id: Option<String>,
+        endpoint_id: Option<crate::domain::ids::EndpointId>,
         since: i64,
         until: i64,
         bucket_ms: i64,

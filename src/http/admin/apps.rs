@@ -46,7 +46,7 @@ async fn rows(
         .store
         .apps_with_endpoint_counts(&q, crate::operational::APP_UID)
         .await?;
-    let next = page.next_key(|(a, _)| a.id.clone());
+    let next = page.next_key(|(a, _)| a.id.to_string());
     let rows = page
         .items
         .into_iter()
@@ -54,7 +54,7 @@ async fn rows(
             endpoints,
             created: when(a.created_at),
             uid: a.uid.unwrap_or_default(),
-            id: a.id,
+            id: a.id.into(),
             name: a.name,
         })
         .collect();

@@ -46,7 +46,7 @@ pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespon
     let rows = st.store.apps(&page, crate::operational::APP_UID).await?;
     Ok(json(
         StatusCode::OK,
-        &list_out(rows, &page, |a| a.id.clone(), ApplicationOut::from),
+        &list_out(rows, &page, |a| a.id.to_string(), ApplicationOut::from),
     ))
 }
 

@@ -81,7 +81,7 @@ async fn list(st: &Data, q: &Query, f: AttemptFilter) -> Result<HttpResponse, Ap
         &list_out(
             rows,
             &page,
-            |a| a.id.clone(),
+            |a| a.id.to_string(),
             |a| attempt_out(a, with_msg, with_content),
         ),
     ))

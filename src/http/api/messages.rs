@@ -50,8 +50,8 @@ pub(super) async fn ingest(
 ) -> Result<HttpResponse, ApiError> {
     let now = now_ms();
     let msg = Message {
-        id: ids::new_id(ids::MESSAGE),
-        app_id: String::new(),
+        id: ids::MsgId::generate(),
+        app_id: ids::AppId::from_string(String::new()),
         event_type: s.event_type,
         event_id: s.event_id,
         payload: Some(Arc::from(s.payload)),
@@ -251,7 +251,7 @@ pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespon
         &list_out(
             rows,
             &page,
-            |m| m.id.clone(),
+            |m| m.id.to_string(),
             |m| message_json(&m, with_content),
         ),
     ))
@@ -304,7 +304,7 @@ pub async fn endpoints(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpR
         &list_out(
             rows,
             &page,
-            |r| r.endpoint.id.clone(),
+            |r| r.endpoint.id.to_string(),
             |r| MessageEndpointOut {
                 endpoint: EndpointOut::from(r.endpoint),
                 status: r.status.api_code(),

@@ -111,7 +111,7 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
     };
     let found = st.store.attempts(f, &p).await?;
     let older = found
-        .next_key(|a| a.id.clone())
+        .next_key(|a| a.id.to_string())
         .map(|k| link(filter, Some(&k)));
     let rows = found
         .items
@@ -123,8 +123,8 @@ pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
             code: code(a.response_status_code),
             duration: a.response_duration_ms,
             trigger: a.trigger.name(),
-            id: a.id,
-            msg_id: a.msg_id,
+            id: a.id.into(),
+            msg_id: a.msg_id.into(),
         })
         .collect();
     let chrome = admin.chrome_with_notice("apps", &req);

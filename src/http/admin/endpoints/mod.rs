@@ -76,7 +76,7 @@ pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
             EndpointRow {
                 badge: badge(&ep, &h),
                 rate: percent(h.success_rate()),
-                id: ep.id,
+                id: ep.id.into(),
                 url: ep.url,
                 description: ep.description,
             }

@@ -74,7 +74,7 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
         &list_out(
             rows,
             &page,
-            |r| r.msg.id.clone(),
+            |r| r.msg.id.to_string(),
             |r| {
                 let next_attempt = r
                     .next_attempt_at

@@ -56,7 +56,7 @@ pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespon
     let rows = st.store.endpoints(&app.id, &page).await?;
     Ok(json(
         StatusCode::OK,
-        &list_out(rows, &page, |e| e.id.clone(), EndpointOut::from),
+        &list_out(rows, &page, |e| e.id.to_string(), EndpointOut::from),
     ))
 }
 

@@ -31,7 +31,7 @@ pub async fn send_example(
             )
         })?;
     let spec = IngestSpec {
-        app_key: app.id,
+        app_key: app.id.into(),
         create_app: None,
         event_type: et.name.clone(),
         event_id: None,
@@ -40,7 +40,7 @@ pub async fn send_example(
         tags: None,
         deliver_at: None,
         retention_ms: None,
-        only_endpoint: Some(ep.id),
+        only_endpoint: Some(ep.id.into()),
         status: StatusCode::OK,
         with_content: true,
     };

@@ -84,7 +84,7 @@ pub struct ApplicationOut {
 impl From<App> for ApplicationOut {
     fn from(a: App) -> Self {
         ApplicationOut {
-            id: a.id,
+            id: a.id.into(),
             uid: a.uid,
             name: a.name,
             rate_limit: a.rate_limit,

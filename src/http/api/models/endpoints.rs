@@ -149,7 +149,7 @@ pub struct EndpointOut {
 impl From<Endpoint> for EndpointOut {
     fn from(e: Endpoint) -> Self {
         EndpointOut {
-            id: e.id,
+            id: e.id.into(),
             uid: e.uid,
             url: e.url,
             description: e.description,

@@ -224,9 +224,9 @@ pub fn attempt_out(a: Attempt, with_msg: bool, with_content: bool) -> MessageAtt
         } else {
             None
         },
-        id: a.id,
-        msg_id: a.msg_id,
-        endpoint_id: a.endpoint_id,
+        id: a.id.into(),
+        msg_id: a.msg_id.into(),
+        endpoint_id: a.endpoint_id.into(),
         url: a.url,
         response: a.response.unwrap_or_default(),
         response_status_code: a.response_status_code,

@@ -123,7 +123,7 @@ mod tests {
                 done: true,
             },
             &crate::db::PageQuery::default(),
-            |m: &Message| m.id.clone(),
+            |m: &Message| m.id.to_string(),
             |m| message_json(&m, true),
         ))
         .unwrap();
