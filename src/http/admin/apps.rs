@@ -1,6 +1,6 @@
 //! Applications: list, create, delete (after a confirmation page).
 
-use super::{admin, admin_post, page, page_with, path, redirect, when, Chrome, ConsoleError};
+use super::{admin_post, page, page_with, path, redirect, when, Admin, Chrome, ConsoleError};
 use crate::db::{App, DbError, PageQuery};
 use crate::http::Data;
 use crate::service::apps::AppInput;
@@ -61,8 +61,7 @@ async fn rows(
     Ok((rows, next))
 }
 
-pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn list(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let q = crate::http::extract::Query::parse(req.query_string());
     let after = q
         .str("after")
@@ -139,8 +138,7 @@ pub(super) async fn find_app(st: &Data, req: &HttpRequest) -> Result<App, Consol
         .ok_or(ConsoleError::NotFound("application"))
 }
 
-pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    admin(&st, &req).await?;
+pub async fn open(st: Data, _admin: Admin, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let app = find_app(&st, &req).await?;
     Ok(redirect(&format!("/admin/apps/{}/webhooks", app.id)))
 }
@@ -148,8 +146,7 @@ pub async fn open(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleErr
 /// `GET /admin/operational`: the endpoints that receive hookbox's operational webhooks are
 /// those of its own application (made at start), managed on the same pages as any
 /// application's.
-pub async fn operational(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    admin(&st, &req).await?;
+pub async fn operational(st: Data, _admin: Admin) -> Result<HttpResponse, ConsoleError> {
     Ok(redirect(&format!(
         "/admin/apps/{}/webhooks",
         st.operational_app_id
@@ -171,8 +168,11 @@ struct DeletePage {
     endpoints: i64,
 }
 
-pub async fn confirm_delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn confirm_delete(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let app = user_app(&st, &req).await?;
     let endpoints = st.store.count_endpoints(&app.id).await?;
     page(&DeletePage {
@@ -207,8 +207,11 @@ struct SettingsPage {
 }
 
 /// `GET /admin/apps/{app}/settings`: rename, uid, payload retention, delete.
-pub async fn settings(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn settings(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let app = user_app(&st, &req).await?;
     page(&SettingsPage {
         chrome: admin.chrome_with_notice("apps", &req),

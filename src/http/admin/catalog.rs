@@ -1,6 +1,6 @@
 //! The event catalog (list, create, edit, archive) and API tokens.
 
-use super::{admin, admin_post, page, page_with, redirect, when, Chrome, ConsoleError, Form};
+use super::{admin_post, page, page_with, redirect, when, Admin, Chrome, ConsoleError, Form};
 use crate::db::EventType;
 use crate::domain::time::now_ms;
 use crate::domain::validate::{is_valid_event_type, too_deep, MAX_JSON_DEPTH};
@@ -191,8 +191,11 @@ async fn catalog_page(
     )
 }
 
-pub async fn event_catalog(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn event_catalog(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let chrome = admin.chrome_with_notice("catalog", &req);
     catalog_page(&st, chrome, StatusCode::OK, TypeForm::default()).await
 }
@@ -263,8 +266,11 @@ async fn find_type(st: &Data, req: &HttpRequest) -> Result<EventType, ConsoleErr
 }
 
 /// `GET /admin/event-types/{name}`: the edit form.
-pub async fn edit_event_type(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn edit_event_type(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let t = find_type(&st, &req).await?;
     page(&EditTypePage {
         chrome: admin.chrome_with_notice("catalog", &req),
@@ -377,8 +383,11 @@ async fn token_rows(st: &Data) -> Result<Vec<TokenRow>, ConsoleError> {
         .collect())
 }
 
-pub async fn api_tokens(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn api_tokens(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let chrome = admin.chrome_with_notice("tokens", &req);
     page(&TokensPage {
         chrome,

@@ -1,10 +1,10 @@
 //! The dashboard: the last 24 hours at a glance, with an hourly bar chart (server-side SVG).
 
-use super::{admin, page, percent, Chrome, ConsoleError};
+use super::{page, percent, Admin, Chrome, ConsoleError};
 use crate::db::{Activity, Dashboard, Totals};
 use crate::domain::time::now_ms;
 use crate::http::Data;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use askama::Template;
 
 const HOUR: i64 = 3_600_000;
@@ -91,8 +91,7 @@ pub fn bars(a: &Activity, now: i64) -> Vec<Bar> {
         .collect()
 }
 
-pub async fn show(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn show(st: Data, admin: Admin) -> Result<HttpResponse, ConsoleError> {
     let now = now_ms();
     let Dashboard {
         totals,

@@ -103,6 +103,25 @@ pub struct Admin {
     pub portal: Option<Portal>,
 }
 
+/// The session of a console or portal page: an extractor that answers with the login page
+/// (or the portal's "session ended") unless the request carries a live session for this path.
+/// Pages name it in their arguments, so none can forget the check.
+impl actix_web::FromRequest for Admin {
+    type Error = ConsoleError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Admin, ConsoleError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let st = req
+                .app_data::<Data>()
+                .cloned()
+                .ok_or_else(|| ConsoleError::Internal("no server state".into()))?;
+            admin(&st, &req).await
+        })
+    }
+}
+
 impl Admin {
     pub fn chrome(&self, section: &'static str) -> Chrome {
         Chrome {

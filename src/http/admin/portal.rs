@@ -4,7 +4,7 @@
 
 use super::apps::{find_app, user_app};
 use super::{
-    admin, admin_post, cookie, is_https, page, redirect, when, Admin, Chrome, ConsoleError, Portal,
+    admin_post, cookie, is_https, page, redirect, when, Admin, Chrome, ConsoleError, Portal,
     PORTAL_ROOT,
 };
 use crate::db::App;
@@ -123,8 +123,7 @@ async fn links_page(
 }
 
 /// `GET /admin/apps/{app}/portal`: the application's live portal links and a form for a new one.
-pub async fn links(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn links(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     links_page(&st, &req, &admin, None).await
 }
 

@@ -38,8 +38,7 @@ pub(super) fn code(status: i64) -> String {
     }
 }
 
-pub async fn logs(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn logs(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let (head, _) = find_endpoint(&st, &req, "logs").await?;
     let q = Query::parse(req.query_string());
     let (filter, status) = match q.str("status") {
@@ -164,8 +163,11 @@ fn pretty(body: &str) -> String {
         .unwrap_or_else(|| body.to_owned())
 }
 
-pub async fn attempt(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn attempt(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let (head, _) = find_endpoint(&st, &req, "logs").await?;
     let msg_id = path(&req, "msg_id")?;
     let attempt_id = path(&req, "attempt_id")?;

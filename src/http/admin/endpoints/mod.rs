@@ -13,7 +13,7 @@ pub use testing::{send_test, testing};
 
 use super::apps::{field_error, find_app};
 use super::{
-    admin, admin_post, page, page_with, path, percent, redirect, root_of, when, Chrome,
+    admin_post, page, page_with, path, percent, redirect, root_of, when, Admin, Chrome,
     ConsoleError,
 };
 use crate::db::{App, AttemptFilter, Endpoint, EventType, Health, PageQuery};
@@ -64,8 +64,7 @@ struct ListPage {
     endpoints: Vec<EndpointRow>,
 }
 
-pub async fn list(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn list(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
     let app = find_app(&st, &req).await?;
     let since = now_ms() - DAY;
     let (eps, health) = st.store.endpoints_with_health(&app.id, since).await?;

@@ -66,8 +66,11 @@ async fn overview_page(
     })
 }
 
-pub async fn overview(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn overview(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let chrome = admin.chrome_with_notice("apps", &req);
     let found = find_endpoint(&st, &req, "overview").await?;
     overview_page(&st, found, chrome, None).await
@@ -169,8 +172,11 @@ struct EnablePage {
     disabled_since: String,
 }
 
-pub async fn confirm_enable(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn confirm_enable(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
     if !head.ep.disabled {
         return Ok(redirect(&head.base));

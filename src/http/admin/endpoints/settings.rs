@@ -186,8 +186,11 @@ struct NewPage {
     f: Fields,
 }
 
-pub async fn new_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn new_form(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let app = find_app(&st, &req).await?;
     let f = Fields::of(&st, &app, None).await?;
     page(&NewPage {
@@ -233,8 +236,11 @@ struct EditPage {
     f: Fields,
 }
 
-pub async fn edit_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn edit_form(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
     let f = Fields::of(&st, &head.app, Some(&head.ep)).await?;
     page(&EditPage {
@@ -286,8 +292,11 @@ struct DeletePage {
     head: Head,
 }
 
-pub async fn confirm_delete(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn confirm_delete(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
     page(&DeletePage {
         chrome: admin.chrome("apps"),

@@ -45,8 +45,11 @@ async fn type_options(st: &Data, app: &App) -> Result<Vec<TypeOption>, ConsoleEr
         .collect())
 }
 
-pub async fn testing(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
-    let admin = admin(&st, &req).await?;
+pub async fn testing(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
     let (head, _) = find_endpoint(&st, &req, "testing").await?;
     let types = type_options(&st, &head.app).await?;
     page(&TestingPage {
