@@ -145,50 +145,10 @@ impl Query {
         (!v.is_empty()).then_some(v)
     }
 
-    /// `limit`, `iterator` and `order`; `default_desc` is the listing's natural order.
+    /// `limit`, `iterator` and `order` (see `ListParams`); `default_desc` is the listing's
+    /// natural order.
     pub fn page(&self, default_desc: bool) -> Result<PageQuery, ApiError> {
-        let limit = match self.int("limit")? {
-            None => 50,
-            Some(n) if (1..=250).contains(&n) => usize::try_from(n).unwrap_or(50),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    &["query", "limit"],
-                    "limit must be between 1 and 250",
-                ))
-            }
-        };
-        let descending = match self.str("order") {
-            None => default_desc,
-            Some("ascending") => false,
-            Some("descending") => true,
-            Some(v) => {
-                return Err(ApiError::invalid(
-                    &["query", "order"],
-                    format!("`{v}` is not `ascending` or `descending`"),
-                ))
-            }
-        };
-        let (after, before) = match self.str("iterator").filter(|s| !s.is_empty()) {
-            None => (None, None),
-            Some(it) => match it.strip_prefix('-') {
-                Some(b) => (None, Some(b.to_owned())),
-                None => (Some(it.to_owned()), None),
-            },
-        };
-        for it in after.iter().chain(before.iter()) {
-            if it.chars().count() > 256 {
-                return Err(ApiError::invalid(
-                    &["query", "iterator"],
-                    "iterator is too long",
-                ));
-            }
-        }
-        Ok(PageQuery {
-            limit,
-            after,
-            before,
-            descending,
-        })
+        Ok(crate::http::api::openapi::ListParams::parse(self)?.page(default_desc))
     }
 }
 

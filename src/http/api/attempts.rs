@@ -3,7 +3,7 @@ use super::models::{attempt_out, ListResponse_MessageAttemptOut_, MessageAttempt
 use super::openapi::{
     AppPath, AttemptPath, EndpointPath, ListParams, MessageFilterParams, MsgPath, ReadErrors,
 };
-use super::{find_app, find_endpoint, json, path_key, query};
+use super::{find_app, find_endpoint, json, query};
 use crate::db::AttemptFilter;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
@@ -73,7 +73,7 @@ fn filter(q: &Query) -> Result<AttemptFilter, ApiError> {
 
 async fn list(st: &Data, q: &Query, f: AttemptFilter) -> Result<HttpResponse, ApiError> {
     let page = q.page(true)?;
-    let with_content = q.bool("with_content", true)?;
+    let with_content = super::openapi::WithContent::parse(q)?.show();
     let with_msg = q.bool("with_msg", false)?;
     let rows = st.store.attempts(f, &page).await?;
     Ok(json(
@@ -158,10 +158,10 @@ pub async fn by_message(
 pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
-    let attempt_id = path_key(&req, "attempt_id")?;
+    let attempt_id = AttemptPath::parse(&req)?.attempt_id;
     let a = st
         .store
-        .attempt(&m.id, attempt_id)
+        .attempt(&m.id, &attempt_id)
         .await?
         .ok_or(ApiError::NotFound("attempt"))?;
     Ok(json(StatusCode::OK, &attempt_out(a, false, true)))

@@ -14,15 +14,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 fn name_from_path(req: &HttpRequest) -> Result<String, ApiError> {
-    let name = req.match_info().get("name").unwrap_or_default();
-    if is_valid_event_type(name) {
-        Ok(name.to_owned())
-    } else {
-        Err(ApiError::invalid(
-            &["path", "event_type_name"],
-            "must match [a-zA-Z0-9-_.:]{1,256}",
-        ))
-    }
+    Ok(EventTypePath::parse(req)?.event_type_name)
 }
 
 /// The catalog's rules (`service::event_types`), as 422s located in the body.
@@ -84,7 +76,7 @@ pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespon
     let q = query(&req);
     let page = q.page(false)?;
     let include_archived = q.bool("include_archived", false)?;
-    let with_content = q.bool("with_content", true)?;
+    let with_content = super::openapi::WithContent::parse(&q)?.show();
     let p = page.clone();
     let rows = st.store.event_types(&p, include_archived).await?;
     Ok(json(

@@ -6,7 +6,7 @@ use super::models::{
 use super::openapi::{
     AppPath, ListParams, MessageFilterParams, MsgPath, ReadErrors, WithContent, WriteErrors,
 };
-use super::{body, find_app, idempotency_key, json, path_key, query, stored_response};
+use super::{body, find_app, idempotency_key, json, query, stored_response};
 use crate::db::{Message, MessageFilter};
 use crate::domain::ids;
 use crate::domain::model::DeliveryStatus;
@@ -161,7 +161,7 @@ pub async fn create(
                 .ok_or_else(|| ApiError::invalid(&["body", "deliverAt"], "not a date-time"))
         })
         .transpose()?;
-    let with_content = query(&req).bool("with_content", true)?;
+    let with_content = super::openapi::WithContent::parse(&query(&req))?.show();
     let app_key = super::app_key(&st, &req)?;
     let create_app = match input.application {
         Some(app_in) => {
@@ -221,13 +221,7 @@ pub(super) fn status_param(
 
 /// The message filters of a listing's query: channel, tag, event types, before, after.
 pub(super) fn filter(q: &crate::http::extract::Query) -> Result<MessageFilter, ApiError> {
-    Ok(MessageFilter {
-        channel: q.str("channel").map(str::to_owned),
-        tag: q.str("tag").map(str::to_owned),
-        event_types: q.list("event_types"),
-        before: q.datetime("before")?,
-        after: q.datetime("after")?,
-    })
+    super::openapi::MessageFilterParams::parse(q)
 }
 
 /// List the application's messages, newest first.
@@ -243,7 +237,7 @@ pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespon
     let app = find_app(&st, &req).await?;
     let q = query(&req);
     let page = q.page(true)?;
-    let with_content = q.bool("with_content", true)?;
+    let with_content = super::openapi::WithContent::parse(&q)?.show();
     let f = filter(&q)?;
     let rows = st.store.messages(&app.id, f, &page).await?;
     Ok(json(
@@ -262,9 +256,9 @@ pub(super) async fn find_message(
     req: &HttpRequest,
     app_id: &str,
 ) -> Result<Message, ApiError> {
-    let key = path_key(req, "msg_id")?;
+    let key = super::openapi::MsgPath::parse(req)?.msg_id;
     st.store
-        .message(app_id, key)
+        .message(app_id, &key)
         .await?
         .ok_or(ApiError::NotFound("message"))
 }
@@ -281,7 +275,7 @@ pub(super) async fn find_message(
 pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
-    let with_content = query(&req).bool("with_content", true)?;
+    let with_content = super::openapi::WithContent::parse(&query(&req))?.show();
     Ok(json(StatusCode::OK, &message_json(&m, with_content)))
 }
 

@@ -17,7 +17,6 @@ use super::error::ApiError;
 use super::extract::{parse_json, read_body, Query};
 use super::Data;
 use crate::db::{App, Endpoint, IdempotencyKey};
-use crate::domain::validate::is_valid_uid;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
@@ -142,23 +141,10 @@ pub(super) fn query(req: &HttpRequest) -> Query {
     Query::parse(req.query_string())
 }
 
-/// A path segment that must be an id or uid.
-pub(super) fn path_key<'a>(req: &'a HttpRequest, name: &'static str) -> Result<&'a str, ApiError> {
-    let v = req.match_info().get(name).unwrap_or_default();
-    if is_valid_uid(v) {
-        Ok(v)
-    } else {
-        Err(ApiError::invalid(
-            &["path", name],
-            "must match [a-zA-Z0-9-_.]{1,256}",
-        ))
-    }
-}
-
 /// The application key (id or uid) in the path. hookbox's own application answers as if it
 /// did not exist, except on the operational webhook routes (its endpoints).
 pub(super) fn app_key(st: &Data, req: &HttpRequest) -> Result<String, ApiError> {
-    let key = path_key(req, "app_id")?;
+    let key = openapi::AppPath::parse(req)?.app_id;
     let reserved = key == crate::operational::APP_UID || key == st.operational_app_id;
     if reserved
         && !actix_web::HttpMessage::extensions(req).contains::<crate::http::OperationalRoute>()
@@ -181,10 +167,10 @@ pub(super) async fn find_endpoint(
     req: &HttpRequest,
 ) -> Result<(App, Endpoint), ApiError> {
     let app = find_app(st, req).await?;
-    let key = path_key(req, "endpoint_id")?;
+    let key = openapi::EndpointPath::parse(req)?.endpoint_id;
     let ep = st
         .store
-        .endpoint(&app.id, key)
+        .endpoint(&app.id, &key)
         .await?
         .ok_or(ApiError::NotFound("endpoint"))?;
     Ok((app, ep))

@@ -7,8 +7,11 @@
 use super::{
     analytics, apps, attempts, endpoints, event_types, health, messages, operational, portal,
 };
-use crate::http::error::{HTTPValidationError, HttpErrorOut};
-use actix_web::HttpResponse;
+use crate::db::{MessageFilter, PageQuery};
+use crate::domain::validate::{is_valid_event_type, is_valid_uid};
+use crate::http::error::{ApiError, HTTPValidationError, HttpErrorOut};
+use crate::http::extract::Query;
+use actix_web::{HttpRequest, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
 
@@ -157,10 +160,9 @@ pub enum WriteErrors<'a> {
 }
 
 // ---- Parameters shared by several routes -----------------------------------------------------
-// Handlers read their parameters themselves; these types only describe them (hence the
-// `dead_code` allowances).
+// The path types both describe their parameter in the document and parse it (`parse`, or as
+// an extractor), so the two cannot drift apart.
 
-#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct AppPath {
@@ -171,10 +173,9 @@ pub struct AppPath {
         pattern = r"^[a-zA-Z0-9\-_.]+$",
         example = "app_1srOrx2ZWZBpBUvZwXKQmoEYga2"
     )]
-    app_id: String,
+    pub app_id: String,
 }
 
-#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct EndpointPath {
@@ -185,10 +186,9 @@ pub struct EndpointPath {
         pattern = r"^[a-zA-Z0-9\-_.]+$",
         example = "ep_1srOrx2ZWZBpBUvZwXKQmoEYga2"
     )]
-    endpoint_id: String,
+    pub endpoint_id: String,
 }
 
-#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct MsgPath {
@@ -199,10 +199,9 @@ pub struct MsgPath {
         pattern = r"^[a-zA-Z0-9\-_.]+$",
         example = "msg_1srOrx2ZWZBpBUvZwXKQmoEYga2"
     )]
-    msg_id: String,
+    pub msg_id: String,
 }
 
-#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct AttemptPath {
@@ -213,10 +212,9 @@ pub struct AttemptPath {
         pattern = r"^[a-zA-Z0-9\-_.]+$",
         example = "atmpt_1srOrx2ZWZBpBUvZwXKQmoEYga2"
     )]
-    attempt_id: String,
+    pub attempt_id: String,
 }
 
-#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct EventTypePath {
@@ -226,12 +224,11 @@ pub struct EventTypePath {
         pattern = r"^[a-zA-Z0-9\-_.:]+$",
         example = "user.signup"
     )]
-    event_type_name: String,
+    pub event_type_name: String,
 }
 
 /// The order of a listing.
-#[allow(dead_code)]
-#[derive(ToSchema)]
+#[derive(ToSchema, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
 pub enum Ordering {
     Ascending,
@@ -239,23 +236,82 @@ pub enum Ordering {
 }
 
 /// Paging through a listing: pass the `iterator` (or `prevIterator`) of the last answer.
-#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// How many items to return (default 50).
     #[param(minimum = 1, maximum = 250)]
-    limit: Option<u32>,
+    pub limit: Option<u32>,
     /// The `iterator` or `prevIterator` of a previous answer.
     #[param(pattern = r"^-?[\s\S]{0,256}$")]
-    iterator: Option<String>,
+    pub iterator: Option<String>,
     /// The listing's natural order when absent.
     #[param(inline)]
-    order: Option<Ordering>,
+    pub order: Option<Ordering>,
+}
+
+impl ListParams {
+    pub fn parse(q: &Query) -> Result<ListParams, ApiError> {
+        let limit = match q.int("limit")? {
+            None => None,
+            Some(n) if (1..=250).contains(&n) => u32::try_from(n).ok(),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    &["query", "limit"],
+                    "limit must be between 1 and 250",
+                ))
+            }
+        };
+        let order = match q.str("order") {
+            None => None,
+            Some("ascending") => Some(Ordering::Ascending),
+            Some("descending") => Some(Ordering::Descending),
+            Some(v) => {
+                return Err(ApiError::invalid(
+                    &["query", "order"],
+                    format!("`{v}` is not `ascending` or `descending`"),
+                ))
+            }
+        };
+        let iterator = q.str("iterator").filter(|s| !s.is_empty());
+        if iterator.is_some_and(|it| it.strip_prefix('-').unwrap_or(it).chars().count() > 256) {
+            return Err(ApiError::invalid(
+                &["query", "iterator"],
+                "iterator is too long",
+            ));
+        }
+        Ok(ListParams {
+            limit,
+            iterator: iterator.map(str::to_owned),
+            order,
+        })
+    }
+
+    /// The page asked for; `default_desc` is the listing's natural order.
+    pub fn page(self, default_desc: bool) -> PageQuery {
+        let (after, before) = match self.iterator {
+            None => (None, None),
+            Some(it) => match it.strip_prefix('-') {
+                Some(b) => (None, Some(b.to_owned())),
+                None => (Some(it), None),
+            },
+        };
+        PageQuery {
+            limit: self
+                .limit
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(50),
+            after,
+            before,
+            descending: match self.order {
+                None => default_desc,
+                Some(o) => matches!(o, Ordering::Descending),
+            },
+        }
+    }
 }
 
 /// Filters of message listings.
-#[allow(dead_code)]
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MessageFilterParams {
@@ -266,17 +322,103 @@ pub struct MessageFilterParams {
     /// Only these event types (repeated, or comma-joined).
     event_types: Option<Vec<String>>,
     /// Only messages created before this time.
-    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
-    before: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    before: Option<i64>,
     /// Only messages created after this time.
-    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
-    after: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    after: Option<i64>,
 }
 
-#[allow(dead_code)]
+impl MessageFilterParams {
+    /// The filters of this query, as the store applies them.
+    pub fn parse(q: &Query) -> Result<MessageFilter, ApiError> {
+        let p = MessageFilterParams {
+            channel: q.str("channel").map(str::to_owned),
+            tag: q.str("tag").map(str::to_owned),
+            event_types: q.list("event_types"),
+            before: q.datetime("before")?,
+            after: q.datetime("after")?,
+        };
+        Ok(MessageFilter {
+            channel: p.channel,
+            tag: p.tag,
+            event_types: p.event_types,
+            before: p.before,
+            after: p.after,
+        })
+    }
+}
+
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WithContent {
     /// `false` leaves message payloads out (`{}`); default `true`.
-    with_content: Option<bool>,
+    pub with_content: Option<bool>,
 }
+
+impl WithContent {
+    pub fn parse(q: &Query) -> Result<WithContent, ApiError> {
+        Ok(WithContent {
+            with_content: Some(q.bool("with_content", true)?),
+        })
+    }
+
+    /// Whether to show payloads (default: yes).
+    pub fn show(&self) -> bool {
+        self.with_content.unwrap_or(true)
+    }
+}
+
+/// A path parameter that is an id or uid: 1 to 256 of `[a-zA-Z0-9-_.]`, else a 422 naming it.
+fn uid_param(req: &HttpRequest, route_name: &str, name: &'static str) -> Result<String, ApiError> {
+    let v = req.match_info().get(route_name).unwrap_or_default();
+    if is_valid_uid(v) {
+        Ok(v.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            &["path", name],
+            "must match [a-zA-Z0-9-_.]{1,256}",
+        ))
+    }
+}
+
+macro_rules! path_param {
+    ($t:ident { $field:ident } from $route:literal, $check:expr) => {
+        impl $t {
+            /// The parameter of this request's path, checked.
+            pub fn parse(req: &HttpRequest) -> Result<$t, ApiError> {
+                Ok($t {
+                    $field: $check(req, $route, stringify!($field))?,
+                })
+            }
+        }
+
+        impl actix_web::FromRequest for $t {
+            type Error = ApiError;
+            type Future = std::future::Ready<Result<$t, ApiError>>;
+
+            fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+                std::future::ready($t::parse(req))
+            }
+        }
+    };
+}
+
+path_param!(AppPath { app_id } from "app_id", uid_param);
+path_param!(EndpointPath { endpoint_id } from "endpoint_id", uid_param);
+path_param!(MsgPath { msg_id } from "msg_id", uid_param);
+path_param!(AttemptPath { attempt_id } from "attempt_id", uid_param);
+path_param!(
+    EventTypePath { event_type_name } from "name",
+    |req: &HttpRequest, route: &str, name: &'static str| {
+        let v = req.match_info().get(route).unwrap_or_default();
+        if is_valid_event_type(v) {
+            Ok(v.to_owned())
+        } else {
+            Err(ApiError::invalid(
+                &["path", name],
+                "must match [a-zA-Z0-9-_.:]{1,256}",
+            ))
+        }
+    }
+);

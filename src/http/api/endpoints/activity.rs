@@ -63,7 +63,7 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
     let q = query(&req);
     let page = q.page(true)?;
     let status = crate::http::api::messages::status_param(&q)?;
-    let with_content = q.bool("with_content", true)?;
+    let with_content = crate::http::api::openapi::WithContent::parse(&q)?.show();
     let filter = crate::http::api::messages::filter(&q)?;
     let rows = st
         .store

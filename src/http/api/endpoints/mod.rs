@@ -149,7 +149,7 @@ pub async fn put(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let app = super::find_app(&st, &req).await?;
-    let key = super::path_key(&req, "endpoint_id")?.to_owned();
+    let key = EndpointPath::parse(&req)?.endpoint_id;
     let input: EndpointIn = body(&st, payload).await?;
     let existing = st.store.endpoint(&app.id, &key).await?;
     let Some(mut ep) = existing else {
