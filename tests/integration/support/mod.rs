@@ -32,13 +32,39 @@ pub struct TestApp {
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// A config for tests: a temp data dir, port 0, loopback allowed, a fast retry schedule.
+/// The storage the suite runs on: `HOOKBOX_TEST_BACKEND`, SQLite (in each test's own data
+/// dir) when unset. Every test builds its server through [`test_config`], so a second backend
+/// runs the whole suite unchanged once it is listed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+}
+
+impl Backend {
+    pub fn from_env() -> Backend {
+        match std::env::var("HOOKBOX_TEST_BACKEND").as_deref() {
+            Err(_) | Ok("" | "sqlite") => Backend::Sqlite,
+            Ok(other) => panic!("HOOKBOX_TEST_BACKEND={other}: the backends are: sqlite"),
+        }
+    }
+
+    /// Points `cfg` at this backend's storage for a test whose data dir is `dir`.
+    fn configure(self, cfg: &mut Config, dir: &std::path::Path) {
+        match self {
+            Backend::Sqlite => cfg.data_dir = dir.to_path_buf(),
+        }
+    }
+}
+
+/// A config for tests: a temp data dir on the suite's backend, port 0, loopback allowed, a
+/// fast retry schedule.
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut cfg = Config {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".into(),
         ..Config::default()
     };
+    Backend::from_env().configure(&mut cfg, dir);
     cfg.allow_destinations = vec!["127.0.0.0/8".parse().unwrap()];
     cfg.delivery.retry_schedule = [0, 300, 600].map(Duration::from_millis).to_vec();
     cfg.delivery.retry_jitter = 0.0;
