@@ -1,4 +1,7 @@
 //! One typed configuration: defaults → `hookbox.toml` → `HOOKBOX_*` environment → flags.
+//!
+//! Longer than most files because every setting is here once, with its default, its
+//! environment variable and its check; splitting them would scatter one table.
 
 use crate::domain::retry::RetrySchedule;
 use ipnet::IpNet;

@@ -6,6 +6,10 @@
 //! endpoint's pacing (rate limit, slow-down after 429/502/503/504), then a global in-flight
 //! permit. So waiting for one endpoint's pace holds none of the global capacity and never
 //! delays other endpoints.
+//!
+//! One file because claiming, pacing admission, sending and recording share one `Inner` and
+//! its invariants (every claimed delivery is released exactly once); the pacing rules and the
+//! HTTP client live in their own modules.
 
 use super::client::Sender;
 use super::pacing::{Admit, Pace, Pacing};

@@ -1,4 +1,7 @@
 //! The outbox: deliveries due, claimed (leased), and their outcomes.
+//!
+//! About 450 lines of SQL and 170 of tests that run it against a real database file: the
+//! queries that move a delivery through its states read best side by side.
 
 use super::{endpoints, messages, paged, to_json, DbResult, Page, PageQuery};
 use crate::domain::model::{DeliveryStatus, Trigger};
