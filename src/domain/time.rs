@@ -2,6 +2,9 @@
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 
+/// A day, in milliseconds.
+pub const DAY_MS: i64 = 24 * 3600 * 1000;
+
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }

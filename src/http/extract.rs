@@ -144,12 +144,6 @@ impl Query {
             .collect();
         (!v.is_empty()).then_some(v)
     }
-
-    /// `limit`, `iterator` and `order` (see `ListParams`); `default_desc` is the listing's
-    /// natural order.
-    pub fn page(&self, default_desc: bool) -> Result<PageQuery, ApiError> {
-        Ok(crate::http::api::openapi::ListParams::parse(self)?.page(default_desc))
-    }
 }
 
 /// The Svix list envelope.
@@ -226,13 +220,8 @@ mod tests {
     }
 
     #[test]
-    fn query_lists_accept_commas_and_repeats_and_pages_parse_iterators() {
+    fn query_lists_accept_commas_and_repeats() {
         let q = Query::parse("event_types=a.b,c.d&event_types=e&iterator=-msg_1&limit=10");
         assert_eq!(q.list("event_types").unwrap(), ["a.b", "c.d", "e"]);
-        let p = q.page(true).unwrap();
-        assert_eq!(p.before.as_deref(), Some("msg_1"));
-        assert_eq!(p.limit, 10);
-        assert!(Query::parse("limit=0").page(true).is_err());
-        assert!(Query::parse("limit=251").page(true).is_err());
     }
 }

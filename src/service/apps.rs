@@ -3,10 +3,9 @@
 use super::input::{check_uid, metadata_map, FieldError};
 use crate::db::{App, DbResult, Store};
 use crate::delivery::Dispatcher;
-use crate::domain::{ids, time::now_ms};
+use crate::domain::ids;
+use crate::domain::time::{now_ms, DAY_MS};
 use std::collections::BTreeMap;
-
-const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// A new application as asked for, before its rules are checked.
 #[derive(Debug, Clone, Default)]

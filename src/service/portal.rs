@@ -2,7 +2,6 @@
 
 use crate::db::{DbResult, PortalLink, Store};
 use crate::domain::secrets::{hash_secret, new_secret};
-use crate::domain::time::now_ms;
 use std::time::Duration;
 
 /// The longest a link may live.
@@ -18,9 +17,9 @@ pub async fn create_link(
     app_id: &str,
     ttl: Duration,
     read_only: bool,
+    now: i64,
 ) -> DbResult<String> {
     let token = new_secret();
-    let now = now_ms();
     let ttl_ms = crate::domain::time::duration_ms(ttl.min(MAX_TTL));
     let link = PortalLink {
         token_hash: hash_secret(&token),
@@ -31,4 +30,14 @@ pub async fn create_link(
     };
     store.create_portal_link(link).await?;
     Ok(token)
+}
+
+/// Revokes the live link of an application whose token hash `matches`; `false` when none does.
+pub async fn revoke_link(
+    store: &Store,
+    app_id: &str,
+    now: i64,
+    matches: impl Fn(&str) -> bool + Send + 'static,
+) -> DbResult<bool> {
+    store.revoke_portal_link(app_id, now, matches).await
 }

@@ -89,27 +89,26 @@ pub async fn open_portal(
     Ok(Some((Started { id }, link)))
 }
 
-/// The live portal session with this id, with its application, extended when in use (never
-/// past its link's expiry).
-pub async fn portal(store: &Store, id: &str, now: i64) -> DbResult<Option<(PortalSession, App)>> {
+/// The live portal session with this id, with its application, when it may open pages of
+/// `app_id` (its own application only); extended when in use (never past its link's expiry).
+/// `Ok(Some(Err(())))`: a live session, but for another application (nothing is extended).
+pub async fn portal(
+    store: &Store,
+    id: &str,
+    app_id: Option<&str>,
+    now: i64,
+) -> DbResult<Option<Result<(PortalSession, App), ()>>> {
     let Some((session, app)) = store.portal_session(&hash_secret(id), now).await? else {
         return Ok(None);
     };
+    if app_id != Some(session.app_id.as_str()) {
+        return Ok(Some(Err(())));
+    }
     if now - session.last_seen_at > TOUCH_EVERY_MS {
         let until = (now + duration_ms(IDLE)).min(session.link_expires_at);
         store
             .touch_portal_session(&session.id_hash, now, until)
             .await?;
     }
-    Ok(Some((session, app)))
-}
-
-/// Revokes the live portal link of an application whose token hash `matches`.
-pub async fn revoke_portal_link(
-    store: &Store,
-    app_id: &str,
-    now: i64,
-    matches: impl Fn(&str) -> bool + Send + 'static,
-) -> DbResult<bool> {
-    store.revoke_portal_link(app_id, now, matches).await
+    Ok(Some(Ok((session, app))))
 }

@@ -468,3 +468,31 @@ async fn send_example_goes_only_to_that_endpoint() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn endpoint_messages_show_skipped_deliveries_as_canceled_and_filter_by_that_status() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("x").await;
+    app.create_event_type("a.b").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": "http://127.0.0.1:9/hook", "disabled": true }),
+        )
+        .await;
+    let m = app.send(&a, "a.b", json!({ "k": 1 })).await;
+    let all = app.get(&format!("/app/{a}/endpoint/{ep}/msg"), 200).await;
+    assert_eq!(all["data"][0]["id"], m.as_str());
+    assert_eq!(all["data"][0]["status"], 4);
+    assert_eq!(all["data"][0]["statusText"], "canceled");
+    let canceled = app
+        .get(&format!("/app/{a}/endpoint/{ep}/msg?status=4"), 200)
+        .await;
+    assert_eq!(canceled["data"], all["data"]);
+    for other in 0..4 {
+        let none = app
+            .get(&format!("/app/{a}/endpoint/{ep}/msg?status={other}"), 200)
+            .await;
+        assert_eq!(none["data"], json!([]), "status={other}");
+    }
+}

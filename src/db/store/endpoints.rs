@@ -106,7 +106,7 @@ impl Store {
 
     /// Stores a changed endpoint and announces `endpoint.updated`. When `ep.disabled` differs
     /// from what is stored, the endpoint is disabled for `disabled_reason` (with the effects
-    /// of [`Store::disable_endpoint`]) or enabled.
+    /// of [`Store::disable_endpoints`]) or enabled.
     pub async fn update_endpoint(
         &self,
         ep: Endpoint,

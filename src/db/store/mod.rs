@@ -1,10 +1,17 @@
 //! The storage seam. A [`Store`] is an enum over backends rather than a trait object: the
 //! hot paths (`ingest`, `claim_due`, `record_attempts`) dispatch statically with no boxed
 //! futures, and adding a backend makes the compiler list every method that must handle it.
-//! Each method is one use case, sized so a backend can do it in one transaction; none
-//! promises SQLite-only behaviour (row ids, `INSERT OR IGNORE`, one process owning every
-//! lease) in its contract. The entities and read models they return are re-exported here,
-//! so callers never name a backend's module.
+//! Each method is one use case, and each change is one transaction, except the retention
+//! purges (`purge_*`), which work in small batches. Some methods take a closure: it is a pure
+//! function of the entity (how `put_app`, `put_event_type` and `change_event_type` build the
+//! new value, which delivery `ingest` hands to the dispatcher at once, the reason text of
+//! `disable_failing_endpoints`), run inside the transaction, never I/O. The entities and read
+//! models they return are re-exported here, so callers never name a backend's module.
+//!
+//! What still has the shape of one SQLite process, for a second backend to revisit: claimed
+//! deliveries and skipped results are named by a row id (`Claimed::delivery_id`),
+//! `release_all_leases` at start assumes this process owned every lease, and
+//! `token_by_hash` notes the token's use with a second, best-effort write.
 
 mod admin;
 mod apps;

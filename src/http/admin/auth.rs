@@ -5,7 +5,6 @@ use super::{
     ConsoleError, Form, COOKIE,
 };
 use crate::domain::password;
-use crate::domain::time::now_ms;
 use crate::http::Data;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -162,7 +161,7 @@ async fn start_session(
 
 /// Sets (or, with `max_age` 0, removes) the session cookie: HttpOnly, SameSite=Lax, and
 /// Secure when the request came over TLS. Without `max_age` it lasts for the browser session;
-/// the server ends it after `SESSION_IDLE` of inactivity anyway.
+/// the server ends it after `service::sessions::IDLE` of inactivity anyway.
 fn set_cookie(res: &mut HttpResponse, value: &str, max_age: Option<u32>, secure: bool) {
     let mut c = format!("{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {
@@ -205,8 +204,7 @@ pub async fn setup_form(st: Data, req: HttpRequest) -> Result<HttpResponse, Cons
     let q = crate::http::extract::Query::parse(req.query_string());
     let token = q.str("token").unwrap_or_default().to_owned();
     let hash = hash_secret(&token);
-    let now = now_ms();
-    let valid = st.store.setup_token_usable(&hash, now).await?;
+    let valid = st.store.setup_token_usable(&hash, st.now()).await?;
     if !valid {
         return Err(ConsoleError::Gone(SETUP_GONE.into()));
     }

@@ -33,8 +33,6 @@ pub use crate::http::auth::hash_token as hash_secret;
 pub use auth::{check_username, new_secret};
 
 const COOKIE: &str = "hookbox_session";
-/// A session ends after this long without a request.
-pub const SESSION_IDLE: Duration = crate::service::sessions::IDLE;
 /// How long a first-admin setup link stays valid.
 pub const SETUP_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
 const ADMIN_CSP: &str =

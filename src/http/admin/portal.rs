@@ -8,7 +8,6 @@ use super::{
     PORTAL_ROOT,
 };
 use crate::db::App;
-use crate::domain::time::now_ms;
 use crate::http::Data;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -25,13 +24,12 @@ pub(super) async fn session(st: &Data, req: &HttpRequest) -> Result<Admin, Conso
         )
     };
     let cookie = cookie(req, COOKIE).ok_or_else(expired)?;
-    let (session, app) = crate::service::sessions::portal(&st.store, &cookie, st.now())
-        .await?
-        .ok_or_else(expired)?;
     // One application only: every portal page names it in its path, by id.
-    if req.match_info().get("app_id") != Some(session.app_id.as_str()) {
-        return Err(ConsoleError::NotFound("page"));
-    }
+    let app_id = req.match_info().get("app_id");
+    let (session, app) = crate::service::sessions::portal(&st.store, &cookie, app_id, st.now())
+        .await?
+        .ok_or_else(expired)?
+        .map_err(|()| ConsoleError::NotFound("page"))?;
     Ok(Admin {
         username: app.name,
         csrf: session.csrf,
@@ -104,7 +102,7 @@ async fn links_page(
     let app = find_app(st, req).await?;
     let links = st
         .store
-        .live_portal_links(&app.id, now_ms())
+        .live_portal_links(&app.id, st.now())
         .await?
         .into_iter()
         .map(|l| LinkRow {
@@ -152,6 +150,7 @@ pub async fn create(
         &app.id,
         Duration::from_secs(hours * 3600),
         read_only,
+        st.now(),
     )
     .await?;
     links_page(
@@ -172,11 +171,10 @@ pub async fn revoke(
     admin_post(&st, &req, &body).await?;
     let app = find_app(&st, &req).await?;
     let short = super::path(&req, "link_id")?.to_owned();
-    let found =
-        crate::service::sessions::revoke_portal_link(&st.store, &app.id, now_ms(), move |h| {
-            link_id(h) == short
-        })
-        .await?;
+    let found = crate::service::portal::revoke_link(&st.store, &app.id, st.now(), move |h| {
+        link_id(h) == short
+    })
+    .await?;
     if !found {
         return Err(ConsoleError::NotFound("portal link"));
     }

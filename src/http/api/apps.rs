@@ -22,7 +22,6 @@ struct GetIfExists {
     get_if_exists: Option<bool>,
 }
 
-/// A retention period in days (1 to 3650) as milliseconds.
 /// A validated new application.
 pub(super) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
     Ok(AppInput::from(input).parse()?)
@@ -42,7 +41,7 @@ fn out(a: App) -> serde_json::Value {
     responses((status = 200, description = "OK", body = ListResponse_ApplicationOut_), ReadErrors)
 )]
 pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let page = query(&req).page(false)?;
+    let page = crate::http::api::openapi::ListParams::parse(&query(&req))?.page(false);
     let rows = st.store.apps(&page, crate::operational::APP_UID).await?;
     Ok(json(
         StatusCode::OK,

@@ -72,7 +72,7 @@ fn filter(q: &Query) -> Result<AttemptFilter, ApiError> {
 }
 
 async fn list(st: &Data, q: &Query, f: AttemptFilter) -> Result<HttpResponse, ApiError> {
-    let page = q.page(true)?;
+    let page = crate::http::api::openapi::ListParams::parse(q)?.page(true);
     let with_content = super::openapi::WithContent::parse(q)?.show();
     let with_msg = q.bool("with_msg", false)?;
     let rows = st.store.attempts(f, &page).await?;

@@ -23,18 +23,9 @@ fn check(
     group: Option<&str>,
     schemas: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<(), ApiError> {
-    let located = |e: service::FieldError| {
-        let mut loc = vec!["body"];
-        loc.extend(e.loc.iter().map(String::as_str));
-        ApiError::invalid(&loc, e.msg)
-    };
-    description
-        .map_or(Ok(()), service::check_description)
-        .map_err(located)?;
-    service::check_group(group).map_err(located)?;
-    schemas
-        .map_or(Ok(()), service::check_schemas)
-        .map_err(located)
+    description.map_or(Ok(()), service::check_description)?;
+    service::check_group(group)?;
+    Ok(schemas.map_or(Ok(()), service::check_schemas)?)
 }
 
 fn flags(many: Option<Vec<String>>, one: Option<String>) -> Option<Vec<String>> {
@@ -74,11 +65,10 @@ struct Expunge {
 )]
 pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = query(&req);
-    let page = q.page(false)?;
+    let page = crate::http::api::openapi::ListParams::parse(&q)?.page(false);
     let include_archived = q.bool("include_archived", false)?;
     let with_content = super::openapi::WithContent::parse(&q)?.show();
-    let p = page.clone();
-    let rows = st.store.event_types(&p, include_archived).await?;
+    let rows = st.store.event_types(&page, include_archived).await?;
     Ok(json(
         StatusCode::OK,
         &list_out(

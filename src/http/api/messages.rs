@@ -236,7 +236,7 @@ pub(super) fn filter(q: &crate::http::extract::Query) -> Result<MessageFilter, A
 pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let q = query(&req);
-    let page = q.page(true)?;
+    let page = crate::http::api::openapi::ListParams::parse(&q)?.page(true);
     let with_content = super::openapi::WithContent::parse(&q)?.show();
     let f = filter(&q)?;
     let rows = st.store.messages(&app.id, f, &page).await?;
@@ -291,7 +291,7 @@ pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespons
 pub async fn endpoints(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
-    let page = query(&req).page(false)?;
+    let page = crate::http::api::openapi::ListParams::parse(&query(&req))?.page(false);
     let rows = st.store.message_endpoints(&m.id, &page).await?;
     Ok(json(
         StatusCode::OK,

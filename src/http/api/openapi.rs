@@ -422,3 +422,32 @@ path_param!(
         }
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_params_parse_limits_orders_and_iterators() {
+        let p = ListParams::parse(&Query::parse("iterator=-msg_1&limit=10"))
+            .unwrap()
+            .page(true);
+        assert_eq!(p.before.as_deref(), Some("msg_1"));
+        assert_eq!(p.limit, 10);
+        assert!(p.descending);
+        let p = ListParams::parse(&Query::parse("order=ascending&iterator=msg_2"))
+            .unwrap()
+            .page(true);
+        assert_eq!(
+            (p.after.as_deref(), p.descending, p.limit),
+            (Some("msg_2"), false, 50)
+        );
+        for bad in ["limit=0", "limit=251", "order=sideways"] {
+            assert!(ListParams::parse(&Query::parse(bad)).is_err(), "{bad}");
+        }
+        let long = format!("iterator=-{}", "x".repeat(257));
+        assert!(ListParams::parse(&Query::parse(&long)).is_err());
+        let fits = format!("iterator=-{}", "x".repeat(256));
+        assert!(ListParams::parse(&Query::parse(&fits)).is_ok());
+    }
+}

@@ -90,7 +90,14 @@ pub async fn access(
         .await?
         .filter(|a| !a.is_operational())
         .ok_or(ApiError::NotFound("application"))?;
-    let token = create_link(&st.store, &app.id, Duration::from_secs(expiry), read_only).await?;
+    let token = create_link(
+        &st.store,
+        &app.id,
+        Duration::from_secs(expiry),
+        read_only,
+        st.now(),
+    )
+    .await?;
     Ok(json(
         StatusCode::OK,
         &AppPortalAccessOut {

@@ -135,7 +135,9 @@ impl Submitted {
         ) {
             (true, Ok(ok)) => return Ok(ok),
             (_, Err(Rejected::Invalid(e))) => Some(Ok(e)),
-            (_, Err(Rejected::Db(e))) => Some(Err(e.to_string())),
+            (_, Err(Rejected::Db(e))) => {
+                Some(Err(crate::http::error::ApiError::from(e).to_string()))
+            }
             (false, Ok(_)) => None,
         };
         let invalid = failure.as_ref().and_then(|f| f.as_ref().ok());

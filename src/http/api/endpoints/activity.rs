@@ -61,7 +61,7 @@ struct StatusFilter {
 pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
-    let page = q.page(true)?;
+    let page = crate::http::api::openapi::ListParams::parse(&q)?.page(true);
     let status = crate::http::api::messages::status_param(&q)?;
     let with_content = crate::http::api::openapi::WithContent::parse(&q)?.show();
     let filter = crate::http::api::messages::filter(&q)?;

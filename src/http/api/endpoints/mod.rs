@@ -52,7 +52,7 @@ fn out(e: Endpoint) -> serde_json::Value {
 )]
 pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = super::find_app(&st, &req).await?;
-    let page = query(&req).page(true)?;
+    let page = crate::http::api::openapi::ListParams::parse(&query(&req))?.page(true);
     let rows = st.store.endpoints(&app.id, &page).await?;
     Ok(json(
         StatusCode::OK,

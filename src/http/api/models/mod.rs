@@ -85,7 +85,7 @@ fn headers_patch_schema() -> utoipa::openapi::schema::Object {
 
 pub type Metadata = BTreeMap<String, String>;
 
-pub const DAY_MS: i64 = 24 * 3600 * 1000;
+pub use crate::domain::time::DAY_MS;
 
 mod apps;
 mod endpoints;
