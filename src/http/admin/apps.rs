@@ -1,12 +1,12 @@
 //! Applications: list, create, delete (after a confirmation page).
 
-use super::{admin_post, page, page_with, path, redirect, when, Admin, Chrome, ConsoleError};
+use super::{page, page_with, path, redirect, when, Admin, Chrome, ConsoleError, Posted};
 use crate::db::{App, DbError, PageQuery};
 use crate::http::Data;
 use crate::service::apps::AppInput;
 use crate::service::input::FieldError;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 const PAGE: usize = 50;
@@ -89,10 +89,8 @@ pub(super) fn field_error(e: &FieldError, field: &str) -> Option<String> {
 
 pub async fn create(
     st: Data,
-    req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, form) = admin_post(&st, &req, &body).await?;
     let name = form.get("name").to_owned();
     let uid = form.get("uid").to_owned();
     let input = AppInput {
@@ -185,9 +183,8 @@ pub async fn confirm_delete(
 pub async fn delete(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    _post: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    admin_post(&st, &req, &body).await?;
     let app = user_app(&st, &req).await?;
     crate::service::apps::delete(&st.store, &st.dispatcher, &app).await?;
     Ok(redirect("/admin/apps?ok=app-deleted"))
@@ -231,9 +228,8 @@ pub async fn settings(
 pub async fn rename(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, form) = admin_post(&st, &req, &body).await?;
     let app = user_app(&st, &req).await?;
     let (name, uid, retention) = (
         form.get("name").to_owned(),

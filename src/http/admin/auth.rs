@@ -1,8 +1,8 @@
 //! Login, logout and the first admin's setup link.
 
 use super::{
-    admin, admin_post, cookie, hash_secret, is_https, page, page_with, redirect, safe_next, same,
-    ConsoleError, Form, COOKIE,
+    admin, cookie, hash_secret, is_https, page, page_with, redirect, safe_next, same, ConsoleError,
+    Form, Posted, COOKIE,
 };
 use crate::domain::password;
 use crate::http::Data;
@@ -179,9 +179,8 @@ fn set_cookie(res: &mut HttpResponse, value: &str, max_age: Option<u32>, secure:
 pub async fn logout(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, .. }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, _) = admin_post(&st, &req, &body).await?;
     crate::service::sessions::end_admin(&st.store, &admin.session_hash).await?;
     let mut res = redirect("/admin/login");
     set_cookie(&mut res, "", Some(0), is_https(&req));

@@ -1,13 +1,13 @@
 //! The event catalog (list, create, edit, archive) and API tokens.
 
-use super::{admin_post, page, page_with, redirect, when, Admin, Chrome, ConsoleError, Form};
+use super::{page, page_with, redirect, when, Admin, Chrome, ConsoleError, Form, Posted};
 use crate::db::EventType;
 use crate::domain::time::now_ms;
 use crate::domain::validate::{is_valid_event_type, too_deep, MAX_JSON_DEPTH};
 
 use crate::http::Data;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 pub struct TypeRow {
@@ -203,10 +203,8 @@ pub async fn event_catalog(
 /// `POST /admin/event-types`: a new event type (an archived one of that name comes back).
 pub async fn create_event_type(
     st: Data,
-    req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, form) = admin_post(&st, &req, &body).await?;
     let mut f = TypeForm::parse(&form, form.get("name"));
     let Some(example) = f.validate() else {
         let chrome = admin.chrome("catalog");
@@ -283,9 +281,8 @@ pub async fn edit_event_type(
 pub async fn update_event_type(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, form) = admin_post(&st, &req, &body).await?;
     let t = find_type(&st, &req).await?;
     let mut f = TypeForm::parse(&form, &t.name);
     let Some(example) = f.validate() else {
@@ -327,9 +324,8 @@ pub async fn update_event_type(
 pub async fn archive_event_type(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { form, .. }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (_, form) = admin_post(&st, &req, &body).await?;
     let t = find_type(&st, &req).await?;
     let archive = form.get("archive") == "1";
     let link = type_link(
@@ -400,10 +396,8 @@ pub async fn api_tokens(
 
 pub async fn create_token(
     st: Data,
-    req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, form) = admin_post(&st, &req, &body).await?;
     let name = form.get("name").to_owned();
     if name.is_empty() || name.chars().count() > 128 {
         return page_with(
@@ -432,9 +426,8 @@ pub async fn create_token(
 pub async fn revoke_token(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    _post: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    admin_post(&st, &req, &body).await?;
     let id = super::path(&req, "token_id")?;
     if !id.starts_with("tok_") {
         return Err(ConsoleError::NotFound("token"));

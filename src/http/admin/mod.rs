@@ -252,8 +252,34 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// A form post from a logged-in admin whose CSRF token matches the session's.
-pub(super) async fn admin_post(
+/// A form posted by a logged-in admin (or a portal user allowed to change things) whose CSRF
+/// token matches the session's: an extractor, so no form handler can skip the checks.
+pub struct Posted {
+    pub admin: Admin,
+    pub form: Form,
+}
+
+impl actix_web::FromRequest for Posted {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Posted, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let body = web::Bytes::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let body = body.await?;
+            let st = req
+                .app_data::<Data>()
+                .cloned()
+                .ok_or_else(|| ConsoleError::Internal("no server state".into()))?;
+            let (admin, form) = admin_post(&st, &req, &body).await?;
+            Ok(Posted { admin, form })
+        })
+    }
+}
+
+/// The checks of a form post (see [`Posted`]).
+async fn admin_post(
     st: &Data,
     req: &HttpRequest,
     body: &[u8],

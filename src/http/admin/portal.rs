@@ -4,13 +4,13 @@
 
 use super::apps::{find_app, user_app};
 use super::{
-    admin_post, cookie, is_https, page, redirect, when, Admin, Chrome, ConsoleError, Portal,
+    cookie, is_https, page, redirect, when, Admin, Chrome, ConsoleError, Portal, Posted,
     PORTAL_ROOT,
 };
 use crate::db::App;
 use crate::http::Data;
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use std::time::Duration;
 
@@ -129,9 +129,8 @@ pub async fn links(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpRespo
 pub async fn create(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, form) = admin_post(&st, &req, &body).await?;
     let app = user_app(&st, &req).await?;
     let hours: u64 = match form.get("valid_for") {
         "1h" => 1,
@@ -166,9 +165,8 @@ pub async fn create(
 pub async fn revoke(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    _post: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    admin_post(&st, &req, &body).await?;
     let app = find_app(&st, &req).await?;
     let short = super::path(&req, "link_id")?.to_owned();
     let found = crate::service::portal::revoke_link(&st.store, &app.id, st.now(), move |h| {

@@ -201,9 +201,8 @@ pub async fn attempt(
 pub async fn resend(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    _post: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "logs").await?;
     let msg_key = path(&req, "msg_id")?;
     let msg = st

@@ -13,8 +13,7 @@ pub use testing::{send_test, testing};
 
 use super::apps::{field_error, find_app};
 use super::{
-    admin_post, page, page_with, path, percent, redirect, root_of, when, Admin, Chrome,
-    ConsoleError,
+    page, page_with, path, percent, redirect, root_of, when, Admin, Chrome, ConsoleError, Posted,
 };
 use crate::db::{App, AttemptFilter, Endpoint, EventType, Health, PageQuery};
 use crate::domain::signing::SigningKey;
@@ -26,7 +25,7 @@ use crate::service::endpoint_input::EndpointInput;
 use crate::service::endpoints as service;
 use crate::service::input::Rejected;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 const DAY: i64 = 24 * 3_600_000;

@@ -95,9 +95,8 @@ fn span(d: std::time::Duration) -> String {
 pub async fn reveal_secret(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, .. }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, _) = admin_post(&st, &req, &body).await?;
     let found = find_endpoint(&st, &req, "overview").await?;
     let secret = st
         .store
@@ -124,9 +123,8 @@ pub const GRACE_CHOICES: [(&str, &str, Option<i64>); 6] = [
 pub async fn rotate_secret(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { form, .. }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (_, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
     let choice = match form.get("grace") {
         "" => "default",
@@ -148,9 +146,8 @@ pub async fn rotate_secret(
 pub async fn disable(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, .. }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, _) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
     if !head.ep.disabled {
         let reason = if admin.portal.is_some() {
@@ -194,9 +191,8 @@ pub async fn confirm_enable(
 pub async fn enable(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { form, .. }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (_, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
     let replay = form.get("replay") == "1";
     service::enable(&st.store, &st.dispatcher, &head.ep, replay).await?;

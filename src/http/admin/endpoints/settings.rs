@@ -205,9 +205,8 @@ pub async fn new_form(
 pub async fn create(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, form) = admin_post(&st, &req, &body).await?;
     let app = find_app(&st, &req).await?;
     match Submitted::parse(&form).validate(&st, &app).await {
         Ok((ep, key)) => {
@@ -256,9 +255,8 @@ pub async fn edit_form(
 pub async fn update(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
     match Submitted::parse(&form).validate(&st, &head.app).await {
         Ok((valid, _)) => {
@@ -309,9 +307,8 @@ pub async fn confirm_delete(
 pub async fn delete(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, .. }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, _) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
     service::delete(&st.store, &st.dispatcher, head.app.clone(), &head.ep).await?;
     Ok(redirect(&format!(

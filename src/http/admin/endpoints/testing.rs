@@ -70,9 +70,8 @@ pub async fn testing(
 pub async fn send_test(
     st: Data,
     req: HttpRequest,
-    body: web::Bytes,
+    Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
-    let (admin, form) = admin_post(&st, &req, &body).await?;
     let (head, _) = find_endpoint(&st, &req, "testing").await?;
     let types = type_options(&st, &head.app).await?;
     let name = form.get("event_type").to_owned();
