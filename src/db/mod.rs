@@ -2,11 +2,13 @@
 //! `record_attempts`, `create_endpoint`, …), implemented per backend. Only `src/db` knows
 //! which database is underneath; the SQL lives in `sqlite/`.
 
+mod postgres;
 mod sqlite;
 mod store;
 
 use std::path::PathBuf;
 
+pub use postgres::migrate_url as migrate_postgres;
 pub use sqlite::commands;
 pub use sqlite::{backup, holds_sealed_secrets, migrate, reseal_secrets, sealed_secrets_open_with};
 pub use store::*;
@@ -31,6 +33,8 @@ pub enum DbError {
     Corrupt(String),
     #[error("cannot use the database file: {0}")]
     Io(String),
+    #[error("postgres: {0}")]
+    Postgres(String),
     #[error(
         "the signing secret (or custom headers) of endpoint {endpoint_id} does not decrypt with \
          the main key (wrong key, or the database was changed)"

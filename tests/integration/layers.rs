@@ -84,7 +84,7 @@ fn the_api_and_the_console_do_not_call_each_other() {
 }
 
 #[test]
-fn sqlite_stays_in_storage() {
+fn database_drivers_stay_in_storage() {
     let root = src();
     let mut hits = Vec::new();
     for file in rust_files(&root) {
@@ -95,21 +95,27 @@ fn sqlite_stays_in_storage() {
         let text = std::fs::read_to_string(&file).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
-            if code.contains("rusqlite") || code.contains("Connection") {
+            let driver = ["rusqlite", "Connection", "tokio_postgres", "deadpool"]
+                .iter()
+                .any(|w| code.contains(w));
+            if driver {
                 hits.push(format!("{name}:{}: {}", n + 1, line.trim()));
             }
         }
     }
-    assert!(hits.is_empty(), "SQLite outside src/db:\n{hits:#?}");
+    assert!(
+        hits.is_empty(),
+        "a database driver outside src/db:\n{hits:#?}"
+    );
 }
 
 #[test]
-fn sql_lives_in_the_sqlite_backend_and_the_store_is_the_way_in() {
+fn sql_lives_in_the_backends_and_the_store_is_the_way_in() {
     let root = src();
     let mut hits = Vec::new();
     for file in rust_files(&root) {
         let name = file.strip_prefix(&root).unwrap().display().to_string();
-        if name.starts_with("db/sqlite/") {
+        if name.starts_with("db/sqlite/") || name.starts_with("db/postgres/") {
             continue;
         }
         let text = std::fs::read_to_string(&file).unwrap();
@@ -136,7 +142,7 @@ fn sql_lives_in_the_sqlite_backend_and_the_store_is_the_way_in() {
     }
     assert!(
         hits.is_empty(),
-        "SQL outside src/db/sqlite, or storage reached around the Store:\n{hits:#?}"
+        "SQL outside a backend (src/db/sqlite, src/db/postgres), or storage reached around the Store:\n{hits:#?}"
     );
 }
 

@@ -21,5 +21,6 @@ mod openapi;
 mod operational;
 mod portal;
 mod retention;
+mod schema;
 mod secrets;
 mod security;

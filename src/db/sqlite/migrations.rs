@@ -6,35 +6,35 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_init",
-        include_str!("../../../migrations/0001_init.sql"),
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
     ),
     (
         "0002_retention",
-        include_str!("../../../migrations/0002_retention.sql"),
+        include_str!("../../../migrations/sqlite/0002_retention.sql"),
     ),
     (
         "0003_endpoint_delivery_options",
-        include_str!("../../../migrations/0003_endpoint_delivery_options.sql"),
+        include_str!("../../../migrations/sqlite/0003_endpoint_delivery_options.sql"),
     ),
     (
         "0004_endpoint_health",
-        include_str!("../../../migrations/0004_endpoint_health.sql"),
+        include_str!("../../../migrations/sqlite/0004_endpoint_health.sql"),
     ),
     (
         "0005_console",
-        include_str!("../../../migrations/0005_console.sql"),
+        include_str!("../../../migrations/sqlite/0005_console.sql"),
     ),
     (
         "0006_portal",
-        include_str!("../../../migrations/0006_portal.sql"),
+        include_str!("../../../migrations/sqlite/0006_portal.sql"),
     ),
     (
         "0007_attempt_headers",
-        include_str!("../../../migrations/0007_attempt_headers.sql"),
+        include_str!("../../../migrations/sqlite/0007_attempt_headers.sql"),
     ),
     (
         "0008_refused_errors",
-        include_str!("../../../migrations/0008_refused_errors.sql"),
+        include_str!("../../../migrations/sqlite/0008_refused_errors.sql"),
     ),
 ];
 

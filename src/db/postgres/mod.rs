@@ -1,0 +1,87 @@
+//! The PostgreSQL backend, for several nodes sharing one database. What exists so far: the
+//! connection pool and the schema migrations (`migrations/postgres/`), applied once per
+//! cluster under an advisory lock. The `Store` does not run on it yet.
+
+use super::{DbError, DbResult};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
+
+/// The advisory lock that makes one node at a time apply migrations.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_626f_7801;
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DbError::Postgres(e.to_string())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        DbError::Postgres(e.to_string())
+    }
+}
+
+/// A pool of at most `size` connections to the database at `url`
+/// (`postgres://USER[:PASS]@HOST:PORT/DB`).
+pub fn pool(url: &str, size: usize) -> DbResult<Pool> {
+    let cfg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| DbError::Postgres(format!("the database URL cannot be read: {e}")))?;
+    let manager = Manager::from_config(
+        cfg,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .build()
+        .map_err(|e| DbError::Postgres(e.to_string()))
+}
+
+/// Applies every migration the database lacks, in one transaction that holds the migration
+/// lock, so nodes starting together apply each once; returns the schema version.
+pub async fn migrate(pool: &Pool) -> DbResult<i64> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (\
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    let current: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    let mut version = current;
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
+        let v = i64::try_from(i).unwrap_or(i64::MAX) + 1;
+        if v <= current {
+            continue;
+        }
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            &[&v, name, &crate::domain::time::now_ms()],
+        )
+        .await?;
+        version = v;
+    }
+    tx.commit().await?;
+    Ok(version)
+}
+
+/// Connects to the database at `url` and brings its schema up to date; returns the version.
+pub async fn migrate_url(url: &str) -> DbResult<i64> {
+    migrate(&pool(url, 1)?).await
+}
