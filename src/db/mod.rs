@@ -2,6 +2,7 @@
 //! `record_attempts`, `create_endpoint`, …), implemented per backend. Only `src/db` knows
 //! which database is underneath; the SQL lives in `sqlite/`.
 
+mod outbox;
 mod postgres;
 mod sqlite;
 mod store;
@@ -92,4 +93,15 @@ impl<T> Page<T> {
             self.items.last().map(key)
         }
     }
+}
+
+/// Decodes an endpoint's filter column (event types or channels): `None` (no filter) only
+/// when there is none. One that cannot be read matches nothing (`Some([])`), never
+/// everything, and is logged.
+pub(crate) fn filter_col(s: Option<&str>, endpoint_id: &str) -> Option<Vec<String>> {
+    let s = s?;
+    Some(serde_json::from_str(s).unwrap_or_else(|e| {
+        tracing::error!(endpoint = endpoint_id, error = %e, "an endpoint filter cannot be read; it matches nothing");
+        Vec::new()
+    }))
 }

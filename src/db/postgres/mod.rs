@@ -5,7 +5,9 @@
 use super::{DbError, DbResult};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-// Tested against a real cluster; the Store does not call it yet.
+// Tested against a real cluster; the Store does not call them yet.
+#[allow(dead_code)]
+mod messages;
 #[allow(dead_code)]
 mod queue;
 
@@ -88,4 +90,32 @@ pub async fn migrate(pool: &Pool) -> DbResult<i64> {
 /// Connects to the database at `url` and brings its schema up to date; returns the version.
 pub async fn migrate_url(url: &str) -> DbResult<i64> {
     migrate(&pool(url, 1)?).await
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// A new, migrated database on the test cluster (`HOOKBOX_TEST_PG_URL`, which
+    /// `scripts/test` sets); `None` without a cluster, except in CI, where one must exist.
+    pub(crate) async fn fresh_database() -> Option<deadpool_postgres::Pool> {
+        let admin = match std::env::var("HOOKBOX_TEST_PG_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("HOOKBOX_TEST_PG_URL is not set: run the tests with scripts/test")
+            }
+            _ => return None,
+        };
+        let name = format!("hookbox_{}", ulid::Ulid::new().to_string().to_lowercase());
+        super::pool(&admin, 1)
+            .unwrap()
+            .get()
+            .await
+            .unwrap()
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let pool = super::pool(&format!("{base}/{name}"), 8).unwrap();
+        super::migrate(&pool).await.unwrap();
+        Some(pool)
+    }
 }

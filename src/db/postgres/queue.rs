@@ -115,28 +115,10 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    /// A fresh database on the test cluster (`HOOKBOX_TEST_PG_URL`, which `scripts/test` sets),
-    /// migrated, with one endpoint and `n` messages due at 1000; `None` without a cluster.
+    /// A fresh, migrated database with one endpoint and `n` messages due at 1000; `None`
+    /// without a test cluster.
     async fn outbox(n: usize) -> Option<deadpool_postgres::Pool> {
-        let admin = match std::env::var("HOOKBOX_TEST_PG_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("HOOKBOX_TEST_PG_URL is not set: run the tests with scripts/test")
-            }
-            _ => return None,
-        };
-        let name = format!("hookbox_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let admin_pool = super::super::pool(&admin, 1).unwrap();
-        admin_pool
-            .get()
-            .await
-            .unwrap()
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let (base, _) = admin.rsplit_once('/').unwrap();
-        let pool = super::super::pool(&format!("{base}/{name}"), 8).unwrap();
-        super::super::migrate(&pool).await.unwrap();
+        let pool = super::super::tests::fresh_database().await?;
         let c = pool.get().await.unwrap();
         c.batch_execute(
             "INSERT INTO applications (id, name, created_at, updated_at) VALUES ('app_1', 'a', 0, 0); \

@@ -35,20 +35,7 @@ pub enum Ingested {
     Replayed { status: u16, body: String },
 }
 
-/// Where a message goes and how the ingest is answered.
-pub struct IngestRequest<'a> {
-    pub msg: &'a Message,
-    /// Only this endpoint (send-example), regardless of its filters.
-    pub only_endpoint: Option<&'a str>,
-    pub idempotency: Option<&'a idempotency::Key>,
-    /// The response to store with the idempotency key.
-    pub response: (u16, &'a str),
-    pub lease_until: i64,
-    /// When the deliveries fall due (`deliverAt`, or now).
-    pub due_at: i64,
-    /// When the payload may be purged.
-    pub expires_at: i64,
-}
+pub use crate::db::outbox::IngestRequest;
 
 /// Stores a message and its deliveries (the outbox) and the idempotency record, in the
 /// caller's transaction. `claim(endpoint_id)` says whether the dispatcher takes a delivery

@@ -18,7 +18,7 @@ pub mod stats;
 pub mod tokens;
 mod writer;
 
-pub(crate) use super::{DbError, DbOptions, DbResult, Page, PageQuery};
+pub(crate) use super::{filter_col, DbError, DbOptions, DbResult, Page, PageQuery};
 use crate::domain::crypto::MainKey;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -270,17 +270,6 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 pub(crate) fn json_col<T: serde::de::DeserializeOwned>(s: Option<String>) -> DbResult<Option<T>> {
     s.map(|s| serde_json::from_str(&s).map_err(|e| DbError::Corrupt(e.to_string())))
         .transpose()
-}
-
-/// Decodes an endpoint's filter column (event types or channels): `None` (no filter) only
-/// when there is none. One that cannot be read matches nothing (`Some([])`), never
-/// everything, and is logged.
-pub(crate) fn filter_col(s: Option<&str>, endpoint_id: &str) -> Option<Vec<String>> {
-    let s = s?;
-    Some(serde_json::from_str(s).unwrap_or_else(|e| {
-        tracing::error!(endpoint = endpoint_id, error = %e, "an endpoint filter cannot be read; it matches nothing");
-        Vec::new()
-    }))
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
