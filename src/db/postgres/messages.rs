@@ -157,7 +157,7 @@ mod tests {
     /// A fresh, migrated database on the test cluster with application `app_1` and `eps`
     /// endpoints (`ep_0`… ; `ep_0` disabled when `first_disabled`); `None` without a cluster.
     async fn database(eps: usize, first_disabled: bool) -> Option<deadpool_postgres::Pool> {
-        let pool = super::super::tests::fresh_database().await?;
+        let (pool, _) = super::super::tests::fresh_database().await?;
         let c = pool.get().await.unwrap();
         c.batch_execute(
             "INSERT INTO applications (id, name, created_at, updated_at) VALUES ('app_1', 'a', 0, 0)",

@@ -9,6 +9,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 #[allow(dead_code)]
 mod messages;
 #[allow(dead_code)]
+mod notify;
+#[allow(dead_code)]
 mod queue;
 
 const MIGRATIONS: &[(&str, &str)] = &[(
@@ -95,8 +97,9 @@ pub async fn migrate_url(url: &str) -> DbResult<i64> {
 #[cfg(test)]
 pub(crate) mod tests {
     /// A new, migrated database on the test cluster (`HOOKBOX_TEST_PG_URL`, which
-    /// `scripts/test` sets); `None` without a cluster, except in CI, where one must exist.
-    pub(crate) async fn fresh_database() -> Option<deadpool_postgres::Pool> {
+    /// `scripts/test` sets), with its URL; `None` without a cluster, except in CI, where one
+    /// must exist.
+    pub(crate) async fn fresh_database() -> Option<(deadpool_postgres::Pool, String)> {
         let admin = match std::env::var("HOOKBOX_TEST_PG_URL") {
             Ok(url) if !url.is_empty() => url,
             _ if std::env::var_os("CI").is_some() => {
@@ -114,8 +117,9 @@ pub(crate) mod tests {
             .await
             .unwrap();
         let (base, _) = admin.rsplit_once('/').unwrap();
-        let pool = super::pool(&format!("{base}/{name}"), 8).unwrap();
+        let url = format!("{base}/{name}");
+        let pool = super::pool(&url, 8).unwrap();
         super::migrate(&pool).await.unwrap();
-        Some(pool)
+        Some((pool, url))
     }
 }

@@ -118,7 +118,7 @@ mod tests {
     /// A fresh, migrated database with one endpoint and `n` messages due at 1000; `None`
     /// without a test cluster.
     async fn outbox(n: usize) -> Option<deadpool_postgres::Pool> {
-        let pool = super::super::tests::fresh_database().await?;
+        let (pool, _) = super::super::tests::fresh_database().await?;
         let c = pool.get().await.unwrap();
         c.batch_execute(
             "INSERT INTO applications (id, name, created_at, updated_at) VALUES ('app_1', 'a', 0, 0); \
