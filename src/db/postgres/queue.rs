@@ -2,7 +2,10 @@
 //! name their node, results written back only while the lease is still that node's, and the
 //! leases of a node that stopped heartbeating freed by the others.
 
-use super::super::DbResult;
+use super::super::{AttemptNotice, AttemptResult, DbResult, Notice, Outcome, Recorded};
+use crate::domain::delivery::{transition, Transition, GONE_REASON};
+use crate::domain::model::{DeliveryStatus, Trigger};
+use crate::domain::retry::RetrySchedule;
 use tokio_postgres::GenericClient;
 
 /// A delivery leased to a node.
@@ -78,6 +81,146 @@ pub async fn finish(
         )
         .await?;
     Ok(n == 1)
+}
+
+/// What a batch of results written back by one node changed.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub recorded: Recorded,
+    /// Results dropped because their lease was no longer this node's (another node owns the
+    /// delivery now, or it was deleted).
+    pub fenced: usize,
+}
+
+/// Records attempts made by node `owner` and moves each delivery on (done, retry later,
+/// failed; see `domain::delivery::transition`), in the caller's transaction. A result is
+/// written only while `owner` still holds the delivery's lease; otherwise it is dropped
+/// (counted in `fenced`), attempt row included, so a node paused past its lease changes
+/// nothing that the delivery's new owner does.
+pub async fn record(
+    c: &impl GenericClient,
+    owner: &str,
+    results: &[AttemptResult],
+    schedule: &RetrySchedule,
+) -> DbResult<Written> {
+    let mut out = Written::default();
+    let mut failing: std::collections::BTreeMap<&str, Option<i64>> =
+        std::collections::BTreeMap::new();
+    for r in results {
+        let d = &r.delivery;
+        let ok = matches!(r.outcome, Outcome::Success);
+        let notice = AttemptNotice {
+            msg_id: d.msg_id.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            attempt_id: r.attempt_id.clone(),
+            status_code: r.status_code,
+            at: r.at,
+        };
+        let step = transition(d.attempts, &r.outcome, schedule, r.at);
+        let (status, next) = match step {
+            Transition::Delivered { .. } => (DeliveryStatus::Success, None),
+            Transition::DisableEndpoint | Transition::Exhausted => (DeliveryStatus::Failed, None),
+            Transition::Retry { due, .. } => (DeliveryStatus::Pending, Some(due)),
+        };
+        let attempts = i32::try_from(d.attempts.saturating_add(1)).unwrap_or(i32::MAX);
+        let status_code = i16::try_from(status.code()).unwrap_or(i16::MAX);
+        if !finish(c, owner, d.delivery_id, status_code, attempts, next, r.at).await? {
+            out.fenced += 1;
+            continue;
+        }
+        let trigger = if d.manual {
+            Trigger::Manual
+        } else {
+            Trigger::Scheduled
+        };
+        let attempt_status = if ok {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Failed
+        };
+        c.execute(
+            "INSERT INTO attempts (id, msg_id, endpoint_id, url, status, response_status_code, \
+             response, response_duration_ms, error, trigger_type, created_at, request_headers, \
+             response_headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &r.attempt_id,
+                &d.msg_id,
+                &d.endpoint_id,
+                &r.url,
+                &i16::try_from(attempt_status.code()).unwrap_or(2),
+                &i32::try_from(r.status_code).unwrap_or(0),
+                &r.response,
+                &r.duration_ms,
+                &r.error,
+                &i16::try_from(trigger.code()).unwrap_or(0),
+                &r.at,
+                &r.request_headers,
+                &r.response_headers,
+            ],
+        )
+        .await?;
+        failing.insert(d.endpoint_id.as_str(), (!ok).then_some(r.at));
+        match step {
+            Transition::Delivered { recovered: true } => {
+                out.recorded.notices.push(Notice::Recovered(notice));
+            }
+            Transition::DisableEndpoint => {
+                let disabled = c
+                    .execute(
+                        "UPDATE endpoints SET disabled = TRUE, disabled_reason = $1, \
+                         disabled_at = $2, failing_since = NULL, updated_at = $2 \
+                         WHERE id = $3 AND NOT disabled",
+                        &[&GONE_REASON, &r.at, &d.endpoint_id],
+                    )
+                    .await?
+                    > 0;
+                if disabled {
+                    c.execute(
+                        "UPDATE deliveries SET status = 5, updated_at = $1 \
+                         WHERE endpoint_id = $2 AND status = 1 AND lease_until IS NULL",
+                        &[&r.at, &d.endpoint_id],
+                    )
+                    .await?;
+                    out.recorded.disabled.push(d.endpoint_id.clone());
+                    out.recorded.notices.push(Notice::Disabled {
+                        endpoint_id: d.endpoint_id.clone(),
+                        reason: GONE_REASON.into(),
+                        at: r.at,
+                    });
+                }
+            }
+            Transition::Retry { due, failing } => {
+                let next_due = out.recorded.next_due.map_or(due, |n| n.min(due));
+                out.recorded.next_due = Some(next_due);
+                if failing {
+                    out.recorded.notices.push(Notice::Failing(notice));
+                }
+            }
+            Transition::Exhausted => out.recorded.notices.push(Notice::Exhausted(notice)),
+            Transition::Delivered { recovered: false } => {}
+        }
+    }
+    // Each endpoint's latest outcome in this batch starts or ends its run of failures.
+    for (endpoint_id, failed_at) in failing {
+        match failed_at {
+            Some(at) => {
+                c.execute(
+                    "UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
+                    &[&at, &endpoint_id],
+                )
+                .await?
+            }
+            None => {
+                c.execute(
+                    "UPDATE endpoints SET failing_since = NULL \
+                     WHERE id = $1 AND failing_since IS NOT NULL",
+                    &[&endpoint_id],
+                )
+                .await?
+            }
+        };
+    }
+    Ok(out)
 }
 
 /// Notes that node `node` is alive at `now` (registering it on its first beat).
@@ -288,5 +431,90 @@ mod tests {
             2
         );
         assert_eq!(owners.iter().filter(|o| o.is_none()).count(), 2);
+    }
+
+    fn result(l: &Leased, outcome: Outcome, code: i64, at: i64) -> AttemptResult {
+        AttemptResult {
+            delivery: crate::db::Claimed {
+                delivery_id: l.delivery_id,
+                msg_id: l.msg_id.clone(),
+                endpoint_id: l.endpoint_id.clone(),
+                attempts: u32::try_from(l.attempts).unwrap(),
+                manual: false,
+                event_type: "a.b".into(),
+                payload: std::sync::Arc::from("{}"),
+            },
+            attempt_id: crate::domain::ids::AttemptId::generate().into(),
+            url: "http://127.0.0.1:9/".into(),
+            outcome,
+            status_code: code,
+            response: String::new(),
+            duration_ms: 1,
+            error: None,
+            at,
+            request_headers: String::new(),
+            response_headers: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn results_move_deliveries_on_and_a_late_node_s_results_are_dropped() {
+        let Some(pool) = outbox(3).await else { return };
+        let mut c = pool.get().await.unwrap();
+        let schedule = RetrySchedule {
+            delays: vec![std::time::Duration::from_secs(5); 3],
+            jitter: 0.0,
+        };
+        let mine = claim_due(&**c, "a", 1000, 3, 31_000).await.unwrap();
+        // The third delivery's lease goes to node b while a is paused.
+        c.execute(
+            "UPDATE deliveries SET lease_owner = 'b' WHERE id = $1",
+            &[&mine[2].delivery_id],
+        )
+        .await
+        .unwrap();
+        let tx = c.transaction().await.unwrap();
+        let written = record(
+            &*tx,
+            "a",
+            &[
+                result(&mine[0], Outcome::Success, 200, 2000),
+                result(&mine[1], Outcome::Failure { retry_after: None }, 500, 2000),
+                result(&mine[2], Outcome::Success, 200, 2000),
+            ],
+            &schedule,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(written.fenced, 1);
+        assert_eq!(written.recorded.next_due, Some(7000));
+        let rows: Vec<(i16, i32, Option<String>)> = c
+            .query(
+                "SELECT status, attempts, lease_owner FROM deliveries ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        assert_eq!(
+            rows,
+            [(0, 1, None), (1, 1, None), (1, 0, Some("b".into()))],
+            "done, retrying, and b's untouched"
+        );
+        let attempts: i64 = c
+            .query_one("SELECT COUNT(*) FROM attempts", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(attempts, 2, "the dropped result left no attempt");
+        let failing: Option<i64> = c
+            .query_one("SELECT failing_since FROM endpoints", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(failing, Some(2000));
     }
 }
