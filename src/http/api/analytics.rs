@@ -68,14 +68,13 @@ pub struct AnalyticsOut {
 
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents query parameters
 struct AnalyticsParams {
     /// The start of the window (default: 24 hours before `until`; at most 366 days before it).
-    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
-    since: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    since: Option<i64>,
     /// The end of the window (default: now).
-    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
-    until: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    until: Option<i64>,
     /// Bucket length: default `hour` for windows up to 2 days, else `day`; `hour` covers at
     /// most 31 days.
     #[param(inline)]
@@ -90,12 +89,45 @@ struct AnalyticsParams {
     endpoint_id: Option<String>,
 }
 
-#[derive(ToSchema)]
+#[derive(ToSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-#[allow(dead_code)] // documents the values of `interval`
 enum Interval {
     Hour,
     Day,
+}
+
+impl AnalyticsParams {
+    fn parse(q: &crate::http::extract::Query) -> Result<AnalyticsParams, ApiError> {
+        let until = q.datetime("until")?;
+        let since = q.datetime("since")?;
+        let interval = match q.str("interval") {
+            None => None,
+            Some("hour") => Some(Interval::Hour),
+            Some("day") => Some(Interval::Day),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    &["query", "interval"],
+                    "interval must be hour or day",
+                ))
+            }
+        };
+        let endpoint_id = match q.str("endpointId") {
+            None => None,
+            Some(key) if crate::domain::validate::is_valid_uid(key) => Some(key.to_owned()),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    &["query", "endpointId"],
+                    "must match [a-zA-Z0-9-_.]{1,256}",
+                ))
+            }
+        };
+        Ok(AnalyticsParams {
+            since,
+            until,
+            interval,
+            endpoint_id,
+        })
+    }
 }
 
 /// hookbox: attempt counts of an application over a window (default the last 24 hours) by
@@ -111,8 +143,9 @@ enum Interval {
 pub async fn analytics(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let q = query(&req);
-    let until = q.datetime("until")?.unwrap_or_else(now_ms);
-    let since = q.datetime("since")?.unwrap_or(until - DAY);
+    let p = AnalyticsParams::parse(&q)?;
+    let until = p.until.unwrap_or_else(now_ms);
+    let since = p.since.unwrap_or(until - DAY);
     if since >= until {
         return Err(ApiError::invalid(
             &["query", "since"],
@@ -125,38 +158,26 @@ pub async fn analytics(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpR
             "the window is longer than 366 days",
         ));
     }
-    let (interval, bucket) = match q.str("interval") {
+    let (interval, bucket) = match p.interval {
         None if until - since <= 2 * DAY => ("hour", HOUR),
-        None | Some("day") => ("day", DAY),
-        Some("hour") if until - since <= MAX_HOURLY_WINDOW => ("hour", HOUR),
-        Some("hour") => {
+        None | Some(Interval::Day) => ("day", DAY),
+        Some(Interval::Hour) if until - since <= MAX_HOURLY_WINDOW => ("hour", HOUR),
+        Some(Interval::Hour) => {
             return Err(ApiError::invalid(
                 &["query", "interval"],
                 "hourly buckets cover at most 31 days; use interval=day",
             ))
         }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                &["query", "interval"],
-                "interval must be hour or day",
-            ))
-        }
     };
-    let endpoint = match q.str("endpointId") {
+    let endpoint = match p.endpoint_id {
         None => None,
-        Some(key) if crate::domain::validate::is_valid_uid(key) => {
+        Some(key) => {
             let ep = st
                 .store
-                .endpoint(&app.id, key)
+                .endpoint(&app.id, &key)
                 .await?
                 .ok_or(ApiError::NotFound("endpoint"))?;
             Some(ep.id)
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                &["query", "endpointId"],
-                "must match [a-zA-Z0-9-_.]{1,256}",
-            ))
         }
     };
     let a = st

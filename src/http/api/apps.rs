@@ -16,10 +16,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents a query parameter
 struct GetIfExists {
     /// `true`: when an application has the body's uid, answer 200 with it instead of 409.
     get_if_exists: Option<bool>,
+}
+
+impl GetIfExists {
+    fn parse(q: &crate::http::extract::Query) -> Result<GetIfExists, ApiError> {
+        Ok(GetIfExists {
+            get_if_exists: Some(q.bool("get_if_exists", false)?),
+        })
+    }
 }
 
 /// A validated new application.
@@ -71,7 +78,9 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let input: ApplicationIn = body(&st, payload).await?;
-    let get_if_exists = query(&req).bool("get_if_exists", false)?;
+    let get_if_exists = GetIfExists::parse(&query(&req))?
+        .get_if_exists
+        .unwrap_or(false);
     idempotent(&st, &req, &who, || async {
         let app = new_app(input)?;
         let result = if get_if_exists {

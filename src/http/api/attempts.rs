@@ -15,11 +15,10 @@ use actix_web::{HttpRequest, HttpResponse};
 /// Filters of attempt listings.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents query parameters
 struct AttemptFilterParams {
     /// Only attempts with this status.
     #[param(value_type = Option<super::models::MessageStatus>)]
-    status: Option<i64>,
+    status: Option<crate::domain::model::DeliveryStatus>,
     /// Only attempts whose response status is in this class (0: no response).
     #[param(inline, value_type = Option<StatusCodeClass>)]
     status_code_class: Option<i64>,
@@ -45,36 +44,56 @@ impl utoipa::ToSchema for StatusCodeClass {}
 
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents a query parameter
 struct ByEndpoint {
     /// Only attempts to this endpoint (id or uid).
     #[param(min_length = 1, max_length = 256, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     endpoint_id: Option<String>,
 }
 
-fn filter(q: &Query) -> Result<AttemptFilter, ApiError> {
-    let class = q.int("status_code_class")?;
-    if let Some(c) = class {
-        if ![0, 100, 200, 300, 400, 500].contains(&c) {
-            return Err(ApiError::invalid(
-                &["query", "status_code_class"],
-                "one of 0, 100, 200, 300, 400, 500",
-            ));
+impl AttemptFilterParams {
+    fn parse(q: &Query) -> Result<AttemptFilterParams, ApiError> {
+        let class = q.int("status_code_class")?;
+        if let Some(c) = class {
+            if ![0, 100, 200, 300, 400, 500].contains(&c) {
+                return Err(ApiError::invalid(
+                    &["query", "status_code_class"],
+                    "one of 0, 100, 200, 300, 400, 500",
+                ));
+            }
+        }
+        Ok(AttemptFilterParams {
+            status: super::messages::status_param(q)?,
+            status_code_class: class,
+            with_msg: Some(q.bool("with_msg", false)?),
+            with_content: super::openapi::WithContent::parse(q)?.with_content,
+        })
+    }
+}
+
+impl ByEndpoint {
+    fn parse(q: &Query) -> ByEndpoint {
+        ByEndpoint {
+            endpoint_id: q.str("endpoint_id").map(str::to_owned),
         }
     }
+}
+
+fn filter(q: &Query) -> Result<AttemptFilter, ApiError> {
+    let p = AttemptFilterParams::parse(q)?;
     Ok(AttemptFilter {
         endpoint_id: None,
         msg_id: None,
-        status: super::messages::status_param(q)?,
-        status_code_class: class,
+        status: p.status,
+        status_code_class: p.status_code_class,
         messages: super::messages::filter(q)?,
     })
 }
 
 async fn list(st: &Data, q: &Query, f: AttemptFilter) -> Result<HttpResponse, ApiError> {
     let page = crate::http::api::openapi::ListParams::parse(q)?.page(true);
-    let with_content = super::openapi::WithContent::parse(q)?.show();
-    let with_msg = q.bool("with_msg", false)?;
+    let p = AttemptFilterParams::parse(q)?;
+    let with_content = p.with_content.unwrap_or(true);
+    let with_msg = p.with_msg.unwrap_or(false);
     let rows = st.store.attempts(f, &page).await?;
     Ok(json(
         StatusCode::OK,
@@ -127,12 +146,12 @@ pub async fn by_message(
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let q = query(&req);
-    let endpoint_id = match q.str("endpoint_id") {
+    let endpoint_id = match ByEndpoint::parse(&q).endpoint_id {
         None => None,
         Some(key) => {
             let ep = st
                 .store
-                .endpoint(&app.id, key)
+                .endpoint(&app.id, &key)
                 .await?
                 .ok_or(ApiError::NotFound("endpoint"))?;
             Some(ep.id)

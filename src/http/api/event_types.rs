@@ -38,7 +38,6 @@ fn out(e: EventType) -> EventTypeOut {
 
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents query parameters
 struct ListFilter {
     /// Include archived event types (default `false`).
     include_archived: Option<bool>,
@@ -46,12 +45,28 @@ struct ListFilter {
     with_content: Option<bool>,
 }
 
+impl ListFilter {
+    fn parse(q: &crate::http::extract::Query) -> Result<ListFilter, ApiError> {
+        Ok(ListFilter {
+            include_archived: Some(q.bool("include_archived", false)?),
+            with_content: super::openapi::WithContent::parse(q)?.with_content,
+        })
+    }
+}
+
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents a query parameter
 struct Expunge {
     /// `true` deletes the event type instead of archiving it.
     expunge: Option<bool>,
+}
+
+impl Expunge {
+    fn parse(q: &crate::http::extract::Query) -> Result<Expunge, ApiError> {
+        Ok(Expunge {
+            expunge: Some(q.bool("expunge", false)?),
+        })
+    }
 }
 
 /// List event types, by name.
@@ -66,8 +81,9 @@ struct Expunge {
 pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = query(&req);
     let page = crate::http::api::openapi::ListParams::parse(&q)?.page(false);
-    let include_archived = q.bool("include_archived", false)?;
-    let with_content = super::openapi::WithContent::parse(&q)?.show();
+    let filter = ListFilter::parse(&q)?;
+    let include_archived = filter.include_archived.unwrap_or(false);
+    let with_content = filter.with_content.unwrap_or(true);
     let rows = st.store.event_types(&page, include_archived).await?;
     Ok(json(
         StatusCode::OK,
@@ -267,7 +283,7 @@ pub async fn patch(
 )]
 pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = name_from_path(&req)?;
-    let expunge = query(&req).bool("expunge", false)?;
+    let expunge = Expunge::parse(&query(&req))?.expunge.unwrap_or(false);
     let found = service::remove(&st.store, &name, expunge, now_ms()).await?;
     if found {
         Ok(HttpResponse::NoContent().finish())

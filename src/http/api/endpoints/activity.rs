@@ -4,14 +4,22 @@ use super::*;
 
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents query parameters
 struct StatsRange {
     /// Count deliveries of messages created since this time.
-    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
-    since: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    since: Option<i64>,
     /// Count deliveries of messages created until this time.
-    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
-    until: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    until: Option<i64>,
+}
+
+impl StatsRange {
+    fn parse(q: &crate::http::extract::Query) -> Result<StatsRange, ApiError> {
+        Ok(StatsRange {
+            since: q.datetime("since")?,
+            until: q.datetime("until")?,
+        })
+    }
 }
 
 /// Count the endpoint's deliveries by status.
@@ -26,7 +34,7 @@ struct StatsRange {
 pub async fn stats(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
-    let (since, until) = (q.datetime("since")?, q.datetime("until")?);
+    let StatsRange { since, until } = StatsRange::parse(&q)?;
     let s = st.store.delivery_stats(&ep.id, since, until).await?;
     Ok(json(
         StatusCode::OK,
@@ -42,11 +50,10 @@ pub async fn stats(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespo
 
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents a query parameter
 struct StatusFilter {
     /// Only messages with this delivery status.
     #[param(value_type = Option<crate::http::api::models::MessageStatus>)]
-    status: Option<i64>,
+    status: Option<crate::domain::model::DeliveryStatus>,
 }
 
 /// List the messages sent to this endpoint, with their delivery status.
@@ -62,7 +69,9 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
     let page = crate::http::api::openapi::ListParams::parse(&q)?.page(true);
-    let status = crate::http::api::messages::status_param(&q)?;
+    let StatusFilter { status } = StatusFilter {
+        status: crate::http::api::messages::status_param(&q)?,
+    };
     let with_content = crate::http::api::openapi::WithContent::parse(&q)?.show();
     let filter = crate::http::api::messages::filter(&q)?;
     let rows = st
@@ -95,11 +104,10 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
 
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents a query parameter
 struct HealthSince {
     /// The start of the window (default: 24 hours ago).
-    #[param(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
-    since: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
+    since: Option<i64>,
 }
 
 /// hookbox: the endpoint's health over a window (default the last 24 h): status, why it is
@@ -115,9 +123,11 @@ struct HealthSince {
 pub async fn health(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
-    let since = q
-        .datetime("since")?
-        .unwrap_or_else(|| now_ms() - 24 * 3600 * 1000);
+    let since = HealthSince {
+        since: q.datetime("since")?,
+    }
+    .since
+    .unwrap_or_else(|| now_ms() - 24 * 3600 * 1000);
     let HealthReport {
         health,
         activity,
