@@ -1,11 +1,15 @@
 //! The PostgreSQL backend, for several nodes sharing one database. What exists so far: the
-//! connection pool and the schema migrations (`migrations/postgres/`), applied once per
-//! cluster under an advisory lock. The `Store` does not run on it yet.
+//! connection pool, the schema migrations (`migrations/postgres/`, applied once per cluster
+//! under an advisory lock), ingest, the outbox queue (claims, fenced write-back, heartbeats),
+//! notifications and once-per-cluster chores, each tested on a real cluster. The `Store` does
+//! not run on it yet.
 
 use super::{DbError, DbResult};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
 // Tested against a real cluster; the Store does not call them yet.
+#[allow(dead_code)]
+mod locks;
 #[allow(dead_code)]
 mod messages;
 #[allow(dead_code)]
