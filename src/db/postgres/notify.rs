@@ -18,6 +18,41 @@ pub async fn notify(c: &impl GenericClient, payload: &str) -> DbResult<()> {
     Ok(())
 }
 
+/// Wake-ups for the other nodes, coalesced: any number of [`Wakeups::request`]s between two
+/// sends become one `NOTIFY`, sent on its own connection after the work it announces has
+/// committed (never inside an ingest transaction, which would hold its commit up).
+#[derive(Clone, Default)]
+pub struct Wakeups {
+    pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Wakeups {
+    /// Asks for a wake-up of the other nodes (cheap; call it after each commit).
+    pub fn request(&self) {
+        self.pending
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Sends one `wake` if any was asked for since the last send; whether one was sent.
+    pub async fn flush(&self, c: &impl GenericClient) -> DbResult<bool> {
+        if !self
+            .pending
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(false);
+        }
+        if let Err(e) = notify(c, WAKE).await {
+            // Not lost: the next flush tries again.
+            self.request();
+            return Err(e);
+        }
+        Ok(true)
+    }
+}
+
+/// The payload that wakes other nodes' schedulers.
+pub const WAKE: &str = "wake";
+
 /// A node's subscription to [`CHANNEL`], on a connection of its own.
 pub struct Listener {
     /// Keeps the connection open.
@@ -82,6 +117,32 @@ mod tests {
         tx.commit().await.unwrap();
         // Notifications arrive in commit order: the first heard is the committed one.
         for expected in ["endpoint:ep_1", "wake"] {
+            let heard = tokio::time::timeout(Duration::from_secs(10), node_b.next())
+                .await
+                .expect("heard within 10 s");
+            assert_eq!(heard.as_deref(), Some(expected));
+        }
+    }
+
+    #[tokio::test]
+    async fn many_wake_up_requests_between_two_sends_make_one_notification() {
+        let Some((pool, url)) = super::super::tests::fresh_database().await else {
+            return;
+        };
+        let mut node_b = Listener::start(&url).await.unwrap();
+        let c = pool.get().await.unwrap();
+        let wakeups = Wakeups::default();
+        assert!(
+            !wakeups.flush(&**c).await.unwrap(),
+            "nothing asked, nothing sent"
+        );
+        for _ in 0..100 {
+            wakeups.request();
+        }
+        assert!(wakeups.flush(&**c).await.unwrap());
+        assert!(!wakeups.flush(&**c).await.unwrap());
+        notify(&**c, "marker").await.unwrap();
+        for expected in [WAKE, "marker"] {
             let heard = tokio::time::timeout(Duration::from_secs(10), node_b.next())
                 .await
                 .expect("heard within 10 s");
