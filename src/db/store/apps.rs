@@ -35,11 +35,11 @@ impl Store {
                     let items = page
                         .items
                         .into_iter()
-                        .map(|a| Ok((admin::count_endpoints(c, &a.id)?, a)))
-                        .collect::<DbResult<Vec<_>>>()?
-                        .into_iter()
-                        .map(|(n, a)| (a, n))
-                        .collect();
+                        .map(|a| {
+                            let n = admin::count_endpoints(c, &a.id)?;
+                            Ok((a, n))
+                        })
+                        .collect::<DbResult<Vec<_>>>()?;
                     Ok(Page {
                         items,
                         done: page.done,

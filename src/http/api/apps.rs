@@ -18,13 +18,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 #[into_params(parameter_in = Query)]
 struct GetIfExists {
     /// `true`: when an application has the body's uid, answer 200 with it instead of 409.
-    get_if_exists: Option<bool>,
+    #[param(required = false, value_type = Option<bool>)]
+    get_if_exists: bool,
 }
 
 impl GetIfExists {
     fn parse(q: &crate::http::extract::Query) -> Result<GetIfExists, ApiError> {
         Ok(GetIfExists {
-            get_if_exists: Some(q.bool("get_if_exists", false)?),
+            get_if_exists: q.bool("get_if_exists", false)?,
         })
     }
 }
@@ -78,9 +79,7 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let input: ApplicationIn = body(&st, payload).await?;
-    let get_if_exists = GetIfExists::parse(&query(&req))?
-        .get_if_exists
-        .unwrap_or(false);
+    let get_if_exists = GetIfExists::parse(&query(&req))?.get_if_exists;
     idempotent(&st, &req, &who, || async {
         let app = new_app(input)?;
         let result = if get_if_exists {

@@ -5,6 +5,7 @@ use super::openapi::{
 };
 use super::{find_app, find_endpoint, json, query};
 use crate::db::AttemptFilter;
+use crate::domain::ids::{EndpointId, MsgId};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::{list_out, Query};
@@ -23,9 +24,11 @@ struct AttemptFilterParams {
     #[param(inline, value_type = Option<StatusCodeClass>)]
     status_code_class: Option<i64>,
     /// Include each attempt's message as `msg` (default `false`).
-    with_msg: Option<bool>,
+    #[param(required = false, value_type = Option<bool>)]
+    with_msg: bool,
     /// With `with_msg=true`: `false` leaves the payload out.
-    with_content: Option<bool>,
+    #[param(required = false, value_type = Option<bool>)]
+    with_content: bool,
 }
 
 /// A class of HTTP status codes: 0 (no response), 100, 200, 300, 400, 500.
@@ -64,7 +67,7 @@ impl AttemptFilterParams {
         Ok(AttemptFilterParams {
             status: super::messages::status_param(q)?,
             status_code_class: class,
-            with_msg: Some(q.bool("with_msg", false)?),
+            with_msg: q.bool("with_msg", false)?,
             with_content: super::openapi::WithContent::parse(q)?.with_content,
         })
     }
@@ -78,22 +81,23 @@ impl ByEndpoint {
     }
 }
 
-fn filter(q: &Query) -> Result<AttemptFilter, ApiError> {
+/// The attempts to `endpoint_id` and/or of `msg_id` that the query's filters select.
+async fn list(
+    st: &Data,
+    q: &Query,
+    endpoint_id: Option<EndpointId>,
+    msg_id: Option<MsgId>,
+) -> Result<HttpResponse, ApiError> {
     let p = AttemptFilterParams::parse(q)?;
-    Ok(AttemptFilter {
-        endpoint_id: None,
-        msg_id: None,
+    let f = AttemptFilter {
+        endpoint_id,
+        msg_id,
         status: p.status,
         status_code_class: p.status_code_class,
         messages: super::messages::filter(q)?,
-    })
-}
-
-async fn list(st: &Data, q: &Query, f: AttemptFilter) -> Result<HttpResponse, ApiError> {
+    };
     let page = crate::http::api::openapi::ListParams::parse(q)?.page(true);
-    let p = AttemptFilterParams::parse(q)?;
-    let with_content = p.with_content.unwrap_or(true);
-    let with_msg = p.with_msg.unwrap_or(false);
+    let (with_content, with_msg) = (p.with_content, p.with_msg);
     let rows = st.store.attempts(f, &page).await?;
     Ok(json(
         StatusCode::OK,
@@ -122,11 +126,7 @@ pub async fn by_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
-    let f = AttemptFilter {
-        endpoint_id: Some(ep.id),
-        ..filter(&q)?
-    };
-    list(&st, &q, f).await
+    list(&st, &q, Some(ep.id), None).await
 }
 
 /// List the attempts to send a message, newest first.
@@ -157,12 +157,7 @@ pub async fn by_message(
             Some(ep.id)
         }
     };
-    let f = AttemptFilter {
-        msg_id: Some(m.id),
-        endpoint_id,
-        ..filter(&q)?
-    };
-    list(&st, &q, f).await
+    list(&st, &q, endpoint_id, Some(m.id)).await
 }
 
 /// Get an attempt.

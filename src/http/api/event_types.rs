@@ -40,15 +40,17 @@ fn out(e: EventType) -> EventTypeOut {
 #[into_params(parameter_in = Query)]
 struct ListFilter {
     /// Include archived event types (default `false`).
-    include_archived: Option<bool>,
+    #[param(required = false, value_type = Option<bool>)]
+    include_archived: bool,
     /// `false` leaves `schemas` out (`null`); default `true`.
-    with_content: Option<bool>,
+    #[param(required = false, value_type = Option<bool>)]
+    with_content: bool,
 }
 
 impl ListFilter {
     fn parse(q: &crate::http::extract::Query) -> Result<ListFilter, ApiError> {
         Ok(ListFilter {
-            include_archived: Some(q.bool("include_archived", false)?),
+            include_archived: q.bool("include_archived", false)?,
             with_content: super::openapi::WithContent::parse(q)?.with_content,
         })
     }
@@ -58,13 +60,14 @@ impl ListFilter {
 #[into_params(parameter_in = Query)]
 struct Expunge {
     /// `true` deletes the event type instead of archiving it.
-    expunge: Option<bool>,
+    #[param(required = false, value_type = Option<bool>)]
+    expunge: bool,
 }
 
 impl Expunge {
     fn parse(q: &crate::http::extract::Query) -> Result<Expunge, ApiError> {
         Ok(Expunge {
-            expunge: Some(q.bool("expunge", false)?),
+            expunge: q.bool("expunge", false)?,
         })
     }
 }
@@ -81,9 +84,10 @@ impl Expunge {
 pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = query(&req);
     let page = crate::http::api::openapi::ListParams::parse(&q)?.page(false);
-    let filter = ListFilter::parse(&q)?;
-    let include_archived = filter.include_archived.unwrap_or(false);
-    let with_content = filter.with_content.unwrap_or(true);
+    let ListFilter {
+        include_archived,
+        with_content,
+    } = ListFilter::parse(&q)?;
     let rows = st.store.event_types(&page, include_archived).await?;
     Ok(json(
         StatusCode::OK,
@@ -283,7 +287,7 @@ pub async fn patch(
 )]
 pub async fn delete(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let name = name_from_path(&req)?;
-    let expunge = Expunge::parse(&query(&req))?.expunge.unwrap_or(false);
+    let expunge = Expunge::parse(&query(&req))?.expunge;
     let found = service::remove(&st.store, &name, expunge, now_ms()).await?;
     if found {
         Ok(HttpResponse::NoContent().finish())

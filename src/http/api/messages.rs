@@ -161,7 +161,7 @@ pub async fn create(
                 .ok_or_else(|| ApiError::invalid(&["body", "deliverAt"], "not a date-time"))
         })
         .transpose()?;
-    let with_content = super::openapi::WithContent::parse(&query(&req))?.show();
+    let with_content = super::openapi::WithContent::parse(&query(&req))?.with_content;
     let app_key = super::app_key(&st, &req)?;
     let create_app = match input.application {
         Some(app_in) => {
@@ -237,7 +237,7 @@ pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespon
     let app = find_app(&st, &req).await?;
     let q = query(&req);
     let page = crate::http::api::openapi::ListParams::parse(&q)?.page(true);
-    let with_content = super::openapi::WithContent::parse(&q)?.show();
+    let with_content = super::openapi::WithContent::parse(&q)?.with_content;
     let f = filter(&q)?;
     let rows = st.store.messages(&app.id, f, &page).await?;
     Ok(json(
@@ -275,7 +275,7 @@ pub(super) async fn find_message(
 pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
-    let with_content = super::openapi::WithContent::parse(&query(&req))?.show();
+    let with_content = super::openapi::WithContent::parse(&query(&req))?.with_content;
     Ok(json(StatusCode::OK, &message_json(&m, with_content)))
 }
 

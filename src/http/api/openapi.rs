@@ -353,19 +353,15 @@ impl MessageFilterParams {
 #[into_params(parameter_in = Query)]
 pub struct WithContent {
     /// `false` leaves message payloads out (`{}`); default `true`.
-    pub with_content: Option<bool>,
+    #[param(required = false, value_type = Option<bool>)]
+    pub with_content: bool,
 }
 
 impl WithContent {
     pub fn parse(q: &Query) -> Result<WithContent, ApiError> {
         Ok(WithContent {
-            with_content: Some(q.bool("with_content", true)?),
+            with_content: q.bool("with_content", true)?,
         })
-    }
-
-    /// Whether to show payloads (default: yes).
-    pub fn show(&self) -> bool {
-        self.with_content.unwrap_or(true)
     }
 }
 

@@ -56,6 +56,14 @@ struct StatusFilter {
     status: Option<crate::domain::model::DeliveryStatus>,
 }
 
+impl StatusFilter {
+    fn parse(q: &crate::http::extract::Query) -> Result<StatusFilter, ApiError> {
+        Ok(StatusFilter {
+            status: crate::http::api::messages::status_param(q)?,
+        })
+    }
+}
+
 /// List the messages sent to this endpoint, with their delivery status.
 #[utoipa::path(
     get,
@@ -69,10 +77,8 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
     let page = crate::http::api::openapi::ListParams::parse(&q)?.page(true);
-    let StatusFilter { status } = StatusFilter {
-        status: crate::http::api::messages::status_param(&q)?,
-    };
-    let with_content = crate::http::api::openapi::WithContent::parse(&q)?.show();
+    let StatusFilter { status } = StatusFilter::parse(&q)?;
+    let with_content = crate::http::api::openapi::WithContent::parse(&q)?.with_content;
     let filter = crate::http::api::messages::filter(&q)?;
     let rows = st
         .store
@@ -110,6 +116,14 @@ struct HealthSince {
     since: Option<i64>,
 }
 
+impl HealthSince {
+    fn parse(q: &crate::http::extract::Query) -> Result<HealthSince, ApiError> {
+        Ok(HealthSince {
+            since: q.datetime("since")?,
+        })
+    }
+}
+
 /// hookbox: the endpoint's health over a window (default the last 24 h): status, why it is
 /// disabled, since when it has been failing, success rate and attempts per hour.
 #[utoipa::path(
@@ -123,11 +137,9 @@ struct HealthSince {
 pub async fn health(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let q = query(&req);
-    let since = HealthSince {
-        since: q.datetime("since")?,
-    }
-    .since
-    .unwrap_or_else(|| now_ms() - 24 * 3600 * 1000);
+    let since = HealthSince::parse(&q)?
+        .since
+        .unwrap_or_else(|| now_ms() - crate::domain::time::DAY_MS);
     let HealthReport {
         health,
         activity,
