@@ -52,7 +52,7 @@ struct Loops {
 struct Inner {
     store: Store,
     sender: Sender,
-    schedule: RetrySchedule,
+    schedule: Arc<RetrySchedule>,
     cfg: DeliveryConfig,
     pub targets: Targets,
     global: Arc<Semaphore>,
@@ -130,7 +130,7 @@ impl Dispatcher {
         let inner = Arc::new(Inner {
             store,
             sender,
-            schedule,
+            schedule: Arc::new(schedule),
             global: Arc::new(Semaphore::new(cfg.max_in_flight)),
             cfg,
             targets: Targets::default(),

@@ -40,13 +40,10 @@ impl actix_web::FromRequest for Caller {
             .and_then(|v| v.to_str().ok());
         // A token seen lately is answered from memory, without a task or a copy.
         match st.tokens.cached(header) {
-            Some(known) => Either::Left(ready(known)),
-            None => {
-                let header = header.map(str::to_owned);
-                Either::Right(Box::pin(async move {
-                    st.tokens.authenticate(&st.store, header.as_deref()).await
-                }))
-            }
+            Ok(known) => Either::Left(ready(known)),
+            Err(hash) => Either::Right(Box::pin(async move {
+                st.tokens.authenticate(&st.store, hash).await
+            })),
         }
     }
 }
@@ -63,6 +60,12 @@ fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
         .trim())
 }
 
+fn caller(token_id: Option<String>) -> Result<Caller, ApiError> {
+    token_id
+        .map(|token_id| Caller { token_id })
+        .ok_or(ApiError::Unauthorized("invalid or revoked token"))
+}
+
 #[derive(Default)]
 pub struct TokenCache {
     map: Mutex<HashMap<String, (Option<String>, Instant)>>,
@@ -70,52 +73,36 @@ pub struct TokenCache {
 
 impl TokenCache {
     /// What is known of an `Authorization` header value without reading the database: a
-    /// malformed one is refused, a token seen within `CACHE_TTL` answered; `None` when the
-    /// database must be asked ([`TokenCache::authenticate`]).
-    pub fn cached(&self, header: Option<&str>) -> Option<Result<Caller, ApiError>> {
+    /// malformed one is refused, a token seen within `CACHE_TTL` answered. `Err(hash)`: the
+    /// database must be asked about the token with this hash ([`TokenCache::authenticate`]).
+    pub fn cached(&self, header: Option<&str>) -> Result<Result<Caller, ApiError>, String> {
         let token = match bearer(header) {
             Ok(t) => t,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Ok(Err(e)),
         };
         let hash = hash_token(token);
         let known = self
             .lock()
             .get(&hash)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(id, _)| id.clone())?;
-        Some(
-            known
-                .map(|token_id| Caller { token_id })
-                .ok_or(ApiError::Unauthorized("invalid or revoked token")),
-        )
+            .map(|(id, _)| id.clone());
+        match known {
+            Some(id) => Ok(caller(id)),
+            None => Err(hash),
+        }
     }
 
-    /// Checks an `Authorization` header value.
-    pub async fn authenticate(
-        &self,
-        store: &Store,
-        header: Option<&str>,
-    ) -> Result<Caller, ApiError> {
-        let hash = hash_token(bearer(header)?);
-        let cached = self
-            .lock()
-            .get(&hash)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(id, _)| id.clone());
-        let id = match cached {
-            Some(id) => id,
-            None => {
-                let id = crate::service::tokens::check(store, &hash, now_ms()).await?;
-                let mut map = self.lock();
-                if map.len() >= CACHE_MAX {
-                    map.clear();
-                }
-                map.insert(hash, (id.clone(), Instant::now()));
-                id
-            }
-        };
-        id.map(|token_id| Caller { token_id })
-            .ok_or(ApiError::Unauthorized("invalid or revoked token"))
+    /// Asks the database about the token with this hash (not in the cache) and remembers the
+    /// answer.
+    pub async fn authenticate(&self, store: &Store, hash: String) -> Result<Caller, ApiError> {
+        let id = crate::service::tokens::check(store, &hash, now_ms()).await?;
+        let mut map = self.lock();
+        if map.len() >= CACHE_MAX {
+            map.clear();
+        }
+        map.insert(hash, (id.clone(), Instant::now()));
+        drop(map);
+        caller(id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<String>, Instant)>> {

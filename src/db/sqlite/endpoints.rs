@@ -200,6 +200,15 @@ pub fn all_in_app(c: &Connection, key: &MainKey, app_id: &str) -> DbResult<Vec<E
     rows.into_iter().map(|s| s.open(key)).collect()
 }
 
+/// The ids of an application's endpoints.
+pub fn ids_in_app(c: &Connection, app_id: &str) -> DbResult<Vec<String>> {
+    Ok(
+        c.prepare_cached("SELECT id FROM endpoints WHERE app_id = ?")?
+            .query_map([app_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+    )
+}
+
 pub fn delete(c: &Connection, id: &str) -> DbResult<bool> {
     Ok(c.prepare_cached("DELETE FROM endpoints WHERE id = ?")?
         .execute([id])?

@@ -130,13 +130,13 @@ impl Store {
     /// Deletes an application with its endpoints, messages and deliveries; returns the ids of
     /// the endpoints that went with it.
     pub async fn delete_app(&self, app_id: &str) -> DbResult<Vec<String>> {
-        let (id, key) = (app_id.to_owned(), self.main_key().clone());
+        let id = app_id.to_owned();
         match self {
             Store::Sqlite(db) => {
                 db.write(move |c| {
-                    let eps = endpoints::all_in_app(c, &key, &id)?;
+                    let eps = endpoints::ids_in_app(c, &id)?;
                     apps::delete(c, &id)?;
-                    Ok(eps.into_iter().map(|e| e.id.into()).collect())
+                    Ok(eps)
                 })
                 .await
             }

@@ -50,7 +50,7 @@ impl Store {
         &self,
         attempts: Arc<Vec<AttemptResult>>,
         skipped: Arc<Vec<i64>>,
-        schedule: RetrySchedule,
+        schedule: Arc<RetrySchedule>,
         clock: Clock,
     ) -> DbResult<(Recorded, bool)> {
         match self {

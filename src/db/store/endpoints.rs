@@ -220,7 +220,7 @@ impl Store {
     /// Enables an endpoint and, with `replay`, queues what it missed while disabled (what was
     /// skipped since then; never messages from before it existed). How many were queued.
     pub async fn enable_endpoint(&self, ep: &Endpoint, replay: bool, now: i64) -> DbResult<usize> {
-        let mut ep = ep.clone();
+        let ep = ep.clone();
         match self {
             Store::Sqlite(db) => {
                 db.write(move |c| {
@@ -231,7 +231,6 @@ impl Store {
                         .unwrap_or(now)
                         .max(ep.created_at);
                     endpoints::enable(c, &ep.id, now)?;
-                    ep.disabled = false;
                     if replay {
                         deliveries::replay_missing(c, &ep, since, None, now)
                     } else {
