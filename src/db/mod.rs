@@ -105,3 +105,8 @@ pub(crate) fn filter_col(s: Option<&str>, endpoint_id: &str) -> Option<Vec<Strin
         Vec::new()
     }))
 }
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    // Serializing plain data (strings, maps, vectors) cannot fail.
+    serde_json::to_string(v).expect("plain data serializes")
+}

@@ -1,6 +1,5 @@
 //! The layers keep to their places (DESIGN §6): reads `src/` and fails on a line that crosses
-//! a boundary. Where code has not moved yet, the exceptions are named here; the lists may only
-//! shrink.
+//! a boundary.
 
 use std::path::{Path, PathBuf};
 

@@ -2,8 +2,8 @@
 //! transaction, safe when several nodes take the same request at once.
 
 use super::super::outbox::IngestRequest;
-use super::super::{filter_col, Claimed, DbError, DbResult, Ingested};
-use std::sync::Arc;
+use super::super::{DbError, DbResult, Ingested};
+use crate::domain::model::DeliveryStatus;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Transaction;
 
@@ -44,10 +44,7 @@ pub async fn ingest(
             });
         }
     }
-    let to_json = |v: &Option<Vec<String>>| {
-        v.as_ref()
-            .map(|v| serde_json::to_string(v).unwrap_or_default())
-    };
+    let to_json = |v: &Option<Vec<String>>| v.as_ref().map(super::super::to_json);
     tx.execute(
         "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags, \
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -84,20 +81,7 @@ pub async fn ingest(
     let mut unclaimed = 0;
     for row in endpoints {
         let endpoint_id: String = row.get(0);
-        let wanted = match req.only_endpoint {
-            Some(only) => only == endpoint_id,
-            None => {
-                let types = filter_col(row.get::<_, Option<&str>>(1), &endpoint_id);
-                let chans = filter_col(row.get::<_, Option<&str>>(2), &endpoint_id);
-                crate::domain::routes_to(
-                    &m.event_type,
-                    m.channels.as_deref(),
-                    types.as_deref(),
-                    chans.as_deref(),
-                )
-            }
-        };
-        if !wanted {
+        if !req.wants(&endpoint_id, row.get(1), row.get(2)) {
             continue;
         }
         let disabled: bool = row.get(3);
@@ -129,15 +113,7 @@ pub async fn ingest(
             .await?
             .get(0);
         if take {
-            claimed.push(Claimed {
-                delivery_id: id,
-                msg_id: m.id.to_string(),
-                endpoint_id,
-                attempts: 0,
-                manual: false,
-                event_type: m.event_type.clone(),
-                payload: m.payload.clone().unwrap_or_else(|| Arc::from("{}")),
-            });
+            claimed.push(req.claimed(id, endpoint_id));
         } else if !disabled {
             unclaimed += 1;
         }
@@ -145,14 +121,16 @@ pub async fn ingest(
     Ok(Ingested::Created { claimed, unclaimed })
 }
 
-const PENDING: i16 = 1;
-const SKIPPED: i16 = 5;
+// The stored codes of the delivery states ingest writes.
+const PENDING: i16 = DeliveryStatus::Pending.code() as i16;
+const SKIPPED: i16 = DeliveryStatus::Skipped.code() as i16;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::db::IdempotencyKey;
     use crate::domain::model::{AppId, Message, MsgId};
+    use std::sync::Arc;
 
     /// A fresh, migrated database on the test cluster with application `app_1` and `eps`
     /// endpoints (`ep_0`… ; `ep_0` disabled when `first_disabled`); `None` without a cluster.

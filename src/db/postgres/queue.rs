@@ -17,8 +17,8 @@ pub struct Leased {
     pub attempts: i32,
 }
 
-/// Leases up to `limit` deliveries due at `now` to node `owner` until `lease_until`, oldest
-/// due first. The rows are chosen in a materialized CTE with `FOR UPDATE SKIP LOCKED`, so
+/// Leases up to `limit` deliveries due at `now` to node `owner` until `lease_until`, the
+/// oldest due chosen first (returned in no particular order). The rows are chosen in a materialized CTE with `FOR UPDATE SKIP LOCKED`, so
 /// nodes claiming at once get disjoint sets and no claim takes more than `limit` rows.
 pub async fn claim_due(
     c: &impl GenericClient,
@@ -40,7 +40,7 @@ pub async fn claim_due(
             &[&now, &limit, &lease_until, &owner],
         )
         .await?;
-    let mut leased: Vec<Leased> = rows
+    Ok(rows
         .iter()
         .map(|r| Leased {
             delivery_id: r.get(0),
@@ -48,9 +48,7 @@ pub async fn claim_due(
             endpoint_id: r.get(2),
             attempts: r.get(3),
         })
-        .collect();
-    leased.sort_by_key(|l| l.delivery_id);
-    Ok(leased)
+        .collect())
 }
 
 /// Writes an attempt's outcome to a delivery, ending its lease, only while `owner` still
@@ -465,7 +463,8 @@ mod tests {
             delays: vec![std::time::Duration::from_secs(5); 3],
             jitter: 0.0,
         };
-        let mine = claim_due(&**c, "a", 1000, 3, 31_000).await.unwrap();
+        let mut mine = claim_due(&**c, "a", 1000, 3, 31_000).await.unwrap();
+        mine.sort_by_key(|l| l.delivery_id);
         // The third delivery's lease goes to node b while a is paused.
         c.execute(
             "UPDATE deliveries SET lease_owner = 'b' WHERE id = $1",

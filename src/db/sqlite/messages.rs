@@ -94,16 +94,7 @@ pub fn ingest(
     let mut claimed = Vec::new();
     let mut unclaimed = 0;
     for (endpoint_id, filter_types, channels, disabled) in rows {
-        let wanted = match req.only_endpoint {
-            Some(only) => only == endpoint_id,
-            None => accepts(
-                m,
-                &endpoint_id,
-                filter_types.as_deref(),
-                channels.as_deref(),
-            ),
-        };
-        if !wanted {
+        if !req.wants(&endpoint_id, filter_types.as_deref(), channels.as_deref()) {
             continue;
         }
         if disabled {
@@ -128,15 +119,7 @@ pub fn ingest(
             m.created_at
         ])?;
         if take {
-            claimed.push(Claimed {
-                delivery_id: c.last_insert_rowid(),
-                msg_id: m.id.to_string(),
-                endpoint_id,
-                attempts: 0,
-                manual: false,
-                event_type: m.event_type.clone(),
-                payload: m.payload.clone().unwrap_or_else(|| Arc::from("{}")),
-            });
+            claimed.push(req.claimed(c.last_insert_rowid(), endpoint_id));
         } else {
             unclaimed += 1;
         }
@@ -145,22 +128,6 @@ pub fn ingest(
         idempotency::put(c, key, req.response.0, req.response.1, m.created_at)?;
     }
     Ok(Ingested::Created { claimed, unclaimed })
-}
-
-fn accepts(
-    m: &Message,
-    endpoint_id: &str,
-    filter_types: Option<&str>,
-    channels: Option<&str>,
-) -> bool {
-    let types = super::filter_col(filter_types, endpoint_id);
-    let chans = super::filter_col(channels, endpoint_id);
-    crate::domain::routes_to(
-        &m.event_type,
-        m.channels.as_deref(),
-        types.as_deref(),
-        chans.as_deref(),
-    )
 }
 
 /// By id, or else by eventId, within one application.

@@ -18,7 +18,7 @@ pub mod stats;
 pub mod tokens;
 mod writer;
 
-pub(crate) use super::{filter_col, DbError, DbOptions, DbResult, Page, PageQuery};
+pub(crate) use super::{filter_col, to_json, DbError, DbOptions, DbResult, Page, PageQuery};
 use crate::domain::crypto::MainKey;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -270,11 +270,6 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 pub(crate) fn json_col<T: serde::de::DeserializeOwned>(s: Option<String>) -> DbResult<Option<T>> {
     s.map(|s| serde_json::from_str(&s).map_err(|e| DbError::Corrupt(e.to_string())))
         .transpose()
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
-    // Serializing plain data (strings, maps, vectors) cannot fail.
-    serde_json::to_string(v).expect("plain data serializes")
 }
 
 impl PageQuery {
