@@ -4,8 +4,14 @@
 //! notifications and once-per-cluster chores, each tested on a real cluster. The `Store` does
 //! not run on it yet.
 
-use super::{DbError, DbResult};
+use super::{DbError, DbResult, Page, PageQuery};
+use crate::domain::crypto::MainKey;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::Arc;
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+use bytes::BytesMut;
 
 // Tested against a real cluster; the Store does not call them yet.
 #[allow(dead_code)]
@@ -91,6 +97,207 @@ pub async fn migrate(pool: &Pool) -> DbResult<i64> {
     }
     tx.commit().await?;
     Ok(version)
+}
+
+/// The PostgreSQL backend as the [`Store`](super::Store) holds it: a pool of connections,
+/// the key that seals endpoint secrets, and this node's name (the owner of its leases).
+#[derive(Clone)]
+pub struct PgStore(Arc<Inner>);
+
+pub struct Inner {
+    pub pool: Pool,
+    pub url: String,
+    pub main_key: Arc<MainKey>,
+    /// This node: leases it takes carry this name.
+    pub node: String,
+    /// Wake-ups for the other nodes, sent after commit.
+    pub wakeups: notify::Wakeups,
+    /// Kept for `/metrics`, which reports the SQLite writer's figures (zero here).
+    pub stats: super::sqlite::WriterStats,
+}
+
+impl std::ops::Deref for PgStore {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` with a pool of at most `pool_size` connections and brings the
+    /// schema up to date.
+    pub async fn open(url: &str, pool_size: usize, main_key: MainKey) -> DbResult<PgStore> {
+        let pool = pool(url, pool_size)?;
+        migrate(&pool).await?;
+        let node = format!(
+            "{}-{}",
+            hostname(),
+            ulid::Ulid::new().to_string().to_lowercase()
+        );
+        Ok(PgStore(Arc::new(Inner {
+            pool,
+            url: url.to_owned(),
+            main_key: Arc::new(main_key),
+            node,
+            wakeups: notify::Wakeups::default(),
+            stats: Default::default(),
+        })))
+    }
+
+    /// Runs `f` on a pooled connection, outside any transaction.
+    pub async fn read<T>(
+        &self,
+        f: impl AsyncFnOnce(&deadpool_postgres::Client) -> DbResult<T>,
+    ) -> DbResult<T> {
+        let c = self.pool.get().await?;
+        f(&c).await
+    }
+
+    /// Runs `f` in one transaction, committed when `f` returns `Ok` (rolled back otherwise).
+    pub async fn write<T>(
+        &self,
+        f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> DbResult<T>,
+    ) -> DbResult<T> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let out = f(&tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// The host's name, for naming nodes in logs and leases.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+impl PageQuery {
+    /// `(condition, order by, parameter, reverse results)` for key column `col`, the
+    /// parameter numbered `$n`.
+    pub(crate) fn pg_sql(&self, col: &str, n: usize) -> (String, String, Option<String>, bool) {
+        let (asc, desc) = (format!("{col} ASC"), format!("{col} DESC"));
+        match (&self.after, &self.before, self.descending) {
+            (Some(a), _, false) => (format!("{col} > ${n}"), asc, Some(a.clone()), false),
+            (Some(a), _, true) => (format!("{col} < ${n}"), desc, Some(a.clone()), false),
+            (None, Some(b), false) => (format!("{col} < ${n}"), desc, Some(b.clone()), true),
+            (None, Some(b), true) => (format!("{col} > ${n}"), asc, Some(b.clone()), true),
+            (None, None, false) => ("TRUE".into(), asc, None, false),
+            (None, None, true) => ("TRUE".into(), desc, None, false),
+        }
+    }
+}
+
+/// Runs a paged query. `base` is a SELECT with a WHERE clause ending in `AND {page}`, its
+/// parameters `$1`… given in `params`; the page condition (its cursor the next parameter),
+/// order and limit are filled in.
+pub(crate) async fn paged<T>(
+    c: &impl deadpool_postgres::GenericClient,
+    base: &str,
+    col: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    page: &PageQuery,
+    map: impl FnMut(&tokio_postgres::Row) -> DbResult<T>,
+) -> DbResult<Page<T>> {
+    let (cond, order, param, reverse) = page.pg_sql(col, params.len() + 1);
+    let sql = format!(
+        "{} ORDER BY {order} LIMIT {}",
+        base.replace("{page}", &cond),
+        page.limit + 1
+    );
+    let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
+    if let Some(p) = &param {
+        all.push(p);
+    }
+    let stmt = c.prepare_cached(&sql).await?;
+    let rows = c.query(&stmt, &all).await?;
+    let mut items = rows.iter().map(map).collect::<DbResult<Vec<_>>>()?;
+    let done = items.len() <= page.limit;
+    items.truncate(page.limit);
+    if reverse {
+        items.reverse();
+    }
+    Ok(Page { items, done })
+}
+
+/// Whether `e` is a unique-constraint violation (23505).
+pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+/// Typed ids are stored as their text.
+macro_rules! id_column {
+    ($($t:ty),*) => {$(
+        impl<'a> FromSql<'a> for $t {
+            fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+                Ok(<$t>::from_string(<String as FromSql>::from_sql(ty, raw)?))
+            }
+            fn accepts(ty: &Type) -> bool {
+                <String as FromSql>::accepts(ty)
+            }
+        }
+
+        impl ToSql for $t {
+            fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+                self.as_str().to_sql(ty, out)
+            }
+            fn accepts(ty: &Type) -> bool {
+                <&str as ToSql>::accepts(ty)
+            }
+            to_sql_checked!();
+        }
+    )*};
+}
+
+id_column!(
+    crate::domain::ids::AppId,
+    crate::domain::ids::EndpointId,
+    crate::domain::ids::MsgId,
+    crate::domain::ids::AttemptId
+);
+
+/// Delivery states and triggers are stored as their codes (`SMALLINT`). A status code
+/// hookbox never writes reads as skipped, as on SQLite.
+impl<'a> FromSql<'a> for crate::domain::model::DeliveryStatus {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        let code = i16::from_sql(ty, raw)?;
+        Ok(Self::from_code(i64::from(code)).unwrap_or(Self::Skipped))
+    }
+    fn accepts(ty: &Type) -> bool {
+        <i16 as FromSql>::accepts(ty)
+    }
+}
+
+impl ToSql for crate::domain::model::DeliveryStatus {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        i16::try_from(self.code())?.to_sql(ty, out)
+    }
+    fn accepts(ty: &Type) -> bool {
+        <i16 as ToSql>::accepts(ty)
+    }
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for crate::domain::model::Trigger {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        Ok(Self::from_code(i64::from(i16::from_sql(ty, raw)?)))
+    }
+    fn accepts(ty: &Type) -> bool {
+        <i16 as FromSql>::accepts(ty)
+    }
+}
+
+impl ToSql for crate::domain::model::Trigger {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        i16::try_from(self.code())?.to_sql(ty, out)
+    }
+    fn accepts(ty: &Type) -> bool {
+        <i16 as ToSql>::accepts(ty)
+    }
+    to_sql_checked!();
 }
 
 /// Connects to the database at `url` and brings its schema up to date; returns the version.

@@ -1,6 +1,6 @@
 //! Console admins, their sessions, and what the console's pages read.
 
-use super::{Activity, AdminSession, AdminUser, Endpoint, Failure, Health, Stats, Store, Times};
+use super::{unported, Activity, AdminSession, AdminUser, Endpoint, Failure, Health, Stats, Store, Times};
 use super::{Totals, Troubled};
 use crate::db::sqlite::{admin, deliveries, endpoints};
 use crate::db::DbResult;
@@ -26,6 +26,7 @@ impl Store {
     pub async fn admin_by_name(&self, username: &str) -> DbResult<Option<AdminUser>> {
         let name = username.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| admin::user_by_name(c, &name)).await,
         }
     }
@@ -45,6 +46,7 @@ impl Store {
             password_hash.to_owned(),
         );
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     if admin::count_users(c)? > 0 || !admin::consume_setup_token(c, &t, now)? {
@@ -61,6 +63,7 @@ impl Store {
     pub async fn setup_token_usable(&self, hash: &str, now: i64) -> DbResult<bool> {
         let h = hash.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     Ok(admin::count_users(c)? == 0 && admin::setup_token_valid(c, &h, now)?)
@@ -75,6 +78,7 @@ impl Store {
     pub async fn replace_setup_token(&self, hash: &str, now: i64, until: i64) -> DbResult<bool> {
         let h = hash.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     if admin::count_users(c)? > 0 {
@@ -97,6 +101,7 @@ impl Store {
     ) -> DbResult<()> {
         let (h, u, t) = (id_hash.to_owned(), user_id.to_owned(), csrf.to_owned());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| admin::insert_session(c, &h, &u, &t, now, expires_at))
                     .await
@@ -107,6 +112,7 @@ impl Store {
     pub async fn admin_session(&self, id_hash: &str, now: i64) -> DbResult<Option<AdminSession>> {
         let h = id_hash.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| admin::session(c, &h, now)).await,
         }
     }
@@ -114,6 +120,7 @@ impl Store {
     pub async fn touch_admin_session(&self, id_hash: &str, now: i64, until: i64) -> DbResult<()> {
         let h = id_hash.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| admin::touch_session(c, &h, now, until))
                     .await
@@ -124,6 +131,7 @@ impl Store {
     pub async fn end_admin_session(&self, id_hash: &str) -> DbResult<()> {
         let h = id_hash.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| admin::delete_session(c, &h)).await,
         }
     }
@@ -132,6 +140,7 @@ impl Store {
     /// need attention and the latest failed attempts (`hidden_uid`'s application left out).
     pub async fn dashboard(&self, hidden_uid: &'static str, since: i64) -> DbResult<Dashboard> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     Ok(Dashboard {
@@ -157,6 +166,7 @@ impl Store {
     )> {
         let (id, key) = (app_id.to_owned(), self.main_key().clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     let mut eps = endpoints::all_in_app(c, &key, &id)?;
@@ -178,6 +188,7 @@ impl Store {
     ) -> DbResult<Option<(Endpoint, Health)>> {
         let (app_id, key, main_key) = (app_id.to_owned(), key.to_owned(), self.main_key().clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     let Some(ep) = endpoints::get(c, &main_key, &app_id, &key)? else {
@@ -197,6 +208,7 @@ impl Store {
     pub async fn endpoint_health(&self, endpoint_id: &str, since: i64) -> DbResult<Health> {
         let id = endpoint_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 let id = crate::domain::ids::EndpointId::from_string(id);
                 db.read(move |c| {
@@ -217,6 +229,7 @@ impl Store {
     ) -> DbResult<EndpointSummary> {
         let id = endpoint_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     Ok(EndpointSummary {
@@ -235,6 +248,7 @@ impl Store {
     pub async fn count_skipped(&self, endpoint_id: &str) -> DbResult<i64> {
         let id = endpoint_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| deliveries::count_skipped(c, &id)).await,
         }
     }

@@ -1,6 +1,6 @@
 //! Applications.
 
-use super::{App, Store};
+use super::{unported, App, Store};
 use crate::db::sqlite::{admin, apps, endpoints};
 use crate::db::{DbResult, Page, PageQuery};
 
@@ -9,6 +9,7 @@ impl Store {
     pub async fn app(&self, key: &str) -> DbResult<Option<App>> {
         let key = key.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| apps::get(c, &key)).await,
         }
     }
@@ -17,6 +18,7 @@ impl Store {
     pub async fn apps(&self, page: &PageQuery, hidden_uid: &'static str) -> DbResult<Page<App>> {
         let q = page.clone();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| apps::list(c, &q, hidden_uid)).await,
         }
     }
@@ -29,6 +31,7 @@ impl Store {
     ) -> DbResult<Page<(App, i64)>> {
         let q = page.clone();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     let page = apps::list(c, &q, hidden_uid)?;
@@ -54,6 +57,7 @@ impl Store {
     pub async fn count_endpoints(&self, app_id: &str) -> DbResult<i64> {
         let id = app_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| admin::count_endpoints(c, &id)).await,
         }
     }
@@ -61,6 +65,7 @@ impl Store {
     /// Stores a new application; a taken uid is a [`DbError::Conflict`](crate::db::DbError).
     pub async fn create_app(&self, app: App) -> DbResult<()> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| apps::insert(c, &app)).await,
         }
     }
@@ -69,6 +74,7 @@ impl Store {
     pub async fn get_or_create_app(&self, key: &str, fresh: App) -> DbResult<(bool, App)> {
         let key = key.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| match apps::get(c, &key)? {
                     Some(existing) => Ok((false, existing)),
@@ -84,6 +90,7 @@ impl Store {
     pub async fn app_or_create(&self, key: &str, fresh: Option<App>) -> DbResult<Option<App>> {
         let key = key.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| match apps::get(c, &key)? {
                     Some(app) => Ok(Some(app)),
@@ -107,6 +114,7 @@ impl Store {
     ) -> DbResult<(bool, App)> {
         let key = key.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| match apps::get(c, &key)? {
                     Some(old) => {
@@ -123,6 +131,7 @@ impl Store {
 
     pub async fn update_app(&self, app: App) -> DbResult<()> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| apps::update(c, &app)).await,
         }
     }
@@ -132,6 +141,7 @@ impl Store {
     pub async fn delete_app(&self, app_id: &str) -> DbResult<Vec<String>> {
         let id = app_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let eps = endpoints::ids_in_app(c, &id)?;

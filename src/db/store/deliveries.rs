@@ -1,6 +1,6 @@
 //! The outbox as the dispatcher and housekeeping see it: claims, results, retention.
 
-use super::{AttemptResult, Claimed, Recorded, Store};
+use super::{unported, AttemptResult, Claimed, Recorded, Store};
 use crate::db::sqlite::{deliveries, idempotency, messages, operational};
 use crate::db::DbResult;
 use crate::domain::retry::RetrySchedule;
@@ -21,6 +21,7 @@ impl Store {
         busy: Vec<String>,
     ) -> DbResult<Vec<Claimed>> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| deliveries::claim_due(c, now, limit, lease_until, &busy))
                     .await
@@ -31,6 +32,7 @@ impl Store {
     /// When the next delivery falls due, if any is pending.
     pub async fn next_due(&self) -> DbResult<Option<i64>> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(deliveries::next_due).await,
         }
     }
@@ -38,6 +40,7 @@ impl Store {
     /// Makes every leased delivery due again (at start: the previous run's leases); how many.
     pub async fn release_all_leases(&self) -> DbResult<usize> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(deliveries::release_all_leases).await,
         }
     }
@@ -54,6 +57,7 @@ impl Store {
         clock: Clock,
     ) -> DbResult<(Recorded, bool)> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let now = clock.now_ms();
@@ -73,6 +77,7 @@ impl Store {
     /// how many.
     pub async fn purge_expired_payloads(&self, now: i64) -> usize {
         match self {
+            Store::Postgres(_) => unported().unwrap_or(0),
             Store::Sqlite(db) => {
                 let purged = db
                     .write_batches("payload purge", PURGE_BATCH, move |c| {
@@ -92,6 +97,7 @@ impl Store {
     /// Forgets the idempotent responses stored before `cutoff`; how many.
     pub async fn purge_idempotency(&self, cutoff: i64) -> usize {
         match self {
+            Store::Postgres(_) => unported().unwrap_or(0),
             Store::Sqlite(db) => {
                 db.write_batches("idempotency purge", PURGE_BATCH, move |c| {
                     idempotency::purge(c, cutoff, PURGE_BATCH)
@@ -104,6 +110,7 @@ impl Store {
     /// Creates hookbox's own application when it does not exist yet; returns its id.
     pub async fn ensure_operational_app(&self, now: i64) -> DbResult<String> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| operational::ensure_app(c, now)).await,
         }
     }

@@ -2,7 +2,7 @@
 //! transaction. Each change that announces something returns whether it did (the caller
 //! then wakes the dispatcher).
 
-use super::{Activity, App, Endpoint, Health, Notice, Secret, Store, TestSend};
+use super::{unported, Activity, App, Endpoint, Health, Notice, Secret, Store, TestSend};
 use crate::db::sqlite::{admin, deliveries, endpoints, operational};
 use crate::db::{DbResult, Page, PageQuery};
 use crate::domain::operational::Event;
@@ -19,6 +19,7 @@ impl Store {
     pub async fn endpoint(&self, app_id: &str, key: &str) -> DbResult<Option<Endpoint>> {
         let (app_id, key, main_key) = (app_id.to_owned(), key.to_owned(), self.main_key().clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| endpoints::get(c, &main_key, &app_id, &key))
                     .await
@@ -34,6 +35,7 @@ impl Store {
     ) -> DbResult<Option<(Endpoint, Vec<Secret>)>> {
         let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     let Some(ep) = endpoints::get_by_id(c, &key, &id)? else {
@@ -50,6 +52,7 @@ impl Store {
     pub async fn endpoints(&self, app_id: &str, page: &PageQuery) -> DbResult<Page<Endpoint>> {
         let (id, p, key) = (app_id.to_owned(), page.clone(), self.main_key().clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| endpoints::list(c, &key, &id, &p)).await,
         }
     }
@@ -59,6 +62,7 @@ impl Store {
     pub async fn endpoint_secrets(&self, endpoint_id: &str, now: i64) -> DbResult<Vec<Secret>> {
         let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| endpoints::secrets(c, &key, &id, now))
                     .await
@@ -74,6 +78,7 @@ impl Store {
     ) -> DbResult<HealthReport> {
         let id = endpoint_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 let id = crate::domain::ids::EndpointId::from_string(id);
                 db.read(move |c| {
@@ -94,6 +99,7 @@ impl Store {
     pub async fn create_endpoint(&self, ep: Endpoint, secret: String, now: i64) -> DbResult<bool> {
         let main_key = self.main_key().clone();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     endpoints::insert(c, &main_key, &ep, &secret)?;
@@ -115,6 +121,7 @@ impl Store {
     ) -> DbResult<bool> {
         let key = self.main_key().clone();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let was_disabled = endpoints::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
@@ -145,6 +152,7 @@ impl Store {
     pub async fn delete_endpoint(&self, app: App, ep: &Endpoint, now: i64) -> DbResult<bool> {
         let (id, uid) = (ep.id.clone(), ep.uid.clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     endpoints::delete(c, &id)?;
@@ -164,6 +172,7 @@ impl Store {
         now: i64,
     ) -> DbResult<(Vec<String>, bool)> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let mut notices = Vec::new();
@@ -195,6 +204,7 @@ impl Store {
         now: i64,
     ) -> DbResult<(Vec<String>, bool)> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let dead = endpoints::failing_since_before(c, cutoff)?;
@@ -222,6 +232,7 @@ impl Store {
     pub async fn enable_endpoint(&self, ep: &Endpoint, replay: bool, now: i64) -> DbResult<usize> {
         let ep = ep.clone();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let since = admin::first_skipped_at(c, &ep.id)?
@@ -252,6 +263,7 @@ impl Store {
     ) -> DbResult<usize> {
         let id = endpoint_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| deliveries::recover(c, &id, since, until, now))
                     .await
@@ -269,6 +281,7 @@ impl Store {
     ) -> DbResult<usize> {
         let e = ep.clone();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| deliveries::replay_missing(c, &e, since, until, now))
                     .await
@@ -287,6 +300,7 @@ impl Store {
     ) -> DbResult<()> {
         let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| endpoints::rotate_secret(c, &key, &id, &secret, grace_ms, now))
                     .await
@@ -304,6 +318,7 @@ impl Store {
     ) -> DbResult<()> {
         let (m, e) = (msg_id.to_owned(), endpoint_id.to_owned());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| deliveries::resend(c, &m, &e, max_attempts, now))
                     .await
@@ -314,6 +329,7 @@ impl Store {
     /// Records a test send: its message and its one attempt.
     pub async fn record_test_send(&self, t: TestSend) -> DbResult<()> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| admin::record_test_send(c, &t)).await,
         }
     }

@@ -1,6 +1,6 @@
 //! The event catalog.
 
-use super::{EventType, Store};
+use super::{unported, EventType, Store};
 use crate::db::sqlite::event_types;
 use crate::db::{DbResult, Page, PageQuery};
 
@@ -8,6 +8,7 @@ impl Store {
     pub async fn event_type(&self, name: &str) -> DbResult<Option<EventType>> {
         let name = name.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| event_types::get(c, &name)).await,
         }
     }
@@ -19,6 +20,7 @@ impl Store {
     ) -> DbResult<Page<EventType>> {
         let q = page.clone();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| event_types::list(c, &q, include_archived))
                     .await
@@ -29,6 +31,7 @@ impl Store {
     /// Which of `names` are not in the catalog (archived ones are).
     pub async fn missing_event_types(&self, names: Vec<String>) -> DbResult<Vec<String>> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| event_types::missing(c, &names)).await,
         }
     }
@@ -37,6 +40,7 @@ impl Store {
     /// creation time). `None` when a live type has that name.
     pub async fn create_event_type(&self, t: EventType) -> DbResult<Option<EventType>> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| match event_types::get(c, &t.name)? {
                     Some(old) if old.archived => {
@@ -63,6 +67,7 @@ impl Store {
     ) -> DbResult<(bool, EventType)> {
         let name = name.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let existing = event_types::get(c, &name)?;
@@ -87,6 +92,7 @@ impl Store {
     ) -> DbResult<Option<EventType>> {
         let name = name.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let Some(mut e) = event_types::get(c, &name)? else {
@@ -103,6 +109,7 @@ impl Store {
 
     pub async fn update_event_type(&self, e: EventType) -> DbResult<()> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| event_types::update(c, &e)).await,
         }
     }
@@ -111,6 +118,7 @@ impl Store {
     pub async fn expunge_event_type(&self, name: &str) -> DbResult<bool> {
         let name = name.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| event_types::delete(c, &name)).await,
         }
     }

@@ -1,6 +1,6 @@
 //! Messages, their deliveries' listings, attempts, analytics and idempotent responses.
 
-use super::{
+use super::{unported, 
     Analytics, App, Attempt, AttemptFilter, EndpointMessage, IdempotencyKey, Ingested, Message,
     MessageEndpoint, MessageFilter, Stats, Store,
 };
@@ -40,6 +40,7 @@ impl Store {
         let now = m.msg.created_at;
         let due_at = m.deliver_at.filter(|t| *t > now).unwrap_or(now);
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let NewMessage {
@@ -86,6 +87,7 @@ impl Store {
     pub async fn message(&self, app_id: &str, key: &str) -> DbResult<Option<Message>> {
         let (app_id, key) = (app_id.to_owned(), key.to_owned());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| messages::get(c, &app_id, &key)).await,
         }
     }
@@ -98,6 +100,7 @@ impl Store {
     ) -> DbResult<Page<Message>> {
         let (app_id, p) = (app_id.to_owned(), page.clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| messages::list(c, &app_id, &filter, &p))
                     .await
@@ -113,6 +116,7 @@ impl Store {
     ) -> DbResult<Page<MessageEndpoint>> {
         let (id, p, key) = (msg_id.to_owned(), page.clone(), self.main_key().clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| deliveries::list_for_message(c, &key, &id, &p))
                     .await
@@ -130,6 +134,7 @@ impl Store {
     ) -> DbResult<Page<EndpointMessage>> {
         let (id, p) = (endpoint_id.to_owned(), page.clone());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| deliveries::list_for_endpoint(c, &id, status, &filter, &p))
                     .await
@@ -146,6 +151,7 @@ impl Store {
     ) -> DbResult<Stats> {
         let id = endpoint_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| deliveries::stats(c, &id, since, until))
                     .await
@@ -160,6 +166,7 @@ impl Store {
     ) -> DbResult<Page<Attempt>> {
         let p = page.clone();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| attempts::list(c, &filter, &p)).await,
         }
     }
@@ -167,6 +174,7 @@ impl Store {
     pub async fn attempt(&self, msg_id: &str, attempt_id: &str) -> DbResult<Option<Attempt>> {
         let (m, a) = (msg_id.to_owned(), attempt_id.to_owned());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| attempts::get(c, &m, &a)).await,
         }
     }
@@ -183,6 +191,7 @@ impl Store {
     ) -> DbResult<Analytics> {
         let app_id = app_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     stats::analytics(c, &app_id, endpoint_id.as_deref(), since, until, bucket_ms)
@@ -199,6 +208,7 @@ impl Store {
     ) -> DbResult<Option<(u16, String)>> {
         let k = key.clone();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| idempotency::get(c, &k)).await,
         }
     }
@@ -211,6 +221,7 @@ impl Store {
         now: i64,
     ) -> DbResult<()> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| idempotency::put(c, &key, status, &body, now))
                     .await

@@ -22,6 +22,7 @@ mod messages;
 mod portal;
 mod tokens;
 
+use super::postgres::PgStore;
 use super::sqlite::{self, Db};
 use super::{DbOptions, DbResult};
 use crate::domain::crypto::MainKey;
@@ -55,6 +56,13 @@ pub use messages::NewMessage;
 pub enum Store {
     /// One SQLite file: one writer thread with group commit, a pool of readers.
     Sqlite(Db),
+    /// A PostgreSQL database that several nodes share.
+    Postgres(PgStore),
+}
+
+/// Placeholder while the PostgreSQL backend is being filled in.
+pub(crate) fn unported<T>() -> DbResult<T> {
+    Err(super::DbError::Postgres("not implemented on PostgreSQL yet".into()))
 }
 
 impl Store {
@@ -63,10 +71,17 @@ impl Store {
         Ok(Store::Sqlite(Db::open(opts, main_key)?))
     }
 
+    /// Connects to the PostgreSQL database at `url` (migrating it if needed) with a pool of
+    /// at most `pool_size` connections.
+    pub async fn open_postgres(url: &str, pool_size: usize, main_key: MainKey) -> DbResult<Store> {
+        Ok(Store::Postgres(PgStore::open(url, pool_size, main_key).await?))
+    }
+
     /// The key that seals endpoint secrets at rest.
     pub fn main_key(&self) -> &Arc<MainKey> {
         match self {
             Store::Sqlite(db) => &db.main_key,
+            Store::Postgres(pg) => &pg.main_key,
         }
     }
 
@@ -74,6 +89,7 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(db) => db.close().await,
+            Store::Postgres(pg) => pg.pool.close(),
         }
     }
 
@@ -81,12 +97,14 @@ impl Store {
     pub fn writer_stats(&self) -> &WriterStats {
         match self {
             Store::Sqlite(db) => db.writer.stats(),
+            Store::Postgres(pg) => &pg.stats,
         }
     }
 
     /// Figures read at scrape time, for `/metrics`.
     pub async fn gauges(&self, now: i64) -> DbResult<Gauges> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| sqlite::stats::gauges(c, now)).await,
         }
     }

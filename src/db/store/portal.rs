@@ -1,12 +1,13 @@
 //! Customer portal links and sessions.
 
-use super::{App, PortalLink, PortalSession, Store};
+use super::{unported, App, PortalLink, PortalSession, Store};
 use crate::db::sqlite::{apps, portal};
 use crate::db::DbResult;
 
 impl Store {
     pub async fn create_portal_link(&self, link: PortalLink) -> DbResult<()> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| portal::insert_link(c, &link)).await,
         }
     }
@@ -15,6 +16,7 @@ impl Store {
     pub async fn portal_link(&self, token_hash: &str, now: i64) -> DbResult<Option<PortalLink>> {
         let h = token_hash.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| portal::link(c, &h, now)).await,
         }
     }
@@ -23,6 +25,7 @@ impl Store {
     pub async fn live_portal_links(&self, app_id: &str, now: i64) -> DbResult<Vec<PortalLink>> {
         let id = app_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| portal::live_links(c, &id, now)).await,
         }
     }
@@ -36,6 +39,7 @@ impl Store {
     ) -> DbResult<bool> {
         let id = app_id.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let hash = portal::live_links(c, &id, now)?
@@ -62,6 +66,7 @@ impl Store {
     ) -> DbResult<()> {
         let (s, l, t) = (id_hash.to_owned(), link_hash.to_owned(), csrf.to_owned());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| portal::insert_session(c, &s, &l, &t, now, expires_at))
                     .await
@@ -77,6 +82,7 @@ impl Store {
     ) -> DbResult<Option<(PortalSession, App)>> {
         let h = id_hash.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     let Some(s) = portal::session(c, &h, now)? else {
@@ -92,6 +98,7 @@ impl Store {
     pub async fn touch_portal_session(&self, id_hash: &str, now: i64, until: i64) -> DbResult<()> {
         let h = id_hash.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| portal::touch_session(c, &h, now, until))
                     .await

@@ -1,6 +1,6 @@
 //! API tokens.
 
-use super::{Store, Token};
+use super::{unported, Store, Token};
 use crate::db::sqlite::tokens;
 use crate::db::DbResult;
 use crate::domain::ids;
@@ -10,6 +10,7 @@ impl Store {
     pub async fn token_by_hash(&self, hash: &str, now: i64) -> DbResult<Option<String>> {
         let h = hash.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 let id = db.read(move |c| tokens::find_active(c, &h)).await?;
                 if let Some(id) = &id {
@@ -24,6 +25,7 @@ impl Store {
 
     pub async fn tokens(&self) -> DbResult<Vec<Token>> {
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(tokens::list).await,
         }
     }
@@ -32,6 +34,7 @@ impl Store {
     pub async fn create_token(&self, name: &str, hash: &str, now: i64) -> DbResult<String> {
         let (id, name, hash) = (ids::new_id(ids::TOKEN), name.to_owned(), hash.to_owned());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| tokens::insert(c, &id, &name, &hash, now).map(|()| id))
                     .await
@@ -48,6 +51,7 @@ impl Store {
     ) -> DbResult<Option<String>> {
         let (id, name, hash) = (ids::new_id(ids::TOKEN), name.to_owned(), hash.to_owned());
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     if tokens::count_active(c)? > 0 {
@@ -64,6 +68,7 @@ impl Store {
     pub async fn revoke_token(&self, id_or_name: &str, now: i64) -> DbResult<usize> {
         let key = id_or_name.to_owned();
         match self {
+            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| tokens::revoke(c, &key, now)).await,
         }
     }
