@@ -4,7 +4,7 @@
 //! flush the writer, checkpoint the WAL.
 
 use crate::config::Config;
-use crate::db::{DbOptions, Store};
+use crate::db::{DbOptions, PeerSignal, Store};
 use crate::delivery::{client::Sender, ssrf::Guard, Dispatcher};
 use crate::domain::time::now_ms;
 use crate::http::{self, auth, State};
@@ -25,7 +25,8 @@ pub struct Application {
     grace: Duration,
     bootstrap_token: Option<String>,
     setup_token: Option<String>,
-    _lock: std::fs::File,
+    /// The data dir's lock (SQLite only: on PostgreSQL nodes share nothing on disk).
+    _lock: Option<std::fs::File>,
 }
 
 impl Application {
@@ -40,23 +41,7 @@ impl Application {
         cfg: Config,
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
-        cfg.ensure_data_dir()?;
-        let lock = lock_data_dir(&cfg)?;
-        let (main_key, key_source) =
-            crate::main_key::load_or_create(&cfg).context("while loading the main key")?;
-        let store = Store::open_sqlite(
-            &DbOptions {
-                path: cfg.db_path(),
-                max_size_mib: cfg.database.max_size_mib,
-                synchronous: cfg.database.synchronous.clone(),
-                readers: cfg.database.readers,
-                max_batch: cfg.database.max_batch,
-            },
-            main_key,
-        )
-        .with_context(|| {
-            format!("while opening the database with the main key from {key_source}")
-        })?;
+        let (store, lock) = open_store(&cfg).await?;
         let operational_app_id = store.ensure_operational_app(now_ms()).await?;
         let bootstrap_token = {
             let token = auth::generate_token();
@@ -99,6 +84,7 @@ impl Application {
             .await;
         });
 
+        let store_shared = store.is_shared();
         let addr = listener.local_addr()?;
         let grace = cfg.shutdown_grace;
         let console = http::admin::Console::new(store.main_key());
@@ -106,11 +92,41 @@ impl Application {
             store,
             cfg: Arc::new(cfg),
             dispatcher,
-            tokens: auth::TokenCache::default(),
+            // Where other nodes revoke tokens too, a check is trusted for a second at most
+            // (their signal usually clears it sooner).
+            tokens: if store_shared {
+                auth::TokenCache::with_ttl(Duration::from_secs(1))
+            } else {
+                auth::TokenCache::default()
+            },
             metrics: http::metrics::HttpMetrics::default(),
             console,
             operational_app_id,
         });
+        // With other nodes: heartbeats, freeing dead nodes' leases, and their signals.
+        if state.store.is_shared() {
+            let (node, cancel) = (state.clone(), cancel.clone());
+            let (every, dead_after) = (
+                node.cfg.database.heartbeat_interval,
+                node.cfg.database.node_timeout,
+            );
+            tracker.spawn(async move {
+                let store = node.store.clone();
+                store
+                    .run_node(
+                        every,
+                        dead_after,
+                        |s| {
+                            node.dispatcher.heard(&s);
+                            if matches!(s, PeerSignal::Tokens | PeerSignal::Resync) {
+                                node.tokens.clear();
+                            }
+                        },
+                        cancel,
+                    )
+                    .await;
+            });
+        }
         let data = state.clone();
         let server = HttpServer::new(move || {
             let traced = data.clone();
@@ -227,6 +243,37 @@ impl Application {
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// Opens the configured storage: the shared PostgreSQL database when `database_url` is set,
+/// else SQLite in the data dir (locked, so one server uses it at a time).
+async fn open_store(cfg: &Config) -> anyhow::Result<(Store, Option<std::fs::File>)> {
+    if let Some(url) = &cfg.database_url {
+        let (main_key, key_source) =
+            crate::main_key::load_or_create(cfg).context("while loading the main key")?;
+        let store = Store::open_postgres(url, cfg.database.pool_size, main_key)
+            .await
+            .with_context(|| {
+                format!("while opening the PostgreSQL database with the main key from {key_source}")
+            })?;
+        return Ok((store, None));
+    }
+    cfg.ensure_data_dir()?;
+    let lock = lock_data_dir(cfg)?;
+    let (main_key, key_source) =
+        crate::main_key::load_or_create(cfg).context("while loading the main key")?;
+    let store = Store::open_sqlite(
+        &DbOptions {
+            path: cfg.db_path(),
+            max_size_mib: cfg.database.max_size_mib,
+            synchronous: cfg.database.synchronous.clone(),
+            readers: cfg.database.readers,
+            max_batch: cfg.database.max_batch,
+        },
+        main_key,
+    )
+    .with_context(|| format!("while opening the database with the main key from {key_source}"))?;
+    Ok((store, Some(lock)))
 }
 
 /// After the HTTP server has stopped: the dispatcher (again, for deliveries that requests

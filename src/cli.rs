@@ -33,6 +33,10 @@ pub struct Common {
 pub struct ServeArgs {
     #[command(flatten)]
     pub common: Common,
+    /// A PostgreSQL database that several nodes share (postgres://USER[:PASS]@HOST:PORT/DB);
+    /// without it, SQLite in the data dir.
+    #[arg(long, env = "HOOKBOX_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, env = "HOOKBOX_LISTEN")]
     pub listen: Option<String>,
@@ -49,6 +53,7 @@ impl ServeArgs {
     pub fn config(&self) -> anyhow::Result<Config> {
         Config::load(&Overrides {
             data_dir: self.common.data_dir.clone(),
+            database_url: self.database_url.clone(),
             listen: self.listen.clone(),
             allow_destinations: self.allow_destinations.clone(),
             config_file: self.common.config.clone(),
@@ -157,6 +162,7 @@ fn read_password(file: Option<&Path>, stdin: &mut dyn std::io::BufRead) -> anyho
 /// database: SQLite's locking serializes the two writers.
 pub fn admin(action: AdminAction, stdin: &mut dyn std::io::BufRead) -> anyhow::Result<String> {
     use crate::db;
+    use crate::db::commands::Database;
     use crate::domain::{password, time};
     match action {
         AdminAction::Create {
@@ -169,8 +175,10 @@ pub fn admin(action: AdminAction, stdin: &mut dyn std::io::BufRead) -> anyhow::R
             let pw = read_password(password_file.as_deref(), stdin)?;
             let hash = password::hash(&pw).map_err(|e| anyhow::anyhow!(e))?;
             let cfg = args.config()?;
-            cfg.ensure_data_dir()?;
-            db::commands::create_admin(&cfg.db_path(), &username, &hash, time::now_ms())
+            if !cfg.on_postgres() {
+                cfg.ensure_data_dir()?;
+            }
+            db::commands::create_admin(&Database::of(&cfg), &username, &hash, time::now_ms())
                 .context("while creating the admin")?;
             Ok(format!("created admin `{username}`"))
         }
@@ -182,7 +190,7 @@ pub fn admin(action: AdminAction, stdin: &mut dyn std::io::BufRead) -> anyhow::R
             let pw = read_password(password_file.as_deref(), stdin)?;
             let hash = password::hash(&pw).map_err(|e| anyhow::anyhow!(e))?;
             let found = db::commands::set_admin_password(
-                &args.config()?.db_path(),
+                &Database::of(&args.config()?),
                 &username,
                 &hash,
                 time::now_ms(),

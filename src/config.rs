@@ -14,6 +14,9 @@ use std::time::Duration;
 pub struct Config {
     /// Where the database and key files live.
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://USER[:PASS]@HOST:PORT/DB`) that several hookbox
+    /// nodes share. Unset: SQLite in the data dir.
+    pub database_url: Option<String>,
     /// Address the HTTP server listens on.
     pub listen: String,
     /// Subnets deliveries may reach even though they are private or loopback.
@@ -93,6 +96,15 @@ pub struct DatabaseConfig {
     /// Largest size of the database file in MiB (`0`: no limit but the disk's). Past it,
     /// writes are refused as on a full disk (503) until data is purged or the limit raised.
     pub max_size_mib: u64,
+    /// PostgreSQL: connections each node keeps at most.
+    pub pool_size: usize,
+    /// PostgreSQL: how often a node tells the others it is alive.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// PostgreSQL: a node silent for this long is taken for dead, and the deliveries it had
+    /// claimed are sent by the others.
+    #[serde(with = "humantime_serde")]
+    pub node_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,6 +172,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./hookbox-data"),
+            database_url: None,
             listen: "127.0.0.1:8080".into(),
             allow_destinations: Vec::new(),
             trusted_proxies: Vec::new(),
@@ -183,6 +196,9 @@ impl Default for DatabaseConfig {
             readers: 4,
             max_batch: 2000,
             max_size_mib: 0,
+            pool_size: 16,
+            heartbeat_interval: Duration::from_secs(5),
+            node_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -228,6 +244,7 @@ impl Default for ApiConfig {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
     pub listen: Option<String>,
     pub allow_destinations: Vec<IpNet>,
     pub config_file: Option<PathBuf>,
@@ -253,6 +270,7 @@ const ENV_KEYS: &[&str] = &[
     "HOOKBOX_TRUSTED_PROXIES",
     "HOOKBOX_PUBLIC_URL",
     "HOOKBOX_PROXY_ADDR",
+    "HOOKBOX_DATABASE_URL",
 ];
 
 impl Config {
@@ -312,6 +330,7 @@ impl Config {
                 }
                 "HOOKBOX_MAIN_KEY" => cfg.main_key = Some(HiddenKey::new(v.clone())),
                 "HOOKBOX_MAIN_KEY_FILE" => cfg.main_key_file = Some(PathBuf::from(v)),
+                "HOOKBOX_DATABASE_URL" => cfg.database_url = Some(v.clone()),
                 "HOOKBOX_TRUSTED_PROXIES" => {
                     cfg.trusted_proxies = v
                         .split(',')
@@ -333,6 +352,10 @@ impl Config {
             }
         }
         cfg.data_dir = data_dir;
+        if let Some(url) = &o.database_url {
+            cfg.database_url = Some(url.clone());
+        }
+        cfg.database_url = cfg.database_url.filter(|u| !u.trim().is_empty());
         if let Some(l) = &o.listen {
             cfg.listen = l.clone();
         }
@@ -384,6 +407,27 @@ impl Config {
         if self.api.max_payload_bytes == 0 {
             errors.push("api.max_payload_bytes: must be at least 1".into());
         }
+        if let Some(u) = &self.database_url {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "postgres" | "postgresql") => {}
+                _ => errors.push(format!(
+                    "database_url: `{}` is not a postgres://USER[:PASS]@HOST:PORT/DB URL",
+                    hide_password(u)
+                )),
+            }
+            if self.database.pool_size < 2 {
+                errors.push("database.pool_size: must be at least 2".into());
+            }
+            if self.database.heartbeat_interval.is_zero()
+                || self.database.node_timeout < self.database.heartbeat_interval * 2
+            {
+                errors.push(
+                    "database.node_timeout: must be at least twice database.heartbeat_interval \
+                     (which must not be 0s)"
+                        .into(),
+                );
+            }
+        }
         if let Some(u) = &self.public_url {
             match url::Url::parse(u) {
                 Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
@@ -422,6 +466,10 @@ impl Config {
     /// never shown, only where it comes from.
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
+        // Nor is the database's password.
+        if let Some(url) = &mut shown.database_url {
+            *url = hide_password(url);
+        }
         // A proxy's password is not shown either.
         if let Some(addr) = &mut shown.delivery.proxy_addr {
             if let Ok(mut u) = url::Url::parse(addr) {
@@ -434,6 +482,11 @@ impl Config {
         let body =
             toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"));
         format!("# main key: {}\n{body}", crate::main_key::source(self))
+    }
+
+    /// Whether the state lives in a shared PostgreSQL database.
+    pub fn on_postgres(&self) -> bool {
+        self.database_url.is_some()
     }
 
     pub fn ensure_data_dir(&self) -> anyhow::Result<&Path> {
@@ -482,6 +535,18 @@ mod humantime_serde_vec {
         v.iter()
             .map(|s| humantime::parse_duration(s).map_err(serde::de::Error::custom))
             .collect()
+    }
+}
+
+/// `url` with its password, if any, replaced by `hidden`.
+fn hide_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("hidden"));
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(not a URL)".to_owned(),
     }
 }
 

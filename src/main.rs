@@ -2,7 +2,7 @@ use anyhow::Context;
 use clap::Parser;
 use hookbox::app::Application;
 use hookbox::cli::{AdminAction, Cli, Command, ServeArgs, TokenAction};
-use hookbox::db;
+use hookbox::db::{self, commands::Database};
 use hookbox::domain::time;
 use hookbox::http::auth;
 
@@ -24,12 +24,16 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(args) => {
             let cfg = args.config()?;
-            cfg.ensure_data_dir()?;
-            let v = db::migrate(&cfg.db_path()).context("while migrating")?;
-            println!(
-                "database {} is at schema version {v}",
-                cfg.db_path().display()
-            );
+            let target = Database::of(&cfg);
+            if let Database::Sqlite(_) = target {
+                cfg.ensure_data_dir()?;
+            }
+            let v = db::commands::migrate(&target).context("while migrating")?;
+            let name = match &target {
+                Database::Sqlite(path) => path.display().to_string(),
+                Database::Postgres(_) => "PostgreSQL".to_owned(),
+            };
+            println!("database {name} is at schema version {v}");
             Ok(())
         }
         Command::CheckConfig(args) => {
@@ -44,6 +48,13 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Backup { file, args } => {
             let cfg = args.config()?;
+            anyhow::ensure!(
+                !cfg.on_postgres(),
+                "hookbox backup copies the SQLite database; on PostgreSQL use pg_dump \
+                 (e.g. `pg_dump --format=custom --file={} DATABASE_URL`) or your provider's \
+                 backups",
+                file.display()
+            );
             anyhow::ensure!(!file.exists(), "{} exists already", file.display());
             db::backup(&cfg.db_path(), &file).context("while backing up")?;
             println!("backup written to {}", file.display());
@@ -121,10 +132,12 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
     match action {
         TokenAction::Create { name, args } => {
             let cfg = args.config()?;
-            cfg.ensure_data_dir()?;
+            if !cfg.on_postgres() {
+                cfg.ensure_data_dir()?;
+            }
             let token = auth::generate_token();
             db::commands::create_token(
-                &cfg.db_path(),
+                &Database::of(&cfg),
                 &name,
                 &auth::hash_token(&token),
                 time::now_ms(),
@@ -132,7 +145,7 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
             println!("{token}");
         }
         TokenAction::List { args } => {
-            for t in db::commands::list_tokens(&args.config()?.db_path())? {
+            for t in db::commands::list_tokens(&Database::of(&args.config()?))? {
                 let state = if t.revoked_at.is_some() {
                     "revoked"
                 } else {
@@ -150,8 +163,11 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
             }
         }
         TokenAction::Revoke { id_or_name, args } => {
-            let n =
-                db::commands::revoke_token(&args.config()?.db_path(), &id_or_name, time::now_ms())?;
+            let n = db::commands::revoke_token(
+                &Database::of(&args.config()?),
+                &id_or_name,
+                time::now_ms(),
+            )?;
             anyhow::ensure!(n > 0, "no active token named or with id `{id_or_name}`");
             println!("revoked {n} token(s)");
         }
@@ -162,6 +178,11 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
 fn rotate_main_key(args: &ServeArgs) -> anyhow::Result<()> {
     use hookbox::main_key::{self, Rotated};
     let cfg = args.config()?;
+    anyhow::ensure!(
+        !cfg.on_postgres(),
+        "rotate-main-key works on SQLite only for now; on PostgreSQL keep the key the \
+         database was set up with"
+    );
     cfg.ensure_data_dir()?;
     let _lock = hookbox::app::lock_data_dir(&cfg)?;
     let rotated = main_key::rotate(&cfg, |new| {

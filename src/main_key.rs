@@ -68,6 +68,11 @@ pub fn load_or_create(cfg: &Config) -> anyhow::Result<(MainKey, KeySource)> {
             MainKey::from_base64(b64).context("while reading HOOKBOX_MAIN_KEY")?
         }
         KeySource::ConfiguredFile(p) => read_key_file(p)?,
+        KeySource::DataDirFile(_) if cfg.on_postgres() => anyhow::bail!(
+            "on PostgreSQL the main key must come from configuration, the same on every node: \
+             set HOOKBOX_MAIN_KEY, HOOKBOX_MAIN_KEY_FILE or main_key_file (a new key: \
+             `openssl rand -base64 32`)"
+        ),
         KeySource::DataDirFile(p) => {
             finish_interrupted_rotation(&cfg.db_path(), p)?;
             if p.exists() {

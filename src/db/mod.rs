@@ -2,6 +2,7 @@
 //! `record_attempts`, `create_endpoint`, …), implemented per backend. Only `src/db` knows
 //! which database is underneath; the SQL lives in `sqlite/`.
 
+pub mod commands;
 mod outbox;
 mod postgres;
 mod sqlite;
@@ -10,7 +11,6 @@ mod store;
 use std::path::PathBuf;
 
 pub use postgres::migrate_url as migrate_postgres;
-pub use sqlite::commands;
 pub use sqlite::{backup, holds_sealed_secrets, migrate, reseal_secrets, sealed_secrets_open_with};
 pub use store::*;
 
@@ -36,6 +36,15 @@ pub enum DbError {
     Io(String),
     #[error("postgres: {0}")]
     Postgres(String),
+    #[error(
+        "the main key does not open the endpoint secrets stored in this database: every node \
+         must use the key the database was set up with (HOOKBOX_MAIN_KEY, \
+         HOOKBOX_MAIN_KEY_FILE or main_key_file)"
+    )]
+    WrongMainKey,
+    /// Input the database cannot store as text (PostgreSQL refuses the NUL character).
+    #[error("{0}")]
+    Unstorable(String),
     #[error(
         "the signing secret (or custom headers) of endpoint {endpoint_id} does not decrypt with \
          the main key (wrong key, or the database was changed)"

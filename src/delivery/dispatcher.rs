@@ -15,7 +15,7 @@ use super::client::Sender;
 use super::pacing::{Admit, Pace, Pacing};
 use super::targets::Targets;
 use crate::config::DeliveryConfig;
-use crate::db::{AttemptResult, Claimed, Outcome, Store};
+use crate::db::{AttemptResult, Claimed, Outcome, PeerSignal, Store};
 use crate::domain::ids;
 use crate::domain::retry::RetrySchedule;
 use crate::metrics::{Counter, Histogram};
@@ -127,13 +127,16 @@ impl Dispatcher {
         cancel: CancellationToken,
     ) -> Dispatcher {
         let (tx, rx) = mpsc::unbounded_channel();
+        let shared = store.is_shared();
         let inner = Arc::new(Inner {
             store,
             sender,
             schedule: Arc::new(schedule),
             global: Arc::new(Semaphore::new(cfg.max_in_flight)),
             cfg,
-            targets: Targets::default(),
+            // Other nodes change endpoints too: their signals invalidate, and entries expire
+            // within a second in case one is missed.
+            targets: Targets::with_ttl(shared.then_some(Duration::from_secs(1))),
             per_endpoint: Mutex::new(HashMap::new()),
             queued: AtomicUsize::new(0),
             unrecorded: AtomicUsize::new(0),
@@ -215,15 +218,38 @@ impl Dispatcher {
         self.inner.dispatch(claimed);
     }
 
-    /// Tells the scheduler there is due work in the database.
+    /// Tells the scheduler there is due work in the database (and the other nodes sharing
+    /// it, which may have room for it).
     pub fn wake(&self) {
+        self.wake_here();
+        self.inner.store.tell_peers(PeerSignal::Wake);
+    }
+
+    fn wake_here(&self) {
         self.inner.backlog.store(true, Ordering::Release);
         self.inner.wake.notify_one();
     }
 
-    /// Forget cached sending details of an endpoint that changed.
+    /// Forget cached sending details of an endpoint that changed (here and on the other
+    /// nodes).
     pub fn endpoint_changed(&self, endpoint_id: &str) {
         self.inner.targets.invalidate(endpoint_id);
+        self.inner
+            .store
+            .tell_peers(PeerSignal::Endpoint(endpoint_id.to_owned()));
+    }
+
+    /// What another node said, as far as deliveries are concerned.
+    pub fn heard(&self, s: &PeerSignal) {
+        match s {
+            PeerSignal::Wake => self.wake_here(),
+            PeerSignal::Endpoint(id) => self.inner.targets.invalidate(id),
+            PeerSignal::Resync => {
+                self.inner.targets.clear();
+                self.wake_here();
+            }
+            PeerSignal::Tokens => {}
+        }
     }
 
     /// Sends one request to an endpoint now, outside the queue, with the client, signing and

@@ -5,6 +5,7 @@ use crate::domain::signing::SigningKey;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct Target {
@@ -45,17 +46,33 @@ impl Target {
     }
 }
 
+type Cached = HashMap<String, (Arc<Target>, Option<Instant>)>;
+
 #[derive(Default)]
 pub struct Targets {
-    map: Mutex<HashMap<String, Arc<Target>>>,
+    map: Mutex<Cached>,
     generation: AtomicU64,
+    /// How long an entry is believed: `None` for as long as this process is told of every
+    /// change (one server); a short time where other nodes change endpoints too, as a
+    /// backstop for their signals.
+    ttl: Option<Duration>,
 }
 
 impl Targets {
+    /// A cache whose entries expire after `ttl` (see [`Targets::ttl`]).
+    pub fn with_ttl(ttl: Option<Duration>) -> Targets {
+        Targets {
+            ttl,
+            ..Targets::default()
+        }
+    }
+
     /// The endpoint's target, or `None` when the endpoint no longer exists.
     pub async fn get(&self, store: &Store, endpoint_id: &str) -> DbResult<Option<Arc<Target>>> {
-        if let Some(t) = self.lock().get(endpoint_id) {
-            return Ok(Some(t.clone()));
+        if let Some((t, expires)) = self.lock().get(endpoint_id) {
+            if expires.is_none_or(|at| Instant::now() < at) {
+                return Ok(Some(t.clone()));
+            }
         }
         let generation = self.generation.load(Ordering::Acquire);
         let loaded = store
@@ -90,7 +107,8 @@ impl Targets {
         let mut map = self.lock();
         // A change committed while we read must not be overwritten by what we read before it.
         if self.generation.load(Ordering::Acquire) == generation {
-            map.insert(ep.id.into(), target.clone());
+            let expires = self.ttl.map(|ttl| Instant::now() + ttl);
+            map.insert(ep.id.into(), (target.clone(), expires));
         }
         Ok(Some(target))
     }
@@ -102,7 +120,14 @@ impl Targets {
         map.remove(endpoint_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Target>>> {
+    /// Forget every endpoint (changes may have been missed).
+    pub fn clear(&self) {
+        let mut map = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

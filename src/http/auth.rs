@@ -69,9 +69,24 @@ fn caller(token_id: Option<String>) -> Result<Caller, ApiError> {
 #[derive(Default)]
 pub struct TokenCache {
     map: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    /// Shorter than `CACHE_TTL` when set (nodes sharing a database).
+    ttl: Option<Duration>,
 }
 
 impl TokenCache {
+    /// A cache whose answers are trusted for `ttl` rather than `CACHE_TTL`.
+    pub fn with_ttl(ttl: Duration) -> TokenCache {
+        TokenCache {
+            ttl: Some(ttl),
+            ..TokenCache::default()
+        }
+    }
+
+    /// Forgets every answer (a token was revoked).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// What is known of an `Authorization` header value without reading the database: a
     /// malformed one is refused, a token seen within `CACHE_TTL` answered. `Err(hash)`: the
     /// database must be asked about the token with this hash ([`TokenCache::authenticate`]).
@@ -84,7 +99,7 @@ impl TokenCache {
         let known = self
             .lock()
             .get(&hash)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .filter(|(_, at)| at.elapsed() < self.ttl.unwrap_or(CACHE_TTL))
             .map(|(id, _)| id.clone());
         match known {
             Some(id) => Ok(caller(id)),

@@ -115,6 +115,7 @@ impl From<DbError> for ApiError {
                 code: "conflict",
                 detail,
             },
+            DbError::Unstorable(detail) => ApiError::BadRequest(detail),
             full if full.is_full() => ApiError::Unavailable(FULL_DETAIL.to_owned()),
             other => ApiError::Internal(other.to_string()),
         }

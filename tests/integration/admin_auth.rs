@@ -348,6 +348,10 @@ fn run_admin_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> Result<St
     let mut argv = vec!["hookbox"];
     argv.extend_from_slice(args);
     argv.extend_from_slice(&["--data-dir", dir.to_str().unwrap()]);
+    let url = crate::support::storage::postgres_url(dir);
+    if let Some(url) = &url {
+        argv.extend_from_slice(&["--database-url", url]);
+    }
     let cli = hookbox::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
     let Some(hookbox::cli::Command::Admin { action }) = cli.command else {
         return Err("not an admin command".into());

@@ -472,6 +472,7 @@ async fn endpoint_headers_are_sealed_at_rest_capped_and_redacted_in_attempt_logs
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_dir_and_database_files_are_readable_by_their_owner_only() {
+    crate::sqlite_only!("the permissions of the SQLite files");
     use std::os::unix::fs::PermissionsExt;
     // A data dir that hookbox makes itself, under the usual umask.
     let app = TestApp::spawn_with(|cfg| cfg.data_dir = cfg.data_dir.join("made/here")).await;
@@ -574,6 +575,7 @@ async fn a_login_form_token_not_issued_by_the_server_is_refused() {
 
 #[tokio::test]
 async fn a_full_database_answers_503_with_retry_after_loses_nothing_and_recovers() {
+    crate::sqlite_only!("the size limit of the SQLite file");
     let app = TestApp::spawn_with(|cfg| cfg.database.max_size_mib = 1).await;
     let receiver = TestReceiver::start().await;
     let (keep, filler) = (app.create_app("Keep").await, app.create_app("Filler").await);

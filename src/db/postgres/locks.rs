@@ -3,7 +3,7 @@
 //! for its transaction does it; the other nodes skip it that round.
 
 use super::super::DbResult;
-use tokio_postgres::GenericClient;
+use deadpool_postgres::GenericClient;
 
 /// A once-per-cluster chore, each with its own advisory lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,14 @@ pub async fn take(c: &impl GenericClient, chore: Chore) -> DbResult<bool> {
     )
 }
 
+/// Takes `chore` for the caller's transaction, waiting while another node holds it (so
+/// that node's work is visible here once it commits).
+pub async fn wait(c: &impl GenericClient, chore: Chore) -> DbResult<()> {
+    c.execute("SELECT pg_advisory_xact_lock($1)", &[&chore.key()])
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,20 +55,20 @@ mod tests {
         let (mut a, mut b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
         let ta = a.transaction().await.unwrap();
         let tb = b.transaction().await.unwrap();
-        assert!(take(&*ta, Chore::Housekeeping).await.unwrap());
+        assert!(take(&ta, Chore::Housekeeping).await.unwrap());
         assert!(
-            !take(&*tb, Chore::Housekeeping).await.unwrap(),
+            !take(&tb, Chore::Housekeeping).await.unwrap(),
             "b skips this round"
         );
         assert!(
-            take(&*tb, Chore::Bootstrap).await.unwrap(),
+            take(&tb, Chore::Bootstrap).await.unwrap(),
             "another chore is free"
         );
         ta.commit().await.unwrap();
         tb.rollback().await.unwrap();
         let tb = b.transaction().await.unwrap();
         assert!(
-            take(&*tb, Chore::Housekeeping).await.unwrap(),
+            take(&tb, Chore::Housekeeping).await.unwrap(),
             "released at commit"
         );
         tb.commit().await.unwrap();

@@ -2,10 +2,143 @@
 //! transaction, safe when several nodes take the same request at once.
 
 use super::super::outbox::IngestRequest;
-use super::super::{DbError, DbResult, Ingested};
-use crate::domain::model::DeliveryStatus;
+use super::super::{DbError, DbResult, Ingested, MessageFilter, Page, PageQuery};
+use crate::domain::ids;
+use crate::domain::model::{DeliveryStatus, Message};
+use deadpool_postgres::GenericClient;
+use std::sync::Arc;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::Transaction;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+pub(crate) const COLS: &str =
+    "m.id, m.app_id, m.event_type, m.event_id, m.payload, m.channels, m.tags, m.created_at";
+
+/// A message from the first eight columns of `r` (in the order of [`COLS`]).
+pub(crate) fn from_row(r: &Row) -> DbResult<Message> {
+    from_row_at(r, 0)
+}
+
+/// A message from eight columns of `r` starting at `at`.
+pub(crate) fn from_row_at(r: &Row, at: usize) -> DbResult<Message> {
+    let json = |v: Option<String>| v.and_then(|s| serde_json::from_str(&s).ok());
+    Ok(Message {
+        id: r.try_get(at)?,
+        app_id: r.try_get(at + 1)?,
+        event_type: r.try_get(at + 2)?,
+        event_id: r.try_get(at + 3)?,
+        payload: r.try_get::<_, Option<String>>(at + 4)?.map(Arc::from),
+        channels: json(r.try_get(at + 5)?),
+        tags: json(r.try_get(at + 6)?),
+        created_at: r.try_get(at + 7)?,
+    })
+}
+
+/// A query parameter owned by the query being built.
+pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
+
+/// The SQL conditions on `m` of `f`, their parameters numbered from `$first`.
+pub(crate) fn filter_sql(f: &MessageFilter, first: usize) -> (String, Vec<Param>) {
+    let mut cond = String::new();
+    let mut params: Vec<Param> = Vec::new();
+    let next = |params: &Vec<Param>| first + params.len();
+    if let Some(ch) = &f.channel {
+        let n = next(&params);
+        cond.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM json_array_elements_text(m.channels::json) v WHERE v = ${n})"
+        ));
+        params.push(Box::new(ch.clone()));
+    }
+    if let Some(tag) = &f.tag {
+        let n = next(&params);
+        cond.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM json_array_elements_text(m.tags::json) v WHERE v = ${n})"
+        ));
+        params.push(Box::new(tag.clone()));
+    }
+    if let Some(types) = &f.event_types {
+        let n = next(&params);
+        cond.push_str(&format!(" AND m.event_type = ANY(${n})"));
+        params.push(Box::new(types.clone()));
+    }
+    if let Some(b) = f.before {
+        let n = next(&params);
+        cond.push_str(&format!(" AND m.id < ${n}"));
+        params.push(Box::new(ids::lower_bound_at(ids::MESSAGE, b)));
+    }
+    if let Some(a) = f.after {
+        let n = next(&params);
+        cond.push_str(&format!(" AND m.id >= ${n}"));
+        params.push(Box::new(ids::lower_bound_at(ids::MESSAGE, a + 1)));
+    }
+    (cond, params)
+}
+
+/// By id, or else by eventId, within one application.
+pub async fn get(c: &impl GenericClient, app_id: &str, key: &str) -> DbResult<Option<Message>> {
+    let stmt = c
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM messages m WHERE m.app_id = $1 AND m.id = $2 UNION ALL \
+             SELECT {COLS} FROM messages m WHERE m.app_id = $1 AND m.event_id = $2 LIMIT 1"
+        ))
+        .await?;
+    c.query_opt(&stmt, &[&app_id, &key])
+        .await?
+        .map(|r| from_row(&r))
+        .transpose()
+}
+
+pub async fn list(
+    c: &impl GenericClient,
+    app_id: &str,
+    filter: &MessageFilter,
+    page: &PageQuery,
+) -> DbResult<Page<Message>> {
+    let (cond, extra) = filter_sql(filter, 2);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&app_id];
+    params.extend(extra.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)));
+    super::paged(
+        c,
+        &format!("SELECT {COLS} FROM messages m WHERE m.app_id = $1{cond} AND {{page}}"),
+        "m.id",
+        &params,
+        page,
+        from_row,
+    )
+    .await
+}
+
+/// Purges up to `limit` payloads that expired by `now`, with their attempts' response bodies;
+/// messages with a delivery still pending keep theirs. Returns how many were purged.
+pub async fn purge_expired(c: &impl GenericClient, now: i64, limit: usize) -> DbResult<usize> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let ids: Vec<String> = c
+        .query(
+            "SELECT id FROM messages m WHERE payload IS NOT NULL AND expires_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.status = 1) \
+             LIMIT $2 FOR UPDATE SKIP LOCKED",
+            &[&now, &limit],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    c.execute(
+        "UPDATE messages SET payload = NULL WHERE id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
+    c.execute(
+        "UPDATE attempts SET response = NULL, request_headers = NULL, response_headers = NULL \
+         WHERE msg_id = ANY($1) AND response IS NOT NULL",
+        &[&ids],
+    )
+    .await?;
+    Ok(ids.len())
+}
 
 /// Stores a message and its deliveries (the outbox) and the idempotency record in `tx`.
 /// Deliveries that `claim(endpoint_id)` takes are leased to node `owner`.
@@ -14,7 +147,7 @@ use tokio_postgres::Transaction;
 /// (PostgreSQL's unique index) and, once the first commits, answers with the stored response
 /// instead of storing the message again. The same `eventId` twice is a conflict (409).
 pub async fn ingest(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     req: &IngestRequest<'_>,
     owner: &str,
     claim: &mut (dyn FnMut(&str) -> bool + Send),

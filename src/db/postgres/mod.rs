@@ -7,6 +7,7 @@
 use super::{DbError, DbResult, Page, PageQuery};
 use crate::domain::crypto::MainKey;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+pub use notify::Signal;
 use std::sync::Arc;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
@@ -14,14 +15,23 @@ type BoxError = Box<dyn std::error::Error + Sync + Send>;
 use bytes::BytesMut;
 
 // Tested against a real cluster; the Store does not call them yet.
+pub(crate) mod admin;
+pub(crate) mod apps;
+pub(crate) mod attempts;
+pub(crate) mod deliveries;
+pub(crate) mod endpoints;
+pub(crate) mod event_types;
+pub(crate) mod idempotency;
 #[allow(dead_code)]
-mod locks;
-#[allow(dead_code)]
-mod messages;
-#[allow(dead_code)]
-mod notify;
+pub(crate) mod locks;
+pub(crate) mod messages;
+pub(crate) mod notify;
+pub(crate) mod operational;
+pub(crate) mod portal;
 #[allow(dead_code)]
 mod queue;
+pub(crate) mod stats;
+pub(crate) mod tokens;
 
 const MIGRATIONS: &[(&str, &str)] = &[(
     "0001_init",
@@ -33,7 +43,16 @@ const MIGRATION_LOCK: i64 = 0x686f_6f6b_626f_7801;
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
-        DbError::Postgres(e.to_string())
+        use tokio_postgres::error::SqlState;
+        match e.code() {
+            Some(c)
+                if *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+                    || *c == SqlState::UNTRANSLATABLE_CHARACTER =>
+            {
+                DbError::Unstorable("text must not contain the NUL character (\\u0000)".into())
+            }
+            _ => DbError::Postgres(e.to_string()),
+        }
     }
 }
 
@@ -110,8 +129,8 @@ pub struct Inner {
     pub main_key: Arc<MainKey>,
     /// This node: leases it takes carry this name.
     pub node: String,
-    /// Wake-ups for the other nodes, sent after commit.
-    pub wakeups: notify::Wakeups,
+    /// Signals for the other nodes, sent after commit.
+    pub outgoing: notify::Outgoing,
     /// Kept for `/metrics`, which reports the SQLite writer's figures (zero here).
     pub stats: super::sqlite::WriterStats,
 }
@@ -134,14 +153,129 @@ impl PgStore {
             hostname(),
             ulid::Ulid::new().to_string().to_lowercase()
         );
+        {
+            let c = pool.get().await?;
+            if !endpoints::sealed_secrets_open_with(&c, &main_key).await? {
+                return Err(DbError::WrongMainKey);
+            }
+        }
+        // Registered before it claims anything: the others' sweep frees the leases of nodes
+        // they do not know to be alive.
+        let c = pool.get().await?;
+        queue::heartbeat(&c, &node, crate::domain::time::now_ms()).await?;
+        drop(c);
         Ok(PgStore(Arc::new(Inner {
             pool,
             url: url.to_owned(),
             main_key: Arc::new(main_key),
             node,
-            wakeups: notify::Wakeups::default(),
+            outgoing: notify::Outgoing::default(),
             stats: Default::default(),
         })))
+    }
+
+    /// Tells the other nodes `s` (coalesced, after the caller's commit).
+    pub fn tell_peers(&self, s: Signal) {
+        self.outgoing.send(s);
+    }
+
+    /// This node's part in the cluster, until `cancel`: a heartbeat every `every`; after
+    /// each, the leases of nodes silent for `dead_after` freed (then `on_signal(Wake)`); the
+    /// signals queued for the others sent; theirs heard and handed to `on_signal`. When the
+    /// listening connection is lost it reconnects and hands over [`Signal::Resync`].
+    pub async fn run_node(
+        &self,
+        every: std::time::Duration,
+        dead_after: std::time::Duration,
+        on_signal: impl Fn(Signal),
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        let dead_after = crate::domain::time::duration_ms(dead_after);
+        let mut beat = tokio::time::interval(every);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut listener: Option<notify::Listener> = None;
+        let mut retry_listen = tokio::time::Instant::now();
+        loop {
+            if listener.is_none() && tokio::time::Instant::now() >= retry_listen {
+                match notify::Listener::start(&self.url).await {
+                    Ok(l) => {
+                        listener = Some(l);
+                        on_signal(Signal::Resync);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for the other nodes' signals");
+                        retry_listen =
+                            tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+                    }
+                }
+            }
+            let heard = async {
+                match listener.as_mut() {
+                    Some(l) => l.next().await,
+                    None => {
+                        tokio::time::sleep_until(retry_listen).await;
+                        Some(String::new())
+                    }
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = beat.tick() => {
+                    match self.beat(dead_after).await {
+                        Ok(0) => {}
+                        Ok(freed) => {
+                            tracing::warn!(deliveries = freed, "freed the leases of a node that stopped answering");
+                            on_signal(Signal::Wake);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                    }
+                }
+                () = self.outgoing.ready() => {
+                    let sent = match self.pool.get().await {
+                        Ok(c) => self.outgoing.flush(&c, &self.node).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    if let Err(e) = sent {
+                        tracing::warn!(error = %e, "cannot signal the other nodes");
+                        // What was not sent is queued again (and `ready` with it).
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+                payload = heard => match payload {
+                    Some(p) => {
+                        if let Some(s) = notify::heard(&p, &self.node) {
+                            on_signal(s);
+                        }
+                    }
+                    None => {
+                        tracing::warn!("lost the connection that hears the other nodes; reconnecting");
+                        listener = None;
+                    }
+                },
+            }
+        }
+    }
+
+    /// One heartbeat, then the sweep of dead nodes' leases; how many deliveries it freed.
+    async fn beat(&self, dead_after: i64) -> DbResult<u64> {
+        let c = self.pool.get().await?;
+        let now = crate::domain::time::now_ms();
+        queue::heartbeat(&c, &self.node, now).await?;
+        queue::free_dead_leases(&c, now, dead_after).await
+    }
+
+    /// Leaves the cluster: gives back the leases this node still holds (the deliveries it
+    /// did not send; the others send them) and forgets the node.
+    pub async fn leave(&self) -> DbResult<usize> {
+        let c = self.pool.get().await?;
+        let n = deliveries::release_leases_of(&c, &self.node).await?;
+        c.execute("DELETE FROM nodes WHERE id = $1", &[&self.node])
+            .await?;
+        if n > 0 {
+            self.outgoing.send(Signal::Wake);
+            let _ = self.outgoing.flush(&c, &self.node).await;
+        }
+        Ok(n)
     }
 
     /// Runs `f` on a pooled connection, outside any transaction.
@@ -298,6 +432,15 @@ impl ToSql for crate::domain::model::Trigger {
         <i16 as ToSql>::accepts(ty)
     }
     to_sql_checked!();
+}
+
+/// The schema version of a migrated database.
+pub async fn schema_version(c: &impl deadpool_postgres::GenericClient) -> DbResult<i64> {
+    Ok(
+        c.query_one("SELECT MAX(version) FROM schema_migrations", &[])
+            .await?
+            .get(0),
+    )
 }
 
 /// Connects to the database at `url` and brings its schema up to date; returns the version.

@@ -3,9 +3,10 @@
 //! each payload to the node.
 
 use super::super::DbResult;
+use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
+use tokio_postgres::{AsyncMessage, NoTls};
 
 /// The channel every node listens on.
 pub const CHANNEL: &str = "hookbox";
@@ -18,40 +19,102 @@ pub async fn notify(c: &impl GenericClient, payload: &str) -> DbResult<()> {
     Ok(())
 }
 
-/// Wake-ups for the other nodes, coalesced: any number of [`Wakeups::request`]s between two
-/// sends become one `NOTIFY`, sent on its own connection after the work it announces has
-/// committed (never inside an ingest transaction, which would hold its commit up).
-#[derive(Clone, Default)]
-pub struct Wakeups {
-    pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
+/// What one node tells the others.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Signal {
+    /// Work fell due that this node did not claim: look for it.
+    Wake,
+    /// An endpoint changed (URL, secret, headers, disabled, deleted): forget what is cached
+    /// of it.
+    Endpoint(String),
+    /// A token was revoked: forget the cached token checks.
+    Tokens,
+    /// Signals may have been missed (the listening connection was lost): look for due work
+    /// and forget everything cached. Never sent; made by the listening node itself.
+    Resync,
 }
 
-impl Wakeups {
-    /// Asks for a wake-up of the other nodes (cheap; call it after each commit).
-    pub fn request(&self) {
-        self.pending
-            .store(true, std::sync::atomic::Ordering::Release);
+impl Signal {
+    fn encode(&self) -> String {
+        match self {
+            Signal::Wake => "wake".into(),
+            Signal::Endpoint(id) => format!("endpoint:{id}"),
+            Signal::Tokens => "tokens".into(),
+            Signal::Resync => "resync".into(),
+        }
     }
 
-    /// Sends one `wake` if any was asked for since the last send; whether one was sent.
-    pub async fn flush(&self, c: &impl GenericClient) -> DbResult<bool> {
-        if !self
+    fn decode(s: &str) -> Option<Signal> {
+        match s {
+            "wake" => Some(Signal::Wake),
+            "tokens" => Some(Signal::Tokens),
+            _ => s
+                .strip_prefix("endpoint:")
+                .map(|id| Signal::Endpoint(id.to_owned())),
+        }
+    }
+}
+
+/// Signals for the other nodes, coalesced: any number of the same signal between two sends
+/// become one `NOTIFY`, sent on its own connection after the work it announces has committed
+/// (never inside an ingest transaction, which would hold its commit up). Each payload names
+/// the sending node, whose own listener ignores it.
+#[derive(Default)]
+pub struct Outgoing {
+    pending: std::sync::Mutex<std::collections::BTreeSet<Signal>>,
+    ready: tokio::sync::Notify,
+}
+
+impl Outgoing {
+    /// Queues `s` for the next send (cheap; call it after the commit it announces).
+    pub fn send(&self, s: Signal) {
+        let added = self
             .pending
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
-            return Ok(false);
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(s);
+        if added {
+            self.ready.notify_one();
         }
-        if let Err(e) = notify(c, WAKE).await {
-            // Not lost: the next flush tries again.
-            self.request();
-            return Err(e);
+    }
+
+    /// Waits until something is queued.
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Sends what is queued, one `NOTIFY` per distinct signal, as node `node`; how many.
+    pub async fn flush(&self, c: &impl GenericClient, node: &str) -> DbResult<usize> {
+        let signals = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut sent = 0;
+        for s in &signals {
+            if let Err(e) = notify(c, &format!("{node}|{}", s.encode())).await {
+                // Not lost: the next flush tries again.
+                for s in signals {
+                    self.send(s);
+                }
+                return Err(e);
+            }
+            sent += 1;
         }
-        Ok(true)
+        Ok(sent)
     }
 }
 
-/// The payload that wakes other nodes' schedulers.
-pub const WAKE: &str = "wake";
+/// A payload heard from another node: its signal, `None` for this node's own and for what
+/// this version does not know.
+pub fn heard(payload: &str, node: &str) -> Option<Signal> {
+    let (from, signal) = payload.split_once('|')?;
+    if from == node {
+        return None;
+    }
+    Signal::decode(signal)
+}
 
 /// A node's subscription to [`CHANNEL`], on a connection of its own.
 pub struct Listener {
@@ -109,11 +172,11 @@ mod tests {
         let mut c = pool.get().await.unwrap();
         // Inside a transaction: nothing until it commits; a rolled-back one says nothing.
         let tx = c.transaction().await.unwrap();
-        notify(&*tx, "rolled-back").await.unwrap();
+        notify(&tx, "rolled-back").await.unwrap();
         tx.rollback().await.unwrap();
         let tx = c.transaction().await.unwrap();
-        notify(&*tx, "endpoint:ep_1").await.unwrap();
-        notify(&*tx, "wake").await.unwrap();
+        notify(&tx, "endpoint:ep_1").await.unwrap();
+        notify(&tx, "wake").await.unwrap();
         tx.commit().await.unwrap();
         // Notifications arrive in commit order: the first heard is the committed one.
         for expected in ["endpoint:ep_1", "wake"] {
@@ -125,28 +188,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn many_wake_up_requests_between_two_sends_make_one_notification() {
+    async fn many_signals_between_two_sends_make_one_notification_each() {
         let Some((pool, url)) = super::super::tests::fresh_database().await else {
             return;
         };
         let mut node_b = Listener::start(&url).await.unwrap();
         let c = pool.get().await.unwrap();
-        let wakeups = Wakeups::default();
-        assert!(
-            !wakeups.flush(&**c).await.unwrap(),
+        let out = Outgoing::default();
+        assert_eq!(
+            out.flush(&c, "a").await.unwrap(),
+            0,
             "nothing asked, nothing sent"
         );
         for _ in 0..100 {
-            wakeups.request();
+            out.send(Signal::Wake);
+            out.send(Signal::Endpoint("ep_1".into()));
         }
-        assert!(wakeups.flush(&**c).await.unwrap());
-        assert!(!wakeups.flush(&**c).await.unwrap());
-        notify(&**c, "marker").await.unwrap();
-        for expected in [WAKE, "marker"] {
-            let heard = tokio::time::timeout(Duration::from_secs(10), node_b.next())
+        assert_eq!(out.flush(&c, "a").await.unwrap(), 2);
+        assert_eq!(out.flush(&c, "a").await.unwrap(), 0);
+        notify(&c, "a|tokens").await.unwrap();
+        let mut heard_b = Vec::new();
+        for _ in 0..3 {
+            let payload = tokio::time::timeout(Duration::from_secs(10), node_b.next())
                 .await
-                .expect("heard within 10 s");
-            assert_eq!(heard.as_deref(), Some(expected));
+                .expect("heard within 10 s")
+                .unwrap();
+            heard_b.push(heard(&payload, "b"));
+            assert_eq!(heard(&payload, "a"), None, "a node ignores its own signals");
         }
+        assert_eq!(
+            heard_b,
+            [
+                Some(Signal::Wake),
+                Some(Signal::Endpoint("ep_1".into())),
+                Some(Signal::Tokens)
+            ]
+        );
     }
 }

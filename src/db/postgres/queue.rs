@@ -2,51 +2,56 @@
 //! name their node, results written back only while the lease is still that node's, and the
 //! leases of a node that stopped heartbeating freed by the others.
 
-use super::super::{AttemptNotice, AttemptResult, DbResult, Notice, Outcome, Recorded};
+use super::super::{AttemptNotice, AttemptResult, Claimed, DbResult, Notice, Outcome, Recorded};
 use crate::domain::delivery::{transition, Transition, GONE_REASON};
 use crate::domain::model::{DeliveryStatus, Trigger};
 use crate::domain::retry::RetrySchedule;
-use tokio_postgres::GenericClient;
-
-/// A delivery leased to a node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leased {
-    pub delivery_id: i64,
-    pub msg_id: String,
-    pub endpoint_id: String,
-    pub attempts: i32,
-}
+use deadpool_postgres::GenericClient;
+use std::sync::Arc;
 
 /// Leases up to `limit` deliveries due at `now` to node `owner` until `lease_until`, the
-/// oldest due chosen first (returned in no particular order). The rows are chosen in a materialized CTE with `FOR UPDATE SKIP LOCKED`, so
-/// nodes claiming at once get disjoint sets and no claim takes more than `limit` rows.
+/// oldest due chosen first, none of an endpoint in `busy`; returns them with their messages
+/// (in no particular order). The rows are chosen in a materialized CTE with
+/// `FOR UPDATE SKIP LOCKED`, so nodes claiming at once get disjoint sets and no claim takes
+/// more than `limit` rows.
 pub async fn claim_due(
     c: &impl GenericClient,
     owner: &str,
     now: i64,
     limit: i64,
     lease_until: i64,
-) -> DbResult<Vec<Leased>> {
-    let rows = c
-        .query(
+    busy: &[String],
+) -> DbResult<Vec<Claimed>> {
+    let stmt = c
+        .prepare_cached(
             "WITH due AS MATERIALIZED (\
                  SELECT id FROM deliveries \
                  WHERE status = 1 AND lease_until IS NULL AND next_attempt_at <= $1 \
+                   AND endpoint_id <> ALL($5) \
                  ORDER BY next_attempt_at, id LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED) \
-             UPDATE deliveries d SET lease_until = $3, lease_owner = $4 \
-             FROM due WHERE d.id = due.id \
-             RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts",
-            &[&now, &limit, &lease_until, &owner],
+                 FOR UPDATE SKIP LOCKED), \
+             leased AS (\
+                 UPDATE deliveries d SET lease_until = $3, lease_owner = $4 \
+                 FROM due WHERE d.id = due.id \
+                 RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type) \
+             SELECT l.id, l.msg_id, l.endpoint_id, l.attempts, l.trigger_type, m.event_type, \
+                 m.payload \
+             FROM leased l JOIN messages m ON m.id = l.msg_id",
         )
+        .await?;
+    let rows = c
+        .query(&stmt, &[&now, &limit, &lease_until, &owner, &busy])
         .await?;
     Ok(rows
         .iter()
-        .map(|r| Leased {
+        .map(|r| Claimed {
             delivery_id: r.get(0),
             msg_id: r.get(1),
             endpoint_id: r.get(2),
-            attempts: r.get(3),
+            attempts: u32::try_from(r.get::<_, i32>(3)).unwrap_or(0),
+            manual: r.get::<_, Trigger>(4) == Trigger::Manual,
+            event_type: r.get(5),
+            payload: Arc::from(r.get::<_, Option<String>>(6).unwrap_or_else(|| "{}".into())),
         })
         .collect())
 }
@@ -300,7 +305,7 @@ mod tests {
                     let c = pool.get().await.unwrap();
                     let mut mine = Vec::new();
                     loop {
-                        let batch = claim_due(&**c, &format!("node_{node}"), 2000, 7, 60_000)
+                        let batch = claim_due(&c, &format!("node_{node}"), 2000, 7, 60_000, &[])
                             .await
                             .unwrap();
                         assert!(batch.len() <= 7);
@@ -331,7 +336,7 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(unowned, 0);
-        assert!(claim_due(&**c, "node_9", 2000, 7, 60_000)
+        assert!(claim_due(&c, "node_9", 2000, 7, 60_000, &[])
             .await
             .unwrap()
             .is_empty());
@@ -341,33 +346,36 @@ mod tests {
     async fn nothing_is_claimed_before_it_is_due() {
         let Some(pool) = outbox(3).await else { return };
         let c = pool.get().await.unwrap();
-        assert!(claim_due(&**c, "a", 999, 10, 5000)
+        assert!(claim_due(&c, "a", 999, 10, 5000, &[])
             .await
             .unwrap()
             .is_empty());
-        assert_eq!(claim_due(&**c, "a", 1000, 10, 5000).await.unwrap().len(), 3);
+        assert_eq!(
+            claim_due(&c, "a", 1000, 10, 5000, &[]).await.unwrap().len(),
+            3
+        );
     }
 
     #[tokio::test]
     async fn a_paused_node_cannot_write_over_the_new_owner_of_its_lease() {
         let Some(pool) = outbox(1).await else { return };
         let c = pool.get().await.unwrap();
-        heartbeat(&**c, "a", 1000).await.unwrap();
-        heartbeat(&**c, "b", 1000).await.unwrap();
-        let first = claim_due(&**c, "a", 1000, 1, 31_000).await.unwrap();
+        heartbeat(&c, "a", 1000).await.unwrap();
+        heartbeat(&c, "b", 1000).await.unwrap();
+        let first = claim_due(&c, "a", 1000, 1, 31_000, &[]).await.unwrap();
         assert_eq!(first.len(), 1);
         // Node a stops heartbeating (paused); b keeps going and frees a's lease.
-        heartbeat(&**c, "b", 40_000).await.unwrap();
-        assert_eq!(free_dead_leases(&**c, 40_000, 30_000).await.unwrap(), 1);
-        let second = claim_due(&**c, "b", 40_000, 1, 70_000).await.unwrap();
+        heartbeat(&c, "b", 40_000).await.unwrap();
+        assert_eq!(free_dead_leases(&c, 40_000, 30_000).await.unwrap(), 1);
+        let second = claim_due(&c, "b", 40_000, 1, 70_000, &[]).await.unwrap();
         assert_eq!(second[0].delivery_id, first[0].delivery_id);
         // a wakes up and reports its (late) result: refused; b's result is written.
         assert!(
-            !finish(&**c, "a", first[0].delivery_id, 2, 1, Some(90_000), 41_000)
+            !finish(&c, "a", first[0].delivery_id, 2, 1, Some(90_000), 41_000)
                 .await
                 .unwrap()
         );
-        assert!(finish(&**c, "b", second[0].delivery_id, 0, 1, None, 41_000)
+        assert!(finish(&c, "b", second[0].delivery_id, 0, 1, None, 41_000)
             .await
             .unwrap());
         let status: i16 = c
@@ -380,40 +388,38 @@ mod tests {
             .get(0);
         assert_eq!(status, 0);
         // Once finished, the lease is gone: a second report by b changes nothing either.
-        assert!(
-            !finish(&**c, "b", second[0].delivery_id, 2, 2, None, 42_000)
-                .await
-                .unwrap()
-        );
+        assert!(!finish(&c, "b", second[0].delivery_id, 2, 2, None, 42_000)
+            .await
+            .unwrap());
     }
 
     #[tokio::test]
     async fn only_the_leases_of_nodes_that_stopped_heartbeating_are_freed() {
         let Some(pool) = outbox(4).await else { return };
         let c = pool.get().await.unwrap();
-        heartbeat(&**c, "live", 1000).await.unwrap();
-        heartbeat(&**c, "dead", 1000).await.unwrap();
+        heartbeat(&c, "live", 1000).await.unwrap();
+        heartbeat(&c, "dead", 1000).await.unwrap();
         assert_eq!(
-            claim_due(&**c, "live", 1000, 2, 99_000)
+            claim_due(&c, "live", 1000, 2, 99_000, &[])
                 .await
                 .unwrap()
                 .len(),
             2
         );
         assert_eq!(
-            claim_due(&**c, "dead", 1000, 2, 99_000)
+            claim_due(&c, "dead", 1000, 2, 99_000, &[])
                 .await
                 .unwrap()
                 .len(),
             2
         );
         // A node starting now, with both others within their heartbeat window, frees nothing.
-        heartbeat(&**c, "new", 20_000).await.unwrap();
-        assert_eq!(free_dead_leases(&**c, 20_000, 30_000).await.unwrap(), 0);
+        heartbeat(&c, "new", 20_000).await.unwrap();
+        assert_eq!(free_dead_leases(&c, 20_000, 30_000).await.unwrap(), 0);
         // Later only "live" keeps beating: the dead node's two deliveries are due again.
-        heartbeat(&**c, "live", 35_000).await.unwrap();
-        heartbeat(&**c, "new", 35_000).await.unwrap();
-        assert_eq!(free_dead_leases(&**c, 35_000, 30_000).await.unwrap(), 2);
+        heartbeat(&c, "live", 35_000).await.unwrap();
+        heartbeat(&c, "new", 35_000).await.unwrap();
+        assert_eq!(free_dead_leases(&c, 35_000, 30_000).await.unwrap(), 2);
         let owners: Vec<Option<String>> = c
             .query("SELECT lease_owner FROM deliveries ORDER BY id", &[])
             .await
@@ -431,17 +437,9 @@ mod tests {
         assert_eq!(owners.iter().filter(|o| o.is_none()).count(), 2);
     }
 
-    fn result(l: &Leased, outcome: Outcome, code: i64, at: i64) -> AttemptResult {
+    fn result(l: &Claimed, outcome: Outcome, code: i64, at: i64) -> AttemptResult {
         AttemptResult {
-            delivery: crate::db::Claimed {
-                delivery_id: l.delivery_id,
-                msg_id: l.msg_id.clone(),
-                endpoint_id: l.endpoint_id.clone(),
-                attempts: u32::try_from(l.attempts).unwrap(),
-                manual: false,
-                event_type: "a.b".into(),
-                payload: std::sync::Arc::from("{}"),
-            },
+            delivery: l.clone(),
             attempt_id: crate::domain::ids::AttemptId::generate().into(),
             url: "http://127.0.0.1:9/".into(),
             outcome,
@@ -463,7 +461,7 @@ mod tests {
             delays: vec![std::time::Duration::from_secs(5); 3],
             jitter: 0.0,
         };
-        let mut mine = claim_due(&**c, "a", 1000, 3, 31_000).await.unwrap();
+        let mut mine = claim_due(&c, "a", 1000, 3, 31_000, &[]).await.unwrap();
         mine.sort_by_key(|l| l.delivery_id);
         // The third delivery's lease goes to node b while a is paused.
         c.execute(
@@ -474,7 +472,7 @@ mod tests {
         .unwrap();
         let tx = c.transaction().await.unwrap();
         let written = record(
-            &*tx,
+            &tx,
             "a",
             &[
                 result(&mine[0], Outcome::Success, 200, 2000),

@@ -12,7 +12,7 @@ const COLS: &str =
                     legacy_signature, verify_ssl";
 
 /// An endpoint as read, its headers still as stored (sealed): see [`Stored::open`].
-pub(crate) struct Stored(Endpoint, String);
+pub(crate) struct Stored(pub(crate) Endpoint, pub(crate) String);
 
 impl Stored {
     /// The endpoint with its headers opened with `key`.
@@ -25,12 +25,16 @@ impl Stored {
 
 /// What seals an endpoint's headers: bound to the endpoint, and to being its headers (a
 /// sealed header value copied into a secret's place does not open).
-fn headers_aad(endpoint_id: &str) -> String {
+pub(crate) fn headers_aad(endpoint_id: &str) -> String {
     format!("{endpoint_id}#headers")
 }
 
 /// Headers as stored: `{}` when there are none, else their JSON sealed under `key`.
-fn seal_headers(key: &MainKey, endpoint_id: &str, h: &BTreeMap<String, String>) -> String {
+pub(crate) fn seal_headers(
+    key: &MainKey,
+    endpoint_id: &str,
+    h: &BTreeMap<String, String>,
+) -> String {
     if h.is_empty() {
         "{}".to_owned()
     } else {
@@ -40,7 +44,7 @@ fn seal_headers(key: &MainKey, endpoint_id: &str, h: &BTreeMap<String, String>) 
 
 /// Opens stored headers: sealed ones with `key`; plaintext JSON (written before headers
 /// were sealed, and sealed at start) as it is.
-fn open_headers(
+pub(crate) fn open_headers(
     key: &MainKey,
     endpoint_id: &str,
     stored: &str,
@@ -378,7 +382,7 @@ pub fn rotate_secret(
 
 /// Decrypts a stored secret; a legacy plaintext one (`whsec_…`) is not accepted here: it is
 /// sealed at start (see [`seal_plaintext_secrets`]) before anything reads secrets.
-fn open(key: &MainKey, endpoint_id: &str, stored: &str) -> DbResult<String> {
+pub(crate) fn open(key: &MainKey, endpoint_id: &str, stored: &str) -> DbResult<String> {
     key.open(endpoint_id, stored).map_err(|e| match e {
         crypto::CryptoError::Undecryptable => DbError::Undecryptable {
             endpoint_id: endpoint_id.to_owned(),

@@ -4,13 +4,13 @@
 pub mod admin;
 pub mod apps;
 pub mod attempts;
-pub mod commands;
 pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
 pub mod idempotency;
 pub mod messages;
 mod migrations;
+pub mod oneoff;
 pub mod operational;
 pub mod portal;
 mod readers;

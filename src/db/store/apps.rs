@@ -1,6 +1,7 @@
 //! Applications.
 
-use super::{unported, App, Store};
+use super::{App, Store};
+use crate::db::postgres;
 use crate::db::sqlite::{admin, apps, endpoints};
 use crate::db::{DbResult, Page, PageQuery};
 
@@ -9,8 +10,8 @@ impl Store {
     pub async fn app(&self, key: &str) -> DbResult<Option<App>> {
         let key = key.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| apps::get(c, &key)).await,
+            Store::Postgres(pg) => pg.read(async |c| postgres::apps::get(c, &key).await).await,
         }
     }
 
@@ -18,8 +19,11 @@ impl Store {
     pub async fn apps(&self, page: &PageQuery, hidden_uid: &'static str) -> DbResult<Page<App>> {
         let q = page.clone();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| apps::list(c, &q, hidden_uid)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::apps::list(c, page, hidden_uid).await)
+                    .await
+            }
         }
     }
 
@@ -31,7 +35,6 @@ impl Store {
     ) -> DbResult<Page<(App, i64)>> {
         let q = page.clone();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     let page = apps::list(c, &q, hidden_uid)?;
@@ -50,6 +53,21 @@ impl Store {
                 })
                 .await
             }
+            Store::Postgres(pg) => {
+                pg.read(async |c| {
+                    let page = postgres::apps::list(c, &q, hidden_uid).await?;
+                    let mut items = Vec::with_capacity(page.items.len());
+                    for a in page.items {
+                        let n = postgres::admin::count_endpoints(c, &a.id).await?;
+                        items.push((a, n));
+                    }
+                    Ok(Page {
+                        items,
+                        done: page.done,
+                    })
+                })
+                .await
+            }
         }
     }
 
@@ -57,16 +75,24 @@ impl Store {
     pub async fn count_endpoints(&self, app_id: &str) -> DbResult<i64> {
         let id = app_id.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| admin::count_endpoints(c, &id)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::admin::count_endpoints(c, app_id).await)
+                    .await
+            }
         }
     }
 
     /// Stores a new application; a taken uid is a [`DbError::Conflict`](crate::db::DbError).
     pub async fn create_app(&self, app: App) -> DbResult<()> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| apps::insert(c, &app)).await,
+            // A uid taken by another node at the same time is a conflict too (the unique
+            // index waits for the other insert, then refuses this one).
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::apps::insert(c, &app).await)
+                    .await
+            }
         }
     }
 
@@ -74,11 +100,27 @@ impl Store {
     pub async fn get_or_create_app(&self, key: &str, fresh: App) -> DbResult<(bool, App)> {
         let key = key.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| match apps::get(c, &key)? {
                     Some(existing) => Ok((false, existing)),
                     None => apps::insert(c, &fresh).map(|()| (true, fresh)),
+                })
+                .await
+            }
+            // Several nodes creating the same uid at once end with one application: the
+            // others wait on the unique index, insert nothing, then find the stored one.
+            Store::Postgres(pg) => {
+                pg.write(async move |tx| {
+                    if let Some(existing) = postgres::apps::get(tx, &key).await? {
+                        return Ok((false, existing));
+                    }
+                    if postgres::apps::insert_if_absent(tx, &fresh).await? {
+                        return Ok((true, fresh));
+                    }
+                    match postgres::apps::get(tx, &key).await? {
+                        Some(existing) => Ok((false, existing)),
+                        None => Err(postgres::apps::uid_taken()),
+                    }
                 })
                 .await
             }
@@ -90,7 +132,6 @@ impl Store {
     pub async fn app_or_create(&self, key: &str, fresh: Option<App>) -> DbResult<Option<App>> {
         let key = key.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| match apps::get(c, &key)? {
                     Some(app) => Ok(Some(app)),
@@ -98,6 +139,25 @@ impl Store {
                         Some(app) => apps::insert(c, &app).map(|()| Some(app)),
                         None => Ok(None),
                     },
+                })
+                .await
+            }
+            // As `get_or_create_app`: one application when nodes create it at once.
+            Store::Postgres(pg) => {
+                pg.write(async move |tx| {
+                    if let Some(app) = postgres::apps::get(tx, &key).await? {
+                        return Ok(Some(app));
+                    }
+                    let Some(app) = fresh else {
+                        return Ok(None);
+                    };
+                    if postgres::apps::insert_if_absent(tx, &app).await? {
+                        return Ok(Some(app));
+                    }
+                    match postgres::apps::get(tx, &key).await? {
+                        Some(existing) => Ok(Some(existing)),
+                        None => Err(postgres::apps::uid_taken()),
+                    }
                 })
                 .await
             }
@@ -114,7 +174,6 @@ impl Store {
     ) -> DbResult<(bool, App)> {
         let key = key.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| match apps::get(c, &key)? {
                     Some(old) => {
@@ -126,13 +185,37 @@ impl Store {
                 })
                 .await
             }
+            // The application is locked while it changes; when another node creates it at
+            // the same time, this one waits for it, then replaces it: one application.
+            Store::Postgres(pg) => {
+                pg.write(async move |tx| {
+                    let old = match postgres::apps::get_for_update(tx, &key).await? {
+                        Some(old) => old,
+                        None => {
+                            if postgres::apps::insert_if_absent(tx, &fresh).await? {
+                                return Ok((true, fresh));
+                            }
+                            postgres::apps::get_for_update(tx, &key)
+                                .await?
+                                .ok_or_else(postgres::apps::uid_taken)?
+                        }
+                    };
+                    let a = change(old, fresh);
+                    postgres::apps::update(tx, &a).await?;
+                    Ok((false, a))
+                })
+                .await
+            }
         }
     }
 
     pub async fn update_app(&self, app: App) -> DbResult<()> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| apps::update(c, &app)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::apps::update(c, &app).await)
+                    .await
+            }
         }
     }
 
@@ -141,11 +224,23 @@ impl Store {
     pub async fn delete_app(&self, app_id: &str) -> DbResult<Vec<String>> {
         let id = app_id.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let eps = endpoints::ids_in_app(c, &id)?;
                     apps::delete(c, &id)?;
+                    Ok(eps)
+                })
+                .await
+            }
+            // The application is locked first: an endpoint being added to it meanwhile is
+            // either listed (its insert committed first) or refused (it waits for the lock).
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    if postgres::apps::get_for_update(tx, app_id).await?.is_none() {
+                        return Ok(Vec::new());
+                    }
+                    let eps = postgres::endpoints::ids_in_app(tx, app_id).await?;
+                    postgres::apps::delete(tx, app_id).await?;
                     Ok(eps)
                 })
                 .await

@@ -1,6 +1,7 @@
 //! The outbox as the dispatcher and housekeeping see it: claims, results, retention.
 
-use super::{unported, AttemptResult, Claimed, Recorded, Store};
+use super::{AttemptResult, Claimed, Recorded, Store};
+use crate::db::postgres;
 use crate::db::sqlite::{deliveries, idempotency, messages, operational};
 use crate::db::DbResult;
 use crate::domain::retry::RetrySchedule;
@@ -21,10 +22,17 @@ impl Store {
         busy: Vec<String>,
     ) -> DbResult<Vec<Claimed>> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| deliveries::claim_due(c, now, limit, lease_until, &busy))
                     .await
+            }
+            Store::Postgres(pg) => {
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                pg.read(async |c| {
+                    postgres::deliveries::claim_due(c, &pg.node, now, limit, lease_until, &busy)
+                        .await
+                })
+                .await
             }
         }
     }
@@ -32,16 +40,25 @@ impl Store {
     /// When the next delivery falls due, if any is pending.
     pub async fn next_due(&self) -> DbResult<Option<i64>> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(deliveries::next_due).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::deliveries::next_due(c).await)
+                    .await
+            }
         }
     }
 
-    /// Makes every leased delivery due again (at start: the previous run's leases); how many.
+    /// Makes due again the deliveries leased by a previous run of this server; how many. On
+    /// SQLite that is every lease (one process owns them all); on PostgreSQL only this node's
+    /// own (the leases of other nodes that died are freed by the heartbeat sweep, never at
+    /// start, since their owners may be alive).
     pub async fn release_all_leases(&self) -> DbResult<usize> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(deliveries::release_all_leases).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::deliveries::release_leases_of(c, &pg.node).await)
+                    .await
+            }
         }
     }
 
@@ -57,7 +74,29 @@ impl Store {
         clock: Clock,
     ) -> DbResult<(Recorded, bool)> {
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                let now = clock.now_ms();
+                let (written, announced) = pg
+                    .write(async |tx| {
+                        for id in skipped.iter() {
+                            postgres::deliveries::skip(tx, &pg.node, *id, now).await?;
+                        }
+                        let w = postgres::deliveries::record(tx, &pg.node, &attempts, &schedule)
+                            .await?;
+                        let announced =
+                            postgres::operational::announce(tx, &pg.node, &w.recorded.notices, now)
+                                .await?;
+                        Ok((w, announced))
+                    })
+                    .await?;
+                if written.fenced > 0 {
+                    tracing::warn!(
+                        results = written.fenced,
+                        "results dropped: their deliveries were leased to another node meanwhile"
+                    );
+                }
+                Ok((written.recorded, announced))
+            }
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let now = clock.now_ms();
@@ -77,7 +116,28 @@ impl Store {
     /// how many.
     pub async fn purge_expired_payloads(&self, now: i64) -> usize {
         match self {
-            Store::Postgres(_) => unported().unwrap_or(0),
+            Store::Postgres(pg) => {
+                let mut purged = 0;
+                loop {
+                    match pg
+                        .write(async |tx| {
+                            postgres::messages::purge_expired(tx, now, PURGE_BATCH).await
+                        })
+                        .await
+                    {
+                        Ok(n) => {
+                            purged += n;
+                            if n < PURGE_BATCH {
+                                return purged;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "payload purge failed");
+                            return purged;
+                        }
+                    }
+                }
+            }
             Store::Sqlite(db) => {
                 let purged = db
                     .write_batches("payload purge", PURGE_BATCH, move |c| {
@@ -97,7 +157,26 @@ impl Store {
     /// Forgets the idempotent responses stored before `cutoff`; how many.
     pub async fn purge_idempotency(&self, cutoff: i64) -> usize {
         match self {
-            Store::Postgres(_) => unported().unwrap_or(0),
+            Store::Postgres(pg) => {
+                let mut purged = 0;
+                loop {
+                    match pg
+                        .read(async |c| postgres::idempotency::purge(c, cutoff, PURGE_BATCH).await)
+                        .await
+                    {
+                        Ok(n) => {
+                            purged += n;
+                            if n < PURGE_BATCH {
+                                return purged;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "idempotency purge failed");
+                            return purged;
+                        }
+                    }
+                }
+            }
             Store::Sqlite(db) => {
                 db.write_batches("idempotency purge", PURGE_BATCH, move |c| {
                     idempotency::purge(c, cutoff, PURGE_BATCH)
@@ -110,8 +189,15 @@ impl Store {
     /// Creates hookbox's own application when it does not exist yet; returns its id.
     pub async fn ensure_operational_app(&self, now: i64) -> DbResult<String> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| operational::ensure_app(c, now)).await,
+            Store::Postgres(pg) => {
+                // Nodes starting together: one creates it, the others then find it.
+                pg.write(async |tx| {
+                    postgres::locks::wait(tx, postgres::locks::Chore::Bootstrap).await?;
+                    postgres::operational::ensure_app(tx, now).await
+                })
+                .await
+            }
         }
     }
 }

@@ -2,7 +2,8 @@
 //! transaction. Each change that announces something returns whether it did (the caller
 //! then wakes the dispatcher).
 
-use super::{unported, Activity, App, Endpoint, Health, Notice, Secret, Store, TestSend};
+use super::{Activity, App, Endpoint, Health, Notice, Secret, Store, TestSend};
+use crate::db::postgres;
 use crate::db::sqlite::{admin, deliveries, endpoints, operational};
 use crate::db::{DbResult, Page, PageQuery};
 use crate::domain::operational::Event;
@@ -17,11 +18,15 @@ pub struct HealthReport {
 impl Store {
     /// An endpoint of an application, by id or uid.
     pub async fn endpoint(&self, app_id: &str, key: &str) -> DbResult<Option<Endpoint>> {
-        let (app_id, key, main_key) = (app_id.to_owned(), key.to_owned(), self.main_key().clone());
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let (app_id, key, main_key) =
+                    (app_id.to_owned(), key.to_owned(), self.main_key().clone());
                 db.read(move |c| endpoints::get(c, &main_key, &app_id, &key))
+                    .await
+            }
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::endpoints::get(c, &pg.main_key, app_id, key).await)
                     .await
             }
         }
@@ -33,10 +38,9 @@ impl Store {
         endpoint_id: &str,
         now: i64,
     ) -> DbResult<Option<(Endpoint, Vec<Secret>)>> {
-        let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
                 db.read(move |c| {
                     let Some(ep) = endpoints::get_by_id(c, &key, &id)? else {
                         return Ok(None);
@@ -46,26 +50,48 @@ impl Store {
                 })
                 .await
             }
+            Store::Postgres(pg) => {
+                pg.read(async |c| {
+                    let key = &pg.main_key;
+                    let Some(ep) = postgres::endpoints::get_by_id(c, key, endpoint_id).await?
+                    else {
+                        return Ok(None);
+                    };
+                    let secrets = postgres::endpoints::secrets(c, key, endpoint_id, now).await?;
+                    Ok(Some((ep, secrets)))
+                })
+                .await
+            }
         }
     }
 
     pub async fn endpoints(&self, app_id: &str, page: &PageQuery) -> DbResult<Page<Endpoint>> {
-        let (id, p, key) = (app_id.to_owned(), page.clone(), self.main_key().clone());
         match self {
-            Store::Postgres(_) => unported(),
-            Store::Sqlite(db) => db.read(move |c| endpoints::list(c, &key, &id, &p)).await,
+            Store::Sqlite(db) => {
+                let (id, p, key) = (app_id.to_owned(), page.clone(), self.main_key().clone());
+                db.read(move |c| endpoints::list(c, &key, &id, &p)).await
+            }
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::endpoints::list(c, &pg.main_key, app_id, page).await)
+                    .await
+            }
         }
     }
 
     /// The signing secrets of an endpoint still in use at `now`, the current one without an
     /// expiry.
     pub async fn endpoint_secrets(&self, endpoint_id: &str, now: i64) -> DbResult<Vec<Secret>> {
-        let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
                 db.read(move |c| endpoints::secrets(c, &key, &id, now))
                     .await
+            }
+            Store::Postgres(pg) => {
+                pg.read(async |c| {
+                    postgres::endpoints::secrets(c, &pg.main_key, endpoint_id, now).await
+                })
+                .await
             }
         }
     }
@@ -76,11 +102,9 @@ impl Store {
         endpoint_id: &str,
         since: i64,
     ) -> DbResult<HealthReport> {
-        let id = endpoint_id.to_owned();
+        let id = crate::domain::ids::EndpointId::from_string(endpoint_id.to_owned());
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
-                let id = crate::domain::ids::EndpointId::from_string(id);
                 db.read(move |c| {
                     let mut h = admin::health(c, std::slice::from_ref(&id), since)?;
                     Ok(HealthReport {
@@ -91,19 +115,44 @@ impl Store {
                 })
                 .await
             }
+            Store::Postgres(pg) => {
+                pg.read(async |c| {
+                    let mut h =
+                        postgres::admin::health(c, std::slice::from_ref(&id), since).await?;
+                    Ok(HealthReport {
+                        health: h.remove(&id).unwrap_or_default(),
+                        activity: postgres::admin::endpoint_activity(c, &id, since).await?,
+                        failing_since: postgres::endpoints::failing_since(c, &id).await?,
+                    })
+                })
+                .await
+            }
         }
     }
 
     /// Stores a new endpoint with its signing secret (sealed) and announces
     /// `endpoint.created`.
     pub async fn create_endpoint(&self, ep: Endpoint, secret: String, now: i64) -> DbResult<bool> {
-        let main_key = self.main_key().clone();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let main_key = self.main_key().clone();
                 db.write(move |c| {
                     endpoints::insert(c, &main_key, &ep, &secret)?;
                     operational::endpoint_event(c, Event::EndpointCreated, &ep.id, now)
+                })
+                .await
+            }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    postgres::endpoints::insert(tx, &pg.main_key, &ep, &secret).await?;
+                    postgres::operational::endpoint_event(
+                        tx,
+                        &pg.node,
+                        Event::EndpointCreated,
+                        &ep.id,
+                        now,
+                    )
+                    .await
                 })
                 .await
             }
@@ -119,10 +168,9 @@ impl Store {
         disabled_reason: String,
         now: i64,
     ) -> DbResult<bool> {
-        let key = self.main_key().clone();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let key = self.main_key().clone();
                 db.write(move |c| {
                     let was_disabled = endpoints::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
                     endpoints::update(c, &key, &ep)?;
@@ -144,19 +192,68 @@ impl Store {
                 })
                 .await
             }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    // The row stays locked until commit: a change from another node waits,
+                    // then sees this one's outcome.
+                    let was_disabled = postgres::endpoints::lock(tx, &ep.id)
+                        .await?
+                        .unwrap_or(ep.disabled);
+                    postgres::endpoints::update(tx, &pg.main_key, &ep).await?;
+                    let mut notices = Vec::new();
+                    if ep.disabled && !was_disabled {
+                        if postgres::endpoints::disable(tx, &ep.id, &disabled_reason, now).await? {
+                            notices.push(Notice::Disabled {
+                                endpoint_id: ep.id.to_string(),
+                                reason: disabled_reason.clone(),
+                                at: now,
+                            });
+                        }
+                    } else if !ep.disabled && was_disabled {
+                        postgres::endpoints::enable(tx, &ep.id, now).await?;
+                    }
+                    let updated = postgres::operational::endpoint_event(
+                        tx,
+                        &pg.node,
+                        Event::EndpointUpdated,
+                        &ep.id,
+                        now,
+                    )
+                    .await?;
+                    Ok(
+                        postgres::operational::announce(tx, &pg.node, &notices, now).await?
+                            || updated,
+                    )
+                })
+                .await
+            }
         }
     }
 
     /// Deletes an endpoint (its deliveries and attempts go with it) and announces
     /// `endpoint.deleted`.
     pub async fn delete_endpoint(&self, app: App, ep: &Endpoint, now: i64) -> DbResult<bool> {
-        let (id, uid) = (ep.id.clone(), ep.uid.clone());
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let (id, uid) = (ep.id.clone(), ep.uid.clone());
                 db.write(move |c| {
                     endpoints::delete(c, &id)?;
                     operational::endpoint_deleted(c, &app, &id, uid.as_deref(), now)
+                })
+                .await
+            }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    postgres::endpoints::delete(tx, &ep.id).await?;
+                    postgres::operational::endpoint_deleted(
+                        tx,
+                        &pg.node,
+                        &app,
+                        &ep.id,
+                        ep.uid.as_deref(),
+                        now,
+                    )
+                    .await
                 })
                 .await
             }
@@ -172,7 +269,6 @@ impl Store {
         now: i64,
     ) -> DbResult<(Vec<String>, bool)> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let mut notices = Vec::new();
@@ -191,6 +287,27 @@ impl Store {
                 })
                 .await
             }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    let mut notices = Vec::new();
+                    let mut changed = Vec::new();
+                    // Only the node whose update changes the row announces it.
+                    for (id, reason) in &which {
+                        if postgres::endpoints::disable(tx, id, reason, now).await? {
+                            changed.push(id.clone());
+                            notices.push(Notice::Disabled {
+                                endpoint_id: id.clone(),
+                                reason: reason.clone(),
+                                at: now,
+                            });
+                        }
+                    }
+                    let announced =
+                        postgres::operational::announce(tx, &pg.node, &notices, now).await?;
+                    Ok((changed, announced))
+                })
+                .await
+            }
         }
     }
 
@@ -204,7 +321,6 @@ impl Store {
         now: i64,
     ) -> DbResult<(Vec<String>, bool)> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let dead = endpoints::failing_since_before(c, cutoff)?;
@@ -224,16 +340,37 @@ impl Store {
                 })
                 .await
             }
+            Store::Postgres(pg) => {
+                // `reason` is moved in (it need not be `Sync`); only its results cross awaits.
+                pg.write(async move |tx| {
+                    let dead = postgres::endpoints::failing_since_before(tx, cutoff).await?;
+                    let mut notices = Vec::with_capacity(dead.len());
+                    for (id, since) in &dead {
+                        let reason = reason(*since);
+                        // Another node disabling it at once: only one of them changes it.
+                        if postgres::endpoints::disable(tx, id, &reason, now).await? {
+                            notices.push(Notice::Disabled {
+                                endpoint_id: id.clone(),
+                                reason,
+                                at: *since,
+                            });
+                        }
+                    }
+                    let announced =
+                        postgres::operational::announce(tx, &pg.node, &notices, now).await?;
+                    Ok((dead.into_iter().map(|(id, _)| id).collect(), announced))
+                })
+                .await
+            }
         }
     }
 
     /// Enables an endpoint and, with `replay`, queues what it missed while disabled (what was
     /// skipped since then; never messages from before it existed). How many were queued.
     pub async fn enable_endpoint(&self, ep: &Endpoint, replay: bool, now: i64) -> DbResult<usize> {
-        let ep = ep.clone();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let ep = ep.clone();
                 db.write(move |c| {
                     let since = admin::first_skipped_at(c, &ep.id)?
                         .into_iter()
@@ -244,6 +381,27 @@ impl Store {
                     endpoints::enable(c, &ep.id, now)?;
                     if replay {
                         deliveries::replay_missing(c, &ep, since, None, now)
+                    } else {
+                        Ok(0)
+                    }
+                })
+                .await
+            }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    // Enables of the same endpoint on several nodes run one after the other
+                    // (the second finds nothing left to replay).
+                    postgres::endpoints::lock(tx, &ep.id).await?;
+                    let since = postgres::admin::first_skipped_at(tx, &ep.id)
+                        .await?
+                        .into_iter()
+                        .chain(ep.disabled_at)
+                        .min()
+                        .unwrap_or(now)
+                        .max(ep.created_at);
+                    postgres::endpoints::enable(tx, &ep.id, now).await?;
+                    if replay {
+                        postgres::deliveries::replay_missing(tx, ep, since, None, now).await
                     } else {
                         Ok(0)
                     }
@@ -261,12 +419,17 @@ impl Store {
         until: Option<i64>,
         now: i64,
     ) -> DbResult<usize> {
-        let id = endpoint_id.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let id = endpoint_id.to_owned();
                 db.write(move |c| deliveries::recover(c, &id, since, until, now))
                     .await
+            }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    postgres::deliveries::recover(tx, endpoint_id, since, until, now).await
+                })
+                .await
             }
         }
     }
@@ -279,12 +442,17 @@ impl Store {
         until: Option<i64>,
         now: i64,
     ) -> DbResult<usize> {
-        let e = ep.clone();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let e = ep.clone();
                 db.write(move |c| deliveries::replay_missing(c, &e, since, until, now))
                     .await
+            }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    postgres::deliveries::replay_missing(tx, ep, since, until, now).await
+                })
+                .await
             }
         }
     }
@@ -298,12 +466,26 @@ impl Store {
         grace_ms: i64,
         now: i64,
     ) -> DbResult<()> {
-        let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
                 db.write(move |c| endpoints::rotate_secret(c, &key, &id, &secret, grace_ms, now))
                     .await
+            }
+            Store::Postgres(pg) => {
+                // Locks the endpoint's row: concurrent rotations run one after the other.
+                pg.write(async |tx| {
+                    postgres::endpoints::rotate_secret(
+                        tx,
+                        &pg.main_key,
+                        endpoint_id,
+                        &secret,
+                        grace_ms,
+                        now,
+                    )
+                    .await
+                })
+                .await
             }
         }
     }
@@ -316,12 +498,17 @@ impl Store {
         max_attempts: u32,
         now: i64,
     ) -> DbResult<()> {
-        let (m, e) = (msg_id.to_owned(), endpoint_id.to_owned());
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
+                let (m, e) = (msg_id.to_owned(), endpoint_id.to_owned());
                 db.write(move |c| deliveries::resend(c, &m, &e, max_attempts, now))
                     .await
+            }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    postgres::deliveries::resend(tx, msg_id, endpoint_id, max_attempts, now).await
+                })
+                .await
             }
         }
     }
@@ -329,8 +516,11 @@ impl Store {
     /// Records a test send: its message and its one attempt.
     pub async fn record_test_send(&self, t: TestSend) -> DbResult<()> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| admin::record_test_send(c, &t)).await,
+            Store::Postgres(pg) => {
+                pg.write(async |tx| postgres::admin::record_test_send(tx, &t).await)
+                    .await
+            }
         }
     }
 }

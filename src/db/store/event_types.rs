@@ -1,6 +1,7 @@
 //! The event catalog.
 
-use super::{unported, EventType, Store};
+use super::{EventType, Store};
+use crate::db::postgres;
 use crate::db::sqlite::event_types;
 use crate::db::{DbResult, Page, PageQuery};
 
@@ -8,8 +9,11 @@ impl Store {
     pub async fn event_type(&self, name: &str) -> DbResult<Option<EventType>> {
         let name = name.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| event_types::get(c, &name)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::event_types::get(c, &name).await)
+                    .await
+            }
         }
     }
 
@@ -20,9 +24,12 @@ impl Store {
     ) -> DbResult<Page<EventType>> {
         let q = page.clone();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| event_types::list(c, &q, include_archived))
+                    .await
+            }
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::event_types::list(c, page, include_archived).await)
                     .await
             }
         }
@@ -31,8 +38,11 @@ impl Store {
     /// Which of `names` are not in the catalog (archived ones are).
     pub async fn missing_event_types(&self, names: Vec<String>) -> DbResult<Vec<String>> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| event_types::missing(c, &names)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::event_types::missing(c, &names).await)
+                    .await
+            }
         }
     }
 
@@ -40,7 +50,6 @@ impl Store {
     /// creation time). `None` when a live type has that name.
     pub async fn create_event_type(&self, t: EventType) -> DbResult<Option<EventType>> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| match event_types::get(c, &t.name)? {
                     Some(old) if old.archived => {
@@ -56,6 +65,28 @@ impl Store {
                 })
                 .await
             }
+            // Nodes creating the same name at once take turns (the name's lock): the first
+            // stores it, the others then find it live (`None`).
+            Store::Postgres(pg) => {
+                pg.write(async move |tx| {
+                    postgres::event_types::lock_name(tx, &t.name).await?;
+                    match postgres::event_types::get_for_update(tx, &t.name).await? {
+                        Some(old) if old.archived => {
+                            let revived = EventType {
+                                created_at: old.created_at,
+                                ..t
+                            };
+                            postgres::event_types::update(tx, &revived).await?;
+                            Ok(Some(revived))
+                        }
+                        Some(_) => Ok(None),
+                        None => postgres::event_types::insert(tx, &t)
+                            .await
+                            .map(|()| Some(t)),
+                    }
+                })
+                .await
+            }
         }
     }
 
@@ -67,7 +98,6 @@ impl Store {
     ) -> DbResult<(bool, EventType)> {
         let name = name.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let existing = event_types::get(c, &name)?;
@@ -76,6 +106,22 @@ impl Store {
                         event_types::update(c, &e)?;
                     } else {
                         event_types::insert(c, &e)?;
+                    }
+                    Ok((existing.is_none(), e))
+                })
+                .await
+            }
+            // Nodes putting the same name at once take turns (the name's lock): one creates
+            // it, the others replace it.
+            Store::Postgres(pg) => {
+                pg.write(async move |tx| {
+                    postgres::event_types::lock_name(tx, &name).await?;
+                    let existing = postgres::event_types::get_for_update(tx, &name).await?;
+                    let e = make(existing.as_ref());
+                    if existing.is_some() {
+                        postgres::event_types::update(tx, &e).await?;
+                    } else {
+                        postgres::event_types::insert(tx, &e).await?;
                     }
                     Ok((existing.is_none(), e))
                 })
@@ -92,7 +138,6 @@ impl Store {
     ) -> DbResult<Option<EventType>> {
         let name = name.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let Some(mut e) = event_types::get(c, &name)? else {
@@ -104,13 +149,29 @@ impl Store {
                 })
                 .await
             }
+            // Locked while it changes, so concurrent changes apply one after the other.
+            Store::Postgres(pg) => {
+                pg.write(async move |tx| {
+                    let Some(mut e) = postgres::event_types::get_for_update(tx, &name).await?
+                    else {
+                        return Ok(None);
+                    };
+                    change(&mut e);
+                    postgres::event_types::update(tx, &e).await?;
+                    Ok(Some(e))
+                })
+                .await
+            }
         }
     }
 
     pub async fn update_event_type(&self, e: EventType) -> DbResult<()> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| event_types::update(c, &e)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::event_types::update(c, &e).await)
+                    .await
+            }
         }
     }
 
@@ -118,8 +179,11 @@ impl Store {
     pub async fn expunge_event_type(&self, name: &str) -> DbResult<bool> {
         let name = name.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| event_types::delete(c, &name)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::event_types::delete(c, &name).await)
+                    .await
+            }
         }
     }
 }

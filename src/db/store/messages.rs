@@ -1,9 +1,10 @@
 //! Messages, their deliveries' listings, attempts, analytics and idempotent responses.
 
-use super::{unported, 
+use super::{
     Analytics, App, Attempt, AttemptFilter, EndpointMessage, IdempotencyKey, Ingested, Message,
     MessageEndpoint, MessageFilter, Stats, Store,
 };
+use crate::db::postgres;
 use crate::db::sqlite::{apps, attempts, deliveries, idempotency, messages, stats};
 use crate::db::{DbResult, Page, PageQuery};
 
@@ -40,7 +41,46 @@ impl Store {
         let now = m.msg.created_at;
         let due_at = m.deliver_at.filter(|t| *t > now).unwrap_or(now);
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                pg.write(async move |tx| {
+                    let NewMessage {
+                        mut msg,
+                        app_key,
+                        create_app,
+                        only_endpoint,
+                        retention_ms,
+                        default_retention_ms,
+                        idempotency,
+                        response,
+                        ..
+                    } = m;
+                    let app = match (postgres::apps::get(tx, &app_key).await?, create_app) {
+                        (Some(app), _) => app,
+                        (None, Some(app)) => {
+                            postgres::apps::insert(tx, &app).await?;
+                            app
+                        }
+                        (None, None) => return Ok(None),
+                    };
+                    msg.app_id = app.id;
+                    let keep = retention_ms
+                        .or(app.retention_ms)
+                        .unwrap_or(default_retention_ms);
+                    let req = crate::db::outbox::IngestRequest {
+                        msg: &msg,
+                        only_endpoint: only_endpoint.as_deref(),
+                        idempotency: idempotency.as_ref(),
+                        response: (response.0, &response.1),
+                        lease_until,
+                        due_at,
+                        expires_at: now.saturating_add(keep),
+                    };
+                    let mut claim = |ep: &str| due_at <= now && room(ep);
+                    let r = postgres::messages::ingest(tx, &req, &pg.node, &mut claim).await?;
+                    Ok(Some((r, response.1)))
+                })
+                .await
+            }
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let NewMessage {
@@ -87,8 +127,11 @@ impl Store {
     pub async fn message(&self, app_id: &str, key: &str) -> DbResult<Option<Message>> {
         let (app_id, key) = (app_id.to_owned(), key.to_owned());
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| messages::get(c, &app_id, &key)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::messages::get(c, &app_id, &key).await)
+                    .await
+            }
         }
     }
 
@@ -100,7 +143,10 @@ impl Store {
     ) -> DbResult<Page<Message>> {
         let (app_id, p) = (app_id.to_owned(), page.clone());
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::messages::list(c, &app_id, &filter, &p).await)
+                    .await
+            }
             Store::Sqlite(db) => {
                 db.read(move |c| messages::list(c, &app_id, &filter, &p))
                     .await
@@ -116,7 +162,10 @@ impl Store {
     ) -> DbResult<Page<MessageEndpoint>> {
         let (id, p, key) = (msg_id.to_owned(), page.clone(), self.main_key().clone());
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::deliveries::list_for_message(c, &key, &id, &p).await)
+                    .await
+            }
             Store::Sqlite(db) => {
                 db.read(move |c| deliveries::list_for_message(c, &key, &id, &p))
                     .await
@@ -134,7 +183,12 @@ impl Store {
     ) -> DbResult<Page<EndpointMessage>> {
         let (id, p) = (endpoint_id.to_owned(), page.clone());
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                pg.read(async |c| {
+                    postgres::deliveries::list_for_endpoint(c, &id, status, &filter, &p).await
+                })
+                .await
+            }
             Store::Sqlite(db) => {
                 db.read(move |c| deliveries::list_for_endpoint(c, &id, status, &filter, &p))
                     .await
@@ -151,7 +205,10 @@ impl Store {
     ) -> DbResult<Stats> {
         let id = endpoint_id.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::deliveries::stats(c, &id, since, until).await)
+                    .await
+            }
             Store::Sqlite(db) => {
                 db.read(move |c| deliveries::stats(c, &id, since, until))
                     .await
@@ -166,16 +223,22 @@ impl Store {
     ) -> DbResult<Page<Attempt>> {
         let p = page.clone();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| attempts::list(c, &filter, &p)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::attempts::list(c, &filter, &p).await)
+                    .await
+            }
         }
     }
 
     pub async fn attempt(&self, msg_id: &str, attempt_id: &str) -> DbResult<Option<Attempt>> {
         let (m, a) = (msg_id.to_owned(), attempt_id.to_owned());
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| attempts::get(c, &m, &a)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::attempts::get(c, &m, &a).await)
+                    .await
+            }
         }
     }
 
@@ -191,10 +254,23 @@ impl Store {
     ) -> DbResult<Analytics> {
         let app_id = app_id.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => {
                 db.read(move |c| {
                     stats::analytics(c, &app_id, endpoint_id.as_deref(), since, until, bucket_ms)
+                })
+                .await
+            }
+            Store::Postgres(pg) => {
+                pg.read(async |c| {
+                    crate::db::postgres::stats::analytics(
+                        c,
+                        &app_id,
+                        endpoint_id.as_deref(),
+                        since,
+                        until,
+                        bucket_ms,
+                    )
+                    .await
                 })
                 .await
             }
@@ -208,8 +284,11 @@ impl Store {
     ) -> DbResult<Option<(u16, String)>> {
         let k = key.clone();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| idempotency::get(c, &k)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::idempotency::get(c, &k).await)
+                    .await
+            }
         }
     }
 
@@ -221,7 +300,10 @@ impl Store {
         now: i64,
     ) -> DbResult<()> {
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::idempotency::put(c, &key, status, &body, now).await)
+                    .await
+            }
             Store::Sqlite(db) => {
                 db.write(move |c| idempotency::put(c, &key, status, &body, now))
                     .await

@@ -23,6 +23,7 @@ mod portal;
 mod tokens;
 
 use super::postgres::PgStore;
+pub use super::postgres::Signal as PeerSignal;
 use super::sqlite::{self, Db};
 use super::{DbOptions, DbResult};
 use crate::domain::crypto::MainKey;
@@ -60,11 +61,6 @@ pub enum Store {
     Postgres(PgStore),
 }
 
-/// Placeholder while the PostgreSQL backend is being filled in.
-pub(crate) fn unported<T>() -> DbResult<T> {
-    Err(super::DbError::Postgres("not implemented on PostgreSQL yet".into()))
-}
-
 impl Store {
     /// Opens (creating and migrating if needed) the SQLite database described by `opts`.
     pub fn open_sqlite(opts: &DbOptions, main_key: MainKey) -> DbResult<Store> {
@@ -74,7 +70,9 @@ impl Store {
     /// Connects to the PostgreSQL database at `url` (migrating it if needed) with a pool of
     /// at most `pool_size` connections.
     pub async fn open_postgres(url: &str, pool_size: usize, main_key: MainKey) -> DbResult<Store> {
-        Ok(Store::Postgres(PgStore::open(url, pool_size, main_key).await?))
+        Ok(Store::Postgres(
+            PgStore::open(url, pool_size, main_key).await?,
+        ))
     }
 
     /// The key that seals endpoint secrets at rest.
@@ -89,8 +87,49 @@ impl Store {
     pub async fn close(&self) {
         match self {
             Store::Sqlite(db) => db.close().await,
-            Store::Postgres(pg) => pg.pool.close(),
+            Store::Postgres(pg) => {
+                match pg.leave().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        deliveries = n,
+                        "gave back unsent deliveries to the other nodes"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot give back this node's leases; the others free them once it is taken for dead")
+                    }
+                }
+                pg.pool.close();
+            }
         }
+    }
+
+    /// Tells the other nodes sharing the database (none on SQLite).
+    pub fn tell_peers(&self, s: PeerSignal) {
+        match self {
+            Store::Sqlite(_) => {}
+            Store::Postgres(pg) => pg.tell_peers(s),
+        }
+    }
+
+    /// This node's part in a cluster until `cancel` (heartbeats, freeing dead nodes' leases,
+    /// signals to and from the others; see `PgStore::run_node`), handing what it hears to
+    /// `on_signal`. Returns at once on SQLite, which has no other nodes.
+    pub async fn run_node(
+        &self,
+        every: std::time::Duration,
+        dead_after: std::time::Duration,
+        on_signal: impl Fn(PeerSignal),
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        match self {
+            Store::Sqlite(_) => {}
+            Store::Postgres(pg) => pg.run_node(every, dead_after, on_signal, cancel).await,
+        }
+    }
+
+    /// Whether other nodes may share this store.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
     }
 
     /// The writer's counters, for `/metrics`.
@@ -104,8 +143,11 @@ impl Store {
     /// Figures read at scrape time, for `/metrics`.
     pub async fn gauges(&self, now: i64) -> DbResult<Gauges> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(move |c| sqlite::stats::gauges(c, now)).await,
+            Store::Postgres(pg) => {
+                pg.read(async |c| super::postgres::stats::gauges(c, now).await)
+                    .await
+            }
         }
     }
 }

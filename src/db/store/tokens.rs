@@ -1,6 +1,7 @@
 //! API tokens.
 
-use super::{unported, Store, Token};
+use super::{Store, Token};
+use crate::db::postgres::{self, locks};
 use crate::db::sqlite::tokens;
 use crate::db::DbResult;
 use crate::domain::ids;
@@ -10,7 +11,17 @@ impl Store {
     pub async fn token_by_hash(&self, hash: &str, now: i64) -> DbResult<Option<String>> {
         let h = hash.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                let id = pg
+                    .read(async |c| postgres::tokens::find_active(c, hash).await)
+                    .await?;
+                if let Some(id) = &id {
+                    let _ = pg
+                        .read(async |c| postgres::tokens::touch(c, id, now).await)
+                        .await;
+                }
+                Ok(id)
+            }
             Store::Sqlite(db) => {
                 let id = db.read(move |c| tokens::find_active(c, &h)).await?;
                 if let Some(id) = &id {
@@ -25,8 +36,8 @@ impl Store {
 
     pub async fn tokens(&self) -> DbResult<Vec<Token>> {
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.read(tokens::list).await,
+            Store::Postgres(pg) => pg.read(async |c| postgres::tokens::list(c).await).await,
         }
     }
 
@@ -34,7 +45,11 @@ impl Store {
     pub async fn create_token(&self, name: &str, hash: &str, now: i64) -> DbResult<String> {
         let (id, name, hash) = (ids::new_id(ids::TOKEN), name.to_owned(), hash.to_owned());
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::tokens::insert(c, &id, &name, &hash, now).await)
+                    .await?;
+                Ok(id)
+            }
             Store::Sqlite(db) => {
                 db.write(move |c| tokens::insert(c, &id, &name, &hash, now).map(|()| id))
                     .await
@@ -51,7 +66,18 @@ impl Store {
     ) -> DbResult<Option<String>> {
         let (id, name, hash) = (ids::new_id(ids::TOKEN), name.to_owned(), hash.to_owned());
         match self {
-            Store::Postgres(_) => unported(),
+            Store::Postgres(pg) => {
+                // Nodes starting together: one creates it, the others then see it.
+                pg.write(async |tx| {
+                    locks::wait(tx, locks::Chore::Bootstrap).await?;
+                    if postgres::tokens::count_active(tx).await? > 0 {
+                        return Ok(None);
+                    }
+                    postgres::tokens::insert(tx, &id, &name, &hash, now).await?;
+                    Ok(Some(id))
+                })
+                .await
+            }
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     if tokens::count_active(c)? > 0 {
@@ -68,8 +94,16 @@ impl Store {
     pub async fn revoke_token(&self, id_or_name: &str, now: i64) -> DbResult<usize> {
         let key = id_or_name.to_owned();
         match self {
-            Store::Postgres(_) => unported(),
             Store::Sqlite(db) => db.write(move |c| tokens::revoke(c, &key, now)).await,
+            Store::Postgres(pg) => {
+                let n = pg
+                    .read(async |c| postgres::tokens::revoke(c, id_or_name, now).await)
+                    .await?;
+                if n > 0 {
+                    pg.tell_peers(postgres::Signal::Tokens);
+                }
+                Ok(n)
+            }
         }
     }
 }

@@ -436,5 +436,6 @@ pub async fn revoke_token(
     if n == 0 {
         return Err(ConsoleError::NotFound("token"));
     }
+    st.tokens.clear();
     Ok(redirect("/admin/tokens?ok=token-revoked"))
 }

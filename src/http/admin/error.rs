@@ -35,7 +35,7 @@ pub enum ConsoleError {
 impl From<DbError> for ConsoleError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Conflict(d) => ConsoleError::BadRequest(d),
+            DbError::Conflict(d) | DbError::Unstorable(d) => ConsoleError::BadRequest(d),
             full if full.is_full() => ConsoleError::StorageFull,
             other => ConsoleError::Internal(other.to_string()),
         }

@@ -6,6 +6,7 @@ pub mod faulty;
 pub mod receiver;
 #[cfg(unix)]
 pub mod server;
+pub mod storage;
 
 use hookbox::app::Application;
 use hookbox::config::Config;
@@ -38,22 +39,74 @@ pub struct TestApp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
+    /// A database of its own per test (per data dir) on the cluster at `HOOKBOX_TEST_PG_URL`.
+    Postgres,
 }
+
+/// The main key every PostgreSQL test server uses (on PostgreSQL it must be configured).
+pub const PG_TEST_MAIN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 impl Backend {
     pub fn from_env() -> Backend {
         match std::env::var("HOOKBOX_TEST_BACKEND").as_deref() {
             Err(_) | Ok("" | "sqlite") => Backend::Sqlite,
-            Ok(other) => panic!("HOOKBOX_TEST_BACKEND={other}: the backends are: sqlite"),
+            Ok("postgres") => Backend::Postgres,
+            Ok(other) => {
+                panic!("HOOKBOX_TEST_BACKEND={other}: the backends are: sqlite, postgres")
+            }
         }
     }
 
     /// Points `cfg` at this backend's storage for a test whose data dir is `dir`.
     fn configure(self, cfg: &mut Config, dir: &std::path::Path) {
+        cfg.data_dir = dir.to_path_buf();
         match self {
-            Backend::Sqlite => cfg.data_dir = dir.to_path_buf(),
+            Backend::Sqlite => {}
+            Backend::Postgres => {
+                cfg.database_url = Some(pg_database_for(dir));
+                cfg.main_key = Some(hookbox::config::HiddenKey::new(PG_TEST_MAIN_KEY));
+                cfg.database.pool_size = 4;
+            }
         }
     }
+}
+
+/// The URL of the database of the test whose data dir is `dir`: created on first use, its
+/// name kept in the data dir so that a restart finds the same database.
+pub fn pg_database_for(dir: &std::path::Path) -> String {
+    let admin = std::env::var("HOOKBOX_TEST_PG_URL")
+        .expect("HOOKBOX_TEST_BACKEND=postgres needs HOOKBOX_TEST_PG_URL (scripts/test sets it)");
+    let base = admin
+        .rsplit_once('/')
+        .expect("a postgres:// URL")
+        .0
+        .to_owned();
+    let marker = dir.join("pg-database");
+    if let Ok(name) = std::fs::read_to_string(&marker) {
+        return format!("{base}/{}", name.trim());
+    }
+    let name = format!("hookbox_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let sql = format!("CREATE DATABASE {name}");
+    // Tests call this from inside their runtime: connect on a thread of its own.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                .await
+                .expect("the test cluster answers");
+            let conn = tokio::spawn(conn);
+            client.batch_execute(&sql).await.expect("CREATE DATABASE");
+            drop(client);
+            let _ = conn.await;
+        });
+    })
+    .join()
+    .unwrap();
+    std::fs::write(&marker, &name).unwrap();
+    format!("{base}/{name}")
 }
 
 /// A config for tests: a temp data dir on the suite's backend, port 0, loopback allowed, a

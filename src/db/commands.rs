@@ -1,0 +1,113 @@
+//! One-off commands (`hookbox migrate`, `token …`, `admin …`) on whichever database the
+//! configuration names, which may run while servers use it. Synchronous: the command line
+//! has no runtime of its own; PostgreSQL's work runs on a small one made here.
+
+use super::{postgres, sqlite, DbError, DbResult, Token};
+use crate::config::Config;
+use crate::domain::ids;
+use std::path::PathBuf;
+
+/// The database a configuration names.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    pub fn of(cfg: &Config) -> Database {
+        match &cfg.database_url {
+            Some(url) => Database::Postgres(url.clone()),
+            None => Database::Sqlite(cfg.db_path()),
+        }
+    }
+}
+
+/// Runs `f` on a connection to the (migrated) database at `url`, on a thread and runtime of
+/// its own (the caller may be inside a runtime already).
+fn on_postgres<T: Send>(
+    url: &str,
+    f: impl AsyncFnOnce(&deadpool_postgres::Client) -> DbResult<T> + Send,
+) -> DbResult<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| DbError::Io(e.to_string()))?;
+                rt.block_on(async {
+                    let pool = postgres::pool(url, 1)?;
+                    postgres::migrate(&pool).await?;
+                    let c = pool.get().await?;
+                    f(&c).await
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(DbError::Io("the command's thread panicked".into())))
+    })
+}
+
+/// Creates or upgrades the schema; returns its version.
+pub fn migrate(db: &Database) -> DbResult<i64> {
+    match db {
+        Database::Sqlite(path) => sqlite::migrate(path),
+        Database::Postgres(url) => on_postgres(url, async |c| postgres::schema_version(c).await),
+    }
+}
+
+/// Stores a new API token (by its hash); returns its id.
+pub fn create_token(db: &Database, name: &str, hash: &str, now: i64) -> DbResult<String> {
+    match db {
+        Database::Sqlite(path) => sqlite::oneoff::create_token(path, name, hash, now),
+        Database::Postgres(url) => on_postgres(url, async |c| {
+            let id = ids::new_id(ids::TOKEN);
+            postgres::tokens::insert(c, &id, name, hash, now).await?;
+            Ok(id)
+        }),
+    }
+}
+
+pub fn list_tokens(db: &Database) -> DbResult<Vec<Token>> {
+    match db {
+        Database::Sqlite(path) => sqlite::oneoff::list_tokens(path),
+        Database::Postgres(url) => on_postgres(url, async |c| postgres::tokens::list(c).await),
+    }
+}
+
+/// Revokes the active tokens with this id or name; how many. Running servers stop accepting
+/// them within seconds (on PostgreSQL every node is told at once).
+pub fn revoke_token(db: &Database, id_or_name: &str, now: i64) -> DbResult<usize> {
+    match db {
+        Database::Sqlite(path) => sqlite::oneoff::revoke_token(path, id_or_name, now),
+        Database::Postgres(url) => on_postgres(url, async |c| {
+            let n = postgres::tokens::revoke(c, id_or_name, now).await?;
+            if n > 0 {
+                let out = postgres::notify::Outgoing::default();
+                out.send(postgres::Signal::Tokens);
+                out.flush(c, "cli").await?;
+            }
+            Ok(n)
+        }),
+    }
+}
+
+/// Creates a console admin; a taken name is a conflict.
+pub fn create_admin(db: &Database, username: &str, hash: &str, now: i64) -> DbResult<String> {
+    match db {
+        Database::Sqlite(path) => sqlite::oneoff::create_admin(path, username, hash, now),
+        Database::Postgres(url) => on_postgres(url, async |c| {
+            postgres::admin::insert_user(c, username, hash, now).await
+        }),
+    }
+}
+
+/// Sets an admin's password and ends their sessions; `false` when there is no such admin.
+pub fn set_admin_password(db: &Database, username: &str, hash: &str, now: i64) -> DbResult<bool> {
+    match db {
+        Database::Sqlite(path) => sqlite::oneoff::set_admin_password(path, username, hash, now),
+        Database::Postgres(url) => on_postgres(url, async |c| {
+            postgres::admin::set_password(c, username, hash, now).await
+        }),
+    }
+}

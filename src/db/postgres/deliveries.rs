@@ -1,0 +1,259 @@
+//! The outbox as the API and console see it (resend, recover, replay, counts, listings), and
+//! what the dispatcher needs beside the queue (`super::queue`): the next due time, skips, and
+//! giving a stopping node's leases back.
+
+use super::super::{
+    DbResult, Endpoint, EndpointMessage, MessageEndpoint, MessageFilter, Page, PageQuery, Stats,
+};
+use super::messages::{self, filter_sql, from_row_at};
+use crate::domain::crypto::MainKey;
+use crate::domain::model::DeliveryStatus;
+use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
+
+pub use super::queue::{claim_due, record};
+
+/// When the next unclaimed delivery falls due.
+pub async fn next_due(c: &impl GenericClient) -> DbResult<Option<i64>> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 1 AND lease_until IS NULL",
+        )
+        .await?;
+    Ok(c.query_one(&stmt, &[]).await?.get(0))
+}
+
+/// Gives back every lease node `owner` holds (it is stopping, or starting again under the
+/// same name); how many.
+pub async fn release_leases_of(c: &impl GenericClient, owner: &str) -> DbResult<usize> {
+    let n = c
+        .execute(
+            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1",
+            &[&owner],
+        )
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Marks a delivery claimed by `owner` as skipped (its endpoint is disabled) without an
+/// attempt; nothing when the lease is no longer `owner`'s.
+pub async fn skip(c: &impl GenericClient, owner: &str, delivery_id: i64, now: i64) -> DbResult<()> {
+    let stmt = c
+        .prepare_cached(
+            "UPDATE deliveries SET status = 5, lease_until = NULL, lease_owner = NULL, \
+             updated_at = $1 WHERE id = $2 AND lease_owner = $3",
+        )
+        .await?;
+    c.execute(&stmt, &[&now, &delivery_id, &owner]).await?;
+    Ok(())
+}
+
+/// Marks every unclaimed pending delivery of a disabled endpoint as skipped.
+pub async fn skip_pending(c: &impl GenericClient, endpoint_id: &str, now: i64) -> DbResult<usize> {
+    let n = c
+        .execute(
+            "UPDATE deliveries SET status = 5, updated_at = $1 \
+             WHERE endpoint_id = $2 AND status = 1 AND lease_until IS NULL",
+            &[&now, &endpoint_id],
+        )
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Resend: one more manual attempt, now. Creates the delivery row when there is none.
+pub async fn resend(
+    c: &impl GenericClient,
+    msg_id: &str,
+    endpoint_id: &str,
+    max_attempts: u32,
+    now: i64,
+) -> DbResult<()> {
+    let last = i32::try_from(max_attempts.saturating_sub(1)).unwrap_or(i32::MAX);
+    c.execute(
+        "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, \
+             trigger_type, created_at, updated_at) \
+         VALUES ($1, $2, 1, $3, $4, 1, $4, $4) \
+         ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
+           attempts = CASE WHEN deliveries.status = 1 THEN deliveries.attempts ELSE $3 END, \
+           status = 1, next_attempt_at = $4, trigger_type = 1, updated_at = $4 \
+         WHERE deliveries.lease_until IS NULL",
+        &[&msg_id, &endpoint_id, &last, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Recover: failed deliveries of an endpoint in a time range get a fresh schedule.
+pub async fn recover(
+    c: &impl GenericClient,
+    endpoint_id: &str,
+    since: i64,
+    until: Option<i64>,
+    now: i64,
+) -> DbResult<usize> {
+    let n = c
+        .execute(
+            "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = $4, \
+                 trigger_type = 1, updated_at = $4 \
+             WHERE endpoint_id = $1 AND status = 2 AND created_at >= $2 AND created_at < $3",
+            &[&endpoint_id, &since, &until.unwrap_or(i64::MAX), &now],
+        )
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Replay missing: messages in a time range that this endpoint accepts and never attempted
+/// (no delivery row, or skipped while it was disabled) are queued for it.
+pub async fn replay_missing(
+    c: &impl GenericClient,
+    ep: &Endpoint,
+    since: i64,
+    until: Option<i64>,
+    now: i64,
+) -> DbResult<usize> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {} FROM messages m \
+                 LEFT JOIN deliveries d ON d.msg_id = m.id AND d.endpoint_id = $2 \
+                 WHERE m.app_id = $1 AND m.created_at >= $3 AND m.created_at < $4 \
+                   AND (d.id IS NULL OR d.status = 5)",
+                messages::COLS
+            ),
+            &[&ep.app_id, &ep.id, &since, &until.unwrap_or(i64::MAX)],
+        )
+        .await?;
+    let upsert = c
+        .prepare_cached(
+            "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, \
+                 trigger_type, created_at, updated_at) \
+             VALUES ($1, $2, 1, 0, $3, 1, $3, $3) \
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0, \
+               next_attempt_at = $3, trigger_type = 1, updated_at = $3",
+        )
+        .await?;
+    let mut n = 0;
+    for r in &rows {
+        let m = messages::from_row(r)?;
+        if ep.accepts(&m.event_type, m.channels.as_deref()) {
+            c.execute(&upsert, &[&m.id, &ep.id, &now]).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// How many messages were skipped while the endpoint was disabled.
+pub async fn count_skipped(c: &impl GenericClient, endpoint_id: &str) -> DbResult<i64> {
+    let stmt = c
+        .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE endpoint_id = $1 AND status = 5")
+        .await?;
+    Ok(c.query_one(&stmt, &[&endpoint_id]).await?.get(0))
+}
+
+pub async fn stats(
+    c: &impl GenericClient,
+    endpoint_id: &str,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> DbResult<Stats> {
+    let rows = c
+        .query(
+            "SELECT status, lease_until IS NOT NULL, COUNT(*) FROM deliveries \
+             WHERE endpoint_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY 1, 2",
+            &[
+                &endpoint_id,
+                &since.unwrap_or(0),
+                &until.unwrap_or(i64::MAX),
+            ],
+        )
+        .await?;
+    let mut s = Stats::default();
+    for r in rows {
+        let (status, leased, n): (DeliveryStatus, bool, i64) = (r.get(0), r.get(1), r.get(2));
+        match (status, leased) {
+            (DeliveryStatus::Success, _) => s.success += n,
+            (DeliveryStatus::Pending, true) => s.sending += n,
+            (DeliveryStatus::Pending, false) => s.pending += n,
+            (DeliveryStatus::Failed, _) => s.fail += n,
+            _ => s.canceled += n,
+        }
+    }
+    Ok(s)
+}
+
+pub async fn list_for_endpoint(
+    c: &impl GenericClient,
+    endpoint_id: &str,
+    status: Option<DeliveryStatus>,
+    filter: &MessageFilter,
+    page: &PageQuery,
+) -> DbResult<Page<EndpointMessage>> {
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&endpoint_id];
+    let status_cond = if let Some(s) = &status {
+        params.push(s);
+        " AND d.status = $2"
+    } else {
+        ""
+    };
+    let (cond, extra) = filter_sql(filter, params.len() + 1);
+    params.extend(extra.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)));
+    super::paged(
+        c,
+        &format!(
+            "SELECT {}, d.status, d.next_attempt_at FROM deliveries d \
+             JOIN messages m ON m.id = d.msg_id \
+             WHERE d.endpoint_id = $1{status_cond}{cond} AND {{page}}",
+            messages::COLS
+        ),
+        "m.id",
+        &params,
+        page,
+        |r| {
+            Ok(EndpointMessage {
+                msg: from_row_at(r, 0)?,
+                status: r.try_get(8)?,
+                next_attempt_at: r.try_get(9)?,
+            })
+        },
+    )
+    .await
+}
+
+pub async fn list_for_message(
+    c: &impl GenericClient,
+    key: &MainKey,
+    msg_id: &str,
+    page: &PageQuery,
+) -> DbResult<Page<MessageEndpoint>> {
+    let eps = super::paged(
+        c,
+        "SELECT d.endpoint_id, d.status, d.next_attempt_at FROM deliveries d \
+         WHERE d.msg_id = $1 AND {page}",
+        "d.endpoint_id",
+        &[&msg_id],
+        page,
+        |r| {
+            Ok((
+                r.try_get::<_, String>(0)?,
+                r.try_get::<_, DeliveryStatus>(1)?,
+                r.try_get::<_, Option<i64>>(2)?,
+            ))
+        },
+    )
+    .await?;
+    let mut items = Vec::with_capacity(eps.items.len());
+    for (id, status, next_attempt_at) in eps.items {
+        if let Some(endpoint) = super::endpoints::get_by_id(c, key, &id).await? {
+            items.push(MessageEndpoint {
+                endpoint,
+                status,
+                next_attempt_at,
+            });
+        }
+    }
+    Ok(Page {
+        items,
+        done: eps.done,
+    })
+}

@@ -1,0 +1,77 @@
+//! API tokens, stored only as SHA-256 hashes.
+
+use super::super::DbResult;
+use crate::db::Token;
+use deadpool_postgres::GenericClient;
+
+pub async fn insert(
+    c: &impl GenericClient,
+    id: &str,
+    name: &str,
+    hash: &str,
+    now: i64,
+) -> DbResult<()> {
+    c.execute(
+        "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        &[&id, &name, &hash, &now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The id of the unrevoked token with this hash.
+pub async fn find_active(c: &impl GenericClient, hash: &str) -> DbResult<Option<String>> {
+    let stmt = c
+        .prepare_cached("SELECT id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+        .await?;
+    Ok(c.query_opt(&stmt, &[&hash]).await?.map(|r| r.get(0)))
+}
+
+pub async fn touch(c: &impl GenericClient, id: &str, now: i64) -> DbResult<()> {
+    let stmt = c
+        .prepare_cached("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+        .await?;
+    c.execute(&stmt, &[&now, &id]).await?;
+    Ok(())
+}
+
+pub async fn list(c: &impl GenericClient) -> DbResult<Vec<Token>> {
+    let rows = c
+        .query(
+            "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens \
+             ORDER BY created_at, id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Token {
+            id: r.get(0),
+            name: r.get(1),
+            created_at: r.get(2),
+            last_used_at: r.get(3),
+            revoked_at: r.get(4),
+        })
+        .collect())
+}
+
+/// Revokes by id or name; returns how many tokens were revoked.
+pub async fn revoke(c: &impl GenericClient, id_or_name: &str, now: i64) -> DbResult<usize> {
+    let n = c
+        .execute(
+            "UPDATE api_tokens SET revoked_at = $1 \
+             WHERE (id = $2 OR name = $2) AND revoked_at IS NULL",
+            &[&now, &id_or_name],
+        )
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+pub async fn count_active(c: &impl GenericClient) -> DbResult<i64> {
+    Ok(c.query_one(
+        "SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NULL",
+        &[],
+    )
+    .await?
+    .get(0))
+}
