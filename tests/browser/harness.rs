@@ -176,10 +176,14 @@ async fn new_session(chromium: &Path, driver: &Driver, profile: &Path) -> Client
 
 /// Runs `hookbox ARGS --data-dir DIR` to completion with `stdin`; returns its stdout.
 fn hookbox_cli(dir: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(server::bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
+    let mut cmd = Command::new(server::bin());
+    cmd.args(args).arg("--data-dir").arg(dir);
+    // On the suite's backend: the test's own PostgreSQL database, when it runs there.
+    if let Some(url) = crate::support::storage::postgres_url(dir) {
+        cmd.args(["--database-url", &url])
+            .env("HOOKBOX_MAIN_KEY", crate::support::PG_TEST_MAIN_KEY);
+    }
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -289,7 +293,20 @@ impl Console {
         let token = hookbox_cli(&data, &["token", "create", "--name", "browser-test"], "")
             .trim()
             .to_owned();
-        let server = Server::start(&data, dir.path().join("hookbox.log")).await;
+        let log = dir.path().join("hookbox.log");
+        let server = match crate::support::storage::postgres_url(&data) {
+            Some(url) => {
+                let env = [("HOOKBOX_MAIN_KEY", crate::support::PG_TEST_MAIN_KEY)];
+                let args = [
+                    "--allow-destination",
+                    "127.0.0.0/8",
+                    "--database-url",
+                    url.as_str(),
+                ];
+                Server::start_with_args(&data, log, &env, &args).await
+            }
+            None => Server::start(&data, log).await,
+        };
         let root = server.api.trim_end_matches("/api/v1").to_owned();
         let api = Api {
             base: server.api.clone(),

@@ -190,6 +190,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKBOX_")}
+    # HOOKBOX_TEST_DATABASE_URL runs the suite against hookbox on that PostgreSQL database.
+    if os.environ.get("HOOKBOX_TEST_DATABASE_URL"):
+        env["HOOKBOX_DATABASE_URL"] = os.environ["HOOKBOX_TEST_DATABASE_URL"]
+        env["HOOKBOX_MAIN_KEY"] = os.environ["HOOKBOX_TEST_MAIN_KEY"]
     env["HOOKBOX_RETRY_SCHEDULE"] = RETRY_SCHEDULE
     env["HOOKBOX_LOG_FORMAT"] = "text"
     env.setdefault("NO_COLOR", "1")

@@ -42,6 +42,10 @@ def hookbox_env() -> dict[str, str]:
     env["HTTP_PROXY"] = env["HTTPS_PROXY"] = "http://127.0.0.1:9"
     env["HOOKBOX_LOG_FORMAT"] = "text"
     env["HOOKBOX_LOG"] = "warn"
+    # HOOKBOX_TEST_DATABASE_URL runs hookbox on that PostgreSQL database.
+    if os.environ.get("HOOKBOX_TEST_DATABASE_URL"):
+        env["HOOKBOX_DATABASE_URL"] = os.environ["HOOKBOX_TEST_DATABASE_URL"]
+        env["HOOKBOX_MAIN_KEY"] = os.environ["HOOKBOX_TEST_MAIN_KEY"]
     return env
 
 

@@ -105,6 +105,7 @@ pub fn pg_database_for(dir: &std::path::Path) -> String {
     })
     .join()
     .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(&marker, &name).unwrap();
     format!("{base}/{name}")
 }
