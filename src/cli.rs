@@ -91,6 +91,35 @@ pub enum Command {
         #[command(flatten)]
         args: ServeArgs,
     },
+    /// Copy a SQLite installation into an empty PostgreSQL database (stop the server first).
+    Copy(CopyArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CopyArgs {
+    /// The data dir of the SQLite installation (its hookbox.db, main key and hookbox.toml).
+    #[arg(long, value_name = "DATA_DIR_OR_URL")]
+    pub from: String,
+    /// The empty PostgreSQL database to fill (postgres://USER[:PASS]@HOST:PORT/DB).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    // `--config`: the installation's configuration file, when not in its data dir.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+impl CopyArgs {
+    /// The configuration of the installation copied: its data dir is `--from`, and it is on
+    /// SQLite whatever the environment says.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut cfg = Config::load(&Overrides {
+            data_dir: Some(PathBuf::from(&self.from)),
+            config_file: self.common.config.clone(),
+            ..Overrides::default()
+        })?;
+        cfg.database_url = None;
+        Ok(cfg)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,4 +230,80 @@ pub fn admin(action: AdminAction, stdin: &mut dyn std::io::BufRead) -> anyhow::R
             ))
         }
     }
+}
+
+/// Runs `hookbox copy` and returns what to print: the rows copied per table and where the
+/// main key came from (the PostgreSQL nodes need the same one).
+pub fn copy(args: &CopyArgs) -> anyhow::Result<String> {
+    use crate::main_key::KeySource;
+    use std::fmt::Write;
+    let postgres = |s: &str| {
+        let s = s.trim_start().to_ascii_lowercase();
+        s.starts_with("postgres://") || s.starts_with("postgresql://")
+    };
+    anyhow::ensure!(
+        !postgres(&args.from),
+        "copying from PostgreSQL is not supported; use pg_dump"
+    );
+    anyhow::ensure!(
+        postgres(&args.to),
+        "--to must name a PostgreSQL database (postgres://USER[:PASS]@HOST:PORT/DB)"
+    );
+    let cfg = args.config()?;
+    anyhow::ensure!(
+        cfg.data_dir.is_dir(),
+        "{} is not a directory: --from names the data dir of a SQLite installation",
+        cfg.data_dir.display()
+    );
+    let db = cfg.db_path();
+    anyhow::ensure!(db.is_file(), "no hookbox database at {}", db.display());
+    // No server may change it meanwhile (nor after: the nodes take over its deliveries).
+    let _lock = crate::app::lock_data_dir(&cfg)?;
+    let (key, source) =
+        crate::main_key::load_or_create(&cfg).context("while loading the main key")?;
+    let copied = crate::db::copy::sqlite_to_postgres(&db, &key, &args.to)
+        .with_context(|| format!("while copying {} into PostgreSQL", db.display()))?;
+
+    let mut out = format!("copied {} into PostgreSQL:\n", db.display());
+    let width = copied
+        .tables
+        .iter()
+        .map(|(t, _)| t.len())
+        .max()
+        .unwrap_or(0);
+    for (table, rows) in &copied.tables {
+        let _ = write!(out, "  {table:<width$}  {rows:>9}");
+        if *table == "deliveries" && copied.pending > 0 {
+            let _ = write!(
+                out,
+                "  ({} pending: the nodes will send them",
+                copied.pending
+            );
+            if copied.unleased > 0 {
+                let _ = write!(
+                    out,
+                    "; {} claimed by the stopped server were released",
+                    copied.unleased
+                );
+            }
+            out.push(')');
+        }
+        out.push('\n');
+    }
+    let how = match &source {
+        KeySource::Env => "give every node this same HOOKBOX_MAIN_KEY".to_owned(),
+        KeySource::ConfiguredFile(p) | KeySource::DataDirFile(p) => format!(
+            "set HOOKBOX_MAIN_KEY on every node to the content of {}, or HOOKBOX_MAIN_KEY_FILE \
+             to a copy of that file (mode 0600)",
+            p.display()
+        ),
+    };
+    let _ = write!(
+        out,
+        "\nThe endpoint secrets and custom headers were copied still encrypted under the main \
+         key from {source}. Every PostgreSQL node must use that same key, or it refuses to \
+         start: {how}.\nDo not start the SQLite server again: it would send the pending \
+         deliveries a second time."
+    );
+    Ok(out)
 }

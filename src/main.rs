@@ -60,6 +60,10 @@ fn main() -> anyhow::Result<()> {
             println!("backup written to {}", file.display());
             Ok(())
         }
+        Command::Copy(args) => {
+            println!("{}", hookbox::cli::copy(&args)?);
+            Ok(())
+        }
     }
 }
 
@@ -79,6 +83,7 @@ fn log_format(command: &Command) -> String {
         | Command::Backup { args: a, .. } => a,
         // Needs no configuration.
         Command::Openapi => return String::new(),
+        Command::Copy(a) => return a.config().map(|c| c.log_format).unwrap_or_default(),
         Command::Token { action } => match action {
             TokenAction::Create { args, .. }
             | TokenAction::List { args }

@@ -3,6 +3,7 @@
 //! which database is underneath; the SQL lives in `sqlite/`.
 
 pub mod commands;
+pub mod copy;
 mod outbox;
 mod postgres;
 mod sqlite;

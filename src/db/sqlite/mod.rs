@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod apps;
 pub mod attempts;
+pub mod copy;
 pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
