@@ -54,3 +54,80 @@ impl IngestRequest<'_> {
         }
     }
 }
+
+/// Operational events as messages of the reserved application: what both backends store, in
+/// the transaction of the change they tell of.
+pub mod events {
+    use crate::db::{AttemptNotice, Notice, Owner};
+    use crate::domain::model::Message;
+    use crate::domain::operational::{Event, KEEP_MS};
+    use crate::domain::{ids, time::format_ms};
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+
+    /// The message that carries event `event_type` with `data` to the operator endpoints of
+    /// application `ops_app`.
+    pub fn message(ops_app: &str, event_type: &str, data: Value, now: i64) -> Message {
+        let payload =
+            json!({ "type": event_type, "timestamp": format_ms(now), "data": data }).to_string();
+        Message {
+            id: ids::MsgId::generate(),
+            app_id: ids::AppId::from_string(ops_app.to_owned()),
+            event_type: event_type.to_owned(),
+            event_id: None,
+            payload: Some(Arc::from(payload)),
+            channels: None,
+            tags: None,
+            created_at: now,
+        }
+    }
+
+    /// How `msg` is stored: due at once, kept for `KEEP_MS`, claimed by no one.
+    pub fn request(msg: &Message) -> super::IngestRequest<'_> {
+        super::IngestRequest {
+            msg,
+            only_endpoint: None,
+            idempotency: None,
+            response: (202, ""),
+            lease_until: 0,
+            due_at: msg.created_at,
+            expires_at: msg.created_at + KEEP_MS,
+        }
+    }
+
+    /// The event a notice makes, and the endpoint it is about.
+    pub fn of_notice(n: &Notice) -> (&'static str, &str) {
+        let (event, endpoint_id) = match n {
+            Notice::Failing(a) => (Event::AttemptFailing, &a.endpoint_id),
+            Notice::Exhausted(a) => (Event::AttemptExhausted, &a.endpoint_id),
+            Notice::Recovered(a) => (Event::AttemptRecovered, &a.endpoint_id),
+            Notice::Disabled { endpoint_id, .. } => (Event::EndpointDisabled, endpoint_id),
+        };
+        (event.name(), endpoint_id)
+    }
+
+    /// The data of a notice's event about an endpoint of `o`.
+    pub fn notice_data(n: &Notice, o: &Owner, endpoint_id: &str) -> Value {
+        let mut data = owner_data(o, endpoint_id);
+        match n {
+            Notice::Failing(a) | Notice::Exhausted(a) | Notice::Recovered(a) => {
+                data["msgId"] = a.msg_id.clone().into();
+                data["lastAttempt"] = attempt_data(a);
+            }
+            Notice::Disabled { reason, at, .. } => {
+                data["reason"] = reason.clone().into();
+                data["failSince"] = format_ms(*at).into();
+            }
+        }
+        data
+    }
+
+    /// Who an endpoint belongs to, as events say it.
+    pub fn owner_data(o: &Owner, endpoint_id: &str) -> Value {
+        json!({ "appId": o.app_id, "appUid": o.app_uid, "endpointId": endpoint_id, "endpointUid": o.endpoint_uid })
+    }
+
+    fn attempt_data(a: &AttemptNotice) -> Value {
+        json!({ "id": a.attempt_id, "responseStatusCode": a.status_code, "timestamp": format_ms(a.at) })
+    }
+}

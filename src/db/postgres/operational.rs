@@ -1,15 +1,14 @@
 //! Storing operational events (see `domain::operational`) on PostgreSQL: each is a message of
 //! the reserved application, written in the same transaction as the change it tells of.
 
-use super::super::outbox::IngestRequest;
+use super::super::outbox::events;
 use super::super::{DbError, DbResult};
 use super::{apps, endpoints};
-use crate::db::{App, AttemptNotice, Message, Notice, Owner};
+use crate::db::{App, Notice};
+use crate::domain::ids;
 use crate::domain::operational::{Event, APP_UID, KEEP_MS};
-use crate::domain::{ids, time::format_ms};
 use deadpool_postgres::GenericClient;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 /// Creates the reserved application when it does not exist yet.
 ///
@@ -60,28 +59,8 @@ async fn emit(
     data: Value,
     now: i64,
 ) -> DbResult<()> {
-    let payload =
-        json!({ "type": event_type, "timestamp": format_ms(now), "data": data }).to_string();
-    let msg = Message {
-        id: ids::MsgId::generate(),
-        app_id: ids::AppId::from_string(ops_app.to_owned()),
-        event_type: event_type.to_owned(),
-        event_id: None,
-        payload: Some(Arc::from(payload)),
-        channels: None,
-        tags: None,
-        created_at: now,
-    };
-    let req = IngestRequest {
-        msg: &msg,
-        only_endpoint: None,
-        idempotency: None,
-        response: (202, ""),
-        lease_until: 0,
-        due_at: now,
-        expires_at: now + KEEP_MS,
-    };
-    super::messages::ingest(c, &req, owner, &mut |_| false).await?;
+    let msg = events::message(ops_app, event_type, data, now);
+    super::messages::ingest(c, &events::request(&msg), owner, &mut |_| false).await?;
     Ok(())
 }
 
@@ -107,7 +86,7 @@ pub async fn endpoint_event(
         owner,
         &ops,
         event.name(),
-        owner_json(&o, endpoint_id),
+        events::owner_data(&o, endpoint_id),
         now,
     )
     .await?;
@@ -151,40 +130,16 @@ pub async fn announce(
     };
     let mut any = false;
     for n in notices {
-        let (event_type, endpoint_id) = match n {
-            Notice::Failing(a) => (Event::AttemptFailing, &a.endpoint_id),
-            Notice::Exhausted(a) => (Event::AttemptExhausted, &a.endpoint_id),
-            Notice::Recovered(a) => (Event::AttemptRecovered, &a.endpoint_id),
-            Notice::Disabled { endpoint_id, .. } => (Event::EndpointDisabled, endpoint_id),
-        };
-        let event_type = event_type.name();
+        let (event_type, endpoint_id) = events::of_notice(n);
         let Some(o) = endpoints::owner(c, endpoint_id).await? else {
             continue;
         };
         if o.app_uid.as_deref() == Some(APP_UID) {
             continue;
         }
-        let mut data = owner_json(&o, endpoint_id);
-        match n {
-            Notice::Failing(a) | Notice::Exhausted(a) | Notice::Recovered(a) => {
-                data["msgId"] = a.msg_id.clone().into();
-                data["lastAttempt"] = attempt_json(a);
-            }
-            Notice::Disabled { reason, at, .. } => {
-                data["reason"] = reason.clone().into();
-                data["failSince"] = format_ms(*at).into();
-            }
-        }
+        let data = events::notice_data(n, &o, endpoint_id);
         emit(c, owner, &ops, event_type, data, now).await?;
         any = true;
     }
     Ok(any)
-}
-
-fn owner_json(o: &Owner, endpoint_id: &str) -> Value {
-    json!({ "appId": o.app_id, "appUid": o.app_uid, "endpointId": endpoint_id, "endpointUid": o.endpoint_uid })
-}
-
-fn attempt_json(a: &AttemptNotice) -> Value {
-    json!({ "id": a.attempt_id, "responseStatusCode": a.status_code, "timestamp": format_ms(a.at) })
 }

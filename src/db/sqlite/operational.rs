@@ -1,14 +1,14 @@
 //! Storing operational events (see `domain::operational`): each is a message of the reserved
 //! application, written in the same transaction as the change it tells of.
 
-use super::deliveries::{AttemptNotice, Notice};
-use super::messages::{self, IngestRequest, Message};
+use super::deliveries::Notice;
+use super::messages;
 use super::{apps, endpoints, DbResult};
+use crate::db::outbox::events;
+use crate::domain::ids;
 use crate::domain::operational::{Event, APP_UID, KEEP_MS};
-use crate::domain::{ids, time::format_ms};
 use rusqlite::Connection;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 /// Creates the reserved application when it does not exist yet.
 pub fn ensure_app(c: &Connection, now: i64) -> DbResult<String> {
@@ -40,28 +40,8 @@ fn listening(c: &Connection) -> DbResult<Option<String>> {
 /// Stores an operational event for the operator endpoints of application `ops_app`; the
 /// scheduler picks it up (it is due at once); callers wake it.
 fn emit(c: &Connection, ops_app: &str, event_type: &str, data: Value, now: i64) -> DbResult<()> {
-    let payload =
-        json!({ "type": event_type, "timestamp": format_ms(now), "data": data }).to_string();
-    let msg = Message {
-        id: ids::MsgId::generate(),
-        app_id: ids::AppId::from_string(ops_app.to_owned()),
-        event_type: event_type.to_owned(),
-        event_id: None,
-        payload: Some(Arc::from(payload)),
-        channels: None,
-        tags: None,
-        created_at: now,
-    };
-    let req = IngestRequest {
-        msg: &msg,
-        only_endpoint: None,
-        idempotency: None,
-        response: (202, ""),
-        lease_until: 0,
-        due_at: now,
-        expires_at: now + KEEP_MS,
-    };
-    messages::ingest(c, &req, &mut |_| false)?;
+    let msg = events::message(ops_app, event_type, data, now);
+    messages::ingest(c, &events::request(&msg), &mut |_| false)?;
     Ok(())
 }
 
@@ -76,7 +56,13 @@ pub fn endpoint_event(c: &Connection, event: Event, endpoint_id: &str, now: i64)
     if owner.app_uid.as_deref() == Some(APP_UID) {
         return Ok(false);
     }
-    emit(c, &ops, event.name(), owner_json(&owner, endpoint_id), now)?;
+    emit(
+        c,
+        &ops,
+        event.name(),
+        events::owner_data(&owner, endpoint_id),
+        now,
+    )?;
     Ok(true)
 }
 
@@ -111,40 +97,16 @@ pub fn announce(c: &Connection, notices: &[Notice], now: i64) -> DbResult<bool> 
     };
     let mut any = false;
     for n in notices {
-        let (event_type, endpoint_id) = match n {
-            Notice::Failing(a) => (Event::AttemptFailing, &a.endpoint_id),
-            Notice::Exhausted(a) => (Event::AttemptExhausted, &a.endpoint_id),
-            Notice::Recovered(a) => (Event::AttemptRecovered, &a.endpoint_id),
-            Notice::Disabled { endpoint_id, .. } => (Event::EndpointDisabled, endpoint_id),
-        };
-        let event_type = event_type.name();
+        let (event_type, endpoint_id) = events::of_notice(n);
         let Some(owner) = endpoints::owner(c, endpoint_id)? else {
             continue;
         };
         if owner.app_uid.as_deref() == Some(APP_UID) {
             continue;
         }
-        let mut data = owner_json(&owner, endpoint_id);
-        match n {
-            Notice::Failing(a) | Notice::Exhausted(a) | Notice::Recovered(a) => {
-                data["msgId"] = a.msg_id.clone().into();
-                data["lastAttempt"] = attempt_json(a);
-            }
-            Notice::Disabled { reason, at, .. } => {
-                data["reason"] = reason.clone().into();
-                data["failSince"] = format_ms(*at).into();
-            }
-        }
+        let data = events::notice_data(n, &owner, endpoint_id);
         emit(c, &ops, event_type, data, now)?;
         any = true;
     }
     Ok(any)
-}
-
-fn owner_json(o: &endpoints::Owner, endpoint_id: &str) -> Value {
-    json!({ "appId": o.app_id, "appUid": o.app_uid, "endpointId": endpoint_id, "endpointUid": o.endpoint_uid })
-}
-
-fn attempt_json(a: &AttemptNotice) -> Value {
-    json!({ "id": a.attempt_id, "responseStatusCode": a.status_code, "timestamp": format_ms(a.at) })
 }

@@ -27,6 +27,48 @@ pub struct NewMessage {
     pub response: (u16, String),
 }
 
+/// A message bound to its application: what ingest stores.
+struct Bound {
+    msg: Message,
+    only_endpoint: Option<String>,
+    idempotency: Option<IdempotencyKey>,
+    response: (u16, String),
+    expires_at: i64,
+}
+
+impl NewMessage {
+    /// The message once its application is known (its retention decides the payload's).
+    fn bind(self, app: &App) -> Bound {
+        let mut msg = self.msg;
+        msg.app_id = app.id.clone();
+        let keep = self
+            .retention_ms
+            .or(app.retention_ms)
+            .unwrap_or(self.default_retention_ms);
+        Bound {
+            expires_at: msg.created_at.saturating_add(keep),
+            msg,
+            only_endpoint: self.only_endpoint,
+            idempotency: self.idempotency,
+            response: self.response,
+        }
+    }
+}
+
+impl Bound {
+    fn request(&self, lease_until: i64, due_at: i64) -> crate::db::outbox::IngestRequest<'_> {
+        crate::db::outbox::IngestRequest {
+            msg: &self.msg,
+            only_endpoint: self.only_endpoint.as_deref(),
+            idempotency: self.idempotency.as_ref(),
+            response: (self.response.0, &self.response.1),
+            lease_until,
+            due_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 impl Store {
     /// Stores a message, its deliveries and its idempotency record in one transaction (the
     /// outbox). Deliveries due now whose endpoint `room` accepts are leased until
@@ -43,58 +85,34 @@ impl Store {
         match self {
             Store::Postgres(pg) => {
                 pg.write(async move |tx| {
-                    let NewMessage {
-                        mut msg,
-                        app_key,
-                        create_app,
-                        only_endpoint,
-                        retention_ms,
-                        default_retention_ms,
-                        idempotency,
-                        response,
-                        ..
-                    } = m;
-                    let app = match (postgres::apps::get(tx, &app_key).await?, create_app) {
+                    let mut m = m;
+                    let app = match (
+                        postgres::apps::get(tx, &m.app_key).await?,
+                        m.create_app.take(),
+                    ) {
                         (Some(app), _) => app,
                         (None, Some(app)) => {
-                            postgres::apps::insert(tx, &app).await?;
-                            app
+                            // Another node may create it at the same moment: theirs is as good.
+                            postgres::apps::insert_if_absent(tx, &app).await?;
+                            match postgres::apps::get(tx, &m.app_key).await? {
+                                Some(app) => app,
+                                None => return Ok(None),
+                            }
                         }
                         (None, None) => return Ok(None),
                     };
-                    msg.app_id = app.id;
-                    let keep = retention_ms
-                        .or(app.retention_ms)
-                        .unwrap_or(default_retention_ms);
-                    let req = crate::db::outbox::IngestRequest {
-                        msg: &msg,
-                        only_endpoint: only_endpoint.as_deref(),
-                        idempotency: idempotency.as_ref(),
-                        response: (response.0, &response.1),
-                        lease_until,
-                        due_at,
-                        expires_at: now.saturating_add(keep),
-                    };
+                    let b = m.bind(&app);
+                    let req = b.request(lease_until, due_at);
                     let mut claim = |ep: &str| due_at <= now && room(ep);
                     let r = postgres::messages::ingest(tx, &req, &pg.node, &mut claim).await?;
-                    Ok(Some((r, response.1)))
+                    Ok(Some((r, b.response.1)))
                 })
                 .await
             }
             Store::Sqlite(db) => {
                 db.write(move |c| {
-                    let NewMessage {
-                        mut msg,
-                        app_key,
-                        create_app,
-                        only_endpoint,
-                        retention_ms,
-                        default_retention_ms,
-                        idempotency,
-                        response,
-                        ..
-                    } = m;
-                    let app = match (apps::get(c, &app_key)?, create_app) {
+                    let mut m = m;
+                    let app = match (apps::get(c, &m.app_key)?, m.create_app.take()) {
                         (Some(app), _) => app,
                         (None, Some(app)) => {
                             apps::insert(c, &app)?;
@@ -102,21 +120,11 @@ impl Store {
                         }
                         (None, None) => return Ok(None),
                     };
-                    msg.app_id = app.id;
-                    let keep = retention_ms
-                        .or(app.retention_ms)
-                        .unwrap_or(default_retention_ms);
-                    let req = messages::IngestRequest {
-                        msg: &msg,
-                        only_endpoint: only_endpoint.as_deref(),
-                        idempotency: idempotency.as_ref(),
-                        response: (response.0, &response.1),
-                        lease_until,
-                        due_at,
-                        expires_at: now.saturating_add(keep),
-                    };
+                    let b = m.bind(&app);
+                    let req = b.request(lease_until, due_at);
                     let mut claim = |ep: &str| due_at <= now && room(ep);
-                    messages::ingest(c, &req, &mut claim).map(|r| Some((r, response.1)))
+                    let r = messages::ingest(c, &req, &mut claim)?;
+                    Ok(Some((r, b.response.1)))
                 })
                 .await
             }
