@@ -301,10 +301,15 @@ async fn shutdown(
         tracing::warn!("background tasks did not stop in time");
     }
     state.store.close().await;
+    let how = if state.store.is_shared() {
+        "stopped: every write committed, unsent deliveries handed back"
+    } else {
+        "stopped: every write committed, WAL checkpointed"
+    };
     tracing::info!(
         deliveries_finished = in_time,
         secs = started.elapsed().as_secs_f64(),
-        "stopped: every write committed, WAL checkpointed"
+        "{how}"
     );
 }
 

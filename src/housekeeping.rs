@@ -16,6 +16,18 @@ pub async fn run(store: Store, dispatcher: Dispatcher, cfg: &Config, cancel: Can
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
+        // Among several nodes, one does each round.
+        match store
+            .take_turn("housekeeping", now_ms(), duration_ms(every))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the housekeeping round");
+                continue;
+            }
+        }
         if !cfg.delivery.auto_disable_after.is_zero() {
             disable_dead_endpoints(
                 &store,

@@ -248,6 +248,11 @@ impl Dispatcher {
                 self.inner.targets.clear();
                 self.wake_here();
             }
+            PeerSignal::SlowDown(id) => {
+                if let Some(slot) = self.inner.slots().get(id) {
+                    slot.pacing.slow_down_from_peer(Instant::now());
+                }
+            }
             PeerSignal::Tokens => {}
         }
     }
@@ -335,17 +340,24 @@ impl Inner {
     /// [`Inner::release`]).
     fn enter(&self, endpoint_id: &str) -> (Arc<Semaphore>, Arc<Pacing>) {
         let mut slots = self.slots();
-        let slot = slots
-            .entry(endpoint_id.to_owned())
-            .or_insert_with(|| EndpointSlot {
-                permits: Arc::new(Semaphore::new(self.cfg.max_in_flight_per_endpoint)),
+        let slot = slots.entry(endpoint_id.to_owned()).or_insert_with(|| {
+            // Nodes sharing the store share the endpoint's in-flight cap: each takes its
+            // part (as of the last heartbeat; a slot lives while its endpoint is busy).
+            let cap = self
+                .cfg
+                .max_in_flight_per_endpoint
+                .div_ceil(self.store.live_nodes())
+                .max(1);
+            EndpointSlot {
+                permits: Arc::new(Semaphore::new(cap)),
                 pacing: Arc::new(Pacing::new(
-                    self.cfg.max_in_flight_per_endpoint,
+                    cap,
                     self.cfg.slow_down_pause,
                     self.cfg.max_slow_down_pause,
                 )),
                 queued: 0,
-            });
+            }
+        });
         slot.queued += 1;
         self.queued.fetch_add(1, Ordering::Relaxed);
         (slot.permits.clone(), slot.pacing.clone())
@@ -400,6 +412,27 @@ impl Inner {
         }
     }
 
+    /// Waits for this node's turn to send to an endpoint limited to `rate` messages per
+    /// second, reserved among the nodes sharing the store (at once with one server, or when
+    /// the reservation fails: the local pace still holds).
+    async fn wait_for_shared_turn(&self, endpoint_id: &str, rate: u32) {
+        let now_us = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros(),
+        )
+        .unwrap_or(i64::MAX);
+        match self.store.reserve_send(endpoint_id, rate, now_us).await {
+            Ok(Some(at)) if at > now_us => {
+                let wait = Duration::from_micros(u64::try_from(at - now_us).unwrap_or(0));
+                tokio::time::sleep(wait).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot reserve a send among the nodes"),
+        }
+    }
+
     async fn deliver(
         &self,
         c: &Claimed,
@@ -434,6 +467,11 @@ impl Inner {
                     return Err(Some(Done::Skipped(c.delivery_id)));
                 }
             };
+            // Among several nodes the endpoint's rate holds for all of them: a send is
+            // reserved in the database, and waits for its turn.
+            if let Some(rate) = target.rate_limit {
+                self.wait_for_shared_turn(&c.endpoint_id, rate).await;
+            }
             let global_permit = self
                 .global
                 .clone()
@@ -456,7 +494,12 @@ impl Inner {
         let now = self.cfg.clock.now_ms();
         let sent = self.sender.send(&target, &c.msg_id, &c.payload, now).await;
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-        paced.finish(Pace::of(sent.status), Instant::now());
+        let pace = Pace::of(sent.status);
+        if pace == Pace::SlowDown {
+            self.store
+                .tell_peers(PeerSignal::SlowDown(c.endpoint_id.clone()));
+        }
+        paced.finish(pace, Instant::now());
         self.counters
             .attempt_latency
             .observe_duration(sent.duration);

@@ -204,6 +204,12 @@ impl Pacing {
         }
     }
 
+    /// Another node was told to slow down by this endpoint: slow down here too (once per
+    /// slow-down, as for an answer to a request sent before it).
+    pub fn slow_down_from_peer(&self, now: Instant) {
+        self.record(Pace::SlowDown, now, now);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

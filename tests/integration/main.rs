@@ -9,6 +9,8 @@ mod api_apps;
 mod api_errors;
 mod api_health;
 mod api_resources;
+mod cluster;
+mod copy;
 mod crash;
 mod delivery;
 mod delivery_options;

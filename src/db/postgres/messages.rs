@@ -155,11 +155,23 @@ pub async fn ingest(
     let m = req.msg;
     if let Some(key) = req.idempotency {
         let status = i32::from(req.response.0);
-        let inserted = tx
-            .execute(
+        let insert = tx
+            .prepare_cached(
                 "INSERT INTO idempotency_keys (token_id, path, key, status_code, body, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                &[&key.token_id, &key.path, &key.key, &status, &req.response.1, &m.created_at],
+            )
+            .await?;
+        let inserted = tx
+            .execute(
+                &insert,
+                &[
+                    &key.token_id,
+                    &key.path,
+                    &key.key,
+                    &status,
+                    &req.response.1,
+                    &m.created_at,
+                ],
             )
             .await?;
         if inserted == 0 {
@@ -178,9 +190,14 @@ pub async fn ingest(
         }
     }
     let to_json = |v: &Option<Vec<String>>| v.as_ref().map(super::super::to_json);
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .await?;
     tx.execute(
-        "INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, tags, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &insert,
         &[
             &m.id.as_str(),
             &m.app_id.as_str(),
@@ -204,50 +221,62 @@ pub async fn ingest(
         }
     })?;
 
-    let endpoints = tx
-        .query(
+    let select = tx
+        .prepare_cached(
             "SELECT id, filter_types, channels, disabled FROM endpoints WHERE app_id = $1",
-            &[&m.app_id.as_str()],
         )
         .await?;
-    let mut claimed = Vec::new();
-    let mut unclaimed = 0;
+    let endpoints = tx.query(&select, &[&m.app_id.as_str()]).await?;
+    // Every delivery in one statement: (endpoint, status, leased) per endpoint it goes to.
+    let (mut ids, mut statuses, mut leased) = (Vec::new(), Vec::new(), Vec::new());
     for row in endpoints {
         let endpoint_id: String = row.get(0);
         if !req.wants(&endpoint_id, row.get(1), row.get(2)) {
             continue;
         }
         let disabled: bool = row.get(3);
-        let (status, take) = if disabled {
-            (SKIPPED, false)
-        } else {
-            (PENDING, claim(&endpoint_id))
-        };
-        let (lease, lease_owner) = if take {
-            (Some(req.lease_until), Some(owner))
-        } else {
-            (None, None)
-        };
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, \
-                 lease_owner, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-                 RETURNING id",
-                &[
-                    &m.id.as_str(),
-                    &endpoint_id,
-                    &status,
-                    &req.due_at,
-                    &lease,
-                    &lease_owner,
-                    &m.created_at,
-                ],
-            )
-            .await?
-            .get(0);
-        if take {
-            claimed.push(req.claimed(id, endpoint_id));
-        } else if !disabled {
+        let take = !disabled && claim(&endpoint_id);
+        statuses.push(if disabled { SKIPPED } else { PENDING });
+        leased.push(take);
+        ids.push(endpoint_id);
+    }
+    if ids.is_empty() {
+        return Ok(Ingested::Created {
+            claimed: Vec::new(),
+            unclaimed: 0,
+        });
+    }
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, \
+                 lease_owner, created_at, updated_at) \
+             SELECT $1, e.id, e.status, $2, \
+                 CASE WHEN e.leased THEN $3::BIGINT END, CASE WHEN e.leased THEN $4 END, $5, $5 \
+             FROM UNNEST($6::TEXT[], $7::SMALLINT[], $8::BOOLEAN[]) AS e(id, status, leased) \
+             RETURNING id, endpoint_id, lease_owner IS NOT NULL, status",
+        )
+        .await?;
+    let rows = tx
+        .query(
+            &insert,
+            &[
+                &m.id.as_str(),
+                &req.due_at,
+                &req.lease_until,
+                &owner,
+                &m.created_at,
+                &ids,
+                &statuses,
+                &leased,
+            ],
+        )
+        .await?;
+    let mut claimed = Vec::new();
+    let mut unclaimed = 0;
+    for row in &rows {
+        if row.get::<_, bool>(2) {
+            claimed.push(req.claimed(row.get(0), row.get(1)));
+        } else if row.get::<_, i16>(3) == PENDING {
             unclaimed += 1;
         }
     }

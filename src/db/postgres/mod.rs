@@ -18,6 +18,7 @@ use bytes::BytesMut;
 pub(crate) mod admin;
 pub(crate) mod apps;
 pub(crate) mod attempts;
+pub(crate) mod copy;
 pub(crate) mod deliveries;
 pub(crate) mod endpoints;
 pub(crate) mod event_types;
@@ -27,16 +28,23 @@ pub(crate) mod locks;
 pub(crate) mod messages;
 pub(crate) mod notify;
 pub(crate) mod operational;
+pub(crate) mod pacing;
 pub(crate) mod portal;
 #[allow(dead_code)]
 mod queue;
 pub(crate) mod stats;
 pub(crate) mod tokens;
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "0002_cluster_pacing",
+        include_str!("../../../migrations/postgres/0002_cluster_pacing.sql"),
+    ),
+];
 
 /// The advisory lock that makes one node at a time apply migrations.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_626f_7801;
@@ -51,7 +59,10 @@ impl From<tokio_postgres::Error> for DbError {
             {
                 DbError::Unstorable("text must not contain the NUL character (\\u0000)".into())
             }
-            _ => DbError::Postgres(e.to_string()),
+            _ => DbError::Postgres(match e.as_db_error() {
+                Some(db) => format!("{}: {}", db.code().code(), db.message()),
+                None => e.to_string(),
+            }),
         }
     }
 }
@@ -68,17 +79,60 @@ pub fn pool(url: &str, size: usize) -> DbResult<Pool> {
     let cfg: tokio_postgres::Config = url
         .parse()
         .map_err(|e| DbError::Postgres(format!("the database URL cannot be read: {e}")))?;
-    let manager = Manager::from_config(
-        cfg,
-        tokio_postgres::NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => Manager::from_connect(cfg, OnRuntime(runtime), config),
+        Err(_) => Manager::from_config(cfg, tokio_postgres::NoTls, config),
+    };
     Pool::builder(manager)
         .max_size(size.max(1))
         .build()
         .map_err(|e| DbError::Postgres(e.to_string()))
+}
+
+/// Opens connections on the runtime the pool was made on, whichever runtime asks for one. A
+/// connection's socket and task belong to the runtime that opened it; the HTTP workers'
+/// runtimes stop before the store is closed at shutdown, and connections opened there would
+/// die with them, failing the requests and the hand-back still running.
+struct OnRuntime(tokio::runtime::Handle);
+
+type Connected =
+    Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>;
+
+impl deadpool_postgres::Connect for OnRuntime {
+    fn connect(
+        &self,
+        cfg: &tokio_postgres::Config,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Connected> + Send + '_>> {
+        let cfg = cfg.clone();
+        Box::pin(async move {
+            let opening = cfg.clone();
+            let opened = self.0.spawn(async move {
+                let (client, connection) = opening.connect(tokio_postgres::NoTls).await?;
+                let task = tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!(error = %e, "a database connection ended");
+                    }
+                });
+                Ok((client, task))
+            });
+            match opened.await {
+                Ok(connected) => connected,
+                // That runtime is stopping: open it here instead.
+                Err(_) => {
+                    let (client, connection) = cfg.connect(tokio_postgres::NoTls).await?;
+                    Ok((
+                        client,
+                        tokio::spawn(async move {
+                            let _ = connection.await;
+                        }),
+                    ))
+                }
+            }
+        })
+    }
 }
 
 /// Applies every migration the database lacks, in one transaction that holds the migration
@@ -131,6 +185,8 @@ pub struct Inner {
     pub node: String,
     /// Signals for the other nodes, sent after commit.
     pub outgoing: notify::Outgoing,
+    /// Nodes alive at the last heartbeat (this one included).
+    pub live_nodes: std::sync::atomic::AtomicUsize,
     /// Kept for `/metrics`, which reports the SQLite writer's figures (zero here).
     pub stats: super::sqlite::WriterStats,
 }
@@ -170,6 +226,7 @@ impl PgStore {
             main_key: Arc::new(main_key),
             node,
             outgoing: notify::Outgoing::default(),
+            live_nodes: std::sync::atomic::AtomicUsize::new(1),
             stats: Default::default(),
         })))
     }
@@ -261,7 +318,24 @@ impl PgStore {
         let c = self.pool.get().await?;
         let now = crate::domain::time::now_ms();
         queue::heartbeat(&c, &self.node, now).await?;
-        queue::free_dead_leases(&c, now, dead_after).await
+        let freed = queue::free_dead_leases(&c, now, dead_after).await?;
+        let live: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM nodes WHERE heartbeat_at >= $1",
+                &[&(now - dead_after)],
+            )
+            .await?
+            .get(0);
+        self.live_nodes.store(
+            usize::try_from(live).unwrap_or(1).max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(freed)
+    }
+
+    /// How many nodes were alive at the last heartbeat.
+    pub fn live_nodes(&self) -> usize {
+        self.live_nodes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Leaves the cluster: gives back the leases this node still holds (the deliveries it

@@ -29,6 +29,8 @@ pub enum Signal {
     Endpoint(String),
     /// A token was revoked: forget the cached token checks.
     Tokens,
+    /// An endpoint answered "slow down" (429, 502, 503, 504): every node pauses it.
+    SlowDown(String),
     /// Signals may have been missed (the listening connection was lost): look for due work
     /// and forget everything cached. Never sent; made by the listening node itself.
     Resync,
@@ -40,6 +42,7 @@ impl Signal {
             Signal::Wake => "wake".into(),
             Signal::Endpoint(id) => format!("endpoint:{id}"),
             Signal::Tokens => "tokens".into(),
+            Signal::SlowDown(id) => format!("slow:{id}"),
             Signal::Resync => "resync".into(),
         }
     }
@@ -48,9 +51,13 @@ impl Signal {
         match s {
             "wake" => Some(Signal::Wake),
             "tokens" => Some(Signal::Tokens),
-            _ => s
-                .strip_prefix("endpoint:")
-                .map(|id| Signal::Endpoint(id.to_owned())),
+            _ => {
+                if let Some(id) = s.strip_prefix("slow:") {
+                    return Some(Signal::SlowDown(id.to_owned()));
+                }
+                s.strip_prefix("endpoint:")
+                    .map(|id| Signal::Endpoint(id.to_owned()))
+            }
         }
     }
 }

@@ -107,65 +107,106 @@ pub async fn record(
     schedule: &RetrySchedule,
 ) -> DbResult<Written> {
     let mut out = Written::default();
+    if results.is_empty() {
+        return Ok(out);
+    }
+    // Every delivery moved on in one statement; the ones still leased to `owner` come back.
+    let steps: Vec<Transition> = results
+        .iter()
+        .map(|r| transition(r.delivery.attempts, &r.outcome, schedule, r.at))
+        .collect();
+    let (mut ids, mut statuses, mut attempts, mut nexts, mut ats) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (r, step) in results.iter().zip(&steps) {
+        let (status, next) = match step {
+            Transition::Delivered { .. } => (DeliveryStatus::Success, None),
+            Transition::DisableEndpoint | Transition::Exhausted => (DeliveryStatus::Failed, None),
+            Transition::Retry { due, .. } => (DeliveryStatus::Pending, Some(*due)),
+        };
+        ids.push(r.delivery.delivery_id);
+        statuses.push(status);
+        attempts.push(i32::try_from(r.delivery.attempts.saturating_add(1)).unwrap_or(i32::MAX));
+        nexts.push(next);
+        ats.push(r.at);
+    }
+    let update = c
+        .prepare_cached(
+            "UPDATE deliveries d SET status = u.status, attempts = u.attempts, \
+                 next_attempt_at = u.next, lease_until = NULL, lease_owner = NULL, \
+                 trigger_type = 0, updated_at = u.at \
+             FROM UNNEST($1::BIGINT[], $2::SMALLINT[], $3::INTEGER[], $4::BIGINT[], $5::BIGINT[]) \
+                 AS u(id, status, attempts, next, at) \
+             WHERE d.id = u.id AND d.lease_owner = $6 AND d.lease_until IS NOT NULL \
+             RETURNING d.id",
+        )
+        .await?;
+    let kept: std::collections::HashSet<i64> = c
+        .query(&update, &[&ids, &statuses, &attempts, &nexts, &ats, &owner])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    out.fenced = results.len() - kept.len();
+
+    // Their attempts, in one statement.
+    let mut a = AttemptColumns::default();
+    for r in results
+        .iter()
+        .filter(|r| kept.contains(&r.delivery.delivery_id))
+    {
+        a.push(r);
+    }
+    if !a.id.is_empty() {
+        let insert = c
+            .prepare_cached(
+                "INSERT INTO attempts (id, msg_id, endpoint_id, url, status, \
+                     response_status_code, response, response_duration_ms, error, trigger_type, \
+                     created_at, request_headers, response_headers) \
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], \
+                     $5::SMALLINT[], $6::INTEGER[], $7::TEXT[], $8::BIGINT[], $9::TEXT[], \
+                     $10::SMALLINT[], $11::BIGINT[], $12::TEXT[], $13::TEXT[])",
+            )
+            .await?;
+        c.execute(
+            &insert,
+            &[
+                &a.id,
+                &a.msg_id,
+                &a.endpoint_id,
+                &a.url,
+                &a.status,
+                &a.code,
+                &a.response,
+                &a.duration,
+                &a.error,
+                &a.trigger,
+                &a.at,
+                &a.request_headers,
+                &a.response_headers,
+            ],
+        )
+        .await?;
+    }
+
     let mut failing: std::collections::BTreeMap<&str, Option<i64>> =
         std::collections::BTreeMap::new();
-    for r in results {
+    for (r, step) in results.iter().zip(steps) {
         let d = &r.delivery;
+        if !kept.contains(&d.delivery_id) {
+            continue;
+        }
         let ok = matches!(r.outcome, Outcome::Success);
-        let notice = AttemptNotice {
+        failing.insert(d.endpoint_id.as_str(), (!ok).then_some(r.at));
+        let notice = || AttemptNotice {
             msg_id: d.msg_id.clone(),
             endpoint_id: d.endpoint_id.clone(),
             attempt_id: r.attempt_id.clone(),
             status_code: r.status_code,
             at: r.at,
         };
-        let step = transition(d.attempts, &r.outcome, schedule, r.at);
-        let (status, next) = match step {
-            Transition::Delivered { .. } => (DeliveryStatus::Success, None),
-            Transition::DisableEndpoint | Transition::Exhausted => (DeliveryStatus::Failed, None),
-            Transition::Retry { due, .. } => (DeliveryStatus::Pending, Some(due)),
-        };
-        let attempts = i32::try_from(d.attempts.saturating_add(1)).unwrap_or(i32::MAX);
-        let status_code = i16::try_from(status.code()).unwrap_or(i16::MAX);
-        if !finish(c, owner, d.delivery_id, status_code, attempts, next, r.at).await? {
-            out.fenced += 1;
-            continue;
-        }
-        let trigger = if d.manual {
-            Trigger::Manual
-        } else {
-            Trigger::Scheduled
-        };
-        let attempt_status = if ok {
-            DeliveryStatus::Success
-        } else {
-            DeliveryStatus::Failed
-        };
-        c.execute(
-            "INSERT INTO attempts (id, msg_id, endpoint_id, url, status, response_status_code, \
-             response, response_duration_ms, error, trigger_type, created_at, request_headers, \
-             response_headers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            &[
-                &r.attempt_id,
-                &d.msg_id,
-                &d.endpoint_id,
-                &r.url,
-                &i16::try_from(attempt_status.code()).unwrap_or(2),
-                &i32::try_from(r.status_code).unwrap_or(0),
-                &r.response,
-                &r.duration_ms,
-                &r.error,
-                &i16::try_from(trigger.code()).unwrap_or(0),
-                &r.at,
-                &r.request_headers,
-                &r.response_headers,
-            ],
-        )
-        .await?;
-        failing.insert(d.endpoint_id.as_str(), (!ok).then_some(r.at));
         match step {
             Transition::Delivered { recovered: true } => {
-                out.recorded.notices.push(Notice::Recovered(notice));
+                out.recorded.notices.push(Notice::Recovered(notice()));
             }
             Transition::DisableEndpoint => {
                 let disabled = c
@@ -196,34 +237,90 @@ pub async fn record(
                 let next_due = out.recorded.next_due.map_or(due, |n| n.min(due));
                 out.recorded.next_due = Some(next_due);
                 if failing {
-                    out.recorded.notices.push(Notice::Failing(notice));
+                    out.recorded.notices.push(Notice::Failing(notice()));
                 }
             }
-            Transition::Exhausted => out.recorded.notices.push(Notice::Exhausted(notice)),
+            Transition::Exhausted => out.recorded.notices.push(Notice::Exhausted(notice())),
             Transition::Delivered { recovered: false } => {}
         }
     }
-    // Each endpoint's latest outcome in this batch starts or ends its run of failures.
+    // Each endpoint's latest outcome in this batch starts or ends its run of failures; only
+    // rows that change are written.
+    let (mut start, mut start_at, mut end) = (Vec::new(), Vec::new(), Vec::new());
     for (endpoint_id, failed_at) in failing {
         match failed_at {
             Some(at) => {
-                c.execute(
-                    "UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
-                    &[&at, &endpoint_id],
-                )
-                .await?
+                start.push(endpoint_id);
+                start_at.push(at);
             }
-            None => {
-                c.execute(
-                    "UPDATE endpoints SET failing_since = NULL \
-                     WHERE id = $1 AND failing_since IS NOT NULL",
-                    &[&endpoint_id],
-                )
-                .await?
-            }
-        };
+            None => end.push(endpoint_id),
+        }
+    }
+    if !start.is_empty() {
+        let stmt = c
+            .prepare_cached(
+                "UPDATE endpoints e SET failing_since = f.at \
+                 FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS f(id, at) \
+                 WHERE e.id = f.id AND e.failing_since IS NULL",
+            )
+            .await?;
+        c.execute(&stmt, &[&start, &start_at]).await?;
+    }
+    if !end.is_empty() {
+        let stmt = c
+            .prepare_cached(
+                "UPDATE endpoints SET failing_since = NULL \
+                 WHERE id = ANY($1) AND failing_since IS NOT NULL",
+            )
+            .await?;
+        c.execute(&stmt, &[&end]).await?;
     }
     Ok(out)
+}
+
+/// The attempts of a batch, column by column (for one `INSERT … SELECT FROM UNNEST`).
+#[derive(Default)]
+struct AttemptColumns<'a> {
+    id: Vec<&'a str>,
+    msg_id: Vec<&'a str>,
+    endpoint_id: Vec<&'a str>,
+    url: Vec<&'a str>,
+    status: Vec<DeliveryStatus>,
+    code: Vec<i32>,
+    response: Vec<&'a str>,
+    duration: Vec<i64>,
+    error: Vec<Option<&'a str>>,
+    trigger: Vec<Trigger>,
+    at: Vec<i64>,
+    request_headers: Vec<&'a str>,
+    response_headers: Vec<&'a str>,
+}
+
+impl<'a> AttemptColumns<'a> {
+    fn push(&mut self, r: &'a AttemptResult) {
+        let d = &r.delivery;
+        self.id.push(&r.attempt_id);
+        self.msg_id.push(&d.msg_id);
+        self.endpoint_id.push(&d.endpoint_id);
+        self.url.push(&r.url);
+        self.status.push(if matches!(r.outcome, Outcome::Success) {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Failed
+        });
+        self.code.push(i32::try_from(r.status_code).unwrap_or(0));
+        self.response.push(&r.response);
+        self.duration.push(r.duration_ms);
+        self.error.push(r.error.as_deref());
+        self.trigger.push(if d.manual {
+            Trigger::Manual
+        } else {
+            Trigger::Scheduled
+        });
+        self.at.push(r.at);
+        self.request_headers.push(&r.request_headers);
+        self.response_headers.push(&r.response_headers);
+    }
 }
 
 /// Notes that node `node` is alive at `now` (registering it on its first beat).

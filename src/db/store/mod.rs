@@ -127,6 +127,48 @@ impl Store {
         }
     }
 
+    /// Reserves a send to a rate-limited endpoint among every node sharing the store; returns
+    /// when (µs since the epoch) it may go. One server paces its endpoints alone: `None`.
+    pub async fn reserve_send(
+        &self,
+        endpoint_id: &str,
+        rate: u32,
+        now_us: i64,
+    ) -> DbResult<Option<i64>> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(pg) => pg
+                .read(async |c| {
+                    super::postgres::pacing::reserve_send(c, endpoint_id, rate, now_us).await
+                })
+                .await
+                .map(Some),
+        }
+    }
+
+    /// Whether this server does this round of the periodic chore `name` (due every
+    /// `every_ms`): always alone; among nodes, the one that takes the round.
+    pub async fn take_turn(&self, name: &str, now: i64, every_ms: i64) -> DbResult<bool> {
+        match self {
+            Store::Sqlite(_) => Ok(true),
+            Store::Postgres(pg) => {
+                pg.read(async |c| {
+                    // A little early, so that the node whose timer fires first takes it.
+                    super::postgres::pacing::take_turn(c, name, now, every_ms * 9 / 10).await
+                })
+                .await
+            }
+        }
+    }
+
+    /// How many nodes share the store (1 on SQLite), as of the last heartbeat.
+    pub fn live_nodes(&self) -> usize {
+        match self {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(pg) => pg.live_nodes(),
+        }
+    }
+
     /// Whether other nodes may share this store.
     pub fn is_shared(&self) -> bool {
         matches!(self, Store::Postgres(_))
