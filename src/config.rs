@@ -196,7 +196,7 @@ impl Default for DatabaseConfig {
             readers: 4,
             max_batch: 2000,
             max_size_mib: 0,
-            pool_size: 16,
+            pool_size: 8,
             heartbeat_interval: Duration::from_secs(5),
             node_timeout: Duration::from_secs(20),
         }

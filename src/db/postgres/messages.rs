@@ -211,15 +211,7 @@ pub async fn ingest(
         ],
     )
     .await
-    .map_err(|e| {
-        if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-            DbError::Conflict(
-                "a message with this eventId already exists in this application".into(),
-            )
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(event_id_conflict)?;
 
     let select = tx
         .prepare_cached(
@@ -227,14 +219,102 @@ pub async fn ingest(
         )
         .await?;
     let endpoints = tx.query(&select, &[&m.app_id.as_str()]).await?;
+    let endpoints = endpoints
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+    insert_deliveries(tx, req, owner, claim, endpoints).await
+}
+
+/// An endpoint as ingest routes to it: id, event type filter, channels (stored JSON), disabled.
+type Route<'r> = (String, Option<&'r str>, Option<&'r str>, bool);
+
+/// Ingest's common case, without an `Idempotency-Key`: finds the application by id or uid
+/// (`app_key`), stores the message (its payload kept for `keep_ms`, else the application's
+/// retention, else `default_keep_ms`) and reads the application's endpoints in one statement,
+/// then stores the deliveries. `None` when no application has `app_key` (nothing stored).
+#[allow(clippy::too_many_arguments)]
+pub async fn ingest_by_app_key(
+    tx: &impl GenericClient,
+    app_key: &str,
+    req: &mut IngestRequest<'_>,
+    keep_ms: Option<i64>,
+    default_keep_ms: i64,
+    owner: &str,
+    claim: &mut (dyn FnMut(&str) -> bool + Send),
+) -> DbResult<Option<(Ingested, crate::domain::ids::AppId)>> {
+    let m = req.msg;
+    let to_json = |v: &Option<Vec<String>>| v.as_ref().map(super::super::to_json);
+    let stmt = tx
+        .prepare_cached(
+            "WITH app AS (\
+                 (SELECT id, retention_ms FROM applications WHERE id = $1) UNION ALL \
+                 (SELECT id, retention_ms FROM applications WHERE uid = $1) LIMIT 1), \
+             msg AS (\
+                 INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, \
+                     tags, created_at, expires_at) \
+                 SELECT $2, app.id, $3, $4, $5, $6, $7, $8::BIGINT, $8::BIGINT + LEAST(\
+                     COALESCE($9::BIGINT, app.retention_ms, $10::BIGINT), \
+                     9223372036854775807 - $8::BIGINT) \
+                 FROM app RETURNING app_id, expires_at) \
+             SELECT msg.app_id, msg.expires_at, e.id, e.filter_types, e.channels, e.disabled \
+             FROM msg LEFT JOIN endpoints e ON e.app_id = msg.app_id",
+        )
+        .await?;
+    let rows = tx
+        .query(
+            &stmt,
+            &[
+                &app_key,
+                &m.id.as_str(),
+                &m.event_type,
+                &m.event_id,
+                &m.payload.as_deref(),
+                &to_json(&m.channels),
+                &to_json(&m.tags),
+                &m.created_at,
+                &keep_ms,
+                &default_keep_ms,
+            ],
+        )
+        .await
+        .map_err(event_id_conflict)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let app_id: crate::domain::ids::AppId = first.get(0);
+    req.expires_at = first.get(1);
+    let endpoints = rows
+        .iter()
+        .filter_map(|r| Some((r.get::<_, Option<String>>(2)?, r.get(3), r.get(4), r.get(5))));
+    let ingested = insert_deliveries(tx, req, owner, claim, endpoints).await?;
+    Ok(Some((ingested, app_id)))
+}
+
+/// The same `eventId` twice in one application is a conflict (409).
+fn event_id_conflict(e: tokio_postgres::Error) -> DbError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        DbError::Conflict("a message with this eventId already exists in this application".into())
+    } else {
+        e.into()
+    }
+}
+
+/// Stores the deliveries of the message of `req` to the `endpoints` it routes to (disabled
+/// ones as skipped), those `claim` takes leased to node `owner`, in one statement.
+async fn insert_deliveries<'r>(
+    tx: &impl GenericClient,
+    req: &IngestRequest<'_>,
+    owner: &str,
+    claim: &mut (dyn FnMut(&str) -> bool + Send),
+    endpoints: impl Iterator<Item = Route<'r>>,
+) -> DbResult<Ingested> {
+    let m = req.msg;
     // Every delivery in one statement: (endpoint, status, leased) per endpoint it goes to.
     let (mut ids, mut statuses, mut leased) = (Vec::new(), Vec::new(), Vec::new());
-    for row in endpoints {
-        let endpoint_id: String = row.get(0);
-        if !req.wants(&endpoint_id, row.get(1), row.get(2)) {
+    for (endpoint_id, filter_types, channels, disabled) in endpoints {
+        if !req.wants(&endpoint_id, filter_types, channels) {
             continue;
         }
-        let disabled: bool = row.get(3);
         let take = !disabled && claim(&endpoint_id);
         statuses.push(if disabled { SKIPPED } else { PENDING });
         leased.push(take);

@@ -55,6 +55,20 @@ impl NewMessage {
     }
 }
 
+impl NewMessage {
+    /// The message before its application is known (the store finds it, and the payload's
+    /// retention with it).
+    fn unbound(self) -> Bound {
+        Bound {
+            msg: self.msg,
+            only_endpoint: self.only_endpoint,
+            idempotency: self.idempotency,
+            response: self.response,
+            expires_at: 0,
+        }
+    }
+}
+
 impl Bound {
     fn request(&self, lease_until: i64, due_at: i64) -> crate::db::outbox::IngestRequest<'_> {
         crate::db::outbox::IngestRequest {
@@ -86,6 +100,40 @@ impl Store {
             Store::Postgres(pg) => {
                 pg.write(async move |tx| {
                     let mut m = m;
+                    let mut claim = |ep: &str| due_at <= now && room(ep);
+                    if m.idempotency.is_none() {
+                        // The common case in one statement: the application found, the
+                        // message stored and the endpoints read together.
+                        let (key, keep, default_keep) =
+                            (m.app_key.clone(), m.retention_ms, m.default_retention_ms);
+                        let create = m.create_app.take();
+                        let b = m.unbound();
+                        for attempt in 0..2 {
+                            let mut req = b.request(lease_until, due_at);
+                            let stored = postgres::messages::ingest_by_app_key(
+                                tx,
+                                &key,
+                                &mut req,
+                                keep,
+                                default_keep,
+                                &pg.node,
+                                &mut claim,
+                            )
+                            .await?;
+                            if let Some((r, _)) = stored {
+                                return Ok(Some((r, b.response.1)));
+                            }
+                            // No such application: make it when asked (another node may make
+                            // it at the same moment: theirs is as good), then again.
+                            match (&create, attempt) {
+                                (Some(app), 0) => {
+                                    postgres::apps::insert_if_absent(tx, app).await?;
+                                }
+                                _ => return Ok(None),
+                            }
+                        }
+                        return Ok(None);
+                    }
                     let app = match (
                         postgres::apps::get(tx, &m.app_key).await?,
                         m.create_app.take(),
@@ -103,7 +151,6 @@ impl Store {
                     };
                     let b = m.bind(&app);
                     let req = b.request(lease_until, due_at);
-                    let mut claim = |ep: &str| due_at <= now && room(ep);
                     let r = postgres::messages::ingest(tx, &req, &pg.node, &mut claim).await?;
                     Ok(Some((r, b.response.1)))
                 })
