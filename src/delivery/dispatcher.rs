@@ -121,13 +121,22 @@ impl Dispatcher {
     pub fn start(
         store: Store,
         sender: Sender,
-        cfg: DeliveryConfig,
+        mut cfg: DeliveryConfig,
         schedule: RetrySchedule,
         tracker: TaskTracker,
         cancel: CancellationToken,
     ) -> Dispatcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = store.is_shared();
+        if shared {
+            // Among several nodes, a node claims only what it can send soon (twice what it
+            // may have in flight) and leaves the rest to the others.
+            cfg.max_queued = cfg.max_queued.min(2 * cfg.max_in_flight).max(1);
+            cfg.max_queued_per_endpoint = cfg
+                .max_queued_per_endpoint
+                .min(2 * cfg.max_in_flight_per_endpoint)
+                .max(1);
+        }
         let inner = Arc::new(Inner {
             store,
             sender,

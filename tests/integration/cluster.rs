@@ -1304,3 +1304,75 @@ async fn an_endpoint_s_throttle_rate_holds_for_the_whole_cluster() {
     // about a third of that).
     assert!(took >= 3.5, "{MESSAGES} deliveries in {took:.2} s");
 }
+
+#[tokio::test]
+async fn the_setup_link_one_node_printed_stays_valid_while_other_nodes_start() {
+    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
+        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
+        return;
+    }
+    let first = crate::support::TestApp::spawn().await;
+    let link = first
+        .setup_token
+        .clone()
+        .expect("the first node prints a link");
+    let url = crate::support::storage::postgres_url(first.dir.path()).unwrap();
+    // A second node on the same database, started after the first printed its link.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::support::test_config(dir.path());
+    cfg.database_url = Some(url);
+    let second = hookbox::app::Application::build(cfg).await.unwrap();
+    assert_eq!(second.setup_token(), None, "the second node prints no link");
+    assert_eq!(
+        second.bootstrap_token(),
+        None,
+        "nor a second bootstrap token"
+    );
+    let mut c = crate::support::console::Console::new(&first);
+    let form = c.page(&format!("/admin/setup?token={link}")).await;
+    assert!(
+        form.contains("Create admin"),
+        "the first link still works: {form}"
+    );
+}
+
+#[tokio::test]
+async fn a_node_claims_only_what_it_can_send_soon_and_leaves_the_rest_to_the_others() {
+    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
+        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
+        return;
+    }
+    let app = crate::support::TestApp::spawn_with(|cfg| {
+        cfg.delivery.max_in_flight = 2;
+        cfg.delivery.max_in_flight_per_endpoint = 2;
+    })
+    .await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_default(Reply::status(200).delay(Duration::from_secs(3)));
+    let a = app.create_app("hoard").await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/slow", receiver.url) }))
+        .await;
+    for i in 0..30 {
+        app.send(&a, "a.b", json!({ "i": i })).await;
+    }
+    // Both requests in flight (the receiver holds them), so the node holds all it will.
+    assert!(
+        wait_for(Duration::from_secs(10), || async { receiver.count() >= 2 }).await,
+        "the first two were sent"
+    );
+    let url = crate::support::storage::postgres_url(app.dir.path()).unwrap();
+    let leased: i64 = crate::support::storage::pg_query(
+        &url,
+        "SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NOT NULL",
+    )[0]
+    .get(0);
+    let pending: i64 =
+        crate::support::storage::pg_query(&url, "SELECT COUNT(*) FROM deliveries WHERE status = 1")
+            [0]
+        .get(0);
+    assert_eq!(pending, 30);
+    assert!(
+        leased <= 4,
+        "a node with room for 2 in flight holds at most 4, not {leased} of {pending}"
+    );
+}

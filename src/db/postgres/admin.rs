@@ -144,6 +144,16 @@ pub async fn delete_session(c: &impl GenericClient, id_hash: &str) -> DbResult<(
 }
 
 /// Replaces any earlier setup link with this one.
+/// Whether a setup link is still valid at `now`.
+pub async fn live_setup_token(c: &impl GenericClient, now: i64) -> DbResult<bool> {
+    Ok(c.query_opt(
+        "SELECT 1 FROM admin_setup_tokens WHERE expires_at > $1 LIMIT 1",
+        &[&now],
+    )
+    .await?
+    .is_some())
+}
+
 pub async fn replace_setup_token(
     c: &impl GenericClient,
     hash: &str,

@@ -115,9 +115,12 @@ impl Store {
             Store::Postgres(pg) => {
                 pg.write(async |tx| {
                     // One node at a time (with `create_first_admin`): no link is stored once
-                    // an admin exists, and one link replaces the other.
+                    // an admin exists, and the link a node printed stays valid while other
+                    // nodes start (they print none).
                     locks::wait(tx, locks::Chore::Bootstrap).await?;
-                    if postgres::admin::count_users(tx).await? > 0 {
+                    if postgres::admin::count_users(tx).await? > 0
+                        || postgres::admin::live_setup_token(tx, now).await?
+                    {
                         return Ok(false);
                     }
                     postgres::admin::replace_setup_token(tx, hash, now, until).await?;
