@@ -571,10 +571,7 @@ impl Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_deliver_every_acknowledged_message_exactly_once_between_them() {
-    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
-        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
-        return;
-    }
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     const MESSAGES: u64 = 600;
     let started = Instant::now();
     let mut cluster = Cluster::new(config("1s", "10s", "")).await;
@@ -638,10 +635,7 @@ async fn three_nodes_deliver_every_acknowledged_message_exactly_once_between_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_node_under_load_twice_loses_nothing_and_repeats_only_what_it_held() {
-    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
-        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
-        return;
-    }
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     let started = Instant::now();
     let mut cluster = Cluster::new(config("300ms", "3s", "")).await;
     for _ in 0..3 {
@@ -734,10 +728,7 @@ async fn kill_9_of_a_node_under_load_twice_loses_nothing_and_repeats_only_what_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopped_past_its_lease_has_its_late_results_fenced_off() {
-    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
-        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
-        return;
-    }
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     const K: usize = 20;
     const NODE_TIMEOUT: Duration = Duration::from_secs(2);
     let started = Instant::now();
@@ -935,10 +926,7 @@ async fn a_node_stopped_past_its_lease_has_its_late_results_fenced_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_of_a_node_under_load_hands_back_what_it_did_not_send_and_repeats_nothing() {
-    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
-        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
-        return;
-    }
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     const MESSAGES: u64 = 900;
     let started = Instant::now();
     // Taken for dead only after 30 s: whatever the others send of the stopping node's
@@ -1051,10 +1039,7 @@ async fn sigterm_of_a_node_under_load_hands_back_what_it_did_not_send_and_repeat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_idempotency_key_posted_to_two_nodes_at_once_makes_one_message() {
-    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
-        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
-        return;
-    }
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     const KEYS: usize = 20;
     const COPIES: usize = 6;
     let started = Instant::now();
@@ -1133,10 +1118,7 @@ async fn one_idempotency_key_posted_to_two_nodes_at_once_makes_one_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_url_changed_through_one_node_is_used_by_another_within_a_second() {
-    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
-        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
-        return;
-    }
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     const AFTER: Duration = Duration::from_secs(1);
     let started = Instant::now();
     let mut cluster = Cluster::new(config("1s", "10s", "")).await;
@@ -1240,10 +1222,7 @@ async fn an_endpoint_url_changed_through_one_node_is_used_by_another_within_a_se
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_s_throttle_rate_holds_for_the_whole_cluster() {
-    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
-        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
-        return;
-    }
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     const RATE: usize = 20;
     const MESSAGES: usize = 100;
     let mut cluster = Cluster::new(config("1s", "10s", "")).await;
@@ -1307,10 +1286,7 @@ async fn an_endpoint_s_throttle_rate_holds_for_the_whole_cluster() {
 
 #[tokio::test]
 async fn the_setup_link_one_node_printed_stays_valid_while_other_nodes_start() {
-    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
-        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
-        return;
-    }
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     let first = crate::support::TestApp::spawn().await;
     let link = first
         .setup_token
@@ -1338,10 +1314,7 @@ async fn the_setup_link_one_node_printed_stays_valid_while_other_nodes_start() {
 
 #[tokio::test]
 async fn a_node_claims_only_what_it_can_send_soon_and_leaves_the_rest_to_the_others() {
-    if crate::support::Backend::from_env() != crate::support::Backend::Postgres {
-        eprintln!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
-        return;
-    }
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     let app = crate::support::TestApp::spawn_with(|cfg| {
         cfg.delivery.max_in_flight = 2;
         cfg.delivery.max_in_flight_per_endpoint = 2;

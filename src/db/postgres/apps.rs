@@ -166,8 +166,7 @@ pub async fn delete(c: &impl GenericClient, id: &str) -> DbResult<bool> {
 
 #[cfg(test)]
 mod tests {
-    use crate::db::{App, DbError, Store};
-    use crate::domain::crypto::MainKey;
+    use crate::db::{App, DbError};
     use crate::domain::ids::AppId;
 
     fn app(uid: &str, name: &str) -> App {
@@ -189,14 +188,7 @@ mod tests {
         let Some((_, url)) = super::super::tests::fresh_database().await else {
             return;
         };
-        let mut nodes = Vec::new();
-        for _ in 0..4 {
-            nodes.push(
-                Store::open_postgres(&url, 4, MainKey::generate())
-                    .await
-                    .unwrap(),
-            );
-        }
+        let nodes = super::super::tests::nodes(&url, 4).await;
         let (mut created, mut conflicts) = (0, 0);
         let tasks: Vec<_> = (0..8)
             .map(|i| {

@@ -176,8 +176,7 @@ pub async fn delete(c: &impl GenericClient, name: &str) -> DbResult<bool> {
 
 #[cfg(test)]
 mod tests {
-    use crate::db::{EventType, Store};
-    use crate::domain::crypto::MainKey;
+    use crate::db::EventType;
 
     fn event_type(name: &str, description: &str) -> EventType {
         EventType {
@@ -199,14 +198,7 @@ mod tests {
         let Some((_, url)) = super::super::tests::fresh_database().await else {
             return;
         };
-        let mut nodes = Vec::new();
-        for _ in 0..4 {
-            nodes.push(
-                Store::open_postgres(&url, 4, MainKey::generate())
-                    .await
-                    .unwrap(),
-            );
-        }
+        let nodes = super::super::tests::nodes(&url, 4).await;
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let s = nodes[i % 4].clone();

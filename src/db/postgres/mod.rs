@@ -524,6 +524,17 @@ pub async fn migrate_url(url: &str) -> DbResult<i64> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    /// `n` stores on the database at `url`, as `n` nodes would open it (each with its own
+    /// pool).
+    pub(crate) async fn nodes(url: &str, n: usize) -> Vec<crate::db::Store> {
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            let key = crate::domain::crypto::MainKey::generate();
+            nodes.push(crate::db::Store::open_postgres(url, 4, key).await.unwrap());
+        }
+        nodes
+    }
+
     /// A new, migrated database on the test cluster (`HOOKBOX_TEST_PG_URL`, which
     /// `scripts/test` sets), with its URL. Without a cluster the test fails, unless
     /// `HOOKBOX_TEST_SKIP_POSTGRES=1` asks to skip it (`None`).

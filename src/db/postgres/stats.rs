@@ -43,7 +43,6 @@ pub async fn analytics(
     bucket_ms: i64,
 ) -> DbResult<Analytics> {
     use crate::domain::ids;
-    use std::collections::BTreeMap;
     let (lower, upper) = (
         ids::lower_bound_at(ids::ATTEMPT, since),
         ids::lower_bound_at(ids::ATTEMPT, until),
@@ -67,39 +66,11 @@ pub async fn analytics(
                 .await?
         }
     };
-    let mut out = Analytics::default();
-    let mut types: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut codes: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut buckets: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-    let first = since.div_euclid(bucket_ms) * bucket_ms;
-    let mut b = first;
-    while b < until {
-        buckets.insert(b, (0, 0));
-        b += bucket_ms;
-    }
-    for r in &rows {
-        let (bucket, event_type, ok, code, n): (i64, String, bool, i32, i64) =
-            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-        let add = |pair: &mut (i64, i64)| {
-            if ok {
-                pair.0 += n;
-            } else {
-                pair.1 += n;
-            }
-        };
-        if ok {
-            out.success += n;
-        } else {
-            out.fail += n;
-        }
-        add(types.entry(event_type).or_default());
-        *codes.entry(i64::from(code)).or_default() += n;
-        add(buckets.entry(bucket).or_default());
-    }
-    out.event_types = types.into_iter().map(|(t, (s, f))| (t, s, f)).collect();
-    out.status_codes = codes.into_iter().collect();
-    out.buckets = buckets.into_iter().map(|(b, (s, f))| (b, s, f)).collect();
-    Ok(out)
+    let rows = rows.iter().map(|r| {
+        let code: i32 = r.get(3);
+        (r.get(0), r.get(1), r.get(2), i64::from(code), r.get(4))
+    });
+    Ok(Analytics::tally(since, until, bucket_ms, rows))
 }
 
 #[cfg(test)]

@@ -97,7 +97,6 @@ pub fn analytics(
     bucket_ms: i64,
 ) -> DbResult<Analytics> {
     use crate::domain::ids;
-    use std::collections::BTreeMap;
     let (lower, upper) = (
         ids::lower_bound_at(ids::ATTEMPT, since),
         ids::lower_bound_at(ids::ATTEMPT, until),
@@ -122,36 +121,49 @@ pub fn analytics(
             ))
         },
     )?;
-    let mut out = Analytics::default();
-    let mut types: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let mut codes: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut buckets: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-    let first = since.div_euclid(bucket_ms) * bucket_ms;
-    let mut b = first;
-    while b < until {
-        buckets.insert(b, (0, 0));
-        b += bucket_ms;
-    }
-    for row in rows {
-        let (bucket, event_type, ok, code, n) = row?;
-        let add = |pair: &mut (i64, i64)| {
-            if ok {
-                pair.0 += n;
-            } else {
-                pair.1 += n;
-            }
-        };
-        if ok {
-            out.success += n;
-        } else {
-            out.fail += n;
+    let rows = rows.collect::<Result<Vec<_>, _>>()?;
+    Ok(Analytics::tally(since, until, bucket_ms, rows))
+}
+
+impl Analytics {
+    /// Totals from counted rows `(bucket, event type, succeeded, status code, count)`, with
+    /// every bucket of `[since, until)` present (empty ones as zeros).
+    pub(crate) fn tally(
+        since: i64,
+        until: i64,
+        bucket_ms: i64,
+        rows: impl IntoIterator<Item = (i64, String, bool, i64, i64)>,
+    ) -> Analytics {
+        use std::collections::BTreeMap;
+        let mut out = Analytics::default();
+        let mut types: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        let mut codes: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut buckets: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        let mut b = since.div_euclid(bucket_ms) * bucket_ms;
+        while b < until {
+            buckets.insert(b, (0, 0));
+            b += bucket_ms;
         }
-        add(types.entry(event_type).or_default());
-        *codes.entry(code).or_default() += n;
-        add(buckets.entry(bucket).or_default());
+        for (bucket, event_type, ok, code, n) in rows {
+            let add = |pair: &mut (i64, i64)| {
+                if ok {
+                    pair.0 += n;
+                } else {
+                    pair.1 += n;
+                }
+            };
+            if ok {
+                out.success += n;
+            } else {
+                out.fail += n;
+            }
+            add(types.entry(event_type).or_default());
+            *codes.entry(code).or_default() += n;
+            add(buckets.entry(bucket).or_default());
+        }
+        out.event_types = types.into_iter().map(|(t, (s, f))| (t, s, f)).collect();
+        out.status_codes = codes.into_iter().collect();
+        out.buckets = buckets.into_iter().map(|(b, (s, f))| (b, s, f)).collect();
+        out
     }
-    out.event_types = types.into_iter().map(|(t, (s, f))| (t, s, f)).collect();
-    out.status_codes = codes.into_iter().collect();
-    out.buckets = buckets.into_iter().map(|(b, (s, f))| (b, s, f)).collect();
-    Ok(out)
 }

@@ -142,3 +142,15 @@ macro_rules! sqlite_only {
         }
     };
 }
+
+/// Skips a test that needs several nodes on PostgreSQL, saying so, when the suite runs on
+/// SQLite.
+#[macro_export]
+macro_rules! postgres_only {
+    ($why:expr) => {
+        if $crate::support::Backend::from_env() != $crate::support::Backend::Postgres {
+            eprintln!("{}", $why);
+            return;
+        }
+    };
+}
