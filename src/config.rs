@@ -631,6 +631,45 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_comes_from_the_environment_or_a_flag_and_its_password_is_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let url = "postgres://hookbox:s3cret-pw@db.internal:5432/hookbox";
+        let env = vec![("HOOKBOX_DATABASE_URL".to_string(), url.to_string())];
+        let cfg = Config::load_from(&o, &env).unwrap();
+        assert_eq!(cfg.database_url.as_deref(), Some(url));
+        assert!(cfg.on_postgres());
+        let shown = cfg.to_toml();
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(
+            shown.contains("postgres://hookbox:hidden@db.internal:5432/hookbox"),
+            "{shown}"
+        );
+        // A flag wins over the environment; an empty value means SQLite.
+        let flagged = Overrides {
+            database_url: Some("postgres://other@h/db".into()),
+            ..o.clone()
+        };
+        let cfg = Config::load_from(&flagged, &env).unwrap();
+        assert_eq!(cfg.database_url.as_deref(), Some("postgres://other@h/db"));
+        let empty = vec![("HOOKBOX_DATABASE_URL".to_string(), String::new())];
+        assert!(!Config::load_from(&o, &empty).unwrap().on_postgres());
+        // Not a PostgreSQL URL: refused, without echoing a password.
+        let bad = vec![(
+            "HOOKBOX_DATABASE_URL".to_string(),
+            "mysql://u:pw123456@h/db".to_string(),
+        )];
+        let err = Config::load_from(&o, &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("database_url") && !err.contains("pw123456"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn default_schedule_is_seven_attempts() {
         let d = Config::default().delivery.retry_schedule;
         assert_eq!(d.len(), 7);

@@ -1349,3 +1349,56 @@ async fn a_node_claims_only_what_it_can_send_soon_and_leaves_the_rest_to_the_oth
         "a node with room for 2 in flight holds at most 4, not {leased} of {pending}"
     );
 }
+
+#[tokio::test]
+async fn a_node_needs_the_main_key_from_configuration_and_refuses_one_that_does_not_fit() {
+    crate::postgres_only!("PostgreSQL start-up rules run with HOOKBOX_TEST_BACKEND=postgres");
+    let app = crate::support::TestApp::spawn().await;
+    let a = app.create_app("keys").await;
+    app.create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/hook" }))
+        .await;
+    let url = crate::support::storage::postgres_url(app.dir.path()).unwrap();
+    let node = |key: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::support::test_config(dir.path());
+        cfg.database_url = Some(url.clone());
+        cfg.main_key = key.map(hookbox::config::HiddenKey::new);
+        (cfg, dir)
+    };
+    // No key configured: refused, never made up (nothing written to the data dir).
+    let (cfg, dir) = node(None);
+    let err = format!(
+        "{:#}",
+        hookbox::app::Application::build(cfg).await.err().unwrap()
+    );
+    assert!(err.contains("HOOKBOX_MAIN_KEY"), "{err}");
+    assert!(!dir.path().join("hookbox.key").exists());
+    // Another key than the one the secrets were sealed with: refused, saying so.
+    let other = hookbox::domain::crypto::MainKey::generate().to_base64();
+    let (cfg, _dir) = node(Some(&other));
+    let err = format!(
+        "{:#}",
+        hookbox::app::Application::build(cfg).await.err().unwrap()
+    );
+    assert!(err.contains("main key does not open"), "{err}");
+    // The right key: the node starts.
+    let (cfg, _dir) = node(Some(PG_TEST_MAIN_KEY));
+    assert!(hookbox::app::Application::build(cfg).await.is_ok());
+}
+
+#[test]
+fn backup_on_postgres_points_to_pg_dump() {
+    crate::postgres_only!("PostgreSQL commands run with HOOKBOX_TEST_BACKEND=postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg_database_for(dir.path());
+    let out = Command::new(bin())
+        .env("HOOKBOX_MAIN_KEY", PG_TEST_MAIN_KEY)
+        .args(["backup", "copy.db", "--database-url", &url])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("pg_dump"), "{err}");
+    assert!(!dir.path().join("copy.db").exists());
+}
