@@ -22,6 +22,8 @@ pub struct Application {
     state: web::Data<State>,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    /// Stops this node's heartbeats, once what was in flight has finished.
+    node_cancel: CancellationToken,
     grace: Duration,
     bootstrap_token: Option<String>,
     setup_token: Option<String>,
@@ -104,8 +106,11 @@ impl Application {
             operational_app_id,
         });
         // With other nodes: heartbeats, freeing dead nodes' leases, and their signals.
+        // Heartbeats go on through the shutdown's grace period (its own token, cancelled just
+        // before the store closes): requests still in flight must not look dead to the others.
+        let node_cancel = CancellationToken::new();
         if state.store.is_shared() {
-            let (node, cancel) = (state.clone(), cancel.clone());
+            let (node, cancel) = (state.clone(), node_cancel.clone());
             let (every, dead_after) = (
                 node.cfg.database.heartbeat_interval,
                 node.cfg.database.node_timeout,
@@ -157,6 +162,7 @@ impl Application {
             state,
             tracker,
             cancel,
+            node_cancel,
             grace,
             bootstrap_token,
             setup_token,
@@ -217,7 +223,8 @@ impl Application {
                     served
                 }
             };
-            shutdown(&self.state, &self.tracker, &self.cancel, deadline).await;
+            let cancel = [&self.cancel, &self.node_cancel];
+            shutdown(&self.state, &self.tracker, cancel, deadline).await;
             match served {
                 Ok(served) => served.context("while serving HTTP"),
                 Err(e) => Err(anyhow::anyhow!("the HTTP server task failed: {e}")),
@@ -282,12 +289,14 @@ async fn open_store(cfg: &Config) -> anyhow::Result<(Store, Option<std::fs::File
 async fn shutdown(
     state: &State,
     tracker: &TaskTracker,
-    cancel: &CancellationToken,
+    cancel: [&CancellationToken; 2],
     deadline: tokio::time::Instant,
 ) {
     let started = std::time::Instant::now();
     let in_time = state.dispatcher.shutdown(deadline).await;
-    cancel.cancel();
+    for c in cancel {
+        c.cancel();
+    }
     tracker.close();
     // What is left (housekeeping) stops at once on `cancel`; a stuck write is no reason to
     // hang forever.

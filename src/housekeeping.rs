@@ -17,10 +17,7 @@ pub async fn run(store: Store, dispatcher: Dispatcher, cfg: &Config, cancel: Can
             () = tokio::time::sleep(every) => {}
         }
         // Among several nodes, one does each round.
-        match store
-            .take_turn("housekeeping", now_ms(), duration_ms(every))
-            .await
-        {
+        match store.take_turn("housekeeping", duration_ms(every)).await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {

@@ -195,8 +195,13 @@ impl Dispatcher {
         }
         inner.finished.cancel();
         let results = self.loops().results.take();
-        if let Some(h) = results {
-            let _ = h.await;
+        if let Some(mut h) = results {
+            // Results the database refuses are retried until the deadline, then dropped
+            // (their deliveries stay leased).
+            if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
+                inner.abort.cancel();
+                let _ = h.await;
+            }
         }
         in_time
     }
@@ -411,12 +416,25 @@ impl Inner {
     }
 
     /// The endpoint's sending details, or `None` when it is gone or cannot be read.
+    /// The endpoint's sending details; `None` when it is gone, or when the database keeps
+    /// failing (a brief outage or a failover is waited out, for about a minute).
     async fn target(&self, endpoint_id: &str) -> Option<Arc<super::targets::Target>> {
-        match self.targets.get(&self.store, endpoint_id).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, endpoint = %endpoint_id, "cannot load endpoint; will retry after restart");
-                None
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self.targets.get(&self.store, endpoint_id).await {
+                Ok(t) => return t,
+                Err(e) if wait <= Duration::from_secs(30) && !self.cancel.is_cancelled() => {
+                    tracing::warn!(error = %e, endpoint = %endpoint_id, retry_in = ?wait, "cannot load endpoint");
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return None,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, endpoint = %endpoint_id, "cannot load endpoint; will retry after restart");
+                    return None;
+                }
             }
         }
     }
@@ -425,18 +443,8 @@ impl Inner {
     /// second, reserved among the nodes sharing the store (at once with one server, or when
     /// the reservation fails: the local pace still holds).
     async fn wait_for_shared_turn(&self, endpoint_id: &str, rate: u32) {
-        let now_us = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_micros(),
-        )
-        .unwrap_or(i64::MAX);
-        match self.store.reserve_send(endpoint_id, rate, now_us).await {
-            Ok(Some(at)) if at > now_us => {
-                let wait = Duration::from_micros(u64::try_from(at - now_us).unwrap_or(0));
-                tokio::time::sleep(wait).await;
-            }
+        match self.store.reserve_send(endpoint_id, rate).await {
+            Ok(Some(wait)) if !wait.is_zero() => tokio::time::sleep(wait).await,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot reserve a send among the nodes"),
         }
@@ -600,8 +608,10 @@ async fn record_results(
             Err(e) => {
                 tracing::error!(error = %e, retry_in = ?backoff, "cannot record delivery results");
                 tokio::select! {
-                    // Unrecorded deliveries stay leased; the next start makes them due again.
-                    () = inner.cancel.cancelled() => return,
+                    // Retried through the grace period (shutdown has begun when `cancel` is);
+                    // after it, unrecorded deliveries stay leased: the next start (SQLite) or
+                    // the other nodes (PostgreSQL, once this node is gone) send them again.
+                    () = inner.abort.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));

@@ -59,6 +59,12 @@ impl From<tokio_postgres::Error> for DbError {
             {
                 DbError::Unstorable("text must not contain the NUL character (\\u0000)".into())
             }
+            // What the request refers to was deleted (by another request, or on another
+            // node) while it ran: the checks before the write had found it.
+            Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => DbError::Conflict(format!(
+                "what this request refers to was deleted while it ran ({}); try again",
+                e.as_db_error().map_or("", |d| d.message())
+            )),
             _ => DbError::Postgres(match e.as_db_error() {
                 Some(db) => format!("{}: {}", db.code().code(), db.message()),
                 None => e.to_string(),
@@ -76,9 +82,15 @@ impl From<deadpool_postgres::PoolError> for DbError {
 /// A pool of at most `size` connections to the database at `url`
 /// (`postgres://USER[:PASS]@HOST:PORT/DB`).
 pub fn pool(url: &str, size: usize) -> DbResult<Pool> {
-    let cfg: tokio_postgres::Config = url
+    let mut cfg: tokio_postgres::Config = url
         .parse()
         .map_err(|e| DbError::Postgres(format!("the database URL cannot be read: {e}")))?;
+    // A database that stops answering is noticed in seconds, not at the system's TCP
+    // timeouts (minutes), unless the URL says otherwise.
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(std::time::Duration::from_secs(5));
+    }
+    cfg.keepalives_idle(std::time::Duration::from_secs(30));
     let config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
@@ -88,6 +100,9 @@ pub fn pool(url: &str, size: usize) -> DbResult<Pool> {
     };
     Pool::builder(manager)
         .max_size(size.max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .create_timeout(Some(std::time::Duration::from_secs(10)))
+        .wait_timeout(Some(std::time::Duration::from_secs(30)))
         .build()
         .map_err(|e| DbError::Postgres(e.to_string()))
 }
@@ -218,7 +233,8 @@ impl PgStore {
         // Registered before it claims anything: the others' sweep frees the leases of nodes
         // they do not know to be alive.
         let c = pool.get().await?;
-        queue::heartbeat(&c, &node, crate::domain::time::now_ms()).await?;
+        queue::heartbeat(&c, &node, None).await?;
+        let (_, live) = queue::free_dead_leases(&c, None, i64::MAX / 2).await?;
         drop(c);
         Ok(PgStore(Arc::new(Inner {
             pool,
@@ -226,7 +242,7 @@ impl PgStore {
             main_key: Arc::new(main_key),
             node,
             outgoing: notify::Outgoing::default(),
-            live_nodes: std::sync::atomic::AtomicUsize::new(1),
+            live_nodes: std::sync::atomic::AtomicUsize::new(live),
             stats: Default::default(),
         })))
     }
@@ -316,20 +332,10 @@ impl PgStore {
     /// One heartbeat, then the sweep of dead nodes' leases; how many deliveries it freed.
     async fn beat(&self, dead_after: i64) -> DbResult<u64> {
         let c = self.pool.get().await?;
-        let now = crate::domain::time::now_ms();
-        queue::heartbeat(&c, &self.node, now).await?;
-        let freed = queue::free_dead_leases(&c, now, dead_after).await?;
-        let live: i64 = c
-            .query_one(
-                "SELECT COUNT(*) FROM nodes WHERE heartbeat_at >= $1",
-                &[&(now - dead_after)],
-            )
-            .await?
-            .get(0);
-        self.live_nodes.store(
-            usize::try_from(live).unwrap_or(1).max(1),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        queue::heartbeat(&c, &self.node, None).await?;
+        let (freed, live) = queue::free_dead_leases(&c, None, dead_after).await?;
+        self.live_nodes
+            .store(live, std::sync::atomic::Ordering::Relaxed);
         Ok(freed)
     }
 

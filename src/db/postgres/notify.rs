@@ -133,7 +133,14 @@ pub struct Listener {
 impl Listener {
     /// Connects to `url` and listens; notifications committed from now on are received.
     pub async fn start(url: &str) -> DbResult<Listener> {
-        let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+        let mut cfg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| super::super::DbError::Postgres(format!("the database URL: {e}")))?;
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        cfg.keepalives_idle(std::time::Duration::from_secs(30));
+        let (client, mut connection) = cfg.connect(NoTls).await?;
         let (tx, payloads) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -324,9 +324,11 @@ impl<'a> AttemptColumns<'a> {
 }
 
 /// Notes that node `node` is alive at `now` (registering it on its first beat).
-pub async fn heartbeat(c: &impl GenericClient, node: &str, now: i64) -> DbResult<()> {
+pub async fn heartbeat(c: &impl GenericClient, node: &str, now: Option<i64>) -> DbResult<()> {
     c.execute(
-        "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+        "INSERT INTO nodes (id, started_at, heartbeat_at) \
+         VALUES ($1, COALESCE($2, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT), \
+                 COALESCE($2, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)) \
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
         &[&node, &now],
     )
@@ -335,11 +337,22 @@ pub async fn heartbeat(c: &impl GenericClient, node: &str, now: i64) -> DbResult
 }
 
 /// Makes due again the deliveries leased to nodes whose last heartbeat is older than
-/// `dead_after` ms (or that never registered), and forgets those nodes; how many deliveries.
-/// A live node's leases are never touched, so a node starting next to running ones frees
-/// nothing of theirs.
-pub async fn free_dead_leases(c: &impl GenericClient, now: i64, dead_after: i64) -> DbResult<u64> {
-    let cutoff = now - dead_after;
+/// `dead_after` ms (or that never registered), and forgets those nodes; how many deliveries
+/// freed, and how many nodes are alive. A live node's leases are never touched, so a node
+/// starting next to running ones frees nothing of theirs. Times are the database's clock
+/// (`now: None`, what nodes use: their own clocks may differ) or `now` (tests).
+pub async fn free_dead_leases(
+    c: &impl GenericClient,
+    now: Option<i64>,
+    dead_after: i64,
+) -> DbResult<(u64, usize)> {
+    let cutoff: i64 = c
+        .query_one(
+            "SELECT COALESCE($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT) - $2",
+            &[&now, &dead_after],
+        )
+        .await?
+        .get(0);
     let freed = c
         .execute(
             "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
@@ -350,7 +363,8 @@ pub async fn free_dead_leases(c: &impl GenericClient, now: i64, dead_after: i64)
         .await?;
     c.execute("DELETE FROM nodes WHERE heartbeat_at < $1", &[&cutoff])
         .await?;
-    Ok(freed)
+    let live: i64 = c.query_one("SELECT COUNT(*) FROM nodes", &[]).await?.get(0);
+    Ok((freed, usize::try_from(live).unwrap_or(1).max(1)))
 }
 
 #[cfg(test)]
@@ -457,13 +471,16 @@ mod tests {
     async fn a_paused_node_cannot_write_over_the_new_owner_of_its_lease() {
         let Some(pool) = outbox(1).await else { return };
         let c = pool.get().await.unwrap();
-        heartbeat(&c, "a", 1000).await.unwrap();
-        heartbeat(&c, "b", 1000).await.unwrap();
+        heartbeat(&c, "a", Some(1000)).await.unwrap();
+        heartbeat(&c, "b", Some(1000)).await.unwrap();
         let first = claim_due(&c, "a", 1000, 1, 31_000, &[]).await.unwrap();
         assert_eq!(first.len(), 1);
         // Node a stops heartbeating (paused); b keeps going and frees a's lease.
-        heartbeat(&c, "b", 40_000).await.unwrap();
-        assert_eq!(free_dead_leases(&c, 40_000, 30_000).await.unwrap(), 1);
+        heartbeat(&c, "b", Some(40_000)).await.unwrap();
+        assert_eq!(
+            free_dead_leases(&c, Some(40_000), 30_000).await.unwrap().0,
+            1
+        );
         let second = claim_due(&c, "b", 40_000, 1, 70_000, &[]).await.unwrap();
         assert_eq!(second[0].delivery_id, first[0].delivery_id);
         // a wakes up and reports its (late) result: refused; b's result is written.
@@ -494,8 +511,8 @@ mod tests {
     async fn only_the_leases_of_nodes_that_stopped_heartbeating_are_freed() {
         let Some(pool) = outbox(4).await else { return };
         let c = pool.get().await.unwrap();
-        heartbeat(&c, "live", 1000).await.unwrap();
-        heartbeat(&c, "dead", 1000).await.unwrap();
+        heartbeat(&c, "live", Some(1000)).await.unwrap();
+        heartbeat(&c, "dead", Some(1000)).await.unwrap();
         assert_eq!(
             claim_due(&c, "live", 1000, 2, 99_000, &[])
                 .await
@@ -511,12 +528,18 @@ mod tests {
             2
         );
         // A node starting now, with both others within their heartbeat window, frees nothing.
-        heartbeat(&c, "new", 20_000).await.unwrap();
-        assert_eq!(free_dead_leases(&c, 20_000, 30_000).await.unwrap(), 0);
+        heartbeat(&c, "new", Some(20_000)).await.unwrap();
+        assert_eq!(
+            free_dead_leases(&c, Some(20_000), 30_000).await.unwrap().0,
+            0
+        );
         // Later only "live" keeps beating: the dead node's two deliveries are due again.
-        heartbeat(&c, "live", 35_000).await.unwrap();
-        heartbeat(&c, "new", 35_000).await.unwrap();
-        assert_eq!(free_dead_leases(&c, 35_000, 30_000).await.unwrap(), 2);
+        heartbeat(&c, "live", Some(35_000)).await.unwrap();
+        heartbeat(&c, "new", Some(35_000)).await.unwrap();
+        assert_eq!(
+            free_dead_leases(&c, Some(35_000), 30_000).await.unwrap().0,
+            2
+        );
         let owners: Vec<Option<String>> = c
             .query("SELECT lease_owner FROM deliveries ORDER BY id", &[])
             .await

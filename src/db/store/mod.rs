@@ -128,33 +128,37 @@ impl Store {
     }
 
     /// Reserves a send to a rate-limited endpoint among every node sharing the store; returns
-    /// when (µs since the epoch) it may go. One server paces its endpoints alone: `None`.
+    /// how long to wait before it goes. One server paces its endpoints alone: `None`.
     pub async fn reserve_send(
         &self,
         endpoint_id: &str,
         rate: u32,
-        now_us: i64,
-    ) -> DbResult<Option<i64>> {
+    ) -> DbResult<Option<std::time::Duration>> {
         match self {
             Store::Sqlite(_) => Ok(None),
             Store::Postgres(pg) => pg
                 .read(async |c| {
-                    super::postgres::pacing::reserve_send(c, endpoint_id, rate, now_us).await
+                    super::postgres::pacing::reserve_send(c, endpoint_id, rate, None).await
                 })
                 .await
-                .map(Some),
+                .map(|us| {
+                    Some(std::time::Duration::from_micros(
+                        u64::try_from(us).unwrap_or(0),
+                    ))
+                }),
         }
     }
 
     /// Whether this server does this round of the periodic chore `name` (due every
     /// `every_ms`): always alone; among nodes, the one that takes the round.
-    pub async fn take_turn(&self, name: &str, now: i64, every_ms: i64) -> DbResult<bool> {
+    pub async fn take_turn(&self, name: &str, every_ms: i64) -> DbResult<bool> {
         match self {
             Store::Sqlite(_) => Ok(true),
             Store::Postgres(pg) => {
                 pg.read(async |c| {
                     // A little early, so that the node whose timer fires first takes it.
-                    super::postgres::pacing::take_turn(c, name, now, every_ms * 9 / 10).await
+                    // On the database's clock: the nodes' own may differ.
+                    super::postgres::pacing::take_turn(c, name, None, every_ms * 9 / 10).await
                 })
                 .await
             }
