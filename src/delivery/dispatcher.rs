@@ -195,13 +195,8 @@ impl Dispatcher {
         }
         inner.finished.cancel();
         let results = self.loops().results.take();
-        if let Some(mut h) = results {
-            // Results the database refuses are retried until the deadline, then dropped
-            // (their deliveries stay leased).
-            if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
-                inner.abort.cancel();
-                let _ = h.await;
-            }
+        if let Some(h) = results {
+            let _ = h.await;
         }
         in_time
     }
@@ -608,10 +603,9 @@ async fn record_results(
             Err(e) => {
                 tracing::error!(error = %e, retry_in = ?backoff, "cannot record delivery results");
                 tokio::select! {
-                    // Retried through the grace period (shutdown has begun when `cancel` is);
-                    // after it, unrecorded deliveries stay leased: the next start (SQLite) or
-                    // the other nodes (PostgreSQL, once this node is gone) send them again.
-                    () = inner.abort.cancelled() => return,
+                    // Unrecorded deliveries stay leased: the next start (SQLite) or the other
+                    // nodes (PostgreSQL, once this node has left) send them again.
+                    () = inner.cancel.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));

@@ -91,7 +91,7 @@ impl Store {
                 if written.fenced > 0 {
                     tracing::warn!(
                         results = written.fenced,
-                        "results dropped: their deliveries were leased to another node meanwhile"
+                        "results dropped: their deliveries were deleted, or leased to another node, meanwhile"
                     );
                 }
                 Ok((written.recorded, announced))
