@@ -321,7 +321,8 @@ fn logged_total(log: &str, message: &str, key: &str) -> u64 {
         .sum()
 }
 
-const FENCED: &str = "results dropped: their deliveries were leased to another node meanwhile";
+const FENCED: &str =
+    "results dropped: their deliveries were deleted, or leased to another node, meanwhile";
 const HANDED_BACK: &str = "gave back unsent deliveries to the other nodes";
 const NOT_HANDED_BACK: &str = "cannot give back this node's leases";
 
