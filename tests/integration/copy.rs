@@ -6,11 +6,12 @@ use crate::support::receiver::Reply;
 use crate::support::server::{bin, create_token, Server};
 use crate::support::storage::pg_query;
 use crate::support::{signature_valid, wait_for, TestReceiver};
+use hookbox::db::copy::TABLES;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The test cluster's superuser URL. Without one the test fails, unless
 /// `HOOKBOX_TEST_SKIP_POSTGRES=1` asks to skip it (`None`).
@@ -24,25 +25,6 @@ fn admin_url() -> Option<String> {
         ),
     }
 }
-
-/// Tables the copy fills (the PostgreSQL schema's, its own bookkeeping and cluster state
-/// aside).
-const TABLES: &[&str] = &[
-    "applications",
-    "event_types",
-    "endpoints",
-    "endpoint_secrets",
-    "messages",
-    "deliveries",
-    "attempts",
-    "api_tokens",
-    "idempotency_keys",
-    "admin_users",
-    "admin_sessions",
-    "admin_setup_tokens",
-    "portal_links",
-    "portal_sessions",
-];
 
 /// Retries every 2 s: the deliveries stay pending while the receiver is down.
 const RETRIES: &str = "0s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s";
@@ -155,15 +137,16 @@ async fn stop(mut server: Server) {
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the server did not stop; stderr:\n{}",
-            server.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let stopped = crate::support::wait_for(Duration::from_secs(30), || {
+        let exited = server.child.try_wait().unwrap().is_some();
+        async move { exited }
+    })
+    .await;
+    assert!(
+        stopped,
+        "the server did not stop; stderr:\n{}",
+        server.stderr()
+    );
 }
 
 #[tokio::test]

@@ -53,7 +53,6 @@ pub async fn user_by_name(c: &impl GenericClient, username: &str) -> DbResult<Op
 
 /// Sets a new password hash and ends every session of that admin; false when no such admin.
 // For `hookbox admin reset-password`, which only opens SQLite so far.
-#[allow(dead_code)]
 pub async fn set_password(
     c: &impl GenericClient,
     username: &str,

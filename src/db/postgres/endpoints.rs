@@ -3,11 +3,10 @@
 
 use super::super::{filter_col, to_json, DbError, DbResult, Page, PageQuery};
 use super::{is_unique_violation, paged};
-use crate::db::sqlite::endpoints::{headers_aad, open, open_headers, seal_headers, Stored};
+use crate::db::sqlite::endpoints::{headers_aad, open, seal_headers, Stored};
 use crate::db::{Endpoint, Owner, Secret};
 use crate::domain::crypto::{self, MainKey};
 use crate::domain::ids::EndpointId;
-use crate::domain::signing::SECRET_PREFIX;
 use deadpool_postgres::GenericClient;
 use std::collections::BTreeMap;
 use tokio_postgres::Row;
@@ -248,15 +247,6 @@ pub async fn disable(c: &impl GenericClient, id: &str, reason: &str, now: i64) -
     Ok(changed)
 }
 
-/// Whether the endpoint is disabled; `None` when there is no such endpoint.
-#[allow(dead_code)]
-pub async fn is_disabled(c: &impl GenericClient, id: &str) -> DbResult<Option<bool>> {
-    let stmt = c
-        .prepare_cached("SELECT disabled FROM endpoints WHERE id = $1")
-        .await?;
-    Ok(c.query_opt(&stmt, &[&id]).await?.map(|r| r.get(0)))
-}
-
 /// Locks the endpoint's row until the end of the transaction (changes to the endpoint made
 /// by other nodes wait for it) and tells whether it is disabled; `None` when there is no
 /// such endpoint.
@@ -276,36 +266,6 @@ pub async fn enable(c: &impl GenericClient, id: &str, now: i64) -> DbResult<()> 
         )
         .await?;
     c.execute(&stmt, &[&now, &id]).await?;
-    Ok(())
-}
-
-/// Starts (`Some(at)`, unless already failing) or ends (`None`) an endpoint's run of failures.
-#[allow(dead_code)]
-pub async fn set_failing(
-    c: &impl GenericClient,
-    endpoint_id: &str,
-    failed_at: Option<i64>,
-) -> DbResult<()> {
-    match failed_at {
-        Some(at) => {
-            let stmt = c
-                .prepare_cached(
-                    "UPDATE endpoints SET failing_since = $1 \
-                     WHERE id = $2 AND failing_since IS NULL",
-                )
-                .await?;
-            c.execute(&stmt, &[&at, &endpoint_id]).await?
-        }
-        None => {
-            let stmt = c
-                .prepare_cached(
-                    "UPDATE endpoints SET failing_since = NULL \
-                     WHERE id = $1 AND failing_since IS NOT NULL",
-                )
-                .await?;
-            c.execute(&stmt, &[&endpoint_id]).await?
-        }
-    };
     Ok(())
 }
 
@@ -428,11 +388,9 @@ pub async fn rotate_secret(
     Ok(())
 }
 
-// What follows keeps the stored secrets sealed: at a node's start and in the CLI's one-offs
-// (key rotation), not through the Store; hence `allow(dead_code)` until those call them.
+// What follows checks, at a node's start, that the main key opens the stored secrets.
 
 /// Every stored secret row: `(row id, endpoint id, stored value)`.
-#[allow(dead_code)]
 async fn all_secret_rows(c: &impl GenericClient) -> DbResult<Vec<(i64, String, String)>> {
     Ok(c.query(
         "SELECT id, endpoint_id, secret FROM endpoint_secrets ORDER BY id",
@@ -444,56 +402,8 @@ async fn all_secret_rows(c: &impl GenericClient) -> DbResult<Vec<(i64, String, S
     .collect())
 }
 
-#[allow(dead_code)]
-async fn store_secret(c: &impl GenericClient, row_id: i64, stored: &str) -> DbResult<()> {
-    let stmt = c
-        .prepare_cached("UPDATE endpoint_secrets SET secret = $1 WHERE id = $2")
-        .await?;
-    c.execute(&stmt, &[&stored, &row_id]).await?;
-    Ok(())
-}
-
-/// Seals every plaintext (`whsec_…`) secret under `key` and checks that every sealed one
-/// opens with it; returns how many rows changed. Older versions also kept rotation responses
-/// (which carry the new secret) in plaintext for `Idempotency-Key` replays: those are
-/// dropped. Run inside one transaction: either every secret ends up sealed, or nothing
-/// changes. Idempotent.
-#[allow(dead_code)]
-pub async fn seal_plaintext_secrets(c: &impl GenericClient, key: &MainKey) -> DbResult<usize> {
-    let mut sealed = super::idempotency::delete_plaintext_secret_replays(c).await?;
-    for (endpoint_id, stored) in all_header_rows(c).await? {
-        if !crypto::is_sealed(&stored) {
-            let headers = open_headers(key, &endpoint_id, &stored)?;
-            store_headers(c, &endpoint_id, &seal_headers(key, &endpoint_id, &headers)).await?;
-            sealed += 1;
-        }
-    }
-    for (row, endpoint_id, stored) in all_secret_rows(c).await? {
-        if stored.starts_with(SECRET_PREFIX) {
-            store_secret(c, row, &key.seal(&endpoint_id, &stored)).await?;
-            sealed += 1;
-        } else {
-            open(key, &endpoint_id, &stored)?;
-        }
-    }
-    Ok(sealed)
-}
-
-/// Whether any secret is stored sealed (so a main key exists somewhere).
-#[allow(dead_code)]
-pub async fn any_sealed_secret(c: &impl GenericClient) -> DbResult<bool> {
-    let pattern = format!("{}%", crypto::SEALED_PREFIX);
-    Ok(c.query_one(
-        "SELECT EXISTS (SELECT 1 FROM endpoint_secrets WHERE secret LIKE $1)",
-        &[&pattern],
-    )
-    .await?
-    .get(0))
-}
-
 /// Whether every sealed secret (and sealed headers) opens with `key` (true when there is
 /// none).
-#[allow(dead_code)]
 pub async fn sealed_secrets_open_with(c: &impl GenericClient, key: &MainKey) -> DbResult<bool> {
     for (_, endpoint_id, stored) in all_secret_rows(c).await? {
         if crypto::is_sealed(&stored) && key.open(&endpoint_id, &stored).is_err() {
@@ -509,7 +419,6 @@ pub async fn sealed_secrets_open_with(c: &impl GenericClient, key: &MainKey) -> 
 }
 
 /// Every endpoint's stored headers that are not empty: `(endpoint id, stored value)`.
-#[allow(dead_code)]
 async fn all_header_rows(c: &impl GenericClient) -> DbResult<Vec<(String, String)>> {
     Ok(c.query(
         "SELECT id, headers FROM endpoints WHERE headers != '{}' ORDER BY id",
@@ -519,50 +428,6 @@ async fn all_header_rows(c: &impl GenericClient) -> DbResult<Vec<(String, String
     .iter()
     .map(|r| (r.get(0), r.get(1)))
     .collect())
-}
-
-#[allow(dead_code)]
-async fn store_headers(c: &impl GenericClient, endpoint_id: &str, stored: &str) -> DbResult<()> {
-    let stmt = c
-        .prepare_cached("UPDATE endpoints SET headers = $1 WHERE id = $2")
-        .await?;
-    c.execute(&stmt, &[&stored, &endpoint_id]).await?;
-    Ok(())
-}
-
-/// Re-seals every secret from `old` to `new` (plaintext ones are sealed too); returns how
-/// many. Run inside one transaction.
-#[allow(dead_code)]
-pub async fn reseal_secrets(
-    c: &impl GenericClient,
-    old: &MainKey,
-    new: &MainKey,
-) -> DbResult<usize> {
-    let rows = all_secret_rows(c).await?;
-    for (row, endpoint_id, stored) in &rows {
-        let plain = if stored.starts_with(SECRET_PREFIX) {
-            stored.clone()
-        } else {
-            open(old, endpoint_id, stored)?
-        };
-        store_secret(c, *row, &new.seal(endpoint_id, &plain)).await?;
-    }
-    for (endpoint_id, stored) in all_header_rows(c).await? {
-        let headers = open_headers(old, &endpoint_id, &stored)?;
-        store_headers(c, &endpoint_id, &seal_headers(new, &endpoint_id, &headers)).await?;
-    }
-    // Replayable responses that carry a secret are sealed too; one that no longer opens
-    // (its key is long gone) is only a replay lost, so it is dropped.
-    let replays = super::idempotency::sealed(c).await?;
-    for (row, body) in &replays {
-        match old.open(&row.path, body) {
-            Ok(plain) => {
-                super::idempotency::set_body(c, row, &new.seal(&row.path, &plain)).await?;
-            }
-            Err(_) => super::idempotency::delete_row(c, row).await?,
-        }
-    }
-    Ok(rows.len())
 }
 
 #[cfg(test)]
@@ -694,43 +559,26 @@ mod tests {
         }
         assert_eq!(changed, 1);
         let c = pool.get().await.unwrap();
-        assert_eq!(is_disabled(&c, "ep_1").await.unwrap(), Some(true));
+        assert_eq!(lock(&c, "ep_1").await.unwrap(), Some(true));
         assert_eq!(count_in_app(&c, "app_1").await.unwrap(), 0);
         enable(&c, "ep_1", 6).await.unwrap();
         assert_eq!(lock(&c, "ep_1").await.unwrap(), Some(false));
     }
 
     #[tokio::test]
-    async fn plaintext_secrets_are_sealed_and_resealed_under_a_new_key() {
+    async fn stored_secrets_open_only_with_the_key_that_sealed_them() {
         let key = MainKey::generate();
         let Some(pool) = database(&key).await else {
             return;
         };
         let c = pool.get().await.unwrap();
-        c.batch_execute(
-            "INSERT INTO endpoints (id, app_id, url, headers, created_at, updated_at) \
-             VALUES ('ep_old', 'app_1', 'http://127.0.0.1:9/', '{\"X-A\":\"b\"}', 0, 0); \
-             INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) \
-             VALUES ('ep_old', 'whsec_plain', 0)",
-        )
-        .await
-        .unwrap();
-        assert_eq!(seal_plaintext_secrets(&c, &key).await.unwrap(), 2);
-        assert_eq!(seal_plaintext_secrets(&c, &key).await.unwrap(), 0);
-        assert!(any_sealed_secret(&c).await.unwrap());
-        let old = get_by_id(&c, &key, "ep_old").await.unwrap().unwrap();
-        assert_eq!(old.headers["X-A"], "b");
-        let new = MainKey::generate();
-        assert!(!sealed_secrets_open_with(&c, &new).await.unwrap());
-        assert_eq!(reseal_secrets(&c, &key, &new).await.unwrap(), 2);
-        assert!(sealed_secrets_open_with(&c, &new).await.unwrap());
-        assert!(!sealed_secrets_open_with(&c, &key).await.unwrap());
-        let s = secrets(&c, &new, "ep_old", 0).await.unwrap();
-        assert_eq!(s[0].secret, "whsec_plain");
-        let e = get_by_id(&c, &new, "ep_1").await.unwrap().unwrap();
+        assert!(sealed_secrets_open_with(&c, &key).await.unwrap());
+        let other = MainKey::generate();
+        assert!(!sealed_secrets_open_with(&c, &other).await.unwrap());
+        let e = get_by_id(&c, &key, "ep_1").await.unwrap().unwrap();
         assert_eq!(e.headers["X-Custom"], "v");
         assert!(matches!(
-            get_by_id(&c, &key, "ep_1").await,
+            get_by_id(&c, &other, "ep_1").await,
             Err(DbError::Undecryptable { .. })
         ));
     }

@@ -1,5 +1,4 @@
-//! Stored responses for `Idempotency-Key` replays. A row is named by its key (token, path,
-//! key): PostgreSQL has no row id to hand out.
+//! Stored responses for `Idempotency-Key` replays.
 
 use super::super::{DbResult, IdempotencyKey as Key};
 use deadpool_postgres::GenericClient;
@@ -17,60 +16,6 @@ pub async fn get(c: &impl GenericClient, k: &Key) -> DbResult<Option<(u16, Strin
             let status: i32 = r.get(0);
             (u16::try_from(status).unwrap_or(500), r.get(1))
         }))
-}
-
-/// Stored responses sealed under the main key (see `http::api::idempotent_secret`): each
-/// row's key and sealed body (the path is `key.path`).
-pub async fn sealed(c: &impl GenericClient) -> DbResult<Vec<(Key, String)>> {
-    let pattern = format!("{}%", crate::domain::crypto::SEALED_PREFIX);
-    let rows = c
-        .query(
-            "SELECT token_id, path, key, body FROM idempotency_keys WHERE body LIKE $1",
-            &[&pattern],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let k = Key {
-                token_id: r.get(0),
-                path: r.get(1),
-                key: r.get(2),
-            };
-            (k, r.get(3))
-        })
-        .collect())
-}
-
-pub async fn set_body(c: &impl GenericClient, k: &Key, body: &str) -> DbResult<()> {
-    c.execute(
-        "UPDATE idempotency_keys SET body = $1 WHERE token_id = $2 AND path = $3 AND key = $4",
-        &[&body, &k.token_id, &k.path, &k.key],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Deletes the stored replays of secret rotations kept in plaintext (the replay is lost; the
-/// rotation itself stands); returns how many.
-pub async fn delete_plaintext_secret_replays(c: &impl GenericClient) -> DbResult<usize> {
-    let pattern = format!("{}%", crate::domain::crypto::SEALED_PREFIX);
-    let n = c
-        .execute(
-            "DELETE FROM idempotency_keys WHERE path LIKE '%/secret/rotate' AND body NOT LIKE $1",
-            &[&pattern],
-        )
-        .await?;
-    Ok(usize::try_from(n).unwrap_or(usize::MAX))
-}
-
-pub async fn delete_row(c: &impl GenericClient, k: &Key) -> DbResult<()> {
-    c.execute(
-        "DELETE FROM idempotency_keys WHERE token_id = $1 AND path = $2 AND key = $3",
-        &[&k.token_id, &k.path, &k.key],
-    )
-    .await?;
-    Ok(())
 }
 
 pub async fn put(

@@ -1,6 +1,6 @@
-//! Work done once per cluster (the retention purge, the auto-disable sweep, the bootstrap
-//! token and setup link, the operator application): whoever takes the chore's advisory lock
-//! for its transaction does it; the other nodes skip it that round.
+//! Work done once per cluster at start (the bootstrap token, the setup link, the operator
+//! application): nodes take the chore's advisory lock for the transaction that does it, one
+//! after the other, each seeing what the previous one committed.
 
 use super::super::DbResult;
 use deadpool_postgres::GenericClient;
@@ -8,8 +8,6 @@ use deadpool_postgres::GenericClient;
 /// A once-per-cluster chore, each with its own advisory lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chore {
-    /// Retention purges and the auto-disable sweep.
-    Housekeeping,
     /// The bootstrap token, the setup link and hookbox's own application, at start.
     Bootstrap,
 }
@@ -19,20 +17,9 @@ impl Chore {
         // "hookbox" in the high bytes, the chore in the low ones.
         let base = 0x686f_6f6b_626f_7800;
         match self {
-            Chore::Housekeeping => base | 0x10,
             Chore::Bootstrap => base | 0x11,
         }
     }
-}
-
-/// Takes `chore` for the caller's transaction, without waiting: `false` when another node
-/// holds it (that node does the work).
-pub async fn take(c: &impl GenericClient, chore: Chore) -> DbResult<bool> {
-    Ok(
-        c.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&chore.key()])
-            .await?
-            .get(0),
-    )
 }
 
 /// Takes `chore` for the caller's transaction, waiting while another node holds it (so
@@ -48,29 +35,24 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn one_node_at_a_time_does_a_chore_and_the_next_round_is_open_again() {
+    async fn a_chore_is_held_for_its_transaction_and_free_once_it_commits() {
         let Some((pool, _)) = super::super::tests::fresh_database().await else {
             return;
         };
-        let (mut a, mut b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+        let (mut a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+        let free = async |c: &deadpool_postgres::Client| -> bool {
+            c.query_one(
+                "SELECT pg_try_advisory_lock($1), pg_advisory_unlock_all()",
+                &[&Chore::Bootstrap.key()],
+            )
+            .await
+            .unwrap()
+            .get(0)
+        };
         let ta = a.transaction().await.unwrap();
-        let tb = b.transaction().await.unwrap();
-        assert!(take(&ta, Chore::Housekeeping).await.unwrap());
-        assert!(
-            !take(&tb, Chore::Housekeeping).await.unwrap(),
-            "b skips this round"
-        );
-        assert!(
-            take(&tb, Chore::Bootstrap).await.unwrap(),
-            "another chore is free"
-        );
+        wait(&ta, Chore::Bootstrap).await.unwrap();
+        assert!(!free(&b).await, "held while a's transaction runs");
         ta.commit().await.unwrap();
-        tb.rollback().await.unwrap();
-        let tb = b.transaction().await.unwrap();
-        assert!(
-            take(&tb, Chore::Housekeeping).await.unwrap(),
-            "released at commit"
-        );
-        tb.commit().await.unwrap();
+        assert!(free(&b).await, "released at commit");
     }
 }

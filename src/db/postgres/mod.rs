@@ -23,14 +23,12 @@ pub(crate) mod deliveries;
 pub(crate) mod endpoints;
 pub(crate) mod event_types;
 pub(crate) mod idempotency;
-#[allow(dead_code)]
 pub(crate) mod locks;
 pub(crate) mod messages;
 pub(crate) mod notify;
 pub(crate) mod operational;
 pub(crate) mod pacing;
 pub(crate) mod portal;
-#[allow(dead_code)]
 mod queue;
 pub(crate) mod stats;
 pub(crate) mod tokens;

@@ -56,6 +56,7 @@ pub async fn claim_due(
         .collect())
 }
 
+#[cfg(test)]
 /// Writes an attempt's outcome to a delivery, ending its lease, only while `owner` still
 /// holds that lease: a node paused past its lease cannot overwrite what the delivery's new
 /// owner does. `false` when the lease was no longer `owner`'s (nothing is written).
