@@ -37,6 +37,8 @@ pub const TABLES: &[&str] = &[
     "admin_setup_tokens",
     "portal_links",
     "portal_sessions",
+    "login_checks",
+    "login_turns",
 ];
 
 /// Tables only the PostgreSQL schema has, so not copied: its migrations' bookkeeping (SQLite

@@ -6,6 +6,8 @@ pub mod commands;
 pub mod copy;
 mod outbox;
 mod postgres;
+#[cfg(test)]
+pub(crate) use postgres::tests as pg_tests;
 mod sqlite;
 mod store;
 

@@ -7,6 +7,7 @@ pub mod endpoint_input;
 pub mod endpoints;
 pub mod event_types;
 pub mod input;
+pub mod logins;
 pub mod messages;
 pub mod portal;
 pub mod sessions;

@@ -312,6 +312,24 @@ async fn repeated_failed_logins_are_rate_limited() {
 }
 
 #[tokio::test]
+async fn login_limits_are_kept_in_the_database_through_a_restart_until_their_window_ends() {
+    let app = TestApp::spawn().await;
+    Console::first_admin(&app).await;
+    let mut c = Console::new(&app);
+    for _ in 0..5 {
+        assert_eq!(c.login("admin", "wrong password!").await.status, 401);
+    }
+    let app = app.restart_with(|_| {}).await;
+    let mut c = Console::new(&app);
+    assert_eq!(c.login("admin", PASSWORD).await.status, 429);
+    // A minute later (by the server's clock) the right password works again.
+    app.clock.advance(std::time::Duration::from_secs(61));
+    let r = c.login("admin", PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(c.cookie.is_some());
+}
+
+#[tokio::test]
 async fn static_files_are_served_with_cache_headers() {
     let app = TestApp::spawn().await;
     let client = reqwest::Client::new();

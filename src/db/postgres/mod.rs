@@ -24,6 +24,7 @@ pub(crate) mod endpoints;
 pub(crate) mod event_types;
 pub(crate) mod idempotency;
 pub(crate) mod locks;
+pub(crate) mod logins;
 pub(crate) mod messages;
 pub(crate) mod notify;
 pub(crate) mod operational;
@@ -41,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_cluster_pacing",
         include_str!("../../../migrations/postgres/0002_cluster_pacing.sql"),
+    ),
+    (
+        "0003_login_throttle",
+        include_str!("../../../migrations/postgres/0003_login_throttle.sql"),
     ),
 ];
 

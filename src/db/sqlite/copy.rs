@@ -166,7 +166,9 @@ pub(crate) fn fill(path: &Path, key: &MainKey, messages: usize) {
          INSERT INTO portal_links (token_hash, app_id, read_only, created_at, expires_at) \
              VALUES ('pl', 'app_1', 1, 1, 9);
          INSERT INTO portal_sessions (id_hash, link_hash, csrf, created_at, last_seen_at, expires_at) \
-             VALUES ('ps', 'pl', 'c', 1, 1, 9);",
+             VALUES ('ps', 'pl', 'c', 1, 1, 9); \
+         INSERT INTO login_checks (scope, at) VALUES ('failed admin', 1); \
+         INSERT INTO login_turns (username, next_at) VALUES ('admin', 2);",
     )
     .unwrap();
     let headers = key.seal(&endpoints::headers_aad("ep_1"), "{\"X-Custom\":\"yes\"}");

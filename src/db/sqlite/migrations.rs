@@ -36,6 +36,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_refused_errors",
         include_str!("../../../migrations/sqlite/0008_refused_errors.sql"),
     ),
+    (
+        "0009_login_throttle",
+        include_str!("../../../migrations/sqlite/0009_login_throttle.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
 pub mod idempotency;
+pub mod logins;
 pub mod messages;
 mod migrations;
 pub mod oneoff;

@@ -18,6 +18,7 @@ mod apps;
 mod deliveries;
 mod endpoints;
 mod event_types;
+mod logins;
 mod messages;
 mod portal;
 mod tokens;

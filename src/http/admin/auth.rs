@@ -6,6 +6,7 @@ use super::{
 };
 use crate::domain::password;
 use crate::http::Data;
+use crate::service::logins;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -108,17 +109,13 @@ pub async fn login(
     let client = crate::http::forwarded::throttle_key(crate::http::forwarded::client_ip(&req));
     // Counted by at most 256 characters of the name: no key grows without bound.
     let name_key: String = username.chars().take(256).collect();
-    if !st.console.begin_login(client, &name_key) {
+    if !logins::begin(&st.store, client, &name_key, st.now()).await? {
         return Err(ConsoleError::RateLimited);
     }
-    let _turn = match st.console.turn(&name_key) {
-        Some(turn) => {
-            let held = turn.lock_owned().await;
-            tokio::time::sleep(super::LOGIN_SLOWDOWN).await;
-            Some(held)
-        }
-        None => None,
-    };
+    let wait = logins::wait_for_turn(&st.store, &name_key, st.now()).await?;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
     let user = st.store.admin_by_name(&username).await?;
     let hash = user.as_ref().map_or_else(
         || st.console.dummy_hash.clone(),
@@ -130,7 +127,7 @@ pub async fn login(
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            st.console.failed(&name_key);
+            logins::failed(&st.store, &name_key, st.now()).await?;
             return login_page(
                 &req,
                 StatusCode::UNAUTHORIZED,
@@ -140,7 +137,7 @@ pub async fn login(
             );
         }
     };
-    st.console.succeeded(client, &name_key);
+    logins::succeeded(&st.store, client, &name_key).await?;
     start_session(&st, &req, user.id, safe_next(form.get("next"))).await
 }
 

@@ -5,28 +5,24 @@ mod apps;
 mod assets;
 mod auth;
 mod catalog;
+mod console;
 mod dashboard;
 mod endpoints;
 mod error;
 mod portal;
 mod routes;
-mod throttle;
 
+pub use console::Console;
 pub use error::ConsoleError;
 use error::{ErrorPage, Shown};
 pub use routes::routes;
-pub use throttle::Console;
-use throttle::LOGIN_SLOWDOWN;
 
 use super::Data;
 use crate::db::DbError;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How session ids, setup links and portal links are stored (as API tokens are).
 pub use crate::http::auth::hash_token as hash_secret;
