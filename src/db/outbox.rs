@@ -37,8 +37,14 @@ impl IngestRequest<'_> {
         )
     }
 
-    /// The message's new delivery `delivery_id` to `endpoint_id`, leased for sending now.
-    pub fn claimed(&self, delivery_id: i64, endpoint_id: String) -> super::Claimed {
+    /// The message's new delivery `delivery_id` to `endpoint_id`, leased (to node `owner` on a
+    /// shared store) for sending now.
+    pub fn claimed(
+        &self,
+        delivery_id: i64,
+        endpoint_id: String,
+        owner: Option<std::sync::Arc<str>>,
+    ) -> super::Claimed {
         let m = self.msg;
         super::Claimed {
             delivery_id,
@@ -51,6 +57,7 @@ impl IngestRequest<'_> {
                 .payload
                 .clone()
                 .unwrap_or_else(|| std::sync::Arc::from("{}")),
+            owner,
         }
     }
 }

@@ -112,7 +112,7 @@ impl Default for Counters {
 
 enum Done {
     Attempt(Box<AttemptResult>),
-    Skipped(i64),
+    Skipped(Box<Claimed>),
 }
 
 impl Dispatcher {
@@ -330,7 +330,7 @@ impl Dispatcher {
         {
             match done {
                 Done::Attempt(a) => attempts.push(*a),
-                Done::Skipped(id) => skipped.push(id),
+                Done::Skipped(d) => skipped.push(*d),
             }
         }
         record_results(inner, Arc::new(attempts), Arc::new(skipped)).await;
@@ -434,6 +434,30 @@ impl Inner {
         }
     }
 
+    /// Whether this node may still send `c` (see `Store::still_holds`); `Err` when it may
+    /// not. While the database cannot say, it waits (sending could repeat what another node
+    /// sends).
+    async fn still_holds(&self, c: &Claimed) -> Result<(), ()> {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self.store.still_holds(c).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    tracing::debug!(
+                        delivery = c.delivery_id,
+                        "not sent: another node took it over"
+                    );
+                    return Err(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?wait, "cannot confirm this node's leases");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     /// Waits for this node's turn to send to an endpoint limited to `rate` messages per
     /// second, reserved among the nodes sharing the store (at once with one server, or when
     /// the reservation fails: the local pace still holds).
@@ -456,7 +480,7 @@ impl Inner {
         let mut target = self.target(&c.endpoint_id).await?;
         if target.disabled {
             self.counters.skipped.inc();
-            return Some(Done::Skipped(c.delivery_id));
+            return Some(Done::Skipped(Box::new(c.clone())));
         }
         // Err(Some(done)): the endpoint was disabled while waiting; Err(None): it is gone.
         let admitted = async {
@@ -476,7 +500,7 @@ impl Inner {
                 target = self.target(&c.endpoint_id).await.ok_or(None)?;
                 if target.disabled {
                     self.counters.skipped.inc();
-                    return Err(Some(Done::Skipped(c.delivery_id)));
+                    return Err(Some(Done::Skipped(Box::new(c.clone()))));
                 }
             };
             // Among several nodes the endpoint's rate holds for all of them: a send is
@@ -490,6 +514,9 @@ impl Inner {
                 .acquire_owned()
                 .await
                 .map_err(|_| None)?;
+            // Among several nodes, one paused past its lease may have been taken for dead:
+            // what it claimed is then the others' to send.
+            self.still_holds(c).await.map_err(|()| None)?;
             Ok((endpoint_permit, paced, global_permit))
         };
         // Once shutdown has begun no new request starts; the lease keeps the delivery for
@@ -563,7 +590,7 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
         for d in batch.drain(..) {
             match d {
                 Done::Attempt(a) => attempts.push(*a),
-                Done::Skipped(id) => skipped.push(id),
+                Done::Skipped(d) => skipped.push(*d),
             }
         }
         let n = attempts.len() + skipped.len();
@@ -577,7 +604,7 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
 async fn record_results(
     inner: &Arc<Inner>,
     attempts: Arc<Vec<AttemptResult>>,
-    skipped: Arc<Vec<i64>>,
+    skipped: Arc<Vec<Claimed>>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {

@@ -111,6 +111,11 @@ impl Cluster {
 
     /// Starts one more node on a data dir of its own; returns its index.
     async fn start_node(&mut self) -> usize {
+        self.start_node_with_key(PG_TEST_MAIN_KEY).await
+    }
+
+    /// [`Cluster::start_node`] with main key `key`.
+    async fn start_node_with_key(&mut self, key: &str) -> usize {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("hookbox.toml"), &self.config).unwrap();
         let before = self.node_ids().await;
@@ -118,7 +123,7 @@ impl Cluster {
         let server = Server::start_with_args(
             dir.path(),
             log.clone(),
-            &[("HOOKBOX_MAIN_KEY", PG_TEST_MAIN_KEY)],
+            &[("HOOKBOX_MAIN_KEY", key)],
             &[
                 "--database-url",
                 &self.url,
@@ -277,6 +282,12 @@ impl Cluster {
 
     /// Successful delivery attempts node `i` made, from its `/metrics`.
     async fn delivered_by(&self, i: usize) -> u64 {
+        self.metric(i, "hookbox_delivery_attempts_total{outcome=\"success\"}")
+            .await
+    }
+
+    /// The value of series `series` in node `i`'s `/metrics`.
+    async fn metric(&self, i: usize, series: &str) -> u64 {
         let root = self.nodes[i].api.trim_end_matches("/api/v1");
         let text = self
             .client
@@ -288,9 +299,9 @@ impl Cluster {
             .await
             .unwrap();
         text.lines()
-            .find_map(|l| l.strip_prefix("hookbox_delivery_attempts_total{outcome=\"success\"} "))
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no success count in node {i}'s metrics:\n{text}"))
+            .unwrap_or_else(|| panic!("no {series} in node {i}'s metrics:\n{text}"))
     }
 
     /// Waits until the database is settled for `app` and the receiver has every `seq`.
@@ -323,6 +334,7 @@ fn logged_total(log: &str, message: &str, key: &str) -> u64 {
 
 const FENCED: &str =
     "results dropped: their deliveries were deleted, or leased to another node, meanwhile";
+const REJOINED: &str = "this node was taken for dead";
 const HANDED_BACK: &str = "gave back unsent deliveries to the other nodes";
 const NOT_HANDED_BACK: &str = "cannot give back this node's leases";
 
@@ -883,19 +895,20 @@ async fn a_node_stopped_past_its_lease_has_its_late_results_fenced_off() {
     }
     assert!(per_id.values().all(|&n| n == 2), "{per_id:?}");
 
-    // Node a is back in the cluster: it beats again (the others had forgotten it) and
-    // delivers what it acknowledges.
-    let id_a = cluster.nodes[a].id.clone();
+    // Node a is back in the cluster under a new name (the others had forgotten it, and
+    // its old name's leases stay fenced off) and delivers what it acknowledges.
+    let known: BTreeSet<String> = cluster.nodes.iter().map(|n| n.id.clone()).collect();
     let back = wait_for(Duration::from_secs(5), || async {
-        let beat = cluster
-            .db
-            .query_opt("SELECT heartbeat_at FROM nodes WHERE id = $1", &[&id_a])
-            .await
-            .unwrap();
-        beat.is_some_and(|r| r.get::<_, i64>(0) > stopped_ms)
+        cluster.node_ids().await.difference(&known).count() == 1
     })
     .await;
-    assert!(back, "node a did not beat again\n{}", cluster.logs());
+    assert!(back, "node a did not rejoin\n{}", cluster.logs());
+    assert!(!cluster.node_ids().await.contains(&cluster.nodes[a].id));
+    assert!(
+        cluster.stderr(a).contains(REJOINED),
+        "{}",
+        cluster.stderr(a)
+    );
     let m = cluster
         .call(
             "POST",
@@ -923,6 +936,71 @@ async fn a_node_stopped_past_its_lease_has_its_late_results_fenced_off() {
          stopped for {stopped_for:.1?}, its {K} late results fenced; total {:.1?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_taken_for_dead_sends_none_of_what_it_still_held_when_it_resumes() {
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
+    // One request at a time per endpoint (per node: half of 1, rounded up), two queued.
+    let mut cluster = Cluster::new(config("250ms", "2s", "max_in_flight_per_endpoint = 1")).await;
+    let (a, b) = (cluster.start_node().await, cluster.start_node().await);
+    let receiver = TestReceiver::start().await;
+    // Node a's first request is answered 5 s late; every other at once.
+    receiver.script([Reply::status(200).delay(Duration::from_secs(5))]);
+    let (app, _, _) = cluster.setup(b, &format!("{}/hook", receiver.url)).await;
+
+    // Node a acknowledges two messages and claims both: it sends the first, the second waits
+    // for its turn.
+    let url = format!("{}/app/{app}/msg", cluster.nodes[a].api);
+    let mut ids = BTreeSet::new();
+    for seq in 0..2 {
+        let body = json!({ "eventType": "cluster.test", "payload": { "seq": seq } });
+        let m = cluster.call("POST", &url, Some(body), 202).await;
+        ids.insert(m["id"].as_str().unwrap().to_owned());
+    }
+    receiver.wait_for_count(1, Duration::from_secs(10)).await;
+    assert_eq!(cluster.leased_to(a).await, ids, "node a holds both");
+    assert_eq!(cluster.metric(a, "hookbox_queue_in_memory").await, 2);
+
+    // Node a stops past node_timeout; b takes both over and delivers them.
+    cluster.signal(a, "STOP");
+    let taken_over = wait_for(Duration::from_secs(15), || async {
+        receiver.count() >= 3 && cluster.settled(&app).await
+    })
+    .await;
+    assert!(taken_over, "node b did not take over\n{}", cluster.logs());
+
+    // Node a resumes: its late answer is fenced off, and the delivery it had not sent yet
+    // is not sent (node b did) once it is done with what it held.
+    cluster.signal(a, "CONT");
+    let done = wait_for(Duration::from_secs(15), || async {
+        cluster.metric(a, "hookbox_queue_in_memory").await == 0
+            && logged_total(&cluster.stderr(a), FENCED, "results") >= 1
+    })
+    .await;
+    assert!(done, "node a did not settle\n{}", cluster.logs());
+    assert!(
+        cluster.stderr(a).contains(REJOINED),
+        "{}",
+        cluster.stderr(a)
+    );
+    let got = receiver.received();
+    let mut per_id: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &got {
+        *per_id.entry(r.signed().0).or_default() += 1;
+    }
+    assert_eq!(
+        per_id
+            .values()
+            .copied()
+            .collect::<Vec<_>>()
+            .iter()
+            .sum::<usize>(),
+        3,
+        "the first message twice (node a's request was in flight), the second once: {per_id:?}\n{}",
+        cluster.logs()
+    );
+    assert_eq!(per_id.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

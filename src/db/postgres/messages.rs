@@ -353,9 +353,11 @@ async fn insert_deliveries<'r>(
         .await?;
     let mut claimed = Vec::new();
     let mut unclaimed = 0;
+    let mut lease: Option<std::sync::Arc<str>> = None;
     for row in &rows {
         if row.get::<_, bool>(2) {
-            claimed.push(req.claimed(row.get(0), row.get(1)));
+            let owner = lease.get_or_insert_with(|| owner.into()).clone();
+            claimed.push(req.claimed(row.get(0), row.get(1), Some(owner)));
         } else if row.get::<_, i16>(3) == PENDING {
             unclaimed += 1;
         }

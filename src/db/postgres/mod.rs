@@ -199,8 +199,15 @@ pub struct Inner {
     pub pool: Pool,
     pub url: String,
     pub main_key: Arc<MainKey>,
-    /// This node: leases it takes carry this name.
-    pub node: String,
+    /// This node's name: leases it takes carry it. A node the others took for dead rejoins
+    /// under a new one.
+    node: std::sync::RwLock<Arc<str>>,
+    /// When this node last heard from the database that it is alive (ms since `started`,
+    /// by the monotonic clock).
+    alive_at: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+    /// How long a silent node stays a member (`database.node_timeout`), in ms.
+    dead_after: std::sync::atomic::AtomicI64,
     /// Signals for the other nodes, sent after commit.
     pub outgoing: notify::Outgoing,
     /// Nodes alive at the last heartbeat (this one included).
@@ -222,11 +229,7 @@ impl PgStore {
     pub async fn open(url: &str, pool_size: usize, main_key: MainKey) -> DbResult<PgStore> {
         let pool = pool(url, pool_size)?;
         migrate(&pool).await?;
-        let node = format!(
-            "{}-{}",
-            hostname(),
-            ulid::Ulid::new().to_string().to_lowercase()
-        );
+        let node = new_node_name();
         {
             let c = pool.get().await?;
             if !endpoints::sealed_secrets_open_with(&c, &main_key).await? {
@@ -235,15 +238,19 @@ impl PgStore {
         }
         // Registered before it claims anything: the others' sweep frees the leases of nodes
         // they do not know to be alive.
-        let c = pool.get().await?;
-        queue::heartbeat(&c, &node, None).await?;
-        let (_, live) = queue::free_dead_leases(&c, None, i64::MAX / 2).await?;
+        let mut c = pool.get().await?;
+        let started = std::time::Instant::now();
+        queue::register(&c, &node, None).await?;
+        let (_, live) = queue::free_dead_leases(&mut c, None, i64::MAX / 2).await?;
         drop(c);
         Ok(PgStore(Arc::new(Inner {
             pool,
             url: url.to_owned(),
             main_key: Arc::new(main_key),
-            node,
+            node: std::sync::RwLock::new(node.into()),
+            alive_at: std::sync::atomic::AtomicU64::new(0),
+            started,
+            dead_after: std::sync::atomic::AtomicI64::new(DEFAULT_DEAD_AFTER_MS),
             outgoing: notify::Outgoing::default(),
             live_nodes: std::sync::atomic::AtomicUsize::new(live),
             stats: Default::default(),
@@ -267,6 +274,8 @@ impl PgStore {
         cancel: tokio_util::sync::CancellationToken,
     ) {
         let dead_after = crate::domain::time::duration_ms(dead_after);
+        self.dead_after
+            .store(dead_after, std::sync::atomic::Ordering::Relaxed);
         let mut beat = tokio::time::interval(every);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut listener: Option<notify::Listener> = None;
@@ -308,7 +317,7 @@ impl PgStore {
                 }
                 () = self.outgoing.ready() => {
                     let sent = match self.pool.get().await {
-                        Ok(c) => self.outgoing.flush(&c, &self.node).await,
+                        Ok(c) => self.outgoing.flush(&c, &self.node()).await,
                         Err(e) => Err(e.into()),
                     };
                     if let Err(e) = sent {
@@ -319,7 +328,7 @@ impl PgStore {
                 }
                 payload = heard => match payload {
                     Some(p) => {
-                        if let Some(s) = notify::heard(&p, &self.node) {
+                        if let Some(s) = notify::heard(&p, &self.node()) {
                             on_signal(s);
                         }
                     }
@@ -334,12 +343,78 @@ impl PgStore {
 
     /// One heartbeat, then the sweep of dead nodes' leases; how many deliveries it freed.
     async fn beat(&self, dead_after: i64) -> DbResult<u64> {
-        let c = self.pool.get().await?;
-        queue::heartbeat(&c, &self.node, None).await?;
-        let (freed, live) = queue::free_dead_leases(&c, None, dead_after).await?;
+        let mut c = self.pool.get().await?;
+        self.confirm_alive(&c).await?;
+        let (freed, live) = queue::free_dead_leases(&mut c, None, dead_after).await?;
         self.live_nodes
             .store(live, std::sync::atomic::Ordering::Relaxed);
         Ok(freed)
+    }
+
+    /// This node's name (its leases carry it).
+    pub fn node(&self) -> Arc<str> {
+        self.node
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Heartbeats. When the others had taken this node for dead (it was silent for
+    /// `node_timeout`: paused, or cut off) its leases are theirs to send now: it gives back any
+    /// taken since under its old name and rejoins under a new one, so whatever it still holds
+    /// under the old name is never sent (see [`PgStore::holds`]) nor written back.
+    async fn confirm_alive(&self, c: &deadpool_postgres::Client) -> DbResult<()> {
+        let sent = self.started.elapsed();
+        let old = self.node();
+        if !queue::heartbeat(c, &old, None).await? {
+            let new: Arc<str> = new_node_name().into();
+            queue::register(c, &new, None).await?;
+            let given_back = deliveries::release_leases_of(c, &old).await?;
+            *self
+                .node
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = new.clone();
+            tracing::warn!(
+                old = %old,
+                new = %new,
+                given_back,
+                "this node was taken for dead (silent for longer than node_timeout): the other \
+                 nodes send what it had claimed; it rejoins under a new name"
+            );
+            if given_back > 0 {
+                self.outgoing.send(Signal::Wake);
+            }
+        }
+        self.alive_at.store(
+            u64::try_from(sent.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    /// Whether this node may still send a delivery it claimed under the name `owner`: `Yes`
+    /// while that is its name and it heartbeat recently; `No` once it has rejoined under
+    /// another (the others took that delivery over); `Unsure` when its last heartbeat is
+    /// more than half of `node_timeout` old (it may have been paused, and taken for dead).
+    pub fn holds(&self, owner: &str) -> Holds {
+        if *self.node() != *owner {
+            return Holds::No;
+        }
+        let alive_at = self.alive_at.load(std::sync::atomic::Ordering::Relaxed);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let dead_after =
+            u64::try_from(self.dead_after.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+        if now.saturating_sub(alive_at) < dead_after / 2 {
+            Holds::Yes
+        } else {
+            Holds::Unsure
+        }
+    }
+
+    /// Heartbeats now, to settle an `Unsure` [`PgStore::holds`].
+    pub async fn check_in(&self) -> DbResult<()> {
+        let c = self.pool.get().await?;
+        self.confirm_alive(&c).await
     }
 
     /// How many nodes were alive at the last heartbeat.
@@ -351,12 +426,13 @@ impl PgStore {
     /// did not send; the others send them) and forgets the node.
     pub async fn leave(&self) -> DbResult<usize> {
         let c = self.pool.get().await?;
-        let n = deliveries::release_leases_of(&c, &self.node).await?;
-        c.execute("DELETE FROM nodes WHERE id = $1", &[&self.node])
+        let node = self.node();
+        let n = deliveries::release_leases_of(&c, &node).await?;
+        c.execute("DELETE FROM nodes WHERE id = $1", &[&&*node])
             .await?;
         if n > 0 {
             self.outgoing.send(Signal::Wake);
-            let _ = self.outgoing.flush(&c, &self.node).await;
+            let _ = self.outgoing.flush(&c, &node).await;
         }
         Ok(n)
     }
@@ -381,6 +457,26 @@ impl PgStore {
         tx.commit().await?;
         Ok(out)
     }
+}
+
+/// Whether a node still holds a lease it took (see [`PgStore::holds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    Yes,
+    No,
+    Unsure,
+}
+
+/// How long a silent node stays a member until `run_node` says otherwise, in ms.
+const DEFAULT_DEAD_AFTER_MS: i64 = 20_000;
+
+/// A name for a node joining the cluster: the host's, made unique.
+fn new_node_name() -> String {
+    format!(
+        "{}-{}",
+        hostname(),
+        ulid::Ulid::new().to_string().to_lowercase()
+    )
 }
 
 /// The host's name, for naming nodes in logs and leases.

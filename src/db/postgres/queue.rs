@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 /// Leases up to `limit` deliveries due at `now` to node `owner` until `lease_until`, the
 /// oldest due chosen first, none of an endpoint in `busy`; returns them with their messages
-/// (in no particular order). The rows are chosen in a materialized CTE with
+/// (in no particular order). Nothing while `owner` is not a registered node (the others
+/// took it for dead and freed its leases: it must rejoin under a new name first). The rows are chosen in a materialized CTE with
 /// `FOR UPDATE SKIP LOCKED`, so nodes claiming at once get disjoint sets and no claim takes
 /// more than `limit` rows.
 pub async fn claim_due(
@@ -28,6 +29,7 @@ pub async fn claim_due(
                  SELECT id FROM deliveries \
                  WHERE status = 1 AND lease_until IS NULL AND next_attempt_at <= $1 \
                    AND endpoint_id <> ALL($5) \
+                   AND EXISTS (SELECT 1 FROM nodes WHERE id = $4) \
                  ORDER BY next_attempt_at, id LIMIT $2 \
                  FOR UPDATE SKIP LOCKED), \
              leased AS (\
@@ -42,6 +44,7 @@ pub async fn claim_due(
     let rows = c
         .query(&stmt, &[&now, &limit, &lease_until, &owner, &busy])
         .await?;
+    let lease: Arc<str> = owner.into();
     Ok(rows
         .iter()
         .map(|r| Claimed {
@@ -52,6 +55,7 @@ pub async fn claim_due(
             manual: r.get::<_, Trigger>(4) == Trigger::Manual,
             event_type: r.get(5),
             payload: Arc::from(r.get::<_, Option<String>>(6).unwrap_or_else(|| "{}".into())),
+            owner: Some(lease.clone()),
         })
         .collect())
 }
@@ -96,14 +100,14 @@ pub struct Written {
     pub fenced: usize,
 }
 
-/// Records attempts made by node `owner` and moves each delivery on (done, retry later,
-/// failed; see `domain::delivery::transition`), in the caller's transaction. A result is
-/// written only while `owner` still holds the delivery's lease; otherwise it is dropped
-/// (counted in `fenced`), attempt row included, so a node paused past its lease changes
-/// nothing that the delivery's new owner does.
+/// Records attempts and moves each delivery on (done, retry later, failed; see
+/// `domain::delivery::transition`), in the caller's transaction. A result is written only
+/// while the node that claimed the delivery (`Claimed::owner`, under the name it had then)
+/// still holds its lease; otherwise it is dropped (counted in `fenced`), attempt row
+/// included, so a node paused past its lease changes nothing that the delivery's new owner
+/// does.
 pub async fn record(
     c: &impl GenericClient,
-    owner: &str,
     results: &[AttemptResult],
     schedule: &RetrySchedule,
 ) -> DbResult<Written> {
@@ -116,8 +120,14 @@ pub async fn record(
         .iter()
         .map(|r| transition(r.delivery.attempts, &r.outcome, schedule, r.at))
         .collect();
-    let (mut ids, mut statuses, mut attempts, mut nexts, mut ats) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ids, mut statuses, mut attempts, mut nexts, mut ats, mut owners) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for (r, step) in results.iter().zip(&steps) {
         let (status, next) = match step {
             Transition::Delivered { .. } => (DeliveryStatus::Success, None),
@@ -129,20 +139,24 @@ pub async fn record(
         attempts.push(i32::try_from(r.delivery.attempts.saturating_add(1)).unwrap_or(i32::MAX));
         nexts.push(next);
         ats.push(r.at);
+        owners.push(r.delivery.owner.as_deref().unwrap_or_default());
     }
     let update = c
         .prepare_cached(
             "UPDATE deliveries d SET status = u.status, attempts = u.attempts, \
                  next_attempt_at = u.next, lease_until = NULL, lease_owner = NULL, \
                  trigger_type = 0, updated_at = u.at \
-             FROM UNNEST($1::BIGINT[], $2::SMALLINT[], $3::INTEGER[], $4::BIGINT[], $5::BIGINT[]) \
-                 AS u(id, status, attempts, next, at) \
-             WHERE d.id = u.id AND d.lease_owner = $6 AND d.lease_until IS NOT NULL \
+             FROM UNNEST($1::BIGINT[], $2::SMALLINT[], $3::INTEGER[], $4::BIGINT[], $5::BIGINT[], \
+                 $6::TEXT[]) AS u(id, status, attempts, next, at, owner) \
+             WHERE d.id = u.id AND d.lease_owner = u.owner AND d.lease_until IS NOT NULL \
              RETURNING d.id",
         )
         .await?;
     let kept: std::collections::HashSet<i64> = c
-        .query(&update, &[&ids, &statuses, &attempts, &nexts, &ats, &owner])
+        .query(
+            &update,
+            &[&ids, &statuses, &attempts, &nexts, &ats, &owners],
+        )
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -324,8 +338,8 @@ impl<'a> AttemptColumns<'a> {
     }
 }
 
-/// Notes that node `node` is alive at `now` (registering it on its first beat).
-pub async fn heartbeat(c: &impl GenericClient, node: &str, now: Option<i64>) -> DbResult<()> {
+/// Adds node `node` to the cluster, alive at `now`.
+pub async fn register(c: &impl GenericClient, node: &str, now: Option<i64>) -> DbResult<()> {
     c.execute(
         "INSERT INTO nodes (id, started_at, heartbeat_at) \
          VALUES ($1, COALESCE($2, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT), \
@@ -337,34 +351,67 @@ pub async fn heartbeat(c: &impl GenericClient, node: &str, now: Option<i64>) -> 
     Ok(())
 }
 
-/// Makes due again the deliveries leased to nodes whose last heartbeat is older than
-/// `dead_after` ms (or that never registered), and forgets those nodes; how many deliveries
-/// freed, and how many nodes are alive. A live node's leases are never touched, so a node
-/// starting next to running ones frees nothing of theirs. Times are the database's clock
-/// (`now: None`, what nodes use: their own clocks may differ) or `now` (tests).
+/// Notes that node `node` is alive at `now`; `false` when the cluster no longer knows it
+/// (the others took it for dead and freed its leases), which registers nothing.
+pub async fn heartbeat(c: &impl GenericClient, node: &str, now: Option<i64>) -> DbResult<bool> {
+    let n = c
+        .execute(
+            "UPDATE nodes SET heartbeat_at = \
+                 COALESCE($2, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT) \
+             WHERE id = $1",
+            &[&node, &now],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Forgets the nodes whose last heartbeat is older than `dead_after` ms and makes due again
+/// the deliveries they had leased, in one transaction; how many deliveries freed, and how
+/// many nodes are alive. A live node's leases are never touched, so a node starting next to
+/// running ones frees nothing of theirs; a node forgotten here finds out at its next
+/// heartbeat and rejoins under a new name (its old leases stay fenced off). Leases whose
+/// owner is unknown (left by a node forgotten between a claim and its next heartbeat) are
+/// freed once they expire. Times are the database's clock (`now: None`, what nodes use:
+/// their own clocks may differ) or `now` (tests).
 pub async fn free_dead_leases(
-    c: &impl GenericClient,
+    c: &mut deadpool_postgres::Client,
     now: Option<i64>,
     dead_after: i64,
 ) -> DbResult<(u64, usize)> {
-    let cutoff: i64 = c
+    let tx = c.transaction().await?;
+    let now: i64 = tx
         .query_one(
-            "SELECT COALESCE($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT) - $2",
-            &[&now, &dead_after],
+            "SELECT COALESCE($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)",
+            &[&now],
         )
         .await?
         .get(0);
-    let freed = c
-        .execute(
-            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
-             WHERE lease_owner IS NOT NULL AND lease_owner NOT IN \
-                 (SELECT id FROM nodes WHERE heartbeat_at >= $1)",
+    let cutoff = now.saturating_sub(dead_after);
+    let dead: Vec<String> = tx
+        .query(
+            "DELETE FROM nodes WHERE heartbeat_at < $1 RETURNING id",
             &[&cutoff],
         )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // A claim the dead node made while this runs is freed too: the update waits for it and
+    // sees the new owner.
+    let freed = tx
+        .execute(
+            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
+             WHERE lease_owner = ANY($1) \
+                OR (lease_owner IS NOT NULL AND lease_until < $2 \
+                    AND lease_owner NOT IN (SELECT id FROM nodes))",
+            &[&dead, &now],
+        )
         .await?;
-    c.execute("DELETE FROM nodes WHERE heartbeat_at < $1", &[&cutoff])
-        .await?;
-    let live: i64 = c.query_one("SELECT COUNT(*) FROM nodes", &[]).await?.get(0);
+    let live: i64 = tx
+        .query_one("SELECT COUNT(*) FROM nodes", &[])
+        .await?
+        .get(0);
+    tx.commit().await?;
     Ok((freed, usize::try_from(live).unwrap_or(1).max(1)))
 }
 
@@ -415,6 +462,7 @@ mod tests {
                 let pool = pool.clone();
                 tokio::spawn(async move {
                     let c = pool.get().await.unwrap();
+                    register(&c, &format!("node_{node}"), None).await.unwrap();
                     let mut mine = Vec::new();
                     loop {
                         let batch = claim_due(&c, &format!("node_{node}"), 2000, 7, 60_000, &[])
@@ -448,6 +496,7 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(unowned, 0);
+        register(&c, "node_9", None).await.unwrap();
         assert!(claim_due(&c, "node_9", 2000, 7, 60_000, &[])
             .await
             .unwrap()
@@ -458,6 +507,7 @@ mod tests {
     async fn nothing_is_claimed_before_it_is_due() {
         let Some(pool) = outbox(3).await else { return };
         let c = pool.get().await.unwrap();
+        register(&c, "a", None).await.unwrap();
         assert!(claim_due(&c, "a", 999, 10, 5000, &[])
             .await
             .unwrap()
@@ -471,15 +521,18 @@ mod tests {
     #[tokio::test]
     async fn a_paused_node_cannot_write_over_the_new_owner_of_its_lease() {
         let Some(pool) = outbox(1).await else { return };
-        let c = pool.get().await.unwrap();
-        heartbeat(&c, "a", Some(1000)).await.unwrap();
-        heartbeat(&c, "b", Some(1000)).await.unwrap();
+        let mut c = pool.get().await.unwrap();
+        register(&c, "a", Some(1000)).await.unwrap();
+        register(&c, "b", Some(1000)).await.unwrap();
         let first = claim_due(&c, "a", 1000, 1, 31_000, &[]).await.unwrap();
         assert_eq!(first.len(), 1);
         // Node a stops heartbeating (paused); b keeps going and frees a's lease.
-        heartbeat(&c, "b", Some(40_000)).await.unwrap();
+        assert!(heartbeat(&c, "b", Some(40_000)).await.unwrap());
         assert_eq!(
-            free_dead_leases(&c, Some(40_000), 30_000).await.unwrap().0,
+            free_dead_leases(&mut c, Some(40_000), 30_000)
+                .await
+                .unwrap()
+                .0,
             1
         );
         let second = claim_due(&c, "b", 40_000, 1, 70_000, &[]).await.unwrap();
@@ -509,11 +562,90 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_forgotten_node_claims_nothing_until_it_rejoins_and_its_old_results_stay_fenced() {
+        let Some(pool) = outbox(1).await else { return };
+        let mut c = pool.get().await.unwrap();
+        register(&c, "a", Some(1000)).await.unwrap();
+        register(&c, "b", Some(1000)).await.unwrap();
+        let old = claim_due(&c, "a", 1000, 1, 31_000, &[]).await.unwrap();
+        assert_eq!(old[0].owner.as_deref(), Some("a"));
+        assert!(heartbeat(&c, "b", Some(40_000)).await.unwrap());
+        free_dead_leases(&mut c, Some(40_000), 30_000)
+            .await
+            .unwrap();
+        // Node a, back, hears that it was forgotten; under that name it claims nothing.
+        assert!(!heartbeat(&c, "a", Some(41_000)).await.unwrap());
+        assert!(claim_due(&c, "a", 41_000, 1, 71_000, &[])
+            .await
+            .unwrap()
+            .is_empty());
+        // Rejoined as a2, it claims the same delivery again; the result it got under its old
+        // name is dropped, the new one written.
+        register(&c, "a2", Some(41_000)).await.unwrap();
+        let new = claim_due(&c, "a2", 41_000, 1, 71_000, &[]).await.unwrap();
+        assert_eq!(new[0].delivery_id, old[0].delivery_id);
+        let schedule = RetrySchedule {
+            delays: vec![std::time::Duration::from_secs(5); 3],
+            jitter: 0.0,
+        };
+        let tx = c.transaction().await.unwrap();
+        let late = record(
+            &tx,
+            &[result(&old[0], Outcome::Success, 200, 41_500)],
+            &schedule,
+        )
+        .await
+        .unwrap();
+        let fresh = record(
+            &tx,
+            &[result(
+                &new[0],
+                Outcome::Failure { retry_after: None },
+                500,
+                42_000,
+            )],
+            &schedule,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((late.fenced, fresh.fenced), (1, 0));
+        let row = c
+            .query_one("SELECT status, attempts, lease_owner FROM deliveries", &[])
+            .await
+            .unwrap();
+        let row: (i16, i32, Option<String>) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(row, (1, 1, None), "a2's failure, not a's success");
+    }
+
+    #[tokio::test]
+    async fn leases_of_an_unknown_owner_are_freed_once_they_expire() {
+        let Some(pool) = outbox(1).await else { return };
+        let mut c = pool.get().await.unwrap();
+        register(&c, "a", Some(1000)).await.unwrap();
+        claim_due(&c, "a", 1000, 1, 50_000, &[]).await.unwrap();
+        c.execute("DELETE FROM nodes", &[]).await.unwrap();
+        register(&c, "b", Some(40_000)).await.unwrap();
+        assert_eq!(
+            free_dead_leases(&mut c, Some(40_000), 30_000)
+                .await
+                .unwrap(),
+            (0, 1)
+        );
+        assert_eq!(
+            free_dead_leases(&mut c, Some(50_001), 30_000)
+                .await
+                .unwrap(),
+            (1, 1)
+        );
+    }
+
+    #[tokio::test]
     async fn only_the_leases_of_nodes_that_stopped_heartbeating_are_freed() {
         let Some(pool) = outbox(4).await else { return };
-        let c = pool.get().await.unwrap();
-        heartbeat(&c, "live", Some(1000)).await.unwrap();
-        heartbeat(&c, "dead", Some(1000)).await.unwrap();
+        let mut c = pool.get().await.unwrap();
+        register(&c, "live", Some(1000)).await.unwrap();
+        register(&c, "dead", Some(1000)).await.unwrap();
         assert_eq!(
             claim_due(&c, "live", 1000, 2, 99_000, &[])
                 .await
@@ -529,16 +661,22 @@ mod tests {
             2
         );
         // A node starting now, with both others within their heartbeat window, frees nothing.
-        heartbeat(&c, "new", Some(20_000)).await.unwrap();
+        register(&c, "new", Some(20_000)).await.unwrap();
         assert_eq!(
-            free_dead_leases(&c, Some(20_000), 30_000).await.unwrap().0,
+            free_dead_leases(&mut c, Some(20_000), 30_000)
+                .await
+                .unwrap()
+                .0,
             0
         );
         // Later only "live" keeps beating: the dead node's two deliveries are due again.
-        heartbeat(&c, "live", Some(35_000)).await.unwrap();
-        heartbeat(&c, "new", Some(35_000)).await.unwrap();
+        assert!(heartbeat(&c, "live", Some(35_000)).await.unwrap());
+        assert!(heartbeat(&c, "new", Some(35_000)).await.unwrap());
         assert_eq!(
-            free_dead_leases(&c, Some(35_000), 30_000).await.unwrap().0,
+            free_dead_leases(&mut c, Some(35_000), 30_000)
+                .await
+                .unwrap()
+                .0,
             2
         );
         let owners: Vec<Option<String>> = c
@@ -582,6 +720,7 @@ mod tests {
             delays: vec![std::time::Duration::from_secs(5); 3],
             jitter: 0.0,
         };
+        register(&c, "a", None).await.unwrap();
         let mut mine = claim_due(&c, "a", 1000, 3, 31_000, &[]).await.unwrap();
         mine.sort_by_key(|l| l.delivery_id);
         // The third delivery's lease goes to node b while a is paused.
@@ -594,7 +733,6 @@ mod tests {
         let tx = c.transaction().await.unwrap();
         let written = record(
             &tx,
-            "a",
             &[
                 result(&mine[0], Outcome::Success, 200, 2000),
                 result(&mine[1], Outcome::Failure { retry_after: None }, 500, 2000),

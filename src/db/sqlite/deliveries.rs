@@ -29,6 +29,9 @@ pub struct Claimed {
     pub manual: bool,
     pub event_type: String,
     pub payload: Arc<str>,
+    /// The node whose lease this is, on a store several nodes share (`None` on SQLite): its
+    /// result is written back only while the lease is still that node's.
+    pub owner: Option<Arc<str>>,
 }
 
 /// Claims up to `limit` due deliveries, skipping `busy` endpoints, by leasing them until
@@ -60,6 +63,7 @@ pub fn claim_due(
                     r.get::<_, Option<String>>(6)?
                         .unwrap_or_else(|| "{}".into()),
                 ),
+                owner: None,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -119,7 +119,7 @@ pub fn ingest(
             m.created_at
         ])?;
         if take {
-            claimed.push(req.claimed(c.last_insert_rowid(), endpoint_id));
+            claimed.push(req.claimed(c.last_insert_rowid(), endpoint_id, None));
         } else {
             unclaimed += 1;
         }

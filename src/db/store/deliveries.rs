@@ -29,10 +29,31 @@ impl Store {
             Store::Postgres(pg) => {
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
                 pg.read(async |c| {
-                    postgres::deliveries::claim_due(c, &pg.node, now, limit, lease_until, &busy)
+                    postgres::deliveries::claim_due(c, &pg.node(), now, limit, lease_until, &busy)
                         .await
                 })
                 .await
+            }
+        }
+    }
+
+    /// Whether this server may still send `claimed`, just before it does: always on SQLite;
+    /// on PostgreSQL while the lease is still this node's. A node whose heartbeat is
+    /// overdue (it may have been paused, and taken for dead) checks in first; one the others
+    /// took for dead has rejoined under a new name, and what it claimed before is theirs.
+    pub async fn still_holds(&self, claimed: &Claimed) -> DbResult<bool> {
+        match self {
+            Store::Sqlite(_) => Ok(true),
+            Store::Postgres(pg) => {
+                let owner = claimed.owner.as_deref().unwrap_or_default();
+                match pg.holds(owner) {
+                    postgres::Holds::Yes => Ok(true),
+                    postgres::Holds::No => Ok(false),
+                    postgres::Holds::Unsure => {
+                        pg.check_in().await?;
+                        Ok(pg.holds(owner) == postgres::Holds::Yes)
+                    }
+                }
             }
         }
     }
@@ -68,7 +89,7 @@ impl Store {
     pub async fn record_attempts(
         &self,
         attempts: Arc<Vec<AttemptResult>>,
-        skipped: Arc<Vec<i64>>,
+        skipped: Arc<Vec<Claimed>>,
         schedule: Arc<RetrySchedule>,
         clock: Clock,
     ) -> DbResult<(Recorded, bool)> {
@@ -77,14 +98,18 @@ impl Store {
                 let now = clock.now_ms();
                 let (written, announced) = pg
                     .write(async |tx| {
-                        for id in skipped.iter() {
-                            postgres::deliveries::skip(tx, &pg.node, *id, now).await?;
+                        for d in skipped.iter() {
+                            let owner = d.owner.as_deref().unwrap_or_default();
+                            postgres::deliveries::skip(tx, owner, d.delivery_id, now).await?;
                         }
-                        let w = postgres::deliveries::record(tx, &pg.node, &attempts, &schedule)
-                            .await?;
-                        let announced =
-                            postgres::operational::announce(tx, &pg.node, &w.recorded.notices, now)
-                                .await?;
+                        let w = postgres::deliveries::record(tx, &attempts, &schedule).await?;
+                        let announced = postgres::operational::announce(
+                            tx,
+                            &pg.node(),
+                            &w.recorded.notices,
+                            now,
+                        )
+                        .await?;
                         Ok((w, announced))
                     })
                     .await?;
@@ -99,8 +124,8 @@ impl Store {
             Store::Sqlite(db) => {
                 db.write(move |c| {
                     let now = clock.now_ms();
-                    for id in skipped.iter() {
-                        deliveries::skip(c, *id, now)?;
+                    for d in skipped.iter() {
+                        deliveries::skip(c, d.delivery_id, now)?;
                     }
                     let rec = deliveries::record(c, &attempts, &schedule)?;
                     let announced = operational::announce(c, &rec.notices, now)?;

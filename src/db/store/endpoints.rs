@@ -147,7 +147,7 @@ impl Store {
                     postgres::endpoints::insert(tx, &pg.main_key, &ep, &secret).await?;
                     postgres::operational::endpoint_event(
                         tx,
-                        &pg.node,
+                        &pg.node(),
                         Event::EndpointCreated,
                         &ep.id,
                         now,
@@ -214,14 +214,14 @@ impl Store {
                     }
                     let updated = postgres::operational::endpoint_event(
                         tx,
-                        &pg.node,
+                        &pg.node(),
                         Event::EndpointUpdated,
                         &ep.id,
                         now,
                     )
                     .await?;
                     Ok(
-                        postgres::operational::announce(tx, &pg.node, &notices, now).await?
+                        postgres::operational::announce(tx, &pg.node(), &notices, now).await?
                             || updated,
                     )
                 })
@@ -247,7 +247,7 @@ impl Store {
                     postgres::endpoints::delete(tx, &ep.id).await?;
                     postgres::operational::endpoint_deleted(
                         tx,
-                        &pg.node,
+                        &pg.node(),
                         &app,
                         &ep.id,
                         ep.uid.as_deref(),
@@ -303,7 +303,7 @@ impl Store {
                         }
                     }
                     let announced =
-                        postgres::operational::announce(tx, &pg.node, &notices, now).await?;
+                        postgres::operational::announce(tx, &pg.node(), &notices, now).await?;
                     Ok((changed, announced))
                 })
                 .await
@@ -357,7 +357,7 @@ impl Store {
                         }
                     }
                     let announced =
-                        postgres::operational::announce(tx, &pg.node, &notices, now).await?;
+                        postgres::operational::announce(tx, &pg.node(), &notices, now).await?;
                     Ok((dead.into_iter().map(|(id, _)| id).collect(), announced))
                 })
                 .await

@@ -116,7 +116,7 @@ impl Store {
                                 &mut req,
                                 keep,
                                 default_keep,
-                                &pg.node,
+                                &pg.node(),
                                 &mut claim,
                             )
                             .await?;
@@ -151,7 +151,7 @@ impl Store {
                     };
                     let b = m.bind(&app);
                     let req = b.request(lease_until, due_at);
-                    let r = postgres::messages::ingest(tx, &req, &pg.node, &mut claim).await?;
+                    let r = postgres::messages::ingest(tx, &req, &pg.node(), &mut claim).await?;
                     Ok(Some((r, b.response.1)))
                 })
                 .await
