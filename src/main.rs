@@ -183,13 +183,14 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
 fn rotate_main_key(args: &ServeArgs) -> anyhow::Result<()> {
     use hookbox::main_key::{self, Rotated};
     let cfg = args.config()?;
-    anyhow::ensure!(
-        !cfg.on_postgres(),
-        "rotate-main-key works on SQLite only for now; on PostgreSQL keep the key the \
-         database was set up with"
-    );
-    cfg.ensure_data_dir()?;
-    let _lock = hookbox::app::lock_data_dir(&cfg)?;
+    // On SQLite no server may run on the data dir; on PostgreSQL no node may run on the
+    // database (checked in the rotation's transaction).
+    let _lock = if cfg.on_postgres() {
+        None
+    } else {
+        cfg.ensure_data_dir()?;
+        Some(hookbox::app::lock_data_dir(&cfg)?)
+    };
     let rotated = main_key::rotate(&cfg, |new| {
         println!(
             "New main key (in use only once this command reports success):\n\n    {}\n",
@@ -201,6 +202,10 @@ fn rotate_main_key(args: &ServeArgs) -> anyhow::Result<()> {
         Rotated::KeyFileReplaced { path, secrets } => println!(
             "re-encrypted {secrets} endpoint secret(s); the new main key is in {}",
             path.display()
+        ),
+        Rotated::UpdateConfiguration { source, secrets } if cfg.on_postgres() => println!(
+            "re-encrypted {secrets} endpoint secret(s) under the new key above. Put it in \
+             {source} on every node before starting them: no node starts with the old one."
         ),
         Rotated::UpdateConfiguration { source, secrets } => println!(
             "re-encrypted {secrets} endpoint secret(s) under the new key above. Put it in \

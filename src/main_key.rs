@@ -201,8 +201,11 @@ pub enum Rotated {
 /// order of the steps). `announce` is called with the new key before the database changes
 /// when the key comes from configuration, so that a crash cannot lose it.
 /// Call with the data dir locked (no server running).
-pub fn rotate(cfg: &Config, announce: impl FnOnce(&MainKey)) -> anyhow::Result<Rotated> {
+pub fn rotate(cfg: &Config, announce: impl FnOnce(&MainKey) + Send) -> anyhow::Result<Rotated> {
     let (old, source) = load_or_create(cfg)?;
+    if let Some(url) = &cfg.database_url {
+        return rotate_on_postgres(cfg, url, &old, source, announce);
+    }
     let db_path = cfg.db_path();
     anyhow::ensure!(
         db::sealed_secrets_open_with(&db_path, &old)?,
@@ -226,6 +229,32 @@ pub fn rotate(cfg: &Config, announce: impl FnOnce(&MainKey)) -> anyhow::Result<R
                 .context("while re-encrypting the endpoint secrets")?;
             Ok(Rotated::UpdateConfiguration { source, secrets })
         }
+    }
+}
+
+/// `rotate` on PostgreSQL: the key comes from configuration, the same on every node, so the
+/// operator installs the new one on each; every node must be stopped first.
+fn rotate_on_postgres(
+    cfg: &Config,
+    url: &str,
+    old: &MainKey,
+    source: KeySource,
+    announce: impl FnOnce(&MainKey) + Send,
+) -> anyhow::Result<Rotated> {
+    use crate::db::commands::{reseal_postgres, Resealed};
+    let new = MainKey::generate();
+    let timeout = crate::domain::time::duration_ms(cfg.database.node_timeout);
+    match reseal_postgres(url, old, &new, timeout, || announce(&new))
+        .context("while re-encrypting the endpoint secrets")?
+    {
+        Resealed::Done(secrets) => Ok(Rotated::UpdateConfiguration { source, secrets }),
+        Resealed::NodesRunning(n) => anyhow::bail!(
+            "{n} node(s) are running on this database (heartbeat within database.node_timeout): \
+             stop every node first, since each needs the new key; nothing was changed"
+        ),
+        Resealed::WrongKey => anyhow::bail!(
+            "the stored endpoint secrets do not decrypt with the main key from {source}"
+        ),
     }
 }
 

@@ -111,3 +111,33 @@ pub fn set_admin_password(db: &Database, username: &str, hash: &str, now: i64) -
         }),
     }
 }
+
+/// What re-sealing a PostgreSQL database's secrets under a new main key came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resealed {
+    /// Every secret re-sealed (this many), in one transaction.
+    Done(usize),
+    /// Nothing changed: this many nodes have heartbeat within `node_timeout` (they use the
+    /// old key, and would stop opening the secrets).
+    NodesRunning(usize),
+    /// Nothing changed: the stored secrets do not open with the old key.
+    WrongKey,
+}
+
+/// Re-seals every endpoint secret, header set and replayable secret response in the
+/// PostgreSQL database at `url` from `old` to `new`, in one transaction, while no node runs
+/// (none has heartbeat within `node_timeout_ms`, and none can start meanwhile: a starting
+/// node's check of its key waits for the transaction). `announce(new)` is called once the
+/// checks have passed, before the commit, so that the key is shown before it is needed.
+pub fn reseal_postgres(
+    url: &str,
+    old: &crate::domain::crypto::MainKey,
+    new: &crate::domain::crypto::MainKey,
+    node_timeout_ms: i64,
+    announce: impl FnOnce() + Send,
+) -> DbResult<Resealed> {
+    on_postgres(url, async |c| {
+        postgres::endpoints::reseal_with_no_node_running(c, old, new, node_timeout_ms, announce)
+            .await
+    })
+}

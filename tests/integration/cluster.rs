@@ -1003,6 +1003,114 @@ async fn a_node_taken_for_dead_sends_none_of_what_it_still_held_when_it_resumes(
     assert_eq!(per_id.len(), 2);
 }
 
+/// `hookbox rotate-main-key` on the cluster's database with main key `key`.
+fn rotate_main_key(cluster: &Cluster, key: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(crate::support::server::bin())
+        .args([
+            "rotate-main-key",
+            "--database-url",
+            &cluster.url,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("HOOKBOX_MAIN_KEY", key)
+        .env_remove("HOOKBOX_MAIN_KEY_FILE")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_main_key_is_rotated_while_no_node_runs_and_nodes_then_need_the_new_one() {
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
+    let mut cluster = Cluster::new(config("250ms", "2s", "")).await;
+    let n = cluster.start_node().await;
+    let receiver = TestReceiver::start().await;
+    let (app, ep, secret) = cluster.setup(n, &format!("{}/hook", receiver.url)).await;
+    let api = cluster.nodes[n].api.clone();
+    cluster
+        .call(
+            "PATCH",
+            &format!("{api}/app/{app}/endpoint/{ep}/headers"),
+            Some(json!({ "headers": { "X-Custom": "kept" } })),
+            204,
+        )
+        .await;
+
+    // Refused while a node runs: nothing changes.
+    let out = rotate_main_key(&cluster, PG_TEST_MAIN_KEY);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stop every node first"),
+        "{out:?}"
+    );
+
+    cluster.signal(n, "TERM");
+    let exited = wait_for(Duration::from_secs(15), || {
+        let done = cluster.nodes[n]
+            .server
+            .as_mut()
+            .unwrap()
+            .child
+            .try_wait()
+            .unwrap()
+            .is_some();
+        async move { done }
+    })
+    .await;
+    assert!(exited, "the node did not stop");
+
+    // A wrong key is refused; the right one rotates, printing the new key.
+    let wrong = hookbox::domain::crypto::MainKey::generate().to_base64();
+    let out = rotate_main_key(&cluster, &wrong);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("do not decrypt"),
+        "{out:?}"
+    );
+    let out = rotate_main_key(&cluster, PG_TEST_MAIN_KEY);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("re-encrypted 1 endpoint secret"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("on every node"), "{stdout}");
+    let new_key = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| hookbox::domain::crypto::MainKey::from_base64(l).is_ok())
+        .expect("the new key is printed")
+        .to_owned();
+    assert_ne!(new_key, PG_TEST_MAIN_KEY);
+
+    // A node with the old key refuses to start; one with the new key signs with the same
+    // secret and sends the same headers.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::support::test_config(dir.path());
+    cfg.database_url = Some(cluster.url.clone());
+    cfg.main_key = Some(hookbox::config::HiddenKey::new(PG_TEST_MAIN_KEY));
+    let err = format!(
+        "{:#}",
+        hookbox::app::Application::build(cfg).await.err().unwrap()
+    );
+    assert!(err.contains("main key does not open"), "{err}");
+    let m = cluster.start_node_with_key(&new_key).await;
+    let url = format!("{}/app/{app}/msg", cluster.nodes[m].api);
+    cluster
+        .call(
+            "POST",
+            &url,
+            Some(json!({ "eventType": "cluster.test", "payload": { "seq": 0 } })),
+            202,
+        )
+        .await;
+    let got = receiver.wait_for_count(1, Duration::from_secs(10)).await;
+    let seen = seen(&got, &secret);
+    assert!(seen.malformed.is_empty(), "{:?}", seen.malformed);
+    assert_eq!(got[0].header("x-custom"), Some("kept"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_of_a_node_under_load_hands_back_what_it_did_not_send_and_repeats_nothing() {
     crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");

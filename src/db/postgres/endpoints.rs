@@ -3,10 +3,11 @@
 
 use super::super::{filter_col, to_json, DbError, DbResult, Page, PageQuery};
 use super::{is_unique_violation, paged};
-use crate::db::sqlite::endpoints::{headers_aad, open, seal_headers, Stored};
+use crate::db::sqlite::endpoints::{headers_aad, open, open_headers, seal_headers, Stored};
 use crate::db::{Endpoint, Owner, Secret};
 use crate::domain::crypto::{self, MainKey};
 use crate::domain::ids::EndpointId;
+use crate::domain::signing::SECRET_PREFIX;
 use deadpool_postgres::GenericClient;
 use std::collections::BTreeMap;
 use tokio_postgres::Row;
@@ -388,7 +389,8 @@ pub async fn rotate_secret(
     Ok(())
 }
 
-// What follows checks, at a node's start, that the main key opens the stored secrets.
+// What follows checks, at a node's start, that the main key opens the stored secrets, and
+// re-seals them under a new key (`rotate-main-key`).
 
 /// Every stored secret row: `(row id, endpoint id, stored value)`.
 async fn all_secret_rows(c: &impl GenericClient) -> DbResult<Vec<(i64, String, String)>> {
@@ -400,6 +402,95 @@ async fn all_secret_rows(c: &impl GenericClient) -> DbResult<Vec<(i64, String, S
     .iter()
     .map(|r| (r.get(0), r.get(1), r.get(2)))
     .collect())
+}
+
+async fn store_secret(c: &impl GenericClient, row_id: i64, stored: &str) -> DbResult<()> {
+    let stmt = c
+        .prepare_cached("UPDATE endpoint_secrets SET secret = $1 WHERE id = $2")
+        .await?;
+    c.execute(&stmt, &[&stored, &row_id]).await?;
+    Ok(())
+}
+
+async fn store_headers(c: &impl GenericClient, endpoint_id: &str, stored: &str) -> DbResult<()> {
+    let stmt = c
+        .prepare_cached("UPDATE endpoints SET headers = $1 WHERE id = $2")
+        .await?;
+    c.execute(&stmt, &[&stored, &endpoint_id]).await?;
+    Ok(())
+}
+
+/// Re-seals every secret, every endpoint's custom headers and every replayable response
+/// that carries a secret from `old` to `new`; returns how many secrets. Run inside one
+/// transaction.
+pub async fn reseal_secrets(
+    c: &impl GenericClient,
+    old: &MainKey,
+    new: &MainKey,
+) -> DbResult<usize> {
+    let rows = all_secret_rows(c).await?;
+    for (row, endpoint_id, stored) in &rows {
+        let plain = if stored.starts_with(SECRET_PREFIX) {
+            stored.clone()
+        } else {
+            open(old, endpoint_id, stored)?
+        };
+        store_secret(c, *row, &new.seal(endpoint_id, &plain)).await?;
+    }
+    for (endpoint_id, stored) in all_header_rows(c).await? {
+        let headers = open_headers(old, &endpoint_id, &stored)?;
+        store_headers(c, &endpoint_id, &seal_headers(new, &endpoint_id, &headers)).await?;
+    }
+    // A replay that no longer opens (its key is long gone) is only a replay lost: dropped.
+    for (k, body) in super::idempotency::sealed(c).await? {
+        match old.open(&k.path, &body) {
+            Ok(plain) => super::idempotency::set_body(c, &k, &new.seal(&k.path, &plain)).await?,
+            Err(_) => super::idempotency::delete_row(c, &k).await?,
+        }
+    }
+    Ok(rows.len())
+}
+
+/// `rotate-main-key` on PostgreSQL (see `db::commands::reseal_postgres`): in one
+/// transaction that locks out starting nodes, unless a node has heartbeat within
+/// `node_timeout_ms` or `old` does not open the secrets, re-seals them under `new`, calls
+/// `announce` and commits.
+pub async fn reseal_with_no_node_running(
+    c: &deadpool_postgres::Client,
+    old: &MainKey,
+    new: &MainKey,
+    node_timeout_ms: i64,
+    announce: impl FnOnce(),
+) -> DbResult<crate::db::commands::Resealed> {
+    use crate::db::commands::Resealed;
+    c.batch_execute(
+        "BEGIN; LOCK TABLE nodes, endpoints, endpoint_secrets, idempotency_keys \
+         IN ACCESS EXCLUSIVE MODE",
+    )
+    .await?;
+    let running: i64 = c
+        .query_one(
+            "SELECT COUNT(*) FROM nodes WHERE heartbeat_at >= \
+             (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT - $1",
+            &[&node_timeout_ms],
+        )
+        .await?
+        .get(0);
+    let outcome = if running > 0 {
+        Resealed::NodesRunning(usize::try_from(running).unwrap_or(usize::MAX))
+    } else if !sealed_secrets_open_with(c, old).await? {
+        Resealed::WrongKey
+    } else {
+        let n = reseal_secrets(c, old, new).await?;
+        announce();
+        Resealed::Done(n)
+    };
+    let end = match outcome {
+        Resealed::Done(_) => "COMMIT",
+        _ => "ROLLBACK",
+    };
+    c.batch_execute(end).await?;
+    Ok(outcome)
 }
 
 /// Whether every sealed secret (and sealed headers) opens with `key` (true when there is

@@ -18,6 +18,47 @@ pub async fn get(c: &impl GenericClient, k: &Key) -> DbResult<Option<(u16, Strin
         }))
 }
 
+/// Stored responses sealed under the main key (see `http::api::idempotent_secret`): each
+/// row's key and sealed body (the path is `key.path`).
+pub async fn sealed(c: &impl GenericClient) -> DbResult<Vec<(Key, String)>> {
+    let pattern = format!("{}%", crate::domain::crypto::SEALED_PREFIX);
+    let rows = c
+        .query(
+            "SELECT token_id, path, key, body FROM idempotency_keys WHERE body LIKE $1",
+            &[&pattern],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let k = Key {
+                token_id: r.get(0),
+                path: r.get(1),
+                key: r.get(2),
+            };
+            (k, r.get(3))
+        })
+        .collect())
+}
+
+pub async fn set_body(c: &impl GenericClient, k: &Key, body: &str) -> DbResult<()> {
+    c.execute(
+        "UPDATE idempotency_keys SET body = $1 WHERE token_id = $2 AND path = $3 AND key = $4",
+        &[&body, &k.token_id, &k.path, &k.key],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_row(c: &impl GenericClient, k: &Key) -> DbResult<()> {
+    c.execute(
+        "DELETE FROM idempotency_keys WHERE token_id = $1 AND path = $2 AND key = $3",
+        &[&k.token_id, &k.path, &k.key],
+    )
+    .await?;
+    Ok(())
+}
+
 pub async fn put(
     c: &impl GenericClient,
     k: &Key,

@@ -44,7 +44,7 @@ pub(crate) fn seal_headers(
 
 /// Opens stored headers: sealed ones with `key`; plaintext JSON (written before headers
 /// were sealed, and sealed at start) as it is.
-fn open_headers(
+pub(crate) fn open_headers(
     key: &MainKey,
     endpoint_id: &str,
     stored: &str,
