@@ -39,6 +39,10 @@ pub enum DbError {
     Io(String),
     #[error("postgres: {0}")]
     Postgres(String),
+    /// The database made this transaction give way to a concurrent one (a deadlock or a
+    /// serialization failure): nothing of it was written.
+    #[error("a concurrent change got in the way ({0}); try again")]
+    Contended(String),
     #[error(
         "the main key does not open the endpoint secrets stored in this database: every node \
          must use the key the database was set up with (HOOKBOX_MAIN_KEY, \

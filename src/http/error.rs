@@ -116,6 +116,10 @@ impl From<DbError> for ApiError {
                 detail,
             },
             DbError::Unstorable(detail) => ApiError::BadRequest(detail),
+            e @ DbError::Contended(_) => ApiError::Conflict {
+                code: "conflict",
+                detail: e.to_string(),
+            },
             full if full.is_full() => ApiError::Unavailable(FULL_DETAIL.to_owned()),
             other => ApiError::Internal(other.to_string()),
         }
@@ -200,5 +204,9 @@ mod tests {
         assert!(
             ApiError::from(DbError::Conflict("dup".into())).status_code() == StatusCode::CONFLICT
         );
+        // A transaction PostgreSQL made give way (a deadlock): the client may try again.
+        let contended = ApiError::from(DbError::Contended("deadlock detected".into()));
+        assert_eq!(contended.status_code(), StatusCode::CONFLICT);
+        assert!(contended.to_string().contains("try again"), "{contended}");
     }
 }

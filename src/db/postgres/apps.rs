@@ -157,7 +157,16 @@ pub async fn list(
     .await
 }
 
+/// Deletes an application and everything in it. Its deliveries are locked first, in the
+/// order a node recording results locks rows (deliveries, then their endpoint), so that the
+/// two wait for each other instead of deadlocking.
 pub async fn delete(c: &impl GenericClient, id: &str) -> DbResult<bool> {
+    c.execute(
+        "SELECT 1 FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
+         WHERE e.app_id = $1 FOR UPDATE OF d",
+        &[&id],
+    )
+    .await?;
     let stmt = c
         .prepare_cached("DELETE FROM applications WHERE id = $1")
         .await?;

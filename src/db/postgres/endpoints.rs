@@ -220,7 +220,15 @@ pub async fn ids_in_app(c: &impl GenericClient, app_id: &str) -> DbResult<Vec<St
         .collect())
 }
 
+/// Deletes an endpoint and, with it, its deliveries. Its deliveries are locked first, in
+/// the order a node recording results locks rows (deliveries, then their endpoint), so that
+/// the two wait for each other instead of deadlocking.
 pub async fn delete(c: &impl GenericClient, id: &str) -> DbResult<bool> {
+    c.execute(
+        "SELECT 1 FROM deliveries WHERE endpoint_id = $1 FOR UPDATE",
+        &[&id],
+    )
+    .await?;
     let stmt = c
         .prepare_cached("DELETE FROM endpoints WHERE id = $1")
         .await?;
@@ -654,6 +662,76 @@ mod tests {
         assert_eq!(count_in_app(&c, "app_1").await.unwrap(), 0);
         enable(&c, "ep_1", 6).await.unwrap();
         assert_eq!(lock(&c, "ep_1").await.unwrap(), Some(false));
+    }
+
+    #[tokio::test]
+    async fn deleting_an_endpoint_waits_for_results_being_recorded_instead_of_deadlocking() {
+        let key = MainKey::generate();
+        let Some(pool) = database(&key).await else {
+            return;
+        };
+        let c = pool.get().await.unwrap();
+        c.batch_execute(
+            "INSERT INTO messages (id, app_id, event_type, payload, created_at) \
+                 VALUES ('msg_1', 'app_1', 'a.b', '{}', 0); \
+             INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, \
+                 lease_owner, created_at, updated_at) \
+                 VALUES ('msg_1', 'ep_1', 1, 0, 99, 'n', 0, 0);",
+        )
+        .await
+        .unwrap();
+        // A node records a result: the delivery first, its endpoint afterwards.
+        let mut rec = pool.get().await.unwrap();
+        let rec = rec.transaction().await.unwrap();
+        rec.execute(
+            "UPDATE deliveries SET status = 0 WHERE msg_id = 'msg_1'",
+            &[],
+        )
+        .await
+        .unwrap();
+        // Meanwhile the endpoint is deleted; it waits for the recording to end.
+        let deleting = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                let mut c = pool.get().await.unwrap();
+                let tx = c.transaction().await.unwrap();
+                let deleted = delete(&tx, "ep_1").await?;
+                tx.commit().await?;
+                DbResult::Ok(deleted)
+            }
+        });
+        let mut waiting = false;
+        for _ in 0..500 {
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                waiting = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(waiting, "the delete never waited for the recording");
+        rec.execute(
+            "UPDATE endpoints SET failing_since = NULL WHERE id = 'ep_1'",
+            &[],
+        )
+        .await
+        .expect("recording goes on: no deadlock");
+        rec.commit().await.unwrap();
+        assert!(deleting.await.unwrap().unwrap());
+        let left: i64 = c
+            .query_one("SELECT COUNT(*) FROM deliveries", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0);
     }
 
     #[tokio::test]

@@ -68,6 +68,15 @@ impl From<tokio_postgres::Error> for DbError {
                 "what this request refers to was deleted while it ran ({}); try again",
                 e.as_db_error().map_or("", |d| d.message())
             )),
+            Some(c)
+                if *c == SqlState::T_R_DEADLOCK_DETECTED
+                    || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
+            {
+                DbError::Contended(
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_owned()),
+                )
+            }
             _ => DbError::Postgres(match e.as_db_error() {
                 Some(db) => format!("{}: {}", db.code().code(), db.message()),
                 None => e.to_string(),

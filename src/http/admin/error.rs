@@ -36,6 +36,7 @@ impl From<DbError> for ConsoleError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Conflict(d) | DbError::Unstorable(d) => ConsoleError::BadRequest(d),
+            e @ DbError::Contended(_) => ConsoleError::BadRequest(e.to_string()),
             full if full.is_full() => ConsoleError::StorageFull,
             other => ConsoleError::Internal(other.to_string()),
         }
