@@ -19,19 +19,31 @@ pub async fn insert(
     Ok(())
 }
 
-/// The id of the unrevoked token with this hash.
-pub async fn find_active(c: &impl GenericClient, hash: &str) -> DbResult<Option<String>> {
+/// The id of the unrevoked token with this hash, and when it was last used.
+pub async fn find_active(
+    c: &impl GenericClient,
+    hash: &str,
+) -> DbResult<Option<(String, Option<i64>)>> {
     let stmt = c
-        .prepare_cached("SELECT id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+        .prepare_cached(
+            "SELECT id, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
         .await?;
-    Ok(c.query_opt(&stmt, &[&hash]).await?.map(|r| r.get(0)))
+    Ok(c.query_opt(&stmt, &[&hash])
+        .await?
+        .map(|r| (r.get(0), r.get(1))))
 }
 
-pub async fn touch(c: &impl GenericClient, id: &str, now: i64) -> DbResult<()> {
+/// Notes the token's use at `now`, unless one after `since` is noted already (by another
+/// node or request meanwhile).
+pub async fn touch(c: &impl GenericClient, id: &str, now: i64, since: i64) -> DbResult<()> {
     let stmt = c
-        .prepare_cached("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+        .prepare_cached(
+            "UPDATE api_tokens SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
         .await?;
-    c.execute(&stmt, &[&now, &id]).await?;
+    c.execute(&stmt, &[&now, &id, &since]).await?;
     Ok(())
 }
 

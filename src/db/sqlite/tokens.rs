@@ -20,16 +20,23 @@ pub fn insert(c: &Connection, id: &str, name: &str, hash: &str, now: i64) -> DbR
     Ok(())
 }
 
-/// The id of the unrevoked token with this hash.
-pub fn find_active(c: &Connection, hash: &str) -> DbResult<Option<String>> {
-    let mut stmt =
-        c.prepare_cached("SELECT id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL")?;
-    Ok(stmt.query_row([hash], |r| r.get(0)).optional()?)
+/// The id of the unrevoked token with this hash, and when it was last used.
+pub fn find_active(c: &Connection, hash: &str) -> DbResult<Option<(String, Option<i64>)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, last_used_at FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+    )?;
+    Ok(stmt
+        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }
 
-pub fn touch(c: &Connection, id: &str, now: i64) -> DbResult<()> {
-    c.prepare_cached("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")?
-        .execute(params![now, id])?;
+/// Notes the token's use at `now`, unless one after `since` is noted already.
+pub fn touch(c: &Connection, id: &str, now: i64, since: i64) -> DbResult<()> {
+    c.prepare_cached(
+        "UPDATE api_tokens SET last_used_at = ? \
+         WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+    )?
+    .execute(params![now, id, since])?;
     Ok(())
 }
 
