@@ -65,6 +65,18 @@ impl Application {
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         let sender = Sender::new(&cfg.delivery, Guard::new(cfg.allow_destinations.clone()))?;
+        let addr = listener.local_addr()?;
+        // Alerts: the configuration's recipients replace the previous configuration's; the
+        // notifier sends what is due (chat webhooks through the deliveries' guarded client).
+        store
+            .replace_config_alert_recipients(crate::alerts::configured_recipients(&cfg, now_ms()))
+            .await?;
+        let base_url = cfg
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let notifier = crate::alerts::Notifier::new(&cfg, store.clone(), sender.clone(), base_url);
+        tracker.spawn(notifier.clone().run(cancel.clone()));
         let dispatcher = Dispatcher::start(
             store.clone(),
             sender,
@@ -87,7 +99,6 @@ impl Application {
         });
 
         let store_shared = store.is_shared();
-        let addr = listener.local_addr()?;
         let grace = cfg.shutdown_grace;
         let console = http::admin::Console::new(store.main_key());
         let state = web::Data::new(State {
@@ -103,6 +114,7 @@ impl Application {
             },
             metrics: http::metrics::HttpMetrics::default(),
             console,
+            notifier,
             operational_app_id,
         });
         // With other nodes: heartbeats, freeing dead nodes' leases, and their signals.
@@ -245,6 +257,11 @@ impl Application {
     /// The dispatcher, for tests that step it.
     pub fn dispatcher(&self) -> Dispatcher {
         self.state.dispatcher.clone()
+    }
+
+    /// The alert sender, for tests that step it.
+    pub fn notifier(&self) -> crate::alerts::Notifier {
+        self.state.notifier.clone()
     }
 
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {

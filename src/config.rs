@@ -42,6 +42,74 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub api: ApiConfig,
     pub retention: RetentionConfig,
+    pub smtp: SmtpConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// The SMTP server alert emails go through. Without `host`, no email is sent (alerts wait,
+/// and the Notifications page says why).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    /// Default: 25 with `tls = "none"`, 587 with `starttls`, 465 with `tls`.
+    pub port: Option<u16>,
+    /// `none`, `starttls` (required, not opportunistic) or `tls` (implicit, port 465).
+    pub tls: String,
+    pub username: Option<String>,
+    /// The password, from `HOOKBOX_SMTP_PASSWORD` only; never shown.
+    #[serde(skip)]
+    pub password: Option<HiddenKey>,
+    /// A file holding the password (its first line).
+    pub password_file: Option<PathBuf>,
+    /// The sender: `hookbox@example.com` or `Hookbox <hookbox@example.com>`.
+    pub from: Option<String>,
+    /// How long connecting to and talking with the server may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: None,
+            port: None,
+            tls: "starttls".into(),
+            username: None,
+            password: None,
+            password_file: None,
+            from: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SmtpConfig {
+    /// The password, from the environment or the password file.
+    pub fn password(&self) -> anyhow::Result<Option<String>> {
+        use anyhow::Context;
+        if let Some(p) = &self.password {
+            return Ok(Some(p.expose().to_owned()));
+        }
+        let Some(file) = &self.password_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("while reading smtp.password_file {}", file.display()))?;
+        Ok(Some(text.lines().next().unwrap_or_default().to_owned()))
+    }
+}
+
+/// Who hears about failing webhooks besides the recipients set in the console.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Operator addresses that get every alert (managed as code: they replace the previous
+    /// configuration's at each start).
+    pub emails: Vec<String>,
+    /// A Slack-compatible chat webhook URL (Slack, Mattermost, Rocket.Chat, Discord's
+    /// `/slack` URLs) that gets every alert as `{"text": …}`.
+    pub chat_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +253,8 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             api: ApiConfig::default(),
             retention: RetentionConfig::default(),
+            smtp: SmtpConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -342,6 +412,26 @@ impl Config {
                 }
                 "HOOKBOX_PUBLIC_URL" => cfg.public_url = Some(v.clone()),
                 "HOOKBOX_PROXY_ADDR" => cfg.delivery.proxy_addr = Some(v.clone()),
+                "HOOKBOX_SMTP_HOST" => cfg.smtp.host = Some(v.clone()).filter(|h| !h.is_empty()),
+                "HOOKBOX_SMTP_PORT" => {
+                    cfg.smtp.port = Some(v.parse().context("while reading HOOKBOX_SMTP_PORT")?);
+                }
+                "HOOKBOX_SMTP_TLS" => cfg.smtp.tls = v.clone(),
+                "HOOKBOX_SMTP_USERNAME" => cfg.smtp.username = Some(v.clone()),
+                "HOOKBOX_SMTP_PASSWORD" => cfg.smtp.password = Some(HiddenKey::new(v.clone())),
+                "HOOKBOX_SMTP_PASSWORD_FILE" => cfg.smtp.password_file = Some(PathBuf::from(v)),
+                "HOOKBOX_SMTP_FROM" => cfg.smtp.from = Some(v.clone()),
+                "HOOKBOX_ALERT_EMAILS" => {
+                    cfg.alerts.emails = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                }
+                "HOOKBOX_ALERT_CHAT_URL" => {
+                    cfg.alerts.chat_url = Some(v.clone()).filter(|u| !u.is_empty());
+                }
                 k if !ENV_KEYS.contains(&k) && !k.ends_with("_FILE") => {
                     tracing::warn!(
                         variable = k,
@@ -436,6 +526,34 @@ impl Config {
                 )),
             }
         }
+        if !["none", "starttls", "tls"].contains(&self.smtp.tls.as_str()) {
+            errors.push(format!(
+                "smtp.tls: `{}` must be `none`, `starttls` or `tls`",
+                self.smtp.tls
+            ));
+        }
+        if let Some(from) = &self.smtp.from {
+            if from.parse::<lettre::message::Mailbox>().is_err() {
+                errors.push(format!(
+                    "smtp.from: `{from}` is not an address like hookbox@example.com or \
+                     `Hookbox <hookbox@example.com>`"
+                ));
+            }
+        }
+        if self.smtp.password.is_some() && self.smtp.password_file.is_some() {
+            errors.push("smtp.password_file: set either HOOKBOX_SMTP_PASSWORD or a file".into());
+        }
+        for e in &self.alerts.emails {
+            if e.parse::<lettre::Address>().is_err() {
+                errors.push(format!("alerts.emails: `{e}` is not an email address"));
+            }
+        }
+        if let Some(u) = &self.alerts.chat_url {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
+                _ => errors.push(format!("alerts.chat_url: `{u}` is not an http(s) URL")),
+            }
+        }
         if let Some(u) = &self.delivery.proxy_addr {
             match url::Url::parse(u) {
                 Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
@@ -481,7 +599,17 @@ impl Config {
         }
         let body =
             toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"));
-        format!("# main key: {}\n{body}", crate::main_key::source(self))
+        let smtp_password = if self.smtp.password.is_some() {
+            "set (HOOKBOX_SMTP_PASSWORD), hidden"
+        } else if self.smtp.password_file.is_some() {
+            "from smtp.password_file, hidden"
+        } else {
+            "none"
+        };
+        format!(
+            "# main key: {}\n# smtp password: {smtp_password}\n{body}",
+            crate::main_key::source(self)
+        )
     }
 
     /// Whether the state lives in a shared PostgreSQL database.
@@ -605,6 +733,67 @@ mod tests {
         assert!(!Config::load_from(&o, &[]).unwrap().delivery.https_only);
         let env = vec![("HOOKBOX_HTTPS_ONLY".to_string(), "true".to_string())];
         assert!(Config::load_from(&o, &env).unwrap().delivery.https_only);
+    }
+
+    #[test]
+    fn smtp_and_alert_settings_come_from_the_environment_and_the_password_is_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let var = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let env = vec![
+            var("HOOKBOX_SMTP_HOST", "smtp.example.com"),
+            var("HOOKBOX_SMTP_PORT", "2525"),
+            var("HOOKBOX_SMTP_TLS", "tls"),
+            var("HOOKBOX_SMTP_USERNAME", "hookbox"),
+            var("HOOKBOX_SMTP_PASSWORD", "s3cret-pa55"),
+            var("HOOKBOX_SMTP_FROM", "Hookbox <hookbox@example.com>"),
+            var(
+                "HOOKBOX_ALERT_EMAILS",
+                "ops@example.com, oncall@example.com",
+            ),
+            var("HOOKBOX_ALERT_CHAT_URL", "https://chat.example.com/hooks/x"),
+        ];
+        let cfg = Config::load_from(&o, &env).unwrap();
+        assert_eq!(cfg.smtp.host.as_deref(), Some("smtp.example.com"));
+        assert_eq!(cfg.smtp.port, Some(2525));
+        assert_eq!(cfg.smtp.tls, "tls");
+        assert_eq!(cfg.smtp.password().unwrap().as_deref(), Some("s3cret-pa55"));
+        assert_eq!(cfg.alerts.emails, ["ops@example.com", "oncall@example.com"]);
+        let shown = cfg.to_toml();
+        assert!(!shown.contains("s3cret-pa55"), "{shown}");
+        assert!(!format!("{cfg:?}").contains("s3cret-pa55"));
+        assert!(
+            shown.contains("smtp password: set (HOOKBOX_SMTP_PASSWORD), hidden"),
+            "{shown}"
+        );
+        assert!(shown.contains("smtp.example.com") && shown.contains("oncall@example.com"));
+
+        let file = dir.path().join("smtp-password");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let env = vec![var("HOOKBOX_SMTP_PASSWORD_FILE", file.to_str().unwrap())];
+        let cfg = Config::load_from(&o, &env).unwrap();
+        assert_eq!(cfg.smtp.password().unwrap().as_deref(), Some("from-a-file"));
+
+        for (k, v, says) in [
+            ("HOOKBOX_SMTP_TLS", "ssl", "smtp.tls"),
+            ("HOOKBOX_SMTP_FROM", "not an address", "smtp.from"),
+            (
+                "HOOKBOX_ALERT_EMAILS",
+                "ops@example.com,nope",
+                "alerts.emails",
+            ),
+            (
+                "HOOKBOX_ALERT_CHAT_URL",
+                "chat.example.com",
+                "alerts.chat_url",
+            ),
+        ] {
+            let err = format!("{:#}", Config::load_from(&o, &[var(k, v)]).unwrap_err());
+            assert!(err.contains(says), "{k}={v}: {err}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! hookbox: a self-hosted webhook sender in one binary with one SQLite file.
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -39,6 +39,8 @@ pub const TABLES: &[&str] = &[
     "portal_sessions",
     "login_checks",
     "login_turns",
+    "alert_recipients",
+    "notifications",
 ];
 
 /// Tables only the PostgreSQL schema has, so not copied: its migrations' bookkeeping (SQLite

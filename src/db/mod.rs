@@ -6,6 +6,7 @@ pub mod commands;
 pub mod copy;
 mod outbox;
 mod postgres;
+pub(crate) use postgres::hostname;
 #[cfg(test)]
 pub(crate) use postgres::tests as pg_tests;
 mod sqlite;

@@ -138,3 +138,37 @@ pub mod events {
         json!({ "id": a.attempt_id, "responseStatusCode": a.status_code, "timestamp": format_ms(a.at) })
     }
 }
+
+/// Alerts queued with the changes they tell of: what both backends store.
+pub mod alerts {
+    use crate::domain::time::format_ms;
+    use serde_json::json;
+
+    /// An endpoint and its application, as an alert tells of them.
+    #[derive(Debug, Clone)]
+    pub struct EndpointFacts {
+        pub url: String,
+        pub endpoint_uid: Option<String>,
+        pub app_id: String,
+        pub app_uid: Option<String>,
+        pub app_name: String,
+        /// Deliveries skipped while it is disabled (Enable replays them).
+        pub skipped: i64,
+    }
+
+    /// The facts of an `endpoint.disabled` alert.
+    pub fn disabled_data(f: &EndpointFacts, endpoint_id: &str, reason: &str, at: i64) -> String {
+        json!({
+            "appId": f.app_id,
+            "appUid": f.app_uid,
+            "appName": f.app_name,
+            "endpointId": endpoint_id,
+            "endpointUid": f.endpoint_uid,
+            "url": f.url,
+            "reason": reason,
+            "disabledAt": format_ms(at),
+            "skipped": f.skipped,
+        })
+        .to_string()
+    }
+}

@@ -129,6 +129,33 @@ impl Sender {
         })
     }
 
+    /// POSTs a JSON `body` (a chat alert) to `url` through the same guards as deliveries;
+    /// the status and the first bytes of the answer, or why nothing came back.
+    pub async fn post_json(&self, url: &str, body: String) -> Result<(u16, String), String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL {url}: {e}"))?;
+        if self.https_only && parsed.scheme() != "https" {
+            return Err("destination refused: this server only sends to https URLs".into());
+        }
+        if let Err(detail) = self.check_literal_host(&parsed) {
+            tracing::warn!(url = %url, detail = %detail, "destination refused");
+            return Err(REFUSED.to_owned());
+        }
+        let res = self
+            .client
+            .post(parsed)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| describe(&e).0)?;
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        Ok((
+            status,
+            text.chars().take(self.excerpt_bytes.min(512)).collect(),
+        ))
+    }
+
     /// Signs and POSTs `body` to the target.
     pub async fn send(&self, target: &Target, msg_id: &str, body: &Arc<str>, now_ms: i64) -> Sent {
         let started = Instant::now();

@@ -22,6 +22,7 @@ pub const ATTEMPT: &str = "atmpt";
 pub const TOKEN: &str = "tok";
 pub const TASK: &str = "qtask";
 pub const REQUEST: &str = "req";
+pub const RECIPIENT: &str = "arcpt";
 
 /// The millisecond timestamp an id was made at, if it is one of ours.
 pub fn timestamp_ms(id: &str) -> Option<i64> {

@@ -1,5 +1,6 @@
 //! Pure types and rules: no I/O.
 
+pub mod alerts;
 pub mod crypto;
 pub mod delivery;
 pub mod headers;

@@ -22,6 +22,8 @@ pub struct State {
     pub tokens: auth::TokenCache,
     pub metrics: metrics::HttpMetrics,
     pub console: admin::Console,
+    /// Sends alerts (and test notifications).
+    pub notifier: crate::alerts::Notifier,
     /// The id of hookbox's own application (operational webhooks), made at start.
     pub operational_app_id: String,
 }

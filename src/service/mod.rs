@@ -2,6 +2,7 @@
 //! effects (waking the dispatcher, dropping cached endpoint details, operational events), so
 //! no handler has to remember them.
 
+pub mod alerts;
 pub mod apps;
 pub mod endpoint_input;
 pub mod endpoints;

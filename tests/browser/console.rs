@@ -535,3 +535,51 @@ async fn application_is_renamed_on_its_settings_tab() {
     .await;
     c.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_notification_is_sent_through_the_configured_smtp_server_and_logged() {
+    use crate::support::smtp::{free_port, SmtpSink};
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let port = port.to_string();
+    let env = [
+        ("HOOKBOX_SMTP_HOST", "127.0.0.1"),
+        ("HOOKBOX_SMTP_PORT", port.as_str()),
+        ("HOOKBOX_SMTP_TLS", "none"),
+        ("HOOKBOX_SMTP_FROM", "hookbox@example.com"),
+    ];
+    let Some(mut c) = Console::start_with_env("notifications", &env).await else {
+        return;
+    };
+    c.open_and_log_in().await;
+    c.click_link("Notifications").await;
+    c.assert_shows(&format!("127.0.0.1:{port}")).await;
+    c.fill("test_address", "me@example.com").await;
+    c.click_button("Send test notification").await;
+    let result = c.text_of("test-result").await;
+    assert!(
+        result.starts_with("Sent. The server answered: 250"),
+        "{result}"
+    );
+    let mails = smtp.wait_for(1, WAIT).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, ["me@example.com"]);
+    let row = c
+        .find(Locator::XPath(
+            "//section[@id='log']//tr[td[contains(., 'me@example.com')]]",
+        ))
+        .await;
+    assert!(row.text().await.unwrap().contains("sent"));
+
+    c.fill("address", "oncall@example.com").await;
+    c.click_button("Add recipient").await;
+    assert_eq!(c.notice().await, "Recipient added.");
+    c.find(Locator::XPath(
+        "//section[@id='recipients']//td[normalize-space()='oncall@example.com']",
+    ))
+    .await;
+    c.screenshot("notifications").await;
+    c.finish().await;
+}

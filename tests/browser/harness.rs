@@ -281,6 +281,11 @@ pub struct Console {
 impl Console {
     /// Everything started, no one logged in yet; `None` when browser tests are skipped.
     pub async fn start(test: &'static str) -> Option<Console> {
+        Self::start_with_env(test, &[]).await
+    }
+
+    /// [`Console::start`] with the server given these environment variables too.
+    pub async fn start_with_env(test: &'static str, extra: &[(&str, &str)]) -> Option<Console> {
         let tools = tools(test)?;
         forget_screenshots(test);
         let dir = tempfile::tempdir().unwrap();
@@ -296,7 +301,8 @@ impl Console {
         let log = dir.path().join("hookbox.log");
         let server = match crate::support::storage::postgres_url(&data) {
             Some(url) => {
-                let env = [("HOOKBOX_MAIN_KEY", crate::support::PG_TEST_MAIN_KEY)];
+                let mut env = vec![("HOOKBOX_MAIN_KEY", crate::support::PG_TEST_MAIN_KEY)];
+                env.extend_from_slice(extra);
                 let args = [
                     "--allow-destination",
                     "127.0.0.0/8",
@@ -305,7 +311,7 @@ impl Console {
                 ];
                 Server::start_with_args(&data, log, &env, &args).await
             }
-            None => Server::start(&data, log).await,
+            None => Server::start_with_env(&data, log, extra).await,
         };
         let root = server.api.trim_end_matches("/api/v1").to_owned();
         let api = Api {

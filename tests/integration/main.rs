@@ -4,6 +4,7 @@ mod support;
 
 mod admin_auth;
 mod admin_console;
+mod alerts;
 mod analytics;
 mod api_apps;
 mod api_errors;

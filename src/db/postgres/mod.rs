@@ -16,6 +16,7 @@ use bytes::BytesMut;
 
 // Tested against a real cluster; the Store does not call them yet.
 pub(crate) mod admin;
+pub(crate) mod alerts;
 pub(crate) mod apps;
 pub(crate) mod attempts;
 pub(crate) mod copy;
@@ -46,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_login_throttle",
         include_str!("../../../migrations/postgres/0003_login_throttle.sql"),
+    ),
+    (
+        "0004_alerts",
+        include_str!("../../../migrations/postgres/0004_alerts.sql"),
     ),
 ];
 
@@ -489,7 +494,7 @@ fn new_node_name() -> String {
 }
 
 /// The host's name, for naming nodes in logs and leases.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_owned())

@@ -124,6 +124,7 @@ pub async fn announce(
     if notices.is_empty() {
         return Ok(false);
     }
+    super::alerts::queue_for_notices(c, notices, now).await?;
     // Looked up once per batch; with no operator endpoint nothing else is read.
     let Some(ops) = listening(c).await? else {
         return Ok(false);

@@ -245,6 +245,7 @@ pub async fn record(
                         endpoint_id: d.endpoint_id.clone(),
                         reason: GONE_REASON.into(),
                         at: r.at,
+                        automatic: true,
                     });
                 }
             }

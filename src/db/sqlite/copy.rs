@@ -168,7 +168,12 @@ pub(crate) fn fill(path: &Path, key: &MainKey, messages: usize) {
          INSERT INTO portal_sessions (id_hash, link_hash, csrf, created_at, last_seen_at, expires_at) \
              VALUES ('ps', 'pl', 'c', 1, 1, 9); \
          INSERT INTO login_checks (scope, at) VALUES ('failed admin', 1); \
-         INSERT INTO login_turns (username, next_at) VALUES ('admin', 2);",
+         INSERT INTO login_turns (username, next_at) VALUES ('admin', 2); \
+         INSERT INTO alert_recipients (id, app_id, channel, address, rules, source, created_at) \
+             VALUES ('arcpt_1', 'app_1', 'email', 'a@example.com', 'endpoint.disabled', 'api', 1); \
+         INSERT INTO notifications (app_id, endpoint_id, channel, address, rule, data, status, \
+             attempts, next_attempt_at, created_at) \
+             VALUES ('app_1', 'ep_1', 'email', 'a@example.com', 'endpoint.disabled', '{}', 0, 0, 1, 1);",
     )
     .unwrap();
     let headers = key.seal(&endpoints::headers_aad("ep_1"), "{\"X-Custom\":\"yes\"}");

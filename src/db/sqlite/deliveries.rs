@@ -85,6 +85,11 @@ pub fn next_due(c: &Connection) -> DbResult<Option<i64>> {
 
 /// Makes every leased delivery due again (at start: leases of a previous process are void).
 pub fn release_all_leases(c: &Connection) -> DbResult<usize> {
+    // Alerts a previous run was sending when it stopped are sent again too.
+    c.execute(
+        "UPDATE notifications SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        [],
+    )?;
     Ok(c.execute(
         "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
         [],
@@ -129,11 +134,13 @@ pub enum Notice {
     Exhausted(AttemptNotice),
     /// A message that was failing was delivered.
     Recovered(AttemptNotice),
-    /// An endpoint was disabled, and why.
+    /// An endpoint was disabled, and why; `automatic` when hookbox did it (a 410, a long run
+    /// of failures) rather than its owner.
     Disabled {
         endpoint_id: String,
         reason: String,
         at: i64,
+        automatic: bool,
     },
 }
 
@@ -213,6 +220,7 @@ pub fn record(
                         endpoint_id: d.endpoint_id.clone(),
                         reason: GONE_REASON.into(),
                         at: r.at,
+                        automatic: true,
                     });
                 }
                 (FAIL, None)

@@ -40,6 +40,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_login_throttle",
         include_str!("../../../migrations/sqlite/0009_login_throttle.sql"),
     ),
+    (
+        "0010_alerts",
+        include_str!("../../../migrations/sqlite/0010_alerts.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

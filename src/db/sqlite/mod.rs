@@ -2,6 +2,7 @@
 //! each aggregate in its own file.
 
 pub mod admin;
+pub mod alerts;
 pub mod apps;
 pub mod attempts;
 pub mod copy;

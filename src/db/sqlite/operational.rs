@@ -3,7 +3,7 @@
 
 use super::deliveries::Notice;
 use super::messages;
-use super::{apps, endpoints, DbResult};
+use super::{alerts, apps, endpoints, DbResult};
 use crate::db::outbox::events;
 use crate::domain::ids;
 use crate::domain::operational::{Event, APP_UID, KEEP_MS};
@@ -91,6 +91,7 @@ pub fn announce(c: &Connection, notices: &[Notice], now: i64) -> DbResult<bool> 
     if notices.is_empty() {
         return Ok(false);
     }
+    queue_alerts(c, notices, now)?;
     // Looked up once per batch; with no operator endpoint nothing else is read.
     let Some(ops) = listening(c)? else {
         return Ok(false);
@@ -109,4 +110,33 @@ pub fn announce(c: &Connection, notices: &[Notice], now: i64) -> DbResult<bool> 
         any = true;
     }
     Ok(any)
+}
+
+/// Queues the alerts that `notices` call for, in the caller's transaction (so an alert is
+/// committed with the change it tells of); how many.
+fn queue_alerts(c: &Connection, notices: &[Notice], now: i64) -> DbResult<usize> {
+    let mut queued = 0;
+    for n in notices {
+        if let Notice::Disabled {
+            endpoint_id,
+            reason,
+            at,
+            automatic: true,
+        } = n
+        {
+            let Some(facts) = alerts::disabled_facts(c, endpoint_id)? else {
+                continue;
+            };
+            let data = crate::db::outbox::alerts::disabled_data(&facts, endpoint_id, reason, *at);
+            queued += alerts::queue(
+                c,
+                crate::domain::alerts::Rule::EndpointDisabled.name(),
+                &facts.app_id,
+                Some(endpoint_id),
+                &data,
+                now,
+            )?;
+        }
+    }
+    Ok(queued)
 }

@@ -181,6 +181,7 @@ impl Store {
                                 endpoint_id: ep.id.to_string(),
                                 reason: disabled_reason,
                                 at: now,
+                                automatic: false,
                             });
                         }
                     } else if !ep.disabled && was_disabled {
@@ -207,6 +208,7 @@ impl Store {
                                 endpoint_id: ep.id.to_string(),
                                 reason: disabled_reason.clone(),
                                 at: now,
+                                automatic: false,
                             });
                         }
                     } else if !ep.disabled && was_disabled {
@@ -280,6 +282,7 @@ impl Store {
                                 endpoint_id: id,
                                 reason,
                                 at: now,
+                                automatic: false,
                             });
                         }
                     }
@@ -299,6 +302,7 @@ impl Store {
                                 endpoint_id: id.clone(),
                                 reason: reason.clone(),
                                 at: now,
+                                automatic: false,
                             });
                         }
                     }
@@ -332,6 +336,7 @@ impl Store {
                                 endpoint_id: id.clone(),
                                 reason,
                                 at: *since,
+                                automatic: true,
                             });
                         }
                     }
@@ -353,6 +358,7 @@ impl Store {
                                 endpoint_id: id.clone(),
                                 reason,
                                 at: *since,
+                                automatic: true,
                             });
                         }
                     }

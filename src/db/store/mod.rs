@@ -14,6 +14,7 @@
 //! `token_by_hash` notes the token's use with a second, best-effort write.
 
 mod admin;
+mod alerts;
 mod apps;
 mod deliveries;
 mod endpoints;
@@ -49,6 +50,7 @@ pub use super::sqlite::stats::{Analytics, Gauges};
 pub use super::sqlite::tokens::Token;
 pub use super::sqlite::WriterStats;
 pub use admin::{Dashboard, EndpointSummary};
+pub use alerts::{Notification, Recipient, Sent};
 pub use endpoints::HealthReport;
 pub use event_types::operational_event_types;
 pub use messages::NewMessage;

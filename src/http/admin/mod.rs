@@ -9,6 +9,7 @@ mod console;
 mod dashboard;
 mod endpoints;
 mod error;
+mod notifications;
 mod portal;
 mod routes;
 
@@ -321,6 +322,8 @@ pub(super) fn notice(req: &HttpRequest) -> Option<&'static str> {
         "disabled" => "Endpoint disabled. Messages that arrive now are kept and can be replayed when you enable it.",
         "enabled" => "Endpoint enabled.",
         "token-revoked" => "Token revoked. Requests using it are refused within a few seconds.",
+        "recipient-added" => "Recipient added.",
+        "recipient-removed" => "Recipient removed.",
         "replayed" => "Endpoint enabled; the messages it missed are being sent.",
         _ => return None,
     })

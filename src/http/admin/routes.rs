@@ -93,6 +93,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(post().to(catalog::create_token)),
         )
         .service(resource("/tokens/{token_id}/revoke").route(post().to(catalog::revoke_token)))
+        .service(resource("/notifications").route(get().to(notifications::show)))
+        .service(resource("/notifications/recipients").route(post().to(notifications::add)))
+        .service(
+            resource("/notifications/recipients/{recipient_id}/remove")
+                .route(post().to(notifications::remove)),
+        )
+        .service(resource("/notifications/test").route(post().to(notifications::test)))
         .service(
             resource("/apps")
                 .route(get().to(apps::list))

@@ -1,5 +1,6 @@
 //! `/api/v1`: Svix-compatible routes and hookbox's own, one file per resource.
 
+mod alerts;
 mod analytics;
 mod apps;
 mod attempts;
@@ -37,6 +38,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/health").route(get().to(health::health)))
             .service(resource("/auth/app-portal-access/{app_id}").route(post().to(portal::access)))
             .service(resource("/app/{app_id}/analytics").route(get().to(analytics::analytics)))
+            .service(
+                resource("/app/{app_id}/alert-recipient")
+                    .route(get().to(alerts::list))
+                    .route(post().to(alerts::create)),
+            )
+            .service(
+                resource("/app/{app_id}/alert-recipient/{recipient_id}")
+                    .route(delete().to(alerts::delete)),
+            )
+            .service(resource("/app/{app_id}/alert").route(get().to(alerts::sent)))
             .service(resource("/health/ping").route(get().to(health::ping)))
             .service(resource("/openapi.json").route(get().to(openapi::serve_document)))
             .service(

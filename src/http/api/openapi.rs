@@ -5,7 +5,8 @@
 //! below. Its schemas are collected from the attribute.
 
 use super::{
-    analytics, apps, attempts, endpoints, event_types, health, messages, operational, portal,
+    alerts, analytics, apps, attempts, endpoints, event_types, health, messages, operational,
+    portal,
 };
 use crate::db::{MessageFilter, PageQuery};
 use crate::domain::validate::{is_valid_event_type, is_valid_uid};
@@ -34,6 +35,10 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         apps::patch,
         apps::delete,
         analytics::analytics,
+        alerts::list,
+        alerts::create,
+        alerts::delete,
+        alerts::sent,
         portal::access,
         event_types::list,
         event_types::create,
@@ -92,6 +97,8 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         (name = "Message Attempt"),
         (name = "Operational Webhook Endpoint", description = "Endpoints that hookbox itself \
             sends operational events to (endpoint created, disabled, …)."),
+        (name = "Alerts", description = "hookbox: who is told, by email or in a chat, when an \
+            application's webhooks fail, and what was sent to them."),
     )
 )]
 pub struct ApiDoc;
@@ -174,6 +181,19 @@ pub struct AppPath {
         example = "app_1srOrx2ZWZBpBUvZwXKQmoEYga2"
     )]
     pub app_id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RecipientPath {
+    /// The alert recipient's id.
+    #[param(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[a-zA-Z0-9\-_.]+$",
+        example = "arcpt_01M8FR88EZRGJH995TQJTRVTDD"
+    )]
+    pub recipient_id: String,
 }
 
 #[derive(IntoParams)]
@@ -404,6 +424,7 @@ path_param!(AppPath { app_id } from "app_id", uid_param);
 path_param!(EndpointPath { endpoint_id } from "endpoint_id", uid_param);
 path_param!(MsgPath { msg_id } from "msg_id", uid_param);
 path_param!(AttemptPath { attempt_id } from "attempt_id", uid_param);
+path_param!(RecipientPath { recipient_id } from "recipient_id", uid_param);
 path_param!(
     EventTypePath { event_type_name } from "name",
     |req: &HttpRequest, route: &str, name: &'static str| {

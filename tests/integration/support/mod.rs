@@ -6,6 +6,7 @@ pub mod faulty;
 pub mod receiver;
 #[cfg(unix)]
 pub mod server;
+pub mod smtp;
 pub mod storage;
 
 use hookbox::app::Application;
@@ -29,6 +30,8 @@ pub struct TestApp {
     /// and step the other.
     pub clock: hookbox::domain::time::Clock,
     pub dispatcher: hookbox::delivery::Dispatcher,
+    /// The alert sender, for tests that step it.
+    pub notifier: hookbox::alerts::Notifier,
     handle: actix_web::dev::ServerHandle,
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -169,6 +172,7 @@ impl TestApp {
         let base = format!("{root}/api/v1");
         let setup_token = app.setup_token().map(str::to_owned);
         let dispatcher = app.dispatcher();
+        let notifier = app.notifier();
         let handle = app.server_handle();
         let running = tokio::spawn(app.run_until_stopped());
         TestApp {
@@ -180,6 +184,7 @@ impl TestApp {
             dir,
             clock,
             dispatcher,
+            notifier,
             handle,
             running,
         }

@@ -1,0 +1,279 @@
+//! Alert recipients and the alerts outbox (`notifications`), on SQLite.
+
+use super::DbResult;
+use crate::domain::alerts::Status;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// Who gets alerts: an operator's recipient (`app_id` None: about every application) or an
+/// application's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub id: String,
+    pub app_id: Option<String>,
+    /// `email` or `chat`.
+    pub channel: String,
+    pub address: String,
+    /// The rules it gets, comma-separated names.
+    pub rules: String,
+    /// `console`, `api`, `portal` or `config`.
+    pub source: String,
+    pub created_at: i64,
+}
+
+/// An alert, pending or sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: i64,
+    /// The recipient's application (None: an operator's).
+    pub app_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub channel: String,
+    pub address: String,
+    pub rule: String,
+    /// The facts the message is written from (JSON).
+    pub data: String,
+    pub status: Status,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    /// The server's last answer, or the last error.
+    pub result: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+/// What became of an attempt to send an alert.
+#[derive(Debug, Clone)]
+pub enum Sent {
+    Delivered {
+        answer: String,
+    },
+    /// Failed; tried again at `next` (or given up when `None`).
+    Failed {
+        error: String,
+        next: Option<i64>,
+    },
+}
+
+const RECIPIENT_COLUMNS: &str = "id, app_id, channel, address, rules, source, created_at";
+
+fn recipient_row(r: &Row) -> rusqlite::Result<Recipient> {
+    Ok(Recipient {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        channel: r.get(2)?,
+        address: r.get(3)?,
+        rules: r.get(4)?,
+        source: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
+
+pub const NOTIFICATION_COLUMNS: &str = "id, app_id, endpoint_id, channel, address, rule, data, \
+     status, attempts, next_attempt_at, result, created_at, sent_at";
+
+fn notification_row(r: &Row) -> rusqlite::Result<Notification> {
+    Ok(Notification {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        endpoint_id: r.get(2)?,
+        channel: r.get(3)?,
+        address: r.get(4)?,
+        rule: r.get(5)?,
+        data: r.get(6)?,
+        status: Status::from_code(r.get(7)?),
+        attempts: r.get(8)?,
+        next_attempt_at: r.get(9)?,
+        result: r.get(10)?,
+        created_at: r.get(11)?,
+        sent_at: r.get(12)?,
+    })
+}
+
+pub fn insert_recipient(c: &Connection, r: &Recipient) -> DbResult<()> {
+    c.execute(
+        &format!("INSERT INTO alert_recipients ({RECIPIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+        params![
+            r.id,
+            r.app_id,
+            r.channel,
+            r.address,
+            r.rules,
+            r.source,
+            r.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// The recipients of application `app_id`, or the operator's (`None`), oldest first.
+pub fn recipients(c: &Connection, app_id: Option<&str>) -> DbResult<Vec<Recipient>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {RECIPIENT_COLUMNS} FROM alert_recipients WHERE app_id IS ? ORDER BY created_at, id"
+    ))?;
+    let rows = stmt
+        .query_map([app_id], recipient_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn recipient(c: &Connection, id: &str) -> DbResult<Option<Recipient>> {
+    Ok(c.query_row(
+        &format!("SELECT {RECIPIENT_COLUMNS} FROM alert_recipients WHERE id = ?"),
+        [id],
+        recipient_row,
+    )
+    .optional()?)
+}
+
+pub fn delete_recipient(c: &Connection, id: &str) -> DbResult<bool> {
+    Ok(c.execute("DELETE FROM alert_recipients WHERE id = ?", [id])? > 0)
+}
+
+/// Replaces the recipients that came from configuration with `current`.
+pub fn replace_config_recipients(c: &Connection, current: &[Recipient]) -> DbResult<()> {
+    c.execute("DELETE FROM alert_recipients WHERE source = 'config'", [])?;
+    for r in current {
+        insert_recipient(c, r)?;
+    }
+    Ok(())
+}
+
+/// Queues alert `rule` about application `app_id` for everyone who gets it (its own
+/// recipients and the operator's), due at once; how many.
+pub fn queue(
+    c: &Connection,
+    rule: &str,
+    app_id: &str,
+    endpoint_id: Option<&str>,
+    data: &str,
+    now: i64,
+) -> DbResult<usize> {
+    let n = c
+        .prepare_cached(
+            "INSERT INTO notifications (app_id, endpoint_id, channel, address, rule, data, \
+                 status, attempts, next_attempt_at, created_at) \
+             SELECT app_id, ?1, channel, address, ?2, ?3, 0, 0, ?4, ?4 FROM alert_recipients \
+             WHERE (app_id IS NULL OR app_id = ?5) \
+               AND (',' || rules || ',') LIKE ('%,' || ?2 || ',%') \
+             ORDER BY created_at, id",
+        )?
+        .execute(params![endpoint_id, rule, data, now, app_id])?;
+    Ok(n)
+}
+
+/// Queues one alert to one address (a test notification); its id.
+pub fn queue_one(
+    c: &Connection,
+    app_id: Option<&str>,
+    channel: &str,
+    address: &str,
+    rule: &str,
+    data: &str,
+    now: i64,
+) -> DbResult<i64> {
+    c.execute(
+        "INSERT INTO notifications (app_id, channel, address, rule, data, status, attempts, \
+             next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?)",
+        params![app_id, channel, address, rule, data, now, now],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Leases up to `limit` pending alerts due at `now` until `lease_until`, oldest first.
+pub fn claim_due(
+    c: &Connection,
+    now: i64,
+    limit: usize,
+    lease_until: i64,
+) -> DbResult<Vec<Notification>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
+         WHERE status = 0 AND next_attempt_at <= ?1 \
+           AND (lease_until IS NULL OR lease_until <= ?1) \
+         ORDER BY next_attempt_at, id LIMIT ?2"
+    ))?;
+    let due: Vec<Notification> = stmt
+        .query_map(params![now, limit], notification_row)?
+        .collect::<Result<_, _>>()?;
+    let mut lease = c.prepare_cached("UPDATE notifications SET lease_until = ? WHERE id = ?")?;
+    for n in &due {
+        lease.execute(params![lease_until, n.id])?;
+    }
+    Ok(due)
+}
+
+/// Writes what became of an attempt to send alert `id`, ending its lease.
+pub fn finish(c: &Connection, id: i64, sent: &Sent, now: i64) -> DbResult<()> {
+    match sent {
+        Sent::Delivered { answer } => c.execute(
+            "UPDATE notifications SET status = 1, attempts = attempts + 1, result = ?, \
+                 sent_at = ?, lease_until = NULL WHERE id = ?",
+            params![answer, now, id],
+        )?,
+        Sent::Failed { error, next } => c.execute(
+            "UPDATE notifications SET status = ?, attempts = attempts + 1, result = ?, \
+                 next_attempt_at = COALESCE(?, next_attempt_at), lease_until = NULL WHERE id = ?",
+            params![
+                if next.is_some() {
+                    Status::Pending
+                } else {
+                    Status::GaveUp
+                }
+                .code(),
+                error,
+                next,
+                id
+            ],
+        )?,
+    };
+    Ok(())
+}
+
+/// Alerts newest first, at most `limit`: of application `app_id`'s recipients, or every
+/// alert (`None`).
+pub fn list(c: &Connection, app_id: Option<&str>, limit: usize) -> DbResult<Vec<Notification>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications \
+         WHERE ?1 IS NULL OR app_id = ?1 ORDER BY id DESC LIMIT ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![app_id, limit], notification_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn get(c: &Connection, id: i64) -> DbResult<Option<Notification>> {
+    Ok(c.query_row(
+        &format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?"),
+        [id],
+        notification_row,
+    )
+    .optional()?)
+}
+
+/// What an alert about a disabled endpoint tells: the endpoint, its application and how many
+/// messages were pending (now skipped; Enable replays them). `None` for the operator's own
+/// endpoints and endpoints that are gone.
+pub fn disabled_facts(
+    c: &Connection,
+    endpoint_id: &str,
+) -> DbResult<Option<crate::db::outbox::alerts::EndpointFacts>> {
+    Ok(c.query_row(
+        "SELECT e.url, e.uid, a.id, a.uid, a.name, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 5) \
+         FROM endpoints e JOIN applications a ON a.id = e.app_id WHERE e.id = ?",
+        [endpoint_id],
+        |r| {
+            Ok(crate::db::outbox::alerts::EndpointFacts {
+                url: r.get(0)?,
+                endpoint_uid: r.get(1)?,
+                app_id: r.get(2)?,
+                app_uid: r.get(3)?,
+                app_name: r.get(4)?,
+                skipped: r.get(5)?,
+            })
+        },
+    )
+    .optional()?
+    .filter(|f| f.app_uid.as_deref() != Some(crate::domain::operational::APP_UID)))
+}

@@ -1,0 +1,182 @@
+//! Settings → Notifications: who hears about failing webhooks (the operator's recipients,
+//! about every application), the SMTP server alerts go through, a test notification that
+//! shows the server's answer, and the log of what was sent.
+
+use super::*;
+use crate::db::{Notification, Recipient};
+use crate::domain::alerts::{rules_of, Channel, Rule};
+use crate::domain::time::now_ms;
+use crate::service::alerts::{self as service, NotAdded, RecipientInput};
+
+pub struct RecipientRow {
+    pub id: String,
+    pub channel: &'static str,
+    pub address: String,
+    pub rules: String,
+    /// From configuration (`alerts.emails`, `alerts.chat_url`): changed there, not here.
+    pub from_config: bool,
+}
+
+pub struct LogRow {
+    pub when: String,
+    pub to: String,
+    pub channel: String,
+    pub rule: String,
+    pub app: String,
+    pub status: &'static str,
+    pub attempts: u32,
+    pub result: String,
+}
+
+pub struct RuleBox {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/notifications.html")]
+struct NotificationsPage {
+    chrome: Chrome,
+    smtp: Result<String, String>,
+    recipients: Vec<RecipientRow>,
+    log: Vec<LogRow>,
+    /// The add form, as posted (when it was refused).
+    channel: String,
+    address: String,
+    rules: Vec<RuleBox>,
+    address_error: Option<String>,
+    /// The test form: its address, and the server's answer (or error).
+    test_address: String,
+    test_result: Option<Result<String, String>>,
+}
+
+fn recipient_row(r: Recipient) -> RecipientRow {
+    RecipientRow {
+        channel: if r.channel == Channel::Chat.name() {
+            "chat"
+        } else {
+            "email"
+        },
+        rules: rules_of(&r.rules)
+            .iter()
+            .map(|r| r.label())
+            .collect::<Vec<_>>()
+            .join("; "),
+        from_config: r.source == "config",
+        id: r.id,
+        address: r.address,
+    }
+}
+
+fn log_row(n: Notification) -> LogRow {
+    LogRow {
+        when: when(n.created_at),
+        to: n.address,
+        channel: n.channel,
+        rule: n.rule,
+        app: n.app_id.unwrap_or_else(|| "operator".into()),
+        status: n.status.name(),
+        attempts: n.attempts,
+        result: n.result.unwrap_or_default(),
+    }
+}
+
+fn rule_boxes(checked: &[Rule]) -> Vec<RuleBox> {
+    Rule::ALL
+        .iter()
+        .map(|r| RuleBox {
+            name: r.name(),
+            label: r.label(),
+            checked: checked.contains(r),
+        })
+        .collect()
+}
+
+impl NotificationsPage {
+    async fn new(st: &Data, chrome: Chrome) -> Result<NotificationsPage, ConsoleError> {
+        Ok(NotificationsPage {
+            chrome,
+            smtp: st.notifier.smtp_status(),
+            recipients: st
+                .store
+                .alert_recipients(None)
+                .await?
+                .into_iter()
+                .map(recipient_row)
+                .collect(),
+            log: st
+                .store
+                .notifications(None, 100)
+                .await?
+                .into_iter()
+                .map(log_row)
+                .collect(),
+            channel: "email".into(),
+            address: String::new(),
+            rules: rule_boxes(&Rule::ALL),
+            address_error: None,
+            test_address: String::new(),
+            test_result: None,
+        })
+    }
+}
+
+pub async fn show(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
+    let chrome = admin.chrome_with_notice("notifications", &req);
+    page(&NotificationsPage::new(&st, chrome).await?)
+}
+
+pub async fn add(st: Data, Posted { admin, form }: Posted) -> Result<HttpResponse, ConsoleError> {
+    let rules: Vec<String> = Rule::ALL
+        .iter()
+        .filter(|r| form.get(&format!("rule:{}", r.name())) == "on")
+        .map(|r| r.name().to_owned())
+        .collect();
+    let channel = form.get("channel").to_owned();
+    let address = form.get("address").to_owned();
+    let refused = |msg: String| async {
+        let mut p = NotificationsPage::new(&st, admin.chrome("notifications")).await?;
+        p.rules = rule_boxes(&rules_of(&rules.join(",")));
+        p.channel = channel.clone();
+        p.address = address.clone();
+        p.address_error = Some(msg);
+        page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+    };
+    let input = match RecipientInput::parse(Some(&channel), &address, Some(&rules)) {
+        Ok(i) => i,
+        Err(e) => return refused(e.msg).await,
+    };
+    match service::add(&st.store, None, input, "console", now_ms()).await {
+        Ok(_) => Ok(redirect("/admin/notifications?ok=recipient-added")),
+        Err(NotAdded::Invalid(e)) => refused(e.msg).await,
+        Err(NotAdded::Taken(why)) => refused(why).await,
+        Err(NotAdded::Db(e)) => Err(e.into()),
+    }
+}
+
+pub async fn remove(
+    st: Data,
+    req: HttpRequest,
+    _post: Posted,
+) -> Result<HttpResponse, ConsoleError> {
+    let id = super::path(&req, "recipient_id")?;
+    if !service::remove(&st.store, None, id).await? {
+        return Err(ConsoleError::NotFound("recipient"));
+    }
+    Ok(redirect("/admin/notifications?ok=recipient-removed"))
+}
+
+/// Sends a test notification now and shows the server's answer.
+pub async fn test(st: Data, Posted { admin, form }: Posted) -> Result<HttpResponse, ConsoleError> {
+    let address = form.get("test_address").trim().to_owned();
+    let channel = Channel::of_address(&address);
+    let result = match crate::domain::alerts::check_address(channel, &address) {
+        Err(e) => Err(e),
+        Ok(()) => st.notifier.send_test(None, channel, &address).await?,
+    };
+    let mut p = NotificationsPage::new(&st, admin.chrome("notifications")).await?;
+    p.test_address = address;
+    p.test_result = Some(result);
+    page(&p)
+}

@@ -1,0 +1,456 @@
+//! Alerts by email (a real SMTP server: aiosmtpd) and chat webhook (a real receiver): who
+//! hears what when an endpoint is disabled, retries while the SMTP server is down, the test
+//! notification and the log.
+
+use crate::support::console::Console;
+use crate::support::receiver::Reply;
+use crate::support::smtp::{free_port, SmtpSink};
+use crate::support::{wait_for, TestApp, TestReceiver};
+use serde_json::json;
+use std::time::Duration;
+
+/// A server whose alerts go to the SMTP server on `port`, with `ops@example.com` as the
+/// operator's recipient from configuration.
+async fn server(port: u16) -> TestApp {
+    TestApp::spawn_with(|cfg| {
+        cfg.smtp.host = Some("127.0.0.1".into());
+        cfg.smtp.port = Some(port);
+        cfg.smtp.tls = "none".into();
+        cfg.smtp.from = Some("hookbox <hookbox@example.com>".into());
+        cfg.alerts.emails = vec!["ops@example.com".into()];
+    })
+    .await
+}
+
+/// An application whose endpoint answers 410 to its first message: (app, endpoint, URL).
+async fn endpoint_that_is_gone(app: &TestApp, rx: &TestReceiver) -> (String, String, String) {
+    rx.set_default(Reply::status(410));
+    let a = app.create_app("Shop").await;
+    let url = format!("{}/hook", rx.url);
+    let (ep, _) = app.create_endpoint(&a, json!({ "url": url })).await;
+    (a, ep, url)
+}
+
+async fn disable_with_a_410(app: &TestApp, a: &str, ep: &str) {
+    app.send(a, "order.created", json!({})).await;
+    let disabled = wait_for(Duration::from_secs(10), || async {
+        app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await["disabled"] == true
+    })
+    .await;
+    assert!(disabled, "the endpoint was not disabled");
+}
+
+#[tokio::test]
+async fn a_410_emails_the_operator_and_the_application_s_recipient_once_with_a_working_link() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = server(port).await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, url) = endpoint_that_is_gone(&app, &rx).await;
+    let r = app
+        .post(
+            &format!("/app/{a}/alert-recipient"),
+            json!({ "address": "customer@example.com" }),
+            201,
+        )
+        .await;
+    assert_eq!(r["rules"], json!(["endpoint.disabled"]));
+    disable_with_a_410(&app, &a, &ep).await;
+
+    let mails = smtp.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    let to = |who: &str| {
+        mails
+            .iter()
+            .find(|m| m.to == [who])
+            .unwrap_or_else(|| panic!("nothing to {who}: {mails:#?}"))
+    };
+    let (ops, customer) = (to("ops@example.com"), to("customer@example.com"));
+    for m in [ops, customer] {
+        assert_eq!(m.from, "hookbox@example.com");
+        assert!(m.subject.contains("Endpoint disabled"), "{}", m.subject);
+        assert!(
+            m.subject.contains(&url) && m.subject.contains("Shop"),
+            "{}",
+            m.subject
+        );
+        assert!(m.text.contains("410 Gone"), "the reason: {}", m.text);
+        assert!(m.html.contains("410 Gone"), "{}", m.html);
+        // No secret, no payload.
+        assert!(
+            !m.text.contains("whsec_") && !m.text.contains("order.created"),
+            "{}",
+            m.text
+        );
+    }
+    // The operator's links to the endpoint's console page, where Enable is.
+    let link = format!("{}/admin/apps/{a}/endpoints/{ep}", app.root);
+    assert!(ops.text.contains(&link), "{}", ops.text);
+    assert!(!customer.text.contains("/admin/"), "{}", customer.text);
+    let mut console = Console::first_admin(&app).await;
+    let page = console.page(&link.replace(&app.root, "")).await;
+    assert!(page.contains("Enable"), "{page}");
+
+    // The application's log shows its recipient's alert, sent, with the server's answer.
+    let log = app.get(&format!("/app/{a}/alert"), 200).await;
+    let log = log["data"].as_array().unwrap();
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0]["address"], "customer@example.com");
+    assert_eq!(log[0]["status"], "sent");
+    assert!(
+        log[0]["result"].as_str().unwrap().starts_with("250"),
+        "{log:#?}"
+    );
+
+    // Nothing more is due, even much later.
+    app.clock.advance(Duration::from_secs(3600));
+    assert_eq!(app.notifier.run_once().await.unwrap(), 0);
+    assert_eq!(smtp.received().len(), 2);
+}
+
+#[tokio::test]
+async fn an_endpoint_its_owner_disables_alerts_nobody() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = server(port).await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, _) = endpoint_that_is_gone(&app, &rx).await;
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "disabled": true })),
+        200,
+    )
+    .await;
+    assert_eq!(app.notifier.run_once().await.unwrap(), 0);
+    assert!(smtp.received().is_empty());
+}
+
+#[tokio::test]
+async fn an_alert_waits_while_the_smtp_server_is_down_and_arrives_once_when_it_is_back() {
+    let port = free_port();
+    let app = TestApp::spawn_with(|cfg| {
+        cfg.smtp.host = Some("127.0.0.1".into());
+        cfg.smtp.port = Some(port);
+        cfg.smtp.tls = "none".into();
+        cfg.smtp.from = Some("hookbox@example.com".into());
+        cfg.smtp.timeout = Duration::from_secs(2);
+    })
+    .await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, _) = endpoint_that_is_gone(&app, &rx).await;
+    app.post(
+        &format!("/app/{a}/alert-recipient"),
+        json!({ "address": "customer@example.com" }),
+        201,
+    )
+    .await;
+    disable_with_a_410(&app, &a, &ep).await;
+    // Tried, refused (nothing listens), kept for later.
+    let tried = wait_for(Duration::from_secs(10), || async {
+        let log = app.get(&format!("/app/{a}/alert"), 200).await;
+        log["data"][0]["attempts"] == 1
+    })
+    .await;
+    assert!(tried, "the alert was not tried");
+    let log = app.get(&format!("/app/{a}/alert"), 200).await;
+    assert_eq!(log["data"][0]["status"], "pending", "{log}");
+    assert!(
+        log["data"][0]["result"].as_str().unwrap().contains("SMTP"),
+        "{log}"
+    );
+
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    // Not before its retry is due; then once.
+    assert_eq!(app.notifier.run_once().await.unwrap(), 0);
+    app.clock.advance(Duration::from_secs(31));
+    let sent = wait_for(Duration::from_secs(10), || async {
+        app.get(&format!("/app/{a}/alert"), 200).await["data"][0]["status"] == "sent"
+    })
+    .await;
+    assert!(sent, "the alert was not sent once the server was back");
+    assert_eq!(smtp.wait_for(1, Duration::from_secs(5)).await.len(), 1);
+    app.clock.advance(Duration::from_secs(3600));
+    assert_eq!(app.notifier.run_once().await.unwrap(), 0);
+    assert_eq!(smtp.received().len(), 1);
+    let log = app.get(&format!("/app/{a}/alert"), 200).await;
+    assert_eq!(log["data"][0]["attempts"], 2);
+}
+
+#[tokio::test]
+async fn a_chat_webhook_gets_the_alert_as_slack_compatible_text() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let chat = TestReceiver::start().await;
+    let (a, ep, url) = endpoint_that_is_gone(&app, &rx).await;
+    app.post(
+        &format!("/app/{a}/alert-recipient"),
+        json!({ "address": format!("{}/slack", chat.url) }),
+        201,
+    )
+    .await;
+    disable_with_a_410(&app, &a, &ep).await;
+    let got = chat.wait_for_count(1, Duration::from_secs(10)).await;
+    let text = got[0].json()["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("Endpoint disabled") && text.contains(&url),
+        "{text}"
+    );
+    assert!(text.contains("410 Gone"), "{text}");
+}
+
+#[tokio::test]
+async fn recipients_are_checked_and_belong_to_their_application() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("a").await;
+    let b = app.create_app("b").await;
+    for (body, field) in [
+        (json!({ "address": "not an address" }), "address"),
+        (json!({ "address": "https://" }), "address"),
+        (json!({ "address": "x@example.com", "rules": [] }), "rules"),
+    ] {
+        let e = app
+            .post(&format!("/app/{a}/alert-recipient"), body.clone(), 422)
+            .await;
+        assert_eq!(e["detail"][0]["loc"], json!(["body", field]), "{body}: {e}");
+    }
+    for body in [
+        json!({ "channel": "email", "address": "x@example.com" }),
+        json!({ "address": "x@example.com", "rules": ["no.such.rule"] }),
+    ] {
+        let e = app
+            .post(&format!("/app/{a}/alert-recipient"), body.clone(), 422)
+            .await;
+        assert_eq!(e["detail"][0]["loc"][0], "body", "{body}: {e}");
+    }
+    let r = app
+        .post(
+            &format!("/app/{a}/alert-recipient"),
+            json!({ "address": "x@example.com" }),
+            201,
+        )
+        .await;
+    let id = r["id"].as_str().unwrap();
+    // The same address twice: refused.
+    app.post(
+        &format!("/app/{a}/alert-recipient"),
+        json!({ "address": "X@example.com" }),
+        409,
+    )
+    .await;
+    // Another application neither sees nor removes it.
+    assert_eq!(
+        app.get(&format!("/app/{b}/alert-recipient"), 200).await["data"],
+        json!([])
+    );
+    app.call(
+        "DELETE",
+        &format!("/app/{b}/alert-recipient/{id}"),
+        None,
+        404,
+    )
+    .await;
+    app.call(
+        "DELETE",
+        &format!("/app/{a}/alert-recipient/{id}"),
+        None,
+        204,
+    )
+    .await;
+    assert_eq!(
+        app.get(&format!("/app/{a}/alert-recipient"), 200).await["data"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn the_console_sends_a_test_notification_and_shows_the_server_s_answer_and_the_log() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = server(port).await;
+    let mut c = Console::first_admin(&app).await;
+    let page = c.page("/admin/notifications").await;
+    assert!(
+        page.contains("127.0.0.1:"),
+        "the SMTP server is shown: {page}"
+    );
+    assert!(page.contains("ops@example.com") && page.contains("from configuration"));
+    let r = c
+        .submit(
+            "/admin/notifications/test",
+            &[("test_address", "me@example.com")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("Sent. The server answered: <code>250"),
+        "{}",
+        r.body
+    );
+    let mails = smtp.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(mails[0].to, ["me@example.com"]);
+    assert!(mails[0].subject.contains("Test notification"));
+    let page = c.page("/admin/notifications").await;
+    assert!(
+        page.contains("me@example.com") && page.contains(">sent<"),
+        "{page}"
+    );
+
+    // Recipients added in the console get alerts; a bad address is refused next to the field.
+    let r = c
+        .submit(
+            "/admin/notifications/recipients",
+            &[
+                ("channel", "email"),
+                ("address", "nope"),
+                ("rule:endpoint.disabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("not an email address"), "{}", r.body);
+    let r = c
+        .submit(
+            "/admin/notifications/recipients",
+            &[
+                ("channel", "email"),
+                ("address", "oncall@example.com"),
+                ("rule:endpoint.disabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/admin/notifications?ok=recipient-added")
+    );
+    assert!(c
+        .page("/admin/notifications")
+        .await
+        .contains("oncall@example.com"));
+}
+
+#[tokio::test]
+async fn without_an_smtp_server_the_page_and_the_test_say_why() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::first_admin(&app).await;
+    let page = c.page("/admin/notifications").await;
+    assert!(page.contains("no SMTP server is configured"), "{page}");
+    let r = c
+        .submit(
+            "/admin/notifications/test",
+            &[("test_address", "me@example.com")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("Not sent: no SMTP server is configured"),
+        "{}",
+        r.body
+    );
+}
+
+/// kill -9 while an alert is being sent (its SMTP server never answers): after the restart
+/// the alert arrives, once.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_alert_being_sent_when_the_server_is_killed_arrives_after_the_restart() {
+    crate::sqlite_only!(
+        "one process's leases; on PostgreSQL another node takes an alert over once its lease ends"
+    );
+    use crate::support::server::{create_token, Server};
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    // An SMTP server that accepts the connection and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port().to_string();
+    let (accepted_tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().map_while(Result::ok) {
+            held.push(conn);
+            let _ = accepted_tx.send(());
+        }
+    });
+    let env = |port: &str| {
+        vec![
+            ("HOOKBOX_SMTP_HOST", "127.0.0.1".to_owned()),
+            ("HOOKBOX_SMTP_PORT", port.to_owned()),
+            ("HOOKBOX_SMTP_TLS", "none".to_owned()),
+            ("HOOKBOX_SMTP_FROM", "hookbox@example.com".to_owned()),
+            (
+                "HOOKBOX_ALERT_EMAILS",
+                "ops@example.com, oncall@example.com".to_owned(),
+            ),
+        ]
+    };
+    let token = create_token(dir);
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(410));
+    let vars = env(&silent_port);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_with_env(dir, dir.join("1.log"), &vars).await;
+    let client = reqwest::Client::new();
+    let call = |method: &str, path: &str, body: serde_json::Value| {
+        client
+            .request(method.parse().unwrap(), format!("{}{path}", server.api))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let a: serde_json::Value = call("POST", "/app", json!({ "name": "Shop" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let a = a["id"].as_str().unwrap().to_owned();
+    call(
+        "POST",
+        &format!("/app/{a}/endpoint"),
+        json!({ "url": format!("{}/hook", rx.url) }),
+    )
+    .await
+    .unwrap();
+    call(
+        "POST",
+        &format!("/app/{a}/msg"),
+        json!({ "eventType": "order.created", "payload": {} }),
+    )
+    .await
+    .unwrap();
+    // The alert is being sent: its SMTP connection is open, unanswered.
+    tokio::task::spawn_blocking(move || accepted.recv_timeout(Duration::from_secs(15)))
+        .await
+        .unwrap()
+        .expect("the alert's SMTP connection");
+    server.kill_9();
+
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let vars = env(&port.to_string());
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_with_env(dir, dir.join("2.log"), &vars).await;
+    let mails = smtp.wait_for(2, Duration::from_secs(15)).await;
+    let mut to: Vec<_> = mails.iter().map(|m| m.to.join(",")).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        ["oncall@example.com", "ops@example.com"],
+        "{}",
+        server.stderr()
+    );
+    assert!(mails
+        .iter()
+        .all(|m| m.subject.contains("Endpoint disabled")));
+    drop(server);
+}
