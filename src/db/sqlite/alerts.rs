@@ -179,6 +179,15 @@ pub fn queue_one(
     Ok(c.last_insert_rowid())
 }
 
+/// Whether any alert is due at `now` (a read, so that polling costs the writer nothing).
+pub fn any_due(c: &Connection, now: i64) -> DbResult<bool> {
+    Ok(c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM notifications WHERE status = 0 \
+                 AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1))",
+    )?
+    .query_row([now], |r| r.get(0))?)
+}
+
 /// Leases up to `limit` pending alerts due at `now` until `lease_until`, oldest first.
 pub fn claim_due(
     c: &Connection,

@@ -114,6 +114,9 @@ impl Store {
     ) -> DbResult<Vec<Notification>> {
         match self {
             Store::Sqlite(db) => {
+                if !db.read(move |c| alerts::any_due(c, now)).await? {
+                    return Ok(Vec::new());
+                }
                 db.write(move |c| alerts::claim_due(c, now, limit, lease_until))
                     .await
             }
