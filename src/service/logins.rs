@@ -17,6 +17,9 @@ pub const CHECKS_PER_CLIENT: usize = 20;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// The gap between the checks of a username that keeps failing.
 pub const SLOWDOWN: Duration = Duration::from_secs(1);
+/// The longest a check waits for its turn; past it (the username's checks are booked that
+/// far ahead, by others failing fast) it is refused, to try again a little later.
+pub const MAX_WAIT: Duration = Duration::from_secs(15);
 
 fn window_start(now: i64) -> i64 {
     now - crate::domain::time::duration_ms(WINDOW)
@@ -52,22 +55,24 @@ pub async fn begin(store: &Store, client: IpAddr, username: &str, now: i64) -> D
 
 /// How long to wait before checking a password for `username`: nothing, unless it has
 /// failed `FAILURES` times within the window (from anywhere); then its checks take turns,
-/// `SLOWDOWN` apart.
-pub async fn wait_for_turn(store: &Store, username: &str, now: i64) -> DbResult<Duration> {
+/// `SLOWDOWN` apart. `None` when the next turn is more than `MAX_WAIT` away (the check is
+/// refused for now).
+pub async fn wait_for_turn(store: &Store, username: &str, now: i64) -> DbResult<Option<Duration>> {
     let failed = store
         .login_checks(failures_scope(username), window_start(now))
         .await?;
     if failed < FAILURES {
-        return Ok(Duration::ZERO);
+        return Ok(Some(Duration::ZERO));
     }
     let wait = store
         .take_login_turn(
             username.to_owned(),
             now,
             crate::domain::time::duration_ms(SLOWDOWN),
+            crate::domain::time::duration_ms(MAX_WAIT),
         )
         .await?;
-    Ok(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
+    Ok(wait.map(|w| Duration::from_millis(u64::try_from(w).unwrap_or(0))))
 }
 
 /// Notes a failed check for `username`.
@@ -140,7 +145,7 @@ mod tests {
         for i in 0..FAILURES {
             assert_eq!(
                 wait_for_turn(&a, "admin", NOW).await.unwrap(),
-                Duration::ZERO
+                Some(Duration::ZERO)
             );
             failed(if i % 2 == 0 { &a } else { &b }, "admin", NOW)
                 .await
@@ -152,16 +157,28 @@ mod tests {
             wait_for_turn(&b, "admin", NOW).await.unwrap(),
             wait_for_turn(&a, "admin", NOW).await.unwrap(),
         ];
-        assert_eq!(waits, [1, 2, 3].map(Duration::from_secs));
+        assert_eq!(waits, [1, 2, 3].map(|s| Some(Duration::from_secs(s))));
         // Later, the turn starts from then; a success clears the failures.
         assert_eq!(
             wait_for_turn(&b, "admin", NOW + 10_000).await.unwrap(),
-            SLOWDOWN
+            Some(SLOWDOWN)
+        );
+        // Booked more than MAX_WAIT ahead: refused, and no turn is taken.
+        let mut last = None;
+        for _ in 0..20 {
+            last = wait_for_turn(&a, "admin", NOW + 10_000).await.unwrap();
+        }
+        assert_eq!(last, None);
+        assert_eq!(
+            wait_for_turn(&a, "admin", NOW + 10_000 + 20_000)
+                .await
+                .unwrap(),
+            Some(SLOWDOWN)
         );
         succeeded(&b, client(1), "admin").await.unwrap();
         assert_eq!(
-            wait_for_turn(&a, "admin", NOW + 10_000).await.unwrap(),
-            Duration::ZERO
+            wait_for_turn(&a, "admin", NOW + 40_000).await.unwrap(),
+            Some(Duration::ZERO)
         );
     }
 }

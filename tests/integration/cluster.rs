@@ -187,6 +187,16 @@ impl Cluster {
         assert!(status.success(), "kill -{sig} {pid}: {status}");
     }
 
+    /// Waits (at most `within`) for node `i`'s process to end; whether it did.
+    async fn exits(&mut self, i: usize, within: Duration) -> bool {
+        let child = &mut self.nodes[i].server.as_mut().expect("the node runs").child;
+        wait_for(within, || {
+            let done = child.try_wait().unwrap().is_some();
+            async move { done }
+        })
+        .await
+    }
+
     fn kill_9(&mut self, i: usize) {
         self.nodes[i].server.take().expect("the node runs").kill_9();
     }
@@ -1046,18 +1056,7 @@ async fn the_main_key_is_rotated_while_no_node_runs_and_nodes_then_need_the_new_
     );
 
     cluster.signal(n, "TERM");
-    let exited = wait_for(Duration::from_secs(15), || {
-        let done = cluster.nodes[n]
-            .server
-            .as_mut()
-            .unwrap()
-            .child
-            .try_wait()
-            .unwrap()
-            .is_some();
-        async move { done }
-    })
-    .await;
+    let exited = cluster.exits(n, Duration::from_secs(15)).await;
     assert!(exited, "the node did not stop");
 
     // A wrong key is refused; the right one rotates, printing the new key.
@@ -1145,18 +1144,7 @@ async fn sigterm_of_a_node_under_load_hands_back_what_it_did_not_send_and_repeat
     let held_at_term = cluster.leased_to(victim).await.len();
     cluster.signal(victim, "TERM");
     let termed = Instant::now();
-    let exited = wait_for(Duration::from_secs(15), || {
-        let done = cluster.nodes[victim]
-            .server
-            .as_mut()
-            .unwrap()
-            .child
-            .try_wait()
-            .unwrap()
-            .is_some();
-        async move { done }
-    })
-    .await;
+    let exited = cluster.exits(victim, Duration::from_secs(15)).await;
     let exit_took = termed.elapsed();
     load.set_target(victim, None);
     assert!(exited, "node {victim} did not stop\n{}", cluster.logs());

@@ -163,7 +163,7 @@ pub async fn list(
 pub async fn delete(c: &impl GenericClient, id: &str) -> DbResult<bool> {
     c.execute(
         "SELECT 1 FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
-         WHERE e.app_id = $1 FOR UPDATE OF d",
+         WHERE e.app_id = $1 ORDER BY d.id FOR UPDATE OF d",
         &[&id],
     )
     .await?;

@@ -225,7 +225,7 @@ pub async fn ids_in_app(c: &impl GenericClient, app_id: &str) -> DbResult<Vec<St
 /// the two wait for each other instead of deadlocking.
 pub async fn delete(c: &impl GenericClient, id: &str) -> DbResult<bool> {
     c.execute(
-        "SELECT 1 FROM deliveries WHERE endpoint_id = $1 FOR UPDATE",
+        "SELECT 1 FROM deliveries WHERE endpoint_id = $1 ORDER BY id FOR UPDATE",
         &[&id],
     )
     .await?;

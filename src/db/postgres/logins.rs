@@ -69,28 +69,31 @@ pub async fn forget(c: &impl GenericClient, scopes: &[String]) -> DbResult<()> {
     Ok(())
 }
 
-/// Takes `username`'s next turn, `gap` ms after the last one taken (or `gap` from `now`);
-/// how long until it comes.
+/// Takes `username`'s next turn, unless it is more than `max_wait` ms away (see the SQLite
+/// twin).
 pub async fn take_turn(
     c: &impl GenericClient,
     username: &str,
     now: i64,
     gap: i64,
-) -> DbResult<i64> {
-    let next: i64 = c
-        .query_one(
+    max_wait: i64,
+) -> DbResult<Option<i64>> {
+    let next: Option<i64> = c
+        .query_opt(
             "INSERT INTO login_turns (username, next_at) VALUES ($1, $2::BIGINT + $3::BIGINT) \
              ON CONFLICT (username) DO UPDATE \
                  SET next_at = GREATEST(login_turns.next_at, $2::BIGINT) + $3::BIGINT \
+                 WHERE GREATEST(login_turns.next_at, $2::BIGINT) + $3::BIGINT - $2::BIGINT \
+                     <= $4::BIGINT \
              RETURNING next_at",
-            &[&username, &now, &gap],
+            &[&username, &now, &gap, &max_wait],
         )
         .await?
-        .get(0);
+        .map(|r| r.get(0));
     c.execute(
         "DELETE FROM login_turns WHERE next_at < $1",
         &[&(now - 60_000)],
     )
     .await?;
-    Ok(next - now)
+    Ok(next.map(|n| n - now))
 }

@@ -222,6 +222,13 @@ pub struct Inner {
     started: std::time::Instant,
     /// How long a silent node stays a member (`database.node_timeout`), in ms.
     dead_after: std::sync::atomic::AtomicI64,
+    /// One check-in at a time: deliveries that find the heartbeat overdue together rename
+    /// the node once.
+    checking_in: tokio::sync::Mutex<()>,
+    /// Names this node left behind when it rejoined, and when: claims that were in flight
+    /// then may still commit under them, so their leases are given back at each heartbeat for
+    /// a minute.
+    retired: std::sync::Mutex<Vec<(Arc<str>, std::time::Instant)>>,
     /// Signals for the other nodes, sent after commit.
     pub outgoing: notify::Outgoing,
     /// Nodes alive at the last heartbeat (this one included).
@@ -265,6 +272,8 @@ impl PgStore {
             alive_at: std::sync::atomic::AtomicU64::new(0),
             started,
             dead_after: std::sync::atomic::AtomicI64::new(DEFAULT_DEAD_AFTER_MS),
+            checking_in: tokio::sync::Mutex::new(()),
+            retired: std::sync::Mutex::new(Vec::new()),
             outgoing: notify::Outgoing::default(),
             live_nodes: std::sync::atomic::AtomicUsize::new(live),
             stats: Default::default(),
@@ -359,6 +368,17 @@ impl PgStore {
     async fn beat(&self, dead_after: i64) -> DbResult<u64> {
         let mut c = self.pool.get().await?;
         self.confirm_alive(&c).await?;
+        let retired: Vec<Arc<str>> = {
+            let mut r = self
+                .retired
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            r.retain(|(_, at)| at.elapsed() < std::time::Duration::from_secs(60));
+            r.iter().map(|(n, _)| n.clone()).collect()
+        };
+        for old in retired {
+            deliveries::release_leases_of(&c, &old).await?;
+        }
         let (freed, live) = queue::free_dead_leases(&mut c, None, dead_after).await?;
         self.live_nodes
             .store(live, std::sync::atomic::Ordering::Relaxed);
@@ -378,6 +398,7 @@ impl PgStore {
     /// taken since under its old name and rejoins under a new one, so whatever it still holds
     /// under the old name is never sent (see [`PgStore::holds`]) nor written back.
     async fn confirm_alive(&self, c: &deadpool_postgres::Client) -> DbResult<()> {
+        let _one_at_a_time = self.checking_in.lock().await;
         let sent = self.started.elapsed();
         let old = self.node();
         if !queue::heartbeat(c, &old, None).await? {
@@ -388,6 +409,10 @@ impl PgStore {
                 .node
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = new.clone();
+            self.retired
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((old.clone(), std::time::Instant::now()));
             tracing::warn!(
                 old = %old,
                 new = %new,

@@ -2,7 +2,7 @@
 //! failing (the rules are `service::logins`).
 
 use super::DbResult;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Forgets the checks made before `since`, then, when every scope has had fewer checks
 /// than its limit since then, counts one more in each; whether it did.
@@ -51,16 +51,25 @@ pub fn forget(c: &Connection, scopes: &[String]) -> DbResult<()> {
     Ok(())
 }
 
-/// Takes `username`'s next turn, `gap` ms after the last one taken (or `gap` from `now`);
-/// how long until it comes.
-pub fn take_turn(c: &Connection, username: &str, now: i64, gap: i64) -> DbResult<i64> {
-    let next: i64 = c
+/// Takes `username`'s next turn, `gap` ms after the last one taken (or `gap` from `now`),
+/// unless that is more than `max_wait` ms away; how long until it comes, or `None` (no turn
+/// taken: the username's checks are booked that far ahead).
+pub fn take_turn(
+    c: &Connection,
+    username: &str,
+    now: i64,
+    gap: i64,
+    max_wait: i64,
+) -> DbResult<Option<i64>> {
+    let next: Option<i64> = c
         .prepare_cached(
             "INSERT INTO login_turns (username, next_at) VALUES (?1, ?2 + ?3) \
              ON CONFLICT (username) DO UPDATE SET next_at = MAX(next_at, ?2) + ?3 \
+                 WHERE MAX(next_at, ?2) + ?3 - ?2 <= ?4 \
              RETURNING next_at",
         )?
-        .query_row(params![username, now, gap], |r| r.get(0))?;
+        .query_row(params![username, now, gap, max_wait], |r| r.get(0))
+        .optional()?;
     c.execute("DELETE FROM login_turns WHERE next_at < ?", [now - 60_000])?;
-    Ok(next - now)
+    Ok(next.map(|n| n - now))
 }

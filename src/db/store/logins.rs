@@ -60,17 +60,25 @@ impl Store {
         }
     }
 
-    /// Takes the next login turn of `username`, `gap_ms` after the last one taken; how many
-    /// ms until it comes.
-    pub async fn take_login_turn(&self, username: String, now: i64, gap_ms: i64) -> DbResult<i64> {
+    /// Takes the next login turn of `username`, `gap_ms` after the last one taken, unless it
+    /// is more than `max_wait_ms` away; how many ms until it comes (`None`: no turn).
+    pub async fn take_login_turn(
+        &self,
+        username: String,
+        now: i64,
+        gap_ms: i64,
+        max_wait_ms: i64,
+    ) -> DbResult<Option<i64>> {
         match self {
             Store::Sqlite(db) => {
-                db.write(move |c| logins::take_turn(c, &username, now, gap_ms))
+                db.write(move |c| logins::take_turn(c, &username, now, gap_ms, max_wait_ms))
                     .await
             }
             Store::Postgres(pg) => {
-                pg.read(async |c| postgres::logins::take_turn(c, &username, now, gap_ms).await)
-                    .await
+                pg.read(async |c| {
+                    postgres::logins::take_turn(c, &username, now, gap_ms, max_wait_ms).await
+                })
+                .await
             }
         }
     }

@@ -112,9 +112,10 @@ pub async fn login(
     if !logins::begin(&st.store, client, &name_key, st.now()).await? {
         return Err(ConsoleError::RateLimited);
     }
-    let wait = logins::wait_for_turn(&st.store, &name_key, st.now()).await?;
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
+    match logins::wait_for_turn(&st.store, &name_key, st.now()).await? {
+        Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+        Some(_) => {}
+        None => return Err(ConsoleError::RateLimited),
     }
     let user = st.store.admin_by_name(&username).await?;
     let hash = user.as_ref().map_or_else(
