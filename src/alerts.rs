@@ -21,9 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// The rule name of a test notification.
 pub const TEST_RULE: &str = "test";
 /// Alerts claimed per round.
-const BATCH: usize = 16;
-/// How long a claimed alert stays with the node sending it (past it, another node may).
-const LEASE_MS: i64 = 5 * 60_000;
+const BATCH: usize = 4;
 /// How often the outbox is looked at when nothing woke the notifier.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -39,6 +37,9 @@ struct Inner {
     /// Which hookbox an alert comes from.
     instance: String,
     clock: Clock,
+    /// How long a claimed alert stays with this node: long enough for a round's sends at
+    /// their SMTP timeout (past it, another node may send them).
+    lease_ms: i64,
     wake: tokio::sync::Notify,
 }
 
@@ -79,6 +80,42 @@ struct DisabledText<'a> {
 #[template(path = "alerts/endpoint_disabled.html")]
 struct DisabledHtml<'a> {
     f: &'a DisabledFacts,
+    instance: &'a str,
+    link: Option<String>,
+    to: &'a str,
+}
+
+/// The facts of a `message.exhausted` alert (see `db::outbox::alerts::exhausted_data`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExhaustedFacts {
+    app_id: String,
+    app_name: String,
+    endpoint_id: String,
+    endpoint_uid: Option<String>,
+    url: String,
+    count: i64,
+    event_types: std::collections::BTreeMap<String, i64>,
+    first_at: String,
+    last_at: String,
+    last_status_code: i64,
+}
+
+#[derive(Template)]
+#[template(path = "alerts/messages_exhausted.txt")]
+struct ExhaustedText<'a> {
+    f: &'a ExhaustedFacts,
+    event_types: String,
+    instance: &'a str,
+    link: Option<String>,
+    to: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "alerts/messages_exhausted.html")]
+struct ExhaustedHtml<'a> {
+    f: &'a ExhaustedFacts,
+    event_types: String,
     instance: &'a str,
     link: Option<String>,
     to: &'a str,
@@ -130,6 +167,10 @@ impl Notifier {
             base_url: base_url.trim_end_matches('/').to_owned(),
             instance,
             clock: cfg.delivery.clock.clone(),
+            lease_ms: crate::domain::time::duration_ms(
+                cfg.smtp.timeout.max(cfg.delivery.request_timeout) * 8 * BATCH as u32,
+            )
+            .max(5 * 60_000),
             wake: tokio::sync::Notify::new(),
         }))
     }
@@ -170,18 +211,16 @@ impl Notifier {
     /// One round: claims what is due by the notifier's clock and sends it; how many.
     pub async fn run_once(&self) -> crate::db::DbResult<usize> {
         let now = self.0.clock.now_ms();
+        let lease_until = now + self.0.lease_ms;
         let due = self
             .0
             .store
-            .claim_notifications(now, BATCH, now + LEASE_MS)
+            .claim_notifications(now, BATCH, lease_until)
             .await?;
         let n = due.len();
         for alert in due {
             let sent = self.send(&alert).await;
-            self.0
-                .store
-                .finish_notification(alert.id, sent, self.0.clock.now_ms())
-                .await?;
+            self.finish(alert.id, lease_until, sent).await?;
         }
         Ok(n)
     }
@@ -195,12 +234,21 @@ impl Notifier {
         address: &str,
     ) -> crate::db::DbResult<Result<String, String>> {
         let now = self.0.clock.now_ms();
+        // Leased to this request from the start: no round sends it meanwhile.
+        let lease_until = now + self.0.lease_ms;
         let id = self
             .0
             .store
-            .queue_notification(app_id, channel.name(), address, TEST_RULE, "{}".into(), now)
+            .queue_notification(
+                app_id,
+                channel.name(),
+                address,
+                TEST_RULE,
+                "{}".into(),
+                now,
+                lease_until,
+            )
             .await?;
-        // Claimed like any alert, so no other round sends it meanwhile.
         let Some(alert) = self.0.store.notification(id).await? else {
             return Ok(Err("the notification was not stored".into()));
         };
@@ -214,11 +262,24 @@ impl Notifier {
             Sent::Failed { error, .. } => Sent::Failed { error, next: None },
             s => s,
         };
-        self.0
-            .store
-            .finish_notification(id, sent, self.0.clock.now_ms())
-            .await?;
+        self.finish(id, lease_until, sent).await?;
         Ok(shown)
+    }
+
+    /// Records what became of an alert; says so when its lease had ended meanwhile.
+    async fn finish(&self, id: i64, lease_until: i64, sent: Sent) -> crate::db::DbResult<()> {
+        let kept = self
+            .0
+            .store
+            .finish_notification(id, lease_until, sent, self.0.clock.now_ms())
+            .await?;
+        if !kept {
+            tracing::warn!(
+                alert = id,
+                "an alert took longer to send than its lease: another round may send it again"
+            );
+        }
+        Ok(())
     }
 
     /// One attempt at sending `alert`.
@@ -242,11 +303,11 @@ impl Notifier {
         };
         match outcome {
             Ok(answer) => {
-                tracing::info!(to = %alert.address, rule = %alert.rule, answer = %answer, "alert sent");
+                tracing::info!(to = %shown_address(alert), rule = %alert.rule, answer = %answer, "alert sent");
                 Sent::Delivered { answer }
             }
             Err((error, retry)) => {
-                tracing::warn!(to = %alert.address, rule = %alert.rule, error = %error, retry, "alert not sent");
+                tracing::warn!(to = %shown_address(alert), rule = %alert.rule, error = %error, retry, "alert not sent");
                 Sent::Failed {
                     error,
                     next: if retry { next } else { None },
@@ -302,6 +363,51 @@ impl Notifier {
                     .map_err(|e| e.to_string())?,
                 })
             }
+            r if r == Rule::MessagesExhausted.name() => {
+                let f: ExhaustedFacts =
+                    serde_json::from_str(&alert.data).map_err(|e| e.to_string())?;
+                let link = alert.app_id.is_none().then(|| {
+                    format!(
+                        "{}/admin/apps/{}/endpoints/{}/logs",
+                        self.0.base_url, f.app_id, f.endpoint_id
+                    )
+                });
+                let event_types = f
+                    .event_types
+                    .iter()
+                    .map(|(t, n)| format!("{t} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let what = if f.count == 1 {
+                    "1 message".to_owned()
+                } else {
+                    format!("{} messages", f.count)
+                };
+                Ok(Written {
+                    subject: format!(
+                        "[hookbox {i}] {what} ran out of retries: {} ({})",
+                        f.url, f.app_name
+                    ),
+                    text: ExhaustedText {
+                        f: &f,
+                        event_types: event_types.clone(),
+                        instance: i,
+                        link: link.clone(),
+                        to,
+                    }
+                    .render()
+                    .map_err(|e| e.to_string())?,
+                    html: ExhaustedHtml {
+                        f: &f,
+                        event_types,
+                        instance: i,
+                        link,
+                        to,
+                    }
+                    .render()
+                    .map_err(|e| e.to_string())?,
+                })
+            }
             other => Err(format!("unknown alert `{other}`")),
         }
     }
@@ -337,7 +443,7 @@ impl Notifier {
     }
 
     async fn chat(&self, url: &str, w: Written) -> Result<String, (String, bool)> {
-        let text = format!("*{}*\n{}", w.subject, w.text);
+        let text = format!("*{}*\n{}", slack_escape(&w.subject), slack_escape(&w.text));
         let body = serde_json::json!({ "text": text }).to_string();
         match self.0.chat.post_json(url, body).await {
             Ok((status, answer)) if (200..300).contains(&status) => {
@@ -350,6 +456,32 @@ impl Notifier {
             Err(e) => Err((format!("chat webhook: {e}"), true)),
         }
     }
+}
+
+/// Where an alert goes, as logs show it: a chat webhook's URL is a secret (its path is the
+/// token), so only its host is shown.
+fn shown_address(alert: &Notification) -> String {
+    if alert.channel == Channel::Chat.name() {
+        hide_url_path(&alert.address)
+    } else {
+        alert.address.clone()
+    }
+}
+
+/// A URL with its path and query replaced by `…` (chat webhook URLs carry their token there).
+pub fn hide_url_path(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or_default()),
+        Err(_) => "(an invalid URL)".into(),
+    }
+}
+
+/// Text for Slack-compatible chats: `&`, `<` and `>` escaped, so names and URLs in an alert
+/// cannot make links or mentions.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The SMTP transport `cfg` describes, or why there is none.

@@ -597,6 +597,10 @@ impl Config {
                 }
             }
         }
+        // A chat webhook's URL carries its token.
+        if let Some(u) = &mut shown.alerts.chat_url {
+            *u = crate::alerts::hide_url_path(u);
+        }
         let body =
             toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"));
         let smtp_password = if self.smtp.password.is_some() {
@@ -770,6 +774,10 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("smtp.example.com") && shown.contains("oncall@example.com"));
+        assert!(
+            !shown.contains("/hooks/x"),
+            "the chat URL's token is hidden: {shown}"
+        );
 
         let file = dir.path().join("smtp-password");
         std::fs::write(&file, "from-a-file\n").unwrap();

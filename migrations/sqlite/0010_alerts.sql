@@ -12,6 +12,8 @@ CREATE TABLE alert_recipients (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX alert_recipients_app ON alert_recipients (app_id);
+-- One address once per application (and once among the operator's recipients).
+CREATE UNIQUE INDEX alert_recipients_address ON alert_recipients (COALESCE(app_id, ''), channel, address);
 
 -- Alerts, committed with the change they tell of and sent from here: pending (0), sent (1),
 -- or given up (2) after their retries. `app_id` is the recipient's application (NULL: an

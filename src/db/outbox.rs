@@ -156,6 +156,46 @@ pub mod alerts {
         pub skipped: i64,
     }
 
+    /// The facts of a `message.exhausted` alert about its first message.
+    pub fn exhausted_data(
+        f: &EndpointFacts,
+        endpoint_id: &str,
+        event_type: &str,
+        status_code: i64,
+        at: i64,
+    ) -> String {
+        json!({
+            "appId": f.app_id,
+            "appUid": f.app_uid,
+            "appName": f.app_name,
+            "endpointId": endpoint_id,
+            "endpointUid": f.endpoint_uid,
+            "url": f.url,
+            "count": 1,
+            "eventTypes": { event_type: 1 },
+            "firstAt": format_ms(at),
+            "lastAt": format_ms(at),
+            "lastStatusCode": status_code,
+        })
+        .to_string()
+    }
+
+    /// `data` (of a `message.exhausted` alert not sent yet) with one more message counted.
+    pub fn add_exhausted(data: &str, event_type: &str, status_code: i64, at: i64) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(data).unwrap_or_else(|_| json!({}));
+        let count = v["count"].as_i64().unwrap_or(0) + 1;
+        v["count"] = count.into();
+        let types = &mut v["eventTypes"];
+        if !types.is_object() {
+            *types = json!({});
+        }
+        let n = types[event_type].as_i64().unwrap_or(0) + 1;
+        types[event_type] = n.into();
+        v["lastAt"] = format_ms(at).into();
+        v["lastStatusCode"] = status_code.into();
+        v.to_string()
+    }
+
     /// The facts of an `endpoint.disabled` alert.
     pub fn disabled_data(f: &EndpointFacts, endpoint_id: &str, reason: &str, at: i64) -> String {
         json!({

@@ -149,11 +149,17 @@ impl Sender {
             .await
             .map_err(|e| describe(&e).0)?;
         let status = res.status().as_u16();
-        let text = res.text().await.unwrap_or_default();
-        Ok((
-            status,
-            text.chars().take(self.excerpt_bytes.min(512)).collect(),
-        ))
+        // At most the first 512 bytes of the answer are read.
+        let mut res = res;
+        let mut body = Vec::new();
+        while body.len() < 512 {
+            match res.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(512);
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// Signs and POSTs `body` to the target.

@@ -7,15 +7,22 @@ pub enum Rule {
     /// An endpoint was disabled by hookbox (it answered 410 Gone, or failed for
     /// `auto_disable_after`), not by its owner.
     EndpointDisabled,
+    /// Messages to an endpoint ran out of retries: one alert per endpoint per
+    /// [`GROUP_WINDOW_MS`], telling how many and of which event types.
+    MessagesExhausted,
 }
 
+/// How long the alerts about messages that ran out of retries gather before one is sent.
+pub const GROUP_WINDOW_MS: i64 = 5 * 60_000;
+
 impl Rule {
-    pub const ALL: [Rule; 1] = [Rule::EndpointDisabled];
+    pub const ALL: [Rule; 2] = [Rule::EndpointDisabled, Rule::MessagesExhausted];
 
     /// The rule's name, as stored and as the API and forms take it.
     pub const fn name(self) -> &'static str {
         match self {
             Rule::EndpointDisabled => "endpoint.disabled",
+            Rule::MessagesExhausted => "message.exhausted",
         }
     }
 
@@ -23,6 +30,9 @@ impl Rule {
     pub const fn label(self) -> &'static str {
         match self {
             Rule::EndpointDisabled => "An endpoint was disabled (410 Gone, or failing too long)",
+            Rule::MessagesExhausted => {
+                "Messages ran out of retries (at most one alert per endpoint every 5 minutes)"
+            }
         }
     }
 

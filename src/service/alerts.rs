@@ -96,9 +96,15 @@ pub async fn add(
     now: i64,
 ) -> Result<Recipient, NotAdded> {
     let existing = store.alert_recipients(app_id.map(str::to_owned)).await?;
-    if existing.iter().any(|r| {
-        r.channel == input.channel.name() && r.address.eq_ignore_ascii_case(&input.address)
-    }) {
+    // Email addresses compare without case; a chat URL's token is case-sensitive.
+    let same = |r: &Recipient| {
+        r.channel == input.channel.name()
+            && match input.channel {
+                Channel::Email => r.address.eq_ignore_ascii_case(&input.address),
+                Channel::Chat => r.address == input.address,
+            }
+    };
+    if existing.iter().any(same) {
         return Err(NotAdded::Taken(format!(
             "{} gets alerts already",
             input.address
@@ -118,8 +124,12 @@ pub async fn add(
         source: source.into(),
         created_at: now,
     };
-    store.add_alert_recipient(r.clone()).await?;
-    Ok(r)
+    match store.add_alert_recipient(r.clone()).await {
+        Ok(()) => Ok(r),
+        // Added meanwhile by another request.
+        Err(crate::db::DbError::Conflict(why)) => Err(NotAdded::Taken(why)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Removes recipient `id` of application `app_id` (or the operator's); `false` when it is

@@ -56,7 +56,10 @@ async fn a_410_emails_the_operator_and_the_application_s_recipient_once_with_a_w
             201,
         )
         .await;
-    assert_eq!(r["rules"], json!(["endpoint.disabled"]));
+    assert_eq!(
+        r["rules"],
+        json!(["endpoint.disabled", "message.exhausted"])
+    );
     disable_with_a_410(&app, &a, &ep).await;
 
     let mails = smtp.wait_for(2, Duration::from_secs(10)).await;
@@ -453,4 +456,59 @@ async fn an_alert_being_sent_when_the_server_is_killed_arrives_after_the_restart
         .iter()
         .all(|m| m.subject.contains("Endpoint disabled")));
     drop(server);
+}
+
+#[tokio::test]
+async fn thirty_messages_that_run_out_of_retries_make_one_email_per_recipient() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = server(port).await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let a = app.create_app("Shop").await;
+    let url = format!("{}/hook", rx.url);
+    app.create_endpoint(&a, json!({ "url": url })).await;
+    for i in 0..30 {
+        let t = if i % 3 == 0 {
+            "order.paid"
+        } else {
+            "order.created"
+        };
+        app.send(&a, t, json!({ "i": i })).await;
+    }
+    // Three attempts each (the test schedule), then no more.
+    rx.wait_for_count(90, Duration::from_secs(20)).await;
+    let idle = wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await;
+    assert!(idle);
+    // Gathered for five minutes, then sent as one.
+    assert_eq!(app.notifier.run_once().await.unwrap(), 0);
+    assert!(smtp.received().is_empty());
+    app.clock.advance(Duration::from_secs(301));
+    let mails = smtp.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let m = &mails[0];
+    assert_eq!(m.to, ["ops@example.com"]);
+    assert!(
+        m.subject.contains("30 messages ran out of retries"),
+        "{}",
+        m.subject
+    );
+    assert!(m.subject.contains(&url), "{}", m.subject);
+    assert!(
+        m.text.contains("order.created (20), order.paid (10)"),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("HTTP 500"), "{}", m.text);
+    assert!(
+        m.text
+            .contains(&format!("{}/admin/apps/{a}/endpoints/", app.root)),
+        "{}",
+        m.text
+    );
+    app.clock.advance(Duration::from_secs(3600));
+    assert_eq!(app.notifier.run_once().await.unwrap(), 0);
+    assert_eq!(smtp.received().len(), 1);
 }

@@ -40,6 +40,7 @@ fn notification(r: &Row) -> Notification {
     }
 }
 
+/// Adds a recipient; the same channel and address twice in one scope is a conflict.
 pub async fn insert_recipient(c: &impl GenericClient, r: &Recipient) -> DbResult<()> {
     c.execute(
         &format!(
@@ -55,7 +56,14 @@ pub async fn insert_recipient(c: &impl GenericClient, r: &Recipient) -> DbResult
             &r.created_at,
         ],
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        if super::is_unique_violation(&e) {
+            crate::db::DbError::Conflict(format!("{} gets alerts already", r.address))
+        } else {
+            e.into()
+        }
+    })?;
     Ok(())
 }
 
@@ -111,7 +119,8 @@ pub async fn replace_config_recipients(
 }
 
 /// Queues alert `rule` about application `app_id` for everyone who gets it (its own
-/// recipients and the operator's), due at once; how many.
+/// recipients and the operator's), due at `due`; how many.
+#[allow(clippy::too_many_arguments)]
 pub async fn queue(
     c: &impl GenericClient,
     rule: &str,
@@ -119,24 +128,85 @@ pub async fn queue(
     endpoint_id: Option<&str>,
     data: &str,
     now: i64,
+    due: i64,
 ) -> DbResult<usize> {
     let stmt = c
         .prepare_cached(
             "INSERT INTO notifications (app_id, endpoint_id, channel, address, rule, data, \
                  status, attempts, next_attempt_at, created_at) \
-             SELECT app_id, $1, channel, address, $2, $3, 0, 0, $4, $4 FROM alert_recipients \
+             SELECT app_id, $1, channel, address, $2, $3, 0, 0, $6, $4 FROM alert_recipients \
              WHERE (app_id IS NULL OR app_id = $5) \
                AND (',' || rules || ',') LIKE ('%,' || $2 || ',%') \
              ORDER BY created_at, id",
         )
         .await?;
     let n = c
-        .execute(&stmt, &[&endpoint_id, &rule, &data, &now, &app_id])
+        .execute(&stmt, &[&endpoint_id, &rule, &data, &now, &app_id, &due])
         .await?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// Queues one alert to one address (a test notification); its id.
+/// Counts a message that ran out of retries into its endpoint's gathering
+/// `message.exhausted` alerts, or queues new ones (see the SQLite twin). The endpoint's row
+/// is locked first, so nodes recording results for it at once gather into the same alerts.
+pub async fn queue_exhausted(
+    c: &impl GenericClient,
+    n: &crate::db::AttemptNotice,
+    now: i64,
+) -> DbResult<usize> {
+    use crate::db::outbox::alerts::{add_exhausted, exhausted_data};
+    use crate::domain::alerts::{Rule, GROUP_WINDOW_MS};
+    let rule = Rule::MessagesExhausted.name();
+    c.execute(
+        "SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE",
+        &[&n.endpoint_id],
+    )
+    .await?;
+    let Some(facts) = disabled_facts(c, &n.endpoint_id).await? else {
+        return Ok(0);
+    };
+    let event_type: String = c
+        .query_opt(
+            "SELECT event_type FROM messages WHERE id = $1",
+            &[&n.msg_id],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    let gathering = c
+        .query(
+            "SELECT id, data FROM notifications WHERE endpoint_id = $1 AND rule = $2 \
+               AND status = 0 AND attempts = 0 AND lease_until IS NULL AND next_attempt_at > $3",
+            &[&n.endpoint_id, &rule, &now],
+        )
+        .await?;
+    if gathering.is_empty() {
+        let data = exhausted_data(&facts, &n.endpoint_id, &event_type, n.status_code, n.at);
+        return queue(
+            c,
+            rule,
+            &facts.app_id,
+            Some(&n.endpoint_id),
+            &data,
+            now,
+            now + GROUP_WINDOW_MS,
+        )
+        .await;
+    }
+    for row in gathering {
+        let (id, data): (i64, String) = (row.get(0), row.get(1));
+        c.execute(
+            "UPDATE notifications SET data = $1 WHERE id = $2",
+            &[&add_exhausted(&data, &event_type, n.status_code, n.at), &id],
+        )
+        .await?;
+    }
+    Ok(0)
+}
+
+/// Queues one alert to one address (a test notification), leased until `lease_until` to
+/// the caller, who sends it; its id.
+#[allow(clippy::too_many_arguments)]
 pub async fn queue_one(
     c: &impl GenericClient,
     app_id: Option<&str>,
@@ -145,12 +215,21 @@ pub async fn queue_one(
     rule: &str,
     data: &str,
     now: i64,
+    lease_until: i64,
 ) -> DbResult<i64> {
     Ok(c.query_one(
         "INSERT INTO notifications (app_id, channel, address, rule, data, status, attempts, \
-                 next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $6) \
-             RETURNING id",
-        &[&app_id, &channel, &address, &rule, &data, &now],
+                 next_attempt_at, lease_until, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7, $6) RETURNING id",
+        &[
+            &app_id,
+            &channel,
+            &address,
+            &rule,
+            &data,
+            &now,
+            &lease_until,
+        ],
     )
     .await?
     .get(0))
@@ -188,14 +267,21 @@ pub async fn claim_due(
     Ok(due)
 }
 
-/// Writes what became of an attempt to send alert `id`, ending its lease.
-pub async fn finish(c: &impl GenericClient, id: i64, sent: &Sent, now: i64) -> DbResult<()> {
-    match sent {
+/// Writes what became of an attempt to send alert `id`, while its lease is still the one
+/// taken until `lease_until` (see the SQLite twin).
+pub async fn finish(
+    c: &impl GenericClient,
+    id: i64,
+    lease_until: i64,
+    sent: &Sent,
+    now: i64,
+) -> DbResult<bool> {
+    let n = match sent {
         Sent::Delivered { answer } => {
             c.execute(
                 "UPDATE notifications SET status = 1, attempts = attempts + 1, result = $1, \
-                     sent_at = $2, lease_until = NULL WHERE id = $3",
-                &[answer, &now, &id],
+                     sent_at = $2, lease_until = NULL WHERE id = $3 AND lease_until = $4",
+                &[answer, &now, &id, &lease_until],
             )
             .await?
         }
@@ -212,13 +298,13 @@ pub async fn finish(c: &impl GenericClient, id: i64, sent: &Sent, now: i64) -> D
             c.execute(
                 "UPDATE notifications SET status = $1, attempts = attempts + 1, result = $2, \
                      next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL \
-                 WHERE id = $4",
-                &[&status, error, next, &id],
+                 WHERE id = $4 AND lease_until = $5",
+                &[&status, error, next, &id, &lease_until],
             )
             .await?
         }
     };
-    Ok(())
+    Ok(n == 1)
 }
 
 /// Alerts newest first, at most `limit`: of application `app_id`'s recipients, or every
@@ -258,7 +344,8 @@ pub async fn disabled_facts(
     let row = c
         .query_opt(
             "SELECT e.url, e.uid, a.id, a.uid, a.name, \
-                 (SELECT COUNT(*) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 5) \
+                 (SELECT COUNT(*) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 5 \
+                     AND d.updated_at >= COALESCE(e.disabled_at, 0)) \
              FROM endpoints e JOIN applications a ON a.id = e.app_id WHERE e.id = $1",
             &[&endpoint_id],
         )
@@ -283,26 +370,31 @@ pub async fn queue_for_notices(
 ) -> DbResult<usize> {
     let mut queued = 0;
     for n in notices {
-        if let crate::db::Notice::Disabled {
-            endpoint_id,
-            reason,
-            at,
-            automatic: true,
-        } = n
-        {
-            let Some(facts) = disabled_facts(c, endpoint_id).await? else {
-                continue;
-            };
-            let data = crate::db::outbox::alerts::disabled_data(&facts, endpoint_id, reason, *at);
-            queued += queue(
-                c,
-                crate::domain::alerts::Rule::EndpointDisabled.name(),
-                &facts.app_id,
-                Some(endpoint_id),
-                &data,
-                now,
-            )
-            .await?;
+        match n {
+            crate::db::Notice::Disabled {
+                endpoint_id,
+                reason,
+                at,
+                automatic: true,
+            } => {
+                let Some(facts) = disabled_facts(c, endpoint_id).await? else {
+                    continue;
+                };
+                let data =
+                    crate::db::outbox::alerts::disabled_data(&facts, endpoint_id, reason, *at);
+                queued += queue(
+                    c,
+                    crate::domain::alerts::Rule::EndpointDisabled.name(),
+                    &facts.app_id,
+                    Some(endpoint_id),
+                    &data,
+                    now,
+                    now,
+                )
+                .await?;
+            }
+            crate::db::Notice::Exhausted(a) => queued += queue_exhausted(c, a, now).await?,
+            _ => {}
         }
     }
     Ok(queued)

@@ -89,6 +89,7 @@ fn notification_row(r: &Row) -> rusqlite::Result<Notification> {
     })
 }
 
+/// Adds a recipient; the same channel and address twice in one scope is a conflict.
 pub fn insert_recipient(c: &Connection, r: &Recipient) -> DbResult<()> {
     c.execute(
         &format!("INSERT INTO alert_recipients ({RECIPIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),
@@ -101,7 +102,14 @@ pub fn insert_recipient(c: &Connection, r: &Recipient) -> DbResult<()> {
             r.source,
             r.created_at
         ],
-    )?;
+    )
+    .map_err(|e| {
+        if super::is_unique_violation(&e) {
+            crate::db::DbError::Conflict(format!("{} gets alerts already", r.address))
+        } else {
+            e.into()
+        }
+    })?;
     Ok(())
 }
 
@@ -139,7 +147,7 @@ pub fn replace_config_recipients(c: &Connection, current: &[Recipient]) -> DbRes
 }
 
 /// Queues alert `rule` about application `app_id` for everyone who gets it (its own
-/// recipients and the operator's), due at once; how many.
+/// recipients and the operator's), due at `due`; how many.
 pub fn queue(
     c: &Connection,
     rule: &str,
@@ -147,21 +155,73 @@ pub fn queue(
     endpoint_id: Option<&str>,
     data: &str,
     now: i64,
+    due: i64,
 ) -> DbResult<usize> {
     let n = c
         .prepare_cached(
             "INSERT INTO notifications (app_id, endpoint_id, channel, address, rule, data, \
                  status, attempts, next_attempt_at, created_at) \
-             SELECT app_id, ?1, channel, address, ?2, ?3, 0, 0, ?4, ?4 FROM alert_recipients \
+             SELECT app_id, ?1, channel, address, ?2, ?3, 0, 0, ?6, ?4 FROM alert_recipients \
              WHERE (app_id IS NULL OR app_id = ?5) \
                AND (',' || rules || ',') LIKE ('%,' || ?2 || ',%') \
              ORDER BY created_at, id",
         )?
-        .execute(params![endpoint_id, rule, data, now, app_id])?;
+        .execute(params![endpoint_id, rule, data, now, app_id, due])?;
     Ok(n)
 }
 
-/// Queues one alert to one address (a test notification); its id.
+/// Counts a message that ran out of retries into the `message.exhausted` alerts of its
+/// endpoint that are still gathering (queued less than a window ago, not sent), or queues
+/// new ones, due a window from now; how many were queued.
+pub fn queue_exhausted(c: &Connection, n: &crate::db::AttemptNotice, now: i64) -> DbResult<usize> {
+    use crate::db::outbox::alerts::{add_exhausted, exhausted_data};
+    use crate::domain::alerts::{Rule, GROUP_WINDOW_MS};
+    let rule = Rule::MessagesExhausted.name();
+    let Some(facts) = disabled_facts(c, &n.endpoint_id)? else {
+        return Ok(0);
+    };
+    let event_type: String = c
+        .query_row(
+            "SELECT event_type FROM messages WHERE id = ?",
+            [&n.msg_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default();
+    let gathering: Vec<(i64, String)> = c
+        .prepare_cached(
+            "SELECT id, data FROM notifications WHERE endpoint_id = ? AND rule = ? \
+               AND status = 0 AND attempts = 0 AND lease_until IS NULL AND next_attempt_at > ?",
+        )?
+        .query_map(params![n.endpoint_id, rule, now], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    if gathering.is_empty() {
+        let data = exhausted_data(&facts, &n.endpoint_id, &event_type, n.status_code, n.at);
+        return queue(
+            c,
+            rule,
+            &facts.app_id,
+            Some(&n.endpoint_id),
+            &data,
+            now,
+            now + GROUP_WINDOW_MS,
+        );
+    }
+    let mut update = c.prepare_cached("UPDATE notifications SET data = ? WHERE id = ?")?;
+    for (id, data) in gathering {
+        update.execute(params![
+            add_exhausted(&data, &event_type, n.status_code, n.at),
+            id
+        ])?;
+    }
+    Ok(0)
+}
+
+/// Queues one alert to one address (a test notification), leased until `lease_until` to
+/// the caller, who sends it; its id.
+#[allow(clippy::too_many_arguments)]
 pub fn queue_one(
     c: &Connection,
     app_id: Option<&str>,
@@ -170,11 +230,12 @@ pub fn queue_one(
     rule: &str,
     data: &str,
     now: i64,
+    lease_until: i64,
 ) -> DbResult<i64> {
     c.execute(
         "INSERT INTO notifications (app_id, channel, address, rule, data, status, attempts, \
-             next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?)",
-        params![app_id, channel, address, rule, data, now, now],
+             next_attempt_at, lease_until, created_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
+        params![app_id, channel, address, rule, data, now, lease_until, now],
     )?;
     Ok(c.last_insert_rowid())
 }
@@ -211,31 +272,31 @@ pub fn claim_due(
     Ok(due)
 }
 
-/// Writes what became of an attempt to send alert `id`, ending its lease.
-pub fn finish(c: &Connection, id: i64, sent: &Sent, now: i64) -> DbResult<()> {
-    match sent {
+/// Writes what became of an attempt to send alert `id`, ending its lease, while the lease
+/// is still the one taken until `lease_until`; `false` when it was not (another round took
+/// the alert over meanwhile: nothing is written).
+pub fn finish(c: &Connection, id: i64, lease_until: i64, sent: &Sent, now: i64) -> DbResult<bool> {
+    let n = match sent {
         Sent::Delivered { answer } => c.execute(
             "UPDATE notifications SET status = 1, attempts = attempts + 1, result = ?, \
-                 sent_at = ?, lease_until = NULL WHERE id = ?",
-            params![answer, now, id],
+                 sent_at = ?, lease_until = NULL WHERE id = ? AND lease_until = ?",
+            params![answer, now, id, lease_until],
         )?,
-        Sent::Failed { error, next } => c.execute(
-            "UPDATE notifications SET status = ?, attempts = attempts + 1, result = ?, \
-                 next_attempt_at = COALESCE(?, next_attempt_at), lease_until = NULL WHERE id = ?",
-            params![
-                if next.is_some() {
-                    Status::Pending
-                } else {
-                    Status::GaveUp
-                }
-                .code(),
-                error,
-                next,
-                id
-            ],
-        )?,
+        Sent::Failed { error, next } => {
+            let status = if next.is_some() {
+                Status::Pending
+            } else {
+                Status::GaveUp
+            };
+            c.execute(
+                "UPDATE notifications SET status = ?, attempts = attempts + 1, result = ?, \
+                     next_attempt_at = COALESCE(?, next_attempt_at), lease_until = NULL \
+                 WHERE id = ? AND lease_until = ?",
+                params![status.code(), error, next, id, lease_until],
+            )?
+        }
     };
-    Ok(())
+    Ok(n == 1)
 }
 
 /// Alerts newest first, at most `limit`: of application `app_id`'s recipients, or every
@@ -269,7 +330,8 @@ pub fn disabled_facts(
 ) -> DbResult<Option<crate::db::outbox::alerts::EndpointFacts>> {
     Ok(c.query_row(
         "SELECT e.url, e.uid, a.id, a.uid, a.name, \
-             (SELECT COUNT(*) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 5) \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 5 \
+                 AND d.updated_at >= COALESCE(e.disabled_at, 0)) \
          FROM endpoints e JOIN applications a ON a.id = e.app_id WHERE e.id = ?",
         [endpoint_id],
         |r| {

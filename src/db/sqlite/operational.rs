@@ -117,25 +117,30 @@ pub fn announce(c: &Connection, notices: &[Notice], now: i64) -> DbResult<bool> 
 fn queue_alerts(c: &Connection, notices: &[Notice], now: i64) -> DbResult<usize> {
     let mut queued = 0;
     for n in notices {
-        if let Notice::Disabled {
-            endpoint_id,
-            reason,
-            at,
-            automatic: true,
-        } = n
-        {
-            let Some(facts) = alerts::disabled_facts(c, endpoint_id)? else {
-                continue;
-            };
-            let data = crate::db::outbox::alerts::disabled_data(&facts, endpoint_id, reason, *at);
-            queued += alerts::queue(
-                c,
-                crate::domain::alerts::Rule::EndpointDisabled.name(),
-                &facts.app_id,
-                Some(endpoint_id),
-                &data,
-                now,
-            )?;
+        match n {
+            Notice::Disabled {
+                endpoint_id,
+                reason,
+                at,
+                automatic: true,
+            } => {
+                let Some(facts) = alerts::disabled_facts(c, endpoint_id)? else {
+                    continue;
+                };
+                let data =
+                    crate::db::outbox::alerts::disabled_data(&facts, endpoint_id, reason, *at);
+                queued += alerts::queue(
+                    c,
+                    crate::domain::alerts::Rule::EndpointDisabled.name(),
+                    &facts.app_id,
+                    Some(endpoint_id),
+                    &data,
+                    now,
+                    now,
+                )?;
+            }
+            Notice::Exhausted(a) => queued += alerts::queue_exhausted(c, a, now)?,
+            _ => {}
         }
     }
     Ok(queued)

@@ -69,7 +69,8 @@ impl Store {
         }
     }
 
-    /// Queues one alert to one address, due at once; its id.
+    /// Queues one alert to one address, leased to the caller until `lease_until`; its id.
+    #[allow(clippy::too_many_arguments)]
     pub async fn queue_notification(
         &self,
         app_id: Option<String>,
@@ -78,12 +79,22 @@ impl Store {
         rule: &str,
         data: String,
         now: i64,
+        lease_until: i64,
     ) -> DbResult<i64> {
         let (channel, address, rule) = (channel.to_owned(), address.to_owned(), rule.to_owned());
         match self {
             Store::Sqlite(db) => {
                 db.write(move |c| {
-                    alerts::queue_one(c, app_id.as_deref(), &channel, &address, &rule, &data, now)
+                    alerts::queue_one(
+                        c,
+                        app_id.as_deref(),
+                        &channel,
+                        &address,
+                        &rule,
+                        &data,
+                        now,
+                        lease_until,
+                    )
                 })
                 .await
             }
@@ -97,6 +108,7 @@ impl Store {
                         &rule,
                         &data,
                         now,
+                        lease_until,
                     )
                     .await
                 })
@@ -128,12 +140,22 @@ impl Store {
         }
     }
 
-    /// Writes what became of an attempt to send alert `id`.
-    pub async fn finish_notification(&self, id: i64, sent: Sent, now: i64) -> DbResult<()> {
+    /// Writes what became of an attempt to send alert `id`, leased until `lease_until`;
+    /// `false` when that lease had ended (another round took the alert over).
+    pub async fn finish_notification(
+        &self,
+        id: i64,
+        lease_until: i64,
+        sent: Sent,
+        now: i64,
+    ) -> DbResult<bool> {
         match self {
-            Store::Sqlite(db) => db.write(move |c| alerts::finish(c, id, &sent, now)).await,
+            Store::Sqlite(db) => {
+                db.write(move |c| alerts::finish(c, id, lease_until, &sent, now))
+                    .await
+            }
             Store::Postgres(pg) => {
-                pg.read(async |c| postgres::alerts::finish(c, id, &sent, now).await)
+                pg.read(async |c| postgres::alerts::finish(c, id, lease_until, &sent, now).await)
                     .await
             }
         }
