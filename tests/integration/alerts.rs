@@ -512,3 +512,94 @@ async fn thirty_messages_that_run_out_of_retries_make_one_email_per_recipient() 
     assert_eq!(app.notifier.run_once().await.unwrap(), 0);
     assert_eq!(smtp.received().len(), 1);
 }
+
+/// Opens a portal link for application `app_id`; the browser, logged in to the portal.
+async fn portal_for(app: &TestApp, app_id: &str) -> Console {
+    let access = app
+        .post(&format!("/auth/app-portal-access/{app_id}"), json!({}), 200)
+        .await;
+    let url = access["url"].as_str().unwrap();
+    let mut c = Console::new(app);
+    let r = c.get(url.strip_prefix(&app.root).unwrap()).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    c
+}
+
+#[tokio::test]
+async fn portal_users_set_their_own_address_and_see_only_their_application_s_alerts() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = server(port).await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, _) = endpoint_that_is_gone(&app, &rx).await;
+    let b = app.create_app("Other Inc").await;
+    app.post(
+        &format!("/app/{b}/alert-recipient"),
+        json!({ "address": "other@example.com" }),
+        201,
+    )
+    .await;
+
+    let mut c = portal_for(&app, &a).await;
+    let webhooks = c.page(&format!("/portal/apps/{a}/webhooks")).await;
+    assert!(
+        webhooks.contains("Email me when an endpoint fails"),
+        "{webhooks}"
+    );
+    let form = c.page(&format!("/portal/apps/{a}/alerts")).await;
+    let csrf = crate::support::console::csrf_in(&form).unwrap();
+    let r = c
+        .post(
+            &format!("/portal/apps/{a}/alerts"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("address", "dev@customer.example"),
+                ("rule:endpoint.disabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("/portal/apps/{a}/alerts?ok=recipient-added").as_str())
+    );
+    let listed = app.get(&format!("/app/{a}/alert-recipient"), 200).await;
+    assert_eq!(listed["data"][0]["address"], "dev@customer.example");
+    assert_eq!(listed["data"][0]["rules"], json!(["endpoint.disabled"]));
+
+    disable_with_a_410(&app, &a, &ep).await;
+    let mails = smtp.wait_for(2, Duration::from_secs(10)).await;
+    let mut to: Vec<_> = mails.iter().map(|m| m.to.join(",")).collect();
+    to.sort();
+    assert_eq!(to, ["dev@customer.example", "ops@example.com"]);
+
+    // The portal shows its own recipient's alert, not the operator's, nor another app's.
+    let page = c.page(&format!("/portal/apps/{a}/alerts")).await;
+    assert!(
+        page.contains("dev@customer.example") && page.contains(">sent<"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("ops@example.com") && !page.contains("other@example.com"),
+        "{page}"
+    );
+    assert_eq!(c.get(&format!("/portal/apps/{b}/alerts")).await.status, 404);
+    let other = app.get(&format!("/app/{b}/alert-recipient"), 200).await;
+    let id = other["data"][0]["id"].as_str().unwrap();
+    let csrf = crate::support::console::csrf_in(&page).unwrap();
+    for path in [
+        format!("/portal/apps/{b}/alerts/{id}/remove"),
+        format!("/portal/apps/{a}/alerts/{id}/remove"),
+    ] {
+        let r = c.post(&path, &[("csrf", csrf.as_str())]).await;
+        assert_eq!(r.status, 404, "POST {path}");
+    }
+    assert_eq!(
+        app.get(&format!("/app/{b}/alert-recipient"), 200).await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -180,3 +180,109 @@ pub async fn test(st: Data, Posted { admin, form }: Posted) -> Result<HttpRespon
     p.test_result = Some(result);
     page(&p)
 }
+
+/// An application's Alerts page: its own recipients (the customer's, in the portal: "Email me
+/// when an endpoint fails") and what was sent to them.
+#[derive(Template)]
+#[template(path = "admin/apps/alerts.html")]
+struct AppAlertsPage {
+    chrome: Chrome,
+    app: crate::db::App,
+    recipients: Vec<RecipientRow>,
+    log: Vec<LogRow>,
+    address: String,
+    rules: Vec<RuleBox>,
+    address_error: Option<String>,
+}
+
+impl AppAlertsPage {
+    async fn new(st: &Data, chrome: Chrome, app: crate::db::App) -> Result<Self, ConsoleError> {
+        let id = app.id.to_string();
+        Ok(AppAlertsPage {
+            chrome,
+            recipients: st
+                .store
+                .alert_recipients(Some(id.clone()))
+                .await?
+                .into_iter()
+                .map(recipient_row)
+                .collect(),
+            log: st
+                .store
+                .notifications(Some(id), 50)
+                .await?
+                .into_iter()
+                .map(log_row)
+                .collect(),
+            app,
+            address: String::new(),
+            rules: rule_boxes(&Rule::ALL),
+            address_error: None,
+        })
+    }
+}
+
+pub async fn app_page(
+    st: Data,
+    admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, ConsoleError> {
+    let app = super::apps::find_app(&st, &req).await?;
+    let chrome = admin.chrome_with_notice("apps", &req);
+    page(&AppAlertsPage::new(&st, chrome, app).await?)
+}
+
+pub async fn app_add(
+    st: Data,
+    req: HttpRequest,
+    Posted { admin, form }: Posted,
+) -> Result<HttpResponse, ConsoleError> {
+    let app = super::apps::find_app(&st, &req).await?;
+    let rules: Vec<String> = Rule::ALL
+        .iter()
+        .filter(|r| form.get(&format!("rule:{}", r.name())) == "on")
+        .map(|r| r.name().to_owned())
+        .collect();
+    let address = form.get("address").to_owned();
+    let source = if admin.portal.is_some() {
+        "portal"
+    } else {
+        "console"
+    };
+    let back = format!("{}/apps/{}/alerts", admin.root(), app.id);
+    let refused = |msg: String| async {
+        let mut p = AppAlertsPage::new(&st, admin.chrome("apps"), app.clone()).await?;
+        p.rules = rule_boxes(&rules_of(&rules.join(",")));
+        p.address = address.clone();
+        p.address_error = Some(msg);
+        page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+    };
+    let channel = Channel::of_address(&address);
+    let input = match RecipientInput::parse(Some(channel.name()), &address, Some(&rules)) {
+        Ok(i) => i,
+        Err(e) => return refused(e.msg).await,
+    };
+    match service::add(&st.store, Some(&app.id), input, source, now_ms()).await {
+        Ok(_) => Ok(redirect(&format!("{back}?ok=recipient-added"))),
+        Err(NotAdded::Invalid(e)) => refused(e.msg).await,
+        Err(NotAdded::Taken(why)) => refused(why).await,
+        Err(NotAdded::Db(e)) => Err(e.into()),
+    }
+}
+
+pub async fn app_remove(
+    st: Data,
+    req: HttpRequest,
+    Posted { admin, .. }: Posted,
+) -> Result<HttpResponse, ConsoleError> {
+    let app = super::apps::find_app(&st, &req).await?;
+    let id = super::path(&req, "recipient_id")?;
+    if !service::remove(&st.store, Some(&app.id), id).await? {
+        return Err(ConsoleError::NotFound("recipient"));
+    }
+    Ok(redirect(&format!(
+        "{}/apps/{}/alerts?ok=recipient-removed",
+        admin.root(),
+        app.id
+    )))
+}

@@ -15,6 +15,15 @@ fn webhook_pages(scope: actix_web::Scope) -> actix_web::Scope {
     scope
         .service(resource("/apps/{app_id}/webhooks").route(get().to(endpoints::list)))
         .service(
+            resource("/apps/{app_id}/alerts")
+                .route(get().to(notifications::app_page))
+                .route(post().to(notifications::app_add)),
+        )
+        .service(
+            resource("/apps/{app_id}/alerts/{recipient_id}/remove")
+                .route(post().to(notifications::app_remove)),
+        )
+        .service(
             resource("/apps/{app_id}/webhooks/new")
                 .route(get().to(endpoints::new_form))
                 .route(post().to(endpoints::create)),
