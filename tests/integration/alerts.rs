@@ -311,11 +311,7 @@ async fn the_console_sends_a_test_notification_and_shows_the_server_s_answer_and
     let r = c
         .submit(
             "/admin/notifications/recipients",
-            &[
-                ("channel", "email"),
-                ("address", "nope"),
-                ("rule:endpoint.disabled", "on"),
-            ],
+            &[("address", "nope"), ("rule:endpoint.disabled", "on")],
         )
         .await;
     assert_eq!(r.status, 422);
@@ -324,7 +320,6 @@ async fn the_console_sends_a_test_notification_and_shows_the_server_s_answer_and
         .submit(
             "/admin/notifications/recipients",
             &[
-                ("channel", "email"),
                 ("address", "oncall@example.com"),
                 ("rule:endpoint.disabled", "on"),
             ],

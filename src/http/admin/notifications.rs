@@ -41,8 +41,9 @@ struct NotificationsPage {
     smtp: Result<String, String>,
     recipients: Vec<RecipientRow>,
     log: Vec<LogRow>,
+    /// Where the add form posts (and `{action}/{id}/remove` removes).
+    action: String,
     /// The add form, as posted (when it was refused).
-    channel: String,
     address: String,
     rules: Vec<RuleBox>,
     address_error: Option<String>,
@@ -112,7 +113,7 @@ impl NotificationsPage {
                 .into_iter()
                 .map(log_row)
                 .collect(),
-            channel: "email".into(),
+            action: "/admin/notifications/recipients".into(),
             address: String::new(),
             rules: rule_boxes(&Rule::ALL),
             address_error: None,
@@ -127,31 +128,47 @@ pub async fn show(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpRespon
     page(&NotificationsPage::new(&st, chrome).await?)
 }
 
-pub async fn add(st: Data, Posted { admin, form }: Posted) -> Result<HttpResponse, ConsoleError> {
-    let rules: Vec<String> = Rule::ALL
+/// The rules ticked in a posted recipient form.
+fn posted_rules(form: &Form) -> Vec<String> {
+    Rule::ALL
         .iter()
         .filter(|r| form.get(&format!("rule:{}", r.name())) == "on")
         .map(|r| r.name().to_owned())
-        .collect();
-    let channel = form.get("channel").to_owned();
-    let address = form.get("address").to_owned();
-    let refused = |msg: String| async {
-        let mut p = NotificationsPage::new(&st, admin.chrome("notifications")).await?;
-        p.rules = rule_boxes(&rules_of(&rules.join(",")));
-        p.channel = channel.clone();
-        p.address = address.clone();
-        p.address_error = Some(msg);
-        page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
-    };
-    let input = match RecipientInput::parse(Some(&channel), &address, Some(&rules)) {
+        .collect()
+}
+
+/// Adds the recipient a form describes (the channel follows from the address).
+async fn add_posted(
+    st: &Data,
+    app_id: Option<&str>,
+    form: &Form,
+    source: &str,
+) -> Result<Result<(), String>, ConsoleError> {
+    let rules = posted_rules(form);
+    let address = form.get("address");
+    let channel = Channel::of_address(address);
+    let input = match RecipientInput::parse(Some(channel.name()), address, Some(&rules)) {
         Ok(i) => i,
-        Err(e) => return refused(e.msg).await,
+        Err(e) => return Ok(Err(e.msg)),
     };
-    match service::add(&st.store, None, input, "console", now_ms()).await {
-        Ok(_) => Ok(redirect("/admin/notifications?ok=recipient-added")),
-        Err(NotAdded::Invalid(e)) => refused(e.msg).await,
-        Err(NotAdded::Taken(why)) => refused(why).await,
+    match service::add(&st.store, app_id, input, source, now_ms()).await {
+        Ok(_) => Ok(Ok(())),
+        Err(NotAdded::Invalid(e)) => Ok(Err(e.msg)),
+        Err(NotAdded::Taken(why)) => Ok(Err(why)),
         Err(NotAdded::Db(e)) => Err(e.into()),
+    }
+}
+
+pub async fn add(st: Data, Posted { admin, form }: Posted) -> Result<HttpResponse, ConsoleError> {
+    match add_posted(&st, None, &form, "console").await? {
+        Ok(()) => Ok(redirect("/admin/notifications?ok=recipient-added")),
+        Err(msg) => {
+            let mut p = NotificationsPage::new(&st, admin.chrome("notifications")).await?;
+            p.rules = rule_boxes(&rules_of(&posted_rules(&form).join(",")));
+            p.address = form.get("address").to_owned();
+            p.address_error = Some(msg);
+            page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+        }
     }
 }
 
@@ -190,6 +207,8 @@ struct AppAlertsPage {
     app: crate::db::App,
     recipients: Vec<RecipientRow>,
     log: Vec<LogRow>,
+    /// Where the add form posts (and `{action}/{id}/remove` removes).
+    action: String,
     address: String,
     rules: Vec<RuleBox>,
     address_error: Option<String>,
@@ -198,6 +217,7 @@ struct AppAlertsPage {
 impl AppAlertsPage {
     async fn new(st: &Data, chrome: Chrome, app: crate::db::App) -> Result<Self, ConsoleError> {
         let id = app.id.to_string();
+        let chrome_root = chrome.root;
         Ok(AppAlertsPage {
             chrome,
             recipients: st
@@ -214,6 +234,7 @@ impl AppAlertsPage {
                 .into_iter()
                 .map(log_row)
                 .collect(),
+            action: format!("{}/apps/{}/alerts", chrome_root, app.id),
             app,
             address: String::new(),
             rules: rule_boxes(&Rule::ALL),
@@ -238,35 +259,24 @@ pub async fn app_add(
     Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
     let app = super::apps::find_app(&st, &req).await?;
-    let rules: Vec<String> = Rule::ALL
-        .iter()
-        .filter(|r| form.get(&format!("rule:{}", r.name())) == "on")
-        .map(|r| r.name().to_owned())
-        .collect();
-    let address = form.get("address").to_owned();
     let source = if admin.portal.is_some() {
         "portal"
     } else {
         "console"
     };
-    let back = format!("{}/apps/{}/alerts", admin.root(), app.id);
-    let refused = |msg: String| async {
-        let mut p = AppAlertsPage::new(&st, admin.chrome("apps"), app.clone()).await?;
-        p.rules = rule_boxes(&rules_of(&rules.join(",")));
-        p.address = address.clone();
-        p.address_error = Some(msg);
-        page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
-    };
-    let channel = Channel::of_address(&address);
-    let input = match RecipientInput::parse(Some(channel.name()), &address, Some(&rules)) {
-        Ok(i) => i,
-        Err(e) => return refused(e.msg).await,
-    };
-    match service::add(&st.store, Some(&app.id), input, source, now_ms()).await {
-        Ok(_) => Ok(redirect(&format!("{back}?ok=recipient-added"))),
-        Err(NotAdded::Invalid(e)) => refused(e.msg).await,
-        Err(NotAdded::Taken(why)) => refused(why).await,
-        Err(NotAdded::Db(e)) => Err(e.into()),
+    match add_posted(&st, Some(&app.id), &form, source).await? {
+        Ok(()) => Ok(redirect(&format!(
+            "{}/apps/{}/alerts?ok=recipient-added",
+            admin.root(),
+            app.id
+        ))),
+        Err(msg) => {
+            let mut p = AppAlertsPage::new(&st, admin.chrome("apps"), app).await?;
+            p.rules = rule_boxes(&rules_of(&posted_rules(&form).join(",")));
+            p.address = form.get("address").to_owned();
+            p.address_error = Some(msg);
+            page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+        }
     }
 }
 
