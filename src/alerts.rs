@@ -142,6 +142,17 @@ struct Written {
     html: String,
 }
 
+impl Written {
+    /// An alert from its subject and its two templates.
+    fn new(subject: String, text: impl Template, html: impl Template) -> Result<Written, String> {
+        Ok(Written {
+            subject,
+            text: text.render().map_err(|e| e.to_string())?,
+            html: html.render().map_err(|e| e.to_string())?,
+        })
+    }
+}
+
 impl Notifier {
     /// A notifier for `cfg`'s SMTP server (a setting that cannot work is logged and shown,
     /// never fatal: email alerts then wait) and chat webhooks through `chat`.
@@ -183,8 +194,16 @@ impl Notifier {
         }
     }
 
-    /// Sends what is due until `cancel`.
+    /// Sends what is due until `cancel`, starting with what a previous run was sending when
+    /// it stopped.
     pub async fn run(self, cancel: CancellationToken) {
+        match self.0.store.release_alert_leases().await {
+            Ok(n) if n > 0 => {
+                tracing::info!(alerts = n, "sending again the alerts of a previous run")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot release old alert leases"),
+        }
         loop {
             // Stopping mid-send leaves the alert leased: it is sent once the lease ends.
             let round = tokio::select! {
@@ -320,15 +339,11 @@ impl Notifier {
         let i = self.0.instance.as_str();
         let to = alert.address.as_str();
         match alert.rule.as_str() {
-            TEST_RULE => Ok(Written {
-                subject: format!("[hookbox {i}] Test notification"),
-                text: TestText { instance: i, to }
-                    .render()
-                    .map_err(|e| e.to_string())?,
-                html: TestHtml { instance: i, to }
-                    .render()
-                    .map_err(|e| e.to_string())?,
-            }),
+            TEST_RULE => Written::new(
+                format!("[hookbox {i}] Test notification"),
+                TestText { instance: i, to },
+                TestHtml { instance: i, to },
+            ),
             r if r == Rule::EndpointDisabled.name() => {
                 let f: DisabledFacts =
                     serde_json::from_str(&alert.data).map_err(|e| e.to_string())?;
@@ -340,28 +355,24 @@ impl Notifier {
                         self.0.base_url, f.app_id, f.endpoint_id
                     )
                 });
-                Ok(Written {
-                    subject: format!(
+                Written::new(
+                    format!(
                         "[hookbox {i}] Endpoint disabled: {} ({})",
                         f.url, f.app_name
                     ),
-                    text: DisabledText {
+                    DisabledText {
                         f: &f,
                         instance: i,
                         link: link.clone(),
                         to,
-                    }
-                    .render()
-                    .map_err(|e| e.to_string())?,
-                    html: DisabledHtml {
+                    },
+                    DisabledHtml {
                         f: &f,
                         instance: i,
                         link,
                         to,
-                    }
-                    .render()
-                    .map_err(|e| e.to_string())?,
-                })
+                    },
+                )
             }
             r if r == Rule::MessagesExhausted.name() => {
                 let f: ExhaustedFacts =
@@ -383,30 +394,26 @@ impl Notifier {
                 } else {
                     format!("{} messages", f.count)
                 };
-                Ok(Written {
-                    subject: format!(
+                Written::new(
+                    format!(
                         "[hookbox {i}] {what} ran out of retries: {} ({})",
                         f.url, f.app_name
                     ),
-                    text: ExhaustedText {
+                    ExhaustedText {
                         f: &f,
                         event_types: event_types.clone(),
                         instance: i,
                         link: link.clone(),
                         to,
-                    }
-                    .render()
-                    .map_err(|e| e.to_string())?,
-                    html: ExhaustedHtml {
+                    },
+                    ExhaustedHtml {
                         f: &f,
                         event_types,
                         instance: i,
                         link,
                         to,
-                    }
-                    .render()
-                    .map_err(|e| e.to_string())?,
-                })
+                    },
+                )
             }
             other => Err(format!("unknown alert `{other}`")),
         }
@@ -414,14 +421,11 @@ impl Notifier {
 
     /// `Err((error, worth retrying))`.
     async fn email(&self, to: &str, w: Written) -> Result<String, (String, bool)> {
-        let Mail::Ready {
-            transport, from, ..
-        } = &self.0.mail
-        else {
-            let Mail::Unavailable(problem) = &self.0.mail else {
-                unreachable!()
-            };
-            return Err((problem.clone(), true));
+        let (transport, from) = match &self.0.mail {
+            Mail::Ready {
+                transport, from, ..
+            } => (transport, from),
+            Mail::Unavailable(problem) => return Err((problem.clone(), true)),
         };
         let to: Mailbox = to
             .parse()

@@ -129,6 +129,11 @@ async fn an_endpoint_its_owner_disables_alerts_nobody() {
         200,
     )
     .await;
+    // An alert would have been queued in the transaction of the change: the log (which
+    // lists pending alerts too) is empty, and nothing was sent.
+    let mut c = Console::first_admin(&app).await;
+    let page = c.page("/admin/notifications").await;
+    assert!(page.contains("Nothing sent yet."), "{page}");
     assert_eq!(app.notifier.run_once().await.unwrap(), 0);
     assert!(smtp.received().is_empty());
 }

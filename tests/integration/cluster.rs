@@ -330,6 +330,49 @@ impl Cluster {
     }
 }
 
+/// What the cluster delivered of what a load had acknowledged.
+struct Settled {
+    acked: BTreeMap<u64, Ack>,
+    got: Vec<Received>,
+    seen: Seen,
+    /// Messages delivered more than once, and how many times.
+    duplicates: BTreeMap<u64, usize>,
+}
+
+impl Cluster {
+    /// Once `load`'s producers are done: every answer was 2xx, and within `within` the
+    /// database settles with every acknowledged message delivered to `receiver`, signed with
+    /// `secret`.
+    async fn settle(
+        &self,
+        load: &Load,
+        app: &str,
+        receiver: &TestReceiver,
+        secret: &str,
+        within: Duration,
+    ) -> Settled {
+        let acked = load.acked();
+        let refused = load.ledger.refused.lock().unwrap().clone();
+        assert!(
+            refused.is_empty(),
+            "non-2xx answers: {refused:#?}\n{}",
+            self.logs()
+        );
+        let seqs: BTreeSet<u64> = acked.keys().copied().collect();
+        let done = self.wait_delivered(app, receiver, &seqs, within).await;
+        let got = receiver.received();
+        let seen = seen(&got, secret);
+        let duplicates = seen.check(&acked, &self.logs());
+        assert!(done, "the database never settled\n{}", self.logs());
+        Settled {
+            acked,
+            got,
+            seen,
+            duplicates,
+        }
+    }
+}
+
 /// Sums the `key=N` fields of the log lines containing `message`.
 fn logged_total(log: &str, message: &str, key: &str) -> u64 {
     log.lines()
@@ -610,13 +653,14 @@ async fn three_nodes_deliver_every_acknowledged_message_exactly_once_between_the
         p.await.unwrap();
     }
     let ingested = started.elapsed();
-    let acked = load.acked();
-    let refused = load.ledger.refused.lock().unwrap().clone();
-    assert!(
-        refused.is_empty(),
-        "non-2xx answers: {refused:#?}\n{}",
-        cluster.logs()
-    );
+    let Settled {
+        acked,
+        got,
+        seen: _,
+        duplicates,
+    } = cluster
+        .settle(&load, &app, &receiver, &secret, Duration::from_secs(30))
+        .await;
     assert_eq!(load.ledger.unanswered.load(Ordering::Relaxed), 0);
     assert_eq!(acked.len() as u64, MESSAGES, "every message acknowledged");
     let per_node: Vec<usize> = (0..3).map(|i| load.acked_by(i)).collect();
@@ -625,14 +669,6 @@ async fn three_nodes_deliver_every_acknowledged_message_exactly_once_between_the
         "every node answered: {per_node:?}"
     );
 
-    let seqs: BTreeSet<u64> = acked.keys().copied().collect();
-    let done = cluster
-        .wait_delivered(&app, &receiver, &seqs, Duration::from_secs(30))
-        .await;
-    let got = receiver.received();
-    let seen = seen(&got, &secret);
-    let duplicates = seen.check(&acked, &cluster.logs());
-    assert!(done, "the database never settled\n{}", cluster.logs());
     assert!(duplicates.is_empty(), "delivered twice: {duplicates:?}");
     assert_eq!(got.len() as u64, MESSAGES, "one request per message");
 
@@ -704,21 +740,14 @@ async fn kill_9_of_a_node_under_load_twice_loses_nothing_and_repeats_only_what_i
     load.finish(producers).await;
     let ingested = started.elapsed();
 
-    let acked = load.acked();
-    let refused = load.ledger.refused.lock().unwrap().clone();
-    assert!(
-        refused.is_empty(),
-        "non-2xx answers: {refused:#?}\n{}",
-        cluster.logs()
-    );
-    let seqs: BTreeSet<u64> = acked.keys().copied().collect();
-    let done = cluster
-        .wait_delivered(&app, &receiver, &seqs, Duration::from_secs(30))
+    let Settled {
+        acked,
+        got,
+        seen,
+        duplicates,
+    } = cluster
+        .settle(&load, &app, &receiver, &secret, Duration::from_secs(30))
         .await;
-    let got = receiver.received();
-    let seen = seen(&got, &secret);
-    let duplicates = seen.check(&acked, &cluster.logs());
-    assert!(done, "the database never settled\n{}", cluster.logs());
     let extra: usize = duplicates.values().map(|n| n - 1).sum();
     let held_counts: Vec<usize> = held.iter().map(BTreeSet::len).collect();
     println!(
@@ -1183,21 +1212,14 @@ async fn sigterm_of_a_node_under_load_hands_back_what_it_did_not_send_and_repeat
     }
     let ingested = started.elapsed();
 
-    let acked = load.acked();
-    let refused = load.ledger.refused.lock().unwrap().clone();
-    assert!(
-        refused.is_empty(),
-        "non-2xx answers: {refused:#?}\n{}",
-        cluster.logs()
-    );
-    let seqs: BTreeSet<u64> = acked.keys().copied().collect();
-    let done = cluster
-        .wait_delivered(&app, &receiver, &seqs, Duration::from_secs(20))
+    let Settled {
+        acked,
+        got,
+        seen,
+        duplicates,
+    } = cluster
+        .settle(&load, &app, &receiver, &secret, Duration::from_secs(20))
         .await;
-    let got = receiver.received();
-    let seen = seen(&got, &secret);
-    let duplicates = seen.check(&acked, &cluster.logs());
-    assert!(done, "the database never settled\n{}", cluster.logs());
     println!(
         "cluster, SIGTERM: {} acknowledged ({} by the stopped node), {} unanswered; it held \
          {held_at_term} leases at SIGTERM, handed back {handed_back}, exited after \
@@ -1332,22 +1354,15 @@ async fn an_endpoint_url_changed_through_one_node_is_used_by_another_within_a_se
     }
     load.finish(producers).await;
 
-    let acked = load.acked();
-    let refused = load.ledger.refused.lock().unwrap().clone();
-    assert!(
-        refused.is_empty(),
-        "non-2xx answers: {refused:#?}\n{}",
-        cluster.logs()
-    );
-    assert_eq!(load.ledger.unanswered.load(Ordering::Relaxed), 0);
-    let seqs: BTreeSet<u64> = acked.keys().copied().collect();
-    let done = cluster
-        .wait_delivered(&app, &receiver, &seqs, Duration::from_secs(20))
+    let Settled {
+        acked,
+        got: _,
+        seen,
+        duplicates,
+    } = cluster
+        .settle(&load, &app, &receiver, &secret, Duration::from_secs(20))
         .await;
-    let got = receiver.received();
-    let seen = seen(&got, &secret);
-    let duplicates = seen.check(&acked, &cluster.logs());
-    assert!(done, "the database never settled\n{}", cluster.logs());
+    assert_eq!(load.ledger.unanswered.load(Ordering::Relaxed), 0);
     assert!(duplicates.is_empty(), "delivered twice: {duplicates:?}");
 
     // A message sent a second or more after a change goes to that URL (or a later one).

@@ -162,7 +162,7 @@ pub async fn queue_exhausted(
         &[&n.endpoint_id],
     )
     .await?;
-    let Some(facts) = disabled_facts(c, &n.endpoint_id).await? else {
+    let Some(facts) = endpoint_facts(c, &n.endpoint_id).await? else {
         return Ok(0);
     };
     let event_type: String = c
@@ -243,25 +243,19 @@ pub async fn claim_due(
     limit: i64,
     lease_until: i64,
 ) -> DbResult<Vec<Notification>> {
-    let returning = NOTIFICATION_COLUMNS
-        .split(',')
-        .map(|col| format!("n.{}", col.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let rows = c
-        .query(
-            &format!(
-                "WITH due AS MATERIALIZED (\
-                     SELECT id FROM notifications \
-                     WHERE status = 0 AND next_attempt_at <= $1 \
-                       AND (lease_until IS NULL OR lease_until <= $1) \
-                     ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 UPDATE notifications n SET lease_until = $3 FROM due WHERE n.id = due.id \
-                 RETURNING {returning}"
-            ),
-            &[&now, &limit, &lease_until],
+    let stmt = c
+        .prepare_cached(
+            "WITH due AS MATERIALIZED (\
+                 SELECT id FROM notifications \
+                 WHERE status = 0 AND next_attempt_at <= $1 \
+                   AND (lease_until IS NULL OR lease_until <= $1) \
+                 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             UPDATE notifications n SET lease_until = $3 FROM due WHERE n.id = due.id \
+             RETURNING n.id, n.app_id, n.endpoint_id, n.channel, n.address, n.rule, n.data, \
+                 n.status, n.attempts, n.next_attempt_at, n.result, n.created_at, n.sent_at",
         )
         .await?;
+    let rows = c.query(&stmt, &[&now, &limit, &lease_until]).await?;
     let mut due: Vec<Notification> = rows.iter().map(notification).collect();
     due.sort_by_key(|n| (n.next_attempt_at, n.id));
     Ok(due)
@@ -336,8 +330,8 @@ pub async fn get(c: &impl GenericClient, id: i64) -> DbResult<Option<Notificatio
     .map(notification))
 }
 
-/// What an alert about a disabled endpoint tells (see the SQLite twin).
-pub async fn disabled_facts(
+/// An endpoint and its application as alerts tell of them (see the SQLite twin).
+pub async fn endpoint_facts(
     c: &impl GenericClient,
     endpoint_id: &str,
 ) -> DbResult<Option<EndpointFacts>> {
@@ -377,7 +371,7 @@ pub async fn queue_for_notices(
                 at,
                 automatic: true,
             } => {
-                let Some(facts) = disabled_facts(c, endpoint_id).await? else {
+                let Some(facts) = endpoint_facts(c, endpoint_id).await? else {
                     continue;
                 };
                 let data =

@@ -177,7 +177,7 @@ pub fn queue_exhausted(c: &Connection, n: &crate::db::AttemptNotice, now: i64) -
     use crate::db::outbox::alerts::{add_exhausted, exhausted_data};
     use crate::domain::alerts::{Rule, GROUP_WINDOW_MS};
     let rule = Rule::MessagesExhausted.name();
-    let Some(facts) = disabled_facts(c, &n.endpoint_id)? else {
+    let Some(facts) = endpoint_facts(c, &n.endpoint_id)? else {
         return Ok(0);
     };
     let event_type: String = c
@@ -238,6 +238,14 @@ pub fn queue_one(
         params![app_id, channel, address, rule, data, now, lease_until, now],
     )?;
     Ok(c.last_insert_rowid())
+}
+
+/// Makes every leased alert due again (at start: a previous process's leases are void).
+pub fn release_all_leases(c: &Connection) -> DbResult<usize> {
+    Ok(c.execute(
+        "UPDATE notifications SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        [],
+    )?)
 }
 
 /// Whether any alert is due at `now` (a read, so that polling costs the writer nothing).
@@ -321,10 +329,10 @@ pub fn get(c: &Connection, id: i64) -> DbResult<Option<Notification>> {
     .optional()?)
 }
 
-/// What an alert about a disabled endpoint tells: the endpoint, its application and how many
-/// messages were pending (now skipped; Enable replays them). `None` for the operator's own
+/// An endpoint and its application as alerts tell of them, with how many messages were
+/// skipped since it was disabled (Enable replays them). `None` for the operator's own
 /// endpoints and endpoints that are gone.
-pub fn disabled_facts(
+pub fn endpoint_facts(
     c: &Connection,
     endpoint_id: &str,
 ) -> DbResult<Option<crate::db::outbox::alerts::EndpointFacts>> {

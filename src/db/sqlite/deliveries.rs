@@ -85,11 +85,6 @@ pub fn next_due(c: &Connection) -> DbResult<Option<i64>> {
 
 /// Makes every leased delivery due again (at start: leases of a previous process are void).
 pub fn release_all_leases(c: &Connection) -> DbResult<usize> {
-    // Alerts a previous run was sending when it stopped are sent again too.
-    c.execute(
-        "UPDATE notifications SET lease_until = NULL WHERE lease_until IS NOT NULL",
-        [],
-    )?;
     Ok(c.execute(
         "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
         [],

@@ -124,7 +124,7 @@ fn queue_alerts(c: &Connection, notices: &[Notice], now: i64) -> DbResult<usize>
                 at,
                 automatic: true,
             } => {
-                let Some(facts) = alerts::disabled_facts(c, endpoint_id)? else {
+                let Some(facts) = alerts::endpoint_facts(c, endpoint_id)? else {
                     continue;
                 };
                 let data =

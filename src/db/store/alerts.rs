@@ -117,6 +117,16 @@ impl Store {
         }
     }
 
+    /// Makes the alerts a previous run of this server was sending due again; how many. On
+    /// SQLite that is every lease (one process owns them all); on PostgreSQL none (a lease
+    /// ends by itself, and another node may hold it now).
+    pub async fn release_alert_leases(&self) -> DbResult<usize> {
+        match self {
+            Store::Sqlite(db) => db.write(alerts::release_all_leases).await,
+            Store::Postgres(_) => Ok(0),
+        }
+    }
+
     /// Leases up to `limit` alerts due at `now` until `lease_until`.
     pub async fn claim_notifications(
         &self,

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One message the server accepted.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,10 +85,7 @@ impl SmtpSink {
 
     /// Waits until `n` messages have arrived (or `within` has passed); what arrived.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Mail> {
-        let deadline = Instant::now() + within;
-        while self.received().len() < n && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        super::wait_for(within, || async { self.received().len() >= n }).await;
         self.received()
     }
 
