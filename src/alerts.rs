@@ -7,7 +7,7 @@
 use crate::config::Config;
 use crate::db::{Notification, Sent, Store};
 use crate::delivery::client::Sender;
-use crate::domain::alerts::{retry_delay_ms, Channel, Rule, MAX_ATTEMPTS};
+use crate::domain::alerts::{retry_delay_ms, Channel, Evaluated, Rule, Thresholds, MAX_ATTEMPTS};
 use crate::domain::time::Clock;
 use askama::Template;
 use lettre::message::{Mailbox, MultiPart};
@@ -24,6 +24,8 @@ pub const TEST_RULE: &str = "test";
 const BATCH: usize = 4;
 /// How often the outbox is looked at when nothing woke the notifier.
 const POLL: Duration = Duration::from_secs(1);
+/// How often the endpoints' health is looked at (by one node).
+const EVALUATE_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Notifier(Arc<Inner>);
@@ -40,6 +42,7 @@ struct Inner {
     /// How long a claimed alert stays with this node: long enough for a round's sends at
     /// their SMTP timeout (past it, another node may send them).
     lease_ms: i64,
+    thresholds: Thresholds,
     wake: tokio::sync::Notify,
 }
 
@@ -121,6 +124,134 @@ struct ExhaustedHtml<'a> {
     to: &'a str,
 }
 
+/// The facts of an `endpoint.failing` or `endpoint.unauthorized` alert (see
+/// `db::outbox::alerts::failing_data`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FailingFacts {
+    app_id: String,
+    app_name: String,
+    endpoint_id: String,
+    endpoint_uid: Option<String>,
+    url: String,
+    problem: String,
+    attempts: i64,
+    failures: i64,
+    timeouts: i64,
+    rejected: i64,
+    window_minutes: i64,
+    since: String,
+}
+
+impl FailingFacts {
+    /// The subject's headline, the first line, and what to do.
+    fn told(&self, instance: &str) -> (&'static str, String, &'static str) {
+        let (app, n, w) = (&self.app_name, self.attempts, self.window_minutes);
+        match self.problem.as_str() {
+            "rejecting" => (
+                "Endpoint rejects deliveries (401/403), check the signing secret",
+                format!(
+                    "A webhook endpoint of \"{app}\" keeps answering 401/403 on {instance}: \
+                     {} of {n} attempts in the last {w} minutes.",
+                    self.rejected
+                ),
+                "Its receiver is probably rejecting the signature: check the signing secret. \
+                 The receiver must verify with the endpoint's current secret (shown on the \
+                 endpoint's page), and accept the webhook-id, webhook-timestamp and \
+                 webhook-signature headers.",
+            ),
+            "timing_out" => (
+                "Endpoint timing out",
+                format!(
+                    "Attempts to a webhook endpoint of \"{app}\" are timing out on {instance}: \
+                     {} of {n} in the last {w} minutes.",
+                    self.timeouts
+                ),
+                "Its receiver answers too slowly, or not at all: it should answer at once and \
+                 do slow work afterwards.",
+            ),
+            _ => (
+                "Endpoint failing",
+                format!(
+                    "Attempts to a webhook endpoint of \"{app}\" are failing on {instance}: \
+                     {} of {n} in the last {w} minutes.",
+                    self.failures
+                ),
+                "Its receiver is down, unreachable, or answering errors.",
+            ),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "alerts/endpoint_failing.txt")]
+struct FailingText<'a> {
+    f: &'a FailingFacts,
+    what: &'a str,
+    advice: &'a str,
+    instance: &'a str,
+    link: Option<String>,
+    to: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "alerts/endpoint_failing.html")]
+struct FailingHtml<'a> {
+    f: &'a FailingFacts,
+    what: &'a str,
+    advice: &'a str,
+    instance: &'a str,
+    link: Option<String>,
+    to: &'a str,
+}
+
+/// The facts of an `endpoint.recovered` alert (see `db::outbox::alerts::recovered_data`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecoveredFacts {
+    app_id: String,
+    app_name: String,
+    endpoint_id: String,
+    endpoint_uid: Option<String>,
+    url: String,
+    incidents: Vec<EndedIncident>,
+    resolved_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct EndedIncident {
+    rule: String,
+    since: String,
+}
+
+impl EndedIncident {
+    fn what(&self) -> &'static str {
+        match Rule::parse(&self.rule) {
+            Some(Rule::EndpointDisabled) => "disabled",
+            Some(Rule::EndpointUnauthorized) => "answering 401/403",
+            _ => "failing",
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "alerts/endpoint_recovered.txt")]
+struct RecoveredText<'a> {
+    f: &'a RecoveredFacts,
+    instance: &'a str,
+    link: Option<String>,
+    to: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "alerts/endpoint_recovered.html")]
+struct RecoveredHtml<'a> {
+    f: &'a RecoveredFacts,
+    instance: &'a str,
+    link: Option<String>,
+    to: &'a str,
+}
+
 #[derive(Template)]
 #[template(path = "alerts/test.txt")]
 struct TestText<'a> {
@@ -182,6 +313,7 @@ impl Notifier {
                 cfg.smtp.timeout.max(cfg.delivery.request_timeout) * 8 * BATCH as u32,
             )
             .max(5 * 60_000),
+            thresholds: cfg.alerts.thresholds(),
             wake: tokio::sync::Notify::new(),
         }))
     }
@@ -204,7 +336,12 @@ impl Notifier {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot release old alert leases"),
         }
+        let mut evaluated = tokio::time::Instant::now();
         loop {
+            if evaluated.elapsed() >= EVALUATE_EVERY {
+                evaluated = tokio::time::Instant::now();
+                self.evaluate_in_turn().await;
+            }
             // Stopping mid-send leaves the alert leased: it is sent once the lease ends.
             let round = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -221,6 +358,41 @@ impl Notifier {
                 () = tokio::time::sleep(POLL) => {}
             }
         }
+    }
+
+    /// Looks at the endpoints' health, when it is this node's turn.
+    async fn evaluate_in_turn(&self) {
+        let every = crate::domain::time::duration_ms(EVALUATE_EVERY);
+        match self.0.store.take_turn("alerts", every).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the alerts round");
+                return;
+            }
+        }
+        if let Err(e) = self.evaluate().await {
+            tracing::warn!(error = %e, "cannot look at the endpoints' health for alerts");
+        }
+    }
+
+    /// One look at the endpoints' attempts over the alerts' window, by the notifier's clock:
+    /// opens and ends incidents and queues their alerts (sent by the next round).
+    pub async fn evaluate(&self) -> crate::db::DbResult<Evaluated> {
+        let now = self.0.clock.now_ms();
+        let done = self.0.store.evaluate_alerts(now, self.0.thresholds).await?;
+        if done.opened + done.resolved > 0 {
+            tracing::info!(
+                opened = done.opened,
+                resolved = done.resolved,
+                alerts = done.queued,
+                "endpoint incidents"
+            );
+        }
+        if done.queued > 0 {
+            self.wake();
+        }
+        Ok(done)
     }
 
     pub fn wake(&self) {
@@ -415,8 +587,72 @@ impl Notifier {
                     },
                 )
             }
+            r if r == Rule::EndpointFailing.name() || r == Rule::EndpointUnauthorized.name() => {
+                let f: FailingFacts =
+                    serde_json::from_str(&alert.data).map_err(|e| e.to_string())?;
+                let link = self.endpoint_link(alert, &f.app_id, &f.endpoint_id);
+                let (headline, what, advice) = f.told(i);
+                Written::new(
+                    format!("[hookbox {i}] {headline}: {} ({})", f.url, f.app_name),
+                    FailingText {
+                        f: &f,
+                        what: &what,
+                        advice,
+                        instance: i,
+                        link: link.clone(),
+                        to,
+                    },
+                    FailingHtml {
+                        f: &f,
+                        what: &what,
+                        advice,
+                        instance: i,
+                        link,
+                        to,
+                    },
+                )
+            }
+            r if r == Rule::EndpointRecovered.name() => {
+                let f: RecoveredFacts =
+                    serde_json::from_str(&alert.data).map_err(|e| e.to_string())?;
+                let link = self.endpoint_link(alert, &f.app_id, &f.endpoint_id);
+                Written::new(
+                    format!(
+                        "[hookbox {i}] Endpoint recovered: {} ({})",
+                        f.url, f.app_name
+                    ),
+                    RecoveredText {
+                        f: &f,
+                        instance: i,
+                        link: link.clone(),
+                        to,
+                    },
+                    RecoveredHtml {
+                        f: &f,
+                        instance: i,
+                        link,
+                        to,
+                    },
+                )
+            }
             other => Err(format!("unknown alert `{other}`")),
         }
+    }
+
+    /// The console page of an alert's endpoint, for operators (an application's own
+    /// recipients have no console: they are pointed at their portal).
+    fn endpoint_link(
+        &self,
+        alert: &Notification,
+        app_id: &str,
+        endpoint_id: &str,
+    ) -> Option<String> {
+        alert.app_id.is_none().then(|| {
+            format!(
+                "{}/admin/apps/{app_id}/endpoints/{endpoint_id}",
+                self.0.base_url
+            )
+        })
     }
 
     /// `Err((error, worth retrying))`.

@@ -101,7 +101,7 @@ impl SmtpConfig {
 }
 
 /// Who hears about failing webhooks besides the recipients set in the console.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Operator addresses that get every alert (managed as code: they replace the previous
@@ -110,6 +110,46 @@ pub struct AlertsConfig {
     /// A Slack-compatible chat webhook URL (Slack, Mattermost, Rocket.Chat, Discord's
     /// `/slack` URLs) that gets every alert as `{"text": …}`.
     pub chat_url: Option<String>,
+    /// An endpoint is failing when this share (percent) of its attempts over `window` failed
+    /// (0: never)…
+    pub error_rate: u8,
+    /// …or timed out (0: never)…
+    pub timeout_rate: u8,
+    /// …out of at least this many attempts.
+    pub min_attempts: u32,
+    /// How far back attempts count for those rates.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// After an alert about an endpoint, how long the same rule keeps quiet about it.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        let t = crate::domain::alerts::Thresholds::default();
+        AlertsConfig {
+            emails: Vec::new(),
+            chat_url: None,
+            error_rate: t.error_percent.try_into().unwrap_or_default(),
+            timeout_rate: t.timeout_percent.try_into().unwrap_or_default(),
+            min_attempts: t.min_attempts.try_into().unwrap_or_default(),
+            window: Duration::from_millis(t.window_ms.unsigned_abs()),
+            cooldown: Duration::from_millis(t.cooldown_ms.unsigned_abs()),
+        }
+    }
+}
+
+impl AlertsConfig {
+    pub fn thresholds(&self) -> crate::domain::alerts::Thresholds {
+        crate::domain::alerts::Thresholds {
+            min_attempts: i64::from(self.min_attempts),
+            error_percent: i64::from(self.error_rate),
+            timeout_percent: i64::from(self.timeout_rate),
+            window_ms: crate::domain::time::duration_ms(self.window),
+            cooldown_ms: crate::domain::time::duration_ms(self.cooldown),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -548,6 +588,21 @@ impl Config {
                 errors.push(format!("alerts.emails: `{e}` is not an email address"));
             }
         }
+        for (name, rate) in [
+            ("error_rate", self.alerts.error_rate),
+            ("timeout_rate", self.alerts.timeout_rate),
+        ] {
+            if rate > 100 {
+                errors.push(format!(
+                    "alerts.{name}: {rate} is not a share of attempts (0 to 100 percent)"
+                ));
+            }
+        }
+        if self.alerts.window < Duration::from_secs(60) {
+            errors.push(
+                "alerts.window: at least a minute (attempts are counted by the minute)".into(),
+            );
+        }
         if let Some(u) = &self.alerts.chat_url {
             match url::Url::parse(u) {
                 Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
@@ -725,6 +780,26 @@ mod tests {
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
         assert!(err.contains("retry_schedule"), "{err}");
+    }
+
+    #[test]
+    fn alert_thresholds_are_read_and_checked() {
+        let cfg: Config = toml::from_str(
+            "[alerts]\nerror_rate = 25\nmin_attempts = 4\nwindow = \"5m\"\ncooldown = \"2h\"",
+        )
+        .unwrap();
+        let t = cfg.alerts.thresholds();
+        assert_eq!(
+            (t.error_percent, t.timeout_percent, t.min_attempts),
+            (25, 50, 4)
+        );
+        assert_eq!((t.window_ms, t.cooldown_ms), (300_000, 7_200_000));
+        let mut bad = Config::default();
+        bad.alerts.error_rate = 150;
+        bad.alerts.window = Duration::from_secs(10);
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("alerts.error_rate"), "{err}");
+        assert!(err.contains("alerts.window"), "{err}");
     }
 
     #[test]

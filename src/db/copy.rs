@@ -41,6 +41,8 @@ pub const TABLES: &[&str] = &[
     "login_turns",
     "alert_recipients",
     "notifications",
+    "endpoint_health",
+    "alert_incidents",
 ];
 
 /// Tables only the PostgreSQL schema has, so not copied: its migrations' bookkeeping (SQLite

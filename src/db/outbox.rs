@@ -141,6 +141,7 @@ pub mod events {
 
 /// Alerts queued with the changes they tell of: what both backends store.
 pub mod alerts {
+    use crate::domain::alerts::{Health, Problem, Rule};
     use crate::domain::time::format_ms;
     use serde_json::json;
 
@@ -194,6 +195,69 @@ pub mod alerts {
         v["lastAt"] = format_ms(at).into();
         v["lastStatusCode"] = status_code.into();
         v.to_string()
+    }
+
+    /// The endpoint and application an alert is about.
+    fn about(f: &EndpointFacts, endpoint_id: &str) -> serde_json::Map<String, serde_json::Value> {
+        let v = json!({
+            "appId": f.app_id,
+            "appUid": f.app_uid,
+            "appName": f.app_name,
+            "endpointId": endpoint_id,
+            "endpointUid": f.endpoint_uid,
+            "url": f.url,
+        });
+        match v {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// The facts of an `endpoint.failing` or `endpoint.unauthorized` alert: what is wrong,
+    /// and the attempts over the window that show it.
+    pub fn failing_data(
+        f: &EndpointFacts,
+        endpoint_id: &str,
+        problem: Problem,
+        h: &Health,
+        window_ms: i64,
+        at: i64,
+    ) -> String {
+        let mut m = about(f, endpoint_id);
+        m.extend([
+            ("problem".into(), problem.name().into()),
+            ("attempts".into(), h.attempts.into()),
+            ("failures".into(), h.failures.into()),
+            ("timeouts".into(), h.timeouts.into()),
+            ("rejected".into(), h.rejected.into()),
+            ("windowMinutes".into(), (window_ms / 60_000).into()),
+            ("since".into(), format_ms(at).into()),
+        ]);
+        serde_json::Value::Object(m).to_string()
+    }
+
+    /// The facts of an `endpoint.recovered` alert: the incidents that ended (rule and
+    /// start) and when.
+    pub fn recovered_data(
+        f: &EndpointFacts,
+        endpoint_id: &str,
+        incidents: &[(Rule, i64)],
+        at: i64,
+    ) -> String {
+        let mut m = about(f, endpoint_id);
+        let since = incidents.iter().map(|(_, s)| *s).min().unwrap_or(at);
+        m.extend([
+            (
+                "incidents".into(),
+                incidents
+                    .iter()
+                    .map(|(r, s)| json!({ "rule": r.name(), "since": format_ms(*s) }))
+                    .collect(),
+            ),
+            ("since".into(), format_ms(since).into()),
+            ("resolvedAt".into(), format_ms(at).into()),
+        ]);
+        serde_json::Value::Object(m).to_string()
     }
 
     /// The facts of an `endpoint.disabled` alert.

@@ -353,7 +353,7 @@ fn describe(e: &reqwest::Error) -> (String, Option<String>) {
 
 fn full_chain(e: &reqwest::Error) -> String {
     let mut s = if e.is_timeout() {
-        "timed out".to_owned()
+        crate::domain::delivery::TIMED_OUT.to_owned()
     } else if e.is_connect() {
         "connection failed".to_owned()
     } else {

@@ -35,6 +35,14 @@ pub enum Transition {
     DisableEndpoint,
 }
 
+/// How the error of an attempt that timed out begins.
+pub const TIMED_OUT: &str = "timed out";
+
+/// Whether an attempt timed out: no answer, and its error says so.
+pub fn timed_out(status_code: i64, error: Option<&str>) -> bool {
+    status_code == 0 && error.is_some_and(|e| e.starts_with(TIMED_OUT))
+}
+
 /// The reason recorded when an endpoint answers 410.
 pub const GONE_REASON: &str = "the endpoint answered 410 Gone";
 

@@ -56,10 +56,7 @@ async fn a_410_emails_the_operator_and_the_application_s_recipient_once_with_a_w
             201,
         )
         .await;
-    assert_eq!(
-        r["rules"],
-        json!(["endpoint.disabled", "message.exhausted"])
-    );
+    assert_eq!(r["rules"].as_array().unwrap().len(), 5, "every rule: {r}");
     disable_with_a_410(&app, &a, &ep).await;
 
     let mails = smtp.wait_for(2, Duration::from_secs(10)).await;
@@ -605,4 +602,216 @@ async fn portal_users_set_their_own_address_and_see_only_their_application_s_ale
             .len(),
         1
     );
+}
+
+/// The emails received so far whose subject has `about`.
+fn mails_about(smtp: &SmtpSink, about: &str) -> Vec<crate::support::smtp::Mail> {
+    smtp.received()
+        .into_iter()
+        .filter(|m| m.subject.contains(about))
+        .collect()
+}
+
+/// Looks at the endpoints' health until an email whose subject has `about` has arrived;
+/// those emails.
+async fn evaluate_until_mailed(
+    app: &TestApp,
+    smtp: &SmtpSink,
+    about: &str,
+) -> Vec<crate::support::smtp::Mail> {
+    let arrived = wait_for(Duration::from_secs(10), || async {
+        app.notifier.evaluate().await.unwrap();
+        app.notifier.run_once().await.unwrap();
+        !mails_about(smtp, about).is_empty()
+    })
+    .await;
+    assert!(arrived, "no email about {about}: {:#?}", smtp.received());
+    mails_about(smtp, about)
+}
+
+#[tokio::test]
+async fn an_error_rate_over_the_threshold_alerts_once_then_once_more_when_it_recovers() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = server(port).await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let a = app.create_app("Shop").await;
+    let url = format!("{}/hook", rx.url);
+    let (ep, _) = app.create_endpoint(&a, json!({ "url": url })).await;
+    // Four messages, three attempts each: 12 failed attempts, over the 10 needed.
+    for _ in 0..4 {
+        app.send(&a, "order.created", json!({})).await;
+    }
+    rx.wait_for_count(12, Duration::from_secs(20)).await;
+    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+
+    let failing = evaluate_until_mailed(&app, &smtp, "Endpoint failing").await;
+    assert_eq!(failing.len(), 1, "{failing:#?}");
+    let m = &failing[0];
+    assert_eq!(m.to, ["ops@example.com"]);
+    assert!(
+        m.subject.contains(&url) && m.subject.contains("Shop"),
+        "{}",
+        m.subject
+    );
+    assert!(
+        m.text.contains("12 of 12 in the last 15 minutes"),
+        "{}",
+        m.text
+    );
+    let link = format!("{}/admin/apps/{a}/endpoints/{ep}", app.root);
+    assert!(m.text.contains(&link), "{}", m.text);
+    // Still failing: no second alert.
+    app.notifier.evaluate().await.unwrap();
+    app.notifier.run_once().await.unwrap();
+    assert_eq!(mails_about(&smtp, "Endpoint failing").len(), 1);
+    assert!(mails_about(&smtp, "recovered").is_empty());
+
+    // Fixed; past the window of the failures, a message is delivered: recovered, once.
+    rx.set_default(Reply::status(200));
+    app.clock.advance(Duration::from_secs(16 * 60));
+    app.send(&a, "order.created", json!({})).await;
+    rx.wait_for_count(13, Duration::from_secs(20)).await;
+    let recovered = evaluate_until_mailed(&app, &smtp, "Endpoint recovered").await;
+    assert_eq!(recovered.len(), 1, "{recovered:#?}");
+    let m = &recovered[0];
+    assert!(m.subject.contains(&url), "{}", m.subject);
+    assert!(m.text.contains("Was:         failing since"), "{}", m.text);
+    assert!(m.text.contains("Resolved:"), "{}", m.text);
+    app.notifier.evaluate().await.unwrap();
+    app.notifier.run_once().await.unwrap();
+    assert_eq!(mails_about(&smtp, "Endpoint failing").len(), 1);
+    assert_eq!(mails_about(&smtp, "recovered").len(), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_keeps_answering_401_gets_the_signature_hint() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = server(port).await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(401));
+    let a = app.create_app("Shop").await;
+    let url = format!("{}/hook", rx.url);
+    app.create_endpoint(&a, json!({ "url": url })).await;
+    app.post(
+        &format!("/app/{a}/alert-recipient"),
+        json!({ "address": "customer@example.com", "rules": ["endpoint.unauthorized"] }),
+        201,
+    )
+    .await;
+    // One message, three attempts, each answered 401.
+    app.send(&a, "order.created", json!({})).await;
+    rx.wait_for_count(3, Duration::from_secs(20)).await;
+    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    evaluate_until_mailed(&app, &smtp, "check the signing secret").await;
+    let got = smtp.wait_for(2, Duration::from_secs(10)).await;
+    let hinted: Vec<_> = got
+        .iter()
+        .filter(|m| m.subject.contains("401/403"))
+        .collect();
+    assert_eq!(hinted.len(), 2, "{got:#?}");
+    for m in &hinted {
+        assert!(m.text.contains("rejecting the signature"), "{}", m.text);
+        assert!(m.text.contains("3 of 3 attempts"), "{}", m.text);
+    }
+    // Not also "failing": one incident per endpoint.
+    assert!(mails_about(&smtp, "Endpoint failing").is_empty());
+}
+
+#[tokio::test]
+async fn attempts_that_time_out_are_told_as_such() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = TestApp::spawn_with(|cfg| {
+        cfg.smtp.host = Some("127.0.0.1".into());
+        cfg.smtp.port = Some(port);
+        cfg.smtp.tls = "none".into();
+        cfg.smtp.from = Some("hookbox@example.com".into());
+        cfg.alerts.emails = vec!["ops@example.com".into()];
+        cfg.alerts.min_attempts = 3;
+        cfg.delivery.request_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(200).delay(Duration::from_secs(2)));
+    let a = app.create_app("Shop").await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
+        .await;
+    app.send(&a, "order.created", json!({})).await;
+    rx.wait_for_count(3, Duration::from_secs(20)).await;
+    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    let m = evaluate_until_mailed(&app, &smtp, "Endpoint timing out").await;
+    assert!(
+        m[0].text.contains("3 of 3 in the last 15 minutes"),
+        "{}",
+        m[0].text
+    );
+    assert!(m[0].text.contains("answers too slowly"), "{}", m[0].text);
+}
+
+#[tokio::test]
+async fn a_disabled_endpoint_that_is_enabled_and_delivers_again_has_recovered() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = server(port).await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, _) = endpoint_that_is_gone(&app, &rx).await;
+    disable_with_a_410(&app, &a, &ep).await;
+    smtp.wait_for(1, Duration::from_secs(10)).await;
+    // Enabled, not delivered yet: not recovered.
+    rx.set_default(Reply::status(200));
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "disabled": false })),
+        200,
+    )
+    .await;
+    app.notifier.evaluate().await.unwrap();
+    app.notifier.run_once().await.unwrap();
+    assert!(mails_about(&smtp, "recovered").is_empty());
+    app.send(&a, "order.created", json!({})).await;
+    let m = evaluate_until_mailed(&app, &smtp, "Endpoint recovered").await;
+    assert!(m[0].text.contains("disabled since"), "{}", m[0].text);
+}
+
+#[tokio::test]
+async fn every_rule_can_be_chosen_through_the_api() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("a").await;
+    let all = [
+        "endpoint.disabled",
+        "message.exhausted",
+        "endpoint.failing",
+        "endpoint.unauthorized",
+        "endpoint.recovered",
+    ];
+    let r = app
+        .post(
+            &format!("/app/{a}/alert-recipient"),
+            json!({ "address": "all@example.com" }),
+            201,
+        )
+        .await;
+    assert_eq!(r["rules"], json!(all));
+    for (i, rule) in all.iter().enumerate() {
+        let r = app
+            .post(
+                &format!("/app/{a}/alert-recipient"),
+                json!({ "address": format!("r{i}@example.com"), "rules": [rule] }),
+                201,
+            )
+            .await;
+        assert_eq!(r["rules"], json!([rule]));
+    }
 }

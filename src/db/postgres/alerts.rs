@@ -2,10 +2,13 @@
 //! what is due, each alert claimed by one (`FOR UPDATE SKIP LOCKED`).
 
 use super::super::DbResult;
-use crate::db::outbox::alerts::EndpointFacts;
+use crate::db::outbox::alerts::{failing_data, recovered_data, EndpointFacts};
 use crate::db::sqlite::alerts::{Notification, Recipient, Sent, NOTIFICATION_COLUMNS};
-use crate::domain::alerts::Status;
+use crate::domain::alerts::{
+    hears_recovery, minute_of, rules_of, Evaluated, Health, OpenIncident, Rule, Status, Thresholds,
+};
 use deadpool_postgres::GenericClient;
+use std::collections::BTreeMap;
 use tokio_postgres::Row;
 
 const RECIPIENT_COLUMNS: &str = "id, app_id, channel, address, rules, source, created_at";
@@ -155,7 +158,7 @@ pub async fn queue_exhausted(
     now: i64,
 ) -> DbResult<usize> {
     use crate::db::outbox::alerts::{add_exhausted, exhausted_data};
-    use crate::domain::alerts::{Rule, GROUP_WINDOW_MS};
+    use crate::domain::alerts::GROUP_WINDOW_MS;
     let rule = Rule::MessagesExhausted.name();
     c.execute(
         "SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE",
@@ -376,9 +379,12 @@ pub async fn queue_for_notices(
                 };
                 let data =
                     crate::db::outbox::alerts::disabled_data(&facts, endpoint_id, reason, *at);
+                let rule = Rule::EndpointDisabled;
+                // The incident ends when the endpoint, enabled again, delivers.
+                open_incident(c, endpoint_id, &facts.app_id, rule, &data, *at, Some(now)).await?;
                 queued += queue(
                     c,
-                    crate::domain::alerts::Rule::EndpointDisabled.name(),
+                    rule.name(),
                     &facts.app_id,
                     Some(endpoint_id),
                     &data,
@@ -392,4 +398,191 @@ pub async fn queue_for_notices(
         }
     }
     Ok(queued)
+}
+
+/// Opens an incident about an endpoint (unless one of the same rule is open); `alerted_at`:
+/// when its alert was queued (`None`: quiet). How many were opened (0 or 1).
+#[allow(clippy::too_many_arguments)]
+pub async fn open_incident(
+    c: &impl GenericClient,
+    endpoint_id: &str,
+    app_id: &str,
+    rule: Rule,
+    data: &str,
+    opened_at: i64,
+    alerted_at: Option<i64>,
+) -> DbResult<usize> {
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO alert_incidents (endpoint_id, app_id, rule, data, opened_at, alerted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let n = c
+        .execute(
+            &stmt,
+            &[
+                &endpoint_id,
+                &app_id,
+                &rule.name(),
+                &data,
+                &opened_at,
+                &alerted_at,
+            ],
+        )
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Looks at every endpoint's attempts over the window at `now`: opens the incidents they
+/// call for, ends those that are over, and queues their alerts, in the caller's transaction
+/// (one node at a time: see `domain::alerts::plan`).
+pub async fn evaluate(c: &impl GenericClient, now: i64, t: &Thresholds) -> DbResult<Evaluated> {
+    let since = minute_of(now - t.window_ms);
+    c.execute("DELETE FROM endpoint_health WHERE minute < $1", &[&since])
+        .await?;
+    let health: BTreeMap<String, Health> = c
+        .query(
+            "SELECT endpoint_id, SUM(attempts)::BIGINT, SUM(failures)::BIGINT, \
+                 SUM(timeouts)::BIGINT, SUM(rejected)::BIGINT, MAX(last_success_at), \
+                 MAX(last_failure_at) \
+             FROM endpoint_health WHERE minute >= $1 GROUP BY endpoint_id",
+            &[&since],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Health {
+                    attempts: r.get(1),
+                    failures: r.get(2),
+                    timeouts: r.get(3),
+                    rejected: r.get(4),
+                    last_success_at: r.get(5),
+                    last_failure_at: r.get(6),
+                },
+            )
+        })
+        .collect();
+    let open: Vec<OpenIncident> = c
+        .query(
+            "SELECT id, endpoint_id, rule, opened_at, alerted_at IS NOT NULL \
+             FROM alert_incidents WHERE resolved_at IS NULL",
+            &[],
+        )
+        .await?
+        .iter()
+        .filter_map(|r| {
+            Rule::parse(r.get(2)).map(|rule| OpenIncident {
+                id: r.get(0),
+                endpoint_id: r.get(1),
+                rule,
+                opened_at: r.get(3),
+                alerted: r.get(4),
+            })
+        })
+        .collect();
+    let last_alerted: BTreeMap<(String, String), i64> = c
+        .query(
+            "SELECT endpoint_id, rule, MAX(alerted_at) FROM alert_incidents \
+             WHERE alerted_at > $1 GROUP BY endpoint_id, rule",
+            &[&(now - t.cooldown_ms)],
+        )
+        .await?
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    let plan = crate::domain::alerts::plan(&health, &open, &last_alerted, now, t);
+
+    let mut out = Evaluated::default();
+    for (endpoint_id, problem, loud) in &plan.open {
+        let (Some(f), Some(h)) = (
+            endpoint_facts(c, endpoint_id).await?,
+            health.get(endpoint_id),
+        ) else {
+            continue;
+        };
+        let data = failing_data(&f, endpoint_id, *problem, h, t.window_ms, now);
+        let rule = problem.rule();
+        let alerted_at = loud.then_some(now);
+        if open_incident(c, endpoint_id, &f.app_id, rule, &data, now, alerted_at).await? == 0 {
+            continue;
+        }
+        out.opened += 1;
+        if *loud {
+            out.queued += queue(
+                c,
+                rule.name(),
+                &f.app_id,
+                Some(endpoint_id),
+                &data,
+                now,
+                now,
+            )
+            .await?;
+        }
+    }
+    for id in &plan.alert {
+        let row = c
+            .query_opt(
+                "UPDATE alert_incidents SET alerted_at = $1 WHERE id = $2 AND alerted_at IS NULL \
+                 RETURNING endpoint_id, app_id, rule, data",
+                &[&now, id],
+            )
+            .await?;
+        if let Some(r) = row {
+            let (endpoint_id, app_id, rule, data): (String, String, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            out.queued += queue(c, &rule, &app_id, Some(&endpoint_id), &data, now, now).await?;
+        }
+    }
+    for (endpoint_id, ended) in &plan.resolve {
+        let mut told = Vec::new();
+        for (i, alerted) in ended {
+            let n = c
+                .execute(
+                    "UPDATE alert_incidents SET resolved_at = $1 WHERE id = $2 \
+                     AND resolved_at IS NULL",
+                    &[&now, &i.id],
+                )
+                .await?;
+            out.resolved += usize::try_from(n).unwrap_or(0);
+            if n > 0 && *alerted {
+                told.push((i.rule, i.opened_at));
+            }
+        }
+        if told.is_empty() {
+            continue;
+        }
+        let Some(f) = endpoint_facts(c, endpoint_id).await? else {
+            continue;
+        };
+        let data = recovered_data(&f, endpoint_id, &told, now);
+        let about: Vec<Rule> = told.iter().map(|(r, _)| *r).collect();
+        let mut hearing = recipients(c, Some(&f.app_id)).await?;
+        hearing.extend(recipients(c, None).await?);
+        for r in hearing
+            .iter()
+            .filter(|r| hears_recovery(&rules_of(&r.rules), &about))
+        {
+            c.execute(
+                "INSERT INTO notifications (app_id, endpoint_id, channel, address, rule, data, \
+                     status, attempts, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $7)",
+                &[
+                    &r.app_id,
+                    endpoint_id,
+                    &r.channel,
+                    &r.address,
+                    &Rule::EndpointRecovered.name(),
+                    &data,
+                    &now,
+                ],
+            )
+            .await?;
+            out.queued += 1;
+        }
+    }
+    Ok(out)
 }

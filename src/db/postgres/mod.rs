@@ -52,6 +52,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_alerts",
         include_str!("../../../migrations/postgres/0004_alerts.sql"),
     ),
+    (
+        "0005_alert_incidents",
+        include_str!("../../../migrations/postgres/0005_alert_incidents.sql"),
+    ),
 ];
 
 /// The advisory lock that makes one node at a time apply migrations.

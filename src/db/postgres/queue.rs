@@ -3,7 +3,8 @@
 //! leases of a node that stopped heartbeating freed by the others.
 
 use super::super::{AttemptNotice, AttemptResult, Claimed, DbResult, Notice, Outcome, Recorded};
-use crate::domain::delivery::{transition, Transition, GONE_REASON};
+use crate::domain::alerts::{minute_of, Health};
+use crate::domain::delivery::{timed_out, transition, Transition, GONE_REASON};
 use crate::domain::model::{DeliveryStatus, Trigger};
 use crate::domain::retry::RetrySchedule;
 use deadpool_postgres::GenericClient;
@@ -172,14 +173,52 @@ pub async fn record(
         a.push(r);
     }
     if !a.id.is_empty() {
+        // With the endpoints' health counts (one row per endpoint, minute and node, so that
+        // nodes never wait for each other's).
+        let mut health: std::collections::BTreeMap<(&str, i64, &str), Health> =
+            std::collections::BTreeMap::new();
+        for r in results
+            .iter()
+            .filter(|r| kept.contains(&r.delivery.delivery_id))
+        {
+            let d = &r.delivery;
+            let key = (
+                d.endpoint_id.as_str(),
+                minute_of(r.at),
+                d.owner.as_deref().unwrap_or_default(),
+            );
+            health.entry(key).or_default().count(
+                matches!(r.outcome, Outcome::Success),
+                r.status_code,
+                timed_out(r.status_code, r.error.as_deref()),
+                r.at,
+            );
+        }
+        let mut h = HealthColumns::default();
+        for ((endpoint_id, minute, node), counts) in &health {
+            h.push(endpoint_id, *minute, node, counts);
+        }
         let insert = c
             .prepare_cached(
-                "INSERT INTO attempts (id, msg_id, endpoint_id, url, status, \
+                "WITH a AS (INSERT INTO attempts (id, msg_id, endpoint_id, url, status, \
                      response_status_code, response, response_duration_ms, error, trigger_type, \
                      created_at, request_headers, response_headers) \
                  SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], \
                      $5::SMALLINT[], $6::INTEGER[], $7::TEXT[], $8::BIGINT[], $9::TEXT[], \
-                     $10::SMALLINT[], $11::BIGINT[], $12::TEXT[], $13::TEXT[])",
+                     $10::SMALLINT[], $11::BIGINT[], $12::TEXT[], $13::TEXT[])) \
+                 INSERT INTO endpoint_health (endpoint_id, minute, node, attempts, failures, \
+                     timeouts, rejected, last_success_at, last_failure_at) \
+                 SELECT * FROM UNNEST($14::TEXT[], $15::BIGINT[], $16::TEXT[], $17::INTEGER[], \
+                     $18::INTEGER[], $19::INTEGER[], $20::INTEGER[], $21::BIGINT[], $22::BIGINT[]) \
+                 ON CONFLICT (endpoint_id, minute, node) DO UPDATE SET \
+                     attempts = endpoint_health.attempts + EXCLUDED.attempts, \
+                     failures = endpoint_health.failures + EXCLUDED.failures, \
+                     timeouts = endpoint_health.timeouts + EXCLUDED.timeouts, \
+                     rejected = endpoint_health.rejected + EXCLUDED.rejected, \
+                     last_success_at = GREATEST(endpoint_health.last_success_at, \
+                         EXCLUDED.last_success_at), \
+                     last_failure_at = GREATEST(endpoint_health.last_failure_at, \
+                         EXCLUDED.last_failure_at)",
             )
             .await?;
         c.execute(
@@ -198,6 +237,15 @@ pub async fn record(
                 &a.at,
                 &a.request_headers,
                 &a.response_headers,
+                &h.endpoint_id,
+                &h.minute,
+                &h.node,
+                &h.attempts,
+                &h.failures,
+                &h.timeouts,
+                &h.rejected,
+                &h.last_success_at,
+                &h.last_failure_at,
             ],
         )
         .await?;
@@ -292,6 +340,35 @@ pub async fn record(
         c.execute(&stmt, &[&end]).await?;
     }
     Ok(out)
+}
+
+/// Health counts, column by column (for one `INSERT … SELECT FROM UNNEST`).
+#[derive(Default)]
+struct HealthColumns<'a> {
+    endpoint_id: Vec<&'a str>,
+    minute: Vec<i64>,
+    node: Vec<&'a str>,
+    attempts: Vec<i32>,
+    failures: Vec<i32>,
+    timeouts: Vec<i32>,
+    rejected: Vec<i32>,
+    last_success_at: Vec<Option<i64>>,
+    last_failure_at: Vec<Option<i64>>,
+}
+
+impl<'a> HealthColumns<'a> {
+    fn push(&mut self, endpoint_id: &'a str, minute: i64, node: &'a str, h: &Health) {
+        let n = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+        self.endpoint_id.push(endpoint_id);
+        self.minute.push(minute);
+        self.node.push(node);
+        self.attempts.push(n(h.attempts));
+        self.failures.push(n(h.failures));
+        self.timeouts.push(n(h.timeouts));
+        self.rejected.push(n(h.rejected));
+        self.last_success_at.push(h.last_success_at);
+        self.last_failure_at.push(h.last_failure_at);
+    }
 }
 
 /// The attempts of a batch, column by column (for one `INSERT … SELECT FROM UNNEST`).

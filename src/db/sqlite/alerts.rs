@@ -1,8 +1,12 @@
 //! Alert recipients and the alerts outbox (`notifications`), on SQLite.
 
 use super::DbResult;
-use crate::domain::alerts::Status;
+use crate::db::outbox::alerts::{failing_data, recovered_data};
+use crate::domain::alerts::{
+    hears_recovery, minute_of, rules_of, Evaluated, Health, OpenIncident, Rule, Status, Thresholds,
+};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::BTreeMap;
 
 /// Who gets alerts: an operator's recipient (`app_id` None: about every application) or an
 /// application's own.
@@ -175,7 +179,7 @@ pub fn queue(
 /// new ones, due a window from now; how many were queued.
 pub fn queue_exhausted(c: &Connection, n: &crate::db::AttemptNotice, now: i64) -> DbResult<usize> {
     use crate::db::outbox::alerts::{add_exhausted, exhausted_data};
-    use crate::domain::alerts::{Rule, GROUP_WINDOW_MS};
+    use crate::domain::alerts::GROUP_WINDOW_MS;
     let rule = Rule::MessagesExhausted.name();
     let Some(facts) = endpoint_facts(c, &n.endpoint_id)? else {
         return Ok(0);
@@ -355,4 +359,206 @@ pub fn endpoint_facts(
     )
     .optional()?
     .filter(|f| f.app_uid.as_deref() != Some(crate::domain::operational::APP_UID)))
+}
+
+/// Adds a batch's attempts of one endpoint in one minute to its health counts.
+pub fn add_health(c: &Connection, endpoint_id: &str, minute: i64, h: &Health) -> DbResult<()> {
+    c.prepare_cached(
+        "INSERT INTO endpoint_health (endpoint_id, minute, node, attempts, failures, timeouts, \
+             rejected, last_success_at, last_failure_at) VALUES (?1, ?2, '', ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (endpoint_id, minute, node) DO UPDATE SET \
+             attempts = attempts + excluded.attempts, failures = failures + excluded.failures, \
+             timeouts = timeouts + excluded.timeouts, rejected = rejected + excluded.rejected, \
+             last_success_at = COALESCE(MAX(last_success_at, excluded.last_success_at), \
+                 last_success_at, excluded.last_success_at), \
+             last_failure_at = COALESCE(MAX(last_failure_at, excluded.last_failure_at), \
+                 last_failure_at, excluded.last_failure_at)",
+    )?
+    .execute(params![
+        endpoint_id,
+        minute,
+        h.attempts,
+        h.failures,
+        h.timeouts,
+        h.rejected,
+        h.last_success_at,
+        h.last_failure_at
+    ])?;
+    Ok(())
+}
+
+/// Opens an incident about an endpoint (unless one of the same rule is open); `alerted_at`:
+/// when its alert was queued (`None`: quiet). How many were opened (0 or 1).
+#[allow(clippy::too_many_arguments)]
+pub fn open_incident(
+    c: &Connection,
+    endpoint_id: &str,
+    app_id: &str,
+    rule: Rule,
+    data: &str,
+    opened_at: i64,
+    alerted_at: Option<i64>,
+) -> DbResult<usize> {
+    Ok(c.prepare_cached(
+        "INSERT INTO alert_incidents (endpoint_id, app_id, rule, data, opened_at, alerted_at) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![
+        endpoint_id,
+        app_id,
+        rule.name(),
+        data,
+        opened_at,
+        alerted_at
+    ])?)
+}
+
+/// Looks at every endpoint's attempts over the window at `now`: opens the incidents they
+/// call for, ends those that are over, and queues their alerts, in one transaction (see
+/// `domain::alerts::plan`).
+pub fn evaluate(c: &Connection, now: i64, t: &Thresholds) -> DbResult<Evaluated> {
+    let since = minute_of(now - t.window_ms);
+    c.prepare_cached("DELETE FROM endpoint_health WHERE minute < ?")?
+        .execute([since])?;
+    let health: BTreeMap<String, Health> = c
+        .prepare_cached(
+            "SELECT endpoint_id, SUM(attempts), SUM(failures), SUM(timeouts), SUM(rejected), \
+                 MAX(last_success_at), MAX(last_failure_at) \
+             FROM endpoint_health WHERE minute >= ? GROUP BY endpoint_id",
+        )?
+        .query_map([since], |r| {
+            Ok((
+                r.get(0)?,
+                Health {
+                    attempts: r.get(1)?,
+                    failures: r.get(2)?,
+                    timeouts: r.get(3)?,
+                    rejected: r.get(4)?,
+                    last_success_at: r.get(5)?,
+                    last_failure_at: r.get(6)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let open: Vec<OpenIncident> = c
+        .prepare_cached(
+            "SELECT id, endpoint_id, rule, opened_at, alerted_at IS NOT NULL \
+             FROM alert_incidents WHERE resolved_at IS NULL",
+        )?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, bool>(4)?,
+            ))
+        })?
+        .filter_map(|row| match row {
+            Ok((id, endpoint_id, rule, opened_at, alerted)) => Rule::parse(&rule).map(|rule| {
+                Ok(OpenIncident {
+                    id,
+                    endpoint_id,
+                    rule,
+                    opened_at,
+                    alerted,
+                })
+            }),
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()?;
+    let last_alerted: BTreeMap<(String, String), i64> = c
+        .prepare_cached(
+            "SELECT endpoint_id, rule, MAX(alerted_at) FROM alert_incidents \
+             WHERE alerted_at > ? GROUP BY endpoint_id, rule",
+        )?
+        .query_map([now - t.cooldown_ms], |r| {
+            Ok(((r.get(0)?, r.get(1)?), r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let plan = crate::domain::alerts::plan(&health, &open, &last_alerted, now, t);
+
+    let mut out = Evaluated::default();
+    for (endpoint_id, problem, loud) in &plan.open {
+        let (Some(f), Some(h)) = (endpoint_facts(c, endpoint_id)?, health.get(endpoint_id)) else {
+            continue;
+        };
+        let data = failing_data(&f, endpoint_id, *problem, h, t.window_ms, now);
+        let rule = problem.rule();
+        let alerted_at = loud.then_some(now);
+        if open_incident(c, endpoint_id, &f.app_id, rule, &data, now, alerted_at)? == 0 {
+            continue;
+        }
+        out.opened += 1;
+        if *loud {
+            out.queued += queue(
+                c,
+                rule.name(),
+                &f.app_id,
+                Some(endpoint_id),
+                &data,
+                now,
+                now,
+            )?;
+        }
+    }
+    for id in &plan.alert {
+        let row: Option<(String, String, String, String)> = c
+            .prepare_cached(
+                "UPDATE alert_incidents SET alerted_at = ?1 WHERE id = ?2 AND alerted_at IS NULL \
+                 RETURNING endpoint_id, app_id, rule, data",
+            )?
+            .query_row(params![now, id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        if let Some((endpoint_id, app_id, rule, data)) = row {
+            out.queued += queue(c, &rule, &app_id, Some(&endpoint_id), &data, now, now)?;
+        }
+    }
+    for (endpoint_id, ended) in &plan.resolve {
+        let mut told = Vec::new();
+        for (i, alerted) in ended {
+            let n = c
+                .prepare_cached(
+                    "UPDATE alert_incidents SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL",
+                )?
+                .execute(params![now, i.id])?;
+            out.resolved += n;
+            if n > 0 && *alerted {
+                told.push((i.rule, i.opened_at));
+            }
+        }
+        if told.is_empty() {
+            continue;
+        }
+        let Some(f) = endpoint_facts(c, endpoint_id)? else {
+            continue;
+        };
+        let data = recovered_data(&f, endpoint_id, &told, now);
+        let about: Vec<Rule> = told.iter().map(|(r, _)| *r).collect();
+        let mut hearing = recipients(c, Some(&f.app_id))?;
+        hearing.extend(recipients(c, None)?);
+        for r in hearing
+            .iter()
+            .filter(|r| hears_recovery(&rules_of(&r.rules), &about))
+        {
+            c.prepare_cached(
+                "INSERT INTO notifications (app_id, endpoint_id, channel, address, rule, data, \
+                     status, attempts, next_attempt_at, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?7)",
+            )?
+            .execute(params![
+                r.app_id,
+                endpoint_id,
+                r.channel,
+                r.address,
+                Rule::EndpointRecovered.name(),
+                data,
+                now
+            ])?;
+            out.queued += 1;
+        }
+    }
+    Ok(out)
 }

@@ -173,7 +173,7 @@ pub(crate) fn fill(path: &Path, key: &MainKey, messages: usize) {
              VALUES ('arcpt_1', 'app_1', 'email', 'a@example.com', 'endpoint.disabled', 'api', 1); \
          INSERT INTO notifications (app_id, endpoint_id, channel, address, rule, data, status, \
              attempts, next_attempt_at, created_at) \
-             VALUES ('app_1', 'ep_1', 'email', 'a@example.com', 'endpoint.disabled', '{}', 0, 0, 1, 1);",
+             VALUES ('app_1', 'ep_1', 'email', 'a@example.com', 'endpoint.disabled', '{}', 0, 0, 1, 1);;",
     )
     .unwrap();
     let headers = key.seal(&endpoints::headers_aad("ep_1"), "{\"X-Custom\":\"yes\"}");
@@ -181,6 +181,13 @@ pub(crate) fn fill(path: &Path, key: &MainKey, messages: usize) {
         "INSERT INTO endpoints (id, app_id, url, headers, disabled, created_at, updated_at, \
          legacy_signature, verify_ssl) VALUES ('ep_1', 'app_1', 'http://x/', ?1, 0, 1, 1, 1, 0)",
         [&headers],
+    )
+    .unwrap();
+    tx.execute_batch(
+        "INSERT INTO endpoint_health (endpoint_id, minute, node, attempts, failures, timeouts, \
+             rejected, last_success_at, last_failure_at) VALUES ('ep_1', 60000, '', 3, 2, 1, 1, 1, 2); \
+         INSERT INTO alert_incidents (endpoint_id, app_id, rule, data, opened_at, alerted_at) \
+             VALUES ('ep_1', 'app_1', 'endpoint.failing', '{}', 1, 1);",
     )
     .unwrap();
     // Row ids with a gap, as rotations and deletions leave them.

@@ -91,8 +91,9 @@ pub fn release_all_leases(c: &Connection) -> DbResult<usize> {
     )?)
 }
 
+use crate::domain::alerts::{minute_of, Health};
 pub use crate::domain::delivery::Outcome;
-use crate::domain::delivery::{transition, Transition, GONE_REASON};
+use crate::domain::delivery::{timed_out, transition, Transition, GONE_REASON};
 
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
@@ -167,6 +168,8 @@ pub fn record(
     let mut exists = c.prepare_cached("SELECT 1 FROM deliveries WHERE id = ?")?;
     let mut failing: std::collections::BTreeMap<&str, Option<i64>> =
         std::collections::BTreeMap::new();
+    let mut health: std::collections::BTreeMap<(&str, i64), Health> =
+        std::collections::BTreeMap::new();
     for r in results {
         let d = &r.delivery;
         // Deleted with its message, endpoint or application while it was being sent.
@@ -201,6 +204,15 @@ pub fn record(
             at: r.at,
         };
         failing.insert(d.endpoint_id.as_str(), (!ok).then_some(r.at));
+        health
+            .entry((d.endpoint_id.as_str(), minute_of(r.at)))
+            .or_default()
+            .count(
+                ok,
+                r.status_code,
+                timed_out(r.status_code, r.error.as_deref()),
+                r.at,
+            );
         let (status, next) = match transition(d.attempts, &r.outcome, schedule, r.at) {
             Transition::Delivered { recovered } => {
                 if recovered {
@@ -238,6 +250,9 @@ pub fn record(
     // Each endpoint's latest outcome in this batch starts or ends its run of failures.
     for (endpoint_id, failed_at) in failing {
         endpoints::set_failing(c, endpoint_id, failed_at)?;
+    }
+    for ((endpoint_id, minute), h) in health {
+        super::alerts::add_health(c, endpoint_id, minute, &h)?;
     }
     Ok(out)
 }

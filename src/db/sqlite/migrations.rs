@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_alerts",
         include_str!("../../../migrations/sqlite/0010_alerts.sql"),
     ),
+    (
+        "0011_alert_incidents",
+        include_str!("../../../migrations/sqlite/0011_alert_incidents.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

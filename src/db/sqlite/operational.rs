@@ -129,9 +129,12 @@ fn queue_alerts(c: &Connection, notices: &[Notice], now: i64) -> DbResult<usize>
                 };
                 let data =
                     crate::db::outbox::alerts::disabled_data(&facts, endpoint_id, reason, *at);
+                let rule = crate::domain::alerts::Rule::EndpointDisabled;
+                // The incident ends when the endpoint, enabled again, delivers.
+                alerts::open_incident(c, endpoint_id, &facts.app_id, rule, &data, *at, Some(now))?;
                 queued += alerts::queue(
                     c,
-                    crate::domain::alerts::Rule::EndpointDisabled.name(),
+                    rule.name(),
                     &facts.app_id,
                     Some(endpoint_id),
                     &data,

@@ -7,6 +7,7 @@ use crate::db::sqlite::alerts;
 use crate::db::DbResult;
 
 pub use crate::db::sqlite::alerts::{Notification, Recipient, Sent};
+use crate::domain::alerts::{Evaluated, Thresholds};
 
 impl Store {
     pub async fn add_alert_recipient(&self, r: Recipient) -> DbResult<()> {
@@ -194,6 +195,18 @@ impl Store {
         match self {
             Store::Sqlite(db) => db.read(move |c| alerts::get(c, id)).await,
             Store::Postgres(pg) => pg.read(async |c| postgres::alerts::get(c, id).await).await,
+        }
+    }
+
+    /// Looks at the endpoints' attempts over the alerts' window at `now`: opens and ends
+    /// incidents and queues their alerts (see `domain::alerts::plan`).
+    pub async fn evaluate_alerts(&self, now: i64, t: Thresholds) -> DbResult<Evaluated> {
+        match self {
+            Store::Sqlite(db) => db.write(move |c| alerts::evaluate(c, now, &t)).await,
+            Store::Postgres(pg) => {
+                pg.write(async |tx| postgres::alerts::evaluate(tx, now, &t).await)
+                    .await
+            }
         }
     }
 }

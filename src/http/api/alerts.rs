@@ -37,18 +37,36 @@ pub struct AlertRecipientIn {
 }
 
 /// An alert rule. `endpoint.disabled`: an endpoint was disabled by hookbox (410 Gone, or
-/// failing for `delivery.auto_disable_after`), not by its owner.
+/// failing for `delivery.auto_disable_after`), not by its owner. `message.exhausted`:
+/// messages ran out of retries (one alert per endpoint every 5 minutes). `endpoint.failing`:
+/// an endpoint's attempts fail or time out past `alerts.error_rate`/`alerts.timeout_rate`
+/// over `alerts.window`. `endpoint.unauthorized`: it keeps answering 401/403 (check the
+/// signing secret). `endpoint.recovered`: it delivers again after one of those alerts.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 pub enum AlertRule {
     #[serde(rename = "endpoint.disabled")]
     EndpointDisabled,
+    #[serde(rename = "message.exhausted")]
+    MessageExhausted,
+    #[serde(rename = "endpoint.failing")]
+    EndpointFailing,
+    #[serde(rename = "endpoint.unauthorized")]
+    EndpointUnauthorized,
+    #[serde(rename = "endpoint.recovered")]
+    EndpointRecovered,
 }
 
 impl AlertRule {
     fn name(self) -> &'static str {
+        use crate::domain::alerts::Rule;
         match self {
-            AlertRule::EndpointDisabled => crate::domain::alerts::Rule::EndpointDisabled.name(),
+            AlertRule::EndpointDisabled => Rule::EndpointDisabled,
+            AlertRule::MessageExhausted => Rule::MessagesExhausted,
+            AlertRule::EndpointFailing => Rule::EndpointFailing,
+            AlertRule::EndpointUnauthorized => Rule::EndpointUnauthorized,
+            AlertRule::EndpointRecovered => Rule::EndpointRecovered,
         }
+        .name()
     }
 }
 
