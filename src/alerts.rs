@@ -226,11 +226,7 @@ struct EndedIncident {
 
 impl EndedIncident {
     fn what(&self) -> &'static str {
-        match Rule::parse(&self.rule) {
-            Some(Rule::EndpointDisabled) => "disabled",
-            Some(Rule::EndpointUnauthorized) => "answering 401/403",
-            _ => "failing",
-        }
+        Rule::parse(&self.rule).map_or("failing", Rule::state)
     }
 }
 

@@ -62,6 +62,16 @@ impl Rule {
     pub fn parse(name: &str) -> Option<Rule> {
         Rule::ALL.into_iter().find(|r| r.name() == name)
     }
+
+    /// What an endpoint was during an incident of this rule ("failing since …").
+    pub const fn state(self) -> &'static str {
+        match self {
+            Rule::EndpointDisabled => "disabled",
+            Rule::EndpointUnauthorized => "answering 401/403",
+            Rule::MessagesExhausted => "losing messages",
+            Rule::EndpointFailing | Rule::EndpointRecovered => "failing",
+        }
+    }
 }
 
 /// How an alert reaches its recipient.

@@ -681,10 +681,33 @@ async fn an_error_rate_over_the_threshold_alerts_once_then_once_more_when_it_rec
     assert!(m.subject.contains(&url), "{}", m.subject);
     assert!(m.text.contains("Was:         failing since"), "{}", m.text);
     assert!(m.text.contains("Resolved:"), "{}", m.text);
+    // The console shows the incident ended.
+    let mut console = Console::first_admin(&app).await;
+    let page = console.page("/admin/notifications").await;
+    let incidents = &page[page.find("id=\"incidents\"").unwrap()..];
+    assert!(
+        incidents.contains("failing") && !incidents.contains(">open<"),
+        "{incidents}"
+    );
     app.notifier.evaluate().await.unwrap();
     app.notifier.run_once().await.unwrap();
     assert_eq!(mails_about(&smtp, "Endpoint failing").len(), 1);
     assert_eq!(mails_about(&smtp, "recovered").len(), 1);
+
+    // Failing again within the hour of the first alert (the cooldown): kept quiet…
+    rx.set_default(Reply::status(500));
+    for _ in 0..4 {
+        app.send(&a, "order.created", json!({})).await;
+    }
+    rx.wait_for_count(25, Duration::from_secs(20)).await;
+    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.notifier.evaluate().await.unwrap();
+    app.notifier.run_once().await.unwrap();
+    assert_eq!(mails_about(&smtp, "Endpoint failing").len(), 1);
+    // …and told once the cooldown is over and it has not recovered.
+    app.clock.advance(Duration::from_secs(45 * 60));
+    let failing = evaluate_until_mailed(&app, &smtp, "Endpoint failing").await;
+    assert_eq!(failing.len(), 2, "{failing:#?}");
 }
 
 #[tokio::test]
@@ -722,6 +745,24 @@ async fn an_endpoint_that_keeps_answering_401_gets_the_signature_hint() {
     }
     // Not also "failing": one incident per endpoint.
     assert!(mails_about(&smtp, "Endpoint failing").is_empty());
+
+    // The console lists the open incident; the portal of another application does not.
+    let mut console = Console::first_admin(&app).await;
+    let page = console.page("/admin/notifications").await;
+    let incidents = &page[page.find("id=\"incidents\"").unwrap()..];
+    assert!(
+        incidents.contains("answering 401/403") && incidents.contains(">open<"),
+        "{incidents}"
+    );
+    assert!(incidents.contains(&url), "{incidents}");
+    let other = app.create_app("Other").await;
+    let mut portal = portal_for(&app, &other).await;
+    let page = portal.page(&format!("/portal/apps/{other}/alerts")).await;
+    assert!(!page.contains(&url), "{page}");
+    assert!(page.contains("No endpoint has failed"), "{page}");
+    let mut portal = portal_for(&app, &a).await;
+    let page = portal.page(&format!("/portal/apps/{a}/alerts")).await;
+    assert!(page.contains(&url) && page.contains(">open<"), "{page}");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use super::super::DbResult;
 use crate::db::outbox::alerts::{failing_data, recovered_data, EndpointFacts};
-use crate::db::sqlite::alerts::{Notification, Recipient, Sent, NOTIFICATION_COLUMNS};
+use crate::db::sqlite::alerts::{Incident, Notification, Recipient, Sent, NOTIFICATION_COLUMNS};
 use crate::domain::alerts::{
     hears_recovery, minute_of, rules_of, Evaluated, Health, OpenIncident, Rule, Status, Thresholds,
 };
@@ -585,4 +585,35 @@ pub async fn evaluate(c: &impl GenericClient, now: i64, t: &Thresholds) -> DbRes
         }
     }
     Ok(out)
+}
+
+/// Incidents newest first, open ones before, at most `limit`: of application `app_id`, or
+/// of every application (`None`).
+pub async fn incidents(
+    c: &impl GenericClient,
+    app_id: Option<&str>,
+    limit: usize,
+) -> DbResult<Vec<Incident>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(c.query(
+        "SELECT i.id, i.endpoint_id, i.app_id, e.url, i.rule, i.opened_at, i.alerted_at, \
+                 i.resolved_at \
+             FROM alert_incidents i JOIN endpoints e ON e.id = i.endpoint_id \
+             WHERE $1::TEXT IS NULL OR i.app_id = $1 \
+             ORDER BY i.resolved_at IS NOT NULL, i.id DESC LIMIT $2",
+        &[&app_id, &limit],
+    )
+    .await?
+    .iter()
+    .map(|r| Incident {
+        id: r.get(0),
+        endpoint_id: r.get(1),
+        app_id: r.get(2),
+        url: r.get(3),
+        rule: r.get(4),
+        opened_at: r.get(5),
+        alerted_at: r.get(6),
+        resolved_at: r.get(7),
+    })
+    .collect())
 }

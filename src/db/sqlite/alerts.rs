@@ -45,6 +45,20 @@ pub struct Notification {
     pub sent_at: Option<i64>,
 }
 
+/// An incident that alerts told of (or keep quiet about, within a cooldown), as the console
+/// lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub url: String,
+    pub rule: String,
+    pub opened_at: i64,
+    pub alerted_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+}
+
 /// What became of an attempt to send an alert.
 #[derive(Debug, Clone)]
 pub enum Sent {
@@ -561,4 +575,31 @@ pub fn evaluate(c: &Connection, now: i64, t: &Thresholds) -> DbResult<Evaluated>
         }
     }
     Ok(out)
+}
+
+/// Incidents newest first, open ones before, at most `limit`: of application `app_id`, or
+/// of every application (`None`).
+pub fn incidents(c: &Connection, app_id: Option<&str>, limit: usize) -> DbResult<Vec<Incident>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT i.id, i.endpoint_id, i.app_id, e.url, i.rule, i.opened_at, i.alerted_at, \
+             i.resolved_at \
+         FROM alert_incidents i JOIN endpoints e ON e.id = i.endpoint_id \
+         WHERE ?1 IS NULL OR i.app_id = ?1 \
+         ORDER BY i.resolved_at IS NOT NULL, i.id DESC LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![app_id, limit], |r| {
+            Ok(Incident {
+                id: r.get(0)?,
+                endpoint_id: r.get(1)?,
+                app_id: r.get(2)?,
+                url: r.get(3)?,
+                rule: r.get(4)?,
+                opened_at: r.get(5)?,
+                alerted_at: r.get(6)?,
+                resolved_at: r.get(7)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }

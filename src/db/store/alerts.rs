@@ -6,7 +6,7 @@ use crate::db::postgres;
 use crate::db::sqlite::alerts;
 use crate::db::DbResult;
 
-pub use crate::db::sqlite::alerts::{Notification, Recipient, Sent};
+pub use crate::db::sqlite::alerts::{Incident, Notification, Recipient, Sent};
 use crate::domain::alerts::{Evaluated, Thresholds};
 
 impl Store {
@@ -205,6 +205,24 @@ impl Store {
             Store::Sqlite(db) => db.write(move |c| alerts::evaluate(c, now, &t)).await,
             Store::Postgres(pg) => {
                 pg.write(async |tx| postgres::alerts::evaluate(tx, now, &t).await)
+                    .await
+            }
+        }
+    }
+
+    /// Incidents, open ones first, then newest first: of application `app_id`, or all.
+    pub async fn alert_incidents(
+        &self,
+        app_id: Option<String>,
+        limit: usize,
+    ) -> DbResult<Vec<Incident>> {
+        match self {
+            Store::Sqlite(db) => {
+                db.read(move |c| alerts::incidents(c, app_id.as_deref(), limit))
+                    .await
+            }
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::alerts::incidents(c, app_id.as_deref(), limit).await)
                     .await
             }
         }

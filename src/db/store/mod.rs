@@ -50,7 +50,7 @@ pub use super::sqlite::stats::{Analytics, Gauges};
 pub use super::sqlite::tokens::Token;
 pub use super::sqlite::WriterStats;
 pub use admin::{Dashboard, EndpointSummary};
-pub use alerts::{Notification, Recipient, Sent};
+pub use alerts::{Incident, Notification, Recipient, Sent};
 pub use endpoints::HealthReport;
 pub use event_types::operational_event_types;
 pub use messages::NewMessage;

@@ -28,6 +28,28 @@ pub struct LogRow {
     pub result: String,
 }
 
+pub struct IncidentRow {
+    pub state: &'static str,
+    pub url: String,
+    pub link: String,
+    pub since: String,
+    /// When it ended (`None`: still open).
+    pub resolved: Option<String>,
+    /// Its alert was sent (else it was kept quiet, within the cooldown of an earlier one).
+    pub alerted: bool,
+}
+
+fn incident_row(root: &str, i: crate::db::Incident) -> IncidentRow {
+    IncidentRow {
+        state: Rule::parse(&i.rule).map_or("failing", Rule::state),
+        link: format!("{root}/apps/{}/endpoints/{}", i.app_id, i.endpoint_id),
+        url: i.url,
+        since: when(i.opened_at),
+        resolved: i.resolved_at.map(when),
+        alerted: i.alerted_at.is_some(),
+    }
+}
+
 pub struct RuleBox {
     pub name: &'static str,
     pub label: &'static str,
@@ -40,6 +62,7 @@ struct NotificationsPage {
     chrome: Chrome,
     smtp: Result<String, String>,
     recipients: Vec<RecipientRow>,
+    incidents: Vec<IncidentRow>,
     log: Vec<LogRow>,
     /// Where the add form posts (and `{action}/{id}/remove` removes).
     action: String,
@@ -96,6 +119,7 @@ fn rule_boxes(checked: &[Rule]) -> Vec<RuleBox> {
 
 impl NotificationsPage {
     async fn new(st: &Data, chrome: Chrome) -> Result<NotificationsPage, ConsoleError> {
+        let root = chrome.root;
         Ok(NotificationsPage {
             chrome,
             smtp: st.notifier.smtp_status(),
@@ -105,6 +129,13 @@ impl NotificationsPage {
                 .await?
                 .into_iter()
                 .map(recipient_row)
+                .collect(),
+            incidents: st
+                .store
+                .alert_incidents(None, 50)
+                .await?
+                .into_iter()
+                .map(|i| incident_row(root, i))
                 .collect(),
             log: st
                 .store
@@ -206,6 +237,7 @@ struct AppAlertsPage {
     chrome: Chrome,
     app: crate::db::App,
     recipients: Vec<RecipientRow>,
+    incidents: Vec<IncidentRow>,
     log: Vec<LogRow>,
     /// Where the add form posts (and `{action}/{id}/remove` removes).
     action: String,
@@ -226,6 +258,13 @@ impl AppAlertsPage {
                 .await?
                 .into_iter()
                 .map(recipient_row)
+                .collect(),
+            incidents: st
+                .store
+                .alert_incidents(Some(id.clone()), 20)
+                .await?
+                .into_iter()
+                .map(|i| incident_row(chrome_root, i))
                 .collect(),
             log: st
                 .store
