@@ -31,6 +31,7 @@ CREATE TABLE alert_incidents (
 -- One open incident per endpoint and rule.
 CREATE UNIQUE INDEX alert_incidents_open ON alert_incidents (endpoint_id, rule) WHERE resolved_at IS NULL;
 CREATE INDEX alert_incidents_endpoint ON alert_incidents (endpoint_id, rule, alerted_at);
+CREATE INDEX alert_incidents_app ON alert_incidents (app_id, id);
 
 -- Recipients who had every rule get the new ones too.
 UPDATE alert_recipients SET rules = rules || ',endpoint.failing,endpoint.unauthorized,endpoint.recovered'

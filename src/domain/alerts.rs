@@ -207,6 +207,9 @@ impl Default for Thresholds {
     }
 }
 
+/// How long an incident that ended is kept (the console lists them).
+pub const INCIDENTS_KEPT_MS: i64 = 30 * 24 * 3_600_000;
+
 /// 401/403 answers over the window that make an endpoint "unauthorized" (when they are at
 /// least half of its attempts).
 pub const REJECTED_MIN: i64 = 3;
@@ -320,14 +323,18 @@ pub struct Plan {
 }
 
 /// Decides, at `now`, which incidents open and which end, from each endpoint's `health` over
-/// the window, the `open` incidents, and when each endpoint's rules last alerted
-/// (`last_alerted`: endpoint and rule name to time). An endpoint has at most one incident
-/// about its attempts at a time, none while an incident says it is disabled, and each incident
-/// alerts once; an incident ends when the endpoint delivers again and its attempts no longer
-/// cross the threshold (a disabled one: when it delivers again).
+/// the window, the `open` incidents, the endpoints that are `disabled` now, and when each
+/// endpoint's rules last alerted (`last_alerted`: endpoint and rule name to time).
+///
+/// An endpoint has at most one incident about its attempts at a time, and none while it is
+/// disabled. Each incident alerts once: at once, or (begun within the cooldown of an earlier
+/// alert of its rule about the endpoint) once the cooldown is over, if it still holds. An
+/// incident ends when the endpoint, enabled, delivers again and its attempts no longer cross
+/// its threshold; no incident begins for the endpoint in that same look.
 pub fn plan(
     health: &std::collections::BTreeMap<String, Health>,
     open: &[OpenIncident],
+    disabled: &std::collections::BTreeSet<String>,
     last_alerted: &std::collections::BTreeMap<(String, String), i64>,
     now: i64,
     t: &Thresholds,
@@ -343,28 +350,31 @@ pub fn plan(
         std::collections::BTreeMap::new();
     for i in open {
         let h = health.get(&i.endpoint_id).unwrap_or(&none);
-        let ended = h.delivered_since(i.opened_at)
-            && (i.rule == Rule::EndpointDisabled
-                || h.problem(t).map(Problem::rule) != Some(i.rule));
+        let off = disabled.contains(&i.endpoint_id);
+        let holds = h.problem(t).map(Problem::rule) == Some(i.rule);
+        let ended =
+            !off && h.delivered_since(i.opened_at) && (i.rule == Rule::EndpointDisabled || !holds);
         if ended {
             resolved
                 .entry(i.endpoint_id.clone())
                 .or_default()
                 .push((i.clone(), i.alerted));
-        } else if !i.alerted && !quiet(&i.endpoint_id, i.rule) {
+        } else if !i.alerted && !off && holds && !quiet(&i.endpoint_id, i.rule) {
             plan.alert.push(i.id);
         }
     }
     for (endpoint, h) in health {
+        if disabled.contains(endpoint) || resolved.contains_key(endpoint) {
+            continue;
+        }
         let Some(problem) = h.problem(t) else {
             continue;
         };
-        let busy = open.iter().any(|i| {
-            &i.endpoint_id == endpoint
-                && !resolved
-                    .get(endpoint)
-                    .is_some_and(|r| r.iter().any(|(e, _)| e.id == i.id))
-        });
+        // An incident that says it was disabled stays open, once it is enabled again, until
+        // it delivers: it does not hold back what its attempts show meanwhile.
+        let busy = open
+            .iter()
+            .any(|i| &i.endpoint_id == endpoint && i.rule != Rule::EndpointDisabled);
         if !busy {
             let loud = !quiet(endpoint, problem.rule());
             plan.open.push((endpoint.clone(), problem, loud));
@@ -475,58 +485,98 @@ mod tests {
 
     #[test]
     fn an_incident_opens_once_and_ends_when_the_endpoint_delivers_again() {
-        use std::collections::BTreeMap;
+        use std::collections::{BTreeMap, BTreeSet};
         let t = Thresholds::default();
-        let none = BTreeMap::new();
+        let (none, on) = (BTreeMap::new(), BTreeSet::new());
         let failing = BTreeMap::from([("ep".to_owned(), health(0, 10, 500, false))]);
-        let p = plan(&failing, &[], &none, 10_000, &t);
+        let p = plan(&failing, &[], &on, &none, 10_000, &t);
         assert_eq!(p.open, [("ep".to_owned(), Problem::Failing, true)]);
         // Open already: nothing more.
         let open = [incident(1, Rule::EndpointFailing, true)];
-        assert_eq!(plan(&failing, &open, &none, 10_000, &t), Plan::default());
+        assert_eq!(
+            plan(&failing, &open, &on, &none, 10_000, &t),
+            Plan::default()
+        );
         // Delivered again, but half of the window still failed: still open.
         let flapping = BTreeMap::from([("ep".to_owned(), health(9, 10, 500, false))]);
-        assert_eq!(plan(&flapping, &open, &none, 10_000, &t), Plan::default());
+        assert_eq!(
+            plan(&flapping, &open, &on, &none, 10_000, &t),
+            Plan::default()
+        );
         let better = BTreeMap::from([("ep".to_owned(), health(11, 10, 500, false))]);
-        let p = plan(&better, &open, &none, 10_000, &t);
+        let p = plan(&better, &open, &on, &none, 10_000, &t);
         assert_eq!(
             p.resolve,
             [("ep".to_owned(), vec![(open[0].clone(), true)])]
         );
         assert!(p.open.is_empty());
-        // A disabled endpoint ends its incident by delivering, and has no other meanwhile.
-        let disabled = [incident(2, Rule::EndpointDisabled, true)];
+        // Now answering 401: that incident ends, and the next look opens the other.
+        let rejecting = BTreeMap::from([("ep".to_owned(), health(1, 3, 401, false))]);
+        let p = plan(&rejecting, &open, &on, &none, 10_000, &t);
+        assert_eq!(p.resolve.len(), 1);
+        assert!(p.open.is_empty());
         assert_eq!(
-            plan(&failing, &disabled, &none, 10_000, &t),
+            plan(&rejecting, &[], &on, &none, 10_000, &t).open,
+            [("ep".to_owned(), Problem::Rejecting, true)]
+        );
+    }
+
+    #[test]
+    fn a_disabled_endpoint_has_no_other_incident_and_recovers_once_enabled_and_delivering() {
+        use std::collections::{BTreeMap, BTreeSet};
+        let t = Thresholds::default();
+        let none = BTreeMap::new();
+        let (on, off) = (BTreeSet::new(), BTreeSet::from(["ep".to_owned()]));
+        let disabled = [incident(2, Rule::EndpointDisabled, true)];
+        let failing = BTreeMap::from([("ep".to_owned(), health(0, 10, 500, false))]);
+        let delivered = BTreeMap::from([("ep".to_owned(), health(1, 0, 500, false))]);
+        // While disabled: nothing opens, and a delivery still in flight ends nothing.
+        assert_eq!(
+            plan(&failing, &disabled, &off, &none, 10_000, &t),
             Plan::default()
         );
-        let p = plan(&flapping, &disabled, &none, 10_000, &t);
-        assert_eq!(p.resolve.len(), 1);
+        assert_eq!(
+            plan(&delivered, &disabled, &off, &none, 10_000, &t),
+            Plan::default()
+        );
+        // Enabled and still failing: told so; the incident stays open until it delivers.
+        let p = plan(&failing, &disabled, &on, &none, 10_000, &t);
         assert_eq!(p.open, [("ep".to_owned(), Problem::Failing, true)]);
+        assert!(p.resolve.is_empty());
+        let p = plan(&delivered, &disabled, &on, &none, 10_000, &t);
+        assert_eq!(
+            p.resolve,
+            [("ep".to_owned(), vec![(disabled[0].clone(), true)])]
+        );
     }
 
     #[test]
     fn within_the_cooldown_an_incident_is_quiet_until_it_ends() {
-        use std::collections::BTreeMap;
+        use std::collections::{BTreeMap, BTreeSet};
         let t = Thresholds::default();
+        let on = BTreeSet::new();
         let failing = BTreeMap::from([("ep".to_owned(), health(0, 10, 500, false))]);
         let alerted = BTreeMap::from([(("ep".to_owned(), "endpoint.failing".to_owned()), 9_000)]);
-        let p = plan(&failing, &[], &alerted, 10_000, &t);
+        let p = plan(&failing, &[], &on, &alerted, 10_000, &t);
         assert_eq!(p.open, [("ep".to_owned(), Problem::Failing, false)]);
         // Another rule is not held back.
         let rejecting = BTreeMap::from([("ep".to_owned(), health(0, 10, 401, false))]);
-        let p = plan(&rejecting, &[], &alerted, 10_000, &t);
+        let p = plan(&rejecting, &[], &on, &alerted, 10_000, &t);
         assert_eq!(p.open, [("ep".to_owned(), Problem::Rejecting, true)]);
-        // A quiet incident that lasts past the cooldown alerts then.
+        // A quiet incident that lasts past the cooldown alerts then, if it still holds.
         let quiet = [incident(3, Rule::EndpointFailing, false)];
-        assert!(plan(&failing, &quiet, &alerted, 10_000, &t)
+        assert!(plan(&failing, &quiet, &on, &alerted, 10_000, &t)
             .alert
             .is_empty());
         let later = 9_000 + t.cooldown_ms + 1;
-        assert_eq!(plan(&failing, &quiet, &alerted, later, &t).alert, [3]);
+        assert_eq!(plan(&failing, &quiet, &on, &alerted, later, &t).alert, [3]);
+        let idle = BTreeMap::new();
+        assert!(plan(&idle, &quiet, &on, &alerted, later, &t)
+            .alert
+            .is_empty());
         // It ends without "recovered".
         let better = BTreeMap::from([("ep".to_owned(), health(11, 10, 500, false))]);
-        let p = plan(&better, &quiet, &alerted, 10_000, &t);
+        let p = plan(&better, &quiet, &on, &alerted, 10_000, &t);
         assert_eq!(
             p.resolve,
             [("ep".to_owned(), vec![(quiet[0].clone(), false)])]

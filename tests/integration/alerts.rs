@@ -612,17 +612,18 @@ fn mails_about(smtp: &SmtpSink, about: &str) -> Vec<crate::support::smtp::Mail> 
         .collect()
 }
 
-/// Looks at the endpoints' health until an email whose subject has `about` has arrived;
+/// Looks at the endpoints' health until `n` emails whose subject has `about` have arrived;
 /// those emails.
 async fn evaluate_until_mailed(
     app: &TestApp,
     smtp: &SmtpSink,
     about: &str,
+    n: usize,
 ) -> Vec<crate::support::smtp::Mail> {
     let arrived = wait_for(Duration::from_secs(10), || async {
         app.notifier.evaluate().await.unwrap();
         app.notifier.run_once().await.unwrap();
-        !mails_about(smtp, about).is_empty()
+        mails_about(smtp, about).len() >= n
     })
     .await;
     assert!(arrived, "no email about {about}: {:#?}", smtp.received());
@@ -648,7 +649,7 @@ async fn an_error_rate_over_the_threshold_alerts_once_then_once_more_when_it_rec
     rx.wait_for_count(12, Duration::from_secs(20)).await;
     assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
 
-    let failing = evaluate_until_mailed(&app, &smtp, "Endpoint failing").await;
+    let failing = evaluate_until_mailed(&app, &smtp, "Endpoint failing", 1).await;
     assert_eq!(failing.len(), 1, "{failing:#?}");
     let m = &failing[0];
     assert_eq!(m.to, ["ops@example.com"]);
@@ -675,7 +676,7 @@ async fn an_error_rate_over_the_threshold_alerts_once_then_once_more_when_it_rec
     app.clock.advance(Duration::from_secs(16 * 60));
     app.send(&a, "order.created", json!({})).await;
     rx.wait_for_count(13, Duration::from_secs(20)).await;
-    let recovered = evaluate_until_mailed(&app, &smtp, "Endpoint recovered").await;
+    let recovered = evaluate_until_mailed(&app, &smtp, "Endpoint recovered", 1).await;
     assert_eq!(recovered.len(), 1, "{recovered:#?}");
     let m = &recovered[0];
     assert!(m.subject.contains(&url), "{}", m.subject);
@@ -704,9 +705,21 @@ async fn an_error_rate_over_the_threshold_alerts_once_then_once_more_when_it_rec
     app.notifier.evaluate().await.unwrap();
     app.notifier.run_once().await.unwrap();
     assert_eq!(mails_about(&smtp, "Endpoint failing").len(), 1);
-    // …and told once the cooldown is over and it has not recovered.
+    // …and told once the cooldown is over, if it is still failing then.
     app.clock.advance(Duration::from_secs(45 * 60));
-    let failing = evaluate_until_mailed(&app, &smtp, "Endpoint failing").await;
+    app.notifier.evaluate().await.unwrap();
+    app.notifier.run_once().await.unwrap();
+    assert_eq!(
+        mails_about(&smtp, "Endpoint failing").len(),
+        1,
+        "no attempts lately"
+    );
+    for _ in 0..4 {
+        app.send(&a, "order.created", json!({})).await;
+    }
+    rx.wait_for_count(37, Duration::from_secs(20)).await;
+    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    let failing = evaluate_until_mailed(&app, &smtp, "Endpoint failing", 2).await;
     assert_eq!(failing.len(), 2, "{failing:#?}");
 }
 
@@ -732,7 +745,7 @@ async fn an_endpoint_that_keeps_answering_401_gets_the_signature_hint() {
     app.send(&a, "order.created", json!({})).await;
     rx.wait_for_count(3, Duration::from_secs(20)).await;
     assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
-    evaluate_until_mailed(&app, &smtp, "check the signing secret").await;
+    evaluate_until_mailed(&app, &smtp, "check the signing secret", 1).await;
     let got = smtp.wait_for(2, Duration::from_secs(10)).await;
     let hinted: Vec<_> = got
         .iter()
@@ -789,7 +802,7 @@ async fn attempts_that_time_out_are_told_as_such() {
     app.send(&a, "order.created", json!({})).await;
     rx.wait_for_count(3, Duration::from_secs(20)).await;
     assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
-    let m = evaluate_until_mailed(&app, &smtp, "Endpoint timing out").await;
+    let m = evaluate_until_mailed(&app, &smtp, "Endpoint timing out", 1).await;
     assert!(
         m[0].text.contains("3 of 3 in the last 15 minutes"),
         "{}",
@@ -822,7 +835,7 @@ async fn a_disabled_endpoint_that_is_enabled_and_delivers_again_has_recovered() 
     app.notifier.run_once().await.unwrap();
     assert!(mails_about(&smtp, "recovered").is_empty());
     app.send(&a, "order.created", json!({})).await;
-    let m = evaluate_until_mailed(&app, &smtp, "Endpoint recovered").await;
+    let m = evaluate_until_mailed(&app, &smtp, "Endpoint recovered", 1).await;
     assert!(m[0].text.contains("disabled since"), "{}", m[0].text);
 }
 

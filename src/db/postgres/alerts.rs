@@ -6,9 +6,10 @@ use crate::db::outbox::alerts::{failing_data, recovered_data, EndpointFacts};
 use crate::db::sqlite::alerts::{Incident, Notification, Recipient, Sent, NOTIFICATION_COLUMNS};
 use crate::domain::alerts::{
     hears_recovery, minute_of, rules_of, Evaluated, Health, OpenIncident, Rule, Status, Thresholds,
+    INCIDENTS_KEPT_MS,
 };
 use deadpool_postgres::GenericClient;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::Row;
 
 const RECIPIENT_COLUMNS: &str = "id, app_id, channel, address, rules, source, created_at";
@@ -438,9 +439,15 @@ pub async fn open_incident(
 /// call for, ends those that are over, and queues their alerts, in the caller's transaction
 /// (one node at a time: see `domain::alerts::plan`).
 pub async fn evaluate(c: &impl GenericClient, now: i64, t: &Thresholds) -> DbResult<Evaluated> {
-    let since = minute_of(now - t.window_ms);
+    // The whole minutes of the window (never more than the window).
+    let since = minute_of(now - t.window_ms) + 60_000;
     c.execute("DELETE FROM endpoint_health WHERE minute < $1", &[&since])
         .await?;
+    c.execute(
+        "DELETE FROM alert_incidents WHERE resolved_at < $1",
+        &[&(now - INCIDENTS_KEPT_MS)],
+    )
+    .await?;
     let health: BTreeMap<String, Health> = c
         .query(
             "SELECT endpoint_id, SUM(attempts)::BIGINT, SUM(failures)::BIGINT, \
@@ -493,7 +500,18 @@ pub async fn evaluate(c: &impl GenericClient, now: i64, t: &Thresholds) -> DbRes
         .iter()
         .map(|r| ((r.get(0), r.get(1)), r.get(2)))
         .collect();
-    let plan = crate::domain::alerts::plan(&health, &open, &last_alerted, now, t);
+    let disabled: BTreeSet<String> = c
+        .query(
+            "SELECT id FROM endpoints WHERE disabled AND id IN \
+                 (SELECT endpoint_id FROM endpoint_health WHERE minute >= $1 \
+                  UNION SELECT endpoint_id FROM alert_incidents WHERE resolved_at IS NULL)",
+            &[&since],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = crate::domain::alerts::plan(&health, &open, &disabled, &last_alerted, now, t);
 
     let mut out = Evaluated::default();
     for (endpoint_id, problem, loud) in &plan.open {

@@ -4,9 +4,10 @@ use super::DbResult;
 use crate::db::outbox::alerts::{failing_data, recovered_data};
 use crate::domain::alerts::{
     hears_recovery, minute_of, rules_of, Evaluated, Health, OpenIncident, Rule, Status, Thresholds,
+    INCIDENTS_KEPT_MS,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Who gets alerts: an operator's recipient (`app_id` None: about every application) or an
 /// application's own.
@@ -431,9 +432,12 @@ pub fn open_incident(
 /// call for, ends those that are over, and queues their alerts, in one transaction (see
 /// `domain::alerts::plan`).
 pub fn evaluate(c: &Connection, now: i64, t: &Thresholds) -> DbResult<Evaluated> {
-    let since = minute_of(now - t.window_ms);
+    // The whole minutes of the window (never more than the window).
+    let since = minute_of(now - t.window_ms) + 60_000;
     c.prepare_cached("DELETE FROM endpoint_health WHERE minute < ?")?
         .execute([since])?;
+    c.prepare_cached("DELETE FROM alert_incidents WHERE resolved_at < ?")?
+        .execute([now - INCIDENTS_KEPT_MS])?;
     let health: BTreeMap<String, Health> = c
         .prepare_cached(
             "SELECT endpoint_id, SUM(attempts), SUM(failures), SUM(timeouts), SUM(rejected), \
@@ -490,7 +494,15 @@ pub fn evaluate(c: &Connection, now: i64, t: &Thresholds) -> DbResult<Evaluated>
             Ok(((r.get(0)?, r.get(1)?), r.get(2)?))
         })?
         .collect::<Result<_, _>>()?;
-    let plan = crate::domain::alerts::plan(&health, &open, &last_alerted, now, t);
+    let disabled: BTreeSet<String> = c
+        .prepare_cached(
+            "SELECT id FROM endpoints WHERE disabled = 1 AND id IN \
+                 (SELECT endpoint_id FROM endpoint_health WHERE minute >= ?1 \
+                  UNION SELECT endpoint_id FROM alert_incidents WHERE resolved_at IS NULL)",
+        )?
+        .query_map([since], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let plan = crate::domain::alerts::plan(&health, &open, &disabled, &last_alerted, now, t);
 
     let mut out = Evaluated::default();
     for (endpoint_id, problem, loud) in &plan.open {

@@ -173,7 +173,7 @@ pub(crate) fn fill(path: &Path, key: &MainKey, messages: usize) {
              VALUES ('arcpt_1', 'app_1', 'email', 'a@example.com', 'endpoint.disabled', 'api', 1); \
          INSERT INTO notifications (app_id, endpoint_id, channel, address, rule, data, status, \
              attempts, next_attempt_at, created_at) \
-             VALUES ('app_1', 'ep_1', 'email', 'a@example.com', 'endpoint.disabled', '{}', 0, 0, 1, 1);;",
+             VALUES ('app_1', 'ep_1', 'email', 'a@example.com', 'endpoint.disabled', '{}', 0, 0, 1, 1);",
     )
     .unwrap();
     let headers = key.seal(&endpoints::headers_aad("ep_1"), "{\"X-Custom\":\"yes\"}");
