@@ -161,8 +161,11 @@ pub async fn queue_exhausted(
     use crate::db::outbox::alerts::{add_exhausted, exhausted_data};
     use crate::domain::alerts::GROUP_WINDOW_MS;
     let rule = Rule::MessagesExhausted.name();
+    // One transaction at a time gathers an endpoint's alerts. NO KEY: rows that only refer
+    // to the endpoint (attempts, incidents) are still written meanwhile, and no lock order
+    // with them can deadlock.
     c.execute(
-        "SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE",
+        "SELECT 1 FROM endpoints WHERE id = $1 FOR NO KEY UPDATE",
         &[&n.endpoint_id],
     )
     .await?;
