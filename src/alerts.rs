@@ -75,7 +75,7 @@ struct DisabledFacts {
 struct DisabledText<'a> {
     f: &'a DisabledFacts,
     instance: &'a str,
-    link: Option<String>,
+    link: Link,
     to: &'a str,
 }
 
@@ -84,7 +84,7 @@ struct DisabledText<'a> {
 struct DisabledHtml<'a> {
     f: &'a DisabledFacts,
     instance: &'a str,
-    link: Option<String>,
+    link: Link,
     to: &'a str,
 }
 
@@ -110,7 +110,7 @@ struct ExhaustedText<'a> {
     f: &'a ExhaustedFacts,
     event_types: String,
     instance: &'a str,
-    link: Option<String>,
+    link: Link,
     to: &'a str,
 }
 
@@ -120,7 +120,7 @@ struct ExhaustedHtml<'a> {
     f: &'a ExhaustedFacts,
     event_types: String,
     instance: &'a str,
-    link: Option<String>,
+    link: Link,
     to: &'a str,
 }
 
@@ -190,7 +190,7 @@ struct FailingText<'a> {
     what: &'a str,
     advice: &'a str,
     instance: &'a str,
-    link: Option<String>,
+    link: Link,
     to: &'a str,
 }
 
@@ -201,7 +201,7 @@ struct FailingHtml<'a> {
     what: &'a str,
     advice: &'a str,
     instance: &'a str,
-    link: Option<String>,
+    link: Link,
     to: &'a str,
 }
 
@@ -235,7 +235,7 @@ impl EndedIncident {
 struct RecoveredText<'a> {
     f: &'a RecoveredFacts,
     instance: &'a str,
-    link: Option<String>,
+    link: Link,
     to: &'a str,
 }
 
@@ -244,7 +244,7 @@ struct RecoveredText<'a> {
 struct RecoveredHtml<'a> {
     f: &'a RecoveredFacts,
     instance: &'a str,
-    link: Option<String>,
+    link: Link,
     to: &'a str,
 }
 
@@ -260,6 +260,14 @@ struct TestText<'a> {
 struct TestHtml<'a> {
     instance: &'a str,
     to: &'a str,
+}
+
+/// Where an alert points to fix what it tells of.
+#[derive(Debug, Clone)]
+struct Link {
+    url: String,
+    /// In the webhooks portal (which needs a live portal session).
+    portal: bool,
 }
 
 /// An alert as it is sent: subject, plain text, HTML.
@@ -515,14 +523,7 @@ impl Notifier {
             r if r == Rule::EndpointDisabled.name() => {
                 let f: DisabledFacts =
                     serde_json::from_str(&alert.data).map_err(|e| e.to_string())?;
-                // Operators get the console page; an application's own recipients, who have
-                // no console, are pointed at their portal.
-                let link = alert.app_id.is_none().then(|| {
-                    format!(
-                        "{}/admin/apps/{}/endpoints/{}",
-                        self.0.base_url, f.app_id, f.endpoint_id
-                    )
-                });
+                let link = self.endpoint_link(alert, &f.app_id, &f.endpoint_id, "");
                 Written::new(
                     format!(
                         "[hookbox {i}] Endpoint disabled: {} ({})",
@@ -545,12 +546,7 @@ impl Notifier {
             r if r == Rule::MessagesExhausted.name() => {
                 let f: ExhaustedFacts =
                     serde_json::from_str(&alert.data).map_err(|e| e.to_string())?;
-                let link = alert.app_id.is_none().then(|| {
-                    format!(
-                        "{}/admin/apps/{}/endpoints/{}/logs",
-                        self.0.base_url, f.app_id, f.endpoint_id
-                    )
-                });
+                let link = self.endpoint_link(alert, &f.app_id, &f.endpoint_id, "/logs");
                 let event_types = f
                     .event_types
                     .iter()
@@ -586,7 +582,7 @@ impl Notifier {
             r if r == Rule::EndpointFailing.name() || r == Rule::EndpointUnauthorized.name() => {
                 let f: FailingFacts =
                     serde_json::from_str(&alert.data).map_err(|e| e.to_string())?;
-                let link = self.endpoint_link(alert, &f.app_id, &f.endpoint_id);
+                let link = self.endpoint_link(alert, &f.app_id, &f.endpoint_id, "");
                 let (headline, what, advice) = f.told(i);
                 Written::new(
                     format!("[hookbox {i}] {headline}: {} ({})", f.url, f.app_name),
@@ -611,7 +607,7 @@ impl Notifier {
             r if r == Rule::EndpointRecovered.name() => {
                 let f: RecoveredFacts =
                     serde_json::from_str(&alert.data).map_err(|e| e.to_string())?;
-                let link = self.endpoint_link(alert, &f.app_id, &f.endpoint_id);
+                let link = self.endpoint_link(alert, &f.app_id, &f.endpoint_id, "");
                 Written::new(
                     format!(
                         "[hookbox {i}] Endpoint recovered: {} ({})",
@@ -635,20 +631,25 @@ impl Notifier {
         }
     }
 
-    /// The console page of an alert's endpoint, for operators (an application's own
-    /// recipients have no console: they are pointed at their portal).
+    /// A page (`page`: after the endpoint's path) of an alert's endpoint: in the console for
+    /// operators; in the webhooks portal for an application's own recipients, who have no
+    /// console.
     fn endpoint_link(
         &self,
         alert: &Notification,
         app_id: &str,
         endpoint_id: &str,
-    ) -> Option<String> {
-        alert.app_id.is_none().then(|| {
-            format!(
-                "{}/admin/apps/{app_id}/endpoints/{endpoint_id}",
+        page: &str,
+    ) -> Link {
+        let portal = alert.app_id.is_some();
+        let root = if portal { "/portal" } else { "/admin" };
+        Link {
+            url: format!(
+                "{}{root}/apps/{app_id}/endpoints/{endpoint_id}{page}",
                 self.0.base_url
-            )
-        })
+            ),
+            portal,
+        }
     }
 
     /// `Err((error, worth retrying))`.

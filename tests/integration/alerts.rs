@@ -92,6 +92,14 @@ async fn a_410_emails_the_operator_and_the_application_s_recipient_once_with_a_w
     let mut console = Console::first_admin(&app).await;
     let page = console.page(&link.replace(&app.root, "")).await;
     assert!(page.contains("Enable"), "{page}");
+    // The application's own recipient links to the endpoint's page in the portal.
+    let portal_link = format!("{}/portal/apps/{a}/endpoints/{ep}", app.root);
+    assert!(customer.text.contains(&portal_link), "{}", customer.text);
+    assert!(customer.text.contains("portal session has ended"));
+    assert!(!ops.text.contains("portal session"), "{}", ops.text);
+    let mut portal = portal_for(&app, &a).await;
+    let page = portal.page(&portal_link.replace(&app.root, "")).await;
+    assert!(page.contains("Enable"), "{page}");
 
     // The application's log shows its recipient's alert, sent, with the server's answer.
     let log = app.get(&format!("/app/{a}/alert"), 200).await;
