@@ -165,20 +165,15 @@ pub mod alerts {
         status_code: i64,
         at: i64,
     ) -> String {
-        json!({
-            "appId": f.app_id,
-            "appUid": f.app_uid,
-            "appName": f.app_name,
-            "endpointId": endpoint_id,
-            "endpointUid": f.endpoint_uid,
-            "url": f.url,
-            "count": 1,
-            "eventTypes": { event_type: 1 },
-            "firstAt": format_ms(at),
-            "lastAt": format_ms(at),
-            "lastStatusCode": status_code,
-        })
-        .to_string()
+        let mut m = about(f, endpoint_id);
+        m.extend([
+            ("count".into(), 1.into()),
+            ("eventTypes".into(), json!({ event_type: 1 })),
+            ("firstAt".into(), format_ms(at).into()),
+            ("lastAt".into(), format_ms(at).into()),
+            ("lastStatusCode".into(), status_code.into()),
+        ]);
+        serde_json::Value::Object(m).to_string()
     }
 
     /// `data` (of a `message.exhausted` alert not sent yet) with one more message counted.
@@ -262,17 +257,12 @@ pub mod alerts {
 
     /// The facts of an `endpoint.disabled` alert.
     pub fn disabled_data(f: &EndpointFacts, endpoint_id: &str, reason: &str, at: i64) -> String {
-        json!({
-            "appId": f.app_id,
-            "appUid": f.app_uid,
-            "appName": f.app_name,
-            "endpointId": endpoint_id,
-            "endpointUid": f.endpoint_uid,
-            "url": f.url,
-            "reason": reason,
-            "disabledAt": format_ms(at),
-            "skipped": f.skipped,
-        })
-        .to_string()
+        let mut m = about(f, endpoint_id);
+        m.extend([
+            ("reason".into(), reason.into()),
+            ("disabledAt".into(), format_ms(at).into()),
+            ("skipped".into(), f.skipped.into()),
+        ]);
+        serde_json::Value::Object(m).to_string()
     }
 }

@@ -12,23 +12,38 @@ use std::time::Duration;
 /// A server whose alerts go to the SMTP server on `port`, with `ops@example.com` as the
 /// operator's recipient from configuration.
 async fn server(port: u16) -> TestApp {
+    server_with(port, |_| {}).await
+}
+
+/// [`server`], with `more` set in its configuration too.
+async fn server_with(port: u16, more: impl FnOnce(&mut hookbox::config::Config)) -> TestApp {
     TestApp::spawn_with(|cfg| {
         cfg.smtp.host = Some("127.0.0.1".into());
         cfg.smtp.port = Some(port);
         cfg.smtp.tls = "none".into();
         cfg.smtp.from = Some("hookbox <hookbox@example.com>".into());
         cfg.alerts.emails = vec!["ops@example.com".into()];
+        more(cfg);
     })
     .await
 }
 
-/// An application whose endpoint answers 410 to its first message: (app, endpoint, URL).
-async fn endpoint_that_is_gone(app: &TestApp, rx: &TestReceiver) -> (String, String, String) {
-    rx.set_default(Reply::status(410));
+/// An application "Shop" whose endpoint answers `reply`: (app, endpoint, URL).
+async fn endpoint_answering(
+    app: &TestApp,
+    rx: &TestReceiver,
+    reply: Reply,
+) -> (String, String, String) {
+    rx.set_default(reply);
     let a = app.create_app("Shop").await;
     let url = format!("{}/hook", rx.url);
     let (ep, _) = app.create_endpoint(&a, json!({ "url": url })).await;
     (a, ep, url)
+}
+
+/// An application whose endpoint answers 410 to its first message: (app, endpoint, URL).
+async fn endpoint_that_is_gone(app: &TestApp, rx: &TestReceiver) -> (String, String, String) {
+    endpoint_answering(app, rx, Reply::status(410)).await
 }
 
 async fn disable_with_a_410(app: &TestApp, a: &str, ep: &str) {
@@ -472,10 +487,7 @@ async fn thirty_messages_that_run_out_of_retries_make_one_email_per_recipient() 
     };
     let app = server(port).await;
     let rx = TestReceiver::start().await;
-    rx.set_default(Reply::status(500));
-    let a = app.create_app("Shop").await;
-    let url = format!("{}/hook", rx.url);
-    app.create_endpoint(&a, json!({ "url": url })).await;
+    let (a, _, url) = endpoint_answering(&app, &rx, Reply::status(500)).await;
     for i in 0..30 {
         let t = if i % 3 == 0 {
             "order.paid"
@@ -646,10 +658,7 @@ async fn an_error_rate_over_the_threshold_alerts_once_then_once_more_when_it_rec
     };
     let app = server(port).await;
     let rx = TestReceiver::start().await;
-    rx.set_default(Reply::status(500));
-    let a = app.create_app("Shop").await;
-    let url = format!("{}/hook", rx.url);
-    let (ep, _) = app.create_endpoint(&a, json!({ "url": url })).await;
+    let (a, ep, url) = endpoint_answering(&app, &rx, Reply::status(500)).await;
     // Four messages, three attempts each: 12 failed attempts, over the 10 needed.
     for _ in 0..4 {
         app.send(&a, "order.created", json!({})).await;
@@ -739,10 +748,7 @@ async fn an_endpoint_that_keeps_answering_401_gets_the_signature_hint() {
     };
     let app = server(port).await;
     let rx = TestReceiver::start().await;
-    rx.set_default(Reply::status(401));
-    let a = app.create_app("Shop").await;
-    let url = format!("{}/hook", rx.url);
-    app.create_endpoint(&a, json!({ "url": url })).await;
+    let (a, _, url) = endpoint_answering(&app, &rx, Reply::status(401)).await;
     app.post(
         &format!("/app/{a}/alert-recipient"),
         json!({ "address": "customer@example.com", "rules": ["endpoint.unauthorized"] }),
@@ -792,21 +798,14 @@ async fn attempts_that_time_out_are_told_as_such() {
     let Some(smtp) = SmtpSink::start(port, None) else {
         return;
     };
-    let app = TestApp::spawn_with(|cfg| {
-        cfg.smtp.host = Some("127.0.0.1".into());
-        cfg.smtp.port = Some(port);
-        cfg.smtp.tls = "none".into();
-        cfg.smtp.from = Some("hookbox@example.com".into());
-        cfg.alerts.emails = vec!["ops@example.com".into()];
+    let app = server_with(port, |cfg| {
         cfg.alerts.min_attempts = 3;
         cfg.delivery.request_timeout = Duration::from_millis(300);
     })
     .await;
     let rx = TestReceiver::start().await;
-    rx.set_default(Reply::status(200).delay(Duration::from_secs(2)));
-    let a = app.create_app("Shop").await;
-    app.create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
-        .await;
+    let delayed = Reply::status(200).delay(Duration::from_secs(2));
+    let (a, _, _) = endpoint_answering(&app, &rx, delayed).await;
     app.send(&a, "order.created", json!({})).await;
     rx.wait_for_count(3, Duration::from_secs(20)).await;
     assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
