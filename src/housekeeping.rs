@@ -25,22 +25,23 @@ pub async fn run(store: Store, dispatcher: Dispatcher, cfg: &Config, cancel: Can
                 continue;
             }
         }
-        if !cfg.delivery.auto_disable_after.is_zero() {
-            disable_dead_endpoints(
-                &store,
-                &dispatcher,
-                duration_ms(cfg.delivery.auto_disable_after),
-            )
-            .await;
-        }
+        // Endpoints may have their own period, even when the server's is off.
+        disable_dead_endpoints(
+            &store,
+            &dispatcher,
+            duration_ms(cfg.delivery.auto_disable_after),
+            cfg.delivery.clock.now_ms(),
+        )
+        .await;
         sweep(&store, idempotency_ttl).await;
     }
 }
 
-/// Disables endpoints whose every attempt has failed for `after` ms, says why, skips what
-/// they had pending (Enable can replay it) and tells the operator.
-pub async fn disable_dead_endpoints(store: &Store, dispatcher: &Dispatcher, after: i64) {
-    match crate::service::endpoints::disable_failing(store, dispatcher, after).await {
+/// Disables endpoints whose every attempt has failed for their auto-disable period (else the
+/// server's `after` ms) by `now`, says why, skips what they had pending (Enable can replay
+/// it) and tells the operator.
+pub async fn disable_dead_endpoints(store: &Store, dispatcher: &Dispatcher, after: i64, now: i64) {
+    match crate::service::endpoints::disable_failing(store, dispatcher, after, now).await {
         Ok(dead) => {
             for id in &dead {
                 tracing::warn!(endpoint = %id, "endpoint disabled: every delivery failed");

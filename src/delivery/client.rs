@@ -239,6 +239,9 @@ impl Sender {
             headers.push(("x-webhook-signature-256", l.as_str()));
         }
         let mut req = client.post(url);
+        if let Some(secs) = target.policy.timeout_secs {
+            req = req.timeout(Duration::from_secs(u64::from(secs)));
+        }
         for (k, v) in &headers {
             req = req.header(*k, *v);
         }

@@ -568,6 +568,7 @@ impl Inner {
             at: now,
             request_headers: sent.request_headers,
             response_headers: sent.response_headers,
+            schedule: target.policy.retry_schedule(&self.schedule).map(Arc::new),
         })))
     }
 }

@@ -25,6 +25,8 @@ pub struct Target {
     pub legacy_signature: bool,
     /// `false` sends through the client that skips certificate verification.
     pub verify_ssl: bool,
+    /// Retries and timeout where they differ from the server's.
+    pub policy: crate::domain::model::DeliveryPolicy,
 }
 
 impl Target {
@@ -103,6 +105,7 @@ impl Targets {
                 .filter(|r| *r > 0),
             legacy_signature: ep.legacy_signature,
             verify_ssl: ep.verify_ssl,
+            policy: ep.policy,
         });
         let mut map = self.lock();
         // A change committed while we read must not be overwritten by what we read before it.

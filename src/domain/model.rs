@@ -147,6 +147,8 @@ pub struct Endpoint {
     pub legacy_signature: bool,
     /// `false` skips TLS certificate verification for this endpoint.
     pub verify_ssl: bool,
+    /// Retries, timeout and auto-disable where they differ from the server's.
+    pub policy: DeliveryPolicy,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub headers: BTreeMap<String, String>,
     pub disabled: bool,
@@ -154,6 +156,99 @@ pub struct Endpoint {
     pub disabled_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// How deliveries to one endpoint go where they differ from the server's settings (each
+/// `None`: the server's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// The waits before each retry, in seconds (the first attempt is at once): its length is
+    /// the number of retries.
+    pub retry_schedule: Option<Vec<u32>>,
+    /// How long a request may take, in seconds.
+    pub timeout_secs: Option<u32>,
+    /// How long every attempt may fail before the endpoint is disabled, in seconds (0: never).
+    pub auto_disable_after_secs: Option<u32>,
+}
+
+impl DeliveryPolicy {
+    /// Most retries an endpoint's schedule may have.
+    pub const MAX_RETRIES: usize = 20;
+    /// The longest wait before a retry: a week.
+    pub const MAX_RETRY_WAIT_SECS: u32 = 7 * 24 * 3600;
+    pub const MAX_TIMEOUT_SECS: u32 = 300;
+    /// The longest auto-disable period: 30 days.
+    pub const MAX_AUTO_DISABLE_SECS: u32 = 30 * 24 * 3600;
+
+    /// The first rule it breaks: (field, what is wrong).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Some(s) = &self.retry_schedule {
+            if s.len() > Self::MAX_RETRIES {
+                return Err((
+                    "retrySchedule",
+                    format!("at most {} retries", Self::MAX_RETRIES),
+                ));
+            }
+            if let Some(w) = s.iter().find(|w| **w > Self::MAX_RETRY_WAIT_SECS) {
+                return Err((
+                    "retrySchedule",
+                    format!(
+                        "a wait of {w} s is longer than a week ({} s)",
+                        Self::MAX_RETRY_WAIT_SECS
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = self.timeout_secs {
+            if !(1..=Self::MAX_TIMEOUT_SECS).contains(&t) {
+                return Err((
+                    "timeoutSeconds",
+                    format!("from 1 to {} seconds", Self::MAX_TIMEOUT_SECS),
+                ));
+            }
+        }
+        if let Some(a) = self.auto_disable_after_secs {
+            if a > Self::MAX_AUTO_DISABLE_SECS {
+                return Err((
+                    "autoDisableAfterSeconds",
+                    format!(
+                        "at most 30 days ({} s); 0 never disables",
+                        Self::MAX_AUTO_DISABLE_SECS
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The schedule in its stored form: waits in seconds, comma-separated ("" for none).
+    pub fn stored_schedule(&self) -> Option<String> {
+        self.retry_schedule
+            .as_ref()
+            .map(|s| s.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+    }
+
+    /// A schedule from its stored form (what does not read is left out).
+    pub fn schedule_of(stored: Option<&str>) -> Option<Vec<u32>> {
+        stored.map(|s| s.split(',').filter_map(|w| w.trim().parse().ok()).collect())
+    }
+
+    /// The retry schedule of deliveries to the endpoint, with the server's jitter, when it
+    /// has its own.
+    pub fn retry_schedule(
+        &self,
+        server: &crate::domain::retry::RetrySchedule,
+    ) -> Option<crate::domain::retry::RetrySchedule> {
+        self.retry_schedule
+            .as_ref()
+            .map(|waits| crate::domain::retry::RetrySchedule {
+                delays: std::iter::once(0)
+                    .chain(waits.iter().copied())
+                    .map(|s| std::time::Duration::from_secs(u64::from(s)))
+                    .collect(),
+                jitter: server.jitter,
+            })
+    }
 }
 
 impl Endpoint {
@@ -233,5 +328,38 @@ mod tests {
         for t in [Trigger::Scheduled, Trigger::Manual, Trigger::Test] {
             assert_eq!(Trigger::from_code(t.code()), t);
         }
+    }
+
+    #[test]
+    fn an_endpoint_s_schedule_is_stored_and_read_back_and_starts_at_once() {
+        let p = DeliveryPolicy {
+            retry_schedule: Some(vec![10, 300]),
+            ..DeliveryPolicy::default()
+        };
+        let stored = p.stored_schedule();
+        assert_eq!(stored.as_deref(), Some("10,300"));
+        assert_eq!(
+            DeliveryPolicy::schedule_of(stored.as_deref()),
+            p.retry_schedule
+        );
+        // No retry is stored as such, not as "the server's".
+        let none = DeliveryPolicy {
+            retry_schedule: Some(Vec::new()),
+            ..DeliveryPolicy::default()
+        };
+        assert_eq!(
+            DeliveryPolicy::schedule_of(none.stored_schedule().as_deref()),
+            Some(Vec::new())
+        );
+        assert_eq!(DeliveryPolicy::schedule_of(None), None);
+        let server = crate::domain::retry::RetrySchedule {
+            delays: vec![std::time::Duration::ZERO],
+            jitter: 0.2,
+        };
+        let own = p.retry_schedule(&server).unwrap();
+        assert_eq!(own.max_attempts(), 3);
+        assert_eq!(own.delays[0], std::time::Duration::ZERO);
+        assert_eq!(own.jitter, 0.2);
+        assert!(DeliveryPolicy::default().retry_schedule(&server).is_none());
     }
 }

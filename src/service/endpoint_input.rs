@@ -3,6 +3,7 @@
 
 use super::input::{check_uid, metadata_map, FieldError, Rejected};
 use crate::db::{App, Endpoint, Store};
+use crate::domain::model::DeliveryPolicy;
 use crate::domain::signing::SigningKey;
 use crate::domain::time::now_ms;
 use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_event_type};
@@ -43,6 +44,8 @@ pub struct EndpointInput {
     pub headers: Option<BTreeMap<String, String>>,
     pub legacy_signature: bool,
     pub verify_ssl: Option<bool>,
+    /// Retries, timeout and auto-disable where they differ from the server's.
+    pub policy: DeliveryPolicy,
 }
 
 impl EndpointInput {
@@ -59,6 +62,7 @@ impl EndpointInput {
         check_channels(self.channels.as_ref())?;
         let headers = self.headers.unwrap_or_default();
         check_headers(&headers)?;
+        check_policy(&self.policy)?;
         let key = parse_secret(self.secret.as_deref(), "secret")?;
         let filter_types = check_event_types(store, app, self.event_types).await?;
         let now = now_ms();
@@ -74,6 +78,7 @@ impl EndpointInput {
                 rate_limit: self.throttle_rate.map(i64::from),
                 legacy_signature: self.legacy_signature,
                 verify_ssl: self.verify_ssl.unwrap_or(true),
+                policy: self.policy,
                 metadata: metadata_map(self.metadata),
                 headers,
                 disabled: self.disabled,
@@ -98,6 +103,12 @@ pub fn check_url(url: &str, https_only: bool) -> Result<(), FieldError> {
         ));
     }
     Ok(())
+}
+
+/// An endpoint's own delivery policy, within its bounds.
+pub fn check_policy(p: &DeliveryPolicy) -> Result<(), FieldError> {
+    p.check()
+        .map_err(|(field, msg)| FieldError::new(&[field], msg))
 }
 
 /// At most 10 channels, each a valid channel name.

@@ -144,26 +144,24 @@ pub async fn disable(
     Ok(changed)
 }
 
-/// Disables every endpoint whose every attempt has failed for `after` ms (the auto-disable
-/// rule), with the effects of [`disable`]; returns their ids.
+/// Disables every endpoint whose every attempt has failed for its auto-disable period by
+/// `now` (its own, else the server's `after` ms; 0: never) (the auto-disable rule), with the
+/// effects of [`disable`]; returns their ids.
 pub async fn disable_failing(
     store: &Store,
     dispatcher: &Dispatcher,
     after: i64,
+    now: i64,
 ) -> DbResult<Vec<String>> {
-    let period =
-        humantime::format_duration(Duration::from_millis(u64::try_from(after).unwrap_or(0)))
-            .to_string();
-    let reason = move |since: i64| {
+    let reason = move |since: i64, period: i64| {
+        let period = Duration::from_millis(u64::try_from(period).unwrap_or(0));
         format!(
-            "every delivery failed for {period} (since {})",
+            "every delivery failed for {} (since {})",
+            humantime::format_duration(period),
             crate::domain::time::format_ms(since)
         )
     };
-    let now = now_ms();
-    let (dead, announced) = store
-        .disable_failing_endpoints(now - after, reason, now)
-        .await?;
+    let (dead, announced) = store.disable_failing_endpoints(after, reason, now).await?;
     for id in &dead {
         dispatcher.endpoint_changed(id);
     }

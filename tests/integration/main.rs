@@ -16,6 +16,7 @@ mod crash;
 mod delivery;
 mod delivery_options;
 mod delivery_pacing;
+mod endpoint_policy;
 mod faults;
 mod hostile;
 mod layers;

@@ -7,6 +7,7 @@ use crate::db::sqlite::endpoints::{headers_aad, open, open_headers, seal_headers
 use crate::db::{Endpoint, Owner, Secret};
 use crate::domain::crypto::{self, MainKey};
 use crate::domain::ids::EndpointId;
+use crate::domain::model::DeliveryPolicy;
 use crate::domain::signing::SECRET_PREFIX;
 use deadpool_postgres::GenericClient;
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use tokio_postgres::Row;
 const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
      headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
-     legacy_signature, verify_ssl";
+     legacy_signature, verify_ssl, retry_schedule, timeout_secs, auto_disable_after_secs";
 
 fn from_row(r: &Row) -> Stored {
     let metadata: String = r.get(8);
@@ -37,9 +38,23 @@ fn from_row(r: &Row) -> Stored {
         updated_at: r.get(14),
         legacy_signature: r.get(15),
         verify_ssl: r.get(16),
+        policy: DeliveryPolicy {
+            retry_schedule: DeliveryPolicy::schedule_of(r.get(17)),
+            timeout_secs: seconds_of(r.get(18)),
+            auto_disable_after_secs: seconds_of(r.get(19)),
+        },
         id: EndpointId::from_string(id),
     };
     Stored(e, r.get(9))
+}
+
+/// Seconds as stored (`INTEGER`), and back.
+fn seconds_of(v: Option<i32>) -> Option<u32> {
+    v.and_then(|v| u32::try_from(v).ok())
+}
+
+fn stored_seconds(v: Option<u32>) -> Option<i32> {
+    v.map(|v| i32::try_from(v).unwrap_or(i32::MAX))
 }
 
 fn uid_conflict(e: tokio_postgres::Error) -> DbError {
@@ -60,7 +75,7 @@ pub async fn insert(
     let stmt = c
         .prepare_cached(&format!(
             "INSERT INTO endpoints ({COLS}) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)"
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)"
         ))
         .await?;
     c.execute(
@@ -83,6 +98,9 @@ pub async fn insert(
             &e.updated_at,
             &e.legacy_signature,
             &e.verify_ssl,
+            &e.policy.stored_schedule(),
+            &stored_seconds(e.policy.timeout_secs),
+            &stored_seconds(e.policy.auto_disable_after_secs),
         ],
     )
     .await
@@ -104,7 +122,8 @@ pub async fn update(c: &impl GenericClient, key: &MainKey, e: &Endpoint) -> DbRe
         .prepare_cached(
             "UPDATE endpoints SET uid=$1, url=$2, description=$3, filter_types=$4, channels=$5, \
              rate_limit=$6, metadata=$7, headers=$8, updated_at=$9, legacy_signature=$10, \
-             verify_ssl=$11 WHERE id=$12",
+             verify_ssl=$11, retry_schedule=$12, timeout_secs=$13, auto_disable_after_secs=$14 \
+             WHERE id=$15",
         )
         .await?;
     c.execute(
@@ -121,6 +140,9 @@ pub async fn update(c: &impl GenericClient, key: &MainKey, e: &Endpoint) -> DbRe
             &e.updated_at,
             &e.legacy_signature,
             &e.verify_ssl,
+            &e.policy.stored_schedule(),
+            &stored_seconds(e.policy.timeout_secs),
+            &stored_seconds(e.policy.auto_disable_after_secs),
             &e.id,
         ],
     )
@@ -288,21 +310,26 @@ pub async fn failing_since(c: &impl GenericClient, endpoint_id: &str) -> DbResul
         .and_then(|r| r.get(0)))
 }
 
-/// Enabled endpoints whose every attempt has failed since before `cutoff`.
-pub async fn failing_since_before(
+/// Enabled endpoints whose every attempt has failed for their auto-disable period by `now`
+/// (their own, else `server_ms`; 0 never): id, since when, and the period in ms.
+pub async fn failing_too_long(
     c: &impl GenericClient,
-    cutoff: i64,
-) -> DbResult<Vec<(String, i64)>> {
+    now: i64,
+    server_ms: i64,
+) -> DbResult<Vec<(String, i64, i64)>> {
     let stmt = c
         .prepare_cached(
-            "SELECT id, failing_since FROM endpoints WHERE NOT disabled \
-             AND failing_since IS NOT NULL AND failing_since <= $1",
+            "SELECT id, failing_since, after FROM \
+                 (SELECT id, failing_since, \
+                     COALESCE(auto_disable_after_secs::BIGINT * 1000, $2) AS after \
+                  FROM endpoints WHERE NOT disabled AND failing_since IS NOT NULL) AS f \
+             WHERE after > 0 AND failing_since <= $1 - after",
         )
         .await?;
-    Ok(c.query(&stmt, &[&cutoff])
+    Ok(c.query(&stmt, &[&now, &server_ms])
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
 }
 
@@ -562,6 +589,7 @@ mod tests {
             rate_limit: Some(5),
             legacy_signature: false,
             verify_ssl: true,
+            policy: Default::default(),
             metadata: Default::default(),
             headers: BTreeMap::from([("X-Custom".to_owned(), "v".to_owned())]),
             disabled: false,

@@ -56,6 +56,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_alert_incidents",
         include_str!("../../../migrations/postgres/0005_alert_incidents.sql"),
     ),
+    (
+        "0006_endpoint_policy",
+        include_str!("../../../migrations/postgres/0006_endpoint_policy.sql"),
+    ),
 ];
 
 /// The advisory lock that makes one node at a time apply migrations.

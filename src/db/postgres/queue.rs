@@ -119,7 +119,10 @@ pub async fn record(
     // Every delivery moved on in one statement; the ones still leased to `owner` come back.
     let steps: Vec<Transition> = results
         .iter()
-        .map(|r| transition(r.delivery.attempts, &r.outcome, schedule, r.at))
+        .map(|r| {
+            let schedule = r.schedule.as_deref().unwrap_or(schedule);
+            transition(r.delivery.attempts, &r.outcome, schedule, r.at)
+        })
         .collect();
     let (mut ids, mut statuses, mut attempts, mut nexts, mut ats, mut owners) = (
         Vec::new(),
@@ -786,6 +789,7 @@ mod tests {
             error: None,
             at,
             request_headers: String::new(),
+            schedule: None,
             response_headers: String::new(),
         }
     }

@@ -108,6 +108,8 @@ pub struct AttemptResult {
     pub at: i64,
     pub request_headers: String,
     pub response_headers: String,
+    /// The endpoint's own retry schedule, where it has one (else the server's is used).
+    pub schedule: Option<Arc<RetrySchedule>>,
 }
 
 /// What recording a batch of results changed.
@@ -213,6 +215,7 @@ pub fn record(
                 timed_out(r.status_code, r.error.as_deref()),
                 r.at,
             );
+        let schedule = r.schedule.as_deref().unwrap_or(schedule);
         let (status, next) = match transition(d.attempts, &r.outcome, schedule, r.at) {
             Transition::Delivered { recovered } => {
                 if recovered {
@@ -518,6 +521,7 @@ mod tests {
                 rate_limit: None,
                 legacy_signature: false,
                 verify_ssl: true,
+                policy: Default::default(),
                 metadata: Default::default(),
                 headers: Default::default(),
                 disabled: false,
@@ -589,6 +593,7 @@ mod tests {
             error: None,
             at: 10,
             request_headers: String::new(),
+            schedule: None,
             response_headers: String::new(),
         }
     }

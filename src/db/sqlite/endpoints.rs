@@ -9,7 +9,8 @@ pub use crate::domain::model::Endpoint;
 const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
                     headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
-                    legacy_signature, verify_ssl";
+                    legacy_signature, verify_ssl, retry_schedule, timeout_secs, \
+                    auto_disable_after_secs";
 
 /// An endpoint as read, its headers still as stored (sealed): see [`Stored::open`].
 pub(crate) struct Stored(pub(crate) Endpoint, pub(crate) String);
@@ -82,6 +83,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
         updated_at: r.get(14)?,
         legacy_signature: r.get(15)?,
         verify_ssl: r.get(16)?,
+        policy: crate::domain::model::DeliveryPolicy {
+            retry_schedule: crate::domain::model::DeliveryPolicy::schedule_of(
+                r.get::<_, Option<String>>(17)?.as_deref(),
+            ),
+            timeout_secs: r.get(18)?,
+            auto_disable_after_secs: r.get(19)?,
+        },
         id: crate::domain::ids::EndpointId::from_string(id),
     };
     Ok(Stored(e, headers))
@@ -98,7 +106,7 @@ fn uid_conflict(e: rusqlite::Error) -> DbError {
 /// Inserts an endpoint and its first signing secret (stored sealed under `key`).
 pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbResult<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     ))?
     .execute(params![
         e.id,
@@ -117,7 +125,10 @@ pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbRe
         e.created_at,
         e.updated_at,
         e.legacy_signature,
-        e.verify_ssl
+        e.verify_ssl,
+        e.policy.stored_schedule(),
+        e.policy.timeout_secs,
+        e.policy.auto_disable_after_secs
     ])
     .map_err(uid_conflict)?;
     c.prepare_cached(
@@ -132,7 +143,8 @@ pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbRe
 pub fn update(c: &Connection, key: &MainKey, e: &Endpoint) -> DbResult<()> {
     c.prepare_cached(
         "UPDATE endpoints SET uid=?, url=?, description=?, filter_types=?, channels=?, rate_limit=?, \
-         metadata=?, headers=?, updated_at=?, legacy_signature=?, verify_ssl=? WHERE id=?",
+         metadata=?, headers=?, updated_at=?, legacy_signature=?, verify_ssl=?, retry_schedule=?, \
+         timeout_secs=?, auto_disable_after_secs=? WHERE id=?",
     )?
     .execute(params![
         e.uid,
@@ -146,6 +158,9 @@ pub fn update(c: &Connection, key: &MainKey, e: &Endpoint) -> DbResult<()> {
         e.updated_at,
         e.legacy_signature,
         e.verify_ssl,
+        e.policy.stored_schedule(),
+        e.policy.timeout_secs,
+        e.policy.auto_disable_after_secs,
         e.id
     ])
     .map_err(uid_conflict)?;
@@ -279,14 +294,23 @@ pub fn failing_since(c: &Connection, endpoint_id: &str) -> DbResult<Option<i64>>
     )
 }
 
-/// Enabled endpoints whose every attempt has failed since before `cutoff`.
-pub fn failing_since_before(c: &Connection, cutoff: i64) -> DbResult<Vec<(String, i64)>> {
+/// Enabled endpoints whose every attempt has failed for their auto-disable period by `now`
+/// (their own, else `server_ms`; 0 never): id, since when, and the period in ms.
+pub fn failing_too_long(
+    c: &Connection,
+    now: i64,
+    server_ms: i64,
+) -> DbResult<Vec<(String, i64, i64)>> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, failing_since FROM endpoints WHERE disabled = 0 AND failing_since IS NOT NULL \
-         AND failing_since <= ?",
+        "SELECT id, failing_since, after FROM \
+             (SELECT id, failing_since, COALESCE(auto_disable_after_secs * 1000, ?2) AS after \
+              FROM endpoints WHERE disabled = 0 AND failing_since IS NOT NULL) \
+         WHERE after > 0 AND failing_since <= ?1 - after",
     )?;
     let rows = stmt
-        .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![now, server_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

@@ -48,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_alert_incidents",
         include_str!("../../../migrations/sqlite/0011_alert_incidents.sql"),
     ),
+    (
+        "0012_endpoint_policy",
+        include_str!("../../../migrations/sqlite/0012_endpoint_policy.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

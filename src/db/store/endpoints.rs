@@ -315,22 +315,23 @@ impl Store {
         }
     }
 
-    /// Disables every endpoint failing since before `cutoff`, for `reason(since)`, with the
-    /// effects of [`Store::disable_endpoints`] (the notice dated when it began failing).
-    /// Returns the endpoints found and whether anything was announced.
+    /// Disables every endpoint that has failed for its auto-disable period by `now` (its
+    /// own, else `server_ms`), for `reason(since, period)`, with the effects of
+    /// [`Store::disable_endpoints`] (the notice dated when it began failing). Returns the
+    /// endpoints found and whether anything was announced.
     pub async fn disable_failing_endpoints(
         &self,
-        cutoff: i64,
-        reason: impl Fn(i64) -> String + Send + 'static,
+        server_ms: i64,
+        reason: impl Fn(i64, i64) -> String + Send + 'static,
         now: i64,
     ) -> DbResult<(Vec<String>, bool)> {
         match self {
             Store::Sqlite(db) => {
                 db.write(move |c| {
-                    let dead = endpoints::failing_since_before(c, cutoff)?;
+                    let dead = endpoints::failing_too_long(c, now, server_ms)?;
                     let mut notices = Vec::with_capacity(dead.len());
-                    for (id, since) in &dead {
-                        let reason = reason(*since);
+                    for (id, since, after) in &dead {
+                        let reason = reason(*since, *after);
                         if endpoints::disable(c, id, &reason, now)? {
                             notices.push(Notice::Disabled {
                                 endpoint_id: id.clone(),
@@ -341,17 +342,17 @@ impl Store {
                         }
                     }
                     let announced = operational::announce(c, &notices, now)?;
-                    Ok((dead.into_iter().map(|(id, _)| id).collect(), announced))
+                    Ok((dead.into_iter().map(|(id, ..)| id).collect(), announced))
                 })
                 .await
             }
             Store::Postgres(pg) => {
                 // `reason` is moved in (it need not be `Sync`); only its results cross awaits.
                 pg.write(async move |tx| {
-                    let dead = postgres::endpoints::failing_since_before(tx, cutoff).await?;
+                    let dead = postgres::endpoints::failing_too_long(tx, now, server_ms).await?;
                     let mut notices = Vec::with_capacity(dead.len());
-                    for (id, since) in &dead {
-                        let reason = reason(*since);
+                    for (id, since, after) in &dead {
+                        let reason = reason(*since, *after);
                         // Another node disabling it at once: only one of them changes it.
                         if postgres::endpoints::disable(tx, id, &reason, now).await? {
                             notices.push(Notice::Disabled {
@@ -364,7 +365,7 @@ impl Store {
                     }
                     let announced =
                         postgres::operational::announce(tx, &pg.node(), &notices, now).await?;
-                    Ok((dead.into_iter().map(|(id, _)| id).collect(), announced))
+                    Ok((dead.into_iter().map(|(id, ..)| id).collect(), announced))
                 })
                 .await
             }

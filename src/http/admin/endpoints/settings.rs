@@ -1,6 +1,7 @@
 //! Adding an endpoint, its settings tab, and deleting it.
 
 use super::*;
+use crate::domain::model::DeliveryPolicy;
 
 /// The endpoint form as shown: values, checkboxes and errors next to each field.
 #[derive(Default)]
@@ -18,11 +19,76 @@ pub struct Fields {
     pub verify_ssl: bool,
     /// Also send `X-Webhook-Signature-256: sha256=<hex>`.
     pub legacy_signature: bool,
+    /// This endpoint's retry schedule ("5s, 5m, 30m"; `none`: no retry; empty: the server's).
+    pub retry_schedule: String,
+    /// Its request timeout ("10s"; empty: the server's).
+    pub timeout: String,
+    /// Its auto-disable period ("2days", `0`: never; empty: the server's).
+    pub auto_disable_after: String,
+    /// The server's settings, shown where the endpoint has none of its own.
+    pub server_schedule: String,
+    pub server_timeout: String,
+    pub server_auto_disable: String,
+    pub retry_error: Option<String>,
+    pub timeout_error: Option<String>,
+    pub auto_disable_error: Option<String>,
     pub url_error: Option<String>,
     pub events_error: Option<String>,
     pub channels_error: Option<String>,
     pub rate_error: Option<String>,
     pub error: Option<String>,
+}
+
+/// Seconds as the console shows them: `5m`, `2h`, `1day`.
+fn shown_secs(secs: u32) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(u64::from(secs))).to_string()
+}
+
+/// A duration typed in a form (`30s`, `5m`, `2h`, `0`), in whole seconds.
+fn form_secs(raw: &str) -> Result<u32, String> {
+    let raw = raw.trim();
+    if raw == "0" {
+        return Ok(0);
+    }
+    let d = humantime::parse_duration(raw)
+        .map_err(|_| format!("`{raw}` is not a duration like 30s, 5m or 2h"))?;
+    u32::try_from(d.as_secs()).map_err(|_| format!("`{raw}` is too long"))
+}
+
+/// A retry schedule typed in a form: empty for the server's, `none` for no retry, else
+/// comma-separated durations.
+fn form_schedule(raw: &str) -> Result<Option<Vec<u32>>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if raw.eq_ignore_ascii_case("none") {
+        return Ok(Some(Vec::new()));
+    }
+    raw.split(',')
+        .map(form_secs)
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+impl Fields {
+    /// The server's delivery settings, as hints next to the endpoint's own.
+    fn with_server(mut self, d: &crate::config::DeliveryConfig) -> Fields {
+        self.server_schedule = d
+            .retry_schedule
+            .iter()
+            .skip(1)
+            .map(|w| humantime::format_duration(*w).to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.server_timeout = humantime::format_duration(d.request_timeout).to_string();
+        self.server_auto_disable = if d.auto_disable_after.is_zero() {
+            "never".into()
+        } else {
+            humantime::format_duration(d.auto_disable_after).to_string()
+        };
+        self
+    }
 }
 
 impl Fields {
@@ -53,8 +119,36 @@ impl Fields {
                 .unwrap_or_default(),
             verify_ssl: ep.is_none_or(|e| e.verify_ssl),
             legacy_signature: ep.is_some_and(|e| e.legacy_signature),
+            retry_schedule: ep
+                .and_then(|e| e.policy.retry_schedule.as_ref())
+                .map(|s| {
+                    if s.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        s.iter()
+                            .map(|w| shown_secs(*w))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                })
+                .unwrap_or_default(),
+            timeout: ep
+                .and_then(|e| e.policy.timeout_secs)
+                .map(shown_secs)
+                .unwrap_or_default(),
+            auto_disable_after: ep
+                .and_then(|e| e.policy.auto_disable_after_secs)
+                .map(|a| {
+                    if a == 0 {
+                        "0".to_owned()
+                    } else {
+                        shown_secs(a)
+                    }
+                })
+                .unwrap_or_default(),
             ..Fields::default()
-        })
+        }
+        .with_server(&st.cfg.delivery))
     }
 }
 
@@ -71,6 +165,20 @@ struct Submitted {
     headers: Result<std::collections::BTreeMap<String, String>, String>,
     verify_ssl: bool,
     legacy_signature: bool,
+    /// The delivery policy as typed: schedule, timeout, auto-disable.
+    policy_raw: (String, String, String),
+    schedule: Result<Option<Vec<u32>>, String>,
+    timeout: Result<Option<u32>, String>,
+    auto_disable: Result<Option<u32>, String>,
+}
+
+/// An optional duration typed in a form (empty: none).
+fn form_optional_secs(raw: &str) -> Result<Option<u32>, String> {
+    if raw.trim().is_empty() {
+        Ok(None)
+    } else {
+        form_secs(raw).map(Some)
+    }
 }
 
 /// `Name: value` lines (blank lines ignored) as a header map.
@@ -111,6 +219,14 @@ impl Submitted {
             headers_raw: form.get("headers").to_owned(),
             verify_ssl: form.get("verify_ssl") == "1",
             legacy_signature: form.get("legacy_signature") == "1",
+            schedule: form_schedule(form.get("retry_schedule")),
+            timeout: form_optional_secs(form.get("timeout")),
+            auto_disable: form_optional_secs(form.get("auto_disable_after")),
+            policy_raw: (
+                form.get("retry_schedule").to_owned(),
+                form.get("timeout").to_owned(),
+                form.get("auto_disable_after").to_owned(),
+            ),
         }
     }
 
@@ -125,10 +241,16 @@ impl Submitted {
             headers: self.headers.clone().ok(),
             legacy_signature: self.legacy_signature,
             verify_ssl: Some(self.verify_ssl),
+            policy: DeliveryPolicy {
+                retry_schedule: self.schedule.clone().unwrap_or_default(),
+                timeout_secs: self.timeout.clone().unwrap_or_default(),
+                auto_disable_after_secs: self.auto_disable.clone().unwrap_or_default(),
+            },
             ..EndpointInput::default()
         };
+        let typed = self.schedule.is_ok() && self.timeout.is_ok() && self.auto_disable.is_ok();
         let failure = match (
-            self.rate_error.is_none() && self.headers.is_ok(),
+            self.rate_error.is_none() && self.headers.is_ok() && typed,
             input
                 .parse(&st.store, app, st.cfg.delivery.https_only)
                 .await,
@@ -146,10 +268,19 @@ impl Submitted {
         let events_error = located("filterTypes");
         let channels_error = located("channels");
         let headers_error = self.headers.err().or_else(|| located("headers"));
+        let retry_error = self.schedule.err().or_else(|| located("retrySchedule"));
+        let timeout_error = self.timeout.err().or_else(|| located("timeoutSeconds"));
+        let auto_disable_error = self
+            .auto_disable
+            .err()
+            .or_else(|| located("autoDisableAfterSeconds"));
         let placed = url_error.is_some()
             || events_error.is_some()
             || channels_error.is_some()
-            || headers_error.is_some();
+            || headers_error.is_some()
+            || retry_error.is_some()
+            || timeout_error.is_some()
+            || auto_disable_error.is_some();
         let error = match failure {
             Some(Ok(_)) if placed => None,
             Some(Ok(e)) => Some(e.msg),
@@ -171,12 +302,20 @@ impl Submitted {
             headers_error,
             verify_ssl: self.verify_ssl,
             legacy_signature: self.legacy_signature,
+            retry_schedule: self.policy_raw.0,
+            timeout: self.policy_raw.1,
+            auto_disable_after: self.policy_raw.2,
+            retry_error,
+            timeout_error,
+            auto_disable_error,
             url_error,
             events_error,
             channels_error,
             rate_error: self.rate_error,
             error,
-        })
+            ..Fields::default()
+        }
+        .with_server(&st.cfg.delivery))
     }
 }
 
@@ -270,6 +409,7 @@ pub async fn update(
             ep.headers = crate::domain::headers::keep_redacted(valid.headers, &head.ep.headers);
             ep.verify_ssl = valid.verify_ssl;
             ep.legacy_signature = valid.legacy_signature;
+            ep.policy = valid.policy;
             ep.updated_at = now_ms();
             service::update(&st.store, &st.dispatcher, ep).await?;
             Ok(redirect(&format!("{}?ok=endpoint-saved", head.base)))

@@ -20,8 +20,8 @@ use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
 use crate::service::endpoint_input::{
-    check_channels, check_event_types, check_headers, check_headers_size, check_url, parse_secret,
-    EndpointInput,
+    check_channels, check_event_types, check_headers, check_headers_size, check_policy, check_url,
+    parse_secret, EndpointInput,
 };
 use crate::service::endpoints as service;
 use crate::service::input::{check_uid, metadata_map};
@@ -168,7 +168,10 @@ pub async fn put(
     check_url(&input.url, st.cfg.delivery.https_only)?;
     check_uid(input.uid.as_deref())?;
     check_channels(input.channels.as_ref())?;
+    let policy = input.policy();
+    check_policy(&policy)?;
     let now = now_ms();
+    ep.policy = policy;
     ep.filter_types = check_event_types(&st.store, &app, input.event_types).await?;
     ep.url = input.url;
     ep.description = input.description;
@@ -240,6 +243,16 @@ pub async fn patch(
     if let Some(v) = p.verify_ssl {
         ep.verify_ssl = v;
     }
+    if let Some(s) = p.retry_schedule {
+        ep.policy.retry_schedule = s;
+    }
+    if let Some(t) = p.timeout_seconds {
+        ep.policy.timeout_secs = t;
+    }
+    if let Some(a) = p.auto_disable_after_seconds {
+        ep.policy.auto_disable_after_secs = a;
+    }
+    check_policy(&ep.policy)?;
     if let Some(d) = p.disabled {
         set_disabled(&mut ep, d, now);
     }

@@ -1,6 +1,7 @@
 //! Endpoints: what is sent in and out, their secret, headers, statistics, health and test sends.
 
 use super::*;
+use crate::domain::model::DeliveryPolicy;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -46,10 +47,36 @@ pub struct EndpointIn {
     pub legacy_signature: bool,
     /// `false` skips TLS certificate verification; absent means `true`.
     pub verify_ssl: Option<bool>,
+    /// This endpoint's retries: the wait before each, in seconds (the first attempt is at
+    /// once; `[]`: no retry). Absent or `null`: the server's schedule.
+    #[schema(inline, value_type = Option<Vec<RetryWait>>, max_items = 20)]
+    pub retry_schedule: Option<Vec<u32>>,
+    /// How long a request to this endpoint may take, in seconds. Absent or `null`: the
+    /// server's `delivery.request_timeout`.
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(minimum = 1, maximum = 300)]
+    pub timeout_seconds: Option<u32>,
+    /// How long every attempt may fail before this endpoint is disabled, in seconds (`0`:
+    /// never). Absent or `null`: the server's `delivery.auto_disable_after`.
+    #[serde(default, deserialize_with = "whole")]
+    #[schema(maximum = 2592000)]
+    pub auto_disable_after_seconds: Option<u32>,
+}
+
+impl EndpointIn {
+    /// Its delivery policy, as asked for.
+    pub fn policy(&self) -> DeliveryPolicy {
+        DeliveryPolicy {
+            retry_schedule: self.retry_schedule.clone(),
+            timeout_secs: self.timeout_seconds,
+            auto_disable_after_secs: self.auto_disable_after_seconds,
+        }
+    }
 }
 
 impl From<EndpointIn> for crate::service::endpoint_input::EndpointInput {
     fn from(e: EndpointIn) -> Self {
+        let policy = e.policy();
         crate::service::endpoint_input::EndpointInput {
             url: e.url,
             description: e.description,
@@ -63,6 +90,7 @@ impl From<EndpointIn> for crate::service::endpoint_input::EndpointInput {
             headers: e.headers,
             legacy_signature: e.legacy_signature,
             verify_ssl: e.verify_ssl,
+            policy,
         }
     }
 }
@@ -90,7 +118,24 @@ pub struct EndpointPatch {
     pub metadata: Option<Metadata>,
     pub legacy_signature: Option<bool>,
     pub verify_ssl: Option<bool>,
+    /// As in `EndpointIn`; `null` returns to the server's schedule.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(inline, value_type = Option<Vec<RetryWait>>, max_items = 20)]
+    pub retry_schedule: Option<Option<Vec<u32>>>,
+    /// As in `EndpointIn`; `null` returns to the server's timeout.
+    #[serde(default, deserialize_with = "nullable_whole")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 300)]
+    pub timeout_seconds: Option<Option<u32>>,
+    /// As in `EndpointIn`; `null` returns to the server's period.
+    #[serde(default, deserialize_with = "nullable_whole")]
+    #[schema(value_type = Option<u32>, maximum = 2592000)]
+    pub auto_disable_after_seconds: Option<Option<u32>>,
 }
+
+/// The wait before a retry, in seconds (at most a week).
+#[derive(ToSchema)]
+#[schema(maximum = 604800, minimum = 0)]
+pub struct RetryWait(#[allow(dead_code)] u32);
 
 /// An event type name.
 #[derive(ToSchema)]
@@ -127,6 +172,15 @@ pub struct EndpointOut {
     pub throttle_rate: Option<i64>,
     pub legacy_signature: bool,
     pub verify_ssl: bool,
+    /// Its own retry schedule (waits in seconds before each retry); `null`: the server's.
+    #[schema(required)]
+    pub retry_schedule: Option<Vec<u32>>,
+    /// Its own request timeout in seconds; `null`: the server's.
+    #[schema(required)]
+    pub timeout_seconds: Option<u32>,
+    /// Its own auto-disable period in seconds (`0`: never); `null`: the server's.
+    #[schema(required)]
+    pub auto_disable_after_seconds: Option<u32>,
     pub disabled: bool,
     /// Why the endpoint is disabled (hookbox extension).
     #[schema(required)]
@@ -158,6 +212,9 @@ impl From<Endpoint> for EndpointOut {
             throttle_rate: e.rate_limit,
             legacy_signature: e.legacy_signature,
             verify_ssl: e.verify_ssl,
+            retry_schedule: e.policy.retry_schedule,
+            timeout_seconds: e.policy.timeout_secs,
+            auto_disable_after_seconds: e.policy.auto_disable_after_secs,
             disabled: e.disabled,
             disabled_reason: e.disabled_reason,
             filter_types: e.filter_types.clone(),
