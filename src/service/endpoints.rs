@@ -261,6 +261,8 @@ pub async fn rotate_secret(
 pub enum ResendError {
     /// The endpoint is disabled: enable it first.
     Disabled,
+    /// The message's payload was deleted, or has expired: there is nothing to send.
+    ContentGone,
     Db(crate::db::DbError),
 }
 
@@ -276,13 +278,18 @@ pub async fn resend(
     store: &Store,
     dispatcher: &Dispatcher,
     max_attempts: u32,
-    msg_id: &str,
+    msg: &crate::db::Message,
     ep: &Endpoint,
 ) -> Result<(), ResendError> {
     if ep.disabled {
         return Err(ResendError::Disabled);
     }
-    store.resend(msg_id, &ep.id, max_attempts, now_ms()).await?;
+    if msg.payload.is_none() {
+        return Err(ResendError::ContentGone);
+    }
+    store
+        .resend(&msg.id, &ep.id, max_attempts, now_ms())
+        .await?;
     dispatcher.wake();
     Ok(())
 }

@@ -49,3 +49,20 @@ pub async fn keep_response(
         .keep_idempotent_response(key, status, body, crate::domain::time::now_ms())
         .await
 }
+
+/// Deletes a message's payload (a person's data, on request): it is never sent again, so
+/// its deliveries not made yet are canceled (how many). Its attempts and counts stay.
+pub async fn expunge_content(store: &Store, msg_id: &str) -> DbResult<usize> {
+    store
+        .expunge_message_content(msg_id, crate::domain::time::now_ms())
+        .await
+}
+
+/// Deletes what the receiver answered to one attempt of a message; whether it had it.
+pub async fn expunge_attempt_content(
+    store: &Store,
+    msg_id: &str,
+    attempt_id: &str,
+) -> DbResult<bool> {
+    store.expunge_attempt_content(msg_id, attempt_id).await
+}

@@ -17,6 +17,7 @@ mod delivery;
 mod delivery_options;
 mod delivery_pacing;
 mod endpoint_policy;
+mod expunge;
 mod faults;
 mod hostile;
 mod layers;

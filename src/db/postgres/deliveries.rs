@@ -135,7 +135,8 @@ pub async fn replay_missing(
     let mut n = 0;
     for r in &rows {
         let m = messages::from_row(r)?;
-        if ep.accepts(&m.event_type, m.channels.as_deref()) {
+        // A message whose payload is gone cannot be sent again.
+        if m.payload.is_some() && ep.accepts(&m.event_type, m.channels.as_deref()) {
             c.execute(&upsert, &[&m.id, &ep.id, &now]).await?;
             n += 1;
         }

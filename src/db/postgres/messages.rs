@@ -109,6 +109,41 @@ pub async fn list(
 }
 
 /// Purges up to `limit` payloads that expired by `now`, with their attempts' response bodies;
+/// Deletes a message's payload at its owner's request: it is never sent again, so its
+/// deliveries not made yet are canceled (how many), leased ones too (their result is then
+/// dropped). Its attempts and counts stay.
+pub async fn expunge_content(c: &impl GenericClient, msg_id: &str, now: i64) -> DbResult<usize> {
+    c.execute(
+        "UPDATE messages SET payload = NULL WHERE id = $1",
+        &[&msg_id],
+    )
+    .await?;
+    let n = c
+        .execute(
+            "UPDATE deliveries SET status = 4, next_attempt_at = NULL, lease_until = NULL, \
+                 lease_owner = NULL, updated_at = $2 WHERE msg_id = $1 AND status = 1",
+            &[&msg_id, &now],
+        )
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Deletes an attempt's response body and headers (what the receiver answered); whether
+/// the message had that attempt.
+pub async fn expunge_attempt_content(
+    c: &impl GenericClient,
+    msg_id: &str,
+    attempt_id: &str,
+) -> DbResult<bool> {
+    Ok(c.execute(
+        "UPDATE attempts SET response = NULL, response_headers = NULL \
+         WHERE id = $1 AND msg_id = $2",
+        &[&attempt_id, &msg_id],
+    )
+    .await?
+        > 0)
+}
+
 /// messages with a delivery still pending keep theirs. Returns how many were purged.
 pub async fn purge_expired(c: &impl GenericClient, now: i64, limit: usize) -> DbResult<usize> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);

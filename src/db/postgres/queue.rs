@@ -153,6 +153,7 @@ pub async fn record(
              FROM UNNEST($1::BIGINT[], $2::SMALLINT[], $3::INTEGER[], $4::BIGINT[], $5::BIGINT[], \
                  $6::TEXT[]) AS u(id, status, attempts, next, at, owner) \
              WHERE d.id = u.id AND d.lease_owner = u.owner AND d.lease_until IS NOT NULL \
+                 AND d.status = 1 \
              RETURNING d.id",
         )
         .await?;

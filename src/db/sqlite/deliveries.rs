@@ -167,14 +167,15 @@ pub fn record(
         "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
          trigger_type = 0, updated_at = ? WHERE id = ?",
     )?;
-    let mut exists = c.prepare_cached("SELECT 1 FROM deliveries WHERE id = ?")?;
+    let mut exists = c.prepare_cached("SELECT 1 FROM deliveries WHERE id = ? AND status = 1")?;
     let mut failing: std::collections::BTreeMap<&str, Option<i64>> =
         std::collections::BTreeMap::new();
     let mut health: std::collections::BTreeMap<(&str, i64), Health> =
         std::collections::BTreeMap::new();
     for r in results {
         let d = &r.delivery;
-        // Deleted with its message, endpoint or application while it was being sent.
+        // Deleted with its message, endpoint or application while it was being sent, or
+        // canceled (its message's content was deleted).
         if !exists.exists([d.delivery_id])? {
             continue;
         }
@@ -340,9 +341,10 @@ pub fn replay_missing(
            trigger_type = 1, updated_at = ?3",
     )?;
     let mut n = 0;
+    // A message whose payload is gone cannot be sent again.
     for m in msgs
         .iter()
-        .filter(|m| ep.accepts(&m.event_type, m.channels.as_deref()))
+        .filter(|m| m.payload.is_some() && ep.accepts(&m.event_type, m.channels.as_deref()))
     {
         upsert.execute(params![m.id, ep.id, now])?;
         n += 1;
@@ -620,6 +622,27 @@ mod tests {
             )
             .unwrap();
         assert_eq!(status, SUCCESS);
+    }
+
+    #[test]
+    fn a_result_for_a_delivery_canceled_while_it_was_sent_is_dropped() {
+        let (_dir, c, claimed) = seeded();
+        // Its message's content is deleted while it is in flight.
+        messages::expunge_content(&c, &claimed[0].msg_id, 5).unwrap();
+        let schedule = RetrySchedule {
+            delays: vec![Duration::ZERO, Duration::from_secs(60)],
+            jitter: 0.0,
+        };
+        let failed = result(&claimed[0], Outcome::Failure { retry_after: None });
+        record(&c, &[failed], &schedule).unwrap();
+        let (status, next): (i64, Option<i64>) = c
+            .query_row(
+                "SELECT status, next_attempt_at FROM deliveries WHERE id = ?",
+                [claimed[0].delivery_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((status, next), (4, None), "still canceled, no retry");
     }
 
     #[test]

@@ -218,6 +218,28 @@ pub fn purge_expired(c: &Connection, now: i64, limit: usize) -> DbResult<usize> 
     Ok(ids.len())
 }
 
+/// Deletes a message's payload at its owner's request: it is never sent again, so its
+/// deliveries not made yet are canceled (how many). Its attempts and counts stay.
+pub fn expunge_content(c: &Connection, msg_id: &str, now: i64) -> DbResult<usize> {
+    c.prepare_cached("UPDATE messages SET payload = NULL WHERE id = ?")?
+        .execute([msg_id])?;
+    Ok(c.prepare_cached(
+        "UPDATE deliveries SET status = 4, next_attempt_at = NULL, lease_until = NULL, \
+             updated_at = ?2 WHERE msg_id = ?1 AND status = 1",
+    )?
+    .execute(params![msg_id, now])?)
+}
+
+/// Deletes an attempt's response body and headers (what the receiver answered); whether
+/// the message had that attempt.
+pub fn expunge_attempt_content(c: &Connection, msg_id: &str, attempt_id: &str) -> DbResult<bool> {
+    Ok(c.prepare_cached(
+        "UPDATE attempts SET response = NULL, response_headers = NULL WHERE id = ? AND msg_id = ?",
+    )?
+    .execute([attempt_id, msg_id])?
+        > 0)
+}
+
 /// Gives up to `pages` free pages back to the file system.
 pub fn release_free_pages(c: &Connection, pages: u32) -> DbResult<()> {
     c.execute_batch(&format!("PRAGMA incremental_vacuum({pages})"))?;

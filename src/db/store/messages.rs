@@ -84,6 +84,39 @@ impl Bound {
 }
 
 impl Store {
+    /// Deletes a message's payload (see `sqlite::messages::expunge_content`); how many of its
+    /// deliveries were canceled.
+    pub async fn expunge_message_content(&self, msg_id: &str, now: i64) -> DbResult<usize> {
+        let msg_id = msg_id.to_owned();
+        match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| messages::expunge_content(c, &msg_id, now))
+                    .await
+            }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| postgres::messages::expunge_content(tx, &msg_id, now).await)
+                    .await
+            }
+        }
+    }
+
+    /// Deletes what the receiver answered to one attempt of a message; whether it had it.
+    pub async fn expunge_attempt_content(&self, msg_id: &str, attempt_id: &str) -> DbResult<bool> {
+        let (msg_id, attempt_id) = (msg_id.to_owned(), attempt_id.to_owned());
+        match self {
+            Store::Sqlite(db) => {
+                db.write(move |c| messages::expunge_attempt_content(c, &msg_id, &attempt_id))
+                    .await
+            }
+            Store::Postgres(pg) => {
+                pg.read(async |c| {
+                    postgres::messages::expunge_attempt_content(c, &msg_id, &attempt_id).await
+                })
+                .await
+            }
+        }
+    }
+
     /// Stores a message, its deliveries and its idempotency record in one transaction (the
     /// outbox). Deliveries due now whose endpoint `room` accepts are leased until
     /// `lease_until` and returned for immediate sending. `None` when there is no such

@@ -181,6 +181,30 @@ pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespons
     Ok(json(StatusCode::OK, &attempt_out(a, false, true)))
 }
 
+/// Delete what the receiver answered to an attempt (its response body and headers), for
+/// example personal data it sent back. The attempt stays, with its status code.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content",
+    operation_id = "v1.message-attempt.expunge-content",
+    tag = "Message Attempt",
+    params(AppPath, MsgPath, AttemptPath),
+    responses((status = 204, description = "Deleted"), ReadErrors)
+)]
+pub async fn expunge_content(
+    st: Data,
+    _who: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let app = find_app(&st, &req).await?;
+    let m = find_message(&st, &req, &app.id).await?;
+    let attempt_id = AttemptPath::parse(&req)?.attempt_id;
+    if !crate::service::messages::expunge_attempt_content(&st.store, &m.id, &attempt_id).await? {
+        return Err(ApiError::NotFound("attempt"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Send the message to the endpoint once more, now.
 #[utoipa::path(
     post,
@@ -190,7 +214,7 @@ pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespons
     params(AppPath, MsgPath, EndpointPath),
     responses(
         (status = 202, description = "Scheduled", body = Object, example = json!({})),
-        (status = 409, description = "The endpoint is disabled", body = HttpErrorOut),
+        (status = 409, description = "The endpoint is disabled, or the message's payload is gone", body = HttpErrorOut),
         ReadErrors
     )
 )]
@@ -198,12 +222,18 @@ pub async fn resend(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResp
     let (app, ep) = find_endpoint(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let max = st.cfg.retry_schedule().max_attempts();
-    crate::service::endpoints::resend(&st.store, &st.dispatcher, max, &m.id, &ep)
+    crate::service::endpoints::resend(&st.store, &st.dispatcher, max, &m, &ep)
         .await
         .map_err(|e| match e {
             crate::service::endpoints::ResendError::Disabled => ApiError::Conflict {
                 code: "endpoint_disabled",
                 detail: "the endpoint is disabled".into(),
+            },
+            crate::service::endpoints::ResendError::ContentGone => ApiError::Conflict {
+                code: "message_content_gone",
+                detail: "the message's payload was deleted or has expired: it cannot be sent \
+                         again"
+                    .into(),
             },
             crate::service::endpoints::ResendError::Db(e) => e.into(),
         })?;

@@ -279,6 +279,28 @@ pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespons
     Ok(json(StatusCode::OK, &message_json(&m, with_content)))
 }
 
+/// Delete a message's payload (for example personal data, on request). It cannot be sent
+/// again: its deliveries not made yet are canceled. Its attempts and counts stay, and it
+/// reads with `payload: {}`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/content",
+    operation_id = "v1.message.expunge-content",
+    tag = "Message",
+    params(AppPath, MsgPath),
+    responses((status = 204, description = "Deleted"), ReadErrors)
+)]
+pub async fn expunge_content(
+    st: Data,
+    _who: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let app = find_app(&st, &req).await?;
+    let m = find_message(&st, &req, &app.id).await?;
+    crate::service::messages::expunge_content(&st.store, &m.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// List the endpoints a message went to, with its delivery status at each.
 #[utoipa::path(
     get,

@@ -118,6 +118,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(get().to(attempts::get)),
             )
             .service(
+                resource("/app/{app_id}/msg/{msg_id}/content")
+                    .route(delete().to(messages::expunge_content)),
+            )
+            .service(
+                resource("/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content")
+                    .route(delete().to(attempts::expunge_content)),
+            )
+            .service(
                 resource("/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend")
                     .route(post().to(attempts::resend)),
             )

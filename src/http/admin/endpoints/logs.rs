@@ -211,11 +211,15 @@ pub async fn resend(
         .await?
         .ok_or(ConsoleError::NotFound("message"))?;
     let max = st.cfg.retry_schedule().max_attempts();
-    service::resend(&st.store, &st.dispatcher, max, &msg.id, &head.ep)
+    service::resend(&st.store, &st.dispatcher, max, &msg, &head.ep)
         .await
         .map_err(|e| match e {
             service::ResendError::Disabled => ConsoleError::BadRequest(
                 "This endpoint is disabled: enable it before resending messages to it.".into(),
+            ),
+            service::ResendError::ContentGone => ConsoleError::BadRequest(
+                "This message's payload was deleted or has expired: it cannot be sent again."
+                    .into(),
             ),
             service::ResendError::Db(e) => e.into(),
         })?;

@@ -1,0 +1,110 @@
+//! Deleting content on request: a message's payload (it is never sent again) and what a
+//! receiver answered to an attempt; the counts stay.
+
+use crate::support::receiver::Reply;
+use crate::support::{wait_for, TestApp, TestReceiver};
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_message_s_payload_is_deleted_its_retries_canceled_and_it_cannot_be_resent() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let a = app.create_app("shop").await;
+    // Retried in an hour: the retry is what the deletion must stop.
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/hook", rx.url), "retrySchedule": [3600] }),
+        )
+        .await;
+    let m = app
+        .send(&a, "user.created", json!({ "email": "jane@example.com" }))
+        .await;
+    rx.wait_for_count(1, Duration::from_secs(10)).await;
+    let path = format!("/app/{a}/msg/{m}/endpoint");
+    let dest = || async { app.get(&path, 200).await["data"][0].clone() };
+    let pending = wait_for(Duration::from_secs(10), || async {
+        !dest().await["nextAttempt"].is_null()
+    })
+    .await;
+    assert!(pending, "a retry is scheduled");
+
+    app.call("DELETE", &format!("/app/{a}/msg/{m}/content"), None, 204)
+        .await;
+    let msg = app.get(&format!("/app/{a}/msg/{m}"), 200).await;
+    assert_eq!(msg["payload"], json!({}), "{msg}");
+    assert!(!msg.to_string().contains("jane@example.com"));
+    let d = dest().await;
+    assert_eq!(d["status"], 4, "canceled: {d}");
+    assert!(d["nextAttempt"].is_null(), "{d}");
+    // The attempt made stays, and nothing more is sent, even once the retry was due.
+    let attempts = app.get(&format!("/app/{a}/attempt/msg/{m}"), 200).await;
+    assert_eq!(attempts["data"].as_array().unwrap().len(), 1);
+    app.clock.advance(Duration::from_secs(7200));
+    app.assert_nothing_due_within(Duration::from_secs(2)).await;
+    assert_eq!(rx.count(), 1);
+    // Resending has nothing to send.
+    let e = app
+        .post(
+            &format!("/app/{a}/msg/{m}/endpoint/{ep}/resend"),
+            json!({}),
+            409,
+        )
+        .await;
+    assert_eq!(e["code"], "message_content_gone", "{e}");
+    app.call(
+        "DELETE",
+        &format!("/app/{a}/msg/msg_nope/content"),
+        None,
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn what_a_receiver_answered_to_an_attempt_is_deleted_and_the_attempt_stays() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(200).body("{\"token\":\"tok_private_123\"}"));
+    let a = app.create_app("shop").await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
+        .await;
+    let m = app.send(&a, "user.created", json!({})).await;
+    rx.wait_for_count(1, Duration::from_secs(10)).await;
+    let list = format!("/app/{a}/attempt/msg/{m}");
+    let stored = wait_for(Duration::from_secs(10), || async {
+        app.get(&list, 200).await["data"][0]["response"]
+            .as_str()
+            .is_some_and(|r| r.contains("tok_private_123"))
+    })
+    .await;
+    assert!(stored, "the answer is kept first");
+    let attempt = app.get(&list, 200).await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.call(
+        "DELETE",
+        &format!("/app/{a}/msg/{m}/attempt/{attempt}/content"),
+        None,
+        204,
+    )
+    .await;
+    let got = app
+        .get(&format!("/app/{a}/msg/{m}/attempt/{attempt}"), 200)
+        .await;
+    assert!(!got.to_string().contains("tok_private_123"), "{got}");
+    assert_eq!(got["responseStatusCode"], 200);
+    assert_eq!(got["status"], 0);
+    // Another message's attempt is not this message's to delete.
+    let other = app.send(&a, "user.created", json!({})).await;
+    app.call(
+        "DELETE",
+        &format!("/app/{a}/msg/{other}/attempt/{attempt}/content"),
+        None,
+        404,
+    )
+    .await;
+}
