@@ -238,6 +238,23 @@ impl Sender {
         if let Some(l) = &legacy {
             headers.push(("x-webhook-signature-256", l.as_str()));
         }
+        // In another sender's style, for receivers written for it.
+        let styled = target.signature_header.as_ref().and_then(|h| {
+            let key = target.current_key()?;
+            let value = h.format.value(
+                key,
+                target.keys_at(now_ms),
+                now_ms.div_euclid(1000),
+                body.as_bytes(),
+            );
+            Some((h, value))
+        });
+        if let Some((h, value)) = &styled {
+            headers.push((h.name.as_str(), value.as_str()));
+            if let Some(id_header) = &h.event_id_header {
+                headers.push((id_header.as_str(), msg_id));
+            }
+        }
         let mut req = client.post(url);
         if let Some(secs) = target.policy.timeout_secs {
             req = req.timeout(Duration::from_secs(u64::from(secs)));

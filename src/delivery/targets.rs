@@ -27,6 +27,8 @@ pub struct Target {
     pub verify_ssl: bool,
     /// Retries and timeout where they differ from the server's.
     pub policy: crate::domain::model::DeliveryPolicy,
+    /// A signature header in another sender's style, sent too.
+    pub signature_header: Option<crate::domain::signing::SignatureHeader>,
 }
 
 impl Target {
@@ -106,6 +108,7 @@ impl Targets {
             legacy_signature: ep.legacy_signature,
             verify_ssl: ep.verify_ssl,
             policy: ep.policy,
+            signature_header: ep.signature_header,
         });
         let mut map = self.lock();
         // A change committed while we read must not be overwritten by what we read before it.

@@ -149,6 +149,8 @@ pub struct Endpoint {
     pub verify_ssl: bool,
     /// Retries, timeout and auto-disable where they differ from the server's.
     pub policy: DeliveryPolicy,
+    /// A signature header in another sender's style, sent too.
+    pub signature_header: Option<crate::domain::signing::SignatureHeader>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub headers: BTreeMap<String, String>,
     pub disabled: bool,

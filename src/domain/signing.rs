@@ -67,10 +67,17 @@ impl SigningKey {
     /// The legacy `X-Webhook-Signature-256` value: `sha256=` + hex(HMAC-SHA256(key, body)),
     /// keyed with the decoded bytes of the `whsec_…` secret and covering only the body.
     pub fn legacy_sign(&self, body: &[u8]) -> String {
+        HeaderFormat::Github.value(self, [self], 0, body)
+    }
+
+    /// HMAC-SHA256 under this key of `parts`, one after the other.
+    fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(body);
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        for p in parts {
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -91,9 +98,143 @@ pub fn signature_header<'a>(
     out
 }
 
+/// How a signature header in another sender's style is written, for receivers that verify
+/// that style (all HMAC-SHA256 under the decoded bytes of the `whsec_…` secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderFormat {
+    /// `sha256=<hex of HMAC(body)>`, as GitHub sends `X-Hub-Signature-256`.
+    Github,
+    /// `t=<timestamp>,v1=<hex of HMAC("timestamp.body")>`, as Stripe sends `Stripe-Signature`
+    /// (one `v1` per valid secret during a rotation).
+    Stripe,
+    /// `<hex of HMAC(body)>`.
+    Hex,
+    /// `<base64 of HMAC(body)>`.
+    Base64,
+}
+
+impl HeaderFormat {
+    pub const ALL: [HeaderFormat; 4] = [
+        HeaderFormat::Github,
+        HeaderFormat::Stripe,
+        HeaderFormat::Hex,
+        HeaderFormat::Base64,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            HeaderFormat::Github => "github",
+            HeaderFormat::Stripe => "stripe",
+            HeaderFormat::Hex => "hex",
+            HeaderFormat::Base64 => "base64",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<HeaderFormat> {
+        HeaderFormat::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// What the value looks like, for forms and pages.
+    pub const fn label(self) -> &'static str {
+        match self {
+            HeaderFormat::Github => "sha256=<hex HMAC of the body> (GitHub style)",
+            HeaderFormat::Stripe => "t=<timestamp>,v1=<hex HMAC of timestamp.body> (Stripe style)",
+            HeaderFormat::Hex => "<hex HMAC of the body>",
+            HeaderFormat::Base64 => "<base64 HMAC of the body>",
+        }
+    }
+
+    /// The header's value: made with the `current` key (Stripe style: with every `valid` one).
+    pub fn value<'a>(
+        self,
+        current: &SigningKey,
+        valid: impl IntoIterator<Item = &'a SigningKey>,
+        timestamp: i64,
+        body: &[u8],
+    ) -> String {
+        match self {
+            HeaderFormat::Github => format!("sha256={}", hex::encode(current.hmac(&[body]))),
+            HeaderFormat::Hex => hex::encode(current.hmac(&[body])),
+            HeaderFormat::Base64 => STANDARD.encode(current.hmac(&[body])),
+            HeaderFormat::Stripe => {
+                let ts = timestamp.to_string();
+                let mut out = format!("t={ts}");
+                for k in valid {
+                    out.push_str(",v1=");
+                    out.push_str(&hex::encode(k.hmac(&[ts.as_bytes(), b".", body])));
+                }
+                out
+            }
+        }
+    }
+}
+
+/// A signature header in another sender's style, sent besides the Standard Webhooks ones, and
+/// optionally a header carrying the message id (what such receivers take as the event id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureHeader {
+    pub name: String,
+    pub format: HeaderFormat,
+    pub event_id_header: Option<String>,
+}
+
+impl SignatureHeader {
+    /// Its stored form (JSON).
+    pub fn stored(&self) -> String {
+        serde_json::json!({
+            "name": self.name,
+            "format": self.format.name(),
+            "eventIdHeader": self.event_id_header,
+        })
+        .to_string()
+    }
+
+    /// From its stored form (`None` when it does not read).
+    pub fn from_stored(stored: &str) -> Option<SignatureHeader> {
+        let v: serde_json::Value = serde_json::from_str(stored).ok()?;
+        Some(SignatureHeader {
+            name: v["name"].as_str()?.to_owned(),
+            format: HeaderFormat::parse(v["format"].as_str()?)?,
+            event_id_header: v["eventIdHeader"].as_str().map(str::to_owned),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_senders_styles_match_known_answers() {
+        // Computed independently with Python's hmac, hashlib and base64.
+        let key = SigningKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test":2432232314}"#;
+        let hex = "ed5227e0c562fcec3ce74825328f04760eebe119e9bfe82c6c5f936b65b228bb";
+        let at = |f: HeaderFormat| f.value(&key, [&key], 1_614_265_330, body);
+        assert_eq!(at(HeaderFormat::Github), format!("sha256={hex}"));
+        assert_eq!(at(HeaderFormat::Hex), hex);
+        assert_eq!(
+            at(HeaderFormat::Base64),
+            "7VIn4MVi/Ow850glMo8Edg7r4Rnpv+gsbF+Ta2WyKLs="
+        );
+        assert_eq!(
+            at(HeaderFormat::Stripe),
+            "t=1614265330,v1=9f9ed59e194e0303a4822c4ebb185109b749914e5879f6689df9223646fe6ff8"
+        );
+        // During a rotation, Stripe style carries one v1 per valid key.
+        let other = SigningKey::generate();
+        let both = HeaderFormat::Stripe.value(&key, [&key, &other], 1_614_265_330, body);
+        assert_eq!(both.matches(",v1=").count(), 2, "{both}");
+        for f in HeaderFormat::ALL {
+            assert_eq!(HeaderFormat::parse(f.name()), Some(f));
+        }
+        let h = SignatureHeader {
+            name: "X-Hub-Signature-256".into(),
+            format: HeaderFormat::Github,
+            event_id_header: Some("X-Event-Id".into()),
+        };
+        assert_eq!(SignatureHeader::from_stored(&h.stored()), Some(h));
+    }
 
     #[test]
     fn signs_standard_webhooks_known_answer_vectors() {

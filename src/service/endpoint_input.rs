@@ -4,7 +4,7 @@
 use super::input::{check_uid, metadata_map, FieldError, Rejected};
 use crate::db::{App, Endpoint, Store};
 use crate::domain::model::DeliveryPolicy;
-use crate::domain::signing::SigningKey;
+use crate::domain::signing::{SignatureHeader, SigningKey};
 use crate::domain::time::now_ms;
 use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_event_type};
 use crate::domain::{headers, ids};
@@ -46,6 +46,8 @@ pub struct EndpointInput {
     pub verify_ssl: Option<bool>,
     /// Retries, timeout and auto-disable where they differ from the server's.
     pub policy: DeliveryPolicy,
+    /// A signature header in another sender's style.
+    pub signature_header: Option<SignatureHeader>,
 }
 
 impl EndpointInput {
@@ -63,6 +65,7 @@ impl EndpointInput {
         let headers = self.headers.unwrap_or_default();
         check_headers(&headers)?;
         check_policy(&self.policy)?;
+        check_signature_header(self.signature_header.as_ref(), &headers)?;
         let key = parse_secret(self.secret.as_deref(), "secret")?;
         let filter_types = check_event_types(store, app, self.event_types).await?;
         let now = now_ms();
@@ -79,6 +82,7 @@ impl EndpointInput {
                 legacy_signature: self.legacy_signature,
                 verify_ssl: self.verify_ssl.unwrap_or(true),
                 policy: self.policy,
+                signature_header: self.signature_header,
                 metadata: metadata_map(self.metadata),
                 headers,
                 disabled: self.disabled,
@@ -109,6 +113,67 @@ pub fn check_url(url: &str, https_only: bool) -> Result<(), FieldError> {
 pub fn check_policy(p: &DeliveryPolicy) -> Result<(), FieldError> {
     p.check()
         .map_err(|(field, msg)| FieldError::new(&[field], msg))
+}
+
+/// A signature header (and its event-id header): valid names, not set by hookbox itself, not
+/// one of the endpoint's custom `headers`, and two different ones.
+pub fn check_signature_header(
+    h: Option<&SignatureHeader>,
+    headers: &BTreeMap<String, String>,
+) -> Result<(), FieldError> {
+    let Some(h) = h else {
+        return Ok(());
+    };
+    let names = std::iter::once(("name", &h.name))
+        .chain(h.event_id_header.as_ref().map(|e| ("eventIdHeader", e)));
+    let mut seen = Vec::new();
+    for (field, name) in names {
+        let at = |msg: String| FieldError::new(&["signatureHeader", field], msg);
+        if name.len() > 256 {
+            return Err(at("at most 256 characters".into()));
+        }
+        let parsed = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| at(format!("`{name}` is not a valid header name")))?;
+        if RESERVED_HEADERS.contains(&parsed.as_str()) {
+            return Err(at(format!("`{name}` is set by hookbox and cannot be used")));
+        }
+        if headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case(parsed.as_str()))
+        {
+            return Err(at(format!(
+                "`{name}` is one of the endpoint's custom headers"
+            )));
+        }
+        if seen.contains(&parsed) {
+            return Err(at(
+                "the event-id header must differ from the signature header".into(),
+            ));
+        }
+        seen.push(parsed);
+    }
+    Ok(())
+}
+
+/// Custom headers that do not take the place of the endpoint's signature header (or its
+/// event-id header).
+pub fn check_headers_beside(
+    h: Option<&SignatureHeader>,
+    headers: &BTreeMap<String, String>,
+) -> Result<(), FieldError> {
+    let Some(h) = h else {
+        return Ok(());
+    };
+    let taken = std::iter::once(&h.name).chain(h.event_id_header.as_ref());
+    for name in taken {
+        if let Some(k) = headers.keys().find(|k| k.eq_ignore_ascii_case(name)) {
+            return Err(FieldError::new(
+                &["headers"],
+                format!("`{k}` is the endpoint's signature header (signatureHeader)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// At most 10 channels, each a valid channel name.

@@ -291,3 +291,240 @@ async fn a_self_signed_https_receiver_is_refused_unless_verify_ssl_is_off() {
     assert_eq!(attempts[0]["responseStatusCode"], 200);
     assert_eq!(attempts[0]["response"], "ok");
 }
+
+/// HMAC-SHA256 of `parts` under the decoded bytes of a `whsec_` secret, computed without
+/// hookbox's code.
+fn hmac_of(secret: &str, parts: &[&[u8]]) -> Vec<u8> {
+    use base64::Engine;
+    use hmac::Mac;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn signature_headers_in_other_senders_styles_verify_with_plain_hmac() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app_with_event_type(&app).await;
+    let mut secrets = Vec::new();
+    for (style, name) in [
+        ("github", "X-Hub-Signature-256"),
+        ("stripe", "Stripe-Signature"),
+        ("hex", "X-Signature"),
+        ("base64", "X-Signature-B64"),
+    ] {
+        let (ep, secret) = app
+            .create_endpoint(
+                &a,
+                json!({
+                    "url": format!("{}/{style}", rx.url),
+                    "signatureHeader": { "name": name, "format": style, "eventIdHeader": "X-Event-Id" }
+                }),
+            )
+            .await;
+        let got = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+        assert_eq!(got["signatureHeader"]["format"], style, "{got}");
+        secrets.push((style, name, secret));
+    }
+    let m = app.send(&a, "order.created", json!({ "n": 1 })).await;
+    let got = rx.wait_for_count(4, Duration::from_secs(10)).await;
+    for (style, name, secret) in &secrets {
+        let r = got.iter().find(|r| r.path == format!("/{style}")).unwrap();
+        let value = r
+            .header(name)
+            .unwrap_or_else(|| panic!("{style}: no {name}"));
+        let body = r.body.as_slice();
+        let expected = match *style {
+            "github" => format!("sha256={}", hex::encode(hmac_of(secret, &[body]))),
+            "hex" => hex::encode(hmac_of(secret, &[body])),
+            "base64" => base64::engine::general_purpose::STANDARD.encode(hmac_of(secret, &[body])),
+            _ => {
+                let ts = r.header("webhook-timestamp").unwrap();
+                format!(
+                    "t={ts},v1={}",
+                    hex::encode(hmac_of(secret, &[ts.as_bytes(), b".", body]))
+                )
+            }
+        };
+        assert_eq!(value, expected, "{style}");
+        assert_eq!(r.header("x-event-id"), Some(m.as_str()), "{style}");
+        // The Standard Webhooks signature is still there.
+        assert!(
+            signature_valid(
+                secret,
+                r.header("webhook-id").unwrap(),
+                r.header("webhook-timestamp").unwrap(),
+                body,
+                r.header("webhook-signature").unwrap()
+            ),
+            "{style}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stripe_style_header_carries_both_secrets_during_a_rotation() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app_with_event_type(&app).await;
+    let (ep, old) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": rx.url, "signatureHeader": { "name": "Stripe-Signature", "format": "stripe" } }),
+        )
+        .await;
+    app.post(
+        &format!("/app/{a}/endpoint/{ep}/secret/rotate"),
+        json!({}),
+        200,
+    )
+    .await;
+    let new = app
+        .get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
+        .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new, old);
+    app.send(&a, "order.created", json!({})).await;
+    let got = rx.wait_for_count(1, Duration::from_secs(10)).await;
+    let value = got[0].header("stripe-signature").unwrap();
+    let ts = got[0].header("webhook-timestamp").unwrap();
+    let v1: Vec<&str> = value
+        .split(',')
+        .filter_map(|p| p.strip_prefix("v1="))
+        .collect();
+    assert!(value.starts_with(&format!("t={ts},")), "{value}");
+    for secret in [&old, &new] {
+        let expected = hex::encode(hmac_of(secret, &[ts.as_bytes(), b".", &got[0].body]));
+        assert!(
+            v1.contains(&expected.as_str()),
+            "{value} lacks a v1 for {secret}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_signature_header_must_be_a_free_header_name() {
+    let app = TestApp::spawn().await;
+    let a = app_with_event_type(&app).await;
+    for (sig, headers, loc) in [
+        (
+            json!({ "name": "webhook-signature", "format": "hex" }),
+            json!(null),
+            json!(["body", "signatureHeader", "name"]),
+        ),
+        (
+            json!({ "name": "x".repeat(257), "format": "hex" }),
+            json!(null),
+            json!(["body", "signatureHeader", "name"]),
+        ),
+        (
+            json!({ "name": "bad name", "format": "hex" }),
+            json!(null),
+            json!(["body", "signatureHeader", "name"]),
+        ),
+        (
+            json!({ "name": "X-Sig", "format": "hex" }),
+            json!({ "x-sig": "mine" }),
+            json!(["body", "signatureHeader", "name"]),
+        ),
+        (
+            json!({ "name": "X-Sig", "format": "hex", "eventIdHeader": "x-sig" }),
+            json!(null),
+            json!(["body", "signatureHeader", "eventIdHeader"]),
+        ),
+    ] {
+        let e = app
+            .post(
+                &format!("/app/{a}/endpoint"),
+                json!({ "url": "http://127.0.0.1:9/", "signatureHeader": sig, "headers": headers }),
+                422,
+            )
+            .await;
+        assert_eq!(e["detail"][0]["loc"], loc, "{sig}: {e}");
+    }
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": "http://127.0.0.1:9/", "signatureHeader": { "name": "X-Sig", "format": "github" } }),
+        )
+        .await;
+    // Custom headers cannot take its place later either.
+    let e = app
+        .call(
+            "PUT",
+            &format!("/app/{a}/endpoint/{ep}/headers"),
+            Some(json!({ "headers": { "X-Sig": "forged" } })),
+            422,
+        )
+        .await;
+    assert_eq!(e["detail"][0]["loc"], json!(["body", "headers"]), "{e}");
+    let v = app
+        .call(
+            "PATCH",
+            &format!("/app/{a}/endpoint/{ep}"),
+            Some(json!({ "signatureHeader": null })),
+            200,
+        )
+        .await;
+    assert!(v["signatureHeader"].is_null(), "{v}");
+}
+
+#[tokio::test]
+async fn the_console_sets_a_signature_header_and_shows_it() {
+    let app = TestApp::spawn().await;
+    let a = app_with_event_type(&app).await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/" }))
+        .await;
+    let mut c = crate::support::console::Console::first_admin(&app).await;
+    let settings = format!("/admin/apps/{a}/endpoints/{ep}/settings");
+    let base = [("url", "http://127.0.0.1:9/"), ("all_events", "1")];
+    let r = c
+        .submit(
+            &settings,
+            &[base.as_slice(), &[("signature_format", "github")]].concat(),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("name the header"), "{}", r.body);
+    let r = c
+        .submit(
+            &settings,
+            &[
+                base.as_slice(),
+                &[
+                    ("signature_format", "github"),
+                    ("signature_name", "X-Hub-Signature-256"),
+                    ("event_id_header", "X-GitHub-Delivery"),
+                ],
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let v = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert_eq!(
+        v["signatureHeader"],
+        json!({ "name": "X-Hub-Signature-256", "format": "github", "eventIdHeader": "X-GitHub-Delivery" })
+    );
+    let overview = c.page(&format!("/admin/apps/{a}/endpoints/{ep}")).await;
+    assert!(
+        overview.contains("X-Hub-Signature-256") && overview.contains("GitHub style"),
+        "{overview}"
+    );
+    let form = c.page(&settings).await;
+    assert!(form.contains("value=\"github\" selected"), "{form}");
+    // Choosing none removes it.
+    c.submit(&settings, &base).await;
+    let v = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert!(v["signatureHeader"].is_null(), "{v}");
+}

@@ -16,7 +16,8 @@ use tokio_postgres::Row;
 const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
      headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
-     legacy_signature, verify_ssl, retry_schedule, timeout_secs, auto_disable_after_secs";
+     legacy_signature, verify_ssl, retry_schedule, timeout_secs, auto_disable_after_secs, \
+     signature_header";
 
 fn from_row(r: &Row) -> Stored {
     let metadata: String = r.get(8);
@@ -43,6 +44,9 @@ fn from_row(r: &Row) -> Stored {
             timeout_secs: seconds_of(r.get(18)),
             auto_disable_after_secs: seconds_of(r.get(19)),
         },
+        signature_header: r
+            .get::<_, Option<&str>>(20)
+            .and_then(crate::domain::signing::SignatureHeader::from_stored),
         id: EndpointId::from_string(id),
     };
     Stored(e, r.get(9))
@@ -75,7 +79,7 @@ pub async fn insert(
     let stmt = c
         .prepare_cached(&format!(
             "INSERT INTO endpoints ({COLS}) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)"
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)"
         ))
         .await?;
     c.execute(
@@ -101,6 +105,7 @@ pub async fn insert(
             &e.policy.stored_schedule(),
             &stored_seconds(e.policy.timeout_secs),
             &stored_seconds(e.policy.auto_disable_after_secs),
+            &e.signature_header.as_ref().map(|h| h.stored()),
         ],
     )
     .await
@@ -122,8 +127,8 @@ pub async fn update(c: &impl GenericClient, key: &MainKey, e: &Endpoint) -> DbRe
         .prepare_cached(
             "UPDATE endpoints SET uid=$1, url=$2, description=$3, filter_types=$4, channels=$5, \
              rate_limit=$6, metadata=$7, headers=$8, updated_at=$9, legacy_signature=$10, \
-             verify_ssl=$11, retry_schedule=$12, timeout_secs=$13, auto_disable_after_secs=$14 \
-             WHERE id=$15",
+             verify_ssl=$11, retry_schedule=$12, timeout_secs=$13, auto_disable_after_secs=$14, \
+             signature_header=$15 WHERE id=$16",
         )
         .await?;
     c.execute(
@@ -143,6 +148,7 @@ pub async fn update(c: &impl GenericClient, key: &MainKey, e: &Endpoint) -> DbRe
             &e.policy.stored_schedule(),
             &stored_seconds(e.policy.timeout_secs),
             &stored_seconds(e.policy.auto_disable_after_secs),
+            &e.signature_header.as_ref().map(|h| h.stored()),
             &e.id,
         ],
     )
@@ -590,6 +596,7 @@ mod tests {
             legacy_signature: false,
             verify_ssl: true,
             policy: Default::default(),
+            signature_header: None,
             metadata: Default::default(),
             headers: BTreeMap::from([("X-Custom".to_owned(), "v".to_owned())]),
             disabled: false,

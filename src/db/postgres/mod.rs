@@ -60,6 +60,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_endpoint_policy",
         include_str!("../../../migrations/postgres/0006_endpoint_policy.sql"),
     ),
+    (
+        "0007_signature_header",
+        include_str!("../../../migrations/postgres/0007_signature_header.sql"),
+    ),
 ];
 
 /// The advisory lock that makes one node at a time apply migrations.

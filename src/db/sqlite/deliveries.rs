@@ -524,6 +524,7 @@ mod tests {
                 legacy_signature: false,
                 verify_ssl: true,
                 policy: Default::default(),
+                signature_header: None,
                 metadata: Default::default(),
                 headers: Default::default(),
                 disabled: false,

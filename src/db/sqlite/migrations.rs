@@ -52,6 +52,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_endpoint_policy",
         include_str!("../../../migrations/sqlite/0012_endpoint_policy.sql"),
     ),
+    (
+        "0013_signature_header",
+        include_str!("../../../migrations/sqlite/0013_signature_header.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::model::DeliveryPolicy;
+use crate::domain::signing::{HeaderFormat, SignatureHeader};
 
 /// The endpoint form as shown: values, checkboxes and errors next to each field.
 #[derive(Default)]
@@ -25,6 +26,14 @@ pub struct Fields {
     pub timeout: String,
     /// Its auto-disable period ("2days", `0`: never; empty: the server's).
     pub auto_disable_after: String,
+    /// A signature header in another sender's style: its format (empty: none), name and
+    /// event-id header.
+    pub signature_format: String,
+    pub signature_name: String,
+    pub event_id_header: String,
+    pub signature_error: Option<String>,
+    /// The styles to choose from: name and what the value looks like.
+    pub styles: Vec<(&'static str, &'static str)>,
     /// The server's settings, shown where the endpoint has none of its own.
     pub server_schedule: String,
     pub server_timeout: String,
@@ -72,8 +81,13 @@ fn form_schedule(raw: &str) -> Result<Option<Vec<u32>>, String> {
 }
 
 impl Fields {
-    /// The server's delivery settings, as hints next to the endpoint's own.
+    /// The server's delivery settings, as hints next to the endpoint's own, and the
+    /// signature styles to choose from.
     fn with_server(mut self, d: &crate::config::DeliveryConfig) -> Fields {
+        self.styles = HeaderFormat::ALL
+            .iter()
+            .map(|f| (f.name(), f.label()))
+            .collect();
         self.server_schedule = d
             .retry_schedule
             .iter()
@@ -132,6 +146,18 @@ impl Fields {
                     }
                 })
                 .unwrap_or_default(),
+            signature_format: ep
+                .and_then(|e| e.signature_header.as_ref())
+                .map(|h| h.format.name().to_owned())
+                .unwrap_or_default(),
+            signature_name: ep
+                .and_then(|e| e.signature_header.as_ref())
+                .map(|h| h.name.clone())
+                .unwrap_or_default(),
+            event_id_header: ep
+                .and_then(|e| e.signature_header.as_ref())
+                .and_then(|h| h.event_id_header.clone())
+                .unwrap_or_default(),
             timeout: ep
                 .and_then(|e| e.policy.timeout_secs)
                 .map(shown_secs)
@@ -167,9 +193,34 @@ struct Submitted {
     legacy_signature: bool,
     /// The delivery policy as typed: schedule, timeout, auto-disable.
     policy_raw: (String, String, String),
+    /// The signature header as typed: format, name, event-id header.
+    signature_raw: (String, String, String),
+    signature: Result<Option<SignatureHeader>, String>,
     schedule: Result<Option<Vec<u32>>, String>,
     timeout: Result<Option<u32>, String>,
     auto_disable: Result<Option<u32>, String>,
+}
+
+/// A signature header chosen in a form: none without a format; else it needs a name.
+fn form_signature(
+    format: &str,
+    name: &str,
+    event_id_header: &str,
+) -> Result<Option<SignatureHeader>, String> {
+    if format.is_empty() {
+        return Ok(None);
+    }
+    let format = HeaderFormat::parse(format).ok_or_else(|| format!("unknown style `{format}`"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("name the header it goes in (for example X-Hub-Signature-256)".into());
+    }
+    let id = event_id_header.trim();
+    Ok(Some(SignatureHeader {
+        name: name.to_owned(),
+        format,
+        event_id_header: (!id.is_empty()).then(|| id.to_owned()),
+    }))
 }
 
 /// An optional duration typed in a form (empty: none).
@@ -222,6 +273,16 @@ impl Submitted {
             schedule: form_schedule(form.get("retry_schedule")),
             timeout: form_optional_secs(form.get("timeout")),
             auto_disable: form_optional_secs(form.get("auto_disable_after")),
+            signature: form_signature(
+                form.get("signature_format"),
+                form.get("signature_name"),
+                form.get("event_id_header"),
+            ),
+            signature_raw: (
+                form.get("signature_format").to_owned(),
+                form.get("signature_name").to_owned(),
+                form.get("event_id_header").to_owned(),
+            ),
             policy_raw: (
                 form.get("retry_schedule").to_owned(),
                 form.get("timeout").to_owned(),
@@ -246,9 +307,13 @@ impl Submitted {
                 timeout_secs: self.timeout.clone().unwrap_or_default(),
                 auto_disable_after_secs: self.auto_disable.clone().unwrap_or_default(),
             },
+            signature_header: self.signature.clone().unwrap_or_default(),
             ..EndpointInput::default()
         };
-        let typed = self.schedule.is_ok() && self.timeout.is_ok() && self.auto_disable.is_ok();
+        let typed = self.schedule.is_ok()
+            && self.timeout.is_ok()
+            && self.auto_disable.is_ok()
+            && self.signature.is_ok();
         let failure = match (
             self.rate_error.is_none() && self.headers.is_ok() && typed,
             input
@@ -274,7 +339,13 @@ impl Submitted {
             .auto_disable
             .err()
             .or_else(|| located("autoDisableAfterSeconds"));
-        let placed = url_error.is_some()
+        let signature_error = self
+            .signature
+            .err()
+            .or_else(|| located("name"))
+            .or_else(|| located("eventIdHeader"));
+        let placed = signature_error.is_some()
+            || url_error.is_some()
             || events_error.is_some()
             || channels_error.is_some()
             || headers_error.is_some()
@@ -308,6 +379,10 @@ impl Submitted {
             retry_error,
             timeout_error,
             auto_disable_error,
+            signature_format: self.signature_raw.0,
+            signature_name: self.signature_raw.1,
+            event_id_header: self.signature_raw.2,
+            signature_error,
             url_error,
             events_error,
             channels_error,
@@ -410,6 +485,7 @@ pub async fn update(
             ep.verify_ssl = valid.verify_ssl;
             ep.legacy_signature = valid.legacy_signature;
             ep.policy = valid.policy;
+            ep.signature_header = valid.signature_header;
             ep.updated_at = now_ms();
             service::update(&st.store, &st.dispatcher, ep).await?;
             Ok(redirect(&format!("{}?ok=endpoint-saved", head.base)))

@@ -116,6 +116,7 @@ pub async fn put_headers(
     let (_, mut ep) = find_endpoint(&st, &req).await?;
     let input: EndpointHeadersIn = body(&st, payload).await?;
     check_headers(&input.headers)?;
+    check_headers_beside(ep.signature_header.as_ref(), &input.headers)?;
     ep.headers = input.headers;
     ep.updated_at = now_ms();
     save(&st, ep).await?;
@@ -156,6 +157,7 @@ pub async fn patch_headers(
         ep.headers.remove(&k);
     }
     check_headers_size(&ep.headers)?;
+    check_headers_beside(ep.signature_header.as_ref(), &ep.headers)?;
     ep.updated_at = now_ms();
     save(&st, ep).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::model::DeliveryPolicy;
+use crate::domain::signing::{HeaderFormat, SignatureHeader};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -61,6 +62,74 @@ pub struct EndpointIn {
     #[serde(default, deserialize_with = "whole")]
     #[schema(maximum = 2592000)]
     pub auto_disable_after_seconds: Option<u32>,
+    /// A signature header in another sender's style, sent too.
+    pub signature_header: Option<SignatureHeaderSpec>,
+}
+
+/// A signature header in another sender's style, sent besides the Standard Webhooks headers
+/// (HMAC-SHA256 under the decoded bytes of the endpoint's `whsec_…` secret), for receivers
+/// written for that sender (hookbox extension).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureHeaderSpec {
+    /// The header's name, such as `X-Hub-Signature-256` or `Stripe-Signature`.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+        example = "X-Hub-Signature-256"
+    )]
+    pub name: String,
+    pub format: SignatureFormat,
+    /// A header that carries the message id, such as `X-Event-Id`.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+    )]
+    pub event_id_header: Option<String>,
+}
+
+/// `github`: `sha256=<hex HMAC of the body>`; `stripe`: `t=<timestamp>,v1=<hex HMAC of
+/// "timestamp.body">` (one `v1` per valid secret during a rotation); `hex` and `base64`: the
+/// HMAC of the body. All but `stripe` are made with the current secret only.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureFormat {
+    Github,
+    Stripe,
+    Hex,
+    Base64,
+}
+
+impl From<SignatureHeaderSpec> for SignatureHeader {
+    fn from(s: SignatureHeaderSpec) -> Self {
+        SignatureHeader {
+            name: s.name,
+            format: match s.format {
+                SignatureFormat::Github => HeaderFormat::Github,
+                SignatureFormat::Stripe => HeaderFormat::Stripe,
+                SignatureFormat::Hex => HeaderFormat::Hex,
+                SignatureFormat::Base64 => HeaderFormat::Base64,
+            },
+            event_id_header: s.event_id_header,
+        }
+    }
+}
+
+impl From<SignatureHeader> for SignatureHeaderSpec {
+    fn from(h: SignatureHeader) -> Self {
+        SignatureHeaderSpec {
+            name: h.name,
+            format: match h.format {
+                HeaderFormat::Github => SignatureFormat::Github,
+                HeaderFormat::Stripe => SignatureFormat::Stripe,
+                HeaderFormat::Hex => SignatureFormat::Hex,
+                HeaderFormat::Base64 => SignatureFormat::Base64,
+            },
+            event_id_header: h.event_id_header,
+        }
+    }
 }
 
 impl EndpointIn {
@@ -91,6 +160,7 @@ impl From<EndpointIn> for crate::service::endpoint_input::EndpointInput {
             legacy_signature: e.legacy_signature,
             verify_ssl: e.verify_ssl,
             policy,
+            signature_header: e.signature_header.map(Into::into),
         }
     }
 }
@@ -130,6 +200,10 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable_whole")]
     #[schema(value_type = Option<u32>, maximum = 2592000)]
     pub auto_disable_after_seconds: Option<Option<u32>>,
+    /// As in `EndpointIn`; `null` stops sending it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<SignatureHeaderSpec>)]
+    pub signature_header: Option<Option<SignatureHeaderSpec>>,
 }
 
 /// The wait before a retry, in seconds (at most a week).
@@ -181,6 +255,9 @@ pub struct EndpointOut {
     /// Its own auto-disable period in seconds (`0`: never); `null`: the server's.
     #[schema(required)]
     pub auto_disable_after_seconds: Option<u32>,
+    /// The signature header in another sender's style it gets too, if any.
+    #[schema(required)]
+    pub signature_header: Option<SignatureHeaderSpec>,
     pub disabled: bool,
     /// Why the endpoint is disabled (hookbox extension).
     #[schema(required)]
@@ -215,6 +292,7 @@ impl From<Endpoint> for EndpointOut {
             retry_schedule: e.policy.retry_schedule,
             timeout_seconds: e.policy.timeout_secs,
             auto_disable_after_seconds: e.policy.auto_disable_after_secs,
+            signature_header: e.signature_header.map(Into::into),
             disabled: e.disabled,
             disabled_reason: e.disabled_reason,
             filter_types: e.filter_types.clone(),
