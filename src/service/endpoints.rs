@@ -277,7 +277,7 @@ impl From<crate::db::DbError> for ResendError {
 pub async fn resend(
     store: &Store,
     dispatcher: &Dispatcher,
-    max_attempts: u32,
+    server: &crate::domain::retry::RetrySchedule,
     msg: &crate::db::Message,
     ep: &Endpoint,
 ) -> Result<(), ResendError> {
@@ -287,6 +287,11 @@ pub async fn resend(
     if msg.payload.is_none() {
         return Err(ResendError::ContentGone);
     }
+    // Its last attempt by the schedule it is recorded with: a failure ends it.
+    let max_attempts = ep
+        .policy
+        .retry_schedule(server)
+        .map_or(server.max_attempts(), |s| s.max_attempts());
     store
         .resend(&msg.id, &ep.id, max_attempts, now_ms())
         .await?;

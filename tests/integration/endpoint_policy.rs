@@ -304,3 +304,40 @@ async fn the_console_s_advanced_settings_show_and_change_the_policy() {
     assert_eq!(v["retrySchedule"], json!([]));
     assert!(v["timeoutSeconds"].is_null(), "emptied: the server's");
 }
+
+#[tokio::test]
+async fn a_resend_that_fails_ends_there_whatever_the_endpoint_s_schedule() {
+    let app = TestApp::spawn().await;
+    let failing = TestReceiver::start().await;
+    failing.set_default(Reply::status(500));
+    let a = app.create_app("shop").await;
+    // Six attempts: more than the server's three.
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": failing.url, "retrySchedule": [0, 0, 0, 0, 0] }),
+        )
+        .await;
+    let m = app.send(&a, "order.created", json!({})).await;
+    failing.wait_for_count(6, Duration::from_secs(10)).await;
+    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.post(
+        &format!("/app/{a}/msg/{m}/endpoint/{ep}/resend"),
+        json!({}),
+        202,
+    )
+    .await;
+    failing.wait_for_count(7, Duration::from_secs(10)).await;
+    let ended = wait_for(Duration::from_secs(10), || async {
+        let d = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
+        d["data"][0]["status"] == 2 && d["data"][0]["nextAttempt"].is_null()
+    })
+    .await;
+    assert!(ended, "the failed resend is the last attempt");
+    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    assert_eq!(
+        failing.count(),
+        7,
+        "one attempt for the resend, no retry after it"
+    );
+}

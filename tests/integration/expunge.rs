@@ -108,3 +108,41 @@ async fn what_a_receiver_answered_to_an_attempt_is_deleted_and_the_attempt_stays
     )
     .await;
 }
+
+#[tokio::test]
+async fn recovering_an_endpoint_leaves_out_messages_whose_payload_was_deleted() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/hook", rx.url), "retrySchedule": [] }),
+        )
+        .await;
+    let gone = app.send(&a, "user.created", json!({ "n": 1 })).await;
+    app.send(&a, "user.created", json!({ "n": 2 })).await;
+    rx.wait_for_count(2, Duration::from_secs(10)).await;
+    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.call("DELETE", &format!("/app/{a}/msg/{gone}/content"), None, 204)
+        .await;
+    rx.set_default(Reply::status(200));
+    app.post(
+        &format!("/app/{a}/endpoint/{ep}/recover"),
+        json!({ "since": "2000-01-01T00:00:00Z" }),
+        202,
+    )
+    .await;
+    rx.wait_for_count(3, Duration::from_secs(10)).await;
+    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.assert_nothing_due_within(Duration::from_secs(3600))
+        .await;
+    let got = rx.received();
+    assert_eq!(
+        got.len(),
+        3,
+        "only the message with its payload is sent again"
+    );
+    assert_eq!(got[2].json()["n"], 2);
+}

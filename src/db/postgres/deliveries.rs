@@ -72,7 +72,7 @@ pub async fn resend(
     c.execute(
         "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, \
              trigger_type, created_at, updated_at) \
-         VALUES ($1, $2, 1, $3, $4, 1, $4, $4) \
+         SELECT $1, $2, 1, $3, $4, 1, $4, $4 FROM messages WHERE id = $1 AND payload IS NOT NULL \
          ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
            attempts = CASE WHEN deliveries.status = 1 THEN deliveries.attempts ELSE $3 END, \
            status = 1, next_attempt_at = $4, trigger_type = 1, updated_at = $4 \
@@ -83,7 +83,8 @@ pub async fn resend(
     Ok(())
 }
 
-/// Recover: failed deliveries of an endpoint in a time range get a fresh schedule.
+/// Recover: failed deliveries of an endpoint in a time range get a fresh schedule (those whose
+/// message still has its payload).
 pub async fn recover(
     c: &impl GenericClient,
     endpoint_id: &str,
@@ -95,7 +96,9 @@ pub async fn recover(
         .execute(
             "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = $4, \
                  trigger_type = 1, updated_at = $4 \
-             WHERE endpoint_id = $1 AND status = 2 AND created_at >= $2 AND created_at < $3",
+             WHERE endpoint_id = $1 AND status = 2 AND created_at >= $2 AND created_at < $3 \
+               AND EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.msg_id \
+                   AND m.payload IS NOT NULL)",
             &[&endpoint_id, &since, &until.unwrap_or(i64::MAX), &now],
         )
         .await?;

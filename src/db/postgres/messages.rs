@@ -110,7 +110,7 @@ pub async fn list(
 
 /// Purges up to `limit` payloads that expired by `now`, with their attempts' response bodies;
 /// Deletes a message's payload at its owner's request: it is never sent again, so its
-/// deliveries not made yet are canceled (how many), leased ones too (their result is then
+/// deliveries not made yet are canceled (stored as skipped: the API's "canceled") (how many), leased ones too (their result is then
 /// dropped). Its attempts and counts stay.
 pub async fn expunge_content(c: &impl GenericClient, msg_id: &str, now: i64) -> DbResult<usize> {
     c.execute(
@@ -120,7 +120,7 @@ pub async fn expunge_content(c: &impl GenericClient, msg_id: &str, now: i64) -> 
     .await?;
     let n = c
         .execute(
-            "UPDATE deliveries SET status = 4, next_attempt_at = NULL, lease_until = NULL, \
+            "UPDATE deliveries SET status = 5, next_attempt_at = NULL, lease_until = NULL, \
                  lease_owner = NULL, updated_at = $2 WHERE msg_id = $1 AND status = 1",
             &[&msg_id, &now],
         )

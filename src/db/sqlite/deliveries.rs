@@ -264,7 +264,8 @@ pub fn record(
 /// Marks a claimed delivery as skipped (its endpoint is disabled) without an attempt.
 pub fn skip(c: &Connection, delivery_id: i64, now: i64) -> DbResult<()> {
     c.prepare_cached(
-        "UPDATE deliveries SET status = 5, lease_until = NULL, updated_at = ? WHERE id = ?",
+        "UPDATE deliveries SET status = 5, lease_until = NULL, updated_at = ? WHERE id = ? \
+         AND status = 1",
     )?
     .execute(params![now, delivery_id])?;
     Ok(())
@@ -278,7 +279,8 @@ pub fn skip_pending(c: &Connection, endpoint_id: &str, now: i64) -> DbResult<usi
     .execute(params![now, endpoint_id])?)
 }
 
-/// Resend: one more manual attempt, now. Creates the delivery row when there is none.
+/// Resend: one more manual attempt, now. Creates the delivery row when there is none;
+/// nothing when the message's payload is gone.
 pub fn resend(
     c: &Connection,
     msg_id: &str,
@@ -289,7 +291,7 @@ pub fn resend(
     let last = i64::from(max_attempts.saturating_sub(1));
     c.prepare_cached(
         "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, trigger_type, created_at, updated_at) \
-         VALUES (?1, ?2, 1, ?3, ?4, 1, ?4, ?4) \
+         SELECT ?1, ?2, 1, ?3, ?4, 1, ?4, ?4 FROM messages WHERE id = ?1 AND payload IS NOT NULL \
          ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
            attempts = CASE WHEN status = 1 THEN attempts ELSE ?3 END, \
            status = 1, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4 \
@@ -299,7 +301,8 @@ pub fn resend(
     Ok(())
 }
 
-/// Recover: failed deliveries of an endpoint in a time range get a fresh schedule.
+/// Recover: failed deliveries of an endpoint in a time range get a fresh schedule (those whose
+/// message still has its payload).
 pub fn recover(
     c: &Connection,
     endpoint_id: &str,
@@ -309,7 +312,8 @@ pub fn recover(
 ) -> DbResult<usize> {
     Ok(c.prepare_cached(
         "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4 \
-         WHERE endpoint_id = ?1 AND status = 2 AND created_at >= ?2 AND created_at < ?3",
+         WHERE endpoint_id = ?1 AND status = 2 AND created_at >= ?2 AND created_at < ?3 \
+           AND EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.msg_id AND m.payload IS NOT NULL)",
     )?
     .execute(params![endpoint_id, since, until.unwrap_or(i64::MAX), now])?)
 }
@@ -643,7 +647,7 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!((status, next), (4, None), "still canceled, no retry");
+        assert_eq!((status, next), (5, None), "still canceled, no retry");
     }
 
     #[test]

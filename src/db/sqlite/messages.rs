@@ -219,12 +219,12 @@ pub fn purge_expired(c: &Connection, now: i64, limit: usize) -> DbResult<usize> 
 }
 
 /// Deletes a message's payload at its owner's request: it is never sent again, so its
-/// deliveries not made yet are canceled (how many). Its attempts and counts stay.
+/// deliveries not made yet are canceled (stored as skipped: the API's "canceled") (how many). Its attempts and counts stay.
 pub fn expunge_content(c: &Connection, msg_id: &str, now: i64) -> DbResult<usize> {
     c.prepare_cached("UPDATE messages SET payload = NULL WHERE id = ?")?
         .execute([msg_id])?;
     Ok(c.prepare_cached(
-        "UPDATE deliveries SET status = 4, next_attempt_at = NULL, lease_until = NULL, \
+        "UPDATE deliveries SET status = 5, next_attempt_at = NULL, lease_until = NULL, \
              updated_at = ?2 WHERE msg_id = ?1 AND status = 1",
     )?
     .execute(params![msg_id, now])?)

@@ -221,8 +221,8 @@ pub async fn expunge_content(
 pub async fn resend(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (app, ep) = find_endpoint(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
-    let max = st.cfg.retry_schedule().max_attempts();
-    crate::service::endpoints::resend(&st.store, &st.dispatcher, max, &m, &ep)
+    let server = st.cfg.retry_schedule();
+    crate::service::endpoints::resend(&st.store, &st.dispatcher, &server, &m, &ep)
         .await
         .map_err(|e| match e {
             crate::service::endpoints::ResendError::Disabled => ApiError::Conflict {

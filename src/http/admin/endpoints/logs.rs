@@ -210,8 +210,8 @@ pub async fn resend(
         .message(&head.app.id, msg_key)
         .await?
         .ok_or(ConsoleError::NotFound("message"))?;
-    let max = st.cfg.retry_schedule().max_attempts();
-    service::resend(&st.store, &st.dispatcher, max, &msg, &head.ep)
+    let server = st.cfg.retry_schedule();
+    service::resend(&st.store, &st.dispatcher, &server, &msg, &head.ep)
         .await
         .map_err(|e| match e {
             service::ResendError::Disabled => ConsoleError::BadRequest(
