@@ -40,6 +40,9 @@ def hookbox_env() -> dict[str, str]:
         env.pop(k.upper(), None)
     # Every delivery and test send goes to a refusing local port instead of the made-up host.
     env["HTTP_PROXY"] = env["HTTPS_PROXY"] = "http://127.0.0.1:9"
+    # Deliveries and requests may still be in flight when the run ends: a short grace keeps
+    # the stop well within the 10 s this script waits for it (the default grace is 10 s too).
+    env["HOOKBOX_SHUTDOWN_GRACE"] = "2s"
     env["HOOKBOX_LOG_FORMAT"] = "text"
     env["HOOKBOX_LOG"] = "warn"
     # HOOKBOX_TEST_DATABASE_URL runs hookbox on that PostgreSQL database.
