@@ -114,7 +114,8 @@ fn init_logging(format: &str) {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let cfg = args.config()?;
-    actix_web::rt::System::new().block_on(async move {
+    let runner = actix_web::rt::System::new();
+    let result = runner.block_on(async move {
         let app = Application::build(cfg).await?;
         if let Some(token) = app.bootstrap_token() {
             println!("First start: created an API token (shown only once):\n\n    {token}\n");
@@ -130,7 +131,12 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             );
         }
         app.run_until_stopped().await
-    })
+    });
+    // Stopped: every write is committed and the store closed. Dropping the runtime would wait
+    // for its blocking threads, among them name lookups for destinations that never answer
+    // (the system resolver cannot be cancelled): they end with the process instead.
+    std::mem::forget(runner);
+    result
 }
 
 fn token(action: TokenAction) -> anyhow::Result<()> {
