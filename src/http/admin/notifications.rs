@@ -160,11 +160,10 @@ pub async fn show(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpRespon
 }
 
 /// The rules ticked in a posted recipient form.
-fn posted_rules(form: &Form) -> Vec<String> {
+fn posted_rules(form: &Form) -> Vec<Rule> {
     Rule::ALL
-        .iter()
+        .into_iter()
         .filter(|r| form.get(&format!("rule:{}", r.name())) == "on")
-        .map(|r| r.name().to_owned())
         .collect()
 }
 
@@ -175,7 +174,10 @@ async fn add_posted(
     form: &Form,
     source: &str,
 ) -> Result<Result<(), String>, ConsoleError> {
-    let rules = posted_rules(form);
+    let rules: Vec<String> = posted_rules(form)
+        .iter()
+        .map(|r| r.name().to_owned())
+        .collect();
     let address = form.get("address");
     let channel = Channel::of_address(address);
     let input = match RecipientInput::parse(Some(channel.name()), address, Some(&rules)) {
@@ -195,7 +197,7 @@ pub async fn add(st: Data, Posted { admin, form }: Posted) -> Result<HttpRespons
         Ok(()) => Ok(redirect("/admin/notifications?ok=recipient-added")),
         Err(msg) => {
             let mut p = NotificationsPage::new(&st, admin.chrome("notifications")).await?;
-            p.rules = rule_boxes(&rules_of(&posted_rules(&form).join(",")));
+            p.rules = rule_boxes(&posted_rules(&form));
             p.address = form.get("address").to_owned();
             p.address_error = Some(msg);
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
@@ -311,7 +313,7 @@ pub async fn app_add(
         ))),
         Err(msg) => {
             let mut p = AppAlertsPage::new(&st, admin.chrome("apps"), app).await?;
-            p.rules = rule_boxes(&rules_of(&posted_rules(&form).join(",")));
+            p.rules = rule_boxes(&posted_rules(&form));
             p.address = form.get("address").to_owned();
             p.address_error = Some(msg);
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
