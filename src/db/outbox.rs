@@ -153,8 +153,6 @@ pub mod alerts {
         pub app_id: String,
         pub app_uid: Option<String>,
         pub app_name: String,
-        /// Deliveries skipped while it is disabled (Enable replays them).
-        pub skipped: i64,
     }
 
     /// The facts of a `message.exhausted` alert about its first message.
@@ -256,12 +254,19 @@ pub mod alerts {
     }
 
     /// The facts of an `endpoint.disabled` alert.
-    pub fn disabled_data(f: &EndpointFacts, endpoint_id: &str, reason: &str, at: i64) -> String {
+    /// `skipped`: deliveries skipped since it was disabled (Enable replays them).
+    pub fn disabled_data(
+        f: &EndpointFacts,
+        endpoint_id: &str,
+        reason: &str,
+        at: i64,
+        skipped: i64,
+    ) -> String {
         let mut m = about(f, endpoint_id);
         m.extend([
             ("reason".into(), reason.into()),
             ("disabledAt".into(), format_ms(at).into()),
-            ("skipped".into(), f.skipped.into()),
+            ("skipped".into(), skipped.into()),
         ]);
         serde_json::Value::Object(m).to_string()
     }

@@ -3,7 +3,9 @@
 
 use super::super::DbResult;
 use crate::db::outbox::alerts::{failing_data, recovered_data, EndpointFacts};
-use crate::db::sqlite::alerts::{Incident, Notification, Recipient, Sent, NOTIFICATION_COLUMNS};
+use crate::db::sqlite::alerts::{
+    Incident, Notification, Recipient, Sent, NOTIFICATION_COLUMNS, RECIPIENT_COLUMNS,
+};
 use crate::domain::alerts::{
     hears_recovery, minute_of, rules_of, Evaluated, Health, OpenIncident, Rule, Status, Thresholds,
     INCIDENTS_KEPT_MS,
@@ -11,8 +13,6 @@ use crate::domain::alerts::{
 use deadpool_postgres::GenericClient;
 use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::Row;
-
-const RECIPIENT_COLUMNS: &str = "id, app_id, channel, address, rules, source, created_at";
 
 fn recipient(r: &Row) -> Recipient {
     Recipient {
@@ -337,6 +337,17 @@ pub async fn get(c: &impl GenericClient, id: i64) -> DbResult<Option<Notificatio
     .map(notification))
 }
 
+/// How many messages an endpoint skipped since it was disabled (Enable replays them).
+pub async fn skipped_since_disabled(c: &impl GenericClient, endpoint_id: &str) -> DbResult<i64> {
+    Ok(c.query_one(
+        "SELECT COUNT(*) FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
+         WHERE d.endpoint_id = $1 AND d.status = 5 AND d.updated_at >= COALESCE(e.disabled_at, 0)",
+        &[&endpoint_id],
+    )
+    .await?
+    .get(0))
+}
+
 /// An endpoint and its application as alerts tell of them (see the SQLite twin).
 pub async fn endpoint_facts(
     c: &impl GenericClient,
@@ -344,9 +355,7 @@ pub async fn endpoint_facts(
 ) -> DbResult<Option<EndpointFacts>> {
     let row = c
         .query_opt(
-            "SELECT e.url, e.uid, a.id, a.uid, a.name, \
-                 (SELECT COUNT(*) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 5 \
-                     AND d.updated_at >= COALESCE(e.disabled_at, 0)) \
+            "SELECT e.url, e.uid, a.id, a.uid, a.name \
              FROM endpoints e JOIN applications a ON a.id = e.app_id WHERE e.id = $1",
             &[&endpoint_id],
         )
@@ -358,7 +367,6 @@ pub async fn endpoint_facts(
             app_id: r.get(2),
             app_uid: r.get(3),
             app_name: r.get(4),
-            skipped: r.get(5),
         })
         .filter(|f| f.app_uid.as_deref() != Some(crate::domain::operational::APP_UID)))
 }
@@ -381,8 +389,13 @@ pub async fn queue_for_notices(
                 let Some(facts) = endpoint_facts(c, endpoint_id).await? else {
                     continue;
                 };
-                let data =
-                    crate::db::outbox::alerts::disabled_data(&facts, endpoint_id, reason, *at);
+                let data = crate::db::outbox::alerts::disabled_data(
+                    &facts,
+                    endpoint_id,
+                    reason,
+                    *at,
+                    skipped_since_disabled(c, endpoint_id).await?,
+                );
                 let rule = Rule::EndpointDisabled;
                 // The incident ends when the endpoint, enabled again, delivers.
                 open_incident(c, endpoint_id, &facts.app_id, rule, &data, *at, Some(now)).await?;

@@ -73,7 +73,7 @@ pub enum Sent {
     },
 }
 
-const RECIPIENT_COLUMNS: &str = "id, app_id, channel, address, rules, source, created_at";
+pub const RECIPIENT_COLUMNS: &str = "id, app_id, channel, address, rules, source, created_at";
 
 fn recipient_row(r: &Row) -> rusqlite::Result<Recipient> {
     Ok(Recipient {
@@ -348,17 +348,23 @@ pub fn get(c: &Connection, id: i64) -> DbResult<Option<Notification>> {
     .optional()?)
 }
 
-/// An endpoint and its application as alerts tell of them, with how many messages were
-/// skipped since it was disabled (Enable replays them). `None` for the operator's own
+/// How many messages an endpoint skipped since it was disabled (Enable replays them).
+pub fn skipped_since_disabled(c: &Connection, endpoint_id: &str) -> DbResult<i64> {
+    Ok(c.prepare_cached(
+        "SELECT COUNT(*) FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
+         WHERE d.endpoint_id = ?1 AND d.status = 5 AND d.updated_at >= COALESCE(e.disabled_at, 0)",
+    )?
+    .query_row([endpoint_id], |r| r.get(0))?)
+}
+
+/// An endpoint and its application as alerts tell of them. `None` for the operator's own
 /// endpoints and endpoints that are gone.
 pub fn endpoint_facts(
     c: &Connection,
     endpoint_id: &str,
 ) -> DbResult<Option<crate::db::outbox::alerts::EndpointFacts>> {
     Ok(c.query_row(
-        "SELECT e.url, e.uid, a.id, a.uid, a.name, \
-             (SELECT COUNT(*) FROM deliveries d WHERE d.endpoint_id = e.id AND d.status = 5 \
-                 AND d.updated_at >= COALESCE(e.disabled_at, 0)) \
+        "SELECT e.url, e.uid, a.id, a.uid, a.name \
          FROM endpoints e JOIN applications a ON a.id = e.app_id WHERE e.id = ?",
         [endpoint_id],
         |r| {
@@ -368,7 +374,6 @@ pub fn endpoint_facts(
                 app_id: r.get(2)?,
                 app_uid: r.get(3)?,
                 app_name: r.get(4)?,
-                skipped: r.get(5)?,
             })
         },
     )

@@ -127,8 +127,13 @@ fn queue_alerts(c: &Connection, notices: &[Notice], now: i64) -> DbResult<usize>
                 let Some(facts) = alerts::endpoint_facts(c, endpoint_id)? else {
                     continue;
                 };
-                let data =
-                    crate::db::outbox::alerts::disabled_data(&facts, endpoint_id, reason, *at);
+                let data = crate::db::outbox::alerts::disabled_data(
+                    &facts,
+                    endpoint_id,
+                    reason,
+                    *at,
+                    alerts::skipped_since_disabled(c, endpoint_id)?,
+                );
                 let rule = crate::domain::alerts::Rule::EndpointDisabled;
                 // The incident ends when the endpoint, enabled again, delivers.
                 alerts::open_incident(c, endpoint_id, &facts.app_id, rule, &data, *at, Some(now))?;
