@@ -147,6 +147,12 @@ async fn an_endpoint_is_disabled_after_its_own_failing_period_not_the_server_s()
         off,
         "the endpoint failing for its own minute was not disabled"
     );
+    assert_eq!(
+        disabled(server.clone()).await["disabled"],
+        false,
+        "the server's day holds"
+    );
+    assert_eq!(disabled(never.clone()).await["disabled"], false);
     let q = disabled(quick.clone()).await;
     assert!(
         q["disabledReason"]
