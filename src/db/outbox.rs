@@ -1,5 +1,7 @@
 //! What every backend's ingest takes: a message and where and when it goes.
 
+use crate::domain::model::DeliveryStatus;
+
 /// Where a message goes and how the ingest is answered.
 pub struct IngestRequest<'a> {
     pub msg: &'a crate::domain::model::Message,
@@ -13,28 +15,80 @@ pub struct IngestRequest<'a> {
     pub due_at: i64,
     /// When the payload may be purged.
     pub expires_at: i64,
+    /// The message as payload filters see it, made the first time one is evaluated.
+    pub filter_input: std::sync::OnceLock<crate::domain::filter::Input<'a>>,
 }
 
-impl IngestRequest<'_> {
+/// Whether a message goes to an endpoint.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Not at all: its event types or channels do not take it.
+    No,
+    /// It is to be sent.
+    Deliver,
+    /// Its payload filter did not take it (with why, when the filter could not tell): stored
+    /// as filtered, never sent.
+    Filtered(Option<String>),
+}
+
+impl Route {
+    /// The delivery stored for it, to an endpoint that is `disabled` or not: its status, and
+    /// why it was filtered when the filter could not tell; `None`: no delivery.
+    pub fn delivery(self, disabled: bool) -> Option<(DeliveryStatus, Option<String>)> {
+        match self {
+            Route::No => None,
+            Route::Filtered(why) => Some((DeliveryStatus::Filtered, why)),
+            Route::Deliver if disabled => Some((DeliveryStatus::Skipped, None)),
+            Route::Deliver => Some((DeliveryStatus::Pending, None)),
+        }
+    }
+}
+
+impl<'a> IngestRequest<'a> {
     /// Whether the message goes to this endpoint, given its stored filter columns (event
-    /// types and channels as JSON arrays); `only_endpoint` overrides the filters.
+    /// types and channels as JSON arrays, the payload filter's text); `only_endpoint`
+    /// overrides the filters.
     pub fn wants(
         &self,
         endpoint_id: &str,
         filter_types: Option<&str>,
         channels: Option<&str>,
-    ) -> bool {
+        filter: Option<&str>,
+    ) -> Route {
         if let Some(only) = self.only_endpoint {
-            return only == endpoint_id;
+            return if only == endpoint_id {
+                Route::Deliver
+            } else {
+                Route::No
+            };
         }
         let types = super::filter_col(filter_types, endpoint_id);
         let chans = super::filter_col(channels, endpoint_id);
-        crate::domain::routes_to(
-            &self.msg.event_type,
-            self.msg.channels.as_deref(),
+        let m = self.msg;
+        if !crate::domain::routes_to(
+            &m.event_type,
+            m.channels.as_deref(),
             types.as_deref(),
             chans.as_deref(),
-        )
+        ) {
+            return Route::No;
+        }
+        let Some(filter) = filter else {
+            return Route::Deliver;
+        };
+        let input = self.filter_input.get_or_init(|| {
+            crate::domain::filter::Input::new(
+                &m.event_type,
+                m.payload.as_deref().unwrap_or("{}"),
+                m.channels.as_deref(),
+                m.tags.as_deref(),
+            )
+        });
+        match crate::domain::filter::passes(filter, input) {
+            Ok(true) => Route::Deliver,
+            Ok(false) => Route::Filtered(None),
+            Err(why) => Route::Filtered(Some(why)),
+        }
     }
 
     /// The message's new delivery `delivery_id` to `endpoint_id`, leased (to node `owner` on a
@@ -99,6 +153,7 @@ pub mod events {
             lease_until: 0,
             due_at: msg.created_at,
             expires_at: msg.created_at + KEEP_MS,
+            filter_input: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod crypto;
 pub mod delivery;
+pub mod filter;
 pub mod headers;
 pub mod ids;
 pub mod model;

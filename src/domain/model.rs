@@ -19,6 +19,9 @@ pub enum DeliveryStatus {
     Sending,
     /// Not sent: its endpoint was disabled (Enable can replay it).
     Skipped,
+    /// Not sent: the endpoint's payload filter did not take the message (or could not
+    /// tell).
+    Filtered,
 }
 
 impl DeliveryStatus {
@@ -30,6 +33,7 @@ impl DeliveryStatus {
             DeliveryStatus::Failed => 2,
             DeliveryStatus::Sending => 3,
             DeliveryStatus::Skipped => 5,
+            DeliveryStatus::Filtered => 6,
         }
     }
 
@@ -41,25 +45,28 @@ impl DeliveryStatus {
             2 => Some(DeliveryStatus::Failed),
             3 => Some(DeliveryStatus::Sending),
             5 => Some(DeliveryStatus::Skipped),
+            6 => Some(DeliveryStatus::Filtered),
             _ => None,
         }
     }
 
-    /// As the API numbers it (Svix's `MessageStatus`): a skipped delivery shows as 4,
-    /// "canceled".
+    /// As the API numbers it (Svix's `MessageStatus`, 0 to 3, and hookbox's): a skipped
+    /// delivery shows as 4, "canceled", a filtered one as 5.
     pub const fn api_code(self) -> i64 {
         match self {
             DeliveryStatus::Skipped => 4,
+            DeliveryStatus::Filtered => 5,
             s => s.code(),
         }
     }
 
-    /// From the API's number (0 to 4).
+    /// From the API's number (0 to 5).
     pub const fn from_api_code(code: i64) -> Option<DeliveryStatus> {
         match code {
             4 => Some(DeliveryStatus::Skipped),
-            5 => None,
-            c => DeliveryStatus::from_code(c),
+            5 => Some(DeliveryStatus::Filtered),
+            c if c < 4 => DeliveryStatus::from_code(c),
+            _ => None,
         }
     }
 
@@ -71,6 +78,7 @@ impl DeliveryStatus {
             DeliveryStatus::Failed => "fail",
             DeliveryStatus::Sending => "sending",
             DeliveryStatus::Skipped => "canceled",
+            DeliveryStatus::Filtered => "filtered",
         }
     }
 }
@@ -151,6 +159,8 @@ pub struct Endpoint {
     pub policy: DeliveryPolicy,
     /// A signature header in another sender's style, sent too.
     pub signature_header: Option<crate::domain::signing::SignatureHeader>,
+    /// A payload filter (see `domain::filter`): only messages it takes are sent.
+    pub filter: Option<String>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub headers: BTreeMap<String, String>,
     pub disabled: bool,
@@ -263,6 +273,25 @@ impl Endpoint {
             self.channels.as_deref(),
         )
     }
+
+    /// Whether a stored message (with its payload) is one this endpoint takes: its event
+    /// types and channels, and its payload filter if it has one (one that cannot tell takes
+    /// nothing).
+    pub fn takes(&self, m: &Message) -> bool {
+        if !self.accepts(&m.event_type, m.channels.as_deref()) {
+            return false;
+        }
+        let (Some(filter), Some(payload)) = (&self.filter, &m.payload) else {
+            return self.filter.is_none();
+        };
+        let input = crate::domain::filter::Input::new(
+            &m.event_type,
+            payload,
+            m.channels.as_deref(),
+            m.tags.as_deref(),
+        );
+        crate::domain::filter::passes(filter, &input) == Ok(true)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -316,17 +345,18 @@ mod tests {
     #[test]
     fn delivery_statuses_round_trip_through_their_codes_and_show_as_svix_numbers_them() {
         use DeliveryStatus::*;
-        for s in [Success, Pending, Failed, Sending, Skipped] {
+        for s in [Success, Pending, Failed, Sending, Skipped, Filtered] {
             assert_eq!(DeliveryStatus::from_code(s.code()), Some(s));
             assert_eq!(DeliveryStatus::from_api_code(s.api_code()), Some(s));
         }
         assert_eq!(
-            [Success, Pending, Failed, Sending, Skipped].map(DeliveryStatus::api_code),
-            [0, 1, 2, 3, 4]
+            [Success, Pending, Failed, Sending, Skipped, Filtered].map(DeliveryStatus::api_code),
+            [0, 1, 2, 3, 4, 5]
         );
         assert_eq!(Skipped.api_text(), "canceled");
+        assert_eq!(Filtered.api_text(), "filtered");
         assert_eq!(DeliveryStatus::from_code(4), None);
-        assert_eq!(DeliveryStatus::from_api_code(5), None);
+        assert_eq!(DeliveryStatus::from_api_code(6), None);
         for t in [Trigger::Scheduled, Trigger::Manual, Trigger::Test] {
             assert_eq!(Trigger::from_code(t.code()), t);
         }

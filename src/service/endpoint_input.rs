@@ -48,6 +48,8 @@ pub struct EndpointInput {
     pub policy: DeliveryPolicy,
     /// A signature header in another sender's style.
     pub signature_header: Option<SignatureHeader>,
+    /// A payload filter; `None` or blank: none.
+    pub filter: Option<String>,
 }
 
 impl EndpointInput {
@@ -66,6 +68,7 @@ impl EndpointInput {
         check_headers(&headers)?;
         check_policy(&self.policy)?;
         check_signature_header(self.signature_header.as_ref(), &headers)?;
+        let filter = check_filter(self.filter)?;
         let key = parse_secret(self.secret.as_deref(), "secret")?;
         let filter_types = check_event_types(store, app, self.event_types).await?;
         let now = now_ms();
@@ -83,6 +86,7 @@ impl EndpointInput {
                 verify_ssl: self.verify_ssl.unwrap_or(true),
                 policy: self.policy,
                 signature_header: self.signature_header,
+                filter,
                 metadata: metadata_map(self.metadata),
                 headers,
                 disabled: self.disabled,
@@ -113,6 +117,16 @@ pub fn check_url(url: &str, https_only: bool) -> Result<(), FieldError> {
 pub fn check_policy(p: &DeliveryPolicy) -> Result<(), FieldError> {
     p.check()
         .map_err(|(field, msg)| FieldError::new(&[field], msg))
+}
+
+/// A payload filter that compiles and keeps the cost rules, as stored (`None` when blank);
+/// else where and why it does not.
+pub fn check_filter(f: Option<String>) -> Result<Option<String>, FieldError> {
+    let Some(f) = f.filter(|f| !f.trim().is_empty()) else {
+        return Ok(None);
+    };
+    crate::domain::filter::compile(&f).map_err(|e| FieldError::new(&["filter"], e.to_string()))?;
+    Ok(Some(f))
 }
 
 /// A signature header (and its event-id header): valid names, not set by hookbox itself, not

@@ -466,7 +466,7 @@ async fn recover_resends_failed_deliveries() {
     let stats = app.get(&format!("/app/{a}/endpoint/{ep}/stats"), 200).await;
     assert_eq!(
         stats,
-        json!({ "success": 2, "pending": 0, "sending": 0, "fail": 0, "canceled": 0 })
+        json!({ "success": 2, "pending": 0, "sending": 0, "fail": 0, "canceled": 0, "filtered": 0 })
     );
 }
 

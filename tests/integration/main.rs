@@ -19,6 +19,7 @@ mod delivery_pacing;
 mod endpoint_policy;
 mod expunge;
 mod faults;
+mod filters;
 mod hostile;
 mod layers;
 mod observability;

@@ -139,7 +139,7 @@ pub async fn replay_missing(
     for r in &rows {
         let m = messages::from_row(r)?;
         // A message whose payload is gone cannot be sent again.
-        if m.payload.is_some() && ep.accepts(&m.event_type, m.channels.as_deref()) {
+        if m.payload.is_some() && ep.takes(&m) {
             c.execute(&upsert, &[&m.id, &ep.id, &now]).await?;
             n += 1;
         }
@@ -174,14 +174,7 @@ pub async fn stats(
         .await?;
     let mut s = Stats::default();
     for r in rows {
-        let (status, leased, n): (DeliveryStatus, bool, i64) = (r.get(0), r.get(1), r.get(2));
-        match (status, leased) {
-            (DeliveryStatus::Success, _) => s.success += n,
-            (DeliveryStatus::Pending, true) => s.sending += n,
-            (DeliveryStatus::Pending, false) => s.pending += n,
-            (DeliveryStatus::Failed, _) => s.fail += n,
-            _ => s.canceled += n,
-        }
+        s.add(r.get(0), r.get(1), r.get(2));
     }
     Ok(s)
 }
@@ -205,7 +198,7 @@ pub async fn list_for_endpoint(
     super::paged(
         c,
         &format!(
-            "SELECT {}, d.status, d.next_attempt_at FROM deliveries d \
+            "SELECT {}, d.status, d.next_attempt_at, d.filter_error FROM deliveries d \
              JOIN messages m ON m.id = d.msg_id \
              WHERE d.endpoint_id = $1{status_cond}{cond} AND {{page}}",
             messages::COLS
@@ -218,6 +211,7 @@ pub async fn list_for_endpoint(
                 msg: from_row_at(r, 0)?,
                 status: r.try_get(8)?,
                 next_attempt_at: r.try_get(9)?,
+                filter_error: r.try_get(10)?,
             })
         },
     )
@@ -232,7 +226,7 @@ pub async fn list_for_message(
 ) -> DbResult<Page<MessageEndpoint>> {
     let eps = super::paged(
         c,
-        "SELECT d.endpoint_id, d.status, d.next_attempt_at FROM deliveries d \
+        "SELECT d.endpoint_id, d.status, d.next_attempt_at, d.filter_error FROM deliveries d \
          WHERE d.msg_id = $1 AND {page}",
         "d.endpoint_id",
         &[&msg_id],
@@ -242,17 +236,19 @@ pub async fn list_for_message(
                 r.try_get::<_, String>(0)?,
                 r.try_get::<_, DeliveryStatus>(1)?,
                 r.try_get::<_, Option<i64>>(2)?,
+                r.try_get::<_, Option<String>>(3)?,
             ))
         },
     )
     .await?;
     let mut items = Vec::with_capacity(eps.items.len());
-    for (id, status, next_attempt_at) in eps.items {
+    for (id, status, next_attempt_at, filter_error) in eps.items {
         if let Some(endpoint) = super::endpoints::get_by_id(c, key, &id).await? {
             items.push(MessageEndpoint {
                 endpoint,
                 status,
                 next_attempt_at,
+                filter_error,
             });
         }
     }

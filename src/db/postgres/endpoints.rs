@@ -17,7 +17,7 @@ const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
      headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
      legacy_signature, verify_ssl, retry_schedule, timeout_secs, auto_disable_after_secs, \
-     signature_header";
+     signature_header, filter";
 
 fn from_row(r: &Row) -> Stored {
     let metadata: String = r.get(8);
@@ -47,6 +47,7 @@ fn from_row(r: &Row) -> Stored {
         signature_header: r
             .get::<_, Option<&str>>(20)
             .and_then(crate::domain::signing::SignatureHeader::from_stored),
+        filter: r.get(21),
         id: EndpointId::from_string(id),
     };
     Stored(e, r.get(9))
@@ -79,7 +80,7 @@ pub async fn insert(
     let stmt = c
         .prepare_cached(&format!(
             "INSERT INTO endpoints ({COLS}) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)"
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)"
         ))
         .await?;
     c.execute(
@@ -106,6 +107,7 @@ pub async fn insert(
             &stored_seconds(e.policy.timeout_secs),
             &stored_seconds(e.policy.auto_disable_after_secs),
             &e.signature_header.as_ref().map(|h| h.stored()),
+            &e.filter,
         ],
     )
     .await
@@ -128,7 +130,7 @@ pub async fn update(c: &impl GenericClient, key: &MainKey, e: &Endpoint) -> DbRe
             "UPDATE endpoints SET uid=$1, url=$2, description=$3, filter_types=$4, channels=$5, \
              rate_limit=$6, metadata=$7, headers=$8, updated_at=$9, legacy_signature=$10, \
              verify_ssl=$11, retry_schedule=$12, timeout_secs=$13, auto_disable_after_secs=$14, \
-             signature_header=$15 WHERE id=$16",
+             signature_header=$15, filter=$16 WHERE id=$17",
         )
         .await?;
     c.execute(
@@ -149,6 +151,7 @@ pub async fn update(c: &impl GenericClient, key: &MainKey, e: &Endpoint) -> DbRe
             &stored_seconds(e.policy.timeout_secs),
             &stored_seconds(e.policy.auto_disable_after_secs),
             &e.signature_header.as_ref().map(|h| h.stored()),
+            &e.filter,
             &e.id,
         ],
     )
@@ -597,6 +600,7 @@ mod tests {
             verify_ssl: true,
             policy: Default::default(),
             signature_header: None,
+            filter: None,
             metadata: Default::default(),
             headers: BTreeMap::from([("X-Custom".to_owned(), "v".to_owned())]),
             disabled: false,

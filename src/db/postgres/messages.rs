@@ -250,18 +250,25 @@ pub async fn ingest(
 
     let select = tx
         .prepare_cached(
-            "SELECT id, filter_types, channels, disabled FROM endpoints WHERE app_id = $1",
+            "SELECT id, filter_types, channels, disabled, filter FROM endpoints WHERE app_id = $1",
         )
         .await?;
     let endpoints = tx.query(&select, &[&m.app_id.as_str()]).await?;
     let endpoints = endpoints
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)));
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
     insert_deliveries(tx, req, owner, claim, endpoints).await
 }
 
-/// An endpoint as ingest routes to it: id, event type filter, channels (stored JSON), disabled.
-type Route<'r> = (String, Option<&'r str>, Option<&'r str>, bool);
+/// An endpoint as ingest routes to it: id, event type filter, channels (stored JSON), disabled,
+/// payload filter.
+type Target<'r> = (
+    String,
+    Option<&'r str>,
+    Option<&'r str>,
+    bool,
+    Option<&'r str>,
+);
 
 /// Ingest's common case, without an `Idempotency-Key`: finds the application by id or uid
 /// (`app_key`), stores the message (its payload kept for `keep_ms`, else the application's
@@ -291,7 +298,8 @@ pub async fn ingest_by_app_key(
                      COALESCE($9::BIGINT, app.retention_ms, $10::BIGINT), \
                      9223372036854775807 - $8::BIGINT) \
                  FROM app RETURNING app_id, expires_at) \
-             SELECT msg.app_id, msg.expires_at, e.id, e.filter_types, e.channels, e.disabled \
+             SELECT msg.app_id, msg.expires_at, e.id, e.filter_types, e.channels, e.disabled, \
+                 e.filter \
              FROM msg LEFT JOIN endpoints e ON e.app_id = msg.app_id",
         )
         .await?;
@@ -318,9 +326,10 @@ pub async fn ingest_by_app_key(
     };
     let app_id: crate::domain::ids::AppId = first.get(0);
     req.expires_at = first.get(1);
-    let endpoints = rows
-        .iter()
-        .filter_map(|r| Some((r.get::<_, Option<String>>(2)?, r.get(3), r.get(4), r.get(5))));
+    let endpoints = rows.iter().filter_map(|r| {
+        let id = r.get::<_, Option<String>>(2)?;
+        Some((id, r.get(3), r.get(4), r.get(5), r.get(6)))
+    });
     let ingested = insert_deliveries(tx, req, owner, claim, endpoints).await?;
     Ok(Some((ingested, app_id)))
 }
@@ -341,18 +350,21 @@ async fn insert_deliveries<'r>(
     req: &IngestRequest<'_>,
     owner: &str,
     claim: &mut (dyn FnMut(&str) -> bool + Send),
-    endpoints: impl Iterator<Item = Route<'r>>,
+    endpoints: impl Iterator<Item = Target<'r>>,
 ) -> DbResult<Ingested> {
     let m = req.msg;
-    // Every delivery in one statement: (endpoint, status, leased) per endpoint it goes to.
-    let (mut ids, mut statuses, mut leased) = (Vec::new(), Vec::new(), Vec::new());
-    for (endpoint_id, filter_types, channels, disabled) in endpoints {
-        if !req.wants(&endpoint_id, filter_types, channels) {
+    // Every delivery in one statement: (endpoint, status, leased, why it was filtered) per
+    // endpoint it goes to.
+    let (mut ids, mut statuses, mut leased, mut whys) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (endpoint_id, filter_types, channels, disabled, filter) in endpoints {
+        let route = req.wants(&endpoint_id, filter_types, channels, filter);
+        let Some((status, why)) = route.delivery(disabled) else {
             continue;
-        }
-        let take = !disabled && claim(&endpoint_id);
-        statuses.push(if disabled { SKIPPED } else { PENDING });
-        leased.push(take);
+        };
+        leased.push(status == DeliveryStatus::Pending && claim(&endpoint_id));
+        statuses.push(status.code() as i16);
+        whys.push(why);
         ids.push(endpoint_id);
     }
     if ids.is_empty() {
@@ -364,10 +376,12 @@ async fn insert_deliveries<'r>(
     let insert = tx
         .prepare_cached(
             "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, \
-                 lease_owner, created_at, updated_at) \
+                 lease_owner, filter_error, created_at, updated_at) \
              SELECT $1, e.id, e.status, $2, \
-                 CASE WHEN e.leased THEN $3::BIGINT END, CASE WHEN e.leased THEN $4 END, $5, $5 \
-             FROM UNNEST($6::TEXT[], $7::SMALLINT[], $8::BOOLEAN[]) AS e(id, status, leased) \
+                 CASE WHEN e.leased THEN $3::BIGINT END, CASE WHEN e.leased THEN $4 END, e.why, \
+                 $5, $5 \
+             FROM UNNEST($6::TEXT[], $7::SMALLINT[], $8::BOOLEAN[], $9::TEXT[]) \
+                 AS e(id, status, leased, why) \
              RETURNING id, endpoint_id, lease_owner IS NOT NULL, status",
         )
         .await?;
@@ -383,6 +397,7 @@ async fn insert_deliveries<'r>(
                 &ids,
                 &statuses,
                 &leased,
+                &whys,
             ],
         )
         .await?;
@@ -400,9 +415,8 @@ async fn insert_deliveries<'r>(
     Ok(Ingested::Created { claimed, unclaimed })
 }
 
-// The stored codes of the delivery states ingest writes.
+// The stored code of a delivery waiting to be sent.
 const PENDING: i16 = DeliveryStatus::Pending.code() as i16;
-const SKIPPED: i16 = DeliveryStatus::Skipped.code() as i16;
 
 #[cfg(test)]
 mod tests {
@@ -464,6 +478,7 @@ mod tests {
             lease_until: 31_000,
             due_at: 1000,
             expires_at: 99_000,
+            filter_input: Default::default(),
         };
         let out = ingest(&tx, &req, "node_a", &mut |_| take).await?;
         tx.commit().await?;
@@ -557,7 +572,7 @@ mod tests {
         assert_eq!(
             rows,
             [
-                ("ep_0".into(), SKIPPED, None),
+                ("ep_0".into(), DeliveryStatus::Skipped.code() as i16, None),
                 ("ep_1".into(), PENDING, Some("node_a".into())),
                 ("ep_2".into(), PENDING, Some("node_a".into())),
             ]

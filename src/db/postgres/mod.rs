@@ -64,6 +64,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_signature_header",
         include_str!("../../../migrations/postgres/0007_signature_header.sql"),
     ),
+    (
+        "0008_payload_filter",
+        include_str!("../../../migrations/postgres/0008_payload_filter.sql"),
+    ),
 ];
 
 /// The advisory lock that makes one node at a time apply migrations.

@@ -13,7 +13,6 @@ use std::sync::Arc;
 pub(super) const SUCCESS: i64 = DeliveryStatus::Success.code();
 pub(super) const PENDING: i64 = DeliveryStatus::Pending.code();
 const FAIL: i64 = DeliveryStatus::Failed.code();
-pub(super) const SKIPPED: i64 = DeliveryStatus::Skipped.code();
 
 const TRIGGER_SCHEDULED: i64 = Trigger::Scheduled.code();
 const TRIGGER_MANUAL: i64 = Trigger::Manual.code();
@@ -346,10 +345,7 @@ pub fn replay_missing(
     )?;
     let mut n = 0;
     // A message whose payload is gone cannot be sent again.
-    for m in msgs
-        .iter()
-        .filter(|m| m.payload.is_some() && ep.accepts(&m.event_type, m.channels.as_deref()))
-    {
+    for m in msgs.iter().filter(|m| m.payload.is_some() && ep.takes(m)) {
         upsert.execute(params![m.id, ep.id, now])?;
         n += 1;
     }
@@ -371,6 +367,22 @@ pub struct Stats {
     pub sending: i64,
     pub fail: i64,
     pub canceled: i64,
+    /// Not sent: the endpoint's payload filter did not take them.
+    pub filtered: i64,
+}
+
+impl Stats {
+    /// Counts `n` deliveries in `status` (leased or not).
+    pub(crate) fn add(&mut self, status: DeliveryStatus, leased: bool, n: i64) {
+        match (status, leased) {
+            (DeliveryStatus::Success, _) => self.success += n,
+            (DeliveryStatus::Pending | DeliveryStatus::Sending, true) => self.sending += n,
+            (DeliveryStatus::Pending | DeliveryStatus::Sending, false) => self.pending += n,
+            (DeliveryStatus::Failed, _) => self.fail += n,
+            (DeliveryStatus::Skipped, _) => self.canceled += n,
+            (DeliveryStatus::Filtered, _) => self.filtered += n,
+        }
+    }
 }
 
 pub fn stats(
@@ -386,22 +398,11 @@ pub fn stats(
     let mut s = Stats::default();
     let rows = stmt.query_map(
         params![endpoint_id, since.unwrap_or(0), until.unwrap_or(i64::MAX)],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        },
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     for row in rows {
-        match row? {
-            (SUCCESS, _, n) => s.success += n,
-            (PENDING, true, n) => s.sending += n,
-            (PENDING, false, n) => s.pending += n,
-            (FAIL, _, n) => s.fail += n,
-            (_, _, n) => s.canceled += n,
-        }
+        let (status, leased, n) = row?;
+        s.add(status, leased, n);
     }
     Ok(s)
 }
@@ -411,6 +412,8 @@ pub struct EndpointMessage {
     pub msg: messages::Message,
     pub status: crate::domain::model::DeliveryStatus,
     pub next_attempt_at: Option<i64>,
+    /// Why the endpoint's filter could not tell, when it filtered the message out so.
+    pub filter_error: Option<String>,
 }
 
 pub fn list_for_endpoint(
@@ -434,14 +437,21 @@ pub fn list_for_endpoint(
     paged(
         c,
         &format!(
-            "SELECT {}, d.status, d.next_attempt_at FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+            "SELECT {}, d.status, d.next_attempt_at, d.filter_error FROM deliveries d JOIN messages m ON m.id = d.msg_id \
              WHERE d.endpoint_id = ?{status_cond}{cond} AND {{page}}",
             messages::COLS
         ),
         "m.id",
         &params,
         page,
-        |r| Ok(EndpointMessage { msg: messages::from_row(r)?, status: r.get(8)?, next_attempt_at: r.get(9)? }),
+        |r| {
+            Ok(EndpointMessage {
+                msg: messages::from_row(r)?,
+                status: r.get(8)?,
+                next_attempt_at: r.get(9)?,
+                filter_error: r.get(10)?,
+            })
+        },
     )
 }
 
@@ -450,6 +460,8 @@ pub struct MessageEndpoint {
     pub endpoint: endpoints::Endpoint,
     pub status: crate::domain::model::DeliveryStatus,
     pub next_attempt_at: Option<i64>,
+    /// Why the endpoint's filter could not tell, when it filtered the message out so.
+    pub filter_error: Option<String>,
 }
 
 pub fn list_for_message(
@@ -460,19 +472,20 @@ pub fn list_for_message(
 ) -> DbResult<Page<MessageEndpoint>> {
     let eps = paged(
         c,
-        "SELECT d.endpoint_id, d.status, d.next_attempt_at FROM deliveries d WHERE d.msg_id = ? AND {page}",
+        "SELECT d.endpoint_id, d.status, d.next_attempt_at, d.filter_error FROM deliveries d WHERE d.msg_id = ? AND {page}",
         "d.endpoint_id",
         &[&msg_id],
         page,
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, crate::domain::model::DeliveryStatus>(1)?, r.get::<_, Option<i64>>(2)?)),
+        |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     let mut items = Vec::with_capacity(eps.items.len());
-    for (id, status, next_attempt_at) in eps.items {
+    for (id, status, next_attempt_at, filter_error) in eps.items {
         if let Some(endpoint) = endpoints::get_by_id(c, key, &id)? {
             items.push(MessageEndpoint {
                 endpoint,
                 status,
                 next_attempt_at,
+                filter_error,
             });
         }
     }
@@ -529,6 +542,7 @@ mod tests {
                 verify_ssl: true,
                 policy: Default::default(),
                 signature_header: None,
+                filter: None,
                 metadata: Default::default(),
                 headers: Default::default(),
                 disabled: false,
@@ -564,6 +578,7 @@ mod tests {
             lease_until: 1,
             due_at: 0,
             expires_at: 1,
+            filter_input: Default::default(),
         };
         match messages::ingest(c, &req, &mut |_| true).unwrap() {
             messages::Ingested::Created { claimed, unclaimed } => (claimed, unclaimed),

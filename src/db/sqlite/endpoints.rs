@@ -10,7 +10,7 @@ const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
                     headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
                     legacy_signature, verify_ssl, retry_schedule, timeout_secs, \
-                    auto_disable_after_secs, signature_header";
+                    auto_disable_after_secs, signature_header, filter";
 
 /// An endpoint as read, its headers still as stored (sealed): see [`Stored::open`].
 pub(crate) struct Stored(pub(crate) Endpoint, pub(crate) String);
@@ -93,6 +93,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
         signature_header: r
             .get::<_, Option<String>>(20)?
             .and_then(|h| crate::domain::signing::SignatureHeader::from_stored(&h)),
+        filter: r.get(21)?,
         id: crate::domain::ids::EndpointId::from_string(id),
     };
     Ok(Stored(e, headers))
@@ -109,7 +110,7 @@ fn uid_conflict(e: rusqlite::Error) -> DbError {
 /// Inserts an endpoint and its first signing secret (stored sealed under `key`).
 pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbResult<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     ))?
     .execute(params![
         e.id,
@@ -132,7 +133,8 @@ pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbRe
         e.policy.stored_schedule(),
         e.policy.timeout_secs,
         e.policy.auto_disable_after_secs,
-        e.signature_header.as_ref().map(|h| h.stored())
+        e.signature_header.as_ref().map(|h| h.stored()),
+        e.filter
     ])
     .map_err(uid_conflict)?;
     c.prepare_cached(
@@ -148,7 +150,7 @@ pub fn update(c: &Connection, key: &MainKey, e: &Endpoint) -> DbResult<()> {
     c.prepare_cached(
         "UPDATE endpoints SET uid=?, url=?, description=?, filter_types=?, channels=?, rate_limit=?, \
          metadata=?, headers=?, updated_at=?, legacy_signature=?, verify_ssl=?, retry_schedule=?, \
-         timeout_secs=?, auto_disable_after_secs=?, signature_header=? WHERE id=?",
+         timeout_secs=?, auto_disable_after_secs=?, signature_header=?, filter=? WHERE id=?",
     )?
     .execute(params![
         e.uid,
@@ -166,6 +168,7 @@ pub fn update(c: &Connection, key: &MainKey, e: &Endpoint) -> DbResult<()> {
         e.policy.timeout_secs,
         e.policy.auto_disable_after_secs,
         e.signature_header.as_ref().map(|h| h.stored()),
+        e.filter,
         e.id
     ])
     .map_err(uid_conflict)?;

@@ -36,6 +36,7 @@ pub enum Ingested {
 }
 
 pub use crate::db::outbox::IngestRequest;
+use crate::domain::model::DeliveryStatus;
 
 /// Stores a message and its deliveries (the outbox) and the idempotency record, in the
 /// caller's transaction. `claim(endpoint_id)` says whether the dispatcher takes a delivery
@@ -75,7 +76,7 @@ pub fn ingest(
     })?;
 
     let mut targets = c.prepare_cached(
-        "SELECT id, filter_types, channels, disabled FROM endpoints WHERE app_id = ?",
+        "SELECT id, filter_types, channels, disabled, filter FROM endpoints WHERE app_id = ?",
     )?;
     let rows = targets
         .query_map([&m.app_id], |r| {
@@ -84,43 +85,41 @@ pub fn ingest(
                 r.get::<_, Option<String>>(1)?,
                 r.get::<_, Option<String>>(2)?,
                 r.get::<_, bool>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut insert = c.prepare_cached(
-        "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, \
+             filter_error, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
     )?;
     let mut claimed = Vec::new();
     let mut unclaimed = 0;
-    for (endpoint_id, filter_types, channels, disabled) in rows {
-        if !req.wants(&endpoint_id, filter_types.as_deref(), channels.as_deref()) {
+    for (endpoint_id, filter_types, channels, disabled, filter) in rows {
+        let route = req.wants(
+            &endpoint_id,
+            filter_types.as_deref(),
+            channels.as_deref(),
+            filter.as_deref(),
+        );
+        let Some((status, why)) = route.delivery(disabled) else {
             continue;
-        }
-        if disabled {
-            insert.execute(params![
-                m.id,
-                endpoint_id,
-                super::deliveries::SKIPPED,
-                req.due_at,
-                None::<i64>,
-                m.created_at
-            ])?;
-            continue;
-        }
-        let take = claim(&endpoint_id);
+        };
+        let pending = status == DeliveryStatus::Pending;
+        let take = pending && claim(&endpoint_id);
         let lease = take.then_some(req.lease_until);
         insert.execute(params![
             m.id,
             endpoint_id,
-            super::deliveries::PENDING,
+            status.code(),
             req.due_at,
             lease,
+            why,
             m.created_at
         ])?;
         if take {
             claimed.push(req.claimed(c.last_insert_rowid(), endpoint_id, None));
-        } else {
+        } else if pending {
             unclaimed += 1;
         }
     }

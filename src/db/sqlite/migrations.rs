@@ -56,6 +56,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_signature_header",
         include_str!("../../../migrations/sqlite/0013_signature_header.sql"),
     ),
+    (
+        "0014_payload_filter",
+        include_str!("../../../migrations/sqlite/0014_payload_filter.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

@@ -79,6 +79,7 @@ impl Bound {
             lease_until,
             due_at,
             expires_at: self.expires_at,
+            filter_input: Default::default(),
         }
     }
 }

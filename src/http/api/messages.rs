@@ -329,6 +329,7 @@ pub async fn endpoints(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpR
                     .next_attempt_at
                     .filter(|_| r.status == DeliveryStatus::Pending)
                     .map(format_ms),
+                filter_error: r.filter_error,
             },
         ),
     ))

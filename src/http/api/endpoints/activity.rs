@@ -44,6 +44,7 @@ pub async fn stats(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespo
             sending: s.sending,
             fail: s.fail,
             canceled: s.canceled,
+            filtered: s.filtered,
         },
     ))
 }
@@ -101,6 +102,7 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
                         status: r.status.api_code(),
                         status_text: r.status.api_text(),
                         next_attempt,
+                        filter_error: r.filter_error.as_deref(),
                     })
                 })
             },

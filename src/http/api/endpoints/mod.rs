@@ -20,8 +20,9 @@ use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
 use crate::service::endpoint_input::{
-    check_channels, check_event_types, check_headers, check_headers_beside, check_headers_size,
-    check_policy, check_signature_header, check_url, parse_secret, EndpointInput,
+    check_channels, check_event_types, check_filter, check_headers, check_headers_beside,
+    check_headers_size, check_policy, check_signature_header, check_url, parse_secret,
+    EndpointInput,
 };
 use crate::service::endpoints as service;
 use crate::service::input::{check_uid, metadata_map};
@@ -178,6 +179,7 @@ pub async fn put(
         input.headers.as_ref().unwrap_or(&ep.headers),
     )?;
     ep.signature_header = signature_header;
+    ep.filter = check_filter(input.filter)?;
     ep.filter_types = check_event_types(&st.store, &app, input.event_types).await?;
     ep.url = input.url;
     ep.description = input.description;
@@ -263,6 +265,9 @@ pub async fn patch(
         ep.signature_header = h.map(Into::into);
     }
     check_signature_header(ep.signature_header.as_ref(), &ep.headers)?;
+    if let Some(f) = p.filter {
+        ep.filter = check_filter(f)?;
+    }
     if let Some(d) = p.disabled {
         set_disabled(&mut ep, d, now);
     }

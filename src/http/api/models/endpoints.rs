@@ -64,6 +64,12 @@ pub struct EndpointIn {
     pub auto_disable_after_seconds: Option<u32>,
     /// A signature header in another sender's style, sent too.
     pub signature_header: Option<SignatureHeaderSpec>,
+    /// A payload filter (hookbox extension): a Common Expression Language expression over
+    /// `eventType`, `payload`, `channels` and `tags` that must be true for a message to be
+    /// sent here, e.g. `payload.amount >= 1000 && payload.currency in ["EUR", "USD"]`.
+    /// Absent, `null` or blank: none. One that does not compile is a 422 saying where.
+    #[schema(max_length = 1000, example = "payload.amount >= 1000")]
+    pub filter: Option<String>,
 }
 
 /// A signature header in another sender's style, sent besides the Standard Webhooks headers
@@ -161,6 +167,7 @@ impl From<EndpointIn> for crate::service::endpoint_input::EndpointInput {
             verify_ssl: e.verify_ssl,
             policy,
             signature_header: e.signature_header.map(Into::into),
+            filter: e.filter,
         }
     }
 }
@@ -204,6 +211,10 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<SignatureHeaderSpec>)]
     pub signature_header: Option<Option<SignatureHeaderSpec>>,
+    /// As in `EndpointIn`; `null` (or blank) removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
+    pub filter: Option<Option<String>>,
 }
 
 /// The wait before a retry, in seconds (at most a week).
@@ -258,6 +269,9 @@ pub struct EndpointOut {
     /// The signature header in another sender's style it gets too, if any.
     #[schema(required)]
     pub signature_header: Option<SignatureHeaderSpec>,
+    /// Its payload filter, if any (hookbox extension).
+    #[schema(required)]
+    pub filter: Option<String>,
     pub disabled: bool,
     /// Why the endpoint is disabled (hookbox extension).
     #[schema(required)]
@@ -293,6 +307,7 @@ impl From<Endpoint> for EndpointOut {
             timeout_seconds: e.policy.timeout_secs,
             auto_disable_after_seconds: e.policy.auto_disable_after_secs,
             signature_header: e.signature_header.map(Into::into),
+            filter: e.filter,
             disabled: e.disabled,
             disabled_reason: e.disabled_reason,
             filter_types: e.filter_types.clone(),
@@ -357,6 +372,8 @@ pub struct EndpointStats {
     pub sending: i64,
     pub fail: i64,
     pub canceled: i64,
+    /// Not sent: the endpoint's payload filter did not take them (hookbox extension).
+    pub filtered: i64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

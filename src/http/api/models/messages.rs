@@ -54,14 +54,16 @@ pub struct MessageOut<'a> {
     pub timestamp: String,
 }
 
-/// Delivery status: 0 success, 1 pending, 2 fail, 3 sending, 4 canceled.
+/// Delivery status: 0 success, 1 pending, 2 fail, 3 sending, 4 canceled, 5 filtered.
 pub struct MessageStatus;
 
 impl utoipa::PartialSchema for MessageStatus {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         int_enum(
-            "Delivery status: 0 success, 1 pending, 2 fail, 3 sending, 4 canceled.",
-            0..=4,
+            "Delivery status: 0 success, 1 pending, 2 fail, 3 sending, 4 canceled (not sent: \
+             the endpoint was disabled or the message's content deleted), 5 filtered (not \
+             sent: the endpoint's payload filter did not take it).",
+            0..=5,
         )
     }
 }
@@ -102,6 +104,7 @@ pub enum MessageStatusText {
     Fail,
     Sending,
     Canceled,
+    Filtered,
 }
 
 /// A message with its delivery status at one endpoint.
@@ -117,6 +120,10 @@ pub struct EndpointMessageOut<'a> {
     /// When the next attempt is due (while pending).
     #[schema(required, format = DateTime)]
     pub next_attempt: Option<String>,
+    /// Why the endpoint's payload filter could not tell, when it filtered the message out so
+    /// (hookbox extension).
+    #[schema(required, value_type = Option<String>)]
+    pub filter_error: Option<&'a str>,
 }
 
 /// An endpoint a message went to, with the message's delivery status there.
@@ -131,6 +138,10 @@ pub struct MessageEndpointOut {
     pub status_text: &'static str,
     #[schema(required, format = DateTime)]
     pub next_attempt: Option<String>,
+    /// Why the endpoint's payload filter could not tell, when it filtered the message out so
+    /// (a field it reads is missing, …) (hookbox extension).
+    #[schema(required)]
+    pub filter_error: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

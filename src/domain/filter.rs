@@ -1,0 +1,425 @@
+//! Payload filters: an endpoint may take only the messages for which a Common Expression
+//! Language expression over the message is true, e.g.
+//! `payload.amount >= 1000 && payload.currency in ["EUR", "USD"]`.
+//!
+//! The expression sees `eventType` (a string), `payload` (the message's JSON), `channels`
+//! and `tags` (lists of strings, empty when the message has none). It is compiled once per
+//! distinct text ([`compiled`]) and its cost is bounded before it is taken: at most
+//! [`MAX_LEN`] characters, no comprehension (`all`, `exists`, `map`, `filter`, …) inside
+//! another, and a comprehension's body sees only its own variables, so one evaluation costs
+//! at most the expression's size times the message's.
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::{Context, Program, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
+
+/// The longest filter taken, in characters.
+pub const MAX_LEN: usize = 1000;
+
+/// The names a filter may use at its top level.
+pub const VARIABLES: [&str; 4] = ["eventType", "payload", "channels", "tags"];
+
+/// A filter that compiled and keeps the cost rules.
+pub struct Filter {
+    program: Program,
+    /// Whether it reads `payload` (else the message's JSON need not be converted).
+    reads_payload: bool,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter").finish_non_exhaustive()
+    }
+}
+
+/// Why a filter was refused: what, and where (1-based line and column, when known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+impl FilterError {
+    fn at_start(message: impl Into<String>) -> FilterError {
+        FilterError {
+            line: 1,
+            column: 1,
+            message: message.into(),
+        }
+    }
+}
+
+/// Compiles `source`, or says where and why it cannot be a filter.
+pub fn compile(source: &str) -> Result<Filter, FilterError> {
+    if source.chars().count() > MAX_LEN {
+        return Err(FilterError::at_start(format!(
+            "a filter is at most {MAX_LEN} characters"
+        )));
+    }
+    if source.trim().is_empty() {
+        return Err(FilterError::at_start("the filter is empty"));
+    }
+    // The parser is third-party code fed with user text: a panic in it is a refusal, not a
+    // crash.
+    let parsed = std::panic::catch_unwind(|| Program::compile(source))
+        .map_err(|_| FilterError::at_start("the filter cannot be parsed"))?;
+    let program = parsed.map_err(|errors| {
+        let first = errors.errors.first();
+        FilterError {
+            line: first.map_or(1, |e| e.pos.0.max(1) as u32),
+            column: first.map_or(1, |e| (e.pos.1 + 1).max(1) as u32),
+            message: first.map_or_else(|| "the filter cannot be parsed".into(), |e| e.msg.clone()),
+        }
+    })?;
+    let mut check = Check {
+        source,
+        program: &program,
+        loop_vars: Vec::new(),
+        reads_payload: false,
+    };
+    check.expr(program.expression())?;
+    let reads_payload = check.reads_payload;
+    Ok(Filter {
+        program,
+        reads_payload,
+    })
+}
+
+/// Walks a parsed filter and refuses what could make one evaluation cost more than its size
+/// times the message's.
+struct Check<'p> {
+    source: &'p str,
+    program: &'p Program,
+    /// The variables of the comprehensions being walked (innermost last): accumulator and
+    /// iteration variables.
+    loop_vars: Vec<Vec<&'p str>>,
+    reads_payload: bool,
+}
+
+impl<'p> Check<'p> {
+    fn refuse(&self, e: &IdedExpr, message: String) -> FilterError {
+        // Where the expression starts, as a character offset into the source.
+        let start = self
+            .program
+            .source_info()
+            .offset_for(e.id)
+            .map_or(0, |o| o.0) as usize;
+        let before: Vec<char> = self.source.chars().take(start).collect();
+        let line = before.iter().filter(|c| **c == '\n').count() + 1;
+        let column = before.iter().rev().take_while(|c| **c != '\n').count() + 1;
+        FilterError {
+            line: line as u32,
+            column: column as u32,
+            message,
+        }
+    }
+
+    fn expr(&mut self, e: &'p IdedExpr) -> Result<(), FilterError> {
+        match &e.expr {
+            Expr::Unspecified | Expr::Literal(_) => Ok(()),
+            Expr::Ident(name) => self.ident(e, name),
+            Expr::Select(s) => self.expr(&s.operand),
+            Expr::Call(call) => {
+                if call.func_name == "matches" && !self.loop_vars.is_empty() {
+                    return Err(self.refuse(
+                        e,
+                        "matches() may not be used inside all(), exists(), map() or filter()"
+                            .into(),
+                    ));
+                }
+                if let Some(target) = &call.target {
+                    self.expr(target)?;
+                }
+                call.args.iter().try_for_each(|a| self.expr(a))
+            }
+            Expr::List(list) => list.elements.iter().try_for_each(|a| self.expr(a)),
+            Expr::Map(map) => map.entries.iter().try_for_each(|entry| match &entry.expr {
+                EntryExpr::MapEntry(m) => {
+                    self.expr(&m.key)?;
+                    self.expr(&m.value)
+                }
+                EntryExpr::StructField(_) => Err(self.refuse(e, "a filter has no types".into())),
+            }),
+            Expr::Struct(s) => Err(self.refuse(
+                e,
+                format!("`{}`: a filter has no message types", s.type_name),
+            )),
+            Expr::Comprehension(c) => {
+                if !self.loop_vars.is_empty() {
+                    return Err(self.refuse(
+                        e,
+                        "all(), exists(), map() and filter() may not be used inside one another"
+                            .into(),
+                    ));
+                }
+                self.expr(&c.iter_range)?;
+                self.expr(&c.accu_init)?;
+                let mut vars = vec![c.iter_var.as_str(), c.accu_var.as_str()];
+                vars.extend(c.iter_var2.as_deref());
+                self.loop_vars.push(vars);
+                let body = [&c.loop_cond, &c.loop_step, &c.result]
+                    .into_iter()
+                    .try_for_each(|b| self.expr(b));
+                self.loop_vars.pop();
+                body
+            }
+        }
+    }
+
+    fn ident(&mut self, e: &IdedExpr, name: &str) -> Result<(), FilterError> {
+        if let Some(vars) = self.loop_vars.last() {
+            if vars.contains(&name) {
+                return Ok(());
+            }
+            return Err(self.refuse(
+                e,
+                format!(
+                    "`{name}`: inside all(), exists(), map() or filter() only the loop's own \
+                     variable may be used"
+                ),
+            ));
+        }
+        if !VARIABLES.contains(&name) {
+            return Err(self.refuse(
+                e,
+                format!(
+                    "unknown name `{name}`: a filter may use {}",
+                    VARIABLES.join(", ")
+                ),
+            ));
+        }
+        self.reads_payload |= name == "payload";
+        Ok(())
+    }
+}
+
+/// What a filter is evaluated against: one message, its JSON converted once however many
+/// endpoints' filters read it.
+pub struct Input<'m> {
+    pub event_type: &'m str,
+    /// The message's JSON text.
+    pub payload: &'m str,
+    pub channels: Option<&'m [String]>,
+    pub tags: Option<&'m [String]>,
+    converted: OnceLock<Result<Value, String>>,
+}
+
+impl<'m> Input<'m> {
+    pub fn new(
+        event_type: &'m str,
+        payload: &'m str,
+        channels: Option<&'m [String]>,
+        tags: Option<&'m [String]>,
+    ) -> Input<'m> {
+        Input {
+            event_type,
+            payload,
+            channels,
+            tags,
+            converted: OnceLock::new(),
+        }
+    }
+
+    fn payload_value(&self) -> Result<&Value, String> {
+        self.converted
+            .get_or_init(|| {
+                serde_json::from_str::<serde_json::Value>(self.payload)
+                    .map(|v| json_value(&v))
+                    .map_err(|e| format!("the payload is not JSON: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+fn strings(v: Option<&[String]>) -> Value {
+    Value::List(Arc::new(
+        v.unwrap_or_default()
+            .iter()
+            .map(|s| Value::String(Arc::new(s.clone())))
+            .collect(),
+    ))
+}
+
+/// A JSON value as CEL sees it: integers as `int` (or `uint` above its range), other numbers
+/// as `double`.
+fn json_value(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => n
+            .as_i64()
+            .map(Value::Int)
+            .or_else(|| n.as_u64().map(Value::UInt))
+            .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN))),
+        J::String(s) => Value::String(Arc::new(s.clone())),
+        J::Array(a) => Value::List(Arc::new(a.iter().map(json_value).collect())),
+        J::Object(o) => {
+            let map: HashMap<String, Value> =
+                o.iter().map(|(k, v)| (k.clone(), json_value(v))).collect();
+            Value::from(map)
+        }
+    }
+}
+
+/// The standard functions, built once.
+static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
+
+impl Filter {
+    /// Whether the message passes: `Err` says why the filter could not tell (a field it
+    /// reads is missing, a type does not fit, it is not true or false).
+    pub fn matches(&self, input: &Input<'_>) -> Result<bool, String> {
+        let mut ctx = Context::with_env(ENV.clone());
+        ctx.add_variable_from_value("eventType", input.event_type);
+        ctx.add_variable_from_value("channels", strings(input.channels));
+        ctx.add_variable_from_value("tags", strings(input.tags));
+        if self.reads_payload {
+            ctx.add_variable_from_value("payload", input.payload_value()?.clone());
+        }
+        // Evaluation is third-party code: a panic in it is an error for this message only.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.program.execute(&ctx)))
+                .map_err(|_| "the filter failed unexpectedly".to_owned())?;
+        match outcome {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!(
+                "the filter gave {} instead of true or false",
+                other.type_of()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Compiled filters by their text, shared by every ingest: each distinct filter is compiled
+/// once, whichever endpoint (or node) it came from. Bounded: past `CACHE_MAX` texts it
+/// starts over.
+static CACHE: LazyLock<RwLock<HashMap<Box<str>, Compiled>>> = LazyLock::new(Default::default);
+const CACHE_MAX: usize = 4096;
+
+/// A filter's text compiled, or why it does not compile.
+pub type Compiled = Arc<Result<Filter, FilterError>>;
+
+/// `source` compiled, from the cache when it was compiled before.
+pub fn compiled(source: &str) -> Compiled {
+    if let Some(f) = CACHE.read().unwrap_or_else(|e| e.into_inner()).get(source) {
+        return f.clone();
+    }
+    let f = Arc::new(compile(source));
+    let mut cache = CACHE.write().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(source.into(), f.clone());
+    f
+}
+
+/// Whether a message passes the endpoint filter `source`: `Err` with what went wrong (a
+/// stored filter that no longer compiles, or one that could not tell for this message).
+pub fn passes(source: &str, input: &Input<'_>) -> Result<bool, String> {
+    match &*compiled(source) {
+        Ok(f) => f.matches(input),
+        Err(e) => Err(format!("the filter does not compile: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(filter: &str, payload: &str) -> Result<bool, String> {
+        let tags = vec!["vip".to_owned()];
+        let input = Input::new("invoice.paid", payload, None, Some(&tags));
+        compile(filter).map_err(|e| e.to_string())?.matches(&input)
+    }
+
+    #[test]
+    fn filters_read_the_payload_event_type_channels_and_tags() {
+        let f = r#"payload.amount >= 1000 && payload.currency in ["EUR", "USD"]"#;
+        assert_eq!(eval(f, r#"{"amount": 1500, "currency": "EUR"}"#), Ok(true));
+        assert_eq!(
+            eval(f, r#"{"amount": 999.5, "currency": "EUR"}"#),
+            Ok(false)
+        );
+        assert_eq!(eval(f, r#"{"amount": 2000, "currency": "GBP"}"#), Ok(false));
+        assert_eq!(
+            eval(f, r#"{"amount": 1000.0, "currency": "USD"}"#),
+            Ok(true)
+        );
+        assert_eq!(eval(r#"eventType.startsWith("invoice.")"#, "{}"), Ok(true));
+        assert_eq!(
+            eval(r#""vip" in tags && size(channels) == 0"#, "{}"),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(
+                r#"payload.items.exists(i, i.sku == "A-1")"#,
+                r#"{"items": [{"sku": "B"}, {"sku": "A-1"}]}"#
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(
+                "has(payload.customer) && payload.customer.id == 7",
+                r#"{"x": 1}"#
+            ),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn a_missing_field_or_a_result_that_is_not_a_bool_is_an_error_for_that_message() {
+        let missing = eval("payload.amount > 10", r#"{"total": 5}"#).unwrap_err();
+        assert!(missing.contains("amount"), "{missing}");
+        let not_bool = eval("payload.amount", r#"{"amount": 5}"#).unwrap_err();
+        assert!(not_bool.contains("instead of true or false"), "{not_bool}");
+        assert!(eval("payload.a > 1", "not json").is_err());
+    }
+
+    #[test]
+    fn parse_errors_say_where() {
+        let e = compile("payload.amount >= ").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.column > 1, "{e}");
+        let e = compile("payload.a == 1 &&\n  amount > 3").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 3), "{e}");
+        assert!(e.message.contains("amount"), "{e}");
+    }
+
+    #[test]
+    fn costly_or_unbounded_filters_are_refused() {
+        let outer = compile("payload.a.all(x, x == payload.b)").unwrap_err();
+        assert!(outer.message.contains("`payload`"), "{outer}");
+        assert_eq!((outer.line, outer.column), (1, 23), "{outer}");
+        let nested = compile("payload.a.all(x, x.exists(y, y == 1))").unwrap_err();
+        assert!(nested.message.contains("inside one another"), "{nested}");
+        let regex = compile(r#"payload.a.exists(x, x.matches("a+"))"#).unwrap_err();
+        assert!(regex.message.contains("matches()"), "{regex}");
+        assert!(compile(&"1 == 1 && ".repeat(200)).is_err());
+        assert!(compile("   ").is_err());
+        assert!(compile("Foo{a: 1} == 2").is_err());
+        // The loop's own variables are fine, and map() can feed another comprehension.
+        compile("payload.a.map(x, x * 2).exists(y, y > 4)").unwrap();
+        compile(r#"payload.name.matches("^a+$")"#).unwrap();
+    }
+
+    #[test]
+    fn compiled_filters_are_shared() {
+        let a = compiled("payload.n == 1");
+        let b = compiled("payload.n == 1");
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+}
