@@ -309,3 +309,41 @@ pub fn settle(dispatcher: &Dispatcher, endpoint_id: &str, changed: bool, announc
         dispatcher.wake();
     }
 }
+
+/// What a payload filter does with one message ("Test this filter").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterTest {
+    /// It takes the message: it would be sent.
+    Sent,
+    /// It does not: the message would be stored as filtered.
+    FilteredOut,
+    /// It cannot tell (why): filtered out too, with why recorded.
+    CannotTell(String),
+    /// The filter itself is refused (where and why).
+    DoesNotCompile(String),
+}
+
+/// What `filter` does with a message of `event_type` carrying `payload` (JSON text), in
+/// `channels` with `tags`: as ingest would decide. A blank filter takes everything.
+pub fn test_filter(
+    filter: &str,
+    event_type: &str,
+    payload: &str,
+    channels: Option<&[String]>,
+    tags: Option<&[String]>,
+) -> FilterTest {
+    if filter.trim().is_empty() {
+        return FilterTest::Sent;
+    }
+    let compiled = crate::domain::filter::compiled(filter);
+    let f = match &*compiled {
+        Ok(f) => f,
+        Err(e) => return FilterTest::DoesNotCompile(e.to_string()),
+    };
+    let input = crate::domain::filter::Input::new(event_type, payload, channels, tags);
+    match f.matches(&input) {
+        Ok(true) => FilterTest::Sent,
+        Ok(false) => FilterTest::FilteredOut,
+        Err(why) => FilterTest::CannotTell(why),
+    }
+}

@@ -583,3 +583,80 @@ async fn a_test_notification_is_sent_through_the_configured_smtp_server_and_logg
     c.screenshot("notifications").await;
     c.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_filter_is_written_tested_and_saved_then_shows_what_it_filtered() {
+    let Some(mut c) = Console::start("filter").await else {
+        return;
+    };
+    let ep = shop_with_endpoint(&c).await;
+    c.click_link("Settings").await;
+    c.expand("Payload filter").await;
+    c.fill(
+        "filter",
+        r#"payload.amount >= 1000 && payload.currency == "EUR""#,
+    )
+    .await;
+    c.fill("filter_event_type", "invoice.paid").await;
+    c.fill("filter_example", r#"{"amount": 2500, "currency": "EUR"}"#)
+        .await;
+    c.click_button("Test this filter").await;
+    assert_eq!(
+        c.text_of("filter-result").await,
+        "Sent: the filter takes this message."
+    );
+    // Testing kept what was typed and saved nothing.
+    assert_eq!(
+        c.field("filter_example")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
+        r#"{"amount": 2500, "currency": "EUR"}"#
+    );
+    let ep_path = format!("/app/shop/endpoint/{ep}");
+    assert_eq!(c.api.get(&ep_path).await["filter"], Value::Null);
+    c.fill("filter_example", r#"{"amount": 2500}"#).await;
+    c.click_button("Test this filter").await;
+    let said = c.text_of("filter-result").await;
+    assert!(
+        said.starts_with("Filtered out: the filter cannot tell"),
+        "{said}"
+    );
+    c.screenshot("filter-tested").await;
+
+    // Enter in a field saves the form (it does not test the filter).
+    c.press_enter_in("description").await;
+    assert_eq!(c.notice().await, "Endpoint saved.", "{}", c.context().await);
+    assert_eq!(
+        c.api.get(&ep_path).await["filter"],
+        r#"payload.amount >= 1000 && payload.currency == "EUR""#
+    );
+
+    let small = c
+        .api
+        .send(
+            "shop",
+            "invoice.paid",
+            json!({"amount": 10, "currency": "EUR"}),
+        )
+        .await;
+    let big = c
+        .api
+        .send(
+            "shop",
+            "invoice.paid",
+            json!({"amount": 5000, "currency": "EUR"}),
+        )
+        .await;
+    let got = c.receiver.wait_for_count(1, WAIT).await;
+    assert_eq!(got[0].signed().0, big);
+    c.click_link("Message Logs").await;
+    c.click_link("Filtered").await;
+    let text = c.page_text().await;
+    assert!(text.contains(&small) && !text.contains(&big), "{text}");
+    assert!(text.contains("the filter does not take it"), "{text}");
+    c.screenshot("filtered-logs").await;
+    c.finish().await;
+}

@@ -484,15 +484,33 @@ impl Console {
 
     /// Clicks `element` and waits for the page it leads to to load.
     pub async fn click_and_wait(&self, element: &Element, what: &str) {
-        // A mark on the current page: gone once another page has replaced it.
-        self.browser
-            .execute("window.__hookboxOldPage = true;", vec![])
-            .await
-            .unwrap();
+        self.mark_page().await;
         element
             .click()
             .await
             .unwrap_or_else(|e| panic!("clicking {what}: {e}"));
+        self.wait_for_new_page(&format!("clicking {what}")).await;
+    }
+
+    /// Presses Enter in the form field named `name` (submitting its form as the browser
+    /// does) and waits for the next page.
+    pub async fn press_enter_in(&self, name: &str) {
+        let field = self.field(name).await;
+        self.mark_page().await;
+        field.send_keys("\u{E007}").await.unwrap();
+        self.wait_for_new_page(&format!("Enter in `{name}`")).await;
+    }
+
+    /// A mark on the current page: gone once another page has replaced it.
+    async fn mark_page(&self) {
+        self.browser
+            .execute("window.__hookboxOldPage = true;", vec![])
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the page marked by `mark_page` has been replaced.
+    async fn wait_for_new_page(&self, what: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
             let loaded = self
@@ -508,7 +526,7 @@ impl Console {
             }
             assert!(
                 Instant::now() < deadline,
-                "clicking {what} led to no new page {}",
+                "{what} led to no new page {}",
                 self.context().await
             );
             tokio::time::sleep(Duration::from_millis(25)).await;

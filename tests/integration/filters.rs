@@ -247,3 +247,126 @@ async fn replaying_missed_messages_sends_only_those_the_filter_takes() {
         .await;
     assert_eq!(rx.count(), 1);
 }
+
+#[tokio::test]
+async fn the_console_tests_a_filter_without_saving_it_then_saves_it_and_lists_what_it_filtered() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/" }))
+        .await;
+    let recent = app
+        .send(
+            &a,
+            "invoice.paid",
+            json!({ "amount": 50, "currency": "EUR" }),
+        )
+        .await;
+    let mut c = crate::support::console::Console::first_admin(&app).await;
+    let settings = format!("/admin/apps/{a}/endpoints/{ep}/settings");
+    let form = c.page(&settings).await;
+    assert!(
+        form.contains(&recent),
+        "recent messages are offered: {form}"
+    );
+    let base = [
+        ("url", "http://127.0.0.1:9/"),
+        ("all_events", "1"),
+        ("filter", BIG_EUR_OR_USD),
+        ("filter_event_type", "invoice.paid"),
+    ];
+    let test = |example: &'static str, message: &'static str| {
+        [
+            base.as_slice(),
+            &[
+                ("filter_example", example),
+                ("filter_message", message),
+                ("action", "test-filter"),
+            ],
+        ]
+        .concat()
+    };
+    let r = c
+        .submit(
+            &settings,
+            &test(r#"{"amount": 1200, "currency": "USD"}"#, ""),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("Sent: the filter takes this message."),
+        "{}",
+        r.body
+    );
+    let r = c.submit(&settings, &test(r#"{"amount": 1200}"#, "")).await;
+    assert!(r.body.contains("the filter cannot tell"), "{}", r.body);
+    let r = c.submit(&settings, &test("{not json", "")).await;
+    assert!(
+        r.body.contains("The example payload is not JSON"),
+        "{}",
+        r.body
+    );
+    // Against the recent message (50 EUR), whatever the example says.
+    let with_recent = [
+        &test(r#"{"amount": 1200, "currency": "USD"}"#, "")[..4],
+        &[
+            ("filter_example", r#"{"amount": 1200, "currency": "USD"}"#),
+            ("filter_message", recent.as_str()),
+            ("action", "test-filter"),
+        ],
+    ]
+    .concat();
+    let r = c.submit(&settings, &with_recent).await;
+    assert!(
+        r.body.contains("Filtered out: the filter does not take"),
+        "{}",
+        r.body
+    );
+    let bad = [
+        ("url", "http://127.0.0.1:9/"),
+        ("all_events", "1"),
+        ("filter", "payload.amount >="),
+        ("filter_example", "{}"),
+        ("action", "test-filter"),
+    ];
+    let r = c.submit(&settings, &bad).await;
+    assert!(
+        r.body.contains("The filter does not compile."),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("line 1, column"), "{}", r.body);
+    // Testing saved nothing.
+    let v = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert_eq!(v["filter"], Value::Null);
+
+    // Saving a filter that does not compile is refused next to the field; a good one is
+    // saved and shown.
+    let r = c.submit(&settings, &bad[..3]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("line 1, column"), "{}", r.body);
+    let r = c.submit(&settings, &base).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let v = app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await;
+    assert_eq!(v["filter"], BIG_EUR_OR_USD);
+    let overview = c.page(&format!("/admin/apps/{a}/endpoints/{ep}")).await;
+    assert!(overview.contains("payload.amount &gt;= 1000"), "{overview}");
+
+    let small = app
+        .send(
+            &a,
+            "invoice.paid",
+            json!({ "amount": 3, "currency": "EUR" }),
+        )
+        .await;
+    let missing = app.send(&a, "invoice.paid", json!({ "n": 1 })).await;
+    let logs = c
+        .page(&format!(
+            "/admin/apps/{a}/endpoints/{ep}/logs?status=filtered"
+        ))
+        .await;
+    assert!(logs.contains(&small) && logs.contains(&missing), "{logs}");
+    assert!(logs.contains("the filter does not take it"), "{logs}");
+    assert!(logs.contains("the filter cannot tell"), "{logs}");
+    assert!(!logs.contains(&recent), "sent before the filter: {logs}");
+}

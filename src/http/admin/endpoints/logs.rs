@@ -11,6 +11,8 @@ pub struct LogRow {
     pub code: String,
     pub duration: i64,
     pub trigger: &'static str,
+    /// A message the endpoint's payload filter did not take (no attempt): why.
+    pub filtered: Option<String>,
 }
 
 #[derive(Template)]
@@ -47,6 +49,10 @@ pub async fn logs(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpRespon
             Some(crate::domain::model::DeliveryStatus::Success),
         ),
         Some("failed") => ("failed", Some(crate::domain::model::DeliveryStatus::Failed)),
+        Some("filtered") => (
+            "filtered",
+            Some(crate::domain::model::DeliveryStatus::Filtered),
+        ),
         _ => ("all", None),
     };
     let after = q
@@ -59,14 +65,9 @@ pub async fn logs(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpRespon
         .filter(|t| crate::domain::validate::is_valid_event_type(t))
         .unwrap_or_default()
         .to_owned();
-    let f = AttemptFilter {
-        endpoint_id: Some(head.ep.id.clone()),
-        status,
-        messages: crate::db::MessageFilter {
-            event_types: (!event_type.is_empty()).then(|| vec![event_type.clone()]),
-            ..Default::default()
-        },
-        ..AttemptFilter::default()
+    let messages = crate::db::MessageFilter {
+        event_types: (!event_type.is_empty()).then(|| vec![event_type.clone()]),
+        ..Default::default()
     };
     // Links keep the other filter: `?status=…&event_type=…`.
     let link = |status: &str, after: Option<&str>| {
@@ -89,6 +90,7 @@ pub async fn logs(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpRespon
         ("All", "all"),
         ("Succeeded", "succeeded"),
         ("Failed", "failed"),
+        ("Filtered", "filtered"),
     ]
     .into_iter()
     .map(|(label, s)| (label, link(s, None), s == filter))
@@ -108,24 +110,62 @@ pub async fn logs(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpRespon
         before: None,
         descending: true,
     };
-    let found = st.store.attempts(f, &p).await?;
-    let older = found
-        .next_key(|a| a.id.to_string())
-        .map(|k| link(filter, Some(&k)));
-    let rows = found
-        .items
-        .into_iter()
-        .map(|a| LogRow {
-            ok: a.status == crate::domain::model::DeliveryStatus::Success,
-            time: when(a.created_at),
-            event_type: a.msg.map(|m| m.event_type).unwrap_or_default(),
-            code: code(a.response_status_code),
-            duration: a.response_duration_ms,
-            trigger: a.trigger.name(),
-            id: a.id.into(),
-            msg_id: a.msg_id.into(),
-        })
-        .collect();
+    let (rows, older) = if filter == "filtered" {
+        // Filtered messages have no attempt: their deliveries are listed.
+        let found = st
+            .store
+            .endpoint_messages(&head.ep.id, status, messages, &p)
+            .await?;
+        let older = found
+            .next_key(|d| d.msg.id.to_string())
+            .map(|k| link(filter, Some(&k)));
+        let rows = found
+            .items
+            .into_iter()
+            .map(|d| LogRow {
+                ok: false,
+                time: when(d.msg.created_at),
+                event_type: d.msg.event_type,
+                code: String::new(),
+                duration: 0,
+                trigger: "scheduled",
+                id: String::new(),
+                msg_id: d.msg.id.into(),
+                filtered: Some(d.filter_error.map_or_else(
+                    || "the filter does not take it".to_owned(),
+                    |why| format!("the filter cannot tell: {why}"),
+                )),
+            })
+            .collect();
+        (rows, older)
+    } else {
+        let f = AttemptFilter {
+            endpoint_id: Some(head.ep.id.clone()),
+            status,
+            messages,
+            ..AttemptFilter::default()
+        };
+        let found = st.store.attempts(f, &p).await?;
+        let older = found
+            .next_key(|a| a.id.to_string())
+            .map(|k| link(filter, Some(&k)));
+        let rows = found
+            .items
+            .into_iter()
+            .map(|a| LogRow {
+                ok: a.status == crate::domain::model::DeliveryStatus::Success,
+                time: when(a.created_at),
+                event_type: a.msg.map(|m| m.event_type).unwrap_or_default(),
+                code: code(a.response_status_code),
+                duration: a.response_duration_ms,
+                trigger: a.trigger.name(),
+                id: a.id.into(),
+                msg_id: a.msg_id.into(),
+                filtered: None,
+            })
+            .collect();
+        (rows, older)
+    };
     let chrome = admin.chrome_with_notice("apps", &req);
     page(&LogsPage {
         chrome,

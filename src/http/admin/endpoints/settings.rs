@@ -46,6 +46,19 @@ pub struct Fields {
     pub channels_error: Option<String>,
     pub rate_error: Option<String>,
     pub error: Option<String>,
+    /// The payload filter as typed (empty: none), and why it was refused.
+    pub filter: String,
+    pub filter_error: Option<String>,
+    /// "Test this filter" against an example payload of an event type, or against a recent
+    /// message (its id; empty: the example).
+    pub filter_example: String,
+    pub filter_event_type: String,
+    pub filter_message: String,
+    /// Recent messages of the application to test against: id and what it was.
+    pub recent: Vec<(String, String)>,
+    /// What the filter did with the test message: its box's class (`notice`, `warning`,
+    /// `alert`) and text.
+    pub filter_test: Option<(&'static str, String)>,
 }
 
 /// Seconds as the console shows them: `5m`, `2h`, `1day`.
@@ -172,9 +185,45 @@ impl Fields {
                     }
                 })
                 .unwrap_or_default(),
+            filter: ep.and_then(|e| e.filter.clone()).unwrap_or_default(),
             ..Fields::default()
         }
-        .with_server(&st.cfg.delivery))
+        .with_server(&st.cfg.delivery)
+        .with_examples(st, app, &checked)
+        .await)
+    }
+
+    /// The filter tester's choices: recent messages of `app`, and an example payload of the
+    /// first of the `checked` event types (or of the catalog), unless one was typed.
+    async fn with_examples(mut self, st: &Data, app: &App, checked: &[String]) -> Fields {
+        let page = PageQuery {
+            limit: 10,
+            after: None,
+            before: None,
+            descending: true,
+        };
+        if let Ok(p) = st.store.messages(&app.id, Default::default(), &page).await {
+            self.recent = p
+                .items
+                .into_iter()
+                .map(|m| {
+                    let when = crate::domain::time::format_ms(m.created_at);
+                    let label = format!("{} · {} · {when}", m.id, m.event_type);
+                    (m.id.to_string(), label)
+                })
+                .collect();
+        }
+        if self.filter_example.is_empty() {
+            let types = catalog(st, app).await.unwrap_or_default();
+            let et = types
+                .iter()
+                .find(|t| checked.contains(&t.name))
+                .or(types.first());
+            self.filter_event_type = et.map(|t| t.name.clone()).unwrap_or_default();
+            self.filter_example =
+                et.map_or_else(|| "{}".to_owned(), |t| service::example_payload(t, 0));
+        }
+        self
     }
 }
 
@@ -199,6 +248,13 @@ struct Submitted {
     schedule: Result<Option<Vec<u32>>, String>,
     timeout: Result<Option<u32>, String>,
     auto_disable: Result<Option<u32>, String>,
+    filter: String,
+    /// The filter tester's example payload, its event type, and the recent message chosen.
+    filter_example: String,
+    filter_event_type: String,
+    filter_message: String,
+    /// "Test this filter" was pressed: nothing is saved.
+    testing: bool,
 }
 
 /// A signature header chosen in a form: none without a format; else it needs a name.
@@ -288,7 +344,97 @@ impl Submitted {
                 form.get("timeout").to_owned(),
                 form.get("auto_disable_after").to_owned(),
             ),
+            filter: form.get("filter").to_owned(),
+            filter_example: form.get("filter_example").to_owned(),
+            filter_event_type: form.get("filter_event_type").trim().to_owned(),
+            filter_message: form.get("filter_message").to_owned(),
+            testing: form.get("action") == "test-filter",
         }
+    }
+
+    /// The form as typed, without errors.
+    fn as_typed(&self) -> Fields {
+        Fields {
+            all_events: self.all_events,
+            url: self.url.clone(),
+            description: self.description.clone(),
+            channels: self.channels.join(", "),
+            rate_limit: self.rate_raw.clone(),
+            headers: self.headers_raw.clone(),
+            verify_ssl: self.verify_ssl,
+            legacy_signature: self.legacy_signature,
+            retry_schedule: self.policy_raw.0.clone(),
+            timeout: self.policy_raw.1.clone(),
+            auto_disable_after: self.policy_raw.2.clone(),
+            signature_format: self.signature_raw.0.clone(),
+            signature_name: self.signature_raw.1.clone(),
+            event_id_header: self.signature_raw.2.clone(),
+            filter: self.filter.clone(),
+            filter_example: self.filter_example.clone(),
+            filter_event_type: self.filter_event_type.clone(),
+            filter_message: self.filter_message.clone(),
+            ..Fields::default()
+        }
+    }
+
+    /// The form as typed, with what its filter does with the chosen message ("Test this
+    /// filter"); nothing is saved.
+    async fn tested(self, st: &Data, app: &App) -> Fields {
+        use service::FilterTest;
+        let mut f = self.as_typed();
+        f.groups = match catalog(st, app).await {
+            Ok(types) => groups(types, &self.events),
+            Err(_) => Vec::new(),
+        };
+        let chosen = if self.filter_message.is_empty() {
+            let example = serde_json::from_str::<serde_json::Value>(&self.filter_example);
+            match example {
+                Ok(_) => Ok(None),
+                Err(e) => Err(format!("The example payload is not JSON: {e}")),
+            }
+        } else {
+            match st.store.message(&app.id, &self.filter_message).await {
+                Ok(Some(m)) if m.payload.is_some() => Ok(Some(m)),
+                Ok(Some(_)) => Err("That message's content was deleted.".to_owned()),
+                Ok(None) => Err("No such message in this application.".to_owned()),
+                Err(e) => Err(crate::http::error::ApiError::from(e).to_string()),
+            }
+        };
+        let outcome = chosen.map(|m| match &m {
+            Some(m) => service::test_filter(
+                &self.filter,
+                &m.event_type,
+                m.payload.as_deref().unwrap_or("{}"),
+                m.channels.as_deref(),
+                m.tags.as_deref(),
+            ),
+            None => service::test_filter(
+                &self.filter,
+                &self.filter_event_type,
+                &self.filter_example,
+                None,
+                None,
+            ),
+        });
+        f.filter_test = Some(match outcome {
+            Ok(FilterTest::Sent) => ("notice", "Sent: the filter takes this message.".to_owned()),
+            Ok(FilterTest::FilteredOut) => (
+                "warning",
+                "Filtered out: the filter does not take this message.".to_owned(),
+            ),
+            Ok(FilterTest::CannotTell(why)) => (
+                "alert",
+                format!("Filtered out: the filter cannot tell for this message ({why})."),
+            ),
+            Ok(FilterTest::DoesNotCompile(why)) => {
+                f.filter_error = Some(why);
+                ("alert", "The filter does not compile.".to_owned())
+            }
+            Err(why) => ("alert", why),
+        });
+        f.with_server(&st.cfg.delivery)
+            .with_examples(st, app, &self.events)
+            .await
     }
 
     /// A new endpoint from the form, or the form with its errors.
@@ -308,6 +454,7 @@ impl Submitted {
                 auto_disable_after_secs: self.auto_disable.clone().unwrap_or_default(),
             },
             signature_header: self.signature.clone().unwrap_or_default(),
+            filter: Some(self.filter.clone()),
             ..EndpointInput::default()
         };
         let typed = self.schedule.is_ok()
@@ -327,6 +474,7 @@ impl Submitted {
             }
             (false, Ok(_)) => None,
         };
+        let typed = self.as_typed();
         let invalid = failure.as_ref().and_then(|f| f.as_ref().ok());
         let located = |field: &str| invalid.and_then(|e| field_error(e, field));
         let url_error = located("url");
@@ -339,12 +487,14 @@ impl Submitted {
             .auto_disable
             .err()
             .or_else(|| located("autoDisableAfterSeconds"));
+        let filter_error = located("filter");
         let signature_error = self
             .signature
             .err()
             .or_else(|| located("name"))
             .or_else(|| located("eventIdHeader"));
         let placed = signature_error.is_some()
+            || filter_error.is_some()
             || url_error.is_some()
             || events_error.is_some()
             || channels_error.is_some()
@@ -364,33 +514,22 @@ impl Submitted {
         };
         Err(Fields {
             groups,
-            all_events: self.all_events,
-            url: self.url,
-            description: self.description,
-            channels: self.channels.join(", "),
-            rate_limit: self.rate_raw,
-            headers: self.headers_raw,
             headers_error,
-            verify_ssl: self.verify_ssl,
-            legacy_signature: self.legacy_signature,
-            retry_schedule: self.policy_raw.0,
-            timeout: self.policy_raw.1,
-            auto_disable_after: self.policy_raw.2,
             retry_error,
             timeout_error,
             auto_disable_error,
-            signature_format: self.signature_raw.0,
-            signature_name: self.signature_raw.1,
-            event_id_header: self.signature_raw.2,
             signature_error,
+            filter_error,
             url_error,
             events_error,
             channels_error,
             rate_error: self.rate_error,
             error,
-            ..Fields::default()
+            ..typed
         }
-        .with_server(&st.cfg.delivery))
+        .with_server(&st.cfg.delivery)
+        .with_examples(st, app, &self.events)
+        .await)
     }
 }
 
@@ -422,7 +561,16 @@ pub async fn create(
     Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
     let app = find_app(&st, &req).await?;
-    match Submitted::parse(&form).validate(&st, &app).await {
+    let submitted = Submitted::parse(&form);
+    if submitted.testing {
+        let f = submitted.tested(&st, &app).await;
+        return page(&NewPage {
+            chrome: admin.chrome("apps"),
+            app,
+            f,
+        });
+    }
+    match submitted.validate(&st, &app).await {
         Ok((ep, key)) => {
             let id = ep.id.clone();
             service::create(&st.store, &st.dispatcher, ep, key).await?;
@@ -472,7 +620,16 @@ pub async fn update(
     Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
-    match Submitted::parse(&form).validate(&st, &head.app).await {
+    let submitted = Submitted::parse(&form);
+    if submitted.testing {
+        let f = submitted.tested(&st, &head.app).await;
+        return page(&EditPage {
+            chrome: admin.chrome("apps"),
+            head,
+            f,
+        });
+    }
+    match submitted.validate(&st, &head.app).await {
         Ok((valid, _)) => {
             let mut ep = head.ep.clone();
             ep.url = valid.url;
@@ -486,6 +643,7 @@ pub async fn update(
             ep.legacy_signature = valid.legacy_signature;
             ep.policy = valid.policy;
             ep.signature_header = valid.signature_header;
+            ep.filter = valid.filter;
             ep.updated_at = now_ms();
             service::update(&st.store, &st.dispatcher, ep).await?;
             Ok(redirect(&format!("{}?ok=endpoint-saved", head.base)))
