@@ -5,9 +5,11 @@
 //! The expression sees `eventType` (a string), `payload` (the message's JSON), `channels`
 //! and `tags` (lists of strings, empty when the message has none). It is compiled once per
 //! distinct text ([`compiled`]) and its cost is bounded before it is taken: at most
-//! [`MAX_LEN`] characters, no comprehension (`all`, `exists`, `map`, `filter`, …) inside
-//! another, and a comprehension's body sees only its own variables, so one evaluation costs
-//! at most the expression's size times the message's.
+//! [`MAX_LEN`] characters nested at most [`MAX_DEPTH`] deep, no comprehension (`all`,
+//! `exists`, `map`, `filter`, …) inside another (in its body or in the list it walks), a
+//! comprehension's body sees only its own variables, and `matches()` takes only a literal
+//! pattern, outside comprehensions; so one evaluation costs at most about the expression's
+//! size times the message's. Errors say what went wrong without quoting the message's values.
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::{Context, Program, Value};
@@ -16,6 +18,9 @@ use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 
 /// The longest filter taken, in characters.
 pub const MAX_LEN: usize = 1000;
+
+/// How deep a filter's expressions may nest.
+pub const MAX_DEPTH: usize = 32;
 
 /// The names a filter may use at its top level.
 pub const VARIABLES: [&str; 4] = ["eventType", "payload", "channels", "tags"];
@@ -71,6 +76,7 @@ pub fn compile(source: &str) -> Result<Filter, FilterError> {
     if source.trim().is_empty() {
         return Err(FilterError::at_start("the filter is empty"));
     }
+    check_nesting(source)?;
     // The parser is third-party code fed with user text: a panic in it is a refusal, not a
     // crash.
     let parsed = std::panic::catch_unwind(|| Program::compile(source))
@@ -78,8 +84,8 @@ pub fn compile(source: &str) -> Result<Filter, FilterError> {
     let program = parsed.map_err(|errors| {
         let first = errors.errors.first();
         FilterError {
-            line: first.map_or(1, |e| e.pos.0.max(1) as u32),
-            column: first.map_or(1, |e| (e.pos.1 + 1).max(1) as u32),
+            line: first.map_or(1, |e| e.pos.0.clamp(1, u32::MAX as isize) as u32),
+            column: first.map_or(1, |e| e.pos.1.clamp(1, u32::MAX as isize) as u32),
             message: first.map_or_else(|| "the filter cannot be parsed".into(), |e| e.msg.clone()),
         }
     })?;
@@ -87,14 +93,49 @@ pub fn compile(source: &str) -> Result<Filter, FilterError> {
         source,
         program: &program,
         loop_vars: Vec::new(),
+        in_comprehension: false,
         reads_payload: false,
     };
-    check.expr(program.expression())?;
+    check.expr(program.expression(), 0)?;
     let reads_payload = check.reads_payload;
     Ok(Filter {
         program,
         reads_payload,
     })
+}
+
+/// Brackets nested deeper than [`MAX_DEPTH`] are refused before parsing: the parser
+/// recurses on each, and a stack overflow cannot be caught.
+fn check_nesting(source: &str) -> Result<(), FilterError> {
+    let (mut depth, mut line, mut column) = (0usize, 1u32, 0u32);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in source.chars() {
+        column += 1;
+        match (quote, c) {
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(' | '[' | '{') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(FilterError {
+                        line,
+                        column,
+                        message: format!("the filter nests more than {MAX_DEPTH} deep"),
+                    });
+                }
+            }
+            (None, ')' | ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if c == '\n' {
+            (line, column) = (line + 1, 0);
+        }
+    }
+    Ok(())
 }
 
 /// Walks a parsed filter and refuses what could make one evaluation cost more than its size
@@ -105,18 +146,25 @@ struct Check<'p> {
     /// The variables of the comprehensions being walked (innermost last): accumulator and
     /// iteration variables.
     loop_vars: Vec<Vec<&'p str>>,
+    /// Within a comprehension (its body or the list it walks).
+    in_comprehension: bool,
     reads_payload: bool,
 }
 
 impl<'p> Check<'p> {
     fn refuse(&self, e: &IdedExpr, message: String) -> FilterError {
-        // Where the expression starts, as a character offset into the source.
+        // Where the expression starts, as a byte offset into the source.
         let start = self
             .program
             .source_info()
             .offset_for(e.id)
             .map_or(0, |o| o.0) as usize;
-        let before: Vec<char> = self.source.chars().take(start).collect();
+        let before: Vec<char> = self
+            .source
+            .char_indices()
+            .take_while(|(at, _)| *at < start)
+            .map(|(_, c)| c)
+            .collect();
         let line = before.iter().filter(|c| **c == '\n').count() + 1;
         let column = before.iter().rev().take_while(|c| **c != '\n').count() + 1;
         FilterError {
@@ -126,29 +174,29 @@ impl<'p> Check<'p> {
         }
     }
 
-    fn expr(&mut self, e: &'p IdedExpr) -> Result<(), FilterError> {
+    fn expr(&mut self, e: &'p IdedExpr, depth: usize) -> Result<(), FilterError> {
+        if depth > MAX_DEPTH {
+            return Err(self.refuse(e, format!("the filter nests more than {MAX_DEPTH} deep")));
+        }
+        let depth = depth + 1;
         match &e.expr {
             Expr::Unspecified | Expr::Literal(_) => Ok(()),
             Expr::Ident(name) => self.ident(e, name),
-            Expr::Select(s) => self.expr(&s.operand),
+            Expr::Select(s) => self.expr(&s.operand, depth),
             Expr::Call(call) => {
-                if call.func_name == "matches" && !self.loop_vars.is_empty() {
-                    return Err(self.refuse(
-                        e,
-                        "matches() may not be used inside all(), exists(), map() or filter()"
-                            .into(),
-                    ));
+                if call.func_name == "matches" {
+                    self.check_matches(e, call)?;
                 }
                 if let Some(target) = &call.target {
-                    self.expr(target)?;
+                    self.expr(target, depth)?;
                 }
-                call.args.iter().try_for_each(|a| self.expr(a))
+                call.args.iter().try_for_each(|a| self.expr(a, depth))
             }
-            Expr::List(list) => list.elements.iter().try_for_each(|a| self.expr(a)),
+            Expr::List(list) => list.elements.iter().try_for_each(|a| self.expr(a, depth)),
             Expr::Map(map) => map.entries.iter().try_for_each(|entry| match &entry.expr {
                 EntryExpr::MapEntry(m) => {
-                    self.expr(&m.key)?;
-                    self.expr(&m.value)
+                    self.expr(&m.key, depth)?;
+                    self.expr(&m.value, depth)
                 }
                 EntryExpr::StructField(_) => Err(self.refuse(e, "a filter has no types".into())),
             }),
@@ -157,25 +205,64 @@ impl<'p> Check<'p> {
                 format!("`{}`: a filter has no message types", s.type_name),
             )),
             Expr::Comprehension(c) => {
-                if !self.loop_vars.is_empty() {
+                if self.in_comprehension {
                     return Err(self.refuse(
                         e,
-                        "all(), exists(), map() and filter() may not be used inside one another"
+                        "all(), exists(), map() and filter() may not be used inside one another, \
+                         nor on what another one made"
                             .into(),
                     ));
                 }
-                self.expr(&c.iter_range)?;
-                self.expr(&c.accu_init)?;
+                self.in_comprehension = true;
+                let range = self
+                    .expr(&c.iter_range, depth)
+                    .and_then(|()| self.expr(&c.accu_init, depth));
                 let mut vars = vec![c.iter_var.as_str(), c.accu_var.as_str()];
                 vars.extend(c.iter_var2.as_deref());
                 self.loop_vars.push(vars);
-                let body = [&c.loop_cond, &c.loop_step, &c.result]
-                    .into_iter()
-                    .try_for_each(|b| self.expr(b));
+                let body = range.and_then(|()| {
+                    [&c.loop_cond, &c.loop_step, &c.result]
+                        .into_iter()
+                        .try_for_each(|b| self.expr(b, depth))
+                });
                 self.loop_vars.pop();
+                self.in_comprehension = false;
                 body
             }
         }
+    }
+
+    /// `matches()` compiles its pattern at each evaluation: only a literal one, outside
+    /// comprehensions.
+    fn check_matches(
+        &self,
+        e: &IdedExpr,
+        call: &cel::common::ast::CallExpr,
+    ) -> Result<(), FilterError> {
+        if !self.loop_vars.is_empty() {
+            return Err(self.refuse(
+                e,
+                "matches() may not be used inside all(), exists(), map() or filter()".into(),
+            ));
+        }
+        let pattern = if call.target.is_some() {
+            call.args.first()
+        } else {
+            call.args.get(1)
+        };
+        let literal = pattern.is_some_and(|p| {
+            matches!(
+                p.expr,
+                Expr::Literal(cel::common::ast::LiteralValue::String(_))
+            )
+        });
+        if !literal {
+            return Err(self.refuse(
+                e,
+                "matches() takes its pattern as a string written in the filter".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn ident(&mut self, e: &IdedExpr, name: &str) -> Result<(), FilterError> {
@@ -299,9 +386,41 @@ impl Filter {
                 "the filter gave {} instead of true or false",
                 other.type_of()
             )),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(describe(&e)),
         }
     }
+}
+
+/// What went wrong in an evaluation, without the message's values (the error is stored and
+/// shown, and must not keep what a content deletion removes): types, operators, functions,
+/// and names the filter itself wrote.
+fn describe(e: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    let why = match e {
+        E::NoSuchKey(k) => format!("no field or key `{k}`"),
+        E::UndeclaredReference(n) => format!("unknown name `{n}`"),
+        E::NoSuchOverload(o) => o.to_string(),
+        E::UnexpectedType { got, want } => format!("got a {got} where a {want} was wanted"),
+        E::ValuesNotComparable(a, b) => {
+            format!("a {} cannot be compared to a {}", a.type_of(), b.type_of())
+        }
+        E::UnsupportedBinaryOperator(op, a, b) => format!(
+            "`{op}` does not apply to a {} and a {}",
+            a.type_of(),
+            b.type_of()
+        ),
+        E::DivisionByZero(_) | E::RemainderByZero(_) => "division by zero".to_owned(),
+        E::Overflow(op, _, _) => format!("`{op}` overflowed"),
+        E::IndexOutOfBounds(_) => "a list index is out of range".to_owned(),
+        E::UnsupportedKeyType(v) => format!("a {} cannot be used as a key", v.type_of()),
+        E::FunctionError { function, .. } => format!("{function}() failed"),
+        E::InvalidArgumentCount { expected, actual } => {
+            format!("{actual} arguments where {expected} were wanted")
+        }
+        _ => "the filter could not be evaluated".to_owned(),
+    };
+    // A field or name of the filter's own, at most.
+    why.chars().take(200).collect()
 }
 
 /// Compiled filters by their text, shared by every ingest: each distinct filter is compiled
@@ -384,6 +503,20 @@ mod tests {
     fn a_missing_field_or_a_result_that_is_not_a_bool_is_an_error_for_that_message() {
         let missing = eval("payload.amount > 10", r#"{"total": 5}"#).unwrap_err();
         assert!(missing.contains("amount"), "{missing}");
+        // Errors name types, never the message's values.
+        let secret = r#"{"customer": {"name": "Ada Lovelace"}, "price": "12 EUR"}"#;
+        for f in [
+            "payload.customer > 1",
+            "payload.price > 100",
+            "payload.price + 1 == 2",
+            "int(payload.price) == 12",
+        ] {
+            let why = eval(f, secret).unwrap_err();
+            assert!(
+                !why.contains("Ada") && !why.contains("12 EUR"),
+                "{f}: {why}"
+            );
+        }
         let not_bool = eval("payload.amount", r#"{"amount": 5}"#).unwrap_err();
         assert!(not_bool.contains("instead of true or false"), "{not_bool}");
         assert!(eval("payload.a > 1", "not json").is_err());
@@ -394,6 +527,10 @@ mod tests {
         let e = compile("payload.amount >= ").unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.column > 1, "{e}");
+        let e = compile("payload.a == 1 &&\n  payload.b = 2").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 13), "{e}");
+        let e = compile(r#""é" == payload.a && amount"#).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 21), "{e}");
         let e = compile("payload.a == 1 &&\n  amount > 3").unwrap_err();
         assert_eq!((e.line, e.column), (2, 3), "{e}");
         assert!(e.message.contains("amount"), "{e}");
@@ -411,9 +548,63 @@ mod tests {
         assert!(compile(&"1 == 1 && ".repeat(200)).is_err());
         assert!(compile("   ").is_err());
         assert!(compile("Foo{a: 1} == 2").is_err());
-        // The loop's own variables are fine, and map() can feed another comprehension.
-        compile("payload.a.map(x, x * 2).exists(y, y > 4)").unwrap();
+        // One comprehension may not feed another: their outputs could grow without bound.
+        let chained = compile(&format!(
+            r#"["ab"]{}.size() > 0"#,
+            ".map(s, s + s)".repeat(40)
+        ));
+        assert!(chained
+            .unwrap_err()
+            .message
+            .contains("what another one made"));
+        assert!(compile("payload.a.map(x, x * 2).exists(y, y > 4)").is_err());
+        // Patterns are literals.
         compile(r#"payload.name.matches("^a+$")"#).unwrap();
+        compile(r#"matches(payload.name, "^a+$")"#).unwrap();
+        let from_payload = compile("payload.name.matches(payload.re)").unwrap_err();
+        assert!(from_payload
+            .message
+            .contains("string written in the filter"));
+        // Deep nesting is refused before it is evaluated.
+        let deep = format!("payload{} == 1", ".a".repeat(60));
+        assert!(
+            compile(&deep).unwrap_err().message.contains("deep"),
+            "{deep}"
+        );
+        let long_sum = format!("1{} == 2", " + 1".repeat(100));
+        assert!(compile(&long_sum).is_err());
+        compile(&format!("1{} == 11", " + 1".repeat(10))).unwrap();
+    }
+
+    #[test]
+    fn the_deepest_filters_that_fit_in_the_length_are_refused_within_half_a_thread_stack() {
+        // Threads have 2 MiB of stack (tokio's workers, the SQLite writer): compiling the
+        // deepest filters 1000 characters allow must fit in half of it, even unoptimised.
+        let deepest = [
+            format!("payload{} == 1", ".a".repeat(495)),
+            format!("1{} == 2", "+1".repeat(497)),
+            format!("{}1{}", "(".repeat(499), ")".repeat(499)),
+            format!("{}true", "!".repeat(999)),
+            format!("{}1", "-".repeat(999)),
+            format!("[{}]", "[".repeat(498) + &"]".repeat(498)),
+        ];
+        let run = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || {
+                deepest
+                    .iter()
+                    .map(|f| match compile(f) {
+                        // What compiles (the parser folds a run of negations) also evaluates.
+                        Ok(f) => f.matches(&Input::new("a", "{}", None, None)).is_ok(),
+                        Err(_) => false,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap();
+        assert_eq!(
+            run.join().unwrap(),
+            [false, false, false, false, false, false]
+        );
     }
 
     #[test]

@@ -243,9 +243,40 @@ async fn replaying_missed_messages_sends_only_those_the_filter_takes() {
     assert_eq!(v["count"], 1);
     let got = rx.wait_for_count(1, Duration::from_secs(5)).await;
     assert_eq!(got[0].header("webhook-id"), Some(wanted.as_str()));
+
+    // Filtered out while the filter could not tell; once the filter is mended, replaying
+    // sends it (and the one from before the endpoint that it now takes), and its error goes.
+    let eu = app
+        .send(&a, "order.created", json!({ "region": "EU" }))
+        .await;
+    assert!(delivery(&app, &a, &eu, &ep).await["filterError"].is_string());
+    let mended = json!({ "filter": r#"has(payload.region) || payload.country == "FR""# });
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(mended),
+        200,
+    )
+    .await;
+    let v = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/replay-missing"),
+            json!({ "since": since }),
+            202,
+        )
+        .await;
+    assert_eq!(v["count"], 2);
+    rx.wait_for_count(3, Duration::from_secs(5)).await;
+    app.wait_attempts(&a, &eu, 1, Duration::from_secs(5)).await;
+    let d = delivery(&app, &a, &eu, &ep).await;
+    assert_eq!(
+        (d["statusText"].clone(), d["filterError"].clone()),
+        (json!("success"), Value::Null),
+        "{d}"
+    );
     app.assert_nothing_due_within(Duration::from_secs(3600))
         .await;
-    assert_eq!(rx.count(), 1);
+    assert_eq!(rx.count(), 3);
 }
 
 #[tokio::test]

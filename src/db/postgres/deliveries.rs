@@ -75,7 +75,7 @@ pub async fn resend(
          SELECT $1, $2, 1, $3, $4, 1, $4, $4 FROM messages WHERE id = $1 AND payload IS NOT NULL \
          ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
            attempts = CASE WHEN deliveries.status = 1 THEN deliveries.attempts ELSE $3 END, \
-           status = 1, next_attempt_at = $4, trigger_type = 1, updated_at = $4 \
+           status = 1, next_attempt_at = $4, trigger_type = 1, updated_at = $4, filter_error = NULL \
          WHERE deliveries.lease_until IS NULL",
         &[&msg_id, &endpoint_id, &last, &now],
     )
@@ -106,7 +106,8 @@ pub async fn recover(
 }
 
 /// Replay missing: messages in a time range that this endpoint accepts and never attempted
-/// (no delivery row, or skipped while it was disabled) are queued for it.
+/// (no delivery row, skipped while it was disabled, or filtered out by its payload filter
+/// then, if it takes them now) are queued for it.
 pub async fn replay_missing(
     c: &impl GenericClient,
     ep: &Endpoint,
@@ -120,7 +121,7 @@ pub async fn replay_missing(
                 "SELECT {} FROM messages m \
                  LEFT JOIN deliveries d ON d.msg_id = m.id AND d.endpoint_id = $2 \
                  WHERE m.app_id = $1 AND m.created_at >= $3 AND m.created_at < $4 \
-                   AND (d.id IS NULL OR d.status = 5)",
+                   AND (d.id IS NULL OR d.status IN (5, 6))",
                 messages::COLS
             ),
             &[&ep.app_id, &ep.id, &since, &until.unwrap_or(i64::MAX)],
@@ -132,7 +133,7 @@ pub async fn replay_missing(
                  trigger_type, created_at, updated_at) \
              VALUES ($1, $2, 1, 0, $3, 1, $3, $3) \
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0, \
-               next_attempt_at = $3, trigger_type = 1, updated_at = $3",
+               next_attempt_at = $3, trigger_type = 1, updated_at = $3, filter_error = NULL",
         )
         .await?;
     let mut n = 0;

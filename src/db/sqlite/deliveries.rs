@@ -293,7 +293,7 @@ pub fn resend(
          SELECT ?1, ?2, 1, ?3, ?4, 1, ?4, ?4 FROM messages WHERE id = ?1 AND payload IS NOT NULL \
          ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
            attempts = CASE WHEN status = 1 THEN attempts ELSE ?3 END, \
-           status = 1, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4 \
+           status = 1, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4, filter_error = NULL \
          WHERE lease_until IS NULL",
     )?
     .execute(params![msg_id, endpoint_id, last, now])?;
@@ -318,7 +318,8 @@ pub fn recover(
 }
 
 /// Replay missing: messages in a time range that this endpoint accepts and never attempted
-/// (no delivery row, or skipped while it was disabled) are queued for it.
+/// (no delivery row, skipped while it was disabled, or filtered out by its payload filter
+/// then, if it takes them now) are queued for it.
 pub fn replay_missing(
     c: &Connection,
     ep: &endpoints::Endpoint,
@@ -328,7 +329,7 @@ pub fn replay_missing(
 ) -> DbResult<usize> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {} FROM messages m LEFT JOIN deliveries d ON d.msg_id = m.id AND d.endpoint_id = ?2 \
-         WHERE m.app_id = ?1 AND m.created_at >= ?3 AND m.created_at < ?4 AND (d.id IS NULL OR d.status = 5)",
+         WHERE m.app_id = ?1 AND m.created_at >= ?3 AND m.created_at < ?4 AND (d.id IS NULL OR d.status IN (5, 6))",
         messages::COLS
     ))?;
     let msgs = stmt
@@ -341,7 +342,7 @@ pub fn replay_missing(
         "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, trigger_type, created_at, updated_at) \
          VALUES (?1, ?2, 1, 0, ?3, 1, ?3, ?3) \
          ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0, next_attempt_at = ?3, \
-           trigger_type = 1, updated_at = ?3",
+           trigger_type = 1, updated_at = ?3, filter_error = NULL",
     )?;
     let mut n = 0;
     // A message whose payload is gone cannot be sent again.
