@@ -231,7 +231,7 @@ impl Sender {
         let legacy = if target.legacy_signature {
             target
                 .current_key()
-                .map(|key| key.legacy_sign(body.as_bytes()))
+                .and_then(|key| key.legacy_sign(body.as_bytes()))
         } else {
             None
         };
@@ -246,7 +246,7 @@ impl Sender {
                 target.keys_at(now_ms),
                 now_ms.div_euclid(1000),
                 body.as_bytes(),
-            );
+            )?;
             Some((h, value))
         });
         if let Some((h, value)) = &styled {

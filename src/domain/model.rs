@@ -161,6 +161,8 @@ pub struct Endpoint {
     pub signature_header: Option<crate::domain::signing::SignatureHeader>,
     /// A payload filter (see `domain::filter`): only messages it takes are sent.
     pub filter: Option<String>,
+    /// HMAC (`v1`) or ed25519 (`v1a`) signatures, fixed when it is created.
+    pub signature_version: crate::domain::signing::SignatureVersion,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub headers: BTreeMap<String, String>,
     pub disabled: bool,

@@ -4,7 +4,7 @@
 use super::input::{check_uid, metadata_map, FieldError, Rejected};
 use crate::db::{App, Endpoint, Store};
 use crate::domain::model::DeliveryPolicy;
-use crate::domain::signing::{SignatureHeader, SigningKey};
+use crate::domain::signing::{SignatureHeader, SignatureVersion, SigningKey};
 use crate::domain::time::now_ms;
 use crate::domain::validate::{check_endpoint_url, is_valid_channel, is_valid_event_type};
 use crate::domain::{headers, ids};
@@ -50,6 +50,8 @@ pub struct EndpointInput {
     pub signature_header: Option<SignatureHeader>,
     /// A payload filter; `None` or blank: none.
     pub filter: Option<String>,
+    /// HMAC (`v1`) or ed25519 (`v1a`) signatures; `None`: as the secret given, else `v1`.
+    pub signature_version: Option<SignatureVersion>,
 }
 
 impl EndpointInput {
@@ -69,7 +71,22 @@ impl EndpointInput {
         check_policy(&self.policy)?;
         check_signature_header(self.signature_header.as_ref(), &headers)?;
         let filter = check_filter(self.filter)?;
-        let key = parse_secret(self.secret.as_deref(), "secret")?;
+        let key = match self.secret.as_deref() {
+            None => SigningKey::generate_for(self.signature_version.unwrap_or_default()),
+            Some(s) => parse_secret(Some(s), "secret")?,
+        };
+        if self.signature_version.is_some_and(|v| v != key.version()) {
+            return Err(FieldError::new(
+                &["secret"],
+                "a v1 endpoint takes a whsec_ secret, a v1a endpoint a whsk_ secret key",
+            )
+            .into());
+        }
+        check_signing_styles(
+            key.version(),
+            self.legacy_signature,
+            self.signature_header.as_ref(),
+        )?;
         let filter_types = check_event_types(store, app, self.event_types).await?;
         let now = now_ms();
         Ok((
@@ -87,6 +104,7 @@ impl EndpointInput {
                 policy: self.policy,
                 signature_header: self.signature_header,
                 filter,
+                signature_version: key.version(),
                 metadata: metadata_map(self.metadata),
                 headers,
                 disabled: self.disabled,
@@ -127,6 +145,26 @@ pub fn check_filter(f: Option<String>) -> Result<Option<String>, FieldError> {
     };
     crate::domain::filter::compile(&f).map_err(|e| FieldError::new(&["filter"], e.to_string()))?;
     Ok(Some(f))
+}
+
+/// The HMAC styles (the legacy signature, a signature header in another sender's style) need
+/// a `v1` (HMAC) endpoint: a `v1a` one has no shared secret to make them with.
+pub fn check_signing_styles(
+    version: SignatureVersion,
+    legacy_signature: bool,
+    header: Option<&SignatureHeader>,
+) -> Result<(), FieldError> {
+    if version != SignatureVersion::V1a {
+        return Ok(());
+    }
+    let why = "needs a v1 (HMAC) endpoint: this one signs with v1a (ed25519)";
+    if legacy_signature {
+        return Err(FieldError::new(&["legacySignature"], why));
+    }
+    if header.is_some() {
+        return Err(FieldError::new(&["signatureHeader"], why));
+    }
+    Ok(())
 }
 
 /// A signature header (and its event-id header): valid names, not set by hookbox itself, not

@@ -256,6 +256,12 @@ pub async fn rotate_secret(
     Ok(())
 }
 
+/// A stored secret as users see it: a `whsec_…` secret as it is, a `whsk_…` secret key as
+/// its `whpk_…` public key (the secret key is never shown).
+pub fn shown_secret(stored: &str) -> String {
+    SigningKey::parse(stored).map_or_else(|_| stored.to_owned(), |k| k.to_shown_string())
+}
+
 /// Why a message cannot be resent.
 #[derive(Debug)]
 pub enum ResendError {

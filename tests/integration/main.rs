@@ -30,3 +30,4 @@ mod retention;
 mod schema;
 mod secrets;
 mod security;
+mod signatures;

@@ -17,7 +17,7 @@ const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
      headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
      legacy_signature, verify_ssl, retry_schedule, timeout_secs, auto_disable_after_secs, \
-     signature_header, filter";
+     signature_header, filter, signature_version";
 
 fn from_row(r: &Row) -> Stored {
     let metadata: String = r.get(8);
@@ -48,6 +48,7 @@ fn from_row(r: &Row) -> Stored {
             .get::<_, Option<&str>>(20)
             .and_then(crate::domain::signing::SignatureHeader::from_stored),
         filter: r.get(21),
+        signature_version: crate::db::sqlite::endpoints::version_of(r.get(22)),
         id: EndpointId::from_string(id),
     };
     Stored(e, r.get(9))
@@ -80,7 +81,7 @@ pub async fn insert(
     let stmt = c
         .prepare_cached(&format!(
             "INSERT INTO endpoints ({COLS}) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)"
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)"
         ))
         .await?;
     c.execute(
@@ -108,6 +109,7 @@ pub async fn insert(
             &stored_seconds(e.policy.auto_disable_after_secs),
             &e.signature_header.as_ref().map(|h| h.stored()),
             &e.filter,
+            &e.signature_version.name(),
         ],
     )
     .await
@@ -601,6 +603,7 @@ mod tests {
             policy: Default::default(),
             signature_header: None,
             filter: None,
+            signature_version: Default::default(),
             metadata: Default::default(),
             headers: BTreeMap::from([("X-Custom".to_owned(), "v".to_owned())]),
             disabled: false,

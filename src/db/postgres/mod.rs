@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_payload_filter",
         include_str!("../../../migrations/postgres/0008_payload_filter.sql"),
     ),
+    (
+        "0009_signature_version",
+        include_str!("../../../migrations/postgres/0009_signature_version.sql"),
+    ),
 ];
 
 /// The advisory lock that makes one node at a time apply migrations.

@@ -544,6 +544,7 @@ mod tests {
                 policy: Default::default(),
                 signature_header: None,
                 filter: None,
+                signature_version: Default::default(),
                 metadata: Default::default(),
                 headers: Default::default(),
                 disabled: false,

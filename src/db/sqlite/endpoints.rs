@@ -10,7 +10,7 @@ const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
                     headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
                     legacy_signature, verify_ssl, retry_schedule, timeout_secs, \
-                    auto_disable_after_secs, signature_header, filter";
+                    auto_disable_after_secs, signature_header, filter, signature_version";
 
 /// An endpoint as read, its headers still as stored (sealed): see [`Stored::open`].
 pub(crate) struct Stored(pub(crate) Endpoint, pub(crate) String);
@@ -94,9 +94,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
             .get::<_, Option<String>>(20)?
             .and_then(|h| crate::domain::signing::SignatureHeader::from_stored(&h)),
         filter: r.get(21)?,
+        signature_version: version_of(&r.get::<_, String>(22)?),
         id: crate::domain::ids::EndpointId::from_string(id),
     };
     Ok(Stored(e, headers))
+}
+
+/// A stored signature version; one hookbox never writes reads as `v1`.
+pub(crate) fn version_of(stored: &str) -> crate::domain::signing::SignatureVersion {
+    crate::domain::signing::SignatureVersion::parse(stored).unwrap_or_default()
 }
 
 fn uid_conflict(e: rusqlite::Error) -> DbError {
@@ -110,7 +116,7 @@ fn uid_conflict(e: rusqlite::Error) -> DbError {
 /// Inserts an endpoint and its first signing secret (stored sealed under `key`).
 pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbResult<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     ))?
     .execute(params![
         e.id,
@@ -134,7 +140,8 @@ pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbRe
         e.policy.timeout_secs,
         e.policy.auto_disable_after_secs,
         e.signature_header.as_ref().map(|h| h.stored()),
-        e.filter
+        e.filter,
+        e.signature_version.name()
     ])
     .map_err(uid_conflict)?;
     c.prepare_cached(

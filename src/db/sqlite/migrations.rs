@@ -60,6 +60,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_payload_filter",
         include_str!("../../../migrations/sqlite/0014_payload_filter.sql"),
     ),
+    (
+        "0015_signature_version",
+        include_str!("../../../migrations/sqlite/0015_signature_version.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

@@ -104,7 +104,7 @@ pub async fn reveal_secret(
         .await?
         .into_iter()
         .find(|s| s.expires_at.is_none())
-        .map(|s| s.secret)
+        .map(|s| service::shown_secret(&s.secret))
         .ok_or(ConsoleError::NotFound("signing secret"))?;
     overview_page(&st, found, admin.chrome("apps"), Some(secret)).await
 }
@@ -138,7 +138,7 @@ pub async fn rotate_secret(
     let grace = hours.map_or(st.cfg.api.rotation_grace, |h| {
         std::time::Duration::from_secs(u64::try_from(h).unwrap_or(0) * 3600)
     });
-    let secret = SigningKey::generate().to_secret_string();
+    let secret = SigningKey::generate_for(head.ep.signature_version).to_secret_string();
     service::rotate_secret(&st.store, &st.dispatcher, &head.ep.id, secret, grace).await?;
     Ok(redirect(&format!("{}?ok=rotated", head.base)))
 }

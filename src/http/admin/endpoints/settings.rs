@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::model::DeliveryPolicy;
-use crate::domain::signing::{HeaderFormat, SignatureHeader};
+use crate::domain::signing::{HeaderFormat, SignatureHeader, SignatureVersion};
 
 /// The endpoint form as shown: values, checkboxes and errors next to each field.
 #[derive(Default)]
@@ -56,6 +56,9 @@ pub struct Fields {
     pub filter_message: String,
     /// Recent messages of the application to test against: id and what it was.
     pub recent: Vec<(String, String)>,
+    /// `v1` or `v1a` signatures, and whether that is fixed (an existing endpoint).
+    pub signature_version: String,
+    pub version_fixed: bool,
     /// What the filter did with the test message: its box's class (`notice`, `warning`,
     /// `alert`) and text.
     pub filter_test: Option<(&'static str, String)>,
@@ -186,6 +189,12 @@ impl Fields {
                 })
                 .unwrap_or_default(),
             filter: ep.and_then(|e| e.filter.clone()).unwrap_or_default(),
+            signature_version: ep
+                .map(|e| e.signature_version)
+                .unwrap_or_default()
+                .name()
+                .to_owned(),
+            version_fixed: ep.is_some(),
             ..Fields::default()
         }
         .with_server(&st.cfg.delivery)
@@ -249,6 +258,10 @@ struct Submitted {
     timeout: Result<Option<u32>, String>,
     auto_disable: Result<Option<u32>, String>,
     filter: String,
+    /// `v1` or `v1a` as chosen (kept as it was for an existing endpoint), and whether it is
+    /// fixed.
+    signature_version: String,
+    version_fixed: bool,
     /// The filter tester's example payload, its event type, and the recent message chosen.
     filter_example: String,
     filter_event_type: String,
@@ -345,6 +358,8 @@ impl Submitted {
                 form.get("auto_disable_after").to_owned(),
             ),
             filter: form.get("filter").to_owned(),
+            signature_version: form.get("signature_version").to_owned(),
+            version_fixed: form.get("version_fixed") == "1",
             filter_example: form.get("filter_example").to_owned(),
             filter_event_type: form.get("filter_event_type").trim().to_owned(),
             filter_message: form.get("filter_message").to_owned(),
@@ -370,6 +385,8 @@ impl Submitted {
             signature_name: self.signature_raw.1.clone(),
             event_id_header: self.signature_raw.2.clone(),
             filter: self.filter.clone(),
+            signature_version: self.signature_version.clone(),
+            version_fixed: self.version_fixed,
             filter_example: self.filter_example.clone(),
             filter_event_type: self.filter_event_type.clone(),
             filter_message: self.filter_message.clone(),
@@ -455,6 +472,7 @@ impl Submitted {
             },
             signature_header: self.signature.clone().unwrap_or_default(),
             filter: Some(self.filter.clone()),
+            signature_version: SignatureVersion::parse(&self.signature_version),
             ..EndpointInput::default()
         };
         let typed = self.schedule.is_ok()
@@ -492,7 +510,9 @@ impl Submitted {
             .signature
             .err()
             .or_else(|| located("name"))
-            .or_else(|| located("eventIdHeader"));
+            .or_else(|| located("eventIdHeader"))
+            .or_else(|| located("signatureHeader"))
+            .or_else(|| located("legacySignature"));
         let placed = signature_error.is_some()
             || filter_error.is_some()
             || url_error.is_some()

@@ -13,7 +13,7 @@ use super::openapi::{
 use super::{body, find_endpoint, idempotent, json, query};
 use crate::db::{App as AppRow, Endpoint, HealthReport};
 use crate::domain::ids;
-use crate::domain::signing::SigningKey;
+use crate::domain::signing::{SignatureVersion, SigningKey};
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
@@ -21,8 +21,8 @@ use crate::http::extract::list_out;
 use crate::http::Data;
 use crate::service::endpoint_input::{
     check_channels, check_event_types, check_filter, check_headers, check_headers_beside,
-    check_headers_size, check_policy, check_signature_header, check_url, parse_secret,
-    EndpointInput,
+    check_headers_size, check_policy, check_signature_header, check_signing_styles, check_url,
+    parse_secret, EndpointInput,
 };
 use crate::service::endpoints as service;
 use crate::service::input::{check_uid, metadata_map};
@@ -178,6 +178,20 @@ pub async fn put(
         signature_header.as_ref(),
         input.headers.as_ref().unwrap_or(&ep.headers),
     )?;
+    if input
+        .signature_version
+        .is_some_and(|v| SignatureVersion::from(v) != ep.signature_version)
+    {
+        return Err(ApiError::invalid(
+            &["body", "signatureVersion"],
+            "is fixed when the endpoint is created",
+        ));
+    }
+    check_signing_styles(
+        ep.signature_version,
+        input.legacy_signature,
+        signature_header.as_ref(),
+    )?;
     ep.signature_header = signature_header;
     ep.filter = check_filter(input.filter)?;
     ep.filter_types = check_event_types(&st.store, &app, input.event_types).await?;
@@ -265,6 +279,11 @@ pub async fn patch(
         ep.signature_header = h.map(Into::into);
     }
     check_signature_header(ep.signature_header.as_ref(), &ep.headers)?;
+    check_signing_styles(
+        ep.signature_version,
+        ep.legacy_signature,
+        ep.signature_header.as_ref(),
+    )?;
     if let Some(f) = p.filter {
         ep.filter = check_filter(f)?;
     }

@@ -1,6 +1,7 @@
 //! An endpoint's signing secret and custom headers.
 
 use super::*;
+use crate::domain::signing::SignatureVersion;
 
 /// Get the endpoint's current signing secret.
 #[utoipa::path(
@@ -21,7 +22,7 @@ pub async fn secret(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResp
     Ok(json(
         StatusCode::OK,
         &EndpointSecretOut {
-            key: current.secret,
+            key: service::shown_secret(&current.secret),
         },
     ))
 }
@@ -52,7 +53,23 @@ pub async fn rotate_secret(
     } else {
         crate::http::extract::parse_json(&bytes)?
     };
-    let key = parse_secret(input.key.as_deref(), "key")?;
+    let key = match input.key.as_deref() {
+        None => SigningKey::generate_for(ep.signature_version),
+        Some(k) => parse_secret(Some(k), "key")?,
+    };
+    if key.version() != ep.signature_version {
+        return Err(ApiError::invalid(
+            &["body", "key"],
+            format!(
+                "this endpoint signs with {}: its keys are {}",
+                ep.signature_version.name(),
+                match ep.signature_version {
+                    SignatureVersion::V1 => "whsec_ secrets",
+                    SignatureVersion::V1a => "whsk_ secret keys",
+                }
+            ),
+        ));
+    }
     let grace = input
         .grace_period_seconds
         .map_or(st.cfg.api.rotation_grace, std::time::Duration::from_secs);
@@ -64,8 +81,9 @@ pub async fn rotate_secret(
     }
     let res = crate::http::api::idempotent_secret(&st, &req, &who, || async {
         let secret = key.to_secret_string();
-        service::rotate_secret(&st.store, &st.dispatcher, &ep.id, secret.clone(), grace).await?;
-        let out = serde_json::to_value(EndpointSecretOut { key: secret }).unwrap_or_default();
+        service::rotate_secret(&st.store, &st.dispatcher, &ep.id, secret, grace).await?;
+        let shown = key.to_shown_string();
+        let out = serde_json::to_value(EndpointSecretOut { key: shown }).unwrap_or_default();
         Ok((StatusCode::OK, out))
     })
     .await;

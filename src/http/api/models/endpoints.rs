@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::model::DeliveryPolicy;
-use crate::domain::signing::{HeaderFormat, SignatureHeader};
+use crate::domain::signing::{HeaderFormat, SignatureHeader, SignatureVersion};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -32,9 +32,10 @@ pub struct EndpointIn {
     #[schema(inline, value_type = Option<Vec<Channel>>, max_items = 10)]
     pub channels: Option<Vec<String>>,
     /// The signing secret: 24 to 75 bytes in standard base64, optionally prefixed with
-    /// `whsec_`; generated when absent.
+    /// `whsec_`; or for `v1a`, a `whsk_` ed25519 secret key (base64 of the 32-byte seed, or of
+    /// the seed and its public key); generated when absent.
     #[schema(
-        pattern = r"^(whsec_)?(?:[A-Za-z0-9+/]{4}){8,24}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
+        pattern = r"^(?:(whsec_)?(?:[A-Za-z0-9+/]{4}){8,24}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|whsk_(?:[A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$",
         example = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
     )]
     pub secret: Option<String>,
@@ -70,6 +71,36 @@ pub struct EndpointIn {
     /// Absent, `null` or blank: none. One that does not compile is a 422 saying where.
     #[schema(max_length = 1000, example = "payload.amount >= 1000")]
     pub filter: Option<String>,
+    /// How requests are signed (hookbox extension): `v1`, HMAC-SHA256 under a `whsec_`
+    /// secret (the default), or `v1a`, ed25519 under a `whsk_` secret key whose `whpk_`
+    /// public key is what `…/secret` returns. Absent: as `secret` says, else `v1`.
+    pub signature_version: Option<SignatureVersionSpec>,
+}
+
+/// Standard Webhooks signature versions: `v1` (HMAC-SHA256) or `v1a` (ed25519).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureVersionSpec {
+    V1,
+    V1a,
+}
+
+impl From<SignatureVersionSpec> for SignatureVersion {
+    fn from(v: SignatureVersionSpec) -> Self {
+        match v {
+            SignatureVersionSpec::V1 => SignatureVersion::V1,
+            SignatureVersionSpec::V1a => SignatureVersion::V1a,
+        }
+    }
+}
+
+impl From<SignatureVersion> for SignatureVersionSpec {
+    fn from(v: SignatureVersion) -> Self {
+        match v {
+            SignatureVersion::V1 => SignatureVersionSpec::V1,
+            SignatureVersion::V1a => SignatureVersionSpec::V1a,
+        }
+    }
 }
 
 /// A signature header in another sender's style, sent besides the Standard Webhooks headers
@@ -168,6 +199,7 @@ impl From<EndpointIn> for crate::service::endpoint_input::EndpointInput {
             policy,
             signature_header: e.signature_header.map(Into::into),
             filter: e.filter,
+            signature_version: e.signature_version.map(Into::into),
         }
     }
 }
@@ -272,6 +304,8 @@ pub struct EndpointOut {
     /// Its payload filter, if any (hookbox extension).
     #[schema(required)]
     pub filter: Option<String>,
+    /// `v1` (HMAC-SHA256) or `v1a` (ed25519) signatures (hookbox extension).
+    pub signature_version: SignatureVersionSpec,
     pub disabled: bool,
     /// Why the endpoint is disabled (hookbox extension).
     #[schema(required)]
@@ -308,6 +342,7 @@ impl From<Endpoint> for EndpointOut {
             auto_disable_after_seconds: e.policy.auto_disable_after_secs,
             signature_header: e.signature_header.map(Into::into),
             filter: e.filter,
+            signature_version: e.signature_version.into(),
             disabled: e.disabled,
             disabled_reason: e.disabled_reason,
             filter_types: e.filter_types.clone(),
@@ -325,7 +360,7 @@ impl From<Endpoint> for EndpointOut {
 pub struct EndpointSecretRotateIn {
     /// The new secret (as `secret` of `EndpointIn`); generated when absent.
     #[schema(
-        pattern = r"^(whsec_)?(?:[A-Za-z0-9+/]{4}){8,24}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+        pattern = r"^(?:(whsec_)?(?:[A-Za-z0-9+/]{4}){8,24}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?|whsk_(?:[A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
     )]
     pub key: Option<String>,
     /// How long the old secret keeps signing (at most 7 days; default: the server's setting).
@@ -336,6 +371,8 @@ pub struct EndpointSecretRotateIn {
 
 #[derive(Serialize, ToSchema)]
 pub struct EndpointSecretOut {
+    /// The `whsec_…` secret; for a `v1a` endpoint, the `whpk_…` public key that verifies
+    /// its signatures (its secret key is never shown).
     #[schema(example = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")]
     pub key: String,
 }
