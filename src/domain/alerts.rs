@@ -171,11 +171,23 @@ pub fn check_address(channel: Channel, address: &str) -> Result<(), String> {
             .map(|_| ())
             .map_err(|_| format!("`{address}` is not an email address")),
         Channel::Chat => match url::Url::parse(address) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+            Ok(u) if matches!(u.scheme(), "http" | "https") && host_is_a_name(&u) => Ok(()),
             _ => Err(format!(
                 "`{address}` is not an http(s) URL (a Slack-compatible chat webhook)"
             )),
         },
+    }
+}
+
+/// A URL's host is an IP address or a DNS name (letters, digits, dots and hyphens): the URL
+/// parser takes more (`*`, `!`, …), which no chat service's host has.
+fn host_is_a_name(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'),
+        Some(_) => true,
+        None => false,
     }
 }
 
@@ -603,5 +615,7 @@ mod tests {
         assert!(check_address(Channel::Email, "not an address").is_err());
         assert!(check_address(Channel::Chat, "https://hooks.slack.com/services/T/B/x").is_ok());
         assert!(check_address(Channel::Chat, "ftp://x").is_err());
+        assert!(check_address(Channel::Chat, "https://G*").is_err());
+        assert!(check_address(Channel::Chat, "http://10.0.0.7:8065/hooks/x").is_ok());
     }
 }
