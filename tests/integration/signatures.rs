@@ -179,13 +179,13 @@ async fn hmac_only_options_and_mismatched_keys_are_refused_for_v1a() {
         .await;
     assert_eq!(e["detail"][0]["loc"][1], "legacySignature", "{e}");
     let put = json!({ "url": url, "signatureVersion": "v1" });
-    let e = app.call("PUT", &path, Some(put), 422).await;
-    assert_eq!(e["detail"][0]["loc"][1], "signatureVersion", "{e}");
+    let e = app.call("PUT", &path, Some(put), 409).await;
+    assert_eq!(e["code"], "signature_version_mismatch", "{e}");
     let rotate = json!({ "key": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" });
     let e = app
-        .post(&format!("{path}/secret/rotate"), rotate, 422)
+        .post(&format!("{path}/secret/rotate"), rotate, 409)
         .await;
-    assert_eq!(e["detail"][0]["loc"][1], "key", "{e}");
+    assert_eq!(e["code"], "signature_version_mismatch", "{e}");
     let shown = app.get(&path, 200).await;
     assert_eq!(
         (
@@ -203,7 +203,7 @@ async fn hmac_only_options_and_mismatched_keys_are_refused_for_v1a() {
     app.post(
         &format!("/app/{a}/endpoint/{v1}/secret/rotate"),
         rotate,
-        422,
+        409,
     )
     .await;
 }

@@ -81,7 +81,7 @@ pub(super) async fn validated_new(
     request_body = EndpointIn,
     responses(
         (status = 201, description = "Created", body = EndpointOut),
-        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        (status = 409, description = "The uid is taken, or (PUT) the signature version differs from the endpoint's", body = HttpErrorOut),
         WriteErrors
     )
 )]
@@ -139,7 +139,7 @@ fn set_disabled(ep: &mut Endpoint, disabled: bool, now: i64) {
     responses(
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 201, description = "Created", body = EndpointOut),
-        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        (status = 409, description = "The uid is taken, or (PUT) the signature version differs from the endpoint's", body = HttpErrorOut),
         WriteErrors
     )
 )]
@@ -182,10 +182,10 @@ pub async fn put(
         .signature_version
         .is_some_and(|v| SignatureVersion::from(v) != ep.signature_version)
     {
-        return Err(ApiError::invalid(
-            &["body", "signatureVersion"],
-            "is fixed when the endpoint is created",
-        ));
+        return Err(ApiError::Conflict {
+            code: "signature_version_mismatch",
+            detail: "signatureVersion is fixed when the endpoint is created".into(),
+        });
     }
     check_signing_styles(
         ep.signature_version,
@@ -222,7 +222,7 @@ pub async fn put(
     request_body = EndpointPatch,
     responses(
         (status = 200, description = "OK", body = EndpointOut),
-        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        (status = 409, description = "The uid is taken, or (PUT) the signature version differs from the endpoint's", body = HttpErrorOut),
         WriteErrors
     )
 )]

@@ -36,7 +36,11 @@ pub async fn secret(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResp
     tag = "Endpoint",
     params(AppPath, EndpointPath),
     request_body = Option<EndpointSecretRotateIn>,
-    responses((status = 200, description = "The new secret", body = EndpointSecretOut), WriteErrors)
+    responses(
+        (status = 200, description = "The new secret (for a v1a endpoint, its public key)", body = EndpointSecretOut),
+        (status = 409, description = "The key is not of the endpoint's signature version", body = HttpErrorOut),
+        WriteErrors
+    )
 )]
 pub async fn rotate_secret(
     st: Data,
@@ -58,9 +62,11 @@ pub async fn rotate_secret(
         Some(k) => parse_secret(Some(k), "key")?,
     };
     if key.version() != ep.signature_version {
-        return Err(ApiError::invalid(
-            &["body", "key"],
-            format!(
+        // The key is valid, but not for this endpoint, whose signature version was fixed
+        // when it was created.
+        return Err(ApiError::Conflict {
+            code: "signature_version_mismatch",
+            detail: format!(
                 "this endpoint signs with {}: its keys are {}",
                 ep.signature_version.name(),
                 match ep.signature_version {
@@ -68,7 +74,7 @@ pub async fn rotate_secret(
                     SignatureVersion::V1a => "whsk_ secret keys",
                 }
             ),
-        ));
+        });
     }
     let grace = input
         .grace_period_seconds
