@@ -85,6 +85,10 @@ impl Application {
             tracker.clone(),
             cancel.clone(),
         );
+        let tasks = crate::tasks::Tasks::new(store.clone(), dispatcher.clone());
+        if cfg.tasks.run {
+            tracker.spawn(tasks.clone().run(cancel.clone()));
+        }
         let housekeeping_cfg = cfg.clone();
         let (housekeeping_store, housekeeping_cancel) = (store.clone(), cancel.clone());
         let housekeeping_dispatcher = dispatcher.clone();
@@ -115,6 +119,7 @@ impl Application {
             metrics: http::metrics::HttpMetrics::default(),
             console,
             notifier,
+            tasks,
             operational_app_id,
         });
         // With other nodes: heartbeats, freeing dead nodes' leases, and their signals.
@@ -257,6 +262,11 @@ impl Application {
     /// The dispatcher, for tests that step it.
     pub fn dispatcher(&self) -> Dispatcher {
         self.state.dispatcher.clone()
+    }
+
+    /// The background task runner, for tests that step it.
+    pub fn tasks(&self) -> crate::tasks::Tasks {
+        self.state.tasks.clone()
     }
 
     /// The alert sender, for tests that step it.

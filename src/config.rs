@@ -44,6 +44,22 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub smtp: SmtpConfig,
     pub alerts: AlertsConfig,
+    pub tasks: TasksConfig,
+}
+
+/// Background tasks (bulk replays).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TasksConfig {
+    /// Whether this node works through them (`false` leaves them to other nodes sharing the
+    /// database; on one node they would wait).
+    pub run: bool,
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        TasksConfig { run: true }
+    }
 }
 
 /// The SMTP server alert emails go through. Without `host`, no email is sent (alerts wait,
@@ -295,6 +311,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             smtp: SmtpConfig::default(),
             alerts: AlertsConfig::default(),
+            tasks: TasksConfig::default(),
         }
     }
 }
@@ -472,6 +489,7 @@ impl Config {
                 "HOOKBOX_ALERT_CHAT_URL" => {
                     cfg.alerts.chat_url = Some(v.clone()).filter(|u| !u.is_empty());
                 }
+                "HOOKBOX_TASKS_RUN" => cfg.tasks.run = !matches!(v.as_str(), "0" | "false" | "no"),
                 k if !ENV_KEYS.contains(&k) && !k.ends_with("_FILE") => {
                     tracing::warn!(
                         variable = k,
@@ -834,8 +852,11 @@ mod tests {
                 "ops@example.com, oncall@example.com",
             ),
             var("HOOKBOX_ALERT_CHAT_URL", "https://chat.example.com/hooks/x"),
+            var("HOOKBOX_TASKS_RUN", "false"),
         ];
+        assert!(Config::default().tasks.run);
         let cfg = Config::load_from(&o, &env).unwrap();
+        assert!(!cfg.tasks.run);
         assert_eq!(cfg.smtp.host.as_deref(), Some("smtp.example.com"));
         assert_eq!(cfg.smtp.port, Some(2525));
         assert_eq!(cfg.smtp.tls, "tls");

@@ -13,3 +13,4 @@ pub mod main_key;
 pub mod metrics;
 pub mod operational;
 pub mod service;
+pub mod tasks;

@@ -43,6 +43,7 @@ pub const TABLES: &[&str] = &[
     "notifications",
     "endpoint_health",
     "alert_incidents",
+    "background_tasks",
 ];
 
 /// Tables only the PostgreSQL schema has, so not copied: its migrations' bookkeeping (SQLite

@@ -11,6 +11,7 @@ pub(crate) use postgres::hostname;
 pub(crate) use postgres::tests as pg_tests;
 mod sqlite;
 mod store;
+pub mod tasks;
 
 use std::path::PathBuf;
 

@@ -12,6 +12,7 @@ pub mod password;
 pub mod retry;
 pub mod secrets;
 pub mod signing;
+pub mod tasks;
 pub mod time;
 pub mod validate;
 

@@ -24,6 +24,8 @@ pub struct State {
     pub console: admin::Console,
     /// Sends alerts (and test notifications).
     pub notifier: crate::alerts::Notifier,
+    /// Works through background tasks (bulk replays).
+    pub tasks: crate::tasks::Tasks,
     /// The id of hookbox's own application (operational webhooks), made at start.
     pub operational_app_id: String,
 }

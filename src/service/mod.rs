@@ -12,4 +12,5 @@ pub mod logins;
 pub mod messages;
 pub mod portal;
 pub mod sessions;
+pub mod tasks;
 pub mod tokens;

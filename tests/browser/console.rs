@@ -660,3 +660,58 @@ async fn a_payload_filter_is_written_tested_and_saved_then_shows_what_it_filtere
     c.screenshot("filtered-logs").await;
     c.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_replay_started_from_the_replay_tab_shows_its_progress_until_it_finishes() {
+    let Some(mut c) = Console::start("replay").await else {
+        return;
+    };
+    let ep = shop_with_endpoint(&c).await;
+    // More than one batch of messages, all delivered once.
+    let mut sent = BTreeSet::new();
+    for i in 0..600 {
+        sent.insert(c.api.send("shop", "invoice.paid", json!({ "i": i })).await);
+    }
+    c.receiver.wait_for_count(600, WAIT).await;
+
+    c.click_link("Replay").await;
+    // A date-time field is typed into by parts, differently per locale: set as a user's
+    // choice in the picker would.
+    c.browser
+        .execute(
+            "document.getElementById('since').value = '2000-01-01T00:00';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    c.select("event_type", "invoice.paid").await;
+    c.click_button("Start replay").await;
+    assert_eq!(
+        c.notice().await,
+        "Replay started: its progress shows below.",
+        "{}",
+        c.context().await
+    );
+    assert!(
+        c.page_text().await.contains("of 600"),
+        "{}",
+        c.context().await
+    );
+    let finished = wait_for(WAIT, || async {
+        c.browser.refresh().await.unwrap();
+        c.page_text().await.contains("600 of 600 · finished")
+    })
+    .await;
+    assert!(finished, "{}", c.context().await);
+    let bar = c.find(Locator::Css("tr[data-task] progress")).await;
+    assert_eq!(bar.attr("value").await.unwrap().as_deref(), Some("600"));
+    c.screenshot("replay-finished").await;
+    let got = c.receiver.wait_for_count(1200, WAIT).await;
+    let again: BTreeSet<String> = got[600..].iter().map(|r| r.signed().0.to_owned()).collect();
+    assert_eq!(again, sent, "each message once more");
+    let _ = ep;
+
+    c.click_link("Tasks").await;
+    assert!(c.page_text().await.contains("600 of 600 · finished"));
+    c.finish().await;
+}

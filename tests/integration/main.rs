@@ -10,6 +10,7 @@ mod api_apps;
 mod api_errors;
 mod api_health;
 mod api_resources;
+mod bulk_replay;
 mod cluster;
 mod copy;
 mod crash;

@@ -33,6 +33,7 @@ pub(crate) mod pacing;
 pub(crate) mod portal;
 mod queue;
 pub(crate) mod stats;
+pub mod tasks;
 pub(crate) mod tokens;
 
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -71,6 +72,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_signature_version",
         include_str!("../../../migrations/postgres/0009_signature_version.sql"),
+    ),
+    (
+        "0010_background_tasks",
+        include_str!("../../../migrations/postgres/0010_background_tasks.sql"),
     ),
 ];
 

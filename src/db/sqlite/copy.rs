@@ -187,7 +187,11 @@ pub(crate) fn fill(path: &Path, key: &MainKey, messages: usize) {
         "INSERT INTO endpoint_health (endpoint_id, minute, node, attempts, failures, timeouts, \
              rejected, last_success_at, last_failure_at) VALUES ('ep_1', 60000, '', 3, 2, 1, 1, 1, 2); \
          INSERT INTO alert_incidents (endpoint_id, app_id, rule, data, opened_at, alerted_at) \
-             VALUES ('ep_1', 'app_1', 'endpoint.failing', '{}', 1, 1);",
+             VALUES ('ep_1', 'app_1', 'endpoint.failing', '{}', 1, 1); \
+         INSERT INTO background_tasks (id, kind, app_id, endpoint_id, status, spec, total, done, \
+             queued, cursor_at, cursor_id, created_at, updated_at) VALUES ('qtask_1', \
+             'endpoint.replay', 'app_1', 'ep_1', 'running', '{\"since\":0}', 9, 4, 3, 5, 'msg_4', \
+             1, 2);",
     )
     .unwrap();
     // Row ids with a gap, as rotations and deletions leave them.

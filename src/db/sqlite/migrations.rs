@@ -64,6 +64,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_signature_version",
         include_str!("../../../migrations/sqlite/0015_signature_version.sql"),
     ),
+    (
+        "0016_background_tasks",
+        include_str!("../../../migrations/sqlite/0016_background_tasks.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

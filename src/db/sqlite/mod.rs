@@ -18,6 +18,7 @@ pub mod operational;
 pub mod portal;
 mod readers;
 pub mod stats;
+pub mod tasks;
 pub mod tokens;
 mod writer;
 

@@ -22,6 +22,7 @@ mod event_types;
 mod logins;
 mod messages;
 mod portal;
+mod tasks;
 mod tokens;
 
 use super::postgres::PgStore;

@@ -12,6 +12,7 @@ mod error;
 mod notifications;
 mod portal;
 mod routes;
+mod tasks;
 
 pub use console::Console;
 pub use error::ConsoleError;
@@ -316,6 +317,7 @@ pub(super) fn notice(req: &HttpRequest) -> Option<&'static str> {
         "type-restored" => "Event type restored.",
         "endpoint-created" => "Endpoint added.",
         "endpoint-saved" => "Endpoint saved.",
+        "replay-started" => "Replay started: its progress shows below.",
         "endpoint-deleted" => "Endpoint deleted.",
         "resent" => "The message is being sent again.",
         "rotated" => "Signing secret rotated. The previous secret keeps signing during the grace period.",

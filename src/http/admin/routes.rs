@@ -36,6 +36,11 @@ fn webhook_pages(scope: actix_web::Scope) -> actix_web::Scope {
                 .route(post().to(endpoints::update)),
         )
         .service(
+            resource(&format!("{ep}/replay"))
+                .route(get().to(endpoints::replay))
+                .route(post().to(endpoints::start_replay)),
+        )
+        .service(
             resource(&format!("{ep}/testing"))
                 .route(get().to(endpoints::testing))
                 .route(post().to(endpoints::send_test)),
@@ -102,6 +107,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(post().to(catalog::create_token)),
         )
         .service(resource("/tokens/{token_id}/revoke").route(post().to(catalog::revoke_token)))
+        .service(resource("/tasks").route(get().to(tasks::show)))
         .service(resource("/notifications").route(get().to(notifications::show)))
         .service(resource("/notifications/recipients").route(post().to(notifications::add)))
         .service(

@@ -12,6 +12,7 @@ mod models;
 pub mod openapi;
 mod operational;
 mod portal;
+mod tasks;
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -107,6 +108,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 resource(format!("{ep}/replay-missing"))
                     .route(post().to(endpoints::replay_missing)),
             )
+            .service(resource(format!("{ep}/bulk-replay")).route(post().to(tasks::bulk_replay)))
+            .service(resource("/background-task").route(get().to(tasks::list)))
+            .service(resource("/background-task/{task_id}").route(get().to(tasks::get)))
             .service(resource(format!("{ep}/msg")).route(get().to(endpoints::messages)))
             .service(resource("/app/{app_id}/msg/{msg_id}").route(get().to(messages::get)))
             .service(

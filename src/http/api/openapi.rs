@@ -6,7 +6,7 @@
 
 use super::{
     alerts, analytics, apps, attempts, endpoints, event_types, health, messages, operational,
-    portal,
+    portal, tasks,
 };
 use crate::db::{MessageFilter, PageQuery};
 use crate::domain::validate::{is_valid_event_type, is_valid_uid};
@@ -63,6 +63,9 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         endpoints::send_example,
         endpoints::recover,
         endpoints::replay_missing,
+        tasks::bulk_replay,
+        tasks::list,
+        tasks::get,
         endpoints::messages,
         messages::create,
         messages::list,
@@ -97,6 +100,8 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         (name = "Endpoint"),
         (name = "Message"),
         (name = "Message Attempt"),
+        (name = "Background Task", description = "Work done in the background: a bulk replay \
+            of an endpoint's messages, and how far it got."),
         (name = "Operational Webhook Endpoint", description = "Endpoints that hookbox itself \
             sends operational events to (endpoint created, disabled, …)."),
         (name = "Alerts", description = "hookbox: who is told, by email or in a chat, when an \

@@ -32,6 +32,8 @@ pub struct TestApp {
     pub dispatcher: hookbox::delivery::Dispatcher,
     /// The alert sender, for tests that step it.
     pub notifier: hookbox::alerts::Notifier,
+    /// The background task runner, for tests that step it.
+    pub tasks: hookbox::tasks::Tasks,
     handle: actix_web::dev::ServerHandle,
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -173,6 +175,7 @@ impl TestApp {
         let setup_token = app.setup_token().map(str::to_owned);
         let dispatcher = app.dispatcher();
         let notifier = app.notifier();
+        let tasks = app.tasks();
         let handle = app.server_handle();
         let running = tokio::spawn(app.run_until_stopped());
         TestApp {
@@ -185,6 +188,7 @@ impl TestApp {
             clock,
             dispatcher,
             notifier,
+            tasks,
             handle,
             running,
         }
