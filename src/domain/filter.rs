@@ -446,12 +446,39 @@ pub fn compiled(source: &str) -> Compiled {
     f
 }
 
+/// What a filter does with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It takes the message: it is sent.
+    Takes,
+    /// It does not: the message is stored as filtered.
+    Leaves,
+    /// It cannot tell (why): filtered too, with why recorded.
+    CannotTell(String),
+    /// The filter itself does not compile (where and why).
+    DoesNotCompile(String),
+}
+
+/// What the endpoint filter `source` does with a message.
+pub fn verdict(source: &str, input: &Input<'_>) -> Verdict {
+    match &*compiled(source) {
+        Ok(f) => match f.matches(input) {
+            Ok(true) => Verdict::Takes,
+            Ok(false) => Verdict::Leaves,
+            Err(why) => Verdict::CannotTell(why),
+        },
+        Err(e) => Verdict::DoesNotCompile(e.to_string()),
+    }
+}
+
 /// Whether a message passes the endpoint filter `source`: `Err` with what went wrong (a
 /// stored filter that no longer compiles, or one that could not tell for this message).
 pub fn passes(source: &str, input: &Input<'_>) -> Result<bool, String> {
-    match &*compiled(source) {
-        Ok(f) => f.matches(input),
-        Err(e) => Err(format!("the filter does not compile: {e}")),
+    match verdict(source, input) {
+        Verdict::Takes => Ok(true),
+        Verdict::Leaves => Ok(false),
+        Verdict::CannotTell(why) => Err(why),
+        Verdict::DoesNotCompile(why) => Err(format!("the filter does not compile: {why}")),
     }
 }
 

@@ -316,40 +316,19 @@ pub fn settle(dispatcher: &Dispatcher, endpoint_id: &str, changed: bool, announc
     }
 }
 
-/// What a payload filter does with one message ("Test this filter").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FilterTest {
-    /// It takes the message: it would be sent.
-    Sent,
-    /// It does not: the message would be stored as filtered.
-    FilteredOut,
-    /// It cannot tell (why): filtered out too, with why recorded.
-    CannotTell(String),
-    /// The filter itself is refused (where and why).
-    DoesNotCompile(String),
-}
-
 /// What `filter` does with a message of `event_type` carrying `payload` (JSON text), in
-/// `channels` with `tags`: as ingest would decide. A blank filter takes everything.
+/// `channels` with `tags` ("Test this filter"): as ingest would decide. A blank filter takes
+/// everything.
 pub fn test_filter(
     filter: &str,
     event_type: &str,
     payload: &str,
     channels: Option<&[String]>,
     tags: Option<&[String]>,
-) -> FilterTest {
+) -> crate::domain::filter::Verdict {
     if filter.trim().is_empty() {
-        return FilterTest::Sent;
+        return crate::domain::filter::Verdict::Takes;
     }
-    let compiled = crate::domain::filter::compiled(filter);
-    let f = match &*compiled {
-        Ok(f) => f,
-        Err(e) => return FilterTest::DoesNotCompile(e.to_string()),
-    };
     let input = crate::domain::filter::Input::new(event_type, payload, channels, tags);
-    match f.matches(&input) {
-        Ok(true) => FilterTest::Sent,
-        Ok(false) => FilterTest::FilteredOut,
-        Err(why) => FilterTest::CannotTell(why),
-    }
+    crate::domain::filter::verdict(filter, &input)
 }

@@ -666,7 +666,7 @@ async fn a_bulk_replay_started_from_the_replay_tab_shows_its_progress_until_it_f
     let Some(mut c) = Console::start("replay").await else {
         return;
     };
-    let ep = shop_with_endpoint(&c).await;
+    shop_with_endpoint(&c).await;
     // More than one batch of messages, all delivered once.
     let mut sent = BTreeSet::new();
     for i in 0..600 {
@@ -709,7 +709,6 @@ async fn a_bulk_replay_started_from_the_replay_tab_shows_its_progress_until_it_f
     let got = c.receiver.wait_for_count(1200, WAIT).await;
     let again: BTreeSet<String> = got[600..].iter().map(|r| r.signed().0.to_owned()).collect();
     assert_eq!(again, sent, "each message once more");
-    let _ = ep;
 
     c.click_link("Tasks").await;
     assert!(c.page_text().await.contains("600 of 600 · finished"));

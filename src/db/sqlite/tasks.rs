@@ -109,22 +109,22 @@ pub fn step(
     id: &str,
     now: i64,
 ) -> DbResult<Option<Task>> {
-    let Some(mut t) = get(c, id)? else {
+    let found = c
+        .prepare_cached(&format!(
+            "SELECT {COLS}, cursor_at, cursor_id FROM background_tasks \
+             WHERE id = ? AND status = 'running'"
+        ))?
+        .query_row([id], |r| {
+            let cursor: Option<(i64, String)> = r.get::<_, Option<i64>>(10)?.zip(r.get(11)?);
+            Ok((from_row(r)?, cursor))
+        })
+        .optional()?;
+    let Some((mut t, cursor)) = found else {
         return Ok(None);
     };
-    if t.status != TaskStatus::Running {
-        return Ok(None);
-    }
     let Some(ep) = endpoints::get_by_id(c, key, &t.endpoint_id)? else {
         return Ok(None);
     };
-    let cursor: Option<(i64, String)> = c
-        .prepare_cached(
-            "SELECT cursor_at, cursor_id FROM background_tasks \
-             WHERE id = ? AND cursor_at IS NOT NULL",
-        )?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
     let (from, args) = replay_from(
         &SQLITE,
         &t.spec,

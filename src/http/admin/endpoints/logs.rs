@@ -96,14 +96,7 @@ pub async fn logs(st: Data, admin: Admin, req: HttpRequest) -> Result<HttpRespon
     .map(|(label, s)| (label, link(s, None), s == filter))
     .collect();
     let newest = link(filter, None);
-    let types = match &head.ep.filter_types {
-        Some(t) => t.clone(),
-        None => catalog(&st, &head.app)
-            .await?
-            .into_iter()
-            .map(|t| t.name)
-            .collect(),
-    };
+    let types = received_types(&st, &head).await?;
     let p = PageQuery {
         limit: LOG_PAGE,
         after,

@@ -144,6 +144,19 @@ fn groups(types: Vec<EventType>, checked: &[String]) -> Vec<Group> {
     })
 }
 
+/// The event types an endpoint receives, to choose among in its pages: those it subscribes
+/// to, else every one it can.
+async fn received_types(st: &Data, head: &Head) -> Result<Vec<String>, ConsoleError> {
+    Ok(match &head.ep.filter_types {
+        Some(t) => t.clone(),
+        None => catalog(st, &head.app)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect(),
+    })
+}
+
 /// The event types an endpoint of `app` can subscribe to: the catalog's, or for hookbox's
 /// own application the operational events.
 async fn catalog(st: &Data, app: &App) -> Result<Vec<EventType>, ConsoleError> {

@@ -90,14 +90,7 @@ async fn replay_page(
         .into_iter()
         .map(TaskRow::of)
         .collect();
-    let types = match &head.ep.filter_types {
-        Some(t) => t.clone(),
-        None => catalog(st, &head.app)
-            .await?
-            .into_iter()
-            .map(|t| t.name)
-            .collect(),
-    };
+    let types = received_types(st, &head).await?;
     let (since, until, event_type, outcome, error) = match form {
         Some((f, error)) => (
             f.get("since").to_owned(),

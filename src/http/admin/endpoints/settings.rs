@@ -125,8 +125,8 @@ impl Fields {
     /// The form filled in from an endpoint (or empty, for a new one).
     async fn of(st: &Data, app: &App, ep: Option<&Endpoint>) -> Result<Fields, ConsoleError> {
         let checked = ep.and_then(|e| e.filter_types.clone()).unwrap_or_default();
+        let types = catalog(st, app).await?;
         Ok(Fields {
-            groups: groups(catalog(st, app).await?, &checked),
             all_events: ep.is_none_or(|e| e.filter_types.is_none()),
             url: ep.map(|e| e.url.clone()).unwrap_or_default(),
             description: ep.map(|e| e.description.clone()).unwrap_or_default(),
@@ -198,13 +198,20 @@ impl Fields {
             ..Fields::default()
         }
         .with_server(&st.cfg.delivery)
-        .with_examples(st, app, &checked)
+        .with_catalog(st, app, types, &checked)
         .await)
     }
 
-    /// The filter tester's choices: recent messages of `app`, and an example payload of the
-    /// first of the `checked` event types (or of the catalog), unless one was typed.
-    async fn with_examples(mut self, st: &Data, app: &App, checked: &[String]) -> Fields {
+    /// The event types to choose from (`checked` ticked), and the filter tester's choices:
+    /// recent messages of `app`, and an example payload of the first of the `checked` event
+    /// types (or of the catalog's), unless one was typed.
+    async fn with_catalog(
+        mut self,
+        st: &Data,
+        app: &App,
+        types: Vec<EventType>,
+        checked: &[String],
+    ) -> Fields {
         let page = PageQuery {
             limit: 10,
             after: None,
@@ -223,7 +230,6 @@ impl Fields {
                 .collect();
         }
         if self.filter_example.is_empty() {
-            let types = catalog(st, app).await.unwrap_or_default();
             let et = types
                 .iter()
                 .find(|t| checked.contains(&t.name))
@@ -232,6 +238,7 @@ impl Fields {
             self.filter_example =
                 et.map_or_else(|| "{}".to_owned(), |t| service::example_payload(t, 0));
         }
+        self.groups = groups(types, checked);
         self
     }
 }
@@ -397,12 +404,8 @@ impl Submitted {
     /// The form as typed, with what its filter does with the chosen message ("Test this
     /// filter"); nothing is saved.
     async fn tested(self, st: &Data, app: &App) -> Fields {
-        use service::FilterTest;
+        use crate::domain::filter::Verdict;
         let mut f = self.as_typed();
-        f.groups = match catalog(st, app).await {
-            Ok(types) => groups(types, &self.events),
-            Err(_) => Vec::new(),
-        };
         let chosen = if self.filter_message.is_empty() {
             let example = serde_json::from_str::<serde_json::Value>(&self.filter_example);
             match example {
@@ -434,23 +437,24 @@ impl Submitted {
             ),
         });
         f.filter_test = Some(match outcome {
-            Ok(FilterTest::Sent) => ("notice", "Sent: the filter takes this message.".to_owned()),
-            Ok(FilterTest::FilteredOut) => (
+            Ok(Verdict::Takes) => ("notice", "Sent: the filter takes this message.".to_owned()),
+            Ok(Verdict::Leaves) => (
                 "warning",
                 "Filtered out: the filter does not take this message.".to_owned(),
             ),
-            Ok(FilterTest::CannotTell(why)) => (
+            Ok(Verdict::CannotTell(why)) => (
                 "alert",
                 format!("Filtered out: the filter cannot tell for this message ({why})."),
             ),
-            Ok(FilterTest::DoesNotCompile(why)) => {
+            Ok(Verdict::DoesNotCompile(why)) => {
                 f.filter_error = Some(why);
                 ("alert", "The filter does not compile.".to_owned())
             }
             Err(why) => ("alert", why),
         });
+        let types = catalog(st, app).await.unwrap_or_default();
         f.with_server(&st.cfg.delivery)
-            .with_examples(st, app, &self.events)
+            .with_catalog(st, app, types, &self.events)
             .await
     }
 
@@ -528,12 +532,8 @@ impl Submitted {
             Some(Err(other)) => Some(other),
             None => None,
         };
-        let groups = match catalog(st, app).await {
-            Ok(types) => groups(types, &self.events),
-            Err(_) => Vec::new(),
-        };
+        let types = catalog(st, app).await.unwrap_or_default();
         Err(Fields {
-            groups,
             headers_error,
             retry_error,
             timeout_error,
@@ -548,7 +548,7 @@ impl Submitted {
             ..typed
         }
         .with_server(&st.cfg.delivery)
-        .with_examples(st, app, &self.events)
+        .with_catalog(st, app, types, &self.events)
         .await)
     }
 }
