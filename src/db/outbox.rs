@@ -112,6 +112,7 @@ impl<'a> IngestRequest<'a> {
                 .clone()
                 .unwrap_or_else(|| std::sync::Arc::from("{}")),
             owner,
+            lane: None,
         }
     }
 }

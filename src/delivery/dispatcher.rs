@@ -113,6 +113,61 @@ impl Default for Counters {
 enum Done {
     Attempt(Box<AttemptResult>),
     Skipped(Box<Claimed>),
+    /// Not sent: one before it in its ordered endpoint's line was not delivered.
+    Released(Box<Claimed>),
+}
+
+impl Done {
+    /// Whether the next of an ordered line may follow: this one was delivered (or not sent
+    /// because the endpoint is disabled, as the rest will not be either).
+    fn lets_next_go(&self) -> bool {
+        match self {
+            Done::Attempt(a) => matches!(a.outcome, Outcome::Success),
+            Done::Skipped(_) => true,
+            Done::Released(_) => false,
+        }
+    }
+}
+
+/// Results sorted for the store: attempts, skipped and released deliveries.
+#[derive(Default)]
+struct Results {
+    attempts: Vec<AttemptResult>,
+    skipped: Vec<Claimed>,
+    released: Vec<Claimed>,
+}
+
+impl Results {
+    fn push(&mut self, d: Done) {
+        match d {
+            Done::Attempt(a) => self.attempts.push(*a),
+            Done::Skipped(d) => self.skipped.push(*d),
+            Done::Released(d) => self.released.push(*d),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.attempts.len() + self.skipped.len() + self.released.len()
+    }
+}
+
+/// Claimed deliveries as they are sent: each alone, or an ordered endpoint's line (its first
+/// and those behind it) one after the other.
+fn units(claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
+    let mut units: Vec<Vec<Claimed>> = Vec::with_capacity(claimed.len());
+    for c in claimed {
+        match units.last_mut() {
+            Some(unit)
+                if c.lane.is_some()
+                    && unit[0].lane.is_some_and(|first| c.lane > Some(first))
+                    && unit[0].endpoint_id == c.endpoint_id =>
+            {
+                unit.push(c);
+            }
+            _ => units.push(vec![c]),
+        }
+    }
+    units
 }
 
 impl Dispatcher {
@@ -314,27 +369,30 @@ impl Dispatcher {
             .store
             .claim_due(now, CLAIM_BATCH, lease_until, Vec::new())
             .await?;
-        let sends = claimed.iter().map(|c| {
-            let (permits, pacing) = inner.enter(&c.endpoint_id);
+        let n = claimed.len();
+        let sends = units(claimed).into_iter().map(|unit| {
+            let slots: Vec<_> = unit.iter().map(|c| inner.enter(&c.endpoint_id)).collect();
             async move {
-                let done = inner.deliver(c, permits, pacing).await;
-                inner.release(&c.endpoint_id);
-                done
+                let mut out = Vec::new();
+                inner
+                    .deliver_unit(unit, slots, |d| {
+                        out.push(d);
+                        true
+                    })
+                    .await;
+                out
             }
         });
-        let (mut attempts, mut skipped) = (Vec::new(), Vec::new());
+        let mut results = Results::default();
         for done in futures_util::future::join_all(sends)
             .await
             .into_iter()
             .flatten()
         {
-            match done {
-                Done::Attempt(a) => attempts.push(*a),
-                Done::Skipped(d) => skipped.push(*d),
-            }
+            results.push(done);
         }
-        record_results(inner, Arc::new(attempts), Arc::new(skipped)).await;
-        Ok(claimed.len())
+        record_results(inner, results).await;
+        Ok(n)
     }
 }
 
@@ -373,22 +431,55 @@ impl Inner {
     }
 
     fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
-        for c in claimed {
-            let (permits, pacing) = self.enter(&c.endpoint_id);
+        for unit in units(claimed) {
+            let slots: Vec<_> = unit.iter().map(|c| self.enter(&c.endpoint_id)).collect();
             let inner = self.clone();
             self.deliveries.spawn(async move {
-                let done = tokio::select! {
-                    () = inner.abort.cancelled() => None,
-                    d = inner.deliver(&c, permits, pacing) => d,
-                };
-                if let Some(done) = done {
-                    inner.unrecorded.fetch_add(1, Ordering::Relaxed);
-                    if inner.results.send(done).is_err() {
-                        inner.unrecorded.fetch_sub(1, Ordering::Relaxed);
-                    }
-                }
-                inner.release(&c.endpoint_id);
+                let results = inner.clone();
+                inner
+                    .deliver_unit(unit, slots, move |done| {
+                        results.unrecorded.fetch_add(1, Ordering::Relaxed);
+                        if results.results.send(done).is_err() {
+                            results.unrecorded.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        !results.abort.is_cancelled()
+                    })
+                    .await;
             });
+        }
+    }
+
+    /// Sends a unit (see [`units`]): a delivery, or an ordered line one after the other while
+    /// each is delivered; the rest of a line after one that was not are released to wait
+    /// again. Each result goes to `done`. Every delivery of the unit is counted out
+    /// ([`Inner::release`]), sent or not; those neither sent nor released (shutdown) keep
+    /// their lease for the next start.
+    async fn deliver_unit(
+        &self,
+        unit: Vec<Claimed>,
+        slots: Vec<(Arc<Semaphore>, Arc<Pacing>)>,
+        mut done: impl FnMut(Done) -> bool,
+    ) {
+        let mut go_on = true;
+        let mut held = false;
+        for (c, (permits, pacing)) in unit.into_iter().zip(slots) {
+            if go_on {
+                let d = tokio::select! {
+                    () = self.abort.cancelled() => None,
+                    d = self.deliver(&c, permits, pacing) => d,
+                };
+                match d {
+                    Some(d) => {
+                        go_on = d.lets_next_go();
+                        held = !go_on;
+                        go_on &= done(d);
+                    }
+                    None => go_on = false,
+                }
+            } else if held {
+                done(Done::Released(Box::new(c.clone())));
+            }
+            self.release(&c.endpoint_id);
         }
     }
 
@@ -586,27 +677,22 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
         if n == 0 {
             break;
         }
-        let mut attempts = Vec::with_capacity(batch.len());
-        let mut skipped = Vec::new();
+        let mut results = Results::default();
         for d in batch.drain(..) {
-            match d {
-                Done::Attempt(a) => attempts.push(*a),
-                Done::Skipped(d) => skipped.push(*d),
-            }
+            results.push(d);
         }
-        let n = attempts.len() + skipped.len();
-        record_results(&inner, Arc::new(attempts), Arc::new(skipped)).await;
+        let n = results.len();
+        record_results(&inner, results).await;
         inner.unrecorded.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
 /// Writes a batch of results, retrying while the database refuses (a full disk, say): the
 /// deliveries stay leased meanwhile, so nothing else sends them again.
-async fn record_results(
-    inner: &Arc<Inner>,
-    attempts: Arc<Vec<AttemptResult>>,
-    skipped: Arc<Vec<Claimed>>,
-) {
+async fn record_results(inner: &Arc<Inner>, results: Results) {
+    let attempts = Arc::new(results.attempts);
+    let skipped = Arc::new(results.skipped);
+    let released = Arc::new(results.released);
     let mut backoff = Duration::from_millis(100);
     loop {
         let result = inner
@@ -614,6 +700,7 @@ async fn record_results(
             .record_attempts(
                 attempts.clone(),
                 skipped.clone(),
+                released.clone(),
                 inner.schedule.clone(),
                 inner.cfg.clock.clone(),
             )
@@ -643,7 +730,11 @@ async fn record_results(
 }
 
 async fn scheduler_loop(inner: Arc<Inner>) {
-    match inner.store.release_all_leases().await {
+    match inner
+        .store
+        .release_all_leases(inner.cfg.clock.now_ms())
+        .await
+    {
         Ok(n) if n > 0 => tracing::info!(deliveries = n, "released leases of a previous run"),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot release old leases"),

@@ -163,6 +163,9 @@ pub struct Endpoint {
     pub filter: Option<String>,
     /// HMAC (`v1`) or ed25519 (`v1a`) signatures, fixed when it is created.
     pub signature_version: crate::domain::signing::SignatureVersion,
+    /// Messages go one at a time, in the order they were accepted: the next waits until the
+    /// one before was delivered, failed for good or was skipped.
+    pub ordered: bool,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub headers: BTreeMap<String, String>,
     pub disabled: bool,

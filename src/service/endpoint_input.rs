@@ -52,6 +52,8 @@ pub struct EndpointInput {
     pub filter: Option<String>,
     /// HMAC (`v1`) or ed25519 (`v1a`) signatures; `None`: as the secret given, else `v1`.
     pub signature_version: Option<SignatureVersion>,
+    /// Messages go one at a time, in the order they were accepted.
+    pub ordered: bool,
 }
 
 impl EndpointInput {
@@ -105,6 +107,7 @@ impl EndpointInput {
                 signature_header: self.signature_header,
                 filter,
                 signature_version: key.version(),
+                ordered: self.ordered,
                 metadata: metadata_map(self.metadata),
                 headers,
                 disabled: self.disabled,

@@ -37,9 +37,30 @@ pub async fn update(store: &Store, dispatcher: &Dispatcher, ep: Endpoint) -> DbR
         .disabled_reason
         .clone()
         .unwrap_or_else(|| API_DISABLED.to_owned());
-    let announced = store.update_endpoint(ep, reason, now_ms()).await?;
-    settle(dispatcher, &id, true, announced);
+    store.update_endpoint(ep, reason, now_ms()).await?;
+    // What was stored to announce, or deliveries that fell due (an endpoint no longer
+    // ordered sends what waited in its line).
+    settle(dispatcher, &id, true, true);
     Ok(())
+}
+
+/// Skips, or retries now, the message that holds an ordered endpoint's line (`msg_id`, as
+/// the console showed it); `false` when it no longer does (delivered, being sent, or
+/// skipped meanwhile).
+pub async fn unblock(
+    store: &Store,
+    dispatcher: &Dispatcher,
+    endpoint_id: &str,
+    msg_id: &str,
+    what: crate::db::Unblock,
+) -> DbResult<bool> {
+    let done = store
+        .unblock_lane(endpoint_id, msg_id, what, now_ms())
+        .await?;
+    if done {
+        dispatcher.wake();
+    }
+    Ok(done)
 }
 
 /// Deletes an endpoint (its deliveries and attempts go with it) and announces

@@ -26,6 +26,7 @@ mod layers;
 mod observability;
 mod openapi;
 mod operational;
+mod ordered;
 mod portal;
 mod retention;
 mod schema;

@@ -48,6 +48,39 @@ pub async fn skip(c: &impl GenericClient, owner: &str, delivery_id: i64, now: i6
     Ok(())
 }
 
+/// Ends the leases `owner` holds on claimed deliveries that were not sent (those behind one
+/// of an ordered line that failed: they wait their turn again).
+pub async fn release(c: &impl GenericClient, claimed: &[super::super::Claimed]) -> DbResult<()> {
+    let stmt = c
+        .prepare_cached(
+            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .await?;
+    for d in claimed {
+        c.execute(
+            &stmt,
+            &[&d.delivery_id, &d.owner.as_deref().unwrap_or_default()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// After deliveries `ids` of an endpoint were queued again: on an ordered endpoint they join
+/// the end of its line, in the order given (the caller holds the line's lock). How many.
+async fn requeued(
+    c: &impl GenericClient,
+    endpoint_id: &str,
+    ids: Vec<i64>,
+    now: i64,
+) -> DbResult<usize> {
+    if !ids.is_empty() && super::endpoints::is_ordered(c, endpoint_id).await? {
+        super::lanes::enqueue(c, endpoint_id, &ids, now).await?;
+    }
+    Ok(ids.len())
+}
+
 /// Marks every unclaimed pending delivery of a disabled endpoint as skipped.
 pub async fn skip_pending(c: &impl GenericClient, endpoint_id: &str, now: i64) -> DbResult<usize> {
     let n = c
@@ -69,17 +102,25 @@ pub async fn resend(
     now: i64,
 ) -> DbResult<()> {
     let last = i32::try_from(max_attempts.saturating_sub(1)).unwrap_or(i32::MAX);
-    c.execute(
-        "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, \
-             trigger_type, created_at, updated_at) \
-         SELECT $1, $2, 1, $3, $4, 1, $4, $4 FROM messages WHERE id = $1 AND payload IS NOT NULL \
-         ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
-           attempts = CASE WHEN deliveries.status = 1 THEN deliveries.attempts ELSE $3 END, \
-           status = 1, next_attempt_at = $4, trigger_type = 1, updated_at = $4, filter_error = NULL \
-         WHERE deliveries.lease_until IS NULL",
-        &[&msg_id, &endpoint_id, &last, &now],
-    )
-    .await?;
+    super::lanes::lock(c, [endpoint_id]).await?;
+    let ids: Vec<i64> = c
+        .query(
+            "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, \
+                 trigger_type, created_at, updated_at) \
+             SELECT $1, $2, 1, $3, $4, 1, $4, $4 FROM messages WHERE id = $1 AND payload IS NOT NULL \
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
+               attempts = CASE WHEN deliveries.status = 1 THEN deliveries.attempts ELSE $3 END, \
+               lane = CASE WHEN deliveries.status = 1 THEN deliveries.lane END, \
+               status = 1, next_attempt_at = $4, trigger_type = 1, updated_at = $4, filter_error = NULL \
+             WHERE deliveries.lease_until IS NULL RETURNING id",
+            &[&msg_id, &endpoint_id, &last, &now],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // On an ordered endpoint it keeps its place in the line, or joins its end.
+    requeued(c, endpoint_id, ids, now).await?;
     Ok(())
 }
 
@@ -92,17 +133,23 @@ pub async fn recover(
     until: Option<i64>,
     now: i64,
 ) -> DbResult<usize> {
-    let n = c
-        .execute(
+    super::lanes::lock(c, [endpoint_id]).await?;
+    let mut ids: Vec<i64> = c
+        .query(
             "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = $4, \
-                 trigger_type = 1, updated_at = $4 \
+                 trigger_type = 1, updated_at = $4, lane = NULL \
              WHERE endpoint_id = $1 AND status = 2 AND created_at >= $2 AND created_at < $3 \
                AND EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.msg_id \
-                   AND m.payload IS NOT NULL)",
+                   AND m.payload IS NOT NULL) \
+             RETURNING id",
             &[&endpoint_id, &since, &until.unwrap_or(i64::MAX), &now],
         )
-        .await?;
-    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ids.sort_unstable();
+    requeued(c, endpoint_id, ids, now).await
 }
 
 /// Replay missing: messages in a time range that this endpoint accepts and never attempted
@@ -121,7 +168,8 @@ pub async fn replay_missing(
                 "SELECT {} FROM messages m \
                  LEFT JOIN deliveries d ON d.msg_id = m.id AND d.endpoint_id = $2 \
                  WHERE m.app_id = $1 AND m.created_at >= $3 AND m.created_at < $4 \
-                   AND (d.id IS NULL OR d.status IN (5, 6))",
+                   AND (d.id IS NULL OR d.status IN (5, 6)) \
+                 ORDER BY m.created_at, m.id",
                 messages::COLS
             ),
             &[&ep.app_id, &ep.id, &since, &until.unwrap_or(i64::MAX)],
@@ -133,19 +181,22 @@ pub async fn replay_missing(
                  trigger_type, created_at, updated_at) \
              VALUES ($1, $2, 1, 0, $3, 1, $3, $3) \
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0, \
-               next_attempt_at = $3, trigger_type = 1, updated_at = $3, filter_error = NULL",
+               next_attempt_at = $3, trigger_type = 1, updated_at = $3, filter_error = NULL, \
+               lane = NULL \
+             RETURNING id",
         )
         .await?;
-    let mut n = 0;
+    super::lanes::lock(c, [ep.id.as_str()]).await?;
+    let mut ids = Vec::new();
     for r in &rows {
         let m = messages::from_row(r)?;
         // A message whose payload is gone cannot be sent again.
         if m.payload.is_some() && ep.takes(&m) {
-            c.execute(&upsert, &[&m.id, &ep.id, &now]).await?;
-            n += 1;
+            ids.push(c.query_one(&upsert, &[&m.id, &ep.id, &now]).await?.get(0));
         }
     }
-    Ok(n)
+    // In the order the messages were accepted.
+    requeued(c, &ep.id, ids, now).await
 }
 
 /// How many messages were skipped while the endpoint was disabled.

@@ -17,7 +17,7 @@ const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
      headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
      legacy_signature, verify_ssl, retry_schedule, timeout_secs, auto_disable_after_secs, \
-     signature_header, filter, signature_version";
+     signature_header, filter, signature_version, ordered";
 
 fn from_row(r: &Row) -> Stored {
     let metadata: String = r.get(8);
@@ -49,6 +49,7 @@ fn from_row(r: &Row) -> Stored {
             .and_then(crate::domain::signing::SignatureHeader::from_stored),
         filter: r.get(21),
         signature_version: crate::db::sqlite::endpoints::version_of(r.get(22)),
+        ordered: r.get(23),
         id: EndpointId::from_string(id),
     };
     Stored(e, r.get(9))
@@ -81,7 +82,7 @@ pub async fn insert(
     let stmt = c
         .prepare_cached(&format!(
             "INSERT INTO endpoints ({COLS}) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)"
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)"
         ))
         .await?;
     c.execute(
@@ -110,6 +111,7 @@ pub async fn insert(
             &e.signature_header.as_ref().map(|h| h.stored()),
             &e.filter,
             &e.signature_version.name(),
+            &e.ordered,
         ],
     )
     .await
@@ -132,7 +134,7 @@ pub async fn update(c: &impl GenericClient, key: &MainKey, e: &Endpoint) -> DbRe
             "UPDATE endpoints SET uid=$1, url=$2, description=$3, filter_types=$4, channels=$5, \
              rate_limit=$6, metadata=$7, headers=$8, updated_at=$9, legacy_signature=$10, \
              verify_ssl=$11, retry_schedule=$12, timeout_secs=$13, auto_disable_after_secs=$14, \
-             signature_header=$15, filter=$16 WHERE id=$17",
+             signature_header=$15, filter=$16, ordered=$17 WHERE id=$18",
         )
         .await?;
     c.execute(
@@ -154,6 +156,7 @@ pub async fn update(c: &impl GenericClient, key: &MainKey, e: &Endpoint) -> DbRe
             &stored_seconds(e.policy.auto_disable_after_secs),
             &e.signature_header.as_ref().map(|h| h.stored()),
             &e.filter,
+            &e.ordered,
             &e.id,
         ],
     )
@@ -287,6 +290,14 @@ pub async fn disable(c: &impl GenericClient, id: &str, reason: &str, now: i64) -
         super::deliveries::skip_pending(c, id, now).await?;
     }
     Ok(changed)
+}
+
+/// Whether an endpoint sends its messages in order (`false` when it does not exist).
+pub async fn is_ordered(c: &impl GenericClient, id: &str) -> DbResult<bool> {
+    let stmt = c
+        .prepare_cached("SELECT ordered FROM endpoints WHERE id = $1")
+        .await?;
+    Ok(c.query_opt(&stmt, &[&id]).await?.is_some_and(|r| r.get(0)))
 }
 
 /// Locks the endpoint's row until the end of the transaction (changes to the endpoint made
@@ -604,6 +615,7 @@ mod tests {
             signature_header: None,
             filter: None,
             signature_version: Default::default(),
+            ordered: false,
             metadata: Default::default(),
             headers: BTreeMap::from([("X-Custom".to_owned(), "v".to_owned())]),
             disabled: false,

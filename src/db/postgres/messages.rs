@@ -118,6 +118,18 @@ pub async fn expunge_content(c: &impl GenericClient, msg_id: &str, now: i64) -> 
         &[&msg_id],
     )
     .await?;
+    // The lines it waits in are taken first (see `lanes`).
+    let lines: Vec<String> = c
+        .query(
+            "SELECT endpoint_id FROM deliveries WHERE msg_id = $1 AND status = 1 \
+             AND lane IS NOT NULL",
+            &[&msg_id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    super::lanes::lock(c, lines.iter().map(String::as_str)).await?;
     let n = c
         .execute(
             "UPDATE deliveries SET status = 5, next_attempt_at = NULL, lease_until = NULL, \
@@ -125,6 +137,10 @@ pub async fn expunge_content(c: &impl GenericClient, msg_id: &str, now: i64) -> 
             &[&msg_id, &now],
         )
         .await?;
+    // They go on without it.
+    for ep in &lines {
+        super::lanes::advance(c, ep, now).await?;
+    }
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
@@ -250,24 +266,26 @@ pub async fn ingest(
 
     let select = tx
         .prepare_cached(
-            "SELECT id, filter_types, channels, disabled, filter FROM endpoints WHERE app_id = $1",
+            "SELECT id, filter_types, channels, disabled, filter, ordered FROM endpoints \
+             WHERE app_id = $1",
         )
         .await?;
     let endpoints = tx.query(&select, &[&m.app_id.as_str()]).await?;
     let endpoints = endpoints
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)));
     insert_deliveries(tx, req, owner, claim, endpoints).await
 }
 
 /// An endpoint as ingest routes to it: id, event type filter, channels (stored JSON), disabled,
-/// payload filter.
+/// payload filter, ordered.
 type Target<'r> = (
     String,
     Option<&'r str>,
     Option<&'r str>,
     bool,
     Option<&'r str>,
+    bool,
 );
 
 /// Ingest's common case, without an `Idempotency-Key`: finds the application by id or uid
@@ -299,7 +317,7 @@ pub async fn ingest_by_app_key(
                      9223372036854775807 - $8::BIGINT) \
                  FROM app RETURNING app_id, expires_at) \
              SELECT msg.app_id, msg.expires_at, e.id, e.filter_types, e.channels, e.disabled, \
-                 e.filter \
+                 e.filter, e.ordered \
              FROM msg LEFT JOIN endpoints e ON e.app_id = msg.app_id",
         )
         .await?;
@@ -328,7 +346,7 @@ pub async fn ingest_by_app_key(
     req.expires_at = first.get(1);
     let endpoints = rows.iter().filter_map(|r| {
         let id = r.get::<_, Option<String>>(2)?;
-        Some((id, r.get(3), r.get(4), r.get(5), r.get(6)))
+        Some((id, r.get(3), r.get(4), r.get(5), r.get(6), r.get(7)))
     });
     let ingested = insert_deliveries(tx, req, owner, claim, endpoints).await?;
     Ok(Some((ingested, app_id)))
@@ -357,12 +375,18 @@ async fn insert_deliveries<'r>(
     // endpoint it goes to.
     let (mut ids, mut statuses, mut leased, mut whys) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (endpoint_id, filter_types, channels, disabled, filter) in endpoints {
+    // Ordered endpoints (their deliveries join the end of their lines, below).
+    let mut lines = std::collections::BTreeSet::new();
+    for (endpoint_id, filter_types, channels, disabled, filter, ordered) in endpoints {
         let route = req.wants(&endpoint_id, filter_types, channels, filter);
         let Some((status, why)) = route.delivery(disabled) else {
             continue;
         };
-        leased.push(status == DeliveryStatus::Pending && claim(&endpoint_id));
+        let pending = status == DeliveryStatus::Pending;
+        if pending && ordered {
+            lines.insert(endpoint_id.clone());
+        }
+        leased.push(pending && !ordered && claim(&endpoint_id));
         statuses.push(status.code() as i16);
         whys.push(why);
         ids.push(endpoint_id);
@@ -404,12 +428,26 @@ async fn insert_deliveries<'r>(
     let mut claimed = Vec::new();
     let mut unclaimed = 0;
     let mut lease: Option<std::sync::Arc<str>> = None;
+    let mut queued = Vec::new();
     for row in &rows {
         if row.get::<_, bool>(2) {
             let owner = lease.get_or_insert_with(|| owner.into()).clone();
             claimed.push(req.claimed(row.get(0), row.get(1), Some(owner)));
         } else if row.get::<_, i16>(3) == PENDING {
             unclaimed += 1;
+            let endpoint_id: String = row.get(1);
+            if lines.contains(&endpoint_id) {
+                queued.push((endpoint_id, row.get::<_, i64>(0)));
+            }
+        }
+    }
+    // Each joins the end of its endpoint's line, in the order the lines' locks are taken
+    // (and so of the commits).
+    if !queued.is_empty() {
+        super::lanes::lock(tx, lines.iter().map(String::as_str)).await?;
+        queued.sort();
+        for (endpoint_id, id) in &queued {
+            super::lanes::enqueue(tx, endpoint_id, &[*id], m.created_at).await?;
         }
     }
     Ok(Ingested::Created { claimed, unclaimed })

@@ -24,6 +24,7 @@ pub(crate) mod deliveries;
 pub(crate) mod endpoints;
 pub(crate) mod event_types;
 pub(crate) mod idempotency;
+pub(crate) mod lanes;
 pub(crate) mod locks;
 pub(crate) mod logins;
 pub(crate) mod messages;
@@ -76,6 +77,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0010_background_tasks",
         include_str!("../../../migrations/postgres/0010_background_tasks.sql"),
+    ),
+    (
+        "0011_ordered_delivery",
+        include_str!("../../../migrations/postgres/0011_ordered_delivery.sql"),
     ),
 ];
 

@@ -36,9 +36,9 @@ pub async fn claim_due(
              leased AS (\
                  UPDATE deliveries d SET lease_until = $3, lease_owner = $4 \
                  FROM due WHERE d.id = due.id \
-                 RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type) \
+                 RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type, d.lane) \
              SELECT l.id, l.msg_id, l.endpoint_id, l.attempts, l.trigger_type, m.event_type, \
-                 m.payload \
+                 m.payload, l.lane \
              FROM leased l JOIN messages m ON m.id = l.msg_id",
         )
         .await?;
@@ -57,6 +57,7 @@ pub async fn claim_due(
             event_type: r.get(5),
             payload: Arc::from(r.get::<_, Option<String>>(6).unwrap_or_else(|| "{}".into())),
             owner: Some(lease.clone()),
+            lane: r.get(7),
         })
         .collect())
 }
@@ -494,6 +495,16 @@ pub async fn free_dead_leases(
         .await?
         .get(0);
     tx.commit().await?;
+    if freed > 0 {
+        // What was freed of ordered lines waits again: each line goes on from its first.
+        let tx = c.transaction().await?;
+        let lines = super::lanes::ordered_endpoints(&tx).await?;
+        super::lanes::lock(&tx, lines.iter().map(String::as_str)).await?;
+        for ep in &lines {
+            super::lanes::advance(&tx, ep, now).await?;
+        }
+        tx.commit().await?;
+    }
     Ok((freed, usize::try_from(live).unwrap_or(1).max(1)))
 }
 

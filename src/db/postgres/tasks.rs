@@ -178,12 +178,23 @@ pub async fn step(
             "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, \
                  trigger_type, created_at, updated_at) VALUES ($1, $2, 1, 0, $3, 1, $3, $3) \
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0, \
-                 next_attempt_at = $3, trigger_type = 1, updated_at = $3, filter_error = NULL \
-             WHERE deliveries.lease_until IS NULL",
+                 next_attempt_at = $3, trigger_type = 1, updated_at = $3, filter_error = NULL, \
+                 lane = CASE WHEN deliveries.status = 1 THEN deliveries.lane END \
+             WHERE deliveries.lease_until IS NULL RETURNING id",
         )
         .await?;
+    // The endpoint's line, when it is ordered, is taken before any of its deliveries.
+    super::lanes::lock(c, [ep.id.as_str()]).await?;
+    let mut ids = Vec::new();
     for m in msgs.iter().filter(|m| ep.takes(m)) {
-        t.queued += c.execute(&requeue, &[&m.id, &ep.id, &now]).await? as i64;
+        if let Some(r) = c.query_opt(&requeue, &[&m.id, &ep.id, &now]).await? {
+            ids.push(r.get::<_, i64>(0));
+        }
+    }
+    t.queued += ids.len() as i64;
+    // On an ordered endpoint they join the end of its line, in the order they were accepted.
+    if ep.ordered && !ids.is_empty() {
+        super::lanes::enqueue(c, &ep.id, &ids, now).await?;
     }
     t.done += msgs.len() as i64;
     if msgs.len() < BATCH {

@@ -3,10 +3,10 @@
 //! About 450 lines of SQL and 170 of tests that run it against a real database file: the
 //! queries that move a delivery through its states read best side by side.
 
-use super::{endpoints, messages, paged, to_json, DbResult, Page, PageQuery};
+use super::{endpoints, lanes, messages, paged, to_json, DbResult, Page, PageQuery};
 use crate::domain::model::{DeliveryStatus, Trigger};
 use crate::domain::retry::RetrySchedule;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::sync::Arc;
 
 // The stored codes, as the SQL here compares and writes them.
@@ -31,7 +31,13 @@ pub struct Claimed {
     /// The node whose lease this is, on a store several nodes share (`None` on SQLite): its
     /// result is written back only while the lease is still that node's.
     pub owner: Option<Arc<str>>,
+    /// Its place in its ordered endpoint's line (`None`: the endpoint is not ordered).
+    pub lane: Option<i64>,
 }
+
+/// Most deliveries of an ordered endpoint's line claimed at once, behind its first (sent one
+/// after the other, each once the one before was delivered).
+pub const LANE_BATCH: usize = 100;
 
 /// Claims up to `limit` due deliveries, skipping `busy` endpoints, by leasing them until
 /// `lease_until`.
@@ -43,7 +49,8 @@ pub fn claim_due(
     busy: &[String],
 ) -> DbResult<Vec<Claimed>> {
     let mut stmt = c.prepare_cached(
-        "SELECT d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type, m.event_type, m.payload \
+        "SELECT d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type, m.event_type, m.payload, \
+             d.lane \
          FROM deliveries d JOIN messages m ON m.id = d.msg_id \
          WHERE d.status = 1 AND d.lease_until IS NULL AND d.next_attempt_at <= ? \
            AND d.endpoint_id NOT IN (SELECT value FROM json_each(?)) \
@@ -63,6 +70,7 @@ pub fn claim_due(
                         .unwrap_or_else(|| "{}".into()),
                 ),
                 owner: None,
+                lane: r.get(7)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -70,7 +78,20 @@ pub fn claim_due(
     for d in &rows {
         lease.execute(params![lease_until, d.delivery_id])?;
     }
-    Ok(rows)
+    let mut out = Vec::with_capacity(rows.len());
+    for d in rows {
+        // The first of an ordered endpoint's line comes with those waiting behind it.
+        let behind = match d.lane {
+            Some(lane) => {
+                let room = limit.saturating_sub(out.len() + 1).min(LANE_BATCH);
+                lanes::lease_followers(c, &d.endpoint_id, lane, room, now, lease_until)?
+            }
+            None => Vec::new(),
+        };
+        out.push(d);
+        out.extend(behind);
+    }
+    Ok(out)
 }
 
 /// When the next unclaimed delivery falls due.
@@ -82,12 +103,44 @@ pub fn next_due(c: &Connection) -> DbResult<Option<i64>> {
     )?)
 }
 
-/// Makes every leased delivery due again (at start: leases of a previous process are void).
-pub fn release_all_leases(c: &Connection) -> DbResult<usize> {
-    Ok(c.execute(
+/// Makes every leased delivery due again (at start: leases of a previous process are void),
+/// and each ordered endpoint's line go on from its first.
+pub fn release_all_leases(c: &Connection, now: i64) -> DbResult<usize> {
+    let n = c.execute(
         "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL",
         [],
-    )?)
+    )?;
+    lanes::advance_all(c, now)?;
+    Ok(n)
+}
+
+/// Ends the leases of claimed deliveries that were not sent (those behind one of an ordered
+/// line that failed: they wait their turn again).
+pub fn release(c: &Connection, claimed: &[Claimed]) -> DbResult<()> {
+    let mut stmt = c.prepare_cached("UPDATE deliveries SET lease_until = NULL WHERE id = ?")?;
+    for d in claimed {
+        stmt.execute([d.delivery_id])?;
+    }
+    Ok(())
+}
+
+/// Lets each line that `claimed` were part of go on from its first (see [`lanes::advance`]);
+/// whether one did.
+pub fn advance_lanes<'a>(
+    c: &Connection,
+    claimed: impl IntoIterator<Item = &'a Claimed>,
+    now: i64,
+) -> DbResult<bool> {
+    let endpoints: std::collections::BTreeSet<&str> = claimed
+        .into_iter()
+        .filter(|d| d.lane.is_some())
+        .map(|d| d.endpoint_id.as_str())
+        .collect();
+    let mut any = false;
+    for ep in endpoints {
+        any |= lanes::advance(c, ep, now)?;
+    }
+    Ok(any)
 }
 
 use crate::domain::alerts::{minute_of, Health};
@@ -288,15 +341,24 @@ pub fn resend(
     now: i64,
 ) -> DbResult<()> {
     let last = i64::from(max_attempts.saturating_sub(1));
-    c.prepare_cached(
-        "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, trigger_type, created_at, updated_at) \
-         SELECT ?1, ?2, 1, ?3, ?4, 1, ?4, ?4 FROM messages WHERE id = ?1 AND payload IS NOT NULL \
-         ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
-           attempts = CASE WHEN status = 1 THEN attempts ELSE ?3 END, \
-           status = 1, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4, filter_error = NULL \
-         WHERE lease_until IS NULL",
-    )?
-    .execute(params![msg_id, endpoint_id, last, now])?;
+    let id: Option<i64> = c
+        .prepare_cached(
+            "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, trigger_type, created_at, updated_at) \
+             SELECT ?1, ?2, 1, ?3, ?4, 1, ?4, ?4 FROM messages WHERE id = ?1 AND payload IS NOT NULL \
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
+               attempts = CASE WHEN status = 1 THEN attempts ELSE ?3 END, \
+               lane = CASE WHEN status = 1 THEN lane END, \
+               status = 1, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4, filter_error = NULL \
+             WHERE lease_until IS NULL RETURNING id",
+        )?
+        .query_row(params![msg_id, endpoint_id, last, now], |r| r.get(0))
+        .optional()?;
+    // On an ordered endpoint it keeps its place in the line, or joins its end.
+    if let Some(id) = id {
+        if endpoints::is_ordered(c, endpoint_id)? {
+            lanes::enqueue(c, endpoint_id, &[id], now)?;
+        }
+    }
     Ok(())
 }
 
@@ -309,12 +371,30 @@ pub fn recover(
     until: Option<i64>,
     now: i64,
 ) -> DbResult<usize> {
-    Ok(c.prepare_cached(
-        "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4 \
-         WHERE endpoint_id = ?1 AND status = 2 AND created_at >= ?2 AND created_at < ?3 \
-           AND EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.msg_id AND m.payload IS NOT NULL)",
-    )?
-    .execute(params![endpoint_id, since, until.unwrap_or(i64::MAX), now])?)
+    let ids = c
+        .prepare_cached(
+            "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = ?4, trigger_type = 1, \
+               updated_at = ?4, lane = NULL \
+             WHERE endpoint_id = ?1 AND status = 2 AND created_at >= ?2 AND created_at < ?3 \
+               AND EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.msg_id AND m.payload IS NOT NULL) \
+             RETURNING id",
+        )?
+        .query_map(
+            params![endpoint_id, since, until.unwrap_or(i64::MAX), now],
+            |r| r.get::<_, i64>(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    requeued(c, endpoint_id, ids, now)
+}
+
+/// After deliveries `ids` of an endpoint were queued again: on an ordered endpoint they join
+/// the end of its line, in the order they were first queued. How many.
+fn requeued(c: &Connection, endpoint_id: &str, mut ids: Vec<i64>, now: i64) -> DbResult<usize> {
+    if !ids.is_empty() && endpoints::is_ordered(c, endpoint_id)? {
+        ids.sort_unstable();
+        lanes::enqueue(c, endpoint_id, &ids, now)?;
+    }
+    Ok(ids.len())
 }
 
 /// Replay missing: messages in a time range that this endpoint accepts and never attempted
@@ -329,7 +409,8 @@ pub fn replay_missing(
 ) -> DbResult<usize> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {} FROM messages m LEFT JOIN deliveries d ON d.msg_id = m.id AND d.endpoint_id = ?2 \
-         WHERE m.app_id = ?1 AND m.created_at >= ?3 AND m.created_at < ?4 AND (d.id IS NULL OR d.status IN (5, 6))",
+         WHERE m.app_id = ?1 AND m.created_at >= ?3 AND m.created_at < ?4 AND (d.id IS NULL OR d.status IN (5, 6)) \
+         ORDER BY m.created_at, m.id",
         messages::COLS
     ))?;
     let msgs = stmt
@@ -342,15 +423,19 @@ pub fn replay_missing(
         "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, trigger_type, created_at, updated_at) \
          VALUES (?1, ?2, 1, 0, ?3, 1, ?3, ?3) \
          ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0, next_attempt_at = ?3, \
-           trigger_type = 1, updated_at = ?3, filter_error = NULL",
+           trigger_type = 1, updated_at = ?3, filter_error = NULL, lane = NULL \
+         RETURNING id",
     )?;
-    let mut n = 0;
+    let mut ids = Vec::new();
     // A message whose payload is gone cannot be sent again.
     for m in msgs.iter().filter(|m| m.payload.is_some() && ep.takes(m)) {
-        upsert.execute(params![m.id, ep.id, now])?;
-        n += 1;
+        ids.push(upsert.query_row(params![m.id, ep.id, now], |r| r.get(0))?);
     }
-    Ok(n)
+    // In the order the messages were accepted (ids are sorted by time).
+    if ep.ordered && !ids.is_empty() {
+        lanes::enqueue(c, &ep.id, &ids, now)?;
+    }
+    Ok(ids.len())
 }
 
 /// How many messages were skipped while the endpoint was disabled.
@@ -545,6 +630,7 @@ mod tests {
                 signature_header: None,
                 filter: None,
                 signature_version: Default::default(),
+                ordered: false,
                 metadata: Default::default(),
                 headers: Default::default(),
                 disabled: false,

@@ -10,7 +10,7 @@ const COLS: &str =
     "id, app_id, uid, url, description, filter_types, channels, rate_limit, metadata, \
                     headers, disabled, disabled_reason, disabled_at, created_at, updated_at, \
                     legacy_signature, verify_ssl, retry_schedule, timeout_secs, \
-                    auto_disable_after_secs, signature_header, filter, signature_version";
+                    auto_disable_after_secs, signature_header, filter, signature_version, ordered";
 
 /// An endpoint as read, its headers still as stored (sealed): see [`Stored::open`].
 pub(crate) struct Stored(pub(crate) Endpoint, pub(crate) String);
@@ -95,6 +95,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
             .and_then(|h| crate::domain::signing::SignatureHeader::from_stored(&h)),
         filter: r.get(21)?,
         signature_version: version_of(&r.get::<_, String>(22)?),
+        ordered: r.get(23)?,
         id: crate::domain::ids::EndpointId::from_string(id),
     };
     Ok(Stored(e, headers))
@@ -116,7 +117,7 @@ fn uid_conflict(e: rusqlite::Error) -> DbError {
 /// Inserts an endpoint and its first signing secret (stored sealed under `key`).
 pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbResult<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        "INSERT INTO endpoints ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     ))?
     .execute(params![
         e.id,
@@ -141,7 +142,8 @@ pub fn insert(c: &Connection, key: &MainKey, e: &Endpoint, secret: &str) -> DbRe
         e.policy.auto_disable_after_secs,
         e.signature_header.as_ref().map(|h| h.stored()),
         e.filter,
-        e.signature_version.name()
+        e.signature_version.name(),
+        e.ordered
     ])
     .map_err(uid_conflict)?;
     c.prepare_cached(
@@ -157,7 +159,7 @@ pub fn update(c: &Connection, key: &MainKey, e: &Endpoint) -> DbResult<()> {
     c.prepare_cached(
         "UPDATE endpoints SET uid=?, url=?, description=?, filter_types=?, channels=?, rate_limit=?, \
          metadata=?, headers=?, updated_at=?, legacy_signature=?, verify_ssl=?, retry_schedule=?, \
-         timeout_secs=?, auto_disable_after_secs=?, signature_header=?, filter=? WHERE id=?",
+         timeout_secs=?, auto_disable_after_secs=?, signature_header=?, filter=?, ordered=? WHERE id=?",
     )?
     .execute(params![
         e.uid,
@@ -176,6 +178,7 @@ pub fn update(c: &Connection, key: &MainKey, e: &Endpoint) -> DbResult<()> {
         e.policy.auto_disable_after_secs,
         e.signature_header.as_ref().map(|h| h.stored()),
         e.filter,
+        e.ordered,
         e.id
     ])
     .map_err(uid_conflict)?;
@@ -268,6 +271,16 @@ pub fn disable(c: &Connection, id: &str, reason: &str, now: i64) -> DbResult<boo
 }
 
 /// Whether the endpoint is disabled; `None` when there is no such endpoint.
+/// Whether an endpoint sends its messages in order (`false` when it does not exist).
+pub fn is_ordered(c: &Connection, id: &str) -> DbResult<bool> {
+    Ok(
+        c.prepare_cached("SELECT ordered FROM endpoints WHERE id = ?")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false),
+    )
+}
+
 pub fn is_disabled(c: &Connection, id: &str) -> DbResult<Option<bool>> {
     Ok(
         c.prepare_cached("SELECT disabled FROM endpoints WHERE id = ?")?

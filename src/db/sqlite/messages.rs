@@ -76,7 +76,7 @@ pub fn ingest(
     })?;
 
     let mut targets = c.prepare_cached(
-        "SELECT id, filter_types, channels, disabled, filter FROM endpoints WHERE app_id = ?",
+        "SELECT id, filter_types, channels, disabled, filter, ordered FROM endpoints WHERE app_id = ?",
     )?;
     let rows = targets
         .query_map([&m.app_id], |r| {
@@ -86,6 +86,7 @@ pub fn ingest(
                 r.get::<_, Option<String>>(2)?,
                 r.get::<_, bool>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, bool>(5)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -95,7 +96,7 @@ pub fn ingest(
     )?;
     let mut claimed = Vec::new();
     let mut unclaimed = 0;
-    for (endpoint_id, filter_types, channels, disabled, filter) in rows {
+    for (endpoint_id, filter_types, channels, disabled, filter, ordered) in rows {
         let route = req.wants(
             &endpoint_id,
             filter_types.as_deref(),
@@ -106,6 +107,24 @@ pub fn ingest(
             continue;
         };
         let pending = status == DeliveryStatus::Pending;
+        if pending && ordered {
+            // It joins the end of the endpoint's line; the scheduler sends it in its turn.
+            let lane = super::lanes::last(c, &endpoint_id)? + 1;
+            c.prepare_cached(
+                "INSERT INTO deliveries (msg_id, endpoint_id, status, lane, parked_due, \
+                     created_at, updated_at) VALUES (?1, ?2, 1, ?3, ?4, ?5, ?5)",
+            )?
+            .execute(params![
+                m.id,
+                endpoint_id,
+                lane,
+                (req.due_at > m.created_at).then_some(req.due_at),
+                m.created_at
+            ])?;
+            super::lanes::advance(c, &endpoint_id, m.created_at)?;
+            unclaimed += 1;
+            continue;
+        }
         let take = pending && claim(&endpoint_id);
         let lease = take.then_some(req.lease_until);
         insert.execute(params![
@@ -222,11 +241,20 @@ pub fn purge_expired(c: &Connection, now: i64, limit: usize) -> DbResult<usize> 
 pub fn expunge_content(c: &Connection, msg_id: &str, now: i64) -> DbResult<usize> {
     c.prepare_cached("UPDATE messages SET payload = NULL WHERE id = ?")?
         .execute([msg_id])?;
-    Ok(c.prepare_cached(
-        "UPDATE deliveries SET status = 5, next_attempt_at = NULL, lease_until = NULL, \
-             updated_at = ?2 WHERE msg_id = ?1 AND status = 1",
-    )?
-    .execute(params![msg_id, now])?)
+    let canceled = c
+        .prepare_cached(
+            "UPDATE deliveries SET status = 5, next_attempt_at = NULL, lease_until = NULL, \
+                 updated_at = ?2 WHERE msg_id = ?1 AND status = 1 RETURNING endpoint_id, lane",
+        )?
+        .query_map(params![msg_id, now], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    // The lines it waited in go on without it.
+    for (endpoint_id, _) in canceled.iter().filter(|(_, lane)| lane.is_some()) {
+        super::lanes::advance(c, endpoint_id, now)?;
+    }
+    Ok(canceled.len())
 }
 
 /// Deletes an attempt's response body and headers (what the receiver answered); whether

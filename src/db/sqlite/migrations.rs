@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_background_tasks",
         include_str!("../../../migrations/sqlite/0016_background_tasks.sql"),
     ),
+    (
+        "0017_ordered_delivery",
+        include_str!("../../../migrations/sqlite/0017_ordered_delivery.sql"),
+    ),
 ];
 
 /// Applies every migration newer than the database's `user_version`; returns the version.

@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
 pub mod idempotency;
+pub mod lanes;
 pub mod logins;
 pub mod messages;
 mod migrations;

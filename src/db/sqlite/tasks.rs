@@ -143,11 +143,23 @@ pub fn step(
         "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, \
              trigger_type, created_at, updated_at) VALUES (?1, ?2, 1, 0, ?3, 1, ?3, ?3) \
          ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0, \
-             next_attempt_at = ?3, trigger_type = 1, updated_at = ?3, filter_error = NULL \
-         WHERE lease_until IS NULL",
+             next_attempt_at = ?3, trigger_type = 1, updated_at = ?3, filter_error = NULL, \
+             lane = CASE WHEN status = 1 THEN lane END \
+         WHERE lease_until IS NULL RETURNING id",
     )?;
+    let mut ids = Vec::new();
     for m in msgs.iter().filter(|m| ep.takes(m)) {
-        t.queued += requeue.execute(params![m.id, ep.id, now])? as i64;
+        if let Some(id) = requeue
+            .query_row(params![m.id, ep.id, now], |r| r.get::<_, i64>(0))
+            .optional()?
+        {
+            ids.push(id);
+        }
+    }
+    t.queued += ids.len() as i64;
+    // On an ordered endpoint they join the end of its line, in the order they were accepted.
+    if ep.ordered && !ids.is_empty() {
+        super::lanes::enqueue(c, &ep.id, &ids, now)?;
     }
     t.done += msgs.len() as i64;
     if msgs.len() < BATCH {

@@ -27,12 +27,58 @@ impl Store {
                     .await
             }
             Store::Postgres(pg) => {
+                let max = limit;
                 let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                pg.read(async |c| {
-                    postgres::deliveries::claim_due(c, &pg.node(), now, limit, lease_until, &busy)
+                let heads = pg
+                    .read(async |c| {
+                        postgres::deliveries::claim_due(
+                            c,
+                            &pg.node(),
+                            now,
+                            limit,
+                            lease_until,
+                            &busy,
+                        )
                         .await
-                })
-                .await
+                    })
+                    .await?;
+                if heads.iter().all(|d| d.lane.is_none()) {
+                    return Ok(heads);
+                }
+                // The first of an ordered endpoint's line comes with those waiting behind it.
+                let mut out = Vec::with_capacity(heads.len());
+                for d in heads {
+                    let room = max
+                        .saturating_sub(out.len() + 1)
+                        .min(deliveries::LANE_BATCH);
+                    let behind = match d.lane {
+                        Some(lane) if room > 0 => {
+                            let room = i64::try_from(room).unwrap_or(0);
+                            let leased = pg
+                                .write(async |tx| {
+                                    postgres::lanes::lease_followers(
+                                        tx,
+                                        &d,
+                                        lane,
+                                        room,
+                                        now,
+                                        lease_until,
+                                    )
+                                    .await
+                                })
+                                .await;
+                            // The first is claimed already: it goes alone.
+                            leased.unwrap_or_else(|e| {
+                                tracing::warn!(error = %e, "cannot claim an ordered line's next deliveries");
+                                Vec::new()
+                            })
+                        }
+                        _ => Vec::new(),
+                    };
+                    out.push(d);
+                    out.extend(behind);
+                }
+                Ok(out)
             }
         }
     }
@@ -73,23 +119,40 @@ impl Store {
     /// SQLite that is every lease (one process owns them all); on PostgreSQL only this node's
     /// own (the leases of other nodes that died are freed by the heartbeat sweep, never at
     /// start, since their owners may be alive).
-    pub async fn release_all_leases(&self) -> DbResult<usize> {
+    pub async fn release_all_leases(&self, now: i64) -> DbResult<usize> {
         match self {
-            Store::Sqlite(db) => db.write(deliveries::release_all_leases).await,
+            Store::Sqlite(db) => {
+                db.write(move |c| deliveries::release_all_leases(c, now))
+                    .await
+            }
             // A node's name is new at each start: nothing leased is a previous run's, and
-            // what this run leased (ingest may have, already) is in flight.
-            Store::Postgres(_) => Ok(0),
+            // what this run leased (ingest may have, already) is in flight. Ordered lines
+            // left with no first (copied in, say) go on.
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    let lines = postgres::lanes::ordered_endpoints(tx).await?;
+                    postgres::lanes::lock(tx, lines.iter().map(String::as_str)).await?;
+                    for ep in &lines {
+                        postgres::lanes::advance(tx, ep, now).await?;
+                    }
+                    Ok(0)
+                })
+                .await
+            }
         }
     }
 
     /// Writes a batch of results: each attempt recorded and its delivery moved on by
     /// `schedule` (see `domain::delivery::transition`), the `skipped` deliveries marked so,
-    /// and what that means for the operator announced. Returns what was recorded and whether
-    /// anything was announced.
+    /// the `released` ones (not sent: one before them in their ordered endpoint's line
+    /// failed) left to wait their turn again, each ordered line touched moved on from its
+    /// first, and what that means for the operator announced. Returns what was recorded
+    /// (`next_due` is now when a line moved on) and whether anything was announced.
     pub async fn record_attempts(
         &self,
         attempts: Arc<Vec<AttemptResult>>,
         skipped: Arc<Vec<Claimed>>,
+        released: Arc<Vec<Claimed>>,
         schedule: Arc<RetrySchedule>,
         clock: Clock,
     ) -> DbResult<(Recorded, bool)> {
@@ -98,11 +161,29 @@ impl Store {
                 let now = clock.now_ms();
                 let (written, announced) = pg
                     .write(async |tx| {
+                        // The ordered lines touched are taken first (see `postgres::lanes`).
+                        let touched = || {
+                            attempts
+                                .iter()
+                                .map(|a| &a.delivery)
+                                .chain(skipped.iter())
+                                .chain(released.iter())
+                                .filter(|d| d.lane.is_some())
+                                .map(|d| d.endpoint_id.as_str())
+                        };
+                        postgres::lanes::lock(tx, touched()).await?;
                         for d in skipped.iter() {
                             let owner = d.owner.as_deref().unwrap_or_default();
                             postgres::deliveries::skip(tx, owner, d.delivery_id, now).await?;
                         }
-                        let w = postgres::deliveries::record(tx, &attempts, &schedule).await?;
+                        postgres::deliveries::release(tx, &released).await?;
+                        let mut w = postgres::deliveries::record(tx, &attempts, &schedule).await?;
+                        let lines: std::collections::BTreeSet<&str> = touched().collect();
+                        for ep in lines {
+                            if postgres::lanes::advance(tx, ep, now).await? {
+                                w.recorded.next_due = Some(now);
+                            }
+                        }
                         let announced = postgres::operational::announce(
                             tx,
                             &pg.node(),
@@ -127,7 +208,16 @@ impl Store {
                     for d in skipped.iter() {
                         deliveries::skip(c, d.delivery_id, now)?;
                     }
-                    let rec = deliveries::record(c, &attempts, &schedule)?;
+                    deliveries::release(c, &released)?;
+                    let mut rec = deliveries::record(c, &attempts, &schedule)?;
+                    let touched = attempts.iter().map(|a| &a.delivery);
+                    if deliveries::advance_lanes(
+                        c,
+                        touched.chain(skipped.iter()).chain(released.iter()),
+                        now,
+                    )? {
+                        rec.next_due = Some(now);
+                    }
                     let announced = operational::announce(c, &rec.notices, now)?;
                     Ok((rec, announced))
                 })

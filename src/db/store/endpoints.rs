@@ -173,7 +173,11 @@ impl Store {
                 let key = self.main_key().clone();
                 db.write(move |c| {
                     let was_disabled = endpoints::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
+                    let was_ordered = endpoints::is_ordered(c, &ep.id)?;
                     endpoints::update(c, &key, &ep)?;
+                    if ep.ordered != was_ordered {
+                        crate::db::sqlite::lanes::reorder(c, &ep.id, ep.ordered, now)?;
+                    }
                     let mut notices = Vec::new();
                     if ep.disabled && !was_disabled {
                         if endpoints::disable(c, &ep.id, &disabled_reason, now)? {
@@ -195,12 +199,18 @@ impl Store {
             }
             Store::Postgres(pg) => {
                 pg.write(async |tx| {
-                    // The row stays locked until commit: a change from another node waits,
-                    // then sees this one's outcome.
+                    // Its ordered line first (see `postgres::lanes`), then its row, which stays
+                    // locked until commit: a change from another node waits, then sees this
+                    // one's outcome.
+                    postgres::lanes::lock(tx, [ep.id.as_str()]).await?;
                     let was_disabled = postgres::endpoints::lock(tx, &ep.id)
                         .await?
                         .unwrap_or(ep.disabled);
+                    let was_ordered = postgres::endpoints::is_ordered(tx, &ep.id).await?;
                     postgres::endpoints::update(tx, &pg.main_key, &ep).await?;
+                    if ep.ordered != was_ordered {
+                        postgres::lanes::reorder(tx, &ep.id, ep.ordered, now).await?;
+                    }
                     let mut notices = Vec::new();
                     if ep.disabled && !was_disabled {
                         if postgres::endpoints::disable(tx, &ep.id, &disabled_reason, now).await? {
@@ -514,6 +524,46 @@ impl Store {
             Store::Postgres(pg) => {
                 pg.write(async |tx| {
                     postgres::deliveries::resend(tx, msg_id, endpoint_id, max_attempts, now).await
+                })
+                .await
+            }
+        }
+    }
+
+    /// The first of an ordered endpoint's line and how many wait in it; `None` when none
+    /// waits.
+    pub async fn lane_head(&self, endpoint_id: &str) -> DbResult<Option<super::LaneHead>> {
+        match self {
+            Store::Sqlite(db) => {
+                let id = endpoint_id.to_owned();
+                db.read(move |c| crate::db::sqlite::lanes::head(c, &id))
+                    .await
+            }
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::lanes::head(c, endpoint_id).await)
+                    .await
+            }
+        }
+    }
+
+    /// Skips, or retries now, message `msg_id` when it is first in the endpoint's line and
+    /// not being sent; whether it was.
+    pub async fn unblock_lane(
+        &self,
+        endpoint_id: &str,
+        msg_id: &str,
+        what: super::Unblock,
+        now: i64,
+    ) -> DbResult<bool> {
+        match self {
+            Store::Sqlite(db) => {
+                let (e, m) = (endpoint_id.to_owned(), msg_id.to_owned());
+                db.write(move |c| crate::db::sqlite::lanes::unblock(c, &e, &m, what, now))
+                    .await
+            }
+            Store::Postgres(pg) => {
+                pg.write(async |tx| {
+                    postgres::lanes::unblock(tx, endpoint_id, msg_id, what, now).await
                 })
                 .await
             }

@@ -45,6 +45,7 @@ pub use super::sqlite::deliveries::{
 pub use super::sqlite::endpoints::{Endpoint, Owner, Secret};
 pub use super::sqlite::event_types::EventType;
 pub use super::sqlite::idempotency::Key as IdempotencyKey;
+pub use super::sqlite::lanes::{Head as LaneHead, Unblock};
 pub use super::sqlite::messages::{Ingested, Message, MessageFilter};
 pub use super::sqlite::portal::{Link as PortalLink, Session as PortalSession};
 pub use super::sqlite::stats::{Analytics, Gauges};

@@ -58,6 +58,7 @@ fn webhook_pages(scope: actix_web::Scope) -> actix_web::Scope {
             resource(&format!("{ep}/secret/rotate")).route(post().to(endpoints::rotate_secret)),
         )
         .service(resource(&format!("{ep}/disable")).route(post().to(endpoints::disable)))
+        .service(resource(&format!("{ep}/line")).route(post().to(endpoints::unblock)))
         .service(
             resource(&format!("{ep}/delete"))
                 .route(get().to(endpoints::confirm_delete))

@@ -8,7 +8,9 @@ mod settings;
 mod testing;
 
 pub use logs::{attempt, logs, resend};
-pub use overview::{confirm_enable, disable, enable, overview, reveal_secret, rotate_secret};
+pub use overview::{
+    confirm_enable, disable, enable, overview, reveal_secret, rotate_secret, unblock,
+};
 pub use replay::{replay, start_replay, TaskRow};
 pub use settings::{confirm_delete, create, delete, edit_form, new_form, update};
 pub use testing::{send_test, testing};

@@ -22,6 +22,33 @@ struct OverviewPage {
     bars: Vec<crate::http::admin::dashboard::Bar>,
     chart_w: i64,
     chart_h: i64,
+    /// An ordered endpoint's line, when messages wait in it.
+    line: Option<Line>,
+}
+
+/// What an ordered endpoint's line shows: the message first in it and how many wait.
+struct Line {
+    msg_id: String,
+    /// It failed and holds the others back (else it is on its way).
+    held: bool,
+    since: String,
+    attempts: u32,
+    next_attempt: String,
+    /// Waiting behind it.
+    behind: i64,
+}
+
+impl Line {
+    fn of(h: crate::db::LaneHead) -> Line {
+        Line {
+            held: h.attempts > 0 && !h.sending,
+            since: h.since.map_or_else(String::new, when),
+            next_attempt: h.next_attempt_at.map_or_else(String::new, when),
+            attempts: h.attempts,
+            behind: h.waiting - 1,
+            msg_id: h.msg_id,
+        }
+    }
 }
 
 async fn overview_page(
@@ -37,7 +64,13 @@ async fn overview_page(
         activity,
         times,
     } = st.store.endpoint_summary(&head.ep.id, now - DAY).await?;
+    let line = if head.ep.ordered {
+        st.store.lane_head(&head.ep.id).await?.map(Line::of)
+    } else {
+        None
+    };
     page(&OverviewPage {
+        line,
         chrome,
         rate: percent(health.success_rate()),
         stats,
@@ -197,6 +230,24 @@ pub async fn enable(
     let replay = form.get("replay") == "1";
     service::enable(&st.store, &st.dispatcher, &head.ep, replay).await?;
     let ok = if replay { "replayed" } else { "enabled" };
+    Ok(redirect(&format!("{}?ok={ok}", head.base)))
+}
+
+/// Skip, or Retry now, the message that holds an ordered endpoint's line.
+pub async fn unblock(
+    st: Data,
+    req: HttpRequest,
+    Posted { form, .. }: Posted,
+) -> Result<HttpResponse, ConsoleError> {
+    let (head, _) = find_endpoint(&st, &req, "overview").await?;
+    let (what, ok) = match form.get("action") {
+        "skip" => (crate::db::Unblock::Skip, "skipped"),
+        "retry" => (crate::db::Unblock::RetryNow, "retrying"),
+        _ => return Err(ConsoleError::BadRequest("Choose Skip or Retry now.".into())),
+    };
+    let msg_id = form.get("msg_id");
+    let done = service::unblock(&st.store, &st.dispatcher, &head.ep.id, msg_id, what).await?;
+    let ok = if done { ok } else { "line-moved" };
     Ok(redirect(&format!("{}?ok={ok}", head.base)))
 }
 

@@ -20,6 +20,8 @@ pub struct Fields {
     pub verify_ssl: bool,
     /// Also send `X-Webhook-Signature-256: sha256=<hex>`.
     pub legacy_signature: bool,
+    /// One message at a time, in the order accepted.
+    pub ordered: bool,
     /// This endpoint's retry schedule ("5s, 5m, 30m"; `none`: no retry; empty: the server's).
     pub retry_schedule: String,
     /// Its request timeout ("10s"; empty: the server's).
@@ -149,6 +151,7 @@ impl Fields {
                 .unwrap_or_default(),
             verify_ssl: ep.is_none_or(|e| e.verify_ssl),
             legacy_signature: ep.is_some_and(|e| e.legacy_signature),
+            ordered: ep.is_some_and(|e| e.ordered),
             retry_schedule: ep
                 .and_then(|e| e.policy.retry_schedule.as_ref())
                 .map(|s| {
@@ -256,6 +259,7 @@ struct Submitted {
     headers: Result<std::collections::BTreeMap<String, String>, String>,
     verify_ssl: bool,
     legacy_signature: bool,
+    ordered: bool,
     /// The delivery policy as typed: schedule, timeout, auto-disable.
     policy_raw: (String, String, String),
     /// The signature header as typed: format, name, event-id header.
@@ -346,6 +350,7 @@ impl Submitted {
             headers_raw: form.get("headers").to_owned(),
             verify_ssl: form.get("verify_ssl") == "1",
             legacy_signature: form.get("legacy_signature") == "1",
+            ordered: form.get("ordered") == "1",
             schedule: form_schedule(form.get("retry_schedule")),
             timeout: form_optional_secs(form.get("timeout")),
             auto_disable: form_optional_secs(form.get("auto_disable_after")),
@@ -385,6 +390,7 @@ impl Submitted {
             headers: self.headers_raw.clone(),
             verify_ssl: self.verify_ssl,
             legacy_signature: self.legacy_signature,
+            ordered: self.ordered,
             retry_schedule: self.policy_raw.0.clone(),
             timeout: self.policy_raw.1.clone(),
             auto_disable_after: self.policy_raw.2.clone(),
@@ -468,6 +474,7 @@ impl Submitted {
             channels: (!self.channels.is_empty()).then(|| self.channels.clone()),
             headers: self.headers.clone().ok(),
             legacy_signature: self.legacy_signature,
+            ordered: self.ordered,
             verify_ssl: Some(self.verify_ssl),
             policy: DeliveryPolicy {
                 retry_schedule: self.schedule.clone().unwrap_or_default(),
@@ -661,6 +668,7 @@ pub async fn update(
             ep.headers = crate::domain::headers::keep_redacted(valid.headers, &head.ep.headers);
             ep.verify_ssl = valid.verify_ssl;
             ep.legacy_signature = valid.legacy_signature;
+            ep.ordered = valid.ordered;
             ep.policy = valid.policy;
             ep.signature_header = valid.signature_header;
             ep.filter = valid.filter;

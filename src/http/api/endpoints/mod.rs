@@ -201,6 +201,7 @@ pub async fn put(
     ep.rate_limit = input.throttle_rate.map(i64::from);
     ep.legacy_signature = input.legacy_signature;
     ep.verify_ssl = input.verify_ssl.unwrap_or(true);
+    ep.ordered = input.ordered;
     ep.channels = input.channels.filter(|c| !c.is_empty());
     ep.metadata = metadata_map(input.metadata);
     if let Some(h) = input.headers {
@@ -264,6 +265,9 @@ pub async fn patch(
     }
     if let Some(v) = p.verify_ssl {
         ep.verify_ssl = v;
+    }
+    if let Some(o) = p.ordered {
+        ep.ordered = o;
     }
     if let Some(s) = p.retry_schedule {
         ep.policy.retry_schedule = s;

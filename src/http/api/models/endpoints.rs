@@ -75,6 +75,11 @@ pub struct EndpointIn {
     /// secret (the default), or `v1a`, ed25519 under a `whsk_` secret key whose `whpk_`
     /// public key is what `…/secret` returns. Absent: as `secret` says, else `v1`.
     pub signature_version: Option<SignatureVersionSpec>,
+    /// Ordered delivery (hookbox extension): messages reach this endpoint one at a time, in
+    /// the order they were accepted; the next waits until the one before was delivered,
+    /// failed for good or was skipped. Absent: `false`.
+    #[serde(default)]
+    pub ordered: bool,
 }
 
 /// Standard Webhooks signature versions: `v1` (HMAC-SHA256) or `v1a` (ed25519).
@@ -200,6 +205,7 @@ impl From<EndpointIn> for crate::service::endpoint_input::EndpointInput {
             signature_header: e.signature_header.map(Into::into),
             filter: e.filter,
             signature_version: e.signature_version.map(Into::into),
+            ordered: e.ordered,
         }
     }
 }
@@ -247,6 +253,8 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 1000)]
     pub filter: Option<Option<String>>,
+    /// As in `EndpointIn`.
+    pub ordered: Option<bool>,
 }
 
 /// The wait before a retry, in seconds (at most a week).
@@ -306,6 +314,8 @@ pub struct EndpointOut {
     pub filter: Option<String>,
     /// `v1` (HMAC-SHA256) or `v1a` (ed25519) signatures (hookbox extension).
     pub signature_version: SignatureVersionSpec,
+    /// Ordered delivery (hookbox extension): one message at a time, in the order accepted.
+    pub ordered: bool,
     pub disabled: bool,
     /// Why the endpoint is disabled (hookbox extension).
     #[schema(required)]
@@ -343,6 +353,7 @@ impl From<Endpoint> for EndpointOut {
             signature_header: e.signature_header.map(Into::into),
             filter: e.filter,
             signature_version: e.signature_version.into(),
+            ordered: e.ordered,
             disabled: e.disabled,
             disabled_reason: e.disabled_reason,
             filter_types: e.filter_types.clone(),

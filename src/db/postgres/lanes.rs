@@ -1,0 +1,245 @@
+//! The line an ordered endpoint's messages wait in, on PostgreSQL: the same rows and rules as
+//! on SQLite (`crate::db::sqlite::lanes`). Nodes change a line one at a time: each
+//! transaction that does takes the line's advisory lock first, before it touches any of its
+//! deliveries (so two of them never wait for each other's rows), and several lines in the
+//! order of their endpoints' ids.
+
+use super::super::{Claimed, DbResult};
+use crate::db::sqlite::lanes::{Head, Unblock};
+use crate::domain::model::Trigger;
+use deadpool_postgres::GenericClient;
+use std::sync::Arc;
+
+/// The advisory locks of lines (their first key; the second is a hash of the endpoint id).
+const LANE_LOCKS: i32 = 0x6c61_6e65;
+
+/// Takes the lines of `endpoint_ids` for the caller's transaction, in order.
+pub async fn lock<'a>(
+    c: &impl GenericClient,
+    endpoint_ids: impl IntoIterator<Item = &'a str>,
+) -> DbResult<()> {
+    let ids: std::collections::BTreeSet<&str> = endpoint_ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = ids.into_iter().collect();
+    // One statement; `ORDER BY` takes them in order.
+    c.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(id)) \
+         FROM (SELECT unnest($2::TEXT[]) AS id ORDER BY 1) ids",
+        &[&LANE_LOCKS, &ids],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The last place taken in an endpoint's line (0 when it is empty).
+async fn last(c: &impl GenericClient, endpoint_id: &str) -> DbResult<i64> {
+    let stmt = c
+        .prepare_cached(
+            "SELECT COALESCE(MAX(lane), 0) FROM deliveries \
+             WHERE endpoint_id = $1 AND status = 1 AND lane IS NOT NULL",
+        )
+        .await?;
+    Ok(c.query_one(&stmt, &[&endpoint_id]).await?.get(0))
+}
+
+/// See `sqlite::lanes::enqueue`; the caller holds the line's lock.
+pub async fn enqueue(
+    c: &impl GenericClient,
+    endpoint_id: &str,
+    ids: &[i64],
+    now: i64,
+) -> DbResult<bool> {
+    let mut last = last(c, endpoint_id).await?;
+    let park = c
+        .prepare_cached(
+            "UPDATE deliveries SET lane = COALESCE(lane, $1), \
+                 parked_due = CASE WHEN next_attempt_at IS NULL THEN parked_due \
+                     WHEN next_attempt_at > $2 THEN next_attempt_at END, \
+                 next_attempt_at = NULL \
+             WHERE id = $3 AND endpoint_id = $4 AND status = 1 AND lease_until IS NULL \
+             RETURNING lane",
+        )
+        .await?;
+    for id in ids {
+        if let Some(row) = c
+            .query_opt(&park, &[&(last + 1), &now, id, &endpoint_id])
+            .await?
+        {
+            last = last.max(row.get(0));
+        }
+    }
+    advance(c, endpoint_id, now).await
+}
+
+/// See `sqlite::lanes::advance`; the caller holds the line's lock.
+pub async fn advance(c: &impl GenericClient, endpoint_id: &str, now: i64) -> DbResult<bool> {
+    let stmt = c
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = COALESCE(parked_due, $2), parked_due = NULL \
+             WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 1 \
+                             AND lane IS NOT NULL ORDER BY lane LIMIT 1) \
+               AND next_attempt_at IS NULL AND lease_until IS NULL",
+        )
+        .await?;
+    Ok(c.execute(&stmt, &[&endpoint_id, &now]).await? > 0)
+}
+
+/// The ordered endpoints that have a line.
+pub async fn ordered_endpoints(c: &impl GenericClient) -> DbResult<Vec<String>> {
+    Ok(
+        c.query("SELECT id FROM endpoints WHERE ordered ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
+    )
+}
+
+/// See `sqlite::lanes::reorder`; takes the line's lock.
+pub async fn reorder(
+    c: &impl GenericClient,
+    endpoint_id: &str,
+    ordered: bool,
+    now: i64,
+) -> DbResult<bool> {
+    lock(c, [endpoint_id]).await?;
+    if ordered {
+        let ids: Vec<i64> = c
+            .query(
+                "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 1 \
+                 AND lane IS NULL AND lease_until IS NULL ORDER BY id",
+                &[&endpoint_id],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        enqueue(c, endpoint_id, &ids, now).await
+    } else {
+        Ok(c.execute(
+            "UPDATE deliveries SET lane = NULL, \
+                 next_attempt_at = COALESCE(next_attempt_at, parked_due, $2), parked_due = NULL \
+             WHERE endpoint_id = $1 AND status = 1 AND lane IS NOT NULL",
+            &[&endpoint_id, &now],
+        )
+        .await?
+            > 0)
+    }
+}
+
+/// See `sqlite::lanes::head`.
+pub async fn head(c: &impl GenericClient, endpoint_id: &str) -> DbResult<Option<Head>> {
+    let Some(first) = c
+        .query_opt(
+            "SELECT msg_id, attempts, next_attempt_at, lease_until IS NOT NULL FROM deliveries \
+             WHERE endpoint_id = $1 AND status = 1 AND lane IS NOT NULL ORDER BY lane LIMIT 1",
+            &[&endpoint_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let msg_id: String = first.get(0);
+    let since: Option<i64> = c
+        .query_one(
+            "SELECT MIN(created_at) FROM attempts WHERE msg_id = $1 AND endpoint_id = $2",
+            &[&msg_id, &endpoint_id],
+        )
+        .await?
+        .get(0);
+    let waiting: i64 = c
+        .query_one(
+            "SELECT COUNT(*) FROM deliveries WHERE endpoint_id = $1 AND status = 1 \
+             AND lane IS NOT NULL",
+            &[&endpoint_id],
+        )
+        .await?
+        .get(0);
+    Ok(Some(Head {
+        msg_id,
+        attempts: u32::try_from(first.get::<_, i32>(1)).unwrap_or(0),
+        next_attempt_at: first.get(2),
+        sending: first.get(3),
+        since,
+        waiting,
+    }))
+}
+
+/// See `sqlite::lanes::unblock`; takes the line's lock.
+pub async fn unblock(
+    c: &impl GenericClient,
+    endpoint_id: &str,
+    msg_id: &str,
+    what: Unblock,
+    now: i64,
+) -> DbResult<bool> {
+    lock(c, [endpoint_id]).await?;
+    let set = match what {
+        Unblock::Skip => "status = 2, lane = NULL, next_attempt_at = NULL, parked_due = NULL",
+        Unblock::RetryNow => "next_attempt_at = $3, parked_due = NULL, trigger_type = 1",
+    };
+    let done = c
+        .execute(
+            &format!(
+                "UPDATE deliveries SET {set}, updated_at = $3 \
+                 WHERE endpoint_id = $1 AND msg_id = $2 AND status = 1 AND lease_until IS NULL \
+                   AND lane = (SELECT MIN(lane) FROM deliveries WHERE endpoint_id = $1 \
+                               AND status = 1 AND lane IS NOT NULL)"
+            ),
+            &[&endpoint_id, &msg_id, &now],
+        )
+        .await?
+        > 0;
+    advance(c, endpoint_id, now).await?;
+    Ok(done)
+}
+
+/// See `sqlite::lanes::lease_followers`, leased to node `owner`; takes the line's lock.
+pub async fn lease_followers(
+    c: &impl GenericClient,
+    head: &Claimed,
+    lane: i64,
+    limit: i64,
+    now: i64,
+    lease_until: i64,
+) -> DbResult<Vec<Claimed>> {
+    lock(c, [head.endpoint_id.as_str()]).await?;
+    let rows = c
+        .query(
+            "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, m.event_type, m.payload, d.lane, \
+                 d.parked_due, d.lease_until \
+             FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+             WHERE d.endpoint_id = $1 AND d.status = 1 AND d.lane IS NOT NULL AND d.lane > $2 \
+             ORDER BY d.lane LIMIT $3",
+            &[&head.endpoint_id, &lane, &limit],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let (parked_due, leased): (Option<i64>, Option<i64>) = (r.get(7), r.get(8));
+        // The line goes on only while the next one is free and may go now.
+        if leased.is_some() || parked_due.is_some_and(|t| t > now) {
+            break;
+        }
+        out.push(Claimed {
+            delivery_id: r.get(0),
+            msg_id: r.get(1),
+            endpoint_id: head.endpoint_id.clone(),
+            attempts: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),
+            manual: r.get::<_, Trigger>(3) == Trigger::Manual,
+            event_type: r.get(4),
+            payload: Arc::from(r.get::<_, Option<String>>(5).unwrap_or_else(|| "{}".into())),
+            owner: head.owner.clone(),
+            lane: r.get(6),
+        });
+    }
+    let ids: Vec<i64> = out.iter().map(|d| d.delivery_id).collect();
+    c.execute(
+        "UPDATE deliveries SET lease_until = $1, lease_owner = $2 WHERE id = ANY($3)",
+        &[&lease_until, &head.owner.as_deref(), &ids],
+    )
+    .await?;
+    Ok(out)
+}

@@ -1,0 +1,288 @@
+//! Ordered delivery: an endpoint marked `ordered` gets its messages one at a time, in the
+//! order they were accepted; one that keeps failing holds back those after it until it is
+//! delivered, fails for good, or is skipped. Other endpoints are never held up.
+
+use crate::support::console::Console;
+use crate::support::receiver::Reply;
+use crate::support::{wait_for, TestApp, TestReceiver};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The `webhook-id` of each request a receiver got, in order.
+fn ids(rx: &TestReceiver) -> Vec<String> {
+    rx.received()
+        .iter()
+        .map(|r| r.signed().0.to_owned())
+        .collect()
+}
+
+/// The delivery of message `m` at endpoint `ep`, as the message's endpoint list shows it.
+async fn delivery(app: &TestApp, a: &str, m: &str, ep: &str) -> Value {
+    let list = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == ep)
+        .cloned()
+        .unwrap_or_else(|| panic!("{m} has no delivery to {ep}: {list}"))
+}
+
+/// Sends `n` messages one after the other (each acknowledged before the next is sent).
+async fn send_n(app: &TestApp, a: &str, n: usize) -> Vec<String> {
+    let mut sent = Vec::new();
+    for i in 0..n {
+        sent.push(app.send(a, "order.updated", json!({ "seq": i })).await);
+    }
+    sent
+}
+
+/// Waits until the dispatcher holds nothing, then steps it at the current time: what it
+/// finds due (nothing, while the line is held).
+async fn due_now(app: &TestApp) -> usize {
+    let idle = wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await;
+    assert!(idle, "the dispatcher still holds deliveries");
+    app.dispatcher.run_once().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_failure_in_the_middle_holds_the_line_until_it_is_delivered_then_order_is_kept() {
+    let app = TestApp::spawn().await;
+    let ordered_rx = TestReceiver::start().await;
+    let other_rx = TestReceiver::start().await;
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/ordered", ordered_rx.url), "ordered": true,
+                    "retrySchedule": [60] }),
+        )
+        .await;
+    let (other, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/other", other_rx.url) }))
+        .await;
+    assert_eq!(
+        app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await["ordered"],
+        true
+    );
+    assert_eq!(
+        app.get(&format!("/app/{a}/endpoint/{other}"), 200).await["ordered"],
+        false
+    );
+    // The second message fails; the others would succeed.
+    ordered_rx.script([Reply::status(200), Reply::status(500)]);
+    let sent = send_n(&app, &a, 6).await;
+
+    // The first is delivered, the second fails: nothing after it is sent.
+    ordered_rx.wait_for_count(2, Duration::from_secs(10)).await;
+    // The other endpoint is not held up: it gets all six.
+    other_rx.wait_for_count(6, Duration::from_secs(10)).await;
+    assert_eq!(due_now(&app).await, 0, "the line is held");
+    assert_eq!(ids(&ordered_rx), sent[..2]);
+    for m in &sent[2..] {
+        let d = delivery(&app, &a, m, &ep).await;
+        assert_eq!(d["status"], 1, "{d}");
+        assert!(d["nextAttempt"].is_null(), "it waits its turn: {d}");
+    }
+    let held = delivery(&app, &a, &sent[1], &ep).await;
+    assert_eq!(held["status"], 1, "{held}");
+    assert!(held["nextAttempt"].is_string(), "{held}");
+
+    // Its retry is due: it is delivered, and the rest follow in order.
+    app.clock.advance(Duration::from_secs(61));
+    app.dispatcher.run_once().await.unwrap();
+    let got = ordered_rx.wait_for_count(7, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 7);
+    let mut expected = vec![sent[0].clone(), sent[1].clone()];
+    expected.extend(sent[1..].iter().cloned());
+    assert_eq!(ids(&ordered_rx), expected);
+    // Messages accepted later go in order too.
+    let later = send_n(&app, &a, 3).await;
+    ordered_rx.wait_for_count(10, Duration::from_secs(10)).await;
+    assert_eq!(ids(&ordered_rx)[7..], later[..]);
+    for m in sent.iter().chain(&later) {
+        assert_eq!(delivery(&app, &a, m, &ep).await["status"], 0);
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_fails_for_good_lets_the_line_go_on() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/ordered", rx.url), "ordered": true, "retrySchedule": [] }),
+        )
+        .await;
+    rx.script([Reply::status(500)]);
+    let sent = send_n(&app, &a, 3).await;
+    rx.wait_for_count(3, Duration::from_secs(10)).await;
+    assert_eq!(ids(&rx), sent);
+    assert_eq!(delivery(&app, &a, &sent[0], &ep).await["status"], 2);
+    assert_eq!(delivery(&app, &a, &sent[2], &ep).await["status"], 0);
+}
+
+#[tokio::test]
+async fn skip_and_retry_now_in_the_console_move_a_held_line() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(503));
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/ordered", rx.url), "ordered": true,
+                    "retrySchedule": [3600, 3600] }),
+        )
+        .await;
+    let sent = send_n(&app, &a, 4).await;
+    rx.wait_for_count(1, Duration::from_secs(10)).await;
+    assert_eq!(due_now(&app).await, 0);
+
+    let mut c = Console::first_admin(&app).await;
+    let overview = format!("/admin/apps/{a}/endpoints/{ep}");
+    let page = c.page(&overview).await;
+    assert!(page.contains("Waiting on"), "{page}");
+    assert!(
+        page.contains(&format!("id=\"line-head\">{}</span>", sent[0])),
+        "{page}"
+    );
+    assert!(page.contains("3 message(s) wait behind it"), "{page}");
+
+    // Retry now: one more attempt at once, without moving the clock (it fails again).
+    let r = c
+        .submit(
+            &format!("{overview}/line"),
+            &[("msg_id", sent[0].as_str()), ("action", "retry")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    rx.wait_for_count(2, Duration::from_secs(10)).await;
+    assert_eq!(due_now(&app).await, 0, "held again");
+    assert_eq!(ids(&rx), [sent[0].clone(), sent[0].clone()]);
+
+    // Skip: it counts as failed, and the next ones go, in order.
+    rx.set_default(Reply::status(200));
+    let r = c
+        .submit(
+            &format!("{overview}/line"),
+            &[("msg_id", sent[0].as_str()), ("action", "skip")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location.unwrap().ends_with("?ok=skipped"));
+    rx.wait_for_count(5, Duration::from_secs(10)).await;
+    assert_eq!(ids(&rx)[2..], sent[1..]);
+    assert_eq!(delivery(&app, &a, &sent[0], &ep).await["status"], 2);
+    // A skip of what no longer holds the line changes nothing.
+    let r = c
+        .submit(
+            &format!("{overview}/line"),
+            &[("msg_id", sent[0].as_str()), ("action", "skip")],
+        )
+        .await;
+    assert!(r.location.unwrap().ends_with("?ok=line-moved"));
+    let page = c.page(&overview).await;
+    assert!(!page.contains("id=\"ordered-line\""), "empty line: {page}");
+    assert!(page.contains("Ordered: one message at a time"), "{page}");
+    // The skipped one can be resent: it joins the end of the line and is delivered.
+    app.post(
+        &format!("/app/{a}/msg/{}/endpoint/{ep}/resend", sent[0]),
+        json!({}),
+        202,
+    )
+    .await;
+    rx.wait_for_count(6, Duration::from_secs(10)).await;
+    assert_eq!(ids(&rx)[5], sent[0]);
+}
+
+#[tokio::test]
+async fn a_held_line_holds_across_a_restart_and_turning_ordering_off_releases_it() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/ordered", rx.url), "ordered": true,
+                    "retrySchedule": [3600] }),
+        )
+        .await;
+    let sent = send_n(&app, &a, 4).await;
+    rx.wait_for_count(1, Duration::from_secs(10)).await;
+    assert_eq!(due_now(&app).await, 0);
+
+    let app = app.restart_with(|_| {}).await;
+    assert_eq!(due_now(&app).await, 0, "still held after a restart");
+    assert_eq!(rx.count(), 1);
+
+    // No longer ordered: what waited goes at once, the held one keeps its retry time.
+    rx.set_default(Reply::status(200));
+    let v = app
+        .call(
+            "PATCH",
+            &format!("/app/{a}/endpoint/{ep}"),
+            Some(json!({ "ordered": false })),
+            200,
+        )
+        .await;
+    assert_eq!(v["ordered"], false);
+    let got = rx.wait_for_count(4, Duration::from_secs(10)).await;
+    let mut rest: Vec<String> = got[1..].iter().map(|r| r.signed().0.to_owned()).collect();
+    rest.sort();
+    let mut expected = sent[1..].to_vec();
+    expected.sort();
+    assert_eq!(rest, expected);
+    assert_eq!(delivery(&app, &a, &sent[0], &ep).await["status"], 1);
+    assert_eq!(due_now(&app).await, 0);
+}
+
+#[tokio::test]
+async fn turning_ordering_on_lines_up_what_is_queued_and_deleting_the_first_s_content_moves_on() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/plain", rx.url), "retrySchedule": [3600] }),
+        )
+        .await;
+    let sent = send_n(&app, &a, 3).await;
+    rx.wait_for_count(3, Duration::from_secs(10)).await;
+    assert_eq!(due_now(&app).await, 0);
+    // All three wait for their retries; once ordered, they form a line in the order they
+    // were accepted, and only the first keeps its retry time.
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "ordered": true })),
+        200,
+    )
+    .await;
+    assert!(delivery(&app, &a, &sent[0], &ep).await["nextAttempt"].is_string());
+    for m in &sent[1..] {
+        assert!(delivery(&app, &a, m, &ep).await["nextAttempt"].is_null());
+    }
+    // The first's content is deleted: it is canceled, and the next one is first, at its own
+    // retry time.
+    rx.set_default(Reply::status(200));
+    app.call(
+        "DELETE",
+        &format!("/app/{a}/msg/{}/content", sent[0]),
+        None,
+        204,
+    )
+    .await;
+    assert!(delivery(&app, &a, &sent[1], &ep).await["nextAttempt"].is_string());
+    assert!(delivery(&app, &a, &sent[2], &ep).await["nextAttempt"].is_null());
+    app.clock.advance(Duration::from_secs(3601));
+    app.dispatcher.run_once().await.unwrap();
+    let got = rx.wait_for_count(5, Duration::from_secs(10)).await;
+    let tail: Vec<&str> = got[3..].iter().map(|r| r.signed().0).collect();
+    assert_eq!(tail, [sent[1].as_str(), sent[2].as_str()]);
+}
