@@ -714,3 +714,73 @@ async fn a_bulk_replay_started_from_the_replay_tab_shows_its_progress_until_it_f
     assert!(c.page_text().await.contains("600 of 600 · finished"));
     c.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_endpoint_shows_the_message_it_waits_on_and_skip_lets_the_rest_go_in_order() {
+    // A failed message's retry is an hour away: the line stays held until it is skipped.
+    let Some(mut c) =
+        Console::start_with_env("ordered", &[("HOOKBOX_RETRY_SCHEDULE", "0s,1h")]).await
+    else {
+        return;
+    };
+    let ep = shop_with_endpoint(&c).await;
+    c.click_link("Settings").await;
+    c.expand("Advanced").await;
+    c.check("ordered", "1", true).await;
+    c.press_enter_in("description").await;
+    assert_eq!(c.notice().await, "Endpoint saved.", "{}", c.context().await);
+    assert_eq!(
+        c.api.get(&format!("/app/shop/endpoint/{ep}")).await["ordered"],
+        true
+    );
+    c.click_link("Overview").await;
+    assert!(
+        c.page_text()
+            .await
+            .contains("Ordered: one message at a time, in the order accepted"),
+        "{}",
+        c.context().await
+    );
+
+    c.receiver.script([Reply::status(500)]);
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        sent.push(c.api.send("shop", "invoice.paid", json!({ "i": i })).await);
+    }
+    c.receiver.wait_for_count(1, WAIT).await;
+    c.browser.refresh().await.unwrap();
+    assert_eq!(c.text_of("line-head").await, sent[0]);
+    let line = c.text_of("ordered-line").await;
+    assert!(
+        line.starts_with(&format!("Waiting on {}", sent[0]))
+            && line.contains("failed 1 time(s)")
+            && line.contains("2 message(s) wait behind it"),
+        "{line}"
+    );
+    c.screenshot("ordered-waiting").await;
+
+    c.click_button("Skip").await;
+    // (The line's own status may follow, as it stands when the page is made.)
+    assert!(
+        c.notice()
+            .await
+            .starts_with("Message skipped: the next one in line is being sent."),
+        "{}",
+        c.context().await
+    );
+    let got = c.receiver.wait_for_count(3, WAIT).await;
+    let ids: Vec<&str> = got.iter().map(|r| r.signed().0).collect();
+    assert_eq!(ids, [sent[0].as_str(), sent[1].as_str(), sent[2].as_str()]);
+    let skipped = c
+        .api
+        .get(&format!("/app/shop/msg/{}/endpoint", sent[0]))
+        .await;
+    assert_eq!(skipped["data"][0]["statusText"], "fail", "{skipped}");
+    c.browser.refresh().await.unwrap();
+    assert!(
+        !c.page_text().await.contains("Waiting on"),
+        "{}",
+        c.context().await
+    );
+    c.finish().await;
+}
