@@ -286,3 +286,90 @@ async fn turning_ordering_on_lines_up_what_is_queued_and_deleting_the_first_s_co
     let tail: Vec<&str> = got[3..].iter().map(|r| r.signed().0).collect();
     assert_eq!(tail, [sent[1].as_str(), sent[2].as_str()]);
 }
+
+#[tokio::test]
+async fn the_api_shows_what_the_line_waits_on_and_skips_or_retries_it() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/ordered", rx.url), "ordered": true,
+                    "retrySchedule": [3600, 3600] }),
+        )
+        .await;
+    let (plain, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/plain", rx.url) }))
+        .await;
+    let line = format!("/app/{a}/endpoint/{ep}/line");
+    let empty = app.get(&line, 200).await;
+    assert_eq!(
+        empty,
+        json!({ "ordered": true, "waiting": 0, "first": null })
+    );
+    let sent = send_n(&app, &a, 3).await;
+    // Both endpoints got the first (the plain one all three) and failed.
+    rx.wait_for_count(4, Duration::from_secs(10)).await;
+    assert_eq!(due_now(&app).await, 0);
+    let v = app.get(&line, 200).await;
+    assert_eq!(v["waiting"], 3, "{v}");
+    assert_eq!(v["first"]["msgId"], sent[0].as_str(), "{v}");
+    assert_eq!(v["first"]["held"], true, "{v}");
+    assert_eq!(v["first"]["attempts"], 1, "{v}");
+    assert!(v["first"]["nextAttempt"].is_string(), "{v}");
+
+    // Only the first can be moved on; the request must name it.
+    let e = app
+        .post(&format!("{line}/skip"), json!({ "msgId": sent[1] }), 409)
+        .await;
+    assert_eq!(e["code"], "not_first_in_line", "{e}");
+    let e = app
+        .post(
+            &format!("{line}/skip"),
+            json!({ "msgId": "msg\u{0}x" }),
+            422,
+        )
+        .await;
+    assert_eq!(e["detail"][0]["loc"], json!(["body", "msgId"]), "{e}");
+    app.post(&format!("{line}/skip"), json!({}), 422).await;
+    let e = app
+        .post(
+            &format!("/app/{a}/endpoint/{plain}/line/retry"),
+            json!({ "msgId": sent[0] }),
+            409,
+        )
+        .await;
+    assert_eq!(e["code"], "endpoint_not_ordered", "{e}");
+    assert_eq!(
+        app.get(&format!("/app/{a}/endpoint/{plain}/line"), 200)
+            .await,
+        json!({ "ordered": false, "waiting": 0, "first": null })
+    );
+
+    // Retry now: one more attempt at once (it fails again); then skip it.
+    app.post(&format!("{line}/retry"), json!({ "msgId": sent[0] }), 200)
+        .await;
+    rx.wait_for_count(5, Duration::from_secs(10)).await;
+    assert_eq!(due_now(&app).await, 0);
+    assert_eq!(app.get(&line, 200).await["first"]["attempts"], 2);
+    rx.set_default(Reply::status(200));
+    let v = app
+        .post(&format!("{line}/skip"), json!({ "msgId": sent[0] }), 200)
+        .await;
+    assert_eq!(v["waiting"], 2, "{v}");
+    assert_eq!(v["first"]["msgId"], sent[1].as_str(), "{v}");
+    rx.wait_for_count(7, Duration::from_secs(10)).await;
+    let to_ordered: Vec<String> = rx
+        .received()
+        .iter()
+        .filter(|r| r.path == "/ordered")
+        .map(|r| r.signed().0.to_owned())
+        .collect();
+    assert_eq!(
+        to_ordered,
+        [&sent[0], &sent[0], &sent[1], &sent[2]].map(|s| s.to_owned())
+    );
+    assert_eq!(app.get(&line, 200).await["waiting"], 0);
+}

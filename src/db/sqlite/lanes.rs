@@ -101,6 +101,13 @@ pub struct Head {
     pub waiting: i64,
 }
 
+impl Head {
+    /// It failed and holds the others back (rather than being on its way).
+    pub fn held(&self) -> bool {
+        self.attempts > 0 && !self.sending
+    }
+}
+
 pub fn head(c: &Connection, endpoint_id: &str) -> DbResult<Option<Head>> {
     let first = c
         .prepare_cached(

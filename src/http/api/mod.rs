@@ -7,6 +7,7 @@ mod attempts;
 mod endpoints;
 mod event_types;
 mod health;
+mod line;
 mod messages;
 mod models;
 pub mod openapi;
@@ -109,6 +110,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(post().to(endpoints::replay_missing)),
             )
             .service(resource(format!("{ep}/bulk-replay")).route(post().to(tasks::bulk_replay)))
+            .service(resource(format!("{ep}/line")).route(get().to(line::get)))
+            .service(resource(format!("{ep}/line/skip")).route(post().to(line::skip)))
+            .service(resource(format!("{ep}/line/retry")).route(post().to(line::retry)))
             .service(resource("/background-task").route(get().to(tasks::list)))
             .service(resource("/background-task/{task_id}").route(get().to(tasks::get)))
             .service(resource(format!("{ep}/msg")).route(get().to(endpoints::messages)))

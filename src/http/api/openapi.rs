@@ -5,7 +5,7 @@
 //! below. Its schemas are collected from the attribute.
 
 use super::{
-    alerts, analytics, apps, attempts, endpoints, event_types, health, messages, operational,
+    alerts, analytics, apps, attempts, endpoints, event_types, health, line, messages, operational,
     portal, tasks,
 };
 use crate::db::{MessageFilter, PageQuery};
@@ -64,6 +64,9 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
         endpoints::recover,
         endpoints::replay_missing,
         tasks::bulk_replay,
+        line::get,
+        line::skip,
+        line::retry,
         tasks::list,
         tasks::get,
         endpoints::messages,

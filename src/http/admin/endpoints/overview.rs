@@ -41,7 +41,7 @@ struct Line {
 impl Line {
     fn of(h: crate::db::LaneHead) -> Line {
         Line {
-            held: h.attempts > 0 && !h.sending,
+            held: h.held(),
             since: h.since.map_or_else(String::new, when),
             next_attempt: h.next_attempt_at.map_or_else(String::new, when),
             attempts: h.attempts,
