@@ -1649,3 +1649,75 @@ async fn an_ordered_endpoint_keeps_its_order_across_nodes_and_a_failure_holds_ev
         "cluster, ordered endpoint: {MESSAGES} messages in order; delivered per node {per_node:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_line_a_stopping_node_was_sending_goes_on_from_another_node() {
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
+    const MESSAGES: usize = 20;
+    // Taken for dead only after 30 s: what the others send, the stopping node handed back.
+    let mut cluster = Cluster::new(config("1s", "30s", "")).await;
+    for _ in 0..2 {
+        cluster.start_node().await;
+    }
+    // Slow, so that the node sending the line holds the rest of it, leased, when it stops.
+    let receiver = TestReceiver::start().await;
+    receiver.set_default(Reply::status(200).delay(Duration::from_millis(300)));
+    let (app, ep, _) = cluster.setup(0, &format!("{}/ordered", receiver.url)).await;
+    cluster
+        .call(
+            "PATCH",
+            &format!("{}/app/{app}/endpoint/{ep}", cluster.nodes[0].api),
+            Some(json!({ "ordered": true })),
+            200,
+        )
+        .await;
+    let mut sent = Vec::new();
+    for i in 0..MESSAGES {
+        let m = cluster
+            .call(
+                "POST",
+                &format!("{}/app/{app}/msg", cluster.nodes[i % 2].api),
+                Some(json!({ "eventType": "order.updated", "payload": { "seq": i } })),
+                202,
+            )
+            .await;
+        sent.push(m["id"].as_str().unwrap().to_owned());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let victim = 'found: loop {
+        for i in 0..2 {
+            if cluster.leased_to(i).await.len() >= 5 {
+                break 'found i;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no node holds the line\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    cluster.signal(victim, "TERM");
+    assert!(
+        cluster.exits(victim, Duration::from_secs(15)).await,
+        "node {victim} did not stop\n{}",
+        cluster.logs()
+    );
+    receiver.set_default(Reply::status(200));
+    let settled = wait_for(Duration::from_secs(20), || cluster.settled(&app)).await;
+    assert!(
+        settled,
+        "the line stopped with node {victim}\n{}",
+        cluster.logs()
+    );
+    // In order, each once (a request the stopping node had in flight may come again, at
+    // once: a receiver that drops ids it has seen gets each once, in order).
+    let mut seen = BTreeSet::new();
+    let firsts: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.signed().0.to_owned())
+        .filter(|id| seen.insert(id.clone()))
+        .collect();
+    assert_eq!(firsts, sent, "\n{}", cluster.logs());
+}

@@ -80,21 +80,28 @@ pub async fn advance(c: &impl GenericClient, endpoint_id: &str, now: i64) -> DbR
             "UPDATE deliveries SET next_attempt_at = COALESCE(parked_due, $2), parked_due = NULL \
              WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 1 \
                              AND lane IS NOT NULL ORDER BY lane LIMIT 1) \
-               AND next_attempt_at IS NULL AND lease_until IS NULL",
+               AND status = 1 AND next_attempt_at IS NULL AND lease_until IS NULL",
         )
         .await?;
     Ok(c.execute(&stmt, &[&endpoint_id, &now]).await? > 0)
 }
 
-/// The ordered endpoints that have a line.
-pub async fn ordered_endpoints(c: &impl GenericClient) -> DbResult<Vec<String>> {
-    Ok(
-        c.query("SELECT id FROM endpoints WHERE ordered ORDER BY id", &[])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect(),
-    )
+/// Lets every ordered endpoint's line go on from its first, their locks taken in turn, in
+/// the caller's transaction: after leases were freed (a node left, or was taken for dead),
+/// and at a node's start. How many went on.
+pub async fn advance_all(c: &impl GenericClient, now: i64) -> DbResult<usize> {
+    let lines: Vec<String> = c
+        .query("SELECT id FROM endpoints WHERE ordered ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    lock(c, lines.iter().map(String::as_str)).await?;
+    let mut n = 0;
+    for ep in &lines {
+        n += usize::from(advance(c, ep, now).await?);
+    }
+    Ok(n)
 }
 
 /// See `sqlite::lanes::reorder`; takes the line's lock.

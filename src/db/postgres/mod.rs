@@ -407,7 +407,9 @@ impl PgStore {
             r.iter().map(|(n, _)| n.clone()).collect()
         };
         for old in retired {
-            deliveries::release_leases_of(&c, &old).await?;
+            if deliveries::release_leases_of(&c, &old).await? > 0 {
+                self.advance_lines().await?;
+            }
         }
         let (freed, live) = queue::free_dead_leases(&mut c, None, dead_after).await?;
         self.live_nodes
@@ -451,6 +453,7 @@ impl PgStore {
                  nodes send what it had claimed; it rejoins under a new name"
             );
             if given_back > 0 {
+                self.advance_lines().await?;
                 self.outgoing.send(Signal::Wake);
             }
         }
@@ -500,10 +503,20 @@ impl PgStore {
         c.execute("DELETE FROM nodes WHERE id = $1", &[&&*node])
             .await?;
         if n > 0 {
+            self.advance_lines().await?;
             self.outgoing.send(Signal::Wake);
             let _ = self.outgoing.flush(&c, &node).await;
         }
         Ok(n)
+    }
+
+    /// After leases were given back: the ordered lines they were part of go on from their
+    /// first (see `lanes`).
+    async fn advance_lines(&self) -> DbResult<()> {
+        let now = crate::domain::time::now_ms();
+        self.write(async |tx| lanes::advance_all(tx, now).await)
+            .await?;
+        Ok(())
     }
 
     /// Runs `f` on a pooled connection, outside any transaction.

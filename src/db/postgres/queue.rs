@@ -498,11 +498,7 @@ pub async fn free_dead_leases(
     if freed > 0 {
         // What was freed of ordered lines waits again: each line goes on from its first.
         let tx = c.transaction().await?;
-        let lines = super::lanes::ordered_endpoints(&tx).await?;
-        super::lanes::lock(&tx, lines.iter().map(String::as_str)).await?;
-        for ep in &lines {
-            super::lanes::advance(&tx, ep, now).await?;
-        }
+        super::lanes::advance_all(&tx, now).await?;
         tx.commit().await?;
     }
     Ok((freed, usize::try_from(live).unwrap_or(1).max(1)))

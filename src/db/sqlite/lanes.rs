@@ -44,7 +44,7 @@ pub fn advance(c: &Connection, endpoint_id: &str, now: i64) -> DbResult<bool> {
         "UPDATE deliveries SET next_attempt_at = COALESCE(parked_due, ?2), parked_due = NULL \
          WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = ?1 AND status = 1 \
                          AND lane IS NOT NULL ORDER BY lane LIMIT 1) \
-           AND next_attempt_at IS NULL AND lease_until IS NULL",
+           AND status = 1 AND next_attempt_at IS NULL AND lease_until IS NULL",
     )?
     .execute(params![endpoint_id, now])?
         > 0)

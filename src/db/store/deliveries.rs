@@ -129,15 +129,9 @@ impl Store {
             // what this run leased (ingest may have, already) is in flight. Ordered lines
             // left with no first (copied in, say) go on.
             Store::Postgres(pg) => {
-                pg.write(async |tx| {
-                    let lines = postgres::lanes::ordered_endpoints(tx).await?;
-                    postgres::lanes::lock(tx, lines.iter().map(String::as_str)).await?;
-                    for ep in &lines {
-                        postgres::lanes::advance(tx, ep, now).await?;
-                    }
-                    Ok(0)
-                })
-                .await
+                pg.write(async |tx| postgres::lanes::advance_all(tx, now).await)
+                    .await?;
+                Ok(0)
             }
         }
     }
