@@ -766,7 +766,7 @@ async fn scheduler_loop(inner: Arc<Inner>) {
             let lease_until = now + crate::domain::time::duration_ms(LEASE);
             match inner.store.claim_due(now, limit, lease_until, busy).await {
                 Ok(claimed) => {
-                    full = claimed.len() == limit;
+                    full = claimed.len() >= limit;
                     inner.dispatch(claimed);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot claim due deliveries"),

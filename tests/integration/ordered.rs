@@ -373,3 +373,39 @@ async fn the_api_shows_what_the_line_waits_on_and_skips_or_retries_it() {
     );
     assert_eq!(app.get(&line, 200).await["waiting"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_endpoint_changed_while_messages_pour_in_answers_every_request() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/ordered", rx.url), "ordered": true }),
+        )
+        .await;
+    // Messages accepted while the endpoint is edited (and so locked) again and again: no
+    // request may fail (on PostgreSQL, one waiting for the other's locks in the opposite
+    // order would be a deadlock, and a 500).
+    let producers: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, a) = (app.clone(), a.clone());
+            tokio::spawn(async move { send_n(&app, &a, 50).await })
+        })
+        .collect();
+    for i in 0..40 {
+        app.call(
+            "PATCH",
+            &format!("/app/{a}/endpoint/{ep}"),
+            Some(json!({ "description": format!("edit {i}") })),
+            200,
+        )
+        .await;
+    }
+    let mut sent = 0;
+    for p in producers {
+        sent += p.await.unwrap().len();
+    }
+    rx.wait_for_count(sent, Duration::from_secs(30)).await;
+}

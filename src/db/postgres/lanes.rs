@@ -23,10 +23,11 @@ pub async fn lock<'a>(
         return Ok(());
     }
     let ids: Vec<&str> = ids.into_iter().collect();
-    // One statement; `ORDER BY` takes them in order.
+    // One statement; `ORDER BY` takes them in the order of their keys (two ids may share
+    // one).
     c.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext(id)) \
-         FROM (SELECT unnest($2::TEXT[]) AS id ORDER BY 1) ids",
+        "SELECT pg_advisory_xact_lock($1, k) \
+         FROM (SELECT DISTINCT hashtext(id) AS k FROM unnest($2::TEXT[]) AS id ORDER BY 1) keys",
         &[&LANE_LOCKS, &ids],
     )
     .await?;
@@ -243,10 +244,30 @@ pub async fn lease_followers(
         });
     }
     let ids: Vec<i64> = out.iter().map(|d| d.delivery_id).collect();
-    c.execute(
-        "UPDATE deliveries SET lease_until = $1, lease_owner = $2 WHERE id = ANY($3)",
-        &[&lease_until, &head.owner.as_deref(), &ids],
-    )
-    .await?;
+    let leased: std::collections::HashSet<i64> = c
+        .query(
+            "UPDATE deliveries SET lease_until = $1, lease_owner = $2 \
+             WHERE id = ANY($3) AND status = 1 AND lease_until IS NULL RETURNING id",
+            &[&lease_until, &head.owner.as_deref(), &ids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // One that changed meanwhile (its endpoint was disabled, say) ends what is sent in a row:
+    // those after it are given back at once.
+    if let Some(gap) = out.iter().position(|d| !leased.contains(&d.delivery_id)) {
+        let rest: Vec<i64> = out[gap..]
+            .iter()
+            .map(|d| d.delivery_id)
+            .filter(|id| leased.contains(id))
+            .collect();
+        c.execute(
+            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($1)",
+            &[&rest],
+        )
+        .await?;
+        out.truncate(gap);
+    }
     Ok(out)
 }

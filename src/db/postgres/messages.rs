@@ -118,30 +118,34 @@ pub async fn expunge_content(c: &impl GenericClient, msg_id: &str, now: i64) -> 
         &[&msg_id],
     )
     .await?;
-    // The lines it waits in are taken first (see `lanes`).
-    let lines: Vec<String> = c
+    // The lines of every endpoint it went to are taken first (see `lanes`): one of its
+    // deliveries may join a line meanwhile (a resend).
+    let endpoints: Vec<String> = c
         .query(
-            "SELECT endpoint_id FROM deliveries WHERE msg_id = $1 AND status = 1 \
-             AND lane IS NOT NULL",
+            "SELECT endpoint_id FROM deliveries WHERE msg_id = $1",
             &[&msg_id],
         )
         .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    super::lanes::lock(c, lines.iter().map(String::as_str)).await?;
-    let n = c
-        .execute(
+    super::lanes::lock(c, endpoints.iter().map(String::as_str)).await?;
+    let canceled = c
+        .query(
             "UPDATE deliveries SET status = 5, next_attempt_at = NULL, lease_until = NULL, \
-                 lease_owner = NULL, updated_at = $2 WHERE msg_id = $1 AND status = 1",
+                 lease_owner = NULL, updated_at = $2 WHERE msg_id = $1 AND status = 1 \
+             RETURNING endpoint_id, lane",
             &[&msg_id, &now],
         )
         .await?;
-    // They go on without it.
-    for ep in &lines {
-        super::lanes::advance(c, ep, now).await?;
+    // The lines it waited in go on without it.
+    for r in canceled
+        .iter()
+        .filter(|r| r.get::<_, Option<i64>>(1).is_some())
+    {
+        super::lanes::advance(c, r.get(0), now).await?;
     }
-    Ok(usize::try_from(n).unwrap_or(0))
+    Ok(canceled.len())
 }
 
 /// Deletes an attempt's response body and headers (what the receiver answered); whether
@@ -397,6 +401,10 @@ async fn insert_deliveries<'r>(
             unclaimed: 0,
         });
     }
+    // The ordered endpoints' lines are taken before their deliveries are written (see
+    // `lanes`); each new delivery joins the end of its line in the order the locks are taken,
+    // and so of the commits.
+    super::lanes::lock(tx, lines.iter().map(String::as_str)).await?;
     let insert = tx
         .prepare_cached(
             "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, \
@@ -441,10 +449,7 @@ async fn insert_deliveries<'r>(
             }
         }
     }
-    // Each joins the end of its endpoint's line, in the order the lines' locks are taken
-    // (and so of the commits).
     if !queued.is_empty() {
-        super::lanes::lock(tx, lines.iter().map(String::as_str)).await?;
         queued.sort();
         for (endpoint_id, id) in &queued {
             super::lanes::enqueue(tx, endpoint_id, &[*id], m.created_at).await?;

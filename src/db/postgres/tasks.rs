@@ -193,7 +193,7 @@ pub async fn step(
     }
     t.queued += ids.len() as i64;
     // On an ordered endpoint they join the end of its line, in the order they were accepted.
-    if ep.ordered && !ids.is_empty() {
+    if !ids.is_empty() && super::endpoints::is_ordered(c, &ep.id).await? {
         super::lanes::enqueue(c, &ep.id, &ids, now).await?;
     }
     t.done += msgs.len() as i64;

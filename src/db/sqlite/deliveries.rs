@@ -79,14 +79,16 @@ pub fn claim_due(
         lease.execute(params![lease_until, d.delivery_id])?;
     }
     let mut out = Vec::with_capacity(rows.len());
-    for d in rows {
-        // The first of an ordered endpoint's line comes with those waiting behind it.
+    let heads = rows.len();
+    for (i, d) in rows.into_iter().enumerate() {
+        // The first of an ordered endpoint's line comes with those waiting behind it, as many
+        // as `limit` leaves room for.
+        let room = limit.saturating_sub(out.len() + heads - i).min(LANE_BATCH);
         let behind = match d.lane {
-            Some(lane) => {
-                let room = limit.saturating_sub(out.len() + 1).min(LANE_BATCH);
+            Some(lane) if room > 0 => {
                 lanes::lease_followers(c, &d.endpoint_id, lane, room, now, lease_until)?
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         out.push(d);
         out.extend(behind);
@@ -371,7 +373,7 @@ pub fn recover(
     until: Option<i64>,
     now: i64,
 ) -> DbResult<usize> {
-    let ids = c
+    let mut ids = c
         .prepare_cached(
             "UPDATE deliveries SET status = 1, attempts = 0, next_attempt_at = ?4, trigger_type = 1, \
                updated_at = ?4, lane = NULL \
@@ -384,14 +386,15 @@ pub fn recover(
             |r| r.get::<_, i64>(0),
         )?
         .collect::<Result<Vec<_>, _>>()?;
+    // In the order they were first queued.
+    ids.sort_unstable();
     requeued(c, endpoint_id, ids, now)
 }
 
 /// After deliveries `ids` of an endpoint were queued again: on an ordered endpoint they join
-/// the end of its line, in the order they were first queued. How many.
-fn requeued(c: &Connection, endpoint_id: &str, mut ids: Vec<i64>, now: i64) -> DbResult<usize> {
+/// the end of its line, in the order given. How many.
+fn requeued(c: &Connection, endpoint_id: &str, ids: Vec<i64>, now: i64) -> DbResult<usize> {
     if !ids.is_empty() && endpoints::is_ordered(c, endpoint_id)? {
-        ids.sort_unstable();
         lanes::enqueue(c, endpoint_id, &ids, now)?;
     }
     Ok(ids.len())
@@ -432,10 +435,7 @@ pub fn replay_missing(
         ids.push(upsert.query_row(params![m.id, ep.id, now], |r| r.get(0))?);
     }
     // In the order the messages were accepted (ids are sorted by time).
-    if ep.ordered && !ids.is_empty() {
-        lanes::enqueue(c, &ep.id, &ids, now)?;
-    }
-    Ok(ids.len())
+    requeued(c, &ep.id, ids, now)
 }
 
 /// How many messages were skipped while the endpoint was disabled.

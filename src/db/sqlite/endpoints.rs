@@ -270,7 +270,6 @@ pub fn disable(c: &Connection, id: &str, reason: &str, now: i64) -> DbResult<boo
     Ok(changed)
 }
 
-/// Whether the endpoint is disabled; `None` when there is no such endpoint.
 /// Whether an endpoint sends its messages in order (`false` when it does not exist).
 pub fn is_ordered(c: &Connection, id: &str) -> DbResult<bool> {
     Ok(
@@ -281,6 +280,7 @@ pub fn is_ordered(c: &Connection, id: &str) -> DbResult<bool> {
     )
 }
 
+/// Whether the endpoint is disabled; `None` when there is no such endpoint.
 pub fn is_disabled(c: &Connection, id: &str) -> DbResult<Option<bool>> {
     Ok(
         c.prepare_cached("SELECT disabled FROM endpoints WHERE id = ?")?

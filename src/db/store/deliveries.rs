@@ -47,9 +47,11 @@ impl Store {
                 }
                 // The first of an ordered endpoint's line comes with those waiting behind it.
                 let mut out = Vec::with_capacity(heads.len());
-                for d in heads {
+                let n = heads.len();
+                for (i, d) in heads.into_iter().enumerate() {
+                    // As many as `limit` leaves room for.
                     let room = max
-                        .saturating_sub(out.len() + 1)
+                        .saturating_sub(out.len() + n - i)
                         .min(deliveries::LANE_BATCH);
                     let behind = match d.lane {
                         Some(lane) if room > 0 => {

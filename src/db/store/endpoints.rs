@@ -304,6 +304,8 @@ impl Store {
                 pg.write(async |tx| {
                     let mut notices = Vec::new();
                     let mut changed = Vec::new();
+                    // Their ordered lines first (see `postgres::lanes`).
+                    postgres::lanes::lock(tx, which.iter().map(|(id, _)| id.as_str())).await?;
                     // Only the node whose update changes the row announces it.
                     for (id, reason) in &which {
                         if postgres::endpoints::disable(tx, id, reason, now).await? {
@@ -407,7 +409,9 @@ impl Store {
             Store::Postgres(pg) => {
                 pg.write(async |tx| {
                     // Enables of the same endpoint on several nodes run one after the other
-                    // (the second finds nothing left to replay).
+                    // (the second finds nothing left to replay). Its ordered line is taken
+                    // first, as every change to a line does (see `postgres::lanes`).
+                    postgres::lanes::lock(tx, [ep.id.as_str()]).await?;
                     postgres::endpoints::lock(tx, &ep.id).await?;
                     let since = postgres::admin::first_skipped_at(tx, &ep.id)
                         .await?
