@@ -50,17 +50,18 @@ impl DeliveryStatus {
         }
     }
 
-    /// As the API numbers it (Svix's `MessageStatus`, 0 to 3, and hookbox's): a skipped
-    /// delivery shows as 4, "canceled", a filtered one as 5.
+    /// As the API numbers it (Svix's `MessageStatus`, 0 to 4): a delivery not sent, skipped
+    /// or filtered, shows as 4, "canceled" (the SDKs know no other; a filtered one says so
+    /// in a field of hookbox's own).
     pub const fn api_code(self) -> i64 {
         match self {
-            DeliveryStatus::Skipped => 4,
-            DeliveryStatus::Filtered => 5,
+            DeliveryStatus::Skipped | DeliveryStatus::Filtered => 4,
             s => s.code(),
         }
     }
 
-    /// From the API's number (0 to 5).
+    /// From the `status` a listing asks for: Svix's 0 to 4, and hookbox's 5 for the filtered
+    /// ones alone.
     pub const fn from_api_code(code: i64) -> Option<DeliveryStatus> {
         match code {
             4 => Some(DeliveryStatus::Skipped),
@@ -77,8 +78,16 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Failed => "fail",
             DeliveryStatus::Sending => "sending",
-            DeliveryStatus::Skipped => "canceled",
-            DeliveryStatus::Filtered => "filtered",
+            DeliveryStatus::Skipped | DeliveryStatus::Filtered => "canceled",
+        }
+    }
+
+    /// The stored statuses a listing for this one takes in: "canceled" (skipped) includes the
+    /// filtered deliveries, which the API shows so too.
+    pub const fn listed(self) -> [DeliveryStatus; 2] {
+        match self {
+            DeliveryStatus::Skipped => [DeliveryStatus::Skipped, DeliveryStatus::Filtered],
+            s => [s, s],
         }
     }
 }
@@ -352,14 +361,18 @@ mod tests {
         use DeliveryStatus::*;
         for s in [Success, Pending, Failed, Sending, Skipped, Filtered] {
             assert_eq!(DeliveryStatus::from_code(s.code()), Some(s));
-            assert_eq!(DeliveryStatus::from_api_code(s.api_code()), Some(s));
+            assert!(DeliveryStatus::from_api_code(s.api_code())
+                .is_some_and(|listed| listed.listed().contains(&s)));
         }
+        // Svix's SDKs refuse a status they do not know: a filtered delivery shows as canceled.
         assert_eq!(
             [Success, Pending, Failed, Sending, Skipped, Filtered].map(DeliveryStatus::api_code),
-            [0, 1, 2, 3, 4, 5]
+            [0, 1, 2, 3, 4, 4]
         );
         assert_eq!(Skipped.api_text(), "canceled");
-        assert_eq!(Filtered.api_text(), "filtered");
+        assert_eq!(Filtered.api_text(), "canceled");
+        assert_eq!(DeliveryStatus::from_api_code(5), Some(Filtered));
+        assert_eq!(Filtered.listed(), [Filtered, Filtered]);
         assert_eq!(DeliveryStatus::from_code(4), None);
         assert_eq!(DeliveryStatus::from_api_code(6), None);
         for t in [Trigger::Scheduled, Trigger::Manual, Trigger::Test] {

@@ -984,6 +984,33 @@ def test_attempted_messages_of_an_endpoint_and_attempted_endpoints_of_a_message_
     assert msgs[0].event_type == event_types.created
 
 
+def test_a_message_a_payload_filter_left_out_lists_as_canceled_through_the_sdk(
+    client, app, receiver, event_types, hookbox
+):
+    # `filter` is hookbox's own endpoint field: set it beside the SDK.
+    ep, url = make_endpoint(client, app, receiver)
+    status, _, body = hookbox.request(
+        "PATCH", f"/api/v1/app/{app.id}/endpoint/{ep.id}", {"filter": "payload.n > 1"}
+    )
+    assert status == 200 and body["filter"] == "payload.n > 1", body
+    left_out = send(client, app, event_types.created, {"n": 1})
+    taken = send(client, app, event_types.created, {"n": 2})
+    (got,) = receiver.wait_for(url)
+    assert got.webhook_id == taken.id
+
+    # The SDK knows no "filtered" status: it reads the delivery as canceled (not sent).
+    (dest,) = client.message_attempt.list_attempted_destinations(app.id, left_out.id).data
+    assert dest.id == ep.id and dest.status == MessageStatus.CANCELED
+
+    def both():
+        msgs = client.message_attempt.list_attempted_messages(app.id, ep.id).data
+        statuses = {m.id: m.status for m in msgs}
+        return statuses if statuses.get(taken.id) == MessageStatus.SUCCESS else None
+
+    statuses = wait_until(both, "the message the filter took listed as delivered")
+    assert statuses == {left_out.id: MessageStatus.CANCELED, taken.id: MessageStatus.SUCCESS}
+
+
 # --------------------------------------------------------------------------------------------
 # Customer portal (app_portal_access)
 # --------------------------------------------------------------------------------------------

@@ -70,16 +70,22 @@ async fn only_messages_the_filter_takes_are_sent_and_the_others_show_as_filtered
         .await;
 
     // Filtering happens when the message is taken: the deliveries it filtered out are final
-    // at once, and have no attempt.
+    // at once, and have no attempt. They show as canceled (Svix's SDKs know no other status
+    // for a message not sent), and say they were filtered.
     for m in [&small, &pounds, &no_amount] {
         let d = delivery(&app, &a, m, &ep).await;
         assert_eq!(
-            (d["status"].clone(), d["statusText"].clone()),
-            (json!(5), json!("filtered")),
+            (
+                d["status"].clone(),
+                d["statusText"].clone(),
+                d["filtered"].clone()
+            ),
+            (json!(4), json!("canceled"), json!(true)),
             "{d}"
         );
         assert_eq!(d["nextAttempt"], Value::Null);
     }
+    assert_eq!(delivery(&app, &a, &big, &ep).await["filtered"], false);
     assert_eq!(
         delivery(&app, &a, &small, &ep).await["filterError"],
         Value::Null
@@ -114,6 +120,15 @@ async fn only_messages_the_filter_takes_are_sent_and_the_others_show_as_filtered
         .get(&format!("/app/{a}/endpoint/{ep}/msg?status=5"), 200)
         .await;
     assert_eq!(filtered["data"].as_array().unwrap().len(), 3, "{filtered}");
+    // Canceled (4) lists them too: they are what the API shows as canceled.
+    let canceled = app
+        .get(&format!("/app/{a}/endpoint/{ep}/msg?status=4"), 200)
+        .await;
+    let canceled = canceled["data"].as_array().unwrap();
+    assert_eq!(canceled.len(), 3, "{canceled:?}");
+    assert!(canceled
+        .iter()
+        .all(|d| d["filtered"] == true && d["status"] == 4));
 }
 
 #[tokio::test]
@@ -191,23 +206,14 @@ async fn a_filter_that_does_not_compile_is_a_422_saying_where_and_changes_nothin
     .await;
     let one = app.send(&a, "a.b", json!({ "n": 1 })).await;
     let two = app.send(&a, "a.b", json!({ "n": 2 })).await;
-    assert_eq!(
-        delivery(&app, &a, &one, &ep).await["statusText"],
-        "filtered"
-    );
-    assert_ne!(
-        delivery(&app, &a, &two, &ep).await["statusText"],
-        "filtered"
-    );
+    assert_eq!(delivery(&app, &a, &one, &ep).await["filtered"], true);
+    assert_ne!(delivery(&app, &a, &two, &ep).await["filtered"], true);
     let shown = app
         .call("PATCH", &path, Some(json!({ "filter": null })), 200)
         .await;
     assert_eq!(shown["filter"], Value::Null);
     let again = app.send(&a, "a.b", json!({ "n": 1 })).await;
-    assert_ne!(
-        delivery(&app, &a, &again, &ep).await["statusText"],
-        "filtered"
-    );
+    assert_ne!(delivery(&app, &a, &again, &ep).await["filtered"], true);
     let shown = app
         .call("PATCH", &path, Some(json!({ "filter": "  " })), 200)
         .await;

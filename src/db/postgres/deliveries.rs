@@ -239,9 +239,11 @@ pub async fn list_for_endpoint(
     page: &PageQuery,
 ) -> DbResult<Page<EndpointMessage>> {
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&endpoint_id];
-    let status_cond = if let Some(s) = &status {
-        params.push(s);
-        " AND d.status = $2"
+    let listed = status.map(DeliveryStatus::listed);
+    let status_cond = if let Some([a, b]) = &listed {
+        params.push(a);
+        params.push(b);
+        " AND d.status IN ($2, $3)"
     } else {
         ""
     };

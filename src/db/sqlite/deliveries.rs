@@ -511,13 +511,15 @@ pub fn list_for_endpoint(
 ) -> DbResult<Page<EndpointMessage>> {
     let (cond, extra) = filter.sql();
     let status_cond = if status.is_some() {
-        " AND d.status = ?"
+        " AND d.status IN (?, ?)"
     } else {
         ""
     };
+    let listed = status.map(DeliveryStatus::listed);
     let mut params: Vec<&dyn rusqlite::ToSql> = vec![&endpoint_id];
-    if let Some(s) = &status {
-        params.push(s);
+    if let Some([a, b]) = &listed {
+        params.push(a);
+        params.push(b);
     }
     params.extend(extra.iter().map(|b| b.as_ref()));
     paged(

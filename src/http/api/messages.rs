@@ -213,8 +213,12 @@ pub(super) fn status_param(
 ) -> Result<Option<DeliveryStatus>, ApiError> {
     q.int("status")?
         .map(|s| {
-            DeliveryStatus::from_api_code(s)
-                .ok_or_else(|| ApiError::invalid(&["query", "status"], "one of 0, 1, 2, 3, 4"))
+            DeliveryStatus::from_api_code(s).ok_or_else(|| {
+                ApiError::invalid(
+                    &["query", "status"],
+                    "one of 0, 1, 2, 3, 4 (and 5: only those the payload filter left out)",
+                )
+            })
         })
         .transpose()
 }
@@ -325,6 +329,7 @@ pub async fn endpoints(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpR
                 endpoint: EndpointOut::from(r.endpoint),
                 status: r.status.api_code(),
                 status_text: r.status.api_text(),
+                filtered: r.status == DeliveryStatus::Filtered,
                 next_attempt: r
                     .next_attempt_at
                     .filter(|_| r.status == DeliveryStatus::Pending)

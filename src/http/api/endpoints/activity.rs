@@ -101,6 +101,7 @@ pub async fn messages(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRe
                         message,
                         status: r.status.api_code(),
                         status_text: r.status.api_text(),
+                        filtered: r.status == crate::domain::model::DeliveryStatus::Filtered,
                         next_attempt,
                         filter_error: r.filter_error.as_deref(),
                     })

@@ -120,6 +120,9 @@ pub struct EndpointMessageOut<'a> {
     /// When the next attempt is due (while pending).
     #[schema(required, format = DateTime)]
     pub next_attempt: Option<String>,
+    /// The endpoint's payload filter left the message out: never sent, shown as canceled
+    /// (hookbox extension).
+    pub filtered: bool,
     /// Why the endpoint's payload filter could not tell, when it filtered the message out so
     /// (hookbox extension).
     #[schema(required, value_type = Option<String>)]
@@ -138,6 +141,9 @@ pub struct MessageEndpointOut {
     pub status_text: &'static str,
     #[schema(required, format = DateTime)]
     pub next_attempt: Option<String>,
+    /// The endpoint's payload filter left the message out: never sent, shown as canceled
+    /// (hookbox extension).
+    pub filtered: bool,
     /// Why the endpoint's payload filter could not tell, when it filtered the message out so
     /// (a field it reads is missing, …) (hookbox extension).
     #[schema(required)]
