@@ -29,6 +29,15 @@ pub fn hash(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A hash of no one's password, made with the same parameters as every other, that logins
+/// for unknown users verify against so that they take as long as the others. Made at the
+/// first such login, not at start: hashing takes Argon2's whole memory cost (19 MiB), which
+/// the allocator then keeps.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash("not a real password").unwrap_or_default())
+}
+
 /// True when `password` matches `hash`; a malformed hash never matches.
 pub fn verify(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| {
@@ -51,5 +60,14 @@ mod tests {
         assert!(!verify("x", "not a hash"));
         assert!(check_new("short").is_err());
         assert!(check_new("long enough password").is_ok());
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does_and_matches_nothing() {
+        let params = |h: &str| h.rsplitn(3, '$').nth(2).unwrap().to_owned();
+        let real = hash("correct horse battery").unwrap();
+        assert_eq!(params(dummy_hash()), params(&real), "{}", dummy_hash());
+        assert!(!verify("", dummy_hash()));
+        assert!(!verify("correct horse battery", dummy_hash()));
     }
 }

@@ -118,13 +118,15 @@ pub async fn login(
         None => return Err(ConsoleError::RateLimited),
     }
     let user = st.store.admin_by_name(&username).await?;
-    let hash = user.as_ref().map_or_else(
-        || st.console.dummy_hash.clone(),
-        |u| u.password_hash.clone(),
-    );
-    let ok = web::block(move || password::verify(&pw, &hash))
-        .await
-        .map_err(|e| ConsoleError::Internal(e.to_string()))?;
+    // An unknown user's login verifies against a hash of no one's password: it takes as
+    // long as the others.
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = web::block(move || match hash {
+        Some(h) => password::verify(&pw, &h),
+        None => password::verify(&pw, password::dummy_hash()),
+    })
+    .await
+    .map_err(|e| ConsoleError::Internal(e.to_string()))?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {

@@ -2,15 +2,12 @@
 //! binds login forms to this server. (Login throttling is `service::logins`, in the store.)
 
 pub struct Console {
-    pub(super) dummy_hash: String,
     login_key: [u8; 32],
 }
 
 impl Console {
     pub fn new(main_key: &crate::domain::crypto::MainKey) -> Console {
         Console {
-            // Logins for unknown users verify against this, so they take as long as others.
-            dummy_hash: crate::domain::password::hash("not a real password").unwrap_or_default(),
             login_key: main_key.derive("hookbox login form"),
         }
     }
