@@ -10,7 +10,20 @@ use hookbox::http::auth;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Where the kernel backs memory with transparent huge pages whenever it can (`always`,
+/// as on many servers), each 2 MiB of the allocator's arena that is touched at all becomes
+/// resident whole: hookbox idles at 35 MiB instead of 22. Its heap is small, so it gains
+/// nothing from them; this process opts out (as `MIMALLOC_ALLOW_THP=0` would, and as
+/// databases advise).
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        eprintln!("cannot opt out of transparent huge pages: {e}");
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     init_logging(&log_format(&command));
