@@ -6,18 +6,6 @@ use std::time::Duration;
 
 const BIG_EUR_OR_USD: &str = r#"payload.amount >= 1000 && payload.currency in ["EUR", "USD"]"#;
 
-/// The delivery of message `m` at endpoint `ep`, as the message's endpoint list shows it.
-async fn delivery(app: &TestApp, a: &str, m: &str, ep: &str) -> Value {
-    let list = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == ep)
-        .cloned()
-        .unwrap_or_else(|| panic!("{m} has no delivery to {ep}: {list}"))
-}
-
 #[tokio::test]
 async fn only_messages_the_filter_takes_are_sent_and_the_others_show_as_filtered() {
     let app = TestApp::spawn().await;
@@ -73,7 +61,7 @@ async fn only_messages_the_filter_takes_are_sent_and_the_others_show_as_filtered
     // at once, and have no attempt. They show as canceled (Svix's SDKs know no other status
     // for a message not sent), and say they were filtered.
     for m in [&small, &pounds, &no_amount] {
-        let d = delivery(&app, &a, m, &ep).await;
+        let d = app.delivery(&a, m, &ep).await;
         assert_eq!(
             (
                 d["status"].clone(),
@@ -85,12 +73,12 @@ async fn only_messages_the_filter_takes_are_sent_and_the_others_show_as_filtered
         );
         assert_eq!(d["nextAttempt"], Value::Null);
     }
-    assert_eq!(delivery(&app, &a, &big, &ep).await["filtered"], false);
+    assert_eq!(app.delivery(&a, &big, &ep).await["filtered"], false);
     assert_eq!(
-        delivery(&app, &a, &small, &ep).await["filterError"],
+        app.delivery(&a, &small, &ep).await["filterError"],
         Value::Null
     );
-    let why = delivery(&app, &a, &no_amount, &ep).await["filterError"].clone();
+    let why = app.delivery(&a, &no_amount, &ep).await["filterError"].clone();
     assert!(why.as_str().unwrap().contains("amount"), "{why}");
 
     let got = filtered_rx.wait_for_count(1, Duration::from_secs(5)).await;
@@ -206,14 +194,14 @@ async fn a_filter_that_does_not_compile_is_a_422_saying_where_and_changes_nothin
     .await;
     let one = app.send(&a, "a.b", json!({ "n": 1 })).await;
     let two = app.send(&a, "a.b", json!({ "n": 2 })).await;
-    assert_eq!(delivery(&app, &a, &one, &ep).await["filtered"], true);
-    assert_ne!(delivery(&app, &a, &two, &ep).await["filtered"], true);
+    assert_eq!(app.delivery(&a, &one, &ep).await["filtered"], true);
+    assert_ne!(app.delivery(&a, &two, &ep).await["filtered"], true);
     let shown = app
         .call("PATCH", &path, Some(json!({ "filter": null })), 200)
         .await;
     assert_eq!(shown["filter"], Value::Null);
     let again = app.send(&a, "a.b", json!({ "n": 1 })).await;
-    assert_ne!(delivery(&app, &a, &again, &ep).await["filtered"], true);
+    assert_ne!(app.delivery(&a, &again, &ep).await["filtered"], true);
     let shown = app
         .call("PATCH", &path, Some(json!({ "filter": "  " })), 200)
         .await;
@@ -255,7 +243,7 @@ async fn replaying_missed_messages_sends_only_those_the_filter_takes() {
     let eu = app
         .send(&a, "order.created", json!({ "region": "EU" }))
         .await;
-    assert!(delivery(&app, &a, &eu, &ep).await["filterError"].is_string());
+    assert!(app.delivery(&a, &eu, &ep).await["filterError"].is_string());
     let mended = json!({ "filter": r#"has(payload.region) || payload.country == "FR""# });
     app.call(
         "PATCH",
@@ -274,7 +262,7 @@ async fn replaying_missed_messages_sends_only_those_the_filter_takes() {
     assert_eq!(v["count"], 2);
     rx.wait_for_count(3, Duration::from_secs(5)).await;
     app.wait_attempts(&a, &eu, 1, Duration::from_secs(5)).await;
-    let d = delivery(&app, &a, &eu, &ep).await;
+    let d = app.delivery(&a, &eu, &ep).await;
     assert_eq!(
         (d["statusText"].clone(), d["filterError"].clone()),
         (json!("success"), Value::Null),

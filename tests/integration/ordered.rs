@@ -5,7 +5,7 @@
 use crate::support::console::Console;
 use crate::support::receiver::Reply;
 use crate::support::{wait_for, TestApp, TestReceiver};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 /// The `webhook-id` of each request a receiver got, in order.
@@ -14,18 +14,6 @@ fn ids(rx: &TestReceiver) -> Vec<String> {
         .iter()
         .map(|r| r.signed().0.to_owned())
         .collect()
-}
-
-/// The delivery of message `m` at endpoint `ep`, as the message's endpoint list shows it.
-async fn delivery(app: &TestApp, a: &str, m: &str, ep: &str) -> Value {
-    let list = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == ep)
-        .cloned()
-        .unwrap_or_else(|| panic!("{m} has no delivery to {ep}: {list}"))
 }
 
 /// Sends `n` messages one after the other (each acknowledged before the next is sent).
@@ -80,11 +68,11 @@ async fn a_failure_in_the_middle_holds_the_line_until_it_is_delivered_then_order
     assert_eq!(due_now(&app).await, 0, "the line is held");
     assert_eq!(ids(&ordered_rx), sent[..2]);
     for m in &sent[2..] {
-        let d = delivery(&app, &a, m, &ep).await;
+        let d = app.delivery(&a, m, &ep).await;
         assert_eq!(d["status"], 1, "{d}");
         assert!(d["nextAttempt"].is_null(), "it waits its turn: {d}");
     }
-    let held = delivery(&app, &a, &sent[1], &ep).await;
+    let held = app.delivery(&a, &sent[1], &ep).await;
     assert_eq!(held["status"], 1, "{held}");
     assert!(held["nextAttempt"].is_string(), "{held}");
 
@@ -101,7 +89,7 @@ async fn a_failure_in_the_middle_holds_the_line_until_it_is_delivered_then_order
     ordered_rx.wait_for_count(10, Duration::from_secs(10)).await;
     assert_eq!(ids(&ordered_rx)[7..], later[..]);
     for m in sent.iter().chain(&later) {
-        assert_eq!(delivery(&app, &a, m, &ep).await["status"], 0);
+        assert_eq!(app.delivery(&a, m, &ep).await["status"], 0);
     }
 }
 
@@ -120,8 +108,8 @@ async fn a_message_that_fails_for_good_lets_the_line_go_on() {
     let sent = send_n(&app, &a, 3).await;
     rx.wait_for_count(3, Duration::from_secs(10)).await;
     assert_eq!(ids(&rx), sent);
-    assert_eq!(delivery(&app, &a, &sent[0], &ep).await["status"], 2);
-    assert_eq!(delivery(&app, &a, &sent[2], &ep).await["status"], 0);
+    assert_eq!(app.delivery(&a, &sent[0], &ep).await["status"], 2);
+    assert_eq!(app.delivery(&a, &sent[2], &ep).await["status"], 0);
 }
 
 #[tokio::test]
@@ -175,7 +163,7 @@ async fn skip_and_retry_now_in_the_console_move_a_held_line() {
     assert!(r.location.unwrap().ends_with("?ok=skipped"));
     rx.wait_for_count(5, Duration::from_secs(10)).await;
     assert_eq!(ids(&rx)[2..], sent[1..]);
-    assert_eq!(delivery(&app, &a, &sent[0], &ep).await["status"], 2);
+    assert_eq!(app.delivery(&a, &sent[0], &ep).await["status"], 2);
     // A skip of what no longer holds the line changes nothing.
     let r = c
         .submit(
@@ -236,7 +224,7 @@ async fn a_held_line_holds_across_a_restart_and_turning_ordering_off_releases_it
     let mut expected = sent[1..].to_vec();
     expected.sort();
     assert_eq!(rest, expected);
-    assert_eq!(delivery(&app, &a, &sent[0], &ep).await["status"], 1);
+    assert_eq!(app.delivery(&a, &sent[0], &ep).await["status"], 1);
     assert_eq!(due_now(&app).await, 0);
 }
 
@@ -264,9 +252,9 @@ async fn turning_ordering_on_lines_up_what_is_queued_and_deleting_the_first_s_co
         200,
     )
     .await;
-    assert!(delivery(&app, &a, &sent[0], &ep).await["nextAttempt"].is_string());
+    assert!(app.delivery(&a, &sent[0], &ep).await["nextAttempt"].is_string());
     for m in &sent[1..] {
-        assert!(delivery(&app, &a, m, &ep).await["nextAttempt"].is_null());
+        assert!(app.delivery(&a, m, &ep).await["nextAttempt"].is_null());
     }
     // The first's content is deleted: it is canceled, and the next one is first, at its own
     // retry time.
@@ -278,8 +266,8 @@ async fn turning_ordering_on_lines_up_what_is_queued_and_deleting_the_first_s_co
         204,
     )
     .await;
-    assert!(delivery(&app, &a, &sent[1], &ep).await["nextAttempt"].is_string());
-    assert!(delivery(&app, &a, &sent[2], &ep).await["nextAttempt"].is_null());
+    assert!(app.delivery(&a, &sent[1], &ep).await["nextAttempt"].is_string());
+    assert!(app.delivery(&a, &sent[2], &ep).await["nextAttempt"].is_null());
     app.clock.advance(Duration::from_secs(3601));
     app.dispatcher.run_once().await.unwrap();
     let got = rx.wait_for_count(5, Duration::from_secs(10)).await;

@@ -298,6 +298,19 @@ impl TestApp {
         m["id"].as_str().unwrap().to_owned()
     }
 
+    /// The delivery of message `m` of application `a` at endpoint `ep`, as the message's
+    /// endpoint list shows it.
+    pub async fn delivery(&self, a: &str, m: &str, ep: &str) -> Value {
+        let list = self.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == ep)
+            .cloned()
+            .unwrap_or_else(|| panic!("{m} has no delivery to {ep}: {list}"))
+    }
+
     /// Attempts recorded for a message, oldest first.
     pub async fn attempts(&self, app: &str, msg: &str) -> Vec<Value> {
         let v = self
