@@ -5,7 +5,7 @@
 use crate::support::console::Console;
 use crate::support::receiver::Reply;
 use crate::support::{wait_for, TestApp, TestReceiver};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The `webhook-id` of each request a receiver got, in order.
@@ -14,6 +14,24 @@ fn ids(rx: &TestReceiver) -> Vec<String> {
         .iter()
         .map(|r| r.signed().0.to_owned())
         .collect()
+}
+
+/// Application "shop" with an ordered endpoint at `rx` (path `/ordered`) retrying by
+/// `schedule` (seconds; `null`: the server's): (application, endpoint).
+async fn shop_with_ordered_endpoint(
+    app: &TestApp,
+    rx: &TestReceiver,
+    schedule: Value,
+) -> (String, String) {
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/ordered", rx.url), "ordered": true,
+                    "retrySchedule": schedule }),
+        )
+        .await;
+    (a, ep)
 }
 
 /// Sends `n` messages one after the other (each acknowledged before the next is sent).
@@ -38,14 +56,7 @@ async fn a_failure_in_the_middle_holds_the_line_until_it_is_delivered_then_order
     let app = TestApp::spawn().await;
     let ordered_rx = TestReceiver::start().await;
     let other_rx = TestReceiver::start().await;
-    let a = app.create_app("shop").await;
-    let (ep, _) = app
-        .create_endpoint(
-            &a,
-            json!({ "url": format!("{}/ordered", ordered_rx.url), "ordered": true,
-                    "retrySchedule": [60] }),
-        )
-        .await;
+    let (a, ep) = shop_with_ordered_endpoint(&app, &ordered_rx, json!([60])).await;
     let (other, _) = app
         .create_endpoint(&a, json!({ "url": format!("{}/other", other_rx.url) }))
         .await;
@@ -97,13 +108,7 @@ async fn a_failure_in_the_middle_holds_the_line_until_it_is_delivered_then_order
 async fn a_message_that_fails_for_good_lets_the_line_go_on() {
     let app = TestApp::spawn().await;
     let rx = TestReceiver::start().await;
-    let a = app.create_app("shop").await;
-    let (ep, _) = app
-        .create_endpoint(
-            &a,
-            json!({ "url": format!("{}/ordered", rx.url), "ordered": true, "retrySchedule": [] }),
-        )
-        .await;
+    let (a, ep) = shop_with_ordered_endpoint(&app, &rx, json!([])).await;
     rx.script([Reply::status(500)]);
     let sent = send_n(&app, &a, 3).await;
     rx.wait_for_count(3, Duration::from_secs(10)).await;
@@ -117,14 +122,7 @@ async fn skip_and_retry_now_in_the_console_move_a_held_line() {
     let app = TestApp::spawn().await;
     let rx = TestReceiver::start().await;
     rx.set_default(Reply::status(503));
-    let a = app.create_app("shop").await;
-    let (ep, _) = app
-        .create_endpoint(
-            &a,
-            json!({ "url": format!("{}/ordered", rx.url), "ordered": true,
-                    "retrySchedule": [3600, 3600] }),
-        )
-        .await;
+    let (a, ep) = shop_with_ordered_endpoint(&app, &rx, json!([3600, 3600])).await;
     let sent = send_n(&app, &a, 4).await;
     rx.wait_for_count(1, Duration::from_secs(10)).await;
     assert_eq!(due_now(&app).await, 0);
@@ -191,14 +189,7 @@ async fn a_held_line_holds_across_a_restart_and_turning_ordering_off_releases_it
     let app = TestApp::spawn().await;
     let rx = TestReceiver::start().await;
     rx.set_default(Reply::status(500));
-    let a = app.create_app("shop").await;
-    let (ep, _) = app
-        .create_endpoint(
-            &a,
-            json!({ "url": format!("{}/ordered", rx.url), "ordered": true,
-                    "retrySchedule": [3600] }),
-        )
-        .await;
+    let (a, ep) = shop_with_ordered_endpoint(&app, &rx, json!([3600])).await;
     let sent = send_n(&app, &a, 4).await;
     rx.wait_for_count(1, Duration::from_secs(10)).await;
     assert_eq!(due_now(&app).await, 0);
@@ -280,14 +271,7 @@ async fn the_api_shows_what_the_line_waits_on_and_skips_or_retries_it() {
     let app = TestApp::spawn().await;
     let rx = TestReceiver::start().await;
     rx.set_default(Reply::status(500));
-    let a = app.create_app("shop").await;
-    let (ep, _) = app
-        .create_endpoint(
-            &a,
-            json!({ "url": format!("{}/ordered", rx.url), "ordered": true,
-                    "retrySchedule": [3600, 3600] }),
-        )
-        .await;
+    let (a, ep) = shop_with_ordered_endpoint(&app, &rx, json!([3600, 3600])).await;
     let (plain, _) = app
         .create_endpoint(&a, json!({ "url": format!("{}/plain", rx.url) }))
         .await;
