@@ -26,7 +26,9 @@ pub async fn ingest(
         .ingest(m, lease_until, move |ep| d.has_room(ep))
         .await?;
     Ok(outcome.map(|(ingested, response)| match ingested {
-        Ingested::Created { claimed, unclaimed } => {
+        Ingested::Created {
+            claimed, unclaimed, ..
+        } => {
             dispatcher.dispatch(claimed);
             if unclaimed > 0 {
                 dispatcher.wake();

@@ -56,7 +56,7 @@ async fn fresh_database(admin: &str) -> String {
 async fn the_postgres_schema_has_every_table_and_column_of_the_sqlite_one() {
     let Some(admin) = admin_url() else { return };
     let url = fresh_database(&admin).await;
-    assert_eq!(hookbox::db::migrate_postgres(&url).await.unwrap(), 11);
+    assert_eq!(hookbox::db::migrate_postgres(&url).await.unwrap(), 12);
     let mut postgres: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for row in connect(&url)
         .await
@@ -117,7 +117,7 @@ async fn nodes_starting_together_apply_each_migration_once() {
         })
         .collect();
     for run in runs {
-        assert_eq!(run.await.unwrap().unwrap(), 11);
+        assert_eq!(run.await.unwrap().unwrap(), 12);
     }
     let applied: i64 = connect(&url)
         .await
@@ -125,6 +125,6 @@ async fn nodes_starting_together_apply_each_migration_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 11);
-    assert_eq!(hookbox::db::migrate_postgres(&url).await.unwrap(), 11);
+    assert_eq!(applied, 12);
+    assert_eq!(hookbox::db::migrate_postgres(&url).await.unwrap(), 12);
 }

@@ -70,7 +70,8 @@ pub(crate) async fn columns(tx: &Transaction<'_>) -> DbResult<BTreeMap<String, V
 }
 
 /// Moves the sequence of every identity column past the largest id its table holds, so
-/// that the next row inserted without an id gets a new one.
+/// that the next row inserted without an id gets a new one; and ordered lines' places past
+/// those copied.
 pub(crate) async fn advance_identities(tx: &Transaction<'_>) -> DbResult<()> {
     let identities = tx
         .query(
@@ -92,6 +93,12 @@ pub(crate) async fn advance_identities(tx: &Transaction<'_>) -> DbResult<()> {
         )
         .await?;
     }
+    // Ordered lines take their places from a sequence too: after those copied.
+    tx.query_one(
+        "SELECT setval('delivery_lanes', COALESCE(MAX(lane), 0) + 1, false) FROM deliveries",
+        &[],
+    )
+    .await?;
     Ok(())
 }
 

@@ -1,8 +1,11 @@
-//! The line an ordered endpoint's messages wait in, on PostgreSQL: the same rows and rules as
-//! on SQLite (`crate::db::sqlite::lanes`). Nodes change a line one at a time: each
-//! transaction that does takes the line's advisory lock first, before it touches any of its
-//! deliveries (so two of them never wait for each other's rows), and several lines in the
-//! order of their endpoints' ids.
+//! The line an ordered endpoint's messages wait in, on PostgreSQL: the same rows as on SQLite
+//! (`crate::db::sqlite::lanes`). A delivery's place comes from the `delivery_lanes` sequence
+//! when it joins: ingest writes its deliveries waiting, with no lock, and lets a line go
+//! after it has committed ([`advance`] in a transaction of its own). Every other change to a
+//! line takes the line's advisory lock first, before it touches any of its deliveries (so two
+//! of them never wait for each other's rows), and several lines in the order of their keys.
+//! Since a delivery with an earlier place can commit after a later one was let go, a line
+//! lets its first go only when nothing of it is on its way (due, or leased).
 
 use super::super::{Claimed, DbResult};
 use crate::db::sqlite::lanes::{Head, Unblock};
@@ -34,57 +37,58 @@ pub async fn lock<'a>(
     Ok(())
 }
 
-/// The last place taken in an endpoint's line (0 when it is empty).
-async fn last(c: &impl GenericClient, endpoint_id: &str) -> DbResult<i64> {
-    let stmt = c
-        .prepare_cached(
-            "SELECT COALESCE(MAX(lane), 0) FROM deliveries \
-             WHERE endpoint_id = $1 AND status = 1 AND lane IS NOT NULL",
-        )
-        .await?;
-    Ok(c.query_one(&stmt, &[&endpoint_id]).await?.get(0))
-}
-
-/// See `sqlite::lanes::enqueue`; the caller holds the line's lock.
+/// See `sqlite::lanes::enqueue` (places from the sequence); the caller holds the line's lock.
 pub async fn enqueue(
     c: &impl GenericClient,
     endpoint_id: &str,
     ids: &[i64],
     now: i64,
 ) -> DbResult<bool> {
-    let mut last = last(c, endpoint_id).await?;
     let park = c
         .prepare_cached(
-            "UPDATE deliveries SET lane = COALESCE(lane, $1), \
+            "UPDATE deliveries SET lane = COALESCE(lane, nextval('delivery_lanes')), \
                  parked_due = CASE WHEN next_attempt_at IS NULL THEN parked_due \
-                     WHEN next_attempt_at > $2 THEN next_attempt_at END, \
+                     WHEN next_attempt_at > $1 THEN next_attempt_at END, \
                  next_attempt_at = NULL \
-             WHERE id = $3 AND endpoint_id = $4 AND status = 1 AND lease_until IS NULL \
-             RETURNING lane",
+             WHERE id = $2 AND endpoint_id = $3 AND status = 1 AND lease_until IS NULL",
         )
         .await?;
     for id in ids {
-        if let Some(row) = c
-            .query_opt(&park, &[&(last + 1), &now, id, &endpoint_id])
-            .await?
-        {
-            last = last.max(row.get(0));
-        }
+        c.execute(&park, &[&now, id, &endpoint_id]).await?;
     }
     advance(c, endpoint_id, now).await
 }
 
-/// See `sqlite::lanes::advance`; the caller holds the line's lock.
+/// Lets the first of an endpoint's line go (at once, or at its `deliverAt`) when nothing of
+/// the line is on its way; whether it did. The caller holds the line's lock.
 pub async fn advance(c: &impl GenericClient, endpoint_id: &str, now: i64) -> DbResult<bool> {
     let stmt = c
         .prepare_cached(
             "UPDATE deliveries SET next_attempt_at = COALESCE(parked_due, $2), parked_due = NULL \
              WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 1 \
                              AND lane IS NOT NULL ORDER BY lane LIMIT 1) \
-               AND status = 1 AND next_attempt_at IS NULL AND lease_until IS NULL",
+               AND status = 1 AND next_attempt_at IS NULL AND lease_until IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND status = 1 \
+                   AND lane IS NOT NULL \
+                   AND (next_attempt_at IS NOT NULL OR lease_until IS NOT NULL))",
         )
         .await?;
     Ok(c.execute(&stmt, &[&endpoint_id, &now]).await? > 0)
+}
+
+/// After an ingest committed deliveries to the ordered `lines`: each line with nothing on
+/// its way lets its first go, in a transaction of its own; whether one did.
+pub async fn advance_after_ingest(
+    c: &impl GenericClient,
+    lines: &[String],
+    now: i64,
+) -> DbResult<bool> {
+    lock(c, lines.iter().map(String::as_str)).await?;
+    let mut any = false;
+    for ep in lines {
+        any |= advance(c, ep, now).await?;
+    }
+    Ok(any)
 }
 
 /// Lets every ordered endpoint's line go on from its first, their locks taken in turn, in

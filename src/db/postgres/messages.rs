@@ -375,45 +375,45 @@ async fn insert_deliveries<'r>(
     endpoints: impl Iterator<Item = Target<'r>>,
 ) -> DbResult<Ingested> {
     let m = req.msg;
-    // Every delivery in one statement: (endpoint, status, leased, why it was filtered) per
-    // endpoint it goes to.
-    let (mut ids, mut statuses, mut leased, mut whys) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    // Ordered endpoints (their deliveries join the end of their lines, below).
+    // Every delivery in one statement: (endpoint, status, leased, why it was filtered, in an
+    // ordered line) per endpoint it goes to.
+    let (mut ids, mut statuses, mut leased, mut whys, mut in_line) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Ordered endpoints: their deliveries join the end of their lines, waiting their turn (a
+    // place from the sequence; see `lanes`).
     let mut lines = std::collections::BTreeSet::new();
     for (endpoint_id, filter_types, channels, disabled, filter, ordered) in endpoints {
         let route = req.wants(&endpoint_id, filter_types, channels, filter);
         let Some((status, why)) = route.delivery(disabled) else {
             continue;
         };
-        let pending = status == DeliveryStatus::Pending;
-        if pending && ordered {
+        let lined = status == DeliveryStatus::Pending && ordered;
+        if lined {
             lines.insert(endpoint_id.clone());
         }
-        leased.push(pending && !ordered && claim(&endpoint_id));
+        leased.push(status == DeliveryStatus::Pending && !ordered && claim(&endpoint_id));
         statuses.push(status.code() as i16);
         whys.push(why);
+        in_line.push(lined);
         ids.push(endpoint_id);
     }
     if ids.is_empty() {
         return Ok(Ingested::Created {
             claimed: Vec::new(),
             unclaimed: 0,
+            lines: Vec::new(),
         });
     }
-    // The ordered endpoints' lines are taken before their deliveries are written (see
-    // `lanes`); each new delivery joins the end of its line in the order the locks are taken,
-    // and so of the commits.
-    super::lanes::lock(tx, lines.iter().map(String::as_str)).await?;
     let insert = tx
         .prepare_cached(
             "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, \
-                 lease_owner, filter_error, created_at, updated_at) \
-             SELECT $1, e.id, e.status, $2, \
+                 lease_owner, filter_error, created_at, updated_at, lane, parked_due) \
+             SELECT $1, e.id, e.status, CASE WHEN NOT e.lined THEN $2::BIGINT END, \
                  CASE WHEN e.leased THEN $3::BIGINT END, CASE WHEN e.leased THEN $4 END, e.why, \
-                 $5, $5 \
-             FROM UNNEST($6::TEXT[], $7::SMALLINT[], $8::BOOLEAN[], $9::TEXT[]) \
-                 AS e(id, status, leased, why) \
+                 $5, $5, CASE WHEN e.lined THEN nextval('delivery_lanes') END, \
+                 CASE WHEN e.lined AND $2::BIGINT > $5::BIGINT THEN $2::BIGINT END \
+             FROM UNNEST($6::TEXT[], $7::SMALLINT[], $8::BOOLEAN[], $9::TEXT[], $10::BOOLEAN[]) \
+                 AS e(id, status, leased, why, lined) \
              RETURNING id, endpoint_id, lease_owner IS NOT NULL, status",
         )
         .await?;
@@ -430,32 +430,27 @@ async fn insert_deliveries<'r>(
                 &statuses,
                 &leased,
                 &whys,
+                &in_line,
             ],
         )
         .await?;
     let mut claimed = Vec::new();
     let mut unclaimed = 0;
     let mut lease: Option<std::sync::Arc<str>> = None;
-    let mut queued = Vec::new();
     for row in &rows {
         if row.get::<_, bool>(2) {
             let owner = lease.get_or_insert_with(|| owner.into()).clone();
             claimed.push(req.claimed(row.get(0), row.get(1), Some(owner)));
         } else if row.get::<_, i16>(3) == PENDING {
             unclaimed += 1;
-            let endpoint_id: String = row.get(1);
-            if lines.contains(&endpoint_id) {
-                queued.push((endpoint_id, row.get::<_, i64>(0)));
-            }
         }
     }
-    if !queued.is_empty() {
-        queued.sort();
-        for (endpoint_id, id) in &queued {
-            super::lanes::enqueue(tx, endpoint_id, &[*id], m.created_at).await?;
-        }
-    }
-    Ok(Ingested::Created { claimed, unclaimed })
+    // A line with nothing on its way lets its first go once this has committed.
+    Ok(Ingested::Created {
+        claimed,
+        unclaimed,
+        lines: lines.into_iter().collect(),
+    })
 }
 
 // The stored code of a delivery waiting to be sent.
@@ -595,8 +590,9 @@ mod tests {
         let Some(pool) = database(3, true).await else {
             return;
         };
-        let Ingested::Created { claimed, unclaimed } =
-            ingest_one(&pool, &message(None), None, true).await.unwrap()
+        let Ingested::Created {
+            claimed, unclaimed, ..
+        } = ingest_one(&pool, &message(None), None, true).await.unwrap()
         else {
             panic!("not created")
         };

@@ -82,6 +82,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_ordered_delivery",
         include_str!("../../../migrations/postgres/0011_ordered_delivery.sql"),
     ),
+    (
+        "0012_ordered_lines",
+        include_str!("../../../migrations/postgres/0012_ordered_lines.sql"),
+    ),
 ];
 
 /// The advisory lock that makes one node at a time apply migrations.
@@ -412,6 +416,9 @@ impl PgStore {
             }
         }
         let (freed, live) = queue::free_dead_leases(&mut c, None, dead_after).await?;
+        // A line left with no first (its ingest's node stopped between the commit and
+        // letting it go) goes on.
+        self.advance_lines().await?;
         self.live_nodes
             .store(live, std::sync::atomic::Ordering::Relaxed);
         Ok(freed)

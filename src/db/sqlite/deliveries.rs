@@ -671,7 +671,9 @@ mod tests {
             filter_input: Default::default(),
         };
         match messages::ingest(c, &req, &mut |_| true).unwrap() {
-            messages::Ingested::Created { claimed, unclaimed } => (claimed, unclaimed),
+            messages::Ingested::Created {
+                claimed, unclaimed, ..
+            } => (claimed, unclaimed),
             messages::Ingested::Replayed { .. } => panic!("created"),
         }
     }

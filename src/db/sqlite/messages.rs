@@ -30,6 +30,9 @@ pub enum Ingested {
     Created {
         claimed: Vec<Claimed>,
         unclaimed: usize,
+        /// Ordered endpoints whose lines got a delivery that may have to be let go once the
+        /// transaction has committed (PostgreSQL; SQLite lets it go in the transaction).
+        lines: Vec<String>,
     },
     /// The idempotency key was seen before: answer with the stored response.
     Replayed { status: u16, body: String },
@@ -145,7 +148,11 @@ pub fn ingest(
     if let Some(key) = req.idempotency {
         idempotency::put(c, key, req.response.0, req.response.1, m.created_at)?;
     }
-    Ok(Ingested::Created { claimed, unclaimed })
+    Ok(Ingested::Created {
+        claimed,
+        unclaimed,
+        lines: Vec::new(),
+    })
 }
 
 /// By id, or else by eventId, within one application.

@@ -132,63 +132,81 @@ impl Store {
         let due_at = m.deliver_at.filter(|t| *t > now).unwrap_or(now);
         match self {
             Store::Postgres(pg) => {
-                pg.write(async move |tx| {
-                    let mut m = m;
-                    let mut claim = |ep: &str| due_at <= now && room(ep);
-                    if m.idempotency.is_none() {
-                        // The common case in one statement: the application found, the
-                        // message stored and the endpoints read together.
-                        let (key, keep, default_keep) =
-                            (m.app_key.clone(), m.retention_ms, m.default_retention_ms);
-                        let create = m.create_app.take();
-                        let b = m.unbound();
-                        for attempt in 0..2 {
-                            let mut req = b.request(lease_until, due_at);
-                            let stored = postgres::messages::ingest_by_app_key(
-                                tx,
-                                &key,
-                                &mut req,
-                                keep,
-                                default_keep,
-                                &pg.node(),
-                                &mut claim,
-                            )
-                            .await?;
-                            if let Some((r, _)) = stored {
-                                return Ok(Some((r, b.response.1)));
-                            }
-                            // No such application: make it when asked (another node may make
-                            // it at the same moment: theirs is as good), then again.
-                            match (&create, attempt) {
-                                (Some(app), 0) => {
-                                    postgres::apps::insert_if_absent(tx, app).await?;
+                let stored = pg
+                    .write(async move |tx| {
+                        let mut m = m;
+                        let mut claim = |ep: &str| due_at <= now && room(ep);
+                        if m.idempotency.is_none() {
+                            // The common case in one statement: the application found, the
+                            // message stored and the endpoints read together.
+                            let (key, keep, default_keep) =
+                                (m.app_key.clone(), m.retention_ms, m.default_retention_ms);
+                            let create = m.create_app.take();
+                            let b = m.unbound();
+                            for attempt in 0..2 {
+                                let mut req = b.request(lease_until, due_at);
+                                let stored = postgres::messages::ingest_by_app_key(
+                                    tx,
+                                    &key,
+                                    &mut req,
+                                    keep,
+                                    default_keep,
+                                    &pg.node(),
+                                    &mut claim,
+                                )
+                                .await?;
+                                if let Some((r, _)) = stored {
+                                    return Ok(Some((r, b.response.1)));
                                 }
-                                _ => return Ok(None),
+                                // No such application: make it when asked (another node may make
+                                // it at the same moment: theirs is as good), then again.
+                                match (&create, attempt) {
+                                    (Some(app), 0) => {
+                                        postgres::apps::insert_if_absent(tx, app).await?;
+                                    }
+                                    _ => return Ok(None),
+                                }
                             }
+                            return Ok(None);
                         }
-                        return Ok(None);
+                        let app = match (
+                            postgres::apps::get(tx, &m.app_key).await?,
+                            m.create_app.take(),
+                        ) {
+                            (Some(app), _) => app,
+                            (None, Some(app)) => {
+                                // Another node may create it at the same moment: theirs is as good.
+                                postgres::apps::insert_if_absent(tx, &app).await?;
+                                match postgres::apps::get(tx, &m.app_key).await? {
+                                    Some(app) => app,
+                                    None => return Ok(None),
+                                }
+                            }
+                            (None, None) => return Ok(None),
+                        };
+                        let b = m.bind(&app);
+                        let req = b.request(lease_until, due_at);
+                        let r =
+                            postgres::messages::ingest(tx, &req, &pg.node(), &mut claim).await?;
+                        Ok(Some((r, b.response.1)))
+                    })
+                    .await?;
+                // Its deliveries to ordered endpoints wait in their lines: a line with nothing
+                // on its way lets its first go, now that they are committed. Should that fail,
+                // the nodes' heartbeats let waiting lines go.
+                if let Some((Ingested::Created { lines, .. }, _)) = &stored {
+                    if !lines.is_empty() {
+                        let moved = pg
+                            .write(async |tx| {
+                                postgres::lanes::advance_after_ingest(tx, lines, now).await
+                            })
+                            .await;
+                        if let Err(e) = moved {
+                            tracing::warn!(error = %e, "cannot let an ordered line go on; the next heartbeat will");
+                        }
                     }
-                    let app = match (
-                        postgres::apps::get(tx, &m.app_key).await?,
-                        m.create_app.take(),
-                    ) {
-                        (Some(app), _) => app,
-                        (None, Some(app)) => {
-                            // Another node may create it at the same moment: theirs is as good.
-                            postgres::apps::insert_if_absent(tx, &app).await?;
-                            match postgres::apps::get(tx, &m.app_key).await? {
-                                Some(app) => app,
-                                None => return Ok(None),
-                            }
-                        }
-                        (None, None) => return Ok(None),
-                    };
-                    let b = m.bind(&app);
-                    let req = b.request(lease_until, due_at);
-                    let r = postgres::messages::ingest(tx, &req, &pg.node(), &mut claim).await?;
-                    Ok(Some((r, b.response.1)))
-                })
-                .await
+                }
+                Ok(stored)
             }
             Store::Sqlite(db) => {
                 db.write(move |c| {
