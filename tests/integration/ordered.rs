@@ -381,3 +381,31 @@ async fn an_ordered_endpoint_changed_while_messages_pour_in_answers_every_reques
     }
     rx.wait_for_count(sent, Duration::from_secs(30)).await;
 }
+
+#[tokio::test]
+async fn on_postgresql_a_line_left_with_no_first_goes_on_at_the_next_heartbeat() {
+    crate::postgres_only!("the heartbeat's sweep of ordered lines is PostgreSQL's");
+    let app =
+        TestApp::spawn_with(|c| c.database.heartbeat_interval = Duration::from_millis(200)).await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let (a, ep) = shop_with_ordered_endpoint(&app, &rx, json!([3600])).await;
+    let sent = send_n(&app, &a, 2).await;
+    rx.wait_for_count(1, Duration::from_secs(10)).await;
+    // As if the node that accepted the first had stopped between its commit and letting the
+    // line go: the first waits with the others, nothing of the line on its way.
+    let url = crate::support::storage::postgres_url(app.dir.path()).unwrap();
+    crate::support::storage::pg_query(
+        &url,
+        &format!(
+            "UPDATE deliveries SET next_attempt_at = NULL, lease_until = NULL \
+             WHERE endpoint_id = '{ep}' AND msg_id = '{}'",
+            sent[0]
+        ),
+    );
+    rx.set_default(Reply::status(200));
+    // A heartbeat lets it go (due at once: its retry time was lost with it), then the next.
+    let got = rx.wait_for_count(3, Duration::from_secs(10)).await;
+    let ids: Vec<&str> = got.iter().map(|r| r.signed().0).collect();
+    assert_eq!(ids, [sent[0].as_str(), sent[0].as_str(), sent[1].as_str()]);
+}
