@@ -391,7 +391,9 @@ async fn on_postgresql_a_line_left_with_no_first_goes_on_at_the_next_heartbeat()
     rx.set_default(Reply::status(500));
     let (a, ep) = shop_with_ordered_endpoint(&app, &rx, json!([3600])).await;
     let sent = send_n(&app, &a, 2).await;
-    rx.wait_for_count(1, Duration::from_secs(10)).await;
+    app.wait_attempts(&a, &sent[0], 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(due_now(&app).await, 0, "held: its retry is an hour away");
     // As if the node that accepted the first had stopped between its commit and letting the
     // line go: the first waits with the others, nothing of the line on its way.
     let url = crate::support::storage::postgres_url(app.dir.path()).unwrap();

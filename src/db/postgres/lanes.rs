@@ -86,24 +86,33 @@ pub async fn advance_after_ingest(
     lock(c, lines.iter().map(String::as_str)).await?;
     let mut any = false;
     for ep in lines {
-        any |= advance(c, ep, now).await?;
+        // Turned unordered while the ingest ran: what it wrote waiting goes as the rest.
+        any |= if super::endpoints::is_ordered(c, ep).await? {
+            advance(c, ep, now).await?
+        } else {
+            reorder(c, ep, false, now).await?
+        };
     }
     Ok(any)
 }
 
-/// Lets every ordered endpoint's line go on from its first, their locks taken in turn, in
-/// the caller's transaction: after leases were freed (a node left, or was taken for dead),
-/// and at a node's start. How many went on.
+/// Lets every ordered endpoint's line go on from its first, in the caller's transaction:
+/// after leases were freed (a node left, or was taken for dead), at a node's start and at
+/// each heartbeat. A line another transaction holds is left to it (every change to a line
+/// ends by letting it go on), so this never waits. How many went on.
 pub async fn advance_all(c: &impl GenericClient, now: i64) -> DbResult<usize> {
-    let lines: Vec<String> = c
-        .query("SELECT id FROM endpoints WHERE ordered ORDER BY id", &[])
+    let free: Vec<String> = c
+        .query(
+            "SELECT id FROM (SELECT id FROM endpoints WHERE ordered ORDER BY id OFFSET 0) e \
+             WHERE pg_try_advisory_xact_lock($1, hashtext(e.id))",
+            &[&LANE_LOCKS],
+        )
         .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    lock(c, lines.iter().map(String::as_str)).await?;
     let mut n = 0;
-    for ep in &lines {
+    for ep in &free {
         n += usize::from(advance(c, ep, now).await?);
     }
     Ok(n)
@@ -146,7 +155,8 @@ pub async fn head(c: &impl GenericClient, endpoint_id: &str) -> DbResult<Option<
     let Some(first) = c
         .query_opt(
             "SELECT msg_id, attempts, next_attempt_at, lease_until IS NOT NULL FROM deliveries \
-             WHERE endpoint_id = $1 AND status = 1 AND lane IS NOT NULL ORDER BY lane LIMIT 1",
+             WHERE endpoint_id = $1 AND status = 1 AND lane IS NOT NULL \
+             ORDER BY (next_attempt_at IS NULL AND lease_until IS NULL), lane LIMIT 1",
             &[&endpoint_id],
         )
         .await?
@@ -197,8 +207,9 @@ pub async fn unblock(
             &format!(
                 "UPDATE deliveries SET {set}, updated_at = $3 \
                  WHERE endpoint_id = $1 AND msg_id = $2 AND status = 1 AND lease_until IS NULL \
-                   AND lane = (SELECT MIN(lane) FROM deliveries WHERE endpoint_id = $1 \
-                               AND status = 1 AND lane IS NOT NULL)"
+                   AND id = (SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 1 \
+                       AND lane IS NOT NULL \
+                       ORDER BY (next_attempt_at IS NULL AND lease_until IS NULL), lane LIMIT 1)"
             ),
             &[&endpoint_id, &msg_id, &now],
         )
@@ -218,6 +229,19 @@ pub async fn lease_followers(
     lease_until: i64,
 ) -> DbResult<Vec<Claimed>> {
     lock(c, [head.endpoint_id.as_str()]).await?;
+    // One with an earlier place that committed after this one was let go waits: it goes
+    // next, so nothing is leased behind this one.
+    let earlier = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND status = 1 \
+                 AND lane IS NOT NULL AND lane < $2)",
+            &[&head.endpoint_id, &lane],
+        )
+        .await?
+        .get::<_, bool>(0);
+    if earlier {
+        return Ok(Vec::new());
+    }
     let rows = c
         .query(
             "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, m.event_type, m.payload, d.lane, \

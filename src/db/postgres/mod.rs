@@ -364,8 +364,13 @@ impl PgStore {
                 () = cancel.cancelled() => return,
                 _ = beat.tick() => {
                     match self.beat(dead_after).await {
-                        Ok(0) => {}
-                        Ok(freed) => {
+                        Ok((0, 0)) => {}
+                        Ok((0, _lines)) => {
+                            // Lines went on: due now, here or on another node.
+                            on_signal(Signal::Wake);
+                            self.outgoing.send(Signal::Wake);
+                        }
+                        Ok((freed, _)) => {
                             tracing::warn!(deliveries = freed, "freed the leases of a node that stopped answering");
                             on_signal(Signal::Wake);
                         }
@@ -398,8 +403,9 @@ impl PgStore {
         }
     }
 
-    /// One heartbeat, then the sweep of dead nodes' leases; how many deliveries it freed.
-    async fn beat(&self, dead_after: i64) -> DbResult<u64> {
+    /// One heartbeat, then the sweep of dead nodes' leases and of ordered lines; how many
+    /// deliveries it freed, and how many lines went on.
+    async fn beat(&self, dead_after: i64) -> DbResult<(u64, usize)> {
         let mut c = self.pool.get().await?;
         self.confirm_alive(&c).await?;
         let retired: Vec<Arc<str>> = {
@@ -418,10 +424,10 @@ impl PgStore {
         let (freed, live) = queue::free_dead_leases(&mut c, None, dead_after).await?;
         // A line left with no first (its ingest's node stopped between the commit and
         // letting it go) goes on.
-        self.advance_lines().await?;
+        let lines = self.advance_lines().await?;
         self.live_nodes
             .store(live, std::sync::atomic::Ordering::Relaxed);
-        Ok(freed)
+        Ok((freed, lines))
     }
 
     /// This node's name (its leases carry it).
@@ -519,11 +525,10 @@ impl PgStore {
 
     /// After leases were given back: the ordered lines they were part of go on from their
     /// first (see `lanes`).
-    async fn advance_lines(&self) -> DbResult<()> {
+    async fn advance_lines(&self) -> DbResult<usize> {
         let now = crate::domain::time::now_ms();
         self.write(async |tx| lanes::advance_all(tx, now).await)
-            .await?;
-        Ok(())
+            .await
     }
 
     /// Runs `f` on a pooled connection, outside any transaction.

@@ -256,6 +256,8 @@ impl Store {
             }
             Store::Postgres(pg) => {
                 pg.write(async |tx| {
+                    // Its ordered line first (see `postgres::lanes`): its deliveries go.
+                    postgres::lanes::lock(tx, [ep.id.as_str()]).await?;
                     postgres::endpoints::delete(tx, &ep.id).await?;
                     postgres::operational::endpoint_deleted(
                         tx,
