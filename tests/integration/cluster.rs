@@ -1683,20 +1683,20 @@ async fn an_ordered_line_a_stopping_node_was_sending_goes_on_from_another_node()
             .await;
         sent.push(m["id"].as_str().unwrap().to_owned());
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let victim = 'found: loop {
+    let holder = std::cell::Cell::new(None);
+    let (holder_ref, cluster_ref) = (&holder, &cluster);
+    let found = wait_for(Duration::from_secs(10), || async move {
         for i in 0..2 {
-            if cluster.leased_to(i).await.len() >= 5 {
-                break 'found i;
+            if cluster_ref.leased_to(i).await.len() >= 5 {
+                holder_ref.set(Some(i));
+                return true;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no node holds the line\n{}",
-            cluster.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        false
+    })
+    .await;
+    assert!(found, "no node holds the line\n{}", cluster.logs());
+    let victim = holder.get().unwrap();
     cluster.signal(victim, "TERM");
     assert!(
         cluster.exits(victim, Duration::from_secs(15)).await,
