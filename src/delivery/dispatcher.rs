@@ -151,20 +151,33 @@ impl Results {
     }
 }
 
-/// Claimed deliveries as they are sent: each alone, or an ordered endpoint's line (its first
-/// and those behind it) one after the other.
-fn units(claimed: Vec<Claimed>) -> Vec<Vec<Claimed>> {
-    let mut units: Vec<Vec<Claimed>> = Vec::with_capacity(claimed.len());
+/// What is sent as one: a claimed delivery, with those of its ordered endpoint's line claimed
+/// behind it (none for an endpoint that is not ordered), sent one after the other.
+struct Unit {
+    first: Claimed,
+    behind: Vec<Claimed>,
+}
+
+/// An endpoint's in-flight permits and pacing, as a delivery entering the dispatcher takes
+/// them (see [`Inner::enter`]).
+type Slot = (Arc<Semaphore>, Arc<Pacing>);
+
+/// Claimed deliveries as units (those behind the first of a line come right after it).
+fn units(claimed: Vec<Claimed>) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::with_capacity(claimed.len());
     for c in claimed {
         match units.last_mut() {
-            Some(unit)
+            Some(u)
                 if c.lane.is_some()
-                    && unit[0].lane.is_some_and(|first| c.lane > Some(first))
-                    && unit[0].endpoint_id == c.endpoint_id =>
+                    && u.first.lane.is_some_and(|first| c.lane > Some(first))
+                    && u.first.endpoint_id == c.endpoint_id =>
             {
-                unit.push(c);
+                u.behind.push(c);
             }
-            _ => units.push(vec![c]),
+            _ => units.push(Unit {
+                first: c,
+                behind: Vec::new(),
+            }),
         }
     }
     units
@@ -371,7 +384,7 @@ impl Dispatcher {
             .await?;
         let n = claimed.len();
         let sends = units(claimed).into_iter().map(|unit| {
-            let slots: Vec<_> = unit.iter().map(|c| inner.enter(&c.endpoint_id)).collect();
+            let slots = inner.enter_unit(&unit);
             async move {
                 let mut out = Vec::new();
                 inner
@@ -405,7 +418,7 @@ impl Inner {
 
     /// Counts a delivery in for its endpoint: its in-flight permits and pacing (undone by
     /// [`Inner::release`]).
-    fn enter(&self, endpoint_id: &str) -> (Arc<Semaphore>, Arc<Pacing>) {
+    fn enter(&self, endpoint_id: &str) -> Slot {
         let mut slots = self.slots();
         let slot = slots.entry(endpoint_id.to_owned()).or_insert_with(|| {
             // Nodes sharing the store share the endpoint's in-flight cap: each takes its
@@ -430,9 +443,20 @@ impl Inner {
         (slot.permits.clone(), slot.pacing.clone())
     }
 
+    /// [`Inner::enter`] for every delivery of a unit.
+    fn enter_unit(&self, unit: &Unit) -> (Slot, Vec<Slot>) {
+        let first = self.enter(&unit.first.endpoint_id);
+        let behind = unit
+            .behind
+            .iter()
+            .map(|c| self.enter(&c.endpoint_id))
+            .collect();
+        (first, behind)
+    }
+
     fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
         for unit in units(claimed) {
-            let slots: Vec<_> = unit.iter().map(|c| self.enter(&c.endpoint_id)).collect();
+            let slots = self.enter_unit(&unit);
             let inner = self.clone();
             self.deliveries.spawn(async move {
                 let results = inner.clone();
@@ -456,13 +480,15 @@ impl Inner {
     /// their lease for the next start.
     async fn deliver_unit(
         &self,
-        unit: Vec<Claimed>,
-        slots: Vec<(Arc<Semaphore>, Arc<Pacing>)>,
+        unit: Unit,
+        (first_slot, behind_slots): (Slot, Vec<Slot>),
         mut done: impl FnMut(Done) -> bool,
     ) {
         let mut go_on = true;
         let mut held = false;
-        for (c, (permits, pacing)) in unit.into_iter().zip(slots) {
+        let each = std::iter::once((unit.first, first_slot))
+            .chain(unit.behind.into_iter().zip(behind_slots));
+        for (c, (permits, pacing)) in each {
             if go_on {
                 let d = tokio::select! {
                     () = self.abort.cancelled() => None,
