@@ -126,20 +126,31 @@ pub fn release(c: &Connection, claimed: &[Claimed]) -> DbResult<()> {
     Ok(())
 }
 
-/// Lets each line that `claimed` were part of go on from its first (see [`lanes::advance`]);
-/// whether one did.
-pub fn advance_lanes<'a>(
-    c: &Connection,
-    claimed: impl IntoIterator<Item = &'a Claimed>,
-    now: i64,
-) -> DbResult<bool> {
-    let endpoints: std::collections::BTreeSet<&str> = claimed
-        .into_iter()
+/// The ordered endpoints whose lines a batch of results touched: those of the attempts,
+/// skipped and released deliveries that had a place in one, each once and in order.
+pub fn lines_touched<'a>(
+    attempts: &'a [AttemptResult],
+    skipped: &'a [Claimed],
+    released: &'a [Claimed],
+) -> std::collections::BTreeSet<&'a str> {
+    attempts
+        .iter()
+        .map(|a| &a.delivery)
+        .chain(skipped)
+        .chain(released)
         .filter(|d| d.lane.is_some())
         .map(|d| d.endpoint_id.as_str())
-        .collect();
+        .collect()
+}
+
+/// Lets each of the `lines` go on from its first (see [`lanes::advance`]); whether one did.
+pub fn advance_lanes<'a>(
+    c: &Connection,
+    lines: impl IntoIterator<Item = &'a str>,
+    now: i64,
+) -> DbResult<bool> {
     let mut any = false;
-    for ep in endpoints {
+    for ep in lines {
         any |= lanes::advance(c, ep, now)?;
     }
     Ok(any)

@@ -179,7 +179,7 @@ pub fn unblock(
 
 /// Up to `limit` deliveries that wait right behind `lane` in an endpoint's line and may go
 /// by `now`, leased until `lease_until` (sent one after the other once the first is
-/// delivered): (id, msg_id, attempts, trigger_type, event_type, payload, lane).
+/// delivered).
 pub(super) fn lease_followers(
     c: &Connection,
     endpoint_id: &str,

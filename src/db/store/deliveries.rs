@@ -158,23 +158,14 @@ impl Store {
                 let (written, announced) = pg
                     .write(async |tx| {
                         // The ordered lines touched are taken first (see `postgres::lanes`).
-                        let touched = || {
-                            attempts
-                                .iter()
-                                .map(|a| &a.delivery)
-                                .chain(skipped.iter())
-                                .chain(released.iter())
-                                .filter(|d| d.lane.is_some())
-                                .map(|d| d.endpoint_id.as_str())
-                        };
-                        postgres::lanes::lock(tx, touched()).await?;
+                        let lines = deliveries::lines_touched(&attempts, &skipped, &released);
+                        postgres::lanes::lock(tx, lines.iter().copied()).await?;
                         for d in skipped.iter() {
                             let owner = d.owner.as_deref().unwrap_or_default();
                             postgres::deliveries::skip(tx, owner, d.delivery_id, now).await?;
                         }
                         postgres::deliveries::release(tx, &released).await?;
                         let mut w = postgres::deliveries::record(tx, &attempts, &schedule).await?;
-                        let lines: std::collections::BTreeSet<&str> = touched().collect();
                         for ep in lines {
                             if postgres::lanes::advance(tx, ep, now).await? {
                                 w.recorded.next_due = Some(now);
@@ -206,12 +197,8 @@ impl Store {
                     }
                     deliveries::release(c, &released)?;
                     let mut rec = deliveries::record(c, &attempts, &schedule)?;
-                    let touched = attempts.iter().map(|a| &a.delivery);
-                    if deliveries::advance_lanes(
-                        c,
-                        touched.chain(skipped.iter()).chain(released.iter()),
-                        now,
-                    )? {
+                    let lines = deliveries::lines_touched(&attempts, &skipped, &released);
+                    if deliveries::advance_lanes(c, lines, now)? {
                         rec.next_due = Some(now);
                     }
                     let announced = operational::announce(c, &rec.notices, now)?;
