@@ -100,12 +100,7 @@ async fn unblock(
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: LineActionIn = body(&st, payload).await?;
     let id = &input.msg_id;
-    if id.is_empty()
-        || id.len() > 256
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
+    if !crate::domain::validate::is_valid_uid(id) {
         return Err(ApiError::invalid(&["body", "msgId"], "not a message id"));
     }
     if !ep.ordered {
