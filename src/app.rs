@@ -18,6 +18,8 @@ use tokio_util::task::TaskTracker;
 
 pub struct Application {
     addr: std::net::SocketAddr,
+    /// `https` with `tls_cert`, else `http`.
+    scheme: &'static str,
     server: actix_web::dev::Server,
     state: web::Data<State>,
     tracker: TaskTracker,
@@ -43,6 +45,12 @@ impl Application {
         cfg: Config,
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
+        // Read first: a certificate that does not load stops the start before anything else.
+        let certs = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::Certificates::load(cert, key)?),
+            _ => None,
+        };
+        let scheme = if certs.is_some() { "https" } else { "http" };
         let (store, lock) = open_store(&cfg).await?;
         let operational_app_id = store.ensure_operational_app(now_ms()).await?;
         let bootstrap_token = {
@@ -74,7 +82,7 @@ impl Application {
         let base_url = cfg
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+            .unwrap_or_else(|| format!("{scheme}://{addr}"));
         let notifier = crate::alerts::Notifier::new(&cfg, store.clone(), sender.clone(), base_url);
         tracker.spawn(notifier.clone().run(cancel.clone()));
         let dispatcher = Dispatcher::start(
@@ -149,6 +157,15 @@ impl Application {
                     .await;
             });
         }
+        match &certs {
+            Some(certs) => {
+                tracker.spawn(certs.clone().watch(cancel.clone()));
+            }
+            // SIGHUP (a service manager's reload) must not end the process.
+            None => {
+                tracker.spawn(log_hangups(cancel.clone()));
+            }
+        }
         let data = state.clone();
         let server = HttpServer::new(move || {
             let traced = data.clone();
@@ -167,14 +184,19 @@ impl Application {
                 .service(web::resource("/metrics").route(web::get().to(http::metrics::scrape)))
                 .configure(http::api::routes)
                 .configure(http::admin::routes)
-        })
-        .listen(listener)?
-        // Signals are handled by `run_until_stopped`, which stops the server itself.
-        .disable_signals()
-        .shutdown_timeout(grace.as_secs().max(1))
-        .run();
+        });
+        let server = match &certs {
+            Some(certs) => server.listen_rustls_0_23(listener, certs.server_config()?)?,
+            None => server.listen(listener)?,
+        };
+        let server = server
+            // Signals are handled by `run_until_stopped`, which stops the server itself.
+            .disable_signals()
+            .shutdown_timeout(grace.as_secs().max(1))
+            .run();
         Ok(Application {
             addr,
+            scheme,
             server,
             state,
             tracker,
@@ -194,6 +216,11 @@ impl Application {
     /// The address actually bound (with the real port when `listen` asked for port 0).
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.addr
+    }
+
+    /// `scheme://address` of the listener (`https` when it serves a certificate).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The API token created on the first start of an empty data dir, if this was it.
@@ -404,4 +431,20 @@ pub fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
         )
     })?;
     Ok(file)
+}
+
+/// Without a certificate there is nothing to reload: SIGHUP is only noted.
+async fn log_hangups(cancel: CancellationToken) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            Some(()) = hangups.recv() => {
+                tracing::info!("SIGHUP: nothing to reload (the configuration is read at start; no tls_cert)");
+            }
+        }
+    }
 }

@@ -29,6 +29,11 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `text` or `json`.
     pub log_format: String,
+    /// PEM certificate chain: with `tls_key`, the listener speaks HTTPS. Both files are read
+    /// again on SIGHUP and when either changes (a renewal), without a restart.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// On SIGTERM/SIGINT, how long requests and deliveries in flight may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -302,6 +307,8 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             public_url: None,
             log_format: "text".into(),
+            tls_cert: None,
+            tls_key: None,
             shutdown_grace: Duration::from_secs(10),
             main_key_file: None,
             main_key: None,
@@ -398,6 +405,8 @@ const ENV_KEYS: &[&str] = &[
     "HOOKBOX_PUBLIC_URL",
     "HOOKBOX_PROXY_ADDR",
     "HOOKBOX_DATABASE_URL",
+    "HOOKBOX_TLS_CERT",
+    "HOOKBOX_TLS_KEY",
 ];
 
 impl Config {
@@ -468,6 +477,12 @@ impl Config {
                         .context("while reading HOOKBOX_TRUSTED_PROXIES (comma-separated CIDRs)")?;
                 }
                 "HOOKBOX_PUBLIC_URL" => cfg.public_url = Some(v.clone()),
+                "HOOKBOX_TLS_CERT" => {
+                    cfg.tls_cert = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty())
+                }
+                "HOOKBOX_TLS_KEY" => {
+                    cfg.tls_key = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty())
+                }
                 "HOOKBOX_PROXY_ADDR" => cfg.delivery.proxy_addr = Some(v.clone()),
                 "HOOKBOX_SMTP_HOST" => cfg.smtp.host = Some(v.clone()).filter(|h| !h.is_empty()),
                 "HOOKBOX_SMTP_PORT" => {
@@ -575,6 +590,12 @@ impl Config {
                         .into(),
                 );
             }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            errors.push(
+                "tls_cert and tls_key: set both (PEM certificate chain and its private key) or neither"
+                    .into(),
+            );
         }
         if let Some(u) = &self.public_url {
             match url::Url::parse(u) {

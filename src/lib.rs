@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod operational;
 pub mod service;
 pub mod tasks;
+pub mod tls;

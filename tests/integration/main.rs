@@ -33,3 +33,4 @@ mod schema;
 mod secrets;
 mod security;
 mod signatures;
+mod tls;

@@ -84,8 +84,11 @@ impl Server {
                 let url = line
                     .strip_prefix("hookbox listening on ")
                     .and_then(|rest| rest.split_whitespace().next());
-                if let (Some(url), Some(tx)) = (url, tx.take()) {
-                    let _ = tx.send(url.to_owned());
+                // Lines before it (a first start's token) are skipped.
+                if let Some(url) = url {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url.to_owned());
+                    }
                 }
             }
         });
