@@ -6,10 +6,18 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use std::path::{Path, PathBuf};
 
+/// `hookbox --version`: the release and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HOOKBOX_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "hookbox",
-    version,
+    version = VERSION,
     about = "Self-hosted webhook sender: one binary, one SQLite file"
 )]
 pub struct Cli {

@@ -11,6 +11,7 @@ mod api_errors;
 mod api_health;
 mod api_resources;
 mod bulk_replay;
+mod cli;
 mod cluster;
 mod copy;
 mod crash;
