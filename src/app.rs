@@ -45,6 +45,8 @@ impl Application {
         cfg: Config,
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
+        // SIGHUP (a reload) from now on is taken, never the end of the process.
+        let hangups = hangup_signal();
         // Read first: a certificate that does not load stops the start before anything else.
         let certs = match (&cfg.tls_cert, &cfg.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::Certificates::load(cert, key)?),
@@ -53,7 +55,9 @@ impl Application {
         let scheme = if certs.is_some() { "https" } else { "http" };
         let (store, lock) = open_store(&cfg).await?;
         let operational_app_id = store.ensure_operational_app(now_ms()).await?;
-        let bootstrap_token = {
+        let bootstrap_token = if !cfg.bootstrap_token {
+            None
+        } else {
             let token = auth::generate_token();
             store
                 .create_first_token("bootstrap", &auth::hash_token(&token), now_ms())
@@ -159,11 +163,10 @@ impl Application {
         }
         match &certs {
             Some(certs) => {
-                tracker.spawn(certs.clone().watch(cancel.clone()));
+                tracker.spawn(certs.clone().watch(hangups, cancel.clone()));
             }
-            // SIGHUP (a service manager's reload) must not end the process.
             None => {
-                tracker.spawn(log_hangups(cancel.clone()));
+                tracker.spawn(log_hangups(hangups, cancel.clone()));
             }
         }
         let data = state.clone();
@@ -433,10 +436,17 @@ pub fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Takes SIGHUP over from its default (ending the process): a service manager's reload.
+/// The handler stays for the life of the process; `None` if it cannot be installed.
+pub fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
+        .ok()
+}
+
 /// Without a certificate there is nothing to reload: SIGHUP is only noted.
-async fn log_hangups(cancel: CancellationToken) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
+async fn log_hangups(hangups: Option<tokio::signal::unix::Signal>, cancel: CancellationToken) {
+    let Some(mut hangups) = hangups else {
         return;
     };
     loop {

@@ -43,6 +43,10 @@ pub struct Config {
     /// The main key itself, from `HOOKBOX_MAIN_KEY` only; never printed.
     #[serde(skip)]
     pub main_key: Option<HiddenKey>,
+    /// Whether the first start makes an API token to print: not when stdout is a service
+    /// manager's journal, where it would be kept for anyone who reads the logs.
+    #[serde(skip)]
+    pub bootstrap_token: bool,
     pub database: DatabaseConfig,
     pub delivery: DeliveryConfig,
     pub api: ApiConfig,
@@ -312,6 +316,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             main_key_file: None,
             main_key: None,
+            bootstrap_token: true,
             database: DatabaseConfig::default(),
             delivery: DeliveryConfig::default(),
             api: ApiConfig::default(),
@@ -428,14 +433,17 @@ impl Config {
             .config_file
             .clone()
             .unwrap_or_else(|| data_dir.join("hookbox.toml"));
-        let mut cfg = if file.exists() {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("while reading {}", file.display()))?;
-            toml::from_str(&text).with_context(|| format!("while parsing {}", file.display()))?
-        } else if o.config_file.is_some() {
-            anyhow::bail!("config file {} does not exist", file.display());
-        } else {
-            Config::default()
+        let mut cfg = match std::fs::read_to_string(&file) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("while parsing {}", file.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && o.config_file.is_none() => {
+                Config::default()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                anyhow::bail!("config file {} does not exist", file.display())
+            }
+            // Unreadable (permissions): said as such, not taken for absent.
+            Err(e) => return Err(e).with_context(|| format!("while reading {}", file.display())),
         };
         for (k, v) in env {
             match k.as_str() {
@@ -596,6 +604,14 @@ impl Config {
                 "tls_cert and tls_key: set both (PEM certificate chain and its private key) or neither"
                     .into(),
             );
+        }
+        for (name, path) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
+            if let Some(p) = path.as_ref().filter(|p| p.is_relative()) {
+                errors.push(format!(
+                    "{name}: `{}` must be an absolute path (it is read again later, from whatever directory the server runs in)",
+                    p.display()
+                ));
+            }
         }
         if let Some(u) = &self.public_url {
             match url::Url::parse(u) {

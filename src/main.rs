@@ -50,7 +50,13 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig(args) => {
-            print!("{}", args.config()?.to_toml());
+            let cfg = args.config()?;
+            // The certificate and key must load, for whoever runs this (the service's user,
+            // through the package's wrapper).
+            if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
+                hookbox::tls::Certificates::load(cert, key)?;
+            }
+            print!("{}", cfg.to_toml());
             Ok(())
         }
         Command::Healthcheck(args) => healthcheck(&args),
@@ -126,9 +132,14 @@ fn init_logging(format: &str) {
 }
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let cfg = args.config()?;
+    let mut cfg = args.config()?;
+    // Under systemd stdout is the journal: no API token is printed there to be kept; the
+    // admin makes one with `hookbox token create`. (The setup link works once, and expires.)
+    cfg.bootstrap_token = std::env::var_os("JOURNAL_STREAM").is_none();
     let runner = actix_web::rt::System::new();
     let result = runner.block_on(async move {
+        // From the first moment: a reload sent while the server starts must not end it.
+        let _hangups = hookbox::app::hangup_signal();
         let app = Application::build(cfg).await?;
         if let Some(token) = app.bootstrap_token() {
             println!("First start: created an API token (shown only once):\n\n    {token}\n");

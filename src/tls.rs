@@ -17,13 +17,20 @@ use tokio_util::sync::CancellationToken;
 /// How often the files are looked at for a change.
 pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
-/// What identifies a version of a file: its modification time, length and inode.
-type Stamp = Option<(SystemTime, u64, u64)>;
+/// What identifies a version of a file: its modification time, length, inode and change
+/// time (a `chmod` or `chgrp` that makes a renewed key readable is a change too).
+type Stamp = Option<(SystemTime, u64, u64, i64, i64)>;
 
 fn stamp(path: &Path) -> Stamp {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
+    Some((
+        m.modified().ok()?,
+        m.len(),
+        m.ino(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
 }
 
 /// The certificate served, and where it comes from.
@@ -105,17 +112,12 @@ impl Certificates {
         }
     }
 
-    /// Until `cancel`: reloads on SIGHUP and when the files change.
-    pub async fn watch(self: Arc<Self>, cancel: CancellationToken) {
-        let mut hangups = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::hangup(),
-        ) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; certificate files are still watched");
-                None
-            }
-        };
+    /// Until `cancel`: reloads on each of `hangups` (SIGHUP) and when the files change.
+    pub async fn watch(
+        self: Arc<Self>,
+        mut hangups: Option<tokio::signal::unix::Signal>,
+        cancel: CancellationToken,
+    ) {
         let mut every = tokio::time::interval(CHECK_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -224,5 +226,9 @@ mod tests {
         assert!(c.changed_on_disk());
         c.reload().unwrap();
         assert_eq!(served(&c), der2);
+        // A key made readable after a renewal is a change too.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(c.changed_on_disk());
     }
 }

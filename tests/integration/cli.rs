@@ -22,3 +22,36 @@ fn version_names_the_release_and_the_commit_it_was_built_from() {
         format!("hookbox {} (commit {commit})", env!("CARGO_PKG_VERSION"))
     );
 }
+
+fn token_names(dir: &std::path::Path) -> Vec<String> {
+    let out = Command::new(bin())
+        .args(["token", "list", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split('\t').nth(1).map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_first_start_under_systemd_writes_no_api_token_to_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::server::Server::start_with_env(
+        dir.path(),
+        dir.path().join("server.log"),
+        &[("JOURNAL_STREAM", "8:12345")],
+    )
+    .await;
+    drop(server);
+    assert!(token_names(dir.path()).is_empty());
+
+    let other = tempfile::tempdir().unwrap();
+    let server =
+        crate::support::server::Server::start(other.path(), other.path().join("server.log")).await;
+    drop(server);
+    assert_eq!(token_names(other.path()), ["bootstrap"]);
+}

@@ -239,6 +239,30 @@ async fn serve_refuses_a_key_that_is_not_the_certificates() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tls_cert and tls_key: set both"), "{err}");
+
+    let check = |cert: &Path, key: &Path| {
+        let out = Command::new(crate::support::server::bin())
+            .args(["check-config", "--data-dir"])
+            .arg(dir.path())
+            .env("HOOKBOX_TLS_CERT", cert)
+            .env("HOOKBOX_TLS_KEY", key)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // check-config loads the pair, as serve would.
+    let (ok, err) = check(&cert, &other_key);
+    assert!(
+        !ok && err.contains("is the key the certificate's?"),
+        "{err}"
+    );
+    let (ok, err) = check(Path::new("a.crt"), Path::new("a.key"));
+    assert!(!ok && err.contains("must be an absolute path"), "{err}");
+    let (ok, err) = check(&cert, &key);
+    assert!(ok, "{err}");
 }
 
 #[tokio::test]

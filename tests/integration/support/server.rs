@@ -57,6 +57,8 @@ impl Server {
     ) -> Server {
         let stderr = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(bin())
+            // Not under a service manager, whatever runs the tests.
+            .env_remove("JOURNAL_STREAM")
             .envs(env.iter().copied())
             .arg("serve")
             .arg("--data-dir")
