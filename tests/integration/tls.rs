@@ -219,33 +219,13 @@ async fn serve_refuses_a_key_that_is_not_the_certificates() {
     ca.issue(&cert, &key);
     let (other_cert, other_key) = (tls.path().join("b.crt"), tls.path().join("b.key"));
     ca.issue(&other_cert, &other_key);
-    let out = Command::new(crate::support::server::bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("HOOKBOX_TLS_CERT", &cert)
-        .env("HOOKBOX_TLS_KEY", &other_key)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is the key the certificate's?"), "{err}");
-
-    let out = Command::new(crate::support::server::bin())
-        .args(["check-config", "--data-dir"])
-        .arg(dir.path())
-        .env("HOOKBOX_TLS_CERT", &cert)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tls_cert and tls_key: set both"), "{err}");
-
-    let check = |cert: &Path, key: &Path| {
+    // Runs hookbox with these arguments and TLS files; whether it succeeded, and its stderr.
+    let run = |args: &[&str], tls: &[(&str, &Path)]| {
         let out = Command::new(crate::support::server::bin())
-            .args(["check-config", "--data-dir"])
+            .args(args)
+            .arg("--data-dir")
             .arg(dir.path())
-            .env("HOOKBOX_TLS_CERT", cert)
-            .env("HOOKBOX_TLS_KEY", key)
+            .envs(tls.iter().copied())
             .output()
             .unwrap();
         (
@@ -253,6 +233,25 @@ async fn serve_refuses_a_key_that_is_not_the_certificates() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    let check = |cert: &Path, key: &Path| {
+        run(
+            &["check-config"],
+            &[("HOOKBOX_TLS_CERT", cert), ("HOOKBOX_TLS_KEY", key)],
+        )
+    };
+    let (ok, err) = run(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("HOOKBOX_TLS_CERT", &cert), ("HOOKBOX_TLS_KEY", &other_key)],
+    );
+    assert!(
+        !ok && err.contains("is the key the certificate's?"),
+        "{err}"
+    );
+    let (ok, err) = run(&["check-config"], &[("HOOKBOX_TLS_CERT", &cert)]);
+    assert!(
+        !ok && err.contains("tls_cert and tls_key: set both"),
+        "{err}"
+    );
     // check-config loads the pair, as serve would.
     let (ok, err) = check(&cert, &other_key);
     assert!(
