@@ -69,7 +69,7 @@ pub async fn release(c: &impl GenericClient, claimed: &[super::super::Claimed]) 
 
 /// After deliveries `ids` of an endpoint were queued again: on an ordered endpoint they join
 /// the end of its line, in the order given (the caller holds the line's lock). How many.
-async fn requeued(
+pub(super) async fn requeued(
     c: &impl GenericClient,
     endpoint_id: &str,
     ids: Vec<i64>,

@@ -77,34 +77,40 @@ pub async fn advance(c: &impl GenericClient, endpoint_id: &str, now: i64) -> DbR
 }
 
 /// After an ingest committed deliveries to the ordered `lines`: each line with nothing on
-/// its way lets its first go, in a transaction of its own; whether one did.
+/// its way lets its first go, in a transaction of its own.
 pub async fn advance_after_ingest(
     c: &impl GenericClient,
     lines: &[String],
     now: i64,
-) -> DbResult<bool> {
+) -> DbResult<()> {
     lock(c, lines.iter().map(String::as_str)).await?;
-    let mut any = false;
     for ep in lines {
         // Turned unordered while the ingest ran: what it wrote waiting goes as the rest.
-        any |= if super::endpoints::is_ordered(c, ep).await? {
-            advance(c, ep, now).await?
+        if super::endpoints::is_ordered(c, ep).await? {
+            advance(c, ep, now).await?;
         } else {
-            reorder(c, ep, false, now).await?
-        };
+            reorder(c, ep, false, now).await?;
+        }
     }
-    Ok(any)
+    Ok(())
 }
 
-/// Lets every ordered endpoint's line go on from its first, in the caller's transaction:
-/// after leases were freed (a node left, or was taken for dead), at a node's start and at
-/// each heartbeat. A line another transaction holds is left to it (every change to a line
-/// ends by letting it go on), so this never waits. How many went on.
+/// Lets every ordered endpoint's line that waits with nothing on its way go on from its
+/// first, in the caller's transaction: after a node left, at a node's start and at each
+/// heartbeat (after dead nodes' leases were freed). Only stuck lines are locked: normally
+/// none is, and this is one query. A line another transaction holds is left to it (every
+/// change to a line ends by letting it go on), so this never waits. How many went on.
 pub async fn advance_all(c: &impl GenericClient, now: i64) -> DbResult<usize> {
     let free: Vec<String> = c
         .query(
-            "SELECT id FROM (SELECT id FROM endpoints WHERE ordered ORDER BY id OFFSET 0) e \
-             WHERE pg_try_advisory_xact_lock($1, hashtext(e.id))",
+            "SELECT id FROM (SELECT e.id FROM endpoints e WHERE e.ordered \
+                 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id \
+                     AND d.status = 1 AND d.lane IS NOT NULL) \
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = e.id \
+                     AND d.status = 1 AND d.lane IS NOT NULL \
+                     AND (d.next_attempt_at IS NOT NULL OR d.lease_until IS NOT NULL)) \
+                 ORDER BY e.id OFFSET 0) stuck \
+             WHERE pg_try_advisory_xact_lock($1, hashtext(stuck.id))",
             &[&LANE_LOCKS],
         )
         .await?

@@ -417,13 +417,11 @@ impl PgStore {
             r.iter().map(|(n, _)| n.clone()).collect()
         };
         for old in retired {
-            if deliveries::release_leases_of(&c, &old).await? > 0 {
-                self.advance_lines().await?;
-            }
+            deliveries::release_leases_of(&c, &old).await?;
         }
         let (freed, live) = queue::free_dead_leases(&mut c, None, dead_after).await?;
-        // A line left with no first (its ingest's node stopped between the commit and
-        // letting it go) goes on.
+        // Lines whose leases were just given back or freed, and a line left with no first
+        // (its ingest's node stopped between the commit and letting it go), go on.
         let lines = self.advance_lines().await?;
         self.live_nodes
             .store(live, std::sync::atomic::Ordering::Relaxed);

@@ -191,11 +191,8 @@ pub async fn step(
             ids.push(r.get::<_, i64>(0));
         }
     }
-    t.queued += ids.len() as i64;
     // On an ordered endpoint they join the end of its line, in the order they were accepted.
-    if !ids.is_empty() && super::endpoints::is_ordered(c, &ep.id).await? {
-        super::lanes::enqueue(c, &ep.id, &ids, now).await?;
-    }
+    t.queued += super::deliveries::requeued(c, &ep.id, ids, now).await? as i64;
     t.done += msgs.len() as i64;
     if msgs.len() < BATCH {
         t.status = TaskStatus::Finished;

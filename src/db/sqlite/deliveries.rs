@@ -39,6 +39,12 @@ pub struct Claimed {
 /// after the other, each once the one before was delivered).
 pub const LANE_BATCH: usize = 100;
 
+/// How many of its line may come with the `i`th of `heads` claimed firsts when `taken` are
+/// claimed already: what `limit` leaves for it and the firsts after it, at most `LANE_BATCH`.
+pub fn follower_room(limit: usize, taken: usize, heads: usize, i: usize) -> usize {
+    limit.saturating_sub(taken + heads - i).min(LANE_BATCH)
+}
+
 /// Claims up to `limit` due deliveries, skipping `busy` endpoints, by leasing them until
 /// `lease_until`.
 pub fn claim_due(
@@ -83,7 +89,7 @@ pub fn claim_due(
     for (i, d) in rows.into_iter().enumerate() {
         // The first of an ordered endpoint's line comes with those waiting behind it, as many
         // as `limit` leaves room for.
-        let room = limit.saturating_sub(out.len() + heads - i).min(LANE_BATCH);
+        let room = follower_room(limit, out.len(), heads, i);
         let behind = match d.lane {
             Some(lane) if room > 0 => {
                 lanes::lease_followers(c, &d.endpoint_id, lane, room, now, lease_until)?

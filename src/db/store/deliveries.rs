@@ -50,9 +50,7 @@ impl Store {
                 let n = heads.len();
                 for (i, d) in heads.into_iter().enumerate() {
                     // As many as `limit` leaves room for.
-                    let room = max
-                        .saturating_sub(out.len() + n - i)
-                        .min(deliveries::LANE_BATCH);
+                    let room = deliveries::follower_room(max, out.len(), n, i);
                     let behind = match d.lane {
                         Some(lane) if room > 0 => {
                             let room = i64::try_from(room).unwrap_or(0);
