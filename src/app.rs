@@ -52,7 +52,7 @@ impl Application {
             (Some(cert), Some(key)) => Some(crate::tls::Certificates::load(cert, key)?),
             _ => None,
         };
-        let scheme = if certs.is_some() { "https" } else { "http" };
+        let scheme = cfg.scheme();
         let (store, lock) = open_store(&cfg).await?;
         let operational_app_id = store.ensure_operational_app(now_ms()).await?;
         let bootstrap_token = if !cfg.bootstrap_token {
@@ -438,7 +438,7 @@ pub fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
 
 /// Takes SIGHUP over from its default (ending the process): a service manager's reload.
 /// The handler stays for the life of the process; `None` if it cannot be installed.
-pub fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .inspect_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
         .ok()

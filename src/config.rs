@@ -415,6 +415,15 @@ const ENV_KEYS: &[&str] = &[
 ];
 
 impl Config {
+    /// `https` when the listener serves a certificate (`tls_cert` and `tls_key`), else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() && self.tls_key.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Builds the effective configuration from every layer.
     pub fn load(o: &Overrides) -> anyhow::Result<Config> {
         let env: Vec<(String, String)> = std::env::vars()

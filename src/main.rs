@@ -138,8 +138,6 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     cfg.bootstrap_token = std::env::var_os("JOURNAL_STREAM").is_none();
     let runner = actix_web::rt::System::new();
     let result = runner.block_on(async move {
-        // From the first moment: a reload sent while the server starts must not end it.
-        let _hangups = hookbox::app::hangup_signal();
         let app = Application::build(cfg).await?;
         if let Some(token) = app.bootstrap_token() {
             println!("First start: created an API token (shown only once):\n\n    {token}\n");
@@ -251,12 +249,7 @@ fn healthcheck(args: &ServeArgs) -> anyhow::Result<()> {
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let scheme = if cfg.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let url = format!("{scheme}://{addr}/api/v1/health");
+    let url = format!("{}://{addr}/api/v1/health", cfg.scheme());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

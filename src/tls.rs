@@ -74,7 +74,7 @@ impl Certificates {
 
     /// Reads the files again and serves them from now on; on an error the current
     /// certificate stays.
-    pub fn reload(&self) -> anyhow::Result<()> {
+    fn reload(&self) -> anyhow::Result<()> {
         let served = read(&self.cert, &self.key, &self.provider)?;
         *self
             .current
@@ -99,7 +99,7 @@ impl Certificates {
     }
 
     /// Reloads (see [`Certificates::reload`]) and says so in the log, with what asked.
-    pub fn reload_logged(&self, why: &str) {
+    fn reload_logged(&self, why: &str) {
         match self.reload() {
             Ok(()) => tracing::info!(
                 cert = %self.cert.display(),
