@@ -384,11 +384,11 @@ impl Dispatcher {
             .await?;
         let n = claimed.len();
         let sends = units(claimed).into_iter().map(|unit| {
-            let slots = inner.enter_unit(&unit);
+            let slot = inner.enter_unit(&unit);
             async move {
                 let mut out = Vec::new();
                 inner
-                    .deliver_unit(unit, slots, |d| {
+                    .deliver_unit(unit, slot, |d| {
                         out.push(d);
                         true
                     })
@@ -443,25 +443,23 @@ impl Inner {
         (slot.permits.clone(), slot.pacing.clone())
     }
 
-    /// [`Inner::enter`] for every delivery of a unit.
-    fn enter_unit(&self, unit: &Unit) -> (Slot, Vec<Slot>) {
-        let first = self.enter(&unit.first.endpoint_id);
-        let behind = unit
-            .behind
-            .iter()
-            .map(|c| self.enter(&c.endpoint_id))
-            .collect();
-        (first, behind)
+    /// [`Inner::enter`] for every delivery of a unit (each is counted in, and released,
+    /// once); they share their endpoint's slot.
+    fn enter_unit(&self, unit: &Unit) -> Slot {
+        for c in &unit.behind {
+            self.enter(&c.endpoint_id);
+        }
+        self.enter(&unit.first.endpoint_id)
     }
 
     fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
         for unit in units(claimed) {
-            let slots = self.enter_unit(&unit);
+            let slot = self.enter_unit(&unit);
             let inner = self.clone();
             self.deliveries.spawn(async move {
                 let results = inner.clone();
                 inner
-                    .deliver_unit(unit, slots, move |done| {
+                    .deliver_unit(unit, slot, move |done| {
                         results.unrecorded.fetch_add(1, Ordering::Relaxed);
                         if results.results.send(done).is_err() {
                             results.unrecorded.fetch_sub(1, Ordering::Relaxed);
@@ -481,18 +479,16 @@ impl Inner {
     async fn deliver_unit(
         &self,
         unit: Unit,
-        (first_slot, behind_slots): (Slot, Vec<Slot>),
+        (permits, pacing): Slot,
         mut done: impl FnMut(Done) -> bool,
     ) {
         let mut go_on = true;
         let mut held = false;
-        let each = std::iter::once((unit.first, first_slot))
-            .chain(unit.behind.into_iter().zip(behind_slots));
-        for (c, (permits, pacing)) in each {
+        for c in std::iter::once(unit.first).chain(unit.behind) {
             if go_on {
                 let d = tokio::select! {
                     () = self.abort.cancelled() => None,
-                    d = self.deliver(&c, permits, pacing) => d,
+                    d = self.deliver(&c, permits.clone(), pacing.clone()) => d,
                 };
                 match d {
                     Some(d) => {
