@@ -260,6 +260,19 @@ impl Cluster {
         (app, ep, secret)
     }
 
+    /// Makes the endpoint ordered, through node `via`.
+    async fn make_ordered(&self, via: usize, app: &str, ep: &str) {
+        let v = self
+            .call(
+                "PATCH",
+                &format!("{}/app/{app}/endpoint/{ep}", self.nodes[via].api),
+                Some(json!({ "ordered": true })),
+                200,
+            )
+            .await;
+        assert_eq!(v["ordered"], true);
+    }
+
     /// Every delivery of `app` is finished (delivered) and leased to no node: nothing more
     /// can be sent.
     async fn settled(&self, app: &str) -> bool {
@@ -1609,15 +1622,7 @@ async fn an_ordered_endpoint_keeps_its_order_across_nodes_and_a_failure_holds_ev
     script.extend([Reply::status(500), Reply::status(500)]);
     receiver.script(script);
     let (app, ep, _) = cluster.setup(0, &format!("{}/ordered", receiver.url)).await;
-    let v = cluster
-        .call(
-            "PATCH",
-            &format!("{}/app/{app}/endpoint/{ep}", cluster.nodes[1].api),
-            Some(json!({ "ordered": true })),
-            200,
-        )
-        .await;
-    assert_eq!(v["ordered"], true);
+    cluster.make_ordered(1, &app, &ep).await;
 
     // Each message is acknowledged, by the nodes in turn, before the next is sent.
     let mut sent = Vec::new();
@@ -1663,14 +1668,7 @@ async fn an_ordered_line_a_stopping_node_was_sending_goes_on_from_another_node()
     let receiver = TestReceiver::start().await;
     receiver.set_default(Reply::status(200).delay(Duration::from_millis(300)));
     let (app, ep, _) = cluster.setup(0, &format!("{}/ordered", receiver.url)).await;
-    cluster
-        .call(
-            "PATCH",
-            &format!("{}/app/{app}/endpoint/{ep}", cluster.nodes[0].api),
-            Some(json!({ "ordered": true })),
-            200,
-        )
-        .await;
+    cluster.make_ordered(0, &app, &ep).await;
     let mut sent = Vec::new();
     for i in 0..MESSAGES {
         let m = cluster
