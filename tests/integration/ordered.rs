@@ -350,13 +350,7 @@ async fn the_api_shows_what_the_line_waits_on_and_skips_or_retries_it() {
 async fn an_ordered_endpoint_changed_while_messages_pour_in_answers_every_request() {
     let app = std::sync::Arc::new(TestApp::spawn().await);
     let rx = TestReceiver::start().await;
-    let a = app.create_app("shop").await;
-    let (ep, _) = app
-        .create_endpoint(
-            &a,
-            json!({ "url": format!("{}/ordered", rx.url), "ordered": true }),
-        )
-        .await;
+    let (a, ep) = shop_with_ordered_endpoint(&app, &rx, Value::Null).await;
     // Messages accepted while the endpoint is edited (and so locked) again and again: no
     // request may fail (on PostgreSQL, one waiting for the other's locks in the opposite
     // order would be a deadlock, and a 500).
@@ -396,6 +390,7 @@ async fn on_postgresql_a_line_left_with_no_first_goes_on_at_the_next_heartbeat()
     assert_eq!(due_now(&app).await, 0, "held: its retry is an hour away");
     // As if the node that accepted the first had stopped between its commit and letting the
     // line go: the first waits with the others, nothing of the line on its way.
+    rx.set_default(Reply::status(200));
     let url = crate::support::storage::postgres_url(app.dir.path()).unwrap();
     crate::support::storage::pg_query(
         &url,
@@ -405,7 +400,6 @@ async fn on_postgresql_a_line_left_with_no_first_goes_on_at_the_next_heartbeat()
             sent[0]
         ),
     );
-    rx.set_default(Reply::status(200));
     // A heartbeat lets it go (due at once: its retry time was lost with it), then the next.
     let got = rx.wait_for_count(3, Duration::from_secs(10)).await;
     let ids: Vec<&str> = got.iter().map(|r| r.signed().0).collect();
