@@ -174,6 +174,15 @@ impl Application {
             let traced = data.clone();
             App::new()
                 .app_data(data.clone())
+                // Innermost: the hot path, message ingest, skips the router.
+                .wrap_fn(|req, srv| {
+                    use actix_web::dev::Service;
+                    use futures_util::future::Either;
+                    match http::api::ingest_without_router(req) {
+                        Ok(answer) => Either::Left(answer),
+                        Err(req) => Either::Right(srv.call(req)),
+                    }
+                })
                 .wrap(actix_web::middleware::ErrorHandlers::new().handler(
                     actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
                     http::method_not_allowed,

@@ -11,6 +11,7 @@ mod line;
 mod messages;
 mod models;
 pub mod openapi;
+pub use messages::ingest_without_router;
 mod operational;
 mod portal;
 mod tasks;
