@@ -178,13 +178,7 @@ impl Cluster {
 
     /// Sends `sig` (`STOP`, `CONT`, `TERM`) to node `i`.
     fn signal(&self, i: usize, sig: &str) {
-        let pid = self.server(i).child.id();
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{sig} {pid}: {status}");
+        self.server(i).signal(sig);
     }
 
     /// Waits (at most `within`) for node `i`'s process to end; whether it did.

@@ -132,11 +132,7 @@ impl Api {
 
 /// Sends SIGTERM and waits for the server to exit.
 async fn stop(mut server: Server) {
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    server.signal("TERM");
     let stopped = crate::support::wait_for(Duration::from_secs(30), || {
         let exited = server.child.try_wait().unwrap().is_some();
         async move { exited }

@@ -388,15 +388,6 @@ async fn request_id_comes_back_in_a_header_and_is_taken_from_the_client_when_san
 mod real_binary {
     use super::*;
     use crate::support::server::{create_token, Server};
-    use std::process::Command;
-
-    fn signal(server: &Server, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &server.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{name}");
-    }
 
     /// Waits for the process to exit, at most `within`.
     async fn exit_within(server: &mut Server, within: Duration) -> std::process::ExitStatus {
@@ -491,7 +482,7 @@ mod real_binary {
         // The receiver holds the request for a second: SIGTERM arrives while it is in flight.
         receiver.wait_for_count(1, Duration::from_secs(10)).await;
         let signalled = Instant::now();
-        signal(&server, "TERM");
+        server.signal("TERM");
         let status = exit_within(&mut server, Duration::from_secs(10)).await;
         let took = signalled.elapsed();
         let log = server.stderr();
@@ -577,14 +568,14 @@ mod real_binary {
         .await;
         receiver.wait_for_count(1, Duration::from_secs(10)).await;
 
-        signal(&server, "TERM");
+        server.signal("TERM");
         let shutting_down = wait_for(Duration::from_secs(10), || async {
             server.stderr().contains("shutting down")
         })
         .await;
         assert!(shutting_down, "stderr:\n{}", server.stderr());
         let signalled = Instant::now();
-        signal(&server, "TERM");
+        server.signal("TERM");
         let status = exit_within(&mut server, Duration::from_secs(5)).await;
         assert!(!status.success(), "a forced stop is not a clean exit");
         assert!(signalled.elapsed() < Duration::from_secs(3), "not at once");

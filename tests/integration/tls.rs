@@ -56,14 +56,6 @@ async fn served(client: &reqwest::Client, api: &str) -> Option<Vec<u8>> {
         .map(<[u8]>::to_vec)
 }
 
-fn hang_up(server: &Server) {
-    let status = Command::new("kill")
-        .args(["-HUP", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_the_api_and_a_renewed_certificate_without_a_restart() {
     let (dir, tls) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -164,7 +156,7 @@ async fn https_serves_the_api_and_a_renewed_certificate_without_a_restart() {
 
     // A renewal, then SIGHUP: the same process serves the new certificate.
     let second = ca.issue(&cert, &key);
-    hang_up(&server);
+    server.signal("HUP");
     assert!(
         wait_for(Duration::from_secs(4), || async {
             server
@@ -179,7 +171,7 @@ async fn https_serves_the_api_and_a_renewed_certificate_without_a_restart() {
 
     // Files that do not load: the error is logged and the last good certificate stays.
     std::fs::write(&cert, "not a certificate").unwrap();
-    hang_up(&server);
+    server.signal("HUP");
     assert!(
         wait_for(Duration::from_secs(4), || async {
             server
@@ -268,7 +260,7 @@ async fn serve_refuses_a_key_that_is_not_the_certificates() {
 async fn sighup_without_a_certificate_leaves_the_server_running() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), dir.path().join("server.log")).await;
-    hang_up(&server);
+    server.signal("HUP");
     assert!(
         wait_for(Duration::from_secs(4), || async {
             server.stderr().contains("SIGHUP: nothing to reload")

@@ -118,6 +118,16 @@ impl Server {
         assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
     }
 
+    /// `kill -NAME` (`HUP`, `TERM`, `STOP`, `CONT`…) to the server's process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id();
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {pid}: {status}");
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
