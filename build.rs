@@ -18,9 +18,12 @@ fn main() {
     let own_checkout = git(&["rev-parse", "--show-toplevel"]).is_some_and(|top| {
         Path::new(&top).canonicalize().ok() == Path::new(&manifest).canonicalize().ok()
     });
-    let commit = std::env::var("HOOKBOX_COMMIT")
+    let given = std::env::var("HOOKBOX_COMMIT")
         .ok()
-        .filter(|c| !c.trim().is_empty())
+        .filter(|c| !c.trim().is_empty());
+    // Where the commit came from, for the test of `--version`.
+    let source = if given.is_some() { "given" } else { "git" };
+    let commit = given
         .or_else(|| {
             own_checkout
                 .then(|| git(&["rev-parse", "--short=12", "HEAD"]))
@@ -43,4 +46,5 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=HOOKBOX_COMMIT={commit}");
+    println!("cargo:rustc-env=HOOKBOX_COMMIT_SOURCE={source}");
 }

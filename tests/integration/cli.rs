@@ -7,9 +7,9 @@ use std::process::Command;
 fn version_names_the_release_and_the_commit_it_was_built_from() {
     let out = Command::new(bin()).arg("--version").output().unwrap();
     assert!(out.status.success());
-    // What the build was given, else the checkout's HEAD.
-    let given = std::env::var("HOOKBOX_COMMIT").ok();
-    let commit = given.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| {
+    // A build given `HOOKBOX_COMMIT` names it; any other names the checkout's HEAD.
+    let given = (env!("HOOKBOX_COMMIT_SOURCE") == "given").then_some(env!("HOOKBOX_COMMIT"));
+    let commit = given.map(str::to_owned).unwrap_or_else(|| {
         Command::new("git")
             .args(["rev-parse", "--short=12", "HEAD"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
