@@ -106,6 +106,7 @@ fn check_list(field: &str, v: Option<&Vec<String>>, max: usize) -> Result<(), Ap
 /// matches a route with path parameters by running a regular expression over the path, which
 /// cost about 7 % of an ingest's instructions. Gives the request back when it is anything
 /// else; the routes in `super::routes` answer it (an invalid app id there gets its 422).
+/// Whatever a route there is given (app data, a guard, middleware) this path needs as well.
 pub fn ingest_without_router(
     mut req: actix_web::dev::ServiceRequest,
 ) -> Result<

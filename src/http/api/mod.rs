@@ -30,7 +30,8 @@ use std::future::Future;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use web::{delete, get, patch, post, put, resource};
     let ep = "/app/{app_id}/endpoint/{endpoint_id}";
-    // Routes are tried in order: the hot path (message ingest) comes first.
+    // Routes are tried in order: the hot path (message ingest) comes first. A POST with a
+    // valid app id does not reach the router at all: see `messages::ingest_without_router`.
     cfg.service(
         web::scope("/api/v1")
             .service(
