@@ -44,18 +44,22 @@ pub async fn enqueue(
     ids: &[i64],
     now: i64,
 ) -> DbResult<bool> {
+    // One statement for all of them: the places are drawn in the order of `ids` (a
+    // materialized CTE over the array, read in order), before the rows are updated.
     let park = c
         .prepare_cached(
-            "UPDATE deliveries SET lane = COALESCE(lane, nextval('delivery_lanes')), \
-                 parked_due = CASE WHEN next_attempt_at IS NULL THEN parked_due \
-                     WHEN next_attempt_at > $1 THEN next_attempt_at END, \
+            "WITH given AS MATERIALIZED (\
+                 SELECT u.id, nextval('delivery_lanes') AS place \
+                 FROM UNNEST($2::BIGINT[]) WITH ORDINALITY AS u(id, n)) \
+             UPDATE deliveries d SET lane = COALESCE(d.lane, g.place), \
+                 parked_due = CASE WHEN d.next_attempt_at IS NULL THEN d.parked_due \
+                     WHEN d.next_attempt_at > $1 THEN d.next_attempt_at END, \
                  next_attempt_at = NULL \
-             WHERE id = $2 AND endpoint_id = $3 AND status = 1 AND lease_until IS NULL",
+             FROM given g \
+             WHERE d.id = g.id AND d.endpoint_id = $3 AND d.status = 1 AND d.lease_until IS NULL",
         )
         .await?;
-    for id in ids {
-        c.execute(&park, &[&now, id, &endpoint_id]).await?;
-    }
+    c.execute(&park, &[&now, &ids, &endpoint_id]).await?;
     advance(c, endpoint_id, now).await
 }
 
