@@ -343,6 +343,8 @@ async fn the_api_shows_what_the_line_waits_on_and_skips_or_retries_it() {
         to_ordered,
         [&sent[0], &sent[0], &sent[1], &sent[2]].map(|s| s.to_owned())
     );
+    // The receiver counts a delivery before its result is written: wait for that.
+    assert_eq!(due_now(&app).await, 0);
     assert_eq!(app.get(&line, 200).await["waiting"], 0);
 }
 
