@@ -44,13 +44,13 @@ pub async fn enqueue(
     ids: &[i64],
     now: i64,
 ) -> DbResult<bool> {
-    // One statement for all of them: the places are drawn in the order of `ids` (a
-    // materialized CTE over the array, read in order), before the rows are updated.
+    // One statement for all of them: the CTE draws one place per id, in the order of `ids`
+    // (volatile `nextval` is evaluated after the `ORDER BY`); each row matched takes its id's.
     let park = c
         .prepare_cached(
             "WITH given AS MATERIALIZED (\
                  SELECT u.id, nextval('delivery_lanes') AS place \
-                 FROM UNNEST($2::BIGINT[]) WITH ORDINALITY AS u(id, n)) \
+                 FROM UNNEST($2::BIGINT[]) WITH ORDINALITY AS u(id, n) ORDER BY u.n) \
              UPDATE deliveries d SET lane = COALESCE(d.lane, g.place), \
                  parked_due = CASE WHEN d.next_attempt_at IS NULL THEN d.parked_due \
                      WHEN d.next_attempt_at > $1 THEN d.next_attempt_at END, \
