@@ -315,33 +315,19 @@ mod tests {
     /// Endpoint `ep_1`'s line: one delivery per `(lane, leased)`, waiting its turn (no due
     /// time); their ids. `None` without a cluster.
     async fn line(places: &[(i64, bool)]) -> Option<(deadpool_postgres::Pool, Vec<i64>)> {
-        let (pool, _) = super::super::tests::fresh_database().await?;
+        let pool = super::super::tests::database_with_endpoint().await?;
         let c = pool.get().await.unwrap();
-        c.batch_execute(
-            "INSERT INTO applications (id, name, created_at, updated_at) VALUES ('app_1', 'a', 0, 0); \
-             INSERT INTO endpoints (id, app_id, url, created_at, updated_at) \
-                 VALUES ('ep_1', 'app_1', 'http://127.0.0.1:9/', 0, 0)",
-        )
-        .await
-        .unwrap();
         let mut ids = Vec::new();
         for &(lane, leased) in places {
             let msg = format!("msg_{lane}");
-            c.execute(
-                "INSERT INTO messages (id, app_id, event_type, payload, created_at) \
-                 VALUES ($1, 'app_1', 'e', '{}', 0)",
-                &[&msg],
-            )
-            .await
-            .unwrap();
-            let lease: Option<i64> = leased.then_some(1_000);
+            super::super::tests::insert_message(&c, &msg).await;
+            let (until, owner) = (leased.then_some(1_000_i64), leased.then_some("node_1"));
             let row = c
                 .query_one(
                     "INSERT INTO deliveries (msg_id, endpoint_id, status, lease_until, lease_owner, \
                          lane, created_at, updated_at) \
-                     VALUES ($1, 'ep_1', 1, $2, CASE WHEN $2::BIGINT IS NULL THEN NULL ELSE 'node_1' END, \
-                         $3, 0, 0) RETURNING id",
-                    &[&msg, &lease, &lane],
+                     VALUES ($1, 'ep_1', 1, $2, $3, $4, 0, 0) RETURNING id",
+                    &[&msg, &until, &owner, &lane],
                 )
                 .await
                 .unwrap();
@@ -357,7 +343,7 @@ mod tests {
             endpoint_id: "ep_1".into(),
             attempts: 0,
             manual: false,
-            event_type: "e".into(),
+            event_type: "a.b".into(),
             payload: Arc::from("{}"),
             owner: Some(Arc::from("node_1")),
             lane: Some(lane),

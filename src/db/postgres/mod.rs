@@ -732,6 +732,35 @@ pub(crate) mod tests {
         nodes
     }
 
+    /// [`fresh_database`] with application `app_1` and its endpoint `ep_1` (at a closed
+    /// port), for tests of the outbox.
+    pub(crate) async fn database_with_endpoint() -> Option<deadpool_postgres::Pool> {
+        let (pool, _) = fresh_database().await?;
+        pool.get()
+            .await
+            .unwrap()
+            .batch_execute(
+                "INSERT INTO applications (id, name, created_at, updated_at) \
+                     VALUES ('app_1', 'a', 0, 0); \
+                 INSERT INTO endpoints (id, app_id, url, created_at, updated_at) \
+                     VALUES ('ep_1', 'app_1', 'http://127.0.0.1:9/', 0, 0);",
+            )
+            .await
+            .unwrap();
+        Some(pool)
+    }
+
+    /// Message `id` of `app_1`, payload `{}`.
+    pub(crate) async fn insert_message(c: &impl deadpool_postgres::GenericClient, id: &str) {
+        c.execute(
+            "INSERT INTO messages (id, app_id, event_type, payload, created_at) \
+             VALUES ($1, 'app_1', 'a.b', '{}', 0)",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    }
+
     /// A new, migrated database on the test cluster (`HOOKBOX_TEST_PG_URL`, which
     /// `scripts/test` sets), with its URL. Without a cluster the test fails, unless
     /// `HOOKBOX_TEST_SKIP_POSTGRES=1` asks to skip it (`None`).

@@ -508,24 +508,11 @@ mod tests {
     /// A fresh, migrated database with one endpoint and `n` messages due at 1000; `None`
     /// without a test cluster.
     async fn outbox(n: usize) -> Option<deadpool_postgres::Pool> {
-        let (pool, _) = super::super::tests::fresh_database().await?;
+        let pool = super::super::tests::database_with_endpoint().await?;
         let c = pool.get().await.unwrap();
-        c.batch_execute(
-            "INSERT INTO applications (id, name, created_at, updated_at) VALUES ('app_1', 'a', 0, 0); \
-             INSERT INTO endpoints (id, app_id, url, created_at, updated_at) \
-                 VALUES ('ep_1', 'app_1', 'http://127.0.0.1:9/', 0, 0);",
-        )
-        .await
-        .unwrap();
         for i in 0..n {
             let msg = format!("msg_{i:04}");
-            c.execute(
-                "INSERT INTO messages (id, app_id, event_type, payload, created_at) \
-                 VALUES ($1, 'app_1', 'a.b', '{}', 0)",
-                &[&msg],
-            )
-            .await
-            .unwrap();
+            super::super::tests::insert_message(&c, &msg).await;
             c.execute(
                 "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, created_at, updated_at) \
                  VALUES ($1, 'ep_1', 1, 1000, 0, 0)",
