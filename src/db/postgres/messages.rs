@@ -278,7 +278,11 @@ pub async fn ingest(
     let endpoints = endpoints
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)));
-    insert_deliveries(tx, req, owner, claim, endpoints).await
+    let planned = vec![(req, plan(req, claim, endpoints))];
+    let mut stored = insert_deliveries(tx, planned, owner).await?;
+    stored
+        .pop()
+        .ok_or_else(|| DbError::Postgres("ingest: no outcome".into()))
 }
 
 /// An endpoint as ingest routes to it: id, event type filter, channels (stored JSON), disabled,
@@ -292,165 +296,330 @@ type Target<'r> = (
     bool,
 );
 
-/// Ingest's common case, without an `Idempotency-Key`: finds the application by id or uid
-/// (`app_key`), stores the message (its payload kept for `keep_ms`, else the application's
-/// retention, else `default_keep_ms`) and reads the application's endpoints in one statement,
-/// then stores the deliveries. `None` when no application has `app_key` (nothing stored).
-#[allow(clippy::too_many_arguments)]
-pub async fn ingest_by_app_key(
-    tx: &impl GenericClient,
-    app_key: &str,
-    req: &mut IngestRequest<'_>,
-    keep_ms: Option<i64>,
-    default_keep_ms: i64,
-    owner: &str,
+/// What a second message with the same `eventId` in one application is told (409).
+pub const EVENT_ID_CONFLICT: &str =
+    "a message with this eventId already exists in this application";
+
+/// The same `eventId` twice in one application is a conflict (409).
+fn event_id_conflict(e: tokio_postgres::Error) -> DbError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        DbError::Conflict(EVENT_ID_CONFLICT.into())
+    } else {
+        e.into()
+    }
+}
+
+/// The deliveries a message gets: for each endpoint it goes to, its status, whether it is
+/// leased to this node now, why its filter did not take it, and whether it waits in an
+/// ordered line; and the lines it joins.
+#[derive(Default)]
+struct Planned {
+    ids: Vec<String>,
+    statuses: Vec<i16>,
+    leased: Vec<bool>,
+    whys: Vec<Option<String>>,
+    in_line: Vec<bool>,
+    lines: std::collections::BTreeSet<String>,
+}
+
+/// Routes the message of `req` to the `endpoints` it goes to (disabled ones as skipped),
+/// those `claim` takes to be leased.
+fn plan<'r>(
+    req: &IngestRequest<'_>,
     claim: &mut (dyn FnMut(&str) -> bool + Send),
-) -> DbResult<Option<(Ingested, crate::domain::ids::AppId)>> {
-    let m = req.msg;
+    endpoints: impl Iterator<Item = Target<'r>>,
+) -> Planned {
+    let mut p = Planned::default();
+    for (endpoint_id, filter_types, channels, disabled, filter, ordered) in endpoints {
+        let route = req.wants(&endpoint_id, filter_types, channels, filter);
+        let Some((status, why)) = route.delivery(disabled) else {
+            continue;
+        };
+        // Ordered endpoints: their deliveries join the end of their lines, waiting their turn
+        // (a place from the sequence; see `lanes`).
+        let lined = status == DeliveryStatus::Pending && ordered;
+        if lined {
+            p.lines.insert(endpoint_id.clone());
+        }
+        p.leased
+            .push(status == DeliveryStatus::Pending && !ordered && claim(&endpoint_id));
+        p.statuses.push(status.code() as i16);
+        p.whys.push(why);
+        p.in_line.push(lined);
+        p.ids.push(endpoint_id);
+    }
+    p
+}
+
+/// What ingest answers once the deliveries are stored: those leased to this node, to send
+/// now, and how many wait for the scheduler.
+#[derive(Default)]
+struct Outcome {
+    claimed: Vec<crate::db::Claimed>,
+    unclaimed: usize,
+}
+
+impl Outcome {
+    /// Counts in one stored delivery (`id`, `endpoint_id`, leased, status).
+    fn add(
+        &mut self,
+        req: &IngestRequest<'_>,
+        row: &Row,
+        owner: &mut Option<Arc<str>>,
+        node: &str,
+    ) {
+        if row.get::<_, bool>(2) {
+            let owner = owner.get_or_insert_with(|| node.into()).clone();
+            self.claimed
+                .push(req.claimed(row.get(0), row.get(1), Some(owner)));
+        } else if row.get::<_, i16>(3) == PENDING {
+            self.unclaimed += 1;
+        }
+    }
+
+    fn ingested(self, lines: std::collections::BTreeSet<String>) -> Ingested {
+        // A line with nothing on its way lets its first go once this has committed.
+        Ingested::Created {
+            claimed: self.claimed,
+            unclaimed: self.unclaimed,
+            lines: lines.into_iter().collect(),
+        }
+    }
+}
+
+/// Stores the planned deliveries of one or more messages (those planned as leased, leased to
+/// node `owner`) in one statement; what ingest answers for each message, in order.
+async fn insert_deliveries(
+    tx: &impl GenericClient,
+    planned: Vec<(&IngestRequest<'_>, Planned)>,
+    owner: &str,
+) -> DbResult<Vec<Ingested>> {
+    let (mut msg_ids, mut eps, mut statuses, mut leased, mut whys, mut lined) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let (mut dues, mut leases, mut at, mut lines) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut reqs = Vec::with_capacity(planned.len());
+    for (req, mut p) in planned {
+        for _ in 0..p.ids.len() {
+            msg_ids.push(req.msg.id.as_str());
+            dues.push(req.due_at);
+            leases.push(req.lease_until);
+            at.push(req.msg.created_at);
+        }
+        eps.append(&mut p.ids);
+        statuses.append(&mut p.statuses);
+        leased.append(&mut p.leased);
+        whys.append(&mut p.whys);
+        lined.append(&mut p.in_line);
+        lines.push(p.lines);
+        reqs.push(req);
+    }
+    let mut outcomes: Vec<Outcome> = reqs.iter().map(|_| Outcome::default()).collect();
+    if !msg_ids.is_empty() {
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, \
+                     lease_until, lease_owner, filter_error, created_at, updated_at, lane, \
+                     parked_due) \
+                 SELECT e.msg_id, e.id, e.status, CASE WHEN NOT e.lined THEN e.due END, \
+                     CASE WHEN e.leased THEN e.lease END, CASE WHEN e.leased THEN $1 END, \
+                     e.why, e.at, e.at, CASE WHEN e.lined THEN nextval('delivery_lanes') END, \
+                     CASE WHEN e.lined AND e.due > e.at THEN e.due END \
+                 FROM UNNEST($2::TEXT[], $3::TEXT[], $4::SMALLINT[], $5::BOOLEAN[], \
+                     $6::TEXT[], $7::BOOLEAN[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[]) \
+                     AS e(msg_id, id, status, leased, why, lined, due, lease, at) \
+                 RETURNING id, endpoint_id, lease_owner IS NOT NULL, status, msg_id",
+            )
+            .await?;
+        let rows = tx
+            .query(
+                &insert,
+                &[
+                    &owner, &msg_ids, &eps, &statuses, &leased, &whys, &lined, &dues, &leases, &at,
+                ],
+            )
+            .await?;
+        let index: std::collections::HashMap<&str, usize> = reqs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.msg.id.as_str(), i))
+            .collect();
+        let mut lease = None;
+        for row in &rows {
+            let msg_id: &str = row.get(4);
+            let Some(&i) = index.get(msg_id) else {
+                return Err(DbError::Postgres(format!(
+                    "ingest: a delivery of {msg_id}, which was not being stored"
+                )));
+            };
+            outcomes[i].add(reqs[i], row, &mut lease, owner);
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .zip(lines)
+        .map(|(o, lines)| o.ingested(lines))
+        .collect())
+}
+
+/// One message of a group stored together by [`ingest_group`]: its application by id or uid,
+/// how long its payload is kept when the request says (else the application's retention,
+/// else `default_keep_ms`), and which of its deliveries this node takes now.
+pub struct GroupMember<'a> {
+    pub app_key: &'a str,
+    pub req: IngestRequest<'a>,
+    pub keep_ms: Option<i64>,
+    pub default_keep_ms: i64,
+    pub claim: &'a mut (dyn FnMut(&str) -> bool + Send),
+}
+
+/// What became of one message of a group.
+pub enum GroupOutcome {
+    Stored(Ingested, crate::domain::ids::AppId),
+    /// No application has its `app_key`: nothing stored.
+    NoApp,
+    /// Its application has a message with its `eventId` (stored before, or earlier in the
+    /// group): nothing stored.
+    Conflict,
+}
+
+/// Stores several messages (none with an `Idempotency-Key`) and their deliveries in `tx`, in
+/// two statements whatever their number: ingest's common case, grouped so that concurrent
+/// requests share one transaction and one commit. Answers one outcome per member, in order.
+/// A message whose `eventId` its application already has is left out (not an error, so that
+/// the others stand); any error is the whole group's.
+pub async fn ingest_group(
+    tx: &impl GenericClient,
+    members: &mut [GroupMember<'_>],
+    owner: &str,
+) -> DbResult<Vec<GroupOutcome>> {
     let to_json = |v: &Option<Vec<String>>| v.as_ref().map(super::super::to_json);
+    let n = members.len();
+    let (mut keys, mut ids, mut types, mut event_ids, mut payloads) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut channels, mut tags, mut created, mut keeps, mut default_keeps) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for g in members.iter() {
+        let m = g.req.msg;
+        keys.push(g.app_key);
+        ids.push(m.id.as_str());
+        types.push(m.event_type.as_str());
+        event_ids.push(m.event_id.as_deref());
+        payloads.push(m.payload.as_deref());
+        channels.push(to_json(&m.channels));
+        tags.push(to_json(&m.tags));
+        created.push(m.created_at);
+        keeps.push(g.keep_ms);
+        default_keeps.push(g.default_keep_ms);
+    }
+    // Each message's application found by id or uid, the messages stored (in the order of
+    // their event ids, so that groups on other connections take the unique index's entries in
+    // the same order and never wait on each other in a cycle), and the endpoints of each
+    // stored message read, in one statement.
     let stmt = tx
         .prepare_cached(
-            "WITH app AS (\
-                 (SELECT id, retention_ms FROM applications WHERE id = $1) UNION ALL \
-                 (SELECT id, retention_ms FROM applications WHERE uid = $1) LIMIT 1), \
+            "WITH input AS MATERIALIZED (\
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], \
+                     $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], \
+                     $10::BIGINT[]) WITH ORDINALITY \
+                 AS i(app_key, id, event_type, event_id, payload, channels, tags, created_at, \
+                     keep_ms, default_keep, n)), \
+             app AS MATERIALIZED (\
+                 SELECT i.n, a.id AS app_id, a.retention_ms FROM input i CROSS JOIN LATERAL (\
+                     (SELECT id, retention_ms FROM applications WHERE id = i.app_key) UNION ALL \
+                     (SELECT id, retention_ms FROM applications WHERE uid = i.app_key) LIMIT 1) a), \
              msg AS (\
                  INSERT INTO messages (id, app_id, event_type, event_id, payload, channels, \
                      tags, created_at, expires_at) \
-                 SELECT $2, app.id, $3, $4, $5, $6, $7, $8::BIGINT, $8::BIGINT + LEAST(\
-                     COALESCE($9::BIGINT, app.retention_ms, $10::BIGINT), \
-                     9223372036854775807 - $8::BIGINT) \
-                 FROM app RETURNING app_id, expires_at) \
-             SELECT msg.app_id, msg.expires_at, e.id, e.filter_types, e.channels, e.disabled, \
-                 e.filter, e.ordered \
-             FROM msg LEFT JOIN endpoints e ON e.app_id = msg.app_id",
+                 SELECT i.id, app.app_id, i.event_type, i.event_id, i.payload, i.channels, \
+                     i.tags, i.created_at, i.created_at + LEAST(\
+                         COALESCE(i.keep_ms, app.retention_ms, i.default_keep), \
+                         9223372036854775807 - i.created_at) \
+                 FROM input i JOIN app ON app.n = i.n \
+                 ORDER BY app.app_id, i.event_id, i.n \
+                 ON CONFLICT (app_id, event_id) WHERE event_id IS NOT NULL DO NOTHING \
+                 RETURNING id, expires_at) \
+             SELECT i.n, app.app_id, msg.id IS NOT NULL, msg.expires_at, e.id, e.filter_types, \
+                 e.channels, e.disabled, e.filter, e.ordered \
+             FROM input i LEFT JOIN app ON app.n = i.n LEFT JOIN msg ON msg.id = i.id \
+                 LEFT JOIN endpoints e ON msg.id IS NOT NULL AND e.app_id = app.app_id \
+             ORDER BY i.n",
         )
         .await?;
     let rows = tx
         .query(
             &stmt,
             &[
-                &app_key,
-                &m.id.as_str(),
-                &m.event_type,
-                &m.event_id,
-                &m.payload.as_deref(),
-                &to_json(&m.channels),
-                &to_json(&m.tags),
-                &m.created_at,
-                &keep_ms,
-                &default_keep_ms,
+                &keys,
+                &ids,
+                &types,
+                &event_ids,
+                &payloads,
+                &channels,
+                &tags,
+                &created,
+                &keeps,
+                &default_keeps,
             ],
         )
-        .await
-        .map_err(event_id_conflict)?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let app_id: crate::domain::ids::AppId = first.get(0);
-    req.expires_at = first.get(1);
-    let endpoints = rows.iter().filter_map(|r| {
-        let id = r.get::<_, Option<String>>(2)?;
-        Some((id, r.get(3), r.get(4), r.get(5), r.get(6), r.get(7)))
-    });
-    let ingested = insert_deliveries(tx, req, owner, claim, endpoints).await?;
-    Ok(Some((ingested, app_id)))
-}
-
-/// The same `eventId` twice in one application is a conflict (409).
-fn event_id_conflict(e: tokio_postgres::Error) -> DbError {
-    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        DbError::Conflict("a message with this eventId already exists in this application".into())
-    } else {
-        e.into()
-    }
-}
-
-/// Stores the deliveries of the message of `req` to the `endpoints` it routes to (disabled
-/// ones as skipped), those `claim` takes leased to node `owner`, in one statement.
-async fn insert_deliveries<'r>(
-    tx: &impl GenericClient,
-    req: &IngestRequest<'_>,
-    owner: &str,
-    claim: &mut (dyn FnMut(&str) -> bool + Send),
-    endpoints: impl Iterator<Item = Target<'r>>,
-) -> DbResult<Ingested> {
-    let m = req.msg;
-    // Every delivery in one statement: (endpoint, status, leased, why it was filtered, in an
-    // ordered line) per endpoint it goes to.
-    let (mut ids, mut statuses, mut leased, mut whys, mut in_line) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    // Ordered endpoints: their deliveries join the end of their lines, waiting their turn (a
-    // place from the sequence; see `lanes`).
-    let mut lines = std::collections::BTreeSet::new();
-    for (endpoint_id, filter_types, channels, disabled, filter, ordered) in endpoints {
-        let route = req.wants(&endpoint_id, filter_types, channels, filter);
-        let Some((status, why)) = route.delivery(disabled) else {
-            continue;
+        .await?;
+    // Every stored member's deliveries, planned member by member, then stored together.
+    let mut stored = Vec::with_capacity(n);
+    let mut planned = Vec::with_capacity(n);
+    let mut rows = rows.iter().peekable();
+    for (i, g) in members.iter_mut().enumerate() {
+        let n = i as i64 + 1;
+        let mine: Vec<&Row> =
+            std::iter::from_fn(|| rows.next_if(|r| r.get::<_, i64>(0) == n)).collect();
+        let Some(first) = mine.first() else {
+            return Err(DbError::Postgres(format!(
+                "ingest group: no row for message {n}"
+            )));
         };
-        let lined = status == DeliveryStatus::Pending && ordered;
-        if lined {
-            lines.insert(endpoint_id.clone());
-        }
-        leased.push(status == DeliveryStatus::Pending && !ordered && claim(&endpoint_id));
-        statuses.push(status.code() as i16);
-        whys.push(why);
-        in_line.push(lined);
-        ids.push(endpoint_id);
-    }
-    if ids.is_empty() {
-        return Ok(Ingested::Created {
-            claimed: Vec::new(),
-            unclaimed: 0,
-            lines: Vec::new(),
+        let app_id: Option<crate::domain::ids::AppId> = first.get(1);
+        stored.push(match app_id {
+            None => Err(GroupOutcome::NoApp),
+            Some(_) if !first.get::<_, bool>(2) => Err(GroupOutcome::Conflict),
+            Some(app_id) => {
+                g.req.expires_at = first.get(3);
+                let endpoints = mine.iter().filter_map(|r| {
+                    let id = r.get::<_, Option<String>>(4)?;
+                    Some((id, r.get(5), r.get(6), r.get(7), r.get(8), r.get(9)))
+                });
+                planned.push(plan(&g.req, g.claim, endpoints));
+                Ok(app_id)
+            }
         });
     }
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO deliveries (msg_id, endpoint_id, status, next_attempt_at, lease_until, \
-                 lease_owner, filter_error, created_at, updated_at, lane, parked_due) \
-             SELECT $1, e.id, e.status, CASE WHEN NOT e.lined THEN $2::BIGINT END, \
-                 CASE WHEN e.leased THEN $3::BIGINT END, CASE WHEN e.leased THEN $4 END, e.why, \
-                 $5, $5, CASE WHEN e.lined THEN nextval('delivery_lanes') END, \
-                 CASE WHEN e.lined AND $2::BIGINT > $5::BIGINT THEN $2::BIGINT END \
-             FROM UNNEST($6::TEXT[], $7::SMALLINT[], $8::BOOLEAN[], $9::TEXT[], $10::BOOLEAN[]) \
-                 AS e(id, status, leased, why, lined) \
-             RETURNING id, endpoint_id, lease_owner IS NOT NULL, status",
-        )
-        .await?;
-    let rows = tx
-        .query(
-            &insert,
-            &[
-                &m.id.as_str(),
-                &req.due_at,
-                &req.lease_until,
-                &owner,
-                &m.created_at,
-                &ids,
-                &statuses,
-                &leased,
-                &whys,
-                &in_line,
-            ],
-        )
-        .await?;
-    let mut claimed = Vec::new();
-    let mut unclaimed = 0;
-    let mut lease: Option<std::sync::Arc<str>> = None;
-    for row in &rows {
-        if row.get::<_, bool>(2) {
-            let owner = lease.get_or_insert_with(|| owner.into()).clone();
-            claimed.push(req.claimed(row.get(0), row.get(1), Some(owner)));
-        } else if row.get::<_, i16>(3) == PENDING {
-            unclaimed += 1;
-        }
-    }
-    // A line with nothing on its way lets its first go once this has committed.
-    Ok(Ingested::Created {
-        claimed,
-        unclaimed,
-        lines: lines.into_iter().collect(),
-    })
+    let reqs = members.iter().zip(&stored).filter(|(_, s)| s.is_ok());
+    let planned = reqs.map(|(g, _)| &g.req).zip(planned).collect();
+    let mut ingested = insert_deliveries(tx, planned, owner).await?.into_iter();
+    stored
+        .into_iter()
+        .map(|s| match s {
+            Ok(app_id) => ingested
+                .next()
+                .map(|i| GroupOutcome::Stored(i, app_id))
+                .ok_or_else(|| DbError::Postgres("ingest group: no outcome".into())),
+            Err(other) => Ok(other),
+        })
+        .collect()
 }
 
 // The stored code of a delivery waiting to be sent.

@@ -23,6 +23,7 @@ pub(crate) mod copy;
 pub(crate) mod deliveries;
 pub(crate) mod endpoints;
 pub(crate) mod event_types;
+pub(crate) mod group;
 pub(crate) mod idempotency;
 pub(crate) mod lanes;
 pub(crate) mod locks;
@@ -269,6 +270,11 @@ pub struct Inner {
     pub live_nodes: std::sync::atomic::AtomicUsize,
     /// Kept for `/metrics`, which reports the SQLite writer's figures (zero here).
     pub stats: super::sqlite::WriterStats,
+    /// Ingest's group commit, started by the first message.
+    grouper: std::sync::OnceLock<group::Grouper>,
+    /// The runtime the store was opened on, which outlives the HTTP workers' (whose requests
+    /// hand their messages to the grouper until the end).
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::ops::Deref for PgStore {
@@ -311,7 +317,19 @@ impl PgStore {
             outgoing: notify::Outgoing::default(),
             live_nodes: std::sync::atomic::AtomicUsize::new(live),
             stats: Default::default(),
+            grouper: std::sync::OnceLock::new(),
+            runtime: tokio::runtime::Handle::current(),
         })))
+    }
+
+    /// Stores a message with the others queued at the same time (see `group`).
+    pub async fn ingest_grouped(&self, job: group::Job) -> DbResult<messages::GroupOutcome> {
+        let grouper = self.grouper.get_or_init(|| {
+            // A quarter of the pool stores groups; the rest serves claims, results and reads.
+            let slots = self.pool.status().max_size / 4;
+            group::Grouper::start(&self.runtime, Arc::downgrade(&self.0), slots)
+        });
+        grouper.send(job).await.map_err(|_| DbError::WriterGone)?
     }
 
     /// Tells the other nodes `s` (coalesced, after the caller's commit).

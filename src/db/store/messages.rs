@@ -5,6 +5,7 @@ use super::{
     MessageEndpoint, MessageFilter, Stats, Store,
 };
 use crate::db::postgres;
+use crate::db::postgres::messages::GroupOutcome;
 use crate::db::sqlite::{apps, attempts, deliveries, idempotency, messages, stats};
 use crate::db::{DbResult, Page, PageQuery};
 
@@ -25,6 +26,27 @@ pub struct NewMessage {
     pub idempotency: Option<IdempotencyKey>,
     /// The answer to store with the idempotency key.
     pub response: (u16, String),
+}
+
+/// After ingest has committed: its deliveries to ordered endpoints wait in their lines, and a
+/// line with nothing on its way lets its first go. Should that fail, the nodes' heartbeats
+/// let waiting lines go.
+async fn advance_lines(pg: &postgres::PgStore, stored: &Option<(Ingested, String)>, now: i64) {
+    if let Some((Ingested::Created { lines, .. }, _)) = &stored {
+        if !lines.is_empty() {
+            let moved = pg
+                .write(async |tx| postgres::lanes::advance_after_ingest(tx, lines, now).await)
+                .await;
+            if let Err(e) = moved {
+                tracing::warn!(error = %e, "cannot let an ordered line go on; the next heartbeat will");
+            }
+        }
+    }
+}
+
+/// The answer to a second message with the same `eventId` in one application.
+fn event_id_conflict() -> crate::db::DbError {
+    crate::db::DbError::Conflict(postgres::messages::EVENT_ID_CONFLICT.into())
 }
 
 /// A message bound to its application: what ingest stores.
@@ -131,35 +153,59 @@ impl Store {
         let now = m.msg.created_at;
         let due_at = m.deliver_at.filter(|t| *t > now).unwrap_or(now);
         match self {
+            Store::Postgres(pg) if m.idempotency.is_none() && m.create_app.is_none() => {
+                // The common case: stored with the messages sent at the same time, in one
+                // transaction (see `postgres::group`).
+                let response = m.response.1;
+                let job = postgres::group::Job {
+                    msg: m.msg,
+                    app_key: m.app_key,
+                    only_endpoint: m.only_endpoint,
+                    keep_ms: m.retention_ms,
+                    default_keep_ms: m.default_retention_ms,
+                    due_at,
+                    lease_until,
+                    claim: Box::new(move |ep| due_at <= now && room(ep)),
+                };
+                let stored = match pg.ingest_grouped(job).await? {
+                    GroupOutcome::Stored(ingested, _) => Some((ingested, response)),
+                    GroupOutcome::NoApp => None,
+                    GroupOutcome::Conflict => return Err(event_id_conflict()),
+                };
+                advance_lines(pg, &stored, now).await;
+                Ok(stored)
+            }
             Store::Postgres(pg) => {
                 let stored = pg
                     .write(async move |tx| {
                         let mut m = m;
                         let mut claim = |ep: &str| due_at <= now && room(ep);
                         if m.idempotency.is_none() {
-                            // The common case in one statement: the application found, the
-                            // message stored and the endpoints read together.
-                            let (key, keep, default_keep) =
-                                (m.app_key.clone(), m.retention_ms, m.default_retention_ms);
+                            // A message that makes its application when there is none (another
+                            // node may make it at the same moment: theirs is as good).
                             let create = m.create_app.take();
+                            let (key, keep_ms, default_keep_ms) =
+                                (m.app_key.clone(), m.retention_ms, m.default_retention_ms);
                             let b = m.unbound();
                             for attempt in 0..2 {
-                                let mut req = b.request(lease_until, due_at);
-                                let stored = postgres::messages::ingest_by_app_key(
-                                    tx,
-                                    &key,
-                                    &mut req,
-                                    keep,
-                                    default_keep,
-                                    &pg.node(),
-                                    &mut claim,
-                                )
-                                .await?;
-                                if let Some((r, _)) = stored {
-                                    return Ok(Some((r, b.response.1)));
+                                let mut member = [postgres::messages::GroupMember {
+                                    app_key: &key,
+                                    req: b.request(lease_until, due_at),
+                                    keep_ms,
+                                    default_keep_ms,
+                                    claim: &mut claim,
+                                }];
+                                let node = pg.node();
+                                match postgres::messages::ingest_group(tx, &mut member, &node)
+                                    .await?
+                                    .pop()
+                                {
+                                    Some(GroupOutcome::Stored(r, _)) => {
+                                        return Ok(Some((r, b.response.1)))
+                                    }
+                                    Some(GroupOutcome::Conflict) => return Err(event_id_conflict()),
+                                    _ => {}
                                 }
-                                // No such application: make it when asked (another node may make
-                                // it at the same moment: theirs is as good), then again.
                                 match (&create, attempt) {
                                     (Some(app), 0) => {
                                         postgres::apps::insert_if_absent(tx, app).await?;
@@ -191,21 +237,7 @@ impl Store {
                         Ok(Some((r, b.response.1)))
                     })
                     .await?;
-                // Its deliveries to ordered endpoints wait in their lines: a line with nothing
-                // on its way lets its first go, now that they are committed. Should that fail,
-                // the nodes' heartbeats let waiting lines go.
-                if let Some((Ingested::Created { lines, .. }, _)) = &stored {
-                    if !lines.is_empty() {
-                        let moved = pg
-                            .write(async |tx| {
-                                postgres::lanes::advance_after_ingest(tx, lines, now).await
-                            })
-                            .await;
-                        if let Err(e) = moved {
-                            tracing::warn!(error = %e, "cannot let an ordered line go on; the next heartbeat will");
-                        }
-                    }
-                }
+                advance_lines(pg, &stored, now).await;
                 Ok(stored)
             }
             Store::Sqlite(db) => {
