@@ -11,7 +11,7 @@
 use super::messages::{self, GroupMember, GroupOutcome};
 use super::{Inner, PgStore};
 use crate::db::outbox::IngestRequest;
-use crate::db::DbResult;
+use crate::db::{DbError, DbResult};
 use crate::domain::model::Message;
 use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -109,28 +109,23 @@ impl Grouper {
     }
 }
 
-/// Stores `group` in one transaction and answers each job; when that fails, each job alone.
+/// Stores `group` in one transaction and answers each job. When one of its statements fails,
+/// each job is stored alone (the error is one message's); without a connection, or when the
+/// commit fails, every job gets the error.
 pub async fn store_group(store: &PgStore, mut group: Vec<Queued>) {
+    // A caller that has gone was never answered: its message is not stored.
+    group.retain(|q| !q.reply.is_closed());
+    if group.is_empty() {
+        return;
+    }
     let node = store.node();
-    let stored = store
-        .write(async |tx| {
-            let mut members: Vec<GroupMember<'_>> =
-                group.iter_mut().map(|q| q.job.member()).collect();
-            messages::ingest_group(tx, &mut members, &node).await
-        })
-        .await;
-    match stored {
+    match try_group(store, &mut group, &node).await {
         Ok(outcomes) => {
-            for (job, outcome) in group.into_iter().zip(outcomes) {
-                let _ = job.reply.send(Ok(outcome));
+            for (q, outcome) in group.into_iter().zip(outcomes) {
+                let _ = q.reply.send(Ok(outcome));
             }
         }
-        Err(e) if group.len() == 1 => {
-            if let Some(job) = group.pop() {
-                let _ = job.reply.send(Err(e));
-            }
-        }
-        Err(e) => {
+        Err(Failed::Statement(e)) if group.len() > 1 => {
             tracing::debug!(error = %e, messages = group.len(), "an ingest group failed; storing its messages one by one");
             for mut q in group {
                 let stored = store
@@ -143,13 +138,59 @@ pub async fn store_group(store: &PgStore, mut group: Vec<Queued>) {
                 let _ = q.reply.send(stored);
             }
         }
+        Err(Failed::Statement(e) | Failed::Store(e)) => {
+            let text = e.to_string();
+            let mut e = Some(e);
+            for q in group {
+                let e = e.take().unwrap_or_else(|| DbError::Postgres(text.clone()));
+                let _ = q.reply.send(Err(e));
+            }
+        }
+    }
+}
+
+/// Why a group was not stored.
+enum Failed {
+    /// One of its statements failed on a working connection: a message may be the cause.
+    Statement(DbError),
+    /// No connection, a connection that broke, or a failed commit: no message is the cause.
+    Store(DbError),
+}
+
+async fn try_group(
+    store: &PgStore,
+    group: &mut [Queued],
+    node: &str,
+) -> Result<Vec<GroupOutcome>, Failed> {
+    let mut c = store
+        .pool
+        .get()
+        .await
+        .map_err(|e| Failed::Store(e.into()))?;
+    let tx = c.transaction().await.map_err(|e| Failed::Store(e.into()))?;
+    let mut members: Vec<GroupMember<'_>> = group.iter_mut().map(|q| q.job.member()).collect();
+    let stored = messages::ingest_group(&tx, &mut members, node).await;
+    drop(members);
+    match stored {
+        Ok(outcomes) => {
+            tx.commit().await.map_err(|e| Failed::Store(e.into()))?;
+            Ok(outcomes)
+        }
+        Err(e) => {
+            drop(tx);
+            Err(if c.is_closed() {
+                Failed::Store(e)
+            } else {
+                Failed::Statement(e)
+            })
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{DbError, Ingested};
+    use crate::db::Ingested;
     use crate::domain::crypto::MainKey;
     use crate::domain::model::{AppId, MsgId};
 
@@ -331,5 +372,28 @@ mod tests {
             1,
             "one transaction"
         );
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_caller_has_gone_before_its_group_starts_is_not_stored() {
+        let Some(store) = store().await else {
+            return;
+        };
+        let (mut queued, mut answers) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let (reply, answer) = oneshot::channel();
+            queued.push(Queued {
+                job: job("app_1", None),
+                reply,
+            });
+            answers.push(answer);
+        }
+        let gone = answers.remove(1);
+        drop(gone);
+        store_group(&store, queued).await;
+        for a in answers {
+            assert!(matches!(a.await.unwrap(), Ok(GroupOutcome::Stored(..))));
+        }
+        assert_eq!(count(&store, "SELECT count(*) FROM messages").await, 2);
     }
 }
