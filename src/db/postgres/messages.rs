@@ -361,15 +361,9 @@ struct Outcome {
 
 impl Outcome {
     /// Counts in one stored delivery (`id`, `endpoint_id`, leased, status).
-    fn add(
-        &mut self,
-        req: &IngestRequest<'_>,
-        row: &Row,
-        owner: &mut Option<Arc<str>>,
-        node: &str,
-    ) {
+    fn add(&mut self, req: &IngestRequest<'_>, row: &Row, owner: &Arc<str>) {
         if row.get::<_, bool>(2) {
-            let owner = owner.get_or_insert_with(|| node.into()).clone();
+            let owner = owner.clone();
             self.claimed
                 .push(req.claimed(row.get(0), row.get(1), Some(owner)));
         } else if row.get::<_, i16>(3) == PENDING {
@@ -450,7 +444,7 @@ async fn insert_deliveries(
             .enumerate()
             .map(|(i, r)| (r.msg.id.as_str(), i))
             .collect();
-        let mut lease = None;
+        let lease: Arc<str> = owner.into();
         for row in &rows {
             let msg_id: &str = row.get(4);
             let Some(&i) = index.get(msg_id) else {
@@ -458,7 +452,7 @@ async fn insert_deliveries(
                     "ingest: a delivery of {msg_id}, which was not being stored"
                 )));
             };
-            outcomes[i].add(reqs[i], row, &mut lease, owner);
+            outcomes[i].add(reqs[i], row, &lease);
         }
     }
     Ok(outcomes
@@ -584,12 +578,12 @@ pub async fn ingest_group(
     let mut planned = Vec::with_capacity(n);
     let mut rows = rows.iter().peekable();
     for (i, g) in members.iter_mut().enumerate() {
-        let n = i as i64 + 1;
+        let place = i as i64 + 1;
         let mine: Vec<&Row> =
-            std::iter::from_fn(|| rows.next_if(|r| r.get::<_, i64>(0) == n)).collect();
+            std::iter::from_fn(|| rows.next_if(|r| r.get::<_, i64>(0) == place)).collect();
         let Some(first) = mine.first() else {
             return Err(DbError::Postgres(format!(
-                "ingest group: no row for message {n}"
+                "ingest group: no row for message {place}"
             )));
         };
         let app_id: Option<crate::domain::ids::AppId> = first.get(1);
