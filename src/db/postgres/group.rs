@@ -258,6 +258,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_ingest_statement_is_planned_once_and_finds_rows_by_key() {
+        let Some(store) = store().await else {
+            return;
+        };
+        // One connection, so that every group prepares and plans on it.
+        let one = PgStore::open(&store.url, 1, (*store.main_key).clone())
+            .await
+            .unwrap();
+        for _ in 0..8 {
+            let out = group(&one, vec![job("app_1", None)]).await;
+            assert!(matches!(out[..], [Ok(GroupOutcome::Stored(..))]));
+        }
+        let mut c = one.pool.get().await.unwrap();
+        let (generic, custom, plan) = super::super::tests::keyed_plan(
+            &mut c,
+            "WITH input AS MATERIALIZED",
+            "'{app_1}', '{msg_x}', '{a.b}', '{NULL}', '{\"{}\"}', '{NULL}', '{NULL}', '{0}', \
+             '{NULL}', '{0}'",
+        )
+        .await;
+        assert_eq!((generic, custom), (8, 0), "one plan, made once and kept");
+        assert!(!plan.contains("Seq Scan"), "{plan}");
+    }
+
+    #[tokio::test]
     async fn a_group_answers_each_message_on_its_own() {
         let Some(store) = store().await else {
             return;

@@ -556,23 +556,22 @@ pub async fn ingest_group(
              ORDER BY i.n",
         )
         .await?;
-    let rows = tx
-        .query(
-            &stmt,
-            &[
-                &keys,
-                &ids,
-                &types,
-                &event_ids,
-                &payloads,
-                &channels,
-                &tags,
-                &created,
-                &keeps,
-                &default_keeps,
-            ],
-        )
-        .await?;
+    let params: [&(dyn ToSql + Sync); 10] = [
+        &keys,
+        &ids,
+        &types,
+        &event_ids,
+        &payloads,
+        &channels,
+        &tags,
+        &created,
+        &keeps,
+        &default_keeps,
+    ];
+    let (_, rows) = tokio::try_join!(
+        tx.batch_execute(super::KEYED_PLANS),
+        tx.query(&stmt, &params)
+    )?;
     // Every stored member's deliveries, planned member by member, then stored together.
     let mut stored = Vec::with_capacity(n);
     let mut planned = Vec::with_capacity(n);

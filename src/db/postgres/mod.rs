@@ -12,7 +12,18 @@ use std::sync::Arc;
 use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
 use bytes::BytesMut;
+
+/// Sent, pipelined with the first statement, by a transaction whose statements all find their
+/// rows by key: ingest and the write-back of results, the hot path. Their plans are then made
+/// once per connection and never scan a whole table. Left to itself, PostgreSQL plans such a
+/// statement again on every call when its arrays are short (a custom plan looks cheaper than
+/// the generic one, which assumes ten elements), and keeps a generic plan made while a table
+/// was nearly empty (a hash join over all of `deliveries`) until autovacuum next analyzes the
+/// table, a minute or more later.
+pub(crate) const KEYED_PLANS: &str =
+    "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
 // Tested against a real cluster; the Store does not call them yet.
 pub(crate) mod admin;
@@ -777,6 +788,36 @@ pub(crate) mod tests {
         )
         .await
         .unwrap();
+    }
+
+    /// How connection `c` plans its prepared statement that begins with `start`: its counts
+    /// of generic and of custom plans, and the plan a transaction that sent
+    /// [`super::KEYED_PLANS`] uses, as `EXPLAIN EXECUTE` shows it with `args`.
+    pub(crate) async fn keyed_plan(
+        c: &mut deadpool_postgres::Object,
+        start: &str,
+        args: &str,
+    ) -> (i64, i64, String) {
+        let row = c
+            .query_one(
+                "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements \
+                 WHERE starts_with(statement, $1)",
+                &[&start],
+            )
+            .await
+            .unwrap();
+        let (name, generic, custom): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        let tx = c.transaction().await.unwrap();
+        tx.batch_execute(super::KEYED_PLANS).await.unwrap();
+        let plan = tx
+            .query(&format!("EXPLAIN EXECUTE {name}({args})"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (generic, custom, plan)
     }
 
     /// A new, migrated database on the test cluster (`HOOKBOX_TEST_PG_URL`, which

@@ -9,6 +9,7 @@ use crate::domain::model::{DeliveryStatus, Trigger};
 use crate::domain::retry::RetrySchedule;
 use deadpool_postgres::GenericClient;
 use std::sync::Arc;
+use tokio_postgres::types::ToSql;
 
 /// Leases up to `limit` deliveries due at `now` to node `owner` until `lease_until`, the
 /// oldest due chosen first, none of an endpoint in `busy`; returns them with their messages
@@ -118,6 +119,9 @@ pub async fn record(
         return Ok(out);
     }
     // Every delivery moved on in one statement; the ones still leased to `owner` come back.
+    // Each is found by its id: the owner is compared through COALESCE so that the planner
+    // cannot take the partial index of leased rows instead (which, between vacuums, also
+    // holds an entry for every lease already ended).
     let steps: Vec<Transition> = results
         .iter()
         .map(|r| {
@@ -153,20 +157,17 @@ pub async fn record(
                  trigger_type = 0, updated_at = u.at \
              FROM UNNEST($1::BIGINT[], $2::SMALLINT[], $3::INTEGER[], $4::BIGINT[], $5::BIGINT[], \
                  $6::TEXT[]) AS u(id, status, attempts, next, at, owner) \
-             WHERE d.id = u.id AND d.lease_owner = u.owner AND d.lease_until IS NOT NULL \
+             WHERE d.id = u.id AND COALESCE(d.lease_owner, '') = u.owner AND d.lease_until IS NOT NULL \
                  AND d.status = 1 \
              RETURNING d.id",
         )
         .await?;
-    let kept: std::collections::HashSet<i64> = c
-        .query(
-            &update,
-            &[&ids, &statuses, &attempts, &nexts, &ats, &owners],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let params: [&(dyn ToSql + Sync); 6] = [&ids, &statuses, &attempts, &nexts, &ats, &owners];
+    let (_, kept) = tokio::try_join!(
+        c.batch_execute(super::KEYED_PLANS),
+        c.query(&update, &params)
+    )?;
+    let kept: std::collections::HashSet<i64> = kept.iter().map(|r| r.get(0)).collect();
     out.fenced = results.len() - kept.len();
 
     // Their attempts, in one statement.
@@ -783,6 +784,44 @@ mod tests {
             schedule: None,
             response_headers: String::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn the_results_statement_is_planned_once_and_finds_deliveries_by_key() {
+        // Planned while `deliveries` holds a few rows, as on a new database: without
+        // KEYED_PLANS the plan kept is a hash join over the whole table.
+        let Some(pool) = outbox(8).await else { return };
+        let mut c = pool.get().await.unwrap();
+        register(&c, "a", None).await.unwrap();
+        let schedule = RetrySchedule {
+            delays: vec![std::time::Duration::from_secs(5); 3],
+            jitter: 0.0,
+        };
+        for _ in 0..8 {
+            let mine = claim_due(&c, "a", 1000, 1, 31_000, &[]).await.unwrap();
+            let tx = c.transaction().await.unwrap();
+            let written = record(
+                &tx,
+                &[result(&mine[0], Outcome::Success, 200, 2000)],
+                &schedule,
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(written.fenced, 0);
+        }
+        let (generic, custom, plan) = super::super::tests::keyed_plan(
+            &mut c,
+            "UPDATE deliveries d SET status",
+            "'{1}', '{2}', '{1}', '{NULL}', '{0}', '{a}'",
+        )
+        .await;
+        assert_eq!((generic, custom), (8, 0), "one plan, made once and kept");
+        assert!(
+            plan.contains("Index Scan using deliveries_pkey on deliveries"),
+            "{plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{plan}");
     }
 
     #[tokio::test]
