@@ -377,6 +377,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_a_group_s_commit_fails_every_message_gets_the_error_and_none_is_stored() {
+        let Some(store) = store().await else {
+            return;
+        };
+        // A check PostgreSQL makes only at COMMIT, failing for messages of type `x.fail`.
+        store
+            .pool
+            .get()
+            .await
+            .unwrap()
+            .batch_execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                     IF NEW.event_type = 'x.fail' THEN RAISE EXCEPTION 'refused at commit'; \
+                     END IF; RETURN NULL; END $$; \
+                 CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON messages \
+                     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();",
+            )
+            .await
+            .unwrap();
+        let mut refused = job("app_1", None);
+        refused.msg.event_type = "x.fail".into();
+        let out = group(
+            &store,
+            vec![job("app_1", None), refused, job("app_1", None)],
+        )
+        .await;
+        for o in &out {
+            assert!(
+                matches!(o, Err(DbError::Postgres(e)) if e.contains("refused at commit")),
+                "every message is answered with the commit's error"
+            );
+        }
+        assert_eq!(count(&store, "SELECT count(*) FROM messages").await, 0);
+        assert_eq!(count(&store, "SELECT count(*) FROM deliveries").await, 0);
+        // The connections are fine afterwards.
+        let out = group(&store, vec![job("app_1", None)]).await;
+        assert!(matches!(out[..], [Ok(GroupOutcome::Stored(..))]));
+    }
+
+    #[tokio::test]
     async fn messages_queued_while_the_group_slot_is_busy_share_one_transaction() {
         let Some(store) = store().await else {
             return;
