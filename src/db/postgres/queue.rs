@@ -657,10 +657,7 @@ mod tests {
         register(&c, "a2", Some(41_000)).await.unwrap();
         let new = claim_due(&c, "a2", 41_000, 1, 71_000, &[]).await.unwrap();
         assert_eq!(new[0].delivery_id, old[0].delivery_id);
-        let schedule = RetrySchedule {
-            delays: vec![std::time::Duration::from_secs(5); 3],
-            jitter: 0.0,
-        };
+        let schedule = every_5s();
         let tx = c.transaction().await.unwrap();
         let late = record(
             &tx,
@@ -769,6 +766,14 @@ mod tests {
         assert_eq!(owners.iter().filter(|o| o.is_none()).count(), 2);
     }
 
+    /// Three retries, 5 s apart, without jitter.
+    fn every_5s() -> RetrySchedule {
+        RetrySchedule {
+            delays: vec![std::time::Duration::from_secs(5); 3],
+            jitter: 0.0,
+        }
+    }
+
     fn result(l: &Claimed, outcome: Outcome, code: i64, at: i64) -> AttemptResult {
         AttemptResult {
             delivery: l.clone(),
@@ -793,10 +798,7 @@ mod tests {
         let Some(pool) = outbox(8).await else { return };
         let mut c = pool.get().await.unwrap();
         register(&c, "a", None).await.unwrap();
-        let schedule = RetrySchedule {
-            delays: vec![std::time::Duration::from_secs(5); 3],
-            jitter: 0.0,
-        };
+        let schedule = every_5s();
         for _ in 0..8 {
             let mine = claim_due(&c, "a", 1000, 1, 31_000, &[]).await.unwrap();
             let tx = c.transaction().await.unwrap();
@@ -828,10 +830,7 @@ mod tests {
     async fn results_move_deliveries_on_and_a_late_node_s_results_are_dropped() {
         let Some(pool) = outbox(3).await else { return };
         let mut c = pool.get().await.unwrap();
-        let schedule = RetrySchedule {
-            delays: vec![std::time::Duration::from_secs(5); 3],
-            jitter: 0.0,
-        };
+        let schedule = every_5s();
         register(&c, "a", None).await.unwrap();
         let mut mine = claim_due(&c, "a", 1000, 3, 31_000, &[]).await.unwrap();
         mine.sort_by_key(|l| l.delivery_id);
