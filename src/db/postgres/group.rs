@@ -280,6 +280,14 @@ mod tests {
         .await;
         assert_eq!((generic, custom), (8, 0), "one plan, made once and kept");
         assert!(!plan.contains("Seq Scan"), "{plan}");
+        // Each application and its endpoints looked up by key.
+        for lookup in [
+            "Index Cond: (id = i_2.app_key)",
+            "Index Cond: (uid = i_2.app_key)",
+            "Index Cond: (app_id = app.app_id)",
+        ] {
+            assert!(plan.contains(lookup), "{lookup} in {plan}");
+        }
     }
 
     #[tokio::test]

@@ -568,7 +568,9 @@ pub async fn ingest_group(
         &keeps,
         &default_keeps,
     ];
+    // `biased`: the settings are sent first.
     let (_, rows) = tokio::try_join!(
+        biased;
         tx.batch_execute(super::KEYED_PLANS),
         tx.query(&stmt, &params)
     )?;

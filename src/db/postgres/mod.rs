@@ -17,11 +17,12 @@ use bytes::BytesMut;
 
 /// Sent, pipelined with the first statement, by a transaction whose statements all find their
 /// rows by key: ingest and the write-back of results, the hot path. Their plans are then made
-/// once per connection and never scan a whole table. Left to itself, PostgreSQL plans such a
-/// statement again on every call when its arrays are short (a custom plan looks cheaper than
-/// the generic one, which assumes ten elements), and keeps a generic plan made while a table
-/// was nearly empty (a hash join over all of `deliveries`) until autovacuum next analyzes the
-/// table, a minute or more later.
+/// once per connection, and a sequential scan is priced out even while the tables are small
+/// (the plan tests check that each row is looked up by key). Left to itself, PostgreSQL plans
+/// such a statement again on every call when its arrays are short (a custom plan looks cheaper
+/// than the generic one, which assumes ten elements), and keeps a generic plan made while a
+/// table was nearly empty (a hash join over all of `deliveries`) until autovacuum next analyzes
+/// the table, a minute or more later.
 pub(crate) const KEYED_PLANS: &str =
     "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 

@@ -121,7 +121,8 @@ pub async fn record(
     // Every delivery moved on in one statement; the ones still leased to `owner` come back.
     // Each is found by its id: the owner is compared through COALESCE so that the planner
     // cannot take the partial index of leased rows instead (which, between vacuums, also
-    // holds an entry for every lease already ended).
+    // holds an entry for every lease already ended); a result without an owner matches
+    // nothing, as before.
     let steps: Vec<Transition> = results
         .iter()
         .map(|r| {
@@ -157,13 +158,16 @@ pub async fn record(
                  trigger_type = 0, updated_at = u.at \
              FROM UNNEST($1::BIGINT[], $2::SMALLINT[], $3::INTEGER[], $4::BIGINT[], $5::BIGINT[], \
                  $6::TEXT[]) AS u(id, status, attempts, next, at, owner) \
-             WHERE d.id = u.id AND COALESCE(d.lease_owner, '') = u.owner AND d.lease_until IS NOT NULL \
+             WHERE d.id = u.id AND COALESCE(d.lease_owner, '') = u.owner AND u.owner <> '' \
+                 AND d.lease_until IS NOT NULL \
                  AND d.status = 1 \
              RETURNING d.id",
         )
         .await?;
     let params: [&(dyn ToSql + Sync); 6] = [&ids, &statuses, &attempts, &nexts, &ats, &owners];
+    // `biased`: the settings are sent first.
     let (_, kept) = tokio::try_join!(
+        biased;
         c.batch_execute(super::KEYED_PLANS),
         c.query(&update, &params)
     )?;
@@ -819,8 +823,10 @@ mod tests {
         )
         .await;
         assert_eq!((generic, custom), (8, 0), "one plan, made once and kept");
+        // A lookup per result, not a join over the whole primary key.
         assert!(
-            plan.contains("Index Scan using deliveries_pkey on deliveries"),
+            plan.contains("Index Scan using deliveries_pkey on deliveries")
+                && plan.contains("Index Cond: (id = u.id)"),
             "{plan}"
         );
         assert!(!plan.contains("Seq Scan"), "{plan}");
