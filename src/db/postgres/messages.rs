@@ -297,13 +297,14 @@ type Target<'r> = (
 );
 
 /// What a second message with the same `eventId` in one application is told (409).
-pub const EVENT_ID_CONFLICT: &str =
-    "a message with this eventId already exists in this application";
+pub fn event_id_taken() -> DbError {
+    DbError::Conflict("a message with this eventId already exists in this application".into())
+}
 
 /// The same `eventId` twice in one application is a conflict (409).
 fn event_id_conflict(e: tokio_postgres::Error) -> DbError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        DbError::Conflict(EVENT_ID_CONFLICT.into())
+        event_id_taken()
     } else {
         e.into()
     }
@@ -495,33 +496,29 @@ pub async fn ingest_group(
 ) -> DbResult<Vec<GroupOutcome>> {
     let to_json = |v: &Option<Vec<String>>| v.as_ref().map(super::super::to_json);
     let n = members.len();
-    let (mut keys, mut ids, mut types, mut event_ids, mut payloads) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut channels, mut tags, mut created, mut keeps, mut default_keeps) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for g in members.iter() {
-        let m = g.req.msg;
-        keys.push(g.app_key);
-        ids.push(m.id.as_str());
-        types.push(m.event_type.as_str());
-        event_ids.push(m.event_id.as_deref());
-        payloads.push(m.payload.as_deref());
-        channels.push(to_json(&m.channels));
-        tags.push(to_json(&m.tags));
-        created.push(m.created_at);
-        keeps.push(g.keep_ms);
-        default_keeps.push(g.default_keep_ms);
-    }
+    // One array per column, a message per element.
+    let keys: Vec<&str> = members.iter().map(|g| g.app_key).collect();
+    let ids: Vec<&str> = members.iter().map(|g| g.req.msg.id.as_str()).collect();
+    let types: Vec<&str> = members
+        .iter()
+        .map(|g| g.req.msg.event_type.as_str())
+        .collect();
+    let event_ids: Vec<Option<&str>> = members
+        .iter()
+        .map(|g| g.req.msg.event_id.as_deref())
+        .collect();
+    let payloads: Vec<Option<&str>> = members
+        .iter()
+        .map(|g| g.req.msg.payload.as_deref())
+        .collect();
+    let channels: Vec<Option<String>> = members
+        .iter()
+        .map(|g| to_json(&g.req.msg.channels))
+        .collect();
+    let tags: Vec<Option<String>> = members.iter().map(|g| to_json(&g.req.msg.tags)).collect();
+    let created: Vec<i64> = members.iter().map(|g| g.req.msg.created_at).collect();
+    let keeps: Vec<Option<i64>> = members.iter().map(|g| g.keep_ms).collect();
+    let default_keeps: Vec<i64> = members.iter().map(|g| g.default_keep_ms).collect();
     // Each message's application found by id or uid, the messages stored (in the order of
     // their event ids, so that groups on other connections take the unique index's entries in
     // the same order and never wait on each other in a cycle), and the endpoints of each

@@ -44,11 +44,6 @@ async fn advance_lines(pg: &postgres::PgStore, stored: &Option<(Ingested, String
     }
 }
 
-/// The answer to a second message with the same `eventId` in one application.
-fn event_id_conflict() -> crate::db::DbError {
-    crate::db::DbError::Conflict(postgres::messages::EVENT_ID_CONFLICT.into())
-}
-
 /// A message bound to its application: what ingest stores.
 struct Bound {
     msg: Message,
@@ -170,7 +165,7 @@ impl Store {
                 let stored = match pg.ingest_grouped(job).await? {
                     GroupOutcome::Stored(ingested, _) => Some((ingested, response)),
                     GroupOutcome::NoApp => None,
-                    GroupOutcome::Conflict => return Err(event_id_conflict()),
+                    GroupOutcome::Conflict => return Err(postgres::messages::event_id_taken()),
                 };
                 advance_lines(pg, &stored, now).await;
                 Ok(stored)
@@ -203,7 +198,9 @@ impl Store {
                                     Some(GroupOutcome::Stored(r, _)) => {
                                         return Ok(Some((r, b.response.1)))
                                     }
-                                    Some(GroupOutcome::Conflict) => return Err(event_id_conflict()),
+                                    Some(GroupOutcome::Conflict) => {
+                                        return Err(postgres::messages::event_id_taken())
+                                    }
                                     _ => {}
                                 }
                                 match (&create, attempt) {
