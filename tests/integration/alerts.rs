@@ -664,7 +664,7 @@ async fn an_error_rate_over_the_threshold_alerts_once_then_once_more_when_it_rec
         app.send(&a, "order.created", json!({})).await;
     }
     rx.wait_for_count(12, Duration::from_secs(20)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
 
     let failing = evaluate_until_mailed(&app, &smtp, "Endpoint failing", 1).await;
     assert_eq!(failing.len(), 1, "{failing:#?}");
@@ -718,7 +718,7 @@ async fn an_error_rate_over_the_threshold_alerts_once_then_once_more_when_it_rec
         app.send(&a, "order.created", json!({})).await;
     }
     rx.wait_for_count(25, Duration::from_secs(20)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     app.notifier.evaluate().await.unwrap();
     app.notifier.run_once().await.unwrap();
     assert_eq!(mails_about(&smtp, "Endpoint failing").len(), 1);
@@ -735,7 +735,7 @@ async fn an_error_rate_over_the_threshold_alerts_once_then_once_more_when_it_rec
         app.send(&a, "order.created", json!({})).await;
     }
     rx.wait_for_count(37, Duration::from_secs(20)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     let failing = evaluate_until_mailed(&app, &smtp, "Endpoint failing", 2).await;
     assert_eq!(failing.len(), 2, "{failing:#?}");
 }
@@ -758,7 +758,7 @@ async fn an_endpoint_that_keeps_answering_401_gets_the_signature_hint() {
     // One message, three attempts, each answered 401.
     app.send(&a, "order.created", json!({})).await;
     rx.wait_for_count(3, Duration::from_secs(20)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     evaluate_until_mailed(&app, &smtp, "check the signing secret", 1).await;
     let got = smtp.wait_for(2, Duration::from_secs(10)).await;
     let hinted: Vec<_> = got
@@ -808,7 +808,7 @@ async fn attempts_that_time_out_are_told_as_such() {
     let (a, _, _) = endpoint_answering(&app, &rx, delayed).await;
     app.send(&a, "order.created", json!({})).await;
     rx.wait_for_count(3, Duration::from_secs(20)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     let m = evaluate_until_mailed(&app, &smtp, "Endpoint timing out", 1).await;
     assert!(
         m[0].text.contains("3 of 3 in the last 15 minutes"),

@@ -134,6 +134,7 @@ async fn a_bulk_replay_takes_only_the_messages_its_filters_name() {
     );
     let got = rx.wait_for_count(5, Duration::from_secs(5)).await;
     assert_eq!(got[4].header("webhook-id"), Some(refund.as_str()));
+    app.settled().await;
     // All were delivered: none failed, every last answer was a 2xx.
     let d = replay(json!({ "since": SINCE, "status": 2 })).await;
     assert_eq!(d["queued"], 0, "{d}");

@@ -651,7 +651,7 @@ async fn a_retry_an_hour_away_is_sent_when_the_clock_gets_there_and_not_before()
     let (a, _, _) = setup(&app, &rx).await;
     let msg = app.send(&a, "order.created", json!({})).await;
     app.wait_attempts(&a, &msg, 1, Duration::from_secs(5)).await;
-    assert!(wait_for(Duration::from_secs(5), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     // Due in an hour: a step now, or 59 minutes on, finds nothing.
     assert_eq!(app.dispatcher.run_once().await.unwrap(), 0);
     app.clock.advance(Duration::from_secs(59 * 60));

@@ -84,7 +84,7 @@ async fn an_endpoint_s_own_retry_schedule_decides_how_often_it_is_tried() {
     let m = app.send(&a, "order.created", json!({})).await;
     // 1 + 5 + the server's 3.
     failing.wait_for_count(9, Duration::from_secs(20)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     let per_path = |p: &str| failing.received().iter().filter(|r| r.path == p).count();
     assert_eq!(
         (per_path("/once"), per_path("/five"), per_path("/server")),
@@ -130,7 +130,7 @@ async fn an_endpoint_is_disabled_after_its_own_failing_period_not_the_server_s()
         .await;
     app.send(&a, "order.created", json!({})).await;
     failing.wait_for_count(9, Duration::from_secs(20)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     let disabled = |ep: String| {
         let app = &app;
         let a = a.clone();
@@ -326,7 +326,7 @@ async fn a_resend_that_fails_ends_there_whatever_the_endpoint_s_schedule() {
         .await;
     let m = app.send(&a, "order.created", json!({})).await;
     failing.wait_for_count(6, Duration::from_secs(10)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     app.post(
         &format!("/app/{a}/msg/{m}/endpoint/{ep}/resend"),
         json!({}),
@@ -340,7 +340,7 @@ async fn a_resend_that_fails_ends_there_whatever_the_endpoint_s_schedule() {
     })
     .await;
     assert!(ended, "the failed resend is the last attempt");
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     assert_eq!(
         failing.count(),
         7,

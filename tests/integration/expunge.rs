@@ -23,13 +23,11 @@ async fn a_message_s_payload_is_deleted_its_retries_canceled_and_it_cannot_be_re
         .send(&a, "user.created", json!({ "email": "jane@example.com" }))
         .await;
     rx.wait_for_count(1, Duration::from_secs(10)).await;
+    app.settled().await;
     let path = format!("/app/{a}/msg/{m}/endpoint");
     let dest = || async { app.get(&path, 200).await["data"][0].clone() };
-    let pending = wait_for(Duration::from_secs(10), || async {
-        !dest().await["nextAttempt"].is_null()
-    })
-    .await;
-    assert!(pending, "a retry is scheduled");
+    let d = dest().await;
+    assert!(!d["nextAttempt"].is_null(), "a retry is scheduled: {d}");
 
     app.call("DELETE", &format!("/app/{a}/msg/{m}/content"), None, 204)
         .await;
@@ -124,7 +122,7 @@ async fn recovering_an_endpoint_leaves_out_messages_whose_payload_was_deleted() 
     let gone = app.send(&a, "user.created", json!({ "n": 1 })).await;
     app.send(&a, "user.created", json!({ "n": 2 })).await;
     rx.wait_for_count(2, Duration::from_secs(10)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     app.call("DELETE", &format!("/app/{a}/msg/{gone}/content"), None, 204)
         .await;
     rx.set_default(Reply::status(200));
@@ -135,7 +133,7 @@ async fn recovering_an_endpoint_leaves_out_messages_whose_payload_was_deleted() 
     )
     .await;
     rx.wait_for_count(3, Duration::from_secs(10)).await;
-    assert!(wait_for(Duration::from_secs(10), || async { app.dispatcher.idle() }).await);
+    app.settled().await;
     app.assert_nothing_due_within(Duration::from_secs(3600))
         .await;
     let got = rx.received();

@@ -194,12 +194,20 @@ impl TestApp {
         }
     }
 
-    /// Proves that nothing more will be sent within `ahead`: once the dispatcher holds
-    /// nothing (waited for, with a deadline), moves the clock `ahead` and steps the
-    /// dispatcher, which must find nothing due. Moves the clock for good: call it last.
-    pub async fn assert_nothing_due_within(&self, ahead: Duration) {
+    /// Waits (with a deadline) until the dispatcher holds nothing: every delivery it was
+    /// handed has been sent and its result written. A receiver counts a request before its
+    /// result is written, so a test reads statuses or attempts after a receiver's count only
+    /// once this returns.
+    pub async fn settled(&self) {
         let idle = wait_for(Duration::from_secs(10), || async { self.dispatcher.idle() }).await;
         assert!(idle, "the dispatcher still holds deliveries");
+    }
+
+    /// Proves that nothing more will be sent within `ahead`: once the dispatcher holds
+    /// nothing ([`TestApp::settled`]), moves the clock `ahead` and steps the dispatcher,
+    /// which must find nothing due. Moves the clock for good: call it last.
+    pub async fn assert_nothing_due_within(&self, ahead: Duration) {
+        self.settled().await;
         self.clock.advance(ahead);
         let due = self
             .dispatcher
