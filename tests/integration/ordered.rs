@@ -339,8 +339,10 @@ async fn the_api_shows_what_the_line_waits_on_and_skips_or_retries_it() {
     let v = app
         .post(&format!("{line}/skip"), json!({ "msgId": sent[0] }), 200)
         .await;
-    assert_eq!(v["waiting"], 2, "{v}");
-    assert_eq!(v["first"]["msgId"], sent[1].as_str(), "{v}");
+    // The answer shows the line as it stands: the dispatcher, woken by the skip, may already
+    // be sending the next ones.
+    assert!(v["waiting"].as_u64().is_some_and(|w| w <= 2), "{v}");
+    assert_ne!(v["first"]["msgId"], sent[0].as_str(), "{v}");
     // The two behind it, counted at the ordered endpoint alone (the plain one's retries may
     // come in between).
     let ordered_count = || {
