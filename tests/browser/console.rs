@@ -748,7 +748,13 @@ async fn an_ordered_endpoint_shows_the_message_it_waits_on_and_skip_lets_the_res
         sent.push(c.api.send("shop", "invoice.paid", json!({ "i": i })).await);
     }
     c.receiver.wait_for_count(1, WAIT).await;
-    c.browser.refresh().await.unwrap();
+    // The attempt is shown once its result is written (after the receiver counted it).
+    let failed = wait_for(WAIT, || async {
+        c.browser.refresh().await.unwrap();
+        c.page_text().await.contains("failed 1 time(s)")
+    })
+    .await;
+    assert!(failed, "{}", c.context().await);
     assert_eq!(c.text_of("line-head").await, sent[0]);
     let line = c.text_of("ordered-line").await;
     assert!(

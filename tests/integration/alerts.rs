@@ -116,7 +116,13 @@ async fn a_410_emails_the_operator_and_the_application_s_recipient_once_with_a_w
     let page = portal.page(&portal_link.replace(&app.root, "")).await;
     assert!(page.contains("Enable"), "{page}");
 
-    // The application's log shows its recipient's alert, sent, with the server's answer.
+    // The application's log shows its recipient's alert, sent, with the server's answer
+    // (written once the mail server has answered, after it counted the mail).
+    let sent = wait_for(Duration::from_secs(10), || async {
+        app.get(&format!("/app/{a}/alert"), 200).await["data"][0]["status"] == "sent"
+    })
+    .await;
+    assert!(sent, "the alert is not marked sent");
     let log = app.get(&format!("/app/{a}/alert"), 200).await;
     let log = log["data"].as_array().unwrap();
     assert_eq!(log.len(), 1, "{log:#?}");
@@ -594,10 +600,18 @@ async fn portal_users_set_their_own_address_and_see_only_their_application_s_ale
     to.sort();
     assert_eq!(to, ["dev@customer.example", "ops@example.com"]);
 
-    // The portal shows its own recipient's alert, not the operator's, nor another app's.
-    let page = c.page(&format!("/portal/apps/{a}/alerts")).await;
+    // The portal shows its own recipient's alert, not the operator's, nor another app's
+    // (marked sent once the mail server has answered, after it counted the mail).
+    let alerts = format!("/portal/apps/{a}/alerts");
+    let sent = wait_for(Duration::from_secs(10), || {
+        let mut c2 = c.clone();
+        let p = alerts.clone();
+        async move { c2.page(&p).await.contains(">sent<") }
+    })
+    .await;
+    let page = c.page(&alerts).await;
     assert!(
-        page.contains("dev@customer.example") && page.contains(">sent<"),
+        sent && page.contains("dev@customer.example") && page.contains(">sent<"),
         "{page}"
     );
     assert!(

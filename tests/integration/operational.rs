@@ -181,26 +181,35 @@ async fn an_endpoint_failing_for_the_configured_time_is_disabled_with_its_reason
 
 #[tokio::test]
 async fn a_healthy_endpoint_is_never_auto_disabled() {
+    // The sweep measures failure on the test clock: nothing is disabled until it is moved.
     let app = TestApp::spawn_with(|c| {
-        c.delivery.auto_disable_after = Duration::from_millis(300);
+        c.delivery.auto_disable_after = Duration::from_secs(3600);
         c.retention.sweep_interval = Duration::from_millis(100);
     })
     .await;
     let rx = TestReceiver::start().await;
     rx.script([Reply::status(500)]);
+    // A witness that keeps failing: once it is disabled, the sweep has run past the period.
+    let dead = TestReceiver::start().await;
+    dead.set_default(Reply::status(500));
     let a = app.create_app("customer").await;
     let (ep, _) = app.create_endpoint(&a, json!({ "url": rx.url })).await;
+    let (witness, _) = app.create_endpoint(&a, json!({ "url": dead.url })).await;
     app.send(&a, "x.y", json!({})).await;
     rx.wait_for_count(2, Duration::from_secs(5)).await;
-    // Delivered again, it is no longer failing: the sweep, which disables only endpoints
-    // failing for `auto_disable_after`, has nothing to go on.
-    let recovered = wait_for(Duration::from_secs(5), || async {
-        app.get(&format!("/app/{a}/endpoint/{ep}/health"), 200)
-            .await["failingSince"]
-            .is_null()
+    app.settled().await;
+    // Delivered again, it is no longer failing.
+    let health = app
+        .get(&format!("/app/{a}/endpoint/{ep}/health"), 200)
+        .await;
+    assert!(health["failingSince"].is_null(), "{health}");
+
+    app.clock.advance(Duration::from_secs(2 * 3600));
+    let swept = wait_for(Duration::from_secs(10), || async {
+        app.get(&format!("/app/{a}/endpoint/{witness}"), 200).await["disabled"] == true
     })
     .await;
-    assert!(recovered, "the endpoint still counts as failing");
+    assert!(swept, "the failing witness was not disabled");
     assert_eq!(
         app.get(&format!("/app/{a}/endpoint/{ep}"), 200).await["disabled"],
         false

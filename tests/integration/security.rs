@@ -418,6 +418,8 @@ async fn endpoint_headers_are_sealed_at_rest_capped_and_redacted_in_attempt_logs
     assert_eq!(got[0].header("authorization"), Some(secret));
     assert_eq!(got[0].header("x-tenant"), Some("acme"));
 
+    // Looked for once the attempt (with the request's headers) is written.
+    app.settled().await;
     assert!(
         !holds(&database_bytes(&app), "s3cr3t-t0ken"),
         "the header's value is stored in plaintext"
