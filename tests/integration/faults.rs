@@ -1,12 +1,28 @@
 //! Fault injection: receivers that are slow, break the connection, never stop talking,
-//! fail, go away or redirect. Each test checks the attempt log and the next scheduled time
-//! (tests retry after 300 ms, then 600 ms, with no jitter).
+//! fail, go away or redirect. Each test checks the attempt log and the next scheduled time.
+//! Retries here come a minute, then two, after a failure, with no jitter: on the test clock,
+//! which moves only when a test moves it, so no retry can run while a test reads the first
+//! attempt's outcome.
 
 use crate::support::faulty::{Fault, FaultyServer};
 use crate::support::receiver::Reply;
 use crate::support::{TestApp, TestReceiver};
 use serde_json::{json, Value};
 use std::time::Duration;
+
+const FIRST_RETRY_MS: i64 = 60_000;
+const SECOND_RETRY_MS: i64 = 120_000;
+
+/// A hookbox whose retries wait for the test clock (see the module's comment).
+async fn fault_app(tweak: impl FnOnce(&mut hookbox::config::Config)) -> TestApp {
+    TestApp::spawn_with(|c| {
+        c.delivery.retry_schedule = [0, FIRST_RETRY_MS, SECOND_RETRY_MS]
+            .map(|ms| Duration::from_millis(ms as u64))
+            .to_vec();
+        tweak(c);
+    })
+    .await
+}
 
 fn ms(v: &Value) -> i64 {
     chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
@@ -24,6 +40,8 @@ async fn first_attempt(app: &TestApp, url: &str) -> (String, String, Value, Opti
         .wait_attempts(&a, &m, 1, Duration::from_secs(10))
         .await
         .remove(0);
+    // The attempt and the delivery's next time are written together; read once written.
+    app.settled().await;
     let ep = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
     let next = ep["data"][0]["nextAttempt"]
         .as_str()
@@ -31,17 +49,19 @@ async fn first_attempt(app: &TestApp, url: &str) -> (String, String, Value, Opti
     (a, m, attempt, next)
 }
 
-fn assert_retry_after(attempt: &Value, next: Option<i64>, min_ms: i64, max_ms: i64) {
+/// The next attempt is due `delay_ms` after this attempt (give or take the time its result
+/// took to be written).
+fn assert_retry_after(attempt: &Value, next: Option<i64>, delay_ms: i64) {
     let next = next.unwrap_or_else(|| panic!("no next attempt scheduled after {attempt}"));
     let gap = next - ms(&attempt["timestamp"]);
     assert!(
-        (min_ms..=max_ms).contains(&gap),
-        "next attempt {gap} ms after {attempt}"
+        (delay_ms - 50..=delay_ms + 1_000).contains(&gap),
+        "next attempt {gap} ms after {attempt}, expected {delay_ms} ms"
     );
 }
 
 async fn quick_timeout_app() -> TestApp {
-    TestApp::spawn_with(|c| c.delivery.request_timeout = Duration::from_millis(500)).await
+    fault_app(|c| c.delivery.request_timeout = Duration::from_millis(500)).await
 }
 
 #[tokio::test]
@@ -55,7 +75,7 @@ async fn slow_response_headers_time_out_and_are_retried() {
         attempt["error"].as_str().unwrap().contains("timed out"),
         "{attempt}"
     );
-    assert_retry_after(&attempt, next, 250, 450);
+    assert_retry_after(&attempt, next, FIRST_RETRY_MS);
 }
 
 #[tokio::test]
@@ -79,18 +99,18 @@ async fn a_body_too_slow_to_finish_is_cut_off_at_the_timeout() {
 
 #[tokio::test]
 async fn a_connection_reset_mid_response_is_a_failed_attempt() {
-    let app = TestApp::spawn().await;
+    let app = fault_app(|_| {}).await;
     let srv = FaultyServer::start(Fault::ResetMidResponse).await;
     let (_, _, attempt, next) = first_attempt(&app, &srv.url).await;
     assert_eq!(attempt["status"], 2);
     assert_eq!(attempt["responseStatusCode"], 0);
     assert!(!attempt["error"].as_str().unwrap().is_empty(), "{attempt}");
-    assert_retry_after(&attempt, next, 250, 450);
+    assert_retry_after(&attempt, next, FIRST_RETRY_MS);
 }
 
 #[tokio::test]
 async fn an_endless_response_body_is_read_only_up_to_the_excerpt() {
-    let app = TestApp::spawn().await;
+    let app = fault_app(|_| {}).await;
     let srv = FaultyServer::start(Fault::EndlessBody).await;
     let (_, _, attempt, next) = first_attempt(&app, &srv.url).await;
     assert_eq!(attempt["status"], 0);
@@ -104,38 +124,46 @@ async fn an_endless_response_body_is_read_only_up_to_the_excerpt() {
 
 #[tokio::test]
 async fn server_errors_are_retried_on_the_schedule() {
-    let app = TestApp::spawn().await;
+    let app = fault_app(|_| {}).await;
     let rx = TestReceiver::start().await;
     rx.set_default(Reply::status(500).body("down"));
     let (a, m, attempt, next) = first_attempt(&app, &rx.url).await;
     assert_eq!(attempt["responseStatusCode"], 500);
     assert_eq!(attempt["response"], "down");
-    assert_retry_after(&attempt, next, 250, 450);
+    assert_retry_after(&attempt, next, FIRST_RETRY_MS);
+    assert_eq!(rx.count(), 1, "no retry before its time");
+    app.clock
+        .advance(Duration::from_millis(FIRST_RETRY_MS as u64));
+    assert_eq!(
+        app.dispatcher.run_once().await.unwrap(),
+        1,
+        "the retry is due"
+    );
     let attempts = app.wait_attempts(&a, &m, 2, Duration::from_secs(5)).await;
+    app.settled().await;
     let ep = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
     assert_retry_after(
         &attempts[1],
         ep["data"][0]["nextAttempt"]
             .as_str()
             .map(|_| ms(&ep["data"][0]["nextAttempt"])),
-        550,
-        750,
+        SECOND_RETRY_MS,
     );
 }
 
 #[tokio::test]
 async fn too_many_requests_with_retry_after_sets_the_next_attempt() {
-    let app = TestApp::spawn().await;
+    let app = fault_app(|_| {}).await;
     let rx = TestReceiver::start().await;
-    rx.set_default(Reply::status(429).header("Retry-After", "30"));
+    rx.set_default(Reply::status(429).header("Retry-After", "90"));
     let (_, _, attempt, next) = first_attempt(&app, &rx.url).await;
     assert_eq!(attempt["responseStatusCode"], 429);
-    assert_retry_after(&attempt, next, 29_000, 31_000);
+    assert_retry_after(&attempt, next, 90_000);
 }
 
 #[tokio::test]
 async fn gone_410_disables_and_schedules_nothing() {
-    let app = TestApp::spawn().await;
+    let app = fault_app(|_| {}).await;
     let rx = TestReceiver::start().await;
     rx.set_default(Reply::status(410));
     let (a, _, attempt, next) = first_attempt(&app, &rx.url).await;
@@ -147,7 +175,7 @@ async fn gone_410_disables_and_schedules_nothing() {
 
 #[tokio::test]
 async fn a_name_resolving_to_loopback_is_refused_without_the_allowlist() {
-    let app = TestApp::spawn_with(|c| c.allow_destinations.clear()).await;
+    let app = fault_app(|c| c.allow_destinations.clear()).await;
     let rx = TestReceiver::start().await;
     let port = rx.url.rsplit(':').next().unwrap().to_owned();
     let (_, _, attempt, next) = first_attempt(&app, &format!("http://localhost:{port}/")).await;
@@ -155,12 +183,12 @@ async fn a_name_resolving_to_loopback_is_refused_without_the_allowlist() {
     let err = attempt["error"].as_str().unwrap();
     assert_eq!(err, "destination refused: private or reserved address");
     assert_eq!(rx.count(), 0);
-    assert_retry_after(&attempt, next, 250, 450);
+    assert_retry_after(&attempt, next, FIRST_RETRY_MS);
 }
 
 #[tokio::test]
 async fn a_redirect_to_a_private_address_is_not_followed() {
-    let app = TestApp::spawn().await;
+    let app = fault_app(|_| {}).await;
     let rx = TestReceiver::start().await;
     rx.set_default(Reply::status(307).header("Location", "http://10.0.0.1/internal"));
     let (_, _, attempt, next) = first_attempt(&app, &rx.url).await;
@@ -168,5 +196,5 @@ async fn a_redirect_to_a_private_address_is_not_followed() {
     assert_eq!(attempt["responseStatusCode"], 307);
     assert_eq!(attempt["url"].as_str().unwrap(), rx.url);
     assert_eq!(rx.count(), 1);
-    assert_retry_after(&attempt, next, 250, 450);
+    assert_retry_after(&attempt, next, FIRST_RETRY_MS);
 }
