@@ -268,8 +268,8 @@ impl Application {
             let served = match served {
                 Some(served) => served,
                 None => {
-                    // Stop accepting connections, but keep the HTTP workers running while the
-                    // deliveries in flight finish: those that ingest handed over run on them.
+                    // Stop accepting connections and let the deliveries in flight finish
+                    // while the HTTP workers still run.
                     handle.pause().await;
                     self.state.dispatcher.shutdown(deadline).await;
                     // Then let the requests in flight finish and stop the workers.
@@ -295,9 +295,6 @@ impl Application {
         }
     }
 
-    /// A handle that stops the HTTP server; `run_until_stopped` then shuts the rest down.
-    /// Unlike a signal, this stops the HTTP workers first, and with them the deliveries that
-    /// ingest handed over (they run there); their leases keep them for the next start.
     /// The dispatcher, for tests that step it.
     pub fn dispatcher(&self) -> Dispatcher {
         self.state.dispatcher.clone()
@@ -313,6 +310,8 @@ impl Application {
         self.state.notifier.clone()
     }
 
+    /// A handle that stops the HTTP server; `run_until_stopped` then shuts the rest down, the
+    /// deliveries in flight getting the grace period as on a signal.
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }

@@ -281,6 +281,10 @@ pub struct DeliveryConfig {
     /// The clock deliveries are scheduled by (tests move it forward; not configurable).
     #[serde(skip)]
     pub clock: crate::domain::time::Clock,
+    /// Messages being stored at once beyond which ingest counts as saturating the HTTP
+    /// workers, and deliveries run on their own threads (not configurable; tests lower it).
+    #[serde(skip)]
+    pub busy_ingest: usize,
     /// An HTTP proxy (`http://host:port`) that every delivery goes through, e.g. for a static
     /// egress address. Proxies in the environment (`HTTP_PROXY`, …) are never used. With a
     /// proxy, the proxy resolves host names and decides what they may reach; hookbox still
@@ -365,6 +369,9 @@ impl Default for DeliveryConfig {
             max_slow_down_pause: Duration::from_secs(60),
             proxy_addr: None,
             clock: crate::domain::time::Clock::default(),
+            // 32 per core: at 16 per core (whbench at concurrency 32 on two cores) a worker's
+            // queue is short enough for its deliveries; at 128 per core they fell behind.
+            busy_ingest: 32 * std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }

@@ -7,6 +7,13 @@
 //! permit. So waiting for one endpoint's pace holds none of the global capacity and never
 //! delays other endpoints.
 //!
+//! Ingest hands its deliveries over on the HTTP worker that took the message, and they run
+//! there: no thread hop while the workers have time. When ingest saturates the workers (more
+//! messages being stored at once than `DeliveryConfig::busy_ingest`, and for a second after),
+//! they run on their own threads instead ([`delivery_runtime`]): on a worker each would wait
+//! behind every request the worker holds, an endpoint's freed in-flight slot idle until then,
+//! and delivery would fall behind what is accepted.
+//!
 //! One file because claiming, pacing admission, sending and recording share one `Inner` and
 //! its invariants (every claimed delivery is released exactly once); the pacing rules and the
 //! HTTP client live in their own modules.
@@ -20,7 +27,7 @@ use crate::domain::ids;
 use crate::domain::retry::RetrySchedule;
 use crate::metrics::{Counter, Histogram};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -35,6 +42,9 @@ const CLAIM_BATCH: usize = 1000;
 const RESULT_BATCH: usize = 2000;
 /// How often the scheduler drops the idle pacing state of endpoints with nothing queued.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// How long ingest counts as saturating the workers after it last did.
+const BUSY_FOR_MS: u64 = 1000;
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -58,6 +68,12 @@ struct Inner {
     global: Arc<Semaphore>,
     per_endpoint: Mutex<HashMap<String, EndpointSlot>>,
     queued: AtomicUsize,
+    /// Messages being stored now (ingest requests between start and hand-over).
+    ingesting: AtomicUsize,
+    /// Until when (ms since `born`) ingest counts as saturating the HTTP workers: it last had
+    /// more than `cfg.busy_ingest` messages being stored at once `BUSY_FOR_MS` before.
+    busy_until: AtomicU64,
+    born: Instant,
     /// Results handed to the result loop and not yet recorded.
     unrecorded: AtomicUsize,
     /// Deliveries wait in the database because memory was full.
@@ -92,6 +108,8 @@ pub struct Counters {
     pub gone: Counter,
     /// Claimed deliveries not attempted because their endpoint was disabled meanwhile.
     pub skipped: Counter,
+    /// Deliveries from ingest run on the delivery threads (ingest saturated the workers).
+    pub offloaded: Counter,
     pub in_flight: AtomicUsize,
     /// Duration of each attempt, in µs.
     pub attempt_latency: Histogram,
@@ -104,6 +122,7 @@ impl Default for Counters {
             failed: Counter::default(),
             gone: Counter::default(),
             skipped: Counter::default(),
+            offloaded: Counter::default(),
             in_flight: AtomicUsize::new(0),
             attempt_latency: Histogram::latency(),
         }
@@ -216,6 +235,9 @@ impl Dispatcher {
             targets: Targets::with_ttl(shared.then_some(Duration::from_secs(1))),
             per_endpoint: Mutex::new(HashMap::new()),
             queued: AtomicUsize::new(0),
+            ingesting: AtomicUsize::new(0),
+            busy_until: AtomicU64::new(0),
+            born: Instant::now(),
             unrecorded: AtomicUsize::new(0),
             backlog: AtomicBool::new(true),
             wake: Notify::new(),
@@ -290,9 +312,27 @@ impl Dispatcher {
             .is_none_or(|s| s.queued < self.inner.cfg.max_queued_per_endpoint)
     }
 
-    /// Sends deliveries that were claimed by ingest.
+    /// Counts a message being stored until the guard drops (see [`Inner::busy_until`]).
+    pub fn ingesting(&self) -> Ingesting {
+        self.inner.ingesting.fetch_add(1, Ordering::Relaxed);
+        Ingesting(self.inner.clone())
+    }
+
+    /// Sends deliveries that were claimed by ingest: where they were claimed, unless ingest
+    /// keeps the HTTP workers saturated.
     pub fn dispatch(&self, claimed: Vec<Claimed>) {
-        self.inner.dispatch(claimed);
+        let inner = &self.inner;
+        let now = u64::try_from(inner.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if inner.ingesting.load(Ordering::Relaxed) > inner.cfg.busy_ingest {
+            inner.busy_until.store(now + BUSY_FOR_MS, Ordering::Relaxed);
+        }
+        let runtime = (now < inner.busy_until.load(Ordering::Relaxed))
+            .then(delivery_runtime)
+            .flatten();
+        if runtime.is_some() {
+            inner.counters.offloaded.inc_by(claimed.len() as u64);
+        }
+        inner.dispatch(claimed, runtime);
     }
 
     /// Tells the scheduler there is due work in the database (and the other nodes sharing
@@ -452,11 +492,12 @@ impl Inner {
         self.enter(&unit.first.endpoint_id)
     }
 
-    fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
+    /// Starts a task per unit, on `runtime` or else on the current one.
+    fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>, runtime: Option<&tokio::runtime::Handle>) {
         for unit in units(claimed) {
             let slot = self.enter_unit(&unit);
             let inner = self.clone();
-            self.deliveries.spawn(async move {
+            let delivery = async move {
                 let results = inner.clone();
                 inner
                     .deliver_unit(unit, slot, move |done| {
@@ -467,7 +508,11 @@ impl Inner {
                         !results.abort.is_cancelled()
                     })
                     .await;
-            });
+            };
+            match runtime {
+                Some(runtime) => self.deliveries.spawn_on(delivery, runtime),
+                None => self.deliveries.spawn(delivery),
+            };
         }
     }
 
@@ -686,6 +731,38 @@ impl Inner {
     }
 }
 
+/// A message being stored, counted while this lives.
+pub struct Ingesting(Arc<Inner>);
+
+impl Drop for Ingesting {
+    fn drop(&mut self) {
+        self.0.ingesting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The runtime deliveries run on while ingest saturates the HTTP workers, one per process,
+/// started when first needed: its own threads, half as many as the cores (at least one).
+/// `None` (deliveries then stay where they are dispatched) only if they cannot be started.
+fn delivery_runtime() -> Option<&'static tokio::runtime::Handle> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads((cores / 2).max(1))
+                .thread_name("hookbox-deliver")
+                .enable_all()
+                .build()
+                .inspect_err(|e| {
+                    tracing::error!(error = %e, "cannot start the delivery threads; delivering on the HTTP workers");
+                })
+                .ok()
+        })
+        .as_ref()
+        .map(tokio::runtime::Runtime::handle)
+}
+
 async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) {
     let mut batch = Vec::with_capacity(RESULT_BATCH);
     loop {
@@ -789,7 +866,7 @@ async fn scheduler_loop(inner: Arc<Inner>) {
             match inner.store.claim_due(now, limit, lease_until, busy).await {
                 Ok(claimed) => {
                     full = claimed.len() >= limit;
-                    inner.dispatch(claimed);
+                    inner.dispatch(claimed, None);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot claim due deliveries"),
             }

@@ -76,6 +76,11 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
         d.skipped.clone(),
     );
     r.register(
+        "hookbox_deliveries_offloaded",
+        "Deliveries handed over by ingest that ran on the delivery threads because ingest kept          the HTTP workers saturated",
+        d.offloaded.clone(),
+    );
+    r.register(
         "hookbox_delivery_attempt_duration_seconds",
         "Duration of each delivery attempt (connect to response, or to the error)",
         d.attempt_latency.to_const(),

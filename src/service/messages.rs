@@ -20,6 +20,7 @@ pub async fn ingest(
     dispatcher: &Dispatcher,
     m: NewMessage,
 ) -> DbResult<Option<Stored>> {
+    let _ingesting = dispatcher.ingesting();
     let lease_until = dispatcher.lease_until(m.msg.created_at);
     let d = dispatcher.clone();
     let outcome = store

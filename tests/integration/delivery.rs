@@ -668,3 +668,42 @@ async fn a_retry_an_hour_away_is_sent_when_the_clock_gets_there_and_not_before()
         "success"
     );
 }
+
+/// While ingest saturates the HTTP workers (here: from the first message on), deliveries run
+/// on the delivery threads, and are sent, signed and recorded as on the workers.
+#[tokio::test]
+async fn deliveries_run_on_their_own_threads_while_ingest_saturates_the_workers() {
+    let app = TestApp::spawn_with(|c| c.delivery.busy_ingest = 0).await;
+    let rx = TestReceiver::start().await;
+    let (a, _, secret) = setup(&app, &rx).await;
+    let mut sent = Vec::new();
+    for n in 0..20 {
+        sent.push(app.send(&a, "order.created", json!({ "n": n })).await);
+    }
+    let got = rx.wait_for_count(20, Duration::from_secs(10)).await;
+    for r in &got {
+        let (id, ts, sig) = r.signed();
+        assert!(signature_valid(&secret, id, ts, &r.body, sig));
+    }
+    app.settled().await;
+    for m in &sent {
+        let attempts = app.attempts(&a, m).await;
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(attempts[0]["status"], 0, "{attempts:?}");
+        assert_eq!(delivery_status(&app, &a, m).await["status"], 0);
+    }
+    assert_eq!(app.dispatcher.counters().offloaded.get(), 20);
+}
+
+/// Below that, a delivery runs on the worker that took its message: none is offloaded.
+#[tokio::test]
+async fn deliveries_stay_on_the_workers_while_ingest_leaves_them_time() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, _, _) = setup(&app, &rx).await;
+    for n in 0..5 {
+        app.send(&a, "order.created", json!({ "n": n })).await;
+    }
+    rx.wait_for_count(5, Duration::from_secs(10)).await;
+    assert_eq!(app.dispatcher.counters().offloaded.get(), 0);
+}
