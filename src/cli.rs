@@ -298,6 +298,13 @@ pub fn copy(args: &CopyArgs) -> anyhow::Result<String> {
         }
         out.push('\n');
     }
+    if copied.nul_replaced > 0 {
+        let _ = writeln!(
+            out,
+            "{} text value(s) held NUL characters, which PostgreSQL cannot store: each became U+FFFD",
+            copied.nul_replaced
+        );
+    }
     let how = match &source {
         KeySource::Env => "give every node this same HOOKBOX_MAIN_KEY".to_owned(),
         KeySource::ConfiguredFile(p) | KeySource::DataDirFile(p) => format!(

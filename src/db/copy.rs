@@ -95,6 +95,9 @@ pub struct Copied {
     pub pending: u64,
     /// Of those, how many the SQLite server had claimed (their lease was cleared).
     pub unleased: u64,
+    /// Text values that held NUL characters, which PostgreSQL's text cannot: each NUL became
+    /// U+FFFD (receivers' answers kept in the attempt log, from before hookbox did so).
+    pub nul_replaced: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -238,6 +241,14 @@ fn write(
                             for &i in &cleared {
                                 let old = std::mem::replace(&mut row[i], Value::Null);
                                 copied.unleased += u64::from(pending && old != Value::Null);
+                            }
+                            for v in row.iter_mut() {
+                                if let Value::Text(s) = v {
+                                    if s.contains('\0') {
+                                        *s = s.replace('\0', "\u{fffd}");
+                                        copied.nul_replaced += 1;
+                                    }
+                                }
                             }
                         }
                         rows += batch.len() as u64;

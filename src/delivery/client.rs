@@ -314,7 +314,7 @@ impl Sender {
         }
         Sent {
             status: Some(status),
-            body: String::from_utf8_lossy(&excerpt).into_owned(),
+            body: excerpt_text(&excerpt),
             retry_after,
             error,
             duration: started.elapsed(),
@@ -386,6 +386,17 @@ fn full_chain(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     s
+}
+
+/// The excerpt of a response body as text: invalid UTF-8 and NUL bytes (which PostgreSQL's
+/// text cannot hold) each become U+FFFD.
+fn excerpt_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text.into_owned()
+    }
 }
 
 #[cfg(test)]

@@ -707,3 +707,31 @@ async fn deliveries_stay_on_the_workers_while_ingest_leaves_them_time() {
     rx.wait_for_count(5, Duration::from_secs(10)).await;
     assert_eq!(app.dispatcher.counters().offloaded.get(), 0);
 }
+
+/// A receiver may answer anything, NUL bytes and invalid UTF-8 included: the attempt keeps a
+/// readable excerpt (each such byte replaced by U+FFFD), which every backend can store, and
+/// the results written with it are not held up.
+#[tokio::test]
+async fn a_response_with_nul_bytes_is_kept_readable_and_holds_up_no_result() {
+    let app = TestApp::spawn().await;
+    let odd = TestReceiver::start().await;
+    odd.set_default(Reply::status(200).body("a\0b\0c"));
+    let plain = TestReceiver::start().await;
+    let a = app.create_app("shop").await;
+    app.create_endpoint(&a, json!({ "url": odd.url })).await;
+    let m = app.send(&a, "order.created", json!({ "n": 1 })).await;
+    odd.wait_for_count(1, Duration::from_secs(5)).await;
+    app.settled().await;
+    let attempts = app.wait_attempts(&a, &m, 1, Duration::from_secs(5)).await;
+    assert_eq!(attempts[0]["response"], "a\u{fffd}b\u{fffd}c");
+    assert_eq!(attempts[0]["status"], 0);
+
+    let b = app.create_app("other").await;
+    app.create_endpoint(&b, json!({ "url": plain.url })).await;
+    let later = app.send(&b, "order.created", json!({ "n": 2 })).await;
+    plain.wait_for_count(1, Duration::from_secs(5)).await;
+    let attempts = app
+        .wait_attempts(&b, &later, 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(attempts[0]["status"], 0);
+}

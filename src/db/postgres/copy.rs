@@ -224,6 +224,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn nul_characters_postgresql_cannot_store_are_replaced_and_counted() {
+        let Some((pool, url)) = fresh_database().await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookbox.db");
+        let key = MainKey::generate();
+        crate::db::sqlite::copy::fill(&path, &key, 3);
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                "UPDATE attempts SET response = 'a' || char(0) || 'b' \
+                 WHERE rowid = (SELECT MIN(rowid) FROM attempts)",
+                [],
+            )
+            .unwrap();
+        let (p, u) = (path.clone(), url.clone());
+        let copied = tokio::task::spawn_blocking(move || sqlite_to_postgres(&p, &key, &u))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(copied.nul_replaced, 1);
+        let c = pool.get().await.unwrap();
+        let kept: Vec<String> = c
+            .query(
+                "SELECT response FROM attempts WHERE response LIKE 'a%b'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(kept, ["a\u{fffd}b"]);
+    }
+
+    #[tokio::test]
     async fn a_sqlite_database_is_copied_whole_and_only_into_an_empty_one() {
         let Some((pool, url)) = fresh_database().await else {
             return;
