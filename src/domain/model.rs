@@ -104,12 +104,21 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// As stored (and as the API numbers it: 0 scheduled, 1 manual).
+    /// As stored: 0 scheduled, 1 manual, 2 test send.
     pub const fn code(self) -> i64 {
         match self {
             Trigger::Scheduled => 0,
             Trigger::Manual => 1,
             Trigger::Test => 2,
+        }
+    }
+
+    /// As the API numbers it, Svix's two values: a test send counts as asked for (1, manual);
+    /// the console tells it apart.
+    pub const fn api_code(self) -> i64 {
+        match self {
+            Trigger::Scheduled => 0,
+            Trigger::Manual | Trigger::Test => 1,
         }
     }
 

@@ -879,6 +879,21 @@ def test_attempts_can_be_listed_by_endpoint_and_by_message_and_fetched_by_id(
     assert with_msg.data[0].msg is not None and with_msg.data[0].msg.id == msg.id
 
 
+def test_an_endpoints_test_send_is_listed_by_the_sdk_as_a_manual_attempt(
+    hookbox, client, app, receiver, event_types
+):
+    ep, url = make_endpoint(client, app, receiver)
+    status, _, out = hookbox.request(
+        "POST", f"/api/v1/app/{app.id}/endpoint/{ep.id}/test", {"eventType": event_types.created}
+    )
+    assert status == 200 and out["success"], out
+    (a,) = client.message_attempt.list_by_endpoint(app.id, ep.id).data
+    assert a.id == out["attemptId"]
+    assert a.trigger_type == MessageAttemptTriggerType.MANUAL
+    (b,) = client.message_attempt.list_by_msg(app.id, out["msgId"]).data
+    assert client.message_attempt.get(app.id, out["msgId"], b.id).id == a.id
+
+
 def test_resending_a_message_delivers_a_second_attempt_with_the_same_webhook_id(
     client, app, receiver, event_types
 ):

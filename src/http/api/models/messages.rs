@@ -69,14 +69,15 @@ impl utoipa::PartialSchema for MessageStatus {
 }
 impl ToSchema for MessageStatus {}
 
-/// Why an attempt was made: 0 scheduled, 1 manual (resend), 2 test send.
+/// Why an attempt was made: 0 scheduled, 1 manual (a resend, recovery, replay or test send).
 pub struct MessageAttemptTriggerType;
 
 impl utoipa::PartialSchema for MessageAttemptTriggerType {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         int_enum(
-            "Why the attempt was made: 0 scheduled, 1 manual (resend), 2 test send.",
-            0..=2,
+            "Why the attempt was made: 0 scheduled, 1 manual (a resend, recovery, replay or \
+             test send).",
+            0..=1,
         )
     }
 }
@@ -250,7 +251,7 @@ pub fn attempt_out(a: Attempt, with_msg: bool, with_content: bool) -> MessageAtt
         response_duration_ms: a.response_duration_ms,
         status: a.status.api_code(),
         status_text: a.status.api_text(),
-        trigger_type: a.trigger.code(),
+        trigger_type: a.trigger.api_code(),
         timestamp: format_ms(a.created_at),
         error: a.error,
     }
