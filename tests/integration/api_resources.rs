@@ -359,6 +359,20 @@ async fn a_message_can_create_its_application() {
 }
 
 #[tokio::test]
+async fn a_message_cannot_create_an_application_under_a_reserved_uid() {
+    let app = TestApp::spawn().await;
+    let err = app
+        .post(
+            "/app/_hookbox_x/msg",
+            json!({ "eventType": "a.b", "payload": {}, "application": { "name": "sneak" } }),
+            422,
+        )
+        .await;
+    assert!(err.to_string().contains("reserved"), "{err}");
+    app.get("/app/_hookbox_x", 404).await;
+}
+
+#[tokio::test]
 async fn attempts_stats_and_endpoint_messages_report_deliveries() {
     let app = TestApp::spawn().await;
     let rx = TestReceiver::start().await;

@@ -204,7 +204,11 @@ pub async fn create(
     let create_app = match input.application {
         Some(app_in) => {
             let mut app = new_app(app_in)?;
-            app.uid = app.uid.or_else(|| Some(app_key.clone()));
+            if app.uid.is_none() {
+                // The path's key becomes its uid, under the rules of any uid.
+                crate::service::apps::check_app_uid(Some(&app_key))?;
+                app.uid = Some(app_key.clone());
+            }
             Some(app)
         }
         None => None,
