@@ -120,12 +120,14 @@ async fn every_route_but_health_needs_a_valid_token() {
         .unwrap();
     assert_eq!(r.status(), 401);
     for path in ["/health", "/health/", "/health/ping"] {
-        let r = client
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204, "{path}");
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let r = client
+                .request(method.clone(), format!("{}{path}", app.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204, "{method} {path}");
+        }
     }
 }
 

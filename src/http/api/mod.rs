@@ -28,7 +28,7 @@ use std::future::Future;
 
 /// Registers every `/api/v1` route. Paths are matched with the trailing slash trimmed.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, patch, post, put, resource};
+    use web::{delete, get, head, patch, post, put, resource};
     let ep = "/app/{app_id}/endpoint/{endpoint_id}";
     // Routes are tried in order: the hot path (message ingest) comes first. A POST with a
     // valid app id does not reach the router at all: see `messages::ingest_without_router`.
@@ -39,7 +39,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(post().to(messages::create))
                     .route(get().to(messages::list)),
             )
-            .service(resource("/health").route(get().to(health::health)))
+            .service(
+                resource("/health")
+                    .route(get().to(health::health))
+                    .route(head().to(health::health)),
+            )
             .service(resource("/auth/app-portal-access/{app_id}").route(post().to(portal::access)))
             .service(resource("/app/{app_id}/analytics").route(get().to(analytics::analytics)))
             .service(
@@ -52,7 +56,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(delete().to(alerts::delete)),
             )
             .service(resource("/app/{app_id}/alert").route(get().to(alerts::sent)))
-            .service(resource("/health/ping").route(get().to(health::ping)))
+            .service(
+                resource("/health/ping")
+                    .route(get().to(health::ping))
+                    .route(head().to(health::ping)),
+            )
             .service(resource("/openapi.json").route(get().to(openapi::serve_document)))
             .service(
                 resource("/app")
