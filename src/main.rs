@@ -164,6 +164,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 fn token(action: TokenAction) -> anyhow::Result<()> {
     match action {
         TokenAction::Create { name, args } => {
+            anyhow::ensure!(
+                !name.trim().is_empty() && name.chars().count() <= 128,
+                "a token's name is 1 to 128 characters, e.g. after what uses it"
+            );
             let cfg = args.config()?;
             if !cfg.on_postgres() {
                 cfg.ensure_data_dir()?;

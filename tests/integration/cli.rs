@@ -59,3 +59,27 @@ async fn a_first_start_under_systemd_writes_no_api_token_to_the_journal() {
     drop(server);
     assert_eq!(token_names(other.path()), ["bootstrap"]);
 }
+
+#[test]
+fn a_token_needs_a_name_of_1_to_128_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [String::new(), "   ".into(), "x".repeat(129)] {
+        let out = Command::new(bin())
+            .args(["token", "create", "--data-dir"])
+            .arg(dir.path())
+            .args(["--name", &bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?} was taken");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("1 to 128 characters"), "{err}");
+    }
+    assert!(token_names(dir.path()).is_empty());
+    let ok = Command::new(bin())
+        .args(["token", "create", "--data-dir"])
+        .arg(dir.path())
+        .args(["--name", &"x".repeat(128)])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+}
