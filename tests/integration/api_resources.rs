@@ -359,6 +359,33 @@ async fn a_message_can_create_its_application() {
 }
 
 #[tokio::test]
+async fn a_raw_payload_is_refused_rather_than_sent_as_the_empty_payload_beside_it() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("raw").await;
+    let err = app
+        .post(
+            &format!("/app/{a}/msg"),
+            json!({ "eventType": "a.b", "payload": {}, "transformationsParams": {
+                "rawPayload": "hello=1&b=2",
+                "headers": { "content-type": "application/x-www-form-urlencoded" } } }),
+            422,
+        )
+        .await;
+    assert!(err.to_string().contains("rawPayload"), "{err}");
+    assert_eq!(
+        app.get(&format!("/app/{a}/msg"), 200).await["data"],
+        json!([])
+    );
+    // Other transformation parameters are ignored, as before.
+    app.post(
+        &format!("/app/{a}/msg"),
+        json!({ "eventType": "a.b", "payload": {}, "transformationsParams": { "x": 1 } }),
+        202,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_message_cannot_create_an_application_under_a_reserved_uid() {
     let app = TestApp::spawn().await;
     let err = app

@@ -189,6 +189,17 @@ pub async fn create(
             ));
         }
     }
+    if input
+        .transformations_params
+        .as_ref()
+        .and_then(|t| t.get("rawPayload"))
+        .is_some_and(|raw| !raw.is_null())
+    {
+        return Err(ApiError::invalid(
+            &["body", "transformationsParams", "rawPayload"],
+            "raw payloads are not supported: send the payload as JSON in `payload`",
+        ));
+    }
     check_list("channels", input.channels.as_ref(), 10)?;
     check_list("tags", input.tags.as_ref(), 5)?;
     let deliver_at = input

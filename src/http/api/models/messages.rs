@@ -34,6 +34,11 @@ pub struct MessageIn {
     #[serde(default, deserialize_with = "whole")]
     #[schema(minimum = 1, maximum = 4294967295_u64, format = "uint32")]
     pub payload_retention_hours: Option<u32>,
+    /// Svix's transformation parameters: only read to refuse a raw payload (`rawPayload`,
+    /// sent by the SDKs' `message_in_raw`), which hookbox does not send.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub transformations_params: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]
