@@ -13,6 +13,9 @@ pub struct Sender {
     client: reqwest::Client,
     /// For endpoints with `verify_ssl` off: accepts any certificate.
     insecure_client: reqwest::Client,
+    /// The same two for the delivery threads: a pooled connection is served by the runtime
+    /// that opened it, so theirs stay off the HTTP workers (see `dispatcher`).
+    offloaded: [reqwest::Client; 2],
     guard: Arc<Guard>,
     excerpt_bytes: usize,
     max_retry_after: Duration,
@@ -117,9 +120,14 @@ impl Sender {
         };
         let client = builder().build()?;
         let insecure_client = builder().danger_accept_invalid_certs(true).build()?;
+        let offloaded = [
+            builder().build()?,
+            builder().danger_accept_invalid_certs(true).build()?,
+        ];
         Ok(Sender {
             client,
             insecure_client,
+            offloaded,
             guard,
             excerpt_bytes: cfg.response_excerpt_bytes,
             max_retry_after: cfg.max_retry_after,
@@ -159,7 +167,7 @@ impl Sender {
             }
         }
         body.truncate(512);
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        Ok((status, excerpt_text(&body)))
     }
 
     /// Signs and POSTs `body` to the target.
@@ -204,10 +212,11 @@ impl Sender {
         }
         let ts = now_ms.div_euclid(1000);
         let signature = signature_header(target.keys_at(now_ms), msg_id, ts, body.as_bytes());
-        let client = if target.verify_ssl {
-            &self.client
-        } else {
-            &self.insecure_client
+        let client = match (target.verify_ssl, ON_DELIVERY_THREADS.get()) {
+            (true, false) => &self.client,
+            (false, false) => &self.insecure_client,
+            (true, true) => &self.offloaded[0],
+            (false, true) => &self.offloaded[1],
         };
         let ts = ts.to_string();
         let mut headers: Vec<(&str, &str)> = target
@@ -386,6 +395,16 @@ fn full_chain(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     s
+}
+
+thread_local! {
+    /// Set on the delivery threads, whose requests use their own connections.
+    static ON_DELIVERY_THREADS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the current thread as one of the delivery threads.
+pub(super) fn mark_delivery_thread() {
+    ON_DELIVERY_THREADS.set(true);
 }
 
 /// The excerpt of a response body as text: invalid UTF-8 and NUL bytes (which PostgreSQL's

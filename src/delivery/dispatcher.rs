@@ -324,7 +324,9 @@ impl Dispatcher {
         let inner = &self.inner;
         let now = u64::try_from(inner.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         if inner.ingesting.load(Ordering::Relaxed) > inner.cfg.busy_ingest {
-            inner.busy_until.store(now + BUSY_FOR_MS, Ordering::Relaxed);
+            inner
+                .busy_until
+                .fetch_max(now + BUSY_FOR_MS, Ordering::Relaxed);
         }
         let runtime = (now < inner.busy_until.load(Ordering::Relaxed))
             .then(delivery_runtime)
@@ -752,6 +754,7 @@ fn delivery_runtime() -> Option<&'static tokio::runtime::Handle> {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads((cores / 2).max(1))
                 .thread_name("hookbox-deliver")
+                .on_thread_start(super::client::mark_delivery_thread)
                 .enable_all()
                 .build()
                 .inspect_err(|e| {

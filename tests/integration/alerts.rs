@@ -240,6 +240,38 @@ async fn a_chat_webhook_gets_the_alert_as_slack_compatible_text() {
     assert!(text.contains("410 Gone"), "{text}");
 }
 
+/// A chat server's answer may hold NUL bytes: the log keeps it readable (U+FFFD), and the
+/// alert is marked sent on every backend.
+#[tokio::test]
+async fn a_chat_webhook_answer_with_nul_bytes_is_logged_and_the_alert_marked_sent() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let chat = TestReceiver::start().await;
+    chat.set_default(Reply::status(200).body("ok\0"));
+    let (a, ep, _) = endpoint_that_is_gone(&app, &rx).await;
+    app.post(
+        &format!("/app/{a}/alert-recipient"),
+        json!({ "address": format!("{}/slack", chat.url) }),
+        201,
+    )
+    .await;
+    disable_with_a_410(&app, &a, &ep).await;
+    chat.wait_for_count(1, Duration::from_secs(10)).await;
+    let sent = wait_for(Duration::from_secs(10), || async {
+        app.get(&format!("/app/{a}/alert"), 200).await["data"][0]["status"] == "sent"
+    })
+    .await;
+    assert!(sent, "the alert is not marked sent");
+    let log = app.get(&format!("/app/{a}/alert"), 200).await;
+    assert!(
+        log["data"][0]["result"]
+            .as_str()
+            .unwrap()
+            .contains("ok\u{fffd}"),
+        "{log:#?}"
+    );
+}
+
 #[tokio::test]
 async fn recipients_are_checked_and_belong_to_their_application() {
     let app = TestApp::spawn().await;
