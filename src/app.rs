@@ -310,8 +310,10 @@ impl Application {
         self.state.notifier.clone()
     }
 
-    /// A handle that stops the HTTP server; `run_until_stopped` then shuts the rest down, the
-    /// deliveries in flight getting the grace period as on a signal.
+    /// A handle that stops the HTTP server; `run_until_stopped` then shuts the rest down.
+    /// Unlike a signal, this stops the HTTP workers first, and with them the deliveries that
+    /// run there (those ingest handed over while it left the workers time); their leases keep
+    /// them for the next start. Deliveries on the delivery threads get the grace period.
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }

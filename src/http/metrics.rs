@@ -77,7 +77,8 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
     );
     r.register(
         "hookbox_deliveries_offloaded",
-        "Deliveries handed over by ingest that ran on the delivery threads because ingest kept          the HTTP workers saturated",
+        "Deliveries handed over by ingest that ran on the delivery threads because ingest kept \
+         the HTTP workers saturated",
         d.offloaded.clone(),
     );
     r.register(

@@ -1,8 +1,8 @@
 //! Fault injection: receivers that are slow, break the connection, never stop talking,
 //! fail, go away or redirect. Each test checks the attempt log and the next scheduled time.
-//! Retries here come a minute, then two, after a failure, with no jitter: on the test clock,
-//! which moves only when a test moves it, so no retry can run while a test reads the first
-//! attempt's outcome.
+//! Retries here come a minute, then two, after a failure, with no jitter: far beyond a test's
+//! run, so no retry runs while a test reads the first attempt's outcome; a test reaches the
+//! next one by moving the test clock ahead.
 
 use crate::support::faulty::{Fault, FaultyServer};
 use crate::support::receiver::Reply;
