@@ -164,10 +164,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 fn token(action: TokenAction) -> anyhow::Result<()> {
     match action {
         TokenAction::Create { name, args } => {
-            anyhow::ensure!(
-                !name.trim().is_empty() && name.chars().count() <= 128,
-                "a token's name is 1 to 128 characters, e.g. after what uses it"
-            );
+            use hookbox::service::tokens;
+            anyhow::ensure!(tokens::name_ok(&name), "{}", tokens::NAME_RULE);
             let cfg = args.config()?;
             if !cfg.on_postgres() {
                 cfg.ensure_data_dir()?;

@@ -244,8 +244,8 @@ fn write(
                             }
                             for v in row.iter_mut() {
                                 if let Value::Text(s) = v {
-                                    if s.contains('\0') {
-                                        *s = s.replace('\0', "\u{fffd}");
+                                    if let Some(clean) = crate::domain::replace_nul(s) {
+                                        *s = clean;
                                         copied.nul_replaced += 1;
                                     }
                                 }

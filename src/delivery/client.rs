@@ -10,18 +10,23 @@ use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
-    /// For endpoints with `verify_ssl` off: accepts any certificate.
-    insecure_client: reqwest::Client,
-    /// The same two for the delivery threads: a pooled connection is served by the runtime
-    /// that opened it, so theirs stay off the HTTP workers (see `dispatcher`).
-    offloaded: [reqwest::Client; 2],
+    clients: Clients,
+    /// The same for the delivery threads: a pooled connection is served by the runtime that
+    /// opened it, so theirs stay off the HTTP workers (see `dispatcher`).
+    offloaded: Clients,
     guard: Arc<Guard>,
     excerpt_bytes: usize,
     max_retry_after: Duration,
     svix_headers: bool,
     https_only: bool,
     user_agent: String,
+}
+
+#[derive(Clone)]
+struct Clients {
+    checked: reqwest::Client,
+    /// For endpoints with `verify_ssl` off: accepts any certificate.
+    insecure: reqwest::Client,
 }
 
 /// What came back from one request.
@@ -118,16 +123,15 @@ impl Sender {
                 None => b.dns_resolver(Arc::new(GuardedResolver(guard.clone()))),
             }
         };
-        let client = builder().build()?;
-        let insecure_client = builder().danger_accept_invalid_certs(true).build()?;
-        let offloaded = [
-            builder().build()?,
-            builder().danger_accept_invalid_certs(true).build()?,
-        ];
+        let clients = || -> reqwest::Result<Clients> {
+            Ok(Clients {
+                checked: builder().build()?,
+                insecure: builder().danger_accept_invalid_certs(true).build()?,
+            })
+        };
         Ok(Sender {
-            client,
-            insecure_client,
-            offloaded,
+            clients: clients()?,
+            offloaded: clients()?,
             guard,
             excerpt_bytes: cfg.response_excerpt_bytes,
             max_retry_after: cfg.max_retry_after,
@@ -149,7 +153,8 @@ impl Sender {
             return Err(REFUSED.to_owned());
         }
         let res = self
-            .client
+            .clients
+            .checked
             .post(parsed)
             .header("content-type", "application/json")
             .body(body)
@@ -212,11 +217,15 @@ impl Sender {
         }
         let ts = now_ms.div_euclid(1000);
         let signature = signature_header(target.keys_at(now_ms), msg_id, ts, body.as_bytes());
-        let client = match (target.verify_ssl, ON_DELIVERY_THREADS.get()) {
-            (true, false) => &self.client,
-            (false, false) => &self.insecure_client,
-            (true, true) => &self.offloaded[0],
-            (false, true) => &self.offloaded[1],
+        let clients = if ON_DELIVERY_THREADS.get() {
+            &self.offloaded
+        } else {
+            &self.clients
+        };
+        let client = if target.verify_ssl {
+            &clients.checked
+        } else {
+            &clients.insecure
         };
         let ts = ts.to_string();
         let mut headers: Vec<(&str, &str)> = target
@@ -411,11 +420,7 @@ pub(super) fn mark_delivery_thread() {
 /// text cannot hold) each become U+FFFD.
 fn excerpt_text(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    if text.contains('\0') {
-        text.replace('\0', "\u{fffd}")
-    } else {
-        text.into_owned()
-    }
+    crate::domain::replace_nul(&text).unwrap_or_else(|| text.into_owned())
 }
 
 #[cfg(test)]

@@ -16,6 +16,12 @@ pub mod tasks;
 pub mod time;
 pub mod validate;
 
+/// `text` with each NUL character, which PostgreSQL's text cannot hold, replaced by U+FFFD;
+/// `None` when it holds none.
+pub fn replace_nul(text: &str) -> Option<String> {
+    text.contains('\0').then(|| text.replace('\0', "\u{fffd}"))
+}
+
 /// Whether a message (event type, channels) goes to an endpoint with these filters: no type
 /// filter takes every type; an endpoint with channels takes only messages in one of them.
 pub fn routes_to(

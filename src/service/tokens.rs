@@ -3,6 +3,14 @@
 use crate::db::{DbResult, Store};
 use crate::domain::secrets;
 
+/// What a token's name must be, as the console and `hookbox token create` say.
+pub const NAME_RULE: &str = "name the token (1 to 128 characters), e.g. after what uses it";
+
+/// Whether `name` may name a token: 1 to 128 characters, not only blanks.
+pub fn name_ok(name: &str) -> bool {
+    !name.trim().is_empty() && name.chars().count() <= 128
+}
+
 /// A new API token named `name`: returns the token itself (never stored).
 pub async fn create(store: &Store, name: &str, now: i64) -> DbResult<String> {
     let token = secrets::generate_token();

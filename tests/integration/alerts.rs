@@ -218,19 +218,30 @@ async fn an_alert_waits_while_the_smtp_server_is_down_and_arrives_once_when_it_i
     assert_eq!(log["data"][0]["attempts"], 2);
 }
 
-#[tokio::test]
-async fn a_chat_webhook_gets_the_alert_as_slack_compatible_text() {
-    let app = TestApp::spawn().await;
-    let rx = TestReceiver::start().await;
-    let chat = TestReceiver::start().await;
-    let (a, ep, url) = endpoint_that_is_gone(&app, &rx).await;
+/// An application whose alerts go to the chat webhook at `chat`, and whose endpoint (at
+/// `rx`) has just been disabled by a 410: (application, the endpoint's URL).
+async fn chat_told_of_a_disabled_endpoint(
+    app: &TestApp,
+    rx: &TestReceiver,
+    chat: &TestReceiver,
+) -> (String, String) {
+    let (a, ep, url) = endpoint_that_is_gone(app, rx).await;
     app.post(
         &format!("/app/{a}/alert-recipient"),
         json!({ "address": format!("{}/slack", chat.url) }),
         201,
     )
     .await;
-    disable_with_a_410(&app, &a, &ep).await;
+    disable_with_a_410(app, &a, &ep).await;
+    (a, url)
+}
+
+#[tokio::test]
+async fn a_chat_webhook_gets_the_alert_as_slack_compatible_text() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let chat = TestReceiver::start().await;
+    let (_, url) = chat_told_of_a_disabled_endpoint(&app, &rx, &chat).await;
     let got = chat.wait_for_count(1, Duration::from_secs(10)).await;
     let text = got[0].json()["text"].as_str().unwrap().to_owned();
     assert!(
@@ -248,14 +259,7 @@ async fn a_chat_webhook_answer_with_nul_bytes_is_logged_and_the_alert_marked_sen
     let rx = TestReceiver::start().await;
     let chat = TestReceiver::start().await;
     chat.set_default(Reply::status(200).body("ok\0"));
-    let (a, ep, _) = endpoint_that_is_gone(&app, &rx).await;
-    app.post(
-        &format!("/app/{a}/alert-recipient"),
-        json!({ "address": format!("{}/slack", chat.url) }),
-        201,
-    )
-    .await;
-    disable_with_a_410(&app, &a, &ep).await;
+    let (a, _) = chat_told_of_a_disabled_endpoint(&app, &rx, &chat).await;
     chat.wait_for_count(1, Duration::from_secs(10)).await;
     let sent = wait_for(Duration::from_secs(10), || async {
         app.get(&format!("/app/{a}/alert"), 200).await["data"][0]["status"] == "sent"

@@ -399,16 +399,14 @@ pub async fn create_token(
     Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
     let name = form.get("name").to_owned();
-    if name.is_empty() || name.chars().count() > 128 {
+    if !crate::service::tokens::name_ok(&name) {
         return page_with(
             StatusCode::UNPROCESSABLE_ENTITY,
             &TokensPage {
                 chrome: admin.chrome("tokens"),
                 tokens: token_rows(&st).await?,
                 name,
-                name_error: Some(
-                    "name the token (1 to 128 characters), e.g. after what uses it".into(),
-                ),
+                name_error: Some(crate::service::tokens::NAME_RULE.into()),
                 created: None,
             },
         );

@@ -213,14 +213,10 @@ pub async fn create(
     let with_content = super::openapi::WithContent::parse(&query(&req))?.with_content;
     let app_key = super::app_key(&st, &req)?;
     let create_app = match input.application {
-        Some(app_in) => {
-            let mut app = new_app(app_in)?;
-            if app.uid.is_none() {
-                // The path's key becomes its uid, under the rules of any uid.
-                crate::service::apps::check_app_uid(Some(&app_key))?;
-                app.uid = Some(app_key.clone());
-            }
-            Some(app)
+        Some(mut app_in) => {
+            // Without a uid of its own, the path's key is its uid (checked as any uid).
+            app_in.uid = app_in.uid.or_else(|| Some(app_key.clone()));
+            Some(new_app(app_in)?)
         }
         None => None,
     };
