@@ -116,6 +116,7 @@ impl Application {
 
         let store_shared = store.is_shared();
         let grace = cfg.shutdown_grace;
+        let keep_alive = cfg.keep_alive;
         let console = http::admin::Console::new(store.main_key());
         let state = web::Data::new(State {
             store,
@@ -204,6 +205,10 @@ impl Application {
         let server = server
             // Signals are handled by `run_until_stopped`, which stops the server itself.
             .disable_signals()
+            .keep_alive(match keep_alive {
+                Duration::ZERO => actix_web::http::KeepAlive::Disabled,
+                idle => actix_web::http::KeepAlive::Timeout(idle),
+            })
             .shutdown_timeout(grace.as_secs().max(1))
             .run();
         Ok(Application {

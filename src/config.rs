@@ -37,6 +37,12 @@ pub struct Config {
     /// On SIGTERM/SIGINT, how long requests and deliveries in flight may take to finish.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How long an idle client connection stays open for its next request (`0s`: one request
+    /// per connection). Longer than the idle timeouts of common clients and proxies (nginx,
+    /// cloud load balancers: 60 s), so that none sends a request on a connection hookbox is
+    /// closing at that moment.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
     /// File holding the main key (base64 of 32 bytes) that encrypts endpoint secrets.
     /// Unset: `hookbox.key` in the data dir, created on first start.
     pub main_key_file: Option<PathBuf>,
@@ -318,6 +324,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             shutdown_grace: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(75),
             main_key_file: None,
             main_key: None,
             bootstrap_token: true,
@@ -405,6 +412,7 @@ const ENV_KEYS: &[&str] = &[
     "HOOKBOX_LOG",
     "HOOKBOX_LOG_FORMAT",
     "HOOKBOX_SHUTDOWN_GRACE",
+    "HOOKBOX_KEEP_ALIVE",
     "HOOKBOX_SYNCHRONOUS",
     "HOOKBOX_RETRY_SCHEDULE",
     "HOOKBOX_REQUEST_TIMEOUT",
@@ -467,6 +475,10 @@ impl Config {
                 "HOOKBOX_SHUTDOWN_GRACE" => {
                     cfg.shutdown_grace = humantime::parse_duration(v)
                         .context("while reading HOOKBOX_SHUTDOWN_GRACE")?;
+                }
+                "HOOKBOX_KEEP_ALIVE" => {
+                    cfg.keep_alive =
+                        humantime::parse_duration(v).context("while reading HOOKBOX_KEEP_ALIVE")?;
                 }
                 "HOOKBOX_SYNCHRONOUS" => cfg.database.synchronous = v.clone(),
                 "HOOKBOX_RETRY_SCHEDULE" => {
@@ -883,6 +895,24 @@ mod tests {
         assert!(!Config::load_from(&o, &[]).unwrap().delivery.https_only);
         let env = vec![("HOOKBOX_HTTPS_ONLY".to_string(), "true".to_string())];
         assert!(Config::load_from(&o, &env).unwrap().delivery.https_only);
+    }
+
+    #[test]
+    fn idle_connections_are_kept_longer_than_proxies_keep_theirs_unless_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        // nginx and the common cloud load balancers drop idle upstream connections at 60 s.
+        let default = Config::load_from(&o, &[]).unwrap().keep_alive;
+        assert!(default > Duration::from_secs(60), "{default:?}");
+        let env = vec![("HOOKBOX_KEEP_ALIVE".to_string(), "3s".to_string())];
+        let cfg = Config::load_from(&o, &env).unwrap();
+        assert_eq!(cfg.keep_alive, Duration::from_secs(3));
+        let env = vec![("HOOKBOX_KEEP_ALIVE".to_string(), "soon".to_string())];
+        let err = format!("{:#}", Config::load_from(&o, &env).unwrap_err());
+        assert!(err.contains("HOOKBOX_KEEP_ALIVE"), "{err}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod faults;
 mod filters;
 mod hostile;
 mod layers;
+mod listener;
 mod observability;
 mod openapi;
 mod operational;
