@@ -1,6 +1,6 @@
 //! Applications.
 
-use super::input::{check_uid, metadata_map, FieldError};
+use super::input::{check_text, check_uid, metadata_map, FieldError};
 use crate::db::{App, DbResult, Store};
 use crate::delivery::Dispatcher;
 use crate::domain::ids;
@@ -46,7 +46,7 @@ pub fn check_name(name: &str) -> Result<(), FieldError> {
             "name must be 1 to 256 characters",
         ));
     }
-    Ok(())
+    check_text(&["name"], name)
 }
 
 /// Application uids: the endpoint rule, and `_hookbox…` is reserved.

@@ -1,7 +1,7 @@
 //! An endpoint as asked for, and the rules it must keep: one set for the API (create, update,
 //! patch) and the console's forms.
 
-use super::input::{check_uid, metadata_map, FieldError, Rejected};
+use super::input::{check_text, check_uid, metadata_map, FieldError, Rejected};
 use crate::db::{App, Endpoint, Store};
 use crate::domain::model::DeliveryPolicy;
 use crate::domain::signing::{SignatureHeader, SignatureVersion, SigningKey};
@@ -66,6 +66,7 @@ impl EndpointInput {
         https_only: bool,
     ) -> Result<(Endpoint, SigningKey), Rejected> {
         check_url(&self.url, https_only)?;
+        check_description(&self.description)?;
         check_uid(self.uid.as_deref())?;
         check_channels(self.channels.as_ref())?;
         let headers = self.headers.unwrap_or_default();
@@ -122,6 +123,11 @@ impl EndpointInput {
 }
 
 /// An absolute `http`/`https` URL (only `https` with `https_only`).
+/// An endpoint's description: any text (without NUL).
+pub fn check_description(d: &str) -> Result<(), FieldError> {
+    check_text(&["description"], d)
+}
+
 pub fn check_url(url: &str, https_only: bool) -> Result<(), FieldError> {
     check_endpoint_url(url).map_err(|m| FieldError::new(&["url"], m))?;
     let https = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");

@@ -33,7 +33,7 @@ pub fn check_description(description: &str) -> Result<(), FieldError> {
             format!("the description is longer than {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
-    Ok(())
+    super::input::check_text(&["description"], description)
 }
 
 pub fn check_group(group: Option<&str>) -> Result<(), FieldError> {
@@ -43,7 +43,7 @@ pub fn check_group(group: Option<&str>) -> Result<(), FieldError> {
             format!("the group name is longer than {MAX_GROUP_CHARS} characters"),
         ));
     }
-    Ok(())
+    group.map_or(Ok(()), |g| super::input::check_text(&["groupName"], g))
 }
 
 /// Schemas by version: each a JSON object, all together at most `MAX_SCHEMAS_BYTES`.

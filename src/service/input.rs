@@ -49,6 +49,18 @@ impl From<crate::db::DbError> for Rejected {
     }
 }
 
+/// Free text that is stored as given (a name, a description): anything but the NUL
+/// character, which no PostgreSQL text can hold.
+pub fn check_text(loc: &[&str], text: &str) -> Result<(), FieldError> {
+    if text.contains('\0') {
+        return Err(FieldError::new(
+            loc,
+            "must not contain the NUL character (\\u0000)",
+        ));
+    }
+    Ok(())
+}
+
 /// A uid (of an application or an endpoint), when given: 1 to 256 of `[a-zA-Z0-9-_.]`.
 pub fn check_uid(uid: Option<&str>) -> Result<(), FieldError> {
     match uid {

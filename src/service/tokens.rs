@@ -6,9 +6,9 @@ use crate::domain::secrets;
 /// What a token's name must be, as the console and `hookbox token create` say.
 pub const NAME_RULE: &str = "name the token (1 to 128 characters), e.g. after what uses it";
 
-/// Whether `name` may name a token: 1 to 128 characters, not only blanks.
+/// Whether `name` may name a token: 1 to 128 characters, not only blanks (nor NUL).
 pub fn name_ok(name: &str) -> bool {
-    !name.trim().is_empty() && name.chars().count() <= 128
+    !name.trim().is_empty() && name.chars().count() <= 128 && !name.contains('\0')
 }
 
 /// A new API token named `name`: returns the token itself (never stored).

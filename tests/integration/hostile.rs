@@ -333,3 +333,87 @@ async fn hostile_requests_get_a_clear_4xx_and_write_nothing() {
     app.get("/health", 204).await;
     assert!(check.sent > 500);
 }
+
+/// PostgreSQL text cannot hold NUL: names and descriptions with one are refused on both
+/// backends alike, with a 422 that names the field, and nothing is written.
+#[tokio::test]
+async fn text_with_a_nul_character_is_refused_with_the_field_named() {
+    let app = TestApp::spawn().await;
+    app.create_event_type("a.b").await;
+    let a = app.create_app("victim").await;
+    let (e, _) = app
+        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/" }))
+        .await;
+    let nul = "x\u{0}y";
+    let url = "http://127.0.0.1:9/h";
+    let cases = [
+        ("POST", "/app".to_owned(), json!({ "name": nul }), "name"),
+        ("PUT", format!("/app/{a}"), json!({ "name": nul }), "name"),
+        ("PATCH", format!("/app/{a}"), json!({ "name": nul }), "name"),
+        (
+            "POST",
+            "/event-type".into(),
+            json!({ "name": "e.f", "description": nul }),
+            "description",
+        ),
+        (
+            "POST",
+            "/event-type".into(),
+            json!({ "name": "e.f", "description": "d", "groupName": nul }),
+            "groupName",
+        ),
+        (
+            "PUT",
+            "/event-type/a.b".into(),
+            json!({ "description": nul }),
+            "description",
+        ),
+        (
+            "PATCH",
+            "/event-type/a.b".into(),
+            json!({ "description": nul }),
+            "description",
+        ),
+        (
+            "POST",
+            format!("/app/{a}/endpoint"),
+            json!({ "url": url, "description": nul }),
+            "description",
+        ),
+        (
+            "PUT",
+            format!("/app/{a}/endpoint/{e}"),
+            json!({ "url": url, "description": nul }),
+            "description",
+        ),
+        (
+            "PATCH",
+            format!("/app/{a}/endpoint/{e}"),
+            json!({ "description": nul }),
+            "description",
+        ),
+        // Looked up, not stored: no event type has such a name.
+        (
+            "POST",
+            format!("/app/{a}/endpoint/{e}/test"),
+            json!({ "eventType": nul }),
+            "eventType",
+        ),
+        (
+            "POST",
+            format!("/auth/app-portal-access/{a}"),
+            json!({ "application": { "name": nul } }),
+            "name",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        let before = snapshot(&app);
+        let got = app.call(method, &path, Some(body), 422).await;
+        assert_eq!(
+            got["detail"][0]["loc"].as_array().and_then(|l| l.last()),
+            Some(&json!(field)),
+            "{method} {path}: {got}"
+        );
+        assert_eq!(snapshot(&app), before, "{method} {path}: refused but wrote");
+    }
+}

@@ -7,6 +7,10 @@ use crate::db::{DbResult, Page, PageQuery};
 
 impl Store {
     pub async fn event_type(&self, name: &str) -> DbResult<Option<EventType>> {
+        // No stored name holds NUL (nor could one on PostgreSQL, which refuses to be asked).
+        if name.contains('\0') {
+            return Ok(None);
+        }
         let name = name.to_owned();
         match self {
             Store::Sqlite(db) => db.read(move |c| event_types::get(c, &name)).await,

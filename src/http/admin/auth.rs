@@ -217,8 +217,11 @@ pub async fn setup_form(st: Data, req: HttpRequest) -> Result<HttpResponse, Cons
 
 /// Why a username is refused, if it is.
 pub fn check_username(u: &str) -> Result<(), String> {
-    if u.is_empty() || u.chars().count() > 64 || u.chars().any(char::is_whitespace) {
-        return Err("use 1 to 64 characters, without spaces".into());
+    if u.is_empty()
+        || u.chars().count() > 64
+        || u.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("use 1 to 64 characters, without spaces or control characters".into());
     }
     Ok(())
 }
@@ -256,4 +259,18 @@ pub async fn setup(
             .await?
             .ok_or_else(|| ConsoleError::Gone(SETUP_GONE.into()))?;
     start_session(&st, &req, user_id, "/admin").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_username;
+
+    #[test]
+    fn usernames_are_one_to_64_characters_without_blanks_or_control_characters() {
+        assert!(check_username("ops-admin@example").is_ok());
+        assert!(check_username(&"é".repeat(64)).is_ok());
+        for refused in ["", "two words", "tab\there", "nul\u{0}", &"x".repeat(65)] {
+            assert!(check_username(refused).is_err(), "{refused:?}");
+        }
+    }
 }

@@ -20,9 +20,9 @@ use crate::http::error::{ApiError, HttpErrorOut};
 use crate::http::extract::list_out;
 use crate::http::Data;
 use crate::service::endpoint_input::{
-    check_channels, check_event_types, check_filter, check_headers, check_headers_beside,
-    check_headers_size, check_policy, check_signature_header, check_signing_styles, check_url,
-    parse_secret, EndpointInput,
+    check_channels, check_description, check_event_types, check_filter, check_headers,
+    check_headers_beside, check_headers_size, check_policy, check_signature_header,
+    check_signing_styles, check_url, parse_secret, EndpointInput,
 };
 use crate::service::endpoints as service;
 use crate::service::input::{check_uid, metadata_map};
@@ -167,6 +167,7 @@ pub async fn put(
         return Ok(json(StatusCode::CREATED, &EndpointOut::from(ep)));
     };
     check_url(&input.url, st.cfg.delivery.https_only)?;
+    check_description(&input.description)?;
     check_uid(input.uid.as_deref())?;
     check_channels(input.channels.as_ref())?;
     let policy = input.policy();
@@ -241,6 +242,7 @@ pub async fn patch(
         ep.url = url;
     }
     if let Some(d) = p.description {
+        check_description(&d)?;
         ep.description = d;
     }
     if let Some(uid) = p.uid {
