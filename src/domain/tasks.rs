@@ -6,8 +6,51 @@ use serde::{Deserialize, Serialize};
 /// How many messages one step of a task looks at.
 pub const BATCH: usize = 500;
 
-/// The one kind of task there is (Svix's name for it).
-pub const REPLAY: &str = "endpoint.replay";
+/// What a task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// A bulk replay, worked through in steps.
+    Replay,
+    /// The endpoint's failed deliveries in a window given a fresh retry schedule (done when
+    /// asked, stored finished).
+    Recover,
+    /// The messages of a window the endpoint never got, queued (done when asked, stored
+    /// finished).
+    ReplayMissing,
+}
+
+impl TaskKind {
+    /// As stored.
+    pub const fn stored(self) -> &'static str {
+        match self {
+            TaskKind::Replay => "endpoint.replay",
+            TaskKind::Recover => "endpoint.recover",
+            TaskKind::ReplayMissing => "endpoint.replay-missing",
+        }
+    }
+
+    pub fn from_stored(s: &str) -> Option<TaskKind> {
+        [TaskKind::Replay, TaskKind::Recover, TaskKind::ReplayMissing]
+            .into_iter()
+            .find(|k| k.stored() == s)
+    }
+
+    /// Svix's name for it: a replay of missing messages is an `endpoint.replay` there too.
+    pub const fn api_name(self) -> &'static str {
+        match self {
+            TaskKind::Replay | TaskKind::ReplayMissing => "endpoint.replay",
+            TaskKind::Recover => "endpoint.recover",
+        }
+    }
+
+    /// The kinds Svix's name `name` covers (none when it names no kind hookbox runs).
+    pub fn with_api_name(name: &str) -> Vec<TaskKind> {
+        [TaskKind::Replay, TaskKind::Recover, TaskKind::ReplayMissing]
+            .into_iter()
+            .filter(|k| k.api_name() == name)
+            .collect()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskStatus {
@@ -77,6 +120,7 @@ impl ReplaySpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     pub id: String,
+    pub kind: TaskKind,
     pub app_id: String,
     pub endpoint_id: String,
     pub status: TaskStatus,
@@ -117,6 +161,7 @@ mod tests {
         assert_eq!(ReplaySpec::from_stored(&spec.stored()), Some(spec.clone()));
         let mut t = Task {
             id: "qtask_1".into(),
+            kind: TaskKind::Replay,
             app_id: "app_1".into(),
             endpoint_id: "ep_1".into(),
             status: TaskStatus::Running,
@@ -138,6 +183,10 @@ mod tests {
             TaskStatus::Failed,
         ] {
             assert_eq!(TaskStatus::parse(s.name()), Some(s));
+        }
+        for k in [TaskKind::Replay, TaskKind::Recover, TaskKind::ReplayMissing] {
+            assert_eq!(TaskKind::from_stored(k.stored()), Some(k));
+            assert!(TaskKind::with_api_name(k.api_name()).contains(&k));
         }
     }
 }

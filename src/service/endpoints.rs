@@ -4,6 +4,7 @@ use crate::db::{App, DbResult, Endpoint, EventType, Health, Store, TestSend};
 use crate::delivery::Dispatcher;
 use crate::domain::ids;
 use crate::domain::signing::SigningKey;
+use crate::domain::tasks::{ReplaySpec, Task, TaskKind, TaskStatus};
 use crate::domain::time::now_ms;
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,33 +206,67 @@ pub async fn enable(
     Ok(replayed)
 }
 
-/// Failed deliveries of an endpoint in a time window get a fresh retry schedule; how many.
+/// Gives the endpoint's failed deliveries in a time window a fresh retry schedule; the
+/// finished task that says how many.
 pub async fn recover(
     store: &Store,
     dispatcher: &Dispatcher,
-    endpoint_id: &str,
+    ep: &Endpoint,
     since: i64,
     until: Option<i64>,
-) -> DbResult<usize> {
-    let n = store
-        .recover_endpoint(endpoint_id, since, until, now_ms())
-        .await?;
-    settle(dispatcher, endpoint_id, false, n > 0);
-    Ok(n)
+) -> DbResult<Task> {
+    let now = now_ms();
+    let n = store.recover_endpoint(&ep.id, since, until, now).await?;
+    settle(dispatcher, &ep.id, false, n > 0);
+    record(store, TaskKind::Recover, ep, since, until, n, now).await
 }
 
 /// Queues the messages of a time window that the endpoint never got (it was disabled, or
-/// did not exist yet); how many.
+/// did not exist yet); the finished task that says how many.
 pub async fn replay_missing(
     store: &Store,
     dispatcher: &Dispatcher,
     ep: &Endpoint,
     since: i64,
     until: Option<i64>,
-) -> DbResult<usize> {
-    let n = store.replay_missing(ep, since, until, now_ms()).await?;
+) -> DbResult<Task> {
+    let now = now_ms();
+    let n = store.replay_missing(ep, since, until, now).await?;
     settle(dispatcher, &ep.id, false, n > 0);
-    Ok(n)
+    record(store, TaskKind::ReplayMissing, ep, since, until, n, now).await
+}
+
+/// Stores a task done when it was asked for, so that it can be looked up and listed like a
+/// bulk replay.
+async fn record(
+    store: &Store,
+    kind: TaskKind,
+    ep: &Endpoint,
+    since: i64,
+    until: Option<i64>,
+    n: usize,
+    now: i64,
+) -> DbResult<Task> {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let t = Task {
+        id: ids::new_id(ids::TASK),
+        kind,
+        app_id: ep.app_id.to_string(),
+        endpoint_id: ep.id.to_string(),
+        status: TaskStatus::Finished,
+        spec: ReplaySpec {
+            since,
+            until,
+            ..ReplaySpec::default()
+        },
+        total: n,
+        done: n,
+        queued: n,
+        created_at: now,
+        updated_at: now,
+    };
+    store.record_task(t.clone()).await?;
+    Ok(t)
 }
 
 /// How an endpoint is doing, as the API's health route and the console's badges say it.

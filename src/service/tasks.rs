@@ -3,7 +3,7 @@
 use super::input::FieldError;
 use crate::db::{DbResult, Endpoint, Store};
 use crate::domain::ids;
-use crate::domain::tasks::{ReplaySpec, Task, TaskStatus};
+use crate::domain::tasks::{ReplaySpec, Task, TaskKind, TaskStatus};
 use crate::domain::validate::{is_valid_channel, is_valid_event_type};
 
 /// The rules a replay must keep: valid event types and channel, a status code class of 0
@@ -49,6 +49,7 @@ pub async fn bulk_replay(
     let t = store
         .create_task(Task {
             id: ids::new_id(ids::TASK),
+            kind: TaskKind::Replay,
             app_id: ep.app_id.to_string(),
             endpoint_id: ep.id.to_string(),
             status: TaskStatus::Running,

@@ -1,6 +1,7 @@
 //! Bulk replays: background tasks that send an endpoint the messages of a window again, with
 //! their progress, resuming after a restart.
 
+use crate::support::receiver::Reply;
 use crate::support::{wait_for, TestApp, TestReceiver};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -173,6 +174,115 @@ async fn a_bulk_replay_takes_only_the_messages_its_filters_name() {
     let listed = app.get("/background-task?limit=2", 200).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
     assert_eq!(listed["done"], false, "{listed}");
+}
+
+#[tokio::test]
+async fn recoveries_and_replays_of_missing_messages_are_tasks_to_look_up_and_filter_by() {
+    let app = TestApp::spawn_with(|cfg| {
+        cfg.tasks.run = false;
+        cfg.delivery.retry_schedule = vec![Duration::ZERO];
+    })
+    .await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(500));
+    let a = app.create_app("shop").await;
+    let url = format!("{}/hook", rx.url);
+    let (failing, _) = app.create_endpoint(&a, json!({ "url": url })).await;
+    let sent = [
+        app.send(&a, "invoice.paid", json!({ "i": 1 })).await,
+        app.send(&a, "invoice.paid", json!({ "i": 2 })).await,
+    ];
+    for m in &sent {
+        app.wait_attempts(&a, m, 1, Duration::from_secs(5)).await;
+    }
+    app.assert_nothing_due_within(Duration::from_secs(1)).await;
+    rx.set_default(Reply::status(200));
+    let ep_path = |ep: &str| format!("/app/{a}/endpoint/{ep}");
+    let window = json!({ "since": SINCE });
+    let recovered = app
+        .post(
+            &format!("{}/recover", ep_path(&failing)),
+            window.clone(),
+            202,
+        )
+        .await;
+    assert_eq!(recovered["count"], 2, "{recovered}");
+    let (late, _) = app.create_endpoint(&a, json!({ "url": url })).await;
+    let missed = app
+        .post(
+            &format!("{}/replay-missing", ep_path(&late)),
+            window.clone(),
+            202,
+        )
+        .await;
+    assert_eq!(missed["count"], 2, "{missed}");
+    let bulk = app
+        .post(&format!("{}/bulk-replay", ep_path(&late)), window, 202)
+        .await;
+
+    // Each answer's id is a task that can be looked up afterwards.
+    for (answer, kind, ep) in [
+        (&recovered, "endpoint.recover", &failing),
+        (&missed, "endpoint.replay", &late),
+    ] {
+        let t = task(&app, answer["id"].as_str().unwrap()).await;
+        assert_eq!(
+            (&t["task"], &t["status"], &t["id"]),
+            (&json!(kind), &json!("finished"), &answer["id"]),
+            "{t}"
+        );
+        assert_eq!(t["data"]["endpointId"], json!(ep), "{t}");
+        assert_eq!(t["data"]["queued"], 2, "{t}");
+        assert_eq!(t["data"]["percent"], 100, "{t}");
+    }
+    let ids = |v: Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ids(app.get("/background-task", 200).await),
+        [id(&bulk), id(&missed), id(&recovered)],
+        "newest first"
+    );
+    assert_eq!(
+        ids(app.get("/background-task?task=endpoint.recover", 200).await),
+        [id(&recovered)]
+    );
+    assert_eq!(
+        ids(app.get("/background-task?task=endpoint.replay", 200).await),
+        [id(&bulk), id(&missed)]
+    );
+    assert_eq!(
+        ids(app.get("/background-task?status=running", 200).await),
+        [id(&bulk)]
+    );
+    assert_eq!(
+        ids(app
+            .get("/background-task?status=finished&task=endpoint.replay", 200)
+            .await),
+        [id(&missed)]
+    );
+    assert!(ids(app
+        .get("/background-task?task=application.stats", 200)
+        .await)
+    .is_empty());
+    let e = app.get("/background-task?status=stuck", 422).await;
+    assert_eq!(e["detail"][0]["loc"], json!(["query", "status"]), "{e}");
+    // The console lists them beside the bulk replays, saying which is which.
+    let mut c = crate::support::console::Console::first_admin(&app).await;
+    let page = c.page("/admin/tasks").await;
+    for said in [
+        "Failed deliveries retried: ",
+        "Missed messages sent: ",
+        "2 of 2 · finished",
+    ] {
+        assert!(page.contains(said), "{said}: {page}");
+    }
 }
 
 #[tokio::test]

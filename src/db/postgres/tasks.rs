@@ -3,15 +3,16 @@
 
 use super::messages;
 use crate::db::tasks::{replay_from, Arg, Dialect};
+use crate::db::TaskFilter;
 use crate::db::{DbResult, Page, PageQuery};
 use crate::domain::crypto::MainKey;
-use crate::domain::tasks::{ReplaySpec, Task, TaskStatus, BATCH, REPLAY};
+use crate::domain::tasks::{ReplaySpec, Task, TaskKind, TaskStatus, BATCH};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 const COLS: &str =
-    "id, app_id, endpoint_id, status, spec, total, done, queued, created_at, updated_at";
+    "id, app_id, endpoint_id, status, spec, total, done, queued, created_at, updated_at, kind";
 
 const POSTGRES: Dialect = Dialect {
     ph: |n| format!("${n}"),
@@ -49,6 +50,7 @@ fn from_row(r: &Row) -> Task {
         queued: r.get(7),
         created_at: r.get(8),
         updated_at: r.get(9),
+        kind: TaskKind::from_stored(r.get(10)).unwrap_or(TaskKind::Replay),
     }
 }
 
@@ -60,9 +62,14 @@ pub async fn create(c: &impl GenericClient, t: &mut Task) -> DbResult<()> {
         .query_one(&format!("SELECT COUNT(*) {from}"), &refs(&args))
         .await?
         .get(0);
+    insert(c, t).await
+}
+
+/// Stores `t` as it is.
+pub async fn insert(c: &impl GenericClient, t: &Task) -> DbResult<()> {
     c.execute(
         &format!(
-            "INSERT INTO background_tasks ({COLS}, kind) \
+            "INSERT INTO background_tasks ({COLS}) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
         ),
         &[
@@ -76,7 +83,7 @@ pub async fn create(c: &impl GenericClient, t: &mut Task) -> DbResult<()> {
             &t.queued,
             &t.created_at,
             &t.updated_at,
-            &REPLAY,
+            &t.kind.stored(),
         ],
     )
     .await?;
@@ -93,21 +100,26 @@ pub async fn get(c: &impl GenericClient, id: &str) -> DbResult<Option<Task>> {
     Ok(row.as_ref().map(from_row))
 }
 
-/// Tasks, newest first (of one endpoint, or of one application, or all).
+/// The tasks `f` picks, newest first.
 pub async fn list(
     c: &impl GenericClient,
-    app_id: Option<&str>,
-    endpoint_id: Option<&str>,
+    f: &TaskFilter,
     page: &PageQuery,
 ) -> DbResult<Page<Task>> {
+    let status = f.status.map(TaskStatus::name);
+    let kinds = f
+        .kinds
+        .as_ref()
+        .map(|k| k.iter().map(|k| k.stored()).collect::<Vec<_>>());
     super::paged(
         c,
         &format!(
             "SELECT {COLS} FROM background_tasks WHERE ($1::TEXT IS NULL OR app_id = $1) \
-             AND ($2::TEXT IS NULL OR endpoint_id = $2) AND {{page}}"
+             AND ($2::TEXT IS NULL OR endpoint_id = $2) AND ($3::TEXT IS NULL OR status = $3) \
+             AND ($4::TEXT[] IS NULL OR kind = ANY($4)) AND {{page}}"
         ),
         "id",
-        &[&app_id, &endpoint_id],
+        &[&f.app_id, &f.endpoint_id, &status, &kinds],
         page,
         |r| Ok(from_row(r)),
     )
@@ -147,8 +159,8 @@ pub async fn step(
     };
     let mut t = from_row(&row);
     let cursor: Option<(i64, String)> = row
-        .get::<_, Option<i64>>(10)
-        .zip(row.get::<_, Option<String>>(11));
+        .get::<_, Option<i64>>(11)
+        .zip(row.get::<_, Option<String>>(12));
     let Some(ep) = super::endpoints::get_by_id(c, key, &t.endpoint_id).await? else {
         return Ok(None);
     };
@@ -247,6 +259,7 @@ mod tests {
         };
         let mut t = Task {
             id: "qtask_1".into(),
+            kind: TaskKind::Replay,
             app_id: "app_1".into(),
             endpoint_id: "ep_1".into(),
             status: TaskStatus::Running,
@@ -275,8 +288,10 @@ mod tests {
         assert_eq!(
             list(
                 &c,
-                None,
-                Some("ep_1"),
+                &TaskFilter {
+                    endpoint_id: Some("ep_1".into()),
+                    ..TaskFilter::default()
+                },
                 &PageQuery {
                     limit: 10,
                     after: None,

@@ -2,11 +2,12 @@
 
 use super::{endpoints, messages, paged, DbResult, Page, PageQuery};
 use crate::db::tasks::{replay_from, Arg, Dialect};
-use crate::domain::tasks::{ReplaySpec, Task, TaskStatus, BATCH, REPLAY};
+use crate::db::TaskFilter;
+use crate::domain::tasks::{ReplaySpec, Task, TaskKind, TaskStatus, BATCH};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 const COLS: &str =
-    "id, app_id, endpoint_id, status, spec, total, done, queued, created_at, updated_at";
+    "id, app_id, endpoint_id, status, spec, total, done, queued, created_at, updated_at, kind";
 
 const SQLITE: Dialect = Dialect {
     ph: |n| format!("?{n}"),
@@ -34,6 +35,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         queued: r.get(7)?,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
+        kind: TaskKind::from_stored(&r.get::<_, String>(10)?).unwrap_or(TaskKind::Replay),
     })
 }
 
@@ -43,8 +45,13 @@ pub fn create(c: &Connection, t: &mut Task) -> DbResult<()> {
     t.total = c
         .prepare(&format!("SELECT COUNT(*) {from}"))?
         .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    insert(c, t)
+}
+
+/// Stores `t` as it is.
+pub fn insert(c: &Connection, t: &Task) -> DbResult<()> {
     c.prepare_cached(&format!(
-        "INSERT INTO background_tasks ({COLS}, kind) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        "INSERT INTO background_tasks ({COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
     ))?
     .execute(params![
         t.id,
@@ -57,7 +64,7 @@ pub fn create(c: &Connection, t: &mut Task) -> DbResult<()> {
         t.queued,
         t.created_at,
         t.updated_at,
-        REPLAY
+        t.kind.stored()
     ])?;
     Ok(())
 }
@@ -70,21 +77,19 @@ pub fn get(c: &Connection, id: &str) -> DbResult<Option<Task>> {
     )
 }
 
-/// Tasks, newest first (of one endpoint, or of one application, or all).
-pub fn list(
-    c: &Connection,
-    app_id: Option<&str>,
-    endpoint_id: Option<&str>,
-    page: &PageQuery,
-) -> DbResult<Page<Task>> {
+/// The tasks `f` picks, newest first.
+pub fn list(c: &Connection, f: &TaskFilter, page: &PageQuery) -> DbResult<Page<Task>> {
+    let status = f.status.map(TaskStatus::name);
+    let kinds = f.kinds_stored();
     paged(
         c,
         &format!(
             "SELECT {COLS} FROM background_tasks WHERE (?1 IS NULL OR app_id = ?1) \
-             AND (?2 IS NULL OR endpoint_id = ?2) AND {{page}}"
+             AND (?2 IS NULL OR endpoint_id = ?2) AND (?3 IS NULL OR status = ?3) \
+             AND (?4 IS NULL OR kind IN (SELECT value FROM json_each(?4))) AND {{page}}"
         ),
         "id",
-        &[&app_id, &endpoint_id],
+        &[&f.app_id, &f.endpoint_id, &status, &kinds],
         page,
         from_row,
     )
@@ -115,7 +120,7 @@ pub fn step(
              WHERE id = ? AND status = 'running'"
         ))?
         .query_row([id], |r| {
-            let cursor: Option<(i64, String)> = r.get::<_, Option<i64>>(10)?.zip(r.get(11)?);
+            let cursor: Option<(i64, String)> = r.get::<_, Option<i64>>(11)?.zip(r.get(12)?);
             Ok((from_row(r)?, cursor))
         })
         .optional()?;

@@ -1,7 +1,7 @@
 //! Background tasks (bulk replays).
 
 use super::Store;
-use crate::db::{postgres, sqlite, DbResult, Page, PageQuery};
+use crate::db::{postgres, sqlite, DbResult, Page, PageQuery, TaskFilter};
 use crate::domain::tasks::Task;
 
 impl Store {
@@ -26,6 +26,17 @@ impl Store {
         }
     }
 
+    /// Stores `t` as it is (a task done when it was asked for, stored finished).
+    pub async fn record_task(&self, t: Task) -> DbResult<()> {
+        match self {
+            Store::Sqlite(db) => db.write(move |c| sqlite::tasks::insert(c, &t)).await,
+            Store::Postgres(pg) => {
+                pg.write(async |tx| postgres::tasks::insert(tx, &t).await)
+                    .await
+            }
+        }
+    }
+
     pub async fn task(&self, id: &str) -> DbResult<Option<Task>> {
         let id = id.to_owned();
         match self {
@@ -34,25 +45,13 @@ impl Store {
         }
     }
 
-    /// Tasks, newest first: of an application, of an endpoint, or all.
-    pub async fn tasks(
-        &self,
-        app_id: Option<&str>,
-        endpoint_id: Option<&str>,
-        page: &PageQuery,
-    ) -> DbResult<Page<Task>> {
-        let (app, ep, p) = (
-            app_id.map(str::to_owned),
-            endpoint_id.map(str::to_owned),
-            page.clone(),
-        );
+    /// The tasks `filter` picks, newest first.
+    pub async fn tasks(&self, filter: &TaskFilter, page: &PageQuery) -> DbResult<Page<Task>> {
+        let (f, p) = (filter.clone(), page.clone());
         match self {
-            Store::Sqlite(db) => {
-                db.read(move |c| sqlite::tasks::list(c, app.as_deref(), ep.as_deref(), &p))
-                    .await
-            }
+            Store::Sqlite(db) => db.read(move |c| sqlite::tasks::list(c, &f, &p)).await,
             Store::Postgres(pg) => {
-                pg.read(async |c| postgres::tasks::list(c, app.as_deref(), ep.as_deref(), &p).await)
+                pg.read(async |c| postgres::tasks::list(c, &f, &p).await)
                     .await
             }
         }

@@ -2,7 +2,7 @@
 
 use super::endpoints::TaskRow;
 use super::{page, Admin, ConsoleError};
-use crate::db::PageQuery;
+use crate::db::{PageQuery, TaskFilter};
 use crate::http::Data;
 use actix_web::HttpResponse;
 use askama::Template;
@@ -21,7 +21,7 @@ pub async fn show(st: Data, admin: Admin) -> Result<HttpResponse, ConsoleError> 
         before: None,
         descending: true,
     };
-    let tasks = st.store.tasks(None, None, &q).await?;
+    let tasks = st.store.tasks(&TaskFilter::default(), &q).await?;
     page(&TasksPage {
         chrome: admin.chrome("tasks"),
         tasks: tasks.items.into_iter().map(TaskRow::of).collect(),

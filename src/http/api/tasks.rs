@@ -5,7 +5,8 @@
 
 use super::openapi::{AppPath, EndpointPath, ListParams, ReadErrors, WriteErrors};
 use super::{body, find_endpoint, json, query};
-use crate::domain::tasks::{Outcome, ReplaySpec, Task};
+use crate::db::TaskFilter;
+use crate::domain::tasks::{Outcome, ReplaySpec, Task, TaskKind, TaskStatus};
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut};
@@ -66,9 +67,12 @@ impl ToSchema for ReplayStatus {}
 pub struct BackgroundTaskOut {
     #[schema(example = "qtask_2yZwUhtgs5Ai8T9yRQJXA")]
     pub id: String,
-    /// `running`, `finished` or `failed`.
+    /// `running`, `finished` or `failed` (a recovery, and a replay of missing messages, are
+    /// done when asked: `finished`).
     #[schema(example = "running")]
     pub status: &'static str,
+    /// `endpoint.replay` (a bulk replay, or a replay of missing messages) or
+    /// `endpoint.recover`.
     #[schema(example = "endpoint.replay")]
     pub task: &'static str,
     pub data: BackgroundTaskData,
@@ -96,7 +100,7 @@ impl From<Task> for BackgroundTaskOut {
     fn from(t: Task) -> Self {
         BackgroundTaskOut {
             status: t.status.name(),
-            task: crate::domain::tasks::REPLAY,
+            task: t.kind.api_name(),
             data: BackgroundTaskData {
                 percent: t.percent(),
                 app_id: t.app_id,
@@ -201,18 +205,49 @@ pub async fn bulk_replay(
     Ok(json(StatusCode::ACCEPTED, &BackgroundTaskOut::from(t)))
 }
 
+/// Which tasks a listing holds.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query parameters
+pub struct TaskListParams {
+    /// Only tasks in this state: `running`, `finished` or `failed`.
+    pub status: Option<String>,
+    /// Only tasks of this type: `endpoint.replay` or `endpoint.recover` (any other type
+    /// lists nothing: hookbox runs no other).
+    pub task: Option<String>,
+}
+
+/// The listing's filter from the query string.
+fn task_filter(q: &crate::http::extract::Query) -> Result<TaskFilter, ApiError> {
+    let status = match q.str("status") {
+        None => None,
+        Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                &["query", "status"],
+                "status must be running, finished or failed",
+            )
+        })?),
+    };
+    Ok(TaskFilter {
+        status,
+        kinds: q.str("task").map(TaskKind::with_api_name),
+        ..TaskFilter::default()
+    })
+}
+
 /// List background tasks, newest first.
 #[utoipa::path(
     get,
     path = "/api/v1/background-task",
     operation_id = "v1.background-task.list",
     tag = "Background Task",
-    params(ListParams),
+    params(ListParams, TaskListParams),
     responses((status = 200, description = "OK", body = ListResponse_BackgroundTaskOut_), ReadErrors)
 )]
 pub async fn list(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let page = ListParams::parse(&query(&req))?.page(true);
-    let rows = st.store.tasks(None, None, &page).await?;
+    let q = query(&req);
+    let page = ListParams::parse(&q)?.page(true);
+    let rows = st.store.tasks(&task_filter(&q)?, &page).await?;
     Ok(json(
         StatusCode::OK,
         &list_out(rows, &page, |t| t.id.clone(), BackgroundTaskOut::from),

@@ -2,7 +2,7 @@
 //! and see how far each replay got.
 
 use super::*;
-use crate::domain::tasks::{Outcome, ReplaySpec, Task};
+use crate::domain::tasks::{Outcome, ReplaySpec, Task, TaskKind};
 
 /// A replay as listed: its task, when it started, what it replays.
 pub struct TaskRow {
@@ -14,8 +14,13 @@ pub struct TaskRow {
 impl TaskRow {
     pub fn of(task: Task) -> TaskRow {
         let s = &task.spec;
+        let what = match task.kind {
+            TaskKind::Replay => "",
+            TaskKind::Recover => "Failed deliveries retried: ",
+            TaskKind::ReplayMissing => "Missed messages sent: ",
+        };
         let mut window = format!(
-            "{} to {}",
+            "{what}{} to {}",
             when(s.since),
             s.until.map_or_else(|| "now".to_owned(), when)
         );
@@ -84,7 +89,13 @@ async fn replay_page(
     };
     let tasks = st
         .store
-        .tasks(None, Some(&head.ep.id), &q)
+        .tasks(
+            &crate::db::TaskFilter {
+                endpoint_id: Some(head.ep.id.to_string()),
+                ..Default::default()
+            },
+            &q,
+        )
         .await?
         .items
         .into_iter()

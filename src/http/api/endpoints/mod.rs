@@ -12,7 +12,6 @@ use super::openapi::{
 };
 use super::{body, find_endpoint, idempotent, json, query};
 use crate::db::{App as AppRow, Endpoint, HealthReport};
-use crate::domain::ids;
 use crate::domain::signing::{SignatureVersion, SigningKey};
 use crate::domain::time::{format_ms, now_ms, parse_datetime};
 use crate::http::auth::Caller;

@@ -1,6 +1,7 @@
 //! Sending to an endpoint on request: an example, a recovery, a replay, a synchronous test.
 
 use super::*;
+use crate::domain::tasks::{Task, TaskKind};
 
 /// Send an example of an event type to this endpoint only.
 #[utoipa::path(
@@ -61,13 +62,18 @@ fn since_until(input: &RecoverIn) -> Result<(i64, Option<i64>), ApiError> {
     Ok((since, until))
 }
 
-fn task_out(task: BackgroundTaskType, count: usize) -> RecoverOut {
+/// A recovery or replay of missing messages, done when asked (it can be looked up with
+/// `GET /background-task/{id}` afterwards).
+fn task_out(t: Task) -> RecoverOut {
     RecoverOut {
-        id: ids::new_id(ids::TASK),
+        task: match t.kind {
+            TaskKind::Recover => BackgroundTaskType::Recover,
+            TaskKind::Replay | TaskKind::ReplayMissing => BackgroundTaskType::Replay,
+        },
+        id: t.id,
         status: BackgroundTaskStatus::Finished,
-        task,
-        updated_at: format_ms(now_ms()),
-        count,
+        updated_at: format_ms(t.updated_at),
+        count: usize::try_from(t.queued).unwrap_or(0),
     }
 }
 
@@ -90,9 +96,8 @@ pub async fn recover(
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
-    let n = service::recover(&st.store, &st.dispatcher, &ep.id, since, until).await?;
-    let out = task_out(BackgroundTaskType::Recover, n);
-    Ok(json(StatusCode::ACCEPTED, &out))
+    let t = service::recover(&st.store, &st.dispatcher, &ep, since, until).await?;
+    Ok(json(StatusCode::ACCEPTED, &task_out(t)))
 }
 
 /// Send the messages of a time window that the endpoint never got (it was disabled, or did
@@ -115,9 +120,8 @@ pub async fn replay_missing(
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
-    let n = service::replay_missing(&st.store, &st.dispatcher, &ep, since, until).await?;
-    let out = task_out(BackgroundTaskType::Replay, n);
-    Ok(json(StatusCode::ACCEPTED, &out))
+    let t = service::replay_missing(&st.store, &st.dispatcher, &ep, since, until).await?;
+    Ok(json(StatusCode::ACCEPTED, &task_out(t)))
 }
 
 /// hookbox: a synchronous test send. Body `{"eventType": …, "payload"?: {…}}`; without a
