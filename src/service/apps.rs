@@ -1,6 +1,6 @@
 //! Applications.
 
-use super::input::{check_text, check_uid, metadata_map, FieldError};
+use super::input::{check_created_uid, check_text, check_uid, metadata_map, FieldError, Rejected};
 use crate::db::{App, DbResult, Store};
 use crate::delivery::Dispatcher;
 use crate::domain::ids;
@@ -104,16 +104,19 @@ pub async fn open_or_create(store: &Store, key: &str, fresh: Option<App>) -> DbR
 /// Replaces the application under `key` with `fresh`'s fields (keeping its id, creation time
 /// and, when `fresh` names the same uid, that uid), or stores `fresh` when there is none.
 /// `true` when it was created.
-pub async fn put(store: &Store, key: &str, fresh: App) -> DbResult<(bool, App)> {
+pub async fn put(store: &Store, key: &str, fresh: App) -> Result<(bool, App), Rejected> {
     let same_uid = fresh.uid.as_deref() == Some(key);
-    store
+    if !same_uid && store.app(key).await?.is_none() {
+        check_created_uid(key, fresh.uid.as_deref())?;
+    }
+    Ok(store
         .put_app(key, fresh, move |old, fresh| App {
             id: old.id,
             uid: if same_uid { old.uid } else { fresh.uid },
             created_at: old.created_at,
             ..fresh
         })
-        .await
+        .await?)
 }
 
 /// Stores a changed application.

@@ -61,6 +61,18 @@ pub fn check_text(loc: &[&str], text: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// A PUT that creates takes the uid in its path: another one in its body is refused, since
+/// a repeat of the PUT would not find what the first one made.
+pub fn check_created_uid(path_key: &str, uid: Option<&str>) -> Result<(), FieldError> {
+    match uid {
+        Some(u) if u != path_key => Err(FieldError::new(
+            &["uid"],
+            format!("nothing exists under `{path_key}` to change: to create it, leave uid out or give the same"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A uid (of an application or an endpoint), when given: 1 to 256 of `[a-zA-Z0-9-_.]`.
 pub fn check_uid(uid: Option<&str>) -> Result<(), FieldError> {
     match uid {

@@ -73,6 +73,47 @@ async fn put_creates_an_application_under_the_path_uid() {
         .await;
     assert_eq!(v["uid"], "new-uid");
     assert_eq!(app.get("/app/new-uid", 200).await["id"], v["id"]);
+
+    // Another uid in the body would make something a repeat of the PUT does not find.
+    let e = app
+        .call(
+            "PUT",
+            "/app/other",
+            Some(json!({ "name": "Other", "uid": "elsewhere" })),
+            422,
+        )
+        .await;
+    assert_eq!(e["detail"][0]["loc"], json!(["body", "uid"]), "{e}");
+    app.get("/app/elsewhere", 404).await;
+    for status in [201, 200, 200] {
+        let same = json!({ "name": "Other", "uid": "other" });
+        app.call("PUT", "/app/other", Some(same), status).await;
+    }
+    // An existing application may be given a new uid.
+    let moved = json!({ "name": "Other", "uid": "moved" });
+    let v = app.call("PUT", "/app/other", Some(moved), 200).await;
+    assert_eq!(v["uid"], "moved");
+
+    // Endpoints alike.
+    let url = "http://127.0.0.1:9/h";
+    let e = app
+        .call(
+            "PUT",
+            "/app/moved/endpoint/ep-a",
+            Some(json!({ "url": url, "uid": "ep-b" })),
+            422,
+        )
+        .await;
+    assert_eq!(e["detail"][0]["loc"], json!(["body", "uid"]), "{e}");
+    let v = app
+        .call(
+            "PUT",
+            "/app/moved/endpoint/ep-a",
+            Some(json!({ "url": url })),
+            201,
+        )
+        .await;
+    assert_eq!(v["uid"], "ep-a");
 }
 
 #[tokio::test]

@@ -181,6 +181,16 @@ async fn hmac_only_options_and_mismatched_keys_are_refused_for_v1a() {
     let put = json!({ "url": url, "signatureVersion": "v1" });
     let e = app.call("PUT", &path, Some(put), 409).await;
     assert_eq!(e["code"], "signature_version_mismatch", "{e}");
+    let patch = json!({ "description": "changed", "signatureVersion": "v1" });
+    let e = app.call("PATCH", &path, Some(patch), 409).await;
+    assert_eq!(e["code"], "signature_version_mismatch", "{e}");
+    assert_eq!(
+        app.get(&path, 200).await["description"],
+        "",
+        "nothing changed"
+    );
+    let patch = json!({ "signatureVersion": "v1a" });
+    app.call("PATCH", &path, Some(patch), 200).await;
     let rotate = json!({ "key": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" });
     let e = app
         .post(&format!("{path}/secret/rotate"), rotate, 409)

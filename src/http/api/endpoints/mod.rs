@@ -5,7 +5,7 @@ use super::models::{
     EndpointIn, EndpointMessageOut, EndpointOut, EndpointPatch, EndpointSecretOut,
     EndpointSecretRotateIn, EndpointStats, EndpointTestIn, EndpointTestOut, EventExampleIn,
     HourlyAttempts, ListResponse_EndpointMessageOut_, ListResponse_EndpointOut_, MessageOut,
-    RecoverIn, RecoverOut,
+    RecoverIn, RecoverOut, SignatureVersionSpec,
 };
 use super::openapi::{
     AppPath, EndpointPath, ListParams, MessageFilterParams, ReadErrors, WithContent, WriteErrors,
@@ -153,6 +153,7 @@ pub async fn put(
     let input: EndpointIn = body(&st, payload).await?;
     let existing = st.store.endpoint(&app.id, &key).await?;
     let Some(mut ep) = existing else {
+        crate::service::input::check_created_uid(&key, input.uid.as_deref())?;
         let (ep, secret) = validated_new(
             &st,
             &app,
@@ -178,15 +179,7 @@ pub async fn put(
         signature_header.as_ref(),
         input.headers.as_ref().unwrap_or(&ep.headers),
     )?;
-    if input
-        .signature_version
-        .is_some_and(|v| SignatureVersion::from(v) != ep.signature_version)
-    {
-        return Err(ApiError::Conflict {
-            code: "signature_version_mismatch",
-            detail: "signatureVersion is fixed when the endpoint is created".into(),
-        });
-    }
+    same_signature_version(input.signature_version, &ep)?;
     check_signing_styles(
         ep.signature_version,
         input.legacy_signature,
@@ -213,6 +206,20 @@ pub async fn put(
     save(&st, ep).await
 }
 
+/// A PUT or PATCH may name the endpoint's signature version, not change it.
+fn same_signature_version(
+    asked: Option<SignatureVersionSpec>,
+    ep: &Endpoint,
+) -> Result<(), ApiError> {
+    if asked.is_some_and(|v| SignatureVersion::from(v) != ep.signature_version) {
+        return Err(ApiError::Conflict {
+            code: "signature_version_mismatch",
+            detail: "signatureVersion is fixed when the endpoint is created".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Change some fields of an endpoint.
 #[utoipa::path(
     patch,
@@ -235,6 +242,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let (app, mut ep) = find_endpoint(&st, &req).await?;
     let p: EndpointPatch = body(&st, payload).await?;
+    same_signature_version(p.signature_version, &ep)?;
     let now = now_ms();
     if let Some(url) = p.url {
         check_url(&url, st.cfg.delivery.https_only)?;

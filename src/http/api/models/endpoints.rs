@@ -255,6 +255,8 @@ pub struct EndpointPatch {
     pub filter: Option<Option<String>>,
     /// As in `EndpointIn`.
     pub ordered: Option<bool>,
+    /// Fixed when the endpoint is created: a different one is refused (409).
+    pub signature_version: Option<SignatureVersionSpec>,
 }
 
 /// The wait before a retry, in seconds (at most a week).
