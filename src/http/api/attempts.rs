@@ -26,7 +26,8 @@ struct AttemptFilterParams {
     /// Include each attempt's message as `msg` (default `false`).
     #[param(required = false, value_type = Option<bool>)]
     with_msg: bool,
-    /// With `with_msg=true`: `false` leaves the payload out.
+    /// `false` leaves each attempt's response body out (`""`), and with `with_msg=true` each
+    /// message's payload (`{}`).
     #[param(required = false, value_type = Option<bool>)]
     with_content: bool,
 }
