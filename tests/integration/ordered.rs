@@ -290,7 +290,12 @@ async fn the_api_shows_what_the_line_waits_on_and_skips_or_retries_it() {
         empty,
         json!({ "ordered": true, "waiting": 0, "first": null })
     );
-    let sent = send_n(&app, &a, 3).await;
+    // The first is named by its eventId below.
+    let first =
+        json!({ "eventType": "order.updated", "payload": { "seq": -1 }, "eventId": "order-0" });
+    let first = app.post(&format!("/app/{a}/msg"), first, 202).await;
+    let mut sent = vec![first["id"].as_str().unwrap().to_owned()];
+    sent.extend(send_n(&app, &a, 2).await);
     // Both endpoints got the first (the plain one all three) and failed.
     rx.wait_for_count(4, Duration::from_secs(10)).await;
     assert_eq!(due_now(&app).await, 0);
@@ -329,8 +334,14 @@ async fn the_api_shows_what_the_line_waits_on_and_skips_or_retries_it() {
         json!({ "ordered": false, "waiting": 0, "first": null })
     );
 
-    // Retry now: one more attempt at once (it fails again); then skip it.
-    app.post(&format!("{line}/retry"), json!({ "msgId": sent[0] }), 200)
+    let e = app
+        .post(&format!("{line}/retry"), json!({ "msgId": "order-9" }), 404)
+        .await;
+    assert_eq!(e["code"], "not_found", "{e}");
+
+    // Retry now (the message named by its eventId, as paths may): one more attempt at once
+    // (it fails again); then skip it.
+    app.post(&format!("{line}/retry"), json!({ "msgId": "order-0" }), 200)
         .await;
     rx.wait_for_count(5, Duration::from_secs(10)).await;
     assert_eq!(due_now(&app).await, 0);

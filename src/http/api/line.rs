@@ -2,7 +2,7 @@
 //! to move it on, as in the console.
 //!
 //! `GET /api/v1/app/{app_id}/endpoint/{endpoint_id}/line`,
-//! `POST …/line/skip` and `POST …/line/retry` with `{"msgId": …}`.
+//! `POST …/line/skip` and `POST …/line/retry` with `{"msgId": …}` (an id or an `eventId`).
 
 use super::openapi::{AppPath, EndpointPath, ReadErrors, WriteErrors};
 use super::{body, find_endpoint, json};
@@ -49,7 +49,8 @@ pub struct LineFirstOut {
     pub since: Option<String>,
 }
 
-/// The message the action is for: the one first in the line (as last seen).
+/// The message the action is for: the one first in the line (as last seen), by id or
+/// `eventId`.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineActionIn {
@@ -97,11 +98,13 @@ async fn unblock(
     payload: web::Payload,
     what: Unblock,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, ep) = find_endpoint(&st, &req).await?;
+    let (app, ep) = find_endpoint(&st, &req).await?;
     let input: LineActionIn = body(&st, payload).await?;
-    let id = &input.msg_id;
-    if !crate::domain::validate::is_valid_uid(id) {
-        return Err(ApiError::invalid(&["body", "msgId"], "not a message id"));
+    if !crate::domain::validate::is_valid_uid(&input.msg_id) {
+        return Err(ApiError::invalid(
+            &["body", "msgId"],
+            "not a message id or eventId",
+        ));
     }
     if !ep.ordered {
         return Err(ApiError::Conflict {
@@ -109,6 +112,13 @@ async fn unblock(
             detail: "this endpoint is not ordered: its messages wait in no line".into(),
         });
     }
+    // As in paths, a message is named by its id or its eventId.
+    let msg = st
+        .store
+        .message(&app.id, &input.msg_id)
+        .await?
+        .ok_or(ApiError::NotFound("message"))?;
+    let id = &msg.id.to_string();
     if !crate::service::endpoints::unblock(&st.store, &st.dispatcher, &ep.id, id, what).await? {
         return Err(ApiError::Conflict {
             code: "not_first_in_line",
