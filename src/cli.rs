@@ -144,7 +144,7 @@ pub enum TokenAction {
         #[command(flatten)]
         args: ServeArgs,
     },
-    /// Revoke a token by id or name.
+    /// Revoke a token by id, or by name when one active token has it.
     Revoke {
         id_or_name: String,
         #[command(flatten)]

@@ -198,13 +198,13 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
             }
         }
         TokenAction::Revoke { id_or_name, args } => {
-            let n = db::commands::revoke_token(
-                &Database::of(&args.config()?),
-                &id_or_name,
-                time::now_ms(),
-            )?;
-            anyhow::ensure!(n > 0, "no active token named or with id `{id_or_name}`");
-            println!("revoked {n} token(s)");
+            let db = Database::of(&args.config()?);
+            let tokens = db::commands::list_tokens(&db)?;
+            let t = hookbox::service::tokens::pick(&tokens, &id_or_name)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let n = db::commands::revoke_token(&db, &t.id, time::now_ms())?;
+            anyhow::ensure!(n > 0, "token {} was revoked meanwhile", t.id);
+            println!("revoked {} ({})", t.id, t.name);
         }
     }
     Ok(())

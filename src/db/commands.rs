@@ -77,11 +77,12 @@ pub fn list_tokens(db: &Database) -> DbResult<Vec<Token>> {
 
 /// Revokes the active tokens with this id or name; how many. Running servers stop accepting
 /// them within seconds (on PostgreSQL every node is told at once).
-pub fn revoke_token(db: &Database, id_or_name: &str, now: i64) -> DbResult<usize> {
+/// Revokes the token `id` if it is active; how many (0 or 1).
+pub fn revoke_token(db: &Database, id: &str, now: i64) -> DbResult<usize> {
     match db {
-        Database::Sqlite(path) => sqlite::oneoff::revoke_token(path, id_or_name, now),
+        Database::Sqlite(path) => sqlite::oneoff::revoke_token(path, id, now),
         Database::Postgres(url) => on_postgres(url, async |c| {
-            let n = postgres::tokens::revoke(c, id_or_name, now).await?;
+            let n = postgres::tokens::revoke(c, id, now).await?;
             if n > 0 {
                 let out = postgres::notify::Outgoing::default();
                 out.send(postgres::Signal::Tokens);

@@ -1,6 +1,6 @@
 //! API tokens: shown once when created, stored only as a hash, revocable.
 
-use crate::db::{DbResult, Store};
+use crate::db::{DbResult, Store, Token};
 use crate::domain::secrets;
 
 /// What a token's name must be, as the console and `hookbox token create` say.
@@ -20,9 +20,33 @@ pub async fn create(store: &Store, name: &str, now: i64) -> DbResult<String> {
     Ok(token)
 }
 
-/// Revokes the active tokens with this id or name; how many.
-pub async fn revoke(store: &Store, id_or_name: &str, now: i64) -> DbResult<usize> {
-    store.revoke_token(id_or_name, now).await
+/// Revokes the token `id` if it is active; how many (0 or 1).
+pub async fn revoke(store: &Store, id: &str, now: i64) -> DbResult<usize> {
+    store.revoke_token(id, now).await
+}
+
+/// The active token `id_or_name` names, out of `tokens`: the one with that id, else the one
+/// active token with that name. A name that several active tokens share picks none (revoking
+/// all of them could cut off what still uses one): the answer says their ids.
+pub fn pick<'a>(tokens: &'a [Token], id_or_name: &str) -> Result<&'a Token, String> {
+    let active = || tokens.iter().filter(|t| t.revoked_at.is_none());
+    if let Some(t) = active().find(|t| t.id == id_or_name) {
+        return Ok(t);
+    }
+    let named: Vec<&Token> = active().filter(|t| t.name == id_or_name).collect();
+    match named.as_slice() {
+        [] => Err(format!("no active token named or with id `{id_or_name}`")),
+        [one] => Ok(one),
+        several => Err(format!(
+            "{} active tokens are named `{id_or_name}`: revoke one by id ({})",
+            several.len(),
+            several
+                .iter()
+                .map(|t| t.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// The id of the active token with this hash, its last use noted.

@@ -60,6 +60,77 @@ async fn a_first_start_under_systemd_writes_no_api_token_to_the_journal() {
     assert_eq!(token_names(other.path()), ["bootstrap"]);
 }
 
+/// `hookbox token ARGS --data-dir DIR`: whether it succeeded, and what it printed.
+fn token_cli(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin())
+        .arg("token")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `hookbox token list` as (id, name, state) rows.
+fn token_rows(dir: &std::path::Path) -> Vec<(String, String, String)> {
+    let out = Command::new(bin())
+        .args(["token", "list", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_owned(), f[1].to_owned(), f[2].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn token_revoke_by_name_takes_the_one_active_token_of_that_name_only() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["ci", "ci", "deploy"] {
+        let (ok, out) = token_cli(dir.path(), &["create", "--name", name]);
+        assert!(ok, "{out}");
+    }
+    let rows = token_rows(dir.path());
+    let ci: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.1 == "ci")
+        .map(|r| r.0.as_str())
+        .collect();
+    // Two active tokens share the name: neither is revoked, and the answer says their ids.
+    let (ok, out) = token_cli(dir.path(), &["revoke", "ci"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains(ci[0]) && out.contains(ci[1]), "{out}");
+    assert!(token_rows(dir.path()).iter().all(|r| r.2 == "active"));
+    // By id: that one alone; then the name picks the one left.
+    let (ok, out) = token_cli(dir.path(), &["revoke", ci[0]]);
+    assert!(ok && out.contains(ci[0]), "{out}");
+    let (ok, out) = token_cli(dir.path(), &["revoke", "ci"]);
+    assert!(ok && out.contains(ci[1]), "{out}");
+    let states: Vec<(String, String)> = token_rows(dir.path())
+        .into_iter()
+        .map(|r| (r.1, r.2))
+        .collect();
+    assert_eq!(
+        states,
+        [("ci", "revoked"), ("ci", "revoked"), ("deploy", "active")]
+            .map(|(n, s)| (n.to_owned(), s.to_owned()))
+    );
+    let (ok, out) = token_cli(dir.path(), &["revoke", "ci"]);
+    assert!(!ok && out.contains("no active token"), "{out}");
+}
+
 #[test]
 fn a_token_needs_a_name_of_1_to_128_characters() {
     let dir = tempfile::tempdir().unwrap();

@@ -68,12 +68,12 @@ pub async fn list(c: &impl GenericClient) -> DbResult<Vec<Token>> {
 }
 
 /// Revokes by id or name; returns how many tokens were revoked.
-pub async fn revoke(c: &impl GenericClient, id_or_name: &str, now: i64) -> DbResult<usize> {
+/// Revokes the token `id` if it is active; how many (0 or 1).
+pub async fn revoke(c: &impl GenericClient, id: &str, now: i64) -> DbResult<usize> {
     let n = c
         .execute(
-            "UPDATE api_tokens SET revoked_at = $1 \
-             WHERE (id = $2 OR name = $2) AND revoked_at IS NULL",
-            &[&now, &id_or_name],
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            &[&now, &id],
         )
         .await?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))

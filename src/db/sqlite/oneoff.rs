@@ -19,8 +19,8 @@ pub fn list_tokens(path: &Path) -> DbResult<Vec<Token>> {
 }
 
 /// Revokes the active tokens with this id or name; how many.
-pub fn revoke_token(path: &Path, id_or_name: &str, now: i64) -> DbResult<usize> {
-    tokens::revoke(&open_direct(path)?, id_or_name, now)
+pub fn revoke_token(path: &Path, id: &str, now: i64) -> DbResult<usize> {
+    tokens::revoke(&open_direct(path)?, id, now)
 }
 
 /// Creates a console admin; a taken name is a conflict.

@@ -58,10 +58,11 @@ pub fn list(c: &Connection) -> DbResult<Vec<Token>> {
 }
 
 /// Revokes by id or name; returns how many tokens were revoked.
-pub fn revoke(c: &Connection, id_or_name: &str, now: i64) -> DbResult<usize> {
+/// Revokes the token `id` if it is active; how many (0 or 1).
+pub fn revoke(c: &Connection, id: &str, now: i64) -> DbResult<usize> {
     Ok(c.execute(
-        "UPDATE api_tokens SET revoked_at = ? WHERE (id = ?2 OR name = ?2) AND revoked_at IS NULL",
-        params![now, id_or_name],
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        params![now, id],
     )?)
 }
 

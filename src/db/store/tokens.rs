@@ -103,13 +103,14 @@ impl Store {
     }
 
     /// Revokes the active tokens with this id or name; how many.
-    pub async fn revoke_token(&self, id_or_name: &str, now: i64) -> DbResult<usize> {
-        let key = id_or_name.to_owned();
+    /// Revokes the token `id` if it is active; how many (0 or 1).
+    pub async fn revoke_token(&self, id: &str, now: i64) -> DbResult<usize> {
+        let key = id.to_owned();
         match self {
             Store::Sqlite(db) => db.write(move |c| tokens::revoke(c, &key, now)).await,
             Store::Postgres(pg) => {
                 let n = pg
-                    .read(async |c| postgres::tokens::revoke(c, id_or_name, now).await)
+                    .read(async |c| postgres::tokens::revoke(c, id, now).await)
                     .await?;
                 if n > 0 {
                     pg.tell_peers(postgres::Signal::Tokens);
