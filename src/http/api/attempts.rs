@@ -26,8 +26,7 @@ struct AttemptFilterParams {
     /// Include each attempt's message as `msg` (default `false`).
     #[param(required = false, value_type = Option<bool>)]
     with_msg: bool,
-    /// `false` leaves each attempt's response body out (`""`), and with `with_msg=true` each
-    /// message's payload (`{}`).
+    /// With `with_msg=true`: `false` leaves the payload out.
     #[param(required = false, value_type = Option<bool>)]
     with_content: bool,
 }

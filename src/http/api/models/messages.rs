@@ -251,8 +251,9 @@ pub fn attempt_out(a: Attempt, with_msg: bool, with_content: bool) -> MessageAtt
         msg_id: a.msg_id.into(),
         endpoint_id: a.endpoint_id.into(),
         url: a.url,
-        // Svix's `with_content=false` leaves the attempt's content out: the response's body.
-        response: a.response.filter(|_| with_content).unwrap_or_default(),
+        // Kept whatever `with_content` says: the official SDKs send `with_content=false` on
+        // every attempt listing, and would otherwise never see a response.
+        response: a.response.unwrap_or_default(),
         response_status_code: a.response_status_code,
         response_duration_ms: a.response_duration_ms,
         status: a.status.api_code(),
