@@ -7,6 +7,7 @@ use serde_json::Value;
 pub const MAX_DESCRIPTION_CHARS: usize = 8192;
 pub const MAX_GROUP_CHARS: usize = 256;
 pub const MAX_SCHEMAS_BYTES: usize = 256 * 1024;
+pub const MAX_FEATURE_FLAGS: usize = 64;
 
 pub use super::input::FieldError;
 
@@ -46,6 +47,27 @@ pub fn check_group(group: Option<&str>) -> Result<(), FieldError> {
     group.map_or(Ok(()), |g| super::input::check_text(&["groupName"], g))
 }
 
+/// Feature flags: at most `MAX_FEATURE_FLAGS`, each 1 to 256 of `[a-zA-Z0-9-_.]`.
+pub fn check_feature_flags(flags: Option<&[String]>) -> Result<(), FieldError> {
+    let flags = flags.unwrap_or_default();
+    if flags.len() > MAX_FEATURE_FLAGS {
+        return Err(field(
+            &["featureFlags"],
+            format!("at most {MAX_FEATURE_FLAGS} feature flags"),
+        ));
+    }
+    if let Some(i) = flags
+        .iter()
+        .position(|f| !crate::domain::validate::is_valid_uid(f))
+    {
+        return Err(field(
+            &["featureFlags", &i.to_string()],
+            "a feature flag is 1 to 256 of a-z A-Z 0-9 - _ .",
+        ));
+    }
+    Ok(())
+}
+
 /// Schemas by version: each a JSON object, all together at most `MAX_SCHEMAS_BYTES`.
 pub fn check_schemas(schemas: &serde_json::Map<String, Value>) -> Result<(), FieldError> {
     if let Some(version) = schemas.keys().find(|k| !schemas[k.as_str()].is_object()) {
@@ -65,6 +87,7 @@ pub fn check(t: &EventType) -> Result<(), FieldError> {
     check_name(&t.name)?;
     check_description(&t.description)?;
     check_group(t.group_name.as_deref())?;
+    check_feature_flags(t.feature_flags.as_deref())?;
     if let Some(Value::Object(s)) = &t.schemas {
         check_schemas(s)?;
     }

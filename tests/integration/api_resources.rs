@@ -107,6 +107,62 @@ async fn event_types_are_created_listed_updated_and_archived() {
 }
 
 #[tokio::test]
+async fn feature_flags_are_kept_and_checked_like_ids() {
+    let app = TestApp::spawn().await;
+    let e = app
+        .post(
+            "/event-type",
+            json!({ "name": "beta.thing", "description": "d", "featureFlags": ["beta-1", "v2.x"] }),
+            201,
+        )
+        .await;
+    assert_eq!(e["featureFlags"], json!(["beta-1", "v2.x"]));
+    let one = json!({ "name": "beta.one", "description": "d", "featureFlag": "solo" });
+    let e = app.post("/event-type", one, 201).await;
+    assert_eq!(e["featureFlags"], json!(["solo"]));
+    let many: Vec<String> = (0..65).map(|i| format!("f{i}")).collect();
+    let refused = [
+        (
+            "POST",
+            "/event-type",
+            json!({ "name": "x.y", "description": "d", "featureFlags": ["ok", "has space"] }),
+            json!(["body", "featureFlags", "1"]),
+        ),
+        (
+            "POST",
+            "/event-type",
+            json!({ "name": "x.y", "description": "d", "featureFlags": [""] }),
+            json!(["body", "featureFlags", "0"]),
+        ),
+        (
+            "POST",
+            "/event-type",
+            json!({ "name": "x.y", "description": "d", "featureFlags": many }),
+            json!(["body", "featureFlags"]),
+        ),
+        (
+            "PUT",
+            "/event-type/beta.thing",
+            json!({ "description": "d", "featureFlag": "a/b" }),
+            json!(["body", "featureFlags", "0"]),
+        ),
+        (
+            "PATCH",
+            "/event-type/beta.thing",
+            json!({ "featureFlags": ["é"] }),
+            json!(["body", "featureFlags", "0"]),
+        ),
+    ];
+    for (method, path, body, loc) in refused {
+        let e = app.call(method, path, Some(body), 422).await;
+        assert_eq!(e["detail"][0]["loc"], loc, "{method} {path}: {e}");
+    }
+    app.get("/event-type/x.y", 404).await;
+    let kept = app.get("/event-type/beta.thing", 200).await;
+    assert_eq!(kept["featureFlags"], json!(["beta-1", "v2.x"]), "{kept}");
+}
+
+#[tokio::test]
 async fn endpoints_have_svix_shapes_and_full_crud() {
     let app = TestApp::spawn().await;
     let a = app.create_app("x").await;

@@ -21,10 +21,12 @@ fn name_from_path(req: &HttpRequest) -> Result<String, ApiError> {
 fn check(
     description: Option<&str>,
     group: Option<&str>,
+    flags: Option<&[String]>,
     schemas: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<(), ApiError> {
     description.map_or(Ok(()), service::check_description)?;
     service::check_group(group)?;
+    service::check_feature_flags(flags)?;
     Ok(schemas.map_or(Ok(()), service::check_schemas)?)
 }
 
@@ -126,9 +128,11 @@ pub async fn create(
             "name must match [a-zA-Z0-9-_.:]{1,256}",
         ));
     }
+    let feature_flags = flags(input.feature_flags, input.feature_flag);
     check(
         Some(&input.description),
         input.group_name.as_deref(),
+        feature_flags.as_deref(),
         input.schemas.as_ref(),
     )?;
     idempotent(&st, &req, &who, || async {
@@ -138,7 +142,7 @@ pub async fn create(
             description: input.description,
             group_name: input.group_name,
             schemas: input.schemas.map(serde_json::Value::Object),
-            feature_flags: flags(input.feature_flags, input.feature_flag),
+            feature_flags,
             archived: input.archived,
             deprecated: input.deprecated,
             created_at: now,
@@ -199,9 +203,11 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let name = name_from_path(&req)?;
     let input: EventTypeUpdate = body(&st, payload).await?;
+    let feature_flags = flags(input.feature_flags, input.feature_flag);
     check(
         Some(&input.description),
         input.group_name.as_deref(),
+        feature_flags.as_deref(),
         input.schemas.as_ref(),
     )?;
     let now = now_ms();
@@ -211,7 +217,7 @@ pub async fn put(
         description: input.description,
         group_name: input.group_name,
         schemas: input.schemas.map(serde_json::Value::Object),
-        feature_flags: flags(input.feature_flags, input.feature_flag),
+        feature_flags,
         archived: input.archived,
         deprecated: input.deprecated,
         updated_at: now,
@@ -248,6 +254,7 @@ pub async fn patch(
     check(
         p.description.as_deref(),
         p.group_name.as_ref().and_then(Option::as_deref),
+        p.feature_flags.as_ref().and_then(Option::as_deref),
         p.schemas.as_ref().and_then(Option::as_ref),
     )?;
     let e = service::change(&st.store, &name, move |e| {

@@ -20,7 +20,11 @@ pub struct EventTypeIn {
     /// JSON schemas of the payload by version (at most 256 KiB).
     #[schema(value_type = Option<BTreeMap<String, Object>>)]
     pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Feature flags (stored and returned).
+    #[schema(inline, value_type = Option<Vec<FeatureFlag>>, max_items = 64)]
     pub feature_flags: Option<Vec<String>>,
+    /// One feature flag (Svix's older field), when `featureFlags` is absent.
+    #[schema(max_length = 256, min_length = 1, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub feature_flag: Option<String>,
     #[schema(max_length = 256)]
     pub group_name: Option<String>,
@@ -37,7 +41,11 @@ pub struct EventTypeUpdate {
     pub deprecated: bool,
     #[schema(value_type = Option<BTreeMap<String, Object>>)]
     pub schemas: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Feature flags (stored and returned).
+    #[schema(inline, value_type = Option<Vec<FeatureFlag>>, max_items = 64)]
     pub feature_flags: Option<Vec<String>>,
+    /// One feature flag (Svix's older field), when `featureFlags` is absent.
+    #[schema(max_length = 256, min_length = 1, pattern = r"^[a-zA-Z0-9\-_.]+$")]
     pub feature_flag: Option<String>,
     #[schema(max_length = 256)]
     pub group_name: Option<String>,
@@ -54,7 +62,7 @@ pub struct EventTypePatch {
     #[schema(value_type = Option<BTreeMap<String, Object>>)]
     pub schemas: Option<Option<serde_json::Map<String, serde_json::Value>>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(inline, value_type = Option<Vec<FeatureFlag>>, max_items = 64)]
     pub feature_flags: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 256)]
@@ -96,3 +104,13 @@ impl EventTypeOut {
         }
     }
 }
+
+/// A feature flag.
+#[derive(ToSchema)]
+#[schema(
+    min_length = 1,
+    max_length = 256,
+    pattern = r"^[a-zA-Z0-9\-_.]+$",
+    example = "cool-new-feature"
+)]
+pub struct FeatureFlag(#[allow(dead_code)] String);
