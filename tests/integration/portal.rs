@@ -4,6 +4,7 @@
 use crate::support::console::{csrf_in, Console};
 use crate::support::{TestApp, TestReceiver};
 use serde_json::json;
+use std::time::Duration;
 
 /// The path (and query) of an absolute URL on the test server.
 fn path_of(app: &TestApp, url: &str) -> String {
@@ -236,29 +237,100 @@ async fn portal_links_are_refused_when_unknown_expired_or_revoked() {
     );
 }
 
-#[tokio::test]
-async fn a_read_only_link_shows_everything_and_changes_nothing() {
-    let app = TestApp::spawn().await;
-    let a = app.create_app("Acme").await;
-    let (ep, _) = app
-        .create_endpoint(&a, json!({ "url": "http://127.0.0.1:9/x" }))
-        .await;
+/// What a portal page offers that would change something: its forms that post and its
+/// links to pages that exist only to change something.
+fn controls(page: &str) -> Vec<&'static str> {
+    [
+        "method=\"post\"",
+        "/webhooks/new\"",
+        "/alerts\"",
+        "/enable\"",
+        "/settings\"",
+        "/testing\"",
+        "/delete\"",
+    ]
+    .into_iter()
+    .filter(|c| page.contains(c))
+    .collect()
+}
+
+/// A portal session on application `a`, read-only or not.
+async fn portal_of(app: &TestApp, a: &str, read_only: bool) -> (Console, String) {
     let access = app
         .post(
             &format!("/auth/app-portal-access/{a}"),
-            json!({ "readOnly": true, "expiry": 3600 }),
+            json!({ "readOnly": read_only, "expiry": 3600 }),
             200,
         )
         .await;
-    let (mut c, landing) = open_portal(&app, access["url"].as_str().unwrap()).await;
+    open_portal(app, access["url"].as_str().unwrap()).await
+}
+
+#[tokio::test]
+async fn a_read_only_link_shows_everything_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("Acme").await;
+    let (ep, _) = app.create_endpoint(&a, json!({ "url": rx.url })).await;
+    let m = app.send(&a, "a.b", json!({})).await;
+    let at = app.wait_attempts(&a, &m, 1, Duration::from_secs(5)).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("/portal/apps/{a}/endpoints/{ep}");
+    let pages = [
+        format!("/portal/apps/{a}/webhooks"),
+        base.clone(),
+        format!("{base}/logs"),
+        format!("{base}/replay"),
+        format!("{base}/attempts/{m}/{at}"),
+    ];
+    // A full-access session is offered controls on these pages (all but enabling, for an
+    // endpoint that is enabled, and deleting, on the settings page)…
+    let (mut full, _) = portal_of(&app, &a, false).await;
+    let mut offered = std::collections::BTreeSet::new();
+    for p in &pages {
+        offered.extend(controls(&full.page(p).await));
+    }
+    assert_eq!(offered.len(), 5, "{offered:?}");
+    // …a read-only one none of them: it is told so, and shown what there is.
+    let (mut c, landing) = portal_of(&app, &a, true).await;
     c.page(&landing).await;
-    let page = c.page(&format!("/portal/apps/{a}/endpoints/{ep}")).await;
-    let csrf = csrf_in(&page).unwrap();
+    for p in &pages {
+        let page = c.page(p).await;
+        assert!(controls(&page).is_empty(), "{p}: {:?}", controls(&page));
+        assert!(page.contains("Read-only access"), "{p}");
+    }
+    let overview = c.page(&base).await;
+    assert!(overview.contains(&rx.url) && overview.contains("secret-read-only"));
+    // A disabled endpoint: enabling it is offered to full access only.
+    let path = format!("/app/{a}/endpoint/{ep}");
+    app.call("PATCH", &path, Some(json!({ "disabled": true })), 200)
+        .await;
+    assert_eq!(
+        controls(&full.page(&base).await)[..2],
+        ["method=\"post\"", "/enable\""]
+    );
+    let overview = c.page(&base).await;
+    assert!(controls(&overview).is_empty(), "{:?}", controls(&overview));
+    assert!(c.get(&format!("{base}/enable")).await.status == 403);
+    app.call("PATCH", &path, Some(json!({ "disabled": false })), 200)
+        .await;
+    // The pages that exist only to change something are refused as their posts are.
+    for p in [
+        format!("/portal/apps/{a}/webhooks/new"),
+        format!("/portal/apps/{a}/alerts"),
+        format!("{base}/settings"),
+        format!("{base}/testing"),
+        format!("{base}/delete"),
+    ] {
+        let r = c.get(&p).await;
+        assert_eq!(r.status, 403, "{p}");
+        assert!(r.body.contains("not change them"), "{p}: {}", r.body);
+    }
+    // Posted anyway (a stale page, a forged form): refused, nothing changed.
     let r = c
-        .post(
-            &format!("/portal/apps/{a}/endpoints/{ep}/disable"),
-            &[("csrf", csrf.as_str())],
-        )
+        .post(&format!("{base}/disable"), &[("csrf", "whatever")])
         .await;
     assert_eq!(r.status, 403);
     assert!(r.body.contains("not change them"), "{}", r.body);

@@ -82,6 +82,8 @@ pub struct Chrome {
     pub root: &'static str,
     /// A portal session: no admin navigation, one application only.
     pub portal: bool,
+    /// A read-only portal session: pages show no controls that change anything.
+    pub read_only: bool,
 }
 
 /// A customer's portal session: one application, perhaps read-only.
@@ -127,7 +129,22 @@ impl Admin {
             notice: None,
             root: self.root(),
             portal: self.portal.is_some(),
+            read_only: self.read_only(),
         }
+    }
+
+    /// A read-only portal session: it may look, not change anything.
+    pub fn read_only(&self) -> bool {
+        self.portal.as_ref().is_some_and(|p| p.read_only)
+    }
+
+    /// Pages that exist only to change something (a form, a confirmation) are refused to a
+    /// read-only session, as their posts are.
+    pub fn may_change(&self) -> Result<(), ConsoleError> {
+        if self.read_only() {
+            return Err(ConsoleError::ReadOnly);
+        }
+        Ok(())
     }
 
     /// The page chrome with the notice a redirect asked for (`?ok=…`).
@@ -283,12 +300,12 @@ async fn admin_post(
     body: &[u8],
 ) -> Result<(Admin, Form), ConsoleError> {
     let admin = admin(st, req).await?;
+    // A read-only session's pages hold no form (nor its anti-forgery token): whatever it
+    // posts is refused as such.
+    admin.may_change()?;
     let form = Form::parse(body);
     if !same(form.get("csrf"), &admin.csrf) {
         return Err(ConsoleError::Csrf);
-    }
-    if admin.portal.as_ref().is_some_and(|p| p.read_only) {
-        return Err(ConsoleError::ReadOnly);
     }
     Ok((admin, form))
 }

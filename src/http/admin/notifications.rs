@@ -289,6 +289,7 @@ pub async fn app_page(
     admin: Admin,
     req: HttpRequest,
 ) -> Result<HttpResponse, ConsoleError> {
+    admin.may_change()?;
     let app = super::apps::find_app(&st, &req).await?;
     let chrome = admin.chrome_with_notice("apps", &req);
     page(&AppAlertsPage::new(&st, chrome, app).await?)

@@ -207,6 +207,7 @@ pub async fn confirm_enable(
     admin: Admin,
     req: HttpRequest,
 ) -> Result<HttpResponse, ConsoleError> {
+    admin.may_change()?;
     let (head, _) = find_endpoint(&st, &req, "overview").await?;
     if !head.ep.disabled {
         return Ok(redirect(&head.base));

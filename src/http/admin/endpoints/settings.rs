@@ -573,6 +573,7 @@ pub async fn new_form(
     admin: Admin,
     req: HttpRequest,
 ) -> Result<HttpResponse, ConsoleError> {
+    admin.may_change()?;
     let app = find_app(&st, &req).await?;
     let f = Fields::of(&st, &app, None).await?;
     page(&NewPage {
@@ -631,6 +632,7 @@ pub async fn edit_form(
     admin: Admin,
     req: HttpRequest,
 ) -> Result<HttpResponse, ConsoleError> {
+    admin.may_change()?;
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
     let f = Fields::of(&st, &head.app, Some(&head.ep)).await?;
     page(&EditPage {
@@ -699,6 +701,7 @@ pub async fn confirm_delete(
     admin: Admin,
     req: HttpRequest,
 ) -> Result<HttpResponse, ConsoleError> {
+    admin.may_change()?;
     let (head, _) = find_endpoint(&st, &req, "settings").await?;
     page(&DeletePage {
         chrome: admin.chrome("apps"),

@@ -50,6 +50,7 @@ pub async fn testing(
     admin: Admin,
     req: HttpRequest,
 ) -> Result<HttpResponse, ConsoleError> {
+    admin.may_change()?;
     let (head, _) = find_endpoint(&st, &req, "testing").await?;
     let types = type_options(&st, &head.app).await?;
     page(&TestingPage {
