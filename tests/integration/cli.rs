@@ -28,6 +28,11 @@ fn version_names_the_release_and_the_commit_it_was_built_from() {
 }
 
 fn token_names(dir: &std::path::Path) -> Vec<String> {
+    token_rows(dir).into_iter().map(|r| r.1).collect()
+}
+
+/// `hookbox token list` as (id, name, state) rows.
+fn token_rows(dir: &std::path::Path) -> Vec<(String, String, String)> {
     let out = Command::new(bin())
         .args(["token", "list", "--data-dir"])
         .arg(dir)
@@ -37,7 +42,10 @@ fn token_names(dir: &std::path::Path) -> Vec<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .filter_map(|l| l.split('\t').nth(1).map(str::to_owned))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_owned(), f[1].to_owned(), f[2].to_owned())
+        })
         .collect()
 }
 
@@ -75,24 +83,6 @@ fn token_cli(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-/// `hookbox token list` as (id, name, state) rows.
-fn token_rows(dir: &std::path::Path) -> Vec<(String, String, String)> {
-    let out = Command::new(bin())
-        .args(["token", "list", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (f[0].to_owned(), f[1].to_owned(), f[2].to_owned())
-        })
-        .collect()
 }
 
 #[test]
