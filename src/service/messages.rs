@@ -54,11 +54,20 @@ pub async fn keep_response(
 }
 
 /// Deletes a message's payload (a person's data, on request): it is never sent again, so
-/// its deliveries not made yet are canceled (how many). Its attempts and counts stay.
-pub async fn expunge_content(store: &Store, msg_id: &str) -> DbResult<usize> {
-    store
+/// its deliveries not made yet are canceled (how many). Its attempts and counts stay. A
+/// canceled delivery that held an ordered endpoint's line lets the next one go at once.
+pub async fn expunge_content(
+    store: &Store,
+    dispatcher: &Dispatcher,
+    msg_id: &str,
+) -> DbResult<usize> {
+    let n = store
         .expunge_message_content(msg_id, crate::domain::time::now_ms())
-        .await
+        .await?;
+    if n > 0 {
+        dispatcher.wake();
+    }
+    Ok(n)
 }
 
 /// Deletes what the receiver answered to one attempt of a message; whether it had it.

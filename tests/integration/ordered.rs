@@ -106,6 +106,30 @@ async fn a_failure_in_the_middle_holds_the_line_until_it_is_delivered_then_order
 }
 
 #[tokio::test]
+async fn deleting_the_content_of_the_message_holding_the_line_lets_the_next_go_at_once() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    // Its retry is an hour away, and the clock never moves here.
+    let (a, ep) = shop_with_ordered_endpoint(&app, &rx, json!([3600])).await;
+    rx.script([Reply::status(500)]);
+    let sent = send_n(&app, &a, 2).await;
+    rx.wait_for_count(1, Duration::from_secs(10)).await;
+    assert_eq!(due_now(&app).await, 0, "the line is held");
+    app.call(
+        "DELETE",
+        &format!("/app/{a}/msg/{}/content", sent[0]),
+        None,
+        204,
+    )
+    .await;
+    // The one behind it is sent without waiting for the canceled one's retry.
+    rx.wait_for_count(2, Duration::from_secs(10)).await;
+    assert_eq!(ids(&rx), sent);
+    assert_eq!(due_now(&app).await, 0);
+    assert_eq!(app.delivery(&a, &sent[1], &ep).await["status"], 0);
+}
+
+#[tokio::test]
 async fn a_message_that_fails_for_good_lets_the_line_go_on() {
     let app = TestApp::spawn().await;
     let rx = TestReceiver::start().await;

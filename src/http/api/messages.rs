@@ -350,7 +350,7 @@ pub async fn expunge_content(
 ) -> Result<HttpResponse, ApiError> {
     let app = find_app(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
-    crate::service::messages::expunge_content(&st.store, &m.id).await?;
+    crate::service::messages::expunge_content(&st.store, &st.dispatcher, &m.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
