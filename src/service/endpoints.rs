@@ -215,6 +215,7 @@ pub async fn recover(
     since: i64,
     until: Option<i64>,
 ) -> DbResult<Task> {
+    sends_now(ep)?;
     let now = now_ms();
     let n = store.recover_endpoint(&ep.id, since, until, now).await?;
     settle(dispatcher, &ep.id, false, n > 0);
@@ -230,10 +231,21 @@ pub async fn replay_missing(
     since: i64,
     until: Option<i64>,
 ) -> DbResult<Task> {
+    sends_now(ep)?;
     let now = now_ms();
     let n = store.replay_missing(ep, since, until, now).await?;
     settle(dispatcher, &ep.id, false, n > 0);
     record(store, TaskKind::ReplayMissing, ep, since, until, n, now).await
+}
+
+/// A disabled endpoint is sent nothing: what would be queued for it would be skipped at once.
+pub fn sends_now(ep: &Endpoint) -> DbResult<()> {
+    if ep.disabled {
+        return Err(crate::db::DbError::Conflict(
+            "the endpoint is disabled: enable it first (enabling can replay what it missed)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Stores a task done when it was asked for, so that it can be looked up and listed like a

@@ -45,6 +45,7 @@ pub async fn bulk_replay(
     mut spec: ReplaySpec,
     now: i64,
 ) -> DbResult<Task> {
+    super::endpoints::sends_now(ep)?;
     spec.until = Some(spec.until.map_or(now, |u| u.min(now)).max(spec.since));
     let t = store
         .create_task(Task {

@@ -305,9 +305,18 @@ async fn the_console_starts_a_replay_and_lists_it_with_its_progress() {
         "{}",
         r.body
     );
-    let r = c
-        .submit(&tab, &[("since", "2000-01-01T00:00"), ("outcome", "")])
+    // A disabled endpoint is told so next to the form, and nothing starts.
+    let path = format!("/app/{a}/endpoint/{ep}");
+    app.call("PATCH", &path, Some(json!({ "disabled": true })), 200)
         .await;
+    let window = [("since", "2000-01-01T00:00"), ("outcome", "")];
+    let r = c.submit(&tab, &window).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("endpoint is disabled"), "{}", r.body);
+    assert!(r.body.contains("No replay yet."), "{}", r.body);
+    app.call("PATCH", &path, Some(json!({ "disabled": false })), 200)
+        .await;
+    let r = c.submit(&tab, &window).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let page = c.page(&tab).await;
     assert!(page.contains("0 of 3 · running"), "{page}");

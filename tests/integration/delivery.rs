@@ -447,6 +447,19 @@ async fn recover_resends_failed_deliveries() {
         );
     }
     rx.set_default(Reply::status(200));
+    // A disabled endpoint is sent nothing: it is refused, and nothing changes.
+    let path = format!("/app/{a}/endpoint/{ep}");
+    app.call("PATCH", &path, Some(json!({ "disabled": true })), 200)
+        .await;
+    for action in ["recover", "replay-missing", "bulk-replay"] {
+        let e = app
+            .post(&format!("{path}/{action}"), json!({ "since": since }), 409)
+            .await;
+        assert!(e["detail"].as_str().unwrap().contains("disabled"), "{e}");
+    }
+    assert_eq!(delivery_status(&app, &a, &m1).await["statusText"], "fail");
+    app.call("PATCH", &path, Some(json!({ "disabled": false })), 200)
+        .await;
     let v = app
         .post(
             &format!("/app/{a}/endpoint/{ep}/recover"),

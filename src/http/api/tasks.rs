@@ -190,7 +190,11 @@ impl BulkReplayIn {
     tag = "Background Task",
     params(AppPath, EndpointPath),
     request_body = BulkReplayIn,
-    responses((status = 202, description = "Started", body = BackgroundTaskOut), WriteErrors)
+    responses(
+        (status = 202, description = "Started", body = BackgroundTaskOut),
+        (status = 409, description = "The endpoint is disabled", body = HttpErrorOut),
+        WriteErrors
+    )
 )]
 pub async fn bulk_replay(
     st: Data,

@@ -180,16 +180,21 @@ pub async fn start_replay(
             .map(|()| s)
             .map_err(|e| format!("{}: {}", e.loc.join("."), e.msg))
     });
-    match spec {
+    let started = match spec {
         Ok(spec) => {
-            crate::service::tasks::bulk_replay(&st.store, &st.tasks, &head.ep, spec, now_ms())
-                .await?;
-            Ok(redirect(&format!("{}/replay?ok=replay-started", head.base)))
+            crate::service::tasks::bulk_replay(&st.store, &st.tasks, &head.ep, spec, now_ms()).await
         }
-        Err(why) => {
+        Err(why) => Err(crate::db::DbError::Conflict(why)),
+    };
+    match started {
+        Ok(_) => Ok(redirect(&format!("{}/replay?ok=replay-started", head.base))),
+        // What the form asked for cannot be done (a bad window, a disabled endpoint): said
+        // next to it.
+        Err(crate::db::DbError::Conflict(why)) => {
             let chrome = admin.chrome("apps");
             let form = Some((&form, why));
             replay_page(&st, chrome, head, form, StatusCode::UNPROCESSABLE_ENTITY).await
         }
+        Err(e) => Err(e.into()),
     }
 }

@@ -85,7 +85,11 @@ fn task_out(t: Task) -> RecoverOut {
     tag = "Endpoint",
     params(AppPath, EndpointPath),
     request_body = RecoverIn,
-    responses((status = 202, description = "Accepted", body = RecoverOut), WriteErrors)
+    responses(
+        (status = 202, description = "Accepted", body = RecoverOut),
+        (status = 409, description = "The endpoint is disabled", body = HttpErrorOut),
+        WriteErrors
+    )
 )]
 pub async fn recover(
     st: Data,
@@ -109,7 +113,11 @@ pub async fn recover(
     tag = "Endpoint",
     params(AppPath, EndpointPath),
     request_body = RecoverIn,
-    responses((status = 202, description = "Accepted", body = RecoverOut), WriteErrors)
+    responses(
+        (status = 202, description = "Accepted", body = RecoverOut),
+        (status = 409, description = "The endpoint is disabled", body = HttpErrorOut),
+        WriteErrors
+    )
 )]
 pub async fn replay_missing(
     st: Data,
