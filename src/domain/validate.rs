@@ -21,10 +21,14 @@ pub fn is_valid_channel(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && is_valid_event_type(s)
 }
 
-/// Endpoint URLs: absolute http(s) with a host.
+/// Endpoint URLs: absolute http(s) with a host, without control characters (the URL
+/// parser drops or encodes some, but the URL is stored and shown as given).
 pub fn check_endpoint_url(s: &str) -> Result<(), &'static str> {
     if s.len() > 65_536 {
         return Err("URL is too long");
+    }
+    if s.chars().any(char::is_control) {
+        return Err("URL must not contain control characters");
     }
     let u = url::Url::parse(s).map_err(|_| "not a valid URL")?;
     if u.scheme() != "http" && u.scheme() != "https" {

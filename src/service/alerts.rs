@@ -38,6 +38,7 @@ impl RecipientInput {
                 "address is longer than 1000 characters",
             ));
         }
+        super::input::check_text(&["address"], address)?;
         check_address(channel, address).map_err(|e| FieldError::new(&["address"], e))?;
         let rules = match rules {
             None => Rule::ALL.to_vec(),

@@ -152,6 +152,7 @@ pub fn check_filter(f: Option<String>) -> Result<Option<String>, FieldError> {
     let Some(f) = f.filter(|f| !f.trim().is_empty()) else {
         return Ok(None);
     };
+    check_text(&["filter"], &f)?;
     crate::domain::filter::compile(&f).map_err(|e| FieldError::new(&["filter"], e.to_string()))?;
     Ok(Some(f))
 }

@@ -392,6 +392,30 @@ async fn text_with_a_nul_character_is_refused_with_the_field_named() {
             json!({ "description": nul }),
             "description",
         ),
+        (
+            "POST",
+            format!("/app/{a}/endpoint"),
+            json!({ "url": format!("{url}{nul}") }),
+            "url",
+        ),
+        (
+            "PATCH",
+            format!("/app/{a}/endpoint/{e}"),
+            json!({ "url": format!("{url}{nul}") }),
+            "url",
+        ),
+        (
+            "PATCH",
+            format!("/app/{a}/endpoint/{e}"),
+            json!({ "filter": format!("payload.a == \"{nul}\"") }),
+            "filter",
+        ),
+        (
+            "POST",
+            format!("/app/{a}/alert-recipient"),
+            json!({ "address": format!("{url}{nul}") }),
+            "address",
+        ),
         // Looked up, not stored: no event type has such a name.
         (
             "POST",
