@@ -603,6 +603,9 @@ impl Config {
                 errors.push("HOOKBOX_MAIN_KEY: must be base64 of exactly 32 bytes".into());
             }
         }
+        if self.keep_alive > Duration::from_secs(24 * 3600) {
+            errors.push("keep_alive: at most 24h (0s: one request per connection)".into());
+        }
         if self.api.max_payload_bytes == 0 {
             errors.push("api.max_payload_bytes: must be at least 1".into());
         }
@@ -913,6 +916,13 @@ mod tests {
         let env = vec![("HOOKBOX_KEEP_ALIVE".to_string(), "soon".to_string())];
         let err = format!("{:#}", Config::load_from(&o, &env).unwrap_err());
         assert!(err.contains("HOOKBOX_KEEP_ALIVE"), "{err}");
+        // A timer that far away would overflow on every connection.
+        let env = vec![(
+            "HOOKBOX_KEEP_ALIVE".to_string(),
+            "300000000000years".to_string(),
+        )];
+        let err = format!("{:#}", Config::load_from(&o, &env).unwrap_err());
+        assert!(err.contains("keep_alive"), "{err}");
     }
 
     #[test]
