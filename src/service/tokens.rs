@@ -29,10 +29,14 @@ pub async fn revoke(store: &Store, id: &str, now: i64) -> DbResult<usize> {
 /// active token with that name. A name that several active tokens share picks none (revoking
 /// all of them could cut off what still uses one): the answer says their ids.
 pub fn pick<'a>(tokens: &'a [Token], id_or_name: &str) -> Result<&'a Token, String> {
-    let active = || tokens.iter().filter(|t| t.revoked_at.is_none());
-    if let Some(t) = active().find(|t| t.id == id_or_name) {
-        return Ok(t);
+    // An id names its token alone, revoked or not (a name may look like an id).
+    if let Some(t) = tokens.iter().find(|t| t.id == id_or_name) {
+        return match t.revoked_at {
+            None => Ok(t),
+            Some(_) => Err(format!("token {id_or_name} is already revoked")),
+        };
     }
+    let active = || tokens.iter().filter(|t| t.revoked_at.is_none());
     let named: Vec<&Token> = active().filter(|t| t.name == id_or_name).collect();
     match named.as_slice() {
         [] => Err(format!("no active token named or with id `{id_or_name}`")),

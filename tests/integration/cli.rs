@@ -119,6 +119,17 @@ fn token_revoke_by_name_takes_the_one_active_token_of_that_name_only() {
     );
     let (ok, out) = token_cli(dir.path(), &["revoke", "ci"]);
     assert!(!ok && out.contains("no active token"), "{out}");
+    // A name that looks like another token's id: the id names that token alone, even once
+    // it is revoked.
+    let (ok, out) = token_cli(dir.path(), &["create", "--name", ci[0]]);
+    assert!(ok, "{out}");
+    let (ok, out) = token_cli(dir.path(), &["revoke", ci[0]]);
+    assert!(!ok && out.contains("already revoked"), "{out}");
+    let active = token_rows(dir.path())
+        .into_iter()
+        .filter(|r| r.2 == "active")
+        .count();
+    assert_eq!(active, 2, "deploy and the token named like an id");
 }
 
 #[test]
