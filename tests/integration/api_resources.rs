@@ -144,7 +144,13 @@ async fn feature_flags_are_kept_and_checked_like_ids() {
             "PUT",
             "/event-type/beta.thing",
             json!({ "description": "d", "featureFlag": "a/b" }),
-            json!(["body", "featureFlags", "0"]),
+            json!(["body", "featureFlag"]),
+        ),
+        (
+            "PATCH",
+            "/event-type/beta.thing",
+            json!({ "featureFlag": "a b" }),
+            json!(["body", "featureFlag"]),
         ),
         (
             "PATCH",
@@ -160,6 +166,17 @@ async fn feature_flags_are_kept_and_checked_like_ids() {
     app.get("/event-type/x.y", 404).await;
     let kept = app.get("/event-type/beta.thing", 200).await;
     assert_eq!(kept["featureFlags"], json!(["beta-1", "v2.x"]), "{kept}");
+    // PATCH takes either field; null removes them.
+    let one = json!({ "featureFlag": "solo" });
+    let p = app
+        .call("PATCH", "/event-type/beta.thing", Some(one), 200)
+        .await;
+    assert_eq!(p["featureFlags"], json!(["solo"]), "{p}");
+    let none = json!({ "featureFlags": null });
+    let p = app
+        .call("PATCH", "/event-type/beta.thing", Some(none), 200)
+        .await;
+    assert!(p["featureFlags"].is_null(), "{p}");
 }
 
 #[tokio::test]

@@ -21,17 +21,25 @@ fn name_from_path(req: &HttpRequest) -> Result<String, ApiError> {
 fn check(
     description: Option<&str>,
     group: Option<&str>,
-    flags: Option<&[String]>,
     schemas: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<(), ApiError> {
     description.map_or(Ok(()), service::check_description)?;
     service::check_group(group)?;
-    service::check_feature_flags(flags)?;
     Ok(schemas.map_or(Ok(()), service::check_schemas)?)
 }
 
-fn flags(many: Option<Vec<String>>, one: Option<String>) -> Option<Vec<String>> {
-    many.or_else(|| one.map(|f| vec![f]))
+/// The feature flags `featureFlags` gives, else the one `featureFlag` gives, checked (a bad
+/// one located in the field that was sent).
+fn flags(many: Option<Vec<String>>, one: Option<String>) -> Result<Option<Vec<String>>, ApiError> {
+    let from_one = many.is_none() && one.is_some();
+    let flags = many.or_else(|| one.map(|f| vec![f]));
+    service::check_feature_flags(flags.as_deref()).map_err(|mut e| {
+        if from_one {
+            e.loc = vec!["featureFlag".into()];
+        }
+        e
+    })?;
+    Ok(flags)
 }
 
 fn out(e: EventType) -> EventTypeOut {
@@ -128,11 +136,10 @@ pub async fn create(
             "name must match [a-zA-Z0-9-_.:]{1,256}",
         ));
     }
-    let feature_flags = flags(input.feature_flags, input.feature_flag);
+    let feature_flags = flags(input.feature_flags, input.feature_flag)?;
     check(
         Some(&input.description),
         input.group_name.as_deref(),
-        feature_flags.as_deref(),
         input.schemas.as_ref(),
     )?;
     idempotent(&st, &req, &who, || async {
@@ -203,11 +210,10 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let name = name_from_path(&req)?;
     let input: EventTypeUpdate = body(&st, payload).await?;
-    let feature_flags = flags(input.feature_flags, input.feature_flag);
+    let feature_flags = flags(input.feature_flags, input.feature_flag)?;
     check(
         Some(&input.description),
         input.group_name.as_deref(),
-        feature_flags.as_deref(),
         input.schemas.as_ref(),
     )?;
     let now = now_ms();
@@ -254,9 +260,14 @@ pub async fn patch(
     check(
         p.description.as_deref(),
         p.group_name.as_ref().and_then(Option::as_deref),
-        p.feature_flags.as_ref().and_then(Option::as_deref),
         p.schemas.as_ref().and_then(Option::as_ref),
     )?;
+    // Each of the two fields sets the flags; `null` (either) removes them.
+    let feature_flags = match (p.feature_flags, p.feature_flag) {
+        (Some(many), _) => Some(flags(many, None)?),
+        (None, Some(one)) => Some(flags(None, one)?),
+        (None, None) => None,
+    };
     let e = service::change(&st.store, &name, move |e| {
         if let Some(d) = p.description {
             e.description = d;
@@ -270,7 +281,7 @@ pub async fn patch(
         if let Some(s) = p.schemas {
             e.schemas = s.map(serde_json::Value::Object);
         }
-        if let Some(f) = p.feature_flags {
+        if let Some(f) = feature_flags {
             e.feature_flags = f;
         }
         if let Some(g) = p.group_name {

@@ -64,6 +64,11 @@ pub struct EventTypePatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(inline, value_type = Option<Vec<FeatureFlag>>, max_items = 64)]
     pub feature_flags: Option<Option<Vec<String>>>,
+    /// One feature flag (Svix's older field), when `featureFlags` is absent; `null` removes
+    /// them.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 256, min_length = 1, pattern = r"^[a-zA-Z0-9\-_.]+$")]
+    pub feature_flag: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 256)]
     pub group_name: Option<Option<String>>,
