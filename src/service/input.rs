@@ -63,12 +63,11 @@ pub fn check_text(loc: &[&str], text: &str) -> Result<(), FieldError> {
 
 /// A PUT that creates takes the uid in its path: another one in its body is refused, since
 /// a repeat of the PUT would not find what the first one made.
-pub fn check_created_uid(path_key: &str, uid: Option<&str>) -> Result<(), FieldError> {
+pub fn check_created_uid(path_key: &str, uid: Option<&str>) -> Result<(), crate::db::DbError> {
     match uid {
-        Some(u) if u != path_key => Err(FieldError::new(
-            &["uid"],
-            format!("nothing exists under `{path_key}` to change: to create it, leave uid out or give the same"),
-        )),
+        Some(u) if u != path_key => Err(crate::db::DbError::Conflict(format!(
+            "nothing exists under `{path_key}` to change: to create it, leave uid out or give `{path_key}`"
+        ))),
         _ => Ok(()),
     }
 }

@@ -152,6 +152,13 @@ async fn feature_flags_are_kept_and_checked_like_ids() {
             json!({ "featureFlag": "a b" }),
             json!(["body", "featureFlag"]),
         ),
+        // Checked even beside featureFlags, which wins.
+        (
+            "POST",
+            "/event-type",
+            json!({ "name": "x.y", "description": "d", "featureFlags": [], "featureFlag": "×" }),
+            json!(["body", "featureFlag"]),
+        ),
         (
             "PATCH",
             "/event-type/beta.thing",

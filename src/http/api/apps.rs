@@ -122,7 +122,7 @@ pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespons
     responses(
         (status = 200, description = "Updated", body = ApplicationOut),
         (status = 201, description = "Created", body = ApplicationOut),
-        (status = 409, description = "The uid is taken", body = HttpErrorOut),
+        (status = 409, description = "The uid is taken, or (nothing existing under the path) the body names another uid", body = HttpErrorOut),
         WriteErrors
     )
 )]

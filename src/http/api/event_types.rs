@@ -31,15 +31,15 @@ fn check(
 /// The feature flags `featureFlags` gives, else the one `featureFlag` gives, checked (a bad
 /// one located in the field that was sent).
 fn flags(many: Option<Vec<String>>, one: Option<String>) -> Result<Option<Vec<String>>, ApiError> {
-    let from_one = many.is_none() && one.is_some();
-    let flags = many.or_else(|| one.map(|f| vec![f]));
-    service::check_feature_flags(flags.as_deref()).map_err(|mut e| {
-        if from_one {
+    // Checked even when `featureFlags` is there too and wins.
+    if let Some(one) = &one {
+        service::check_feature_flags(Some(std::slice::from_ref(one))).map_err(|mut e| {
             e.loc = vec!["featureFlag".into()];
-        }
-        e
-    })?;
-    Ok(flags)
+            e
+        })?;
+    }
+    service::check_feature_flags(many.as_deref())?;
+    Ok(many.or_else(|| one.map(|f| vec![f])))
 }
 
 fn out(e: EventType) -> EventTypeOut {
@@ -264,7 +264,7 @@ pub async fn patch(
     )?;
     // Each of the two fields sets the flags; `null` (either) removes them.
     let feature_flags = match (p.feature_flags, p.feature_flag) {
-        (Some(many), _) => Some(flags(many, None)?),
+        (Some(many), one) => Some(flags(many, one.flatten())?),
         (None, Some(one)) => Some(flags(None, one)?),
         (None, None) => None,
     };

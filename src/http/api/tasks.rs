@@ -214,12 +214,27 @@ pub async fn bulk_replay(
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the query parameters
 pub struct TaskListParams {
-    /// Only tasks in this state: `running`, `finished` or `failed`.
+    /// Only tasks in this state.
+    #[param(inline, value_type = Option<TaskStatusName>)]
     pub status: Option<String>,
     /// Only tasks of this type: `endpoint.replay` or `endpoint.recover` (any other type
     /// lists nothing: hookbox runs no other).
     pub task: Option<String>,
 }
+
+/// A task's state: `running`, `finished` or `failed`.
+pub struct TaskStatusName;
+
+impl utoipa::PartialSchema for TaskStatusName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["running", "finished", "failed"]))
+            .into()
+    }
+}
+impl ToSchema for TaskStatusName {}
 
 /// The listing's filter from the query string.
 fn task_filter(q: &crate::http::extract::Query) -> Result<TaskFilter, ApiError> {

@@ -138,7 +138,7 @@ fn set_disabled(ep: &mut Endpoint, disabled: bool, now: i64) {
     responses(
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 201, description = "Created", body = EndpointOut),
-        (status = 409, description = "The uid is taken, or (PUT) the signature version differs from the endpoint's", body = HttpErrorOut),
+        (status = 409, description = "The uid is taken, the signature version differs from the endpoint's, or (nothing existing under the path) the body names another uid", body = HttpErrorOut),
         WriteErrors
     )
 )]
@@ -230,7 +230,7 @@ fn same_signature_version(
     request_body = EndpointPatch,
     responses(
         (status = 200, description = "OK", body = EndpointOut),
-        (status = 409, description = "The uid is taken, or (PUT) the signature version differs from the endpoint's", body = HttpErrorOut),
+        (status = 409, description = "The uid is taken, or the signature version differs from the endpoint's", body = HttpErrorOut),
         WriteErrors
     )
 )]
