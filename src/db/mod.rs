@@ -106,16 +106,6 @@ pub struct TaskFilter {
     pub kinds: Option<Vec<crate::domain::tasks::TaskKind>>,
 }
 
-impl TaskFilter {
-    /// The kinds' stored names as a JSON array.
-    pub fn kinds_stored(&self) -> Option<String> {
-        self.kinds.as_ref().map(|k| {
-            serde_json::to_string(&k.iter().map(|k| k.stored()).collect::<Vec<_>>())
-                .unwrap_or_default()
-        })
-    }
-}
-
 pub struct Page<T> {
     pub items: Vec<T>,
     /// No more items in the direction that was asked for.

@@ -20,6 +20,8 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    pub const ALL: [TaskKind; 3] = [TaskKind::Replay, TaskKind::Recover, TaskKind::ReplayMissing];
+
     /// As stored.
     pub const fn stored(self) -> &'static str {
         match self {
@@ -30,9 +32,7 @@ impl TaskKind {
     }
 
     pub fn from_stored(s: &str) -> Option<TaskKind> {
-        [TaskKind::Replay, TaskKind::Recover, TaskKind::ReplayMissing]
-            .into_iter()
-            .find(|k| k.stored() == s)
+        Self::ALL.into_iter().find(|k| k.stored() == s)
     }
 
     /// Svix's name for it: a replay of missing messages is an `endpoint.replay` there too.
@@ -45,7 +45,7 @@ impl TaskKind {
 
     /// The kinds Svix's name `name` covers (none when it names no kind hookbox runs).
     pub fn with_api_name(name: &str) -> Vec<TaskKind> {
-        [TaskKind::Replay, TaskKind::Recover, TaskKind::ReplayMissing]
+        Self::ALL
             .into_iter()
             .filter(|k| k.api_name() == name)
             .collect()
@@ -60,6 +60,12 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    pub const ALL: [TaskStatus; 3] = [
+        TaskStatus::Running,
+        TaskStatus::Finished,
+        TaskStatus::Failed,
+    ];
+
     pub const fn name(self) -> &'static str {
         match self {
             TaskStatus::Running => "running",
@@ -69,13 +75,7 @@ impl TaskStatus {
     }
 
     pub fn parse(s: &str) -> Option<TaskStatus> {
-        [
-            TaskStatus::Running,
-            TaskStatus::Finished,
-            TaskStatus::Failed,
-        ]
-        .into_iter()
-        .find(|t| t.name() == s)
+        Self::ALL.into_iter().find(|t| t.name() == s)
     }
 }
 
@@ -184,7 +184,7 @@ mod tests {
         ] {
             assert_eq!(TaskStatus::parse(s.name()), Some(s));
         }
-        for k in [TaskKind::Replay, TaskKind::Recover, TaskKind::ReplayMissing] {
+        for k in TaskKind::ALL {
             assert_eq!(TaskKind::from_stored(k.stored()), Some(k));
             assert!(TaskKind::with_api_name(k.api_name()).contains(&k));
         }

@@ -43,6 +43,12 @@ async fn send_n(app: &TestApp, a: &str, n: usize) -> Vec<String> {
     sent
 }
 
+/// Deletes a message's content (its deliveries not made yet are canceled).
+async fn delete_content(app: &TestApp, a: &str, msg: &str) {
+    app.call("DELETE", &format!("/app/{a}/msg/{msg}/content"), None, 204)
+        .await;
+}
+
 /// Waits until the dispatcher holds nothing, then steps it at the current time: what it
 /// finds due (nothing, while the line is held).
 async fn due_now(app: &TestApp) -> usize {
@@ -115,13 +121,7 @@ async fn deleting_the_content_of_the_message_holding_the_line_lets_the_next_go_a
     let sent = send_n(&app, &a, 2).await;
     rx.wait_for_count(1, Duration::from_secs(10)).await;
     assert_eq!(due_now(&app).await, 0, "the line is held");
-    app.call(
-        "DELETE",
-        &format!("/app/{a}/msg/{}/content", sent[0]),
-        None,
-        204,
-    )
-    .await;
+    delete_content(&app, &a, &sent[0]).await;
     // The one behind it is sent without waiting for the canceled one's retry.
     rx.wait_for_count(2, Duration::from_secs(10)).await;
     assert_eq!(ids(&rx), sent);
@@ -278,13 +278,7 @@ async fn turning_ordering_on_lines_up_what_is_queued_and_deleting_the_first_s_co
     // The first's content is deleted: it is canceled, and the next one is first, at its own
     // retry time.
     rx.set_default(Reply::status(200));
-    app.call(
-        "DELETE",
-        &format!("/app/{a}/msg/{}/content", sent[0]),
-        None,
-        204,
-    )
-    .await;
+    delete_content(&app, &a, &sent[0]).await;
     assert!(app.delivery(&a, &sent[1], &ep).await["nextAttempt"].is_string());
     assert!(app.delivery(&a, &sent[2], &ep).await["nextAttempt"].is_null());
     app.clock.advance(Duration::from_secs(3601));

@@ -80,7 +80,10 @@ pub fn get(c: &Connection, id: &str) -> DbResult<Option<Task>> {
 /// The tasks `f` picks, newest first.
 pub fn list(c: &Connection, f: &TaskFilter, page: &PageQuery) -> DbResult<Page<Task>> {
     let status = f.status.map(TaskStatus::name);
-    let kinds = f.kinds_stored();
+    // The kinds' stored names as a JSON array, for `json_each`.
+    let kinds = f.kinds.as_ref().map(|k| {
+        serde_json::to_string(&k.iter().map(|k| k.stored()).collect::<Vec<_>>()).unwrap_or_default()
+    });
     paged(
         c,
         &format!(

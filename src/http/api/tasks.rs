@@ -230,7 +230,7 @@ impl utoipa::PartialSchema for TaskStatusName {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(["running", "finished", "failed"]))
+            .enum_values(Some(TaskStatus::ALL.map(TaskStatus::name)))
             .into()
     }
 }
