@@ -8,8 +8,8 @@
 //! once; under load the groups grow while the slots are busy committing. Should a group fail,
 //! its messages are stored again one by one, so that one message's error is its own.
 
-use super::messages::{self, GroupMember, GroupOutcome};
-use super::{Inner, PgStore};
+use super::messages::{self, Bracket, GroupMember, GroupOutcome};
+use super::{HandTx, Inner, PgStore};
 use crate::db::outbox::IngestRequest;
 use crate::db::{DbError, DbResult};
 use crate::domain::model::Message;
@@ -131,7 +131,7 @@ pub async fn store_group(store: &PgStore, mut group: Vec<Queued>) {
                 let stored = store
                     .write(async |tx| {
                         let mut member = [q.job.member()];
-                        messages::ingest_group(tx, &mut member, &node).await
+                        messages::ingest_group(tx, &mut member, &node, &mut Bracket::Caller).await
                     })
                     .await
                     .map(|mut o| o.pop().unwrap_or(GroupOutcome::NoApp));
@@ -162,23 +162,33 @@ async fn try_group(
     group: &mut [Queued],
     node: &str,
 ) -> Result<Vec<GroupOutcome>, Failed> {
-    let mut c = store
+    let c = store
         .pool
         .get()
         .await
         .map_err(|e| Failed::Store(e.into()))?;
-    let tx = c.transaction().await.map_err(|e| Failed::Store(e.into()))?;
+    // BEGIN goes with the first statement and COMMIT with the last: a group takes two round
+    // trips to the database, not four.
+    let c = HandTx::new(c);
+    let mut bracket = Bracket::Own {
+        commit_failed: false,
+    };
     let mut members: Vec<GroupMember<'_>> = group.iter_mut().map(|q| q.job.member()).collect();
-    let stored = messages::ingest_group(&tx, &mut members, node).await;
+    let stored = messages::ingest_group(c.client(), &mut members, node, &mut bracket).await;
     drop(members);
     match stored {
         Ok(outcomes) => {
-            tx.commit().await.map_err(|e| Failed::Store(e.into()))?;
+            c.done();
             Ok(outcomes)
         }
         Err(e) => {
-            drop(tx);
-            Err(if c.is_closed() {
+            let broken = c.client().is_closed()
+                || bracket
+                    != Bracket::Own {
+                        commit_failed: false,
+                    };
+            c.rollback().await;
+            Err(if broken {
                 Failed::Store(e)
             } else {
                 Failed::Statement(e)

@@ -7,6 +7,7 @@ use crate::domain::ids;
 use crate::domain::model::{DeliveryStatus, Message};
 use deadpool_postgres::GenericClient;
 use std::sync::Arc;
+use std::task::Poll;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -279,7 +280,7 @@ pub async fn ingest(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)));
     let planned = vec![(req, plan(req, claim, endpoints))];
-    let mut stored = insert_deliveries(tx, planned, owner).await?;
+    let mut stored = insert_deliveries(tx, planned, owner, &mut Bracket::Caller).await?;
     stored
         .pop()
         .ok_or_else(|| DbError::Postgres("ingest: no outcome".into()))
@@ -382,12 +383,82 @@ impl Outcome {
     }
 }
 
+/// How the transaction around a sequence of statements is opened and closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bracket {
+    /// By the caller (the sequence runs in its `Transaction`).
+    Caller,
+    /// By the sequence itself, on a connection outside any transaction: BEGIN is sent with its
+    /// first statement and COMMIT with its last, two round trips fewer than a `Transaction`.
+    /// After an error the transaction may still be open: the caller rolls it back (or closes
+    /// the connection, see [`super::HandTx`]). `commit_failed` is set when the error is the
+    /// COMMIT's (every statement ran, the commit did not happen).
+    Own { commit_failed: bool },
+}
+
+impl Bracket {
+    /// What is sent with the first statement of a hot-path sequence.
+    fn opening(&self) -> &'static str {
+        match self {
+            Bracket::Caller => super::KEYED_PLANS,
+            Bracket::Own { .. } => super::BEGIN_KEYED_PLANS,
+        }
+    }
+
+    /// Runs `last`, the sequence's last statement (prepared: its query goes out at once), and
+    /// with [`Bracket::Own`] the COMMIT. COMMIT is sent only once `last` is on its way: a
+    /// statement that fails before it is sent (its parameters cannot be encoded) leaves the
+    /// transaction open for the caller to roll back, rather than committing what came before
+    /// it. Sent together, a `last` that fails makes PostgreSQL answer the COMMIT with a
+    /// rollback.
+    async fn query_last(
+        &mut self,
+        c: &impl GenericClient,
+        last: &tokio_postgres::Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> DbResult<Vec<Row>> {
+        let Bracket::Own { commit_failed } = self else {
+            return Ok(c.query(last, params).await?);
+        };
+        use std::future::Future as _;
+        let mut query = std::pin::pin!(c.query(last, params));
+        let first = std::future::poll_fn(|cx| Poll::Ready(query.as_mut().poll(cx))).await;
+        let (rows, commit) = match first {
+            // Failed before it was sent: the COMMIT is not sent either.
+            Poll::Ready(Err(e)) => return Err(e.into()),
+            Poll::Ready(Ok(rows)) => (rows, c.batch_execute("COMMIT").await),
+            Poll::Pending => {
+                let (rows, commit) = tokio::join!(query, c.batch_execute("COMMIT"));
+                (rows?, commit)
+            }
+        };
+        if let Err(e) = commit {
+            *commit_failed = true;
+            return Err(e.into());
+        }
+        Ok(rows)
+    }
+
+    /// Commits a sequence whose last statement was not sent (it had nothing to write).
+    async fn close(&mut self, c: &impl GenericClient) -> DbResult<()> {
+        if let Bracket::Own { commit_failed } = self {
+            if let Err(e) = c.batch_execute("COMMIT").await {
+                *commit_failed = true;
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Stores the planned deliveries of one or more messages (those planned as leased, leased to
-/// node `owner`) in one statement; what ingest answers for each message, in order.
+/// node `owner`) in one statement; what ingest answers for each message, in order. With
+/// [`Bracket::Own`], that statement carries the COMMIT.
 async fn insert_deliveries(
     tx: &impl GenericClient,
     planned: Vec<(&IngestRequest<'_>, Planned)>,
     owner: &str,
+    bracket: &mut Bracket,
 ) -> DbResult<Vec<Ingested>> {
     let (mut msg_ids, mut eps, mut statuses, mut leased, mut whys, mut lined) = (
         Vec::new(),
@@ -432,8 +503,9 @@ async fn insert_deliveries(
                  RETURNING id, endpoint_id, lease_owner IS NOT NULL, status, msg_id",
             )
             .await?;
-        let rows = tx
-            .query(
+        let rows = bracket
+            .query_last(
+                tx,
                 &insert,
                 &[
                     &owner, &msg_ids, &eps, &statuses, &leased, &whys, &lined, &dues, &leases, &at,
@@ -455,6 +527,8 @@ async fn insert_deliveries(
             };
             outcomes[i].add(reqs[i], row, &lease);
         }
+    } else {
+        bracket.close(tx).await?;
     }
     Ok(outcomes
         .into_iter()
@@ -493,6 +567,7 @@ pub async fn ingest_group(
     tx: &impl GenericClient,
     members: &mut [GroupMember<'_>],
     owner: &str,
+    bracket: &mut Bracket,
 ) -> DbResult<Vec<GroupOutcome>> {
     let to_json = |v: &Option<Vec<String>>| v.as_ref().map(super::super::to_json);
     let n = members.len();
@@ -565,10 +640,10 @@ pub async fn ingest_group(
         &keeps,
         &default_keeps,
     ];
-    // `biased`: the settings are sent first.
+    // `biased`: the settings (and BEGIN) are sent first.
     let (_, rows) = tokio::try_join!(
         biased;
-        tx.batch_execute(super::KEYED_PLANS),
+        tx.batch_execute(bracket.opening()),
         tx.query(&stmt, &params)
     )?;
     // Every stored member's deliveries, planned member by member, then stored together.
@@ -601,7 +676,9 @@ pub async fn ingest_group(
     }
     let reqs = members.iter().zip(&stored).filter(|(_, s)| s.is_ok());
     let planned = reqs.map(|(g, _)| &g.req).zip(planned).collect();
-    let mut ingested = insert_deliveries(tx, planned, owner).await?.into_iter();
+    let mut ingested = insert_deliveries(tx, planned, owner, bracket)
+        .await?
+        .into_iter();
     stored
         .into_iter()
         .map(|s| match s {
@@ -682,6 +759,70 @@ mod tests {
         let out = ingest(&tx, &req, "node_a", &mut |_| take).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Whether application `id` is there, seen from connection `c`.
+    async fn app_is_there(c: &deadpool_postgres::Client, id: &str) -> bool {
+        c.query_opt("SELECT 1 FROM applications WHERE id = $1", &[&id])
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    #[tokio::test]
+    async fn a_sequence_that_owns_its_transaction_commits_with_its_last_statement_only_once_it_ran()
+    {
+        let Some(pool) = database(0, false).await else {
+            return;
+        };
+        let (c, other) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+        let open = "BEGIN; INSERT INTO applications (id, name, created_at, updated_at) \
+                    VALUES ('app_2', 'b', 0, 0)";
+        let divide = c.prepare("SELECT 1 / $1::INT").await.unwrap();
+        let own = || Bracket::Own {
+            commit_failed: false,
+        };
+
+        // The last statement fails in PostgreSQL: the COMMIT sent with it rolls back.
+        c.batch_execute(open).await.unwrap();
+        let mut b = own();
+        assert!(b.query_last(&c, &divide, &[&0i32]).await.is_err());
+        assert_eq!(b, own(), "the error is the statement's, not the commit's");
+        assert_eq!(super::super::tests::open_xact(&c).await, None);
+        assert!(!app_is_there(&other, "app_2").await);
+
+        // Its parameters cannot be encoded, so it is never sent: no COMMIT either, and the
+        // transaction is still open for the caller to roll back.
+        c.batch_execute(open).await.unwrap();
+        let mut b = own();
+        assert!(b.query_last(&c, &divide, &[&"zero"]).await.is_err());
+        assert!(super::super::tests::open_xact(&c).await.is_some());
+        assert!(!app_is_there(&other, "app_2").await);
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert!(!app_is_there(&other, "app_2").await);
+
+        // It runs: committed with it.
+        c.batch_execute(open).await.unwrap();
+        let mut b = own();
+        let rows = b.query_last(&c, &divide, &[&1i32]).await.unwrap();
+        assert_eq!(rows[0].get::<_, i32>(0), 1);
+        assert_eq!(super::super::tests::open_xact(&c).await, None);
+        assert!(app_is_there(&other, "app_2").await);
+
+        // With the caller's transaction, nothing is committed here.
+        let mut c = c;
+        let tx = c.transaction().await.unwrap();
+        tx.batch_execute(
+            "INSERT INTO applications (id, name, created_at, updated_at) \
+                          VALUES ('app_3', 'c', 0, 0)",
+        )
+        .await
+        .unwrap();
+        let mut b = Bracket::Caller;
+        b.query_last(&tx, &divide, &[&1i32]).await.unwrap();
+        assert!(!app_is_there(&other, "app_3").await);
+        tx.commit().await.unwrap();
+        assert!(app_is_there(&other, "app_3").await);
     }
 
     #[tokio::test]

@@ -15,6 +15,12 @@ type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
 use bytes::BytesMut;
 
+macro_rules! keyed_plans {
+    () => {
+        "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off"
+    };
+}
+
 /// Sent, pipelined with the first statement, by a transaction whose statements all find their
 /// rows by key: ingest and the write-back of results, the hot path. Their plans are then made
 /// once per connection, and a sequential scan is priced out even while the tables are small
@@ -23,8 +29,49 @@ use bytes::BytesMut;
 /// than the generic one, which assumes ten elements), and keeps a generic plan made while a
 /// table was nearly empty (a hash join over all of `deliveries`) until autovacuum next analyzes
 /// the table, a minute or more later.
-pub(crate) const KEYED_PLANS: &str =
-    "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
+pub(crate) const KEYED_PLANS: &str = keyed_plans!();
+/// [`KEYED_PLANS`] opening a transaction by hand (see [`messages::Bracket`]).
+pub(crate) const BEGIN_KEYED_PLANS: &str = concat!("BEGIN; ", keyed_plans!());
+
+/// A pooled connection in a transaction opened by hand, whose BEGIN and COMMIT travel with
+/// its statements (see [`messages::Bracket`]). Dropped before [`HandTx::done`], its
+/// connection is closed (PostgreSQL then rolls back whatever is open) rather than returned to
+/// the pool, so that no one else gets it inside this transaction.
+pub(crate) struct HandTx(Option<deadpool_postgres::Object>);
+
+impl HandTx {
+    pub(crate) fn new(c: deadpool_postgres::Object) -> HandTx {
+        HandTx(Some(c))
+    }
+
+    pub(crate) fn client(&self) -> &deadpool_postgres::Client {
+        self.0
+            .as_ref()
+            .expect("a HandTx holds its connection until it ends")
+    }
+
+    /// The transaction has ended (committed, or rolled back): the connection goes back to the
+    /// pool.
+    pub(crate) fn done(mut self) {
+        drop(self.0.take());
+    }
+
+    /// Rolls back whatever is open, then gives the connection back; if the connection cannot
+    /// say it rolled back, it is closed instead.
+    pub(crate) async fn rollback(self) {
+        if self.client().batch_execute("ROLLBACK").await.is_ok() {
+            self.done();
+        }
+    }
+}
+
+impl Drop for HandTx {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            drop(deadpool_postgres::Object::take(c));
+        }
+    }
+}
 
 // Tested against a real cluster; the Store does not call them yet.
 pub(crate) mod admin;
@@ -819,6 +866,60 @@ pub(crate) mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         (generic, custom, plan)
+    }
+
+    /// The transaction connection `c` is in, once it has written something (`None` outside
+    /// a transaction).
+    pub(crate) async fn open_xact(c: &deadpool_postgres::Client) -> Option<String> {
+        c.query_one("SELECT pg_current_xact_id_if_assigned()::TEXT", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn backend(c: &deadpool_postgres::Client) -> i32 {
+        c.query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test]
+    async fn a_hand_opened_transaction_never_reaches_the_pool_still_open() {
+        let Some((_, url)) = fresh_database().await else {
+            return;
+        };
+        let pool = super::pool(&url, 1).unwrap();
+        let write = "BEGIN; CREATE TABLE scratch (n INT)";
+        let scratch = "SELECT to_regclass('scratch')::TEXT";
+
+        // Rolled back: the connection goes back to the pool, outside any transaction.
+        let c = super::HandTx::new(pool.get().await.unwrap());
+        let first = backend(c.client()).await;
+        c.client().batch_execute(write).await.unwrap();
+        assert!(open_xact(c.client()).await.is_some());
+        c.rollback().await;
+        let c = pool.get().await.unwrap();
+        assert_eq!(backend(&c).await, first, "the same connection, kept");
+        assert_eq!(open_xact(&c).await, None);
+
+        // Dropped before it ended: that connection is closed, never handed out again.
+        let c = super::HandTx::new(c);
+        c.client().batch_execute(write).await.unwrap();
+        drop(c);
+        let c = pool.get().await.unwrap();
+        assert_ne!(backend(&c).await, first, "a new connection");
+        assert_eq!(open_xact(&c).await, None);
+        let table: Option<String> = c.query_one(scratch, &[]).await.unwrap().get(0);
+        assert_eq!(
+            table, None,
+            "what the dropped transaction wrote is not kept"
+        );
+
+        // Done: the connection goes back as it is.
+        let second = backend(&c).await;
+        super::HandTx::new(c).done();
+        assert_eq!(backend(&pool.get().await.unwrap()).await, second);
     }
 
     /// A new, migrated database on the test cluster (`HOOKBOX_TEST_PG_URL`, which

@@ -191,9 +191,14 @@ impl Store {
                                     claim: &mut claim,
                                 }];
                                 let node = pg.node();
-                                match postgres::messages::ingest_group(tx, &mut member, &node)
-                                    .await?
-                                    .pop()
+                                match postgres::messages::ingest_group(
+                                    tx,
+                                    &mut member,
+                                    &node,
+                                    &mut postgres::messages::Bracket::Caller,
+                                )
+                                .await?
+                                .pop()
                                 {
                                     Some(GroupOutcome::Stored(r, _)) => {
                                         return Ok(Some((r, b.response.1)))
