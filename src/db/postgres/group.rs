@@ -8,7 +8,7 @@
 //! once; under load the groups grow while the slots are busy committing. Should a group fail,
 //! its messages are stored again one by one, so that one message's error is its own.
 
-use super::messages::{self, Bracket, GroupMember, GroupOutcome};
+use super::messages::{self, Bracket, GroupMember, GroupOutcome, Progress};
 use super::{HandTx, Inner, PgStore};
 use crate::db::outbox::IngestRequest;
 use crate::db::{DbError, DbResult};
@@ -168,33 +168,34 @@ async fn try_group(
         .await
         .map_err(|e| Failed::Store(e.into()))?;
     // BEGIN goes with the first statement and COMMIT with the last: a group takes two round
-    // trips to the database, not four.
+    // trips to the database, not four (once its statements are prepared on this connection).
     let c = HandTx::new(c);
-    let mut bracket = Bracket::Own {
-        commit_failed: false,
-    };
+    let mut bracket = Bracket::Own(Progress::Open);
     let mut members: Vec<GroupMember<'_>> = group.iter_mut().map(|q| q.job.member()).collect();
     let stored = messages::ingest_group(c.client(), &mut members, node, &mut bracket).await;
     drop(members);
-    match stored {
+    let e = match stored {
         Ok(outcomes) => {
             c.done();
-            Ok(outcomes)
+            return Ok(outcomes);
         }
-        Err(e) => {
-            let broken = c.client().is_closed()
-                || bracket
-                    != Bracket::Own {
-                        commit_failed: false,
-                    };
-            c.rollback().await;
-            Err(if broken {
-                Failed::Store(e)
-            } else {
-                Failed::Statement(e)
-            })
+        Err(e) => e,
+    };
+    if bracket != Bracket::Own(Progress::Open) {
+        // Committed, or the COMMIT failed: the transaction has ended either way, and no
+        // message is the cause.
+        if !c.client().is_closed() {
+            c.done();
         }
+        return Err(Failed::Store(e));
     }
+    let broken = c.client().is_closed();
+    c.rollback().await;
+    Err(if broken {
+        Failed::Store(e)
+    } else {
+        Failed::Statement(e)
+    })
 }
 
 #[cfg(test)]

@@ -390,10 +390,21 @@ pub enum Bracket {
     Caller,
     /// By the sequence itself, on a connection outside any transaction: BEGIN is sent with its
     /// first statement and COMMIT with its last, two round trips fewer than a `Transaction`.
-    /// After an error the transaction may still be open: the caller rolls it back (or closes
-    /// the connection, see [`super::HandTx`]). `commit_failed` is set when the error is the
-    /// COMMIT's (every statement ran, the commit did not happen).
-    Own { commit_failed: bool },
+    /// How far it got tells the caller what an error means.
+    Own(Progress),
+}
+
+/// How far a sequence that owns its transaction got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Not committed: after an error the transaction may still be open, for the caller to
+    /// roll back (or to close the connection, see [`super::HandTx`]).
+    Open,
+    /// Committed: an error now comes from reading what was written, which stays written.
+    Committed,
+    /// The COMMIT failed: the transaction has ended, and whether it committed is unknown if
+    /// the connection broke.
+    CommitFailed,
 }
 
 impl Bracket {
@@ -401,7 +412,7 @@ impl Bracket {
     fn opening(&self) -> &'static str {
         match self {
             Bracket::Caller => super::KEYED_PLANS,
-            Bracket::Own { .. } => super::BEGIN_KEYED_PLANS,
+            Bracket::Own(_) => super::BEGIN_KEYED_PLANS,
         }
     }
 
@@ -417,7 +428,7 @@ impl Bracket {
         last: &tokio_postgres::Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> DbResult<Vec<Row>> {
-        let Bracket::Own { commit_failed } = self else {
+        let Bracket::Own(progress) = self else {
             return Ok(c.query(last, params).await?);
         };
         use std::future::Future as _;
@@ -433,19 +444,21 @@ impl Bracket {
             }
         };
         if let Err(e) = commit {
-            *commit_failed = true;
+            *progress = Progress::CommitFailed;
             return Err(e.into());
         }
+        *progress = Progress::Committed;
         Ok(rows)
     }
 
     /// Commits a sequence whose last statement was not sent (it had nothing to write).
     async fn close(&mut self, c: &impl GenericClient) -> DbResult<()> {
-        if let Bracket::Own { commit_failed } = self {
+        if let Bracket::Own(progress) = self {
             if let Err(e) = c.batch_execute("COMMIT").await {
-                *commit_failed = true;
+                *progress = Progress::CommitFailed;
                 return Err(e.into());
             }
+            *progress = Progress::Committed;
         }
         Ok(())
     }
@@ -779,15 +792,13 @@ mod tests {
         let open = "BEGIN; INSERT INTO applications (id, name, created_at, updated_at) \
                     VALUES ('app_2', 'b', 0, 0)";
         let divide = c.prepare("SELECT 1 / $1::INT").await.unwrap();
-        let own = || Bracket::Own {
-            commit_failed: false,
-        };
+        let own = || Bracket::Own(Progress::Open);
 
         // The last statement fails in PostgreSQL: the COMMIT sent with it rolls back.
         c.batch_execute(open).await.unwrap();
         let mut b = own();
         assert!(b.query_last(&c, &divide, &[&0i32]).await.is_err());
-        assert_eq!(b, own(), "the error is the statement's, not the commit's");
+        assert_eq!(b, own(), "the error is the statement's: not committed");
         assert_eq!(super::super::tests::open_xact(&c).await, None);
         assert!(!app_is_there(&other, "app_2").await);
 
@@ -806,8 +817,18 @@ mod tests {
         let mut b = own();
         let rows = b.query_last(&c, &divide, &[&1i32]).await.unwrap();
         assert_eq!(rows[0].get::<_, i32>(0), 1);
+        assert_eq!(b, Bracket::Own(Progress::Committed));
         assert_eq!(super::super::tests::open_xact(&c).await, None);
         assert!(app_is_there(&other, "app_2").await);
+
+        // Nothing left to send: the COMMIT goes alone.
+        c.batch_execute(&open.replace("app_2", "app_4"))
+            .await
+            .unwrap();
+        let mut b = own();
+        b.close(&c).await.unwrap();
+        assert_eq!(b, Bracket::Own(Progress::Committed));
+        assert!(app_is_there(&other, "app_4").await);
 
         // With the caller's transaction, nothing is committed here.
         let mut c = c;

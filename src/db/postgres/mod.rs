@@ -35,8 +35,9 @@ pub(crate) const BEGIN_KEYED_PLANS: &str = concat!("BEGIN; ", keyed_plans!());
 
 /// A pooled connection in a transaction opened by hand, whose BEGIN and COMMIT travel with
 /// its statements (see [`messages::Bracket`]). Dropped before [`HandTx::done`], its
-/// connection is closed (PostgreSQL then rolls back whatever is open) rather than returned to
-/// the pool, so that no one else gets it inside this transaction.
+/// connection is closed rather than returned to the pool, so that no one else gets it inside
+/// this transaction; PostgreSQL rolls back what the transaction had not committed (a COMMIT
+/// already on its way may still land).
 pub(crate) struct HandTx(Option<deadpool_postgres::Object>);
 
 impl HandTx {
@@ -906,10 +907,27 @@ pub(crate) mod tests {
         // Dropped before it ended: that connection is closed, never handed out again.
         let c = super::HandTx::new(c);
         c.client().batch_execute(write).await.unwrap();
+        let dropped = backend(c.client()).await;
         drop(c);
         let c = pool.get().await.unwrap();
-        assert_ne!(backend(&c).await, first, "a new connection");
-        assert_eq!(open_xact(&c).await, None);
+        assert_ne!(backend(&c).await, dropped, "a new connection");
+        // The dropped one ends (its transaction with it).
+        let mut ended = false;
+        for _ in 0..250 {
+            let row = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                    &[&dropped],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) == 0 {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(ended, "the dropped connection is closed");
         let table: Option<String> = c.query_one(scratch, &[]).await.unwrap().get(0);
         assert_eq!(
             table, None,
