@@ -423,19 +423,27 @@ async fn text_with_a_nul_character_is_refused_with_the_field_named() {
             json!({ "eventType": nul }),
             "eventType",
         ),
+        // In an application given inside another body: located there.
         (
             "POST",
-            format!("/auth/app-portal-access/{a}"),
+            "/auth/app-portal-access/new-app".into(),
             json!({ "application": { "name": nul } }),
-            "name",
+            "application.name",
+        ),
+        (
+            "POST",
+            "/app/new-app/msg".into(),
+            json!({ "eventType": "a.b", "payload": {}, "application": { "name": nul } }),
+            "application.name",
         ),
     ];
     for (method, path, body, field) in cases {
         let before = snapshot(&app);
         let got = app.call(method, &path, Some(body), 422).await;
+        let loc: Vec<&str> = ["body"].into_iter().chain(field.split('.')).collect();
         assert_eq!(
-            got["detail"][0]["loc"].as_array().and_then(|l| l.last()),
-            Some(&json!(field)),
+            got["detail"][0]["loc"],
+            json!(loc),
             "{method} {path}: {got}"
         );
         assert_eq!(snapshot(&app), before, "{method} {path}: refused but wrote");

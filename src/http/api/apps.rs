@@ -35,6 +35,15 @@ pub(super) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
     Ok(AppInput::from(input).parse()?)
 }
 
+/// [`new_app`] for an application given inside another body (`application` of a message or a
+/// portal link): a bad field is located there.
+pub(super) fn nested_app(input: ApplicationIn) -> Result<App, ApiError> {
+    AppInput::from(input).parse().map_err(|mut e| {
+        e.loc.insert(0, "application".into());
+        e.into()
+    })
+}
+
 fn out(a: App) -> serde_json::Value {
     serde_json::to_value(ApplicationOut::from(a)).unwrap_or_default()
 }

@@ -1,4 +1,4 @@
-use super::apps::new_app;
+use super::apps::nested_app;
 use super::models::{
     message_json, message_text, EndpointOut, ListResponse_MessageEndpointOut_,
     ListResponse_MessageOut_, MessageEndpointOut, MessageIn, MessageOut,
@@ -216,7 +216,7 @@ pub async fn create(
         Some(mut app_in) => {
             // Without a uid of its own, the path's key is its uid (checked as any uid).
             app_in.uid = app_in.uid.or_else(|| Some(app_key.clone()));
-            Some(new_app(app_in)?)
+            Some(nested_app(app_in)?)
         }
         None => None,
     };

@@ -80,7 +80,7 @@ pub async fn access(
     let fresh = input
         .application
         .map(|a| {
-            super::apps::new_app(ApplicationIn {
+            super::apps::nested_app(ApplicationIn {
                 uid: Some(a.uid.clone().unwrap_or_else(|| key.clone())),
                 ..a
             })
