@@ -64,6 +64,28 @@ pub enum DbError {
 pub type DbResult<T> = Result<T, DbError>;
 
 impl DbError {
+    /// Whether the database refused the data itself (a constraint, a value it cannot hold),
+    /// rather than being unable to write: the same write would be refused again.
+    pub fn refuses_data(&self) -> bool {
+        match self {
+            DbError::Unstorable(_) | DbError::Conflict(_) => true,
+            DbError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::ConstraintViolation
+                        | rusqlite::ErrorCode::TooBig
+                        | rusqlite::ErrorCode::TypeMismatch
+                )
+            ),
+            // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
+            // (As `From<tokio_postgres::Error>` writes them: "23514: …".)
+            DbError::Postgres(m) => m
+                .get(..6)
+                .is_some_and(|c| (c.starts_with("22") || c.starts_with("23")) && c.ends_with(':')),
+            _ => false,
+        }
+    }
+
     /// Whether the disk (or the database's size limit) is full.
     pub fn is_full(&self) -> bool {
         match self {

@@ -154,9 +154,45 @@ struct Results {
     attempts: Vec<AttemptResult>,
     skipped: Vec<Claimed>,
     released: Vec<Claimed>,
+    /// The attempts' responses and headers were taken out after the database refused them.
+    bare: bool,
 }
 
 impl Results {
+    /// Each result as a batch of its own.
+    fn split(self) -> Vec<Results> {
+        let bare = self.bare;
+        let one = move |r: Results| Results { bare, ..r };
+        let attempts = self.attempts.into_iter().map(|a| Results {
+            attempts: vec![a],
+            ..Results::default()
+        });
+        let skipped = self.skipped.into_iter().map(|d| Results {
+            skipped: vec![d],
+            ..Results::default()
+        });
+        let released = self.released.into_iter().map(|d| Results {
+            released: vec![d],
+            ..Results::default()
+        });
+        attempts.chain(skipped).chain(released).map(one).collect()
+    }
+
+    /// The same results without what the receiver sent back (response, headers) nor the
+    /// error's text: what is left is what the delivery's state needs.
+    fn stripped(mut self) -> Results {
+        for a in &mut self.attempts {
+            a.response.clear();
+            a.request_headers.clear();
+            a.response_headers.clear();
+            if a.error.is_some() {
+                a.error = Some("(the database refused this attempt's details)".into());
+            }
+        }
+        self.bare = true;
+        self
+    }
+
     fn push(&mut self, d: Done) {
         match d {
             Done::Attempt(a) => self.attempts.push(*a),
@@ -789,14 +825,20 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
     }
 }
 
-/// Writes a batch of results, retrying while the database refuses (a full disk, say): the
-/// deliveries stay leased meanwhile, so nothing else sends them again.
+/// Writes a batch of results, retrying while the database cannot write (a full disk, say):
+/// the deliveries stay leased meanwhile, so nothing else sends them again. When the database
+/// refuses the data itself (the same write would fail again), the batch is written result by
+/// result, so that one result cannot hold back the others; a result refused alone is written
+/// once more without its response, headers and error text, and dropped if that is refused too
+/// (its delivery stays leased until the lease runs out, and is then sent again).
 async fn record_results(inner: &Arc<Inner>, results: Results) {
-    let attempts = Arc::new(results.attempts);
-    let skipped = Arc::new(results.skipped);
-    let released = Arc::new(results.released);
+    let mut parts = vec![results];
     let mut backoff = Duration::from_millis(100);
-    loop {
+    while let Some(part) = parts.pop() {
+        let bare = part.bare;
+        let attempts = Arc::new(part.attempts);
+        let skipped = Arc::new(part.skipped);
+        let released = Arc::new(part.released);
         let result = inner
             .store
             .record_attempts(
@@ -807,6 +849,12 @@ async fn record_results(inner: &Arc<Inner>, results: Results) {
                 inner.cfg.clock.clone(),
             )
             .await;
+        let part = Results {
+            attempts: Arc::unwrap_or_clone(attempts),
+            skipped: Arc::unwrap_or_clone(skipped),
+            released: Arc::unwrap_or_clone(released),
+            bare,
+        };
         match result {
             Ok((rec, announced)) => {
                 for ep in &rec.disabled {
@@ -815,7 +863,23 @@ async fn record_results(inner: &Arc<Inner>, results: Results) {
                 if rec.next_due.is_some() || announced {
                     inner.wake.notify_one();
                 }
-                return;
+                backoff = Duration::from_millis(100);
+            }
+            Err(e) if e.refuses_data() && part.len() > 1 => {
+                tracing::warn!(error = %e, results = part.len(), "the database refused a batch of results; writing them one by one");
+                parts.extend(part.split().into_iter().rev());
+            }
+            Err(e) if e.refuses_data() && !part.bare => {
+                tracing::warn!(error = %e, "the database refused a result; writing it without its response and headers");
+                parts.push(part.stripped());
+            }
+            Err(e) if e.refuses_data() => {
+                let ids: Vec<i64> = (part.attempts.iter().map(|a| &a.delivery))
+                    .chain(&part.skipped)
+                    .chain(&part.released)
+                    .map(|d| d.delivery_id)
+                    .collect();
+                tracing::error!(error = %e, deliveries = ?ids, "the database refused a result even without its details; dropped (the delivery is sent again when its lease runs out)");
             }
             Err(e) => {
                 tracing::error!(error = %e, retry_in = ?backoff, "cannot record delivery results");
@@ -826,6 +890,7 @@ async fn record_results(inner: &Arc<Inner>, results: Results) {
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
+                parts.push(part);
             }
         }
     }

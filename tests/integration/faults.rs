@@ -198,3 +198,82 @@ async fn a_redirect_to_a_private_address_is_not_followed() {
     assert_eq!(rx.count(), 1);
     assert_retry_after(&attempt, next, FIRST_RETRY_MS);
 }
+
+/// Makes the database refuse every attempt whose response holds `word`, as a constraint
+/// would (a trigger stands in for whatever the database may refuse).
+fn refuse_attempts_answering(app: &TestApp, word: &str) {
+    use crate::support::storage::{pg_query, postgres_url};
+    if let Some(url) = postgres_url(app.dir.path()) {
+        pg_query(
+            &url,
+            &format!(
+                "CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.response LIKE '%{word}%' THEN \
+                 RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF; \
+                 RETURN NEW; END $$"
+            ),
+        );
+        pg_query(
+            &url,
+            "CREATE TRIGGER refuse_attempt BEFORE INSERT ON attempts FOR EACH ROW \
+             EXECUTE FUNCTION refuse_attempt()",
+        );
+        return;
+    }
+    let c = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c.execute_batch(&format!(
+        "CREATE TRIGGER refuse_attempt BEFORE INSERT ON attempts \
+         WHEN NEW.response LIKE '%{word}%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    ))
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_result_the_database_refuses_is_kept_without_its_response_and_holds_nothing_back() {
+    let app = fault_app(|_| {}).await;
+    let (refused, fine) = (TestReceiver::start().await, TestReceiver::start().await);
+    refused.set_default(Reply::status(200).body("poison"));
+    let a = app.create_app("refused").await;
+    let (bad, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/bad", refused.url) }))
+        .await;
+    let (good, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/good", fine.url) }))
+        .await;
+    refuse_attempts_answering(&app, "poison");
+
+    let m = app.send(&a, "fault.test", json!({ "n": 1 })).await;
+    let attempts = app.wait_attempts(&a, &m, 2, Duration::from_secs(10)).await;
+    let of = |ep: &str| {
+        attempts
+            .iter()
+            .find(|t| t["endpointId"] == ep)
+            .unwrap_or_else(|| panic!("no attempt for {ep}: {attempts:?}"))
+            .clone()
+    };
+    // The refused one: kept without what the receiver answered; its delivery is done.
+    let (b, g) = (of(&bad), of(&good));
+    assert_eq!(
+        (b["status"].clone(), b["responseStatusCode"].clone()),
+        (json!(0), json!(200))
+    );
+    assert_eq!(b["response"], json!(""), "{b}");
+    // The other, whatever batch it was in: kept whole.
+    assert_eq!(g["response"], json!("ok"), "{g}");
+    app.settled().await;
+    let delivered = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
+    for d in delivered["data"].as_array().unwrap() {
+        assert_eq!(d["status"], json!(0), "{d}");
+        assert!(d["nextAttempt"].is_null(), "{d}");
+    }
+
+    // And the results after it are written as usual.
+    refused.set_default(Reply::status(200).body("ok"));
+    let m2 = app.send(&a, "fault.test", json!({ "n": 2 })).await;
+    let later = app.wait_attempts(&a, &m2, 2, Duration::from_secs(10)).await;
+    assert!(
+        later.iter().all(|t| t["response"] == json!("ok")),
+        "{later:?}"
+    );
+}
