@@ -136,6 +136,29 @@ async fn application_input_errors_are_422_with_location() {
         v["detail"][0]["msg"].as_str().unwrap().contains("name"),
         "{v}"
     );
+    // An application created with a message or a portal link: a bad field is located in
+    // `application`, or in the path when it came from there (the uid, by default).
+    let msg = json!({ "eventType": "a.b", "payload": {} });
+    for path in ["/app/new-app/msg", "/auth/app-portal-access/new-app"] {
+        let mut body = msg.clone();
+        body["application"] = json!({ "name": "x", "uid": "has space" });
+        let v = app.post(path, body, 422).await;
+        assert_eq!(
+            v["detail"][0]["loc"],
+            json!(["body", "application", "uid"]),
+            "{path}: {v}"
+        );
+    }
+    for path in ["/app/_hookbox-x/msg", "/auth/app-portal-access/_hookbox-x"] {
+        let mut body = msg.clone();
+        body["application"] = json!({ "name": "x" });
+        let v = app.post(path, body, 422).await;
+        assert_eq!(
+            v["detail"][0]["loc"],
+            json!(["path", "app_id"]),
+            "{path}: {v}"
+        );
+    }
     let (status, body) = app.raw("POST", "/app", b"{\"name\": ".to_vec()).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("generic_error"));

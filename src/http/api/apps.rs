@@ -36,9 +36,15 @@ pub(super) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
 }
 
 /// [`new_app`] for an application given inside another body (`application` of a message or a
-/// portal link): a bad field is located there.
-pub(super) fn nested_app(input: ApplicationIn) -> Result<App, ApiError> {
+/// portal link) under the path's `key`: without a uid of its own, the key is its uid (checked
+/// as any uid). A bad field is located where it came from: in `application`, or the path.
+pub(super) fn nested_app(mut input: ApplicationIn, key: &str) -> Result<App, ApiError> {
+    let uid_from_path = input.uid.is_none();
+    input.uid = input.uid.or_else(|| Some(key.to_owned()));
     AppInput::from(input).parse().map_err(|mut e| {
+        if uid_from_path && e.loc == ["uid"] {
+            return ApiError::invalid(&["path", "app_id"], e.msg);
+        }
         e.loc.insert(0, "application".into());
         e.into()
     })

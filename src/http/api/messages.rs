@@ -213,11 +213,7 @@ pub async fn create(
     let with_content = super::openapi::WithContent::parse(&query(&req))?.with_content;
     let app_key = super::app_key(&st, &req)?;
     let create_app = match input.application {
-        Some(mut app_in) => {
-            // Without a uid of its own, the path's key is its uid (checked as any uid).
-            app_in.uid = app_in.uid.or_else(|| Some(app_key.clone()));
-            Some(nested_app(app_in)?)
-        }
+        Some(app_in) => Some(nested_app(app_in, &app_key)?),
         None => None,
     };
     let spec = IngestSpec {

@@ -79,12 +79,7 @@ pub async fn access(
     // Validated before anything is written.
     let fresh = input
         .application
-        .map(|a| {
-            super::apps::nested_app(ApplicationIn {
-                uid: Some(a.uid.clone().unwrap_or_else(|| key.clone())),
-                ..a
-            })
-        })
+        .map(|a| super::apps::nested_app(a, &key))
         .transpose()?;
     let app = crate::service::apps::open_or_create(&st.store, &key, fresh)
         .await?
