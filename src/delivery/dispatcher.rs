@@ -154,42 +154,60 @@ struct Results {
     attempts: Vec<AttemptResult>,
     skipped: Vec<Claimed>,
     released: Vec<Claimed>,
-    /// The attempts' responses and headers were taken out after the database refused them.
-    bare: bool,
+    /// What the database refused of these results so far, when they are being written again
+    /// with less.
+    refused: Refused,
+}
+
+/// How much of a result the database has refused (see [`record_results`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+enum Refused {
+    #[default]
+    Nothing,
+    /// The result as sent: it is written again without what the receiver sent back.
+    Whole,
+    /// Without the receiver's response and headers too: only what it does to its delivery
+    /// is written, not the attempt.
+    Stripped,
 }
 
 impl Results {
-    /// Each result as a batch of its own.
-    fn split(self) -> Vec<Results> {
-        let bare = self.bare;
-        let one = move |r: Results| Results { bare, ..r };
-        let attempts = self.attempts.into_iter().map(|a| Results {
-            attempts: vec![a],
-            ..Results::default()
-        });
-        let skipped = self.skipped.into_iter().map(|d| Results {
-            skipped: vec![d],
-            ..Results::default()
-        });
-        let released = self.released.into_iter().map(|d| Results {
-            released: vec![d],
-            ..Results::default()
-        });
-        attempts.chain(skipped).chain(released).map(one).collect()
+    /// The results in two halves, in the order the store writes them (skipped, released,
+    /// then attempts).
+    fn halves(self) -> [Results; 2] {
+        let refused = self.refused;
+        let mid = self.len() / 2;
+        let mut out = [Results::default(), Results::default()];
+        let items = (self.skipped.into_iter().map(|d| Done::Skipped(Box::new(d))))
+            .chain(
+                self.released
+                    .into_iter()
+                    .map(|d| Done::Released(Box::new(d))),
+            )
+            .chain(
+                self.attempts
+                    .into_iter()
+                    .map(|a| Done::Attempt(Box::new(a))),
+            );
+        for (i, d) in items.enumerate() {
+            out[usize::from(i >= mid)].push(d);
+        }
+        out.map(|r| Results { refused, ..r })
     }
 
-    /// The same results without what the receiver sent back (response, headers) nor the
-    /// error's text: what is left is what the delivery's state needs.
-    fn stripped(mut self) -> Results {
+    /// The same results with less to write: first without what the receiver sent back
+    /// (response, headers), then without the attempts at all.
+    fn less(mut self) -> Results {
+        self.refused = match self.refused {
+            Refused::Nothing => Refused::Whole,
+            _ => Refused::Stripped,
+        };
         for a in &mut self.attempts {
             a.response.clear();
             a.request_headers.clear();
             a.response_headers.clear();
-            if a.error.is_some() {
-                a.error = Some("(the database refused this attempt's details)".into());
-            }
+            a.logged = self.refused == Refused::Whole;
         }
-        self.bare = true;
         self
     }
 
@@ -765,6 +783,7 @@ impl Inner {
             request_headers: sent.request_headers,
             response_headers: sent.response_headers,
             schedule: target.policy.retry_schedule(&self.schedule).map(Arc::new),
+            logged: true,
         })))
     }
 }
@@ -827,15 +846,15 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
 
 /// Writes a batch of results, retrying while the database cannot write (a full disk, say):
 /// the deliveries stay leased meanwhile, so nothing else sends them again. When the database
-/// refuses the data itself (the same write would fail again), the batch is written result by
-/// result, so that one result cannot hold back the others; a result refused alone is written
-/// once more without its response, headers and error text, and dropped if that is refused too
-/// (its delivery stays leased until the lease runs out, and is then sent again).
+/// refuses the data itself (the same write would fail again), the batch is written in halves,
+/// and halves of those, so that one result cannot hold back the others. A result refused alone
+/// is written again without what the receiver sent back (response, headers), and if that is
+/// refused too, without its attempt: its delivery still moves on (done, retried or failed).
 async fn record_results(inner: &Arc<Inner>, results: Results) {
     let mut parts = vec![results];
     let mut backoff = Duration::from_millis(100);
     while let Some(part) = parts.pop() {
-        let bare = part.bare;
+        let refused = part.refused;
         let attempts = Arc::new(part.attempts);
         let skipped = Arc::new(part.skipped);
         let released = Arc::new(part.released);
@@ -853,7 +872,7 @@ async fn record_results(inner: &Arc<Inner>, results: Results) {
             attempts: Arc::unwrap_or_clone(attempts),
             skipped: Arc::unwrap_or_clone(skipped),
             released: Arc::unwrap_or_clone(released),
-            bare,
+            refused,
         };
         match result {
             Ok((rec, announced)) => {
@@ -866,20 +885,14 @@ async fn record_results(inner: &Arc<Inner>, results: Results) {
                 backoff = Duration::from_millis(100);
             }
             Err(e) if e.refuses_data() && part.len() > 1 => {
-                tracing::warn!(error = %e, results = part.len(), "the database refused a batch of results; writing them one by one");
-                parts.extend(part.split().into_iter().rev());
+                tracing::warn!(error = %e, results = part.len(), "the database refused a batch of results; writing it in halves");
+                let [first, second] = part.halves();
+                parts.push(second);
+                parts.push(first);
             }
-            Err(e) if e.refuses_data() && !part.bare => {
-                tracing::warn!(error = %e, "the database refused a result; writing it without its response and headers");
-                parts.push(part.stripped());
-            }
-            Err(e) if e.refuses_data() => {
-                let ids: Vec<i64> = (part.attempts.iter().map(|a| &a.delivery))
-                    .chain(&part.skipped)
-                    .chain(&part.released)
-                    .map(|d| d.delivery_id)
-                    .collect();
-                tracing::error!(error = %e, deliveries = ?ids, "the database refused a result even without its details; dropped (the delivery is sent again when its lease runs out)");
+            Err(e) if e.refuses_data() && part.refused < Refused::Stripped => {
+                tracing::warn!(error = %e, "the database refused a result; writing it with less");
+                parts.push(part.less());
             }
             Err(e) => {
                 tracing::error!(error = %e, retry_in = ?backoff, "cannot record delivery results");

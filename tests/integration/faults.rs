@@ -199,16 +199,16 @@ async fn a_redirect_to_a_private_address_is_not_followed() {
     assert_retry_after(&attempt, next, FIRST_RETRY_MS);
 }
 
-/// Makes the database refuse every attempt whose response holds `word`, as a constraint
-/// would (a trigger stands in for whatever the database may refuse).
-fn refuse_attempts_answering(app: &TestApp, word: &str) {
+/// Makes the database refuse every attempt row for which `when` (SQL on `NEW`) holds, as a
+/// constraint would: a trigger stands in for whatever the database may refuse.
+fn refuse_attempts_where(app: &TestApp, when: &str) {
     use crate::support::storage::{pg_query, postgres_url};
     if let Some(url) = postgres_url(app.dir.path()) {
         pg_query(
             &url,
             &format!(
                 "CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-                 IF NEW.response LIKE '%{word}%' THEN \
+                 IF {when} THEN \
                  RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF; \
                  RETURN NEW; END $$"
             ),
@@ -224,16 +224,36 @@ fn refuse_attempts_answering(app: &TestApp, word: &str) {
     c.busy_timeout(Duration::from_secs(10)).unwrap();
     c.execute_batch(&format!(
         "CREATE TRIGGER refuse_attempt BEFORE INSERT ON attempts \
-         WHEN NEW.response LIKE '%{word}%' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+         WHEN {when} BEGIN SELECT RAISE(ABORT, 'refused'); END"
     ))
     .unwrap();
+}
+
+/// Each delivery of message `m`: (endpoint, status, next attempt).
+async fn deliveries_of(app: &TestApp, a: &str, m: &str) -> Vec<(String, Value, Value)> {
+    let v = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap().to_owned(),
+                d["status"].clone(),
+                d["nextAttempt"].clone(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
 async fn a_result_the_database_refuses_is_kept_without_its_response_and_holds_nothing_back() {
     let app = fault_app(|_| {}).await;
     let (refused, fine) = (TestReceiver::start().await, TestReceiver::start().await);
+    // First a 500 each (stored as usual), then, on the retry, a response the database refuses.
+    refused.script([Reply::status(500)]);
     refused.set_default(Reply::status(200).body("poison"));
+    fine.script([Reply::status(500)]);
     let a = app.create_app("refused").await;
     let (bad, _) = app
         .create_endpoint(&a, json!({ "url": format!("{}/bad", refused.url) }))
@@ -241,34 +261,43 @@ async fn a_result_the_database_refuses_is_kept_without_its_response_and_holds_no
     let (good, _) = app
         .create_endpoint(&a, json!({ "url": format!("{}/good", fine.url) }))
         .await;
-    refuse_attempts_answering(&app, "poison");
-
+    refuse_attempts_where(&app, "NEW.response LIKE '%poison%'");
     let m = app.send(&a, "fault.test", json!({ "n": 1 })).await;
-    let attempts = app.wait_attempts(&a, &m, 2, Duration::from_secs(10)).await;
-    let of = |ep: &str| {
+    app.wait_attempts(&a, &m, 2, Duration::from_secs(10)).await;
+    app.settled().await;
+
+    // One step sends both retries and writes their results as one batch.
+    app.clock
+        .advance(Duration::from_millis(FIRST_RETRY_MS as u64));
+    assert_eq!(app.dispatcher.run_once().await.unwrap(), 2);
+    let attempts = app.attempts(&a, &m).await;
+    let last = |ep: &str| {
         attempts
             .iter()
-            .find(|t| t["endpointId"] == ep)
+            .rfind(|t| t["endpointId"] == ep)
             .unwrap_or_else(|| panic!("no attempt for {ep}: {attempts:?}"))
             .clone()
     };
-    // The refused one: kept without what the receiver answered; its delivery is done.
-    let (b, g) = (of(&bad), of(&good));
+    let (b, g) = (last(&bad), last(&good));
+    // The refused one: kept without what the receiver answered.
     assert_eq!(
-        (b["status"].clone(), b["responseStatusCode"].clone()),
-        (json!(0), json!(200))
+        (&b["status"], &b["responseStatusCode"]),
+        (&json!(0), &json!(200)),
+        "{b}"
     );
     assert_eq!(b["response"], json!(""), "{b}");
-    // The other, whatever batch it was in: kept whole.
-    assert_eq!(g["response"], json!("ok"), "{g}");
-    app.settled().await;
-    let delivered = app.get(&format!("/app/{a}/msg/{m}/endpoint"), 200).await;
-    for d in delivered["data"].as_array().unwrap() {
-        assert_eq!(d["status"], json!(0), "{d}");
-        assert!(d["nextAttempt"].is_null(), "{d}");
+    // The other one of the batch: kept whole.
+    assert_eq!(
+        (&g["status"], &g["response"]),
+        (&json!(0), &json!("ok")),
+        "{g}"
+    );
+    assert_eq!(attempts.len(), 4, "{attempts:?}");
+    for (ep, status, next) in deliveries_of(&app, &a, &m).await {
+        assert_eq!((status, next), (json!(0), Value::Null), "{ep}");
     }
 
-    // And the results after it are written as usual.
+    // The results after it are written as usual.
     refused.set_default(Reply::status(200).body("ok"));
     let m2 = app.send(&a, "fault.test", json!({ "n": 2 })).await;
     let later = app.wait_attempts(&a, &m2, 2, Duration::from_secs(10)).await;
@@ -276,4 +305,36 @@ async fn a_result_the_database_refuses_is_kept_without_its_response_and_holds_no
         later.iter().all(|t| t["response"] == json!("ok")),
         "{later:?}"
     );
+}
+
+#[tokio::test]
+async fn a_result_whose_attempt_the_database_always_refuses_still_moves_its_ordered_line_on() {
+    let app = fault_app(|_| {}).await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("refused").await;
+    let (ep, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/never", rx.url), "ordered": true }),
+        )
+        .await;
+    refuse_attempts_where(&app, "NEW.url LIKE '%/never%'");
+    let sent = [
+        app.send(&a, "fault.test", json!({ "n": 1 })).await,
+        app.send(&a, "fault.test", json!({ "n": 2 })).await,
+        app.send(&a, "fault.test", json!({ "n": 3 })).await,
+    ];
+    // Each is sent, in order, though no attempt of theirs can be stored: the line moves on.
+    let got = rx.wait_for_count(3, Duration::from_secs(10)).await;
+    let ids: Vec<String> = got.iter().map(|r| r.json()["n"].to_string()).collect();
+    assert_eq!(ids, ["1", "2", "3"]);
+    app.settled().await;
+    for m in &sent {
+        assert_eq!(
+            deliveries_of(&app, &a, m).await,
+            [(ep.clone(), json!(0), Value::Null)],
+            "{m}: delivered, nothing left to send"
+        );
+        assert!(app.attempts(&a, m).await.is_empty());
+    }
 }

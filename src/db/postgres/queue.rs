@@ -178,7 +178,7 @@ pub async fn record(
     let mut a = AttemptColumns::default();
     for r in results
         .iter()
-        .filter(|r| kept.contains(&r.delivery.delivery_id))
+        .filter(|r| r.logged && kept.contains(&r.delivery.delivery_id))
     {
         a.push(r);
     }
@@ -792,6 +792,7 @@ mod tests {
             request_headers: String::new(),
             schedule: None,
             response_headers: String::new(),
+            logged: true,
         }
     }
 

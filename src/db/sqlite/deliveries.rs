@@ -181,6 +181,9 @@ pub struct AttemptResult {
     pub response_headers: String,
     /// The endpoint's own retry schedule, where it has one (else the server's is used).
     pub schedule: Option<Arc<RetrySchedule>>,
+    /// Whether the attempt itself is written, as well as what it does to its delivery: not
+    /// when the database refused to store it (see the dispatcher's `record_results`).
+    pub logged: bool,
 }
 
 /// What recording a batch of results changed.
@@ -251,25 +254,27 @@ pub fn record(
             continue;
         }
         let ok = matches!(r.outcome, Outcome::Success);
-        insert.execute(params![
-            r.attempt_id,
-            d.msg_id,
-            d.endpoint_id,
-            r.url,
-            if ok { SUCCESS } else { FAIL },
-            r.status_code,
-            r.response,
-            r.duration_ms,
-            r.error,
-            if d.manual {
-                TRIGGER_MANUAL
-            } else {
-                TRIGGER_SCHEDULED
-            },
-            r.at,
-            r.request_headers,
-            r.response_headers
-        ])?;
+        if r.logged {
+            insert.execute(params![
+                r.attempt_id,
+                d.msg_id,
+                d.endpoint_id,
+                r.url,
+                if ok { SUCCESS } else { FAIL },
+                r.status_code,
+                r.response,
+                r.duration_ms,
+                r.error,
+                if d.manual {
+                    TRIGGER_MANUAL
+                } else {
+                    TRIGGER_SCHEDULED
+                },
+                r.at,
+                r.request_headers,
+                r.response_headers
+            ])?;
+        }
         let notice = AttemptNotice {
             msg_id: d.msg_id.clone(),
             endpoint_id: d.endpoint_id.clone(),
@@ -726,6 +731,7 @@ mod tests {
             request_headers: String::new(),
             schedule: None,
             response_headers: String::new(),
+            logged: true,
         }
     }
 
