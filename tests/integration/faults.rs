@@ -337,4 +337,16 @@ async fn a_result_whose_attempt_the_database_always_refuses_still_moves_its_orde
         );
         assert!(app.attempts(&a, m).await.is_empty());
     }
+    // They still count in the endpoint's health (what alerts on error rates read).
+    let sql = format!(
+        "SELECT CAST(SUM(attempts) AS BIGINT) FROM endpoint_health WHERE endpoint_id = '{ep}'"
+    );
+    let counted: i64 = match crate::support::storage::postgres_url(app.dir.path()) {
+        Some(url) => crate::support::storage::pg_query(&url, &sql)[0].get(0),
+        None => rusqlite::Connection::open(app.dir.path().join("hookbox.db"))
+            .unwrap()
+            .query_row(&sql, [], |r| r.get(0))
+            .unwrap(),
+    };
+    assert_eq!(counted, 3);
 }

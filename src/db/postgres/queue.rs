@@ -182,9 +182,10 @@ pub async fn record(
     {
         a.push(r);
     }
-    if !a.id.is_empty() {
+    if !kept.is_empty() {
         // With the endpoints' health counts (one row per endpoint, minute and node, so that
-        // nodes never wait for each other's).
+        // nodes never wait for each other's), which count every kept result, its attempt
+        // written or not.
         let mut health: std::collections::BTreeMap<(&str, i64, &str), Health> =
             std::collections::BTreeMap::new();
         for r in results
