@@ -77,11 +77,7 @@ impl DbError {
                         | rusqlite::ErrorCode::TypeMismatch
                 )
             ),
-            // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
-            // (As `From<tokio_postgres::Error>` writes them: "23514: …".)
-            DbError::Postgres(m) => m
-                .get(..6)
-                .is_some_and(|c| (c.starts_with("22") || c.starts_with("23")) && c.ends_with(':')),
+            DbError::Postgres(m) => postgres::refuses_data(m),
             _ => false,
         }
     }

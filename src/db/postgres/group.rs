@@ -182,11 +182,9 @@ async fn try_group(
         Err(e) => e,
     };
     if bracket != Bracket::Own(Progress::Open) {
-        // Committed, or the COMMIT failed: the transaction has ended either way, and no
-        // message is the cause.
-        if !c.client().is_closed() {
-            c.done();
-        }
+        // Committed, or the COMMIT failed: the transaction has ended either way (the pool
+        // drops a connection that broke), and no message is the cause.
+        c.done();
         return Err(Failed::Store(e));
     }
     let broken = c.client().is_closed();

@@ -443,24 +443,27 @@ impl Bracket {
                 (rows?, commit)
             }
         };
-        if let Err(e) = commit {
-            *progress = Progress::CommitFailed;
-            return Err(e.into());
-        }
-        *progress = Progress::Committed;
+        progress.committed(commit)?;
         Ok(rows)
     }
 
     /// Commits a sequence whose last statement was not sent (it had nothing to write).
     async fn close(&mut self, c: &impl GenericClient) -> DbResult<()> {
         if let Bracket::Own(progress) = self {
-            if let Err(e) = c.batch_execute("COMMIT").await {
-                *progress = Progress::CommitFailed;
-                return Err(e.into());
-            }
-            *progress = Progress::Committed;
+            progress.committed(c.batch_execute("COMMIT").await)?;
         }
         Ok(())
+    }
+}
+
+impl Progress {
+    /// Notes how the COMMIT ended.
+    fn committed(&mut self, commit: Result<(), tokio_postgres::Error>) -> DbResult<()> {
+        *self = match commit {
+            Ok(()) => Progress::Committed,
+            Err(_) => Progress::CommitFailed,
+        };
+        Ok(commit?)
     }
 }
 

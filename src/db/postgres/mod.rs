@@ -185,6 +185,15 @@ impl From<tokio_postgres::Error> for DbError {
     }
 }
 
+/// Whether a [`DbError::Postgres`] message, as `From<tokio_postgres::Error>` writes it
+/// ("23514: …"), is of SQLSTATE class 22 (data exception) or 23 (integrity constraint
+/// violation): the database refused the data itself.
+pub(crate) fn refuses_data(message: &str) -> bool {
+    message
+        .get(..6)
+        .is_some_and(|c| (c.starts_with("22") || c.starts_with("23")) && c.ends_with(':'))
+}
+
 impl From<deadpool_postgres::PoolError> for DbError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         DbError::Postgres(e.to_string())
