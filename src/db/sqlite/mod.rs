@@ -93,6 +93,16 @@ impl Db {
         self.writer.run(f).await
     }
 
+    /// As [`Db::write`], for work that may run more than once and whose only effects are its
+    /// writes: it costs less (see [`Writer::run_replayable`]). The hot paths use it.
+    pub async fn write_replayable<T, F>(&self, f: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        self.writer.run_replayable(f).await
+    }
+
     /// Flushes and stops the writer: every write sent before is committed and synced, the WAL
     /// is checkpointed (and truncated), and the writer and sync threads have ended.
     pub async fn close(&self) {

@@ -59,11 +59,134 @@ impl From<Failure> for DbError {
         }
     }
 }
-/// A caller's work: run in the writer's transaction (`Some`), or skipped (`None`: no
-/// transaction could be had). Gives back how to answer the caller once the transaction's fate
-/// is known and, when the work's error made SQLite roll back the whole transaction (it does
-/// so on `SQLITE_FULL`, among others), why.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> (Finish, Option<Failure>) + Send>;
+/// How a job's run ended.
+enum Ran {
+    Ok,
+    /// It failed, and the transaction is still open.
+    Failed,
+    /// Its error made SQLite roll back the whole transaction (it does so on `SQLITE_FULL`,
+    /// among others).
+    Aborted(Failure),
+}
+
+/// A caller's work, as the writer thread holds it until the transaction's fate is known.
+trait Work: Send {
+    /// Whether it may run again (see [`Writer::run_replayable`]).
+    fn replayable(&self) -> bool;
+    /// Runs it in the open transaction, in a savepoint of its own when `alone`; keeps its
+    /// result (a later run's replaces it).
+    fn run(&mut self, conn: &Connection, alone: bool) -> Ran;
+    /// How to answer the caller once the transaction has committed (and been synced), or not.
+    fn finish(self: Box<Self>) -> Finish;
+}
+
+/// A caller's result and where to send it.
+struct Answer<T> {
+    result: Option<DbResult<T>>,
+    done: oneshot::Sender<DbResult<T>>,
+    stats: Arc<WriterStats>,
+}
+
+impl<T: Send + 'static> Answer<T> {
+    fn new(stats: Arc<WriterStats>) -> (Self, oneshot::Receiver<DbResult<T>>) {
+        let (done, rx) = oneshot::channel();
+        let answer = Answer {
+            result: None,
+            done,
+            stats,
+        };
+        (answer, rx)
+    }
+
+    fn keep(&mut self, conn: &Connection, result: DbResult<T>) -> Ran {
+        let ran = match &result {
+            Ok(_) => Ran::Ok,
+            Err(e) if conn.is_autocommit() => Ran::Aborted(if e.is_full() {
+                Failure::Full
+            } else {
+                Failure::Aborted
+            }),
+            Err(_) => Ran::Failed,
+        };
+        self.result = Some(result);
+        ran
+    }
+
+    fn finish(self) -> Finish {
+        Box::new(move |outcome: Outcome| {
+            let answer = match (self.result, outcome) {
+                (Some(Err(e)), _) => Err(e),
+                (Some(Ok(v)), Ok(())) => Ok(v),
+                (_, Err(failure)) => Err(failure.into()),
+                // Never run: no transaction could be had.
+                (None, Ok(())) => Err(Failure::Begin.into()),
+            };
+            self.stats.note(&answer);
+            let _ = self.done.send(answer);
+        })
+    }
+}
+
+/// Work that runs once, always in its own savepoint.
+struct Once<T, F> {
+    f: Option<F>,
+    answer: Answer<T>,
+}
+
+impl<T, F> Work for Once<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+{
+    fn replayable(&self) -> bool {
+        false
+    }
+
+    fn run(&mut self, conn: &Connection, _alone: bool) -> Ran {
+        match self.f.take() {
+            Some(f) => {
+                let result = in_savepoint(conn, f);
+                self.answer.keep(conn, result)
+            }
+            None => Ran::Failed,
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Finish {
+        self.answer.finish()
+    }
+}
+
+/// Work that may run again: without a savepoint of its own, in a run of such work.
+struct Again<T, F> {
+    f: F,
+    answer: Answer<T>,
+}
+
+impl<T, F> Work for Again<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&Connection) -> DbResult<T> + Send + 'static,
+{
+    fn replayable(&self) -> bool {
+        true
+    }
+
+    fn run(&mut self, conn: &Connection, alone: bool) -> Ran {
+        let result = if alone {
+            in_savepoint(conn, &mut self.f)
+        } else {
+            (self.f)(conn)
+        };
+        self.answer.keep(conn, result)
+    }
+
+    fn finish(self: Box<Self>) -> Finish {
+        self.answer.finish()
+    }
+}
+
+type Job = Box<dyn Work>;
 
 /// What the writer thread is asked to do.
 enum Cmd {
@@ -200,46 +323,147 @@ impl Writer {
         &self.stats
     }
 
+    /// Runs `f` in the writer's next transaction, in a savepoint of its own: its error undoes
+    /// only its own writes. Answers once the transaction has committed (and been synced).
     pub async fn run<T, F>(&self, f: F) -> DbResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
     {
-        let (done_tx, done_rx) = oneshot::channel::<DbResult<T>>();
-        let stats = self.stats.clone();
-        let job: Job = Box::new(move |conn: Option<&Connection>| {
-            let (result, aborted) = match conn {
-                Some(conn) => {
-                    let result = in_savepoint(conn, f);
-                    let aborted = match &result {
-                        Err(e) if conn.is_autocommit() => Some(if e.is_full() {
-                            Failure::Full
-                        } else {
-                            Failure::Aborted
-                        }),
-                        _ => None,
-                    };
-                    (Some(result), aborted)
-                }
-                None => (None, None),
-            };
-            let finish: Finish = Box::new(move |outcome: Outcome| {
-                let answer = match (result, outcome) {
-                    (Some(Err(e)), _) => Err(e),
-                    (Some(Ok(v)), Ok(())) => Ok(v),
-                    (_, Err(failure)) => Err(failure.into()),
-                    (None, Ok(())) => Err(Failure::Begin.into()),
-                };
-                stats.note(&answer);
-                let _ = done_tx.send(answer);
-            });
-            (finish, aborted)
-        });
+        let (answer, rx) = Answer::new(self.stats.clone());
+        self.send(Box::new(Once { f: Some(f), answer }), rx).await
+    }
+
+    /// As [`Writer::run`], for work that may be run more than once and whose only effects are
+    /// its writes through the connection. Such work runs without a savepoint of its own (which
+    /// copies every page it changes): should one of it fail, the run it belongs to is undone
+    /// and the rest of that run is run again, each in its own savepoint. Only the writes and
+    /// the result of its last run count.
+    pub async fn run_replayable<T, F>(&self, f: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        let (answer, rx) = Answer::new(self.stats.clone());
+        self.send(Box::new(Again { f, answer }), rx).await
+    }
+
+    async fn send<T>(&self, job: Job, rx: oneshot::Receiver<DbResult<T>>) -> DbResult<T> {
         self.tx
             .send(Cmd::Run(job))
             .await
             .map_err(|_| DbError::WriterGone)?;
-        done_rx.await.map_err(|_| DbError::WriterGone)?
+        rx.await.map_err(|_| DbError::WriterGone)?
+    }
+}
+
+/// Runs a cached statement that takes no parameters.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// The jobs of the transaction being written.
+struct Batch<'c> {
+    conn: &'c Connection,
+    /// Taken and out of any savepoint: answered once the transaction's fate is known.
+    finishes: Vec<Finish>,
+    /// Replayable jobs that ran, without savepoints of their own, since the `run` savepoint
+    /// was opened (it is open while this is not empty).
+    run: Vec<Job>,
+    /// A replayable job failed: the rest of the transaction runs each job in its own savepoint
+    /// (so that a caller whose work keeps failing costs at most one replay per transaction).
+    careful: bool,
+}
+
+impl<'c> Batch<'c> {
+    fn new(conn: &'c Connection, finishes: Vec<Finish>) -> Self {
+        Batch {
+            conn,
+            finishes,
+            run: Vec::new(),
+            careful: false,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.finishes.len() + self.run.len()
+    }
+
+    /// Runs a job in the open transaction; `Some` when the transaction is lost.
+    fn take(&mut self, mut job: Job) -> Option<Failure> {
+        if !job.replayable() || self.careful {
+            if let Some(failure) = self.close_run() {
+                self.finishes.push(job.finish());
+                return Some(failure);
+            }
+            return self.alone(job);
+        }
+        if self.run.is_empty() {
+            if let Err(e) = exec(self.conn, "SAVEPOINT run") {
+                tracing::warn!(error = %e, "cannot open a savepoint; running each write alone");
+                self.careful = true;
+                return self.alone(job);
+            }
+        }
+        match job.run(self.conn, false) {
+            Ran::Ok => {
+                self.run.push(job);
+                None
+            }
+            Ran::Aborted(failure) => {
+                self.run.push(job);
+                Some(failure)
+            }
+            Ran::Failed => {
+                // Its writes are undone with the run's; the rest of the run runs again.
+                self.finishes.push(job.finish());
+                self.careful = true;
+                let undone = exec(self.conn, "ROLLBACK TO run")
+                    .and_then(|()| exec(self.conn, "RELEASE run"));
+                if let Err(e) = undone {
+                    tracing::error!(error = %e, "cannot roll back a failed write; aborting its transaction");
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Some(Failure::Aborted);
+                }
+                for again in std::mem::take(&mut self.run) {
+                    if let Some(failure) = self.alone(again) {
+                        return Some(failure);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs a job in a savepoint of its own.
+    fn alone(&mut self, mut job: Job) -> Option<Failure> {
+        let ran = job.run(self.conn, true);
+        self.finishes.push(job.finish());
+        match ran {
+            Ran::Aborted(failure) => Some(failure),
+            Ran::Ok | Ran::Failed => None,
+        }
+    }
+
+    /// Ends the run of replayable jobs: their writes join the transaction.
+    fn close_run(&mut self) -> Option<Failure> {
+        if self.run.is_empty() {
+            return None;
+        }
+        self.abandon_run();
+        match exec(self.conn, "RELEASE run") {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot release a savepoint; aborting its transaction");
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Some(Failure::Aborted)
+            }
+        }
+    }
+
+    /// The run's jobs are answered with the transaction (whose fate decides theirs).
+    fn abandon_run(&mut self) {
+        self.finishes.extend(self.run.drain(..).map(|j| j.finish()));
     }
 }
 
@@ -295,32 +519,16 @@ fn run_writer(
             }
         };
         let started = std::time::Instant::now();
-        if let Err(e) = conn
-            .prepare_cached("BEGIN IMMEDIATE")
-            .and_then(|mut s| s.execute([]))
-        {
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "writer cannot begin a transaction");
-            first(None).0(Err(Failure::of_sqlite(&e, Failure::Begin)));
+            first.finish()(Err(Failure::of_sqlite(&e, Failure::Begin)));
             continue;
         }
-        // Runs a job; when its error rolled back the whole transaction, every job of the
-        // batch so far is answered with that failure and `Some` is returned.
-        let run = |job: Job, finishes: &mut Vec<Finish>| {
-            let (finish, aborted) = job(Some(&conn));
-            finishes.push(finish);
-            if let Some(failure) = aborted {
-                tracing::error!(
-                    ?failure,
-                    "a write failed and SQLite rolled back its transaction; failing the batch"
-                );
-                finishes.drain(..).for_each(|f| f(Err(failure)));
-            }
-            aborted
-        };
-        let mut aborted = run(first, &mut finishes);
-        while aborted.is_none() && finishes.len() < max_batch {
+        let mut batch = Batch::new(&conn, finishes);
+        let mut aborted = batch.take(first);
+        while aborted.is_none() && batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(Cmd::Run(job)) => aborted = run(job, &mut finishes),
+                Ok(Cmd::Run(job)) => aborted = batch.take(job),
                 Ok(Cmd::Close(ack)) => {
                     closers.push(ack);
                     rx.close();
@@ -328,13 +536,17 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let outcome = match aborted {
-            Some(failure) => Err(failure),
-            None => match conn
-                .prepare_cached("COMMIT")
-                .and_then(|mut s| s.execute([]))
-            {
-                Ok(_) => Ok(()),
+        let outcome = match aborted.or_else(|| batch.close_run()) {
+            Some(failure) => {
+                tracing::error!(
+                    ?failure,
+                    "a write failed and its transaction was rolled back; failing the batch"
+                );
+                batch.abandon_run();
+                Err(failure)
+            }
+            None => match exec(&conn, "COMMIT") {
+                Ok(()) => Ok(()),
                 Err(e) => {
                     tracing::error!(error = %e, "writer commit failed; rolling back the batch");
                     let _ = conn.execute_batch("ROLLBACK");
@@ -342,6 +554,7 @@ fn run_writer(
                 }
             },
         };
+        finishes = batch.finishes;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
@@ -433,7 +646,9 @@ fn run_syncer(
 #[cfg(test)]
 mod tests {
     use crate::db::sqlite::Db;
-    use crate::db::{DbError, DbOptions};
+    use crate::db::{DbError, DbOptions, DbResult};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn close_commits_every_pending_write_then_truncates_the_wal_and_refuses_more() {
@@ -487,5 +702,123 @@ mod tests {
         assert!(db.writer.stats().batch_size.snapshot().1 >= 1);
         // Closing twice is harmless.
         db.close().await;
+    }
+
+    /// Sends `write` to the writer, which is held inside another write, and returns once it is
+    /// queued: writes sent one after the other so are taken in that order.
+    async fn queue<T: Send + 'static>(
+        db: &Db,
+        write: impl std::future::Future<Output = DbResult<T>> + Send + 'static,
+    ) -> tokio::task::JoinHandle<DbResult<T>> {
+        let queued = |db: &Db| db.writer.tx.max_capacity() - db.writer.tx.capacity();
+        let before = queued(db);
+        let handle = tokio::spawn(write);
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while queued(db) == before {
+                tokio::task::yield_now().await;
+            }
+        });
+        waited.await.expect("the write was never queued");
+        handle
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_replayable_write_undoes_its_run_and_the_rest_of_the_run_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &DbOptions {
+                max_size_mib: 0,
+                path: dir.path().join("t.db"),
+                synchronous: "full".into(),
+                readers: 1,
+                max_batch: 64,
+            },
+            crate::domain::crypto::MainKey::generate(),
+        )
+        .unwrap();
+        db.write(|c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER UNIQUE)")?))
+            .await
+            .unwrap();
+        let commits = || db.writer.stats().commits.load(Ordering::Relaxed);
+        let before = commits();
+        // The writer waits inside this one until every other write is queued behind it.
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let (entered, inside) = tokio::sync::oneshot::channel::<()>();
+        let held = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(move |_| {
+                    entered.send(()).unwrap();
+                    gate.recv().unwrap();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        inside.await.unwrap();
+        let runs: Vec<Arc<AtomicUsize>> = (0..4).map(|_| Arc::default()).collect();
+        let insert = |n: i64, runs: &Arc<AtomicUsize>| {
+            let runs = runs.clone();
+            move |c: &rusqlite::Connection| {
+                runs.fetch_add(1, Ordering::Relaxed);
+                Ok(c.execute("INSERT INTO t VALUES (?)", [n])?)
+            }
+        };
+        let a = queue(&db, {
+            let (db, f) = (db.clone(), insert(1, &runs[0]));
+            async move { db.write_replayable(f).await }
+        })
+        .await;
+        let once = queue(&db, {
+            let (db, f) = (db.clone(), insert(10, &runs[1]));
+            async move { db.write(move |c| f(c)).await }
+        })
+        .await;
+        let d = queue(&db, {
+            let (db, f) = (db.clone(), insert(4, &runs[2]));
+            async move { db.write_replayable(f).await }
+        })
+        .await;
+        // Writes a row, then fails: the row must not be kept.
+        let failing = queue(&db, {
+            let db = db.clone();
+            async move {
+                db.write_replayable(|c| {
+                    c.execute("INSERT INTO t VALUES (2)", [])?;
+                    Err::<(), _>(DbError::Conflict("refused after writing".into()))
+                })
+                .await
+            }
+        })
+        .await;
+        let c = queue(&db, {
+            let (db, f) = (db.clone(), insert(3, &runs[3]));
+            async move { db.write_replayable(f).await }
+        })
+        .await;
+        open.send(()).unwrap();
+        held.await.unwrap().unwrap();
+        for ok in [a, once, d, c] {
+            assert_eq!(ok.await.unwrap().unwrap(), 1);
+        }
+        assert!(matches!(
+            failing.await.unwrap(),
+            Err(DbError::Conflict(m)) if m == "refused after writing"
+        ));
+        // One transaction held them all.
+        assert_eq!(commits(), before + 1);
+        let rows: Vec<i64> = db
+            .read(|c| {
+                let mut s = c.prepare("SELECT n FROM t ORDER BY n")?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, [1, 3, 4, 10]);
+        // The write that ran in the failed one's run ran again; a write that cannot run
+        // again never did; those before the run and after the failure ran once.
+        let ran: Vec<usize> = runs.iter().map(|r| r.load(Ordering::Relaxed)).collect();
+        assert_eq!(ran, [1, 1, 2, 1]);
     }
 }

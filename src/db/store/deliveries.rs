@@ -23,8 +23,10 @@ impl Store {
     ) -> DbResult<Vec<Claimed>> {
         match self {
             Store::Sqlite(db) => {
-                db.write(move |c| deliveries::claim_due(c, now, limit, lease_until, &busy))
-                    .await
+                db.write_replayable(move |c| {
+                    deliveries::claim_due(c, now, limit, lease_until, &busy)
+                })
+                .await
             }
             Store::Postgres(pg) => {
                 let max = limit;
@@ -188,7 +190,7 @@ impl Store {
                 Ok((written.recorded, announced))
             }
             Store::Sqlite(db) => {
-                db.write(move |c| {
+                db.write_replayable(move |c| {
                     let now = clock.now_ms();
                     for d in skipped.iter() {
                         deliveries::skip(c, d.delivery_id, now)?;

@@ -44,50 +44,26 @@ async fn advance_lines(pg: &postgres::PgStore, stored: &Option<(Ingested, String
     }
 }
 
-/// A message bound to its application: what ingest stores.
-struct Bound {
-    msg: Message,
-    only_endpoint: Option<String>,
-    idempotency: Option<IdempotencyKey>,
-    response: (u16, String),
-    expires_at: i64,
-}
-
 impl NewMessage {
-    /// The message once its application is known (its retention decides the payload's).
-    fn bind(self, app: &App) -> Bound {
-        let mut msg = self.msg;
-        msg.app_id = app.id.clone();
+    /// Binds the message to its application, found by the store; returns when its payload
+    /// expires (the request's retention, else the application's, else the default).
+    fn attach(&mut self, app: &App) -> i64 {
+        self.msg.app_id.clone_from(&app.id);
         let keep = self
             .retention_ms
             .or(app.retention_ms)
             .unwrap_or(self.default_retention_ms);
-        Bound {
-            expires_at: msg.created_at.saturating_add(keep),
-            msg,
-            only_endpoint: self.only_endpoint,
-            idempotency: self.idempotency,
-            response: self.response,
-        }
+        self.msg.created_at.saturating_add(keep)
     }
-}
 
-impl NewMessage {
-    /// The message before its application is known (the store finds it, and the payload's
-    /// retention with it).
-    fn unbound(self) -> Bound {
-        Bound {
-            msg: self.msg,
-            only_endpoint: self.only_endpoint,
-            idempotency: self.idempotency,
-            response: self.response,
-            expires_at: 0,
-        }
-    }
-}
-
-impl Bound {
-    fn request(&self, lease_until: i64, due_at: i64) -> crate::db::outbox::IngestRequest<'_> {
+    /// What ingest stores; `expires_at` 0 when the store finds the application (and the
+    /// payload's retention with it) itself.
+    fn request(
+        &self,
+        lease_until: i64,
+        due_at: i64,
+        expires_at: i64,
+    ) -> crate::db::outbox::IngestRequest<'_> {
         crate::db::outbox::IngestRequest {
             msg: &self.msg,
             only_endpoint: self.only_endpoint.as_deref(),
@@ -95,7 +71,7 @@ impl Bound {
             response: (self.response.0, &self.response.1),
             lease_until,
             due_at,
-            expires_at: self.expires_at,
+            expires_at,
             filter_input: Default::default(),
         }
     }
@@ -179,15 +155,12 @@ impl Store {
                             // A message that makes its application when there is none (another
                             // node may make it at the same moment: theirs is as good).
                             let create = m.create_app.take();
-                            let (key, keep_ms, default_keep_ms) =
-                                (m.app_key.clone(), m.retention_ms, m.default_retention_ms);
-                            let b = m.unbound();
                             for attempt in 0..2 {
                                 let mut member = [postgres::messages::GroupMember {
-                                    app_key: &key,
-                                    req: b.request(lease_until, due_at),
-                                    keep_ms,
-                                    default_keep_ms,
+                                    app_key: &m.app_key,
+                                    req: m.request(lease_until, due_at, 0),
+                                    keep_ms: m.retention_ms,
+                                    default_keep_ms: m.default_retention_ms,
                                     claim: &mut claim,
                                 }];
                                 let node = pg.node();
@@ -201,7 +174,7 @@ impl Store {
                                 .pop()
                                 {
                                     Some(GroupOutcome::Stored(r, _)) => {
-                                        return Ok(Some((r, b.response.1)))
+                                        return Ok(Some((r, m.response.1)))
                                     }
                                     Some(GroupOutcome::Conflict) => {
                                         return Err(postgres::messages::event_id_taken())
@@ -232,34 +205,42 @@ impl Store {
                             }
                             (None, None) => return Ok(None),
                         };
-                        let b = m.bind(&app);
-                        let req = b.request(lease_until, due_at);
+                        let expires_at = m.attach(&app);
+                        let req = m.request(lease_until, due_at, expires_at);
                         let r =
                             postgres::messages::ingest(tx, &req, &pg.node(), &mut claim).await?;
-                        Ok(Some((r, b.response.1)))
+                        Ok(Some((r, m.response.1)))
                     })
                     .await?;
                 advance_lines(pg, &stored, now).await;
                 Ok(stored)
             }
             Store::Sqlite(db) => {
-                db.write(move |c| {
-                    let mut m = m;
-                    let app = match (apps::get(c, &m.app_key)?, m.create_app.take()) {
-                        (Some(app), _) => app,
-                        (None, Some(app)) => {
-                            apps::insert(c, &app)?;
-                            app
-                        }
-                        (None, None) => return Ok(None),
-                    };
-                    let b = m.bind(&app);
-                    let req = b.request(lease_until, due_at);
-                    let mut claim = |ep: &str| due_at <= now && room(ep);
-                    let r = messages::ingest(c, &req, &mut claim)?;
-                    Ok(Some((r, b.response.1)))
-                })
-                .await
+                let mut m = m;
+                // The answer is stored in the transaction only with an idempotency key.
+                let response = if m.idempotency.is_some() {
+                    m.response.1.clone()
+                } else {
+                    std::mem::take(&mut m.response.1)
+                };
+                let create = m.create_app.take();
+                let ingested = db
+                    .write_replayable(move |c| {
+                        let app = match (apps::get(c, &m.app_key)?, &create) {
+                            (Some(app), _) => app,
+                            (None, Some(app)) => {
+                                apps::insert(c, app)?;
+                                app.clone()
+                            }
+                            (None, None) => return Ok(None),
+                        };
+                        let expires_at = m.attach(&app);
+                        let req = m.request(lease_until, due_at, expires_at);
+                        let mut claim = |ep: &str| due_at <= now && room(ep);
+                        messages::ingest(c, &req, &mut claim).map(Some)
+                    })
+                    .await?;
+                Ok(ingested.map(|r| (r, response)))
             }
         }
     }
