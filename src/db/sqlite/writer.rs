@@ -1,6 +1,8 @@
 //! The writer thread: owns the only read-write connection and commits the work of many
-//! concurrent callers in one transaction (group commit). Each caller's work runs in its own
-//! savepoint, so one caller's error rolls back only its own changes; every caller is answered
+//! concurrent callers in one transaction (group commit). One caller's error rolls back only
+//! its own changes: its work runs in its own savepoint or, for work that may run again, it is
+//! undone with the run of such work it belongs to, and the rest of that run is written again
+//! (see [`Writer::run_replayable`]). Every caller is answered
 //! only after the transaction that holds its work has committed and, in durable mode, after
 //! the WAL holding it has been synced to disk.
 //!
@@ -100,6 +102,8 @@ impl<T: Send + 'static> Answer<T> {
 
     fn keep(&mut self, conn: &Connection, result: DbResult<T>) -> Ran {
         let ran = match &result {
+            // Work that swallowed the error which ended the transaction.
+            Ok(_) if conn.is_autocommit() => Ran::Aborted(Failure::Aborted),
             Ok(_) => Ran::Ok,
             Err(e) if conn.is_autocommit() => Ran::Aborted(if e.is_full() {
                 Failure::Full
@@ -425,8 +429,11 @@ impl<'c> Batch<'c> {
                     let _ = self.conn.execute_batch("ROLLBACK");
                     return Some(Failure::Aborted);
                 }
-                for again in std::mem::take(&mut self.run) {
+                let mut rest = std::mem::take(&mut self.run).into_iter();
+                while let Some(again) = rest.next() {
                     if let Some(failure) = self.alone(again) {
+                        // Those not run again are answered with the transaction's failure.
+                        self.finishes.extend(rest.map(|j| j.finish()));
                         return Some(failure);
                     }
                 }
@@ -722,13 +729,12 @@ mod tests {
         handle
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_replayable_write_undoes_its_run_and_the_rest_of_the_run_is_written_once() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A database with a table `t (n INTEGER UNIQUE)`.
+    async fn table_db(dir: &std::path::Path) -> Db {
         let db = Db::open(
             &DbOptions {
                 max_size_mib: 0,
-                path: dir.path().join("t.db"),
+                path: dir.join("t.db"),
                 synchronous: "full".into(),
                 readers: 1,
                 max_batch: 64,
@@ -739,9 +745,17 @@ mod tests {
         db.write(|c| Ok(c.execute_batch("CREATE TABLE t (n INTEGER UNIQUE)")?))
             .await
             .unwrap();
-        let commits = || db.writer.stats().commits.load(Ordering::Relaxed);
-        let before = commits();
-        // The writer waits inside this one until every other write is queued behind it.
+        db
+    }
+
+    /// Holds the writer inside a write until the sender is used, so that the writes queued
+    /// meanwhile share the next transaction.
+    async fn hold_writer(
+        db: &Db,
+    ) -> (
+        tokio::task::JoinHandle<DbResult<()>>,
+        std::sync::mpsc::Sender<()>,
+    ) {
         let (open, gate) = std::sync::mpsc::channel::<()>();
         let (entered, inside) = tokio::sync::oneshot::channel::<()>();
         let held = tokio::spawn({
@@ -755,7 +769,75 @@ mod tests {
                 .await
             }
         });
-        inside.await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), inside)
+            .await
+            .expect("the writer never ran the first write")
+            .unwrap();
+        (held, open)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn when_a_replayed_write_loses_the_transaction_every_write_of_it_is_told_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = table_db(dir.path()).await;
+        let (held, open) = hold_writer(&db).await;
+        // Its second run ends the transaction, as SQLite does on some errors (SQLITE_FULL).
+        let mut runs = 0;
+        let a = queue(&db, {
+            let db = db.clone();
+            async move {
+                db.write_replayable(move |c| {
+                    runs += 1;
+                    if runs == 2 {
+                        c.execute_batch("ROLLBACK")?;
+                        return Err(DbError::Full);
+                    }
+                    Ok(c.execute("INSERT INTO t VALUES (1)", [])?)
+                })
+                .await
+            }
+        })
+        .await;
+        let b = queue(&db, {
+            let db = db.clone();
+            async move {
+                db.write_replayable(|c| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
+                    .await
+            }
+        })
+        .await;
+        let failing = queue(&db, {
+            let db = db.clone();
+            async move {
+                db.write_replayable(|c| {
+                    c.execute("INSERT INTO t VALUES (3)", [])?;
+                    Err::<(), _>(DbError::Conflict("refused after writing".into()))
+                })
+                .await
+            }
+        })
+        .await;
+        open.send(()).unwrap();
+        // Every write of the lost transaction is told why, those that succeeded included.
+        assert!(matches!(held.await.unwrap(), Err(DbError::Full)));
+        assert!(matches!(a.await.unwrap(), Err(DbError::Full)));
+        // Never run again: the transaction that held its first run was lost.
+        assert!(matches!(b.await.unwrap(), Err(DbError::Full)));
+        assert!(matches!(failing.await.unwrap(), Err(DbError::Conflict(_))));
+        let rows: i64 = db
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_replayable_write_undoes_its_run_and_the_rest_of_the_run_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = table_db(dir.path()).await;
+        let commits = || db.writer.stats().commits.load(Ordering::Relaxed);
+        let before = commits();
+        let (held, open) = hold_writer(&db).await;
         let runs: Vec<Arc<AtomicUsize>> = (0..4).map(|_| Arc::default()).collect();
         let insert = |n: i64, runs: &Arc<AtomicUsize>| {
             let runs = runs.clone();
