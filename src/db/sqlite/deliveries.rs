@@ -237,20 +237,27 @@ pub fn record(
          response_duration_ms, error, trigger_type, created_at, request_headers, response_headers) \
          VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )?;
+    // Only a delivery still pending: not deleted with its message, endpoint or application
+    // while it was being sent, nor canceled (its message's content was deleted).
     let mut update = c.prepare_cached(
         "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
-         trigger_type = 0, updated_at = ? WHERE id = ?",
+         trigger_type = 0, updated_at = ? WHERE id = ? AND status = 1",
     )?;
-    let mut exists = c.prepare_cached("SELECT 1 FROM deliveries WHERE id = ? AND status = 1")?;
     let mut failing: std::collections::BTreeMap<&str, Option<i64>> =
         std::collections::BTreeMap::new();
     let mut health: std::collections::BTreeMap<(&str, i64), Health> =
         std::collections::BTreeMap::new();
     for r in results {
         let d = &r.delivery;
-        // Deleted with its message, endpoint or application while it was being sent, or
-        // canceled (its message's content was deleted).
-        if !exists.exists([d.delivery_id])? {
+        let schedule = r.schedule.as_deref().unwrap_or(schedule);
+        let transition = transition(d.attempts, &r.outcome, schedule, r.at);
+        let (status, next) = match transition {
+            Transition::Delivered { .. } => (SUCCESS, None),
+            Transition::DisableEndpoint | Transition::Exhausted => (FAIL, None),
+            Transition::Retry { due, .. } => (PENDING, Some(due)),
+        };
+        let attempts = d.attempts.saturating_add(1);
+        if update.execute(params![status, attempts, next, r.at, d.delivery_id])? == 0 {
             continue;
         }
         let ok = matches!(r.outcome, Outcome::Success);
@@ -292,13 +299,11 @@ pub fn record(
                 timed_out(r.status_code, r.error.as_deref()),
                 r.at,
             );
-        let schedule = r.schedule.as_deref().unwrap_or(schedule);
-        let (status, next) = match transition(d.attempts, &r.outcome, schedule, r.at) {
+        match transition {
             Transition::Delivered { recovered } => {
                 if recovered {
                     out.notices.push(Notice::Recovered(notice));
                 }
-                (SUCCESS, None)
             }
             Transition::DisableEndpoint => {
                 if endpoints::disable(c, &d.endpoint_id, GONE_REASON, r.at)? {
@@ -310,22 +315,15 @@ pub fn record(
                         automatic: true,
                     });
                 }
-                (FAIL, None)
             }
             Transition::Retry { due, failing } => {
                 out.next_due = Some(out.next_due.map_or(due, |n| n.min(due)));
                 if failing {
                     out.notices.push(Notice::Failing(notice));
                 }
-                (PENDING, Some(due))
             }
-            Transition::Exhausted => {
-                out.notices.push(Notice::Exhausted(notice));
-                (FAIL, None)
-            }
-        };
-        let attempts = d.attempts.saturating_add(1);
-        update.execute(params![status, attempts, next, r.at, d.delivery_id])?;
+            Transition::Exhausted => out.notices.push(Notice::Exhausted(notice)),
+        }
     }
     // Each endpoint's latest outcome in this batch starts or ends its run of failures.
     for (endpoint_id, failed_at) in failing {
@@ -778,6 +776,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!((status, next), (5, None), "still canceled, no retry");
+        let logged: i64 = c
+            .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(logged, 0, "its attempt is dropped with it");
     }
 
     #[test]
