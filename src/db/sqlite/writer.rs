@@ -832,6 +832,47 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_ends_the_transaction_yet_succeeds_fails_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = table_db(dir.path()).await;
+        let (held, open) = hold_writer(&db).await;
+        // It swallows what ended the transaction.
+        let swallowing = queue(&db, {
+            let db = db.clone();
+            async move {
+                db.write_replayable(|c| {
+                    c.execute_batch("ROLLBACK")?;
+                    Ok(())
+                })
+                .await
+            }
+        })
+        .await;
+        let next = queue(&db, {
+            let db = db.clone();
+            async move {
+                db.write_replayable(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
+                    .await
+            }
+        })
+        .await;
+        open.send(()).unwrap();
+        assert!(matches!(held.await.unwrap(), Err(DbError::NotCommitted(_))));
+        assert!(matches!(
+            swallowing.await.unwrap(),
+            Err(DbError::NotCommitted(_))
+        ));
+        // Not run outside a transaction (it would be kept whatever its caller is told): in
+        // the next one, and told so.
+        assert_eq!(next.await.unwrap().unwrap(), 1);
+        let rows: i64 = db
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_replayable_write_undoes_its_run_and_the_rest_of_the_run_is_written_once() {
         let dir = tempfile::tempdir().unwrap();
         let db = table_db(dir.path()).await;
