@@ -82,25 +82,31 @@ trait Work: Send {
     fn finish(self: Box<Self>) -> Finish;
 }
 
-/// A caller's result and where to send it.
-struct Answer<T> {
+/// A caller's work, its result and where to send it.
+struct Caller<T, F> {
+    f: F,
+    /// Runs without a savepoint of its own in a run of such work (else always in one).
+    replayable: bool,
     result: Option<DbResult<T>>,
     done: oneshot::Sender<DbResult<T>>,
     stats: Arc<WriterStats>,
 }
 
-impl<T: Send + 'static> Answer<T> {
-    fn new(stats: Arc<WriterStats>) -> (Self, oneshot::Receiver<DbResult<T>>) {
-        let (done, rx) = oneshot::channel();
-        let answer = Answer {
-            result: None,
-            done,
-            stats,
-        };
-        (answer, rx)
+impl<T, F> Work for Caller<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&Connection) -> DbResult<T> + Send + 'static,
+{
+    fn replayable(&self) -> bool {
+        self.replayable
     }
 
-    fn keep(&mut self, conn: &Connection, result: DbResult<T>) -> Ran {
+    fn run(&mut self, conn: &Connection, alone: bool) -> Ran {
+        let result = if alone || !self.replayable {
+            in_savepoint(conn, &mut self.f)
+        } else {
+            (self.f)(conn)
+        };
         let ran = match &result {
             // Work that swallowed the error which ended the transaction.
             Ok(_) if conn.is_autocommit() => Ran::Aborted(Failure::Aborted),
@@ -116,77 +122,24 @@ impl<T: Send + 'static> Answer<T> {
         ran
     }
 
-    fn finish(self) -> Finish {
+    fn finish(self: Box<Self>) -> Finish {
+        let Caller {
+            result,
+            done,
+            stats,
+            ..
+        } = *self;
         Box::new(move |outcome: Outcome| {
-            let answer = match (self.result, outcome) {
+            let answer = match (result, outcome) {
                 (Some(Err(e)), _) => Err(e),
                 (Some(Ok(v)), Ok(())) => Ok(v),
                 (_, Err(failure)) => Err(failure.into()),
                 // Never run: no transaction could be had.
                 (None, Ok(())) => Err(Failure::Begin.into()),
             };
-            self.stats.note(&answer);
-            let _ = self.done.send(answer);
+            stats.note(&answer);
+            let _ = done.send(answer);
         })
-    }
-}
-
-/// Work that runs once, always in its own savepoint.
-struct Once<T, F> {
-    f: Option<F>,
-    answer: Answer<T>,
-}
-
-impl<T, F> Work for Once<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
-{
-    fn replayable(&self) -> bool {
-        false
-    }
-
-    fn run(&mut self, conn: &Connection, _alone: bool) -> Ran {
-        match self.f.take() {
-            Some(f) => {
-                let result = in_savepoint(conn, f);
-                self.answer.keep(conn, result)
-            }
-            None => Ran::Failed,
-        }
-    }
-
-    fn finish(self: Box<Self>) -> Finish {
-        self.answer.finish()
-    }
-}
-
-/// Work that may run again: without a savepoint of its own, in a run of such work.
-struct Again<T, F> {
-    f: F,
-    answer: Answer<T>,
-}
-
-impl<T, F> Work for Again<T, F>
-where
-    T: Send + 'static,
-    F: FnMut(&Connection) -> DbResult<T> + Send + 'static,
-{
-    fn replayable(&self) -> bool {
-        true
-    }
-
-    fn run(&mut self, conn: &Connection, alone: bool) -> Ran {
-        let result = if alone {
-            in_savepoint(conn, &mut self.f)
-        } else {
-            (self.f)(conn)
-        };
-        self.answer.keep(conn, result)
-    }
-
-    fn finish(self: Box<Self>) -> Finish {
-        self.answer.finish()
     }
 }
 
@@ -334,8 +287,13 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> DbResult<T> + Send + 'static,
     {
-        let (answer, rx) = Answer::new(self.stats.clone());
-        self.send(Box::new(Once { f: Some(f), answer }), rx).await
+        let mut once = Some(f);
+        let f = move |c: &Connection| match once.take() {
+            Some(f) => f(c),
+            // Never: such work is not run again.
+            None => Err(DbError::NotCommitted("a write was run twice".into())),
+        };
+        self.send(f, false).await
     }
 
     /// As [`Writer::run`], for work that may be run more than once and whose only effects are
@@ -348,11 +306,22 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Connection) -> DbResult<T> + Send + 'static,
     {
-        let (answer, rx) = Answer::new(self.stats.clone());
-        self.send(Box::new(Again { f, answer }), rx).await
+        self.send(f, true).await
     }
 
-    async fn send<T>(&self, job: Job, rx: oneshot::Receiver<DbResult<T>>) -> DbResult<T> {
+    async fn send<T, F>(&self, f: F, replayable: bool) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> DbResult<T> + Send + 'static,
+    {
+        let (done, rx) = oneshot::channel();
+        let job = Box::new(Caller {
+            f,
+            replayable,
+            result: None,
+            done,
+            stats: self.stats.clone(),
+        });
         self.tx
             .send(Cmd::Run(job))
             .await
@@ -422,11 +391,7 @@ impl<'c> Batch<'c> {
                 // Its writes are undone with the run's; the rest of the run runs again.
                 self.finishes.push(job.finish());
                 self.careful = true;
-                let undone = exec(self.conn, "ROLLBACK TO run")
-                    .and_then(|()| exec(self.conn, "RELEASE run"));
-                if let Err(e) = undone {
-                    tracing::error!(error = %e, "cannot roll back a failed write; aborting its transaction");
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                if !undo(self.conn, "ROLLBACK TO run", "RELEASE run") {
                     return Some(Failure::Aborted);
                 }
                 let mut rest = std::mem::take(&mut self.run).into_iter();
@@ -475,26 +440,31 @@ impl<'c> Batch<'c> {
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> DbResult<T>) -> DbResult<T> {
-    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    exec(conn, "SAVEPOINT job")?;
     match f(conn) {
         Ok(v) => {
-            conn.prepare_cached("RELEASE job")?.execute([])?;
+            exec(conn, "RELEASE job")?;
             Ok(v)
         }
         // SQLite rolled back the whole transaction (and the savepoint with it).
         Err(e) if conn.is_autocommit() => Err(e),
         Err(e) => {
-            let undone = conn
-                .prepare_cached("ROLLBACK TO job")
-                .and_then(|mut s| s.execute([]))
-                .and_then(|_| conn.prepare_cached("RELEASE job")?.execute([]));
-            if let Err(undo) = undone {
-                // The failed work cannot be taken out alone: the whole transaction goes (the
-                // writer sees it ended and fails the batch), so none of it is committed.
-                tracing::error!(error = %undo, "cannot roll back a failed write; aborting its transaction");
-                let _ = conn.execute_batch("ROLLBACK");
-            }
+            undo(conn, "ROLLBACK TO job", "RELEASE job");
             Err(e)
+        }
+    }
+}
+
+/// Undoes the writes since a savepoint and ends it (`rollback_to`, then `release`). When
+/// that fails, the failed work cannot be taken out alone: the whole transaction goes (the
+/// writer sees it ended and fails the batch), so none of it is committed; `false` then.
+fn undo(conn: &Connection, rollback_to: &str, release: &str) -> bool {
+    match exec(conn, rollback_to).and_then(|()| exec(conn, release)) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot roll back a failed write; aborting its transaction");
+            let _ = conn.execute_batch("ROLLBACK");
+            false
         }
     }
 }
