@@ -699,6 +699,29 @@ mod tests {
         handle
     }
 
+    /// [`queue`] for work that may run again.
+    async fn queue_replayable<T: Send + 'static>(
+        db: &Db,
+        f: impl FnMut(&rusqlite::Connection) -> DbResult<T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<DbResult<T>> {
+        let writer = db.clone();
+        queue(db, async move { writer.write_replayable(f).await }).await
+    }
+
+    /// Work that writes row `n`, then fails: the row must not be kept.
+    fn insert_then_fail(n: i64) -> impl FnMut(&rusqlite::Connection) -> DbResult<()> {
+        move |c| {
+            c.execute("INSERT INTO t VALUES (?)", [n])?;
+            Err(DbError::Conflict("refused after writing".into()))
+        }
+    }
+
+    async fn rows(db: &Db) -> i64 {
+        db.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap()
+    }
+
     /// A database with a table `t (n INTEGER UNIQUE)`.
     async fn table_db(dir: &std::path::Path) -> Db {
         let db = Db::open(
@@ -753,40 +776,17 @@ mod tests {
         let (held, open) = hold_writer(&db).await;
         // Its second run ends the transaction, as SQLite does on some errors (SQLITE_FULL).
         let mut runs = 0;
-        let a = queue(&db, {
-            let db = db.clone();
-            async move {
-                db.write_replayable(move |c| {
-                    runs += 1;
-                    if runs == 2 {
-                        c.execute_batch("ROLLBACK")?;
-                        return Err(DbError::Full);
-                    }
-                    Ok(c.execute("INSERT INTO t VALUES (1)", [])?)
-                })
-                .await
+        let a = queue_replayable(&db, move |c| {
+            runs += 1;
+            if runs == 2 {
+                c.execute_batch("ROLLBACK")?;
+                return Err(DbError::Full);
             }
+            Ok(c.execute("INSERT INTO t VALUES (1)", [])?)
         })
         .await;
-        let b = queue(&db, {
-            let db = db.clone();
-            async move {
-                db.write_replayable(|c| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
-                    .await
-            }
-        })
-        .await;
-        let failing = queue(&db, {
-            let db = db.clone();
-            async move {
-                db.write_replayable(|c| {
-                    c.execute("INSERT INTO t VALUES (3)", [])?;
-                    Err::<(), _>(DbError::Conflict("refused after writing".into()))
-                })
-                .await
-            }
-        })
-        .await;
+        let b = queue_replayable(&db, |c| Ok(c.execute("INSERT INTO t VALUES (2)", [])?)).await;
+        let failing = queue_replayable(&db, insert_then_fail(3)).await;
         open.send(()).unwrap();
         // Every write of the lost transaction is told why, those that succeeded included.
         assert!(matches!(held.await.unwrap(), Err(DbError::Full)));
@@ -794,11 +794,7 @@ mod tests {
         // Never run again: the transaction that held its first run was lost.
         assert!(matches!(b.await.unwrap(), Err(DbError::Full)));
         assert!(matches!(failing.await.unwrap(), Err(DbError::Conflict(_))));
-        let rows: i64 = db
-            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
-            .await
-            .unwrap();
-        assert_eq!(rows, 0);
+        assert_eq!(rows(&db).await, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -807,25 +803,12 @@ mod tests {
         let db = table_db(dir.path()).await;
         let (held, open) = hold_writer(&db).await;
         // It swallows what ended the transaction.
-        let swallowing = queue(&db, {
-            let db = db.clone();
-            async move {
-                db.write_replayable(|c| {
-                    c.execute_batch("ROLLBACK")?;
-                    Ok(())
-                })
-                .await
-            }
+        let swallowing = queue_replayable(&db, |c| {
+            c.execute_batch("ROLLBACK")?;
+            Ok(())
         })
         .await;
-        let next = queue(&db, {
-            let db = db.clone();
-            async move {
-                db.write_replayable(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
-                    .await
-            }
-        })
-        .await;
+        let next = queue_replayable(&db, |c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?)).await;
         open.send(()).unwrap();
         assert!(matches!(held.await.unwrap(), Err(DbError::NotCommitted(_))));
         assert!(matches!(
@@ -835,11 +818,7 @@ mod tests {
         // Not run outside a transaction (it would be kept whatever its caller is told): in
         // the next one, and told so.
         assert_eq!(next.await.unwrap().unwrap(), 1);
-        let rows: i64 = db
-            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
-            .await
-            .unwrap();
-        assert_eq!(rows, 1);
+        assert_eq!(rows(&db).await, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -857,38 +836,15 @@ mod tests {
                 Ok(c.execute("INSERT INTO t VALUES (?)", [n])?)
             }
         };
-        let a = queue(&db, {
-            let (db, f) = (db.clone(), insert(1, &runs[0]));
-            async move { db.write_replayable(f).await }
-        })
-        .await;
+        let a = queue_replayable(&db, insert(1, &runs[0])).await;
         let once = queue(&db, {
             let (db, f) = (db.clone(), insert(10, &runs[1]));
             async move { db.write(move |c| f(c)).await }
         })
         .await;
-        let d = queue(&db, {
-            let (db, f) = (db.clone(), insert(4, &runs[2]));
-            async move { db.write_replayable(f).await }
-        })
-        .await;
-        // Writes a row, then fails: the row must not be kept.
-        let failing = queue(&db, {
-            let db = db.clone();
-            async move {
-                db.write_replayable(|c| {
-                    c.execute("INSERT INTO t VALUES (2)", [])?;
-                    Err::<(), _>(DbError::Conflict("refused after writing".into()))
-                })
-                .await
-            }
-        })
-        .await;
-        let c = queue(&db, {
-            let (db, f) = (db.clone(), insert(3, &runs[3]));
-            async move { db.write_replayable(f).await }
-        })
-        .await;
+        let d = queue_replayable(&db, insert(4, &runs[2])).await;
+        let failing = queue_replayable(&db, insert_then_fail(2)).await;
+        let c = queue_replayable(&db, insert(3, &runs[3])).await;
         open.send(()).unwrap();
         held.await.unwrap().unwrap();
         for ok in [a, once, d, c] {
