@@ -246,6 +246,9 @@ pub struct DatabaseConfig {
     pub node_timeout: Duration,
 }
 
+/// An endpoint's share of requests in flight when `max_in_flight_per_endpoint` is unset.
+pub const DEFAULT_IN_FLIGHT_PER_ENDPOINT: usize = 64;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
@@ -263,8 +266,10 @@ pub struct DeliveryConfig {
     pub max_retry_after: Duration,
     /// Requests in flight at once, over all endpoints.
     pub max_in_flight: usize,
-    /// Requests in flight at once to one endpoint.
-    pub max_in_flight_per_endpoint: usize,
+    /// Requests in flight at once to one endpoint, a hard cap. Unset, an endpoint's share is
+    /// [`DEFAULT_IN_FLIGHT_PER_ENDPOINT`], and one that answers quickly may borrow more
+    /// while the node has request slots to spare (see `delivery::pacing`).
+    pub max_in_flight_per_endpoint: Option<usize>,
     /// Deliveries held in memory (claimed) at once; the rest wait in the database.
     pub max_queued: usize,
     pub max_queued_per_endpoint: usize,
@@ -353,6 +358,14 @@ impl Default for DatabaseConfig {
     }
 }
 
+impl DeliveryConfig {
+    /// An endpoint's share of requests in flight: the cap a user set, else the default.
+    pub fn in_flight_share(&self) -> usize {
+        self.max_in_flight_per_endpoint
+            .unwrap_or(DEFAULT_IN_FLIGHT_PER_ENDPOINT)
+    }
+}
+
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
@@ -364,7 +377,7 @@ impl Default for DeliveryConfig {
             connect_timeout: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(3600),
             max_in_flight: 256,
-            max_in_flight_per_endpoint: 64,
+            max_in_flight_per_endpoint: None,
             max_queued: 20_000,
             max_queued_per_endpoint: 5_000,
             response_excerpt_bytes: 4096,
@@ -579,7 +592,7 @@ impl Config {
         if !(0.0..1.0).contains(&self.delivery.retry_jitter) {
             errors.push("delivery.retry_jitter: must be in [0, 1)".into());
         }
-        if self.delivery.max_in_flight == 0 || self.delivery.max_in_flight_per_endpoint == 0 {
+        if self.delivery.max_in_flight == 0 || self.delivery.max_in_flight_per_endpoint == Some(0) {
             errors.push("delivery.max_in_flight*: must be at least 1".into());
         }
         if self.delivery.slow_down_pause > self.delivery.max_slow_down_pause {

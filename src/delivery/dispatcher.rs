@@ -275,7 +275,7 @@ impl Dispatcher {
             cfg.max_queued = cfg.max_queued.min(2 * cfg.max_in_flight).max(1);
             cfg.max_queued_per_endpoint = cfg
                 .max_queued_per_endpoint
-                .min(2 * cfg.max_in_flight_per_endpoint)
+                .min(2 * cfg.in_flight_share())
                 .max(1);
         }
         let inner = Arc::new(Inner {
@@ -521,16 +521,17 @@ impl Inner {
             // part (as of the last heartbeat; a slot lives while its endpoint is busy).
             let cap = self
                 .cfg
-                .max_in_flight_per_endpoint
+                .in_flight_share()
                 .div_ceil(self.store.live_nodes())
                 .max(1);
+            let mut pacing =
+                Pacing::new(cap, self.cfg.slow_down_pause, self.cfg.max_slow_down_pause);
+            if self.cfg.max_in_flight_per_endpoint.is_none() {
+                pacing = pacing.borrowing(self.cfg.max_in_flight);
+            }
             EndpointSlot {
                 permits: Arc::new(Semaphore::new(cap)),
-                pacing: Arc::new(Pacing::new(
-                    cap,
-                    self.cfg.slow_down_pause,
-                    self.cfg.max_slow_down_pause,
-                )),
+                pacing: Arc::new(pacing),
                 queued: 0,
             }
         });
@@ -603,6 +604,28 @@ impl Inner {
                 done(Done::Released(Box::new(c.clone())));
             }
             self.release(&c.endpoint_id);
+        }
+    }
+
+    /// As a request to a borrowing endpoint finishes: takes a lent place back when nothing
+    /// waits for it or the endpoint may no longer borrow, else lends one more to a delivery
+    /// waiting its turn (so the endpoint's places grow by one per answer while it may).
+    fn settle_loans(
+        &self,
+        endpoint_id: &str,
+        permits: &Semaphore,
+        pacing: &Pacing,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let waiting = self
+            .slots()
+            .get(endpoint_id)
+            .is_some_and(|s| s.queued > pacing.capacity());
+        let spare = self.global.available_permits();
+        if pacing.call_back(spare, waiting) {
+            permit.forget();
+        } else if waiting && pacing.lend(spare) {
+            permits.add_permits(1);
         }
     }
 
@@ -698,7 +721,16 @@ impl Inner {
         }
         // Err(Some(done)): the endpoint was disabled while waiting; Err(None): it is gone.
         let admitted = async {
-            let endpoint_permit = permits.acquire_owned().await.map_err(|_| None)?;
+            // None free: the endpoint may be lent one more place, else this waits its turn.
+            let endpoint_permit = match permits.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    if pacing.lend(self.global.available_permits()) {
+                        permits.add_permits(1);
+                    }
+                    permits.clone().acquire_owned().await.map_err(|_| None)?
+                }
+            };
             let paced = loop {
                 let freed = pacing.freed();
                 tokio::pin!(freed);
@@ -735,7 +767,7 @@ impl Inner {
         };
         // Once shutdown has begun no new request starts; the lease keeps the delivery for
         // the next start.
-        let (_endpoint_permit, paced, _global_permit) = tokio::select! {
+        let (endpoint_permit, paced, global_permit) = tokio::select! {
             biased;
             () = self.cancel.cancelled() => return None,
             admitted = admitted => match admitted {
@@ -753,6 +785,8 @@ impl Inner {
                 .tell_peers(PeerSignal::SlowDown(c.endpoint_id.clone()));
         }
         paced.finish(pace, Instant::now());
+        drop(global_permit);
+        self.settle_loans(&c.endpoint_id, &permits, &pacing, endpoint_permit);
         self.counters
             .attempt_latency
             .observe_duration(sent.duration);

@@ -5,7 +5,10 @@
 //!   one message every `1/rate` s;
 //! - a slow-down after 429, 502, 503 or 504: the endpoint pauses (doubling on each further
 //!   slow-down, up to a maximum) and its concurrency is halved; each success adds one to the
-//!   concurrency again and halves the next pause, down to the base.
+//!   concurrency again and halves the next pause, down to the base;
+//! - borrowing, where the endpoint's in-flight cap is the default rather than one a user set:
+//!   an endpoint that answers quickly may send more than its share while the node has slots
+//!   to spare (see [`Pacing::lend`]).
 //!
 //! Deliveries wait here; nothing is dropped. The logic takes the time as an argument so that
 //! it is tested without sleeping.
@@ -19,14 +22,25 @@ pub struct Pacing {
     /// Signalled whenever a request finishes, so deliveries waiting for room look again.
     freed: Notify,
     max_in_flight: usize,
+    /// Whether, and up to how many in flight in all, the endpoint may borrow beyond
+    /// `max_in_flight`.
+    borrow_up_to: Option<usize>,
     base_pause: Duration,
     max_pause: Duration,
 }
+
+/// Answers that take longer than this on average (an endpoint's recent answers, weighted to
+/// the latest) end borrowing: a slow endpoint keeps to its share.
+pub const QUICK_ANSWER: Duration = Duration::from_millis(500);
 
 struct State {
     in_flight: usize,
     /// Requests allowed in flight now: at most `max_in_flight`, at least 1.
     limit: usize,
+    /// Places lent beyond `limit` ([`Pacing::lend`]), allowed while `limit` is whole.
+    borrowed: usize,
+    /// How long answers have taken lately (`None`: no answer yet).
+    answer_time: Option<Duration>,
     bucket: Option<Bucket>,
     /// Nothing is sent before this.
     paused_until: Option<Instant>,
@@ -115,6 +129,8 @@ impl Pacing {
             state: Mutex::new(State {
                 in_flight: 0,
                 limit: max_in_flight,
+                borrowed: 0,
+                answer_time: None,
                 bucket: None,
                 paused_until: None,
                 pause: base_pause,
@@ -122,9 +138,58 @@ impl Pacing {
             }),
             freed: Notify::new(),
             max_in_flight,
+            borrow_up_to: None,
             base_pause,
             max_pause: max_pause.max(base_pause),
         }
+    }
+
+    /// Lets the endpoint borrow beyond `max_in_flight`, up to `up_to` in flight in all (see
+    /// [`Pacing::lend`]).
+    pub fn borrowing(mut self, up_to: usize) -> Pacing {
+        self.borrow_up_to = Some(up_to.max(self.max_in_flight));
+        self
+    }
+
+    /// Whether the endpoint may hold places beyond its share: while `spare` (the node's free
+    /// request slots) exceeds a share, so that other endpoints always find one, and while
+    /// the endpoint is neither slowed down nor slow to answer ([`QUICK_ANSWER`]; an endpoint
+    /// not yet heard from counts as quick).
+    fn may_borrow(&self, s: &State, spare: usize) -> bool {
+        s.answer_time.is_none_or(|t| t < QUICK_ANSWER)
+            && s.limit == self.max_in_flight
+            && spare > self.max_in_flight
+    }
+
+    /// Lends the endpoint one more place beyond its share if it may borrow (only an endpoint
+    /// made [`Pacing::borrowing`], up to its ceiling); the caller adds the place to the
+    /// endpoint's permits.
+    pub fn lend(&self, spare: usize) -> bool {
+        let Some(up_to) = self.borrow_up_to else {
+            return false;
+        };
+        let mut s = self.lock();
+        if self.max_in_flight + s.borrowed >= up_to || !self.may_borrow(&s, spare) {
+            return false;
+        }
+        s.borrowed += 1;
+        true
+    }
+
+    /// Takes one lent place back when nothing waits for it (`waiting` false) or the endpoint
+    /// may no longer borrow; the caller then forgets the permit it holds.
+    pub fn call_back(&self, spare: usize, waiting: bool) -> bool {
+        let mut s = self.lock();
+        if s.borrowed == 0 || (waiting && self.may_borrow(&s, spare)) {
+            return false;
+        }
+        s.borrowed -= 1;
+        true
+    }
+
+    /// The endpoint's share and the places lent to it.
+    pub fn capacity(&self) -> usize {
+        self.max_in_flight + self.lock().borrowed
     }
 
     /// Whether a delivery may be sent at `now` under `rate` (messages per second, `None` for
@@ -137,7 +202,13 @@ impl Pacing {
             }
             s.paused_until = None;
         }
-        if s.in_flight >= s.limit {
+        // Loans count only while the endpoint runs at its full share.
+        let allowed = if s.limit == self.max_in_flight {
+            s.limit + s.borrowed
+        } else {
+            s.limit
+        };
+        if s.in_flight >= allowed {
             return Admit::WaitForFree;
         }
         match rate.filter(|r| *r > 0) {
@@ -169,6 +240,7 @@ impl Pacing {
     pub fn is_idle(&self, now: Instant) -> bool {
         let s = self.lock();
         s.in_flight == 0
+            && s.borrowed == 0
             && s.limit == self.max_in_flight
             && s.pause == self.base_pause
             && s.paused_until.is_none_or(|u| u <= now)
@@ -222,8 +294,16 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// Records how the endpoint answered, then frees the place.
+    /// Records how the endpoint answered, and how long it took, then frees the place.
     pub fn finish(self, pace: Pace, now: Instant) {
+        let took = now.saturating_duration_since(self.admitted);
+        {
+            let mut s = self.pacing.lock();
+            s.answer_time = Some(match s.answer_time {
+                None => took,
+                Some(t) => t.mul_f64(0.75) + took.mul_f64(0.25),
+            });
+        }
         self.pacing.record(pace, self.admitted, now);
     }
 }
@@ -352,6 +432,69 @@ mod tests {
         }
         assert_eq!(p.limit(), 4);
         assert!(p.is_idle(t));
+    }
+
+    fn lender(share: usize, up_to: usize) -> Arc<Pacing> {
+        Arc::new(Pacing::new(share, PAUSE, Duration::from_secs(8)).borrowing(up_to))
+    }
+
+    #[test]
+    fn a_quick_endpoint_borrows_beyond_its_share_while_the_node_has_a_share_to_spare() {
+        let p = lender(2, 5);
+        let t = Instant::now();
+        let mut held: Vec<_> = (0..2).map(|_| go(p.try_admit(None, t))).collect();
+        assert!(matches!(p.try_admit(None, t), Admit::WaitForFree));
+        // The node's free slots must exceed a share.
+        assert!(!p.lend(2));
+        assert!((0..3).all(|_| p.lend(3)));
+        // Up to 5 in all.
+        assert!(!p.lend(100));
+        assert_eq!(p.capacity(), 5);
+        held.extend((0..3).map(|_| go(p.try_admit(None, t))));
+        assert!(matches!(p.try_admit(None, t), Admit::WaitForFree));
+        // Kept while deliveries wait for them and the node can spare them.
+        assert!(!p.call_back(3, true));
+        // Taken back when the node runs short, or nothing waits.
+        assert!(p.call_back(2, true));
+        assert!(p.call_back(100, false));
+        assert!(p.call_back(100, false));
+        assert!(!p.call_back(100, false));
+        assert_eq!(p.capacity(), 2);
+        drop(held.pop());
+        assert!(matches!(p.try_admit(None, t), Admit::WaitForFree));
+        assert!(!p.is_idle(t));
+        drop(held);
+        assert!(p.is_idle(t));
+        // A cap a user set is never exceeded.
+        assert!(!pacing(2).lend(100));
+    }
+
+    #[test]
+    fn a_slow_or_slowed_down_endpoint_keeps_to_its_share() {
+        let p = lender(2, 10);
+        let t = Instant::now();
+        // Answers that took 400 ms: still quick.
+        go(p.try_admit(None, t)).finish(Pace::Success, t + Duration::from_millis(400));
+        assert!(p.lend(100));
+        // Then answers of 2 s: on average no longer; the loan is taken back.
+        for _ in 0..2 {
+            go(p.try_admit(None, t)).finish(Pace::Success, t + Duration::from_secs(2));
+        }
+        assert!(!p.lend(100));
+        assert!(p.call_back(100, true));
+        // Quick again.
+        for _ in 0..8 {
+            go(p.try_admit(None, t)).finish(Pace::Success, t + Duration::from_millis(10));
+        }
+        assert!(p.lend(100));
+        // A slow-down: nothing more is lent, and what was lent does not count until the
+        // endpoint is back to its share.
+        go(p.try_admit(None, t)).finish(Pace::SlowDown, t);
+        assert!(!p.lend(100));
+        let t1 = t + PAUSE;
+        let _one = go(p.try_admit(None, t1));
+        assert!(matches!(p.try_admit(None, t1), Admit::WaitForFree));
+        assert!(p.call_back(100, true));
     }
 
     #[test]

@@ -1514,7 +1514,7 @@ async fn a_node_claims_only_what_it_can_send_soon_and_leaves_the_rest_to_the_oth
     crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
     let app = crate::support::TestApp::spawn_with(|cfg| {
         cfg.delivery.max_in_flight = 2;
-        cfg.delivery.max_in_flight_per_endpoint = 2;
+        cfg.delivery.max_in_flight_per_endpoint = Some(2);
     })
     .await;
     let receiver = TestReceiver::start().await;

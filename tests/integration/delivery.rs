@@ -601,7 +601,7 @@ async fn deliver_at_in_the_future_waits_until_then() {
 async fn one_slow_endpoint_does_not_hold_up_another() {
     let app = TestApp::spawn_with(|c| {
         c.delivery.max_in_flight = 8;
-        c.delivery.max_in_flight_per_endpoint = 2;
+        c.delivery.max_in_flight_per_endpoint = Some(2);
     })
     .await;
     let slow = TestReceiver::start().await;

@@ -173,3 +173,89 @@ async fn slow_down_answer_pauses_that_endpoint_while_another_proceeds_at_full_sp
         resumed - refused_at
     );
 }
+
+/// Sends `n` messages to app `a` at once (eight requests at a time).
+async fn send_many(app: &TestApp, a: &str, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+        futures_util::future::join_all(chunk.iter().map(|i| app.send(a, "x.y", json!({ "n": i }))))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_quick_endpoint_borrows_beyond_its_share_and_leaves_a_share_for_the_others() {
+    // Default caps: 256 requests in flight in all, a share of 64 per endpoint.
+    const HELD: Duration = Duration::from_secs(4);
+    let app = TestApp::spawn_with(|c| c.delivery.request_timeout = 4 * HELD).await;
+    let busy = TestReceiver::start().await;
+    let other = TestReceiver::start().await;
+    let a = app.create_app("busy").await;
+    let b = app.create_app("other").await;
+    app.create_endpoint(&a, json!({ "url": busy.url })).await;
+    app.create_endpoint(&b, json!({ "url": other.url })).await;
+    // Every answer is held: what arrives before the first answer was in flight at once.
+    busy.set_default(Reply::status(200).delay(HELD));
+    send_many(&app, &a, 240).await;
+    let got = busy.wait_for_count(100, HELD).await;
+    let first = times(&got)[0];
+    // The node keeps more than a share free for other endpoints: 256 - 64 = 192 at most.
+    send_many(&app, &b, 20).await;
+    let others = other.wait_for_count(20, HELD).await;
+    assert!(
+        times(&others).last().unwrap() < &(first + HELD),
+        "the other endpoint waited for the busy one"
+    );
+    // The rest go as answers come back, each once.
+    busy.wait_for_count(240, 3 * HELD).await;
+    let in_flight = busy
+        .received()
+        .iter()
+        .filter(|r| r.at < first + HELD)
+        .count();
+    assert!(
+        (100..=193).contains(&in_flight),
+        "{in_flight} requests in flight to the busy endpoint"
+    );
+    app.settled().await;
+    assert_eq!(busy.count(), 240);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_turns_quick_borrows_for_the_deliveries_already_waiting() {
+    const ANSWER: Duration = Duration::from_millis(400);
+    let app = TestApp::spawn_with(|c| c.delivery.request_timeout = Duration::from_secs(60)).await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("x").await;
+    app.create_endpoint(&a, json!({ "url": rx.url })).await;
+    // One request held throughout keeps the endpoint's pace in memory; four answered after
+    // a second make it slow, so the deliveries sent next wait for its share.
+    rx.script(
+        std::iter::once(Reply::status(200).delay(Duration::from_secs(30)))
+            .chain((0..4).map(|_| Reply::status(200).delay(Duration::from_secs(1)))),
+    );
+    rx.set_default(Reply::status(200).delay(ANSWER));
+    app.send(&a, "x.y", json!({})).await;
+    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        slow.push(app.send(&a, "x.y", json!({})).await);
+    }
+    for m in &slow {
+        app.wait_attempts(&a, m, 1, Duration::from_secs(5)).await;
+    }
+    for chunk in 0..6 {
+        futures_util::future::join_all(
+            (0..50).map(|i| app.send(&a, "x.y", json!({ "n": chunk * 50 + i }))),
+        )
+        .await;
+    }
+    let got = rx.wait_for_count(5 + 300, Duration::from_secs(20)).await;
+    // Each request is held 400 ms: those that arrived within 400 ms of each other were in
+    // flight together. Answers of 400 ms are quick, so the endpoint borrows as they come.
+    let t = times(&got[5..]);
+    let most = (0..t.len())
+        .map(|i| t[i..].iter().take_while(|x| **x - t[i] < ANSWER).count())
+        .max()
+        .unwrap();
+    assert!(most > 80, "at most {most} requests in flight together");
+}
