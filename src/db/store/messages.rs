@@ -224,11 +224,10 @@ impl Store {
                     std::mem::take(&mut m.response.1)
                 };
                 let create = m.create_app.take();
-                // In a savepoint of its own, though it could run again: ingest that costs the
-                // writer less outruns delivery to one endpoint at saturation (BENCHMARKS.md,
-                // "Savepoints").
+                // Written so that it can run again (the answer is taken out first, the
+                // application cloned): the writer then needs no savepoint of its own for it.
                 let ingested = db
-                    .write(move |c| {
+                    .write_replayable(move |c| {
                         let app = match (apps::get(c, &m.app_key)?, &create) {
                             (Some(app), _) => app,
                             (None, Some(app)) => {
