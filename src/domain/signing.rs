@@ -20,9 +20,33 @@ pub struct SigningKey(Key);
 
 #[derive(Clone, PartialEq, Eq)]
 enum Key {
-    Hmac(Vec<u8>),
+    Hmac(HmacKey),
     Ed25519(ed25519_dalek::SigningKey),
 }
+
+/// An HMAC key's bytes, and the HMAC state keyed with them (its inner and outer padded
+/// blocks already hashed), which each signature starts from.
+#[derive(Clone)]
+struct HmacKey {
+    bytes: Vec<u8>,
+    keyed: Hmac<Sha256>,
+}
+
+impl HmacKey {
+    fn new(bytes: Vec<u8>) -> HmacKey {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let keyed = Hmac::<Sha256>::new_from_slice(&bytes).expect("HMAC takes any key length");
+        HmacKey { bytes, keyed }
+    }
+}
+
+impl PartialEq for HmacKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for HmacKey {}
 
 /// How an endpoint's requests are signed (Standard Webhooks' signature versions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,7 +104,7 @@ impl SigningKey {
         if !(24..=75).contains(&bytes.len()) {
             return Err(SecretError::BadLength);
         }
-        Ok(Self(Key::Hmac(bytes)))
+        Ok(Self(Key::Hmac(HmacKey::new(bytes))))
     }
 
     fn parse_secret_key(b64: &str) -> Result<Self, SecretError> {
@@ -103,7 +127,7 @@ impl SigningKey {
     pub fn generate() -> Self {
         let mut bytes = vec![0u8; 24];
         rand::thread_rng().fill_bytes(&mut bytes);
-        Self(Key::Hmac(bytes))
+        Self(Key::Hmac(HmacKey::new(bytes)))
     }
 
     /// A fresh key of signature version `v`.
@@ -129,7 +153,7 @@ impl SigningKey {
     /// The `whsec_…` (or `whsk_…`) form that is stored.
     pub fn to_secret_string(&self) -> String {
         match &self.0 {
-            Key::Hmac(k) => format!("{SECRET_PREFIX}{}", STANDARD.encode(k)),
+            Key::Hmac(k) => format!("{SECRET_PREFIX}{}", STANDARD.encode(&k.bytes)),
             Key::Ed25519(k) => {
                 let mut pair = k.to_bytes().to_vec();
                 pair.extend_from_slice(&k.verifying_key().to_bytes());
@@ -183,8 +207,7 @@ impl SigningKey {
         let Key::Hmac(key) = &self.0 else {
             return None;
         };
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        let mut mac = key.keyed.clone();
         for p in parts {
             mac.update(p);
         }
@@ -418,7 +441,7 @@ mod tests {
     fn legacy_signature_is_hex_hmac_sha256_of_the_body_under_the_decoded_key() {
         // RFC 4231, test case 2.
         assert_eq!(
-            SigningKey(Key::Hmac(b"Jefe".to_vec()))
+            SigningKey(Key::Hmac(HmacKey::new(b"Jefe".to_vec())))
                 .legacy_sign(b"what do ya want for nothing?")
                 .unwrap(),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
