@@ -267,7 +267,7 @@ pub struct DeliveryConfig {
     /// Requests in flight at once, over all endpoints.
     pub max_in_flight: usize,
     /// Requests in flight at once to one endpoint, a hard cap. Unset, an endpoint's share is
-    /// [`DEFAULT_IN_FLIGHT_PER_ENDPOINT`], and one that answers quickly may borrow more
+    /// [`DEFAULT_IN_FLIGHT_PER_ENDPOINT`], and one that answers quickly is lent more places
     /// while the node has request slots to spare (see `delivery::pacing`).
     pub max_in_flight_per_endpoint: Option<usize>,
     /// Deliveries held in memory (claimed) at once; the rest wait in the database.

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -234,6 +234,36 @@ struct Unit {
 /// An endpoint's in-flight permits and pacing, as a delivery entering the dispatcher takes
 /// them (see [`Inner::enter`]).
 type Slot = (Arc<Semaphore>, Arc<Pacing>);
+
+/// One of an endpoint's places, held by a delivery. As it is given back (whichever way the
+/// delivery ends), a place lent to the endpoint is taken back when no delivery waits for one
+/// or the endpoint may no longer borrow; else one more is lent to a delivery waiting its
+/// turn, so the endpoint's places grow by one per answer while it may (see
+/// [`Pacing::lend`]).
+struct Place {
+    permit: Option<OwnedSemaphorePermit>,
+    permits: Arc<Semaphore>,
+    pacing: Arc<Pacing>,
+    global: Arc<Semaphore>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        if !self.pacing.lends() {
+            return;
+        }
+        let spare = self.global.available_permits();
+        let waiting = self.pacing.has_line();
+        if self.pacing.call_back(spare, waiting) {
+            permit.forget();
+        } else if waiting && self.pacing.lend(spare) {
+            self.permits.add_permits(1);
+        }
+    }
+}
 
 /// Claimed deliveries as units (those behind the first of a line come right after it).
 fn units(claimed: Vec<Claimed>) -> Vec<Unit> {
@@ -607,28 +637,6 @@ impl Inner {
         }
     }
 
-    /// As a request to a borrowing endpoint finishes: takes a lent place back when nothing
-    /// waits for it or the endpoint may no longer borrow, else lends one more to a delivery
-    /// waiting its turn (so the endpoint's places grow by one per answer while it may).
-    fn settle_loans(
-        &self,
-        endpoint_id: &str,
-        permits: &Semaphore,
-        pacing: &Pacing,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) {
-        let waiting = self
-            .slots()
-            .get(endpoint_id)
-            .is_some_and(|s| s.queued > pacing.capacity());
-        let spare = self.global.available_permits();
-        if pacing.call_back(spare, waiting) {
-            permit.forget();
-        } else if waiting && pacing.lend(spare) {
-            permits.add_permits(1);
-        }
-    }
-
     fn release(&self, endpoint_id: &str) {
         {
             let mut slots = self.slots();
@@ -722,14 +730,21 @@ impl Inner {
         // Err(Some(done)): the endpoint was disabled while waiting; Err(None): it is gone.
         let admitted = async {
             // None free: the endpoint may be lent one more place, else this waits its turn.
-            let endpoint_permit = match permits.clone().try_acquire_owned() {
+            let permit = match permits.clone().try_acquire_owned() {
                 Ok(p) => p,
                 Err(_) => {
+                    let _in_line = pacing.in_line();
                     if pacing.lend(self.global.available_permits()) {
                         permits.add_permits(1);
                     }
                     permits.clone().acquire_owned().await.map_err(|_| None)?
                 }
+            };
+            let endpoint_permit = Place {
+                permit: Some(permit),
+                permits: permits.clone(),
+                pacing: pacing.clone(),
+                global: self.global.clone(),
             };
             let paced = loop {
                 let freed = pacing.freed();
@@ -784,9 +799,10 @@ impl Inner {
             self.store
                 .tell_peers(PeerSignal::SlowDown(c.endpoint_id.clone()));
         }
+        pacing.answered(sent.duration);
         paced.finish(pace, Instant::now());
         drop(global_permit);
-        self.settle_loans(&c.endpoint_id, &permits, &pacing, endpoint_permit);
+        drop(endpoint_permit);
         self.counters
             .attempt_latency
             .observe_duration(sent.duration);

@@ -35,10 +35,13 @@ pub const QUICK_ANSWER: Duration = Duration::from_millis(500);
 
 struct State {
     in_flight: usize,
-    /// Requests allowed in flight now: at most `max_in_flight`, at least 1.
+    /// Requests allowed in flight now: at most `max_in_flight`, at least 1, and the places
+    /// lent beyond it while it is whole.
     limit: usize,
-    /// Places lent beyond `limit` ([`Pacing::lend`]), allowed while `limit` is whole.
+    /// Places lent beyond `limit` ([`Pacing::lend`]).
     borrowed: usize,
+    /// Deliveries waiting for one of the endpoint's places ([`Pacing::in_line`]).
+    in_line: usize,
     /// How long answers have taken lately (`None`: no answer yet).
     answer_time: Option<Duration>,
     bucket: Option<Bucket>,
@@ -130,6 +133,7 @@ impl Pacing {
                 in_flight: 0,
                 limit: max_in_flight,
                 borrowed: 0,
+                in_line: 0,
                 answer_time: None,
                 bucket: None,
                 paused_until: None,
@@ -152,13 +156,39 @@ impl Pacing {
     }
 
     /// Whether the endpoint may hold places beyond its share: while `spare` (the node's free
-    /// request slots) exceeds a share, so that other endpoints always find one, and while
-    /// the endpoint is neither slowed down nor slow to answer ([`QUICK_ANSWER`]; an endpoint
-    /// not yet heard from counts as quick).
+    /// request slots) exceeds the share, and while the endpoint's answers have been quick
+    /// ([`QUICK_ANSWER`]; not before its first answers) and it has recovered from any
+    /// slow-down.
     fn may_borrow(&self, s: &State, spare: usize) -> bool {
-        s.answer_time.is_none_or(|t| t < QUICK_ANSWER)
+        s.answer_time.is_some_and(|t| t < QUICK_ANSWER)
             && s.limit == self.max_in_flight
+            && s.pause == self.base_pause
             && spare > self.max_in_flight
+    }
+
+    /// Whether the endpoint may be lent places at all ([`Pacing::borrowing`]).
+    pub fn lends(&self) -> bool {
+        self.borrow_up_to.is_some()
+    }
+
+    /// Counts a delivery as waiting for one of the endpoint's places until the guard drops.
+    pub fn in_line(self: &Arc<Self>) -> InLine {
+        self.lock().in_line += 1;
+        InLine(self.clone())
+    }
+
+    /// Whether deliveries wait for one of the endpoint's places.
+    pub fn has_line(&self) -> bool {
+        self.lock().in_line > 0
+    }
+
+    /// Records how long an answer took (the time since the request was sent).
+    pub fn answered(&self, took: Duration) {
+        let mut s = self.lock();
+        s.answer_time = Some(match s.answer_time {
+            None => took,
+            Some(t) => t.mul_f64(0.75) + took.mul_f64(0.25),
+        });
     }
 
     /// Lends the endpoint one more place beyond its share if it may borrow (only an endpoint
@@ -236,11 +266,11 @@ impl Pacing {
         self.freed.notified()
     }
 
-    /// Nothing in flight and nothing remembered: the state can be dropped and made afresh.
+    /// Nothing in flight and no pace to keep: the state can be dropped and made afresh (the
+    /// places lent and how quick the answers were go with it).
     pub fn is_idle(&self, now: Instant) -> bool {
         let s = self.lock();
         s.in_flight == 0
-            && s.borrowed == 0
             && s.limit == self.max_in_flight
             && s.pause == self.base_pause
             && s.paused_until.is_none_or(|u| u <= now)
@@ -250,7 +280,7 @@ impl Pacing {
             })
     }
 
-    /// The concurrency currently allowed (for tests and metrics).
+    /// The concurrency currently allowed, places lent aside (for tests and metrics).
     pub fn limit(&self) -> usize {
         self.lock().limit
     }
@@ -294,17 +324,19 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// Records how the endpoint answered, and how long it took, then frees the place.
+    /// Records how the endpoint answered, then frees the place.
     pub fn finish(self, pace: Pace, now: Instant) {
-        let took = now.saturating_duration_since(self.admitted);
-        {
-            let mut s = self.pacing.lock();
-            s.answer_time = Some(match s.answer_time {
-                None => took,
-                Some(t) => t.mul_f64(0.75) + took.mul_f64(0.25),
-            });
-        }
         self.pacing.record(pace, self.admitted, now);
+    }
+}
+
+/// A delivery waiting for one of the endpoint's places ([`Pacing::in_line`]).
+pub struct InLine(Arc<Pacing>);
+
+impl Drop for InLine {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.in_line = s.in_line.saturating_sub(1);
     }
 }
 
@@ -444,7 +476,10 @@ mod tests {
         let t = Instant::now();
         let mut held: Vec<_> = (0..2).map(|_| go(p.try_admit(None, t))).collect();
         assert!(matches!(p.try_admit(None, t), Admit::WaitForFree));
-        // The node's free slots must exceed a share.
+        // Not before its first answers show it quick.
+        assert!(!p.lend(100));
+        p.answered(Duration::from_millis(20));
+        // The node's free slots must exceed the share.
         assert!(!p.lend(2));
         assert!((0..3).all(|_| p.lend(3)));
         // Up to 5 in all.
@@ -462,11 +497,18 @@ mod tests {
         assert_eq!(p.capacity(), 2);
         drop(held.pop());
         assert!(matches!(p.try_admit(None, t), Admit::WaitForFree));
+        // Waiting for a place is counted while the guard lives.
+        let line = p.in_line();
+        assert!(p.has_line());
+        drop(line);
+        assert!(!p.has_line());
         assert!(!p.is_idle(t));
         drop(held);
         assert!(p.is_idle(t));
         // A cap a user set is never exceeded.
-        assert!(!pacing(2).lend(100));
+        let hard = pacing(2);
+        hard.answered(Duration::from_millis(20));
+        assert!(!hard.lends() && !hard.lend(100));
     }
 
     #[test]
@@ -474,27 +516,33 @@ mod tests {
         let p = lender(2, 10);
         let t = Instant::now();
         // Answers that took 400 ms: still quick.
-        go(p.try_admit(None, t)).finish(Pace::Success, t + Duration::from_millis(400));
+        p.answered(Duration::from_millis(400));
         assert!(p.lend(100));
         // Then answers of 2 s: on average no longer; the loan is taken back.
-        for _ in 0..2 {
-            go(p.try_admit(None, t)).finish(Pace::Success, t + Duration::from_secs(2));
-        }
+        p.answered(Duration::from_secs(2));
+        p.answered(Duration::from_secs(2));
         assert!(!p.lend(100));
         assert!(p.call_back(100, true));
         // Quick again.
         for _ in 0..8 {
-            go(p.try_admit(None, t)).finish(Pace::Success, t + Duration::from_millis(10));
+            p.answered(Duration::from_millis(10));
         }
         assert!(p.lend(100));
-        // A slow-down: nothing more is lent, and what was lent does not count until the
-        // endpoint is back to its share.
+        // Two slow-downs: nothing more is lent, and what was lent does not count until the
+        // endpoint has recovered.
         go(p.try_admit(None, t)).finish(Pace::SlowDown, t);
         assert!(!p.lend(100));
         let t1 = t + PAUSE;
-        let _one = go(p.try_admit(None, t1));
-        assert!(matches!(p.try_admit(None, t1), Admit::WaitForFree));
-        assert!(p.call_back(100, true));
+        go(p.try_admit(None, t1)).finish(Pace::SlowDown, t1);
+        let t2 = t1 + 2 * PAUSE;
+        let one = go(p.try_admit(None, t2));
+        assert!(matches!(p.try_admit(None, t2), Admit::WaitForFree));
+        // Back to its share, but its next pause is still longer than the base: not yet.
+        one.finish(Pace::Success, t2);
+        assert_eq!(p.limit(), 2);
+        assert!(!p.lend(100));
+        go(p.try_admit(None, t2)).finish(Pace::Success, t2);
+        assert!(p.lend(100));
     }
 
     #[test]
