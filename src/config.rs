@@ -764,8 +764,16 @@ impl Config {
         } else {
             "none"
         };
+        let per_endpoint = match self.delivery.max_in_flight_per_endpoint {
+            Some(cap) => format!("a hard cap of {cap}"),
+            None => format!(
+                "a share of {DEFAULT_IN_FLIGHT_PER_ENDPOINT}, more lent to an endpoint that \
+                 answers quickly (max_in_flight_per_endpoint unset)"
+            ),
+        };
         format!(
-            "# main key: {}\n# smtp password: {smtp_password}\n{body}",
+            "# main key: {}\n# smtp password: {smtp_password}\n\
+             # requests in flight per endpoint: {per_endpoint}\n{body}",
             crate::main_key::source(self)
         )
     }
@@ -1073,5 +1081,23 @@ mod tests {
         let d = Config::default().delivery.retry_schedule;
         assert_eq!(d.len(), 7);
         assert_eq!(d[6], Duration::from_secs(10 * 3600));
+    }
+
+    #[test]
+    fn check_config_says_how_many_requests_one_endpoint_may_have_in_flight() {
+        let mut cfg = Config::default();
+        let shown = cfg.to_toml();
+        assert!(
+            shown.contains("# requests in flight per endpoint: a share of 64, more lent"),
+            "{shown}"
+        );
+        assert!(!shown.contains("max_in_flight_per_endpoint ="), "{shown}");
+        cfg.delivery.max_in_flight_per_endpoint = Some(10);
+        let shown = cfg.to_toml();
+        assert!(
+            shown.contains("# requests in flight per endpoint: a hard cap of 10\n"),
+            "{shown}"
+        );
+        assert!(shown.contains("max_in_flight_per_endpoint = 10"), "{shown}");
     }
 }
