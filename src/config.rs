@@ -766,9 +766,13 @@ impl Config {
         };
         let per_endpoint = match self.delivery.max_in_flight_per_endpoint {
             Some(cap) => format!("a hard cap of {cap}"),
-            None => format!(
+            None if self.delivery.max_in_flight > 2 * DEFAULT_IN_FLIGHT_PER_ENDPOINT => format!(
                 "a share of {DEFAULT_IN_FLIGHT_PER_ENDPOINT}, more lent to an endpoint that \
                  answers quickly (max_in_flight_per_endpoint unset)"
+            ),
+            None => format!(
+                "a share of {DEFAULT_IN_FLIGHT_PER_ENDPOINT}; max_in_flight leaves none to lend \
+                 (max_in_flight_per_endpoint unset)"
             ),
         };
         format!(
@@ -1099,5 +1103,12 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("max_in_flight_per_endpoint = 10"), "{shown}");
+        cfg.delivery.max_in_flight_per_endpoint = None;
+        cfg.delivery.max_in_flight = 128;
+        assert!(
+            cfg.to_toml()
+                .contains("a share of 64; max_in_flight leaves none to lend"),
+            "{shown}"
+        );
     }
 }

@@ -259,7 +259,9 @@ impl Drop for Place {
         let waiting = self.pacing.has_line();
         if self.pacing.call_back(spare, waiting) {
             permit.forget();
-        } else if waiting && self.pacing.lend(spare) {
+        } else if waiting && self.pacing.lend(spare.saturating_sub(1)) {
+            // (`spare` counts the node's slot this delivery gave back, which the delivery
+            // its place goes to takes: one fewer to lend from.)
             self.permits.add_permits(1);
         }
     }
@@ -799,7 +801,9 @@ impl Inner {
             self.store
                 .tell_peers(PeerSignal::SlowDown(c.endpoint_id.clone()));
         }
-        pacing.answered(sent.duration);
+        if sent.status.is_some() {
+            pacing.answered(sent.duration);
+        }
         paced.finish(pace, Instant::now());
         drop(global_permit);
         drop(endpoint_permit);

@@ -35,8 +35,8 @@ pub const QUICK_ANSWER: Duration = Duration::from_millis(500);
 
 struct State {
     in_flight: usize,
-    /// Requests allowed in flight now: at most `max_in_flight`, at least 1, and the places
-    /// lent beyond it while it is whole.
+    /// Requests allowed in flight now, places lent aside: at most `max_in_flight`, at least
+    /// 1. While it is whole, the places lent are allowed on top of it.
     limit: usize,
     /// Places lent beyond `limit` ([`Pacing::lend`]).
     borrowed: usize,
@@ -182,7 +182,8 @@ impl Pacing {
         self.lock().in_line > 0
     }
 
-    /// Records how long an answer took (the time since the request was sent).
+    /// Records how long an answer took (the time since the request was sent; only for an
+    /// answer, not a request that failed without one).
     pub fn answered(&self, took: Duration) {
         let mut s = self.lock();
         s.answer_time = Some(match s.answer_time {
