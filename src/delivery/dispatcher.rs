@@ -19,7 +19,7 @@
 //! HTTP client live in their own modules.
 
 use super::client::Sender;
-use super::pacing::{Admit, Pace, Pacing};
+use super::pacing::{Admit, GiveBack, Pace, Pacing};
 use super::targets::Targets;
 use crate::config::DeliveryConfig;
 use crate::db::{AttemptResult, Claimed, Outcome, PeerSignal, Store};
@@ -235,11 +235,8 @@ struct Unit {
 /// them (see [`Inner::enter`]).
 type Slot = (Arc<Semaphore>, Arc<Pacing>);
 
-/// One of an endpoint's places, held by a delivery. As it is given back (whichever way the
-/// delivery ends), a place lent to the endpoint is taken back when no delivery waits for one
-/// or the endpoint may no longer borrow; else one more is lent to a delivery waiting its
-/// turn, so the endpoint's places grow by one per answer while it may (see
-/// [`Pacing::lend`]).
+/// One of an endpoint's places, held by a delivery; as it is given back, whichever way the
+/// delivery ends, a lent place is taken back or one more lent ([`Pacing::give_back`]).
 struct Place {
     permit: Option<OwnedSemaphorePermit>,
     permits: Arc<Semaphore>,
@@ -252,17 +249,10 @@ impl Drop for Place {
         let Some(permit) = self.permit.take() else {
             return;
         };
-        if !self.pacing.lends() {
-            return;
-        }
-        let spare = self.global.available_permits();
-        let waiting = self.pacing.has_line();
-        if self.pacing.call_back(spare, waiting) {
-            permit.forget();
-        } else if waiting && self.pacing.lend(spare.saturating_sub(1)) {
-            // (`spare` counts the node's slot this delivery gave back, which the delivery
-            // its place goes to takes: one fewer to lend from.)
-            self.permits.add_permits(1);
+        match self.pacing.give_back(self.global.available_permits()) {
+            GiveBack::Keep => {}
+            GiveBack::Forget => permit.forget(),
+            GiveBack::LendOneMore => self.permits.add_permits(1),
         }
     }
 }

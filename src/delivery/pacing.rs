@@ -166,11 +166,6 @@ impl Pacing {
             && spare > self.max_in_flight
     }
 
-    /// Whether the endpoint may be lent places at all ([`Pacing::borrowing`]).
-    pub fn lends(&self) -> bool {
-        self.borrow_up_to.is_some()
-    }
-
     /// Counts a delivery as waiting for one of the endpoint's places until the guard drops.
     pub fn in_line(self: &Arc<Self>) -> InLine {
         self.lock().in_line += 1;
@@ -178,6 +173,7 @@ impl Pacing {
     }
 
     /// Whether deliveries wait for one of the endpoint's places.
+    #[cfg(test)]
     pub fn has_line(&self) -> bool {
         self.lock().in_line > 0
     }
@@ -196,11 +192,14 @@ impl Pacing {
     /// made [`Pacing::borrowing`], up to its ceiling); the caller adds the place to the
     /// endpoint's permits.
     pub fn lend(&self, spare: usize) -> bool {
+        self.lend_in(&mut self.lock(), spare)
+    }
+
+    fn lend_in(&self, s: &mut State, spare: usize) -> bool {
         let Some(up_to) = self.borrow_up_to else {
             return false;
         };
-        let mut s = self.lock();
-        if self.max_in_flight + s.borrowed >= up_to || !self.may_borrow(&s, spare) {
+        if self.max_in_flight + s.borrowed >= up_to || !self.may_borrow(s, spare) {
             return false;
         }
         s.borrowed += 1;
@@ -209,16 +208,42 @@ impl Pacing {
 
     /// Takes one lent place back when nothing waits for it (`waiting` false) or the endpoint
     /// may no longer borrow; the caller then forgets the permit it holds.
+    #[cfg(test)]
     pub fn call_back(&self, spare: usize, waiting: bool) -> bool {
-        let mut s = self.lock();
-        if s.borrowed == 0 || (waiting && self.may_borrow(&s, spare)) {
+        self.call_back_in(&mut self.lock(), spare, waiting)
+    }
+
+    fn call_back_in(&self, s: &mut State, spare: usize, waiting: bool) -> bool {
+        if s.borrowed == 0 || (waiting && self.may_borrow(s, spare)) {
             return false;
         }
         s.borrowed -= 1;
         true
     }
 
+    /// What becomes of a place a delivery gives back, `spare` being the node's free request
+    /// slots once it has: a lent place is taken back when no delivery waits for one or the
+    /// endpoint may no longer borrow; else, while deliveries wait, one more may be lent, so
+    /// the endpoint's places grow by one per answer while it may.
+    pub fn give_back(&self, spare: usize) -> GiveBack {
+        if self.borrow_up_to.is_none() {
+            return GiveBack::Keep;
+        }
+        let mut s = self.lock();
+        let waiting = s.in_line > 0;
+        if self.call_back_in(&mut s, spare, waiting) {
+            GiveBack::Forget
+        // `spare` counts the node's slot this delivery gave back, which the delivery its
+        // place goes to takes: one fewer to lend from.
+        } else if waiting && self.lend_in(&mut s, spare.saturating_sub(1)) {
+            GiveBack::LendOneMore
+        } else {
+            GiveBack::Keep
+        }
+    }
+
     /// The endpoint's share and the places lent to it.
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.max_in_flight + self.lock().borrowed
     }
@@ -329,6 +354,17 @@ impl Permit {
     pub fn finish(self, pace: Pace, now: Instant) {
         self.pacing.record(pace, self.admitted, now);
     }
+}
+
+/// What to do with a place a delivery gives back ([`Pacing::give_back`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveBack {
+    /// It returns to the endpoint's places.
+    Keep,
+    /// It was lent and is taken back: forget the permit.
+    Forget,
+    /// It returns, and one more is lent: add a permit.
+    LendOneMore,
 }
 
 /// A delivery waiting for one of the endpoint's places ([`Pacing::in_line`]).
@@ -509,7 +545,7 @@ mod tests {
         // A cap a user set is never exceeded.
         let hard = pacing(2);
         hard.answered(Duration::from_millis(20));
-        assert!(!hard.lends() && !hard.lend(100));
+        assert!(hard.give_back(100) == GiveBack::Keep && !hard.lend(100));
     }
 
     #[test]

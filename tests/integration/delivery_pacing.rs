@@ -256,12 +256,7 @@ async fn an_endpoint_that_turns_quick_borrows_for_the_deliveries_already_waiting
     known_pace(&app, &a, &rx, 0, 4).await;
     rx.script((0..63).map(|_| Reply::status(200).delay(Duration::from_secs(3))));
     rx.set_default(Reply::status(200).delay(ANSWER));
-    for chunk in 0..6 {
-        futures_util::future::join_all(
-            (0..50).map(|i| app.send(&a, "x.y", json!({ "n": chunk * 50 + i }))),
-        )
-        .await;
-    }
+    send_many(&app, &a, 300).await;
     let got = rx.wait_for_count(5 + 300, Duration::from_secs(30)).await;
     // Each of the rest is held 250 ms: those that arrived within 250 ms of each other were
     // in flight together. Answers of 250 ms are quick, so the endpoint is lent places for
