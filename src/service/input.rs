@@ -49,6 +49,15 @@ impl From<crate::db::DbError> for Rejected {
     }
 }
 
+/// A time window from `since` until `until` (open-ended without one): one that ends before
+/// it starts, or where it starts, holds nothing and is refused, as the analytics refuse it.
+pub fn check_window(since: i64, until: Option<i64>) -> Result<(), FieldError> {
+    match until {
+        Some(until) if until <= since => Err(FieldError::new(&["until"], "must be after since")),
+        _ => Ok(()),
+    }
+}
+
 /// Free text that is stored as given (a name, a description): anything but the NUL
 /// character, which no PostgreSQL text can hold.
 pub fn check_text(loc: &[&str], text: &str) -> Result<(), FieldError> {

@@ -6,9 +6,10 @@ use crate::domain::ids;
 use crate::domain::tasks::{ReplaySpec, Task, TaskKind, TaskStatus};
 use crate::domain::validate::{is_valid_channel, is_valid_event_type};
 
-/// The rules a replay must keep: valid event types and channel, a status code class of 0
-/// (no answer) or 100 to 500. A window that ends before it starts holds nothing.
+/// The rules a replay must keep: a window that ends after it starts, valid event types and
+/// channel, a status code class of 0 (no answer) or 100 to 500.
 pub fn check_replay(spec: &ReplaySpec) -> Result<(), FieldError> {
+    super::input::check_window(spec.since, spec.until)?;
     if let Some(bad) = spec
         .event_types
         .iter()

@@ -142,6 +142,18 @@ async fn malformed_input_is_422_or_400_on_every_route() {
         ("POST", format!("{e}/replay-missing"), json!({}), "since"),
         (
             "POST",
+            format!("{e}/recover"),
+            json!({ "since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z" }),
+            "until",
+        ),
+        (
+            "POST",
+            format!("{e}/replay-missing"),
+            json!({ "since": "2026-01-02T00:00:00Z", "until": "2026-01-02T00:00:00Z" }),
+            "until",
+        ),
+        (
+            "POST",
             format!("{e}/send-example"),
             json!({ "eventType": 5 }),
             "eventType",

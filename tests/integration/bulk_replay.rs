@@ -162,14 +162,15 @@ async fn a_bulk_replay_takes_only_the_messages_its_filters_name() {
             .await;
         assert_eq!(e["detail"][0]["loc"][1], field, "{e}");
     }
-    // A window that ends before it starts holds nothing: done at once.
-    let empty = json!({ "since": "2020-01-02T00:00:00Z", "until": "2020-01-01T00:00:00Z" });
-    let d = replay(empty).await;
-    assert_eq!(
-        (d["total"].clone(), d["percent"].clone()),
-        (json!(0), json!(100)),
-        "{d}"
-    );
+    // A window that ends where or before it starts is refused, as the analytics refuse it.
+    for until in ["2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"] {
+        let window = json!({ "since": "2020-01-02T00:00:00Z", "until": until });
+        let e = app
+            .post(&format!("/app/{a}/endpoint/{ep}/bulk-replay"), window, 422)
+            .await;
+        assert_eq!(e["detail"][0]["loc"], json!(["body", "until"]), "{e}");
+        assert_eq!(e["detail"][0]["msg"], "must be after since", "{e}");
+    }
     app.get("/background-task/qtask_nope", 404).await;
     let listed = app.get("/background-task?limit=2", 200).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
@@ -305,6 +306,10 @@ async fn the_console_starts_a_replay_and_lists_it_with_its_progress() {
         "{}",
         r.body
     );
+    let backwards = [("since", "2026-01-02T00:00"), ("until", "2026-01-01T00:00")];
+    let r = c.submit(&tab, &backwards).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("until: must be after since"), "{}", r.body);
     // A disabled endpoint is told so next to the form, and nothing starts.
     let path = format!("/app/{a}/endpoint/{ep}");
     app.call("PATCH", &path, Some(json!({ "disabled": true })), 200)

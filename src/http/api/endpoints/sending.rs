@@ -59,6 +59,7 @@ fn since_until(input: &RecoverIn) -> Result<(i64, Option<i64>), ApiError> {
                 .ok_or_else(|| ApiError::invalid(&["body", "until"], "not a date-time"))
         })
         .transpose()?;
+    crate::service::input::check_window(since, until)?;
     Ok((since, until))
 }
 
