@@ -706,6 +706,21 @@ impl Inner {
         }
     }
 
+    /// The endpoint of `c` as it is after the delivery waited (its rate, URL or state may
+    /// have changed): `Err(Some(skipped))` when it was disabled meanwhile, `Err(None)` when
+    /// it is gone.
+    async fn target_after_wait(
+        &self,
+        c: &Claimed,
+    ) -> Result<Arc<super::targets::Target>, Option<Done>> {
+        let target = self.target(&c.endpoint_id).await.ok_or(None)?;
+        if target.disabled {
+            self.counters.skipped.inc();
+            return Err(Some(Done::Skipped(Box::new(c.clone()))));
+        }
+        Ok(target)
+    }
+
     async fn deliver(
         &self,
         c: &Claimed,
@@ -722,14 +737,15 @@ impl Inner {
         // Err(Some(done)): the endpoint was disabled while waiting; Err(None): it is gone.
         let admitted = async {
             // None free: the endpoint may be lent one more place, else this waits its turn.
-            let permit = match permits.clone().try_acquire_owned() {
-                Ok(p) => p,
+            let (permit, waited) = match permits.clone().try_acquire_owned() {
+                Ok(p) => (p, false),
                 Err(_) => {
                     let _in_line = pacing.in_line();
                     if pacing.lend(self.global.available_permits()) {
                         permits.add_permits(1);
                     }
-                    permits.clone().acquire_owned().await.map_err(|_| None)?
+                    let p = permits.clone().acquire_owned().await.map_err(|_| None)?;
+                    (p, true)
                 }
             };
             let endpoint_permit = Place {
@@ -738,6 +754,9 @@ impl Inner {
                 pacing: pacing.clone(),
                 global: self.global.clone(),
             };
+            if waited {
+                target = self.target_after_wait(c).await?;
+            }
             let paced = loop {
                 let freed = pacing.freed();
                 tokio::pin!(freed);
@@ -749,12 +768,7 @@ impl Inner {
                     }
                     Admit::WaitForFree => freed.await,
                 }
-                // The endpoint may have changed (rate, URL, disabled) while this delivery waited.
-                target = self.target(&c.endpoint_id).await.ok_or(None)?;
-                if target.disabled {
-                    self.counters.skipped.inc();
-                    return Err(Some(Done::Skipped(Box::new(c.clone()))));
-                }
+                target = self.target_after_wait(c).await?;
             };
             // Among several nodes the endpoint's rate holds for all of them: a send is
             // reserved in the database, and waits for its turn.

@@ -628,6 +628,51 @@ async fn one_slow_endpoint_does_not_hold_up_another() {
 }
 
 #[tokio::test]
+async fn deliveries_waiting_for_a_place_are_not_sent_once_the_endpoint_is_disabled() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.max_in_flight_per_endpoint = Some(1);
+        c.delivery.request_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let rx = TestReceiver::start().await;
+    // Long enough for the endpoint to be disabled while the first request is under way.
+    rx.set_default(Reply::status(200).delay(Duration::from_secs(3)));
+    let (a, ep, _) = setup(&app, &rx).await;
+    let mut sent = Vec::new();
+    for i in 0..4 {
+        sent.push(app.send(&a, "order.created", json!({ "i": i })).await);
+    }
+    // One request is in flight; the other three wait for the endpoint's one place.
+    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    app.call(
+        "PATCH",
+        &format!("/app/{a}/endpoint/{ep}"),
+        Some(json!({ "disabled": true })),
+        200,
+    )
+    .await;
+    let first = rx.received()[0].json()["i"].clone();
+    for (i, msg) in sent.iter().enumerate() {
+        let want = if json!(i) == first {
+            "success"
+        } else {
+            "canceled"
+        };
+        let done = wait_for(Duration::from_secs(10), || async {
+            delivery_status(&app, &a, msg).await["statusText"] == want
+        })
+        .await;
+        assert!(
+            done,
+            "message {i}: {} (not {want}); the receiver got {}",
+            delivery_status(&app, &a, msg).await,
+            rx.count()
+        );
+    }
+    assert_eq!(rx.count(), 1, "a disabled endpoint got a request");
+}
+
+#[tokio::test]
 async fn deleting_an_endpoint_mid_delivery_leaves_other_results_intact() {
     let app = TestApp::spawn().await;
     let rx = TestReceiver::start().await;
