@@ -165,7 +165,7 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
     match action {
         TokenAction::Create { name, args } => {
             use hookbox::service::tokens;
-            anyhow::ensure!(tokens::name_ok(&name), "{}", tokens::NAME_RULE);
+            tokens::check_name(&name).map_err(anyhow::Error::msg)?;
             let cfg = args.config()?;
             if !cfg.on_postgres() {
                 cfg.ensure_data_dir()?;

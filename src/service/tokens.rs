@@ -4,11 +4,18 @@ use crate::db::{DbResult, Store, Token};
 use crate::domain::secrets;
 
 /// What a token's name must be, as the console and `hookbox token create` say.
-pub const NAME_RULE: &str = "name the token (1 to 128 characters), e.g. after what uses it";
+const NAME_RULE: &str = "name the token (1 to 128 characters), e.g. after what uses it";
 
-/// Whether `name` may name a token: 1 to 128 characters, not only blanks (nor NUL).
-pub fn name_ok(name: &str) -> bool {
-    !name.trim().is_empty() && name.chars().count() <= 128 && !name.contains('\0')
+/// Whether `name` may name a token: 1 to 128 characters, not only blanks, nor the NUL
+/// character (which no PostgreSQL text can hold). `Err`: what is wrong, to show the user.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.contains('\0') {
+        Err("a token's name must not contain the NUL character (\\u0000)")
+    } else if name.trim().is_empty() || name.chars().count() > 128 {
+        Err(NAME_RULE)
+    } else {
+        Ok(())
+    }
 }
 
 /// A new API token named `name`: returns the token itself (never stored).

@@ -620,9 +620,10 @@ async fn api_tokens_are_shown_once_listed_and_revoked() {
     let mut c = Console::first_admin(&app).await;
     let page = c.page("/admin/tokens").await;
     assert!(page.contains("bootstrap"));
-    for refused in ["", "a\u{0}b"] {
+    for (refused, why) in [("", "1 to 128 characters"), ("a\u{0}b", "NUL character")] {
         let r = c.submit("/admin/tokens", &[("name", refused)]).await;
         assert_eq!(r.status, 422, "{refused:?}");
+        assert!(r.body.contains(why), "{refused:?}: {}", r.body);
     }
     let r = c.submit("/admin/tokens", &[("name", HOSTILE)]).await;
     assert_eq!(r.status, 200);

@@ -399,14 +399,14 @@ pub async fn create_token(
     Posted { admin, form }: Posted,
 ) -> Result<HttpResponse, ConsoleError> {
     let name = form.get("name").to_owned();
-    if !crate::service::tokens::name_ok(&name) {
+    if let Err(why) = crate::service::tokens::check_name(&name) {
         return page_with(
             StatusCode::UNPROCESSABLE_ENTITY,
             &TokensPage {
                 chrome: admin.chrome("tokens"),
                 tokens: token_rows(&st).await?,
                 name,
-                name_error: Some(crate::service::tokens::NAME_RULE.into()),
+                name_error: Some(why.into()),
                 created: None,
             },
         );
