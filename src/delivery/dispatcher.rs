@@ -697,12 +697,18 @@ impl Inner {
 
     /// Waits for this node's turn to send to an endpoint limited to `rate` messages per
     /// second, reserved among the nodes sharing the store (at once with one server, or when
-    /// the reservation fails: the local pace still holds).
-    async fn wait_for_shared_turn(&self, endpoint_id: &str, rate: u32) {
+    /// the reservation fails: the local pace still holds). Whether it waited.
+    async fn wait_for_shared_turn(&self, endpoint_id: &str, rate: u32) -> bool {
         match self.store.reserve_send(endpoint_id, rate).await {
-            Ok(Some(wait)) if !wait.is_zero() => tokio::time::sleep(wait).await,
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot reserve a send among the nodes"),
+            Ok(Some(wait)) if !wait.is_zero() => {
+                tokio::time::sleep(wait).await;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reserve a send among the nodes");
+                false
+            }
         }
     }
 
@@ -772,15 +778,24 @@ impl Inner {
             };
             // Among several nodes the endpoint's rate holds for all of them: a send is
             // reserved in the database, and waits for its turn.
-            if let Some(rate) = target.rate_limit {
-                self.wait_for_shared_turn(&c.endpoint_id, rate).await;
+            let mut waited = match target.rate_limit {
+                Some(rate) => self.wait_for_shared_turn(&c.endpoint_id, rate).await,
+                None => false,
+            };
+            let global_permit = match self.global.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    waited = true;
+                    self.global
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| None)?
+                }
+            };
+            if waited {
+                target = self.target_after_wait(c).await?;
             }
-            let global_permit = self
-                .global
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| None)?;
             // Among several nodes, one paused past its lease may have been taken for dead:
             // what it claimed is then the others' to send.
             self.still_holds(c).await.map_err(|()| None)?;

@@ -673,6 +673,53 @@ async fn deliveries_waiting_for_a_place_are_not_sent_once_the_endpoint_is_disabl
 }
 
 #[tokio::test]
+async fn a_delivery_waiting_for_the_node_s_places_goes_where_its_endpoint_says_when_it_leaves() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.max_in_flight = 1;
+        c.delivery.max_in_flight_per_endpoint = Some(1);
+        c.delivery.request_timeout = Duration::from_secs(10);
+    })
+    .await;
+    // The node's one place is held by a slow endpoint of another application.
+    let slow = TestReceiver::start().await;
+    slow.set_default(Reply::status(200).delay(Duration::from_secs(2)));
+    let (s, _, _) = setup(&app, &slow).await;
+    let old = TestReceiver::start().await;
+    let new = TestReceiver::start().await;
+    let b = app.create_app("other").await;
+    let (ep, _) = app
+        .create_endpoint(&b, json!({ "url": format!("{}/hook", old.url) }))
+        .await;
+    let path = format!("/app/{b}/endpoint/{ep}");
+
+    // Its URL changes while its delivery waits: the request goes to the new one.
+    app.send(&s, "order.created", json!({})).await;
+    slow.wait_for_count(1, Duration::from_secs(5)).await;
+    let moved = app.send(&b, "order.created", json!({ "n": 1 })).await;
+    let url = format!("{}/hook", new.url);
+    app.call("PATCH", &path, Some(json!({ "url": url })), 200)
+        .await;
+    new.wait_for_count(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        delivery_status(&app, &b, &moved).await["statusText"],
+        "success"
+    );
+
+    // It is disabled while its delivery waits: nothing is sent.
+    app.send(&s, "order.created", json!({})).await;
+    slow.wait_for_count(2, Duration::from_secs(5)).await;
+    let dropped = app.send(&b, "order.created", json!({ "n": 2 })).await;
+    app.call("PATCH", &path, Some(json!({ "disabled": true })), 200)
+        .await;
+    let canceled = wait_for(Duration::from_secs(10), || async {
+        delivery_status(&app, &b, &dropped).await["statusText"] == "canceled"
+    })
+    .await;
+    assert!(canceled, "{}", delivery_status(&app, &b, &dropped).await);
+    assert_eq!((old.count(), new.count()), (0, 1));
+}
+
+#[tokio::test]
 async fn deleting_an_endpoint_mid_delivery_leaves_other_results_intact() {
     let app = TestApp::spawn().await;
     let rx = TestReceiver::start().await;
