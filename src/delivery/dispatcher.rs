@@ -73,6 +73,9 @@ struct Inner {
     /// Until when (ms since `born`) ingest counts as saturating the HTTP workers: it last had
     /// more than `cfg.busy_ingest` messages being stored at once `BUSY_FOR_MS` before.
     busy_until: AtomicU64,
+    /// How many times messages' content was deleted (here or on another node): a delivery
+    /// claimed before the count last moved makes sure its own is still to be sent.
+    expunges: AtomicU64,
     born: Instant,
     /// Results handed to the result loop and not yet recorded.
     unrecorded: AtomicUsize,
@@ -313,6 +316,7 @@ impl Dispatcher {
             queued: AtomicUsize::new(0),
             ingesting: AtomicUsize::new(0),
             busy_until: AtomicU64::new(0),
+            expunges: AtomicU64::new(0),
             born: Instant::now(),
             unrecorded: AtomicUsize::new(0),
             backlog: AtomicBool::new(true),
@@ -394,9 +398,22 @@ impl Dispatcher {
         Ingesting(self.inner.clone())
     }
 
-    /// Sends deliveries that were claimed by ingest: where they were claimed, unless ingest
-    /// keeps the HTTP workers saturated.
-    pub fn dispatch(&self, claimed: Vec<Claimed>) {
+    /// How many times messages' content has been deleted so far: read before claiming, and
+    /// handed to [`Dispatcher::dispatch`] with what was claimed.
+    pub fn expunges(&self) -> u64 {
+        self.inner.expunges.load(Ordering::Acquire)
+    }
+
+    /// A message's content was deleted and its deliveries canceled (here, and said to the
+    /// other nodes): those already claimed are not sent.
+    pub fn content_deleted(&self) {
+        self.inner.expunges.fetch_add(1, Ordering::AcqRel);
+        self.inner.store.tell_peers(PeerSignal::Expunged);
+    }
+
+    /// Sends deliveries that were claimed by ingest (`expunges` read before): where they
+    /// were claimed, unless ingest keeps the HTTP workers saturated.
+    pub fn dispatch(&self, claimed: Vec<Claimed>, expunges: u64) {
         let inner = &self.inner;
         let now = u64::try_from(inner.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         if inner.ingesting.load(Ordering::Relaxed) > inner.cfg.busy_ingest {
@@ -410,7 +427,7 @@ impl Dispatcher {
         if runtime.is_some() {
             inner.counters.offloaded.inc_by(claimed.len() as u64);
         }
-        inner.dispatch(claimed, runtime);
+        inner.dispatch(claimed, runtime, expunges);
     }
 
     /// Tells the scheduler there is due work in the database (and the other nodes sharing
@@ -447,6 +464,9 @@ impl Dispatcher {
                 if let Some(slot) = self.inner.slots().get(id) {
                     slot.pacing.slow_down_from_peer(Instant::now());
                 }
+            }
+            PeerSignal::Expunged => {
+                self.inner.expunges.fetch_add(1, Ordering::AcqRel);
             }
             PeerSignal::Tokens => {}
         }
@@ -496,6 +516,7 @@ impl Dispatcher {
         let inner = &self.inner;
         let now = inner.cfg.clock.now_ms();
         let lease_until = now + crate::domain::time::duration_ms(LEASE);
+        let expunges = inner.expunges.load(Ordering::Acquire);
         let claimed = inner
             .store
             .claim_due(now, CLAIM_BATCH, lease_until, Vec::new())
@@ -506,7 +527,7 @@ impl Dispatcher {
             async move {
                 let mut out = Vec::new();
                 inner
-                    .deliver_unit(unit, slot, |d| {
+                    .deliver_unit(unit, slot, expunges, |d| {
                         out.push(d);
                         true
                     })
@@ -572,14 +593,19 @@ impl Inner {
     }
 
     /// Starts a task per unit, on `runtime` or else on the current one.
-    fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>, runtime: Option<&tokio::runtime::Handle>) {
+    fn dispatch(
+        self: &Arc<Self>,
+        claimed: Vec<Claimed>,
+        runtime: Option<&tokio::runtime::Handle>,
+        expunges: u64,
+    ) {
         for unit in units(claimed) {
             let slot = self.enter_unit(&unit);
             let inner = self.clone();
             let delivery = async move {
                 let results = inner.clone();
                 inner
-                    .deliver_unit(unit, slot, move |done| {
+                    .deliver_unit(unit, slot, expunges, move |done| {
                         results.unrecorded.fetch_add(1, Ordering::Relaxed);
                         if results.results.send(done).is_err() {
                             results.unrecorded.fetch_sub(1, Ordering::Relaxed);
@@ -604,6 +630,7 @@ impl Inner {
         &self,
         unit: Unit,
         (permits, pacing): Slot,
+        expunges: u64,
         mut done: impl FnMut(Done) -> bool,
     ) {
         let mut go_on = true;
@@ -612,7 +639,7 @@ impl Inner {
             if go_on {
                 let d = tokio::select! {
                     () = self.abort.cancelled() => None,
-                    d = self.deliver(&c, permits.clone(), pacing.clone()) => d,
+                    d = self.deliver(&c, permits.clone(), pacing.clone(), expunges) => d,
                 };
                 match d {
                     Some(d) => {
@@ -727,11 +754,30 @@ impl Inner {
         Ok(target)
     }
 
+    /// Whether `c` is still to be sent, once messages' content has been deleted since it was
+    /// claimed (`expunges` then): `Err(Some(skipped))` when its own was (its delivery is
+    /// canceled already), `Err(Some(released))` when that cannot be read (it is claimed
+    /// again later).
+    async fn still_to_send(&self, c: &Claimed, expunges: u64) -> Result<(), Option<Done>> {
+        if self.expunges.load(Ordering::Acquire) == expunges {
+            return Ok(());
+        }
+        match self.store.still_pending(c.delivery_id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Some(Done::Skipped(Box::new(c.clone())))),
+            Err(e) => {
+                tracing::warn!(error = %e, delivery = c.delivery_id, "cannot tell whether a delivery's content was deleted; it waits");
+                Err(Some(Done::Released(Box::new(c.clone()))))
+            }
+        }
+    }
+
     async fn deliver(
         &self,
         c: &Claimed,
         permits: Arc<Semaphore>,
         pacing: Arc<Pacing>,
+        expunges: u64,
     ) -> Option<Done> {
         // `None`: the endpoint was deleted (its deliveries went with it) or cannot be read
         // (the lease stays; a restart makes the delivery due again).
@@ -799,6 +845,7 @@ impl Inner {
             // Among several nodes, one paused past its lease may have been taken for dead:
             // what it claimed is then the others' to send.
             self.still_holds(c).await.map_err(|()| None)?;
+            self.still_to_send(c, expunges).await?;
             Ok((endpoint_permit, paced, global_permit))
         };
         // Once shutdown has begun no new request starts; the lease keeps the delivery for
@@ -1017,10 +1064,11 @@ async fn scheduler_loop(inner: Arc<Inner>) {
                 .collect();
             let now = inner.cfg.clock.now_ms();
             let lease_until = now + crate::domain::time::duration_ms(LEASE);
+            let expunges = inner.expunges.load(Ordering::Acquire);
             match inner.store.claim_due(now, limit, lease_until, busy).await {
                 Ok(claimed) => {
                     full = claimed.len() >= limit;
-                    inner.dispatch(claimed, None);
+                    inner.dispatch(claimed, None, expunges);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot claim due deliveries"),
             }

@@ -22,6 +22,7 @@ pub async fn ingest(
 ) -> DbResult<Option<Stored>> {
     let _ingesting = dispatcher.ingesting();
     let lease_until = dispatcher.lease_until(m.msg.created_at);
+    let expunges = dispatcher.expunges();
     let d = dispatcher.clone();
     let outcome = store
         .ingest(m, lease_until, move |ep| d.has_room(ep))
@@ -30,7 +31,7 @@ pub async fn ingest(
         Ingested::Created {
             claimed, unclaimed, ..
         } => {
-            dispatcher.dispatch(claimed);
+            dispatcher.dispatch(claimed, expunges);
             if unclaimed > 0 {
                 dispatcher.wake();
             }
@@ -65,6 +66,7 @@ pub async fn expunge_content(
         .expunge_message_content(msg_id, crate::domain::time::now_ms())
         .await?;
     if n > 0 {
+        dispatcher.content_deleted();
         dispatcher.wake();
     }
     Ok(n)

@@ -62,6 +62,43 @@ async fn a_message_s_payload_is_deleted_its_retries_canceled_and_it_cannot_be_re
 }
 
 #[tokio::test]
+async fn a_payload_deleted_while_its_delivery_waits_for_a_place_is_not_sent() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.max_in_flight_per_endpoint = Some(1);
+        c.delivery.request_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let rx = TestReceiver::start().await;
+    // The first request holds the endpoint's one place while the second's content goes.
+    rx.set_default(Reply::status(200).delay(Duration::from_secs(2)));
+    let a = app.create_app("shop").await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
+        .await;
+    let first = app.send(&a, "user.created", json!({ "n": 1 })).await;
+    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    let m = app
+        .send(&a, "user.created", json!({ "email": "jane@example.com" }))
+        .await;
+    app.call("DELETE", &format!("/app/{a}/msg/{m}/content"), None, 204)
+        .await;
+    app.settled().await;
+    let status = |m: String| {
+        let path = format!("/app/{a}/msg/{m}/endpoint");
+        let app = &app;
+        async move { app.get(&path, 200).await["data"][0]["statusText"].clone() }
+    };
+    assert_eq!(status(first).await, "success");
+    assert_eq!(status(m.clone()).await, "canceled");
+    assert_eq!(rx.count(), 1);
+    assert!(rx
+        .received()
+        .iter()
+        .all(|r| !String::from_utf8_lossy(&r.body).contains("jane@example.com")));
+    let attempts = app.get(&format!("/app/{a}/attempt/msg/{m}"), 200).await;
+    assert_eq!(attempts["data"], json!([]), "{attempts}");
+}
+
+#[tokio::test]
 async fn what_a_receiver_answered_to_an_attempt_is_deleted_and_the_attempt_stays() {
     let app = TestApp::spawn().await;
     let rx = TestReceiver::start().await;

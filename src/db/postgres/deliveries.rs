@@ -23,6 +23,15 @@ pub async fn next_due(c: &impl GenericClient) -> DbResult<Option<i64>> {
     Ok(c.query_one(&stmt, &[]).await?.get(0))
 }
 
+/// Whether delivery `id` is still pending: not canceled meanwhile (its message's content
+/// deleted), deleted, nor ended otherwise.
+pub async fn still_pending(c: &impl GenericClient, id: i64) -> DbResult<bool> {
+    let stmt = c
+        .prepare_cached("SELECT 1 FROM deliveries WHERE id = $1 AND status = 1")
+        .await?;
+    Ok(c.query_opt(&stmt, &[&id]).await?.is_some())
+}
+
 /// Gives back every lease node `owner` holds (it is stopping, or starting again under the
 /// same name); how many.
 pub async fn release_leases_of(c: &impl GenericClient, owner: &str) -> DbResult<usize> {

@@ -31,6 +31,9 @@ pub enum Signal {
     Tokens,
     /// An endpoint answered "slow down" (429, 502, 503, 504): every node pauses it.
     SlowDown(String),
+    /// A message's content was deleted: deliveries claimed before are checked before they
+    /// are sent.
+    Expunged,
     /// Signals may have been missed (the listening connection was lost): look for due work
     /// and forget everything cached. Never sent; made by the listening node itself.
     Resync,
@@ -43,6 +46,7 @@ impl Signal {
             Signal::Endpoint(id) => format!("endpoint:{id}"),
             Signal::Tokens => "tokens".into(),
             Signal::SlowDown(id) => format!("slow:{id}"),
+            Signal::Expunged => "expunged".into(),
             Signal::Resync => "resync".into(),
         }
     }
@@ -51,6 +55,7 @@ impl Signal {
         match s {
             "wake" => Some(Signal::Wake),
             "tokens" => Some(Signal::Tokens),
+            "expunged" => Some(Signal::Expunged),
             _ => {
                 if let Some(id) = s.strip_prefix("slow:") {
                     return Some(Signal::SlowDown(id.to_owned()));
@@ -176,6 +181,19 @@ impl Listener {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn every_signal_a_node_sends_is_heard_as_itself() {
+        for s in [
+            Signal::Wake,
+            Signal::Endpoint("ep_1".into()),
+            Signal::Tokens,
+            Signal::SlowDown("ep_2".into()),
+            Signal::Expunged,
+        ] {
+            assert_eq!(Signal::decode(&s.encode()), Some(s));
+        }
+    }
 
     #[tokio::test]
     async fn other_nodes_hear_what_was_committed_and_nothing_that_was_rolled_back() {

@@ -111,6 +111,15 @@ pub fn next_due(c: &Connection) -> DbResult<Option<i64>> {
     )?)
 }
 
+/// Whether delivery `id` is still pending: not canceled meanwhile (its message's content
+/// deleted), deleted, nor ended otherwise.
+pub fn still_pending(c: &Connection, id: i64) -> DbResult<bool> {
+    Ok(
+        c.prepare_cached("SELECT 1 FROM deliveries WHERE id = ? AND status = 1")?
+            .exists([id])?,
+    )
+}
+
 /// Makes every leased delivery due again (at start: leases of a previous process are void),
 /// and each ordered endpoint's line go on from its first.
 pub fn release_all_leases(c: &Connection, now: i64) -> DbResult<usize> {

@@ -106,6 +106,21 @@ impl Store {
         }
     }
 
+    /// Whether a claimed delivery is still to be sent: its message's content was not deleted
+    /// meanwhile, nor the delivery ended otherwise.
+    pub async fn still_pending(&self, delivery_id: i64) -> DbResult<bool> {
+        match self {
+            Store::Sqlite(db) => {
+                db.read(move |c| deliveries::still_pending(c, delivery_id))
+                    .await
+            }
+            Store::Postgres(pg) => {
+                pg.read(async |c| postgres::deliveries::still_pending(c, delivery_id).await)
+                    .await
+            }
+        }
+    }
+
     /// When the next delivery falls due, if any is pending.
     pub async fn next_due(&self) -> DbResult<Option<i64>> {
         match self {
