@@ -700,6 +700,7 @@ async fn a_delivery_waiting_for_the_node_s_places_goes_where_its_endpoint_says_w
     app.call("PATCH", &path, Some(json!({ "url": url })), 200)
         .await;
     new.wait_for_count(1, Duration::from_secs(10)).await;
+    app.settled().await;
     assert_eq!(
         delivery_status(&app, &b, &moved).await["statusText"],
         "success"
