@@ -292,6 +292,11 @@ pub struct DeliveryConfig {
     /// The clock deliveries are scheduled by (tests move it forward; not configurable).
     #[serde(skip)]
     pub clock: crate::domain::time::Clock,
+    /// How long a delivery waits out a database it cannot read its endpoint from (an outage,
+    /// a failover) before it is released, to be claimed again later (not configurable; tests
+    /// shorten it).
+    #[serde(skip)]
+    pub db_patience: Duration,
     /// Messages being stored at once beyond which ingest counts as saturating the HTTP
     /// workers, and deliveries run on their own threads (not configurable; tests lower it).
     #[serde(skip)]
@@ -389,6 +394,7 @@ impl Default for DeliveryConfig {
             max_slow_down_pause: Duration::from_secs(60),
             proxy_addr: None,
             clock: crate::domain::time::Clock::default(),
+            db_patience: Duration::from_secs(60),
             // 32 per core: at 16 per core (whbench at concurrency 32 on two cores) a worker's
             // queue is short enough for its deliveries; at 128 per core they fell behind.
             busy_ingest: 32 * std::thread::available_parallelism().map_or(1, usize::from),

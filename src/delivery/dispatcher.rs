@@ -674,27 +674,30 @@ impl Inner {
         }
     }
 
-    /// The endpoint's sending details, or `None` when it is gone or cannot be read.
-    /// The endpoint's sending details; `None` when it is gone, or when the database keeps
-    /// failing (a brief outage or a failover is waited out, for about a minute).
-    async fn target(&self, endpoint_id: &str) -> Option<Arc<super::targets::Target>> {
+    /// The endpoint of `c`'s sending details. `Err(None)`: it is gone (its deliveries went
+    /// with it), or shutdown began (the lease keeps the delivery for the next start).
+    /// `Err(Some(released))`: the database could not be read for `cfg.db_patience` (an
+    /// outage or a failover is waited out that long); the delivery is claimed again later.
+    async fn target(&self, c: &Claimed) -> Result<Arc<super::targets::Target>, Option<Done>> {
+        let started = Instant::now();
         let mut wait = Duration::from_millis(200);
         loop {
-            match self.targets.get(&self.store, endpoint_id).await {
-                Ok(t) => return t,
-                Err(e) if wait <= Duration::from_secs(30) && !self.cancel.is_cancelled() => {
-                    tracing::warn!(error = %e, endpoint = %endpoint_id, retry_in = ?wait, "cannot load endpoint");
-                    tokio::select! {
-                        () = self.cancel.cancelled() => return None,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    wait *= 2;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, endpoint = %endpoint_id, "cannot load endpoint; will retry after restart");
-                    return None;
-                }
+            let e = match self.targets.get(&self.store, &c.endpoint_id).await {
+                Ok(Some(t)) => return Ok(t),
+                Ok(None) => return Err(None),
+                Err(e) => e,
+            };
+            let left = self.cfg.db_patience.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                tracing::error!(error = %e, endpoint = %c.endpoint_id, "cannot load endpoint; the delivery is released to be claimed again");
+                return Err(Some(Done::Released(Box::new(c.clone()))));
             }
+            tracing::warn!(error = %e, endpoint = %c.endpoint_id, retry_in = ?wait.min(left), "cannot load endpoint");
+            tokio::select! {
+                () = self.cancel.cancelled() => return Err(None),
+                () = tokio::time::sleep(wait.min(left)) => {}
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
         }
     }
 
@@ -746,7 +749,7 @@ impl Inner {
         &self,
         c: &Claimed,
     ) -> Result<Arc<super::targets::Target>, Option<Done>> {
-        let target = self.target(&c.endpoint_id).await.ok_or(None)?;
+        let target = self.target(c).await?;
         if target.disabled {
             self.counters.skipped.inc();
             return Err(Some(Done::Skipped(Box::new(c.clone()))));
@@ -779,9 +782,10 @@ impl Inner {
         pacing: Arc<Pacing>,
         expunges: u64,
     ) -> Option<Done> {
-        // `None`: the endpoint was deleted (its deliveries went with it) or cannot be read
-        // (the lease stays; a restart makes the delivery due again).
-        let mut target = self.target(&c.endpoint_id).await?;
+        let mut target = match self.target(c).await {
+            Ok(target) => target,
+            Err(done) => return done,
+        };
         if target.disabled {
             self.counters.skipped.inc();
             return Some(Done::Skipped(Box::new(c.clone())));
@@ -999,7 +1003,8 @@ async fn record_results(inner: &Arc<Inner>, results: Results) {
                 for ep in &rec.disabled {
                     inner.targets.invalidate(ep);
                 }
-                if rec.next_due.is_some() || announced {
+                // Released deliveries are due again at once.
+                if rec.next_due.is_some() || announced || !part.released.is_empty() {
                     inner.wake.notify_one();
                 }
                 backoff = Duration::from_millis(100);

@@ -350,3 +350,51 @@ async fn a_result_whose_attempt_the_database_always_refuses_still_moves_its_orde
     };
     assert_eq!(counted, 3);
 }
+
+/// Runs `sql` on the app's database, whichever backend it is on.
+fn run_sql(app: &TestApp, sql: &str) {
+    use crate::support::storage::{pg_query, postgres_url};
+    match postgres_url(app.dir.path()) {
+        Some(url) => {
+            pg_query(&url, sql);
+        }
+        None => {
+            let c = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
+            c.busy_timeout(Duration::from_secs(10)).unwrap();
+            c.execute_batch(sql).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_that_cannot_read_its_endpoint_for_long_is_released_and_sent_later() {
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.max_in_flight_per_endpoint = Some(1);
+        c.delivery.request_timeout = Duration::from_secs(10);
+        c.delivery.db_patience = Duration::from_millis(500);
+    })
+    .await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(200).delay(Duration::from_secs(1))]);
+    let a = app.create_app("shop").await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
+        .await;
+    app.send(&a, "x.y", json!({ "n": 1 })).await;
+    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    // The second waits for the endpoint's place; its endpoint is forgotten (changed), and
+    // cannot be read again until the outage ends, well after the delivery's patience.
+    let second = app.send(&a, "x.y", json!({ "n": 2 })).await;
+    let path = format!("/app/{a}/endpoint/{ep}");
+    app.call("PATCH", &path, Some(json!({ "description": "x" })), 200)
+        .await;
+    run_sql(&app, "ALTER TABLE endpoints RENAME COLUMN url TO url_away");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    run_sql(&app, "ALTER TABLE endpoints RENAME COLUMN url_away TO url");
+    rx.wait_for_count(2, Duration::from_secs(10)).await;
+    app.settled().await;
+    let d = app
+        .get(&format!("/app/{a}/msg/{second}/endpoint"), 200)
+        .await;
+    assert_eq!(d["data"][0]["statusText"], "success", "{d}");
+}
