@@ -866,15 +866,14 @@ impl Inner {
         let now = self.cfg.clock.now_ms();
         let sent = self.sender.send(&target, &c.msg_id, &c.payload, now).await;
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-        let pace = Pace::of(sent.status);
-        if pace == Pace::SlowDown {
-            self.store
-                .tell_peers(PeerSignal::SlowDown(c.endpoint_id.clone()));
-        }
         if sent.status.is_some() {
             pacing.answered(sent.duration);
         }
-        paced.finish(pace, Instant::now());
+        // Only an answer that slowed the endpoint down here is told to the other nodes.
+        if paced.finish(Pace::of(sent.status), Instant::now()) {
+            self.store
+                .tell_peers(PeerSignal::SlowDown(c.endpoint_id.clone()));
+        }
         drop(global_permit);
         drop(endpoint_permit);
         self.counters

@@ -311,30 +311,38 @@ impl Pacing {
         self.lock().limit
     }
 
-    fn record(&self, pace: Pace, admitted: Instant, now: Instant) {
+    /// Whether the answer slowed the endpoint down (a slow-down answer to a request sent
+    /// before the last slow-down adds nothing).
+    fn record(&self, pace: Pace, admitted: Instant, now: Instant) -> bool {
         let mut s = self.lock();
         match pace {
             Pace::Success => {
                 s.limit = (s.limit + 1).min(self.max_in_flight);
                 s.pause = (s.pause / 2).max(self.base_pause);
+                false
             }
             Pace::SlowDown => {
                 if s.slowed_at.is_some_and(|at| admitted < at) {
-                    return;
+                    return false;
                 }
                 s.limit = (s.limit / 2).max(1);
                 let until = now + s.pause;
                 s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
                 s.pause = (s.pause * 2).min(self.max_pause);
                 s.slowed_at = Some(now);
+                true
             }
-            Pace::Neutral => {}
+            Pace::Neutral => false,
         }
     }
 
-    /// Another node was told to slow down by this endpoint: slow down here too (once per
-    /// slow-down, as for an answer to a request sent before it).
+    /// Another node was told to slow down by this endpoint: slow down here too, unless this
+    /// node is pausing the endpoint already (nodes that got the same burst of answers each
+    /// tell the others; one pause is enough).
     pub fn slow_down_from_peer(&self, now: Instant) {
+        if self.lock().paused_until.is_some_and(|until| until > now) {
+            return;
+        }
         self.record(Pace::SlowDown, now, now);
     }
 
@@ -350,9 +358,10 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// Records how the endpoint answered, then frees the place.
-    pub fn finish(self, pace: Pace, now: Instant) {
-        self.pacing.record(pace, self.admitted, now);
+    /// Records how the endpoint answered, then frees the place. Whether the answer slowed
+    /// the endpoint down (what the other nodes are told).
+    pub fn finish(self, pace: Pace, now: Instant) -> bool {
+        self.pacing.record(pace, self.admitted, now)
     }
 }
 
@@ -477,10 +486,30 @@ mod tests {
         let a = go(p.try_admit(None, t0));
         let b = go(p.try_admit(None, t0));
         let t1 = t0 + Duration::from_millis(5);
-        a.finish(Pace::SlowDown, t1);
-        b.finish(Pace::SlowDown, t1 + Duration::from_millis(1));
+        assert!(a.finish(Pace::SlowDown, t1), "the first slows it down");
+        assert!(
+            !b.finish(Pace::SlowDown, t1 + Duration::from_millis(1)),
+            "sent before that slow-down: nothing to tell the other nodes"
+        );
         assert_eq!(p.limit(), 4);
         assert_eq!(wait_until(p.try_admit(None, t1)), t1 + PAUSE);
+    }
+
+    #[test]
+    fn peers_told_of_one_burst_slow_down_once() {
+        let p = pacing(8);
+        let t0 = Instant::now();
+        // Several nodes got the same burst of slow-down answers, and each says so.
+        for ms in [0, 50, 100] {
+            p.slow_down_from_peer(t0 + Duration::from_millis(ms));
+        }
+        assert_eq!(p.limit(), 4);
+        assert_eq!(wait_until(p.try_admit(None, t0)), t0 + PAUSE);
+        // Once the pause is over, a peer's next slow-down counts again, twice as long.
+        let t1 = t0 + PAUSE;
+        p.slow_down_from_peer(t1);
+        assert_eq!(p.limit(), 2);
+        assert_eq!(wait_until(p.try_admit(None, t1)), t1 + 2 * PAUSE);
     }
 
     #[test]
