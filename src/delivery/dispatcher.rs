@@ -725,19 +725,15 @@ impl Inner {
         }
     }
 
-    /// Waits for this node's turn to send to an endpoint limited to `rate` messages per
-    /// second, reserved among the nodes sharing the store (at once with one server, or when
-    /// the reservation fails: the local pace still holds). Whether it waited.
-    async fn wait_for_shared_turn(&self, endpoint_id: &str, rate: u32) -> bool {
+    /// How long until this node's turn to send to an endpoint limited to `rate` messages per
+    /// second, reserved among the nodes sharing the store (none with one server, or when the
+    /// reservation fails: the local pace still holds).
+    async fn shared_turn(&self, endpoint_id: &str, rate: u32) -> Duration {
         match self.store.reserve_send(endpoint_id, rate).await {
-            Ok(Some(wait)) if !wait.is_zero() => {
-                tokio::time::sleep(wait).await;
-                true
-            }
-            Ok(_) => false,
+            Ok(wait) => wait.unwrap_or_default(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reserve a send among the nodes");
-                false
+                Duration::ZERO
             }
         }
     }
@@ -813,38 +809,68 @@ impl Inner {
             if waited {
                 target = self.target_after_wait(c).await?;
             }
-            let paced = loop {
+            // One of the node's places, then the endpoint's pace: a delivery that waited for
+            // a place is admitted (and takes from the endpoint's rate) as it leaves, so that
+            // those that waited together do not leave together.
+            let (paced, mut global_permit) = loop {
                 let freed = pacing.freed();
                 tokio::pin!(freed);
                 freed.as_mut().enable();
+                let global = match self.global.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        let p = self
+                            .global
+                            .clone()
+                            .acquire_owned()
+                            .await
+                            .map_err(|_| None)?;
+                        target = self.target_after_wait(c).await?;
+                        p
+                    }
+                };
                 match pacing.try_admit(target.rate_limit, Instant::now()) {
-                    Admit::Go(p) => break p,
+                    Admit::Go(p) => break (p, global),
                     Admit::WaitUntil(t) => {
+                        drop(global);
                         tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
                     }
-                    Admit::WaitForFree => freed.await,
+                    Admit::WaitForFree => {
+                        drop(global);
+                        freed.await;
+                    }
                 }
                 target = self.target_after_wait(c).await?;
             };
             // Among several nodes the endpoint's rate holds for all of them: a send is
-            // reserved in the database, and waits for its turn.
-            let mut waited = match target.rate_limit {
-                Some(rate) => self.wait_for_shared_turn(&c.endpoint_id, rate).await,
-                None => false,
-            };
-            let global_permit = match self.global.clone().try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    waited = true;
-                    self.global
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| None)?
+            // reserved in the database and waits for its turn, holding none of the node's
+            // places; one that must then wait for a place reserves again.
+            if let Some(rate) = target.rate_limit {
+                loop {
+                    let wait = self.shared_turn(&c.endpoint_id, rate).await;
+                    if wait.is_zero() {
+                        break;
+                    }
+                    drop(global_permit);
+                    tokio::time::sleep(wait).await;
+                    let (permit, waited) = match self.global.clone().try_acquire_owned() {
+                        Ok(p) => (p, false),
+                        Err(_) => {
+                            let p = self
+                                .global
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .map_err(|_| None)?;
+                            (p, true)
+                        }
+                    };
+                    global_permit = permit;
+                    target = self.target_after_wait(c).await?;
+                    if !waited {
+                        break;
+                    }
                 }
-            };
-            if waited {
-                target = self.target_after_wait(c).await?;
             }
             // Among several nodes, one paused past its lease may have been taken for dead:
             // what it claimed is then the others' to send.

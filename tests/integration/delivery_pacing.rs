@@ -268,3 +268,47 @@ async fn an_endpoint_that_turns_quick_borrows_for_the_deliveries_already_waiting
         .unwrap();
     assert!(most > 80, "at most {most} requests in flight together");
 }
+
+#[tokio::test]
+async fn a_rate_limited_endpoint_keeps_its_rate_after_waiting_for_the_node_s_places() {
+    const RATE: f64 = 1.0;
+    const MESSAGES: usize = 3;
+    let app = TestApp::spawn_with(|c| {
+        c.delivery.max_in_flight = 2;
+        c.delivery.request_timeout = Duration::from_secs(10);
+    })
+    .await;
+    // Two slow requests hold both of the node's places for 2 s.
+    let slow = TestReceiver::start().await;
+    slow.set_default(Reply::status(200).delay(Duration::from_secs(2)));
+    let s = app.create_app("slow").await;
+    app.create_endpoint(&s, json!({ "url": format!("{}/hook", slow.url) }))
+        .await;
+    for n in 0..2 {
+        app.send(&s, "x.y", json!({ "n": n })).await;
+    }
+    slow.wait_for_count(2, Duration::from_secs(5)).await;
+    let throttled = TestReceiver::start().await;
+    let r = app.create_app("throttled").await;
+    app.create_endpoint(
+        &r,
+        json!({ "url": format!("{}/hook", throttled.url), "throttleRate": 1 }),
+    )
+    .await;
+    for n in 0..MESSAGES {
+        app.send(&r, "x.y", json!({ "n": n })).await;
+    }
+    let got = throttled
+        .wait_for_count(MESSAGES, Duration::from_secs(10))
+        .await;
+    // What waited for a place is sent at the endpoint's rate once places free up, not at once
+    // (100 ms of slack for the time between admission and receipt).
+    let t = times(&got);
+    for pair in t.windows(2) {
+        let gap = (pair[1] - pair[0]).as_secs_f64();
+        assert!(
+            gap + 0.1 >= 1.0 / RATE,
+            "requests {gap:.3} s apart at a rate of 1/s: {t:?}"
+        );
+    }
+}
