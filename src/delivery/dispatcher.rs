@@ -725,6 +725,23 @@ impl Inner {
         }
     }
 
+    /// One of the node's places in flight, and whether it was waited for (`Err(None)`: the
+    /// dispatcher is closing).
+    async fn node_place(&self) -> Result<(OwnedSemaphorePermit, bool), Option<Done>> {
+        match self.global.clone().try_acquire_owned() {
+            Ok(p) => Ok((p, false)),
+            Err(_) => {
+                let p = self
+                    .global
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| None)?;
+                Ok((p, true))
+            }
+        }
+    }
+
     /// How long until this node's turn to send to an endpoint limited to `rate` messages per
     /// second, reserved among the nodes sharing the store (none with one server, or when the
     /// reservation fails: the local pace still holds).
@@ -816,19 +833,10 @@ impl Inner {
                 let freed = pacing.freed();
                 tokio::pin!(freed);
                 freed.as_mut().enable();
-                let global = match self.global.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => {
-                        let p = self
-                            .global
-                            .clone()
-                            .acquire_owned()
-                            .await
-                            .map_err(|_| None)?;
-                        target = self.target_after_wait(c).await?;
-                        p
-                    }
-                };
+                let (global, waited) = self.node_place().await?;
+                if waited {
+                    target = self.target_after_wait(c).await?;
+                }
                 match pacing.try_admit(target.rate_limit, Instant::now()) {
                     Admit::Go(p) => break (p, global),
                     Admit::WaitUntil(t) => {
@@ -853,18 +861,7 @@ impl Inner {
                     }
                     drop(global_permit);
                     tokio::time::sleep(wait).await;
-                    let (permit, waited) = match self.global.clone().try_acquire_owned() {
-                        Ok(p) => (p, false),
-                        Err(_) => {
-                            let p = self
-                                .global
-                                .clone()
-                                .acquire_owned()
-                                .await
-                                .map_err(|_| None)?;
-                            (p, true)
-                        }
-                    };
+                    let (permit, waited) = self.node_place().await?;
                     global_permit = permit;
                     target = self.target_after_wait(c).await?;
                     if !waited {
