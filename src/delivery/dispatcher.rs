@@ -458,6 +458,8 @@ impl Dispatcher {
             PeerSignal::Endpoint(id) => self.inner.targets.invalidate(id),
             PeerSignal::Resync => {
                 self.inner.targets.clear();
+                // A content deletion may be among the signals missed.
+                self.inner.expunges.fetch_add(1, Ordering::AcqRel);
                 self.wake_here();
             }
             PeerSignal::SlowDown(id) => {
@@ -755,19 +757,47 @@ impl Inner {
         }
     }
 
-    /// The endpoint of `c` as it is after the delivery waited (its rate, URL or state may
-    /// have changed): `Err(Some(skipped))` when it was disabled meanwhile, `Err(None)` when
-    /// it is gone.
+    /// The endpoint of `c` as it is now, after the delivery was claimed or waited (its rate,
+    /// URL or state may have changed): `Err(Some(skipped))` when it is disabled, otherwise as
+    /// [`Inner::target`].
     async fn target_after_wait(
         &self,
         c: &Claimed,
     ) -> Result<Arc<super::targets::Target>, Option<Done>> {
         let target = self.target(c).await?;
+        self.unless_disabled(c, target)
+    }
+
+    /// `target`, or `c` skipped when the endpoint is disabled.
+    fn unless_disabled(
+        &self,
+        c: &Claimed,
+        target: Arc<super::targets::Target>,
+    ) -> Result<Arc<super::targets::Target>, Option<Done>> {
         if target.disabled {
             self.counters.skipped.inc();
             return Err(Some(Done::Skipped(Box::new(c.clone()))));
         }
         Ok(target)
+    }
+
+    /// [`Inner::target_after_wait`] for a delivery holding one of the node's places: the
+    /// database is read once, and should that fail, `known` is kept rather than the place
+    /// held while the database is waited for.
+    async fn target_while_placed(
+        &self,
+        c: &Claimed,
+        known: &Arc<super::targets::Target>,
+    ) -> Result<Arc<super::targets::Target>, Option<Done>> {
+        let target = match self.targets.get(&self.store, &c.endpoint_id).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(None),
+            Err(e) => {
+                tracing::warn!(error = %e, endpoint = %c.endpoint_id, "cannot load endpoint; sending as last read");
+                return Ok(known.clone());
+            }
+        };
+        self.unless_disabled(c, target)
     }
 
     /// Whether `c` is still to be sent, once messages' content has been deleted since it was
@@ -795,14 +825,10 @@ impl Inner {
         pacing: Arc<Pacing>,
         expunges: u64,
     ) -> Option<Done> {
-        let mut target = match self.target(c).await {
+        let mut target = match self.target_after_wait(c).await {
             Ok(target) => target,
             Err(done) => return done,
         };
-        if target.disabled {
-            self.counters.skipped.inc();
-            return Some(Done::Skipped(Box::new(c.clone())));
-        }
         // Err(Some(done)): the endpoint was disabled while waiting; Err(None): it is gone.
         let admitted = async {
             // None free: the endpoint may be lent one more place, else this waits its turn.
@@ -835,7 +861,7 @@ impl Inner {
                 freed.as_mut().enable();
                 let (global, waited) = self.node_place().await?;
                 if waited {
-                    target = self.target_after_wait(c).await?;
+                    target = self.target_while_placed(c, &target).await?;
                 }
                 match pacing.try_admit(target.rate_limit, Instant::now()) {
                     Admit::Go(p) => break (p, global),
@@ -852,21 +878,15 @@ impl Inner {
             };
             // Among several nodes the endpoint's rate holds for all of them: a send is
             // reserved in the database and waits for its turn, holding none of the node's
-            // places; one that must then wait for a place reserves again.
+            // places. (Its turn is reserved once: should the node's places then all be
+            // taken, it goes as soon as one frees, and may leave together with others.)
             if let Some(rate) = target.rate_limit {
-                loop {
-                    let wait = self.shared_turn(&c.endpoint_id, rate).await;
-                    if wait.is_zero() {
-                        break;
-                    }
+                let wait = self.shared_turn(&c.endpoint_id, rate).await;
+                if !wait.is_zero() {
                     drop(global_permit);
                     tokio::time::sleep(wait).await;
-                    let (permit, waited) = self.node_place().await?;
-                    global_permit = permit;
-                    target = self.target_after_wait(c).await?;
-                    if !waited {
-                        break;
-                    }
+                    global_permit = self.node_place().await?.0;
+                    target = self.target_while_placed(c, &target).await?;
                 }
             }
             // Among several nodes, one paused past its lease may have been taken for dead:
