@@ -113,6 +113,9 @@ pub struct Counters {
     pub skipped: Counter,
     /// Deliveries from ingest run on the delivery threads (ingest saturated the workers).
     pub offloaded: Counter,
+    /// Claimed deliveries handed back unsent: their endpoint could not be read (a database
+    /// outage) for `db_patience`.
+    pub handed_back: Counter,
     pub in_flight: AtomicUsize,
     /// Duration of each attempt, in µs.
     pub attempt_latency: Histogram,
@@ -126,6 +129,7 @@ impl Default for Counters {
             gone: Counter::default(),
             skipped: Counter::default(),
             offloaded: Counter::default(),
+            handed_back: Counter::default(),
             in_flight: AtomicUsize::new(0),
             attempt_latency: Histogram::latency(),
         }
@@ -692,6 +696,7 @@ impl Inner {
             let left = self.cfg.db_patience.saturating_sub(started.elapsed());
             if left.is_zero() {
                 tracing::error!(error = %e, endpoint = %c.endpoint_id, "cannot load endpoint; the delivery is released to be claimed again");
+                self.counters.handed_back.inc();
                 return Err(Some(Done::Released(Box::new(c.clone()))));
             }
             tracing::warn!(error = %e, endpoint = %c.endpoint_id, retry_in = ?wait.min(left), "cannot load endpoint");

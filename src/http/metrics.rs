@@ -76,6 +76,12 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
         d.skipped.clone(),
     );
     r.register(
+        "hookbox_deliveries_handed_back",
+        "Claimed deliveries handed back unsent, to be claimed again, because their endpoint \
+         could not be read for a minute (the database was away)",
+        d.handed_back.clone(),
+    );
+    r.register(
         "hookbox_deliveries_offloaded",
         "Deliveries handed over by ingest that ran on the delivery threads because ingest kept \
          the HTTP workers saturated",

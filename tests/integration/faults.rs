@@ -389,7 +389,11 @@ async fn a_delivery_that_cannot_read_its_endpoint_for_long_is_released_and_sent_
     app.call("PATCH", &path, Some(json!({ "description": "x" })), 200)
         .await;
     run_sql(&app, "ALTER TABLE endpoints RENAME COLUMN url TO url_away");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let handed_back = crate::support::wait_for(Duration::from_secs(10), || async {
+        app.dispatcher.counters().handed_back.get() > 0
+    })
+    .await;
+    assert!(handed_back, "the delivery was not handed back");
     run_sql(&app, "ALTER TABLE endpoints RENAME COLUMN url_away TO url");
     rx.wait_for_count(2, Duration::from_secs(10)).await;
     app.settled().await;
