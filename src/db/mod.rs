@@ -41,6 +41,10 @@ pub enum DbError {
     Io(String),
     #[error("postgres: {0}")]
     Postgres(String),
+    /// The database cannot be reached (refused, closed or timed out connections, a server
+    /// shutting down): nothing of the failed work is known to be written; try again later.
+    #[error("the database cannot be reached: {0}")]
+    Unreachable(String),
     /// The database made this transaction give way to a concurrent one (a deadlock or a
     /// serialization failure): nothing of it was written.
     #[error("a concurrent change got in the way ({0}); try again")]
@@ -79,6 +83,16 @@ impl DbError {
             ),
             DbError::Postgres(m) => postgres::refuses_data(m),
             _ => false,
+        }
+    }
+
+    /// The same error for another caller of a shared failure (one group commit's).
+    pub fn again(&self) -> DbError {
+        match self {
+            DbError::Unreachable(m) => DbError::Unreachable(m.clone()),
+            DbError::Full => DbError::Full,
+            DbError::Postgres(m) => DbError::Postgres(m.clone()),
+            other => DbError::Postgres(other.to_string()),
         }
     }
 

@@ -51,12 +51,22 @@ pub enum ApiError {
     /// The server cannot store anything right now (the disk is full): try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// The database cannot be reached right now (the detail goes to the log): try again soon.
+    #[error("{}", DATABASE_AWAY_DETAIL)]
+    DatabaseAway(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 /// How long callers are asked to wait when storage is full.
 const RETRY_AFTER_FULL_SECS: u32 = 30;
+
+/// How long callers are asked to wait when the database cannot be reached.
+const RETRY_AFTER_AWAY_SECS: u32 = 5;
+
+/// What callers are told when the database cannot be reached.
+pub const DATABASE_AWAY_DETAIL: &str =
+    "the server cannot reach its database right now; retry later";
 
 impl ApiError {
     /// One validation error at `loc` (e.g. `["body", "url"]`).
@@ -77,6 +87,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unavailable(_) => "storage_full",
+            ApiError::DatabaseAway(_) => "database_unavailable",
             ApiError::Internal(_) => "server_error",
         }
     }
@@ -121,6 +132,7 @@ impl From<DbError> for ApiError {
                 detail: e.to_string(),
             },
             full if full.is_full() => ApiError::Unavailable(FULL_DETAIL.to_owned()),
+            DbError::Unreachable(why) => ApiError::DatabaseAway(why),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -135,7 +147,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::DatabaseAway(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -157,6 +169,14 @@ impl ResponseError for ApiError {
                 tracing::warn!("request refused: database or disk is full");
                 res.insert_header(("retry-after", RETRY_AFTER_FULL_SECS.to_string()))
                     .json(HttpErrorOut { code, detail })
+            }
+            ApiError::DatabaseAway(why) => {
+                tracing::warn!(error = %why, "request refused: the database cannot be reached");
+                res.insert_header(("retry-after", RETRY_AFTER_AWAY_SECS.to_string()))
+                    .json(HttpErrorOut {
+                        code,
+                        detail: DATABASE_AWAY_DETAIL,
+                    })
             }
             other => res.json(HttpErrorOut {
                 code,
@@ -193,6 +213,11 @@ mod tests {
                 ApiError::PayloadTooLarge("x".into()),
                 413,
                 "payload_too_large",
+            ),
+            (
+                ApiError::from(DbError::Unreachable("connection refused".into())),
+                503,
+                "database_unavailable",
             ),
             (ApiError::Internal("secret".into()), 500, "server_error"),
         ];

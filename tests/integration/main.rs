@@ -15,6 +15,7 @@ mod cli;
 mod cluster;
 mod copy;
 mod crash;
+mod database_away;
 mod delivery;
 mod delivery_options;
 mod delivery_pacing;

@@ -139,10 +139,10 @@ pub async fn store_group(store: &PgStore, mut group: Vec<Queued>) {
             }
         }
         Err(Failed::Statement(e) | Failed::Store(e)) => {
-            let text = e.to_string();
+            let shared = e.again();
             let mut e = Some(e);
             for q in group {
-                let e = e.take().unwrap_or_else(|| DbError::Postgres(text.clone()));
+                let e = e.take().unwrap_or_else(|| shared.again());
                 let _ = q.reply.send(Err(e));
             }
         }

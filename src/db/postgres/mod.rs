@@ -177,6 +177,7 @@ impl From<tokio_postgres::Error> for DbError {
                         .map_or_else(|| e.to_string(), |d| d.message().to_owned()),
                 )
             }
+            _ if unreachable(&e) => DbError::Unreachable(e.to_string()),
             _ => DbError::Postgres(match e.as_db_error() {
                 Some(db) => format!("{}: {}", db.code().code(), db.message()),
                 None => e.to_string(),
@@ -194,9 +195,29 @@ pub(crate) fn refuses_data(message: &str) -> bool {
         .is_some_and(|c| (c.starts_with("22") || c.starts_with("23")) && c.ends_with(':'))
 }
 
+/// Whether `e` says the database cannot be reached: no connection, a connection that broke
+/// or timed out, or a server that is shutting down or not yet accepting connections.
+fn unreachable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if let Some(c) = e.code() {
+        return c.code().starts_with("08")
+            || *c == SqlState::ADMIN_SHUTDOWN
+            || *c == SqlState::CRASH_SHUTDOWN
+            || *c == SqlState::CANNOT_CONNECT_NOW;
+    }
+    e.is_closed()
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        || e.to_string().starts_with("timeout waiting for server")
+}
+
 impl From<deadpool_postgres::PoolError> for DbError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        DbError::Postgres(e.to_string())
+        use deadpool_postgres::PoolError as P;
+        match e {
+            P::Backend(e) => e.into(),
+            P::Timeout(_) | P::Closed => DbError::Unreachable(e.to_string()),
+            other => DbError::Postgres(other.to_string()),
+        }
     }
 }
 
@@ -585,6 +606,22 @@ impl PgStore {
     pub async fn check_in(&self) -> DbResult<()> {
         let c = self.pool.get().await?;
         self.confirm_alive(&c).await
+    }
+
+    /// Whether the database answers a trivial query within `within`.
+    pub async fn reachable(&self, within: std::time::Duration) -> DbResult<()> {
+        tokio::time::timeout(within, async {
+            let c = self.pool.get().await?;
+            c.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(DbError::Unreachable(format!(
+                "no answer within {} ms",
+                within.as_millis()
+            )))
+        })
     }
 
     /// How many nodes were alive at the last heartbeat.

@@ -170,6 +170,14 @@ impl Store {
         }
     }
 
+    /// Whether the database answers a trivial query within `within` (a file on SQLite: always).
+    pub async fn reachable(&self, within: std::time::Duration) -> DbResult<()> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(pg) => pg.reachable(within).await,
+        }
+    }
+
     /// How many nodes share the store (1 on SQLite), as of the last heartbeat.
     pub fn live_nodes(&self) -> usize {
         match self {

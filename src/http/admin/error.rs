@@ -28,6 +28,9 @@ pub enum ConsoleError {
     /// Nothing can be stored right now (the disk is full).
     #[error("{}", crate::http::error::FULL_DETAIL)]
     StorageFull,
+    /// The database cannot be reached right now (the detail goes to the log).
+    #[error("{}", crate::http::error::DATABASE_AWAY_DETAIL)]
+    DatabaseAway(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -38,6 +41,7 @@ impl From<DbError> for ConsoleError {
             DbError::Conflict(d) | DbError::Unstorable(d) => ConsoleError::BadRequest(d),
             e @ DbError::Contended(_) => ConsoleError::BadRequest(e.to_string()),
             full if full.is_full() => ConsoleError::StorageFull,
+            DbError::Unreachable(why) => ConsoleError::DatabaseAway(why),
             other => ConsoleError::Internal(other.to_string()),
         }
     }
@@ -49,6 +53,7 @@ impl From<crate::http::error::ApiError> for ConsoleError {
         match e {
             E::NotFound(what) => ConsoleError::NotFound(what),
             E::Unavailable(_) => ConsoleError::StorageFull,
+            E::DatabaseAway(why) => ConsoleError::DatabaseAway(why),
             E::Internal(detail) => ConsoleError::Internal(detail),
             other => ConsoleError::BadRequest(other.to_string()),
         }
@@ -97,7 +102,9 @@ impl ResponseError for ConsoleError {
             ConsoleError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ConsoleError::Gone(_) => StatusCode::GONE,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ConsoleError::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
+            ConsoleError::StorageFull | ConsoleError::DatabaseAway(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,6 +136,10 @@ impl ResponseError for ConsoleError {
             ConsoleError::Gone(m) => ("Link no longer valid", m.clone()),
             ConsoleError::BadRequest(m) => ("Something is wrong with this request", m.clone()),
             ConsoleError::StorageFull => ("Storage is full", "The server cannot store anything right now: its disk (or its database size limit) is full. Try again once space is freed.".to_owned()),
+            ConsoleError::DatabaseAway(why) => {
+                tracing::warn!(error = %why, "console request refused: the database cannot be reached");
+                ("Database unreachable", "The server cannot reach its database right now. Try again in a few seconds.".to_owned())
+            }
             ConsoleError::Internal(detail) => {
                 tracing::error!(error = %detail, "console request failed");
                 ("Something went wrong", "The server could not complete this request. The details are in its log.".to_owned())

@@ -1,7 +1,7 @@
 use actix_web::{HttpResponse, ResponseError};
 
 /// Health check: 204 when the server is up (no token needed); 503 while it cannot store
-/// anything because its disk (or database size limit) is full.
+/// anything because its disk (or database size limit) is full, or cannot reach its database.
 #[utoipa::path(
     get,
     path = "/api/v1/health",
@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, ResponseError};
     security(()),
     responses(
         (status = 204, description = "The server is up"),
-        (status = 503, description = "The server is up but cannot store anything: its disk (or database size limit) is full", body = crate::http::error::HttpErrorOut)
+        (status = 503, description = "The server is up but cannot store anything: its disk (or database size limit) is full (`storage_full`), or its database does not answer within 2 seconds (`database_unavailable`)", body = crate::http::error::HttpErrorOut)
     )
 )]
 pub async fn health(st: crate::http::Data) -> HttpResponse {
@@ -25,8 +25,14 @@ pub async fn health(st: crate::http::Data) -> HttpResponse {
         )
         .error_response();
     }
+    if let Err(e) = st.store.reachable(HEALTH_PATIENCE).await {
+        return crate::http::error::ApiError::from(e).error_response();
+    }
     HttpResponse::NoContent().finish()
 }
+
+/// How long the health check waits for the database to answer.
+const HEALTH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Liveness check: 204 while the server runs.
 #[utoipa::path(

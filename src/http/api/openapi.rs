@@ -159,6 +159,11 @@ pub enum ReadErrors<'a> {
     NotFound(HttpErrorOut<'a>),
     #[response(status = 422, description = "Invalid path or query parameter")]
     Invalid(HTTPValidationError<'a>),
+    #[response(
+        status = 503,
+        description = "Unavailable for now, with `Retry-After`: the database cannot be reached (`database_unavailable`) or its disk is full (`storage_full`)"
+    )]
+    Unavailable(HttpErrorOut<'a>),
 }
 
 /// Errors of a request with a JSON body.
@@ -174,6 +179,11 @@ pub enum WriteErrors<'a> {
     TooLarge(HttpErrorOut<'a>),
     #[response(status = 422, description = "Invalid body, path or query parameter")]
     Invalid(HTTPValidationError<'a>),
+    #[response(
+        status = 503,
+        description = "Unavailable for now, with `Retry-After`: the database cannot be reached (`database_unavailable`) or its disk is full (`storage_full`)"
+    )]
+    Unavailable(HttpErrorOut<'a>),
 }
 
 // ---- Parameters shared by several routes -----------------------------------------------------

@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod faulty;
+pub mod proxy;
 pub mod receiver;
 #[cfg(unix)]
 pub mod server;

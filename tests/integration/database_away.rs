@@ -1,0 +1,119 @@
+//! A database that goes away and comes back (PostgreSQL, behind a proxy that cuts every
+//! connection): requests are refused with 503 and a clear reason meanwhile, nothing breaks for
+//! good, and everything works again once the database answers.
+
+use crate::support::console::Console;
+use crate::support::proxy::Proxy;
+use crate::support::{test_config, wait_for, TestApp, TestReceiver};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A server whose database connections go through a proxy the test can cut.
+async fn app_behind_proxy() -> (TestApp, Proxy) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    let url = cfg.database_url.clone().expect("a database URL");
+    let (user, rest) = url.rsplit_once('@').expect("postgres://USER@HOST:PORT/DB");
+    let (host_port, db) = rest.split_once('/').expect("…/DB");
+    let proxy = Proxy::start(host_port).await;
+    cfg.database_url = Some(format!("{user}@{}/{db}", proxy.addr));
+    (TestApp::start(cfg, dir).await, proxy)
+}
+
+/// Posts one message; returns the status, the `Retry-After` header and the body.
+async fn post_message(app: &TestApp, a: &str) -> (u16, Option<String>, Value) {
+    let resp = app
+        .client
+        .post(format!("{}/app/{a}/msg", app.base))
+        .bearer_auth(&app.token)
+        .json(&json!({ "eventType": "x.y", "payload": { "n": 1 } }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, retry_after, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_cannot_be_reached_requests_get_503_and_it_all_works_again_after() {
+    crate::postgres_only!("only a database across a network can go away");
+    let (app, proxy) = app_behind_proxy().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("a").await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
+        .await;
+    let mut console = Console::first_admin(&app).await;
+    assert_eq!(post_message(&app, &a).await.0, 202);
+    rx.wait_for_count(1, Duration::from_secs(10)).await;
+
+    proxy.cut();
+    let (status, retry_after, body) = post_message(&app, &a).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "database_unavailable", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach its database"),
+        "{body}"
+    );
+    assert_eq!(retry_after.as_deref(), Some("5"));
+    let reads = app
+        .client
+        .get(format!("{}/app/{a}/msg", app.base))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reads.status().as_u16(), 503);
+    let health = app
+        .client
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["code"], "database_unavailable", "{health}");
+    let page = console.get(&format!("/admin/apps/{a}/webhooks")).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(
+        page.body.contains("cannot reach its database"),
+        "{}",
+        page.body
+    );
+
+    proxy.restore();
+    assert!(
+        wait_for(Duration::from_secs(15), || async {
+            post_message(&app, &a).await.0 == 202
+        })
+        .await,
+        "the server takes messages again once the database is back"
+    );
+    let health = app
+        .client
+        .get(format!("{}/health", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 204);
+    assert_eq!(
+        console
+            .get(&format!("/admin/apps/{a}/webhooks"))
+            .await
+            .status,
+        200
+    );
+    // The message taken once it was back is delivered; none of those refused is.
+    rx.wait_for_count(2, Duration::from_secs(10)).await;
+    app.settled().await;
+    assert_eq!(rx.count(), 2);
+    let listed = app.get(&format!("/app/{a}/msg"), 200).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
+}
