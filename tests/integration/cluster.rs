@@ -283,6 +283,21 @@ impl Cluster {
         open == 0
     }
 
+    /// Every delivery of `app` is finished (delivered or canceled) and leased to no node.
+    async fn settled_or_canceled(&self, app: &str) -> bool {
+        let open: i64 = self
+            .db
+            .query_one(
+                "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+                 WHERE m.app_id = $1 AND (d.status NOT IN (0, 5) OR d.lease_owner IS NOT NULL)",
+                &[&app],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        open == 0
+    }
+
     /// Message ids of `app` whose delivery node `i` holds a lease on.
     async fn leased_to(&self, i: usize) -> BTreeSet<String> {
         self.db
@@ -1415,6 +1430,79 @@ async fn an_endpoint_url_changed_through_one_node_is_used_by_another_within_a_se
         stale.is_empty(),
         "old URL used a second after the change: {stale:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_deleted_through_one_node_is_not_sent_by_another_that_holds_its_delivery() {
+    crate::postgres_only!("cluster tests run with HOOKBOX_TEST_BACKEND=postgres");
+    let mut cluster = Cluster::new(config("1s", "10s", "")).await;
+    for _ in 0..2 {
+        cluster.start_node().await;
+    }
+    let receiver = TestReceiver::start().await;
+    let (app, ep, _) = cluster.setup(0, &format!("{}/hook", receiver.url)).await;
+    let (api0, api1) = (cluster.nodes[0].api.clone(), cluster.nodes[1].api.clone());
+    // One a second: what node 1 takes in waits there, leased to it, for its turn.
+    cluster
+        .call(
+            "PATCH",
+            &format!("{api0}/app/{app}/endpoint/{ep}"),
+            Some(json!({ "throttleRate": 1 })),
+            200,
+        )
+        .await;
+    let mut sent = Vec::new();
+    for payload in [
+        json!({ "n": 1 }),
+        json!({ "n": 2 }),
+        json!({ "email": "jane@example.com" }),
+    ] {
+        let m = cluster
+            .call(
+                "POST",
+                &format!("{api1}/app/{app}/msg"),
+                Some(json!({ "eventType": "a.b", "payload": payload })),
+                202,
+            )
+            .await;
+        sent.push(m["id"].as_str().unwrap().to_owned());
+    }
+    let private = sent[2].clone();
+    assert!(
+        cluster.leased_to(1).await.contains(&private),
+        "node 1 holds the delivery of what it took in"
+    );
+    cluster
+        .call(
+            "DELETE",
+            &format!("{api0}/app/{app}/msg/{private}/content"),
+            None,
+            204,
+        )
+        .await;
+    let settled = wait_for(Duration::from_secs(15), || {
+        cluster.settled_or_canceled(&app)
+    })
+    .await;
+    assert!(settled, "deliveries still open\n{}", cluster.logs());
+    let got = receiver.received();
+    assert_eq!(
+        got.len(),
+        2,
+        "the two others are delivered, the deleted one is not"
+    );
+    assert!(got
+        .iter()
+        .all(|r| !String::from_utf8_lossy(&r.body).contains("jane@example.com")));
+    let listed = cluster
+        .call(
+            "GET",
+            &format!("{api0}/app/{app}/msg/{private}/endpoint"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(listed["data"][0]["statusText"], "canceled", "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
