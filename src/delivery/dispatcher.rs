@@ -19,6 +19,7 @@
 //! HTTP client live in their own modules.
 
 use super::client::Sender;
+use super::expunges::Expunges;
 use super::pacing::{Admit, GiveBack, Pace, Pacing};
 use super::targets::Targets;
 use crate::config::DeliveryConfig;
@@ -73,9 +74,9 @@ struct Inner {
     /// Until when (ms since `born`) ingest counts as saturating the HTTP workers: it last had
     /// more than `cfg.busy_ingest` messages being stored at once `BUSY_FOR_MS` before.
     busy_until: AtomicU64,
-    /// How many times messages' content was deleted (here or on another node): a delivery
-    /// claimed before the count last moved makes sure its own is still to be sent.
-    expunges: AtomicU64,
+    /// Messages' content deleted (here or on another node): a delivery claimed before one
+    /// that may be of its message makes sure its own is still to be sent.
+    expunges: Expunges,
     born: Instant,
     /// Results handed to the result loop and not yet recorded.
     unrecorded: AtomicUsize,
@@ -320,7 +321,7 @@ impl Dispatcher {
             queued: AtomicUsize::new(0),
             ingesting: AtomicUsize::new(0),
             busy_until: AtomicU64::new(0),
-            expunges: AtomicU64::new(0),
+            expunges: Expunges::default(),
             born: Instant::now(),
             unrecorded: AtomicUsize::new(0),
             backlog: AtomicBool::new(true),
@@ -405,14 +406,16 @@ impl Dispatcher {
     /// How many times messages' content has been deleted so far: read before claiming, and
     /// handed to [`Dispatcher::dispatch`] with what was claimed.
     pub fn expunges(&self) -> u64 {
-        self.inner.expunges.load(Ordering::Acquire)
+        self.inner.expunges.seen()
     }
 
-    /// A message's content was deleted and its deliveries canceled (here, and said to the
-    /// other nodes): those already claimed are not sent.
-    pub fn content_deleted(&self) {
-        self.inner.expunges.fetch_add(1, Ordering::AcqRel);
-        self.inner.store.tell_peers(PeerSignal::Expunged);
+    /// Message `msg_id`'s content was deleted and its deliveries canceled (here, and said to
+    /// the other nodes): those already claimed are not sent.
+    pub fn content_deleted(&self, msg_id: &str) {
+        self.inner.expunges.note(Some(msg_id));
+        self.inner
+            .store
+            .tell_peers(PeerSignal::Expunged(Some(msg_id.to_owned())));
     }
 
     /// Sends deliveries that were claimed by ingest (`expunges` read before): where they
@@ -463,7 +466,7 @@ impl Dispatcher {
             PeerSignal::Resync => {
                 self.inner.targets.clear();
                 // A content deletion may be among the signals missed.
-                self.inner.expunges.fetch_add(1, Ordering::AcqRel);
+                self.inner.expunges.note(None);
                 self.wake_here();
             }
             PeerSignal::SlowDown(id) => {
@@ -471,9 +474,7 @@ impl Dispatcher {
                     slot.pacing.slow_down_from_peer(Instant::now());
                 }
             }
-            PeerSignal::Expunged => {
-                self.inner.expunges.fetch_add(1, Ordering::AcqRel);
-            }
+            PeerSignal::Expunged(msg_id) => self.inner.expunges.note(msg_id.as_deref()),
             PeerSignal::Tokens => {}
         }
     }
@@ -522,7 +523,7 @@ impl Dispatcher {
         let inner = &self.inner;
         let now = inner.cfg.clock.now_ms();
         let lease_until = now + crate::domain::time::duration_ms(LEASE);
-        let expunges = inner.expunges.load(Ordering::Acquire);
+        let expunges = inner.expunges.seen();
         let claimed = inner
             .store
             .claim_due(now, CLAIM_BATCH, lease_until, Vec::new())
@@ -810,7 +811,7 @@ impl Inner {
     /// canceled already), `Err(Some(released))` when that cannot be read (it is claimed
     /// again later).
     async fn still_to_send(&self, c: &Claimed, expunges: u64) -> Result<(), Option<Done>> {
-        if self.expunges.load(Ordering::Acquire) == expunges {
+        if !self.expunges.may_touch(expunges, &c.msg_id) {
             return Ok(());
         }
         match self.store.still_pending(c.delivery_id).await {
@@ -1116,7 +1117,7 @@ async fn scheduler_loop(inner: Arc<Inner>) {
                 .collect();
             let now = inner.cfg.clock.now_ms();
             let lease_until = now + crate::domain::time::duration_ms(LEASE);
-            let expunges = inner.expunges.load(Ordering::Acquire);
+            let expunges = inner.expunges.seen();
             match inner.store.claim_due(now, limit, lease_until, busy).await {
                 Ok(claimed) => {
                     full = claimed.len() >= limit;

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod dispatcher;
+mod expunges;
 pub mod pacing;
 pub mod ssrf;
 pub mod targets;

@@ -66,7 +66,7 @@ pub async fn expunge_content(
         .expunge_message_content(msg_id, crate::domain::time::now_ms())
         .await?;
     if n > 0 {
-        dispatcher.content_deleted();
+        dispatcher.content_deleted(msg_id);
         dispatcher.wake();
     }
     Ok(n)

@@ -31,9 +31,9 @@ pub enum Signal {
     Tokens,
     /// An endpoint answered "slow down" (429, 502, 503, 504): every node pauses it.
     SlowDown(String),
-    /// A message's content was deleted: deliveries claimed before are checked before they
-    /// are sent.
-    Expunged,
+    /// A message's content was deleted (`None`: some message's): its deliveries claimed
+    /// before are checked before they are sent.
+    Expunged(Option<String>),
     /// Signals may have been missed (the listening connection was lost): look for due work
     /// and forget everything cached. Never sent; made by the listening node itself.
     Resync,
@@ -46,7 +46,8 @@ impl Signal {
             Signal::Endpoint(id) => format!("endpoint:{id}"),
             Signal::Tokens => "tokens".into(),
             Signal::SlowDown(id) => format!("slow:{id}"),
-            Signal::Expunged => "expunged".into(),
+            Signal::Expunged(None) => "expunged".into(),
+            Signal::Expunged(Some(msg_id)) => format!("expunged:{msg_id}"),
             Signal::Resync => "resync".into(),
         }
     }
@@ -55,8 +56,11 @@ impl Signal {
         match s {
             "wake" => Some(Signal::Wake),
             "tokens" => Some(Signal::Tokens),
-            "expunged" => Some(Signal::Expunged),
+            "expunged" => Some(Signal::Expunged(None)),
             _ => {
+                if let Some(msg_id) = s.strip_prefix("expunged:") {
+                    return Some(Signal::Expunged(Some(msg_id.to_owned())));
+                }
                 if let Some(id) = s.strip_prefix("slow:") {
                     return Some(Signal::SlowDown(id.to_owned()));
                 }
@@ -189,7 +193,8 @@ mod tests {
             Signal::Endpoint("ep_1".into()),
             Signal::Tokens,
             Signal::SlowDown("ep_2".into()),
-            Signal::Expunged,
+            Signal::Expunged(None),
+            Signal::Expunged(Some("msg_3".into())),
         ] {
             assert_eq!(Signal::decode(&s.encode()), Some(s));
         }
