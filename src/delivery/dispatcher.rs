@@ -1022,6 +1022,7 @@ async fn results_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Done>) 
 /// and halves of those, so that one result cannot hold back the others. A result refused alone
 /// is written again without what the receiver sent back (response, headers), and if that is
 /// refused too, without its attempt: its delivery still moves on (done, retried or failed).
+/// Should even that be refused, the result is given up (logged) and its delivery stays leased.
 async fn record_results(inner: &Arc<Inner>, results: Results) {
     let mut parts = vec![results];
     let mut backoff = Duration::from_millis(100);
@@ -1066,6 +1067,23 @@ async fn record_results(inner: &Arc<Inner>, results: Results) {
             Err(e) if e.refuses_data() && part.refused < Refused::Stripped => {
                 tracing::warn!(error = %e, "the database refused a result; writing it with less");
                 parts.push(part.less());
+            }
+            Err(e) if e.refuses_data() => {
+                // Not even what it does to its delivery can be written: writing it again would
+                // hold back every result after it, for good. Its delivery stays leased (sent
+                // again after a restart, or by another node once this one has left).
+                let deliveries: Vec<i64> = part
+                    .attempts
+                    .iter()
+                    .map(|a| a.delivery.delivery_id)
+                    .chain(
+                        part.skipped
+                            .iter()
+                            .chain(&part.released)
+                            .map(|c| c.delivery_id),
+                    )
+                    .collect();
+                tracing::error!(error = %e, ?deliveries, "the database refuses this result even without its attempt; it is not written, and its delivery stays leased");
             }
             Err(e) => {
                 tracing::error!(error = %e, retry_in = ?backoff, "cannot record delivery results");

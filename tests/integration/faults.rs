@@ -6,7 +6,7 @@
 
 use crate::support::faulty::{Fault, FaultyServer};
 use crate::support::receiver::Reply;
-use crate::support::{TestApp, TestReceiver};
+use crate::support::{wait_for, TestApp, TestReceiver};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -202,12 +202,18 @@ async fn a_redirect_to_a_private_address_is_not_followed() {
 /// Makes the database refuse every attempt row for which `when` (SQL on `NEW`) holds, as a
 /// constraint would: a trigger stands in for whatever the database may refuse.
 fn refuse_attempts_where(app: &TestApp, when: &str) {
+    refuse_where(app, "INSERT", "attempts", when);
+}
+
+/// Makes the database refuse each `event` (`INSERT`, `UPDATE`) of a row of `table` for which
+/// `when` (SQL on `NEW`) holds.
+fn refuse_where(app: &TestApp, event: &str, table: &str, when: &str) {
     use crate::support::storage::{pg_query, postgres_url};
     if let Some(url) = postgres_url(app.dir.path()) {
         pg_query(
             &url,
             &format!(
-                "CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                "CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
                  IF {when} THEN \
                  RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF; \
                  RETURN NEW; END $$"
@@ -215,15 +221,17 @@ fn refuse_attempts_where(app: &TestApp, when: &str) {
         );
         pg_query(
             &url,
-            "CREATE TRIGGER refuse_attempt BEFORE INSERT ON attempts FOR EACH ROW \
-             EXECUTE FUNCTION refuse_attempt()",
+            &format!(
+                "CREATE TRIGGER refuse_{table} BEFORE {event} ON {table} FOR EACH ROW \
+                 EXECUTE FUNCTION refuse_{table}()"
+            ),
         );
         return;
     }
     let c = rusqlite::Connection::open(app.dir.path().join("hookbox.db")).unwrap();
     c.busy_timeout(Duration::from_secs(10)).unwrap();
     c.execute_batch(&format!(
-        "CREATE TRIGGER refuse_attempt BEFORE INSERT ON attempts \
+        "CREATE TRIGGER refuse_{table} BEFORE {event} ON {table} \
          WHEN {when} BEGIN SELECT RAISE(ABORT, 'refused'); END"
     ))
     .unwrap();
@@ -349,6 +357,45 @@ async fn a_result_whose_attempt_the_database_always_refuses_still_moves_its_orde
             .unwrap(),
     };
     assert_eq!(counted, 3);
+}
+
+#[tokio::test]
+async fn a_result_the_database_refuses_even_without_its_attempt_holds_back_no_other() {
+    let app = fault_app(|_| {}).await;
+    let (stuck, fine) = (TestReceiver::start().await, TestReceiver::start().await);
+    let a = app.create_app("refused").await;
+    let (bad, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/bad", stuck.url) }))
+        .await;
+    let (good, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/good", fine.url) }))
+        .await;
+    // What a success does to the one endpoint's deliveries cannot be written at all.
+    refuse_where(
+        &app,
+        "UPDATE",
+        "deliveries",
+        &format!("NEW.endpoint_id = '{bad}' AND NEW.status = 0"),
+    );
+    let delivered = |m: String| {
+        let (app, a, good) = (&app, &a, &good);
+        async move {
+            deliveries_of(app, a, &m)
+                .await
+                .into_iter()
+                .any(|(ep, status, _)| ep == *good && status == json!(0))
+        }
+    };
+    for n in 1..=3 {
+        let m = app.send(&a, "fault.test", json!({ "n": n })).await;
+        assert!(
+            wait_for(Duration::from_secs(10), || delivered(m.clone())).await,
+            "message {n}: the other endpoint's result is written"
+        );
+    }
+    assert_eq!(stuck.count(), 3);
+    assert_eq!(fine.count(), 3);
+    app.settled().await;
 }
 
 /// Runs `sql` on the app's database, whichever backend it is on.
