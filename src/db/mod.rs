@@ -92,6 +92,9 @@ impl DbError {
             DbError::Unreachable(m) => DbError::Unreachable(m.clone()),
             DbError::Full => DbError::Full,
             DbError::Postgres(m) => DbError::Postgres(m.clone()),
+            DbError::Conflict(m) => DbError::Conflict(m.clone()),
+            DbError::Contended(m) => DbError::Contended(m.clone()),
+            DbError::Unstorable(m) => DbError::Unstorable(m.clone()),
             other => DbError::Postgres(other.to_string()),
         }
     }

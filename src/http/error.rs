@@ -64,6 +64,16 @@ const RETRY_AFTER_FULL_SECS: u32 = 30;
 /// How long callers are asked to wait when the database cannot be reached.
 const RETRY_AFTER_AWAY_SECS: u32 = 5;
 
+/// Logs that a request was refused because the database cannot be reached: once a second at
+/// most, since while it is away every request would say so.
+pub(crate) fn warn_database_away(why: &str) {
+    static LAST_SECOND: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let second = crate::domain::time::now_ms() / 1000;
+    if LAST_SECOND.swap(second, std::sync::atomic::Ordering::Relaxed) != second {
+        tracing::warn!(error = %why, "requests refused: the database cannot be reached");
+    }
+}
+
 /// What callers are told when the database cannot be reached.
 pub const DATABASE_AWAY_DETAIL: &str =
     "the server cannot reach its database right now; retry later";
@@ -171,7 +181,7 @@ impl ResponseError for ApiError {
                     .json(HttpErrorOut { code, detail })
             }
             ApiError::DatabaseAway(why) => {
-                tracing::warn!(error = %why, "request refused: the database cannot be reached");
+                warn_database_away(why);
                 res.insert_header(("retry-after", RETRY_AFTER_AWAY_SECS.to_string()))
                     .json(HttpErrorOut {
                         code,

@@ -51,7 +51,7 @@ async fn while_the_database_cannot_be_reached_requests_get_503_and_it_all_works_
     assert_eq!(post_message(&app, &a).await.0, 202);
     rx.wait_for_count(1, Duration::from_secs(10)).await;
 
-    proxy.cut();
+    proxy.cut().await;
     let (status, retry_after, body) = post_message(&app, &a).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "database_unavailable", "{body}");

@@ -187,7 +187,8 @@ async fn try_group(
         c.done();
         return Err(Failed::Store(e));
     }
-    let broken = c.client().is_closed();
+    // A server shutting down (or a connection that broke) fails every message alike.
+    let broken = c.client().is_closed() || matches!(e, DbError::Unreachable(_));
     c.rollback().await;
     Err(if broken {
         Failed::Store(e)

@@ -198,16 +198,40 @@ pub(crate) fn refuses_data(message: &str) -> bool {
 /// Whether `e` says the database cannot be reached: no connection, a connection that broke
 /// or timed out, or a server that is shutting down or not yet accepting connections.
 fn unreachable(e: &tokio_postgres::Error) -> bool {
+    use std::io::ErrorKind as K;
     use tokio_postgres::error::SqlState;
     if let Some(c) = e.code() {
         return c.code().starts_with("08")
             || *c == SqlState::ADMIN_SHUTDOWN
             || *c == SqlState::CRASH_SHUTDOWN
-            || *c == SqlState::CANNOT_CONNECT_NOW;
+            || *c == SqlState::CANNOT_CONNECT_NOW
+            || *c == SqlState::TOO_MANY_CONNECTIONS
+            // A server that became a standby (after a failover) refuses writes.
+            || *c == SqlState::READ_ONLY_SQL_TRANSACTION;
     }
+    // Not every I/O error: encoding a query (our own mistake) fails with one too.
+    let network = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            matches!(
+                io.kind(),
+                K::ConnectionRefused
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::NotConnected
+                    | K::BrokenPipe
+                    | K::TimedOut
+                    | K::UnexpectedEof
+                    | K::AddrNotAvailable
+                    | K::HostUnreachable
+                    | K::NetworkUnreachable
+            )
+        });
+    let text = e.to_string();
     e.is_closed()
-        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
-        || e.to_string().starts_with("timeout waiting for server")
+        || network
+        || text.starts_with("error connecting to server")
+        || text.starts_with("timeout waiting for server")
 }
 
 impl From<deadpool_postgres::PoolError> for DbError {
@@ -233,6 +257,11 @@ pub fn pool(url: &str, size: usize) -> DbResult<Pool> {
         cfg.connect_timeout(std::time::Duration::from_secs(5));
     }
     cfg.keepalives_idle(std::time::Duration::from_secs(30));
+    // A network that silently drops everything is noticed in seconds too: what was sent and
+    // not acknowledged for 15 s closes the connection (and the request fails with 503).
+    if cfg.get_tcp_user_timeout().is_none() {
+        cfg.tcp_user_timeout(std::time::Duration::from_secs(15));
+    }
     let config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
@@ -608,8 +637,17 @@ impl PgStore {
         self.confirm_alive(&c).await
     }
 
-    /// Whether the database answers a trivial query within `within`.
+    /// Whether the database answers a trivial query within `within`. A node whose every
+    /// connection is at work (a busy node, not one cut off) and whose last heartbeat is
+    /// recent counts as reaching it without waiting for one.
     pub async fn reachable(&self, within: std::time::Duration) -> DbResult<()> {
+        let pool = self.pool.status();
+        if pool.available == 0
+            && pool.size >= pool.max_size
+            && self.holds(&self.node()) == Holds::Yes
+        {
+            return Ok(());
+        }
         tokio::time::timeout(within, async {
             let c = self.pool.get().await?;
             c.simple_query("SELECT 1").await?;

@@ -149,6 +149,11 @@ impl Listener {
             cfg.connect_timeout(std::time::Duration::from_secs(5));
         }
         cfg.keepalives_idle(std::time::Duration::from_secs(30));
+        // A network that silently drops everything is noticed in seconds too: what was sent and
+        // not acknowledged for 15 s closes the connection.
+        if cfg.get_tcp_user_timeout().is_none() {
+            cfg.tcp_user_timeout(std::time::Duration::from_secs(15));
+        }
         let (client, mut connection) = cfg.connect(NoTls).await?;
         let (tx, payloads) = mpsc::unbounded_channel();
         tokio::spawn(async move {

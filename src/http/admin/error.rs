@@ -137,7 +137,7 @@ impl ResponseError for ConsoleError {
             ConsoleError::BadRequest(m) => ("Something is wrong with this request", m.clone()),
             ConsoleError::StorageFull => ("Storage is full", "The server cannot store anything right now: its disk (or its database size limit) is full. Try again once space is freed.".to_owned()),
             ConsoleError::DatabaseAway(why) => {
-                tracing::warn!(error = %why, "console request refused: the database cannot be reached");
+                crate::http::error::warn_database_away(why);
                 ("Database unreachable", "The server cannot reach its database right now. Try again in a few seconds.".to_owned())
             }
             ConsoleError::Internal(detail) => {

@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 
 pub struct Proxy {
     /// Where clients connect: `127.0.0.1:PORT`.
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<AbortHandle>>>,
-    accepting: tokio::task::JoinHandle<()>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accepting: JoinHandle<()>,
 }
 
 impl Proxy {
@@ -21,7 +21,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
-        let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let upstream = upstream.to_owned();
         let accepting = tokio::spawn({
             let (cut, links) = (cut.clone(), links.clone());
@@ -39,8 +39,13 @@ impl Proxy {
                         }
                     });
                     let mut links = links.lock().unwrap();
-                    links.retain(|l| !l.is_finished());
-                    links.push(link.abort_handle());
+                    if cut.load(Ordering::SeqCst) {
+                        // Cut while this one was being accepted.
+                        link.abort();
+                    } else {
+                        links.retain(|l| !l.is_finished());
+                        links.push(link);
+                    }
                 }
             }
         });
@@ -52,11 +57,16 @@ impl Proxy {
         }
     }
 
-    /// Breaks every open connection and refuses new ones until [`Proxy::restore`].
-    pub fn cut(&self) {
+    /// Breaks every open connection and refuses new ones until [`Proxy::restore`]; returns
+    /// once no byte can pass any more.
+    pub async fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
+        let links: Vec<JoinHandle<()>> = self.links.lock().unwrap().drain(..).collect();
+        for link in &links {
             link.abort();
+        }
+        for link in links {
+            let _ = link.await;
         }
     }
 
@@ -69,6 +79,9 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accepting.abort();
-        self.cut();
+        self.cut.store(true, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
     }
 }
