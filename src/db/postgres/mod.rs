@@ -620,15 +620,20 @@ impl PgStore {
         if *self.node() != *owner {
             return Holds::No;
         }
-        let alive_at = self.alive_at.load(std::sync::atomic::Ordering::Relaxed);
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let dead_after =
-            u64::try_from(self.dead_after.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
-        if now.saturating_sub(alive_at) < dead_after / 2 {
+        if self.beat_recently() {
             Holds::Yes
         } else {
             Holds::Unsure
         }
+    }
+
+    /// Whether this node's last heartbeat is less than half of `node_timeout` old.
+    fn beat_recently(&self) -> bool {
+        let alive_at = self.alive_at.load(std::sync::atomic::Ordering::Relaxed);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let dead_after =
+            u64::try_from(self.dead_after.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+        now.saturating_sub(alive_at) < dead_after / 2
     }
 
     /// Heartbeats now, to settle an `Unsure` [`PgStore::holds`].
@@ -642,10 +647,7 @@ impl PgStore {
     /// recent counts as reaching it without waiting for one.
     pub async fn reachable(&self, within: std::time::Duration) -> DbResult<()> {
         let pool = self.pool.status();
-        if pool.available == 0
-            && pool.size >= pool.max_size
-            && self.holds(&self.node()) == Holds::Yes
-        {
+        if pool.available == 0 && pool.size >= pool.max_size && self.beat_recently() {
             return Ok(());
         }
         tokio::time::timeout(within, async {
