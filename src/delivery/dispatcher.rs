@@ -117,6 +117,9 @@ pub struct Counters {
     /// Claimed deliveries handed back unsent: their endpoint could not be read (a database
     /// outage) for `db_patience`.
     pub handed_back: Counter,
+    /// Results the database refused even without their attempt: not written, their
+    /// deliveries left leased.
+    pub results_not_written: Counter,
     pub in_flight: AtomicUsize,
     /// Duration of each attempt, in µs.
     pub attempt_latency: Histogram,
@@ -131,6 +134,7 @@ impl Default for Counters {
             skipped: Counter::default(),
             offloaded: Counter::default(),
             handed_back: Counter::default(),
+            results_not_written: Counter::default(),
             in_flight: AtomicUsize::new(0),
             attempt_latency: Histogram::latency(),
         }
@@ -1083,6 +1087,10 @@ async fn record_results(inner: &Arc<Inner>, results: Results) {
                             .map(|c| c.delivery_id),
                     )
                     .collect();
+                inner
+                    .counters
+                    .results_not_written
+                    .inc_by(deliveries.len() as u64);
                 tracing::error!(error = %e, ?deliveries, "the database refuses this result even without its attempt; it is not written, and its delivery stays leased");
             }
             Err(e) => {

@@ -82,6 +82,12 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
         d.handed_back.clone(),
     );
     r.register(
+        "hookbox_delivery_results_not_written",
+        "Delivery results the database refused even without their attempt: not written, \
+         their deliveries left leased (sent again after a restart, or by another node)",
+        d.results_not_written.clone(),
+    );
+    r.register(
         "hookbox_deliveries_offloaded",
         "Deliveries handed over by ingest that ran on the delivery threads because ingest kept \
          the HTTP workers saturated",

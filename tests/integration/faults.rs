@@ -395,6 +395,12 @@ async fn a_result_the_database_refuses_even_without_its_attempt_holds_back_no_ot
     }
     assert_eq!(stuck.count(), 3);
     assert_eq!(fine.count(), 3);
+    // Each of the refused endpoint's results was given up, and is counted as such.
+    let given_up = || async {
+        let metrics = crate::observability::scrape(&app).await;
+        crate::observability::get(&metrics, "hookbox_delivery_results_not_written_total") == 3.0
+    };
+    assert!(wait_for(Duration::from_secs(10), given_up).await);
     app.settled().await;
 }
 

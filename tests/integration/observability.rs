@@ -107,6 +107,7 @@ async fn metrics_expose_exactly_the_families_types_labels_and_buckets_dashboards
         ("hookbox_delivery_attempts_total", "counter"),
         ("hookbox_deliveries_skipped_total", "counter"),
         ("hookbox_deliveries_handed_back_total", "counter"),
+        ("hookbox_delivery_results_not_written_total", "counter"),
         ("hookbox_deliveries_offloaded_total", "counter"),
         ("hookbox_delivery_attempt_duration_seconds", "histogram"),
         ("hookbox_deliveries_in_flight", "gauge"),
