@@ -1,6 +1,7 @@
 //! A database that goes away and comes back (PostgreSQL, behind a proxy that cuts every
 //! connection): requests are refused with 503 and a clear reason meanwhile, nothing breaks for
-//! good, and everything works again once the database answers.
+//! good, and everything works again once the database answers; and a node only busy with its
+//! database is not taken for one that cannot reach it.
 
 use crate::support::console::Console;
 use crate::support::proxy::Proxy;
@@ -100,4 +101,66 @@ async fn while_the_database_cannot_be_reached_requests_get_503_and_it_all_works_
     assert_eq!(rx.count(), 2);
     let listed = app.get(&format!("/app/{a}/msg"), 200).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
+}
+
+/// A node whose every connection is at work (here: waiting on a lock another session holds)
+/// is busy, not cut off: its health check answers 204 at once rather than waiting for a free
+/// connection and calling the database unreachable, which would take a loaded node out of its
+/// load balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_every_connection_is_at_work_is_still_healthy() {
+    crate::postgres_only!("only PostgreSQL has a pool of connections");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(dir.path());
+    cfg.database.pool_size = 2;
+    let url = cfg.database_url.clone().expect("a database URL");
+    let app = TestApp::start(cfg, dir).await;
+    let a = app.create_app("a").await;
+    assert_eq!(app.raw("GET", "/health", Vec::new()).await.0, 204);
+
+    let (other, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    other
+        .batch_execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // Two listings, one per connection, each waiting on the lock.
+    let listings: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, url, token) = (
+                app.client.clone(),
+                format!("{}/app/{a}/msg", app.base),
+                app.token.clone(),
+            );
+            tokio::spawn(async move {
+                let resp = client.get(url).bearer_auth(token).send().await.unwrap();
+                resp.status().as_u16()
+            })
+        })
+        .collect();
+    let waiting = || async {
+        let rows = other
+            .query(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows[0].get::<_, i64>(0) == 2
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), waiting).await,
+        "both connections wait on the lock"
+    );
+
+    let (status, body) = app.raw("GET", "/health", Vec::new()).await;
+    assert_eq!(status, 204, "{body}");
+
+    other.batch_execute("COMMIT").await.unwrap();
+    for listing in listings {
+        assert_eq!(listing.await.unwrap(), 200);
+    }
 }
