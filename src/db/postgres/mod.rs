@@ -245,14 +245,14 @@ impl From<deadpool_postgres::PoolError> for DbError {
     }
 }
 
-/// A pool of at most `size` connections to the database at `url`
-/// (`postgres://USER[:PASS]@HOST:PORT/DB`).
-pub fn pool(url: &str, size: usize) -> DbResult<Pool> {
+/// How every connection to the database at `url` is made: as the URL says, with timeouts
+/// that notice a database gone quiet in seconds where the URL sets none.
+pub(crate) fn connection_config(url: &str) -> DbResult<tokio_postgres::Config> {
     let mut cfg: tokio_postgres::Config = url
         .parse()
         .map_err(|e| DbError::Postgres(format!("the database URL cannot be read: {e}")))?;
     // A database that stops answering is noticed in seconds, not at the system's TCP
-    // timeouts (minutes), unless the URL says otherwise.
+    // timeouts (minutes).
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(std::time::Duration::from_secs(5));
     }
@@ -262,6 +262,13 @@ pub fn pool(url: &str, size: usize) -> DbResult<Pool> {
     if cfg.get_tcp_user_timeout().is_none() {
         cfg.tcp_user_timeout(std::time::Duration::from_secs(15));
     }
+    Ok(cfg)
+}
+
+/// A pool of at most `size` connections to the database at `url`
+/// (`postgres://USER[:PASS]@HOST:PORT/DB`).
+pub fn pool(url: &str, size: usize) -> DbResult<Pool> {
+    let cfg = connection_config(url)?;
     let config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
@@ -885,6 +892,22 @@ pub async fn migrate_url(url: &str) -> DbResult<i64> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn connections_give_up_on_a_silent_database_in_seconds_unless_the_url_says_otherwise() {
+        use std::time::Duration;
+        let cfg = super::connection_config("postgres://u@127.0.0.1:5432/db").unwrap();
+        assert_eq!(cfg.get_connect_timeout(), Some(&Duration::from_secs(5)));
+        assert_eq!(cfg.get_tcp_user_timeout(), Some(&Duration::from_secs(15)));
+        assert_eq!(cfg.get_keepalives_idle(), Duration::from_secs(30));
+        let cfg = super::connection_config(
+            "postgres://u@127.0.0.1:5432/db?connect_timeout=9&tcp_user_timeout=60",
+        )
+        .unwrap();
+        assert_eq!(cfg.get_connect_timeout(), Some(&Duration::from_secs(9)));
+        assert_eq!(cfg.get_tcp_user_timeout(), Some(&Duration::from_secs(60)));
+        assert!(super::connection_config("postgres://u@h:notaport/db").is_err());
+    }
+
     /// `n` stores on the database at `url`, as `n` nodes would open it (each with its own
     /// pool).
     pub(crate) async fn nodes(url: &str, n: usize) -> Vec<crate::db::Store> {

@@ -142,18 +142,7 @@ pub struct Listener {
 impl Listener {
     /// Connects to `url` and listens; notifications committed from now on are received.
     pub async fn start(url: &str) -> DbResult<Listener> {
-        let mut cfg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| super::super::DbError::Postgres(format!("the database URL: {e}")))?;
-        if cfg.get_connect_timeout().is_none() {
-            cfg.connect_timeout(std::time::Duration::from_secs(5));
-        }
-        cfg.keepalives_idle(std::time::Duration::from_secs(30));
-        // A network that silently drops everything is noticed in seconds too: what was sent and
-        // not acknowledged for 15 s closes the connection.
-        if cfg.get_tcp_user_timeout().is_none() {
-            cfg.tcp_user_timeout(std::time::Duration::from_secs(15));
-        }
+        let cfg = super::connection_config(url)?;
         let (client, mut connection) = cfg.connect(NoTls).await?;
         let (tx, payloads) = mpsc::unbounded_channel();
         tokio::spawn(async move {
