@@ -335,6 +335,9 @@ pub fn shown_secret(stored: &str) -> String {
 pub enum ResendError {
     /// The endpoint is disabled: enable it first.
     Disabled,
+    /// The message was never for this endpoint (its event types, channels or the endpoint's
+    /// creation after it): use replay to send what it missed.
+    NotFor,
     /// The message's payload was deleted, or has expired: there is nothing to send.
     ContentGone,
     Db(crate::db::DbError),
@@ -366,9 +369,12 @@ pub async fn resend(
         .policy
         .retry_schedule(server)
         .map_or(server.max_attempts(), |s| s.max_attempts());
-    store
+    if !store
         .resend(&msg.id, &ep.id, max_attempts, now_ms())
-        .await?;
+        .await?
+    {
+        return Err(ResendError::NotFor);
+    }
     dispatcher.wake();
     Ok(())
 }

@@ -429,6 +429,50 @@ async fn resend_makes_one_more_manual_attempt_with_the_same_webhook_id() {
     assert_eq!(app.attempts(&a, &msg).await.len(), 3);
 }
 
+/// A resend sends again what was sent: never a message to an endpoint it was not for (its
+/// event types or channels leave it out, or the endpoint came after it), which would hand the
+/// endpoint content it is not meant to see.
+#[tokio::test]
+async fn resend_of_a_message_the_endpoint_was_never_for_is_404_and_sends_nothing() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("shop").await;
+    app.create_event_type("invoice.paid").await;
+    let (typed, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/typed", rx.url), "filterTypes": ["invoice.paid"] }),
+        )
+        .await;
+    let (channeled, _) = app
+        .create_endpoint(
+            &a,
+            json!({ "url": format!("{}/eu", rx.url), "channels": ["eu"] }),
+        )
+        .await;
+    let msg = app
+        .send(&a, "user.created", json!({ "private": "user data" }))
+        .await;
+    let (later, _) = app
+        .create_endpoint(&a, json!({ "url": format!("{}/later", rx.url) }))
+        .await;
+    for ep in [&typed, &channeled, &later] {
+        let (status, body) = app
+            .raw(
+                "POST",
+                &format!("/app/{a}/msg/{msg}/endpoint/{ep}/resend"),
+                b"{}".to_vec(),
+            )
+            .await;
+        assert_eq!(status, 404, "{ep}: {body}");
+        assert!(body.contains("not_found"), "{body}");
+    }
+    app.assert_nothing_due_within(Duration::from_secs(2)).await;
+    assert_eq!(rx.count(), 0);
+    let listed = app.get(&format!("/app/{a}/msg/{msg}/endpoint"), 200).await;
+    assert_eq!(listed["data"], json!([]), "{listed}");
+}
+
 #[tokio::test]
 async fn recover_resends_failed_deliveries() {
     let app = TestApp::spawn_with(|c| c.delivery.retry_schedule = vec![Duration::ZERO]).await;

@@ -102,35 +102,44 @@ pub async fn skip_pending(c: &impl GenericClient, endpoint_id: &str, now: i64) -
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// Resend: one more manual attempt, now. Creates the delivery row when there is none.
+/// Resend: one more manual attempt, now, of the message's delivery to the endpoint (nothing
+/// while it is being sent, or when the message's payload is gone). `false` when the message
+/// has no delivery to that endpoint: it was never for it.
 pub async fn resend(
     c: &impl GenericClient,
     msg_id: &str,
     endpoint_id: &str,
     max_attempts: u32,
     now: i64,
-) -> DbResult<()> {
+) -> DbResult<bool> {
     let last = i32::try_from(max_attempts.saturating_sub(1)).unwrap_or(i32::MAX);
     super::lanes::lock(c, [endpoint_id]).await?;
     let ids: Vec<i64> = c
         .query(
-            "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, \
-                 trigger_type, created_at, updated_at) \
-             SELECT $1, $2, 1, $3, $4, 1, $4, $4 FROM messages WHERE id = $1 AND payload IS NOT NULL \
-             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
-               attempts = CASE WHEN deliveries.status = 1 THEN deliveries.attempts ELSE $3 END, \
-               lane = CASE WHEN deliveries.status = 1 THEN deliveries.lane END, \
+            "UPDATE deliveries SET \
+               attempts = CASE WHEN status = 1 THEN attempts ELSE $3 END, \
+               lane = CASE WHEN status = 1 THEN lane END, \
                status = 1, next_attempt_at = $4, trigger_type = 1, updated_at = $4, filter_error = NULL \
-             WHERE deliveries.lease_until IS NULL RETURNING id",
+             WHERE msg_id = $1 AND endpoint_id = $2 AND lease_until IS NULL \
+               AND EXISTS (SELECT 1 FROM messages WHERE id = $1 AND payload IS NOT NULL) \
+             RETURNING id",
             &[&msg_id, &endpoint_id, &last, &now],
         )
         .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    // On an ordered endpoint it keeps its place in the line, or joins its end.
-    requeued(c, endpoint_id, ids, now).await?;
-    Ok(())
+    if !ids.is_empty() {
+        // On an ordered endpoint it keeps its place in the line, or joins its end.
+        requeued(c, endpoint_id, ids, now).await?;
+        return Ok(true);
+    }
+    Ok(c.query_opt(
+        "SELECT 1 FROM deliveries WHERE msg_id = $1 AND endpoint_id = $2",
+        &[&msg_id, &endpoint_id],
+    )
+    .await?
+    .is_some())
 }
 
 /// Recover: failed deliveries of an endpoint in a time range get a fresh schedule (those whose

@@ -362,25 +362,26 @@ pub fn skip_pending(c: &Connection, endpoint_id: &str, now: i64) -> DbResult<usi
     .execute(params![now, endpoint_id])?)
 }
 
-/// Resend: one more manual attempt, now. Creates the delivery row when there is none;
-/// nothing when the message's payload is gone.
+/// Resend: one more manual attempt, now, of the message's delivery to the endpoint (nothing
+/// while it is being sent, or when the message's payload is gone). `false` when the message
+/// has no delivery to that endpoint: it was never for it.
 pub fn resend(
     c: &Connection,
     msg_id: &str,
     endpoint_id: &str,
     max_attempts: u32,
     now: i64,
-) -> DbResult<()> {
+) -> DbResult<bool> {
     let last = i64::from(max_attempts.saturating_sub(1));
     let id: Option<i64> = c
         .prepare_cached(
-            "INSERT INTO deliveries (msg_id, endpoint_id, status, attempts, next_attempt_at, trigger_type, created_at, updated_at) \
-             SELECT ?1, ?2, 1, ?3, ?4, 1, ?4, ?4 FROM messages WHERE id = ?1 AND payload IS NOT NULL \
-             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET \
+            "UPDATE deliveries SET \
                attempts = CASE WHEN status = 1 THEN attempts ELSE ?3 END, \
                lane = CASE WHEN status = 1 THEN lane END, \
                status = 1, next_attempt_at = ?4, trigger_type = 1, updated_at = ?4, filter_error = NULL \
-             WHERE lease_until IS NULL RETURNING id",
+             WHERE msg_id = ?1 AND endpoint_id = ?2 AND lease_until IS NULL \
+               AND EXISTS (SELECT 1 FROM messages WHERE id = ?1 AND payload IS NOT NULL) \
+             RETURNING id",
         )?
         .query_row(params![msg_id, endpoint_id, last, now], |r| r.get(0))
         .optional()?;
@@ -389,8 +390,12 @@ pub fn resend(
         if endpoints::is_ordered(c, endpoint_id)? {
             lanes::enqueue(c, endpoint_id, &[id], now)?;
         }
+        return Ok(true);
     }
-    Ok(())
+    Ok(
+        c.prepare_cached("SELECT 1 FROM deliveries WHERE msg_id = ?1 AND endpoint_id = ?2")?
+            .exists(params![msg_id, endpoint_id])?,
+    )
 }
 
 /// Recover: failed deliveries of an endpoint in a time range get a fresh schedule (those whose

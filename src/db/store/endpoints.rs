@@ -513,14 +513,15 @@ impl Store {
         }
     }
 
-    /// One more attempt of a message at an endpoint, due now (manual trigger).
+    /// One more attempt of a message at an endpoint, due now (manual trigger); `false` when
+    /// the message has no delivery to that endpoint (it was never for it).
     pub async fn resend(
         &self,
         msg_id: &str,
         endpoint_id: &str,
         max_attempts: u32,
         now: i64,
-    ) -> DbResult<()> {
+    ) -> DbResult<bool> {
         match self {
             Store::Sqlite(db) => {
                 let (m, e) = (msg_id.to_owned(), endpoint_id.to_owned());

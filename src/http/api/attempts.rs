@@ -235,6 +235,9 @@ pub async fn resend(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResp
                          again"
                     .into(),
             },
+            crate::service::endpoints::ResendError::NotFor => {
+                ApiError::NotFound("delivery of this message to this endpoint")
+            }
             crate::service::endpoints::ResendError::Db(e) => e.into(),
         })?;
     Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))

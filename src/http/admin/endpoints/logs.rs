@@ -254,6 +254,7 @@ pub async fn resend(
                 "This message's payload was deleted or has expired: it cannot be sent again."
                     .into(),
             ),
+            service::ResendError::NotFor => ConsoleError::NotFound("delivery of this message"),
             service::ResendError::Db(e) => e.into(),
         })?;
     Ok(redirect(&format!("{}/logs?ok=resent", head.base)))
