@@ -438,6 +438,50 @@ async fn a_message_can_create_its_application() {
     );
 }
 
+/// The application a message (or a portal link) creates is the one its path names: a uid of
+/// its own that differs is refused as Svix refuses it, and nothing is created under either.
+#[tokio::test]
+async fn an_application_whose_uid_is_not_the_path_s_is_422_and_creates_nothing() {
+    let app = TestApp::spawn().await;
+    let body = json!({
+        "eventType": "a.b",
+        "payload": {},
+        "application": { "name": "Auto", "uid": "different" }
+    });
+    let err = app.post("/app/auto-2/msg", body, 422).await;
+    assert_eq!(
+        err["detail"][0]["type"], "application_uid_mismatch",
+        "{err}"
+    );
+    assert_eq!(
+        err["detail"][0]["loc"],
+        json!(["body", "application", "uid"]),
+        "{err}"
+    );
+    let err = app
+        .post(
+            "/auth/app-portal-access/portal-2",
+            json!({ "application": { "name": "P", "uid": "other" } }),
+            422,
+        )
+        .await;
+    assert_eq!(
+        err["detail"][0]["type"], "application_uid_mismatch",
+        "{err}"
+    );
+    for uid in ["auto-2", "different", "portal-2", "other"] {
+        app.get(&format!("/app/{uid}"), 404).await;
+    }
+    // The same uid as the path is what it means anyway.
+    app.post(
+        "/app/auto-3/msg",
+        json!({ "eventType": "a.b", "payload": {}, "application": { "name": "A", "uid": "auto-3" } }),
+        202,
+    )
+    .await;
+    assert_eq!(app.get("/app/auto-3", 200).await["uid"], "auto-3");
+}
+
 #[tokio::test]
 async fn a_raw_payload_is_refused_rather_than_sent_as_the_empty_payload_beside_it() {
     let app = TestApp::spawn().await;

@@ -6,7 +6,7 @@ use super::{app_key, body, find_app, idempotent, json, query};
 use crate::db::App;
 use crate::domain::time::now_ms;
 use crate::http::auth::Caller;
-use crate::http::error::{ApiError, HttpErrorOut};
+use crate::http::error::{ApiError, HttpErrorOut, ValidationItem};
 use crate::http::extract::list_out;
 use crate::http::Data;
 use crate::service::apps::{self as service, check_app_uid, check_name, retention, AppInput};
@@ -37,8 +37,17 @@ pub(super) fn new_app(input: ApplicationIn) -> Result<App, ApiError> {
 
 /// [`new_app`] for an application given inside another body (`application` of a message or a
 /// portal link) under the path's `key`: without a uid of its own, the key is its uid (checked
-/// as any uid). A bad field is located where it came from: in `application`, or the path.
+/// as any uid); with one, it must be the key. A bad field is located where it came from: in
+/// `application`, or the path.
 pub(super) fn nested_app(mut input: ApplicationIn, key: &str) -> Result<App, ApiError> {
+    // The application made is the one the path names: a uid of its own must be that one.
+    if input.uid.as_deref().is_some_and(|uid| uid != key) {
+        return Err(ApiError::Validation(vec![ValidationItem {
+            loc: vec!["body".into(), "application".into(), "uid".into()],
+            msg: "Application UID in the path and body must match".into(),
+            kind: "application_uid_mismatch".into(),
+        }]));
+    }
     let uid_from_path = input.uid.is_none();
     input.uid = input.uid.or_else(|| Some(key.to_owned()));
     AppInput::from(input).parse().map_err(|mut e| {
