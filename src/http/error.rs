@@ -38,6 +38,9 @@ pub struct HTTPValidationError<'a> {
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// A limit on how often something may be done was reached (Svix's `limit_reached`).
+    #[error("{0}")]
+    LimitReached(String),
     #[error("authentication failed")]
     Unauthorized(&'static str),
     #[error("{0} not found")]
@@ -91,6 +94,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "generic_error",
+            ApiError::LimitReached(_) => "limit_reached",
             ApiError::Unauthorized(_) => "authentication_failed",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
@@ -129,6 +133,15 @@ impl From<crate::service::input::Rejected> for ApiError {
     }
 }
 
+impl From<crate::service::endpoints::RotateError> for ApiError {
+    fn from(e: crate::service::endpoints::RotateError) -> Self {
+        match e {
+            crate::service::endpoints::RotateError::Db(e) => e.into(),
+            limit => ApiError::LimitReached(limit.to_string()),
+        }
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
@@ -151,7 +164,7 @@ impl From<DbError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::LimitReached(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,

@@ -308,6 +308,41 @@ pub fn status(ep: &Endpoint, h: &Health) -> Status {
 /// Longest time a rotated-out signing key keeps signing.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Most keys an endpoint's secret replaced that may still sign (each adds a signature to
+/// every request's `webhook-signature`), as Svix allows.
+pub const MAX_OLD_SECRETS: i64 = 5;
+
+/// Why a secret was not rotated.
+#[derive(Debug)]
+pub enum RotateError {
+    /// [`MAX_OLD_SECRETS`] keys it replaced still sign; the first stops at `next_free` (ms).
+    LimitReached {
+        next_free: i64,
+    },
+    Db(crate::db::DbError),
+}
+
+impl From<crate::db::DbError> for RotateError {
+    fn from(e: crate::db::DbError) -> Self {
+        RotateError::Db(e)
+    }
+}
+
+impl std::fmt::Display for RotateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RotateError::LimitReached { next_free } => write!(
+                f,
+                "the secret can be rotated {MAX_OLD_SECRETS} times while the keys it replaced \
+                 still sign; the first of them stops signing at {} (a rotation with a grace \
+                 period of 0 is always taken)",
+                crate::domain::time::format_ms(*next_free)
+            ),
+            RotateError::Db(e) => e.fmt(f),
+        }
+    }
+}
+
 /// Makes `secret` the endpoint's signing key; the previous one keeps signing for `grace`.
 pub async fn rotate_secret(
     store: &Store,
@@ -315,11 +350,17 @@ pub async fn rotate_secret(
     endpoint_id: &str,
     secret: String,
     grace: Duration,
-) -> DbResult<()> {
+) -> Result<(), RotateError> {
     let grace_ms = crate::domain::time::duration_ms(grace.min(MAX_ROTATION_GRACE));
-    store
-        .rotate_secret(endpoint_id, secret, grace_ms, now_ms())
-        .await?;
+    let now = now_ms();
+    if let Some(first_end) = store
+        .rotate_secret(endpoint_id, secret, grace_ms, MAX_OLD_SECRETS, now)
+        .await?
+    {
+        return Err(RotateError::LimitReached {
+            next_free: first_end.unwrap_or(now),
+        });
+    }
     settle(dispatcher, endpoint_id, true, false);
     Ok(())
 }

@@ -294,6 +294,56 @@ async fn during_rotation_grace_old_and_new_keys_both_sign() {
     assert!(signature_valid(&old, id, ts, &r.body, sig));
 }
 
+/// Each key a rotation replaced signs every request while its grace lasts: rotations are
+/// refused (as Svix refuses them) once 5 replaced keys still sign, so the signature header
+/// cannot grow past what receivers' servers take. A rotation with no grace is always taken.
+#[tokio::test]
+async fn a_sixth_rotation_while_five_replaced_keys_still_sign_is_400_limit_reached() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, _) = setup(&app, &rx).await;
+    let rotate = |grace: u64, expect: u16| {
+        let (app, path) = (&app, format!("/app/{a}/endpoint/{ep}/secret/rotate"));
+        async move {
+            app.post(&path, json!({ "gracePeriodSeconds": grace }), expect)
+                .await
+        }
+    };
+    for _ in 0..5 {
+        rotate(3600, 200).await;
+    }
+    let current = app
+        .get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
+        .await["key"]
+        .clone();
+    let err = rotate(3600, 400).await;
+    assert_eq!(err["code"], "limit_reached", "{err}");
+    assert!(
+        err["detail"].as_str().unwrap().contains("stops signing at"),
+        "{err}"
+    );
+    assert_eq!(
+        app.get(&format!("/app/{a}/endpoint/{ep}/secret"), 200)
+            .await["key"],
+        current,
+        "refused: nothing rotated"
+    );
+    app.send(&a, "order.created", json!({})).await;
+    let r = &rx.wait_for_count(1, Duration::from_secs(5)).await[0];
+    assert_eq!(
+        r.signed().2.split(' ').count(),
+        6,
+        "the current key and five replaced"
+    );
+    // With no grace the replaced key stops at once: taken, and nothing more signs.
+    let newest = rotate(0, 200).await["key"].as_str().unwrap().to_owned();
+    app.send(&a, "order.created", json!({})).await;
+    let r = &rx.wait_for_count(2, Duration::from_secs(5)).await[1];
+    let (id, ts, sig) = r.signed();
+    assert_eq!(sig.split(' ').count(), 6, "{sig}");
+    assert!(signature_valid(&newest, id, ts, &r.body, sig));
+}
+
 #[tokio::test]
 async fn supplied_secret_is_used_and_bad_secret_is_422() {
     let app = TestApp::spawn().await;

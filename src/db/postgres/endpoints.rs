@@ -415,9 +415,23 @@ pub async fn rotate_secret(
     endpoint_id: &str,
     new_secret: &str,
     grace_ms: i64,
+    max_old: i64,
     now: i64,
-) -> DbResult<()> {
+) -> DbResult<Option<Option<i64>>> {
     lock(c, endpoint_id).await?;
+    // Keys it replaced that still sign: at most `max_old` (each adds a signature to every
+    // request), the one it replaces now included.
+    let row = c
+        .query_one(
+            "SELECT count(*), min(expires_at) FROM endpoint_secrets \
+             WHERE endpoint_id = $1 AND expires_at > $2",
+            &[&endpoint_id, &now],
+        )
+        .await?;
+    let (signing, first_end): (i64, Option<i64>) = (row.get(0), row.get(1));
+    if grace_ms > 0 && signing + 1 > max_old {
+        return Ok(Some(first_end));
+    }
     let stmt = c
         .prepare_cached(
             "UPDATE endpoint_secrets SET expires_at = $1 \
@@ -443,7 +457,7 @@ pub async fn rotate_secret(
         .prepare_cached("UPDATE endpoints SET updated_at = $1 WHERE id = $2")
         .await?;
     c.execute(&stmt, &[&now, &endpoint_id]).await?;
-    Ok(())
+    Ok(None)
 }
 
 // What follows checks, at a node's start, that the main key opens the stored secrets, and
@@ -668,7 +682,7 @@ mod tests {
                     let mut c = pool.get().await.unwrap();
                     let tx = c.transaction().await.unwrap();
                     let secret = format!("whsec_{i}");
-                    rotate_secret(&tx, &key, "ep_1", &secret, 60_000, 10).await?;
+                    rotate_secret(&tx, &key, "ep_1", &secret, 60_000, 100, 10).await?;
                     tx.commit().await?;
                     DbResult::Ok(())
                 })

@@ -415,8 +415,20 @@ pub fn rotate_secret(
     endpoint_id: &str,
     new_secret: &str,
     grace_ms: i64,
+    max_old: i64,
     now: i64,
-) -> DbResult<()> {
+) -> DbResult<Option<Option<i64>>> {
+    // Keys it replaced that still sign: at most `max_old` (each adds a signature to every
+    // request), the one it replaces now included.
+    let (signing, first_end): (i64, Option<i64>) = c
+        .prepare_cached(
+            "SELECT count(*), min(expires_at) FROM endpoint_secrets \
+             WHERE endpoint_id = ? AND expires_at > ?",
+        )?
+        .query_row(params![endpoint_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if grace_ms > 0 && signing + 1 > max_old {
+        return Ok(Some(first_end));
+    }
     c.prepare_cached(
         "UPDATE endpoint_secrets SET expires_at = ? WHERE endpoint_id = ? AND expires_at IS NULL",
     )?
@@ -429,7 +441,7 @@ pub fn rotate_secret(
     .execute(params![endpoint_id, key.seal(endpoint_id, new_secret), now])?;
     c.prepare_cached("UPDATE endpoints SET updated_at = ? WHERE id = ?")?
         .execute(params![now, endpoint_id])?;
-    Ok(())
+    Ok(None)
 }
 
 /// Decrypts a stored secret; a legacy plaintext one (`whsec_…`) is not accepted here: it is

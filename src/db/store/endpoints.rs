@@ -481,19 +481,23 @@ impl Store {
     }
 
     /// Makes `secret` the endpoint's signing key; the previous one signs until `now +
-    /// grace_ms`.
+    /// grace_ms`. Refused, with when the first of them stops signing, while `max_old` keys it
+    /// replaced still sign (a rotation with no grace period is never refused).
     pub async fn rotate_secret(
         &self,
         endpoint_id: &str,
         secret: String,
         grace_ms: i64,
+        max_old: i64,
         now: i64,
-    ) -> DbResult<()> {
+    ) -> DbResult<Option<Option<i64>>> {
         match self {
             Store::Sqlite(db) => {
                 let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
-                db.write(move |c| endpoints::rotate_secret(c, &key, &id, &secret, grace_ms, now))
-                    .await
+                db.write(move |c| {
+                    endpoints::rotate_secret(c, &key, &id, &secret, grace_ms, max_old, now)
+                })
+                .await
             }
             Store::Postgres(pg) => {
                 // Locks the endpoint's row: concurrent rotations run one after the other.
@@ -504,6 +508,7 @@ impl Store {
                         endpoint_id,
                         &secret,
                         grace_ms,
+                        max_old,
                         now,
                     )
                     .await

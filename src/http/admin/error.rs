@@ -35,6 +35,15 @@ pub enum ConsoleError {
     Internal(String),
 }
 
+impl From<crate::service::endpoints::RotateError> for ConsoleError {
+    fn from(e: crate::service::endpoints::RotateError) -> Self {
+        match e {
+            crate::service::endpoints::RotateError::Db(e) => e.into(),
+            limit => ConsoleError::BadRequest(format!("Not rotated: {limit}.")),
+        }
+    }
+}
+
 impl From<DbError> for ConsoleError {
     fn from(e: DbError) -> Self {
         match e {

@@ -28,7 +28,8 @@ pub async fn secret(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResp
 }
 
 /// Make a new secret current; the old one keeps signing for the grace period. The body is
-/// optional.
+/// optional. While 5 keys it replaced still sign, a rotation with a grace period is refused
+/// with 400 `limit_reached`.
 #[utoipa::path(
     post,
     path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
