@@ -43,16 +43,17 @@ pub struct ServeArgs {
     pub common: Common,
     /// A PostgreSQL database that several nodes share (postgres://USER[:PASS]@HOST:PORT/DB);
     /// without it, SQLite in the data dir.
-    #[arg(long, env = "HOOKBOX_DATABASE_URL")]
+    #[arg(long, env = "HOOKBOX_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
     /// Address to listen on (default 127.0.0.1:8080).
-    #[arg(long, env = "HOOKBOX_LISTEN")]
+    #[arg(long, env = "HOOKBOX_LISTEN", global = true)]
     pub listen: Option<String>,
     /// Let deliveries reach this subnet even though it is private or loopback (repeatable).
     #[arg(
         long = "allow-destination",
         env = "HOOKBOX_ALLOW_DESTINATIONS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
     pub allow_destinations: Vec<IpNet>,
 }

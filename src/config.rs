@@ -844,19 +844,54 @@ mod humantime_serde_vec {
 
 /// `url` with its password, if any, replaced by `hidden`.
 fn hide_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("hidden"));
-            u.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => "(not a URL)".to_owned(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "(not a URL)".to_owned();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("hidden"));
     }
+    // libpq's URLs also take the password as a query parameter.
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" { "hidden".into() } else { v };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password_wherever_it_is_given() {
+        assert_eq!(
+            hide_password("postgres://hb:s3cret%40x@db:5432/hookbox"),
+            "postgres://hb:hidden@db:5432/hookbox"
+        );
+        let shown = hide_password(
+            "postgres://hb:s3cret@db/hookbox?application_name=hb&password=QueryPw123&sslmode=require",
+        );
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("QueryPw123"),
+            "{shown}"
+        );
+        assert!(shown.contains("application_name=hb"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
+        let shown = hide_password("postgres:///hookbox?host=127.0.0.1&user=hb&password=KwPw555");
+        assert!(!shown.contains("KwPw555"), "{shown}");
+        assert!(shown.contains("user=hb"), "{shown}");
+        assert_eq!(
+            hide_password("postgres://hb@db/hookbox"),
+            "postgres://hb@db/hookbox"
+        );
+        assert_eq!(hide_password("not a url"), "(not a URL)");
+    }
 
     #[test]
     fn layers_apply_in_order_file_then_env_then_flags() {

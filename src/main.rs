@@ -62,8 +62,13 @@ fn main() -> anyhow::Result<()> {
         Command::Healthcheck(args) => healthcheck(&args),
         Command::RotateMainKey(args) => rotate_main_key(&args),
         Command::Openapi => {
-            print!("{}", hookbox::http::api::openapi::document_json());
-            Ok(())
+            // Read partly (`hookbox openapi | head`) is not an error.
+            use std::io::Write;
+            let doc = hookbox::http::api::openapi::document_json();
+            match std::io::stdout().lock().write_all(doc.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Command::Backup { file, args } => {
             let cfg = args.config()?;

@@ -155,3 +155,42 @@ fn a_token_needs_a_name_of_1_to_128_characters() {
         .unwrap();
     assert!(ok.status.success(), "{ok:?}");
 }
+
+/// `hookbox --help` lists the server's options before any command: given there, they hold for
+/// the command that follows as they do after it (a `--database-url` before `token create`
+/// once fell back to SQLite in ./hookbox-data without a word).
+#[test]
+fn the_server_s_options_hold_before_the_command_as_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://hb:s3cret@127.0.0.1:1/hookbox";
+    let check = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(args)
+            .env_remove("HOOKBOX_DATABASE_URL")
+            .env_remove("HOOKBOX_LISTEN")
+            .env_remove("HOOKBOX_ALLOW_DESTINATIONS")
+            .env("HOOKBOX_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let flags = [
+        "--database-url",
+        url,
+        "--listen",
+        "127.0.0.1:9931",
+        "--allow-destination",
+        "10.9.0.0/16",
+    ];
+    let before = check(&[&flags[..], &["check-config"]].concat());
+    let after = check(&[&["check-config"], &flags[..]].concat());
+    assert_eq!(before, after);
+    for shown in [
+        "database_url = \"postgres://hb:hidden@127.0.0.1:1/hookbox\"",
+        "listen = \"127.0.0.1:9931\"",
+        "10.9.0.0/16",
+    ] {
+        assert!(before.contains(shown), "{shown} in:\n{before}");
+    }
+}
