@@ -48,8 +48,15 @@ pub const TABLES: &[&str] = &[
 
 /// Tables only the PostgreSQL schema has, so not copied: its migrations' bookkeeping (SQLite
 /// keeps its version in `user_version`) and the cluster's own state, which a new cluster
-/// starts without: its nodes, the pacing of rate-limited endpoints, the chores' turns.
-pub const NOT_COPIED: &[&str] = &["schema_migrations", "nodes", "endpoint_pacing", "chores"];
+/// starts without: its nodes, the pacing of rate-limited endpoints, the chores' turns, and the
+/// main key's check value (sealed anew under the key of the copied secrets).
+pub const NOT_COPIED: &[&str] = &[
+    "schema_migrations",
+    "nodes",
+    "endpoint_pacing",
+    "chores",
+    "main_key_check",
+];
 
 /// Columns only the PostgreSQL schema has: left to their defaults.
 const POSTGRES_ONLY: &[(&str, &str)] = &[("deliveries", "lease_owner")];
@@ -175,7 +182,7 @@ pub fn sqlite_to_postgres(db_path: &Path, key: &MainKey, url: &str) -> Result<Co
             }
             Ok(true)
         });
-        let writer = scope.spawn(move || write(url, &plan, recv));
+        let writer = scope.spawn(move || write(url, key, &plan, recv));
         let read = reader
             .join()
             .unwrap_or_else(|_| Err(DbError::Io("the reading thread panicked".into())));
@@ -194,6 +201,7 @@ pub fn sqlite_to_postgres(db_path: &Path, key: &MainKey, url: &str) -> Result<Co
 /// `batches` and moves the identity sequences past the copied ids.
 fn write(
     url: &str,
+    key: &MainKey,
     plan: &[Planned],
     mut batches: tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<Copied, CopyError> {
@@ -208,6 +216,7 @@ fn write(
         let tx = client.transaction().await.map_err(DbError::from)?;
         // Nothing may be written beside the copy (a node starting meanwhile waits for it).
         postgres::copy::lock_tables(&tx, TABLES).await?;
+        postgres::copy::lock_tables(&tx, &["main_key_check"]).await?;
         let filled = postgres::copy::non_empty(&tx, TABLES).await?;
         if !filled.is_empty() {
             return Err(CopyError::NotEmpty(filled.join(", ")));
@@ -275,6 +284,8 @@ fn write(
             copied.tables.push((p.table, written));
         }
         postgres::copy::advance_identities(&tx).await?;
+        // The nodes started on it must use the key the copied secrets are sealed under.
+        postgres::endpoints::reset_key_check(&tx, key).await?;
         tx.commit().await.map_err(DbError::from)?;
         Ok(copied)
     })

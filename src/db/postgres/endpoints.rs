@@ -519,6 +519,7 @@ pub async fn reseal_secrets(
             Err(_) => super::idempotency::delete_row(c, &k).await?,
         }
     }
+    reset_key_check(c, new).await?;
     Ok(rows.len())
 }
 
@@ -535,7 +536,7 @@ pub async fn reseal_with_no_node_running(
 ) -> DbResult<crate::db::commands::Resealed> {
     use crate::db::commands::Resealed;
     c.batch_execute(
-        "BEGIN; LOCK TABLE nodes, endpoints, endpoint_secrets, idempotency_keys \
+        "BEGIN; LOCK TABLE nodes, endpoints, endpoint_secrets, idempotency_keys, main_key_check \
          IN ACCESS EXCLUSIVE MODE",
     )
     .await?;
@@ -567,6 +568,11 @@ pub async fn reseal_with_no_node_running(
 /// Whether every sealed secret (and sealed headers) opens with `key` (true when there is
 /// none).
 pub async fn sealed_secrets_open_with(c: &impl GenericClient, key: &MainKey) -> DbResult<bool> {
+    if let Some(sealed) = key_check(c).await? {
+        if key.open(KEY_CHECK_AAD, &sealed).is_err() {
+            return Ok(false);
+        }
+    }
     for (_, endpoint_id, stored) in all_secret_rows(c).await? {
         if crypto::is_sealed(&stored) && key.open(&endpoint_id, &stored).is_err() {
             return Ok(false);
@@ -578,6 +584,43 @@ pub async fn sealed_secrets_open_with(c: &impl GenericClient, key: &MainKey) -> 
         }
     }
     Ok(true)
+}
+
+/// What the main key's check value is sealed for, and what it holds.
+const KEY_CHECK_AAD: &str = "hookbox main key check";
+const KEY_CHECK_PLAIN: &str = "hookbox";
+
+/// The stored check value, sealed under the main key (none before a node first started).
+async fn key_check(c: &impl GenericClient) -> DbResult<Option<String>> {
+    Ok(
+        c.query_opt("SELECT sealed FROM main_key_check WHERE id = 1", &[])
+            .await?
+            .map(|r| r.get(0)),
+    )
+}
+
+/// Seals the check value under `key` unless one is stored (another node's, first), and says
+/// whether the stored one opens with `key`.
+pub async fn key_check_set(c: &impl GenericClient, key: &MainKey) -> DbResult<bool> {
+    c.execute(
+        "INSERT INTO main_key_check (id, sealed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        &[&key.seal(KEY_CHECK_AAD, KEY_CHECK_PLAIN)],
+    )
+    .await?;
+    Ok(key_check(c)
+        .await?
+        .is_some_and(|sealed| key.open(KEY_CHECK_AAD, &sealed).is_ok()))
+}
+
+/// Seals the check value under `key` in place of any stored one (a copy, a new main key).
+pub async fn reset_key_check(c: &impl GenericClient, key: &MainKey) -> DbResult<()> {
+    c.execute(
+        "INSERT INTO main_key_check (id, sealed) VALUES (1, $1) \
+         ON CONFLICT (id) DO UPDATE SET sealed = EXCLUDED.sealed",
+        &[&key.seal(KEY_CHECK_AAD, KEY_CHECK_PLAIN)],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Every endpoint's stored headers that are not empty: `(endpoint id, stored value)`.

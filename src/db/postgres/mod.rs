@@ -147,6 +147,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_ordered_lines",
         include_str!("../../../migrations/postgres/0012_ordered_lines.sql"),
     ),
+    (
+        "0013_main_key_check",
+        include_str!("../../../migrations/postgres/0013_main_key_check.sql"),
+    ),
 ];
 
 /// The advisory lock that makes one node at a time apply migrations.
@@ -419,7 +423,11 @@ impl PgStore {
         let node = new_node_name();
         {
             let c = pool.get().await?;
-            if !endpoints::sealed_secrets_open_with(&c, &main_key).await? {
+            // What is sealed already opens with this key; then the first node to start on a
+            // database seals the check value, which the key of every later one must open.
+            if !endpoints::sealed_secrets_open_with(&c, &main_key).await?
+                || !endpoints::key_check_set(&c, &main_key).await?
+            {
                 return Err(DbError::WrongMainKey);
             }
         }
@@ -909,14 +917,49 @@ pub(crate) mod tests {
     }
 
     /// `n` stores on the database at `url`, as `n` nodes would open it (each with its own
-    /// pool).
+    /// pool, all with one main key).
     pub(crate) async fn nodes(url: &str, n: usize) -> Vec<crate::db::Store> {
+        let key = crate::domain::crypto::MainKey::generate();
         let mut nodes = Vec::new();
         for _ in 0..n {
-            let key = crate::domain::crypto::MainKey::generate();
-            nodes.push(crate::db::Store::open_postgres(url, 4, key).await.unwrap());
+            nodes.push(
+                crate::db::Store::open_postgres(url, 4, key.clone())
+                    .await
+                    .unwrap(),
+            );
         }
         nodes
+    }
+
+    /// A node started with another main key than the first node's is refused, whether or not
+    /// an endpoint secret is stored yet; once `rotate-main-key` has run, only the new key is
+    /// taken.
+    #[tokio::test]
+    async fn a_node_with_another_main_key_than_the_first_node_s_is_refused() {
+        use crate::domain::crypto::MainKey;
+        let Some((pool, url)) = fresh_database().await else {
+            return;
+        };
+        let (a, b) = (MainKey::generate(), MainKey::generate());
+        let first = super::PgStore::open(&url, 2, a.clone()).await.unwrap();
+        assert!(matches!(
+            super::PgStore::open(&url, 2, b.clone()).await,
+            Err(crate::db::DbError::WrongMainKey)
+        ));
+        // The same key is taken, by as many nodes as start.
+        super::PgStore::open(&url, 2, a.clone()).await.unwrap();
+        drop(first);
+        let c = pool.get().await.unwrap();
+        c.batch_execute("DELETE FROM nodes").await.unwrap();
+        let done = super::endpoints::reseal_with_no_node_running(&c, &a, &b, 30_000, || {})
+            .await
+            .unwrap();
+        assert!(matches!(done, crate::db::commands::Resealed::Done(0)));
+        super::PgStore::open(&url, 2, b).await.unwrap();
+        assert!(matches!(
+            super::PgStore::open(&url, 2, a).await,
+            Err(crate::db::DbError::WrongMainKey)
+        ));
     }
 
     /// [`fresh_database`] with application `app_1` and its endpoint `ep_1` (at a closed
