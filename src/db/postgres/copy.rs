@@ -271,6 +271,11 @@ mod tests {
         // More rows than a batch holds.
         let n = 5000;
         crate::db::sqlite::copy::fill(&path, &key, n);
+        // A node with another key started on the database before (and left nothing else).
+        let other = MainKey::generate();
+        super::super::endpoints::reset_key_check(&pool.get().await.unwrap(), &other)
+            .await
+            .unwrap();
 
         let (p, u, k) = (path.clone(), url.clone(), key.clone());
         let started = std::time::Instant::now();
@@ -337,6 +342,15 @@ mod tests {
         assert!(super::super::endpoints::sealed_secrets_open_with(&c, &key)
             .await
             .unwrap());
+        // Nodes must now use the copied secrets' key, not the one of the node before.
+        assert!(super::super::endpoints::key_check_set(&c, &key)
+            .await
+            .unwrap());
+        assert!(
+            !super::super::endpoints::sealed_secrets_open_with(&c, &other)
+                .await
+                .unwrap()
+        );
         // The identity sequences continue after the copied ids.
         let next: i64 = c
             .query_one(
