@@ -181,13 +181,29 @@ impl From<tokio_postgres::Error> for DbError {
                         .map_or_else(|| e.to_string(), |d| d.message().to_owned()),
                 )
             }
-            _ if unreachable(&e) => DbError::Unreachable(e.to_string()),
+            _ if unreachable(&e) => DbError::Unreachable(with_causes(&e)),
             _ => DbError::Postgres(match e.as_db_error() {
                 Some(db) => format!("{}: {}", db.code().code(), db.message()),
-                None => e.to_string(),
+                None => with_causes(&e),
             }),
         }
     }
+}
+
+/// `e` and what caused it ("error connecting to server: Connection refused (os error 111)"):
+/// the driver's own text leaves the cause out.
+fn with_causes(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Whether a [`DbError::Postgres`] message, as `From<tokio_postgres::Error>` writes it
@@ -929,6 +945,28 @@ pub(crate) mod tests {
             );
         }
         nodes
+    }
+
+    /// A database that cannot be reached is reported with why (the driver's own text says
+    /// only "error connecting to server").
+    #[tokio::test]
+    async fn an_unreachable_database_is_reported_with_its_cause() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let url = format!("postgres://u@127.0.0.1:{port}/db");
+        let e = super::connection_config(&url)
+            .unwrap()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .err()
+            .expect("nothing listens there");
+        match crate::db::DbError::from(e) {
+            crate::db::DbError::Unreachable(why) => {
+                assert!(why.contains("Connection refused"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A node started with another main key than the first node's is refused, whether or not
