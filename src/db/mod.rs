@@ -49,6 +49,10 @@ pub enum DbError {
     /// serialization failure): nothing of it was written.
     #[error("a concurrent change got in the way ({0}); try again")]
     Contended(String),
+    /// What a change was made on was changed by another since it was read: nothing was
+    /// written; read it again and make the change on what is stored now.
+    #[error("changed by another request since it was read; try again")]
+    Changed,
     #[error(
         "the main key does not open the endpoint secrets stored in this database: every node \
          must use the key the database was set up with (HOOKBOX_MAIN_KEY, \

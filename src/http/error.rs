@@ -150,7 +150,7 @@ impl From<DbError> for ApiError {
                 detail,
             },
             DbError::Unstorable(detail) => ApiError::BadRequest(detail),
-            e @ DbError::Contended(_) => ApiError::Conflict {
+            e @ (DbError::Contended(_) | DbError::Changed) => ApiError::Conflict {
                 code: "conflict",
                 detail: e.to_string(),
             },

@@ -28,21 +28,51 @@ pub async fn create(
 /// Why an endpoint disabled through [`update`] without a reason of its own is.
 pub const API_DISABLED: &str = "disabled through the API";
 
-/// Stores a changed endpoint and announces `endpoint.updated`. When `ep.disabled` differs
-/// from what is stored, the endpoint is disabled (with the effects of every other way of
-/// disabling: reason and time recorded, pending deliveries skipped, `endpoint.disabled`
-/// announced) or enabled.
-pub async fn update(store: &Store, dispatcher: &Dispatcher, ep: Endpoint) -> DbResult<()> {
-    let id = ep.id.clone();
-    let reason = ep
-        .disabled_reason
-        .clone()
-        .unwrap_or_else(|| API_DISABLED.to_owned());
-    store.update_endpoint(ep, reason, now_ms()).await?;
-    // What was stored to announce, or deliveries that fell due (an endpoint no longer
-    // ordered sends what waited in its line).
-    settle(dispatcher, &id, true, true);
-    Ok(())
+/// How many times [`edit`] reads an endpoint again that others keep changing.
+const EDIT_TRIES: usize = 20;
+
+/// Changes endpoint `endpoint_id` of `app_id` as `change` says and announces
+/// `endpoint.updated`; the endpoint as stored then, or `None` when there is no such endpoint.
+/// `change` is made on the endpoint as stored: should another change land between the read
+/// and the write, it is read and changed again, so that neither change is lost. When
+/// `change` sets `disabled` otherwise than stored, the endpoint is disabled (with the
+/// effects of every other way of disabling: reason and time recorded, pending deliveries
+/// skipped, `endpoint.disabled` announced) or enabled.
+pub async fn edit<E: From<crate::db::DbError>>(
+    store: &Store,
+    dispatcher: &Dispatcher,
+    app_id: &str,
+    endpoint_id: &str,
+    mut change: impl FnMut(&mut Endpoint) -> Result<(), E>,
+) -> Result<Option<Endpoint>, E> {
+    for _ in 0..EDIT_TRIES {
+        let Some(mut ep) = store.endpoint(app_id, endpoint_id).await? else {
+            return Ok(None);
+        };
+        let as_read = ep.updated_at;
+        change(&mut ep)?;
+        // Strictly later than what it changes, so that a change made meanwhile is seen.
+        ep.updated_at = now_ms().max(as_read + 1);
+        let reason = ep
+            .disabled_reason
+            .clone()
+            .unwrap_or_else(|| API_DISABLED.to_owned());
+        match store
+            .update_endpoint(ep.clone(), as_read, reason, now_ms())
+            .await
+        {
+            Err(crate::db::DbError::Changed) => continue,
+            done => done?,
+        };
+        // What was stored to announce, or deliveries that fell due (an endpoint no longer
+        // ordered sends what waited in its line).
+        settle(dispatcher, &ep.id, true, true);
+        return Ok(Some(ep));
+    }
+    Err(crate::db::DbError::Contended(
+        "the endpoint kept changing while this change was made".into(),
+    )
+    .into())
 }
 
 /// Skips, or retries now, the message that holds an ordered endpoint's line (`msg_id`, as

@@ -275,6 +275,56 @@ async fn endpoints_have_svix_shapes_and_full_crud() {
     app.get("/app/nope/endpoint", 404).await;
 }
 
+/// Changes to one endpoint that arrive together all land: each PATCH changes only what it
+/// names, on the endpoint as stored when it is made (they used to read, change and write
+/// the whole endpoint, so one overwrote what the other had just changed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_of_one_endpoint_all_land() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("busy").await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": "https://example.com/hook" }))
+        .await;
+    let path = format!("/app/{a}/endpoint/{ep}");
+    let patches = [
+        json!({ "description": "D" }),
+        json!({ "rateLimit": 7 }),
+        json!({ "metadata": { "m": "1" } }),
+        json!({ "timeoutSeconds": 9 }),
+        json!({ "retrySchedule": [1] }),
+        json!({ "channels": ["eu"] }),
+        json!({ "uid": "busy-ep" }),
+        json!({ "url": "https://example.com/other" }),
+    ];
+    let sent = patches.iter().map(|body| {
+        let (app, path) = (&app, &path);
+        async move { app.call("PATCH", path, Some(body.clone()), 200).await }
+    });
+    futures_util::future::join_all(sent).await;
+    let got = app.get(&path, 200).await;
+    assert_eq!(got["description"], "D", "{got}");
+    assert_eq!(got["rateLimit"], 7, "{got}");
+    assert_eq!(got["metadata"], json!({ "m": "1" }), "{got}");
+    assert_eq!(got["timeoutSeconds"], 9, "{got}");
+    assert_eq!(got["retrySchedule"], json!([1]), "{got}");
+    assert_eq!(got["channels"], json!(["eu"]), "{got}");
+    assert_eq!(got["uid"], "busy-ep", "{got}");
+    assert_eq!(got["url"], "https://example.com/other", "{got}");
+
+    // Headers merged at once: every one is kept.
+    let merges = (0..20).map(|n| {
+        let (app, path) = (&app, format!("{path}/headers"));
+        async move {
+            let body = json!({ "headers": { format!("X-H{n}"): n.to_string() } });
+            app.call("PATCH", &path, Some(body), 204).await
+        }
+    });
+    futures_util::future::join_all(merges).await;
+    let headers = app.get(&format!("{path}/headers"), 200).await;
+    let names: Vec<&String> = headers["headers"].as_object().unwrap().keys().collect();
+    assert_eq!(names.len(), 20, "{headers}");
+}
+
 #[tokio::test]
 async fn messages_list_newest_first_filter_and_paginate_both_ways() {
     let app = TestApp::spawn().await;

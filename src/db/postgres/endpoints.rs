@@ -282,7 +282,7 @@ pub async fn disable(c: &impl GenericClient, id: &str, reason: &str, now: i64) -
     let stmt = c
         .prepare_cached(
             "UPDATE endpoints SET disabled = TRUE, disabled_reason = $1, disabled_at = $2, \
-             failing_since = NULL, updated_at = $2 WHERE id = $3 AND NOT disabled",
+             failing_since = NULL, updated_at = GREATEST($2, updated_at + 1) WHERE id = $3 AND NOT disabled",
         )
         .await?;
     let changed = c.execute(&stmt, &[&reason, &now, &id]).await? > 0;
@@ -315,7 +315,7 @@ pub async fn enable(c: &impl GenericClient, id: &str, now: i64) -> DbResult<()> 
     let stmt = c
         .prepare_cached(
             "UPDATE endpoints SET disabled = FALSE, disabled_reason = NULL, disabled_at = NULL, \
-             failing_since = NULL, updated_at = $1 WHERE id = $2",
+             failing_since = NULL, updated_at = GREATEST($1, updated_at + 1) WHERE id = $2",
         )
         .await?;
     c.execute(&stmt, &[&now, &id]).await?;
@@ -454,7 +454,9 @@ pub async fn rotate_secret(
     )
     .await?;
     let stmt = c
-        .prepare_cached("UPDATE endpoints SET updated_at = $1 WHERE id = $2")
+        .prepare_cached(
+            "UPDATE endpoints SET updated_at = GREATEST($1, updated_at + 1) WHERE id = $2",
+        )
         .await?;
     c.execute(&stmt, &[&now, &endpoint_id]).await?;
     Ok(None)
@@ -584,6 +586,15 @@ pub async fn sealed_secrets_open_with(c: &impl GenericClient, key: &MainKey) -> 
         }
     }
     Ok(true)
+}
+
+/// When the endpoint was last changed (`None` when there is no such endpoint).
+pub async fn changed_at(c: &impl GenericClient, id: &str) -> DbResult<Option<i64>> {
+    Ok(
+        c.query_opt("SELECT updated_at FROM endpoints WHERE id = $1", &[&id])
+            .await?
+            .map(|r| r.get(0)),
+    )
 }
 
 /// What the main key's check value is sealed for, and what it holds.

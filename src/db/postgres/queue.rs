@@ -286,7 +286,7 @@ pub async fn record(
                 let disabled = c
                     .execute(
                         "UPDATE endpoints SET disabled = TRUE, disabled_reason = $1, \
-                         disabled_at = $2, failing_since = NULL, updated_at = $2 \
+                         disabled_at = $2, failing_since = NULL, updated_at = GREATEST($2, updated_at + 1) \
                          WHERE id = $3 AND NOT disabled",
                         &[&GONE_REASON, &r.at, &d.endpoint_id],
                     )

@@ -260,7 +260,7 @@ pub fn disable(c: &Connection, id: &str, reason: &str, now: i64) -> DbResult<boo
     let changed = c
         .prepare_cached(
             "UPDATE endpoints SET disabled=1, disabled_reason=?1, disabled_at=?2, \
-             failing_since=NULL, updated_at=?2 WHERE id=?3 AND disabled=0",
+             failing_since=NULL, updated_at=max(?2, updated_at + 1) WHERE id=?3 AND disabled=0",
         )?
         .execute(params![reason, now, id])?
         > 0;
@@ -268,6 +268,16 @@ pub fn disable(c: &Connection, id: &str, reason: &str, now: i64) -> DbResult<boo
         super::deliveries::skip_pending(c, id, now)?;
     }
     Ok(changed)
+}
+
+/// When the endpoint was last changed (`None` when there is no such endpoint): a change made
+/// on what was read at that time may be stored.
+pub fn changed_at(c: &Connection, id: &str) -> DbResult<Option<i64>> {
+    Ok(
+        c.prepare_cached("SELECT updated_at FROM endpoints WHERE id = ?")?
+            .query_row([id], |r| r.get(0))
+            .optional()?,
+    )
 }
 
 /// Whether an endpoint sends its messages in order (`false` when it does not exist).
@@ -293,7 +303,7 @@ pub fn is_disabled(c: &Connection, id: &str) -> DbResult<Option<bool>> {
 pub fn enable(c: &Connection, id: &str, now: i64) -> DbResult<()> {
     c.prepare_cached(
         "UPDATE endpoints SET disabled=0, disabled_reason=NULL, disabled_at=NULL, \
-         failing_since=NULL, updated_at=?1 WHERE id=?2",
+         failing_since=NULL, updated_at=max(?1, updated_at + 1) WHERE id=?2",
     )?
     .execute(params![now, id])?;
     Ok(())
@@ -439,7 +449,7 @@ pub fn rotate_secret(
         "INSERT INTO endpoint_secrets (endpoint_id, secret, created_at) VALUES (?,?,?)",
     )?
     .execute(params![endpoint_id, key.seal(endpoint_id, new_secret), now])?;
-    c.prepare_cached("UPDATE endpoints SET updated_at = ? WHERE id = ?")?
+    c.prepare_cached("UPDATE endpoints SET updated_at = max(?, updated_at + 1) WHERE id = ?")?
         .execute(params![now, endpoint_id])?;
     Ok(None)
 }

@@ -5,7 +5,7 @@
 use super::{Activity, App, Endpoint, Health, Notice, Secret, Store, TestSend};
 use crate::db::postgres;
 use crate::db::sqlite::{admin, deliveries, endpoints, operational};
-use crate::db::{DbResult, Page, PageQuery};
+use crate::db::{DbError, DbResult, Page, PageQuery};
 use crate::domain::operational::Event;
 
 /// An endpoint's attempts in a window, for its health report.
@@ -161,10 +161,12 @@ impl Store {
 
     /// Stores a changed endpoint and announces `endpoint.updated`. When `ep.disabled` differs
     /// from what is stored, the endpoint is disabled for `disabled_reason` (with the effects
-    /// of [`Store::disable_endpoints`]) or enabled.
+    /// of [`Store::disable_endpoints`]) or enabled. [`DbError::Changed`], and nothing
+    /// written, when it changed since it was read as last changed at `as_read`.
     pub async fn update_endpoint(
         &self,
         ep: Endpoint,
+        as_read: i64,
         disabled_reason: String,
         now: i64,
     ) -> DbResult<bool> {
@@ -172,6 +174,9 @@ impl Store {
             Store::Sqlite(db) => {
                 let key = self.main_key().clone();
                 db.write(move |c| {
+                    if endpoints::changed_at(c, &ep.id)?.is_some_and(|at| at != as_read) {
+                        return Err(DbError::Changed);
+                    }
                     let was_disabled = endpoints::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
                     let was_ordered = endpoints::is_ordered(c, &ep.id)?;
                     endpoints::update(c, &key, &ep)?;
@@ -206,6 +211,12 @@ impl Store {
                     let was_disabled = postgres::endpoints::lock(tx, &ep.id)
                         .await?
                         .unwrap_or(ep.disabled);
+                    if postgres::endpoints::changed_at(tx, &ep.id)
+                        .await?
+                        .is_some_and(|at| at != as_read)
+                    {
+                        return Err(DbError::Changed);
+                    }
                     let was_ordered = postgres::endpoints::is_ordered(tx, &ep.id).await?;
                     postgres::endpoints::update(tx, &pg.main_key, &ep).await?;
                     if ep.ordered != was_ordered {

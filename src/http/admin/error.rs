@@ -48,7 +48,9 @@ impl From<DbError> for ConsoleError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Conflict(d) | DbError::Unstorable(d) => ConsoleError::BadRequest(d),
-            e @ DbError::Contended(_) => ConsoleError::BadRequest(e.to_string()),
+            e @ (DbError::Contended(_) | DbError::Changed) => {
+                ConsoleError::BadRequest(e.to_string())
+            }
             full if full.is_full() => ConsoleError::StorageFull,
             DbError::Unreachable(why) => ConsoleError::DatabaseAway(why),
             other => ConsoleError::Internal(other.to_string()),

@@ -660,22 +660,27 @@ pub async fn update(
     }
     match submitted.validate(&st, &head.app).await {
         Ok((valid, _)) => {
-            let mut ep = head.ep.clone();
-            ep.url = valid.url;
-            ep.description = valid.description;
-            ep.filter_types = valid.filter_types;
-            ep.channels = valid.channels;
-            ep.rate_limit = valid.rate_limit;
-            // Credentials were shown redacted: sent back unchanged, they stay as stored.
-            ep.headers = crate::domain::headers::keep_redacted(valid.headers, &head.ep.headers);
-            ep.verify_ssl = valid.verify_ssl;
-            ep.legacy_signature = valid.legacy_signature;
-            ep.ordered = valid.ordered;
-            ep.policy = valid.policy;
-            ep.signature_header = valid.signature_header;
-            ep.filter = valid.filter;
-            ep.updated_at = now_ms();
-            service::update(&st.store, &st.dispatcher, ep).await?;
+            // The form's fields replace what is stored; the rest (enabled or not, its state)
+            // is kept as stored when the change is made.
+            service::edit(&st.store, &st.dispatcher, &head.app.id, &head.ep.id, |ep| {
+                let valid = valid.clone();
+                ep.url = valid.url;
+                ep.description = valid.description;
+                ep.filter_types = valid.filter_types;
+                ep.channels = valid.channels;
+                ep.rate_limit = valid.rate_limit;
+                // Credentials were shown redacted: sent back unchanged, they stay as stored.
+                ep.headers = crate::domain::headers::keep_redacted(valid.headers, &ep.headers);
+                ep.verify_ssl = valid.verify_ssl;
+                ep.legacy_signature = valid.legacy_signature;
+                ep.ordered = valid.ordered;
+                ep.policy = valid.policy;
+                ep.signature_header = valid.signature_header;
+                ep.filter = valid.filter;
+                Ok::<_, ConsoleError>(())
+            })
+            .await?
+            .ok_or(ConsoleError::NotFound("endpoint"))?;
             Ok(redirect(&format!("{}?ok=endpoint-saved", head.base)))
         }
         Err(f) => page_with(

@@ -114,9 +114,16 @@ pub async fn get(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpRespons
     Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
 
-async fn save(st: &Data, ep: Endpoint) -> Result<HttpResponse, ApiError> {
-    service::update(&st.store, &st.dispatcher, ep.clone()).await?;
-    Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
+/// Changes the endpoint `ep` as `change` says, on the endpoint as stored (see
+/// [`service::edit`]), and answers with it.
+async fn edit(
+    st: &Data,
+    ep: &Endpoint,
+    change: impl FnMut(&mut Endpoint) -> Result<(), ApiError>,
+) -> Result<Endpoint, ApiError> {
+    service::edit(&st.store, &st.dispatcher, &ep.app_id, &ep.id, change)
+        .await?
+        .ok_or(ApiError::NotFound("endpoint"))
 }
 
 fn set_disabled(ep: &mut Endpoint, disabled: bool, now: i64) {
@@ -152,7 +159,7 @@ pub async fn put(
     let key = EndpointPath::parse(&req)?.endpoint_id;
     let input: EndpointIn = body(&st, payload).await?;
     let existing = st.store.endpoint(&app.id, &key).await?;
-    let Some(mut ep) = existing else {
+    let Some(ep) = existing else {
         crate::service::input::check_created_uid(&key, input.uid.as_deref())?;
         let (ep, secret) = validated_new(
             &st,
@@ -172,38 +179,46 @@ pub async fn put(
     check_channels(input.channels.as_ref())?;
     let policy = input.policy();
     check_policy(&policy)?;
-    let now = now_ms();
-    ep.policy = policy;
-    let signature_header = input.signature_header.map(Into::into);
-    check_signature_header(
-        signature_header.as_ref(),
-        input.headers.as_ref().unwrap_or(&ep.headers),
-    )?;
-    same_signature_version(input.signature_version, &ep)?;
-    check_signing_styles(
-        ep.signature_version,
-        input.legacy_signature,
-        signature_header.as_ref(),
-    )?;
-    ep.signature_header = signature_header;
-    ep.filter = check_filter(input.filter)?;
-    ep.filter_types = check_event_types(&st.store, &app, input.event_types).await?;
-    ep.url = input.url;
-    ep.description = input.description;
-    ep.uid = input.uid.or(ep.uid);
-    ep.rate_limit = input.throttle_rate.map(i64::from);
-    ep.legacy_signature = input.legacy_signature;
-    ep.verify_ssl = input.verify_ssl.unwrap_or(true);
-    ep.ordered = input.ordered;
-    ep.channels = input.channels.filter(|c| !c.is_empty());
-    ep.metadata = metadata_map(input.metadata);
-    if let Some(h) = input.headers {
-        check_headers(&h)?;
-        ep.headers = h;
+    let filter = check_filter(input.filter.clone())?;
+    let filter_types = check_event_types(&st.store, &app, input.event_types.clone()).await?;
+    if let Some(h) = &input.headers {
+        check_headers(h)?;
     }
-    set_disabled(&mut ep, input.disabled, now);
-    ep.updated_at = now;
-    save(&st, ep).await
+    let ep = edit(&st, &ep, |ep| {
+        let input = input.clone();
+        let now = now_ms();
+        ep.policy = policy.clone();
+        let signature_header = input.signature_header.map(Into::into);
+        check_signature_header(
+            signature_header.as_ref(),
+            input.headers.as_ref().unwrap_or(&ep.headers),
+        )?;
+        same_signature_version(input.signature_version, ep)?;
+        check_signing_styles(
+            ep.signature_version,
+            input.legacy_signature,
+            signature_header.as_ref(),
+        )?;
+        ep.signature_header = signature_header;
+        ep.filter = filter.clone();
+        ep.filter_types = filter_types.clone();
+        ep.url = input.url;
+        ep.description = input.description;
+        ep.uid = input.uid.or(ep.uid.take());
+        ep.rate_limit = input.throttle_rate.map(i64::from);
+        ep.legacy_signature = input.legacy_signature;
+        ep.verify_ssl = input.verify_ssl.unwrap_or(true);
+        ep.ordered = input.ordered;
+        ep.channels = input.channels.filter(|c| !c.is_empty());
+        ep.metadata = metadata_map(input.metadata);
+        if let Some(h) = input.headers {
+            ep.headers = h;
+        }
+        set_disabled(ep, input.disabled, now);
+        Ok(())
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
 
 /// A PUT or PATCH may name the endpoint's signature version, not change it.
@@ -240,71 +255,93 @@ pub async fn patch(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (app, mut ep) = find_endpoint(&st, &req).await?;
+    let (app, ep) = find_endpoint(&st, &req).await?;
     let p: EndpointPatch = body(&st, payload).await?;
+    // What needs only the body (or the database) is checked once, and the signature version
+    // (fixed at creation); the rest on the endpoint as stored when the change is made.
     same_signature_version(p.signature_version, &ep)?;
-    let now = now_ms();
-    if let Some(url) = p.url {
-        check_url(&url, st.cfg.delivery.https_only)?;
-        ep.url = url;
+    if let Some(url) = &p.url {
+        check_url(url, st.cfg.delivery.https_only)?;
     }
-    if let Some(d) = p.description {
-        check_description(&d)?;
-        ep.description = d;
+    if let Some(d) = &p.description {
+        check_description(d)?;
     }
-    if let Some(uid) = p.uid {
+    if let Some(uid) = &p.uid {
         check_uid(uid.as_deref())?;
-        ep.uid = uid;
     }
-    if let Some(r) = p.throttle_rate {
-        ep.rate_limit = r.map(i64::from);
-    }
-    if let Some(types) = p.event_types {
-        ep.filter_types = check_event_types(&st.store, &app, types).await?;
-    }
-    if let Some(ch) = p.channels {
+    let filter_types = match p.event_types.clone() {
+        Some(types) => Some(check_event_types(&st.store, &app, types).await?),
+        None => None,
+    };
+    if let Some(ch) = &p.channels {
         check_channels(ch.as_ref())?;
-        ep.channels = ch.filter(|c| !c.is_empty());
     }
-    if let Some(m) = p.metadata {
-        ep.metadata = metadata_map(Some(m));
-    }
-    if let Some(l) = p.legacy_signature {
-        ep.legacy_signature = l;
-    }
-    if let Some(v) = p.verify_ssl {
-        ep.verify_ssl = v;
-    }
-    if let Some(o) = p.ordered {
-        ep.ordered = o;
-    }
-    if let Some(s) = p.retry_schedule {
-        ep.policy.retry_schedule = s;
-    }
-    if let Some(t) = p.timeout_seconds {
-        ep.policy.timeout_secs = t;
-    }
-    if let Some(a) = p.auto_disable_after_seconds {
-        ep.policy.auto_disable_after_secs = a;
-    }
-    check_policy(&ep.policy)?;
-    if let Some(h) = p.signature_header {
-        ep.signature_header = h.map(Into::into);
-    }
-    check_signature_header(ep.signature_header.as_ref(), &ep.headers)?;
-    check_signing_styles(
-        ep.signature_version,
-        ep.legacy_signature,
-        ep.signature_header.as_ref(),
-    )?;
-    if let Some(f) = p.filter {
-        ep.filter = check_filter(f)?;
-    }
-    if let Some(d) = p.disabled {
-        set_disabled(&mut ep, d, now);
-    }
-    ep.updated_at = now;
-    save(&st, ep).await
+    let filter = match p.filter.clone() {
+        Some(f) => Some(check_filter(f)?),
+        None => None,
+    };
+    let ep = edit(&st, &ep, |ep| {
+        let p = p.clone();
+        let now = now_ms();
+        if let Some(url) = p.url {
+            ep.url = url;
+        }
+        if let Some(d) = p.description {
+            ep.description = d;
+        }
+        if let Some(uid) = p.uid {
+            ep.uid = uid;
+        }
+        if let Some(r) = p.throttle_rate {
+            ep.rate_limit = r.map(i64::from);
+        }
+        if let Some(types) = &filter_types {
+            ep.filter_types = types.clone();
+        }
+        if let Some(ch) = p.channels {
+            ep.channels = ch.filter(|c| !c.is_empty());
+        }
+        if let Some(m) = p.metadata {
+            ep.metadata = metadata_map(Some(m));
+        }
+        if let Some(l) = p.legacy_signature {
+            ep.legacy_signature = l;
+        }
+        if let Some(v) = p.verify_ssl {
+            ep.verify_ssl = v;
+        }
+        if let Some(o) = p.ordered {
+            ep.ordered = o;
+        }
+        if let Some(s) = p.retry_schedule {
+            ep.policy.retry_schedule = s;
+        }
+        if let Some(t) = p.timeout_seconds {
+            ep.policy.timeout_secs = t;
+        }
+        if let Some(a) = p.auto_disable_after_seconds {
+            ep.policy.auto_disable_after_secs = a;
+        }
+        check_policy(&ep.policy)?;
+        if let Some(h) = p.signature_header {
+            ep.signature_header = h.map(Into::into);
+        }
+        check_signature_header(ep.signature_header.as_ref(), &ep.headers)?;
+        check_signing_styles(
+            ep.signature_version,
+            ep.legacy_signature,
+            ep.signature_header.as_ref(),
+        )?;
+        if let Some(f) = &filter {
+            ep.filter = f.clone();
+        }
+        if let Some(d) = p.disabled {
+            set_disabled(ep, d, now);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &EndpointOut::from(ep)))
 }
 
 /// Delete an endpoint with its deliveries and attempts.

@@ -138,13 +138,15 @@ pub async fn put_headers(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, mut ep) = find_endpoint(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
     let input: EndpointHeadersIn = body(&st, payload).await?;
     check_headers(&input.headers)?;
-    check_headers_beside(ep.signature_header.as_ref(), &input.headers)?;
-    ep.headers = input.headers;
-    ep.updated_at = now_ms();
-    save(&st, ep).await?;
+    edit(&st, &ep, |ep| {
+        check_headers_beside(ep.signature_header.as_ref(), &input.headers)?;
+        ep.headers = input.headers.clone();
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -164,7 +166,7 @@ pub async fn patch_headers(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, mut ep) = find_endpoint(&st, &req).await?;
+    let (_, ep) = find_endpoint(&st, &req).await?;
     let input: EndpointHeadersPatchIn = body(&st, payload).await?;
     let set: BTreeMap<String, String> = input
         .headers
@@ -172,18 +174,21 @@ pub async fn patch_headers(
         .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
         .collect();
     check_headers(&set)?;
-    for (k, v) in input.headers {
-        match v {
-            Some(v) => ep.headers.insert(k, v),
-            None => ep.headers.remove(&k),
-        };
-    }
-    for k in input.delete_headers {
-        ep.headers.remove(&k);
-    }
-    check_headers_size(&ep.headers)?;
-    check_headers_beside(ep.signature_header.as_ref(), &ep.headers)?;
-    ep.updated_at = now_ms();
-    save(&st, ep).await?;
+    // Merged into the headers as stored when the change is made: concurrent merges all land.
+    edit(&st, &ep, |ep| {
+        for (k, v) in &input.headers {
+            match v {
+                Some(v) => ep.headers.insert(k.clone(), v.clone()),
+                None => ep.headers.remove(k),
+            };
+        }
+        for k in &input.delete_headers {
+            ep.headers.remove(k);
+        }
+        check_headers_size(&ep.headers)?;
+        check_headers_beside(ep.signature_header.as_ref(), &ep.headers)?;
+        Ok(())
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,7 +4,7 @@ use super::*;
 use crate::domain::model::DeliveryPolicy;
 use crate::domain::signing::{HeaderFormat, SignatureHeader, SignatureVersion};
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
     /// An absolute `http` or `https` URL.
@@ -210,7 +210,7 @@ impl From<EndpointIn> for crate::service::endpoint_input::EndpointInput {
     }
 }
 
-#[derive(Debug, Deserialize, Default, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
     #[schema(max_length = 65536, pattern = r"^[hH][tT][tT][pP][sS]?://[a-zA-Z0-9]")]
