@@ -119,7 +119,33 @@ pub async fn put(store: &Store, key: &str, fresh: App) -> Result<(bool, App), Re
         .await?)
 }
 
-/// Stores a changed application.
-pub async fn update(store: &Store, app: App) -> DbResult<()> {
-    store.update_app(app).await
+/// How many times [`edit`] reads an application again that others keep changing.
+const EDIT_TRIES: usize = 20;
+
+/// Changes application `app_id` as `change` says, on the application as stored: should
+/// another change land between the read and the write, it is read and changed again, so that
+/// neither is lost. The application as stored then; `None` when there is no such application.
+pub async fn edit<E: From<crate::db::DbError>>(
+    store: &Store,
+    app_id: &str,
+    mut change: impl FnMut(&mut App) -> Result<(), E>,
+) -> Result<Option<App>, E> {
+    for _ in 0..EDIT_TRIES {
+        let Some(mut app) = store.app(app_id).await? else {
+            return Ok(None);
+        };
+        let as_read = app.updated_at;
+        change(&mut app)?;
+        // Strictly later than what it changes, so that a change made meanwhile is seen.
+        app.updated_at = crate::domain::time::now_ms().max(as_read + 1);
+        match store.update_app(app.clone(), as_read).await {
+            Err(crate::db::DbError::Changed) => continue,
+            done => done?,
+        }
+        return Ok(Some(app));
+    }
+    Err(crate::db::DbError::Contended(
+        "the application kept changing while this change was made".into(),
+    )
+    .into())
 }

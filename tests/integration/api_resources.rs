@@ -325,6 +325,32 @@ async fn concurrent_patches_of_one_endpoint_all_land() {
     assert_eq!(names.len(), 20, "{headers}");
 }
 
+/// As for endpoints: changes to one application that arrive together all land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_of_one_application_all_land() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("many").await;
+    let path = format!("/app/{a}");
+    let patches = [
+        json!({ "name": "Renamed" }),
+        json!({ "throttleRate": 11 }),
+        json!({ "metadata": { "k": "v" } }),
+        json!({ "payloadRetentionPeriod": 3 }),
+        json!({ "uid": "many-2" }),
+    ];
+    let sent = patches.iter().map(|body| {
+        let (app, path) = (&app, &path);
+        async move { app.call("PATCH", path, Some(body.clone()), 200).await }
+    });
+    futures_util::future::join_all(sent).await;
+    let got = app.get(&path, 200).await;
+    assert_eq!(got["name"], "Renamed", "{got}");
+    assert_eq!(got["throttleRate"], 11, "{got}");
+    assert_eq!(got["metadata"], json!({ "k": "v" }), "{got}");
+    assert_eq!(got["uid"], "many-2", "{got}");
+    assert_eq!(got["payloadRetentionPeriod"], 3, "{got}");
+}
+
 #[tokio::test]
 async fn messages_list_newest_first_filter_and_paginate_both_ways() {
     let app = TestApp::spawn().await;

@@ -86,27 +86,32 @@ pub async fn insert_if_absent(c: &impl GenericClient, a: &App) -> DbResult<bool>
     Ok(n > 0)
 }
 
-pub async fn update(c: &impl GenericClient, a: &App) -> DbResult<()> {
+pub async fn update(c: &impl GenericClient, a: &App, as_read: i64) -> DbResult<()> {
     let stmt = c
         .prepare_cached(
             "UPDATE applications SET uid = $1, name = $2, rate_limit = $3, metadata = $4, \
-             updated_at = $5, retention_ms = $6 WHERE id = $7",
+             updated_at = $5, retention_ms = $6 WHERE id = $7 AND updated_at = $8",
         )
         .await?;
-    c.execute(
-        &stmt,
-        &[
-            &a.uid,
-            &a.name,
-            &a.rate_limit,
-            &super::super::to_json(&a.metadata),
-            &a.updated_at,
-            &a.retention_ms,
-            &a.id,
-        ],
-    )
-    .await
-    .map_err(uid_conflict)?;
+    let changed = c
+        .execute(
+            &stmt,
+            &[
+                &a.uid,
+                &a.name,
+                &a.rate_limit,
+                &super::super::to_json(&a.metadata),
+                &a.updated_at,
+                &a.retention_ms,
+                &a.id,
+                &as_read,
+            ],
+        )
+        .await
+        .map_err(uid_conflict)?;
+    if changed == 0 {
+        return Err(DbError::Changed);
+    }
     Ok(())
 }
 

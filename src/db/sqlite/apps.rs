@@ -45,20 +45,28 @@ pub fn insert(c: &Connection, a: &App) -> DbResult<()> {
     Ok(())
 }
 
-pub fn update(c: &Connection, a: &App) -> DbResult<()> {
-    c.prepare_cached(
-        "UPDATE applications SET uid=?, name=?, rate_limit=?, metadata=?, updated_at=?, retention_ms=? WHERE id=?",
-    )?
-    .execute(params![
-        a.uid,
-        a.name,
-        a.rate_limit,
-        super::to_json(&a.metadata),
-        a.updated_at,
-        a.retention_ms,
-        a.id
-    ])
-    .map_err(uid_conflict)?;
+/// Stores `a`'s fields, unless the application changed since it was read as last changed at
+/// `as_read` ([`DbError::Changed`]; nothing is written).
+pub fn update(c: &Connection, a: &App, as_read: i64) -> DbResult<()> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE applications SET uid=?, name=?, rate_limit=?, metadata=?, updated_at=?, retention_ms=? \
+             WHERE id=? AND updated_at=?",
+        )?
+        .execute(params![
+            a.uid,
+            a.name,
+            a.rate_limit,
+            super::to_json(&a.metadata),
+            a.updated_at,
+            a.retention_ms,
+            a.id,
+            as_read
+        ])
+        .map_err(uid_conflict)?;
+    if changed == 0 {
+        return Err(DbError::Changed);
+    }
     Ok(())
 }
 

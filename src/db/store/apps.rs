@@ -177,8 +177,10 @@ impl Store {
             Store::Sqlite(db) => {
                 db.write(move |c| match apps::get(c, &key)? {
                     Some(old) => {
-                        let a = change(old, fresh);
-                        apps::update(c, &a)?;
+                        let as_read = old.updated_at;
+                        let mut a = change(old, fresh);
+                        a.updated_at = a.updated_at.max(as_read + 1);
+                        apps::update(c, &a, as_read)?;
                         Ok((false, a))
                     }
                     None => apps::insert(c, &fresh).map(|()| (true, fresh)),
@@ -200,8 +202,10 @@ impl Store {
                                 .ok_or_else(postgres::apps::uid_taken)?
                         }
                     };
-                    let a = change(old, fresh);
-                    postgres::apps::update(tx, &a).await?;
+                    let as_read = old.updated_at;
+                    let mut a = change(old, fresh);
+                    a.updated_at = a.updated_at.max(as_read + 1);
+                    postgres::apps::update(tx, &a, as_read).await?;
                     Ok((false, a))
                 })
                 .await
@@ -209,11 +213,13 @@ impl Store {
         }
     }
 
-    pub async fn update_app(&self, app: App) -> DbResult<()> {
+    /// Stores a changed application; [`crate::db::DbError::Changed`], and nothing written,
+    /// when it changed since it was read as last changed at `as_read`.
+    pub async fn update_app(&self, app: App, as_read: i64) -> DbResult<()> {
         match self {
-            Store::Sqlite(db) => db.write(move |c| apps::update(c, &app)).await,
+            Store::Sqlite(db) => db.write(move |c| apps::update(c, &app, as_read)).await,
             Store::Postgres(pg) => {
-                pg.read(async |c| postgres::apps::update(c, &app).await)
+                pg.read(async |c| postgres::apps::update(c, &app, as_read).await)
                     .await
             }
         }

@@ -254,15 +254,14 @@ pub async fn rename(
     });
     let mut errors = (None, None, days.err());
     if let Some(Ok(fresh)) = checked {
-        let updated = App {
-            name: fresh.name,
-            uid: fresh.uid,
-            retention_ms: fresh.retention_ms,
-            updated_at: fresh.updated_at,
-            ..app.clone()
-        };
-        match crate::service::apps::update(&st.store, updated).await {
-            Ok(()) => {
+        let edited = crate::service::apps::edit(&st.store, &app.id, |stored| {
+            stored.name = fresh.name.clone();
+            stored.uid = fresh.uid.clone();
+            stored.retention_ms = fresh.retention_ms;
+            Ok::<_, DbError>(())
+        });
+        match edited.await {
+            Ok(_) => {
                 return Ok(redirect(&format!(
                     "/admin/apps/{}/settings?ok=app-saved",
                     app.id

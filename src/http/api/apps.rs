@@ -4,7 +4,6 @@ use super::models::{
 use super::openapi::{AppPath, ListParams, ReadErrors, WriteErrors};
 use super::{app_key, body, find_app, idempotent, json, query};
 use crate::db::App;
-use crate::domain::time::now_ms;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, HttpErrorOut, ValidationItem};
 use crate::http::extract::list_out;
@@ -194,27 +193,37 @@ pub async fn patch(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut app = find_app(&st, &req).await?;
+    let app = find_app(&st, &req).await?;
     let p: ApplicationPatch = body(&st, payload).await?;
-    if let Some(name) = p.name {
-        check_name(&name)?;
-        app.name = name;
+    if let Some(name) = &p.name {
+        check_name(name)?;
     }
-    if let Some(uid) = p.uid {
+    if let Some(uid) = &p.uid {
         check_app_uid(uid.as_deref())?;
-        app.uid = uid;
     }
-    if let Some(days) = p.payload_retention_period {
-        app.retention_ms = retention(days)?;
-    }
-    if let Some(rate) = p.throttle_rate {
-        app.rate_limit = rate.map(i64::from);
-    }
-    if let Some(m) = p.metadata {
-        app.metadata = metadata_map(Some(m));
-    }
-    app.updated_at = now_ms();
-    service::update(&st.store, app.clone()).await?;
+    let retention_ms = p.payload_retention_period.map(retention).transpose()?;
+    // Made on the application as stored then: concurrent changes all land.
+    let app = service::edit(&st.store, &app.id, |app| {
+        let p = p.clone();
+        if let Some(name) = p.name {
+            app.name = name;
+        }
+        if let Some(uid) = p.uid {
+            app.uid = uid;
+        }
+        if let Some(ms) = retention_ms {
+            app.retention_ms = ms;
+        }
+        if let Some(rate) = p.throttle_rate {
+            app.rate_limit = rate.map(i64::from);
+        }
+        if let Some(m) = p.metadata {
+            app.metadata = metadata_map(Some(m));
+        }
+        Ok::<_, ApiError>(())
+    })
+    .await?
+    .ok_or(ApiError::NotFound("application"))?;
     Ok(json(StatusCode::OK, &ApplicationOut::from(app)))
 }
 

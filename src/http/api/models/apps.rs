@@ -39,7 +39,7 @@ impl From<ApplicationIn> for crate::service::apps::AppInput {
     }
 }
 
-#[derive(Debug, Deserialize, Default, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
     #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
