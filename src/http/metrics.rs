@@ -33,7 +33,13 @@ impl Default for HttpMetrics {
 }
 
 pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
-    let g = st.store.gauges(now_ms()).await?;
+    // While the database cannot be reached, what it counts is left out (and
+    // `hookbox_database_reachable` says why); the node's own figures are what matters then.
+    let g = match st.store.gauges(now_ms()).await {
+        Ok(g) => Some(g),
+        Err(crate::db::DbError::Unreachable(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
     let m = &st.metrics;
     let d = st.dispatcher.counters();
     let w = st.store.writer_stats();
@@ -103,37 +109,41 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
         "Delivery requests waiting for their endpoint's answer",
         ConstGauge::new(d.in_flight.load(Ordering::Relaxed)),
     );
-    r.register(
-        "hookbox_queue_deliveries",
-        "Pending deliveries waiting in the database, not yet claimed: due (now), scheduled \
-         (a later retry or deliverAt)",
-        Labelled::new(
-            "state",
-            [
-                ("due", ConstGauge::new(g.due)),
-                ("scheduled", ConstGauge::new(g.scheduled)),
-            ],
-        ),
-    );
+    if let Some(g) = &g {
+        r.register(
+            "hookbox_queue_deliveries",
+            "Pending deliveries waiting in the database, not yet claimed: due (now), scheduled \
+             (a later retry or deliverAt)",
+            Labelled::new(
+                "state",
+                [
+                    ("due", ConstGauge::new(g.due)),
+                    ("scheduled", ConstGauge::new(g.scheduled)),
+                ],
+            ),
+        );
+    }
     r.register(
         "hookbox_queue_in_memory",
         "Deliveries the dispatcher holds in memory (queued or in flight)",
         ConstGauge::new(st.dispatcher.queued()),
     );
-    r.register(
-        "hookbox_endpoints",
-        "Endpoints by state",
-        Labelled::new(
-            "state",
-            [
-                (
-                    "enabled",
-                    ConstGauge::new(g.endpoints - g.endpoints_disabled),
-                ),
-                ("disabled", ConstGauge::new(g.endpoints_disabled)),
-            ],
-        ),
-    );
+    if let Some(g) = &g {
+        r.register(
+            "hookbox_endpoints",
+            "Endpoints by state",
+            Labelled::new(
+                "state",
+                [
+                    (
+                        "enabled",
+                        ConstGauge::new(g.endpoints - g.endpoints_disabled),
+                    ),
+                    ("disabled", ConstGauge::new(g.endpoints_disabled)),
+                ],
+            ),
+        );
+    }
     r.register(
         "hookbox_db_transactions",
         "Write transactions committed (or rolled back) by the writer",
@@ -163,6 +173,12 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
         "hookbox_db_commit_duration_seconds",
         "BEGIN to COMMIT of each write transaction, the batch's work included",
         w.commit_latency.to_const(),
+    );
+    r.register(
+        "hookbox_database_reachable",
+        "1 while the database answers; 0 while it cannot be reached (the figures read from it \
+         are then left out)",
+        ConstGauge::new(i64::from(g.is_some())),
     );
     let mut body = String::new();
     prometheus_text::encode(&mut body, &r)

@@ -71,6 +71,22 @@ async fn while_the_database_cannot_be_reached_requests_get_503_and_it_all_works_
     let (status, health) = app.raw("GET", "/health", Vec::new()).await;
     assert_eq!(status, 503);
     assert!(health.contains("\"database_unavailable\""), "{health}");
+    // The node's own figures can still be scraped; what the database counts is left out.
+    let metrics = crate::observability::scrape(&app).await;
+    assert_eq!(
+        crate::observability::get(&metrics, "hookbox_database_reachable"),
+        0.0
+    );
+    assert_eq!(
+        crate::observability::get(&metrics, "hookbox_messages_ingested_total"),
+        1.0
+    );
+    assert!(
+        !metrics
+            .keys()
+            .any(|k| k.starts_with("hookbox_queue_deliveries")),
+        "{metrics:?}"
+    );
     let page = console.get(&format!("/admin/apps/{a}/webhooks")).await;
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(
@@ -88,6 +104,11 @@ async fn while_the_database_cannot_be_reached_requests_get_503_and_it_all_works_
         "the server takes messages again once the database is back"
     );
     assert_eq!(app.raw("GET", "/health", Vec::new()).await.0, 204);
+    let metrics = crate::observability::scrape(&app).await;
+    assert_eq!(
+        crate::observability::get(&metrics, "hookbox_database_reachable"),
+        1.0
+    );
     assert_eq!(
         console
             .get(&format!("/admin/apps/{a}/webhooks"))

@@ -120,6 +120,7 @@ async fn metrics_expose_exactly_the_families_types_labels_and_buckets_dashboards
         ("hookbox_db_full", "gauge"),
         ("hookbox_db_writer_batch_size", "histogram"),
         ("hookbox_db_commit_duration_seconds", "histogram"),
+        ("hookbox_database_reachable", "gauge"),
     ];
     const LABELS: &[(&str, &str, &[&str])] = &[
         (
