@@ -48,6 +48,42 @@ fn on_postgres<T: Send>(
     })
 }
 
+/// [`on_postgres`] for a command that only reads or changes what is there (listing or
+/// revoking tokens): the schema is neither made nor upgraded (an older node may still use
+/// it), and a database without hookbox's tables is refused, as the URL is then likely wrong.
+fn on_existing_postgres<T: Send>(
+    url: &str,
+    f: impl AsyncFnOnce(&deadpool_postgres::Client) -> DbResult<T> + Send,
+) -> DbResult<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| DbError::Io(e.to_string()))?;
+                rt.block_on(async {
+                    let pool = postgres::pool(url, 1)?;
+                    let c = pool.get().await?;
+                    let ours: bool = c
+                        .query_one("SELECT to_regclass('api_tokens') IS NOT NULL", &[])
+                        .await?
+                        .get(0);
+                    if !ours {
+                        return Err(DbError::Postgres(
+                            "this database holds no hookbox tables: check the URL (its database \
+                             name), or run `hookbox migrate --database-url URL` first"
+                                .into(),
+                        ));
+                    }
+                    f(&c).await
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(DbError::Io("the command's thread panicked".into())))
+    })
+}
+
 /// Creates or upgrades the schema; returns its version.
 pub fn migrate(db: &Database) -> DbResult<i64> {
     match db {
@@ -71,7 +107,9 @@ pub fn create_token(db: &Database, name: &str, hash: &str, now: i64) -> DbResult
 pub fn list_tokens(db: &Database) -> DbResult<Vec<Token>> {
     match db {
         Database::Sqlite(path) => sqlite::oneoff::list_tokens(path),
-        Database::Postgres(url) => on_postgres(url, async |c| postgres::tokens::list(c).await),
+        Database::Postgres(url) => {
+            on_existing_postgres(url, async |c| postgres::tokens::list(c).await)
+        }
     }
 }
 
@@ -81,7 +119,7 @@ pub fn list_tokens(db: &Database) -> DbResult<Vec<Token>> {
 pub fn revoke_token(db: &Database, id: &str, now: i64) -> DbResult<usize> {
     match db {
         Database::Sqlite(path) => sqlite::oneoff::revoke_token(path, id, now),
-        Database::Postgres(url) => on_postgres(url, async |c| {
+        Database::Postgres(url) => on_existing_postgres(url, async |c| {
             let n = postgres::tokens::revoke(c, id, now).await?;
             if n > 0 {
                 let out = postgres::notify::Outgoing::default();

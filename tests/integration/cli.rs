@@ -194,3 +194,30 @@ fn the_server_s_options_hold_before_the_command_as_after_it() {
         assert!(before.contains(shown), "{shown} in:\n{before}");
     }
 }
+
+/// Listing or revoking tokens only reads what is there: pointed at a database without
+/// hookbox's tables (a wrong database name in the URL), they say so and write nothing,
+/// where they used to create the whole schema in it.
+#[test]
+fn token_list_and_revoke_refuse_a_database_without_hookbox_s_tables_and_create_none() {
+    crate::postgres_only!("only PostgreSQL takes a database URL");
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::support::pg_database_for(dir.path());
+    for args in [&["list"][..], &["revoke", "ci"][..]] {
+        let out = Command::new(bin())
+            .arg("token")
+            .args(args)
+            .args(["--database-url", &url])
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        assert!(err.contains("holds no hookbox tables"), "{args:?}: {err}");
+    }
+    let tables = crate::support::storage::pg_query(
+        &url,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert_eq!(tables[0].get::<_, i64>(0), 0, "nothing was created");
+}
