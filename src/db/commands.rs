@@ -65,11 +65,7 @@ fn on_existing_postgres<T: Send>(
                 rt.block_on(async {
                     let pool = postgres::pool(url, 1)?;
                     let c = pool.get().await?;
-                    let ours: bool = c
-                        .query_one("SELECT to_regclass('api_tokens') IS NOT NULL", &[])
-                        .await?
-                        .get(0);
-                    if !ours {
+                    if !postgres::has_schema(&c).await? {
                         return Err(DbError::Postgres(
                             "this database holds no hookbox tables: check the URL (its database \
                              name), or run `hookbox migrate --database-url URL` first"

@@ -153,6 +153,15 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether the database holds hookbox's tables (whatever their version).
+pub async fn has_schema(c: &impl deadpool_postgres::GenericClient) -> DbResult<bool> {
+    Ok(
+        c.query_one("SELECT to_regclass('api_tokens') IS NOT NULL", &[])
+            .await?
+            .get(0),
+    )
+}
+
 /// The advisory lock that makes one node at a time apply migrations.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_626f_7801;
 
