@@ -88,28 +88,8 @@ pub fn check_uid(uid: Option<&str>) -> Result<(), FieldError> {
             &["uid"],
             "uid must match [a-zA-Z0-9-_.]{1,256}",
         )),
-        // A path segment of `.` or `..` is resolved away by HTTP clients: never reachable.
-        Some("." | "..") => Err(FieldError::new(
-            &["uid"],
-            "uid may not be `.` or `..` (a URL path cannot name them)",
-        )),
-        // Paths name a thing by id or by uid: a uid shaped as one of hookbox's ids could name
-        // another thing, and itself be unreachable.
-        Some(u) if looks_like_an_id(u) => Err(FieldError::new(
-            &["uid"],
-            "uid may not have the form of an application's or endpoint's id (`app_` or `ep_` \
-             and a ULID)",
-        )),
         _ => Ok(()),
     }
-}
-
-/// Whether `u` has the form of an application's or an endpoint's id.
-fn looks_like_an_id(u: &str) -> bool {
-    use crate::domain::ids::{APP, ENDPOINT};
-    u.split_once('_').is_some_and(|(prefix, rest)| {
-        (prefix == APP || prefix == ENDPOINT) && ulid::Ulid::from_string(rest).is_ok()
-    })
 }
 
 /// String metadata as stored (a JSON object of strings).
@@ -120,31 +100,4 @@ pub fn metadata_map(
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_uid_a_path_cannot_name_or_that_could_name_another_thing_is_refused() {
-        for bad in [
-            ".",
-            "..",
-            "app_01M8N3AY2AR1KFCR4B90ZZ08YX",
-            "ep_01M8N3AY2AR1KFCR4B90ZZ08YX",
-        ] {
-            assert!(check_uid(Some(bad)).is_err(), "{bad}");
-        }
-        for good in [
-            "acme",
-            "a.b",
-            "...",
-            "cus_01M8N3AY2AR1KFCR4B90ZZ08YX",
-            "app_acme",
-            "app_01M8N3AY2AR1KFCR4B90ZZ08Y",
-        ] {
-            assert!(check_uid(Some(good)).is_ok(), "{good}");
-        }
-    }
 }
