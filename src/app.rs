@@ -190,7 +190,7 @@ impl Application {
                 ))
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service;
-                    srv.call(http::trim_trailing_slash(req))
+                    srv.call(http::trim_trailing_slash(http::head_as_get(req)))
                 })
                 // Outermost: every log line of a request, and its answer, carry its id.
                 .wrap_fn(move |req, srv| http::request_id::traced(&traced, req, srv))

@@ -74,6 +74,16 @@ fn operational_route(rest: &str) -> bool {
     )
 }
 
+/// Answers `HEAD` as `GET` (RFC 9110 §9.3.2): the same status and headers, `Content-Length`
+/// included; the server sends no body for a request that came as `HEAD` (actix-http knows
+/// the method it read off the wire).
+pub fn head_as_get(mut req: actix_web::dev::ServiceRequest) -> actix_web::dev::ServiceRequest {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
+    req
+}
+
 /// Answers `/path/` as `/path` (the SDKs send no trailing slash, Svix's docs show one): the
 /// request is rewritten in place, never redirected.
 pub fn trim_trailing_slash(

@@ -737,3 +737,52 @@ async fn endpoint_messages_show_skipped_deliveries_as_canceled_and_filter_by_tha
         assert_eq!(none["data"], json!([]), "status={other}");
     }
 }
+
+/// `HEAD` is answered as `GET` is, without the body (RFC 9110: a general-purpose server
+/// supports both); it was a 405 everywhere but the health checks.
+#[tokio::test]
+async fn head_answers_as_get_without_the_body() {
+    let app = TestApp::spawn().await;
+    app.create_app("listed").await;
+    for path in ["/app", "/event-type", "/openapi.json"] {
+        let url = format!("{}{path}", app.base);
+        let get = app
+            .client
+            .get(&url)
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = (get.status(), get.bytes().await.unwrap());
+        let head = app
+            .client
+            .head(&url)
+            .bearer_auth(&app.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), status, "{path}");
+        assert_eq!(
+            head.headers()["content-length"].to_str().unwrap(),
+            body.len().to_string(),
+            "{path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    // Without a token, as GET: 401. A route that only takes POST: 405.
+    let head = app
+        .client
+        .head(format!("{}/app", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 401);
+    let head = app
+        .client
+        .head(format!("{}/auth/app-portal-access/listed", app.base))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 405);
+}
