@@ -32,14 +32,25 @@ impl Default for HttpMetrics {
     }
 }
 
+/// How long a scrape waits for the figures read from the database.
+const GAUGES_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
     // While the database cannot be reached, what it counts is left out (and
     // `hookbox_database_reachable` says why); the node's own figures are what matters then.
-    let g = match st.store.gauges(now_ms()).await {
-        Ok(g) => Some(g),
-        Err(crate::db::DbError::Unreachable(_)) => None,
-        Err(e) => return Err(e.into()),
+    // A node busy with its database is not one cut off from it: the figures are then left
+    // out after a few seconds (a scrape has ten), and reachability is the health check's.
+    let g = match tokio::time::timeout(GAUGES_PATIENCE, st.store.gauges(now_ms())).await {
+        Ok(Ok(g)) => Some(g),
+        Ok(Err(crate::db::DbError::Unreachable(_))) | Err(_) => None,
+        Ok(Err(e)) => return Err(e.into()),
     };
+    let reachable = g.is_some()
+        || st
+            .store
+            .reachable(crate::http::api::health::HEALTH_PATIENCE)
+            .await
+            .is_ok();
     let m = &st.metrics;
     let d = st.dispatcher.counters();
     let w = st.store.writer_stats();
@@ -176,9 +187,10 @@ pub async fn scrape(st: Data) -> Result<HttpResponse, ApiError> {
     );
     r.register(
         "hookbox_database_reachable",
-        "1 while the database answers; 0 while it cannot be reached (the figures read from it \
-         are then left out)",
-        ConstGauge::new(i64::from(g.is_some())),
+        "1 while the database answers (or every connection is at work); 0 while it cannot be \
+         reached (the figures read from it are then left out, as they are when it is too busy \
+         to answer within 3 s)",
+        ConstGauge::new(i64::from(reachable)),
     );
     let mut body = String::new();
     prometheus_text::encode(&mut body, &r)

@@ -134,6 +134,10 @@ async fn a_node_whose_every_connection_is_at_work_is_still_healthy() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
     cfg.database.pool_size = 2;
+    // A heartbeat a second, recent for half a minute: however slow the machine, the node
+    // counts as busy (not cut off) while the test holds every connection.
+    cfg.database.heartbeat_interval = Duration::from_secs(1);
+    cfg.database.node_timeout = Duration::from_secs(60);
     let url = cfg.database_url.clone().expect("a database URL");
     let app = TestApp::start(cfg, dir).await;
     let a = app.create_app("a").await;

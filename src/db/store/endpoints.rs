@@ -174,7 +174,8 @@ impl Store {
             Store::Sqlite(db) => {
                 let key = self.main_key().clone();
                 db.write(move |c| {
-                    if endpoints::changed_at(c, &ep.id)?.is_some_and(|at| at != as_read) {
+                    // Changed, or gone (read again, it is not found).
+                    if endpoints::changed_at(c, &ep.id)? != Some(as_read) {
                         return Err(DbError::Changed);
                     }
                     let was_disabled = endpoints::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
@@ -211,10 +212,8 @@ impl Store {
                     let was_disabled = postgres::endpoints::lock(tx, &ep.id)
                         .await?
                         .unwrap_or(ep.disabled);
-                    if postgres::endpoints::changed_at(tx, &ep.id)
-                        .await?
-                        .is_some_and(|at| at != as_read)
-                    {
+                    // Changed, or gone (read again, it is not found).
+                    if postgres::endpoints::changed_at(tx, &ep.id).await? != Some(as_read) {
                         return Err(DbError::Changed);
                     }
                     let was_ordered = postgres::endpoints::is_ordered(tx, &ep.id).await?;
@@ -602,5 +601,83 @@ impl Store {
                     .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::{App, DbError, Endpoint, Store};
+    use crate::domain::ids::{AppId, EndpointId};
+
+    /// A change is stored only on the endpoint as it was read: not once another change landed,
+    /// nor once the endpoint is gone (read again, it is then not found).
+    #[tokio::test]
+    async fn an_endpoint_changed_or_deleted_since_it_was_read_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::db::DbOptions {
+            path: dir.path().join("hookbox.db"),
+            max_size_mib: 0,
+            synchronous: "NORMAL".into(),
+            readers: 1,
+            max_batch: 16,
+        };
+        let store = Store::open_sqlite(&opts, crate::domain::crypto::MainKey::generate()).unwrap();
+        let app = App {
+            id: AppId::from("app_1"),
+            uid: None,
+            name: "a".into(),
+            rate_limit: None,
+            retention_ms: None,
+            metadata: Default::default(),
+            created_at: 1,
+            updated_at: 1,
+        };
+        store.create_app(app.clone()).await.unwrap();
+        let ep = Endpoint {
+            id: EndpointId::from_string("ep_1".into()),
+            app_id: app.id.clone(),
+            uid: None,
+            url: "http://127.0.0.1:9/".into(),
+            description: String::new(),
+            filter_types: None,
+            channels: None,
+            rate_limit: None,
+            legacy_signature: false,
+            verify_ssl: true,
+            policy: Default::default(),
+            signature_header: None,
+            filter: None,
+            signature_version: Default::default(),
+            ordered: false,
+            metadata: Default::default(),
+            headers: Default::default(),
+            disabled: false,
+            disabled_reason: None,
+            disabled_at: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        store
+            .create_endpoint(
+                ep.clone(),
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".into(),
+                1,
+            )
+            .await
+            .unwrap();
+        let write = |as_read| {
+            let mut changed = ep.clone();
+            changed.description = "changed".into();
+            changed.updated_at = 10;
+            store.update_endpoint(changed, as_read, String::new(), 10)
+        };
+        assert!(matches!(write(0).await, Err(DbError::Changed)));
+        write(1).await.unwrap();
+        assert!(
+            matches!(write(1).await, Err(DbError::Changed)),
+            "written since"
+        );
+        store.delete_endpoint(app, &ep, 20).await.unwrap();
+        assert!(matches!(write(10).await, Err(DbError::Changed)), "gone");
     }
 }

@@ -32,7 +32,7 @@ pub async fn health(st: crate::http::Data) -> HttpResponse {
 }
 
 /// How long the health check waits for the database to answer.
-const HEALTH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const HEALTH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Liveness check: 204 while the server runs.
 #[utoipa::path(

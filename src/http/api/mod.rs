@@ -6,7 +6,7 @@ mod apps;
 mod attempts;
 mod endpoints;
 mod event_types;
-mod health;
+pub(crate) mod health;
 mod line;
 mod messages;
 mod models;
