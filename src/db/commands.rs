@@ -29,23 +29,7 @@ fn on_postgres<T: Send>(
     url: &str,
     f: impl AsyncFnOnce(&deadpool_postgres::Client) -> DbResult<T> + Send,
 ) -> DbResult<T> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| DbError::Io(e.to_string()))?;
-                rt.block_on(async {
-                    let pool = postgres::pool(url, 1)?;
-                    postgres::migrate(&pool).await?;
-                    let c = pool.get().await?;
-                    f(&c).await
-                })
-            })
-            .join()
-            .unwrap_or_else(|_| Err(DbError::Io("the command's thread panicked".into())))
-    })
+    run_on_postgres(url, true, f)
 }
 
 /// [`on_postgres`] for a command that only reads or changes what is there (listing or
@@ -53,6 +37,14 @@ fn on_postgres<T: Send>(
 /// it), and a database without hookbox's tables is refused, as the URL is then likely wrong.
 fn on_existing_postgres<T: Send>(
     url: &str,
+    f: impl AsyncFnOnce(&deadpool_postgres::Client) -> DbResult<T> + Send,
+) -> DbResult<T> {
+    run_on_postgres(url, false, f)
+}
+
+fn run_on_postgres<T: Send>(
+    url: &str,
+    migrate: bool,
     f: impl AsyncFnOnce(&deadpool_postgres::Client) -> DbResult<T> + Send,
 ) -> DbResult<T> {
     std::thread::scope(|scope| {
@@ -64,8 +56,11 @@ fn on_existing_postgres<T: Send>(
                     .map_err(|e| DbError::Io(e.to_string()))?;
                 rt.block_on(async {
                     let pool = postgres::pool(url, 1)?;
+                    if migrate {
+                        postgres::migrate(&pool).await?;
+                    }
                     let c = pool.get().await?;
-                    if !postgres::has_schema(&c).await? {
+                    if !migrate && !postgres::has_schema(&c).await? {
                         return Err(DbError::Postgres(
                             "this database holds no hookbox tables: check the URL (its database \
                              name), or run `hookbox migrate --database-url URL` first"

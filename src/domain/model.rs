@@ -361,6 +361,36 @@ pub struct Attempt {
     pub msg: Option<Message>,
 }
 
+/// An endpoint `id` of application `app_id` to `http://127.0.0.1:9/` with every option at its
+/// default, changed at 1: for tests.
+#[cfg(test)]
+pub(crate) fn sample_endpoint(id: &str, app_id: &str) -> Endpoint {
+    Endpoint {
+        id: EndpointId::from_string(id.to_owned()),
+        app_id: AppId::from(app_id),
+        uid: None,
+        url: "http://127.0.0.1:9/".into(),
+        description: String::new(),
+        filter_types: None,
+        channels: None,
+        rate_limit: None,
+        legacy_signature: false,
+        verify_ssl: true,
+        policy: Default::default(),
+        signature_header: None,
+        filter: None,
+        signature_version: Default::default(),
+        ordered: false,
+        metadata: Default::default(),
+        headers: Default::default(),
+        disabled: false,
+        disabled_reason: None,
+        disabled_at: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

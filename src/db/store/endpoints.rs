@@ -606,22 +606,15 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::db::{App, DbError, Endpoint, Store};
-    use crate::domain::ids::{AppId, EndpointId};
+    use crate::db::{App, DbError, Store};
+    use crate::domain::ids::AppId;
 
     /// A change is stored only on the endpoint as it was read: not once another change landed,
     /// nor once the endpoint is gone (read again, it is then not found).
     #[tokio::test]
     async fn an_endpoint_changed_or_deleted_since_it_was_read_is_not_written() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = crate::db::DbOptions {
-            path: dir.path().join("hookbox.db"),
-            max_size_mib: 0,
-            synchronous: "NORMAL".into(),
-            readers: 1,
-            max_batch: 16,
-        };
-        let store = Store::open_sqlite(&opts, crate::domain::crypto::MainKey::generate()).unwrap();
+        let store = Store::sqlite_for_tests(dir.path());
         let app = App {
             id: AppId::from("app_1"),
             uid: None,
@@ -633,30 +626,7 @@ mod tests {
             updated_at: 1,
         };
         store.create_app(app.clone()).await.unwrap();
-        let ep = Endpoint {
-            id: EndpointId::from_string("ep_1".into()),
-            app_id: app.id.clone(),
-            uid: None,
-            url: "http://127.0.0.1:9/".into(),
-            description: String::new(),
-            filter_types: None,
-            channels: None,
-            rate_limit: None,
-            legacy_signature: false,
-            verify_ssl: true,
-            policy: Default::default(),
-            signature_header: None,
-            filter: None,
-            signature_version: Default::default(),
-            ordered: false,
-            metadata: Default::default(),
-            headers: Default::default(),
-            disabled: false,
-            disabled_reason: None,
-            disabled_at: None,
-            created_at: 1,
-            updated_at: 1,
-        };
+        let ep = crate::domain::model::sample_endpoint("ep_1", "app_1");
         store
             .create_endpoint(
                 ep.clone(),

@@ -67,6 +67,19 @@ pub enum Store {
 }
 
 impl Store {
+    /// A SQLite store in `dir` with a new main key and no fsync: for tests.
+    #[cfg(test)]
+    pub(crate) fn sqlite_for_tests(dir: &std::path::Path) -> Store {
+        let opts = DbOptions {
+            path: dir.join("hookbox.db"),
+            max_size_mib: 0,
+            synchronous: "NORMAL".into(),
+            readers: 1,
+            max_batch: 16,
+        };
+        Store::open_sqlite(&opts, MainKey::generate()).unwrap()
+    }
+
     /// Opens (creating and migrating if needed) the SQLite database described by `opts`.
     pub fn open_sqlite(opts: &DbOptions, main_key: MainKey) -> DbResult<Store> {
         Ok(Store::Sqlite(Db::open(opts, main_key)?))

@@ -151,15 +151,7 @@ mod tests {
     #[tokio::test]
     async fn a_token_s_use_is_noted_at_most_once_a_minute_on_sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = crate::db::DbOptions {
-            path: dir.path().join("hookbox.db"),
-            max_size_mib: 0,
-            synchronous: "NORMAL".into(),
-            readers: 1,
-            max_batch: 16,
-        };
-        let store = Store::open_sqlite(&opts, crate::domain::crypto::MainKey::generate()).unwrap();
-        noted_once_a_minute(&[store]).await;
+        noted_once_a_minute(&[Store::sqlite_for_tests(dir.path())]).await;
     }
 
     #[tokio::test]
