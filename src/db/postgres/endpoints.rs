@@ -649,7 +649,6 @@ async fn all_header_rows(c: &impl GenericClient) -> DbResult<Vec<(String, String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::AppId;
 
     /// A fresh database with application `app_1` and endpoint `ep_1` (uid `one`, custom
     /// headers) whose secret is `whsec_first`; `None` without a cluster.
@@ -669,28 +668,11 @@ mod tests {
 
     fn endpoint(id: &str, uid: Option<&str>) -> Endpoint {
         Endpoint {
-            id: EndpointId::from_string(id.to_owned()),
-            app_id: AppId::from("app_1"),
             uid: uid.map(str::to_owned),
-            url: "http://127.0.0.1:9/".into(),
-            description: String::new(),
             filter_types: Some(vec!["a.b".into()]),
-            channels: None,
             rate_limit: Some(5),
-            legacy_signature: false,
-            verify_ssl: true,
-            policy: Default::default(),
-            signature_header: None,
-            filter: None,
-            signature_version: Default::default(),
-            ordered: false,
-            metadata: Default::default(),
             headers: BTreeMap::from([("X-Custom".to_owned(), "v".to_owned())]),
-            disabled: false,
-            disabled_reason: None,
-            disabled_at: None,
-            created_at: 1,
-            updated_at: 1,
+            ..crate::domain::model::sample_endpoint(id, "app_1")
         }
     }
 

@@ -651,30 +651,7 @@ mod tests {
         };
         apps::insert(&c, &app).unwrap();
         for id in ["ep_1", "ep_2"] {
-            let ep = endpoints::Endpoint {
-                id: id.into(),
-                app_id: "app_1".into(),
-                uid: None,
-                url: "http://127.0.0.1/".into(),
-                description: String::new(),
-                filter_types: None,
-                channels: None,
-                rate_limit: None,
-                legacy_signature: false,
-                verify_ssl: true,
-                policy: Default::default(),
-                signature_header: None,
-                filter: None,
-                signature_version: Default::default(),
-                ordered: false,
-                metadata: Default::default(),
-                headers: Default::default(),
-                disabled: false,
-                disabled_reason: None,
-                disabled_at: None,
-                created_at: 0,
-                updated_at: 0,
-            };
+            let ep = crate::domain::model::sample_endpoint(id, "app_1");
             let key = crate::domain::crypto::MainKey::generate();
             endpoints::insert(&c, &key, &ep, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
         }
