@@ -382,14 +382,11 @@ pub async fn rotate_secret(
     grace: Duration,
 ) -> Result<(), RotateError> {
     let grace_ms = crate::domain::time::duration_ms(grace.min(MAX_ROTATION_GRACE));
-    let now = now_ms();
-    if let Some(first_end) = store
-        .rotate_secret(endpoint_id, secret, grace_ms, MAX_OLD_SECRETS, now)
+    if let Some(next_free) = store
+        .rotate_secret(endpoint_id, secret, grace_ms, MAX_OLD_SECRETS, now_ms())
         .await?
     {
-        return Err(RotateError::LimitReached {
-            next_free: first_end.unwrap_or(now),
-        });
+        return Err(RotateError::LimitReached { next_free });
     }
     settle(dispatcher, endpoint_id, true, false);
     Ok(())

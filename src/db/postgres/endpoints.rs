@@ -417,7 +417,7 @@ pub async fn rotate_secret(
     grace_ms: i64,
     max_old: i64,
     now: i64,
-) -> DbResult<Option<Option<i64>>> {
+) -> DbResult<Option<i64>> {
     lock(c, endpoint_id).await?;
     // Keys it replaced that still sign: at most `max_old` (each adds a signature to every
     // request), the one it replaces now included.
@@ -430,7 +430,7 @@ pub async fn rotate_secret(
         .await?;
     let (signing, first_end): (i64, Option<i64>) = (row.get(0), row.get(1));
     if grace_ms > 0 && signing + 1 > max_old {
-        return Ok(Some(first_end));
+        return Ok(Some(first_end.unwrap_or(now)));
     }
     let stmt = c
         .prepare_cached(

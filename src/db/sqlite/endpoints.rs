@@ -427,7 +427,7 @@ pub fn rotate_secret(
     grace_ms: i64,
     max_old: i64,
     now: i64,
-) -> DbResult<Option<Option<i64>>> {
+) -> DbResult<Option<i64>> {
     // Keys it replaced that still sign: at most `max_old` (each adds a signature to every
     // request), the one it replaces now included.
     let (signing, first_end): (i64, Option<i64>) = c
@@ -437,7 +437,7 @@ pub fn rotate_secret(
         )?
         .query_row(params![endpoint_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if grace_ms > 0 && signing + 1 > max_old {
-        return Ok(Some(first_end));
+        return Ok(Some(first_end.unwrap_or(now)));
     }
     c.prepare_cached(
         "UPDATE endpoint_secrets SET expires_at = ? WHERE endpoint_id = ? AND expires_at IS NULL",

@@ -500,7 +500,7 @@ impl Store {
         grace_ms: i64,
         max_old: i64,
         now: i64,
-    ) -> DbResult<Option<Option<i64>>> {
+    ) -> DbResult<Option<i64>> {
         match self {
             Store::Sqlite(db) => {
                 let (id, key) = (endpoint_id.to_owned(), self.main_key().clone());
