@@ -325,6 +325,31 @@ async fn concurrent_patches_of_one_endpoint_all_land() {
     assert_eq!(names.len(), 20, "{headers}");
 }
 
+/// The answer to a change that disables or enables an endpoint is the endpoint as stored,
+/// `updatedAt` included (disabling used to move it once more after the answer was made).
+#[tokio::test]
+async fn a_patch_that_disables_or_enables_answers_the_endpoint_as_stored() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("toggled").await;
+    let (ep, _) = app
+        .create_endpoint(&a, json!({ "url": "https://example.com/hook" }))
+        .await;
+    let path = format!("/app/{a}/endpoint/{ep}");
+    for disabled in [true, false, true] {
+        // Several changes within one millisecond are where the stored time moved on.
+        for _ in 0..3 {
+            let body = json!({ "disabled": disabled, "description": "x" });
+            let answered = app.call("PATCH", &path, Some(body), 200).await;
+            let stored = app.get(&path, 200).await;
+            assert_eq!(answered["disabled"], disabled, "{answered}");
+            assert_eq!(
+                answered["updatedAt"], stored["updatedAt"],
+                "{answered} / {stored}"
+            );
+        }
+    }
+}
+
 /// As for endpoints: changes to one application that arrive together all land.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_patches_of_one_application_all_land() {

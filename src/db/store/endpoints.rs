@@ -180,7 +180,6 @@ impl Store {
                     }
                     let was_disabled = endpoints::is_disabled(c, &ep.id)?.unwrap_or(ep.disabled);
                     let was_ordered = endpoints::is_ordered(c, &ep.id)?;
-                    endpoints::update(c, &key, &ep)?;
                     if ep.ordered != was_ordered {
                         crate::db::sqlite::lanes::reorder(c, &ep.id, ep.ordered, now)?;
                     }
@@ -197,6 +196,8 @@ impl Store {
                     } else if !ep.disabled && was_disabled {
                         endpoints::enable(c, &ep.id, now)?;
                     }
+                    // Last, so that the row keeps the change's time (disabling moves it on).
+                    endpoints::update(c, &key, &ep)?;
                     let updated =
                         operational::endpoint_event(c, Event::EndpointUpdated, &ep.id, now)?;
                     Ok(operational::announce(c, &notices, now)? || updated)
@@ -217,7 +218,6 @@ impl Store {
                         return Err(DbError::Changed);
                     }
                     let was_ordered = postgres::endpoints::is_ordered(tx, &ep.id).await?;
-                    postgres::endpoints::update(tx, &pg.main_key, &ep).await?;
                     if ep.ordered != was_ordered {
                         postgres::lanes::reorder(tx, &ep.id, ep.ordered, now).await?;
                     }
@@ -234,6 +234,8 @@ impl Store {
                     } else if !ep.disabled && was_disabled {
                         postgres::endpoints::enable(tx, &ep.id, now).await?;
                     }
+                    // Last, so that the row keeps the change's time (disabling moves it on).
+                    postgres::endpoints::update(tx, &pg.main_key, &ep).await?;
                     let updated = postgres::operational::endpoint_event(
                         tx,
                         &pg.node(),
