@@ -117,6 +117,7 @@ impl Application {
         let store_shared = store.is_shared();
         let grace = cfg.shutdown_grace;
         let keep_alive = cfg.keep_alive;
+        let answer_timeout = cfg.answer_timeout;
         let console = http::admin::Console::new(store.main_key());
         let state = web::Data::new(State {
             store,
@@ -192,6 +193,7 @@ impl Application {
                     use actix_web::dev::Service;
                     srv.call(http::trim_trailing_slash(http::head_as_get(req)))
                 })
+                .wrap_fn(move |req, srv| http::answer_within(answer_timeout, req, srv))
                 // Outermost: every log line of a request, and its answer, carry its id.
                 .wrap_fn(move |req, srv| http::request_id::traced(&traced, req, srv))
                 .service(web::resource("/metrics").route(web::get().to(http::metrics::scrape)))

@@ -43,6 +43,10 @@ pub struct Config {
     /// closing at that moment.
     #[serde(with = "humantime_serde")]
     pub keep_alive: Duration,
+    /// A request not answered within this (its database is frozen, or far too slow) gets 503
+    /// rather than holding its client: whether a change it asked for was made is then unknown.
+    #[serde(with = "humantime_serde")]
+    pub answer_timeout: Duration,
     /// File holding the main key (base64 of 32 bytes) that encrypts endpoint secrets.
     /// Unset: `hookbox.key` in the data dir, created on first start.
     pub main_key_file: Option<PathBuf>,
@@ -335,6 +339,7 @@ impl Default for Config {
             tls_key: None,
             shutdown_grace: Duration::from_secs(10),
             keep_alive: Duration::from_secs(75),
+            answer_timeout: Duration::from_secs(30),
             main_key_file: None,
             main_key: None,
             bootstrap_token: true,
@@ -432,6 +437,7 @@ const ENV_KEYS: &[&str] = &[
     "HOOKBOX_LOG_FORMAT",
     "HOOKBOX_SHUTDOWN_GRACE",
     "HOOKBOX_KEEP_ALIVE",
+    "HOOKBOX_ANSWER_TIMEOUT",
     "HOOKBOX_SYNCHRONOUS",
     "HOOKBOX_RETRY_SCHEDULE",
     "HOOKBOX_REQUEST_TIMEOUT",
@@ -498,6 +504,10 @@ impl Config {
                 "HOOKBOX_KEEP_ALIVE" => {
                     cfg.keep_alive =
                         humantime::parse_duration(v).context("while reading HOOKBOX_KEEP_ALIVE")?;
+                }
+                "HOOKBOX_ANSWER_TIMEOUT" => {
+                    cfg.answer_timeout = humantime::parse_duration(v)
+                        .context("while reading HOOKBOX_ANSWER_TIMEOUT")?;
                 }
                 "HOOKBOX_SYNCHRONOUS" => cfg.database.synchronous = v.clone(),
                 "HOOKBOX_RETRY_SCHEDULE" => {
@@ -624,6 +634,9 @@ impl Config {
         }
         if self.keep_alive > Duration::from_secs(24 * 3600) {
             errors.push("keep_alive: at most 24h (0s: one request per connection)".into());
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.answer_timeout) {
+            errors.push("answer_timeout: between 1s and 1h".into());
         }
         if self.api.max_payload_bytes == 0 {
             errors.push("api.max_payload_bytes: must be at least 1".into());
@@ -989,6 +1002,32 @@ mod tests {
         )];
         let err = format!("{:#}", Config::load_from(&o, &env).unwrap_err());
         assert!(err.contains("keep_alive"), "{err}");
+    }
+
+    #[test]
+    fn requests_are_answered_within_the_answer_timeout_as_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let default = Config::load_from(&o, &[]).unwrap().answer_timeout;
+        assert_eq!(default, Duration::from_secs(30));
+        let env = vec![("HOOKBOX_ANSWER_TIMEOUT".to_string(), "2s".to_string())];
+        let cfg = Config::load_from(&o, &env).unwrap();
+        assert_eq!(cfg.answer_timeout, Duration::from_secs(2));
+        std::fs::write(
+            dir.path().join("hookbox.toml"),
+            "answer_timeout = \"45s\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load_from(&o, &[]).unwrap();
+        assert_eq!(cfg.answer_timeout, Duration::from_secs(45));
+        for bad in ["0s", "2h"] {
+            let env = vec![("HOOKBOX_ANSWER_TIMEOUT".to_string(), bad.to_string())];
+            let err = format!("{:#}", Config::load_from(&o, &env).unwrap_err());
+            assert!(err.contains("answer_timeout: between 1s and 1h"), "{err}");
+        }
     }
 
     #[test]

@@ -57,6 +57,15 @@ pub enum ApiError {
     /// The database cannot be reached right now (the detail goes to the log): try again soon.
     #[error("{}", DATABASE_AWAY_DETAIL)]
     DatabaseAway(String),
+    /// The request was not answered within the answer timeout (its database did not answer
+    /// in time): what it asked for may or may not have been done.
+    #[error(
+        "the request was not answered within {}s (the database did not answer in time); \
+         whether what it asked for was done is unknown: send it again (a message with the \
+         same idempotency key, so that it is stored once)",
+        .0.as_secs()
+    )]
+    NotAnswered(std::time::Duration),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -102,6 +111,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unavailable(_) => "storage_full",
             ApiError::DatabaseAway(_) => "database_unavailable",
+            ApiError::NotAnswered(_) => "not_answered",
             ApiError::Internal(_) => "server_error",
         }
     }
@@ -170,7 +180,9 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) | ApiError::DatabaseAway(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::DatabaseAway(_) | ApiError::NotAnswered(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -201,6 +213,12 @@ impl ResponseError for ApiError {
                         detail: DATABASE_AWAY_DETAIL,
                     })
             }
+            ApiError::NotAnswered(_) => res
+                .insert_header(("retry-after", RETRY_AFTER_AWAY_SECS.to_string()))
+                .json(HttpErrorOut {
+                    code,
+                    detail: &self.to_string(),
+                }),
             other => res.json(HttpErrorOut {
                 code,
                 detail: &other.to_string(),
@@ -241,6 +259,11 @@ mod tests {
                 ApiError::from(DbError::Unreachable("connection refused".into())),
                 503,
                 "database_unavailable",
+            ),
+            (
+                ApiError::NotAnswered(std::time::Duration::from_secs(30)),
+                503,
+                "not_answered",
             ),
             (ApiError::Internal("secret".into()), 500, "server_error"),
         ];

@@ -120,6 +120,38 @@ pub fn trim_trailing_slash(
 
 /// A JSON body for 405 answers (actix sends them empty); console pages answer with their own
 /// HTML page.
+/// A middleware (for `App::wrap_fn`) that answers a request its handler has not answered
+/// within `limit` with 503 `not_answered`, rather than holding the client while its database
+/// does not answer (a frozen server, whose kernel still acknowledges every packet). The
+/// handler is dropped: a write it had handed to the database may still be made. The answer
+/// is made by actix from the error (the request was moved into the handler), so it carries
+/// no `x-request-id`; the log line does, in the request's span.
+pub fn answer_within<S, B>(
+    limit: std::time::Duration,
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let answer = srv.call(req);
+    async move {
+        tokio::time::timeout(limit, answer)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(
+                    after_secs = limit.as_secs(),
+                    "request not answered in time (the database did not answer); answered 503"
+                );
+                Err(error::ApiError::NotAnswered(limit).into())
+            })
+    }
+}
+
 pub fn method_not_allowed<B>(
     res: actix_web::dev::ServiceResponse<B>,
 ) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {

@@ -11,8 +11,16 @@ use std::time::Duration;
 
 /// A server whose database connections go through a proxy the test can cut.
 async fn app_behind_proxy() -> (TestApp, Proxy) {
+    app_behind_proxy_with(|_| {}).await
+}
+
+/// As [`app_behind_proxy`], configured by `tune` too.
+async fn app_behind_proxy_with(
+    tune: impl FnOnce(&mut hookbox::config::Config),
+) -> (TestApp, Proxy) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
+    tune(&mut cfg);
     let url = cfg.database_url.clone().expect("a database URL");
     let (user, rest) = url.rsplit_once('@').expect("postgres://USER@HOST:PORT/DB");
     let (host_port, db) = rest.split_once('/').expect("…/DB");
@@ -118,6 +126,75 @@ async fn while_the_database_cannot_be_reached_requests_get_503_and_it_all_works_
     );
     // The message taken once it was back is delivered; none of those refused is.
     rx.wait_for_count(2, Duration::from_secs(10)).await;
+    app.settled().await;
+    assert_eq!(rx.count(), 2);
+    let listed = app.get(&format!("/app/{a}/msg"), 200).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{listed}");
+}
+
+/// A message sent with `key` as its `Idempotency-Key`; the status and the body.
+async fn post_keyed(app: &TestApp, a: &str, key: &str) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(format!("{}/app/{a}/msg", app.base))
+        .bearer_auth(&app.token)
+        .header("idempotency-key", key)
+        .json(&json!({ "eventType": "x.y", "payload": { "key": key } }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A database server that stops answering while its host still acknowledges every packet (a
+/// frozen process: no connection breaks, no TCP timeout fires) holds no request longer than
+/// `answer_timeout`: each gets 503 saying that what it asked for may or may not have been
+/// done, and a message sent again with the same idempotency key is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_holds_no_request_past_the_answer_timeout() {
+    crate::postgres_only!("only a database across a network can freeze apart from hookbox");
+    let (app, proxy) = app_behind_proxy_with(|cfg| {
+        cfg.answer_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let rx = TestReceiver::start().await;
+    let a = app.create_app("a").await;
+    app.create_endpoint(&a, json!({ "url": format!("{}/hook", rx.url) }))
+        .await;
+    assert_eq!(post_message(&app, &a).await.0, 202);
+    rx.wait_for_count(1, Duration::from_secs(10)).await;
+
+    proxy.freeze();
+    let asked = std::time::Instant::now();
+    let (status, body) = post_keyed(&app, &a, "frozen-1").await;
+    let waited = asked.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "not_answered", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("same idempotency key"),
+        "{body}"
+    );
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let (status, listed) = app.raw("GET", &format!("/app/{a}/msg"), Vec::new()).await;
+    assert_eq!(status, 503, "{listed}");
+
+    proxy.thaw();
+    // Sent again until it is taken: stored once, whether or not the first one was.
+    assert!(
+        wait_for(Duration::from_secs(30), || async {
+            post_keyed(&app, &a, "frozen-1").await.0 == 202
+        })
+        .await,
+        "the server takes messages again once the database answers"
+    );
+    rx.wait_for_count(2, Duration::from_secs(15)).await;
     app.settled().await;
     assert_eq!(rx.count(), 2);
     let listed = app.get(&format!("/app/{a}/msg"), 200).await;
