@@ -118,6 +118,9 @@ impl Application {
         let grace = cfg.shutdown_grace;
         let keep_alive = cfg.keep_alive;
         let answer_timeout = cfg.answer_timeout;
+        // Console and portal forms: a payload as large as the API takes, percent-encoded (up
+        // to three bytes a byte), and the form's other fields.
+        let form_limit = cfg.api.max_payload_bytes.saturating_mul(3) + 64 * 1024;
         let console = http::admin::Console::new(store.main_key());
         let state = web::Data::new(State {
             store,
@@ -176,6 +179,7 @@ impl Application {
             let traced = data.clone();
             App::new()
                 .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(form_limit))
                 // Innermost: the hot path, message ingest, skips the router.
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service;

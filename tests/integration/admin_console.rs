@@ -592,6 +592,31 @@ async fn send_test_event_shows_the_response_inline_and_records_the_attempt() {
     let got = rx.received();
     assert_eq!(got.len(), 3);
     assert_eq!(got[2].body, custom.as_bytes(), "sent byte for byte");
+    // Payloads as large as the API takes (1 MiB), whose form encoding is larger still.
+    let large = format!(r#"{{"text": "{}"}}"#, "\\\"{}".repeat(240_000));
+    assert!(large.len() > 900_000 && large.len() < 1024 * 1024);
+    let r = c
+        .submit(
+            &testing,
+            &[("event_type", "invoice.paid"), ("payload", &large)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(rx.received()[3].body, large.as_bytes());
+    let larger = format!(r#"{{"text": "{}"}}"#, "x".repeat(1024 * 1024));
+    let r = c
+        .submit(
+            &testing,
+            &[("event_type", "invoice.paid"), ("payload", &larger)],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("The payload is larger than 1048576 bytes"),
+        "{}",
+        r.body
+    );
+    assert_eq!(rx.count(), 4);
 }
 
 #[tokio::test]

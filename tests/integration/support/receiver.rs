@@ -96,10 +96,13 @@ impl TestReceiver {
         let port = listener.local_addr().unwrap().port();
         let server = HttpServer::new(move || {
             let state = state.clone();
-            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let state = state.clone();
-                async move { answer(&state, &req, body).await }
-            }))
+            // Any payload hookbox may send (its largest, and then some).
+            App::new()
+                .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                .default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                    let state = state.clone();
+                    async move { answer(&state, &req, body).await }
+                }))
         })
         .workers(1)
         .listen(listener)
