@@ -2,8 +2,9 @@
 //! (whichever node a login reaches) and across restarts. Per client address and username,
 //! and per client whatever the usernames, checks are refused past a limit within a window
 //! (a success clears the former); a username that keeps failing, from anywhere, is slowed
-//! down (its checks run one at a time, a second apart), never refused, so that others'
-//! failures cannot lock its owner out.
+//! down (its checks run one at a time, a second apart, refused when booked more than
+//! `MAX_WAIT` ahead). A browser its admin logged in from skips that queue (the console's
+//! known-browser cookie), so that others' failures cannot lock its owner out.
 
 use crate::db::{DbResult, Store};
 use std::net::IpAddr;

@@ -100,6 +100,30 @@ async fn first_admin_is_created_through_the_one_time_setup_link() {
     assert_eq!(other.get("/admin/setup?token=wrong").await.status, 410);
 }
 
+/// A setup form posted with a token that is not (or no longer) usable is refused before
+/// anything else is done with it: before its fields are checked, and before its password is
+/// hashed (19 MiB and tens of ms each), which anyone could otherwise have the server do.
+#[tokio::test]
+async fn a_setup_form_with_an_unusable_token_is_refused_before_its_password_is_looked_at() {
+    let app = TestApp::spawn().await;
+    let mut c = Console::new(&app);
+    for (token, password) in [("wrong", "short"), ("wrong", PASSWORD), ("", PASSWORD)] {
+        let r = c
+            .post(
+                "/admin/setup",
+                &[
+                    ("token", token),
+                    ("username", "eve"),
+                    ("password", password),
+                    ("confirm", password),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 410, "{token:?} {password:?}: {}", r.body);
+        assert!(r.body.contains("setup link is invalid"), "{}", r.body);
+    }
+}
+
 #[tokio::test]
 async fn login_succeeds_with_the_right_password_and_fails_with_a_wrong_one() {
     let app = TestApp::spawn().await;
@@ -306,9 +330,93 @@ async fn repeated_failed_logins_are_rate_limited() {
     let r = c.login("admin", PASSWORD).await;
     assert_eq!(r.status, 429);
     assert!(r.body.contains("Too many"));
+    assert_eq!(r.retry_after.as_deref(), Some("60"));
     assert!(c.cookie.is_none());
     // Another username from the same address is not affected.
     assert_eq!(c.login("someone", "wrong password!").await.status, 401);
+}
+
+/// Others failing for a username from many addresses at once book its checks far ahead
+/// (each waits its turn, a second apart; past 15 s they are refused): a browser its admin
+/// logged in from before still gets in at once with the right password, from an address
+/// that has not failed. A browser it never logged in from waits like the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn others_failing_for_a_username_do_not_lock_out_a_browser_its_admin_logged_in_from() {
+    let app =
+        TestApp::spawn_with(|cfg| cfg.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()])
+            .await;
+    let mut owner = Console::first_admin(&app).await;
+    assert!(owner.known_cookie.is_some(), "the setup's browser is known");
+    owner.submit("/admin/logout", &[]).await;
+    let from = |n: u8| [("x-forwarded-for", format!("192.0.2.{n}"))];
+
+    // Five failures from one address start the slowdown for the username.
+    let mut attacker = Console::new(&app);
+    for _ in 0..5 {
+        let r = attacker
+            .login_with_headers(
+                "admin",
+                "wrong password!",
+                &[("x-forwarded-for", "192.0.2.10")],
+            )
+            .await;
+        assert_eq!(r.status, 401);
+    }
+    // Then many addresses at once, each failing once: their checks are booked a second apart
+    // until the next turn is more than 15 s away, and refused from there on.
+    let mut queued = Vec::new();
+    let (refused_tx, mut refused) = tokio::sync::mpsc::unbounded_channel();
+    for n in 20..45u8 {
+        let mut c = Console::new(&app);
+        let token = c.login_token().await;
+        let tx = refused_tx.clone();
+        queued.push(tokio::spawn(async move {
+            let [(h, v)] = from(n);
+            let r = c
+                .post_with_headers(
+                    "/admin/login",
+                    &[
+                        ("login_csrf", token.as_str()),
+                        ("username", "admin"),
+                        ("password", "wrong password!"),
+                    ],
+                    &[(h, v.as_str())],
+                )
+                .await;
+            if r.status == 429 {
+                let _ = tx.send(());
+            }
+        }));
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(30), refused.recv())
+        .await
+        .expect("checks booked more than 15 s ahead are refused");
+
+    // A browser the admin never used, from a fresh address, waits its turn like the rest;
+    // so does one with a cookie that is not the server's.
+    let mut stranger = Console::new(&app);
+    let r = stranger
+        .login_with_headers("admin", PASSWORD, &[("x-forwarded-for", "192.0.2.98")])
+        .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let known = owner.known_cookie.clone().unwrap();
+    let (at, _) = known.split_once('.').unwrap();
+    stranger.known_cookie = Some(format!("{at}.{}", "0".repeat(64)));
+    let r = stranger
+        .login_with_headers("admin", PASSWORD, &[("x-forwarded-for", "192.0.2.97")])
+        .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    // The owner's browser, from a fresh address: in at once.
+    let asked = std::time::Instant::now();
+    let r = owner
+        .login_with_headers("admin", PASSWORD, &[("x-forwarded-for", "192.0.2.99")])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(owner.cookie.is_some());
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5));
+    for q in queued {
+        q.abort();
+    }
 }
 
 #[tokio::test]

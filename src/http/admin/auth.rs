@@ -26,6 +26,10 @@ struct LoginPage<'a> {
 /// log the victim into the attacker's account) lacks the matching hidden field.
 const LOGIN_COOKIE: &str = "hookbox_login";
 
+/// Marks a browser an admin logged in from (see [`super::console::Console::knows_browser`]):
+/// its logins are not slowed down by others' failures for that username.
+const KNOWN_COOKIE: &str = "hookbox_known";
+
 /// The login page, with a token in a cookie and in the form (double submit).
 fn login_page(
     req: &HttpRequest,
@@ -58,6 +62,24 @@ fn login_page(
             .append(actix_web::http::header::SET_COOKIE, v);
     }
     Ok(res)
+}
+
+/// Hashes or checks a password off the HTTP workers, one per core at a time: each takes
+/// 19 MiB and tens of ms of a core, so a burst of logins from many addresses waits its turn
+/// rather than taking memory in proportion to its size.
+async fn password_work<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ConsoleError> {
+    static TURNS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _turn = TURNS
+        .acquire()
+        .await
+        .map_err(|e| ConsoleError::Internal(e.to_string()))?;
+    web::block(work)
+        .await
+        .map_err(|e| ConsoleError::Internal(e.to_string()))
 }
 
 pub async fn login_form(st: Data, req: HttpRequest) -> Result<HttpResponse, ConsoleError> {
@@ -112,21 +134,26 @@ pub async fn login(
     if !logins::begin(&st.store, client, &name_key, st.now()).await? {
         return Err(ConsoleError::RateLimited);
     }
-    match logins::wait_for_turn(&st.store, &name_key, st.now()).await? {
-        Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
-        Some(_) => {}
-        None => return Err(ConsoleError::RateLimited),
+    // Others failing for this username (from as many addresses as they like) slow its
+    // checks down, and can book them far ahead; not those from a browser it logged in from.
+    let known = cookie(&req, KNOWN_COOKIE)
+        .is_some_and(|v| st.console.knows_browser(&v, &name_key, st.now()));
+    if !known {
+        match logins::wait_for_turn(&st.store, &name_key, st.now()).await? {
+            Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Some(_) => {}
+            None => return Err(ConsoleError::RateLimited),
+        }
     }
     let user = st.store.admin_by_name(&username).await?;
     // An unknown user's login verifies against a hash of no one's password: it takes as
     // long as the others.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = web::block(move || match hash {
+    let ok = password_work(move || match hash {
         Some(h) => password::verify(&pw, &h),
         None => password::verify(&pw, password::dummy_hash()),
     })
-    .await
-    .map_err(|e| ConsoleError::Internal(e.to_string()))?;
+    .await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
@@ -141,14 +168,16 @@ pub async fn login(
         }
     };
     logins::succeeded(&st.store, client, &name_key).await?;
-    start_session(&st, &req, user.id, safe_next(form.get("next"))).await
+    start_session(&st, &req, user.id, &name_key, safe_next(form.get("next"))).await
 }
 
-/// Creates a session for `user_id` and answers with its cookie and a redirect to the dashboard.
+/// Creates a session for `user_id` and answers with its cookie and a redirect to `then`; the
+/// browser is known for `username` from now on.
 async fn start_session(
     st: &Data,
     req: &HttpRequest,
     user_id: String,
+    username: &str,
     then: &str,
 ) -> Result<HttpResponse, ConsoleError> {
     let sid = crate::service::sessions::start_admin(&st.store, &user_id, st.now())
@@ -156,6 +185,18 @@ async fn start_session(
         .id;
     let mut res = redirect(then);
     set_cookie(&mut res, &sid, None, is_https(req));
+    let known = st.console.known_browser_value(username, st.now());
+    let mut c = format!(
+        "{KNOWN_COOKIE}={known}; Path=/admin/login; HttpOnly; SameSite=Strict; Max-Age={}",
+        super::console::KNOWN_FOR.as_secs()
+    );
+    if is_https(req) {
+        c.push_str("; Secure");
+    }
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&c) {
+        res.headers_mut()
+            .append(actix_web::http::header::SET_COOKIE, v);
+    }
     Ok(res)
 }
 
@@ -233,6 +274,14 @@ pub async fn setup(
 ) -> Result<HttpResponse, ConsoleError> {
     let form = Form::parse(&body);
     let token = form.get("token").to_owned();
+    // Before anything else: whoever lacks the link gets no password hashed.
+    if !st
+        .store
+        .setup_token_usable(&hash_secret(&token), st.now())
+        .await?
+    {
+        return Err(ConsoleError::Gone(SETUP_GONE.into()));
+    }
     let username = form.get("username").to_owned();
     let pw = form.raw("password").to_owned();
     let username_error = check_username(&username).err();
@@ -250,15 +299,14 @@ pub async fn setup(
             },
         );
     }
-    let hash = web::block(move || password::hash(&pw))
-        .await
-        .map_err(|e| ConsoleError::Internal(e.to_string()))?
+    let hash = password_work(move || password::hash(&pw))
+        .await?
         .map_err(ConsoleError::Internal)?;
     let user_id =
         crate::service::sessions::create_first_admin(&st.store, &token, &username, &hash, st.now())
             .await?
             .ok_or_else(|| ConsoleError::Gone(SETUP_GONE.into()))?;
-    start_session(&st, &req, user_id, "/admin").await
+    start_session(&st, &req, user_id, &username, "/admin").await
 }
 
 #[cfg(test)]

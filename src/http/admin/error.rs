@@ -164,6 +164,13 @@ impl ResponseError for ConsoleError {
             back: Some("/admin"),
         };
         let mut res = html(status, page.html());
+        if let ConsoleError::RateLimited = self {
+            // At most the window a count is kept for.
+            res.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_static("60"),
+            );
+        }
         res.extensions_mut().insert(Shown { title, message });
         res
     }

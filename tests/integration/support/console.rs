@@ -14,6 +14,8 @@ pub struct Console {
     pub login_cookie: Option<String>,
     /// A customer portal session's cookie.
     pub portal_cookie: Option<String>,
+    /// The cookie that marks a browser an admin logged in from.
+    pub known_cookie: Option<String>,
     /// The last `Set-Cookie` header seen, as sent.
     pub last_set_cookie: Option<String>,
 }
@@ -23,6 +25,7 @@ pub struct Resp {
     pub status: u16,
     pub body: String,
     pub location: Option<String>,
+    pub retry_after: Option<String>,
 }
 
 impl Console {
@@ -37,6 +40,7 @@ impl Console {
             cookie: None,
             login_cookie: None,
             portal_cookie: None,
+            known_cookie: None,
             last_set_cookie: None,
         }
     }
@@ -72,6 +76,9 @@ impl Console {
         if let Some(c) = &self.portal_cookie {
             cookies.push(format!("hookbox_portal={c}"));
         }
+        if let Some(c) = &self.known_cookie {
+            cookies.push(format!("hookbox_known={c}"));
+        }
         let req = if cookies.is_empty() {
             req
         } else {
@@ -82,6 +89,10 @@ impl Console {
             let v = v.to_str().unwrap().to_owned();
             if let Some(rest) = v.strip_prefix("hookbox_login=") {
                 self.login_cookie = Some(rest.split(';').next().unwrap().to_owned());
+                continue;
+            }
+            if let Some(rest) = v.strip_prefix("hookbox_known=") {
+                self.known_cookie = Some(rest.split(';').next().unwrap().to_owned());
                 continue;
             }
             if let Some(rest) = v.strip_prefix("hookbox_portal=") {
@@ -103,11 +114,16 @@ impl Console {
             .headers()
             .get("location")
             .map(|l| l.to_str().unwrap().to_owned());
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .map(|l| l.to_str().unwrap().to_owned());
         let body = resp.text().await.unwrap();
         Resp {
             status,
             body,
             location,
+            retry_after,
         }
     }
 
