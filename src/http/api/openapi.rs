@@ -161,7 +161,7 @@ pub enum ReadErrors<'a> {
     Invalid(HTTPValidationError<'a>),
     #[response(
         status = 503,
-        description = "Unavailable for now, with `Retry-After`: the database cannot be reached (`database_unavailable`) or its disk is full (`storage_full`)"
+        description = "Unavailable for now, with `Retry-After`: the database cannot be reached (`database_unavailable`), did not answer within `answer_timeout` (`not_answered`), or its disk is full (`storage_full`)"
     )]
     Unavailable(HttpErrorOut<'a>),
 }
@@ -181,7 +181,7 @@ pub enum WriteErrors<'a> {
     Invalid(HTTPValidationError<'a>),
     #[response(
         status = 503,
-        description = "Unavailable for now, with `Retry-After`: the database cannot be reached (`database_unavailable`) or its disk is full (`storage_full`)"
+        description = "Unavailable for now, with `Retry-After`: the database cannot be reached (`database_unavailable`), did not answer within `answer_timeout` (`not_answered`), or its disk is full (`storage_full`)"
     )]
     Unavailable(HttpErrorOut<'a>),
 }
