@@ -144,15 +144,23 @@ struct FailingFacts {
 }
 
 impl FailingFacts {
+    /// The window, as in "in the last …": `minute` or `15 minutes`.
+    fn window(&self) -> String {
+        match self.window_minutes {
+            1 => "minute".to_owned(),
+            w => format!("{w} minutes"),
+        }
+    }
+
     /// The subject's headline, the first line, and what to do.
     fn told(&self, instance: &str) -> (&'static str, String, &'static str) {
-        let (app, n, w) = (&self.app_name, self.attempts, self.window_minutes);
+        let (app, n, w) = (&self.app_name, self.attempts, self.window());
         match self.problem.as_str() {
             "rejecting" => (
                 "Endpoint rejects deliveries (401/403), check the signing secret",
                 format!(
                     "A webhook endpoint of \"{app}\" keeps answering 401/403 on {instance}: \
-                     {} of {n} attempts in the last {w} minutes.",
+                     {} of {n} attempts in the last {w}.",
                     self.rejected
                 ),
                 "Its receiver is probably rejecting the signature: check the signing secret. \
@@ -164,7 +172,7 @@ impl FailingFacts {
                 "Endpoint timing out",
                 format!(
                     "Attempts to a webhook endpoint of \"{app}\" are timing out on {instance}: \
-                     {} of {n} in the last {w} minutes.",
+                     {} of {n} in the last {w}.",
                     self.timeouts
                 ),
                 "Its receiver answers too slowly, or not at all: it should answer at once and \
@@ -174,7 +182,7 @@ impl FailingFacts {
                 "Endpoint failing",
                 format!(
                     "Attempts to a webhook endpoint of \"{app}\" are failing on {instance}: \
-                     {} of {n} in the last {w} minutes.",
+                     {} of {n} in the last {w}.",
                     self.failures
                 ),
                 "Its receiver is down, unreachable, or answering errors.",

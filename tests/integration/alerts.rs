@@ -93,6 +93,14 @@ async fn a_410_emails_the_operator_and_the_application_s_recipient_once_with_a_w
         );
         assert!(m.text.contains("410 Gone"), "the reason: {}", m.text);
         assert!(m.html.contains("410 Gone"), "{}", m.html);
+        // What waited is sent again only when asked to, as the enable page and the API say.
+        for body in [&m.text, &m.html] {
+            assert!(
+                body.contains("Also send the messages it missed")
+                    && body.contains("replay-missing"),
+                "{body}"
+            );
+        }
         // No secret, no payload.
         assert!(
             !m.text.contains("whsec_") && !m.text.contains("order.created"),
@@ -698,6 +706,38 @@ async fn evaluate_until_mailed(
     .await;
     assert!(arrived, "no email about {about}: {:#?}", smtp.received());
     mails_about(smtp, about)
+}
+
+/// With the shortest window (a minute), failures late in a minute still count at the next
+/// look, early in the next minute: the window takes in the minute it starts in (it had
+/// taken whole minutes only, which for a 1-minute window left the current one alone).
+#[tokio::test]
+async fn with_a_one_minute_window_failures_late_in_a_minute_alert_early_in_the_next() {
+    let port = free_port();
+    let Some(smtp) = SmtpSink::start(port, None) else {
+        return;
+    };
+    let app = server_with(port, |cfg| cfg.alerts.window = Duration::from_secs(60)).await;
+    // 50 s into a minute of the server's clock.
+    let into = app.clock.now_ms().rem_euclid(60_000);
+    app.clock.advance(Duration::from_millis(
+        u64::try_from((50_000 - into).rem_euclid(60_000)).unwrap(),
+    ));
+    let rx = TestReceiver::start().await;
+    let (a, _, _) = endpoint_answering(&app, &rx, Reply::status(500)).await;
+    for _ in 0..4 {
+        app.send(&a, "order.created", json!({})).await;
+    }
+    rx.wait_for_count(12, Duration::from_secs(20)).await;
+    app.settled().await;
+    // 20 s later: 10 s into the next minute.
+    app.clock.advance(Duration::from_secs(20));
+    let failing = evaluate_until_mailed(&app, &smtp, "Endpoint failing", 1).await;
+    assert!(
+        failing[0].text.contains("12 of 12 in the last minute."),
+        "{}",
+        failing[0].text
+    );
 }
 
 #[tokio::test]

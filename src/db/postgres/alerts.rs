@@ -455,8 +455,10 @@ pub async fn open_incident(
 /// call for, ends those that are over, and queues their alerts, in the caller's transaction
 /// (one node at a time: see `domain::alerts::plan`).
 pub async fn evaluate(c: &impl GenericClient, now: i64, t: &Thresholds) -> DbResult<Evaluated> {
-    // The whole minutes of the window (never more than the window).
-    let since = minute_of(now - t.window_ms) + 60_000;
+    // The minutes of the window, the one it starts in too (at most a minute more than the
+    // window: whole minutes only would leave a 1-minute window the current minute alone,
+    // blind to the end of the one before).
+    let since = minute_of(now - t.window_ms);
     c.execute("DELETE FROM endpoint_health WHERE minute < $1", &[&since])
         .await?;
     c.execute(

@@ -437,8 +437,10 @@ pub fn open_incident(
 /// call for, ends those that are over, and queues their alerts, in one transaction (see
 /// `domain::alerts::plan`).
 pub fn evaluate(c: &Connection, now: i64, t: &Thresholds) -> DbResult<Evaluated> {
-    // The whole minutes of the window (never more than the window).
-    let since = minute_of(now - t.window_ms) + 60_000;
+    // The minutes of the window, the one it starts in too (at most a minute more than the
+    // window: whole minutes only would leave a 1-minute window the current minute alone,
+    // blind to the end of the one before).
+    let since = minute_of(now - t.window_ms);
     c.prepare_cached("DELETE FROM endpoint_health WHERE minute < ?")?
         .execute([since])?;
     c.prepare_cached("DELETE FROM alert_incidents WHERE resolved_at < ?")?
