@@ -6,10 +6,24 @@ use crate::domain::ids;
 use crate::domain::tasks::{ReplaySpec, Task, TaskKind, TaskStatus};
 use crate::domain::validate::{is_valid_channel, is_valid_event_type};
 
-/// The rules a replay must keep: a window that ends after it starts, valid event types and
-/// channel, a status code class of 0 (no answer) or 100 to 500.
+/// The most event types one replay may name.
+pub const MAX_EVENT_TYPES: usize = 100;
+
+/// The rules a replay must keep: a window that ends after it starts, at most
+/// [`MAX_EVENT_TYPES`] valid event types, a valid channel, a status code class of 0 (no
+/// answer) or 100 to 500.
 pub fn check_replay(spec: &ReplaySpec) -> Result<(), FieldError> {
     super::input::check_window(spec.since, spec.until)?;
+    if spec
+        .event_types
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_EVENT_TYPES)
+    {
+        return Err(FieldError::new(
+            &["eventTypes"],
+            format!("at most {MAX_EVENT_TYPES} event types"),
+        ));
+    }
     if let Some(bad) = spec
         .event_types
         .iter()

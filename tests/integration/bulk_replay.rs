@@ -156,11 +156,31 @@ async fn a_bulk_replay_takes_only_the_messages_its_filters_name() {
             json!({ "since": SINCE, "eventTypes": ["no spaces allowed"] }),
             "eventTypes",
         ),
+        (
+            json!({ "since": SINCE, "eventTypes": (0..101).map(|n| format!("t.{n}")).collect::<Vec<_>>() }),
+            "eventTypes",
+        ),
     ] {
         let e = app
             .post(&format!("/app/{a}/endpoint/{ep}/bulk-replay"), body, 422)
             .await;
         assert_eq!(e["detail"][0]["loc"][1], field, "{e}");
+    }
+    // A misspelled filter is refused, not left out (which would replay everything).
+    for (body, field) in [
+        (
+            json!({ "since": SINCE, "eventType": ["order.created"] }),
+            "eventType",
+        ),
+        (json!({ "since": SINCE, "statuscode": 500 }), "statuscode"),
+    ] {
+        let e = app
+            .post(&format!("/app/{a}/endpoint/{ep}/bulk-replay"), body, 422)
+            .await;
+        assert!(
+            e.to_string().contains(&format!("unknown field `{field}`")),
+            "{e}"
+        );
     }
     // A window that ends where or before it starts is refused, as the analytics refuse it.
     for until in ["2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"] {

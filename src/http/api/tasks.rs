@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 /// event types, channels and payload filter apply too; messages whose content is gone are
 /// left out.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BulkReplayIn {
     /// Messages taken from this time on.
     #[schema(format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
