@@ -456,7 +456,7 @@ impl Dispatcher {
     /// Forget cached sending details of an endpoint that changed (here and on the other
     /// nodes).
     pub fn endpoint_changed(&self, endpoint_id: &str) {
-        self.inner.targets.invalidate(endpoint_id);
+        self.inner.targets_changed(endpoint_id);
         self.inner
             .store
             .tell_peers(PeerSignal::Endpoint(endpoint_id.to_owned()));
@@ -466,7 +466,7 @@ impl Dispatcher {
     pub fn heard(&self, s: &PeerSignal) {
         match s {
             PeerSignal::Wake => self.wake_here(),
-            PeerSignal::Endpoint(id) => self.inner.targets.invalidate(id),
+            PeerSignal::Endpoint(id) => self.inner.targets_changed(id),
             PeerSignal::Resync => {
                 self.inner.targets.clear();
                 // A content deletion may be among the signals missed.
@@ -560,6 +560,15 @@ impl Dispatcher {
 }
 
 impl Inner {
+    /// An endpoint changed: its cached sending details are dropped, and the deliveries
+    /// waiting for its pace look again (at its new rate).
+    fn targets_changed(&self, endpoint_id: &str) {
+        self.targets.invalidate(endpoint_id);
+        if let Some(slot) = self.slots().get(endpoint_id) {
+            slot.pacing.change();
+        }
+    }
+
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, EndpointSlot>> {
         self.per_endpoint
             .lock()
@@ -869,6 +878,9 @@ impl Inner {
                 let freed = pacing.freed();
                 tokio::pin!(freed);
                 freed.as_mut().enable();
+                let changed = pacing.changed();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
                 let (global, waited) = self.node_place().await?;
                 if waited {
                     target = self.target_while_placed(c, &target).await?;
@@ -877,7 +889,10 @@ impl Inner {
                     Admit::Go(p) => break (p, global),
                     Admit::WaitUntil(t) => {
                         drop(global);
-                        tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+                        tokio::select! {
+                            () = tokio::time::sleep_until(tokio::time::Instant::from_std(t)) => {}
+                            () = changed => {}
+                        }
                     }
                     Admit::WaitForFree => {
                         drop(global);

@@ -21,6 +21,9 @@ pub struct Pacing {
     state: Mutex<State>,
     /// Signalled whenever a request finishes, so deliveries waiting for room look again.
     freed: Notify,
+    /// Signalled when the endpoint changed, so deliveries waiting for its pace (its rate may
+    /// be another now) look again.
+    changed: Notify,
     max_in_flight: usize,
     /// Whether, and up to how many in flight in all, the endpoint may borrow beyond
     /// `max_in_flight`.
@@ -141,6 +144,7 @@ impl Pacing {
                 slowed_at: None,
             }),
             freed: Notify::new(),
+            changed: Notify::new(),
             max_in_flight,
             borrow_up_to: None,
             base_pause,
@@ -290,6 +294,17 @@ impl Pacing {
     /// before `try_admit`, so that a request finishing in between is not missed.
     pub fn freed(&self) -> tokio::sync::futures::Notified<'_> {
         self.freed.notified()
+    }
+
+    /// Resolves when the endpoint changed ([`Pacing::change`]). Create it (and `enable` it)
+    /// before the endpoint is read, so that a change in between is not missed.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// The endpoint changed: the deliveries waiting for its pace look again.
+    pub fn change(&self) {
+        self.changed.notify_waiters();
     }
 
     /// Nothing in flight and no pace to keep: the state can be dropped and made afresh (the
