@@ -694,11 +694,17 @@ impl Notifier {
             Ok((status, answer)) if (200..300).contains(&status) => {
                 Ok(format!("{status} {}", answer.trim()))
             }
+            // A client error other than a timeout or a rate limit (Slack: 403 invalid_token,
+            // 404 no_service for a removed webhook) is the same the next time.
             Ok((status, answer)) => Err((
                 format!("chat webhook answered {status}: {}", answer.trim()),
-                true,
+                !(400..500).contains(&status) || status == 408 || status == 429,
             )),
-            Err(e) => Err((format!("chat webhook: {e}"), true)),
+            // A URL hookbox refuses to send to stays refused until it is configured otherwise.
+            Err(e) => {
+                let again = !e.starts_with("destination refused") && !e.starts_with("invalid URL");
+                Err((format!("chat webhook: {e}"), again))
+            }
         }
     }
 }

@@ -259,6 +259,46 @@ async fn a_chat_webhook_gets_the_alert_as_slack_compatible_text() {
     assert!(text.contains("410 Gone"), "{text}");
 }
 
+/// A chat webhook that can never take the alert (a destination hookbox refuses to send to, a
+/// webhook its chat server no longer knows) is given up at once, not tried for a day.
+#[tokio::test]
+async fn a_chat_webhook_that_can_never_take_the_alert_is_given_up_at_once() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let chat = TestReceiver::start().await;
+    chat.set_default(Reply::status(404).body("no_service"));
+    let (a, ep, _) = endpoint_that_is_gone(&app, &rx).await;
+    for address in [
+        "http://10.0.0.1/slack".to_owned(),
+        format!("{}/slack", chat.url),
+    ] {
+        app.post(
+            &format!("/app/{a}/alert-recipient"),
+            json!({ "address": address }),
+            201,
+        )
+        .await;
+    }
+    disable_with_a_410(&app, &a, &ep).await;
+    let given_up = wait_for(Duration::from_secs(10), || async {
+        app.notifier.run_once().await.unwrap();
+        let log = app.get(&format!("/app/{a}/alert"), 200).await;
+        let data = log["data"].as_array().unwrap().clone();
+        data.len() == 2 && data.iter().all(|n| n["status"] == "failed")
+    })
+    .await;
+    let log = app.get(&format!("/app/{a}/alert"), 200).await;
+    assert!(given_up, "{log}");
+    for n in log["data"].as_array().unwrap() {
+        assert_eq!(n["attempts"], 1, "{n}");
+    }
+    assert!(log.to_string().contains("destination refused"), "{log}");
+    assert!(
+        log.to_string().contains("answered 404: no_service"),
+        "{log}"
+    );
+}
+
 /// A chat server's answer may hold NUL bytes: the log keeps it readable (U+FFFD), and the
 /// alert is marked sent on every backend.
 #[tokio::test]
