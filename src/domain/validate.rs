@@ -8,6 +8,12 @@ pub fn is_valid_uid(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Whether `s` is made of dots only (`.`, `..`): valid as a name or uid, but a URL path
+/// cannot hold it (clients and browsers take it for "this" or "the parent" folder).
+pub fn only_dots(s: &str) -> bool {
+    s.bytes().all(|b| b == b'.')
+}
+
 /// Event type names: `[a-zA-Z0-9\-_.:]{1,256}`.
 pub fn is_valid_event_type(s: &str) -> bool {
     !s.is_empty()

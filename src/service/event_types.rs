@@ -16,7 +16,12 @@ fn field(loc: &[&str], msg: impl Into<String>) -> FieldError {
 }
 
 pub fn check_name(name: &str) -> Result<(), FieldError> {
-    if is_valid_event_type(name) {
+    if crate::domain::validate::only_dots(name) && !name.is_empty() {
+        Err(field(
+            &["name"],
+            "a name of dots only cannot be used in a URL: add a letter or digit",
+        ))
+    } else if is_valid_event_type(name) {
         Ok(())
     } else {
         Err(field(

@@ -88,6 +88,10 @@ pub fn check_uid(uid: Option<&str>) -> Result<(), FieldError> {
             &["uid"],
             "uid must match [a-zA-Z0-9-_.]{1,256}",
         )),
+        Some(u) if crate::domain::validate::only_dots(u) => Err(FieldError::new(
+            &["uid"],
+            "a uid of dots only cannot be used in a URL: add a letter or digit",
+        )),
         _ => Ok(()),
     }
 }

@@ -899,6 +899,10 @@ async fn event_types_are_created_edited_and_archived_in_the_console() {
         .await;
     assert_eq!(r.status, 422);
     assert!(r.body.contains("must be a JSON object"));
+    // A name of dots only would make links that browsers send elsewhere.
+    let r = c.submit("/admin/event-types", &[("name", "..")]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("dots only"), "{}", r.body);
     assert_eq!(
         app.get("/event-type?include_archived=true", 200).await["data"],
         json!([])

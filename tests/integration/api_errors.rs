@@ -158,6 +158,27 @@ async fn malformed_input_is_422_or_400_on_every_route() {
             json!({ "eventType": 5 }),
             "eventType",
         ),
+        // Valid characters, but no URL path can hold them (`..` is "the parent folder").
+        ("PATCH", format!("/app/{a}"), json!({ "uid": ".." }), "uid"),
+        (
+            "POST",
+            "/app".into(),
+            json!({ "name": "n", "uid": "." }),
+            "uid",
+        ),
+        (
+            "POST",
+            format!("/app/{a}/endpoint"),
+            json!({ "url": "http://127.0.0.1:9/", "uid": "..." }),
+            "uid",
+        ),
+        ("PATCH", e.clone(), json!({ "uid": ".." }), "uid"),
+        (
+            "POST",
+            "/event-type".into(),
+            json!({ "name": "..", "description": "d" }),
+            "name",
+        ),
     ];
     for (method, path, body, field) in cases {
         let v = app.call(method, &path, Some(body.clone()), 422).await;

@@ -136,6 +136,12 @@ pub async fn create(
             "name must match [a-zA-Z0-9-_.:]{1,256}",
         ));
     }
+    if crate::domain::validate::only_dots(&input.name) {
+        return Err(ApiError::invalid(
+            &["body", "name"],
+            "a name of dots only cannot be used in a URL: add a letter or digit",
+        ));
+    }
     let feature_flags = flags(input.feature_flags, input.feature_flag)?;
     check(
         Some(&input.description),
