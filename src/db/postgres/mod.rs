@@ -446,21 +446,11 @@ impl PgStore {
         let pool = pool(url, pool_size)?;
         migrate(&pool).await?;
         let node = new_node_name();
-        {
-            let c = pool.get().await?;
-            // What is sealed already opens with this key; then the first node to start on a
-            // database seals the check value, which the key of every later one must open.
-            if !endpoints::sealed_secrets_open_with(&c, &main_key).await?
-                || !endpoints::key_check_set(&c, &main_key).await?
-            {
-                return Err(DbError::WrongMainKey);
-            }
-        }
-        // Registered before it claims anything: the others' sweep frees the leases of nodes
-        // they do not know to be alive.
         let mut c = pool.get().await?;
         let started = std::time::Instant::now();
-        queue::register(&c, &node, None).await?;
+        let tx = c.transaction().await?;
+        join(&tx, &main_key, &node).await?;
+        tx.commit().await?;
         let (_, live) = queue::free_dead_leases(&mut c, None, i64::MAX / 2).await?;
         drop(c);
         Ok(PgStore(Arc::new(Inner {
@@ -584,7 +574,7 @@ impl PgStore {
     /// deliveries it freed, and how many lines went on.
     async fn beat(&self, dead_after: i64) -> DbResult<(u64, usize)> {
         let mut c = self.pool.get().await?;
-        self.confirm_alive(&c).await?;
+        let gave_back = self.confirm_alive(&c).await?;
         let retired: Vec<Arc<str>> = {
             let mut r = self
                 .retired
@@ -597,6 +587,13 @@ impl PgStore {
             deliveries::release_leases_of(&c, &old).await?;
         }
         let (freed, live) = queue::free_dead_leases(&mut c, None, dead_after).await?;
+        // Given back before another connection is taken: one held while waiting for another
+        // could wait for good on a pool whose other connections wait for it (a small pool, a
+        // lock held elsewhere).
+        drop(c);
+        if gave_back {
+            self.outgoing.send(Signal::Wake);
+        }
         // Lines whose leases were just given back or freed, and a line left with no first
         // (its ingest's node stopped between the commit and letting it go), go on.
         let lines = self.advance_lines().await?;
@@ -617,10 +614,14 @@ impl PgStore {
     /// `node_timeout`: paused, or cut off) its leases are theirs to send now: it gives back any
     /// taken since under its old name and rejoins under a new one, so whatever it still holds
     /// under the old name is never sent (see [`PgStore::holds`]) nor written back.
-    async fn confirm_alive(&self, c: &deadpool_postgres::Client) -> DbResult<()> {
+    ///
+    /// `true` when it gave leases back: the ordered lines they were in are then to go on
+    /// ([`PgStore::advance_lines`], on another connection once `c` is given back).
+    async fn confirm_alive(&self, c: &deadpool_postgres::Client) -> DbResult<bool> {
         let _one_at_a_time = self.checking_in.lock().await;
         let sent = self.started.elapsed();
         let old = self.node();
+        let mut gave_back = false;
         if !queue::heartbeat(c, &old, None).await? {
             let new: Arc<str> = new_node_name().into();
             queue::register(c, &new, None).await?;
@@ -640,16 +641,13 @@ impl PgStore {
                 "this node was taken for dead (silent for longer than node_timeout): the other \
                  nodes send what it had claimed; it rejoins under a new name"
             );
-            if given_back > 0 {
-                self.advance_lines().await?;
-                self.outgoing.send(Signal::Wake);
-            }
+            gave_back = given_back > 0;
         }
         self.alive_at.store(
             u64::try_from(sent.as_millis()).unwrap_or(u64::MAX),
             std::sync::atomic::Ordering::Relaxed,
         );
-        Ok(())
+        Ok(gave_back)
     }
 
     /// Whether this node may still send a delivery it claimed under the name `owner`: `Yes`
@@ -679,7 +677,12 @@ impl PgStore {
     /// Heartbeats now, to settle an `Unsure` [`PgStore::holds`].
     pub async fn check_in(&self) -> DbResult<()> {
         let c = self.pool.get().await?;
-        self.confirm_alive(&c).await
+        if self.confirm_alive(&c).await? {
+            drop(c);
+            self.advance_lines().await?;
+            self.outgoing.send(Signal::Wake);
+        }
+        Ok(())
     }
 
     /// Whether the database answers a trivial query within `within`. A node whose every
@@ -712,14 +715,19 @@ impl PgStore {
     /// Leaves the cluster: gives back the leases this node still holds (the deliveries it
     /// did not send; the others send them) and forgets the node.
     pub async fn leave(&self) -> DbResult<usize> {
-        let c = self.pool.get().await?;
         let node = self.node();
-        let n = deliveries::release_leases_of(&c, &node).await?;
-        c.execute("DELETE FROM nodes WHERE id = $1", &[&&*node])
-            .await?;
+        let n = {
+            let c = self.pool.get().await?;
+            let n = deliveries::release_leases_of(&c, &node).await?;
+            c.execute("DELETE FROM nodes WHERE id = $1", &[&&*node])
+                .await?;
+            n
+        };
+        // On connections taken one after the other (see `beat`).
         if n > 0 {
             self.advance_lines().await?;
             self.outgoing.send(Signal::Wake);
+            let c = self.pool.get().await?;
             let _ = self.outgoing.flush(&c, &node).await;
         }
         Ok(n)
@@ -761,6 +769,22 @@ pub enum Holds {
     Yes,
     No,
     Unsure,
+}
+
+/// Checks `key` and registers `node`, in the caller's transaction: what is sealed already
+/// opens with the key; the first node to start on a database seals the check value, which
+/// the key of every later one must open. The node is registered before it claims anything
+/// (the others' sweep frees the leases of nodes they do not know to be alive). In one
+/// transaction, whose reads hold off `rotate-main-key` (it locks those tables) until the
+/// node is registered: the rotation then finds it alive and refuses, or, had it committed
+/// first, the key is checked against what it sealed.
+async fn join(tx: &impl deadpool_postgres::GenericClient, key: &MainKey, node: &str) -> DbResult<()> {
+    if !endpoints::sealed_secrets_open_with(tx, key).await?
+        || !endpoints::key_check_set(tx, key).await?
+    {
+        return Err(DbError::WrongMainKey);
+    }
+    queue::register(tx, node, None).await
 }
 
 /// How long a silent node stays a member until `run_node` says otherwise, in ms.
@@ -1006,6 +1030,73 @@ pub(crate) mod tests {
         assert!(matches!(
             super::PgStore::open(&url, 2, a).await,
             Err(crate::db::DbError::WrongMainKey)
+        ));
+    }
+
+    /// A heartbeat takes one connection at a time: with every other connection of the pool
+    /// in use, it still goes through. (It had held its first while taking a second to move
+    /// ordered lines on, and with a pool of two and one connection waiting on a lock held
+    /// elsewhere, it waited for good, holding its first.)
+    #[tokio::test]
+    async fn a_heartbeat_needs_only_one_free_connection() {
+        let Some((_, url)) = fresh_database().await else {
+            return;
+        };
+        let store = super::PgStore::open(&url, 2, crate::domain::crypto::MainKey::generate())
+            .await
+            .unwrap();
+        let _busy = store.0.pool.get().await.unwrap();
+        let beat = tokio::time::timeout(std::time::Duration::from_secs(10), store.beat(60_000))
+            .await
+            .expect("the heartbeat went through on the one free connection");
+        beat.unwrap();
+    }
+
+    /// A node joining (its key checked, not yet committed) while `rotate-main-key` starts:
+    /// the rotation waits for the join, then finds the node alive and changes nothing. (The
+    /// key had been checked and the node registered in two transactions: a rotation between
+    /// them left a node running with a key that no longer opened the secrets.)
+    #[tokio::test]
+    async fn a_rotation_waits_for_a_joining_node_then_finds_it_alive() {
+        use crate::domain::crypto::MainKey;
+        let Some((pool, _)) = fresh_database().await else {
+            return;
+        };
+        let (old, new) = (MainKey::generate(), MainKey::generate());
+        let mut joining = pool.get().await.unwrap();
+        let tx = joining.transaction().await.unwrap();
+        super::join(&tx, &old, "joining-node").await.unwrap();
+        let rotating = pool.get().await.unwrap();
+        let rotation = tokio::spawn(async move {
+            super::endpoints::reseal_with_no_node_running(&rotating, &old, &new, 30_000, || {})
+                .await
+                .unwrap()
+        });
+        let observer = pool.get().await.unwrap();
+        let waits = || async {
+            let rows = observer
+                .query(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            rows[0].get::<_, i64>(0) == 1
+        };
+        let mut waiting = false;
+        for _ in 0..200 {
+            if waits().await {
+                waiting = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(waiting, "the rotation waits for the joining node");
+        tx.commit().await.unwrap();
+        assert!(matches!(
+            rotation.await.unwrap(),
+            crate::db::commands::Resealed::NodesRunning(1)
         ));
     }
 
