@@ -130,6 +130,7 @@ pub async fn edit<E: From<crate::db::DbError>>(
     app_id: &str,
     mut change: impl FnMut(&mut App) -> Result<(), E>,
 ) -> Result<Option<App>, E> {
+    let _turn = super::turn(format!("application {app_id}")).await;
     for _ in 0..EDIT_TRIES {
         let Some(mut app) = store.app(app_id).await? else {
             return Ok(None);

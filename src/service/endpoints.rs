@@ -45,6 +45,7 @@ pub async fn edit<E: From<crate::db::DbError>>(
     endpoint_id: &str,
     mut change: impl FnMut(&mut Endpoint) -> Result<(), E>,
 ) -> Result<Option<Endpoint>, E> {
+    let _turn = super::turn(format!("endpoint {app_id} {endpoint_id}")).await;
     for _ in 0..EDIT_TRIES {
         let Some(mut ep) = store.endpoint(app_id, endpoint_id).await? else {
             return Ok(None);
