@@ -778,7 +778,11 @@ pub enum Holds {
 /// transaction, whose reads hold off `rotate-main-key` (it locks those tables) until the
 /// node is registered: the rotation then finds it alive and refuses, or, had it committed
 /// first, the key is checked against what it sealed.
-async fn join(tx: &impl deadpool_postgres::GenericClient, key: &MainKey, node: &str) -> DbResult<()> {
+async fn join(
+    tx: &impl deadpool_postgres::GenericClient,
+    key: &MainKey,
+    node: &str,
+) -> DbResult<()> {
     if !endpoints::sealed_secrets_open_with(tx, key).await?
         || !endpoints::key_check_set(tx, key).await?
     {
