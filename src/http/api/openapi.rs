@@ -283,7 +283,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 250)]
     pub limit: Option<u32>,
     /// The `iterator` or `prevIterator` of a previous answer.
-    #[param(pattern = r"^-?[\s\S]{0,256}$")]
+    #[param(pattern = r"^-?[a-zA-Z0-9\-_.:]{1,256}$")]
     pub iterator: Option<String>,
     /// The listing's natural order when absent.
     #[param(inline)]
@@ -314,11 +314,21 @@ impl ListParams {
             }
         };
         let iterator = q.str("iterator").filter(|s| !s.is_empty());
-        if iterator.is_some_and(|it| it.strip_prefix('-').unwrap_or(it).chars().count() > 256) {
-            return Err(ApiError::invalid(
-                &["query", "iterator"],
-                "iterator is too long",
-            ));
+        if let Some(key) = iterator.map(|it| it.strip_prefix('-').unwrap_or(it)) {
+            if key.chars().count() > 256 {
+                return Err(ApiError::invalid(
+                    &["query", "iterator"],
+                    "iterator is too long",
+                ));
+            }
+            // Every listing's iterator is an id or a name: nothing else is one it gave.
+            if !crate::domain::validate::is_valid_event_type(key) {
+                return Err(ApiError::invalid(
+                    &["query", "iterator"],
+                    "not an iterator of this listing (pass the iterator or prevIterator of a \
+                     previous answer)",
+                ));
+            }
         }
         Ok(ListParams {
             limit,
@@ -479,8 +489,23 @@ mod tests {
             (p.after.as_deref(), p.descending, p.limit),
             (Some("msg_2"), false, 50)
         );
-        for bad in ["limit=0", "limit=251", "order=sideways"] {
+        // An iterator is an id or a name, or one that follows a `-`.
+        for bad in [
+            "limit=0",
+            "limit=251",
+            "order=sideways",
+            "iterator=-",
+            "iterator=%27%20OR%201%3D1%20--",
+            "iterator=msg%2F1",
+        ] {
             assert!(ListParams::parse(&Query::parse(bad)).is_err(), "{bad}");
+        }
+        for good in [
+            "iterator=--x",
+            "iterator=invoice.paid",
+            "iterator=-ep_01J:x",
+        ] {
+            assert!(ListParams::parse(&Query::parse(good)).is_ok(), "{good}");
         }
         let long = format!("iterator=-{}", "x".repeat(257));
         assert!(ListParams::parse(&Query::parse(&long)).is_err());
