@@ -1,6 +1,6 @@
 use crate::support::receiver::Reply;
 use crate::support::{signature_valid, wait_for, TestApp, TestReceiver};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// An app with one event type and one endpoint at the receiver: (app, endpoint, secret).
@@ -668,6 +668,83 @@ async fn idempotency_key_and_event_id_never_create_twice() {
         app.get(&format!("/app/{a}/msg/evt-1"), 200).await["id"],
         first["id"]
     );
+}
+
+/// POSTs `body` to `path` with `key` as its `Idempotency-Key`: the status and the answer.
+async fn post_keyed(app: &TestApp, path: &str, body: Value, key: &str) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .bearer_auth(&app.token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Every POST that does something takes an `Idempotency-Key` (the Svix SDKs send one with
+/// each, and send it again when they retry): done once, and its answer given again to a
+/// repeat. (Resend, recover, replay-missing, bulk replay, the test send and portal links
+/// did their work again for every repeat.)
+#[tokio::test]
+async fn every_post_is_done_once_per_idempotency_key() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, _) = setup(&app, &rx).await;
+    let m = app.send(&a, "order.created", json!({})).await;
+    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    let e = format!("/app/{a}/endpoint/{ep}");
+    let window = json!({ "since": "2020-01-01T00:00:00Z" });
+    let posts = [
+        (format!("/app/{a}/msg/{m}/endpoint/{ep}/resend"), json!({})),
+        (format!("{e}/recover"), window.clone()),
+        (format!("{e}/replay-missing"), window.clone()),
+        (format!("{e}/bulk-replay"), window),
+        (format!("{e}/test"), json!({ "eventType": "order.created" })),
+        (format!("/auth/app-portal-access/{a}"), json!({})),
+    ];
+    for (n, (path, body)) in posts.iter().enumerate() {
+        let key = format!("once-{n}");
+        let (status, first) = post_keyed(&app, path, body.clone(), &key).await;
+        assert!((200..300).contains(&status), "{path}: {status} {first}");
+        let (again, repeat) = post_keyed(&app, path, body.clone(), &key).await;
+        assert_eq!((again, &repeat), (status, &first), "{path}");
+        let (_, other) = post_keyed(&app, path, body.clone(), &format!("{key}-b")).await;
+        if first != json!({}) {
+            assert_ne!(other, first, "{path}: another key does it again");
+        }
+    }
+    // The message was sent again once per key by the resend and by the bulk replay (the
+    // other sends are of messages of their own, or of none: nothing failed or was missed).
+    app.settled().await;
+    let attempts = app.get(&format!("/app/{a}/attempt/msg/{m}"), 200).await;
+    let resent = attempts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["triggerType"] == 1)
+        .count();
+    assert_eq!(resent, 4, "{attempts}");
+
+    // Sent together with one key (a retry that overlaps the request it repeats): one
+    // application, the same answer to each.
+    let made = (0..8).map(|_| post_keyed(&app, "/app", json!({ "name": "together" }), "k8"));
+    let answers = futures_util::future::join_all(made).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 201, "{body}");
+        assert_eq!(body["id"], answers[0].1["id"], "{answers:?}");
+    }
+    let listed = app.get("/app?limit=250", 200).await;
+    let together = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["name"] == "together")
+        .count();
+    assert_eq!(together, 1, "{listed}");
 }
 
 #[tokio::test]

@@ -218,27 +218,30 @@ pub async fn expunge_content(
         ReadErrors
     )
 )]
-pub async fn resend(st: Data, _who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn resend(st: Data, who: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (app, ep) = find_endpoint(&st, &req).await?;
     let m = find_message(&st, &req, &app.id).await?;
     let server = st.cfg.retry_schedule();
-    crate::service::endpoints::resend(&st.store, &st.dispatcher, &server, &m, &ep)
-        .await
-        .map_err(|e| match e {
-            crate::service::endpoints::ResendError::Disabled => ApiError::Conflict {
-                code: "endpoint_disabled",
-                detail: "the endpoint is disabled".into(),
-            },
-            crate::service::endpoints::ResendError::ContentGone => ApiError::Conflict {
-                code: "message_content_gone",
-                detail: "the message's payload was deleted or has expired: it cannot be sent \
+    super::idempotent(&st, &req, &who, || async {
+        crate::service::endpoints::resend(&st.store, &st.dispatcher, &server, &m, &ep)
+            .await
+            .map_err(|e| match e {
+                crate::service::endpoints::ResendError::Disabled => ApiError::Conflict {
+                    code: "endpoint_disabled",
+                    detail: "the endpoint is disabled".into(),
+                },
+                crate::service::endpoints::ResendError::ContentGone => ApiError::Conflict {
+                    code: "message_content_gone",
+                    detail: "the message's payload was deleted or has expired: it cannot be sent \
                          again"
-                    .into(),
-            },
-            crate::service::endpoints::ResendError::NotFor => {
-                ApiError::NotFound("delivery of this message to this endpoint")
-            }
-            crate::service::endpoints::ResendError::Db(e) => e.into(),
-        })?;
-    Ok(json(StatusCode::ACCEPTED, &serde_json::json!({})))
+                        .into(),
+                },
+                crate::service::endpoints::ResendError::NotFor => {
+                    ApiError::NotFound("delivery of this message to this endpoint")
+                }
+                crate::service::endpoints::ResendError::Db(e) => e.into(),
+            })?;
+        Ok((StatusCode::ACCEPTED, serde_json::json!({})))
+    })
+    .await
 }

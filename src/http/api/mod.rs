@@ -283,6 +283,14 @@ where
     Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
 {
     let key = idempotency_key(req, caller)?;
+    // Requests with one key take turns (on this node): a retry that overlaps the request it
+    // repeats waits for its answer rather than doing the work again.
+    let _turn = match &key {
+        Some(k) => Some(
+            crate::service::turn(format!("idempotency {} {} {}", k.token_id, k.path, k.key)).await,
+        ),
+        None => None,
+    };
     if let Some(k) = key.clone() {
         let path = k.path.clone();
         if let Some((status, body)) = st.store.idempotent_response(&k).await? {

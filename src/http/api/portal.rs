@@ -3,7 +3,7 @@
 
 use super::models::{whole, ApplicationIn};
 use super::openapi::{AppPath, WriteErrors};
-use super::{app_key, body, json};
+use super::{app_key, body};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::forwarded::portal_link_url;
@@ -55,7 +55,7 @@ const DEFAULT_EXPIRY: u64 = 7 * 24 * 3600;
 )]
 pub async fn access(
     st: Data,
-    _who: Caller,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -81,23 +81,28 @@ pub async fn access(
         .application
         .map(|a| super::apps::nested_app(a, &key))
         .transpose()?;
-    let app = crate::service::apps::open_or_create(&st.store, &key, fresh)
-        .await?
-        .filter(|a| !a.is_operational())
-        .ok_or(ApiError::NotFound("application"))?;
-    let token = create_link(
-        &st.store,
-        &app.id,
-        Duration::from_secs(expiry),
-        read_only,
-        st.now(),
-    )
-    .await?;
-    Ok(json(
-        StatusCode::OK,
-        &AppPortalAccessOut {
+    // A repeat with the key gets the same link (its token kept sealed, as secrets are).
+    super::idempotent_secret(&st, &req, &who, || async {
+        let app = crate::service::apps::open_or_create(&st.store, &key, fresh)
+            .await?
+            .filter(|a| !a.is_operational())
+            .ok_or(ApiError::NotFound("application"))?;
+        let token = create_link(
+            &st.store,
+            &app.id,
+            Duration::from_secs(expiry),
+            read_only,
+            st.now(),
+        )
+        .await?;
+        let out = AppPortalAccessOut {
             url: portal_link_url(&req, &token),
             token,
-        },
-    ))
+        };
+        Ok((
+            StatusCode::OK,
+            serde_json::to_value(out).unwrap_or_default(),
+        ))
+    })
+    .await
 }

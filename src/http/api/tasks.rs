@@ -198,15 +198,23 @@ impl BulkReplayIn {
 )]
 pub async fn bulk_replay(
     st: Data,
-    _who: Caller,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: BulkReplayIn = body(&st, payload).await?;
     let spec = input.spec()?;
-    let t = crate::service::tasks::bulk_replay(&st.store, &st.tasks, &ep, spec, now_ms()).await?;
-    Ok(json(StatusCode::ACCEPTED, &BackgroundTaskOut::from(t)))
+    super::idempotent(&st, &req, &who, || async {
+        let t =
+            crate::service::tasks::bulk_replay(&st.store, &st.tasks, &ep, spec, now_ms()).await?;
+        let out = BackgroundTaskOut::from(t);
+        Ok((
+            StatusCode::ACCEPTED,
+            serde_json::to_value(out).unwrap_or_default(),
+        ))
+    })
+    .await
 }
 
 /// Which tasks a listing holds.

@@ -3,6 +3,11 @@
 use super::*;
 use crate::domain::tasks::{Task, TaskKind};
 
+/// The JSON of an answer.
+fn to_value(out: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(out).unwrap_or_default()
+}
+
 /// Send an example of an event type to this endpoint only.
 #[utoipa::path(
     post,
@@ -94,15 +99,18 @@ fn task_out(t: Task) -> RecoverOut {
 )]
 pub async fn recover(
     st: Data,
-    _who: Caller,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
-    let t = service::recover(&st.store, &st.dispatcher, &ep, since, until).await?;
-    Ok(json(StatusCode::ACCEPTED, &task_out(t)))
+    super::super::idempotent(&st, &req, &who, || async {
+        let t = service::recover(&st.store, &st.dispatcher, &ep, since, until).await?;
+        Ok((StatusCode::ACCEPTED, to_value(task_out(t))))
+    })
+    .await
 }
 
 /// Send the messages of a time window that the endpoint never got (it was disabled, or did
@@ -122,15 +130,18 @@ pub async fn recover(
 )]
 pub async fn replay_missing(
     st: Data,
-    _who: Caller,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (_, ep) = find_endpoint(&st, &req).await?;
     let input: RecoverIn = body(&st, payload).await?;
     let (since, until) = since_until(&input)?;
-    let t = service::replay_missing(&st.store, &st.dispatcher, &ep, since, until).await?;
-    Ok(json(StatusCode::ACCEPTED, &task_out(t)))
+    super::super::idempotent(&st, &req, &who, || async {
+        let t = service::replay_missing(&st.store, &st.dispatcher, &ep, since, until).await?;
+        Ok((StatusCode::ACCEPTED, to_value(task_out(t))))
+    })
+    .await
 }
 
 /// hookbox: a synchronous test send. Body `{"eventType": …, "payload"?: {…}}`; without a
@@ -146,7 +157,7 @@ pub async fn replay_missing(
 )]
 pub async fn test(
     st: Data,
-    _who: Caller,
+    who: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -173,21 +184,20 @@ pub async fn test(
         }
         None => service::example_payload(&et, 0),
     };
-    let out = service::send_test(
-        &st.store,
-        &st.dispatcher,
-        st.cfg.retention.payload,
-        &app,
-        &ep,
-        &et.name,
-        body_text.into(),
-    )
-    .await?
-    .ok_or(ApiError::NotFound("endpoint"))?
-    .record;
-    Ok(json(
-        StatusCode::OK,
-        &EndpointTestOut {
+    super::super::idempotent(&st, &req, &who, || async {
+        let out = service::send_test(
+            &st.store,
+            &st.dispatcher,
+            st.cfg.retention.payload,
+            &app,
+            &ep,
+            &et.name,
+            body_text.into(),
+        )
+        .await?
+        .ok_or(ApiError::NotFound("endpoint"))?
+        .record;
+        let out = EndpointTestOut {
             msg_id: out.msg_id,
             attempt_id: out.attempt_id,
             url: out.url,
@@ -196,6 +206,8 @@ pub async fn test(
             response: out.response,
             response_duration_ms: out.duration_ms,
             error: out.error,
-        },
-    ))
+        };
+        Ok((StatusCode::OK, to_value(out)))
+    })
+    .await
 }
