@@ -180,3 +180,36 @@ async fn recovering_an_endpoint_leaves_out_messages_whose_payload_was_deleted() 
     );
     assert_eq!(got[2].json()["n"], 2);
 }
+
+/// An answer kept for an `Idempotency-Key` gives the message's payload as it is stored now:
+/// once deleted (or past retention) a repeat of the POST gets `{}`, not the deleted payload.
+#[tokio::test]
+async fn a_repeated_post_does_not_give_back_a_deleted_payload() {
+    let app = TestApp::spawn().await;
+    let a = app.create_app("shop").await;
+    let post = || async {
+        let resp = app
+            .client
+            .post(format!("{}/app/{a}/msg", app.base))
+            .bearer_auth(&app.token)
+            .header("idempotency-key", "pii-1")
+            .json(&json!({ "eventType": "a.b", "payload": { "email": "alice@example.com" } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        resp.json::<serde_json::Value>().await.unwrap()
+    };
+    let first = post().await;
+    assert_eq!(first["payload"]["email"], "alice@example.com");
+    // Before the deletion a repeat is the first answer, byte for byte.
+    assert_eq!(post().await, first);
+    let id = first["id"].as_str().unwrap();
+    app.call("DELETE", &format!("/app/{a}/msg/{id}/content"), None, 204)
+        .await;
+    let again = post().await;
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["payload"], json!({}), "{again}");
+    assert_eq!(again["eventType"], "a.b");
+    assert_eq!(again["timestamp"], first["timestamp"]);
+}

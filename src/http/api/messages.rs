@@ -61,6 +61,7 @@ pub(super) async fn ingest(
     };
     let response = message_text(&msg, s.with_content);
     let status = s.status.as_u16();
+    let app_key = s.app_key.clone();
     let new = service::NewMessage {
         msg,
         app_key: s.app_key,
@@ -80,8 +81,37 @@ pub(super) async fn ingest(
             st.metrics.messages_ingested.inc();
             Ok(stored_response(status, response))
         }
-        service::Stored::Replayed { status, body } => Ok(stored_response(status, body)),
+        service::Stored::Replayed { status, body } => Ok(stored_response(
+            status,
+            as_stored_now(st, &app_key, body).await?,
+        )),
     }
+}
+
+/// A kept answer to a message, its payload as the message holds it now: a repeat of the POST
+/// does not give back a payload deleted since, or purged by retention.
+async fn as_stored_now(st: &Data, app_key: &str, kept: String) -> Result<String, ApiError> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&kept) else {
+        return Ok(kept);
+    };
+    let Some(id) = v.get("payload").and(v["id"].as_str()) else {
+        return Ok(kept);
+    };
+    let stored = match st.store.app(app_key).await? {
+        Some(app) => st.store.message(&app.id, id).await?,
+        None => None,
+    };
+    Ok(match stored {
+        // With the payload only when it is still stored (as a listing shows it).
+        Some(m) if m.payload.is_some() => return Ok(kept),
+        Some(m) => message_text(&m, true),
+        // Gone with its application: nothing of its payload is given back either.
+        None => {
+            let mut v = v;
+            v["payload"] = serde_json::json!({});
+            v.to_string()
+        }
+    })
 }
 
 fn check_list(field: &str, v: Option<&Vec<String>>, max: usize) -> Result<(), ApiError> {
