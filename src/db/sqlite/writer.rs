@@ -174,6 +174,9 @@ pub struct WriterStats {
     pub full_errors: AtomicU64,
     /// The last write was refused for that reason (cleared by the next that succeeds).
     pub full: AtomicBool,
+    /// Jobs handed to the writer (each counted once it is in the queue for the writer to
+    /// take: a test holding the writer knows what its next transaction will hold).
+    pub sent: AtomicU64,
 }
 
 impl WriterStats {
@@ -210,6 +213,7 @@ impl Default for WriterStats {
             commit_latency: Histogram::new(FAST_LATENCY_BOUNDS_MICROS, 1e6),
             full_errors: AtomicU64::new(0),
             full: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
         }
     }
 }
@@ -326,6 +330,7 @@ impl Writer {
             .send(Cmd::Run(job))
             .await
             .map_err(|_| DbError::WriterGone)?;
+        self.stats.sent.fetch_add(1, Ordering::Release);
         rx.await.map_err(|_| DbError::WriterGone)?
     }
 }
@@ -687,7 +692,9 @@ mod tests {
         db: &Db,
         write: impl std::future::Future<Output = DbResult<T>> + Send + 'static,
     ) -> tokio::task::JoinHandle<DbResult<T>> {
-        let queued = |db: &Db| db.writer.tx.max_capacity() - db.writer.tx.capacity();
+        // Counted once it is in the queue: a queue slot is taken a moment before, and the
+        // writer, let go then, could find the queue without it and commit it apart.
+        let queued = |db: &Db| db.writer.stats().sent.load(Ordering::Acquire);
         let before = queued(db);
         let handle = tokio::spawn(write);
         let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
