@@ -427,6 +427,16 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
 }
 
+/// A yes or no from the environment variable `name`: `1`, `true`, `yes`, `on` or `0`,
+/// `false`, `no`, `off`, in any case; anything else is an error naming the variable.
+fn env_bool(name: &str, v: &str) -> anyhow::Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => anyhow::bail!("{name}: `{v}` is not true or false (1/0, yes/no, on/off)"),
+    }
+}
+
 /// Environment variables read by `Config::load` beside the ones clap reads.
 const ENV_KEYS: &[&str] = &[
     "HOOKBOX_DATA_DIR",
@@ -482,9 +492,19 @@ impl Config {
             .config_file
             .clone()
             .unwrap_or_else(|| data_dir.join("hookbox.toml"));
-        let mut cfg = match std::fs::read_to_string(&file) {
-            Ok(text) => toml::from_str(&text)
-                .with_context(|| format!("while parsing {}", file.display()))?,
+        let mut file_data_dir = None;
+        let mut cfg: Config = match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let cfg: Config = toml::from_str(&text)
+                    .with_context(|| format!("while parsing {}", file.display()))?;
+                if text
+                    .parse::<toml::Table>()
+                    .is_ok_and(|t| t.contains_key("data_dir"))
+                {
+                    file_data_dir = Some(cfg.data_dir.clone());
+                }
+                cfg
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && o.config_file.is_none() => {
                 Config::default()
             }
@@ -523,12 +543,8 @@ impl Config {
                         .parse()
                         .context("while reading HOOKBOX_MAX_PAYLOAD_BYTES")?;
                 }
-                "HOOKBOX_SVIX_HEADERS" => {
-                    cfg.delivery.svix_headers = matches!(v.as_str(), "1" | "true" | "yes")
-                }
-                "HOOKBOX_HTTPS_ONLY" => {
-                    cfg.delivery.https_only = matches!(v.as_str(), "1" | "true" | "yes")
-                }
+                "HOOKBOX_SVIX_HEADERS" => cfg.delivery.svix_headers = env_bool(k, v)?,
+                "HOOKBOX_HTTPS_ONLY" => cfg.delivery.https_only = env_bool(k, v)?,
                 "HOOKBOX_MAIN_KEY" => cfg.main_key = Some(HiddenKey::new(v.clone())),
                 "HOOKBOX_MAIN_KEY_FILE" => cfg.main_key_file = Some(PathBuf::from(v)),
                 "HOOKBOX_DATABASE_URL" => cfg.database_url = Some(v.clone()),
@@ -569,7 +585,7 @@ impl Config {
                 "HOOKBOX_ALERT_CHAT_URL" => {
                     cfg.alerts.chat_url = Some(v.clone()).filter(|u| !u.is_empty());
                 }
-                "HOOKBOX_TASKS_RUN" => cfg.tasks.run = !matches!(v.as_str(), "0" | "false" | "no"),
+                "HOOKBOX_TASKS_RUN" => cfg.tasks.run = env_bool(k, v)?,
                 k if !ENV_KEYS.contains(&k) && !k.ends_with("_FILE") => {
                     tracing::warn!(
                         variable = k,
@@ -579,7 +595,17 @@ impl Config {
                 _ => {}
             }
         }
-        cfg.data_dir = data_dir;
+        // --data-dir (HOOKBOX_DATA_DIR), else a config file's (given with --config: the data
+        // dir's own is read from there, and cannot send hookbox elsewhere).
+        cfg.data_dir = match (&o.data_dir, file_data_dir) {
+            (None, Some(d)) if o.config_file.is_some() => d,
+            (_, Some(d)) if o.config_file.is_none() && d != data_dir => anyhow::bail!(
+                "{}: data_dir cannot be set in the data dir's own hookbox.toml (it is read from \
+                 there): give --data-dir or HOOKBOX_DATA_DIR, or the file with --config",
+                file.display()
+            ),
+            _ => data_dir,
+        };
         if let Some(url) = &o.database_url {
             cfg.database_url = Some(url.clone());
         }
@@ -637,6 +663,69 @@ impl Config {
         }
         if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.answer_timeout) {
             errors.push("answer_timeout: between 1s and 1h".into());
+        }
+        // Durations a timer is set to: none so long that it overflows, none zero where that
+        // would make a loop spin or every request fail at once.
+        const SECOND: Duration = Duration::from_secs(1);
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        let ranges: [(&str, Duration, Duration, Duration); 8] = [
+            ("shutdown_grace", self.shutdown_grace, Duration::ZERO, DAY),
+            (
+                "delivery.request_timeout",
+                self.delivery.request_timeout,
+                SECOND,
+                Duration::from_secs(300),
+            ),
+            (
+                "delivery.connect_timeout",
+                self.delivery.connect_timeout,
+                SECOND,
+                Duration::from_secs(300),
+            ),
+            (
+                "retention.sweep_interval",
+                self.retention.sweep_interval,
+                SECOND,
+                DAY,
+            ),
+            (
+                "api.idempotency_ttl",
+                self.api.idempotency_ttl,
+                SECOND,
+                30 * DAY,
+            ),
+            (
+                "alerts.cooldown",
+                self.alerts.cooldown,
+                Duration::ZERO,
+                30 * DAY,
+            ),
+            (
+                "smtp.timeout",
+                self.smtp.timeout,
+                SECOND,
+                Duration::from_secs(300),
+            ),
+            (
+                "delivery.retry_schedule",
+                self.delivery
+                    .retry_schedule
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or_default(),
+                Duration::ZERO,
+                7 * DAY,
+            ),
+        ];
+        for (name, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                errors.push(format!(
+                    "{name}: between {} and {}",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ));
+            }
         }
         if self.api.max_payload_bytes == 0 {
             errors.push("api.max_payload_bytes: must be at least 1".into());
@@ -724,14 +813,19 @@ impl Config {
         if let Some(u) = &self.alerts.chat_url {
             match url::Url::parse(u) {
                 Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
-                _ => errors.push(format!("alerts.chat_url: `{u}` is not an http(s) URL")),
+                // Its path is the webhook's token: not shown.
+                _ => errors.push(format!(
+                    "alerts.chat_url: `{}` is not an http(s) URL",
+                    crate::alerts::hide_url_path(u)
+                )),
             }
         }
         if let Some(u) = &self.delivery.proxy_addr {
             match url::Url::parse(u) {
                 Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
                 _ => errors.push(format!(
-                    "delivery.proxy_addr: `{u}` is not an http(s) proxy URL like http://proxy:3128"
+                    "delivery.proxy_addr: `{}` is not an http(s) proxy URL like http://proxy:3128",
+                    hide_password(u)
                 )),
             }
         }
@@ -1002,6 +1096,105 @@ mod tests {
         )];
         let err = format!("{:#}", Config::load_from(&o, &env).unwrap_err());
         assert!(err.contains("keep_alive"), "{err}");
+    }
+
+    fn in_dir(dir: &std::path::Path) -> Overrides {
+        Overrides {
+            data_dir: Some(dir.into()),
+            ..Default::default()
+        }
+    }
+
+    fn env(k: &str, v: &str) -> Vec<(String, String)> {
+        vec![(k.to_string(), v.to_string())]
+    }
+
+    #[test]
+    fn yes_and_no_are_read_in_any_spelling_and_anything_else_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = in_dir(dir.path());
+        for yes in ["TRUE", "on", "Yes", "1"] {
+            let cfg = Config::load_from(&o, &env("HOOKBOX_HTTPS_ONLY", yes)).unwrap();
+            assert!(cfg.delivery.https_only, "{yes}");
+        }
+        let cfg = Config::load_from(&o, &env("HOOKBOX_TASKS_RUN", "OFF")).unwrap();
+        assert!(!cfg.tasks.run);
+        let err = format!(
+            "{:#}",
+            Config::load_from(&o, &env("HOOKBOX_HTTPS_ONLY", "maybe")).unwrap_err()
+        );
+        assert!(err.contains("HOOKBOX_HTTPS_ONLY: `maybe`"), "{err}");
+    }
+
+    #[test]
+    fn durations_out_of_their_range_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = in_dir(dir.path());
+        for (file, named) in [
+            (
+                "[retention]\nsweep_interval = \"0s\"",
+                "retention.sweep_interval",
+            ),
+            (
+                "[delivery]\nrequest_timeout = \"0s\"",
+                "delivery.request_timeout",
+            ),
+            ("shutdown_grace = \"300000000000years\"", "shutdown_grace"),
+            (
+                "[delivery]\nretry_schedule = [\"5s\", \"8d\"]",
+                "delivery.retry_schedule",
+            ),
+            ("[api]\nidempotency_ttl = \"0s\"", "api.idempotency_ttl"),
+        ] {
+            std::fs::write(dir.path().join("hookbox.toml"), file).unwrap();
+            let err = format!("{:#}", Config::load_from(&o, &[]).unwrap_err());
+            assert!(err.contains(&format!("{named}: between")), "{file}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_proxy_or_chat_url_is_refused_without_showing_its_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = in_dir(dir.path());
+        for (k, v) in [
+            ("HOOKBOX_PROXY_ADDR", "socks5://user:pw-SECRET@proxy:1080"),
+            (
+                "HOOKBOX_ALERT_CHAT_URL",
+                "ftp://hooks.example.com/services/SECRET",
+            ),
+        ] {
+            let err = format!("{:#}", Config::load_from(&o, &env(k, v)).unwrap_err());
+            assert!(err.contains("not an http(s)"), "{err}");
+            assert!(!err.contains("SECRET"), "{err}");
+        }
+    }
+
+    #[test]
+    fn data_dir_is_taken_from_a_config_file_given_with_config_but_not_from_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        let text = format!("data_dir = {:?}\n", elsewhere.display().to_string());
+        // The data dir's own file cannot send hookbox to another one.
+        std::fs::write(dir.path().join("hookbox.toml"), &text).unwrap();
+        let err = format!(
+            "{:#}",
+            Config::load_from(&in_dir(dir.path()), &[]).unwrap_err()
+        );
+        assert!(err.contains("data_dir cannot be set"), "{err}");
+        // A file given with --config can, unless --data-dir says otherwise.
+        let file = dir.path().join("given.toml");
+        std::fs::write(&file, &text).unwrap();
+        let given = Overrides {
+            config_file: Some(file.clone()),
+            ..Default::default()
+        };
+        assert_eq!(Config::load_from(&given, &[]).unwrap().data_dir, elsewhere);
+        let both = Overrides {
+            config_file: Some(file),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        assert_eq!(Config::load_from(&both, &[]).unwrap().data_dir, dir.path());
     }
 
     #[test]

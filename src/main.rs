@@ -265,6 +265,8 @@ fn healthcheck(args: &ServeArgs) -> anyhow::Result<()> {
         // the public name, is not what is checked.
         let resp = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
+            // Its own address: never through a proxy the environment names.
+            .no_proxy()
             .build()?
             .get(&url)
             .timeout(std::time::Duration::from_secs(5))

@@ -11,6 +11,9 @@ const NAME_RULE: &str = "name the token (1 to 128 characters), e.g. after what u
 pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name.contains('\0') {
         Err("a token's name must not contain the NUL character (\\u0000)")
+    } else if name.chars().any(char::is_control) {
+        // `token list` shows one token a line, its fields apart by tabs.
+        Err("a token's name must not contain tabs, line breaks or other control characters")
     } else if name.trim().is_empty() || name.chars().count() > 128 {
         Err(NAME_RULE)
     } else {

@@ -146,6 +146,18 @@ fn a_token_needs_a_name_of_1_to_128_characters() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("1 to 128 characters"), "{err}");
     }
+    // A tab or a line break would break `token list`'s one line per token.
+    for bad in ["a\tb", "a\nb"] {
+        let out = Command::new(bin())
+            .args(["token", "create", "--data-dir"])
+            .arg(dir.path())
+            .args(["--name", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?} was taken");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("control characters"), "{err}");
+    }
     assert!(token_names(dir.path()).is_empty());
     let ok = Command::new(bin())
         .args(["token", "create", "--data-dir"])
@@ -220,4 +232,31 @@ fn token_list_and_revoke_refuse_a_database_without_hookbox_s_tables_and_create_n
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
     );
     assert_eq!(tables[0].get::<_, i64>(0), 0, "nothing was created");
+}
+
+/// `hookbox healthcheck` asks the server on its own address, never through a proxy the
+/// environment names (a host-wide `HTTP_PROXY` made a healthy server look down).
+#[tokio::test]
+async fn healthcheck_asks_the_server_itself_whatever_proxy_the_environment_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        crate::support::server::Server::start(dir.path(), dir.path().join("server.log")).await;
+    let addr = server
+        .api
+        .trim_start_matches("http://")
+        .trim_end_matches("/api/v1")
+        .to_owned();
+    for proxy in [None, Some("http://127.0.0.1:1")] {
+        let mut cmd = Command::new(bin());
+        cmd.args(["healthcheck", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen", &addr]);
+        if let Some(p) = proxy {
+            cmd.env("HTTP_PROXY", p)
+                .env("http_proxy", p)
+                .env("ALL_PROXY", p);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{proxy:?}: {out:?}");
+    }
 }
