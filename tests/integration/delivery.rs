@@ -747,6 +747,49 @@ async fn every_post_is_done_once_per_idempotency_key() {
     assert_eq!(together, 1, "{listed}");
 }
 
+/// `before` and `after` on attempt listings are the attempts' times, as Svix documents them
+/// ("items created before/after"): a resend made later is after a time its message is
+/// before. (They were the message's time, so a listing of the last hour left out new
+/// attempts of older messages.)
+#[tokio::test]
+async fn attempt_listings_take_before_and_after_as_the_attempts_times() {
+    let app = TestApp::spawn().await;
+    let rx = TestReceiver::start().await;
+    let (a, ep, _) = setup(&app, &rx).await;
+    let m = app.send(&a, "order.created", json!({})).await;
+    rx.wait_for_count(1, Duration::from_secs(5)).await;
+    app.settled().await;
+    // A millisecond apart on either side, whatever the clock's resolution.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let between = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    app.post(
+        &format!("/app/{a}/msg/{m}/endpoint/{ep}/resend"),
+        json!({}),
+        202,
+    )
+    .await;
+    rx.wait_for_count(2, Duration::from_secs(5)).await;
+    app.settled().await;
+    let app = &app;
+    let triggers = |path: String| async move {
+        let v = app.get(&path, 200).await;
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["triggerType"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // The resend (manual, 1) is after; the first attempt (scheduled, 0) before.
+    let by_msg = format!("/app/{a}/attempt/msg/{m}");
+    assert_eq!(triggers(format!("{by_msg}?after={between}")).await, [1]);
+    assert_eq!(triggers(format!("{by_msg}?before={between}")).await, [0]);
+    let by_ep = format!("/app/{a}/attempt/endpoint/{ep}");
+    assert_eq!(triggers(format!("{by_ep}?after={between}")).await, [1]);
+    assert_eq!(triggers(format!("{by_ep}?before={between}")).await, [0]);
+}
+
 #[tokio::test]
 async fn deliver_at_in_the_future_waits_until_then() {
     let app = TestApp::spawn().await;

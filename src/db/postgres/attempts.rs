@@ -2,6 +2,7 @@
 
 use super::super::{Attempt, AttemptFilter, DbResult, Page, PageQuery};
 use super::messages::{self, filter_sql, from_row_at, Param};
+use crate::domain::ids;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -83,6 +84,15 @@ pub async fn list(
                 &mut owned,
             );
         }
+    }
+    // Attempt ids begin with the time they were made at.
+    if let Some(b) = f.before {
+        let bound = ids::lower_bound_at(ids::ATTEMPT, b);
+        push(&mut cond, " AND a.id < #", Box::new(bound), &mut owned);
+    }
+    if let Some(at) = f.after {
+        let bound = ids::lower_bound_at(ids::ATTEMPT, at + 1);
+        push(&mut cond, " AND a.id >= #", Box::new(bound), &mut owned);
     }
     let (mcond, mparams) = filter_sql(&f.messages, owned.len() + 1);
     let params: Vec<&(dyn ToSql + Sync)> = owned

@@ -1,4 +1,5 @@
 use super::{messages, paged, DbResult, Page, PageQuery};
+use crate::domain::ids;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 pub use crate::domain::model::Attempt;
@@ -50,6 +51,11 @@ pub struct AttemptFilter {
     pub status: Option<crate::domain::model::DeliveryStatus>,
     /// 100, 200, 300, 400 or 500; 0 for no response at all.
     pub status_code_class: Option<i64>,
+    /// Only attempts made before this time (ms).
+    pub before: Option<i64>,
+    /// Only attempts made after this time (ms).
+    pub after: Option<i64>,
+    /// Only attempts of the messages this picks.
     pub messages: messages::MessageFilter,
 }
 
@@ -78,6 +84,15 @@ pub fn list(c: &Connection, f: &AttemptFilter, page: &PageQuery) -> DbResult<Pag
             owned.push(Box::new(class));
             owned.push(Box::new(class + 100));
         }
+    }
+    // Attempt ids begin with the time they were made at.
+    if let Some(b) = f.before {
+        cond.push_str(" AND a.id < ?");
+        owned.push(Box::new(ids::lower_bound_at(ids::ATTEMPT, b)));
+    }
+    if let Some(at) = f.after {
+        cond.push_str(" AND a.id >= ?");
+        owned.push(Box::new(ids::lower_bound_at(ids::ATTEMPT, at + 1)));
     }
     let params: Vec<&dyn rusqlite::ToSql> = owned
         .iter()

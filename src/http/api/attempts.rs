@@ -89,12 +89,16 @@ async fn list(
     msg_id: Option<MsgId>,
 ) -> Result<HttpResponse, ApiError> {
     let p = AttemptFilterParams::parse(q)?;
+    // `before` and `after` are the attempts' times, not their messages'.
+    let mut messages = super::messages::filter(q)?;
     let f = AttemptFilter {
         endpoint_id,
         msg_id,
         status: p.status,
         status_code_class: p.status_code_class,
-        messages: super::messages::filter(q)?,
+        before: messages.before.take(),
+        after: messages.after.take(),
+        messages,
     };
     let page = crate::http::api::openapi::ListParams::parse(q)?.page(true);
     let (with_content, with_msg) = (p.with_content, p.with_msg);

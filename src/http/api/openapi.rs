@@ -371,10 +371,10 @@ pub struct MessageFilterParams {
     tag: Option<String>,
     /// Only these event types (repeated, or comma-joined).
     event_types: Option<Vec<String>>,
-    /// Only messages created before this time.
+    /// Only items created before this time: messages, or attempts on attempt listings.
     #[param(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     before: Option<i64>,
-    /// Only messages created after this time.
+    /// Only items created after this time: messages, or attempts on attempt listings.
     #[param(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     after: Option<i64>,
 }
