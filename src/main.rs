@@ -223,6 +223,12 @@ fn rotate_main_key(args: &ServeArgs) -> anyhow::Result<()> {
     let _lock = if cfg.on_postgres() {
         None
     } else {
+        // A mistyped data dir would otherwise get a new database and key, "re-encrypted".
+        anyhow::ensure!(
+            cfg.db_path().exists(),
+            "no hookbox database in {}: give the data dir of the installation whose key to rotate",
+            cfg.data_dir.display()
+        );
         cfg.ensure_data_dir()?;
         Some(hookbox::app::lock_data_dir(&cfg)?)
     };

@@ -260,3 +260,20 @@ async fn healthcheck_asks_the_server_itself_whatever_proxy_the_environment_names
         assert!(out.status.success(), "{proxy:?}: {out:?}");
     }
 }
+
+/// `rotate-main-key` on a data dir with no database (a mistyped path) refuses, and makes
+/// nothing there: it had created a database and a key, and reported them re-encrypted.
+#[test]
+fn rotating_the_main_key_of_a_data_dir_without_a_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo");
+    let out = Command::new(bin())
+        .args(["rotate-main-key", "--data-dir"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no hookbox database"), "{err}");
+    assert!(!typo.exists());
+}
