@@ -134,17 +134,8 @@ async fn while_the_database_cannot_be_reached_requests_get_503_and_it_all_works_
 
 /// A message sent with `key` as its `Idempotency-Key`; the status and the body.
 async fn post_keyed(app: &TestApp, a: &str, key: &str) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(format!("{}/app/{a}/msg", app.base))
-        .bearer_auth(&app.token)
-        .header("idempotency-key", key)
-        .json(&json!({ "eventType": "x.y", "payload": { "key": key } }))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    let body = json!({ "eventType": "x.y", "payload": { "key": key } });
+    app.post_keyed(&format!("/app/{a}/msg"), body, key).await
 }
 
 /// A database server that stops answering while its host still acknowledges every packet (a

@@ -1,6 +1,6 @@
 use crate::support::receiver::Reply;
 use crate::support::{signature_valid, wait_for, TestApp, TestReceiver};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// An app with one event type and one endpoint at the receiver: (app, endpoint, secret).
@@ -670,21 +670,6 @@ async fn idempotency_key_and_event_id_never_create_twice() {
     );
 }
 
-/// POSTs `body` to `path` with `key` as its `Idempotency-Key`: the status and the answer.
-async fn post_keyed(app: &TestApp, path: &str, body: Value, key: &str) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(format!("{}{path}", app.base))
-        .bearer_auth(&app.token)
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// Every POST that does something takes an `Idempotency-Key` (the Svix SDKs send one with
 /// each, and send it again when they retry): done once, and its answer given again to a
 /// repeat. (Resend, recover, replay-missing, bulk replay, the test send and portal links
@@ -708,11 +693,13 @@ async fn every_post_is_done_once_per_idempotency_key() {
     ];
     for (n, (path, body)) in posts.iter().enumerate() {
         let key = format!("once-{n}");
-        let (status, first) = post_keyed(&app, path, body.clone(), &key).await;
+        let (status, first) = app.post_keyed(path, body.clone(), &key).await;
         assert!((200..300).contains(&status), "{path}: {status} {first}");
-        let (again, repeat) = post_keyed(&app, path, body.clone(), &key).await;
+        let (again, repeat) = app.post_keyed(path, body.clone(), &key).await;
         assert_eq!((again, &repeat), (status, &first), "{path}");
-        let (_, other) = post_keyed(&app, path, body.clone(), &format!("{key}-b")).await;
+        let (_, other) = app
+            .post_keyed(path, body.clone(), &format!("{key}-b"))
+            .await;
         if first != json!({}) {
             assert_ne!(other, first, "{path}: another key does it again");
         }
@@ -731,7 +718,7 @@ async fn every_post_is_done_once_per_idempotency_key() {
 
     // Sent together with one key (a retry that overlaps the request it repeats): one
     // application, the same answer to each.
-    let made = (0..8).map(|_| post_keyed(&app, "/app", json!({ "name": "together" }), "k8"));
+    let made = (0..8).map(|_| app.post_keyed("/app", json!({ "name": "together" }), "k8"));
     let answers = futures_util::future::join_all(made).await;
     for (status, body) in &answers {
         assert_eq!(*status, 201, "{body}");

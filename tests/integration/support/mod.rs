@@ -259,6 +259,22 @@ impl TestApp {
     }
 
     /// Sends raw bytes with a content type; returns status and body text.
+    /// POSTs `body` to `path` with `key` as its `Idempotency-Key`: the status and the
+    /// answer (`null` when it is not JSON).
+    pub async fn post_keyed(&self, path: &str, body: Value, key: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn raw(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
         let resp = self
             .client
