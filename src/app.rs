@@ -118,8 +118,9 @@ impl Application {
         let grace = cfg.shutdown_grace;
         let keep_alive = cfg.keep_alive;
         let answer_timeout = cfg.answer_timeout;
-        // Console and portal forms: a payload as large as the API takes, percent-encoded (up
-        // to three bytes a byte), and the form's other fields.
+        // The console's and portal's Testing form: a payload as large as the API takes,
+        // percent-encoded (up to three bytes a byte), and the form's other fields. Every other
+        // form keeps actix's 256 KiB (read before a session is checked).
         let form_limit = cfg.api.max_payload_bytes.saturating_mul(3) + 64 * 1024;
         let console = http::admin::Console::new(store.main_key());
         let state = web::Data::new(State {
@@ -179,7 +180,6 @@ impl Application {
             let traced = data.clone();
             App::new()
                 .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(form_limit))
                 // Innermost: the hot path, message ingest, skips the router.
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service;
@@ -202,7 +202,7 @@ impl Application {
                 .wrap_fn(move |req, srv| http::request_id::traced(&traced, req, srv))
                 .service(web::resource("/metrics").route(web::get().to(http::metrics::scrape)))
                 .configure(http::api::routes)
-                .configure(http::admin::routes)
+                .configure(|c| http::admin::routes(c, form_limit))
         });
         let server = match &certs {
             Some(certs) => server.listen_rustls_0_23(listener, certs.server_config()?)?,

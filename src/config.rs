@@ -429,8 +429,10 @@ pub struct Overrides {
 
 /// A yes or no from the environment variable `name`: `1`, `true`, `yes`, `on` or `0`,
 /// `false`, `no`, `off`, in any case; anything else is an error naming the variable.
-fn env_bool(name: &str, v: &str) -> anyhow::Result<bool> {
+fn env_bool(name: &str, v: &str, default: bool) -> anyhow::Result<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
+        // Set to nothing (as compose files may): as if unset.
+        "" => Ok(default),
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         _ => anyhow::bail!("{name}: `{v}` is not true or false (1/0, yes/no, on/off)"),
@@ -543,8 +545,8 @@ impl Config {
                         .parse()
                         .context("while reading HOOKBOX_MAX_PAYLOAD_BYTES")?;
                 }
-                "HOOKBOX_SVIX_HEADERS" => cfg.delivery.svix_headers = env_bool(k, v)?,
-                "HOOKBOX_HTTPS_ONLY" => cfg.delivery.https_only = env_bool(k, v)?,
+                "HOOKBOX_SVIX_HEADERS" => cfg.delivery.svix_headers = env_bool(k, v, false)?,
+                "HOOKBOX_HTTPS_ONLY" => cfg.delivery.https_only = env_bool(k, v, false)?,
                 "HOOKBOX_MAIN_KEY" => cfg.main_key = Some(HiddenKey::new(v.clone())),
                 "HOOKBOX_MAIN_KEY_FILE" => cfg.main_key_file = Some(PathBuf::from(v)),
                 "HOOKBOX_DATABASE_URL" => cfg.database_url = Some(v.clone()),
@@ -585,7 +587,7 @@ impl Config {
                 "HOOKBOX_ALERT_CHAT_URL" => {
                     cfg.alerts.chat_url = Some(v.clone()).filter(|u| !u.is_empty());
                 }
-                "HOOKBOX_TASKS_RUN" => cfg.tasks.run = env_bool(k, v)?,
+                "HOOKBOX_TASKS_RUN" => cfg.tasks.run = env_bool(k, v, true)?,
                 k if !ENV_KEYS.contains(&k) && !k.ends_with("_FILE") => {
                     tracing::warn!(
                         variable = k,
@@ -1119,6 +1121,9 @@ mod tests {
         }
         let cfg = Config::load_from(&o, &env("HOOKBOX_TASKS_RUN", "OFF")).unwrap();
         assert!(!cfg.tasks.run);
+        // Set to nothing: the default.
+        let cfg = Config::load_from(&o, &env("HOOKBOX_TASKS_RUN", "")).unwrap();
+        assert!(cfg.tasks.run);
         let err = format!(
             "{:#}",
             Config::load_from(&o, &env("HOOKBOX_HTTPS_ONLY", "maybe")).unwrap_err()

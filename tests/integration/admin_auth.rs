@@ -517,3 +517,15 @@ async fn admin_cli_creates_admins_and_resets_passwords_while_the_server_runs() {
     let err = run_admin_cli(&dir, &reset_nobody, "whatever password\n").unwrap_err();
     assert!(err.contains("no admin named"), "{err}");
 }
+
+/// Forms read before a session is checked (the login form here) keep a small body limit;
+/// only the Testing tab's takes a payload as large as the API's.
+#[tokio::test]
+async fn a_login_form_larger_than_any_login_is_refused_unread() {
+    let app = TestApp::spawn().await;
+    let big = "x".repeat(300 * 1024);
+    let r = Console::new(&app)
+        .post("/admin/login", &[("username", "admin"), ("password", &big)])
+        .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+}

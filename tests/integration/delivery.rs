@@ -734,6 +734,24 @@ async fn every_post_is_done_once_per_idempotency_key() {
     assert_eq!(together, 1, "{listed}");
 }
 
+/// A test send waits for the receiver as long as the endpoint's timeout allows, past
+/// `answer_timeout` (which is for a database that does not answer).
+#[tokio::test]
+async fn a_test_send_waits_for_a_slow_receiver_past_the_answer_timeout() {
+    let app = TestApp::spawn_with(|cfg| cfg.answer_timeout = Duration::from_secs(1)).await;
+    let rx = TestReceiver::start().await;
+    rx.set_default(Reply::status(200).delay(Duration::from_millis(1500)));
+    let (a, ep, _) = setup(&app, &rx).await;
+    let out = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/test"),
+            json!({ "eventType": "order.created" }),
+            200,
+        )
+        .await;
+    assert_eq!(out["success"], true, "{out}");
+}
+
 /// `before` and `after` on attempt listings are the attempts' times, as Svix documents them
 /// ("items created before/after"): a resend made later is after a time its message is
 /// before. (They were the message's time, so a listing of the last hour left out new

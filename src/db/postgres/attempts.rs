@@ -2,7 +2,6 @@
 
 use super::super::{Attempt, AttemptFilter, DbResult, Page, PageQuery};
 use super::messages::{self, filter_sql, from_row_at, Param};
-use crate::domain::ids;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -85,14 +84,12 @@ pub async fn list(
             );
         }
     }
-    // Attempt ids begin with the time they were made at.
+    // The time each shows (when it was sent; its id is made when its answer came).
     if let Some(b) = f.before {
-        let bound = ids::lower_bound_at(ids::ATTEMPT, b);
-        push(&mut cond, " AND a.id < #", Box::new(bound), &mut owned);
+        push(&mut cond, " AND a.created_at < #", Box::new(b), &mut owned);
     }
     if let Some(at) = f.after {
-        let bound = ids::lower_bound_at(ids::ATTEMPT, at + 1);
-        push(&mut cond, " AND a.id >= #", Box::new(bound), &mut owned);
+        push(&mut cond, " AND a.created_at > #", Box::new(at), &mut owned);
     }
     let (mcond, mparams) = filter_sql(&f.messages, owned.len() + 1);
     let params: Vec<&(dyn ToSql + Sync)> = owned

@@ -1,5 +1,4 @@
 use super::{messages, paged, DbResult, Page, PageQuery};
-use crate::domain::ids;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 pub use crate::domain::model::Attempt;
@@ -85,14 +84,14 @@ pub fn list(c: &Connection, f: &AttemptFilter, page: &PageQuery) -> DbResult<Pag
             owned.push(Box::new(class + 100));
         }
     }
-    // Attempt ids begin with the time they were made at.
+    // The time each shows (when it was sent; its id is made when its answer came).
     if let Some(b) = f.before {
-        cond.push_str(" AND a.id < ?");
-        owned.push(Box::new(ids::lower_bound_at(ids::ATTEMPT, b)));
+        cond.push_str(" AND a.created_at < ?");
+        owned.push(Box::new(b));
     }
     if let Some(at) = f.after {
-        cond.push_str(" AND a.id >= ?");
-        owned.push(Box::new(ids::lower_bound_at(ids::ATTEMPT, at + 1)));
+        cond.push_str(" AND a.created_at > ?");
+        owned.push(Box::new(at));
     }
     let params: Vec<&dyn rusqlite::ToSql> = owned
         .iter()

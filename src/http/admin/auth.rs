@@ -134,10 +134,16 @@ pub async fn login(
     if !logins::begin(&st.store, client, &name_key, st.now()).await? {
         return Err(ConsoleError::RateLimited);
     }
+    let user = st.store.admin_by_name(&username).await?;
     // Others failing for this username (from as many addresses as they like) slow its
-    // checks down, and can book them far ahead; not those from a browser it logged in from.
-    let known = cookie(&req, KNOWN_COOKIE)
-        .is_some_and(|v| st.console.knows_browser(&v, &name_key, st.now()));
+    // checks down, and can book them far ahead; not those from a browser it logged in from
+    // with its current password.
+    let known = user.as_ref().is_some_and(|u| {
+        cookie(&req, KNOWN_COOKIE).is_some_and(|v| {
+            st.console
+                .knows_browser(&v, &name_key, &u.password_hash, st.now())
+        })
+    });
     if !known {
         match logins::wait_for_turn(&st.store, &name_key, st.now()).await? {
             Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
@@ -145,7 +151,6 @@ pub async fn login(
             None => return Err(ConsoleError::RateLimited),
         }
     }
-    let user = st.store.admin_by_name(&username).await?;
     // An unknown user's login verifies against a hash of no one's password: it takes as
     // long as the others.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -168,16 +173,24 @@ pub async fn login(
         }
     };
     logins::succeeded(&st.store, client, &name_key).await?;
-    start_session(&st, &req, user.id, &name_key, safe_next(form.get("next"))).await
+    let known_as = (name_key.as_str(), user.password_hash.as_str());
+    start_session(
+        &st,
+        &req,
+        user.id.clone(),
+        known_as,
+        safe_next(form.get("next")),
+    )
+    .await
 }
 
 /// Creates a session for `user_id` and answers with its cookie and a redirect to `then`; the
-/// browser is known for `username` from now on.
+/// browser is known for `(username, password hash)` from now on.
 async fn start_session(
     st: &Data,
     req: &HttpRequest,
     user_id: String,
-    username: &str,
+    (username, password_hash): (&str, &str),
     then: &str,
 ) -> Result<HttpResponse, ConsoleError> {
     let sid = crate::service::sessions::start_admin(&st.store, &user_id, st.now())
@@ -185,7 +198,9 @@ async fn start_session(
         .id;
     let mut res = redirect(then);
     set_cookie(&mut res, &sid, None, is_https(req));
-    let known = st.console.known_browser_value(username, st.now());
+    let known = st
+        .console
+        .known_browser_value(username, password_hash, st.now());
     let mut c = format!(
         "{KNOWN_COOKIE}={known}; Path=/admin/login; HttpOnly; SameSite=Strict; Max-Age={}",
         super::console::KNOWN_FOR.as_secs()
@@ -306,7 +321,7 @@ pub async fn setup(
         crate::service::sessions::create_first_admin(&st.store, &token, &username, &hash, st.now())
             .await?
             .ok_or_else(|| ConsoleError::Gone(SETUP_GONE.into()))?;
-    start_session(&st, &req, user_id, &username, "/admin").await
+    start_session(&st, &req, user_id, (&username, &hash), "/admin").await
 }
 
 #[cfg(test)]

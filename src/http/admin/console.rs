@@ -24,20 +24,36 @@ impl Console {
         mac(&self.login_key, &[token.as_bytes()])
     }
 
-    /// The value of the cookie that marks a browser `username` logged in from at `at` (ms):
-    /// that time and a MAC of it with the username under a server key.
-    pub(super) fn known_browser_value(&self, username: &str, at: i64) -> String {
+    /// The value of the cookie that marks a browser `username` logged in from at `at` (ms),
+    /// with the password whose hash is `password_hash`: that time and a MAC of it with the
+    /// username and the hash under a server key (a new password, or another admin of that
+    /// name, makes it void).
+    pub(super) fn known_browser_value(
+        &self,
+        username: &str,
+        password_hash: &str,
+        at: i64,
+    ) -> String {
         let at = at.to_string();
-        let mac = mac(
-            &self.known_key,
-            &[username.as_bytes(), b"\0", at.as_bytes()],
-        );
-        format!("{at}.{mac}")
+        let parts = [
+            username.as_bytes(),
+            b"\0",
+            password_hash.as_bytes(),
+            b"\0",
+            at.as_bytes(),
+        ];
+        format!("{at}.{}", mac(&self.known_key, &parts))
     }
 
-    /// Whether `value` (the cookie's) says this browser logged in as `username` within
-    /// [`KNOWN_FOR`] of `now`.
-    pub(super) fn knows_browser(&self, value: &str, username: &str, now: i64) -> bool {
+    /// Whether `value` (the cookie's) says this browser logged in as `username`, with the
+    /// password it has now, within [`KNOWN_FOR`] of `now`.
+    pub(super) fn knows_browser(
+        &self,
+        value: &str,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> bool {
         let Some(at) = value
             .split_once('.')
             .and_then(|(at, _)| at.parse::<i64>().ok())
@@ -46,7 +62,11 @@ impl Console {
         };
         // A minute's leeway for clocks of several nodes.
         let recent = at <= now + 60_000 && now - at < crate::domain::time::duration_ms(KNOWN_FOR);
-        recent && super::same(value, &self.known_browser_value(username, at))
+        recent
+            && super::same(
+                value,
+                &self.known_browser_value(username, password_hash, at),
+            )
     }
 }
 
@@ -70,22 +90,27 @@ mod tests {
     #[test]
     fn a_browser_is_known_for_the_admin_who_logged_in_from_it_for_ninety_days() {
         let console = Console::new(&crate::domain::crypto::MainKey::generate());
-        let value = console.known_browser_value("ops", NOW);
-        assert!(console.knows_browser(&value, "ops", NOW));
-        assert!(console.knows_browser(&value, "ops", NOW + 89 * 24 * 3600 * 1000));
-        assert!(!console.knows_browser(&value, "ops", NOW + 91 * 24 * 3600 * 1000));
-        assert!(!console.knows_browser(&value, "admin", NOW));
+        let value = console.known_browser_value("ops", "hash1", NOW);
+        assert!(console.knows_browser(&value, "ops", "hash1", NOW));
+        assert!(console.knows_browser(&value, "ops", "hash1", NOW + 89 * 24 * 3600 * 1000));
+        assert!(!console.knows_browser(&value, "ops", "hash1", NOW + 91 * 24 * 3600 * 1000));
+        assert!(!console.knows_browser(&value, "admin", "hash1", NOW));
+        // Its password changed (or another admin took the name).
+        assert!(!console.knows_browser(&value, "ops", "hash2", NOW));
         // Another server's (another main key's), a changed time, a changed MAC, garbage.
         let other = Console::new(&crate::domain::crypto::MainKey::generate());
-        assert!(!other.knows_browser(&value, "ops", NOW));
+        assert!(!other.knows_browser(&value, "ops", "hash1", NOW));
         let (_, mac) = value.split_once('.').unwrap();
-        assert!(!console.knows_browser(&format!("{}.{mac}", NOW + 1), "ops", NOW));
+        assert!(!console.knows_browser(&format!("{}.{mac}", NOW + 1), "ops", "hash1", NOW));
         let mut flipped = value.clone();
         let last = flipped.pop().unwrap();
         flipped.push(if last == '0' { '1' } else { '0' });
-        assert!(!console.knows_browser(&flipped, "ops", NOW));
+        assert!(!console.knows_browser(&flipped, "ops", "hash1", NOW));
         for garbage in ["", ".", "x.y", &NOW.to_string()] {
-            assert!(!console.knows_browser(garbage, "ops", NOW), "{garbage:?}");
+            assert!(
+                !console.knows_browser(garbage, "ops", "hash1", NOW),
+                "{garbage:?}"
+            );
         }
     }
 }

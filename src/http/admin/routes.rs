@@ -9,7 +9,7 @@ fn resource(path: &str) -> actix_web::Resource {
 
 /// An application's Settings → Webhooks pages: served under `/admin` to admins and under
 /// `/portal` to a customer's portal session for that application.
-fn webhook_pages(scope: actix_web::Scope) -> actix_web::Scope {
+fn webhook_pages(scope: actix_web::Scope, form_limit: usize) -> actix_web::Scope {
     use web::{get, post};
     let ep = "/apps/{app_id}/endpoints/{endpoint_id}";
     scope
@@ -42,6 +42,8 @@ fn webhook_pages(scope: actix_web::Scope) -> actix_web::Scope {
         )
         .service(
             resource(&format!("{ep}/testing"))
+                // The one form that carries a payload: as large as the API takes.
+                .app_data(web::PayloadConfig::new(form_limit))
                 .route(get().to(endpoints::testing))
                 .route(post().to(endpoints::send_test)),
         )
@@ -73,7 +75,7 @@ fn webhook_pages(scope: actix_web::Scope) -> actix_web::Scope {
 }
 
 /// Registers every console route: `/admin` and the customer portal under `/portal`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig, form_limit: usize) {
     use web::{get, post};
     let admin = web::scope("/admin")
         .service(resource("").route(get().to(dashboard::show)))
@@ -143,6 +145,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
     let portal = webhook_pages(
         web::scope(PORTAL_ROOT).service(resource("/open/{token}").route(get().to(portal::open))),
+        form_limit,
     )
     // Portal pages are made to be embedded in the operator's own product.
     .wrap_fn(|req, srv| {
@@ -171,7 +174,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             Ok(res)
         }
     });
-    cfg.service(webhook_pages(admin)).service(portal);
+    cfg.service(webhook_pages(admin, form_limit))
+        .service(portal);
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ConsoleError> {

@@ -275,6 +275,12 @@ pub enum Ordering {
     Descending,
 }
 
+/// The key an iterator names: after a leading `-` (then it pages backwards), unless that is
+/// all there is.
+fn iterator_key(it: &str) -> &str {
+    it.strip_prefix('-').filter(|k| !k.is_empty()).unwrap_or(it)
+}
+
 /// Paging through a listing: pass the `iterator` (or `prevIterator`) of the last answer.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -283,7 +289,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 250)]
     pub limit: Option<u32>,
     /// The `iterator` or `prevIterator` of a previous answer.
-    #[param(pattern = r"^-?[a-zA-Z0-9\-_.:]{1,256}$")]
+    #[param(pattern = r"^(-?[a-zA-Z0-9\-_.:]{1,256})?$")]
     pub iterator: Option<String>,
     /// The listing's natural order when absent.
     #[param(inline)]
@@ -314,7 +320,7 @@ impl ListParams {
             }
         };
         let iterator = q.str("iterator").filter(|s| !s.is_empty());
-        if let Some(key) = iterator.map(|it| it.strip_prefix('-').unwrap_or(it)) {
+        if let Some(key) = iterator.map(iterator_key) {
             if key.chars().count() > 256 {
                 return Err(ApiError::invalid(
                     &["query", "iterator"],
@@ -341,7 +347,7 @@ impl ListParams {
     pub fn page(self, default_desc: bool) -> PageQuery {
         let (after, before) = match self.iterator {
             None => (None, None),
-            Some(it) => match it.strip_prefix('-') {
+            Some(it) => match it.strip_prefix('-').filter(|b| !b.is_empty()) {
                 Some(b) => (None, Some(b.to_owned())),
                 None => (Some(it), None),
             },
@@ -494,7 +500,6 @@ mod tests {
             "limit=0",
             "limit=251",
             "order=sideways",
-            "iterator=-",
             "iterator=%27%20OR%201%3D1%20--",
             "iterator=msg%2F1",
         ] {
@@ -504,6 +509,7 @@ mod tests {
             "iterator=--x",
             "iterator=invoice.paid",
             "iterator=-ep_01J:x",
+            "iterator=-",
         ] {
             assert!(ListParams::parse(&Query::parse(good)).is_ok(), "{good}");
         }
