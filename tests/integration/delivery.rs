@@ -764,10 +764,19 @@ async fn attempt_listings_take_before_and_after_as_the_attempts_times() {
     let m = app.send(&a, "order.created", json!({})).await;
     rx.wait_for_count(1, Duration::from_secs(5)).await;
     app.settled().await;
-    // A millisecond apart on either side, whatever the clock's resolution.
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let between = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // A millisecond after the first attempt; the resend is sent once the clock has passed it.
+    let first = app.get(&format!("/app/{a}/attempt/msg/{m}"), 200).await["data"][0]["timestamp"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
+    let between = first + chrono::Duration::milliseconds(1);
+    let passed = wait_for(Duration::from_secs(5), || async {
+        chrono::Utc::now() > between + chrono::Duration::milliseconds(1)
+    })
+    .await;
+    assert!(passed);
+    let between = between.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     app.post(
         &format!("/app/{a}/msg/{m}/endpoint/{ep}/resend"),
         json!({}),
