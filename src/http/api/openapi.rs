@@ -275,10 +275,13 @@ pub enum Ordering {
     Descending,
 }
 
-/// The key an iterator names: after a leading `-` (then it pages backwards), unless that is
-/// all there is.
-fn iterator_key(it: &str) -> &str {
-    it.strip_prefix('-').filter(|k| !k.is_empty()).unwrap_or(it)
+/// The key an iterator names, and whether it pages backwards (a leading `-`, unless that is
+/// all there is).
+fn iterator_key(it: &str) -> (&str, bool) {
+    match it.strip_prefix('-').filter(|k| !k.is_empty()) {
+        Some(key) => (key, true),
+        None => (it, false),
+    }
 }
 
 /// Paging through a listing: pass the `iterator` (or `prevIterator`) of the last answer.
@@ -320,7 +323,7 @@ impl ListParams {
             }
         };
         let iterator = q.str("iterator").filter(|s| !s.is_empty());
-        if let Some(key) = iterator.map(iterator_key) {
+        if let Some((key, _)) = iterator.map(iterator_key) {
             if key.chars().count() > 256 {
                 return Err(ApiError::invalid(
                     &["query", "iterator"],
@@ -347,9 +350,9 @@ impl ListParams {
     pub fn page(self, default_desc: bool) -> PageQuery {
         let (after, before) = match self.iterator {
             None => (None, None),
-            Some(it) => match it.strip_prefix('-').filter(|b| !b.is_empty()) {
-                Some(b) => (None, Some(b.to_owned())),
-                None => (Some(it), None),
+            Some(it) => match iterator_key(&it) {
+                (key, true) => (None, Some(key.to_owned())),
+                (_, false) => (Some(it), None),
             },
         };
         PageQuery {
